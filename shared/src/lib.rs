@@ -1,0 +1,19 @@
+//! `eddo`: what every eddo function needs and nothing more.
+//!
+//! - [`event`]: the envelope on every eddo event and the catalog of detail types;
+//! - [`git`]: the provider-independent detail of Git events;
+//! - [`publish`]: PutEvents that loses no entry;
+//! - [`idempotency`]: exactly-once side effects over at-least-once delivery;
+//! - [`config`], [`telemetry`], [`error`], [`aws`]: init, logs, failures, SDK clients.
+
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod git;
+pub mod idempotency;
+pub mod publish;
+pub mod telemetry;
+
+pub use error::{Error, Retry};
+pub use event::{DetailType, Envelope, Metadata, Source};

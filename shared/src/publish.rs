@@ -1,0 +1,592 @@
+//! Publishing eddo's events to EventBridge, losing none.
+//!
+//! PutEvents takes at most 10 entries and a bounded request size; it can accept a call and still
+//! fail some entries (`FailedEntryCount`). Entries failed for a transient reason are resent with
+//! bounded, jittered backoff; any other failure is returned, naming each entry. Nothing is
+//! dropped silently.
+
+use std::time::Duration;
+
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use serde::Serialize;
+
+use crate::error::{EntryFailure, Error};
+use crate::event::{DetailType, Envelope};
+
+/// PutEvents' limit on entries per call.
+pub const MAX_ENTRIES_PER_CALL: usize = 10;
+
+/// One entry ready for PutEvents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEvent {
+    pub source: &'static str,
+    pub detail_type: DetailType,
+    pub detail: String,
+    pub resources: Vec<String>,
+}
+
+impl OutgoingEvent {
+    pub fn new<D: Serialize>(detail_type: DetailType, detail: &Envelope<D>) -> Result<Self, Error> {
+        Ok(OutgoingEvent {
+            source: detail_type.source().as_str(),
+            detail_type,
+            detail: serde_json::to_string(detail)?,
+            resources: Vec::new(),
+        })
+    }
+
+    pub fn with_resources(mut self, resources: Vec<String>) -> Self {
+        self.resources = resources;
+        self
+    }
+
+    /// The entry's size as EventBridge counts it against the limit.
+    pub fn size(&self) -> usize {
+        entry_size(
+            self.source,
+            self.detail_type.as_str(),
+            &self.detail,
+            &self.resources,
+            false,
+        )
+    }
+
+    fn to_entry(&self, bus: &str) -> PutEventsRequestEntry {
+        PutEventsRequestEntry::builder()
+            .event_bus_name(bus)
+            .source(self.source)
+            .detail_type(self.detail_type.as_str())
+            .detail(&self.detail)
+            .set_resources((!self.resources.is_empty()).then(|| self.resources.clone()))
+            .build()
+    }
+}
+
+/// A PutEvents entry's size as AWS documents it ("Calculating PutEvents event entry size"): 14
+/// bytes for `Time` when set, plus the UTF-8 bytes of `Source`, `DetailType`, `Detail` and each
+/// of `Resources`. The bus name and trace header do not count.
+pub fn entry_size(
+    source: &str,
+    detail_type: &str,
+    detail: &str,
+    resources: &[String],
+    has_time: bool,
+) -> usize {
+    let time = if has_time { 14 } else { 0 };
+    time + source.len()
+        + detail_type.len()
+        + detail.len()
+        + resources.iter().map(String::len).sum::<usize>()
+}
+
+/// How transient entry failures are retried: full-jitter exponential backoff, bounded in count
+/// and in each delay, so a webhook still answers well inside the sender's timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub attempts: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            attempts: 4,
+            base: Duration::from_millis(50),
+            cap: Duration::from_millis(800),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before retry `n` (1-based): uniform in `0..=min(cap, base * 2^(n-1))`.
+    pub fn delay(&self, n: u32) -> Duration {
+        let ceiling = self
+            .base
+            .saturating_mul(1u32 << (n.saturating_sub(1)).min(16))
+            .min(self.cap);
+        let ms = ceiling.as_millis() as u64;
+        Duration::from_millis(fastrand::u64(0..=ms))
+    }
+}
+
+/// Entry error codes worth resending: the ones AWS documents as transient.
+pub fn is_retryable_entry_code(code: &str) -> bool {
+    matches!(
+        code,
+        "InternalFailure" | "ThrottlingException" | "InternalException"
+    )
+}
+
+/// What a publish achieved: one EventBridge event id per entry, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub event_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    client: aws_sdk_eventbridge::Client,
+    bus: String,
+    max_entry_bytes: usize,
+    backoff: Backoff,
+}
+
+impl Publisher {
+    pub fn new(
+        client: aws_sdk_eventbridge::Client,
+        bus: impl Into<String>,
+        max_entry_bytes: usize,
+    ) -> Self {
+        Publisher {
+            client,
+            bus: bus.into(),
+            max_entry_bytes,
+            backoff: Backoff::default(),
+        }
+    }
+
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    pub fn max_entry_bytes(&self) -> usize {
+        self.max_entry_bytes
+    }
+
+    pub fn bus(&self) -> &str {
+        &self.bus
+    }
+
+    /// Publishes every event or says which were not published and why.
+    ///
+    /// Every entry is checked against the size limit before any call, so an oversized entry
+    /// publishes nothing. Calls carry at most 10 entries and at most the size limit in all.
+    pub async fn publish(&self, events: &[OutgoingEvent]) -> Result<Published, Error> {
+        for e in events {
+            let size = e.size();
+            if size > self.max_entry_bytes {
+                return Err(Error::EntryTooLarge {
+                    detail_type: e.detail_type.to_string(),
+                    size,
+                    limit: self.max_entry_bytes,
+                });
+            }
+        }
+        let mut event_ids = vec![String::new(); events.len()];
+        for batch in batches(events, self.max_entry_bytes) {
+            self.publish_batch(events, &batch, &mut event_ids).await?;
+        }
+        Ok(Published { event_ids })
+    }
+
+    /// Sends the entries at `indices`, resending the transient failures, and fills `event_ids`.
+    async fn publish_batch(
+        &self,
+        events: &[OutgoingEvent],
+        indices: &[usize],
+        event_ids: &mut [String],
+    ) -> Result<(), Error> {
+        let total = events.len();
+        let mut pending: Vec<usize> = indices.to_vec();
+        let mut rejected: Vec<EntryFailure> = Vec::new();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let entries = pending
+                .iter()
+                .map(|&i| events[i].to_entry(&self.bus))
+                .collect();
+            let mut transient: Vec<(usize, EntryFailure)> = Vec::new();
+            match self
+                .client
+                .put_events()
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    let results = out.entries();
+                    if results.len() != pending.len() {
+                        // The API promises one result per entry, in order; without it nothing can
+                        // be attributed, so treat the whole call as failed and transient.
+                        for &i in &pending {
+                            transient.push((
+                                i,
+                                failure(
+                                    &events[i],
+                                    "MissingResult",
+                                    "PutEvents returned no result for this entry",
+                                ),
+                            ));
+                        }
+                    }
+                    for (&i, result) in pending.iter().zip(results) {
+                        match (result.error_code(), result.event_id()) {
+                            (None, Some(id)) => event_ids[i] = id.to_string(),
+                            (None, None) => transient.push((
+                                i,
+                                failure(&events[i], "MissingEventId", "no event id and no error"),
+                            )),
+                            (Some(code), _) => {
+                                let f =
+                                    failure(&events[i], code, result.error_message().unwrap_or(""));
+                                if is_retryable_entry_code(code) {
+                                    transient.push((i, f));
+                                } else {
+                                    rejected.push(f);
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(err) => {
+                    let err = Error::aws("EventBridge", "PutEvents", err);
+                    if !err.is_retryable() {
+                        return Err(err);
+                    }
+                    let msg = err.to_string();
+                    for &i in &pending {
+                        transient.push((i, failure(&events[i], "CallFailed", &msg)));
+                    }
+                }
+            }
+            let published = event_ids.iter().filter(|id| !id.is_empty()).count();
+            if transient.is_empty() {
+                if rejected.is_empty() {
+                    return Ok(());
+                }
+                return Err(Error::PublishRejected {
+                    failures: rejected,
+                    published,
+                    total,
+                });
+            }
+            if attempt >= self.backoff.attempts {
+                let mut failures: Vec<EntryFailure> =
+                    transient.into_iter().map(|(_, f)| f).collect();
+                failures.extend(rejected);
+                return Err(Error::PublishExhausted {
+                    failures,
+                    attempts: attempt,
+                    published,
+                    total,
+                });
+            }
+            tracing::warn!(
+                attempt,
+                retrying = transient.len(),
+                code = %transient[0].1.code,
+                "PutEvents entries failed transiently; resending"
+            );
+            pending = transient.into_iter().map(|(i, _)| i).collect();
+            tokio::time::sleep(self.backoff.delay(attempt)).await;
+        }
+    }
+}
+
+fn failure(event: &OutgoingEvent, code: &str, message: &str) -> EntryFailure {
+    EntryFailure {
+        detail_type: event.detail_type.to_string(),
+        code: code.to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// Groups entry indices into calls of at most 10 entries and at most `max_bytes` in all.
+pub fn batches(events: &[OutgoingEvent], max_bytes: usize) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut bytes = 0;
+    for (i, e) in events.iter().enumerate() {
+        let size = e.size();
+        if !current.is_empty()
+            && (current.len() == MAX_ENTRIES_PER_CALL || bytes + size > max_bytes)
+        {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        current.push(i);
+        bytes += size;
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Metadata;
+    use aws_sdk_eventbridge::operation::put_events::PutEventsOutput;
+    use aws_sdk_eventbridge::types::PutEventsResultEntry;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn event(n: usize, pad: usize) -> OutgoingEvent {
+        let env = Envelope {
+            metadata: Metadata::new("c", "d"),
+            detail: json!({"n": n, "pad": "x".repeat(pad)}),
+        };
+        OutgoingEvent::new(DetailType::GitPush, &env).unwrap()
+    }
+
+    fn ok(id: &str) -> PutEventsResultEntry {
+        PutEventsResultEntry::builder().event_id(id).build()
+    }
+
+    fn failed(code: &str) -> PutEventsResultEntry {
+        PutEventsResultEntry::builder()
+            .error_code(code)
+            .error_message("nope")
+            .build()
+    }
+
+    fn fast() -> Backoff {
+        Backoff {
+            attempts: 4,
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(2),
+        }
+    }
+
+    #[test]
+    fn size_counts_what_aws_counts() {
+        // Source + DetailType + Detail + Resources, in UTF-8 bytes; 14 more for Time.
+        assert_eq!(
+            entry_size("eddo.webhook", "Git Push", "{\"a\":\"é\"}", &[], false),
+            12 + 8 + 10
+        );
+        assert_eq!(
+            entry_size("s", "d", "{}", &["arn:aws:x".to_string()], true),
+            14 + 1 + 1 + 2 + 9
+        );
+        let e = event(1, 0);
+        assert_eq!(
+            e.size(),
+            "eddo.webhook".len() + "Git Push".len() + e.detail.len()
+        );
+    }
+
+    #[test]
+    fn batches_respect_count_and_bytes() {
+        let events: Vec<_> = (0..23).map(|n| event(n, 10)).collect();
+        let b = batches(&events, 256 * 1024);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![10, 10, 3]);
+        let big: Vec<_> = (0..3).map(|n| event(n, 100_000)).collect();
+        let b = batches(&big, 256 * 1024);
+        assert_eq!(b, vec![vec![0, 1], vec![2]]);
+    }
+
+    proptest! {
+        #[test]
+        fn batches_keep_every_entry_once_in_order(sizes in proptest::collection::vec(0usize..5000, 0..40), limit in 6000usize..20000) {
+            let events: Vec<_> = sizes.iter().enumerate().map(|(n, s)| event(n, *s)).collect();
+            let b = batches(&events, limit);
+            let flat: Vec<usize> = b.iter().flatten().copied().collect();
+            prop_assert_eq!(flat, (0..events.len()).collect::<Vec<_>>());
+            for batch in &b {
+                prop_assert!(batch.len() <= MAX_ENTRIES_PER_CALL);
+                let bytes: usize = batch.iter().map(|&i| events[i].size()).sum();
+                prop_assert!(batch.len() == 1 || bytes <= limit);
+            }
+        }
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        let b = Backoff {
+            attempts: 10,
+            base: Duration::from_millis(50),
+            cap: Duration::from_millis(800),
+        };
+        for n in 1..40 {
+            assert!(b.delay(n) <= Duration::from_millis(800));
+        }
+        assert!(b.delay(1) <= Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn oversized_entry_publishes_nothing() {
+        let rule = mock!(aws_sdk_eventbridge::Client::put_events)
+            .then_output(|| PutEventsOutput::builder().build());
+        let client = mock_client!(aws_sdk_eventbridge, [&rule]);
+        let p = Publisher::new(client, "eddo", 2048).with_backoff(fast());
+        let err = p
+            .publish(&[event(0, 10), event(1, 4000)])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::EntryTooLarge { size, limit: 2048, .. } if size > 4000),
+            "{err}"
+        );
+        assert!(!err.is_retryable());
+        assert_eq!(rule.num_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn partial_failure_resends_only_the_failed_entries() {
+        let rule = mock!(aws_sdk_eventbridge::Client::put_events)
+            .sequence()
+            .output(|| {
+                PutEventsOutput::builder()
+                    .failed_entry_count(2)
+                    .entries(ok("id-0"))
+                    .entries(failed("ThrottlingException"))
+                    .entries(failed("InternalFailure"))
+                    .build()
+            })
+            .output(|| {
+                PutEventsOutput::builder()
+                    .entries(ok("id-1"))
+                    .entries(ok("id-2"))
+                    .build()
+            })
+            .build();
+        let resent = mock!(aws_sdk_eventbridge::Client::put_events)
+            .then_output(|| PutEventsOutput::builder().build());
+        let client = mock_client!(aws_sdk_eventbridge, RuleMode::Sequential, [&rule, &resent]);
+        let p = Publisher::new(client, "eddo", 256 * 1024).with_backoff(fast());
+        let out = p
+            .publish(&[event(0, 1), event(1, 1), event(2, 1)])
+            .await
+            .unwrap();
+        assert_eq!(out.event_ids, vec!["id-0", "id-1", "id-2"]);
+        assert_eq!(rule.num_calls(), 2);
+        assert_eq!(resent.num_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_resend_carries_only_the_failed_entries() {
+        let first = mock!(aws_sdk_eventbridge::Client::put_events)
+            .match_requests(|r| r.entries().len() == 3)
+            .then_output(|| {
+                PutEventsOutput::builder()
+                    .failed_entry_count(1)
+                    .entries(ok("id-0"))
+                    .entries(ok("id-1"))
+                    .entries(failed("ThrottlingException"))
+                    .build()
+            });
+        let second = mock!(aws_sdk_eventbridge::Client::put_events)
+            .match_requests(|r| {
+                r.entries().len() == 1 && r.entries()[0].detail().unwrap().contains("\"n\":2")
+            })
+            .then_output(|| PutEventsOutput::builder().entries(ok("id-2")).build());
+        let client = mock_client!(aws_sdk_eventbridge, RuleMode::Sequential, [&first, &second]);
+        let p = Publisher::new(client, "eddo", 256 * 1024).with_backoff(fast());
+        let out = p
+            .publish(&[event(0, 1), event(1, 1), event(2, 1)])
+            .await
+            .unwrap();
+        assert_eq!(out.event_ids, vec!["id-0", "id-1", "id-2"]);
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn persistent_throttling_is_a_retryable_error_after_bounded_attempts() {
+        let rule = mock!(aws_sdk_eventbridge::Client::put_events).then_output(|| {
+            PutEventsOutput::builder()
+                .failed_entry_count(1)
+                .entries(failed("ThrottlingException"))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&rule]);
+        let p = Publisher::new(client, "eddo", 256 * 1024).with_backoff(fast());
+        let err = p.publish(&[event(0, 1)]).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::PublishExhausted {
+                    attempts: 4,
+                    published: 0,
+                    total: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.is_retryable());
+        assert_eq!(rule.num_calls(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_entry_failure_is_surfaced_not_dropped() {
+        let rule = mock!(aws_sdk_eventbridge::Client::put_events).then_output(|| {
+            PutEventsOutput::builder()
+                .failed_entry_count(1)
+                .entries(ok("id-0"))
+                .entries(
+                    PutEventsResultEntry::builder()
+                        .error_code("MalformedDetail")
+                        .error_message("Detail is malformed.")
+                        .build(),
+                )
+                .build()
+        });
+        let client = mock_client!(aws_sdk_eventbridge, [&rule]);
+        let p = Publisher::new(client, "eddo", 256 * 1024).with_backoff(fast());
+        let err = p.publish(&[event(0, 1), event(1, 1)]).await.unwrap_err();
+        assert!(!err.is_retryable());
+        assert_eq!(
+            err.to_string(),
+            "EventBridge rejected 1 of 2 entries (1 published): Git Push (MalformedDetail: Detail is malformed.)"
+        );
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_throttled_call_is_retried_then_succeeds() {
+        // EventBridge's real throttling answer: HTTP 400 with the code in the JSON body.
+        let throttled =
+            Some(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.to_string());
+        let rule = mock!(aws_sdk_eventbridge::Client::put_events)
+            .sequence()
+            .http_status(400, throttled)
+            .times(5)
+            .output(|| PutEventsOutput::builder().entries(ok("id-0")).build())
+            .build();
+        let client = mock_client!(aws_sdk_eventbridge, RuleMode::Sequential, [&rule]);
+        let p = Publisher::new(client, "eddo", 256 * 1024).with_backoff(fast());
+        let out = p.publish(&[event(0, 1)]).await.unwrap();
+        assert_eq!(out.event_ids, vec!["id-0"]);
+        assert_eq!(rule.num_calls(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_rejected_call_is_permanent_and_not_retried() {
+        let denied = Some(r#"{"__type":"AccessDeniedException","message":"not authorized to perform events:PutEvents"}"#.to_string());
+        let rule = mock!(aws_sdk_eventbridge::Client::put_events)
+            .sequence()
+            .http_status(400, denied)
+            .build();
+        let client = mock_client!(aws_sdk_eventbridge, RuleMode::Sequential, [&rule]);
+        let p = Publisher::new(client, "eddo", 256 * 1024).with_backoff(fast());
+        let err = p.publish(&[event(0, 1)]).await.unwrap_err();
+        assert!(!err.is_retryable(), "{err}");
+        assert!(err.to_string().contains("AccessDeniedException"), "{err}");
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn twenty_three_events_take_three_calls() {
+        let rule = mock!(aws_sdk_eventbridge::Client::put_events).then_compute_output(|req| {
+            let mut out = PutEventsOutput::builder();
+            for e in req.entries() {
+                assert_eq!(e.event_bus_name(), Some("eddo"));
+                out = out.entries(ok(&format!("id-{}", e.detail().unwrap().len())));
+            }
+            out.build()
+        });
+        let client = mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&rule]);
+        let p = Publisher::new(client, "eddo", 256 * 1024);
+        let events: Vec<_> = (0..23).map(|n| event(n, 1)).collect();
+        let out = p.publish(&events).await.unwrap();
+        assert_eq!(out.event_ids.len(), 23);
+        assert!(out.event_ids.iter().all(|id| id.starts_with("id-")));
+        assert_eq!(rule.num_calls(), 3);
+    }
+}
