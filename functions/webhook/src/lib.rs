@@ -1,1 +1,513 @@
+//! The webhook receiver: a Lambda function URL that accepts signed deliveries from GitHub, GitLab
+//! and any Standard Webhooks sender, and publishes each, normalised, to the eddo bus exactly once.
+//!
+//! Routes: `POST /github`, `POST /gitlab`, `POST /standard`. Answers: 202 published, duplicate or
+//! ignored; 200 ping; 400 malformed; 401 bad or missing signature; 404 unknown route; 405 not a
+//! POST; 409 the same delivery is being processed now; 413 too large; 5xx when the bus or AWS
+//! fails, so the sender records a failed delivery and can redeliver.
 
+pub mod normalise;
+pub mod secrets;
+pub mod signature;
+
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_lambda_events::event::lambda_function_urls::{
+    LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
+};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use eddo::config::{CommonConfig, ConfigError, Env};
+use eddo::git::{GitEvent, Provider, RawOmitted};
+use eddo::idempotency::{Claim, IdempotencyKey, IdempotencyStore, now_epoch};
+use eddo::publish::{OutgoingEvent, Publisher};
+use eddo::{DetailType, Envelope, Metadata};
+use http::HeaderMap;
+use serde_json::json;
+use tracing::Instrument;
+
+use normalise::{Forward, Normalised};
+use secrets::{SecretCache, SecretError, SecretSet, WebhookSecrets};
+use signature::{SignatureError, StandardHeaders};
+
+/// The webhook function's settings, from the environment the template sets.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub common: CommonConfig,
+    /// `EDDO_WEBHOOK_SECRET_ARN`: the Secrets Manager secret holding the provider secrets.
+    pub secret_id: String,
+    /// `EDDO_SECRET_CACHE_SECONDS` (default 300): how long a fetched secret is trusted.
+    pub secret_ttl: Duration,
+    /// `EDDO_MAX_BODY_BYTES` (default 1 MiB): larger deliveries answer 413.
+    pub max_body_bytes: usize,
+    /// `EDDO_WEBHOOK_FORWARD` (default `standard_webhooks:*`): events published raw.
+    pub forward: Forward,
+    /// `EDDO_IDEMPOTENCY_HOURS` (default 72, at least 24): how long a delivery id is remembered.
+    /// GitHub lets a delivery be redelivered for 3 days.
+    pub idempotency_retention: Duration,
+    /// `EDDO_WEBHOOK_TOLERANCE_SECONDS` (default 300): Standard Webhooks timestamp tolerance.
+    pub tolerance_secs: u64,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let forward_spec = env
+            .optional("EDDO_WEBHOOK_FORWARD")
+            .unwrap_or("standard_webhooks:*");
+        let forward = Forward::parse(forward_spec)
+            .map_err(|p| ConfigError::new("EDDO_WEBHOOK_FORWARD", p))?;
+        let max_body_bytes: usize = env.parse_or("EDDO_MAX_BODY_BYTES", 1024 * 1024)?;
+        // A function URL carries at most 6 MB; a larger limit could never be reached.
+        if !(1024..=6 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(ConfigError::new(
+                "EDDO_MAX_BODY_BYTES",
+                format!("{max_body_bytes} is outside 1024..=6291456"),
+            ));
+        }
+        Ok(Config {
+            common: CommonConfig::from_env(env)?,
+            secret_id: env.required("EDDO_WEBHOOK_SECRET_ARN")?.to_string(),
+            secret_ttl: env.seconds_or("EDDO_SECRET_CACHE_SECONDS", 300, 0, 3600)?,
+            max_body_bytes,
+            forward,
+            idempotency_retention: env
+                .seconds_or("EDDO_IDEMPOTENCY_HOURS", 72, 24, 24 * 30)
+                .map(|h| h * 3600)?,
+            tolerance_secs: env
+                .seconds_or("EDDO_WEBHOOK_TOLERANCE_SECONDS", 300, 1, 3600)?
+                .as_secs(),
+        })
+    }
+}
+
+/// An HTTP answer: status and a small JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+impl Reply {
+    fn new(status: u16, body: serde_json::Value) -> Self {
+        Reply { status, body }
+    }
+
+    fn error(status: u16, message: impl Into<String>) -> Self {
+        Reply::new(status, json!({ "error": message.into() }))
+    }
+
+    pub fn into_response(self) -> LambdaFunctionUrlResponse {
+        let mut r = LambdaFunctionUrlResponse::default();
+        r.status_code = i64::from(self.status);
+        r.headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        if self.status == 405 {
+            r.headers
+                .insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
+        }
+        r.body = Some(self.body.to_string());
+        r
+    }
+}
+
+/// A verified, normalised delivery, ready to publish.
+#[derive(Debug)]
+pub struct Accepted {
+    pub provider: Provider,
+    pub delivery_id: String,
+    pub outcome: Normalised,
+}
+
+/// The routes, one per provider.
+pub fn route(path: &str) -> Option<Provider> {
+    match path.trim_end_matches('/') {
+        "/github" => Some(Provider::Github),
+        "/gitlab" => Some(Provider::Gitlab),
+        "/standard" => Some(Provider::StandardWebhooks),
+        _ => None,
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// The first checks, before any secret is fetched: method, route, body encoding and size.
+pub fn precheck(
+    req: &LambdaFunctionUrlRequest,
+    max_body_bytes: usize,
+) -> Result<(Provider, Vec<u8>), Reply> {
+    let method = req.request_context.http.method.as_deref().unwrap_or("");
+    let path = req
+        .raw_path
+        .as_deref()
+        .or(req.request_context.http.path.as_deref())
+        .unwrap_or("/");
+    let provider = route(path)
+        .ok_or_else(|| Reply::error(404, "no such route: use /github, /gitlab or /standard"))?;
+    if !method.eq_ignore_ascii_case("POST") {
+        return Err(Reply::error(405, "webhooks are delivered with POST"));
+    }
+    let body = req.body.as_deref().unwrap_or("");
+    // Base64 is 4 characters per 3 bytes: reject by the encoded length before decoding.
+    let decoded_len = if req.is_base64_encoded {
+        body.len() / 4 * 3
+    } else {
+        body.len()
+    };
+    if decoded_len > max_body_bytes {
+        return Err(Reply::error(
+            413,
+            format!("the body is over the {max_body_bytes}-byte limit"),
+        ));
+    }
+    let bytes = if req.is_base64_encoded {
+        BASE64
+            .decode(body)
+            .map_err(|_| Reply::error(400, "the body is not valid base64"))?
+    } else {
+        body.as_bytes().to_vec()
+    };
+    if bytes.len() > max_body_bytes {
+        return Err(Reply::error(
+            413,
+            format!("the body is over the {max_body_bytes}-byte limit"),
+        ));
+    }
+    Ok((provider, bytes))
+}
+
+/// Verifies a delivery's signature and normalises it. Pure: no I/O, `now` in epoch seconds.
+pub fn accept(
+    provider: Provider,
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &SecretSet,
+    config: &Config,
+    now: u64,
+) -> Result<Accepted, Reply> {
+    let standard_headers = StandardHeaders {
+        id: header(headers, "webhook-id"),
+        timestamp: header(headers, "webhook-timestamp"),
+        signature: header(headers, "webhook-signature"),
+    };
+    let verified = match provider {
+        Provider::Github => signature::verify_github(
+            &secrets.values(|s: &WebhookSecrets| &s.github),
+            body,
+            header(headers, "x-hub-signature-256"),
+            header(headers, "x-hub-signature").is_some(),
+        ),
+        Provider::Gitlab => verify_gitlab(
+            secrets,
+            headers,
+            body,
+            standard_headers,
+            now,
+            config.tolerance_secs,
+        ),
+        Provider::StandardWebhooks => signature::verify_standard(
+            &secrets.values(|s: &WebhookSecrets| &s.standard_webhooks),
+            body,
+            standard_headers,
+            now,
+            config.tolerance_secs,
+        ),
+    };
+    verified.map_err(|e| {
+        if e == SignatureError::NoSecret {
+            tracing::error!(
+                provider = provider.as_str(),
+                "no {} secret is configured: every delivery is refused",
+                provider.as_str()
+            );
+        } else {
+            tracing::warn!(provider = provider.as_str(), reason = %e, "signature rejected");
+        }
+        Reply::error(401, "the signature could not be verified")
+    })?;
+
+    let (delivery_id, event) = match provider {
+        Provider::Github => (
+            header(headers, "x-github-delivery"),
+            header(headers, "x-github-event"),
+        ),
+        Provider::Gitlab => (
+            header(headers, "idempotency-key")
+                .or(header(headers, "x-gitlab-event-uuid"))
+                .or(standard_headers.id),
+            header(headers, "x-gitlab-event"),
+        ),
+        Provider::StandardWebhooks => (standard_headers.id, Some("standard webhook")),
+    };
+    let delivery_id =
+        delivery_id.ok_or_else(|| Reply::error(400, "the delivery id header is missing"))?;
+    let event = event.ok_or_else(|| Reply::error(400, "the event header is missing"))?;
+    if delivery_id.len() > 200 {
+        return Err(Reply::error(400, "the delivery id is over 200 characters"));
+    }
+
+    let payload = payload_text(headers, body)?;
+    let outcome = match provider {
+        Provider::Github => normalise::github(event, delivery_id, &payload, &config.forward),
+        Provider::Gitlab => normalise::gitlab(event, delivery_id, &payload, &config.forward),
+        Provider::StandardWebhooks => normalise::standard(delivery_id, &payload, &config.forward),
+    }
+    .map_err(|e| Reply::error(400, e.to_string()))?;
+    Ok(Accepted {
+        provider,
+        delivery_id: delivery_id.to_string(),
+        outcome,
+    })
+}
+
+/// GitLab: every mechanism the secret configures must pass (the `X-Gitlab-Token` secret token,
+/// the `gitlab_signing` Standard Webhooks signing token); with neither configured, nothing does.
+fn verify_gitlab(
+    secrets: &SecretSet,
+    headers: &HeaderMap,
+    body: &[u8],
+    standard: StandardHeaders<'_>,
+    now: u64,
+    tolerance: u64,
+) -> Result<(), SignatureError> {
+    let tokens = secrets.values(|s: &WebhookSecrets| &s.gitlab);
+    let signing = secrets.values(|s: &WebhookSecrets| &s.gitlab_signing);
+    if tokens.is_empty() && signing.is_empty() {
+        return Err(SignatureError::NoSecret);
+    }
+    if !tokens.is_empty() {
+        signature::verify_gitlab_token(&tokens, header(headers, "x-gitlab-token"))?;
+    }
+    if !signing.is_empty() {
+        signature::verify_standard(&signing, body, standard, now, tolerance)?;
+    }
+    Ok(())
+}
+
+/// The JSON payload: the body itself, or its `payload` field when GitHub sends
+/// `application/x-www-form-urlencoded`.
+fn payload_text(headers: &HeaderMap, body: &[u8]) -> Result<String, Reply> {
+    let form = header(headers, "content-type").is_some_and(|ct| {
+        ct.to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+    });
+    if form {
+        return form_urlencoded::parse(body)
+            .find(|(k, _)| k == "payload")
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| Reply::error(400, "the form body has no payload field"));
+    }
+    String::from_utf8(body.to_vec()).map_err(|_| Reply::error(400, "the body is not UTF-8"))
+}
+
+/// The PutEvents entry for a normalised event. When the raw payload would push it over the size
+/// limit, the raw payload is left out and the event says so; the delivery still succeeds.
+pub fn outgoing(
+    detail_type: DetailType,
+    mut event: GitEvent,
+    max_entry_bytes: usize,
+) -> Result<OutgoingEvent, Reply> {
+    let metadata = Metadata::new(event.delivery_id.clone(), event.delivery_id.clone());
+    let too_large = |size: usize| {
+        Reply::error(
+            413,
+            format!("the normalised event is {size} bytes, over the {max_entry_bytes}-byte limit"),
+        )
+    };
+    let encode = |e: &Envelope<GitEvent>| {
+        OutgoingEvent::new(detail_type, e).map_err(|err| Reply::error(400, err.to_string()))
+    };
+    let mut envelope = Envelope {
+        metadata,
+        detail: event.clone(),
+    };
+    let entry = encode(&envelope)?;
+    if entry.size() <= max_entry_bytes {
+        return Ok(entry);
+    }
+    let Some(raw) = event.raw.take() else {
+        return Err(too_large(entry.size()));
+    };
+    event.raw_omitted = Some(RawOmitted {
+        reason: "size".into(),
+        raw_bytes: raw.get().len(),
+        limit_bytes: max_entry_bytes,
+    });
+    envelope.detail = event;
+    let entry = encode(&envelope)?;
+    if entry.size() <= max_entry_bytes {
+        Ok(entry)
+    } else {
+        Err(too_large(entry.size()))
+    }
+}
+
+/// The function: built once at init, serving every invocation of the execution environment.
+pub struct Webhook {
+    config: Config,
+    secrets: SecretCache,
+    publisher: Publisher,
+    idempotency: IdempotencyStore,
+}
+
+impl Webhook {
+    pub fn new(config: Config, sdk: &SdkConfig) -> Self {
+        let publisher = Publisher::new(
+            aws_sdk_eventbridge::Client::new(sdk),
+            &config.common.event_bus_name,
+            config.common.max_entry_bytes,
+        );
+        Self::with_publisher(config, sdk, publisher)
+    }
+
+    /// As `new`, with a publisher of the caller's (tests use a mocked EventBridge client).
+    pub fn with_publisher(config: Config, sdk: &SdkConfig, publisher: Publisher) -> Self {
+        let secrets = SecretCache::new(
+            aws_sdk_secretsmanager::Client::new(sdk),
+            &config.secret_id,
+            config.secret_ttl,
+        );
+        // The lease outlives the function's timeout, so a live invocation never loses its claim.
+        let idempotency = IdempotencyStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            &config.common.table_name,
+            Duration::from_secs(60),
+            config.idempotency_retention,
+        );
+        Webhook {
+            config,
+            secrets,
+            publisher,
+            idempotency,
+        }
+    }
+
+    pub async fn handle(&self, req: LambdaFunctionUrlRequest) -> LambdaFunctionUrlResponse {
+        self.reply(req).await.unwrap_or_else(|r| r).into_response()
+    }
+
+    async fn reply(&self, req: LambdaFunctionUrlRequest) -> Result<Reply, Reply> {
+        let (provider, body) = precheck(&req, self.config.max_body_bytes).inspect_err(|r| {
+            tracing::warn!(status = r.status, reason = %r.body["error"], "delivery refused");
+        })?;
+        let secrets = self.secrets.get().await.map_err(|e| match e {
+            SecretError::Unavailable(err) => {
+                tracing::error!(error = %err, "webhook secret unavailable");
+                Reply::error(503, "the webhook secret is unavailable; redeliver later")
+            }
+            SecretError::Unusable(why) => {
+                tracing::error!(reason = %why, "webhook secret unusable: every delivery is refused");
+                Reply::error(401, "the signature could not be verified")
+            }
+        })?;
+        let accepted = accept(
+            provider,
+            &req.headers,
+            &body,
+            &secrets,
+            &self.config,
+            now_epoch(),
+        )?;
+        let span = eddo::telemetry::correlation_span(&accepted.delivery_id);
+        self.publish(accepted).instrument(span).await
+    }
+
+    async fn publish(&self, accepted: Accepted) -> Result<Reply, Reply> {
+        let delivery = accepted.delivery_id;
+        let (detail_type, event) = match accepted.outcome {
+            Normalised::Ping => {
+                tracing::info!(provider = accepted.provider.as_str(), "ping answered");
+                return Ok(Reply::new(
+                    200,
+                    json!({"status": "pong", "delivery_id": delivery}),
+                ));
+            }
+            Normalised::Ignored(reason) => {
+                tracing::info!(provider = accepted.provider.as_str(), %reason, "delivery ignored");
+                return Ok(Reply::new(
+                    202,
+                    json!({"status": "ignored", "delivery_id": delivery, "reason": reason}),
+                ));
+            }
+            Normalised::Publish(detail_type, event) => (detail_type, event),
+        };
+        let repository = event.repository.as_ref().map(|r| r.full_name.clone());
+        let (event_name, action, branch) = (
+            event.event.clone(),
+            event.action.clone(),
+            event.branch.clone(),
+        );
+        let entry = outgoing(detail_type, *event, self.publisher.max_entry_bytes())?;
+
+        let key = IdempotencyKey::new(
+            &format!("webhook#{}", accepted.provider.as_str()),
+            &delivery,
+        );
+        let lease = match self.idempotency.claim(&key, now_epoch()).await {
+            Ok(Claim::Acquired(lease)) => lease,
+            Ok(Claim::Completed { result }) => {
+                tracing::info!("redelivery of a published delivery: nothing published");
+                return Ok(Reply::new(
+                    202,
+                    json!({"status": "duplicate", "delivery_id": delivery, "event_id": result}),
+                ));
+            }
+            Ok(Claim::InProgress) => {
+                tracing::warn!("the same delivery is being processed by another invocation");
+                return Err(Reply::error(
+                    409,
+                    "this delivery is being processed; redeliver later if it does not appear",
+                ));
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "idempotency store unavailable");
+                return Err(Reply::error(503, "state unavailable; redeliver later"));
+            }
+        };
+        match self.publisher.publish(std::slice::from_ref(&entry)).await {
+            Ok(published) => {
+                let event_id = published.event_ids.into_iter().next().unwrap_or_default();
+                if let Err(err) = self
+                    .idempotency
+                    .complete(&lease, Some(&event_id), now_epoch())
+                    .await
+                {
+                    // Published but not recorded: a redelivery after the lease could publish again.
+                    tracing::error!(error = %err, %event_id, "published, but could not record the delivery as done");
+                }
+                tracing::info!(
+                    detail_type = detail_type.as_str(),
+                    event = %event_name,
+                    action = action.as_deref(),
+                    repository = repository.as_deref(),
+                    branch = branch.as_deref(),
+                    %event_id,
+                    "published"
+                );
+                Ok(Reply::new(
+                    202,
+                    json!({"status": "published", "delivery_id": delivery, "event_id": event_id, "detail_type": detail_type.as_str()}),
+                ))
+            }
+            Err(err) => {
+                if let Err(release_err) = self.idempotency.release(&lease).await {
+                    tracing::error!(error = %release_err, "could not release the delivery claim; a redelivery waits for the lease");
+                }
+                tracing::error!(error = %err, retryable = err.is_retryable(), "publish failed");
+                let status = if err.is_retryable() { 503 } else { 500 };
+                Err(Reply::error(
+                    status,
+                    "the event bus did not accept the event; redeliver later",
+                ))
+            }
+        }
+    }
+}

@@ -1,1 +1,21 @@
-fn main() {}
+//! Wiring only: tracing, config, SDK clients once, then the runtime loop.
+
+use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
+use eddo::config::{Env, exit_on_error};
+use eddo_webhook::{Config, Webhook};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    eddo::telemetry::init();
+    let config = exit_on_error(Config::from_env(&Env::from_process()));
+    let sdk = eddo::aws::load().await;
+    let webhook = Webhook::new(config, &sdk);
+    let webhook = &webhook;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<LambdaFunctionUrlRequest>| async move {
+            Ok::<_, std::convert::Infallible>(webhook.handle(event.payload).await)
+        },
+    ))
+    .await
+}
