@@ -1,1 +1,14 @@
+//! eddo on one machine, without an AWS account: moto server on loopback, the resources eddo
+//! needs, and the scripted demo the README's run command plays.
 
+pub mod demo;
+pub mod moto;
+pub mod stack;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("setup: {0}")]
+    Setup(String),
+    #[error("AWS emulator: {0}")]
+    Aws(String),
+}

@@ -1,0 +1,114 @@
+//! moto server, the AWS API emulator, as a child process on a free loopback port.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_eventbridge::config::Credentials;
+
+use crate::LocalError;
+
+/// The project's root: two levels above this crate.
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `EDDO_MOTO_SERVER`, else the project's virtualenv (`make setup` creates it).
+fn moto_server_path() -> PathBuf {
+    std::env::var_os("EDDO_MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join(".venv/bin/moto_server"))
+}
+
+/// A running moto server; dropping it stops the process.
+pub struct Moto {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Moto {
+    pub fn start() -> Result<Moto, LocalError> {
+        let path = moto_server_path();
+        if !path.exists() {
+            return Err(LocalError::Setup(format!(
+                "{} not found: run `make setup` (or set EDDO_MOTO_SERVER)",
+                path.display()
+            )));
+        }
+        // Ask the OS for a free port, then hand it to moto. Another process could take it in
+        // between; the readiness check below would then fail loudly, not hang.
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map_err(|e| LocalError::Setup(format!("no free loopback port: {e}")))?
+            .port();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let child = Command::new(&path)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| LocalError::Setup(format!("could not start {}: {e}", path.display())))?;
+        let mut moto = Moto { child, addr };
+        moto.wait_ready(Duration::from_secs(60))?;
+        Ok(moto)
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> Result<(), LocalError> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(LocalError::Setup(format!(
+                    "moto server exited at start ({status})"
+                )));
+            }
+            if http_get(self.addr, "/moto-api/data.json").is_some_and(|status| status < 500) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(LocalError::Setup(format!(
+            "moto server did not answer on {} within {limit:?}",
+            self.addr
+        )))
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SDK configuration pointed at this server, with moto's dummy credentials.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        sdk_config_for(&self.endpoint()).await
+    }
+}
+
+/// SDK configuration for an emulator at `endpoint`.
+pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The status code of `GET path`, or `None` if nothing answered.
+fn http_get(addr: SocketAddr, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
