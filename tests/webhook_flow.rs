@@ -17,10 +17,15 @@ use serde_json::{Value, json};
 
 async fn setup(prefix: &str, extra: &[(&str, &str)]) -> (Moto, Stack, Config) {
     let moto = Moto::start().expect("moto server (run `make setup`)");
-    let stack = Stack::provision(&moto.sdk_config().await, prefix).await.expect("provision");
+    let stack = Stack::provision(&moto.sdk_config().await, prefix)
+        .await
+        .expect("provision");
     let mut env = stack.webhook_env();
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let config = Config::from_env(&Env::from_pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))).unwrap();
+    let config = Config::from_env(&Env::from_pairs(
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))
+    .unwrap();
     (moto, stack, config)
 }
 
@@ -28,7 +33,9 @@ fn push_body() -> String {
     std::fs::read_to_string(corpus().join("github/push/with-new-branch.payload.json")).unwrap()
 }
 
-fn answer(resp: &aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlResponse) -> Value {
+fn answer(
+    resp: &aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlResponse,
+) -> Value {
     serde_json::from_str(resp.body.as_deref().unwrap()).unwrap()
 }
 
@@ -37,33 +44,83 @@ async fn a_push_lands_on_the_bus_once_and_is_routed_by_its_rule() {
     let (_moto, stack, config) = setup("flow", &[]).await;
     let webhook = Webhook::new(config, &stack.sdk);
 
-    let resp = webhook.handle(github_delivery(LOCAL_GITHUB_SECRET, "push", "delivery-1", &push_body())).await;
+    let resp = webhook
+        .handle(github_delivery(
+            LOCAL_GITHUB_SECRET,
+            "push",
+            "delivery-1",
+            &push_body(),
+        ))
+        .await;
     assert_eq!(resp.status_code, 202);
     let a = answer(&resp);
     assert_eq!(a["status"], "published");
 
-    let routed = stack.drain(&stack.push_queue, Duration::from_secs(5)).await.unwrap();
+    let routed = stack
+        .drain(&stack.push_queue, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(routed.len(), 1, "{routed:?}");
     let e = &routed[0];
-    assert_eq!(e["id"], a["event_id"], "the answer names the event EventBridge assigned");
+    assert_eq!(
+        e["id"], a["event_id"],
+        "the answer names the event EventBridge assigned"
+    );
     assert_eq!(e["source"], "eddo.webhook");
     assert_eq!(e["detail-type"], "Git Push");
     assert_eq!(e["detail"]["branch"], "master");
-    assert_eq!(e["detail"]["commit_sha"], "6113728f27ae82c7b1a177c8d03f9e96e0adf246");
+    assert_eq!(
+        e["detail"]["commit_sha"],
+        "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
+    );
     assert_eq!(e["detail"]["metadata"]["correlation_id"], "delivery-1");
 
     // A redelivery (GitHub's "Redeliver" button keeps the delivery id) publishes nothing.
-    let again = webhook.handle(github_delivery(LOCAL_GITHUB_SECRET, "push", "delivery-1", &push_body())).await;
+    let again = webhook
+        .handle(github_delivery(
+            LOCAL_GITHUB_SECRET,
+            "push",
+            "delivery-1",
+            &push_body(),
+        ))
+        .await;
     assert_eq!(again.status_code, 202);
     assert_eq!(answer(&again)["status"], "duplicate");
     assert_eq!(answer(&again)["event_id"], a["event_id"]);
-    assert!(stack.drain(&stack.tap_queue, Duration::from_millis(300)).await.unwrap().len() == 1);
-    assert!(stack.drain(&stack.push_queue, Duration::from_millis(300)).await.unwrap().is_empty());
+    assert!(
+        stack
+            .drain(&stack.tap_queue, Duration::from_millis(300))
+            .await
+            .unwrap()
+            .len()
+            == 1
+    );
+    assert!(
+        stack
+            .drain(&stack.push_queue, Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // A new delivery of the same push is a new event.
-    let other = webhook.handle(github_delivery(LOCAL_GITHUB_SECRET, "push", "delivery-2", &push_body())).await;
+    let other = webhook
+        .handle(github_delivery(
+            LOCAL_GITHUB_SECRET,
+            "push",
+            "delivery-2",
+            &push_body(),
+        ))
+        .await;
     assert_eq!(answer(&other)["status"], "published");
-    assert_eq!(stack.drain(&stack.push_queue, Duration::from_secs(5)).await.unwrap().len(), 1);
+    assert_eq!(
+        stack
+            .drain(&stack.push_queue, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -72,12 +129,28 @@ async fn a_push_to_an_untracked_branch_is_published_but_not_routed_to_the_build(
     let webhook = Webhook::new(config, &stack.sdk);
     let mut body: Value = serde_json::from_str(&push_body()).unwrap();
     body["ref"] = json!("refs/heads/feature/x");
-    let resp = webhook.handle(github_delivery(LOCAL_GITHUB_SECRET, "push", "d-feature", &body.to_string())).await;
+    let resp = webhook
+        .handle(github_delivery(
+            LOCAL_GITHUB_SECRET,
+            "push",
+            "d-feature",
+            &body.to_string(),
+        ))
+        .await;
     assert_eq!(resp.status_code, 202);
-    let all = stack.drain(&stack.tap_queue, Duration::from_secs(5)).await.unwrap();
+    let all = stack
+        .drain(&stack.tap_queue, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0]["detail"]["branch"], "feature/x");
-    assert!(stack.drain(&stack.push_queue, Duration::from_millis(300)).await.unwrap().is_empty());
+    assert!(
+        stack
+            .drain(&stack.push_queue, Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -88,19 +161,43 @@ async fn concurrent_deliveries_of_one_id_publish_once() {
     for _ in 0..8 {
         let w = webhook.clone();
         tasks.push(tokio::spawn(async move {
-            w.handle(github_delivery(LOCAL_GITHUB_SECRET, "push", "same-delivery", &push_body())).await
+            w.handle(github_delivery(
+                LOCAL_GITHUB_SECRET,
+                "push",
+                "same-delivery",
+                &push_body(),
+            ))
+            .await
         }));
     }
     let mut statuses = Vec::new();
     for t in tasks {
         let r = t.await.unwrap();
-        statuses.push((r.status_code, answer(&r)["status"].as_str().map(str::to_string)));
+        statuses.push((
+            r.status_code,
+            answer(&r)["status"].as_str().map(str::to_string),
+        ));
     }
-    let published = statuses.iter().filter(|(_, s)| s.as_deref() == Some("published")).count();
+    let published = statuses
+        .iter()
+        .filter(|(_, s)| s.as_deref() == Some("published"))
+        .count();
     assert_eq!(published, 1, "{statuses:?}");
     // The others saw either the completed record or the live claim.
-    assert!(statuses.iter().all(|(code, _)| *code == 202 || *code == 409), "{statuses:?}");
-    assert_eq!(stack.drain(&stack.tap_queue, Duration::from_secs(5)).await.unwrap().len(), 1);
+    assert!(
+        statuses
+            .iter()
+            .all(|(code, _)| *code == 202 || *code == 409),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        stack
+            .drain(&stack.tap_queue, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -114,13 +211,36 @@ async fn deliveries_signed_with_the_previous_secret_are_accepted_during_rotation
         .await
         .unwrap();
     let webhook = Webhook::new(config, &stack.sdk);
-    let old = webhook.handle(github_delivery(LOCAL_GITHUB_SECRET, "push", "d-old", &push_body())).await;
+    let old = webhook
+        .handle(github_delivery(
+            LOCAL_GITHUB_SECRET,
+            "push",
+            "d-old",
+            &push_body(),
+        ))
+        .await;
     assert_eq!(old.status_code, 202, "{:?}", old.body);
-    let new = webhook.handle(github_delivery("the rotated secret", "push", "d-new", &push_body())).await;
+    let new = webhook
+        .handle(github_delivery(
+            "the rotated secret",
+            "push",
+            "d-new",
+            &push_body(),
+        ))
+        .await;
     assert_eq!(new.status_code, 202, "{:?}", new.body);
-    let wrong = webhook.handle(github_delivery("neither", "push", "d-x", &push_body())).await;
+    let wrong = webhook
+        .handle(github_delivery("neither", "push", "d-x", &push_body()))
+        .await;
     assert_eq!(wrong.status_code, 401);
-    assert_eq!(stack.drain(&stack.tap_queue, Duration::from_secs(5)).await.unwrap().len(), 2);
+    assert_eq!(
+        stack
+            .drain(&stack.tap_queue, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -142,9 +262,22 @@ async fn a_secret_without_a_github_value_fails_closed() {
         .await
         .unwrap();
     let webhook = Webhook::new(config, &stack.sdk);
-    let resp = webhook.handle(github_delivery(LOCAL_GITHUB_SECRET, "push", "d-1", &push_body())).await;
+    let resp = webhook
+        .handle(github_delivery(
+            LOCAL_GITHUB_SECRET,
+            "push",
+            "d-1",
+            &push_body(),
+        ))
+        .await;
     assert_eq!(resp.status_code, 401);
-    assert!(stack.drain(&stack.tap_queue, Duration::from_millis(300)).await.unwrap().is_empty());
+    assert!(
+        stack
+            .drain(&stack.tap_queue, Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -152,7 +285,14 @@ async fn a_missing_secret_is_refused_not_crashed() {
     let (_moto, stack, mut config) = setup("nosecret", &[]).await;
     config.secret_id = "arn:aws:secretsmanager:us-east-1:123456789012:secret:does-not-exist".into();
     let webhook = Webhook::new(config, &stack.sdk);
-    let resp = webhook.handle(github_delivery(LOCAL_GITHUB_SECRET, "push", "d-1", &push_body())).await;
+    let resp = webhook
+        .handle(github_delivery(
+            LOCAL_GITHUB_SECRET,
+            "push",
+            "d-1",
+            &push_body(),
+        ))
+        .await;
     assert_eq!(resp.status_code, 401);
 }
 
@@ -163,22 +303,56 @@ async fn a_failing_bus_answers_503_and_the_redelivery_publishes() {
     let throttled = mock!(aws_sdk_eventbridge::Client::put_events).then_output(|| {
         PutEventsOutput::builder()
             .failed_entry_count(1)
-            .entries(PutEventsResultEntry::builder().error_code("ThrottlingException").error_message("Rate exceeded").build())
+            .entries(
+                PutEventsResultEntry::builder()
+                    .error_code("ThrottlingException")
+                    .error_message("Rate exceeded")
+                    .build(),
+            )
             .build()
     });
     let client = mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&throttled]);
-    let fast = Backoff { attempts: 3, base: Duration::from_millis(1), cap: Duration::from_millis(2) };
-    let failing = Webhook::with_publisher(config.clone(), &stack.sdk, Publisher::new(client, &stack.bus, 256 * 1024).with_backoff(fast));
-    let resp = failing.handle(github_delivery(LOCAL_GITHUB_SECRET, "push", "d-retry", &push_body())).await;
+    let fast = Backoff {
+        attempts: 3,
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(2),
+    };
+    let failing = Webhook::with_publisher(
+        config.clone(),
+        &stack.sdk,
+        Publisher::new(client, &stack.bus, 256 * 1024).with_backoff(fast),
+    );
+    let resp = failing
+        .handle(github_delivery(
+            LOCAL_GITHUB_SECRET,
+            "push",
+            "d-retry",
+            &push_body(),
+        ))
+        .await;
     assert_eq!(resp.status_code, 503);
     assert_eq!(throttled.num_calls(), 3);
 
     // The claim was released: GitHub's redelivery, once the bus recovers, publishes the event.
     let healthy = Webhook::new(config, &stack.sdk);
-    let resp = healthy.handle(github_delivery(LOCAL_GITHUB_SECRET, "push", "d-retry", &push_body())).await;
+    let resp = healthy
+        .handle(github_delivery(
+            LOCAL_GITHUB_SECRET,
+            "push",
+            "d-retry",
+            &push_body(),
+        ))
+        .await;
     assert_eq!(resp.status_code, 202);
     assert_eq!(answer(&resp)["status"], "published");
-    assert_eq!(stack.drain(&stack.tap_queue, Duration::from_secs(5)).await.unwrap().len(), 1);
+    assert_eq!(
+        stack
+            .drain(&stack.tap_queue, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -186,11 +360,31 @@ async fn ignored_and_ping_deliveries_publish_nothing() {
     let (_moto, stack, config) = setup("quiet", &[]).await;
     let webhook = Webhook::new(config, &stack.sdk);
     let star = std::fs::read_to_string(corpus().join("github/star/created.payload.json")).unwrap();
-    let resp = webhook.handle(github_delivery(LOCAL_GITHUB_SECRET, "star", "d-star", &star)).await;
+    let resp = webhook
+        .handle(github_delivery(
+            LOCAL_GITHUB_SECRET,
+            "star",
+            "d-star",
+            &star,
+        ))
+        .await;
     assert_eq!(resp.status_code, 202);
     assert_eq!(answer(&resp)["status"], "ignored");
     let ping = std::fs::read_to_string(corpus().join("github/ping/payload.json")).unwrap();
-    let resp = webhook.handle(github_delivery(LOCAL_GITHUB_SECRET, "ping", "d-ping", &ping)).await;
+    let resp = webhook
+        .handle(github_delivery(
+            LOCAL_GITHUB_SECRET,
+            "ping",
+            "d-ping",
+            &ping,
+        ))
+        .await;
     assert_eq!(resp.status_code, 200);
-    assert!(stack.drain(&stack.tap_queue, Duration::from_millis(500)).await.unwrap().is_empty());
+    assert!(
+        stack
+            .drain(&stack.tap_queue, Duration::from_millis(500))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -51,7 +51,8 @@ impl OutgoingEvent {
         )
     }
 
-    fn to_entry(&self, bus: &str) -> PutEventsRequestEntry {
+    /// The PutEvents request entry for `bus`.
+    pub fn to_entry(&self, bus: &str) -> PutEventsRequestEntry {
         PutEventsRequestEntry::builder()
             .event_bus_name(bus)
             .source(self.source)

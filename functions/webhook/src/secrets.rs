@@ -94,10 +94,10 @@ impl SecretCache {
     /// turn into rejected deliveries.
     pub async fn get(&self) -> Result<Arc<SecretSet>, SecretError> {
         let mut cached = self.cached.lock().await;
-        if let Some((at, set)) = cached.as_ref() {
-            if at.elapsed() < self.ttl {
-                return Ok(set.clone());
-            }
+        if let Some((at, set)) = cached.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return Ok(set.clone());
         }
         match self.fetch().await {
             Ok(set) => {

@@ -27,11 +27,24 @@ fn every_detail_type_has_a_schema_and_a_readme_row() {
     for dt in DetailType::ALL {
         let _ = validator(*dt);
         let row = format!("| `{}` | `{}` |", dt.source().as_str(), dt.as_str());
-        assert!(readme.contains(&row), "README's event catalog has no row starting {row}");
-        assert!(readme.contains(&format!("infra/schemas/{}", dt.schema_file())), "README does not link {}", dt.schema_file());
+        assert!(
+            readme.contains(&row),
+            "README's event catalog has no row starting {row}"
+        );
+        assert!(
+            readme.contains(&format!("infra/schemas/{}", dt.schema_file())),
+            "README does not link {}",
+            dt.schema_file()
+        );
     }
-    let files = std::fs::read_dir(root().join("infra/schemas")).unwrap().count();
-    assert_eq!(files, DetailType::ALL.len(), "a schema file without a catalog entry");
+    let files = std::fs::read_dir(root().join("infra/schemas"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        files,
+        DetailType::ALL.len(),
+        "a schema file without a catalog entry"
+    );
 }
 
 #[test]
@@ -41,13 +54,19 @@ fn every_published_corpus_event_matches_its_schema() {
     for (event, file, body) in github_payloads() {
         let req = github_request(&event, "d-1", &body);
         let (p, bytes) = precheck(&req, cfg.max_body_bytes).unwrap();
-        let Normalised::Publish(dt, ev) = accept(p, &req.headers, &bytes, &secrets(), &cfg, 0).unwrap().outcome else {
+        let Normalised::Publish(dt, ev) = accept(p, &req.headers, &bytes, &secrets(), &cfg, 0)
+            .unwrap()
+            .outcome
+        else {
             continue;
         };
         let entry = outgoing(dt, *ev, cfg.common.max_entry_bytes).unwrap();
         let detail: Value = serde_json::from_str(&entry.detail).unwrap();
         let v = validator(dt);
-        let errors: Vec<String> = v.iter_errors(&detail).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        let errors: Vec<String> = v
+            .iter_errors(&detail)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
         assert!(errors.is_empty(), "{event}/{file} as {dt}: {errors:?}");
         checked += 1;
     }
