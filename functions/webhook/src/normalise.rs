@@ -529,19 +529,7 @@ pub fn github(
             }
             let c = ev.check_run;
             let head_branch = c.check_suite.and_then(|s| s.head_branch);
-            let mut e = base(
-                p,
-                delivery_id,
-                event,
-                Some("completed"),
-                Some(ev.repository.into_repository()),
-            );
-            e.actor = ev.sender.map(|s| s.login);
-            if let Some(b) = &head_branch {
-                set_ref(&mut e, &format!("refs/heads/{b}"));
-            }
-            e.commit_sha = Some(c.head_sha.clone());
-            e.check = Some(Check {
+            let check = Check {
                 kind: CheckKind::CheckRun,
                 id: Some(c.id),
                 name: c.name,
@@ -551,10 +539,19 @@ pub fn github(
                 head_sha: Some(c.head_sha),
                 url: c.html_url,
                 app: c.app.and_then(GhApp::label),
-            });
-            Ok(Normalised::Publish(
+            };
+            Ok(completed(
+                base(
+                    p,
+                    delivery_id,
+                    event,
+                    None,
+                    Some(ev.repository.into_repository()),
+                ),
+                ev.sender.map(|s| s.login),
+                heads(&check.head_branch),
                 DetailType::CheckRunCompleted,
-                Box::new(e),
+                check,
             ))
         }
         "check_suite" => {
@@ -563,19 +560,7 @@ pub fn github(
                 return Ok(ignored_action(event, &ev.action));
             }
             let c = ev.check_suite;
-            let mut e = base(
-                p,
-                delivery_id,
-                event,
-                Some("completed"),
-                Some(ev.repository.into_repository()),
-            );
-            e.actor = ev.sender.map(|s| s.login);
-            if let Some(b) = &c.head_branch {
-                set_ref(&mut e, &format!("refs/heads/{b}"));
-            }
-            e.commit_sha = Some(c.head_sha.clone());
-            e.check = Some(Check {
+            let check = Check {
                 kind: CheckKind::CheckSuite,
                 id: Some(c.id),
                 name: None,
@@ -585,10 +570,19 @@ pub fn github(
                 head_sha: Some(c.head_sha),
                 url: c.url,
                 app: c.app.and_then(GhApp::label),
-            });
-            Ok(Normalised::Publish(
+            };
+            Ok(completed(
+                base(
+                    p,
+                    delivery_id,
+                    event,
+                    None,
+                    Some(ev.repository.into_repository()),
+                ),
+                ev.sender.map(|s| s.login),
+                heads(&check.head_branch),
                 DetailType::CheckSuiteCompleted,
-                Box::new(e),
+                check,
             ))
         }
         "workflow_run" => {
@@ -597,40 +591,59 @@ pub fn github(
                 return Ok(ignored_action(event, &ev.action));
             }
             let w = ev.workflow_run;
-            let mut e = base(
-                p,
-                delivery_id,
-                event,
-                Some("completed"),
-                Some(ev.repository.into_repository()),
-            );
-            e.actor = ev.sender.map(|s| s.login);
-            if let Some(b) = &w.head_branch {
-                set_ref(&mut e, &format!("refs/heads/{b}"));
-            }
-            e.commit_sha = Some(w.head_sha.clone());
-            let name = w
-                .name
-                .filter(|n| !n.is_empty())
-                .or(ev.workflow.and_then(|wf| wf.name));
-            e.check = Some(Check {
+            let check = Check {
                 kind: CheckKind::WorkflowRun,
                 id: Some(w.id),
-                name,
+                name: w
+                    .name
+                    .filter(|n| !n.is_empty())
+                    .or(ev.workflow.and_then(|wf| wf.name)),
                 status: w.status,
                 conclusion: w.conclusion,
                 head_branch: w.head_branch,
                 head_sha: Some(w.head_sha),
                 url: w.html_url,
                 app: Some("github-actions".into()),
-            });
-            Ok(Normalised::Publish(
+            };
+            Ok(completed(
+                base(
+                    p,
+                    delivery_id,
+                    event,
+                    None,
+                    Some(ev.repository.into_repository()),
+                ),
+                ev.sender.map(|s| s.login),
+                heads(&check.head_branch),
                 DetailType::WorkflowRunCompleted,
-                Box::new(e),
+                check,
             ))
         }
         _ => generic(p, delivery_id, event, body, forward),
     }
+}
+
+/// `refs/heads/<branch>` for a check's head branch.
+fn heads(branch: &Option<String>) -> Option<String> {
+    branch.as_ref().map(|b| format!("refs/heads/{b}"))
+}
+
+/// A completed check, run or pipeline: its ref and commit are the check's own.
+fn completed(
+    mut e: GitEvent,
+    actor: Option<String>,
+    git_ref: Option<String>,
+    detail_type: DetailType,
+    check: Check,
+) -> Normalised {
+    e.action = Some("completed".into());
+    e.actor = actor;
+    if let Some(r) = &git_ref {
+        set_ref(&mut e, r);
+    }
+    e.commit_sha = check.head_sha.clone();
+    e.check = Some(check);
+    Normalised::Publish(detail_type, Box::new(e))
 }
 
 fn ignored_action(event: &str, action: &str) -> Normalised {
@@ -903,22 +916,11 @@ pub fn gitlab(
                     )));
                 }
             };
-            let mut e = base(
-                p,
-                delivery_id,
-                event,
-                Some("completed"),
-                Some(ev.project.into_repository()),
-            );
-            e.actor = ev.user.and_then(|u| u.username);
-            if let Some(r) = &pl.git_ref {
-                set_ref(
-                    &mut e,
-                    &format!("refs/{}/{r}", if pl.tag { "tags" } else { "heads" }),
-                );
-            }
-            e.commit_sha = Some(pl.sha.clone());
-            e.check = Some(Check {
+            let git_ref = pl
+                .git_ref
+                .as_ref()
+                .map(|r| format!("refs/{}/{r}", if pl.tag { "tags" } else { "heads" }));
+            let check = Check {
                 kind: CheckKind::Pipeline,
                 id: Some(pl.id),
                 name: pl.name,
@@ -928,10 +930,20 @@ pub fn gitlab(
                 head_sha: Some(pl.sha),
                 url: pl.url,
                 app: Some("gitlab-ci".into()),
-            });
-            Ok(Normalised::Publish(
+            };
+            let actor = ev.user.and_then(|u| u.username);
+            Ok(completed(
+                base(
+                    p,
+                    delivery_id,
+                    event,
+                    None,
+                    Some(ev.project.into_repository()),
+                ),
+                actor,
+                git_ref,
                 DetailType::WorkflowRunCompleted,
-                Box::new(e),
+                check,
             ))
         }
         _ => generic(p, delivery_id, event, body, forward),
