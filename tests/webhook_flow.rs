@@ -4,14 +4,15 @@
 
 use std::time::Duration;
 
+use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlResponse;
 use aws_sdk_eventbridge::operation::put_events::PutEventsOutput;
 use aws_sdk_eventbridge::types::PutEventsResultEntry;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use eddo::config::Env;
 use eddo::publish::{Backoff, Publisher};
-use eddo_local::demo::{corpus, github_delivery};
+use eddo_local::demo::{corpus, delivery, github_delivery};
 use eddo_local::moto::Moto;
-use eddo_local::stack::{LOCAL_GITHUB_SECRET, Stack};
+use eddo_local::stack::{LOCAL_GITHUB_SECRET, LOCAL_GITLAB_TOKEN, LOCAL_STANDARD_SECRET, Stack};
 use eddo_webhook::{Config, Webhook};
 use serde_json::{Value, json};
 
@@ -29,13 +30,18 @@ async fn setup(prefix: &str, extra: &[(&str, &str)]) -> (Moto, Stack, Config) {
     (moto, stack, config)
 }
 
+/// Delivers the corpus push, signed with `secret`, as delivery `delivery`.
+async fn push(webhook: &Webhook, secret: &str, delivery: &str) -> LambdaFunctionUrlResponse {
+    webhook
+        .handle(github_delivery(secret, "push", delivery, &push_body()))
+        .await
+}
+
 fn push_body() -> String {
     std::fs::read_to_string(corpus().join("github/push/with-new-branch.payload.json")).unwrap()
 }
 
-fn answer(
-    resp: &aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlResponse,
-) -> Value {
+fn answer(resp: &LambdaFunctionUrlResponse) -> Value {
     serde_json::from_str(resp.body.as_deref().unwrap()).unwrap()
 }
 
@@ -44,14 +50,7 @@ async fn a_push_lands_on_the_bus_once_and_is_routed_by_its_rule() {
     let (_moto, stack, config) = setup("flow", &[]).await;
     let webhook = Webhook::new(config, &stack.sdk);
 
-    let resp = webhook
-        .handle(github_delivery(
-            LOCAL_GITHUB_SECRET,
-            "push",
-            "delivery-1",
-            &push_body(),
-        ))
-        .await;
+    let resp = push(&webhook, LOCAL_GITHUB_SECRET, "delivery-1").await;
     assert_eq!(resp.status_code, 202);
     let a = answer(&resp);
     assert_eq!(a["status"], "published");
@@ -76,14 +75,7 @@ async fn a_push_lands_on_the_bus_once_and_is_routed_by_its_rule() {
     assert_eq!(e["detail"]["metadata"]["correlation_id"], "delivery-1");
 
     // A redelivery (GitHub's "Redeliver" button keeps the delivery id) publishes nothing.
-    let again = webhook
-        .handle(github_delivery(
-            LOCAL_GITHUB_SECRET,
-            "push",
-            "delivery-1",
-            &push_body(),
-        ))
-        .await;
+    let again = push(&webhook, LOCAL_GITHUB_SECRET, "delivery-1").await;
     assert_eq!(again.status_code, 202);
     assert_eq!(answer(&again)["status"], "duplicate");
     assert_eq!(answer(&again)["event_id"], a["event_id"]);
@@ -104,14 +96,7 @@ async fn a_push_lands_on_the_bus_once_and_is_routed_by_its_rule() {
     );
 
     // A new delivery of the same push is a new event.
-    let other = webhook
-        .handle(github_delivery(
-            LOCAL_GITHUB_SECRET,
-            "push",
-            "delivery-2",
-            &push_body(),
-        ))
-        .await;
+    let other = push(&webhook, LOCAL_GITHUB_SECRET, "delivery-2").await;
     assert_eq!(answer(&other)["status"], "published");
     assert_eq!(
         stack
@@ -161,13 +146,7 @@ async fn concurrent_deliveries_of_one_id_publish_once() {
     for _ in 0..8 {
         let w = webhook.clone();
         tasks.push(tokio::spawn(async move {
-            w.handle(github_delivery(
-                LOCAL_GITHUB_SECRET,
-                "push",
-                "same-delivery",
-                &push_body(),
-            ))
-            .await
+            push(&w, LOCAL_GITHUB_SECRET, "same-delivery").await
         }));
     }
     let mut statuses = Vec::new();
@@ -211,27 +190,11 @@ async fn deliveries_signed_with_the_previous_secret_are_accepted_during_rotation
         .await
         .unwrap();
     let webhook = Webhook::new(config, &stack.sdk);
-    let old = webhook
-        .handle(github_delivery(
-            LOCAL_GITHUB_SECRET,
-            "push",
-            "d-old",
-            &push_body(),
-        ))
-        .await;
+    let old = push(&webhook, LOCAL_GITHUB_SECRET, "d-old").await;
     assert_eq!(old.status_code, 202, "{:?}", old.body);
-    let new = webhook
-        .handle(github_delivery(
-            "the rotated secret",
-            "push",
-            "d-new",
-            &push_body(),
-        ))
-        .await;
+    let new = push(&webhook, "the rotated secret", "d-new").await;
     assert_eq!(new.status_code, 202, "{:?}", new.body);
-    let wrong = webhook
-        .handle(github_delivery("neither", "push", "d-x", &push_body()))
-        .await;
+    let wrong = push(&webhook, "neither", "d-x").await;
     assert_eq!(wrong.status_code, 401);
     assert_eq!(
         stack
@@ -262,14 +225,7 @@ async fn a_secret_without_a_github_value_fails_closed() {
         .await
         .unwrap();
     let webhook = Webhook::new(config, &stack.sdk);
-    let resp = webhook
-        .handle(github_delivery(
-            LOCAL_GITHUB_SECRET,
-            "push",
-            "d-1",
-            &push_body(),
-        ))
-        .await;
+    let resp = push(&webhook, LOCAL_GITHUB_SECRET, "d-1").await;
     assert_eq!(resp.status_code, 401);
     assert!(
         stack
@@ -285,14 +241,7 @@ async fn a_missing_secret_is_refused_not_crashed() {
     let (_moto, stack, mut config) = setup("nosecret", &[]).await;
     config.secret_id = "arn:aws:secretsmanager:us-east-1:123456789012:secret:does-not-exist".into();
     let webhook = Webhook::new(config, &stack.sdk);
-    let resp = webhook
-        .handle(github_delivery(
-            LOCAL_GITHUB_SECRET,
-            "push",
-            "d-1",
-            &push_body(),
-        ))
-        .await;
+    let resp = push(&webhook, LOCAL_GITHUB_SECRET, "d-1").await;
     assert_eq!(resp.status_code, 401);
 }
 
@@ -322,27 +271,13 @@ async fn a_failing_bus_answers_503_and_the_redelivery_publishes() {
         &stack.sdk,
         Publisher::new(client, &stack.bus, 256 * 1024).with_backoff(fast),
     );
-    let resp = failing
-        .handle(github_delivery(
-            LOCAL_GITHUB_SECRET,
-            "push",
-            "d-retry",
-            &push_body(),
-        ))
-        .await;
+    let resp = push(&failing, LOCAL_GITHUB_SECRET, "d-retry").await;
     assert_eq!(resp.status_code, 503);
     assert_eq!(throttled.num_calls(), 3);
 
     // The claim was released: GitHub's redelivery, once the bus recovers, publishes the event.
     let healthy = Webhook::new(config, &stack.sdk);
-    let resp = healthy
-        .handle(github_delivery(
-            LOCAL_GITHUB_SECRET,
-            "push",
-            "d-retry",
-            &push_body(),
-        ))
-        .await;
+    let resp = push(&healthy, LOCAL_GITHUB_SECRET, "d-retry").await;
     assert_eq!(resp.status_code, 202);
     assert_eq!(answer(&resp)["status"], "published");
     assert_eq!(
@@ -387,4 +322,82 @@ async fn ignored_and_ping_deliveries_publish_nothing() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gitlab_push_is_published_once_per_idempotency_key() {
+    let (_moto, stack, config) = setup("gitlab", &[]).await;
+    let webhook = Webhook::new(config, &stack.sdk);
+    let body = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../functions/webhook/tests/fixtures/gitlab/push.json"),
+    )
+    .unwrap();
+    let send = |token: &'static str| {
+        delivery(
+            "/gitlab",
+            &[
+                ("x-gitlab-event", "Push Hook"),
+                ("x-gitlab-token", token),
+                ("idempotency-key", "gl-key-1"),
+            ],
+            &body,
+        )
+    };
+    assert_eq!(
+        answer(&webhook.handle(send(LOCAL_GITLAB_TOKEN)).await)["status"],
+        "published"
+    );
+    assert_eq!(
+        answer(&webhook.handle(send(LOCAL_GITLAB_TOKEN)).await)["status"],
+        "duplicate"
+    );
+    assert_eq!(webhook.handle(send("wrong")).await.status_code, 401);
+    let routed = stack
+        .drain(&stack.push_queue, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(routed.len(), 1);
+    assert_eq!(routed[0]["detail"]["provider"], "gitlab");
+    assert_eq!(routed[0]["detail"]["branch"], "master");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standard_webhook_is_forwarded_raw_once_per_webhook_id() {
+    let (_moto, stack, config) = setup("standard", &[]).await;
+    let webhook = Webhook::new(config, &stack.sdk);
+    let body = r#"{"type":"invoice.paid","timestamp":"2026-11-22T10:00:00Z","data":{"id":"in_1","amount":4200}}"#;
+    let now = eddo::idempotency::now_epoch();
+    let sig = eddo_webhook::signature::standard_signature(
+        LOCAL_STANDARD_SECRET,
+        "msg_1",
+        now,
+        body.as_bytes(),
+    )
+    .unwrap();
+    let ts = now.to_string();
+    let req = || {
+        delivery(
+            "/standard",
+            &[
+                ("webhook-id", "msg_1"),
+                ("webhook-timestamp", &ts),
+                ("webhook-signature", &sig),
+                ("content-type", "application/json"),
+            ],
+            body,
+        )
+    };
+    let first = webhook.handle(req()).await;
+    assert_eq!(first.status_code, 202, "{:?}", first.body);
+    assert_eq!(answer(&first)["detail_type"], "Git Provider Event");
+    assert_eq!(answer(&webhook.handle(req()).await)["status"], "duplicate");
+    let all = stack
+        .drain(&stack.tap_queue, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["detail"]["provider"], "standard_webhooks");
+    assert_eq!(all[0]["detail"]["event"], "invoice.paid");
+    assert_eq!(all[0]["detail"]["raw"]["data"]["amount"], 4200);
 }

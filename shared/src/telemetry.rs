@@ -7,12 +7,12 @@
 
 use std::io;
 
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Installs the JSON subscriber for the process. The level comes from `AWS_LAMBDA_LOG_LEVEL`
-/// (set by Lambda's advanced logging controls) or `RUST_LOG`, INFO by default.
+/// (set by Lambda's advanced logging controls) or `RUST_LOG` (a plain level: no per-module
+/// directives, which would link a regex engine into every function), INFO by default.
 pub fn init() {
     let _ = tracing::subscriber::set_global_default(subscriber(io::stdout));
 }
@@ -25,6 +25,14 @@ where
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok()
+        // Lambda's levels include FATAL, which tracing calls ERROR.
+        .map(|l| {
+            if l.eq_ignore_ascii_case("fatal") {
+                "error".to_string()
+            } else {
+                l
+            }
+        })
         .and_then(|l| l.parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
     tracing_subscriber::fmt()
@@ -34,11 +42,7 @@ where
         .with_span_list(true)
         .with_target(false)
         .without_time()
-        .with_env_filter(
-            EnvFilter::builder()
-                .with_default_directive(level.into())
-                .parse_lossy(""),
-        )
+        .with_max_level(level)
         .with_writer(writer)
         .finish()
 }

@@ -22,32 +22,41 @@ pub fn corpus() -> PathBuf {
         .unwrap_or_else(|| project_root().join("../shared/corpus"))
 }
 
-/// A function URL request as Lambda builds it for a GitHub delivery signed with `secret`.
-pub fn github_delivery(
-    secret: &str,
-    event: &str,
-    delivery: &str,
-    body: &str,
-) -> LambdaFunctionUrlRequest {
+/// A function URL request as Lambda builds it: a POST to `path` with lower-case headers.
+pub fn delivery(path: &str, headers: &[(&str, &str)], body: &str) -> LambdaFunctionUrlRequest {
     let mut req = LambdaFunctionUrlRequest::default();
-    req.raw_path = Some("/github".into());
+    req.raw_path = Some(path.into());
     req.request_context.http.method = Some("POST".into());
-    req.request_context.http.path = Some("/github".into());
-    let sig = eddo_webhook::signature::github_signature(secret.as_bytes(), body.as_bytes());
-    for (k, v) in [
-        ("content-type", "application/json"),
-        ("user-agent", "GitHub-Hookshot/eddo-local"),
-        ("x-github-event", event),
-        ("x-github-delivery", delivery),
-        ("x-hub-signature-256", sig.as_str()),
-    ] {
+    req.request_context.http.path = Some(path.into());
+    for (k, v) in headers {
         req.headers.insert(
-            HeaderName::from_static(k),
+            HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()).expect("header name"),
             HeaderValue::from_str(v).expect("header value"),
         );
     }
     req.body = Some(body.to_string());
     req
+}
+
+/// A GitHub delivery of `body` as `event`, signed with `secret`.
+pub fn github_delivery(
+    secret: &str,
+    event: &str,
+    delivery_id: &str,
+    body: &str,
+) -> LambdaFunctionUrlRequest {
+    let sig = eddo_webhook::signature::github_signature(secret.as_bytes(), body.as_bytes());
+    delivery(
+        "/github",
+        &[
+            ("content-type", "application/json"),
+            ("user-agent", "GitHub-Hookshot/eddo-local"),
+            ("x-github-event", event),
+            ("x-github-delivery", delivery_id),
+            ("x-hub-signature-256", &sig),
+        ],
+        body,
+    )
 }
 
 struct Timeline {
