@@ -312,7 +312,7 @@ fn payload_text(headers: &HeaderMap, body: &[u8]) -> Result<String, Reply> {
 /// limit, the raw payload is left out and the event says so; the delivery still succeeds.
 pub fn outgoing(
     detail_type: DetailType,
-    mut event: GitEvent,
+    event: GitEvent,
     max_entry_bytes: usize,
 ) -> Result<OutgoingEvent, Reply> {
     let metadata = Metadata::new(event.delivery_id.clone(), event.delivery_id.clone());
@@ -327,21 +327,20 @@ pub fn outgoing(
     };
     let mut envelope = Envelope {
         metadata,
-        detail: event.clone(),
+        detail: event,
     };
     let entry = encode(&envelope)?;
     if entry.size() <= max_entry_bytes {
         return Ok(entry);
     }
-    let Some(raw) = event.raw.take() else {
+    let Some(raw) = envelope.detail.raw.take() else {
         return Err(too_large(entry.size()));
     };
-    event.raw_omitted = Some(RawOmitted {
+    envelope.detail.raw_omitted = Some(RawOmitted {
         reason: "size".into(),
         raw_bytes: raw.get().len(),
         limit_bytes: max_entry_bytes,
     });
-    envelope.detail = event;
     let entry = encode(&envelope)?;
     if entry.size() <= max_entry_bytes {
         Ok(entry)
