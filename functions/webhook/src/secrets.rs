@@ -68,10 +68,15 @@ pub enum SecretError {
     Unusable(String),
 }
 
+/// After a failed refresh, how long the last good value is used before trying again, so an
+/// outage costs one slow call every half minute rather than one per delivery.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
+
 pub struct SecretCache {
     client: aws_sdk_secretsmanager::Client,
     secret_id: String,
     ttl: Duration,
+    /// The secrets and when to fetch them again.
     cached: Mutex<Option<(Instant, Arc<SecretSet>)>>,
 }
 
@@ -94,22 +99,28 @@ impl SecretCache {
     /// turn into rejected deliveries.
     pub async fn get(&self) -> Result<Arc<SecretSet>, SecretError> {
         let mut cached = self.cached.lock().await;
-        if let Some((at, set)) = cached.as_ref()
-            && at.elapsed() < self.ttl
+        if let Some((refresh_at, set)) = cached.as_ref()
+            && Instant::now() < *refresh_at
         {
             return Ok(set.clone());
         }
-        match self.fetch().await {
-            Ok(set) => {
+        match (self.fetch().await, cached.take()) {
+            (Ok(set), _) => {
                 let set = Arc::new(set);
-                *cached = Some((Instant::now(), set.clone()));
+                *cached = Some((Instant::now() + self.ttl, set.clone()));
                 Ok(set)
             }
-            Err(SecretError::Unavailable(e)) if cached.is_some() => {
+            (Err(SecretError::Unavailable(e)), Some((_, stale))) => {
                 tracing::warn!(error = %e, "could not refresh the webhook secret; using the cached value");
-                Ok(cached.as_ref().map(|(_, s)| s.clone()).unwrap_or_default())
+                *cached = Some((
+                    Instant::now() + RETRY_AFTER_FAILURE.min(self.ttl),
+                    stale.clone(),
+                ));
+                Ok(stale)
             }
-            Err(e) => Err(e),
+            // Unusable: the secret was changed into something wrong; failing closed beats
+            // trusting an old value the operator meant to replace.
+            (Err(e), _) => Err(e),
         }
     }
 
@@ -171,5 +182,133 @@ impl SecretCache {
                 self.secret_id
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
+    use aws_sdk_secretsmanager::types::error::ResourceNotFoundException;
+    use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+
+    fn stage(
+        name: &'static str,
+    ) -> impl Fn(&aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueInput) -> bool
+    {
+        move |r| r.version_stage() == Some(name)
+    }
+
+    fn value(json: &'static str) -> Rule {
+        mock!(aws_sdk_secretsmanager::Client::get_secret_value)
+            .match_requests(stage("AWSCURRENT"))
+            .then_output(move || GetSecretValueOutput::builder().secret_string(json).build())
+    }
+
+    fn no_previous() -> Rule {
+        mock!(aws_sdk_secretsmanager::Client::get_secret_value)
+            .match_requests(stage("AWSPREVIOUS"))
+            .then_error(|| {
+                GetSecretValueError::ResourceNotFoundException(
+                    ResourceNotFoundException::builder().build(),
+                )
+            })
+    }
+
+    fn cache(rules: &[&Rule], ttl: Duration) -> SecretCache {
+        let client = mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, rules);
+        SecretCache::new(
+            client,
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:eddo",
+            ttl,
+        )
+    }
+
+    #[tokio::test]
+    async fn fetched_once_per_ttl_and_without_a_previous_version() {
+        let current = value(r#"{"github":"s3cret"}"#);
+        let previous = no_previous();
+        let c = cache(&[&current, &previous], Duration::from_secs(300));
+        for _ in 0..3 {
+            let set = c.get().await.unwrap();
+            assert_eq!(set.values(|s| &s.github), vec![b"s3cret".as_slice()]);
+        }
+        assert_eq!((current.num_calls(), previous.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn both_versions_during_rotation() {
+        let current = value(r#"{"github":"new"}"#);
+        let previous = mock!(aws_sdk_secretsmanager::Client::get_secret_value)
+            .match_requests(stage("AWSPREVIOUS"))
+            .then_output(|| {
+                GetSecretValueOutput::builder()
+                    .secret_string(r#"{"github":"old"}"#)
+                    .build()
+            });
+        let c = cache(&[&current, &previous], Duration::from_secs(300));
+        let set = c.get().await.unwrap();
+        assert_eq!(
+            set.values(|s| &s.github),
+            vec![b"new".as_slice(), b"old".as_slice()]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_secret_is_unusable_and_never_quoted() {
+        let current = value("github=hunter2");
+        let previous = no_previous();
+        let c = cache(&[&current, &previous], Duration::from_secs(300));
+        let err = c.get().await.unwrap_err();
+        assert!(matches!(err, SecretError::Unusable(_)));
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let blank = value("  ");
+        let c = cache(&[&blank, &previous], Duration::from_secs(300));
+        assert!(c.get().await.unwrap_err().to_string().contains("is empty"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_secret_is_unusable() {
+        let none = mock!(aws_sdk_secretsmanager::Client::get_secret_value).then_error(|| {
+            GetSecretValueError::ResourceNotFoundException(
+                ResourceNotFoundException::builder().build(),
+            )
+        });
+        let c = cache(&[&none], Duration::from_secs(300));
+        assert!(matches!(
+            c.get().await.unwrap_err(),
+            SecretError::Unusable(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_outage_keeps_the_last_good_value() {
+        let throttled =
+            Some(r#"{"__type":"InternalServiceError","message":"try later"}"#.to_string());
+        let current = mock!(aws_sdk_secretsmanager::Client::get_secret_value)
+            .match_requests(stage("AWSCURRENT"))
+            .sequence()
+            .output(|| {
+                GetSecretValueOutput::builder()
+                    .secret_string(r#"{"github":"s3cret"}"#)
+                    .build()
+            })
+            .http_status(500, throttled)
+            .repeatedly()
+            .build();
+        let previous = no_previous();
+        // A zero TTL: every get wants a refresh.
+        let c = cache(&[&current, &previous], Duration::ZERO);
+        assert_eq!(c.get().await.unwrap().values(|s| &s.github).len(), 1);
+        let calls = current.num_calls();
+        let stale = c.get().await.unwrap();
+        assert_eq!(stale.values(|s| &s.github), vec![b"s3cret".as_slice()]);
+        assert!(current.num_calls() > calls, "a refresh was attempted");
+        // With no cached value, the same outage is Unavailable (the sender is told to retry).
+        let fresh = cache(&[&current, &previous], Duration::ZERO);
+        assert!(matches!(
+            fresh.get().await.unwrap_err(),
+            SecretError::Unavailable(_)
+        ));
     }
 }
