@@ -401,3 +401,77 @@ async fn a_standard_webhook_is_forwarded_raw_once_per_webhook_id() {
     assert_eq!(all[0]["detail"]["event"], "invoice.paid");
     assert_eq!(all[0]["detail"]["raw"]["data"]["amount"], 4200);
 }
+
+/// Collects what the JSON subscriber writes.
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn logs_carry_the_correlation_id_and_never_a_secret_or_payload() {
+    let (_moto, stack, config) = setup("logs", &[]).await;
+    let webhook = Webhook::new(config, &stack.sdk);
+    let out = Capture::default();
+    let writer = out.clone();
+    let _guard =
+        tracing::subscriber::set_default(eddo::telemetry::subscriber(move || writer.clone()));
+
+    let mut body: Value = serde_json::from_str(&push_body()).unwrap();
+    body["head_commit"]["message"] = json!("do not log me: AKIAIOSFODNN7EXAMPLE");
+    let body = body.to_string();
+    let ok = webhook
+        .handle(github_delivery(
+            LOCAL_GITHUB_SECRET,
+            "push",
+            "d-logs",
+            &body,
+        ))
+        .await;
+    assert_eq!(ok.status_code, 202);
+    let forged = webhook
+        .handle(github_delivery("wrong secret", "push", "d-forged", &body))
+        .await;
+    assert_eq!(forged.status_code, 401);
+    drop(_guard);
+
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is one JSON object"))
+        .collect();
+    let published = lines
+        .iter()
+        .find(|l| l["message"] == "published")
+        .expect("a 'published' line");
+    let spans = published["spans"].as_array().unwrap();
+    assert!(
+        spans.iter().any(|s| s["correlationId"] == "d-logs"),
+        "{published}"
+    );
+    assert_eq!(published["detail_type"], "Git Push");
+    assert!(
+        lines.iter().any(|l| l["message"] == "signature rejected"),
+        "{text}"
+    );
+    for needle in [
+        LOCAL_GITHUB_SECRET,
+        "wrong secret",
+        "AKIAIOSFODNN7EXAMPLE",
+        "sha256=",
+        "\"head_commit\"",
+    ] {
+        assert!(
+            !text.contains(needle),
+            "the logs contain {needle:?}:\n{text}"
+        );
+    }
+}

@@ -1006,4 +1006,50 @@ mod tests {
         let err = github("push", "d", "{not json", &Forward::default()).unwrap_err();
         assert!(err.to_string().contains("invalid JSON"), "{err}");
     }
+
+    proptest::proptest! {
+        /// Whatever a signed sender puts in the body, normalisation answers; it never panics.
+        #[test]
+        fn any_body_is_answered_never_a_panic(body in "\\PC{0,200}", event in proptest::sample::select(vec![
+            "push", "pull_request", "release", "check_run", "check_suite", "workflow_run", "issues",
+            "Push Hook", "Merge Request Hook", "Pipeline Hook", "Release Hook",
+        ])) {
+            let all = Forward::parse("github:*,gitlab:*,standard_webhooks:*").unwrap();
+            let _ = github(event, "d", &body, &all);
+            let _ = gitlab(event, "d", &body, &all);
+            let _ = standard("d", &body, &all);
+        }
+
+        /// Structurally plausible payloads with wrong types and nulls in every field.
+        #[test]
+        fn shaped_payloads_with_wrong_types_are_answered(value in json_value(3)) {
+            let body = serde_json::json!({"ref": value.clone(), "action": value.clone(), "repository": value.clone(),
+                "pull_request": value.clone(), "check_run": value.clone(), "object_attributes": value.clone(),
+                "project": value.clone(), "release": value.clone(), "workflow_run": value}).to_string();
+            let all = Forward::parse("github:*,gitlab:*").unwrap();
+            for event in ["push", "pull_request", "release", "check_run", "workflow_run"] {
+                let _ = github(event, "d", &body, &all);
+            }
+            for event in ["Push Hook", "Merge Request Hook", "Pipeline Hook", "Release Hook"] {
+                let _ = gitlab(event, "d", &body, &all);
+            }
+        }
+    }
+
+    fn json_value(depth: u32) -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[a-z/]{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(depth, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
 }
