@@ -37,6 +37,11 @@ async fn push(webhook: &Webhook, secret: &str, delivery: &str) -> LambdaFunction
         .await
 }
 
+/// How many events reached `queue` (waiting up to `wait` for the first).
+async fn arrived(stack: &Stack, queue: &str, wait: Duration) -> usize {
+    stack.drain(queue, wait).await.unwrap().len()
+}
+
 fn push_body() -> String {
     std::fs::read_to_string(corpus().join("github/push/with-new-branch.payload.json")).unwrap()
 }
@@ -79,31 +84,14 @@ async fn a_push_lands_on_the_bus_once_and_is_routed_by_its_rule() {
     assert_eq!(again.status_code, 202);
     assert_eq!(answer(&again)["status"], "duplicate");
     assert_eq!(answer(&again)["event_id"], a["event_id"]);
-    assert!(
-        stack
-            .drain(&stack.tap_queue, Duration::from_millis(300))
-            .await
-            .unwrap()
-            .len()
-            == 1
-    );
-    assert!(
-        stack
-            .drain(&stack.push_queue, Duration::from_millis(300))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(arrived(&stack, &stack.tap_queue, Duration::from_millis(300)).await == 1);
+    assert!(arrived(&stack, &stack.push_queue, Duration::from_millis(300)).await == 0);
 
     // A new delivery of the same push is a new event.
     let other = push(&webhook, LOCAL_GITHUB_SECRET, "delivery-2").await;
     assert_eq!(answer(&other)["status"], "published");
     assert_eq!(
-        stack
-            .drain(&stack.push_queue, Duration::from_secs(5))
-            .await
-            .unwrap()
-            .len(),
+        arrived(&stack, &stack.push_queue, Duration::from_secs(5)).await,
         1
     );
 }
@@ -129,13 +117,7 @@ async fn a_push_to_an_untracked_branch_is_published_but_not_routed_to_the_build(
         .unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0]["detail"]["branch"], "feature/x");
-    assert!(
-        stack
-            .drain(&stack.push_queue, Duration::from_millis(300))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(arrived(&stack, &stack.push_queue, Duration::from_millis(300)).await == 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -170,11 +152,7 @@ async fn concurrent_deliveries_of_one_id_publish_once() {
         "{statuses:?}"
     );
     assert_eq!(
-        stack
-            .drain(&stack.tap_queue, Duration::from_secs(5))
-            .await
-            .unwrap()
-            .len(),
+        arrived(&stack, &stack.tap_queue, Duration::from_secs(5)).await,
         1
     );
 }
@@ -197,11 +175,7 @@ async fn deliveries_signed_with_the_previous_secret_are_accepted_during_rotation
     let wrong = push(&webhook, "neither", "d-x").await;
     assert_eq!(wrong.status_code, 401);
     assert_eq!(
-        stack
-            .drain(&stack.tap_queue, Duration::from_secs(5))
-            .await
-            .unwrap()
-            .len(),
+        arrived(&stack, &stack.tap_queue, Duration::from_secs(5)).await,
         2
     );
 }
@@ -227,13 +201,7 @@ async fn a_secret_without_a_github_value_fails_closed() {
     let webhook = Webhook::new(config, &stack.sdk);
     let resp = push(&webhook, LOCAL_GITHUB_SECRET, "d-1").await;
     assert_eq!(resp.status_code, 401);
-    assert!(
-        stack
-            .drain(&stack.tap_queue, Duration::from_millis(300))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(arrived(&stack, &stack.tap_queue, Duration::from_millis(300)).await == 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -281,11 +249,7 @@ async fn a_failing_bus_answers_503_and_the_redelivery_publishes() {
     assert_eq!(resp.status_code, 202);
     assert_eq!(answer(&resp)["status"], "published");
     assert_eq!(
-        stack
-            .drain(&stack.tap_queue, Duration::from_secs(5))
-            .await
-            .unwrap()
-            .len(),
+        arrived(&stack, &stack.tap_queue, Duration::from_secs(5)).await,
         1
     );
 }
@@ -315,13 +279,7 @@ async fn ignored_and_ping_deliveries_publish_nothing() {
         ))
         .await;
     assert_eq!(resp.status_code, 200);
-    assert!(
-        stack
-            .drain(&stack.tap_queue, Duration::from_millis(500))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(arrived(&stack, &stack.tap_queue, Duration::from_millis(500)).await == 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
