@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod moto;
+pub mod runtime;
 pub mod stack;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,188 @@
+//! The local Lambda runtime with real binaries: the webhook's `bootstrap` answers a function URL
+//! event through the Runtime API, stays warm, and each way a function can fail is reported as
+//! Lambda reports it.
+
+use std::time::Duration;
+
+use eddo_local::demo::github_delivery;
+use eddo_local::moto::Moto;
+use eddo_local::runtime::{FunctionSpec, LocalFunction, Outcome};
+use eddo_local::stack::{LOCAL_GITHUB_SECRET, Stack};
+use eddo_tests::binary;
+use serde_json::{Value, json};
+
+fn fixture(extra_env: &[(&str, &str)], timeout: Duration) -> FunctionSpec {
+    FunctionSpec {
+        name: "fixture".into(),
+        binary: binary("fixture-function"),
+        env: extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        timeout,
+        memory_mb: 128,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_webhook_binary_publishes_through_the_runtime_api_and_stays_warm() {
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let stack = Stack::provision(&moto.sdk_config().await, "runtime")
+        .await
+        .unwrap();
+    let mut env = stack.webhook_env();
+    env.push(("AWS_ENDPOINT_URL".into(), moto.endpoint()));
+    let function = LocalFunction::new(FunctionSpec {
+        name: "eddo-webhook".into(),
+        binary: binary("webhook"),
+        env,
+        timeout: Duration::from_secs(9),
+        memory_mb: 128,
+    })
+    .await
+    .unwrap();
+
+    let body = std::fs::read_to_string(
+        eddo_local::demo::corpus().join("github/push/with-new-branch.payload.json"),
+    )
+    .unwrap();
+    let event =
+        serde_json::to_value(github_delivery(LOCAL_GITHUB_SECRET, "push", "rt-1", &body)).unwrap();
+    let first = function.invoke(&event).await.unwrap();
+    assert!(first.cold);
+    let response = first
+        .outcome
+        .json()
+        .unwrap_or_else(|| panic!("{:?}\n{}", first.outcome, function.logs().join("\n")));
+    assert_eq!(response["statusCode"], 202, "{response}");
+    let answer: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(answer["status"], "published");
+    let cold = function.cold_start().expect("cold-start timings");
+    assert!(cold.to_first_response.unwrap() >= cold.to_first_next);
+    let pid = function.pid().await;
+
+    // Warm: the same process answers the redelivery, and it is a duplicate.
+    let second = function.invoke(&event).await.unwrap();
+    assert!(!second.cold);
+    assert_eq!(function.pid().await, pid);
+    let answer: Value =
+        serde_json::from_str(second.outcome.json().unwrap()["body"].as_str().unwrap()).unwrap();
+    assert_eq!(answer["status"], "duplicate");
+    assert!(function.rss_kib().await.unwrap() > 0);
+
+    let routed = stack
+        .drain(&stack.push_queue, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(routed.len(), 1);
+    // The binary's logs are JSON lines that carry the Lambda request id.
+    let logs = function.logs();
+    let published: Value = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "published")
+        .unwrap_or_else(|| panic!("no 'published' log line in {logs:?}"));
+    assert_eq!(
+        published["spans"][0]["requestId"],
+        first.request_id.as_str()
+    );
+    function.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_setting_is_an_init_error_naming_it() {
+    let function = LocalFunction::new(FunctionSpec {
+        name: "eddo-webhook".into(),
+        binary: binary("webhook"),
+        env: vec![],
+        timeout: Duration::from_secs(5),
+        memory_mb: 128,
+    })
+    .await
+    .unwrap();
+    let out = function.invoke(&json!({})).await.unwrap();
+    match out.outcome {
+        Outcome::InitError {
+            error_type,
+            message,
+        } => {
+            assert_eq!(error_type, "Runtime.ExitError");
+            assert!(
+                message.contains("EDDO_EVENT_BUS_NAME: is not set"),
+                "{message}"
+            );
+        }
+        other => panic!("expected an init error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panic_is_an_invocation_error_and_the_environment_stays_warm() {
+    let function = LocalFunction::new(fixture(&[], Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let echo = function.invoke(&json!({"do": "echo"})).await.unwrap();
+    assert_eq!(
+        echo.outcome.json().unwrap()["request_id"],
+        echo.request_id.as_str()
+    );
+    let panicked = function.invoke(&json!({"do": "panic"})).await.unwrap();
+    match &panicked.outcome {
+        Outcome::Error { message, .. } => {
+            assert!(message.contains("fixture asked to panic"), "{message}")
+        }
+        other => panic!("expected an invocation error, got {other:?}"),
+    }
+    let after = function.invoke(&json!({"do": "echo"})).await.unwrap();
+    assert!(!after.cold, "a caught panic does not kill the environment");
+    let failed = function.invoke(&json!({"do": "error"})).await.unwrap();
+    assert!(
+        matches!(failed.outcome, Outcome::Error { ref message, .. } if message.contains("fixture asked to fail"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_mid_invocation_is_reported_and_the_next_invocation_is_cold() {
+    let function = LocalFunction::new(fixture(&[], Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert!(function.invoke(&json!({"do": "echo"})).await.unwrap().cold);
+    let crashed = function.invoke(&json!({"do": "exit"})).await.unwrap();
+    assert!(
+        matches!(crashed.outcome, Outcome::Crashed { ref status } if status.contains('3')),
+        "{:?}",
+        crashed.outcome
+    );
+    let next = function.invoke(&json!({"do": "echo"})).await.unwrap();
+    assert!(next.cold);
+    assert!(next.outcome.json().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timeout_stops_the_environment() {
+    let function = LocalFunction::new(fixture(&[], Duration::from_millis(500)))
+        .await
+        .unwrap();
+    let slow = function.invoke(&json!({"do": "sleep"})).await.unwrap();
+    assert_eq!(slow.outcome, Outcome::TimedOut);
+    assert!(function.pid().await.is_none());
+    assert!(function.invoke(&json!({"do": "echo"})).await.unwrap().cold);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_init_failure_of_the_fixture_is_reported_every_time() {
+    let function = LocalFunction::new(fixture(
+        &[("FIXTURE_FAIL_INIT", "1")],
+        Duration::from_secs(5),
+    ))
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        let out = function.invoke(&json!({"do": "echo"})).await.unwrap();
+        assert!(
+            matches!(out.outcome, Outcome::InitError { ref message, .. } if message.contains("FIXTURE_FAIL_INIT is set")),
+            "{:?}",
+            out.outcome
+        );
+    }
+}
