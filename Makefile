@@ -21,6 +21,7 @@ $(VENV)/.installed: infra/requirements.txt
 setup: $(VENV)/.installed
 
 demo: setup
+	$(CARGO) build --quiet --workspace --bins
 	$(CARGO) run --quiet -p eddo-local --bin eddo-local -- demo
 
 lint:

@@ -186,3 +186,109 @@ async fn an_init_failure_of_the_fixture_is_reported_every_time() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_function_url_turns_http_into_events_and_answers_back() {
+    use eddo_local::url::{FunctionUrl, post};
+    let fixture = std::sync::Arc::new(
+        LocalFunction::new(fixture(&[], Duration::from_secs(5)))
+            .await
+            .unwrap(),
+    );
+    let url = FunctionUrl::serve(fixture.clone(), 0).await.unwrap();
+    let addr = url.addr();
+    // The fixture's answer has no statusCode: not a function URL response, so the URL answers
+    // 502 as AWS does.
+    let (status, _) = tokio::task::spawn_blocking(move || {
+        post(
+            addr,
+            "/github?x=1",
+            &[
+                ("Content-Type", "application/json"),
+                ("X-GitHub-Event", "ping"),
+            ],
+            b"{\"zen\":\"hi\"}",
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(status, 502);
+
+    let parts = http::Request::post("/github?x=1")
+        .header("content-type", "application/octet-stream")
+        .header("x-github-event", "ping")
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+    let event = eddo_local::url::event_for(
+        &parts,
+        &[0xff, 0x00, 0x01],
+        "127.0.0.1:5555".parse().unwrap(),
+    );
+    assert!(
+        event.is_base64_encoded,
+        "a binary body arrives base64-encoded"
+    );
+    assert_eq!(event.body.as_deref(), Some("/wAB"));
+    assert_eq!(event.raw_query_string.as_deref(), Some("x=1"));
+    assert_eq!(event.request_context.http.method.as_deref(), Some("POST"));
+    assert_eq!(event.headers.get("x-github-event").unwrap(), "ping");
+    let json_parts = http::Request::post("/gitlab")
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+    let event = eddo_local::url::event_for(&json_parts, b"{}", "127.0.0.1:5555".parse().unwrap());
+    assert!(!event.is_base64_encoded);
+    assert_eq!(event.body.as_deref(), Some("{}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_webhook_over_http_answers_401_and_404_as_deployed() {
+    use eddo_local::url::{FunctionUrl, post};
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let stack = Stack::provision(&moto.sdk_config().await, "http")
+        .await
+        .unwrap();
+    let mut env = stack.webhook_env();
+    env.push(("AWS_ENDPOINT_URL".into(), moto.endpoint()));
+    let function = std::sync::Arc::new(
+        LocalFunction::new(FunctionSpec {
+            name: "eddo-webhook".into(),
+            binary: binary("webhook"),
+            env,
+            timeout: Duration::from_secs(9),
+            memory_mb: 128,
+        })
+        .await
+        .unwrap(),
+    );
+    let url = FunctionUrl::serve(function.clone(), 0).await.unwrap();
+    let addr = url.addr();
+    let (unsigned, body) = tokio::task::spawn_blocking(move || {
+        post(
+            addr,
+            "/github",
+            &[
+                ("Content-Type", "application/json"),
+                ("X-GitHub-Event", "ping"),
+                ("X-GitHub-Delivery", "d"),
+            ],
+            b"{}",
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(unsigned, 401, "{body}");
+    let (wrong_route, _) =
+        tokio::task::spawn_blocking(move || post(addr, "/bitbucket", &[], b"{}"))
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(wrong_route, 404);
+    function.stop().await;
+}

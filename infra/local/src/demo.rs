@@ -1,19 +1,21 @@
-//! The scripted scenario the README's run command plays: a signed GitHub push delivered to the
-//! webhook handler, routed by a rule on the bus, then redelivered and published no second time.
-//! Each step prints one timeline line; the run succeeds only if every expected step happened.
+//! The scripted scenario the README's run command plays: a signed GitHub push delivered over
+//! HTTP to the webhook function's local URL (the real binary, through the Runtime API), routed by
+//! a rule on the bus, then redelivered and published no second time. Each step prints one
+//! timeline line; the run succeeds only if every expected step happened.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
-use eddo::config::Env;
-use eddo_webhook::{Config, Webhook};
 use http::{HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::LocalError;
 use crate::moto::{Moto, project_root};
+use crate::runtime::{FunctionSpec, LocalFunction, binary};
 use crate::stack::{LOCAL_GITHUB_SECRET, Stack};
+use crate::url::{FunctionUrl, post};
 
 /// `../shared/corpus` beside the project, or `EDDO_CORPUS`.
 pub fn corpus() -> PathBuf {
@@ -65,17 +67,53 @@ struct Timeline {
 }
 
 impl Timeline {
-    fn step(&mut self, ok: bool, what: &str, detail: impl AsRef<str>) {
+    fn step(&mut self, ok: bool, what: &str, who: &str, detail: impl AsRef<str>) {
         if !ok {
             self.failures += 1;
         }
         println!(
-            "{:>7.3}s  {}  {:<44} {}",
+            "{:>7.3}s  {}  {:<42} {:<13} {}",
             self.start.elapsed().as_secs_f64(),
             if ok { "ok  " } else { "FAIL" },
             what,
+            who,
             detail.as_ref()
         );
+    }
+}
+
+/// A signed GitHub delivery to the local function URL, as GitHub sends it: `(status, answer)`.
+async fn deliver(
+    url: std::net::SocketAddr,
+    secret: &str,
+    event: &str,
+    delivery_id: &str,
+    body: &str,
+) -> (u16, Value) {
+    let sig = eddo_webhook::signature::github_signature(secret.as_bytes(), body.as_bytes());
+    let (event, delivery_id, body) = (event.to_string(), delivery_id.to_string(), body.to_string());
+    let sent = tokio::task::spawn_blocking(move || {
+        post(
+            url,
+            "/github",
+            &[
+                ("Content-Type", "application/json"),
+                ("User-Agent", "GitHub-Hookshot/eddo-local"),
+                ("X-GitHub-Event", &event),
+                ("X-GitHub-Delivery", &delivery_id),
+                ("X-Hub-Signature-256", &sig),
+            ],
+            body.as_bytes(),
+        )
+    })
+    .await;
+    match sent {
+        Ok(Ok((status, text))) => (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ),
+        Ok(Err(e)) => (0, Value::String(e.to_string())),
+        Err(e) => (0, Value::String(e.to_string())),
     }
 }
 
@@ -86,55 +124,74 @@ pub async fn run() -> Result<bool, LocalError> {
         failures: 0,
     };
     let moto = Moto::start()?;
-    t.step(true, "moto server started", moto.endpoint());
+    t.step(true, "moto server started", "", moto.endpoint());
     let sdk = moto.sdk_config().await;
     let stack = Stack::provision(&sdk, "eddo").await?;
     t.step(
         true,
         "provisioned bus, table, secret, rules",
+        "",
         format!("bus {}", stack.bus),
     );
 
-    let env = stack.webhook_env();
-    let config = Config::from_env(&Env::from_pairs(
-        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    ))
-    .map_err(|e| LocalError::Setup(e.to_string()))?;
-    let webhook = Webhook::new(config, &sdk);
+    let mut env = stack.webhook_env();
+    env.push(("AWS_ENDPOINT_URL".into(), moto.endpoint()));
+    let webhook = Arc::new(
+        LocalFunction::new(FunctionSpec {
+            name: "eddo-webhook".into(),
+            binary: binary("webhook")?,
+            env,
+            timeout: Duration::from_secs(9),
+            memory_mb: 128,
+        })
+        .await?,
+    );
+    let url = FunctionUrl::serve(webhook.clone(), 0).await?;
+    t.step(
+        true,
+        "webhook function URL",
+        "",
+        format!("{}github", url.url()),
+    );
 
     let path = corpus().join("github/push/with-new-branch.payload.json");
     let body = std::fs::read_to_string(&path)
         .map_err(|e| LocalError::Setup(format!("{}: {e}", path.display())))?;
     let delivery = "0b9c2a4e-7f3d-11ef-8a5d-eddo00000001";
+    let who = webhook.name().to_string();
 
-    let resp = webhook
-        .handle(github_delivery(
-            LOCAL_GITHUB_SECRET,
-            "ping",
-            "ping-1",
-            r#"{"zen":"Approachable is better than simple.","hook_id":1}"#,
-        ))
-        .await;
+    let (status, _) = deliver(
+        url.addr(),
+        LOCAL_GITHUB_SECRET,
+        "ping",
+        "ping-1",
+        r#"{"zen":"Approachable is better than simple.","hook_id":1}"#,
+    )
+    .await;
+    let cold = webhook.cold_start();
     t.step(
-        resp.status_code == 200,
+        status == 200,
         "GitHub ping",
-        format!("HTTP {}", resp.status_code),
+        &who,
+        format!(
+            "HTTP {status}, cold start: init {} ms, first response {} ms",
+            cold.map(|c| c.to_first_next.as_millis())
+                .unwrap_or_default(),
+            cold.and_then(|c| c.to_first_response)
+                .map(|d| d.as_millis())
+                .unwrap_or_default()
+        ),
     );
 
-    let resp = webhook
-        .handle(github_delivery(
-            LOCAL_GITHUB_SECRET,
-            "push",
-            delivery,
-            &body,
-        ))
-        .await;
-    let answer: Value =
-        serde_json::from_str(resp.body.as_deref().unwrap_or("{}")).unwrap_or_default();
+    let (status, answer) = deliver(url.addr(), LOCAL_GITHUB_SECRET, "push", delivery, &body).await;
     t.step(
-        resp.status_code == 202 && answer["status"] == "published",
+        status == 202 && answer["status"] == "published",
         "signed push to master delivered",
-        format!("HTTP {} {}", resp.status_code, answer["status"]),
+        &who,
+        format!(
+            "HTTP {status} {} {}",
+            answer["status"], answer["detail_type"]
+        ),
     );
 
     let routed = stack
@@ -146,6 +203,7 @@ pub async fn run() -> Result<bool, LocalError> {
             && first["detail-type"] == "Git Push"
             && first["detail"]["branch"] == "master",
         "rule 'push to tracked branch' matched",
+        "EventBridge",
         format!(
             "{} event(s): {} {} {}@{}",
             routed.len(),
@@ -161,29 +219,20 @@ pub async fn run() -> Result<bool, LocalError> {
         ),
     );
 
-    let resp = webhook
-        .handle(github_delivery(
-            LOCAL_GITHUB_SECRET,
-            "push",
-            delivery,
-            &body,
-        ))
-        .await;
-    let answer: Value =
-        serde_json::from_str(resp.body.as_deref().unwrap_or("{}")).unwrap_or_default();
+    let (status, answer) = deliver(url.addr(), LOCAL_GITHUB_SECRET, "push", delivery, &body).await;
     t.step(
-        resp.status_code == 202 && answer["status"] == "duplicate",
+        status == 202 && answer["status"] == "duplicate",
         "the same delivery redelivered",
-        format!("HTTP {} {}", resp.status_code, answer["status"]),
+        &who,
+        format!("HTTP {status} {}", answer["status"]),
     );
 
-    let resp = webhook
-        .handle(github_delivery("not the secret", "push", "forged-1", &body))
-        .await;
+    let (status, _) = deliver(url.addr(), "not the secret", "push", "forged-1", &body).await;
     t.step(
-        resp.status_code == 401,
+        status == 401,
         "a delivery signed with another secret",
-        format!("HTTP {}", resp.status_code),
+        &who,
+        format!("HTTP {status}"),
     );
 
     let everything = stack
@@ -192,10 +241,19 @@ pub async fn run() -> Result<bool, LocalError> {
     t.step(
         everything.len() == 1,
         "events on the bus in all",
+        "",
         format!("{} (one push, published once)", everything.len()),
     );
+    let rss = webhook.rss_kib().await.unwrap_or_default();
+    webhook.stop().await;
+    drop(url);
     drop(moto);
-    t.step(true, "moto server stopped", "");
+    t.step(
+        true,
+        "stopped the function and moto",
+        "",
+        format!("webhook resident memory was {} KiB", rss),
+    );
     println!();
     if t.failures == 0 {
         println!("demo passed: every expected step happened");
@@ -204,6 +262,7 @@ pub async fn run() -> Result<bool, LocalError> {
             "demo FAILED: {} step(s) did not happen as expected",
             t.failures
         );
+        println!("\nwebhook function log:\n{}", webhook.logs().join("\n"));
     }
     Ok(t.failures == 0)
 }

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod moto;
 pub mod runtime;
 pub mod stack;
+pub mod url;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {

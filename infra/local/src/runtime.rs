@@ -31,6 +31,23 @@ use crate::LocalError;
 /// The most log lines kept per function.
 const LOG_LINES: usize = 2000;
 
+/// A workspace binary built in the same profile as the running program: beside it, or one
+/// level up when the program is a test in `target/<profile>/deps/`.
+pub fn binary(name: &str) -> Result<PathBuf, LocalError> {
+    let exe = std::env::current_exe().map_err(|e| LocalError::Setup(e.to_string()))?;
+    let dirs = exe.ancestors().skip(1).take(2);
+    for dir in dirs {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(LocalError::Setup(format!(
+        "the {name} binary is not built beside {}: run `cargo build --workspace` (make demo does)",
+        exe.display()
+    )))
+}
+
 /// How to run one function: its binary and the environment the template gives it.
 #[derive(Debug, Clone)]
 pub struct FunctionSpec {
