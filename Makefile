@@ -4,13 +4,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CARGO ?= cargo
 
-.PHONY: help setup demo test check lint cfn-lint unit bench size clean-venv
+.PHONY: help setup demo up test lint cfn-lint unit bench size measure
 
 help:
 	@echo "make demo   run eddo locally: moto on loopback and the scripted scenario"
 	@echo "make test   the whole test suite: fmt, clippy, cfn-lint, unit, corpus and moto tests"
 	@echo "make bench  criterion benchmarks of the hot paths"
+	@echo "make up     moto and the webhook function URL on 127.0.0.1:9000, until Ctrl-C"
 	@echo "make size   stripped arm64 bootstrap sizes"
+	@echo "make measure  cold start and memory of the release webhook binary on the local runtime"
 
 # The virtualenv with moto and cfn-lint; rebuilt when the requirements change.
 $(VENV)/.installed: infra/requirements.txt
@@ -24,11 +26,19 @@ demo: setup
 	$(CARGO) build --quiet --workspace --bins
 	$(CARGO) run --quiet -p eddo-local --bin eddo-local -- demo
 
+up: setup
+	$(CARGO) build --quiet --workspace --bins
+	$(CARGO) run --quiet -p eddo-local --bin eddo-local -- up
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-cfn-lint: setup
+cfn-up: setup
+	$(CARGO) build --quiet --workspace --bins
+	$(CARGO) run --quiet -p eddo-local --bin eddo-local -- up
+
+lint: setup
 	$(VENV)/bin/cfn-lint template.yaml
 
 unit: setup
@@ -45,3 +55,8 @@ bench:
 
 size:
 	infra/scripts/size.sh
+
+measure: setup
+	$(CARGO) build --quiet --release -p eddo-webhook --bin webhook
+	$(CARGO) build --quiet -p eddo-local --bin eddo-local
+	EDDO_BINARY_DIR=target/release target/debug/eddo-local measure 20 100

@@ -1,22 +1,91 @@
-//! `eddo-local demo`: play the scripted scenario on moto and print its timeline.
+//! `eddo-local`: eddo on one machine, without an AWS account.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+const USAGE: &str = "usage: eddo-local <command>
+
+  demo                 start moto and the webhook function, play the scripted scenario, print the timeline
+  up [--port N]        start moto and the webhook function URL (default port 9000) and keep serving
+  measure [COLD WARM]  cold starts and memory of the webhook binary (default 20 cold, 100 warm);
+                       EDDO_BINARY_DIR=target/release measures the release build";
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let command = std::env::args().nth(1);
-    match command.as_deref() {
-        Some("demo") => match eddo_local::demo::run().await {
-            Ok(true) => std::process::ExitCode::SUCCESS,
-            Ok(false) => std::process::ExitCode::FAILURE,
-            Err(e) => {
-                eprintln!("eddo-local: {e}");
-                std::process::ExitCode::FAILURE
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => eddo_local::demo::run().await.map(|ok| {
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             }
-        },
-        _ => {
-            eprintln!(
-                "usage: eddo-local demo\n\n  demo  start moto, deliver a signed push and its redelivery, print the timeline"
-            );
-            std::process::ExitCode::from(2)
+        }),
+        Some("up") => {
+            let port = match args.get(1).map(String::as_str) {
+                Some("--port") => args.get(2).and_then(|p| p.parse().ok()),
+                None => Some(9000),
+                Some(_) => None,
+            };
+            match port {
+                Some(port) => up(port).await.map(|_| ExitCode::SUCCESS),
+                None => return usage(),
+            }
         }
-    }
+        Some("measure") => {
+            let cold = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20);
+            let warm = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100);
+            eddo_local::measure::webhook(cold, warm).await.map(|f| {
+                println!("{f}");
+                ExitCode::SUCCESS
+            })
+        }
+        _ => return usage(),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("eddo-local: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn usage() -> ExitCode {
+    eprintln!("{USAGE}");
+    ExitCode::from(2)
+}
+
+async fn up(port: u16) -> Result<(), eddo_local::LocalError> {
+    use eddo_local::runtime::{FunctionSpec, LocalFunction, binary};
+    use eddo_local::stack::{
+        LOCAL_GITHUB_SECRET, LOCAL_GITLAB_TOKEN, LOCAL_STANDARD_SECRET, Stack,
+    };
+    let moto = eddo_local::moto::Moto::start()?;
+    let stack = Stack::provision(&moto.sdk_config().await, "eddo").await?;
+    let mut env = stack.webhook_env();
+    env.push(("AWS_ENDPOINT_URL".into(), moto.endpoint()));
+    let webhook = Arc::new(
+        LocalFunction::new(FunctionSpec {
+            name: "eddo-webhook".into(),
+            binary: binary("webhook")?,
+            env,
+            timeout: Duration::from_secs(9),
+            memory_mb: 128,
+        })
+        .await?,
+    );
+    let url = eddo_local::url::FunctionUrl::serve(webhook.clone(), port).await?;
+    println!("moto (AWS emulator)  {}", moto.endpoint());
+    println!("event bus            {}", stack.bus);
+    println!(
+        "webhook URLs         {0}github  {0}gitlab  {0}standard",
+        url.url()
+    );
+    println!(
+        "local secrets        github={LOCAL_GITHUB_SECRET} gitlab={LOCAL_GITLAB_TOKEN} standard_webhooks={LOCAL_STANDARD_SECRET}"
+    );
+    println!("every eddo event     SQS queue {}", stack.tap_queue);
+    println!("serving; Ctrl-C stops everything");
+    let _ = tokio::signal::ctrl_c().await;
+    webhook.stop().await;
+    Ok(())
 }

@@ -32,8 +32,20 @@ use crate::LocalError;
 const LOG_LINES: usize = 2000;
 
 /// A workspace binary built in the same profile as the running program: beside it, or one
-/// level up when the program is a test in `target/<profile>/deps/`.
+/// level up when the program is a test in `target/<profile>/deps/`; or in `EDDO_BINARY_DIR`.
 pub fn binary(name: &str) -> Result<PathBuf, LocalError> {
+    // `EDDO_BINARY_DIR` picks another build, such as target/release for measurements.
+    if let Some(dir) = std::env::var_os("EDDO_BINARY_DIR") {
+        let path = PathBuf::from(dir).join(name);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(LocalError::Setup(format!(
+                "EDDO_BINARY_DIR has no {name} binary ({})",
+                path.display()
+            )))
+        };
+    }
     let exe = std::env::current_exe().map_err(|e| LocalError::Setup(e.to_string()))?;
     let dirs = exe.ancestors().skip(1).take(2);
     for dir in dirs {
