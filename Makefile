@@ -34,11 +34,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-cfn-up: setup
-	$(CARGO) build --quiet --workspace --bins
-	$(CARGO) run --quiet -p eddo-local --bin eddo-local -- up
-
-lint: setup
+cfn-lint: setup
 	$(VENV)/bin/cfn-lint template.yaml
 
 unit: setup

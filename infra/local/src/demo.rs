@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::LocalError;
 use crate::moto::{Moto, project_root};
-use crate::runtime::{FunctionSpec, LocalFunction, binary};
+use crate::runtime::LocalFunction;
 use crate::stack::{LOCAL_GITHUB_SECRET, Stack};
 use crate::url::{FunctionUrl, post};
 
@@ -72,7 +72,7 @@ impl Timeline {
             self.failures += 1;
         }
         println!(
-            "{:>7.3}s  {}  {:<42} {:<13} {}",
+            "{:>7.3}s  {}  {:<42} {:<16} {}",
             self.start.elapsed().as_secs_f64(),
             if ok { "ok  " } else { "FAIL" },
             what,
@@ -129,23 +129,18 @@ pub async fn run() -> Result<bool, LocalError> {
     let stack = Stack::provision(&sdk, "eddo").await?;
     t.step(
         true,
-        "provisioned bus, table, secret, rules",
+        "provisioned from template.yaml",
         "",
-        format!("bus {}", stack.bus),
+        format!(
+            "bus {}, table {}, {} function(s); not emulated: {}",
+            stack.bus,
+            stack.table,
+            stack.functions.len(),
+            stack.skipped.join(", ")
+        ),
     );
 
-    let mut env = stack.webhook_env();
-    env.push(("AWS_ENDPOINT_URL".into(), moto.endpoint()));
-    let webhook = Arc::new(
-        LocalFunction::new(FunctionSpec {
-            name: "eddo-webhook".into(),
-            binary: binary("webhook")?,
-            env,
-            timeout: Duration::from_secs(9),
-            memory_mb: 128,
-        })
-        .await?,
-    );
+    let webhook = Arc::new(LocalFunction::new(stack.spec("webhook", &moto.endpoint())?).await?);
     let url = FunctionUrl::serve(webhook.clone(), 0).await?;
     t.step(
         true,

@@ -6,6 +6,7 @@ pub mod measure;
 pub mod moto;
 pub mod runtime;
 pub mod stack;
+pub mod template;
 pub mod url;
 
 #[derive(Debug, thiserror::Error)]

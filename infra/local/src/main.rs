@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 const USAGE: &str = "usage: eddo-local <command>
 
@@ -55,24 +54,13 @@ fn usage() -> ExitCode {
 }
 
 async fn up(port: u16) -> Result<(), eddo_local::LocalError> {
-    use eddo_local::runtime::{FunctionSpec, LocalFunction, binary};
+    use eddo_local::runtime::LocalFunction;
     use eddo_local::stack::{
         LOCAL_GITHUB_SECRET, LOCAL_GITLAB_TOKEN, LOCAL_STANDARD_SECRET, Stack,
     };
     let moto = eddo_local::moto::Moto::start()?;
     let stack = Stack::provision(&moto.sdk_config().await, "eddo").await?;
-    let mut env = stack.webhook_env();
-    env.push(("AWS_ENDPOINT_URL".into(), moto.endpoint()));
-    let webhook = Arc::new(
-        LocalFunction::new(FunctionSpec {
-            name: "eddo-webhook".into(),
-            binary: binary("webhook")?,
-            env,
-            timeout: Duration::from_secs(9),
-            memory_mb: 128,
-        })
-        .await?,
-    );
+    let webhook = Arc::new(LocalFunction::new(stack.spec("webhook", &moto.endpoint())?).await?);
     let url = eddo_local::url::FunctionUrl::serve(webhook.clone(), port).await?;
     println!("moto (AWS emulator)  {}", moto.endpoint());
     println!("event bus            {}", stack.bus);

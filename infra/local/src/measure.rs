@@ -3,12 +3,11 @@
 //! fresh environments, then resident memory after warm invocations.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::LocalError;
 use crate::demo::{corpus, github_delivery};
 use crate::moto::Moto;
-use crate::runtime::{FunctionSpec, LocalFunction, binary};
+use crate::runtime::LocalFunction;
 use crate::stack::{LOCAL_GITHUB_SECRET, Stack};
 
 pub struct Figures {
@@ -67,19 +66,9 @@ impl std::fmt::Display for Figures {
 pub async fn webhook(cold: usize, warm: usize) -> Result<Figures, LocalError> {
     let moto = Moto::start()?;
     let stack = Stack::provision(&moto.sdk_config().await, "measure").await?;
-    let mut env = stack.webhook_env();
-    env.push(("AWS_ENDPOINT_URL".into(), moto.endpoint()));
-    let path = binary("webhook")?;
-    let function = Arc::new(
-        LocalFunction::new(FunctionSpec {
-            name: "eddo-webhook".into(),
-            binary: path.clone(),
-            env,
-            timeout: Duration::from_secs(9),
-            memory_mb: 128,
-        })
-        .await?,
-    );
+    let spec = stack.spec("webhook", &moto.endpoint())?;
+    let path = spec.binary.clone();
+    let function = Arc::new(LocalFunction::new(spec).await?);
     let body = std::fs::read_to_string(corpus().join("github/push/with-new-branch.payload.json"))
         .map_err(|e| LocalError::Setup(e.to_string()))?;
     let event = |n: usize| {

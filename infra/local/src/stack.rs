@@ -1,6 +1,7 @@
-//! The AWS resources eddo needs, created on the emulator: the bus, the state table, the webhook
-//! secret, and SQS queues that rules on the bus deliver to, so what was published can be read
-//! back exactly as a rule target would receive it.
+//! The AWS resources eddo needs, created on the emulator from `template.yaml` (the bus, the state
+//! table with its keys and TTL, the webhook secret, the queues, each function's environment), and
+//! two local rules with SQS targets, so what was published can be read back exactly as a rule
+//! target would receive it.
 
 use std::time::Duration;
 
@@ -12,6 +13,9 @@ use aws_sdk_dynamodb::types::{
 use serde_json::{Value, json};
 
 use crate::LocalError;
+use crate::moto::project_root;
+use crate::runtime::FunctionSpec;
+use crate::template::{ACCOUNT, FunctionDef, Names, REGION, Template, functions};
 
 /// The local development secrets. They exist only on the emulator; never use them in AWS.
 pub const LOCAL_GITHUB_SECRET: &str = "eddo-local-github-secret";
@@ -26,85 +30,212 @@ pub const TAP_PATTERN: &str = r#"{"source":[{"prefix":"eddo."}]}"#;
 
 pub struct Stack {
     pub sdk: SdkConfig,
+    /// The template's event bus.
     pub bus: String,
+    /// The template's state table.
     pub table: String,
+    /// The template's webhook secret, holding the local development secrets.
     pub secret_arn: String,
-    /// Receives every eddo event (rule `TAP_PATTERN`).
+    /// The template's functions, their environment resolved to the local resources.
+    pub functions: Vec<FunctionDef>,
+    /// Resource types the local stack does not create (log groups, alarms, ...).
+    pub skipped: Vec<String>,
+    /// Receives every eddo event (local rule `TAP_PATTERN`).
     pub tap_queue: String,
-    /// Receives pushes to tracked branches (rule `TRACKED_PUSH_PATTERN`).
+    /// Receives pushes to tracked branches (local rule `TRACKED_PUSH_PATTERN`).
     pub push_queue: String,
 }
 
 impl Stack {
-    /// Creates every resource, each name prefixed with `prefix` so stacks can share an emulator.
+    /// Creates what `template.yaml` declares, with the bus named `<prefix>-bus` and every other
+    /// resource prefixed with `prefix`, so tests can share an emulator; then the two local rules
+    /// the demo and tests watch the bus with.
     pub async fn provision(sdk: &SdkConfig, prefix: &str) -> Result<Stack, LocalError> {
-        let bus = format!("{prefix}-bus");
-        let table = format!("{prefix}-state");
+        let mut template = Template::load(&project_root().join("template.yaml"))?;
+        template
+            .parameters
+            .insert("EventBusName".into(), format!("{prefix}-bus"));
+        Stack::from_template(sdk, &template, prefix).await
+    }
+
+    pub async fn from_template(
+        sdk: &SdkConfig,
+        template: &Template,
+        prefix: &str,
+    ) -> Result<Stack, LocalError> {
+        let mut names = Names::new(template, prefix);
         let eb = aws_sdk_eventbridge::Client::new(sdk);
-        eb.create_event_bus()
-            .name(&bus)
-            .send()
-            .await
-            .map_err(|e| aws("CreateEventBus", e))?;
+        let mut buses = Vec::new();
+        for (id, r) in template.of_type("AWS::Events::EventBus") {
+            let props = names.resolve(&r.properties)?;
+            let name = props["Name"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{prefix}-{id}"));
+            let out = eb
+                .create_event_bus()
+                .name(&name)
+                .send()
+                .await
+                .map_err(|e| aws("CreateEventBus", e))?;
+            names.set_ref(id, &name);
+            names.set_attr(id, "Name", &name);
+            names.set_attr(id, "Arn", out.event_bus_arn().unwrap_or_default());
+            buses.push(name);
+        }
 
         let ddb = aws_sdk_dynamodb::Client::new(sdk);
-        let key = |name: &str, kind| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-        };
-        let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-        };
-        ddb.create_table()
-            .table_name(&table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key("pk", KeyType::Hash).map_err(|e| LocalError::Aws(e.to_string()))?)
-            .key_schema(key("sk", KeyType::Range).map_err(|e| LocalError::Aws(e.to_string()))?)
-            .attribute_definitions(attr("pk").map_err(|e| LocalError::Aws(e.to_string()))?)
-            .attribute_definitions(attr("sk").map_err(|e| LocalError::Aws(e.to_string()))?)
-            .send()
-            .await
-            .map_err(|e| aws("CreateTable", e))?;
-        ddb.update_time_to_live()
-            .table_name(&table)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name("expires_at")
-                    .build()
-                    .map_err(|e| LocalError::Aws(e.to_string()))?,
-            )
-            .send()
-            .await
-            .map_err(|e| aws("UpdateTimeToLive", e))?;
+        let mut tables = Vec::new();
+        for (id, r) in template.of_type("AWS::DynamoDB::Table") {
+            let props = names.resolve(&r.properties)?;
+            let name = props["TableName"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{prefix}-{id}"));
+            let mut create = ddb
+                .create_table()
+                .table_name(&name)
+                .billing_mode(BillingMode::PayPerRequest);
+            for k in props["KeySchema"].as_array().into_iter().flatten() {
+                let kind = if k["KeyType"] == "RANGE" {
+                    KeyType::Range
+                } else {
+                    KeyType::Hash
+                };
+                create = create.key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(k["AttributeName"].as_str().unwrap_or_default())
+                        .key_type(kind)
+                        .build()
+                        .map_err(|e| LocalError::Aws(e.to_string()))?,
+                );
+            }
+            for a in props["AttributeDefinitions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let kind = match a["AttributeType"].as_str() {
+                    Some("N") => ScalarAttributeType::N,
+                    Some("B") => ScalarAttributeType::B,
+                    _ => ScalarAttributeType::S,
+                };
+                create = create.attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(a["AttributeName"].as_str().unwrap_or_default())
+                        .attribute_type(kind)
+                        .build()
+                        .map_err(|e| LocalError::Aws(e.to_string()))?,
+                );
+            }
+            let out = create
+                .send()
+                .await
+                .map_err(|e| aws(&format!("CreateTable {id}"), e))?;
+            if let Some(ttl) = props["TimeToLiveSpecification"]["AttributeName"].as_str() {
+                ddb.update_time_to_live()
+                    .table_name(&name)
+                    .time_to_live_specification(
+                        TimeToLiveSpecification::builder()
+                            .enabled(true)
+                            .attribute_name(ttl)
+                            .build()
+                            .map_err(|e| LocalError::Aws(e.to_string()))?,
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| aws("UpdateTimeToLive", e))?;
+            }
+            names.set_ref(id, &name);
+            names.set_attr(
+                id,
+                "Arn",
+                out.table_description()
+                    .and_then(|d| d.table_arn())
+                    .unwrap_or_default(),
+            );
+            tables.push(name);
+        }
 
         let sm = aws_sdk_secretsmanager::Client::new(sdk);
-        let secret = sm
-            .create_secret()
-            .name(format!("{prefix}-webhook"))
-            .secret_string(
-                json!({
-                    "github": LOCAL_GITHUB_SECRET,
-                    "gitlab": LOCAL_GITLAB_TOKEN,
-                    "standard_webhooks": LOCAL_STANDARD_SECRET,
-                })
-                .to_string(),
-            )
-            .send()
-            .await
-            .map_err(|e| aws("CreateSecret", e))?;
-        let secret_arn = secret.arn().unwrap_or_default().to_string();
+        let mut secrets = Vec::new();
+        for (id, _) in template.of_type("AWS::SecretsManager::Secret") {
+            let local = json!({
+                "github": LOCAL_GITHUB_SECRET,
+                "gitlab": LOCAL_GITLAB_TOKEN,
+                "standard_webhooks": LOCAL_STANDARD_SECRET,
+            });
+            let out = sm
+                .create_secret()
+                .name(format!("{prefix}-{id}"))
+                .secret_string(local.to_string())
+                .send()
+                .await
+                .map_err(|e| aws("CreateSecret", e))?;
+            let arn = out.arn().unwrap_or_default().to_string();
+            names.set_ref(id, &arn);
+            secrets.push(arn);
+        }
 
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        for (id, _) in template.of_type("AWS::SQS::Queue") {
+            let name = format!("{prefix}-{id}");
+            let url = sqs
+                .create_queue()
+                .queue_name(&name)
+                .send()
+                .await
+                .map_err(|e| aws("CreateQueue", e))?;
+            let url = url.queue_url().unwrap_or_default().to_string();
+            names.set_ref(id, &url);
+            names.set_attr(id, "QueueName", &name);
+            names.set_attr(id, "Arn", format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"));
+        }
+
+        for (id, _) in template.of_type("AWS::Serverless::Function") {
+            let name = format!("{prefix}-{id}");
+            names.set_attr(
+                id,
+                "Arn",
+                format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"),
+            );
+            names.set_ref(id, name);
+        }
+        let created = [
+            "AWS::Events::EventBus",
+            "AWS::DynamoDB::Table",
+            "AWS::SecretsManager::Secret",
+            "AWS::SQS::Queue",
+            "AWS::Serverless::Function",
+        ];
+        let mut skipped = Vec::new();
+        for (id, r) in template
+            .resources
+            .iter()
+            .filter(|(_, r)| !created.contains(&r.kind.as_str()))
+        {
+            // Not created here, but a function may name it (its log group, say).
+            names.set_ref(id, format!("{prefix}-{id}"));
+            names.set_attr(
+                id,
+                "Arn",
+                format!("arn:aws:local:{REGION}:{ACCOUNT}:{prefix}-{id}"),
+            );
+            skipped.push(format!("{id} ({})", r.kind));
+        }
+        let functions = functions(template, &names)?;
+        let first = |v: Vec<String>, what: &str| {
+            v.into_iter()
+                .next()
+                .ok_or_else(|| LocalError::Setup(format!("template.yaml declares no {what}")))
+        };
         let mut stack = Stack {
             sdk: sdk.clone(),
-            bus,
-            table,
-            secret_arn,
+            bus: first(buses, "event bus")?,
+            table: first(tables, "state table")?,
+            secret_arn: first(secrets, "webhook secret")?,
+            functions,
+            skipped,
             tap_queue: String::new(),
             push_queue: String::new(),
         };
@@ -164,13 +295,38 @@ impl Stack {
         Ok(url)
     }
 
+    /// The function of the template built from `binary`.
+    pub fn function(&self, binary: &str) -> Result<&FunctionDef, LocalError> {
+        self.functions
+            .iter()
+            .find(|f| f.binary == binary)
+            .ok_or_else(|| {
+                LocalError::Setup(format!(
+                    "template.yaml has no function built from the {binary} binary"
+                ))
+            })
+    }
+
+    /// How the local runtime runs the template's function built from `binary`: its environment,
+    /// timeout and memory from the template, its AWS calls sent to the emulator at `endpoint`.
+    pub fn spec(&self, binary: &str, endpoint: &str) -> Result<FunctionSpec, LocalError> {
+        let def = self.function(binary)?;
+        let mut env = def.env.clone();
+        env.push(("AWS_ENDPOINT_URL".into(), endpoint.to_string()));
+        Ok(FunctionSpec {
+            name: def.logical_id.clone(),
+            binary: crate::runtime::binary(binary)?,
+            env,
+            timeout: Duration::from_secs(def.timeout_secs),
+            memory_mb: def.memory_mb,
+        })
+    }
+
     /// The environment the template gives the webhook function.
     pub fn webhook_env(&self) -> Vec<(String, String)> {
-        vec![
-            ("EDDO_EVENT_BUS_NAME".into(), self.bus.clone()),
-            ("EDDO_TABLE_NAME".into(), self.table.clone()),
-            ("EDDO_WEBHOOK_SECRET_ARN".into(), self.secret_arn.clone()),
-        ]
+        self.function("webhook")
+            .map(|f| f.env.clone())
+            .unwrap_or_default()
     }
 
     /// Every event waiting on `queue`, as the rule's target received it (the whole EventBridge
