@@ -1,5 +1,6 @@
 //! A Lambda function that misbehaves on request, so the tests can see how the local runtime
-//! reports what Lambda would: `{"do": "echo" | "panic" | "error" | "exit" | "sleep"}`. With
+//! reports what Lambda would: `{"do": "echo" | "panic" | "error" | "exit" | "sleep"}`, at the top
+//! or in an EventBridge event's `detail`. With
 //! `FIXTURE_FAIL_INIT` set it fails at init, as a function with a bad setting does.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -12,7 +13,10 @@ async fn main() -> Result<(), Error> {
         std::process::exit(1);
     }
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
-        match event.payload["do"].as_str() {
+        let ask = event.payload["do"]
+            .as_str()
+            .or(event.payload["detail"]["do"].as_str());
+        match ask {
             Some("panic") => panic!("fixture asked to panic"),
             Some("error") => Err(Error::from("fixture asked to fail")),
             Some("exit") => std::process::exit(3),

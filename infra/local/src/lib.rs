@@ -2,6 +2,7 @@
 //! needs, and the scripted demo the README's run command plays.
 
 pub mod demo;
+pub mod dispatch;
 pub mod measure;
 pub mod moto;
 pub mod runtime;

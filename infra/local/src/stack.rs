@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use crate::LocalError;
 use crate::moto::project_root;
 use crate::runtime::FunctionSpec;
-use crate::template::{ACCOUNT, FunctionDef, Names, REGION, Template, functions};
+use std::collections::HashMap;
+
+use crate::template::{ACCOUNT, FunctionDef, Names, REGION, Template, functions, rules};
 
 /// The local development secrets. They exist only on the emulator; never use them in AWS.
 pub const LOCAL_GITHUB_SECRET: &str = "eddo-local-github-secret";
@@ -27,6 +29,14 @@ pub const LOCAL_STANDARD_SECRET: &str = "whsec_ZWRkby1sb2NhbC1zdGFuZGFyZC1zZWNyZ
 pub const TRACKED_PUSH_PATTERN: &str = r#"{"source":["eddo.webhook"],"detail-type":["Git Push"],"detail":{"branch":["main","master"]}}"#;
 /// Everything eddo publishes, for watching the bus.
 pub const TAP_PATTERN: &str = r#"{"source":[{"prefix":"eddo."}]}"#;
+
+/// A rule's function target, as provisioned: the queue moto routes the rule's events to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteDef {
+    pub rule: String,
+    pub function: String,
+    pub queue_url: String,
+}
 
 pub struct Stack {
     pub sdk: SdkConfig,
@@ -40,6 +50,10 @@ pub struct Stack {
     pub functions: Vec<FunctionDef>,
     /// Resource types the local stack does not create (log groups, alarms, ...).
     pub skipped: Vec<String>,
+    /// The template's rules, each function target fed by its own SQS queue.
+    pub routes: Vec<RouteDef>,
+    /// The template's first queue: where failed asynchronous deliveries land.
+    pub dead_letter_queue: Option<String>,
     /// Receives every eddo event (local rule `TAP_PATTERN`).
     pub tap_queue: String,
     /// Receives pushes to tracked branches (local rule `TRACKED_PUSH_PATTERN`).
@@ -178,6 +192,7 @@ impl Stack {
         }
 
         let sqs = aws_sdk_sqs::Client::new(sdk);
+        let mut queues = Vec::new();
         for (id, _) in template.of_type("AWS::SQS::Queue") {
             let name = format!("{prefix}-{id}");
             let url = sqs
@@ -188,18 +203,18 @@ impl Stack {
                 .map_err(|e| aws("CreateQueue", e))?;
             let url = url.queue_url().unwrap_or_default().to_string();
             names.set_ref(id, &url);
+            queues.push(url.clone());
             names.set_attr(id, "QueueName", &name);
             names.set_attr(id, "Arn", format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"));
         }
 
+        let mut function_arns = HashMap::new();
         for (id, _) in template.of_type("AWS::Serverless::Function") {
             let name = format!("{prefix}-{id}");
-            names.set_attr(
-                id,
-                "Arn",
-                format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"),
-            );
+            let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}");
+            names.set_attr(id, "Arn", &arn);
             names.set_ref(id, name);
+            function_arns.insert(arn, id.to_string());
         }
         let created = [
             "AWS::Events::EventBus",
@@ -207,6 +222,7 @@ impl Stack {
             "AWS::SecretsManager::Secret",
             "AWS::SQS::Queue",
             "AWS::Serverless::Function",
+            "AWS::Events::Rule",
         ];
         let mut skipped = Vec::new();
         for (id, r) in template
@@ -224,6 +240,28 @@ impl Stack {
             skipped.push(format!("{id} ({})", r.kind));
         }
         let functions = functions(template, &names)?;
+        let default_bus = buses.first().cloned().unwrap_or_else(|| "default".into());
+        let mut routes = Vec::new();
+        for rule in rules(template, &names, &function_arns, &default_bus)? {
+            for function in &rule.functions {
+                let queue = format!("{prefix}-{}-{function}", rule.name);
+                let queue: String = queue.chars().take(80).collect();
+                let queue_url = route_to_queue(
+                    sdk,
+                    &rule.bus,
+                    &format!("{prefix}-{}", rule.name),
+                    &queue,
+                    &rule.pattern,
+                )
+                .await
+                .map_err(|e| LocalError::Setup(format!("rule {}: {e}", rule.name)))?;
+                routes.push(RouteDef {
+                    rule: rule.name.clone(),
+                    function: function.clone(),
+                    queue_url,
+                });
+            }
+        }
         let first = |v: Vec<String>, what: &str| {
             v.into_iter()
                 .next()
@@ -236,6 +274,8 @@ impl Stack {
             secret_arn: first(secrets, "webhook secret")?,
             functions,
             skipped,
+            routes,
+            dead_letter_queue: queues.into_iter().next(),
             tap_queue: String::new(),
             push_queue: String::new(),
         };
@@ -248,51 +288,10 @@ impl Stack {
         Ok(stack)
     }
 
-    /// Creates a queue and a rule on the bus that delivers `pattern`'s matches to it; returns the
-    /// queue URL.
+    /// Creates a queue and a rule on the stack's bus that delivers `pattern`'s matches to it;
+    /// returns the queue URL.
     pub async fn route_to_queue(&self, name: &str, pattern: &str) -> Result<String, LocalError> {
-        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
-        let queue = sqs
-            .create_queue()
-            .queue_name(name)
-            .send()
-            .await
-            .map_err(|e| aws("CreateQueue", e))?;
-        let url = queue.queue_url().unwrap_or_default().to_string();
-        let attrs = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(|e| aws("GetQueueAttributes", e))?;
-        let arn = attrs
-            .attributes()
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-            .cloned()
-            .unwrap_or_default();
-        let eb = aws_sdk_eventbridge::Client::new(&self.sdk);
-        eb.put_rule()
-            .name(name)
-            .event_bus_name(&self.bus)
-            .event_pattern(pattern)
-            .send()
-            .await
-            .map_err(|e| aws("PutRule", e))?;
-        eb.put_targets()
-            .rule(name)
-            .event_bus_name(&self.bus)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("queue")
-                    .arn(arn)
-                    .build()
-                    .map_err(|e| LocalError::Aws(e.to_string()))?,
-            )
-            .send()
-            .await
-            .map_err(|e| aws("PutTargets", e))?;
-        Ok(url)
+        route_to_queue(&self.sdk, &self.bus, name, name, pattern).await
     }
 
     /// The function of the template built from `binary`.
@@ -375,4 +374,46 @@ fn aws<E: std::error::Error + 'static>(op: &str, e: E) -> LocalError {
         "{op}: {}",
         aws_sdk_eventbridge::error::DisplayErrorContext(&e)
     ))
+}
+
+/// Creates the queue `queue` and the rule `rule` on `bus` that delivers `pattern`'s matches to
+/// it; returns the queue URL. moto checks the pattern's syntax here.
+async fn route_to_queue(
+    sdk: &SdkConfig,
+    bus: &str,
+    rule: &str,
+    queue: &str,
+    pattern: &str,
+) -> Result<String, LocalError> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let created = sqs
+        .create_queue()
+        .queue_name(queue)
+        .send()
+        .await
+        .map_err(|e| aws("CreateQueue", e))?;
+    let url = created.queue_url().unwrap_or_default().to_string();
+    let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}");
+    let eb = aws_sdk_eventbridge::Client::new(sdk);
+    eb.put_rule()
+        .name(rule)
+        .event_bus_name(bus)
+        .event_pattern(pattern)
+        .send()
+        .await
+        .map_err(|e| aws("PutRule", e))?;
+    eb.put_targets()
+        .rule(rule)
+        .event_bus_name(bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(arn)
+                .build()
+                .map_err(|e| LocalError::Aws(e.to_string()))?,
+        )
+        .send()
+        .await
+        .map_err(|e| aws("PutTargets", e))?;
+    Ok(url)
 }

@@ -296,6 +296,81 @@ pub fn functions(template: &Template, names: &Names) -> Result<Vec<FunctionDef>,
     Ok(out)
 }
 
+/// An EventBridge rule of the template and the functions it targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleDef {
+    /// The rule's logical id (a SAM function event: `<Function><Event>`).
+    pub name: String,
+    pub bus: String,
+    /// The event pattern, as JSON text.
+    pub pattern: String,
+    /// Logical ids of the functions it targets.
+    pub functions: Vec<String>,
+}
+
+/// Every `AWS::Events::Rule` and every SAM function event of type `EventBridgeRule` or
+/// `CloudWatchEvent`. `function_arns` maps each function's local ARN to its logical id.
+pub fn rules(
+    template: &Template,
+    names: &Names,
+    function_arns: &HashMap<String, String>,
+    default_bus: &str,
+) -> Result<Vec<RuleDef>, LocalError> {
+    let mut out = Vec::new();
+    for (id, r) in template.of_type("AWS::Events::Rule") {
+        let props = names.resolve(&r.properties)?;
+        let pattern = props
+            .get("EventPattern")
+            .ok_or_else(|| bad(format!("rule {id} has no EventPattern")))?;
+        let functions = props["Targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| {
+                t["Arn"]
+                    .as_str()
+                    .and_then(|arn| function_arns.get(arn))
+                    .cloned()
+            })
+            .collect();
+        out.push(RuleDef {
+            name: id.to_string(),
+            bus: props["EventBusName"]
+                .as_str()
+                .unwrap_or(default_bus)
+                .to_string(),
+            pattern: pattern.to_string(),
+            functions,
+        });
+    }
+    for (id, r) in template.of_type("AWS::Serverless::Function") {
+        let Some(Yaml::Mapping(events)) = r.properties.get("Events") else {
+            continue;
+        };
+        for (event_id, event) in events {
+            let kind = event.get("Type").and_then(scalar).unwrap_or_default();
+            if kind != "EventBridgeRule" && kind != "CloudWatchEvent" {
+                continue;
+            }
+            let event_id = scalar(event_id).unwrap_or_default();
+            let props = names.resolve(event.get("Properties").unwrap_or(&Yaml::Null))?;
+            let pattern = props
+                .get("Pattern")
+                .ok_or_else(|| bad(format!("{id}.Events.{event_id} has no Pattern")))?;
+            out.push(RuleDef {
+                name: format!("{id}{event_id}"),
+                bus: props["EventBusName"]
+                    .as_str()
+                    .unwrap_or(default_bus)
+                    .to_string(),
+                pattern: pattern.to_string(),
+                functions: vec![id.to_string()],
+            });
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

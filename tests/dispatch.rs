@@ -1,0 +1,156 @@
+//! Rules of a template whose targets are functions: moto routes the matching events, the local
+//! runtime invokes the real binary as Lambda's asynchronous invocation does, and a failing
+//! event lands in the dead-letter queue after three attempts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eddo_local::dispatch::{ATTEMPTS, Dispatcher, Route};
+use eddo_local::moto::Moto;
+use eddo_local::runtime::{FunctionSpec, LocalFunction, Outcome};
+use eddo_local::stack::Stack;
+use eddo_local::template::Template;
+use eddo_tests::binary;
+
+const TEMPLATE: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  EventBusName: {Type: String, Default: test}
+Resources:
+  Bus:
+    Type: AWS::Events::EventBus
+    Properties: {Name: !Ref EventBusName}
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+  Secret:
+    Type: AWS::SecretsManager::Secret
+  DeadLetterQueue:
+    Type: AWS::SQS::Queue
+  Fixture:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: fixture-function}}
+    Properties:
+      Timeout: 5
+      Environment: {Variables: {BUS: !Ref Bus}}
+      Events:
+        Work:
+          Type: EventBridgeRule
+          Properties:
+            EventBusName: !Ref Bus
+            Pattern: {source: [eddo.test], detail-type: [Work Requested]}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rule_targets_are_invoked_and_failures_dead_lettered_after_three_attempts() {
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let sdk = moto.sdk_config().await;
+    let stack = Stack::from_template(&sdk, &Template::parse(TEMPLATE).unwrap(), "dispatch")
+        .await
+        .unwrap();
+    assert_eq!(stack.routes.len(), 1);
+    assert_eq!(stack.routes[0].rule, "FixtureWork");
+    let def = stack.function("fixture-function").unwrap();
+    assert_eq!(def.env, vec![("BUS".to_string(), "test".to_string())]);
+    let function = Arc::new(
+        LocalFunction::new(FunctionSpec {
+            name: def.logical_id.clone(),
+            binary: binary("fixture-function"),
+            env: def.env.clone(),
+            timeout: Duration::from_secs(def.timeout_secs),
+            memory_mb: def.memory_mb,
+        })
+        .await
+        .unwrap(),
+    );
+    let dispatcher = Dispatcher::new(
+        &sdk,
+        vec![Route {
+            rule: stack.routes[0].rule.clone(),
+            queue_url: stack.routes[0].queue_url.clone(),
+            function,
+        }],
+        stack.dead_letter_queue.clone(),
+    );
+
+    let eb = aws_sdk_eventbridge::Client::new(&sdk);
+    let put = |detail_type: &'static str, detail: &'static str| {
+        aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&stack.bus)
+            .source("eddo.test")
+            .detail_type(detail_type)
+            .detail(detail)
+            .build()
+    };
+    eb.put_events()
+        .entries(put("Work Requested", r#"{"do":"echo"}"#))
+        .entries(put("Work Requested", r#"{"do":"error"}"#))
+        .entries(put("Something Else", r#"{"do":"echo"}"#))
+        .send()
+        .await
+        .unwrap();
+
+    let mut deliveries = dispatcher.pump(Duration::from_secs(5)).await.unwrap();
+    if deliveries.len() < 2 {
+        deliveries.extend(dispatcher.pump(Duration::from_secs(5)).await.unwrap());
+    }
+    assert_eq!(
+        deliveries.len(),
+        2,
+        "only the rule's events are delivered: {deliveries:?}"
+    );
+    let ok = deliveries
+        .iter()
+        .find(|d| matches!(d.outcome, Outcome::Response(_)))
+        .expect("the echo");
+    assert_eq!(ok.attempts, 1);
+    assert!(!ok.dead_lettered);
+    let failed = deliveries
+        .iter()
+        .find(|d| matches!(d.outcome, Outcome::Error { .. }))
+        .expect("the error");
+    assert_eq!(failed.attempts, ATTEMPTS);
+    assert!(failed.dead_lettered);
+
+    let dead = stack
+        .drain(
+            stack.dead_letter_queue.as_deref().unwrap(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["attempts"], 3);
+    assert_eq!(dead[0]["event"]["detail"]["do"], "error");
+    assert!(
+        dead[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("fixture asked to fail"),
+        "{}",
+        dead[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_rule_pattern_fails_provisioning_with_the_rules_name() {
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let bad = TEMPLATE.replace(
+        "Pattern: {source: [eddo.test], detail-type: [Work Requested]}",
+        "Pattern: {source: eddo.test}",
+    );
+    let err = match Stack::from_template(
+        &moto.sdk_config().await,
+        &Template::parse(&bad).unwrap(),
+        "bad",
+    )
+    .await
+    {
+        Ok(_) => panic!("a pattern whose values are not arrays was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("rule FixtureWork"), "{err}");
+}
