@@ -30,17 +30,9 @@ async fn the_webhook_binary_publishes_through_the_runtime_api_and_stays_warm() {
     let stack = Stack::provision(&moto.sdk_config().await, "runtime")
         .await
         .unwrap();
-    let mut env = stack.webhook_env();
-    env.push(("AWS_ENDPOINT_URL".into(), moto.endpoint()));
-    let function = LocalFunction::new(FunctionSpec {
-        name: "eddo-webhook".into(),
-        binary: binary("webhook"),
-        env,
-        timeout: Duration::from_secs(9),
-        memory_mb: 128,
-    })
-    .await
-    .unwrap();
+    let function = LocalFunction::new(stack.spec("webhook", &moto.endpoint()).unwrap())
+        .await
+        .unwrap();
 
     let body = std::fs::read_to_string(
         eddo_local::demo::corpus().join("github/push/with-new-branch.payload.json"),
@@ -253,18 +245,10 @@ async fn the_webhook_over_http_answers_401_and_404_as_deployed() {
     let stack = Stack::provision(&moto.sdk_config().await, "http")
         .await
         .unwrap();
-    let mut env = stack.webhook_env();
-    env.push(("AWS_ENDPOINT_URL".into(), moto.endpoint()));
     let function = std::sync::Arc::new(
-        LocalFunction::new(FunctionSpec {
-            name: "eddo-webhook".into(),
-            binary: binary("webhook"),
-            env,
-            timeout: Duration::from_secs(9),
-            memory_mb: 128,
-        })
-        .await
-        .unwrap(),
+        LocalFunction::new(stack.spec("webhook", &moto.endpoint()).unwrap())
+            .await
+            .unwrap(),
     );
     let url = FunctionUrl::serve(function.clone(), 0).await.unwrap();
     let addr = url.addr();
