@@ -276,3 +276,67 @@ async fn the_webhook_over_http_answers_401_and_404_as_deployed() {
     assert_eq!(wrong_route, 404);
     function.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_delivers_a_corpus_webhook_or_puts_an_aws_event_on_the_bus() {
+    use eddo_local::send::{Endpoints, Sent, send};
+    use eddo_local::url::FunctionUrl;
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let stack = Stack::provision(&moto.sdk_config().await, "send")
+        .await
+        .unwrap();
+    let function = std::sync::Arc::new(
+        LocalFunction::new(stack.spec("webhook", &moto.endpoint()).unwrap())
+            .await
+            .unwrap(),
+    );
+    let url = FunctionUrl::serve(function.clone(), 0).await.unwrap();
+    let to = Endpoints {
+        moto: moto.endpoint(),
+        bus: stack.bus.clone(),
+        webhook: url.addr(),
+    };
+    let corpus = eddo_local::demo::corpus();
+
+    // A corpus GitHub payload: the event name is its folder.
+    match send(
+        &corpus.join("github/push/with-new-branch.payload.json"),
+        None,
+        &to,
+    )
+    .await
+    .unwrap()
+    {
+        Sent::Webhook { status, body } => assert_eq!(status, 202, "{body}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        stack
+            .drain(&stack.push_queue, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A corpus AWS event goes on the bus as it is, and rules see it.
+    let builds = stack
+        .route_to_queue("send-builds", r#"{"source":["aws.codebuild"]}"#)
+        .await
+        .unwrap();
+    match send(
+        &corpus.join("aws/codebuild-build-state-change.json"),
+        None,
+        &to,
+    )
+    .await
+    .unwrap()
+    {
+        Sent::Event { event_id } => assert!(!event_id.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    let got = stack.drain(&builds, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["detail-type"], "CodeBuild Build State Change");
+    function.stop().await;
+}

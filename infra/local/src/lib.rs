@@ -6,6 +6,7 @@ pub mod dispatch;
 pub mod measure;
 pub mod moto;
 pub mod runtime;
+pub mod send;
 pub mod stack;
 pub mod template;
 pub mod url;

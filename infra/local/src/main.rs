@@ -7,6 +7,10 @@ const USAGE: &str = "usage: eddo-local <command>
 
   demo                 start moto and the webhook function, play the scripted scenario, print the timeline
   up [--port N]        start moto and the webhook function URL (default port 9000) and keep serving
+  send FILE [--event NAME]
+                       with `up` running: put FILE on the bus if it is an EventBridge event, else
+                       deliver it to the webhook URL as a GitHub event (default: its folder name),
+                       signed with the local secret
   measure [COLD WARM]  cold starts and memory of the webhook binary (default 20 cold, 100 warm);
                        EDDO_BINARY_DIR=target/release measures the release build";
 
@@ -31,6 +35,20 @@ async fn main() -> ExitCode {
                 Some(port) => up(port).await.map(|_| ExitCode::SUCCESS),
                 None => return usage(),
             }
+        }
+        Some("send") => {
+            let Some(file) = args.get(1) else {
+                return usage();
+            };
+            let event = match args.get(2).map(String::as_str) {
+                Some("--event") => match args.get(3) {
+                    Some(e) => Some(e.as_str()),
+                    None => return usage(),
+                },
+                None => None,
+                Some(_) => return usage(),
+            };
+            send(std::path::Path::new(file), event).await
         }
         Some("measure") => {
             let cold = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20);
@@ -72,8 +90,32 @@ async fn up(port: u16) -> Result<(), eddo_local::LocalError> {
         "local secrets        github={LOCAL_GITHUB_SECRET} gitlab={LOCAL_GITLAB_TOKEN} standard_webhooks={LOCAL_STANDARD_SECRET}"
     );
     println!("every eddo event     SQS queue {}", stack.tap_queue);
-    println!("serving; Ctrl-C stops everything");
+    let endpoints = eddo_local::send::Endpoints {
+        moto: moto.endpoint(),
+        bus: stack.bus.clone(),
+        webhook: url.addr(),
+    };
+    endpoints.save()?;
+    println!("serving; `eddo-local send FILE` delivers to it; Ctrl-C stops everything");
     let _ = tokio::signal::ctrl_c().await;
+    let _ = std::fs::remove_file(eddo_local::send::Endpoints::file());
     webhook.stop().await;
     Ok(())
+}
+
+async fn send(
+    file: &std::path::Path,
+    event: Option<&str>,
+) -> Result<ExitCode, eddo_local::LocalError> {
+    use eddo_local::send::{Endpoints, Sent};
+    match eddo_local::send::send(file, event, &Endpoints::load()?).await? {
+        Sent::Event { event_id } => println!("put on the bus: event {event_id}"),
+        Sent::Webhook { status, body } => {
+            println!("HTTP {status} {body}");
+            if status >= 300 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,137 @@
+//! `eddo-local send <file>`: put an event on the running stack's bus, or deliver a webhook body
+//! signed with the local secret to its function URL, as GitHub would.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::LocalError;
+use crate::moto::{project_root, sdk_config_for};
+use crate::stack::LOCAL_GITHUB_SECRET;
+use crate::url::post;
+
+/// Where a running `eddo-local up` serves: written by `up`, read by `send`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoints {
+    pub moto: String,
+    pub bus: String,
+    pub webhook: SocketAddr,
+}
+
+impl Endpoints {
+    pub fn file() -> PathBuf {
+        project_root().join("target/eddo-local/up.json")
+    }
+
+    pub fn save(&self) -> Result<(), LocalError> {
+        let path = Endpoints::file();
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(path.parent().expect("a parent"))?;
+            std::fs::write(
+                &path,
+                serde_json::to_vec_pretty(self).expect("serialisable"),
+            )
+        };
+        write().map_err(|e| LocalError::Setup(format!("{}: {e}", path.display())))
+    }
+
+    pub fn load() -> Result<Endpoints, LocalError> {
+        let path = Endpoints::file();
+        let text = std::fs::read_to_string(&path).map_err(|_| {
+            LocalError::Setup(
+                "no running stack: start it with `make up` (eddo-local up) first".into(),
+            )
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| LocalError::Setup(format!("{}: {e}", path.display())))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    /// The file was an EventBridge event: put on the bus with this id.
+    Event { event_id: String },
+    /// The file was a webhook body: the function URL's answer.
+    Webhook { status: u16, body: String },
+}
+
+/// Sends `file`: an EventBridge event (it has `source` and `detail-type`) goes on the bus; any
+/// other JSON is a GitHub delivery of `event`, by default the file's folder name, as in
+/// `../shared/corpus/github/<event>/`.
+pub async fn send(file: &Path, event: Option<&str>, to: &Endpoints) -> Result<Sent, LocalError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| LocalError::Setup(format!("{}: {e}", file.display())))?;
+    let json: Value = serde_json::from_str(&text)
+        .map_err(|e| LocalError::Setup(format!("{}: not JSON: {e}", file.display())))?;
+    if let (Some(source), Some(detail_type)) =
+        (json["source"].as_str(), json["detail-type"].as_str())
+    {
+        let eb = aws_sdk_eventbridge::Client::new(&sdk_config_for(&to.moto).await);
+        let resources: Vec<String> = json["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str().map(str::to_string))
+            .collect();
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&to.bus)
+            .source(source)
+            .detail_type(detail_type)
+            .detail(json["detail"].to_string())
+            .set_resources((!resources.is_empty()).then_some(resources))
+            .build();
+        let out = eb.put_events().entries(entry).send().await.map_err(|e| {
+            LocalError::Aws(format!(
+                "PutEvents: {}",
+                aws_sdk_eventbridge::error::DisplayErrorContext(&e)
+            ))
+        })?;
+        let result = out.entries().first();
+        return match result.and_then(|r| r.event_id()) {
+            Some(id) => Ok(Sent::Event {
+                event_id: id.to_string(),
+            }),
+            None => Err(LocalError::Aws(format!(
+                "PutEvents rejected the event: {}",
+                result
+                    .and_then(|r| r.error_message())
+                    .unwrap_or("no reason given")
+            ))),
+        };
+    }
+    let event = match event {
+        Some(e) => e.to_string(),
+        None => file
+            .parent()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| LocalError::Setup("name the GitHub event with --event".into()))?,
+    };
+    let delivery = format!("local-{:016x}", fastrand::u64(..));
+    let sig =
+        eddo_webhook::signature::github_signature(LOCAL_GITHUB_SECRET.as_bytes(), text.as_bytes());
+    let addr = to.webhook;
+    let sent = tokio::task::spawn_blocking(move || {
+        post(
+            addr,
+            "/github",
+            &[
+                ("Content-Type", "application/json"),
+                ("User-Agent", "GitHub-Hookshot/eddo-local"),
+                ("X-GitHub-Event", &event),
+                ("X-GitHub-Delivery", &delivery),
+                ("X-Hub-Signature-256", &sig),
+            ],
+            text.as_bytes(),
+        )
+    })
+    .await
+    .map_err(|e| LocalError::Setup(e.to_string()))?
+    .map_err(|e| LocalError::Setup(format!("the webhook URL {addr} did not answer: {e}")))?;
+    Ok(Sent::Webhook {
+        status: sent.0,
+        body: sent.1,
+    })
+}
