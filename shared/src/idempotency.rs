@@ -60,12 +60,6 @@ pub struct Lease {
     owner: String,
 }
 
-impl Lease {
-    pub fn key(&self) -> &IdempotencyKey {
-        &self.key
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct IdempotencyStore {
     client: aws_sdk_dynamodb::Client,

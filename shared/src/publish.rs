@@ -35,11 +35,6 @@ impl OutgoingEvent {
         })
     }
 
-    pub fn with_resources(mut self, resources: Vec<String>) -> Self {
-        self.resources = resources;
-        self
-    }
-
     /// The entry's size as EventBridge counts it against the limit.
     pub fn size(&self) -> usize {
         entry_size(
@@ -154,10 +149,6 @@ impl Publisher {
 
     pub fn max_entry_bytes(&self) -> usize {
         self.max_entry_bytes
-    }
-
-    pub fn bus(&self) -> &str {
-        &self.bus
     }
 
     /// Publishes every event or says which were not published and why.

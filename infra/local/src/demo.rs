@@ -14,8 +14,9 @@ use serde_json::Value;
 use crate::LocalError;
 use crate::moto::{Moto, project_root};
 use crate::runtime::LocalFunction;
+use crate::send::{github_headers, post_github};
 use crate::stack::{LOCAL_GITHUB_SECRET, Stack};
-use crate::url::{FunctionUrl, post};
+use crate::url::FunctionUrl;
 
 /// `../shared/corpus` beside the project, or `EDDO_CORPUS`.
 pub fn corpus() -> PathBuf {
@@ -47,18 +48,9 @@ pub fn github_delivery(
     delivery_id: &str,
     body: &str,
 ) -> LambdaFunctionUrlRequest {
-    let sig = eddo_webhook::signature::github_signature(secret.as_bytes(), body.as_bytes());
-    delivery(
-        "/github",
-        &[
-            ("content-type", "application/json"),
-            ("user-agent", "GitHub-Hookshot/eddo-local"),
-            ("x-github-event", event),
-            ("x-github-delivery", delivery_id),
-            ("x-hub-signature-256", &sig),
-        ],
-        body,
-    )
+    let headers = github_headers(secret, event, delivery_id, body.as_bytes());
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    delivery("/github", &headers, body)
 }
 
 struct Timeline {
@@ -90,29 +82,11 @@ async fn deliver(
     delivery_id: &str,
     body: &str,
 ) -> (u16, Value) {
-    let sig = eddo_webhook::signature::github_signature(secret.as_bytes(), body.as_bytes());
-    let (event, delivery_id, body) = (event.to_string(), delivery_id.to_string(), body.to_string());
-    let sent = tokio::task::spawn_blocking(move || {
-        post(
-            url,
-            "/github",
-            &[
-                ("Content-Type", "application/json"),
-                ("User-Agent", "GitHub-Hookshot/eddo-local"),
-                ("X-GitHub-Event", &event),
-                ("X-GitHub-Delivery", &delivery_id),
-                ("X-Hub-Signature-256", &sig),
-            ],
-            body.as_bytes(),
-        )
-    })
-    .await;
-    match sent {
-        Ok(Ok((status, text))) => (
+    match post_github(url, secret, event, delivery_id, body.to_string()).await {
+        Ok((status, text)) => (
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         ),
-        Ok(Err(e)) => (0, Value::String(e.to_string())),
         Err(e) => (0, Value::String(e.to_string())),
     }
 }

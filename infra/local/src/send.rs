@@ -12,6 +12,43 @@ use crate::moto::{project_root, sdk_config_for};
 use crate::stack::LOCAL_GITHUB_SECRET;
 use crate::url::post;
 
+/// The headers GitHub sends with a delivery of `body`, signed with `secret`.
+pub fn github_headers(
+    secret: &str,
+    event: &str,
+    delivery_id: &str,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("content-type", "application/json".into()),
+        ("user-agent", "GitHub-Hookshot/eddo-local".into()),
+        ("x-github-event", event.into()),
+        ("x-github-delivery", delivery_id.into()),
+        (
+            "x-hub-signature-256",
+            eddo_webhook::signature::github_signature(secret.as_bytes(), body),
+        ),
+    ]
+}
+
+/// POSTs a signed GitHub delivery to the webhook URL at `addr`, as GitHub does: `(status, body)`.
+pub async fn post_github(
+    addr: SocketAddr,
+    secret: &str,
+    event: &str,
+    delivery_id: &str,
+    body: String,
+) -> Result<(u16, String), LocalError> {
+    let headers = github_headers(secret, event, delivery_id, body.as_bytes());
+    tokio::task::spawn_blocking(move || {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        post(addr, "/github", &headers, body.as_bytes())
+    })
+    .await
+    .map_err(|e| LocalError::Setup(e.to_string()))?
+    .map_err(|e| LocalError::Setup(format!("the webhook URL {addr} did not answer: {e}")))
+}
+
 /// Where a running `eddo-local up` serves: written by `up`, read by `send`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoints {
@@ -110,28 +147,7 @@ pub async fn send(file: &Path, event: Option<&str>, to: &Endpoints) -> Result<Se
             .ok_or_else(|| LocalError::Setup("name the GitHub event with --event".into()))?,
     };
     let delivery = format!("local-{:016x}", fastrand::u64(..));
-    let sig =
-        eddo_webhook::signature::github_signature(LOCAL_GITHUB_SECRET.as_bytes(), text.as_bytes());
-    let addr = to.webhook;
-    let sent = tokio::task::spawn_blocking(move || {
-        post(
-            addr,
-            "/github",
-            &[
-                ("Content-Type", "application/json"),
-                ("User-Agent", "GitHub-Hookshot/eddo-local"),
-                ("X-GitHub-Event", &event),
-                ("X-GitHub-Delivery", &delivery),
-                ("X-Hub-Signature-256", &sig),
-            ],
-            text.as_bytes(),
-        )
-    })
-    .await
-    .map_err(|e| LocalError::Setup(e.to_string()))?
-    .map_err(|e| LocalError::Setup(format!("the webhook URL {addr} did not answer: {e}")))?;
-    Ok(Sent::Webhook {
-        status: sent.0,
-        body: sent.1,
-    })
+    let (status, body) =
+        post_github(to.webhook, LOCAL_GITHUB_SECRET, &event, &delivery, text).await?;
+    Ok(Sent::Webhook { status, body })
 }
