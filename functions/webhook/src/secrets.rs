@@ -112,10 +112,7 @@ impl SecretCache {
             }
             (Err(SecretError::Unavailable(e)), Some((_, stale))) => {
                 tracing::warn!(error = %e, "could not refresh the webhook secret; using the cached value");
-                *cached = Some((
-                    Instant::now() + RETRY_AFTER_FAILURE.min(self.ttl),
-                    stale.clone(),
-                ));
+                *cached = Some((Instant::now() + RETRY_AFTER_FAILURE, stale.clone()));
                 Ok(stale)
             }
             // Unusable: the secret was changed into something wrong; failing closed beats
@@ -282,7 +279,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_outage_keeps_the_last_good_value() {
+    async fn an_outage_keeps_the_last_good_value_and_backs_off() {
         let throttled =
             Some(r#"{"__type":"InternalServiceError","message":"try later"}"#.to_string());
         let current = mock!(aws_sdk_secretsmanager::Client::get_secret_value)
@@ -304,6 +301,16 @@ mod tests {
         let stale = c.get().await.unwrap();
         assert_eq!(stale.values(|s| &s.github), vec![b"s3cret".as_slice()]);
         assert!(current.num_calls() > calls, "a refresh was attempted");
+        // Backing off: the next deliveries use the stale value without calling again.
+        let after_failure = current.num_calls();
+        for _ in 0..3 {
+            assert_eq!(c.get().await.unwrap().values(|s| &s.github).len(), 1);
+        }
+        assert_eq!(
+            current.num_calls(),
+            after_failure,
+            "no call during the back-off"
+        );
         // With no cached value, the same outage is Unavailable (the sender is told to retry).
         let fresh = cache(&[&current, &previous], Duration::ZERO);
         assert!(matches!(
