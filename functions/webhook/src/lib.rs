@@ -10,6 +10,7 @@ pub mod normalise;
 pub mod secrets;
 pub mod signature;
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -294,7 +295,7 @@ fn verify_gitlab(
 
 /// The JSON payload: the body itself, or its `payload` field when GitHub sends
 /// `application/x-www-form-urlencoded`.
-fn payload_text(headers: &HeaderMap, body: &[u8]) -> Result<String, Reply> {
+fn payload_text<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<Cow<'a, str>, Reply> {
     let form = header(headers, "content-type").is_some_and(|ct| {
         ct.to_ascii_lowercase()
             .starts_with("application/x-www-form-urlencoded")
@@ -302,10 +303,13 @@ fn payload_text(headers: &HeaderMap, body: &[u8]) -> Result<String, Reply> {
     if form {
         return form_urlencoded::parse(body)
             .find(|(k, _)| k == "payload")
-            .map(|(_, v)| v.into_owned())
+            .map(|(_, v)| Cow::Owned(v.into_owned()))
             .ok_or_else(|| Reply::error(400, "the form body has no payload field"));
     }
-    String::from_utf8(body.to_vec()).map_err(|_| Reply::error(400, "the body is not UTF-8"))
+    // A JSON body is used in place: no copy on the hot path.
+    std::str::from_utf8(body)
+        .map(Cow::Borrowed)
+        .map_err(|_| Reply::error(400, "the body is not UTF-8"))
 }
 
 /// The PutEvents entry for a normalised event. When the raw payload would push it over the size

@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::{Notify, oneshot};
@@ -430,29 +430,11 @@ impl LocalFunction {
                 self.spec.binary.display()
             ))
         })?;
-        for stream in [
-            child.stdout.take().map(Either::Out),
-            child.stderr.take().map(Either::Err),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let logs = self.logs.clone();
-            tokio::spawn(async move {
-                let mut lines = match stream {
-                    Either::Out(s) => Box::pin(BufReader::new(s))
-                        as std::pin::Pin<Box<dyn tokio::io::AsyncBufRead + Send>>,
-                    Either::Err(s) => Box::pin(BufReader::new(s)),
-                }
-                .lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let mut logs = logs.lock().unwrap();
-                    if logs.len() == LOG_LINES {
-                        logs.pop_front();
-                    }
-                    logs.push_back(line);
-                }
-            });
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(collect_lines(out, self.logs.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(collect_lines(err, self.logs.clone()));
         }
         Ok(child)
     }
@@ -559,7 +541,14 @@ impl Drop for LocalFunction {
     }
 }
 
-enum Either<A, B> {
-    Out(A),
-    Err(B),
+/// Keeps the last `LOG_LINES` lines a function writes, as CloudWatch Logs would receive them.
+async fn collect_lines<R: AsyncRead + Unpin>(stream: R, logs: Arc<Mutex<VecDeque<String>>>) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut logs = logs.lock().unwrap();
+        if logs.len() == LOG_LINES {
+            logs.pop_front();
+        }
+        logs.push_back(line);
+    }
 }
