@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::LocalError;
 use crate::runtime::{LocalFunction, Outcome};
+use crate::{LocalError, aws};
 
 /// Lambda's asynchronous invocation: the first attempt and two retries.
 pub const ATTEMPTS: u32 = 3;
@@ -37,13 +37,6 @@ pub struct Dispatcher {
     sqs: aws_sdk_sqs::Client,
     routes: Vec<Route>,
     dead_letter_queue: Option<String>,
-}
-
-fn aws<E: std::error::Error + 'static>(op: &str, e: E) -> LocalError {
-    LocalError::Aws(format!(
-        "{op}: {}",
-        aws_sdk_sqs::error::DisplayErrorContext(&e)
-    ))
 }
 
 impl Dispatcher {

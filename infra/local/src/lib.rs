@@ -18,3 +18,11 @@ pub enum LocalError {
     #[error("AWS emulator: {0}")]
     Aws(String),
 }
+
+/// An AWS SDK failure against the emulator, with the whole error chain.
+pub(crate) fn aws<E: std::error::Error + 'static>(operation: &str, e: E) -> LocalError {
+    LocalError::Aws(format!(
+        "{operation}: {}",
+        aws_sdk_sqs::error::DisplayErrorContext(&e)
+    ))
+}

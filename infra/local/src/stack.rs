@@ -12,9 +12,9 @@ use aws_sdk_dynamodb::types::{
 };
 use serde_json::{Value, json};
 
-use crate::LocalError;
 use crate::moto::project_root;
 use crate::runtime::FunctionSpec;
+use crate::{LocalError, aws};
 use std::collections::HashMap;
 
 use crate::template::{ACCOUNT, FunctionDef, Names, REGION, Template, functions, rules};
@@ -367,13 +367,6 @@ impl Stack {
             }
         }
     }
-}
-
-fn aws<E: std::error::Error + 'static>(op: &str, e: E) -> LocalError {
-    LocalError::Aws(format!(
-        "{op}: {}",
-        aws_sdk_eventbridge::error::DisplayErrorContext(&e)
-    ))
 }
 
 /// Creates the queue `queue` and the rule `rule` on `bus` that delivers `pattern`'s matches to
