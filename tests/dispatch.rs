@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eddo_local::dispatch::{ATTEMPTS, Dispatcher, Route};
+use eddo_local::dispatch::{ATTEMPTS, Dispatcher, Route, Target};
 use eddo_local::moto::Moto;
 use eddo_local::runtime::{FunctionSpec, LocalFunction, Outcome};
 use eddo_local::stack::Stack;
@@ -71,7 +71,7 @@ async fn rule_targets_are_invoked_and_failures_dead_lettered_after_three_attempt
         vec![Route {
             rule: stack.routes[0].rule.clone(),
             queue_url: stack.routes[0].queue_url.clone(),
-            function,
+            target: Target::Function(function),
         }],
         stack.dead_letter_queue.clone(),
     );
@@ -104,13 +104,13 @@ async fn rule_targets_are_invoked_and_failures_dead_lettered_after_three_attempt
     );
     let ok = deliveries
         .iter()
-        .find(|d| matches!(d.outcome, Outcome::Response(_)))
+        .find(|d| matches!(d.outcome(), Some(Outcome::Response(_))))
         .expect("the echo");
     assert_eq!(ok.attempts, 1);
     assert!(!ok.dead_lettered);
     let failed = deliveries
         .iter()
-        .find(|d| matches!(d.outcome, Outcome::Error { .. }))
+        .find(|d| matches!(d.outcome(), Some(Outcome::Error { .. })))
         .expect("the error");
     assert_eq!(failed.attempts, ATTEMPTS);
     assert!(failed.dead_lettered);

@@ -1,36 +1,103 @@
-//! Rule targets that are functions: moto routes each matching event to one SQS queue per
-//! (rule, function), and the dispatcher invokes the function with it as Lambda's asynchronous
-//! invocation does: on a function error, two more attempts, then the dead-letter queue with the
-//! event and the last error. Nothing is lost and nothing is retried forever.
+//! Rule targets: moto routes each matching event to one SQS queue per (rule, target), and the
+//! dispatcher hands it on. A function is invoked as Lambda's asynchronous invocation does: on a
+//! function error, two more attempts, then the dead-letter queue with the event and the last
+//! error. A CodeBuild project gets a build in the stand-in with the target's input as the
+//! StartBuild parameters, as EventBridge does; a refused StartBuild (an unknown project, a bad
+//! override) is a client error EventBridge does not retry, so it goes to the dead-letter queue at
+//! once. Nothing is lost and nothing is retried forever.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::codebuild::{Build, CodeBuild, Refusal};
 use crate::runtime::{LocalFunction, Outcome};
 use crate::{LocalError, aws};
 
 /// Lambda's asynchronous invocation: the first attempt and two retries.
 pub const ATTEMPTS: u32 = 3;
 
-/// One rule target that is a function.
+/// What a rule delivers to.
+#[derive(Clone)]
+pub enum Target {
+    Function(Arc<LocalFunction>),
+    CodeBuild {
+        project: String,
+        stand_in: Arc<CodeBuild>,
+    },
+}
+
+impl Target {
+    /// The function's logical id, or `CodeBuild <project>`.
+    pub fn name(&self) -> String {
+        match self {
+            Target::Function(f) => f.name().to_string(),
+            Target::CodeBuild { project, .. } => format!("CodeBuild {project}"),
+        }
+    }
+}
+
+/// One rule target and the queue moto feeds it from.
 pub struct Route {
     pub rule: String,
     pub queue_url: String,
-    pub function: Arc<LocalFunction>,
+    pub target: Target,
 }
 
-/// What became of one event delivered to one function.
+/// What the target did with an event.
+#[derive(Debug, Clone)]
+pub enum Handled {
+    /// The function's last attempt.
+    Invoked(Outcome),
+    /// The build started, or why StartBuild refused it.
+    Build(Result<Box<Build>, Refusal>),
+}
+
+impl Handled {
+    pub fn succeeded(&self) -> bool {
+        matches!(
+            self,
+            Handled::Invoked(Outcome::Response(_)) | Handled::Build(Ok(_))
+        )
+    }
+
+    /// One line for a timeline.
+    pub fn summary(&self) -> String {
+        match self {
+            Handled::Invoked(o) => o.summary(),
+            Handled::Build(Ok(b)) => format!(
+                "build {} started (#{}, source version {})",
+                b.id,
+                b.number,
+                b.source_version.as_deref().unwrap_or("-")
+            ),
+            Handled::Build(Err(r)) => format!("StartBuild refused: {r}"),
+        }
+    }
+}
+
+/// What became of one event delivered to one target.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub rule: String,
-    pub function: String,
+    /// The function's logical id, or `CodeBuild <project>`.
+    pub target: String,
     pub event_id: String,
     pub detail_type: String,
     pub attempts: u32,
-    pub outcome: Outcome,
+    pub handled: Handled,
     pub dead_lettered: bool,
+}
+
+impl Delivery {
+    /// The function's last outcome, for a function target.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        match &self.handled {
+            Handled::Invoked(o) => Some(o),
+            Handled::Build(_) => None,
+        }
+    }
 }
 
 pub struct Dispatcher {
@@ -94,20 +161,30 @@ impl Dispatcher {
 
     async fn deliver(&self, route: &Route, event: &Value) -> Result<Delivery, LocalError> {
         let mut attempts = 0;
-        let outcome = loop {
-            attempts += 1;
-            let outcome = route.function.invoke(event).await?.outcome;
-            if matches!(outcome, Outcome::Response(_)) || attempts == ATTEMPTS {
-                break outcome;
+        let handled = match &route.target {
+            Target::Function(function) => loop {
+                attempts += 1;
+                let outcome = function.invoke(event).await?.outcome;
+                if matches!(outcome, Outcome::Response(_)) || attempts == ATTEMPTS {
+                    break Handled::Invoked(outcome);
+                }
+            },
+            Target::CodeBuild { project, stand_in } => {
+                attempts = 1;
+                Handled::Build(
+                    stand_in
+                        .start_from_rule(&route.rule, project, event)
+                        .map(Box::new),
+                )
             }
         };
-        let failed = !matches!(outcome, Outcome::Response(_));
+        let failed = !handled.succeeded();
         if failed && let Some(dlq) = &self.dead_letter_queue {
             let record = json!({
                 "rule": route.rule,
-                "function": route.function.name(),
+                "target": route.target.name(),
                 "attempts": attempts,
-                "error": outcome.summary(),
+                "error": handled.summary(),
                 "event": event,
             });
             self.sqs
@@ -120,14 +197,14 @@ impl Dispatcher {
         }
         Ok(Delivery {
             rule: route.rule.clone(),
-            function: route.function.name().to_string(),
+            target: route.target.name(),
             event_id: event["id"].as_str().unwrap_or_default().to_string(),
             detail_type: event["detail-type"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),
             attempts,
-            outcome,
+            handled,
             dead_lettered: failed && self.dead_letter_queue.is_some(),
         })
     }

@@ -1,10 +1,14 @@
 //! eddo on one machine, without an AWS account: moto server on loopback, the resources eddo
 //! needs, and the scripted demo the README's run command plays.
 
+pub mod codebuild;
 pub mod demo;
 pub mod dispatch;
+pub mod loopback;
 pub mod measure;
 pub mod moto;
+pub mod pattern;
+pub mod routing;
 pub mod runtime;
 pub mod send;
 pub mod stack;

@@ -12,17 +12,32 @@ use aws_sdk_dynamodb::types::{
 };
 use serde_json::{Value, json};
 
+use crate::dispatch::{Dispatcher, Route, Target};
 use crate::moto::project_root;
-use crate::runtime::FunctionSpec;
+use crate::runtime::{FunctionSpec, LocalFunction};
 use crate::{LocalError, aws};
 use std::collections::HashMap;
 
-use crate::template::{ACCOUNT, FunctionDef, Names, REGION, Template, functions, rules};
+use crate::codebuild::CodeBuild;
+use crate::pattern::check_pattern;
+use crate::template::{
+    ACCOUNT, FunctionDef, Names, REGION, TargetKind, Template, functions, rules,
+};
+use std::sync::Arc;
 
 /// The local development secrets. They exist only on the emulator; never use them in AWS.
 pub const LOCAL_GITHUB_SECRET: &str = "eddo-local-github-secret";
 pub const LOCAL_GITLAB_TOKEN: &str = "eddo-local-gitlab-token";
 pub const LOCAL_STANDARD_SECRET: &str = "whsec_ZWRkby1sb2NhbC1zdGFuZGFyZC1zZWNyZXQ=";
+
+/// The parameter overrides of the local stack (as `sam deploy --parameter-overrides` would set
+/// them): every optional part of the template switched on, so the local stack runs all of it.
+/// The corpus's pushes are to `master`.
+pub const LOCAL_PARAMETERS: [(&str, &str); 3] = [
+    ("BuildProjectName", "eddo-build"),
+    ("SastProjectName", "eddo-sast"),
+    ("TrackedBranches", "main,master"),
+];
 
 /// The example rule the README shows: a push to a tracked branch, which in AWS would start the
 /// build project.
@@ -30,12 +45,30 @@ pub const TRACKED_PUSH_PATTERN: &str = r#"{"source":["eddo.webhook"],"detail-typ
 /// Everything eddo publishes, for watching the bus.
 pub const TAP_PATTERN: &str = r#"{"source":[{"prefix":"eddo."}]}"#;
 
-/// A rule's function target, as provisioned: the queue moto routes the rule's events to.
+/// How long a build in the CodeBuild stand-in runs unless the scenario says otherwise.
+pub const BUILD_DURATION: Duration = Duration::from_millis(500);
+
+/// A rule's target, as provisioned: the queue moto routes the rule's events to, after applying
+/// the target's input transformer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteDef {
     pub rule: String,
-    pub function: String,
+    /// The bus the rule is on.
+    pub bus: String,
+    /// The rule's event pattern, as JSON text.
+    pub pattern: String,
+    pub target: TargetKind,
     pub queue_url: String,
+}
+
+impl RouteDef {
+    /// The logical id of the function this route invokes, if it invokes one.
+    pub fn function(&self) -> Option<&str> {
+        match &self.target {
+            TargetKind::Function(f) => Some(f),
+            _ => None,
+        }
+    }
 }
 
 pub struct Stack {
@@ -50,8 +83,11 @@ pub struct Stack {
     pub functions: Vec<FunctionDef>,
     /// Resource types the local stack does not create (log groups, alarms, ...).
     pub skipped: Vec<String>,
-    /// The template's rules, each function target fed by its own SQS queue.
+    /// The template's rule targets that run locally (functions, CodeBuild projects), each fed by
+    /// its own SQS queue.
     pub routes: Vec<RouteDef>,
+    /// The CodeBuild stand-in, which knows every project the template's rules target.
+    pub codebuild: Arc<CodeBuild>,
     /// The template's first queue: where failed asynchronous deliveries land.
     pub dead_letter_queue: Option<String>,
     /// Receives every eddo event (local rule `TAP_PATTERN`).
@@ -69,6 +105,9 @@ impl Stack {
         template
             .parameters
             .insert("EventBusName".into(), format!("{prefix}-bus"));
+        for (k, v) in LOCAL_PARAMETERS {
+            template.parameters.insert(k.to_string(), v.to_string());
+        }
         Stack::from_template(sdk, &template, prefix).await
     }
 
@@ -77,6 +116,7 @@ impl Stack {
         template: &Template,
         prefix: &str,
     ) -> Result<Stack, LocalError> {
+        let template = &template.deployed()?;
         let mut names = Names::new(template, prefix);
         let eb = aws_sdk_eventbridge::Client::new(sdk);
         let mut buses = Vec::new();
@@ -240,28 +280,54 @@ impl Stack {
             skipped.push(format!("{id} ({})", r.kind));
         }
         let functions = functions(template, &names)?;
-        let default_bus = buses.first().cloned().unwrap_or_else(|| "default".into());
         let mut routes = Vec::new();
-        for rule in rules(template, &names, &function_arns, &default_bus)? {
-            for function in &rule.functions {
-                let queue = format!("{prefix}-{}-{function}", rule.name);
-                let queue: String = queue.chars().take(80).collect();
+        let mut projects = Vec::new();
+        // A rule without EventBusName is on the account's default bus, as in AWS.
+        for rule in rules(template, &names, &function_arns, "default")? {
+            check_pattern(&rule.pattern)
+                .map_err(|e| LocalError::Setup(format!("rule {}: {e}", rule.name)))?;
+            for target in &rule.targets {
+                match &target.kind {
+                    TargetKind::Other(arn) => {
+                        skipped.push(format!("{} target {arn}", rule.name));
+                        continue;
+                    }
+                    TargetKind::CodeBuild(project) => projects.push(project.clone()),
+                    TargetKind::Function(_) => {}
+                }
+                let queue = format!("{prefix}-{}-{}", rule.name, target.id);
+                let queue: String = queue
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '-'
+                        }
+                    })
+                    // Also the target's id, which may be 64 characters long.
+                    .take(64)
+                    .collect();
                 let queue_url = route_to_queue(
                     sdk,
                     &rule.bus,
                     &format!("{prefix}-{}", rule.name),
                     &queue,
                     &rule.pattern,
+                    &target.input,
                 )
                 .await
                 .map_err(|e| LocalError::Setup(format!("rule {}: {e}", rule.name)))?;
                 routes.push(RouteDef {
                     rule: rule.name.clone(),
-                    function: function.clone(),
+                    bus: rule.bus.clone(),
+                    pattern: rule.pattern.clone(),
+                    target: target.kind.clone(),
                     queue_url,
                 });
             }
         }
+        let codebuild = Arc::new(CodeBuild::start(sdk, projects, BUILD_DURATION).await?);
         let first = |v: Vec<String>, what: &str| {
             v.into_iter()
                 .next()
@@ -275,6 +341,7 @@ impl Stack {
             functions,
             skipped,
             routes,
+            codebuild,
             dead_letter_queue: queues.into_iter().next(),
             tap_queue: String::new(),
             push_queue: String::new(),
@@ -291,7 +358,55 @@ impl Stack {
     /// Creates a queue and a rule on the stack's bus that delivers `pattern`'s matches to it;
     /// returns the queue URL.
     pub async fn route_to_queue(&self, name: &str, pattern: &str) -> Result<String, LocalError> {
-        route_to_queue(&self.sdk, &self.bus, name, name, pattern).await
+        self.route_to_queue_on(&self.bus, name, pattern).await
+    }
+
+    /// Creates a queue and a rule on `bus` that delivers `pattern`'s matches to it, untransformed;
+    /// returns the queue URL.
+    pub async fn route_to_queue_on(
+        &self,
+        bus: &str,
+        name: &str,
+        pattern: &str,
+    ) -> Result<String, LocalError> {
+        route_to_queue(&self.sdk, bus, name, name, pattern, &serde_json::Map::new()).await
+    }
+
+    /// A dispatcher for every route: functions from `running` (by logical id), CodeBuild
+    /// projects through the stand-in. A route whose function is not running is an error.
+    pub fn dispatcher(&self, running: &[Arc<LocalFunction>]) -> Result<Dispatcher, LocalError> {
+        let mut routes = Vec::new();
+        for r in &self.routes {
+            let target = match &r.target {
+                TargetKind::Function(id) => Target::Function(
+                    running
+                        .iter()
+                        .find(|f| f.name() == id)
+                        .cloned()
+                        .ok_or_else(|| {
+                            LocalError::Setup(format!(
+                                "rule {} targets function {id}, which is not running",
+                                r.rule
+                            ))
+                        })?,
+                ),
+                TargetKind::CodeBuild(project) => Target::CodeBuild {
+                    project: project.clone(),
+                    stand_in: self.codebuild.clone(),
+                },
+                TargetKind::Other(_) => continue,
+            };
+            routes.push(Route {
+                rule: r.rule.clone(),
+                queue_url: r.queue_url.clone(),
+                target,
+            });
+        }
+        Ok(Dispatcher::new(
+            &self.sdk,
+            routes,
+            self.dead_letter_queue.clone(),
+        ))
     }
 
     /// The function of the template built from `binary`.
@@ -312,6 +427,10 @@ impl Stack {
         let def = self.function(binary)?;
         let mut env = def.env.clone();
         env.push(("AWS_ENDPOINT_URL".into(), endpoint.to_string()));
+        env.push((
+            "AWS_ENDPOINT_URL_CODEBUILD".into(),
+            self.codebuild.endpoint(),
+        ));
         Ok(FunctionSpec {
             name: def.logical_id.clone(),
             binary: crate::runtime::binary(binary)?,
@@ -370,13 +489,15 @@ impl Stack {
 }
 
 /// Creates the queue `queue` and the rule `rule` on `bus` that delivers `pattern`'s matches to
-/// it; returns the queue URL. moto checks the pattern's syntax here.
+/// it, transformed by `input` (a target's `Input`, `InputPath`, `InputTransformer`); returns the
+/// queue URL. moto checks the pattern's syntax here.
 async fn route_to_queue(
     sdk: &SdkConfig,
     bus: &str,
     rule: &str,
     queue: &str,
     pattern: &str,
+    input: &serde_json::Map<String, Value>,
 ) -> Result<String, LocalError> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let created = sqs
@@ -395,16 +516,35 @@ async fn route_to_queue(
         .send()
         .await
         .map_err(|e| aws("PutRule", e))?;
+    let mut target = aws_sdk_eventbridge::types::Target::builder()
+        .id(queue)
+        .arn(arn);
+    if let Some(v) = input.get("Input") {
+        target = target.input(
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string()),
+        );
+    }
+    if let Some(v) = input.get("InputPath").and_then(Value::as_str) {
+        target = target.input_path(v);
+    }
+    if let Some(t) = input.get("InputTransformer") {
+        let mut transformer = aws_sdk_eventbridge::types::InputTransformer::builder()
+            .input_template(t["InputTemplate"].as_str().unwrap_or_default());
+        for (k, v) in t["InputPathsMap"].as_object().into_iter().flatten() {
+            transformer = transformer.input_paths_map(k, v.as_str().unwrap_or_default());
+        }
+        target = target.input_transformer(
+            transformer
+                .build()
+                .map_err(|e| LocalError::Aws(e.to_string()))?,
+        );
+    }
     eb.put_targets()
         .rule(rule)
         .event_bus_name(bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(arn)
-                .build()
-                .map_err(|e| LocalError::Aws(e.to_string()))?,
-        )
+        .targets(target.build().map_err(|e| LocalError::Aws(e.to_string()))?)
         .send()
         .await
         .map_err(|e| aws("PutTargets", e))?;

@@ -2,9 +2,8 @@
 //! 2.0), the function's answer becomes the HTTP response, so `curl` or a webhook forwarder can
 //! deliver to the webhook function as GitHub would.
 
-use std::convert::Infallible;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,14 +11,11 @@ use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
 };
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use http::{Response, StatusCode};
+use http_body_util::Full;
 
 use crate::LocalError;
+use crate::loopback::Server;
 use crate::runtime::{LocalFunction, Outcome};
 
 /// Content types a function URL passes as text; any other body arrives base64-encoded.
@@ -112,63 +108,34 @@ pub fn response_for(outcome: &Outcome) -> Response<Full<Bytes>> {
 
 /// Serves `function` at a loopback URL until dropped.
 pub struct FunctionUrl {
-    addr: SocketAddr,
-    server: tokio::task::JoinHandle<()>,
+    server: Server,
 }
 
 impl FunctionUrl {
     /// Binds `port` on 127.0.0.1 (0 for any free port).
     pub async fn serve(function: Arc<LocalFunction>, port: u16) -> Result<FunctionUrl, LocalError> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
-            .await
-            .map_err(|e| LocalError::Setup(format!("function URL on port {port}: {e}")))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| LocalError::Setup(e.to_string()))?;
-        let server = tokio::spawn(async move {
-            while let Ok((stream, peer)) = listener.accept().await {
-                let function = function.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let function = function.clone();
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let event = serde_json::to_value(event_for(&parts, &body, peer))
-                                .unwrap_or_default();
-                            let response = match function.invoke(&event).await {
-                                Ok(invocation) => response_for(&invocation.outcome),
-                                Err(_) => response_for(&Outcome::TimedOut),
-                            };
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+        let server = Server::serve("function URL", port, move |parts, body, peer| {
+            let function = function.clone();
+            async move {
+                let event =
+                    serde_json::to_value(event_for(&parts, &body, peer)).unwrap_or_default();
+                match function.invoke(&event).await {
+                    Ok(invocation) => response_for(&invocation.outcome),
+                    Err(_) => response_for(&Outcome::TimedOut),
+                }
             }
-        });
-        Ok(FunctionUrl { addr, server })
+        })
+        .await?;
+        Ok(FunctionUrl { server })
     }
 
     /// `http://127.0.0.1:<port>/`, like a function URL's trailing slash.
     pub fn url(&self) -> String {
-        format!("http://{}/", self.addr)
+        format!("http://{}/", self.server.addr())
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-impl Drop for FunctionUrl {
-    fn drop(&mut self) {
-        self.server.abort();
+        self.server.addr()
     }
 }
 

@@ -1,0 +1,711 @@
+//! A stand-in for the two CodeBuild calls eddo makes, because moto's CodeBuild ignores
+//! environment overrides and idempotency tokens and reports every build SUCCEEDED.
+//!
+//! It speaks CodeBuild's JSON 1.1 protocol on loopback (`StartBuild`, `BatchGetBuilds`; point an
+//! SDK at it with `AWS_ENDPOINT_URL_CODEBUILD`), honours the idempotency token as CodeBuild does
+//! (same token and same parameters within 5 minutes: the same build; different parameters: an
+//! error), records every build with its environment overrides, and after a delay finishes the
+//! build with the outcome the scenario planned for its project, sending the real-shaped
+//! `CodeBuild Build State Change` events (IN_PROGRESS at the start, then the final status) to
+//! the emulator's default bus, where rules route them as in AWS.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_config::SdkConfig;
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::loopback::Server;
+use crate::template::{ACCOUNT, REGION};
+use crate::{LocalError, aws};
+
+/// How long CodeBuild remembers an idempotency token.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(5 * 60);
+
+/// The statuses a finished build can have.
+pub const FINAL_STATUSES: [&str; 5] = ["SUCCEEDED", "FAILED", "FAULT", "TIMED_OUT", "STOPPED"];
+
+/// How the scenario wants one build of a project to end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// SUCCEEDED, FAILED, FAULT, TIMED_OUT or STOPPED.
+    pub status: String,
+    /// The phase that fails (BUILD unless said otherwise), for a build that does not succeed.
+    pub failed_phase: String,
+    /// `exported-variables` of the buildspec and their values.
+    pub exported: Vec<(String, String)>,
+    /// How long the build runs; the stand-in's default when `None`.
+    pub duration: Option<Duration>,
+}
+
+impl Plan {
+    pub fn succeed() -> Plan {
+        Plan {
+            status: "SUCCEEDED".into(),
+            failed_phase: "BUILD".into(),
+            exported: Vec::new(),
+            duration: None,
+        }
+    }
+
+    pub fn fail(phase: &str) -> Plan {
+        Plan {
+            status: "FAILED".into(),
+            failed_phase: phase.into(),
+            ..Plan::succeed()
+        }
+    }
+
+    pub fn exporting(mut self, name: &str, value: &str) -> Plan {
+        self.exported.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn lasting(mut self, d: Duration) -> Plan {
+        self.duration = Some(d);
+        self
+    }
+}
+
+/// One environment variable of a build.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
+    /// PLAINTEXT, PARAMETER_STORE or SECRETS_MANAGER.
+    pub kind: String,
+}
+
+/// A build the stand-in started.
+#[derive(Debug, Clone)]
+pub struct Build {
+    /// `<project>:<uuid>`, as CodeBuild names builds.
+    pub id: String,
+    pub arn: String,
+    pub project: String,
+    pub number: u64,
+    pub source_version: Option<String>,
+    /// The environment overrides of the StartBuild call, in order.
+    pub env: Vec<EnvVar>,
+    pub timeout_minutes: u64,
+    pub idempotency_token: Option<String>,
+    /// Who started it: `codebuild` when a function called StartBuild, `rule/<name>` when an
+    /// EventBridge rule target did.
+    pub initiator: String,
+    /// IN_PROGRESS until it finishes.
+    pub status: String,
+    pub plan: Plan,
+    pub start: SystemTime,
+    pub end: Option<SystemTime>,
+    /// What the stand-in did with it, for the timeline: (when, what).
+    pub notes: Vec<(Instant, String)>,
+}
+
+impl Build {
+    pub fn env(&self, name: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .rev()
+            .find(|v| v.name == name)
+            .map(|v| v.value.as_str())
+    }
+}
+
+/// A StartBuild call the stand-in refused: CodeBuild's error code and message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// The projects that exist; StartBuild on any other is ResourceNotFoundException.
+    projects: BTreeSet<String>,
+    plans: HashMap<String, VecDeque<Plan>>,
+    builds: Vec<Build>,
+    /// token → (when first used, the request without the token, the build).
+    tokens: HashMap<String, (Instant, Value, String)>,
+    numbers: HashMap<String, u64>,
+    /// Builds started but not yet finished (their final event not yet sent).
+    running: usize,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    events: aws_sdk_eventbridge::Client,
+    default_duration: Duration,
+    idle: Notify,
+}
+
+/// The stand-in, serving on loopback until dropped.
+pub struct CodeBuild {
+    inner: Arc<Inner>,
+    server: Server,
+}
+
+impl CodeBuild {
+    /// Starts the stand-in for `projects`, sending build state changes through `sdk` (the
+    /// emulator); builds last `duration` unless their plan says otherwise.
+    pub async fn start(
+        sdk: &SdkConfig,
+        projects: impl IntoIterator<Item = String>,
+        duration: Duration,
+    ) -> Result<CodeBuild, LocalError> {
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State {
+                projects: projects.into_iter().collect(),
+                ..State::default()
+            }),
+            events: aws_sdk_eventbridge::Client::new(sdk),
+            default_duration: duration,
+            idle: Notify::new(),
+        });
+        let handler = inner.clone();
+        let server = Server::serve("CodeBuild stand-in", 0, move |parts, body, _| {
+            let inner = handler.clone();
+            async move {
+                let target = parts
+                    .headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                inner.answer(&target, &body)
+            }
+        })
+        .await?;
+        Ok(CodeBuild { inner, server })
+    }
+
+    /// `http://127.0.0.1:<port>`: the value for `AWS_ENDPOINT_URL_CODEBUILD`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.server.addr())
+    }
+
+    /// Makes `project` exist.
+    pub fn add_project(&self, project: &str) {
+        self.inner.lock().projects.insert(project.to_string());
+    }
+
+    /// The next build of `project` ends as `plan` (plans queue up; without one a build succeeds).
+    pub fn plan(&self, project: &str, plan: Plan) {
+        self.inner
+            .lock()
+            .plans
+            .entry(project.to_string())
+            .or_default()
+            .push_back(plan);
+    }
+
+    /// Every build started so far, oldest first.
+    pub fn builds(&self) -> Vec<Build> {
+        self.inner.lock().builds.clone()
+    }
+
+    /// Starts a build as an EventBridge rule's CodeBuild target does: `input` (the target's
+    /// input, after any input transformer) holds the StartBuild parameters.
+    pub fn start_from_rule(
+        &self,
+        rule: &str,
+        project: &str,
+        input: &Value,
+    ) -> Result<Build, Refusal> {
+        let mut request = match input {
+            Value::Object(m) => m.clone(),
+            _ => serde_json::Map::new(),
+        };
+        request.insert("projectName".into(), project.into());
+        self.inner
+            .clone()
+            .start_build(&Value::Object(request), &format!("rule/{rule}"))
+    }
+
+    /// Waits until every started build has finished and its final event was sent, or `wait`
+    /// passed; `true` when idle.
+    pub async fn settle(&self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.inner.idle.notified();
+            if self.inner.lock().running == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.inner.lock().running == 0;
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn answer(self: Arc<Self>, target: &str, body: &[u8]) -> Response<Full<Bytes>> {
+        let request: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => {
+                return error(refuse(
+                    "SerializationException",
+                    format!("request body: {e}"),
+                ));
+            }
+        };
+        let result = match target.rsplit('.').next().unwrap_or_default() {
+            "StartBuild" => self
+                .start_build(&request, "codebuild")
+                .map(|b| json!({ "build": describe(&b) })),
+            "BatchGetBuilds" => Ok(self.batch_get(&request)),
+            other => Err(refuse(
+                "UnknownOperationException",
+                format!(
+                    "the local CodeBuild stand-in implements StartBuild and BatchGetBuilds, not {other:?}"
+                ),
+            )),
+        };
+        match result {
+            Ok(v) => Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "application/x-amz-json-1.1")
+                .body(Full::new(Bytes::from(v.to_string())))
+                .expect("valid response"),
+            Err(r) => error(r),
+        }
+    }
+
+    fn start_build(self: Arc<Self>, request: &Value, initiator: &str) -> Result<Build, Refusal> {
+        let project = request["projectName"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| refuse("InvalidInputException", "projectName is required"))?
+            // A project may be named by its ARN.
+            .rsplit("project/")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let mut env = Vec::new();
+        for v in request["environmentVariablesOverride"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let (Some(name), Some(value)) = (v["name"].as_str(), v["value"].as_str()) else {
+                return Err(refuse(
+                    "InvalidInputException",
+                    format!("an environment variable override needs a name and a value: {v}"),
+                ));
+            };
+            env.push(EnvVar {
+                name: name.into(),
+                value: value.into(),
+                kind: v["type"].as_str().unwrap_or("PLAINTEXT").into(),
+            });
+        }
+        let token = request["idempotencyToken"].as_str().map(str::to_string);
+        let mut fingerprint = request.clone();
+        if let Some(m) = fingerprint.as_object_mut() {
+            m.remove("idempotencyToken");
+        }
+
+        let mut state = self.lock();
+        if !state.projects.contains(&project) {
+            return Err(refuse(
+                "ResourceNotFoundException",
+                format!(
+                    "Project cannot be found: arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{project}"
+                ),
+            ));
+        }
+        if let Some(token) = &token {
+            let now = Instant::now();
+            state
+                .tokens
+                .retain(|_, (at, _, _)| now.duration_since(*at) < TOKEN_LIFETIME);
+            if let Some((_, earlier, build_id)) = state.tokens.get(token) {
+                if *earlier != fingerprint {
+                    return Err(refuse(
+                        "InvalidInputException",
+                        format!(
+                            "idempotency token {token} was used with different parameters within 5 minutes"
+                        ),
+                    ));
+                }
+                let build_id = build_id.clone();
+                return Ok(state
+                    .builds
+                    .iter()
+                    .find(|b| b.id == build_id)
+                    .cloned()
+                    .expect("a token names a recorded build"));
+            }
+        }
+        let plan = state
+            .plans
+            .get_mut(&project)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or_else(Plan::succeed);
+        let number = {
+            let n = state.numbers.entry(project.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let id = format!("{project}:{}", uuid());
+        let build = Build {
+            arn: format!("arn:aws:codebuild:{REGION}:{ACCOUNT}:build/{id}"),
+            id: id.clone(),
+            project,
+            number,
+            source_version: request["sourceVersion"].as_str().map(str::to_string),
+            env,
+            timeout_minutes: request["timeoutInMinutesOverride"].as_u64().unwrap_or(60),
+            idempotency_token: token.clone(),
+            initiator: initiator.to_string(),
+            status: "IN_PROGRESS".into(),
+            plan,
+            start: SystemTime::now(),
+            end: None,
+            notes: vec![(Instant::now(), "started".into())],
+        };
+        if let Some(token) = token {
+            state
+                .tokens
+                .insert(token, (Instant::now(), fingerprint, id.clone()));
+        }
+        state.builds.push(build.clone());
+        state.running += 1;
+        drop(state);
+
+        let duration = build.plan.duration.unwrap_or(self.default_duration);
+        let started = build.clone();
+        tokio::spawn(async move {
+            self.emit(&started).await;
+            tokio::time::sleep(duration).await;
+            let finished = {
+                let mut state = self.lock();
+                let b = state
+                    .builds
+                    .iter_mut()
+                    .find(|b| b.id == id)
+                    .expect("a started build is recorded");
+                b.status = b.plan.status.clone();
+                b.end = Some(SystemTime::now());
+                b.clone()
+            };
+            self.emit(&finished).await;
+            let mut state = self.lock();
+            state.running -= 1;
+            drop(state);
+            self.idle.notify_waiters();
+        });
+        Ok(build)
+    }
+
+    /// Sends the build's state change to the default bus, and notes it on the build.
+    async fn emit(&self, build: &Build) {
+        let detail = state_change(build);
+        let sent = self
+            .events
+            .put_events()
+            .entries(
+                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                    .event_bus_name("default")
+                    .source("aws.codebuild")
+                    .detail_type("CodeBuild Build State Change")
+                    .resources(&build.arn)
+                    .detail(detail.to_string())
+                    .build(),
+            )
+            .send()
+            .await;
+        let note = match sent {
+            Ok(out) if out.failed_entry_count() == 0 => format!("sent {}", build.status),
+            Ok(out) => format!(
+                "could not send {}: {:?}",
+                build.status,
+                out.entries().first().and_then(|e| e.error_message())
+            ),
+            Err(e) => format!("could not send {}: {}", build.status, aws("PutEvents", e)),
+        };
+        let mut state = self.lock();
+        if let Some(b) = state.builds.iter_mut().find(|b| b.id == build.id) {
+            b.notes.push((Instant::now(), note));
+        }
+    }
+
+    fn batch_get(&self, request: &Value) -> Value {
+        let state = self.lock();
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for id in request["ids"].as_array().into_iter().flatten() {
+            let id = id.as_str().unwrap_or_default();
+            match state.builds.iter().find(|b| b.id == id || b.arn == id) {
+                Some(b) => found.push(describe(b)),
+                None => missing.push(id.to_string()),
+            }
+        }
+        json!({ "builds": found, "buildsNotFound": missing })
+    }
+}
+
+fn error(r: Refusal) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::BAD_REQUEST)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-errortype", r.code)
+        .body(Full::new(Bytes::from(
+            json!({ "__type": r.code, "message": r.message }).to_string(),
+        )))
+        .expect("valid response")
+}
+
+fn uuid() -> String {
+    let n = fastrand::u128(..);
+    let h = format!("{n:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+fn epoch(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// `Sep 1, 2017 4:12:29 PM`: how CodeBuild's events write times.
+pub fn event_time(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (h, m, s) = (rem / 3_600, rem % 3_600 / 60, rem % 60);
+    let (h12, half) = match h {
+        0 => (12, "AM"),
+        1..=11 => (h, "AM"),
+        12 => (12, "PM"),
+        _ => (h - 12, "PM"),
+    };
+    format!(
+        "{} {day}, {year} {h12}:{m:02}:{s:02} {half}",
+        MONTHS[(month - 1) as usize]
+    )
+}
+
+/// The phases of a build as far as it got: every phase up to the failed one, which fails.
+fn phases(build: &Build) -> Vec<(&'static str, Option<&'static str>)> {
+    const ORDER: [&str; 9] = [
+        "SUBMITTED",
+        "QUEUED",
+        "PROVISIONING",
+        "DOWNLOAD_SOURCE",
+        "INSTALL",
+        "PRE_BUILD",
+        "BUILD",
+        "POST_BUILD",
+        "UPLOAD_ARTIFACTS",
+    ];
+    let mut out = Vec::new();
+    if build.status == "IN_PROGRESS" {
+        out.push(("SUBMITTED", None));
+        return out;
+    }
+    let failed = (build.status != "SUCCEEDED").then_some(build.plan.failed_phase.as_str());
+    for phase in ORDER {
+        if Some(phase) == failed {
+            let status = match build.status.as_str() {
+                "TIMED_OUT" => "TIMED_OUT",
+                "STOPPED" => "STOPPED",
+                "FAULT" => "FAULT",
+                _ => "FAILED",
+            };
+            out.push((phase, Some(status)));
+            break;
+        }
+        out.push((phase, Some("SUCCEEDED")));
+    }
+    out.push(("FINALIZING", Some("SUCCEEDED")));
+    out.push(("COMPLETED", None));
+    out
+}
+
+fn logs(build: &Build) -> (String, String, String) {
+    let group = format!("/aws/codebuild/{}", build.project);
+    let stream = build.id.rsplit(':').next().unwrap_or_default().to_string();
+    let link = format!(
+        "https://console.aws.amazon.com/cloudwatch/home?region={REGION}#logEvent:group={group};stream={stream}"
+    );
+    (group, stream, link)
+}
+
+/// The `detail` of a `CodeBuild Build State Change` event, shaped as CodeBuild sends it.
+pub fn state_change(build: &Build) -> Value {
+    let (group, stream, link) = logs(build);
+    let done = build.status != "IN_PROGRESS";
+    let start = event_time(build.start);
+    let end = build.end.map(event_time).unwrap_or_else(|| start.clone());
+    let phases: Vec<Value> = phases(build)
+        .into_iter()
+        .map(|(phase, status)| match status {
+            None => json!({ "start-time": end, "phase-type": phase }),
+            Some(status) => {
+                let context: Vec<String> = if status == "SUCCEEDED" {
+                    Vec::new()
+                } else {
+                    vec![format!(
+                        "COMMAND_EXECUTION_ERROR: Error while executing command. Reason: exit status 1 (planned by the local scenario: {})",
+                        build.plan.status
+                    )]
+                };
+                json!({
+                    "phase-context": context,
+                    "start-time": start,
+                    "end-time": end,
+                    "duration-in-seconds": 0,
+                    "phase-type": phase,
+                    "phase-status": status,
+                })
+            }
+        })
+        .collect();
+    let mut info = json!({
+        // A project without artifacts reports an empty location.
+        "artifact": { "location": "" },
+        "environment": {
+            "image": "aws/codebuild/amazonlinux-aarch64-standard:3.0",
+            "privileged-mode": false,
+            "compute-type": "BUILD_GENERAL1_SMALL",
+            "type": "ARM_CONTAINER",
+            "environment-variables": build.env.iter().map(|v| json!({
+                "name": v.name, "type": v.kind, "value": v.value,
+            })).collect::<Vec<_>>(),
+        },
+        "timeout-in-minutes": build.timeout_minutes,
+        "build-complete": done,
+        "build-number": build.number,
+        "initiator": build.initiator,
+        "build-start-time": start,
+        "source": { "type": "GITHUB" },
+        "logs": { "group-name": group, "stream-name": stream, "deep-link": link },
+        "phases": phases,
+    });
+    if let Some(v) = &build.source_version {
+        info["source-version"] = json!(v);
+    }
+    if done && !build.plan.exported.is_empty() {
+        info["exported-environment-variables"] = build
+            .plan
+            .exported
+            .iter()
+            .map(|(k, v)| json!({ "name": k, "value": v }))
+            .collect();
+    }
+    json!({
+        "build-status": build.status,
+        "project-name": build.project,
+        "build-id": build.arn,
+        "additional-information": info,
+        "current-phase": if done { "COMPLETED" } else { "SUBMITTED" },
+        "current-phase-context": "[]",
+        "version": "1",
+    })
+}
+
+/// A build as BatchGetBuilds and StartBuild answer it.
+fn describe(build: &Build) -> Value {
+    let (group, stream, link) = logs(build);
+    let done = build.status != "IN_PROGRESS";
+    let mut out = json!({
+        "id": build.id,
+        "arn": build.arn,
+        "buildNumber": build.number,
+        "startTime": epoch(build.start),
+        "currentPhase": if done { "COMPLETED" } else { "SUBMITTED" },
+        "buildStatus": build.status,
+        "projectName": build.project,
+        "buildComplete": done,
+        "initiator": build.initiator,
+        "timeoutInMinutes": build.timeout_minutes,
+        "environment": {
+            "type": "ARM_CONTAINER",
+            "image": "aws/codebuild/amazonlinux-aarch64-standard:3.0",
+            "computeType": "BUILD_GENERAL1_SMALL",
+            "environmentVariables": build.env.iter().map(|v| json!({
+                "name": v.name, "value": v.value, "type": v.kind,
+            })).collect::<Vec<_>>(),
+        },
+        "logs": { "groupName": group, "streamName": stream, "deepLink": link },
+        "phases": phases(build).into_iter().map(|(p, s)| {
+            let mut v = json!({ "phaseType": p, "startTime": epoch(build.start) });
+            if let Some(s) = s { v["phaseStatus"] = json!(s); }
+            v
+        }).collect::<Vec<_>>(),
+    });
+    if let Some(v) = &build.source_version {
+        out["sourceVersion"] = json!(v);
+    }
+    if let Some(end) = build.end {
+        out["endTime"] = json!(epoch(end));
+    }
+    if done {
+        out["exportedEnvironmentVariables"] = build
+            .plan
+            .exported
+            .iter()
+            .map(|(k, v)| json!({ "name": k, "value": v }))
+            .collect();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_times_read_as_codebuild_writes_them() {
+        // 2017-09-01T16:12:29Z, the corpus sample's build start.
+        let t = UNIX_EPOCH + Duration::from_secs(1_504_282_349);
+        assert_eq!(event_time(t), "Sep 1, 2017 4:12:29 PM");
+        assert_eq!(
+            event_time(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "Feb 29, 2000 12:00:00 AM"
+        );
+        assert_eq!(
+            event_time(UNIX_EPOCH + Duration::from_secs(1_798_761_599)),
+            "Dec 31, 2026 11:59:59 PM"
+        );
+    }
+}

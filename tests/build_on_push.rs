@@ -1,0 +1,170 @@
+//! The first hop of the pipeline, end to end on the local stack: a signed GitHub push delivered
+//! to the real webhook binary through its function URL lands on the bus, the template's push rule
+//! starts the build and SAST projects on its commit (through the rule's own input transformer),
+//! and each build reports its state on the default bus. A redelivery starts nothing; a refused
+//! StartBuild is dead-lettered, not retried forever.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eddo_local::demo::corpus;
+use eddo_local::dispatch::{Dispatcher, Handled, Route, Target};
+use eddo_local::moto::Moto;
+use eddo_local::runtime::LocalFunction;
+use eddo_local::send::post_github;
+use eddo_local::stack::{LOCAL_GITHUB_SECRET, Stack};
+use eddo_local::url::FunctionUrl;
+
+const SHA: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_to_a_tracked_branch_starts_the_build_and_the_scan_once() {
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let stack = Stack::provision(&moto.sdk_config().await, "onpush")
+        .await
+        .unwrap();
+    let webhook = Arc::new(
+        LocalFunction::new(stack.spec("webhook", &moto.endpoint()).unwrap())
+            .await
+            .unwrap(),
+    );
+    let url = FunctionUrl::serve(webhook.clone(), 0).await.unwrap();
+    let dispatcher = stack.dispatcher(std::slice::from_ref(&webhook)).unwrap();
+    let states = stack
+        .route_to_queue_on(
+            "default",
+            "onpush-builds",
+            r#"{"source": ["aws.codebuild"], "detail-type": ["CodeBuild Build State Change"]}"#,
+        )
+        .await
+        .unwrap();
+    let body =
+        std::fs::read_to_string(corpus().join("github/push/with-new-branch.payload.json")).unwrap();
+
+    let (status, answer) =
+        post_github(url.addr(), LOCAL_GITHUB_SECRET, "push", "d-1", body.clone())
+            .await
+            .unwrap();
+    assert_eq!(status, 202, "{answer}");
+    let deliveries = dispatcher.pump(Duration::from_secs(5)).await.unwrap();
+    let mut targets: Vec<_> = deliveries.iter().map(|d| d.target.clone()).collect();
+    targets.sort();
+    assert_eq!(targets, ["CodeBuild eddo-build", "CodeBuild eddo-sast"]);
+    assert!(
+        deliveries.iter().all(|d| d.handled.succeeded()),
+        "{deliveries:?}"
+    );
+
+    let builds = stack.codebuild.builds();
+    assert_eq!(builds.len(), 2);
+    let push_event_id = {
+        let tap = stack
+            .drain(&stack.tap_queue, Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert_eq!(tap.len(), 1);
+        tap[0]["id"].as_str().unwrap().to_string()
+    };
+    for b in &builds {
+        assert_eq!(b.source_version.as_deref(), Some(SHA), "{}", b.project);
+        assert_eq!(b.env("EDDO_COMMIT_SHA"), Some(SHA));
+        assert_eq!(b.env("EDDO_REPOSITORY"), Some("Codertocat/Hello-World"));
+        assert_eq!(b.env("EDDO_BRANCH"), Some("master"));
+        assert_eq!(b.env("EDDO_CORRELATION_ID"), Some("d-1"));
+        assert_eq!(b.env("EDDO_CAUSATION_ID"), Some(push_event_id.as_str()));
+        assert_eq!(b.initiator, "rule/PushRule");
+    }
+
+    // GitHub redelivers: the webhook publishes nothing, so no build starts.
+    let (status, answer) = post_github(url.addr(), LOCAL_GITHUB_SECRET, "push", "d-1", body)
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    assert!(answer.contains("duplicate"), "{answer}");
+    assert!(
+        dispatcher
+            .pump(Duration::from_millis(500))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(stack.codebuild.builds().len(), 2);
+
+    assert!(stack.codebuild.settle(Duration::from_secs(10)).await);
+    let events = stack.drain(&states, Duration::from_secs(5)).await.unwrap();
+    let mut finals: Vec<_> = events
+        .iter()
+        .filter(|e| e["detail"]["build-status"] == "SUCCEEDED")
+        .map(|e| e["detail"]["project-name"].as_str().unwrap().to_string())
+        .collect();
+    finals.sort();
+    assert_eq!(finals, ["eddo-build", "eddo-sast"]);
+    webhook.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_start_build_is_dead_lettered_at_once() {
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let stack = Stack::provision(&moto.sdk_config().await, "refused")
+        .await
+        .unwrap();
+    let push = stack
+        .routes
+        .iter()
+        .find(|r| r.rule == "PushRule")
+        .expect("the push rule");
+    // The same rule, its target a project that does not exist (deleted after deploy, say).
+    let dispatcher = Dispatcher::new(
+        &stack.sdk,
+        vec![Route {
+            rule: push.rule.clone(),
+            queue_url: push.queue_url.clone(),
+            target: Target::CodeBuild {
+                project: "deleted-project".into(),
+                stand_in: stack.codebuild.clone(),
+            },
+        }],
+        stack.dead_letter_queue.clone(),
+    );
+    let body =
+        std::fs::read_to_string(corpus().join("github/push/with-new-branch.payload.json")).unwrap();
+    let webhook = Arc::new(
+        LocalFunction::new(stack.spec("webhook", &moto.endpoint()).unwrap())
+            .await
+            .unwrap(),
+    );
+    let url = FunctionUrl::serve(webhook.clone(), 0).await.unwrap();
+    let (status, _) = post_github(url.addr(), LOCAL_GITHUB_SECRET, "push", "d-2", body)
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+
+    let deliveries = dispatcher.pump(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(deliveries.len(), 1);
+    let d = &deliveries[0];
+    assert_eq!(d.attempts, 1, "a client error is not retried");
+    assert!(d.dead_lettered);
+    assert!(
+        matches!(&d.handled, Handled::Build(Err(r)) if r.code == "ResourceNotFoundException"),
+        "{d:?}"
+    );
+    let dead = stack
+        .drain(
+            stack.dead_letter_queue.as_deref().unwrap(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["rule"], "PushRule");
+    assert_eq!(dead[0]["target"], "CodeBuild deleted-project");
+    assert!(
+        dead[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("Project cannot be found")
+    );
+    assert_eq!(dead[0]["event"]["sourceVersion"], SHA);
+    assert!(stack.codebuild.builds().is_empty());
+    webhook.stop().await;
+}

@@ -1,0 +1,121 @@
+//! Every rule of `template.yaml` receives exactly the corpus events it should and none it should
+//! not, routed by moto from the real corpus (GitHub payloads as the webhook publishes them, AWS
+//! samples on the default bus). A rule without an expectation here fails the test by name, so a
+//! new rule cannot arrive unproven; a rule that matches nothing, or a malformed pattern, fails
+//! with a message that names it.
+
+use std::collections::BTreeSet;
+
+use eddo_local::demo::corpus;
+use eddo_local::moto::Moto;
+use eddo_local::routing::{corpus_events, route};
+use eddo_local::stack::Stack;
+use eddo_local::template::Template;
+
+/// The corpus events each rule must receive, by name.
+fn expected(rule: &str) -> BTreeSet<String> {
+    let names: &[&str] = match rule {
+        // Pushes to main or master (the local TrackedBranches); the corpus has two, both to
+        // master. Ref deletions, tags, pull requests and everything else stay out.
+        "PushRule" => &[
+            "github/push/with-new-branch.payload.json",
+            "github/push/with-no-username-committer.payload.json",
+        ],
+        other => panic!(
+            "rule {other} of template.yaml has no expectation in tests/routing.rs: list the corpus events it must receive"
+        ),
+    };
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_template_rule_receives_exactly_its_corpus_events() {
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let stack = Stack::provision(&moto.sdk_config().await, "routing")
+        .await
+        .unwrap();
+    let events = corpus_events(&corpus()).unwrap();
+    // 35 GitHub payloads publish, 10 AWS samples are EventBridge events: the corpus is really read.
+    assert!(events.len() >= 45, "{} corpus events", events.len());
+    assert!(
+        events
+            .iter()
+            .any(|e| e.on_default_bus && e.source == "aws.codebuild"),
+        "the AWS samples are on the default bus"
+    );
+    let routed = route(&stack, &events).await.unwrap();
+    assert!(!routed.is_empty(), "the template declares rules");
+    let rules: BTreeSet<_> = stack.routes.iter().map(|r| r.rule.clone()).collect();
+    assert_eq!(routed.keys().cloned().collect::<BTreeSet<_>>(), rules);
+    for (rule, received) in &routed {
+        assert_eq!(received, &expected(rule), "rule {rule}");
+    }
+}
+
+const SMALL: &str = r#"
+Parameters:
+  EventBusName: {Type: String, Default: small}
+Resources:
+  Bus:
+    Type: AWS::Events::EventBus
+    Properties: {Name: !Ref EventBusName}
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+  Secret:
+    Type: AWS::SecretsManager::Secret
+  Rule:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: !Ref Bus
+      EventPattern: PATTERN
+      Targets:
+        - Id: build
+          Arn: !Sub arn:${AWS::Partition}:codebuild:${AWS::Region}:${AWS::AccountId}:project/p
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_that_matches_nothing_or_is_malformed_fails_by_name() {
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let sdk = moto.sdk_config().await;
+    let template = |bus: &str, pattern: &str| {
+        let mut t = Template::parse(&SMALL.replace("PATTERN", pattern)).unwrap();
+        t.parameters.insert("EventBusName".into(), bus.into());
+        t
+    };
+
+    let stack = Stack::from_template(
+        &sdk,
+        &template(
+            "silent",
+            r#"{"source": [eddo.webhook], "detail-type": [Git Pushed]}"#,
+        ),
+        "silent",
+    )
+    .await
+    .unwrap();
+    let err = route(&stack, &corpus_events(&corpus()).unwrap())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rules match none of the"), "{err}");
+    assert!(err.contains("Rule (pattern"), "{err}");
+    assert!(err.contains("Git Pushed"), "{err}");
+
+    let err = Stack::from_template(
+        &sdk,
+        &template("malformed", r#"{"source": [{"prefix": ""}]}"#),
+        "malformed",
+    )
+    .await
+    .err()
+    .expect("an empty prefix is refused")
+    .to_string();
+    assert!(err.contains("rule Rule"), "{err}");
+    assert!(
+        err.contains("source: prefix needs a non-empty string"),
+        "{err}"
+    );
+}
