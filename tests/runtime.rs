@@ -63,7 +63,7 @@ async fn the_webhook_binary_publishes_through_the_runtime_api_and_stays_warm() {
     assert!(function.rss_kib().await.unwrap() > 0);
 
     let routed = stack
-        .drain(&stack.push_queue, Duration::from_secs(5))
+        .drain(&stack.matched["PushRule"], Duration::from_secs(5))
         .await
         .unwrap();
     assert_eq!(routed.len(), 1);
@@ -312,16 +312,16 @@ async fn send_delivers_a_corpus_webhook_or_puts_an_aws_event_on_the_bus() {
     }
     assert_eq!(
         stack
-            .drain(&stack.push_queue, Duration::from_secs(5))
+            .drain(&stack.matched["PushRule"], Duration::from_secs(5))
             .await
             .unwrap()
             .len(),
         1
     );
 
-    // A corpus AWS event goes on the bus as it is, and rules see it.
+    // A corpus AWS event goes on the default bus as it is, as AWS puts it, and rules see it.
     let builds = stack
-        .route_to_queue("send-builds", r#"{"source":["aws.codebuild"]}"#)
+        .route_to_queue_on("default", "send-builds", r#"{"source":["aws.codebuild"]}"#)
         .await
         .unwrap();
     match send(
@@ -332,7 +332,10 @@ async fn send_delivers_a_corpus_webhook_or_puts_an_aws_event_on_the_bus() {
     .await
     .unwrap()
     {
-        Sent::Event { event_id } => assert!(!event_id.is_empty()),
+        Sent::Event { event_id, bus } => {
+            assert!(!event_id.is_empty());
+            assert_eq!(bus, "default");
+        }
         other => panic!("{other:?}"),
     }
     let got = stack.drain(&builds, Duration::from_secs(5)).await.unwrap();

@@ -126,7 +126,7 @@ async fn twenty_three_events_all_arrive_through_the_rule() {
     let mut received = Vec::new();
     while received.len() < 23 {
         let got = stack
-            .drain(&stack.push_queue, Duration::from_secs(5))
+            .drain(&stack.matched["PushRule"], Duration::from_secs(5))
             .await
             .unwrap();
         assert!(!got.is_empty(), "only {} of 23 arrived", received.len());

@@ -61,7 +61,7 @@ async fn a_push_lands_on_the_bus_once_and_is_routed_by_its_rule() {
     assert_eq!(a["status"], "published");
 
     let routed = stack
-        .drain(&stack.push_queue, Duration::from_secs(5))
+        .drain(&stack.matched["PushRule"], Duration::from_secs(5))
         .await
         .unwrap();
     assert_eq!(routed.len(), 1, "{routed:?}");
@@ -85,13 +85,21 @@ async fn a_push_lands_on_the_bus_once_and_is_routed_by_its_rule() {
     assert_eq!(answer(&again)["status"], "duplicate");
     assert_eq!(answer(&again)["event_id"], a["event_id"]);
     assert!(arrived(&stack, &stack.tap_queue, Duration::from_millis(300)).await == 1);
-    assert!(arrived(&stack, &stack.push_queue, Duration::from_millis(300)).await == 0);
+    assert!(
+        arrived(
+            &stack,
+            &stack.matched["PushRule"],
+            Duration::from_millis(300)
+        )
+        .await
+            == 0
+    );
 
     // A new delivery of the same push is a new event.
     let other = push(&webhook, LOCAL_GITHUB_SECRET, "delivery-2").await;
     assert_eq!(answer(&other)["status"], "published");
     assert_eq!(
-        arrived(&stack, &stack.push_queue, Duration::from_secs(5)).await,
+        arrived(&stack, &stack.matched["PushRule"], Duration::from_secs(5)).await,
         1
     );
 }
@@ -117,7 +125,15 @@ async fn a_push_to_an_untracked_branch_is_published_but_not_routed_to_the_build(
         .unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0]["detail"]["branch"], "feature/x");
-    assert!(arrived(&stack, &stack.push_queue, Duration::from_millis(300)).await == 0);
+    assert!(
+        arrived(
+            &stack,
+            &stack.matched["PushRule"],
+            Duration::from_millis(300)
+        )
+        .await
+            == 0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -312,7 +328,7 @@ async fn a_gitlab_push_is_published_once_per_idempotency_key() {
     );
     assert_eq!(webhook.handle(send("wrong")).await.status_code, 401);
     let routed = stack
-        .drain(&stack.push_queue, Duration::from_secs(5))
+        .drain(&stack.matched["PushRule"], Duration::from_secs(5))
         .await
         .unwrap();
     assert_eq!(routed.len(), 1);

@@ -1,21 +1,25 @@
 //! The scripted scenario the README's run command plays: a signed GitHub push delivered over
-//! HTTP to the webhook function's local URL (the real binary, through the Runtime API), routed by
-//! a rule on the bus, then redelivered and published no second time. Each step prints one
-//! timeline line; the run succeeds only if every expected step happened.
+//! HTTP to the webhook function's local URL (the real binary, through the Runtime API), put on the
+//! bus, routed by the template's push rule to the build and SAST projects (the CodeBuild
+//! stand-in), whose builds finish as the scenario planned and report on the default bus; then the
+//! same delivery redelivered and published no second time, and a forged one refused. Each step
+//! prints one timeline line; the run succeeds only if every expected step happened.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use http::{HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::LocalError;
+use crate::codebuild::Plan;
 use crate::moto::{Moto, project_root};
 use crate::runtime::LocalFunction;
 use crate::send::{github_headers, post_github};
-use crate::stack::{LOCAL_GITHUB_SECRET, Stack};
+use crate::stack::{LOCAL_GITHUB_SECRET, LOCAL_PARAMETERS, Stack};
+use crate::timeline::{Timeline, Watch};
 use crate::url::FunctionUrl;
 
 /// `../shared/corpus` beside the project, or `EDDO_CORPUS`.
@@ -53,27 +57,6 @@ pub fn github_delivery(
     delivery("/github", &headers, body)
 }
 
-struct Timeline {
-    start: Instant,
-    failures: usize,
-}
-
-impl Timeline {
-    fn step(&mut self, ok: bool, what: &str, who: &str, detail: impl AsRef<str>) {
-        if !ok {
-            self.failures += 1;
-        }
-        println!(
-            "{:>7.3}s  {}  {:<42} {:<16} {}",
-            self.start.elapsed().as_secs_f64(),
-            if ok { "ok  " } else { "FAIL" },
-            what,
-            who,
-            detail.as_ref()
-        );
-    }
-}
-
 /// A signed GitHub delivery to the local function URL, as GitHub sends it: `(status, answer)`.
 async fn deliver(
     url: std::net::SocketAddr,
@@ -91,12 +74,12 @@ async fn deliver(
     }
 }
 
+/// The commit of the corpus push the scenario delivers.
+const PUSHED: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
+
 /// Plays the scenario; `Ok(true)` when every expected step happened.
 pub async fn run() -> Result<bool, LocalError> {
-    let mut t = Timeline {
-        start: Instant::now(),
-        failures: 0,
-    };
+    let mut t = Timeline::new(true);
     let moto = Moto::start()?;
     t.step(true, "moto server started", "", moto.endpoint());
     let sdk = moto.sdk_config().await;
@@ -106,16 +89,37 @@ pub async fn run() -> Result<bool, LocalError> {
         "provisioned from template.yaml",
         "",
         format!(
-            "bus {}, table {}, {} function(s); not emulated: {}",
+            "bus {}, table {}, {} function(s), rules: {}; parameters: {}",
             stack.bus,
             stack.table,
             stack.functions.len(),
-            stack.skipped.join(", ")
+            stack
+                .routes
+                .iter()
+                .map(|r| format!("{} -> {}", r.rule, r.target.name()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            LOCAL_PARAMETERS
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" "),
         ),
     );
+    t.step(true, "not emulated", "", stack.skipped.join(", "));
+    // The scenario's builds: the build exports the image it pushed, the scan passes.
+    stack.codebuild.plan(
+        "eddo-build",
+        Plan::succeed().exporting(
+            "IMAGE_DIGEST",
+            "sha256:4c0fd9c1f5d3e8a76e0fb0ab6b1d5c8e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c",
+        ),
+    );
+    stack.codebuild.plan("eddo-sast", Plan::succeed());
 
     let webhook = Arc::new(LocalFunction::new(stack.spec("webhook", &moto.endpoint())?).await?);
     let url = FunctionUrl::serve(webhook.clone(), 0).await?;
+    let mut watch = Watch::new(&stack, std::slice::from_ref(&webhook)).await?;
     t.step(
         true,
         "webhook function URL",
@@ -162,29 +166,27 @@ pub async fn run() -> Result<bool, LocalError> {
             answer["status"], answer["detail_type"]
         ),
     );
-
-    let routed = stack
-        .drain(&stack.push_queue, Duration::from_secs(5))
+    watch
+        .until(&stack, &mut t, Duration::from_secs(10), |_, s| {
+            s.codebuild.builds().len() >= 2
+        })
         .await?;
-    let first = routed.first().cloned().unwrap_or_default();
+    let builds = stack.codebuild.builds();
+    let started = |project: &str| {
+        builds.iter().any(|b| {
+            b.project == project
+                && b.source_version.as_deref() == Some(PUSHED)
+                && b.env("EDDO_CORRELATION_ID") == Some(delivery)
+        })
+    };
     t.step(
-        routed.len() == 1
-            && first["detail-type"] == "Git Push"
-            && first["detail"]["branch"] == "master",
-        "rule 'push to tracked branch' matched",
+        builds.len() == 2 && started("eddo-build") && started("eddo-sast"),
+        "push rule started the build and the scan",
         "EventBridge",
         format!(
-            "{} event(s): {} {} {}@{}",
-            routed.len(),
-            first["source"].as_str().unwrap_or("-"),
-            first["detail-type"].as_str().unwrap_or("-"),
-            first["detail"]["repository"]["full_name"]
-                .as_str()
-                .unwrap_or("-"),
-            first["detail"]["commit_sha"]
-                .as_str()
-                .map(|s| &s[..s.len().min(7)])
-                .unwrap_or("-"),
+            "{} build(s) of commit {}, correlation id {delivery}",
+            builds.len(),
+            &PUSHED[..7]
         ),
     );
 
@@ -204,14 +206,35 @@ pub async fn run() -> Result<bool, LocalError> {
         format!("HTTP {status}"),
     );
 
-    let everything = stack
-        .drain(&stack.tap_queue, Duration::from_millis(500))
+    let settled = watch
+        .until(&stack, &mut t, Duration::from_secs(30), |w, _| {
+            w.count("aws.codebuild", Some("SUCCEEDED")) >= 2
+        })
         .await?;
+    // Anything still in flight (a second build, a second event) would show here.
+    watch
+        .poll(&stack, &mut t, Duration::from_millis(300))
+        .await?;
+    let count = |source: &str, status: Option<&str>| watch.count(source, status);
     t.step(
-        everything.len() == 1,
-        "events on the bus in all",
+        settled && count("aws.codebuild", Some("SUCCEEDED")) == 2,
+        "both builds finished and reported",
+        "CodeBuild",
+        format!(
+            "{} SUCCEEDED state change(s) on the default bus",
+            count("aws.codebuild", Some("SUCCEEDED"))
+        ),
+    );
+    t.step(
+        count("eddo.webhook", None) == 1 && stack.codebuild.builds().len() == 2,
+        "in all",
         "",
-        format!("{} (one push, published once)", everything.len()),
+        format!(
+            "{} eddo event(s) (one push, published once), {} build(s), {} delivery(ies) dead-lettered",
+            count("eddo.webhook", None),
+            stack.codebuild.builds().len(),
+            watch.deliveries.iter().filter(|d| d.dead_lettered).count()
+        ),
     );
     let rss = webhook.rss_kib().await.unwrap_or_default();
     webhook.stop().await;
@@ -224,14 +247,14 @@ pub async fn run() -> Result<bool, LocalError> {
         format!("webhook resident memory was {} KiB", rss),
     );
     println!();
-    if t.failures == 0 {
+    if t.failures() == 0 {
         println!("demo passed: every expected step happened");
     } else {
         println!(
             "demo FAILED: {} step(s) did not happen as expected",
-            t.failures
+            t.failures()
         );
         println!("\nwebhook function log:\n{}", webhook.logs().join("\n"));
     }
-    Ok(t.failures == 0)
+    Ok(t.failures() == 0)
 }

@@ -91,6 +91,15 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// `rule <name>`, with the event's detail type when the target got the event itself.
+    pub fn title(&self) -> String {
+        if self.detail_type.is_empty() {
+            format!("rule {}", self.rule)
+        } else {
+            format!("rule {}: {}", self.rule, self.detail_type)
+        }
+    }
+
     /// The function's last outcome, for a function target.
     pub fn outcome(&self) -> Option<&Outcome> {
         match &self.handled {

@@ -13,6 +13,7 @@ pub mod runtime;
 pub mod send;
 pub mod stack;
 pub mod template;
+pub mod timeline;
 pub mod url;
 
 #[derive(Debug, thiserror::Error)]

@@ -6,9 +6,11 @@ use std::sync::Arc;
 const USAGE: &str = "usage: eddo-local <command>
 
   demo                 start moto and the webhook function, play the scripted scenario, print the timeline
-  up [--port N]        start moto and the webhook function URL (default port 9000) and keep serving
+  up [--port N]        start moto, the CodeBuild stand-in and the webhook function URL (default
+                       port 9000), deliver what the rules route, print each step; until Ctrl-C
   send FILE [--event NAME]
-                       with `up` running: put FILE on the bus if it is an EventBridge event, else
+                       with `up` running: put FILE on the bus if it is an EventBridge event (aws.*
+                       sources on the default bus), else
                        deliver it to the webhook URL as a GitHub event (default: its folder name),
                        signed with the local secret
   measure [COLD WARM]  cold starts and memory of the webhook binary (default 20 cold, 100 warm);
@@ -74,14 +76,17 @@ fn usage() -> ExitCode {
 async fn up(port: u16) -> Result<(), eddo_local::LocalError> {
     use eddo_local::runtime::LocalFunction;
     use eddo_local::stack::{
-        LOCAL_GITHUB_SECRET, LOCAL_GITLAB_TOKEN, LOCAL_STANDARD_SECRET, Stack,
+        LOCAL_GITHUB_SECRET, LOCAL_GITLAB_TOKEN, LOCAL_PARAMETERS, LOCAL_STANDARD_SECRET, Stack,
     };
+    use eddo_local::timeline::{Timeline, Watch};
     let moto = eddo_local::moto::Moto::start()?;
     let stack = Stack::provision(&moto.sdk_config().await, "eddo").await?;
     let webhook = Arc::new(LocalFunction::new(stack.spec("webhook", &moto.endpoint())?).await?);
     let url = eddo_local::url::FunctionUrl::serve(webhook.clone(), port).await?;
+    let mut watch = Watch::new(&stack, std::slice::from_ref(&webhook)).await?;
     println!("moto (AWS emulator)  {}", moto.endpoint());
-    println!("event bus            {}", stack.bus);
+    println!("CodeBuild stand-in   {}", stack.codebuild.endpoint());
+    println!("event bus            {} (AWS events: default)", stack.bus);
     println!(
         "webhook URLs         {0}github  {0}gitlab  {0}standard",
         url.url()
@@ -89,18 +94,40 @@ async fn up(port: u16) -> Result<(), eddo_local::LocalError> {
     println!(
         "local secrets        github={LOCAL_GITHUB_SECRET} gitlab={LOCAL_GITLAB_TOKEN} standard_webhooks={LOCAL_STANDARD_SECRET}"
     );
-    println!("every eddo event     SQS queue {}", stack.tap_queue);
+    println!(
+        "parameters           {}",
+        LOCAL_PARAMETERS
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    for r in &stack.routes {
+        println!("rule                 {} -> {}", r.rule, r.target.name());
+    }
     let endpoints = eddo_local::send::Endpoints {
         moto: moto.endpoint(),
         bus: stack.bus.clone(),
         webhook: url.addr(),
     };
     endpoints.save()?;
-    println!("serving; `eddo-local send FILE` delivers to it; Ctrl-C stops everything");
-    let _ = tokio::signal::ctrl_c().await;
+    println!("serving; `eddo-local send FILE` delivers to it; Ctrl-C stops everything\n");
+    let mut timeline = Timeline::new(true);
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    let result = loop {
+        tokio::select! {
+            _ = &mut stop => break Ok(()),
+            polled = watch.poll(&stack, &mut timeline, std::time::Duration::from_millis(500)) => {
+                if let Err(e) = polled {
+                    break Err(e);
+                }
+            }
+        }
+    };
     let _ = std::fs::remove_file(eddo_local::send::Endpoints::file());
     webhook.stop().await;
-    Ok(())
+    result
 }
 
 async fn send(
@@ -109,7 +136,7 @@ async fn send(
 ) -> Result<ExitCode, eddo_local::LocalError> {
     use eddo_local::send::{Endpoints, Sent};
     match eddo_local::send::send(file, event, &Endpoints::load()?).await? {
-        Sent::Event { event_id } => println!("put on the bus: event {event_id}"),
+        Sent::Event { event_id, bus } => println!("put on bus {bus}: event {event_id}"),
         Sent::Webhook { status, body } => {
             println!("HTTP {status} {body}");
             if status >= 300 {

@@ -130,17 +130,13 @@ pub async fn route(
     stack: &Stack,
     events: &[CorpusEvent],
 ) -> Result<BTreeMap<String, BTreeSet<String>>, LocalError> {
-    // A mirror of each rule with an untransformed queue target, so every delivery names its
+    // Each rule's `matched` queue gets the events untransformed, so every delivery names its
     // event by id whatever the real target's input transformer does.
-    let mut mirrors = BTreeMap::new();
-    for r in &stack.routes {
-        if mirrors.contains_key(&r.rule) {
-            continue;
-        }
-        let name: String = format!("routing-{}", r.rule).chars().take(64).collect();
-        let queue = stack.route_to_queue_on(&r.bus, &name, &r.pattern).await?;
-        mirrors.insert(r.rule.clone(), (queue, r.pattern.clone()));
-    }
+    let patterns: BTreeMap<&str, &str> = stack
+        .routes
+        .iter()
+        .map(|r| (r.rule.as_str(), r.pattern.as_str()))
+        .collect();
 
     let eb = aws_sdk_eventbridge::Client::new(&stack.sdk);
     let mut names = HashMap::new();
@@ -176,9 +172,10 @@ pub async fn route(
 
     let mut routed = BTreeMap::new();
     let mut silent = Vec::new();
-    for (rule, (queue, pattern)) in mirrors {
+    for (rule, queue) in &stack.matched {
+        let pattern = patterns.get(rule.as_str()).copied().unwrap_or_default();
         let received: BTreeSet<String> = stack
-            .drain(&queue, Duration::from_millis(300))
+            .drain(queue, Duration::from_millis(300))
             .await?
             .iter()
             .map(|ev| {
@@ -192,7 +189,7 @@ pub async fn route(
         if received.is_empty() {
             silent.push(format!("{rule} (pattern {pattern})"));
         }
-        routed.insert(rule, received);
+        routed.insert(rule.clone(), received);
     }
     if !silent.is_empty() {
         return Err(LocalError::Setup(format!(

@@ -88,13 +88,14 @@ impl Endpoints {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sent {
-    /// The file was an EventBridge event: put on the bus with this id.
-    Event { event_id: String },
+    /// The file was an EventBridge event: put on `bus` with this id.
+    Event { event_id: String, bus: String },
     /// The file was a webhook body: the function URL's answer.
     Webhook { status: u16, body: String },
 }
 
-/// Sends `file`: an EventBridge event (it has `source` and `detail-type`) goes on the bus; any
+/// Sends `file`: an EventBridge event (it has `source` and `detail-type`) goes on the eddo bus,
+/// or on the default bus when it is an AWS service's (`aws.*`), where AWS puts those; any
 /// other JSON is a GitHub delivery of `event`, by default the file's folder name, as in
 /// `../shared/corpus/github/<event>/`.
 pub async fn send(file: &Path, event: Option<&str>, to: &Endpoints) -> Result<Sent, LocalError> {
@@ -112,8 +113,13 @@ pub async fn send(file: &Path, event: Option<&str>, to: &Endpoints) -> Result<Se
             .flatten()
             .filter_map(|r| r.as_str().map(str::to_string))
             .collect();
+        let bus = if source.starts_with("aws.") {
+            "default"
+        } else {
+            &to.bus
+        };
         let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-            .event_bus_name(&to.bus)
+            .event_bus_name(bus)
             .source(source)
             .detail_type(detail_type)
             .detail(json["detail"].to_string())
@@ -129,6 +135,7 @@ pub async fn send(file: &Path, event: Option<&str>, to: &Endpoints) -> Result<Se
         return match result.and_then(|r| r.event_id()) {
             Some(id) => Ok(Sent::Event {
                 event_id: id.to_string(),
+                bus: bus.to_string(),
             }),
             None => Err(LocalError::Aws(format!(
                 "PutEvents rejected the event: {}",

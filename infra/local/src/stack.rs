@@ -1,7 +1,7 @@
 //! The AWS resources eddo needs, created on the emulator from `template.yaml` (the bus, the state
-//! table with its keys and TTL, the webhook secret, the queues, each function's environment), and
-//! two local rules with SQS targets, so what was published can be read back exactly as a rule
-//! target would receive it.
+//! table with its keys and TTL, the webhook secret, the queues, each function's environment, every
+//! rule with its real pattern and each target's input), plus queues to watch with: one receiving
+//! every eddo event, one per rule receiving what the rule matched.
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use crate::dispatch::{Dispatcher, Route, Target};
 use crate::moto::project_root;
 use crate::runtime::{FunctionSpec, LocalFunction};
 use crate::{LocalError, aws};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::codebuild::CodeBuild;
 use crate::pattern::check_pattern;
@@ -39,9 +39,6 @@ pub const LOCAL_PARAMETERS: [(&str, &str); 3] = [
     ("TrackedBranches", "main,master"),
 ];
 
-/// The example rule the README shows: a push to a tracked branch, which in AWS would start the
-/// build project.
-pub const TRACKED_PUSH_PATTERN: &str = r#"{"source":["eddo.webhook"],"detail-type":["Git Push"],"detail":{"branch":["main","master"]}}"#;
 /// Everything eddo publishes, for watching the bus.
 pub const TAP_PATTERN: &str = r#"{"source":[{"prefix":"eddo."}]}"#;
 
@@ -92,8 +89,9 @@ pub struct Stack {
     pub dead_letter_queue: Option<String>,
     /// Receives every eddo event (local rule `TAP_PATTERN`).
     pub tap_queue: String,
-    /// Receives pushes to tracked branches (local rule `TRACKED_PUSH_PATTERN`).
-    pub push_queue: String,
+    /// For each rule of the template, a queue that receives every event the rule matches, as
+    /// it matched it (no input transformer): what the rule saw, for tests and the timeline.
+    pub matched: BTreeMap<String, String>,
 }
 
 impl Stack {
@@ -344,14 +342,21 @@ impl Stack {
             codebuild,
             dead_letter_queue: queues.into_iter().next(),
             tap_queue: String::new(),
-            push_queue: String::new(),
+            matched: BTreeMap::new(),
         };
         stack.tap_queue = stack
             .route_to_queue(&format!("{prefix}-tap"), TAP_PATTERN)
             .await?;
-        stack.push_queue = stack
-            .route_to_queue(&format!("{prefix}-tracked-push"), TRACKED_PUSH_PATTERN)
-            .await?;
+        for r in stack.routes.clone() {
+            if !stack.matched.contains_key(&r.rule) {
+                let name: String = format!("{prefix}-{}-matched", r.rule)
+                    .chars()
+                    .take(64)
+                    .collect();
+                let queue = stack.route_to_queue_on(&r.bus, &name, &r.pattern).await?;
+                stack.matched.insert(r.rule.clone(), queue);
+            }
+        }
         Ok(stack)
     }
 

@@ -473,6 +473,17 @@ pub enum TargetKind {
     Other(String),
 }
 
+impl TargetKind {
+    /// The function's logical id, `CodeBuild <project>`, or the ARN.
+    pub fn name(&self) -> String {
+        match self {
+            TargetKind::Function(f) => f.clone(),
+            TargetKind::CodeBuild(p) => format!("CodeBuild {p}"),
+            TargetKind::Other(arn) => arn.clone(),
+        }
+    }
+}
+
 /// One target of a rule, with what EventBridge sends it (`Input`, `InputPath` or
 /// `InputTransformer`, kept as the template wrote them so moto applies them).
 #[derive(Debug, Clone, PartialEq)]
