@@ -154,3 +154,107 @@ async fn a_malformed_rule_pattern_fails_provisioning_with_the_rules_name() {
     };
     assert!(err.contains("rule FixtureWork"), "{err}");
 }
+
+/// The timeline `demo` and `up` print, for a function that panics, one that exits mid-invocation
+/// and one that cannot start: each is a FAIL line in Lambda's words, after Lambda's three
+/// attempts, and the event is in the dead-letter queue.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_timeline_reports_panics_crashes_and_init_failures_as_lambda_does() {
+    use eddo_local::timeline::{Timeline, Watch};
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let sdk = moto.sdk_config().await;
+    let stack = Stack::from_template(&sdk, &Template::parse(TEMPLATE).unwrap(), "timeline")
+        .await
+        .unwrap();
+    let start = |fail_init: bool| {
+        let def = stack.function("fixture-function").unwrap().clone();
+        async move {
+            let mut env = def.env.clone();
+            if fail_init {
+                env.push(("FIXTURE_FAIL_INIT".into(), "1".into()));
+            }
+            Arc::new(
+                LocalFunction::new(FunctionSpec {
+                    name: def.logical_id.clone(),
+                    binary: binary("fixture-function"),
+                    env,
+                    timeout: Duration::from_secs(def.timeout_secs),
+                    memory_mb: def.memory_mb,
+                })
+                .await
+                .unwrap(),
+            )
+        }
+    };
+    let eb = aws_sdk_eventbridge::Client::new(&sdk);
+    let put = |what: &'static str| {
+        eb.put_events()
+            .entries(
+                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                    .event_bus_name(&stack.bus)
+                    .source("eddo.test")
+                    .detail_type("Work Requested")
+                    .detail(format!(r#"{{"do":"{what}"}}"#))
+                    .build(),
+            )
+            .send()
+    };
+
+    let mut t = Timeline::new(false);
+    let healthy = start(false).await;
+    let mut watch = Watch::new(&stack, std::slice::from_ref(&healthy))
+        .await
+        .unwrap();
+    for what in ["panic", "exit"] {
+        put(what).await.unwrap();
+        watch
+            .until(&stack, &mut t, Duration::from_secs(20), |w, _| {
+                w.deliveries.len() == if what == "panic" { 1 } else { 2 }
+            })
+            .await
+            .unwrap();
+    }
+    healthy.stop().await;
+
+    let broken = start(true).await;
+    let mut watch = Watch::new(&stack, std::slice::from_ref(&broken))
+        .await
+        .unwrap();
+    put("echo").await.unwrap();
+    watch
+        .until(&stack, &mut t, Duration::from_secs(20), |w, _| {
+            w.deliveries.len() == 1
+        })
+        .await
+        .unwrap();
+    broken.stop().await;
+
+    let failed: Vec<String> = t
+        .lines
+        .iter()
+        .filter(|l| !l.ok)
+        .map(|l| l.to_string())
+        .collect();
+    assert_eq!(failed.len(), 3, "{failed:#?}");
+    for (line, says) in failed.iter().zip([
+        "fixture asked to panic",
+        "Runtime.ExitError",
+        "Runtime.ExitError",
+    ]) {
+        assert!(line.contains("rule FixtureWork: Work Requested"), "{line}");
+        assert!(line.contains(says), "{line}");
+        assert!(
+            line.contains("after 3 attempts, sent to the dead-letter queue"),
+            "{line}"
+        );
+    }
+    assert!(failed[2].contains("init error"), "{}", failed[2]);
+    let dead = stack
+        .drain(
+            stack.dead_letter_queue.as_deref().unwrap(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 3);
+}
