@@ -70,6 +70,13 @@ pub enum DetailType {
     CheckSuiteCompleted,
     WorkflowRunCompleted,
     GitProviderEvent,
+    DeploymentStarted,
+    DeploymentWouldStart,
+    DeploymentBlocked,
+    DeploymentTimedOut,
+    DeploymentSucceeded,
+    DeploymentFailed,
+    LateSignalFailed,
 }
 
 impl DetailType {
@@ -82,6 +89,13 @@ impl DetailType {
         DetailType::CheckSuiteCompleted,
         DetailType::WorkflowRunCompleted,
         DetailType::GitProviderEvent,
+        DetailType::DeploymentStarted,
+        DetailType::DeploymentWouldStart,
+        DetailType::DeploymentBlocked,
+        DetailType::DeploymentTimedOut,
+        DetailType::DeploymentSucceeded,
+        DetailType::DeploymentFailed,
+        DetailType::LateSignalFailed,
     ];
 
     /// The `detail-type`, in AWS's Title Case style.
@@ -95,6 +109,13 @@ impl DetailType {
             DetailType::CheckSuiteCompleted => "Check Suite Completed",
             DetailType::WorkflowRunCompleted => "Workflow Run Completed",
             DetailType::GitProviderEvent => "Git Provider Event",
+            DetailType::DeploymentStarted => "Deployment Started",
+            DetailType::DeploymentWouldStart => "Deployment Would Start",
+            DetailType::DeploymentBlocked => "Deployment Blocked",
+            DetailType::DeploymentTimedOut => "Deployment Timed Out",
+            DetailType::DeploymentSucceeded => "Deployment Succeeded",
+            DetailType::DeploymentFailed => "Deployment Failed",
+            DetailType::LateSignalFailed => "Late Signal Failed",
         }
     }
 
@@ -108,6 +129,13 @@ impl DetailType {
             | DetailType::CheckSuiteCompleted
             | DetailType::WorkflowRunCompleted
             | DetailType::GitProviderEvent => Source::Webhook,
+            DetailType::DeploymentStarted
+            | DetailType::DeploymentWouldStart
+            | DetailType::DeploymentBlocked
+            | DetailType::DeploymentTimedOut
+            | DetailType::DeploymentSucceeded
+            | DetailType::DeploymentFailed
+            | DetailType::LateSignalFailed => Source::Gate,
         }
     }
 

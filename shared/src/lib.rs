@@ -4,6 +4,7 @@
 //! - [`git`]: the provider-independent detail of Git events;
 //! - [`publish`]: PutEvents that loses no entry;
 //! - [`idempotency`]: exactly-once side effects over at-least-once delivery;
+//! - [`names`], [`policy`], [`time`]: parsed names, the policy document, calendar days;
 //! - [`config`], [`telemetry`], [`error`], [`aws`]: init, logs, failures, SDK clients.
 
 pub mod aws;
@@ -12,8 +13,11 @@ pub mod error;
 pub mod event;
 pub mod git;
 pub mod idempotency;
+pub mod names;
+pub mod policy;
 pub mod publish;
 pub mod telemetry;
+pub mod time;
 
 pub use error::{Error, Retry};
 pub use event::{DetailType, Envelope, Metadata, Source};

@@ -497,17 +497,8 @@ pub fn event_time(t: SystemTime) -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let rem = secs % 86_400;
+    let date = eddo::time::Date::from_epoch(secs);
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
@@ -519,8 +510,10 @@ pub fn event_time(t: SystemTime) -> String {
         _ => (h - 12, "PM"),
     };
     format!(
-        "{} {day}, {year} {h12}:{m:02}:{s:02} {half}",
-        MONTHS[(month - 1) as usize]
+        "{} {}, {} {h12}:{m:02}:{s:02} {half}",
+        MONTHS[usize::from(date.month - 1)],
+        date.day,
+        date.year
     )
 }
 

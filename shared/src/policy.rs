@@ -1,0 +1,427 @@
+//! The policy: one YAML document, versioned in git, that says which repositories and branches map
+//! to which service, the service's CodeBuild projects, and what its deployment gate requires.
+//! Parsed once at init into types that cannot hold a bad value; a mistake stops the function with
+//! one message naming where it is. `infra/policy/example.yaml` is a worked example and
+//! `infra/schemas/policy.schema.json` its schema, for editors and CI.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{ProjectName, RepoName, ServiceName};
+use crate::time::Date;
+
+/// The signals a gate can require before a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignalKind {
+    /// The service's build project finished.
+    Build,
+    /// ECR basic or Inspector enhanced scan of the built image.
+    ImageScan,
+    /// Static analysis: a SAST project, a GitHub check, or a `Scan Completed` event.
+    Sast,
+    /// An explicit `Deployment Approval`.
+    Approval,
+}
+
+impl SignalKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SignalKind::Build => "build",
+            SignalKind::ImageScan => "image-scan",
+            SignalKind::Sast => "sast",
+            SignalKind::Approval => "approval",
+        }
+    }
+}
+
+impl std::fmt::Display for SignalKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Finding severities, as ECR and Inspector name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Severity {
+    Critical,
+    High,
+    Medium,
+    Low,
+    Informational,
+    Undefined,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 6] = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+        Severity::Informational,
+        Severity::Undefined,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "CRITICAL",
+            Severity::High => "HIGH",
+            Severity::Medium => "MEDIUM",
+            Severity::Low => "LOW",
+            Severity::Informational => "INFORMATIONAL",
+            Severity::Undefined => "UNDEFINED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// Whether the gate deploys, or only decides and reports (how a team adopts it safely).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Observe,
+}
+
+/// A known vulnerability a service accepts until a date, with the reason written down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exception {
+    /// `CVE-2024-1234`, `GHSA-xxxx-xxxx-xxxx` or another scanner's id.
+    pub id: String,
+    pub reason: String,
+    /// The last day the exception applies.
+    pub expires: Date,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    pub require: BTreeSet<SignalKind>,
+    /// GitHub check runs and workflow runs (by name) that count as the SAST signal.
+    pub sast_checks: Vec<String>,
+    /// The most findings allowed per severity; a severity not listed is not limited.
+    pub max_findings: BTreeMap<Severity, u64>,
+    pub exceptions: Vec<Exception>,
+    /// How long after a candidate's first signal the rest may arrive.
+    pub deadline_minutes: u32,
+    pub mode: Mode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Projects {
+    pub build: Option<ProjectName>,
+    pub sast: Option<ProjectName>,
+    pub deploy: ProjectName,
+    pub rollback: Option<ProjectName>,
+}
+
+/// What a CodeBuild project is to its service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectRole {
+    Build,
+    Sast,
+    Deploy,
+    Rollback,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub name: ServiceName,
+    pub repositories: Vec<RepoName>,
+    /// Branches it deploys from.
+    pub branches: Vec<String>,
+    pub projects: Projects,
+    /// The ECR repository its images are pushed to (name, not ARN).
+    pub image_repository: Option<String>,
+    pub gate: Gate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub services: BTreeMap<ServiceName, Service>,
+}
+
+/// Why a policy document was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("policy: {0}")]
+pub struct PolicyError(pub String);
+
+// The document as written; `deny_unknown_fields` so a misspelt key is an error, not a default.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Doc {
+    version: u32,
+    services: BTreeMap<ServiceName, ServiceDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceDoc {
+    repositories: Vec<RepoName>,
+    branches: Vec<String>,
+    projects: ProjectsDoc,
+    #[serde(default)]
+    image_repository: Option<String>,
+    gate: GateDoc,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectsDoc {
+    #[serde(default)]
+    build: Option<ProjectName>,
+    #[serde(default)]
+    sast: Option<ProjectName>,
+    deploy: ProjectName,
+    #[serde(default)]
+    rollback: Option<ProjectName>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GateDoc {
+    require: BTreeSet<SignalKind>,
+    #[serde(default)]
+    sast_checks: Vec<String>,
+    #[serde(default = "default_max_findings")]
+    max_findings: BTreeMap<Severity, u64>,
+    #[serde(default)]
+    exceptions: Vec<ExceptionDoc>,
+    deadline_minutes: u32,
+    #[serde(default)]
+    mode: Mode,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExceptionDoc {
+    id: String,
+    reason: String,
+    expires: String,
+}
+
+fn default_max_findings() -> BTreeMap<Severity, u64> {
+    [(Severity::Critical, 0), (Severity::High, 0)].into()
+}
+
+impl Policy {
+    /// Parses and checks a policy document (YAML, or JSON, which is YAML).
+    pub fn parse(text: &str) -> Result<Policy, PolicyError> {
+        let doc: Doc = serde_norway::from_str(text).map_err(|e| PolicyError(e.to_string()))?;
+        if doc.version != 1 {
+            return Err(PolicyError(format!(
+                "version {} is not supported (this eddo reads version 1)",
+                doc.version
+            )));
+        }
+        if doc.services.is_empty() {
+            return Err(PolicyError("services: no service is declared".into()));
+        }
+        let mut services = BTreeMap::new();
+        let mut projects: BTreeMap<ProjectName, ServiceName> = BTreeMap::new();
+        let mut images: BTreeMap<String, ServiceName> = BTreeMap::new();
+        for (name, s) in doc.services {
+            let at = |field: &str| format!("services.{name}.{field}");
+            let bad = |field: &str, why: String| PolicyError(format!("{}: {why}", at(field)));
+            if s.repositories.is_empty() {
+                return Err(bad("repositories", "name at least one repository".into()));
+            }
+            if s.branches.is_empty() || s.branches.iter().any(|b| b.trim().is_empty()) {
+                return Err(bad("branches", "name at least one branch, none empty".into()));
+            }
+            let g = s.gate;
+            if g.require.is_empty() {
+                return Err(bad("gate.require", "require at least one signal".into()));
+            }
+            if !(1..=1440).contains(&g.deadline_minutes) {
+                return Err(bad(
+                    "gate.deadline_minutes",
+                    format!("{} is not between 1 and 1440", g.deadline_minutes),
+                ));
+            }
+            if g.require.contains(&SignalKind::Build) && s.projects.build.is_none() {
+                return Err(bad(
+                    "projects.build",
+                    "the gate requires build, so name the build project".into(),
+                ));
+            }
+            if g.require.contains(&SignalKind::ImageScan) && s.image_repository.is_none() {
+                return Err(bad(
+                    "image_repository",
+                    "the gate requires image-scan, so name the ECR repository".into(),
+                ));
+            }
+            let mut exceptions = Vec::new();
+            for (i, e) in g.exceptions.into_iter().enumerate() {
+                let field = format!("gate.exceptions[{i}]");
+                if e.id.trim().is_empty() || e.id.contains(char::is_whitespace) {
+                    return Err(bad(&field, format!("id {:?} is not a vulnerability id", e.id)));
+                }
+                if e.reason.trim().is_empty() {
+                    return Err(bad(&field, format!("{}: write down the reason", e.id)));
+                }
+                let expires = Date::parse(&e.expires).map_err(|why| bad(&field, why))?;
+                exceptions.push(Exception {
+                    id: e.id,
+                    reason: e.reason,
+                    expires,
+                });
+            }
+            let p = s.projects;
+            for (role, project) in [
+                ("build", &p.build),
+                ("sast", &p.sast),
+                ("deploy", &Some(p.deploy.clone())),
+                ("rollback", &p.rollback),
+            ] {
+                if let Some(project) = project {
+                    if let Some(other) = projects.insert(project.clone(), name.clone()) {
+                        return Err(bad(
+                            &format!("projects.{role}"),
+                            format!(
+                                "project {project} is already used by {}; each project belongs to one service and one role",
+                                if other == name { "this service".to_string() } else { format!("service {other}") }
+                            ),
+                        ));
+                    }
+                }
+            }
+            if let Some(repo) = &s.image_repository {
+                if let Some(other) = images.insert(repo.clone(), name.clone()) {
+                    return Err(bad(
+                        "image_repository",
+                        format!("{repo} is already the image repository of service {other}"),
+                    ));
+                }
+            }
+            services.insert(
+                name.clone(),
+                Service {
+                    name,
+                    repositories: s.repositories,
+                    branches: s.branches,
+                    projects: Projects {
+                        build: p.build,
+                        sast: p.sast,
+                        deploy: p.deploy,
+                        rollback: p.rollback,
+                    },
+                    image_repository: s.image_repository,
+                    gate: Gate {
+                        require: g.require,
+                        sast_checks: g.sast_checks,
+                        max_findings: g.max_findings,
+                        exceptions,
+                        deadline_minutes: g.deadline_minutes,
+                        mode: g.mode,
+                    },
+                },
+            );
+        }
+        Ok(Policy { services })
+    }
+
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.values().find(|s| s.name.as_str() == name)
+    }
+
+    /// The service a CodeBuild project belongs to, and its role there.
+    pub fn project(&self, project: &str) -> Option<(&Service, ProjectRole)> {
+        self.services.values().find_map(|s| {
+            let p = &s.projects;
+            let is = |n: &Option<ProjectName>| n.as_ref().is_some_and(|n| n.as_str() == project);
+            if is(&p.build) {
+                Some((s, ProjectRole::Build))
+            } else if is(&p.sast) {
+                Some((s, ProjectRole::Sast))
+            } else if p.deploy.as_str() == project {
+                Some((s, ProjectRole::Deploy))
+            } else if is(&p.rollback) {
+                Some((s, ProjectRole::Rollback))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The service whose images go to the ECR repository `name`.
+    pub fn image_repository(&self, name: &str) -> Option<&Service> {
+        self.services
+            .values()
+            .find(|s| s.image_repository.as_deref() == Some(name))
+    }
+
+    /// The services deployed from `repo` (a monorepo may hold several).
+    pub fn repository(&self, repo: &str) -> impl Iterator<Item = &Service> {
+        self.services.values().filter(move |s| {
+            s.repositories
+                .iter()
+                .any(|r| r.as_str().eq_ignore_ascii_case(repo))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+version: 1
+services:
+  payments:
+    repositories: [acme/payments]
+    branches: [main]
+    projects: {build: payments-build, sast: payments-sast, deploy: payments-deploy}
+    image_repository: payments
+    gate:
+      require: [build, image-scan, sast]
+      max_findings: {CRITICAL: 0, HIGH: 2}
+      exceptions:
+        - {id: CVE-2024-1234, reason: not reachable, expires: "2027-01-31"}
+      deadline_minutes: 30
+"#;
+
+    #[test]
+    fn a_good_policy_parses_into_lookups() {
+        let p = Policy::parse(GOOD).unwrap();
+        let s = p.service("payments").unwrap();
+        assert_eq!(s.gate.mode, Mode::Enforce);
+        assert_eq!(s.gate.max_findings[&Severity::High], 2);
+        assert_eq!(s.gate.exceptions[0].expires.to_string(), "2027-01-31");
+        assert_eq!(p.project("payments-sast").unwrap().1, ProjectRole::Sast);
+        assert_eq!(p.project("payments-deploy").unwrap().1, ProjectRole::Deploy);
+        assert!(p.project("other").is_none());
+        assert_eq!(p.image_repository("payments").unwrap().name.as_str(), "payments");
+        assert_eq!(p.repository("ACME/Payments").count(), 1);
+    }
+
+    #[test]
+    fn each_mistake_is_named_where_it_is() {
+        for (change, says) in [
+            (("version: 1", "version: 2"), "version 2 is not supported"),
+            (("require: [build", "requir: [build"), "unknown field `requir`"),
+            (("payments:\n    repo", "Payments:\n    repo"), "not a service name"),
+            (("acme/payments", "payments"), "not a repository like owner/name"),
+            (("build: payments-build, ", ""), "services.payments.projects.build: the gate requires build"),
+            (("    image_repository: payments\n", ""), "services.payments.image_repository"),
+            (("deadline_minutes: 30", "deadline_minutes: 0"), "0 is not between 1 and 1440"),
+            (("2027-01-31", "2027-02-30"), "gate.exceptions[0]: \"2027-02-30\" is not a date"),
+            (("reason: not reachable", "reason: ' '"), "write down the reason"),
+            (("sast: payments-sast", "sast: payments-build"), "project payments-build is already used by this service"),
+            (("HIGH: 2", "SEVERE: 2"), "SEVERE"),
+            (("[build, image-scan, sast]", "[build, image-scan, dast]"), "dast"),
+        ] {
+            let text = GOOD.replacen(change.0, change.1, 1);
+            assert_ne!(text, GOOD, "{change:?} changed nothing");
+            let err = Policy::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(says), "{change:?}: {err}");
+        }
+    }
+}

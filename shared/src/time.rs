@@ -1,0 +1,84 @@
+//! Calendar dates without a date crate: policy expiry dates are days, and "today" is the UTC day
+//! of an epoch second.
+
+use std::fmt;
+
+/// A UTC calendar day, `YYYY-MM-DD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date {
+    pub year: i32,
+    pub month: u8,
+    pub day: u8,
+}
+
+impl Date {
+    /// The UTC day of `epoch` seconds.
+    pub fn from_epoch(epoch: u64) -> Date {
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = (epoch / 86_400) as i64 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+        let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
+        Date { year, month, day }
+    }
+
+    /// Parses `YYYY-MM-DD`, checking the day exists.
+    pub fn parse(s: &str) -> Result<Date, String> {
+        let bad = || format!("{s:?} is not a date like 2026-12-31");
+        let mut parts = s.splitn(3, '-');
+        let (Some(y), Some(m), Some(d)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+            return Err(bad());
+        }
+        let year: i32 = y.parse().map_err(|_| bad())?;
+        let month: u8 = m.parse().map_err(|_| bad())?;
+        let day: u8 = d.parse().map_err(|_| bad())?;
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let days = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return Err(bad()),
+        };
+        if day == 0 || day > days {
+            return Err(bad());
+        }
+        Ok(Date { year, month, day })
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_of_epoch_seconds() {
+        assert_eq!(Date::from_epoch(0).to_string(), "1970-01-01");
+        assert_eq!(Date::from_epoch(951_782_400).to_string(), "2000-02-29");
+        assert_eq!(Date::from_epoch(1_798_761_599).to_string(), "2026-12-31");
+        assert_eq!(Date::from_epoch(1_798_761_600).to_string(), "2027-01-01");
+    }
+
+    #[test]
+    fn parsing_checks_the_day_exists() {
+        assert_eq!(Date::parse("2028-02-29").unwrap().to_string(), "2028-02-29");
+        for bad in ["2027-02-29", "2026-13-01", "2026-04-31", "26-01-01", "2026-1-1", "soon"] {
+            assert!(Date::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Date::parse("2026-01-31").unwrap() < Date::parse("2026-02-01").unwrap());
+    }
+}
