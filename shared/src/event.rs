@@ -77,6 +77,7 @@ pub enum DetailType {
     DeploymentSucceeded,
     DeploymentFailed,
     LateSignalFailed,
+    SignalRejected,
 }
 
 impl DetailType {
@@ -96,6 +97,7 @@ impl DetailType {
         DetailType::DeploymentSucceeded,
         DetailType::DeploymentFailed,
         DetailType::LateSignalFailed,
+        DetailType::SignalRejected,
     ];
 
     /// The `detail-type`, in AWS's Title Case style.
@@ -116,6 +118,7 @@ impl DetailType {
             DetailType::DeploymentSucceeded => "Deployment Succeeded",
             DetailType::DeploymentFailed => "Deployment Failed",
             DetailType::LateSignalFailed => "Late Signal Failed",
+            DetailType::SignalRejected => "Signal Rejected",
         }
     }
 
@@ -135,7 +138,8 @@ impl DetailType {
             | DetailType::DeploymentTimedOut
             | DetailType::DeploymentSucceeded
             | DetailType::DeploymentFailed
-            | DetailType::LateSignalFailed => Source::Gate,
+            | DetailType::LateSignalFailed
+            | DetailType::SignalRejected => Source::Gate,
         }
     }
 

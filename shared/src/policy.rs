@@ -234,7 +234,10 @@ impl Policy {
                 return Err(bad("repositories", "name at least one repository".into()));
             }
             if s.branches.is_empty() || s.branches.iter().any(|b| b.trim().is_empty()) {
-                return Err(bad("branches", "name at least one branch, none empty".into()));
+                return Err(bad(
+                    "branches",
+                    "name at least one branch, none empty".into(),
+                ));
             }
             let g = s.gate;
             if g.require.is_empty() {
@@ -262,7 +265,10 @@ impl Policy {
             for (i, e) in g.exceptions.into_iter().enumerate() {
                 let field = format!("gate.exceptions[{i}]");
                 if e.id.trim().is_empty() || e.id.contains(char::is_whitespace) {
-                    return Err(bad(&field, format!("id {:?} is not a vulnerability id", e.id)));
+                    return Err(bad(
+                        &field,
+                        format!("id {:?} is not a vulnerability id", e.id),
+                    ));
                 }
                 if e.reason.trim().is_empty() {
                     return Err(bad(&field, format!("{}: write down the reason", e.id)));
@@ -281,20 +287,28 @@ impl Policy {
                 ("deploy", &Some(p.deploy.clone())),
                 ("rollback", &p.rollback),
             ] {
-                if let Some(project) = project {
-                    if let Some(other) = projects.insert(project.clone(), name.clone()) {
+                if let Some(project) = project
+                    && let Some(other) = projects.insert(project.clone(), name.clone())
+                {
+                    {
                         return Err(bad(
                             &format!("projects.{role}"),
                             format!(
                                 "project {project} is already used by {}; each project belongs to one service and one role",
-                                if other == name { "this service".to_string() } else { format!("service {other}") }
+                                if other == name {
+                                    "this service".to_string()
+                                } else {
+                                    format!("service {other}")
+                                }
                             ),
                         ));
                     }
                 }
             }
-            if let Some(repo) = &s.image_repository {
-                if let Some(other) = images.insert(repo.clone(), name.clone()) {
+            if let Some(repo) = &s.image_repository
+                && let Some(other) = images.insert(repo.clone(), name.clone())
+            {
+                {
                     return Err(bad(
                         "image_repository",
                         format!("{repo} is already the image repository of service {other}"),
@@ -398,7 +412,10 @@ services:
         assert_eq!(p.project("payments-sast").unwrap().1, ProjectRole::Sast);
         assert_eq!(p.project("payments-deploy").unwrap().1, ProjectRole::Deploy);
         assert!(p.project("other").is_none());
-        assert_eq!(p.image_repository("payments").unwrap().name.as_str(), "payments");
+        assert_eq!(
+            p.image_repository("payments").unwrap().name.as_str(),
+            "payments"
+        );
         assert_eq!(p.repository("ACME/Payments").count(), 1);
     }
 
@@ -406,17 +423,47 @@ services:
     fn each_mistake_is_named_where_it_is() {
         for (change, says) in [
             (("version: 1", "version: 2"), "version 2 is not supported"),
-            (("require: [build", "requir: [build"), "unknown field `requir`"),
-            (("payments:\n    repo", "Payments:\n    repo"), "not a service name"),
-            (("acme/payments", "payments"), "not a repository like owner/name"),
-            (("build: payments-build, ", ""), "services.payments.projects.build: the gate requires build"),
-            (("    image_repository: payments\n", ""), "services.payments.image_repository"),
-            (("deadline_minutes: 30", "deadline_minutes: 0"), "0 is not between 1 and 1440"),
-            (("2027-01-31", "2027-02-30"), "gate.exceptions[0]: \"2027-02-30\" is not a date"),
-            (("reason: not reachable", "reason: ' '"), "write down the reason"),
-            (("sast: payments-sast", "sast: payments-build"), "project payments-build is already used by this service"),
+            (
+                ("require: [build", "requir: [build"),
+                "unknown field `requir`",
+            ),
+            (
+                ("payments:\n    repo", "Payments:\n    repo"),
+                "not a service name",
+            ),
+            (
+                ("acme/payments", "payments"),
+                "not a repository like owner/name",
+            ),
+            (
+                ("build: payments-build, ", ""),
+                "services.payments.projects.build: the gate requires build",
+            ),
+            (
+                ("    image_repository: payments\n", ""),
+                "services.payments.image_repository",
+            ),
+            (
+                ("deadline_minutes: 30", "deadline_minutes: 0"),
+                "0 is not between 1 and 1440",
+            ),
+            (
+                ("2027-01-31", "2027-02-30"),
+                "gate.exceptions[0]: \"2027-02-30\" is not a date",
+            ),
+            (
+                ("reason: not reachable", "reason: ' '"),
+                "write down the reason",
+            ),
+            (
+                ("sast: payments-sast", "sast: payments-build"),
+                "project payments-build is already used by this service",
+            ),
             (("HIGH: 2", "SEVERE: 2"), "SEVERE"),
-            (("[build, image-scan, sast]", "[build, image-scan, dast]"), "dast"),
+            (
+                ("[build, image-scan, sast]", "[build, image-scan, dast]"),
+                "dast",
+            ),
         ] {
             let text = GOOD.replacen(change.0, change.1, 1);
             assert_ne!(text, GOOD, "{change:?} changed nothing");

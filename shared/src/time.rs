@@ -55,6 +55,18 @@ impl Date {
     }
 }
 
+/// `2026-11-23T04:12:00Z`: an epoch second as RFC 3339, for event details people read.
+pub fn rfc3339(epoch: u64) -> String {
+    let rem = epoch % 86_400;
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        Date::from_epoch(epoch),
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
@@ -71,12 +83,20 @@ mod tests {
         assert_eq!(Date::from_epoch(951_782_400).to_string(), "2000-02-29");
         assert_eq!(Date::from_epoch(1_798_761_599).to_string(), "2026-12-31");
         assert_eq!(Date::from_epoch(1_798_761_600).to_string(), "2027-01-01");
+        assert_eq!(rfc3339(1_798_761_599), "2026-12-31T23:59:59Z");
     }
 
     #[test]
     fn parsing_checks_the_day_exists() {
         assert_eq!(Date::parse("2028-02-29").unwrap().to_string(), "2028-02-29");
-        for bad in ["2027-02-29", "2026-13-01", "2026-04-31", "26-01-01", "2026-1-1", "soon"] {
+        for bad in [
+            "2027-02-29",
+            "2026-13-01",
+            "2026-04-31",
+            "26-01-01",
+            "2026-1-1",
+            "soon",
+        ] {
             assert!(Date::parse(bad).is_err(), "{bad}");
         }
         assert!(Date::parse("2026-01-31").unwrap() < Date::parse("2026-02-01").unwrap());

@@ -1,0 +1,143 @@
+//! The findings list of a scan, fetched only when a count is over its threshold and the policy
+//! has exceptions to apply: ECR's DescribeImageScanFindings for basic scanning, Inspector's
+//! ListFindings (active findings of the image) for enhanced scanning.
+
+use eddo::Error;
+use eddo::names::ImageDigest;
+use eddo::policy::Severity;
+
+use crate::decide::Finding;
+use crate::signal::Scanner;
+
+/// Enough for any real image; a scan with more is judged on the first this many.
+pub const MAX_FINDINGS: usize = 5_000;
+
+#[derive(Clone)]
+pub struct Findings {
+    ecr: aws_sdk_ecr::Client,
+    inspector: aws_sdk_inspector2::Client,
+}
+
+impl Findings {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Findings {
+        Findings {
+            ecr: aws_sdk_ecr::Client::new(sdk),
+            inspector: aws_sdk_inspector2::Client::new(sdk),
+        }
+    }
+
+    /// The findings of the image `digest` from `scanner`; `None` when the scanner cannot list
+    /// them (a `Scan Completed` event carries counts only).
+    pub async fn list(
+        &self,
+        scanner: &Scanner,
+        digest: &ImageDigest,
+    ) -> Result<Option<Vec<Finding>>, Error> {
+        match scanner {
+            Scanner::Ecr { repository } => self.ecr(repository, digest).await.map(Some),
+            Scanner::Inspector { repository_arn } => {
+                self.inspector(repository_arn, digest).await.map(Some)
+            }
+            Scanner::Reported { .. } => Ok(None),
+        }
+    }
+
+    async fn ecr(&self, repository: &str, digest: &ImageDigest) -> Result<Vec<Finding>, Error> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .ecr
+                .describe_image_scan_findings()
+                .repository_name(repository)
+                .image_id(
+                    aws_sdk_ecr::types::ImageIdentifier::builder()
+                        .image_digest(digest.as_str())
+                        .build(),
+                )
+                .set_next_token(token)
+                .max_results(1000)
+                .send()
+                .await
+                .map_err(|e| Error::aws("ECR", "DescribeImageScanFindings", e))?;
+            if let Some(f) = page.image_scan_findings() {
+                for finding in f.findings() {
+                    let severity = finding
+                        .severity()
+                        .and_then(|s| Severity::parse(s.as_str()))
+                        .unwrap_or(Severity::Undefined);
+                    out.push(Finding {
+                        id: finding.name().unwrap_or_default().to_string(),
+                        severity,
+                    });
+                }
+                for finding in f.enhanced_findings() {
+                    out.push(Finding {
+                        id: finding
+                            .package_vulnerability_details()
+                            .and_then(|d| d.vulnerability_id())
+                            .unwrap_or_default()
+                            .to_string(),
+                        severity: finding
+                            .severity()
+                            .and_then(Severity::parse)
+                            .unwrap_or(Severity::Undefined),
+                    });
+                }
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() || out.len() >= MAX_FINDINGS {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn inspector(
+        &self,
+        repository_arn: &str,
+        digest: &ImageDigest,
+    ) -> Result<Vec<Finding>, Error> {
+        use aws_sdk_inspector2::types::{FilterCriteria, StringComparison, StringFilter};
+        let filter = |v: &str| {
+            StringFilter::builder()
+                .comparison(StringComparison::Equals)
+                .value(v)
+                .build()
+                .map_err(|e| Error::InvalidEvent(e.to_string()))
+        };
+        let name = repository_arn
+            .rsplit_once(":repository/")
+            .map_or(repository_arn, |(_, n)| n);
+        let criteria = FilterCriteria::builder()
+            .ecr_image_hash(filter(digest.as_str())?)
+            .ecr_image_repository_name(filter(name)?)
+            .finding_status(filter("ACTIVE")?)
+            .build();
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .inspector
+                .list_findings()
+                .filter_criteria(criteria.clone())
+                .set_next_token(token)
+                .max_results(100)
+                .send()
+                .await
+                .map_err(|e| Error::aws("Inspector2", "ListFindings", e))?;
+            for f in page.findings() {
+                out.push(Finding {
+                    id: f
+                        .package_vulnerability_details()
+                        .map(|d| d.vulnerability_id().to_string())
+                        .unwrap_or_else(|| f.title().unwrap_or_default().to_string()),
+                    severity: Severity::parse(f.severity().as_str()).unwrap_or(Severity::Undefined),
+                });
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() || out.len() >= MAX_FINDINGS {
+                return Ok(out);
+            }
+        }
+    }
+}

@@ -1,0 +1,608 @@
+//! The gate's state in the eddo table. Every write that guards a side effect is conditional.
+//!
+//! - candidate `pk = candidate#<service>`, `sk = <commit>`: the signals so far (one attribute
+//!   per kind), the deadline, the state (`waiting` until decided), the deploy build. While
+//!   waiting it is in the sparse `open-deadline` index (`open_pk = open`, `open_sk = deadline`),
+//!   which the deadline sweep reads; deciding sets `open_pk = closed`, and a later signal cannot
+//!   reopen it.
+//! - image `pk = digest#<service>`, `sk = <digest>`: the commit a build produced it from, or a
+//!   scan that arrived before the build.
+//! - history `pk = service#<service>`, `sk = history`: what is live, what was last known good.
+//! - rollback lock `pk = service#<service>`, `sk = rollback-lock`: written by alarm-rollback;
+//!   the gate holds deployments while it is held.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, ReturnValue, TransactWriteItem, Update,
+};
+use eddo::Error;
+use eddo::dynamo::{Item, attr, n, num, s};
+use eddo::names::{CommitSha, ImageDigest, ServiceName};
+use eddo::policy::SignalKind;
+use serde::{Deserialize, Serialize};
+
+use crate::decide::Verdict;
+use crate::signal::Evidence;
+
+pub const OPEN_INDEX: &str = "open-deadline";
+/// How long a candidate's record is kept after its first signal.
+pub const CANDIDATE_DAYS: u64 = 90;
+
+/// A signal as recorded on its candidate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    pub evidence: Evidence,
+    pub at: u64,
+}
+
+/// Where a candidate is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Waiting,
+    /// Decided to deploy; the deploy build may not have started yet.
+    Deploying,
+    Deployed,
+    DeployFailed,
+    Blocked,
+    TimedOut,
+    /// Observe-only mode: decided, nothing started.
+    Observed,
+}
+
+impl State {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            State::Waiting => "waiting",
+            State::Deploying => "deploying",
+            State::Deployed => "deployed",
+            State::DeployFailed => "deploy_failed",
+            State::Blocked => "blocked",
+            State::TimedOut => "timed_out",
+            State::Observed => "observed",
+        }
+    }
+
+    fn parse(s: &str) -> State {
+        match s {
+            "deploying" => State::Deploying,
+            "deployed" => State::Deployed,
+            "deploy_failed" => State::DeployFailed,
+            "blocked" => State::Blocked,
+            "timed_out" => State::TimedOut,
+            "observed" => State::Observed,
+            _ => State::Waiting,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub service: ServiceName,
+    pub commit: CommitSha,
+    pub digest: Option<ImageDigest>,
+    pub correlation_id: String,
+    pub state: State,
+    pub signals: BTreeMap<SignalKind, Recorded>,
+    pub first_at: u64,
+    pub deadline: u64,
+    pub build_id: Option<String>,
+    /// The decision's event was published.
+    pub announced: bool,
+    /// The decision's reasons (blocked, timed out), as recorded.
+    pub reasons: Vec<String>,
+}
+
+fn signal_attr(kind: SignalKind) -> String {
+    format!("signal_{}", kind.as_str().replace('-', "_"))
+}
+
+const KINDS: [SignalKind; 4] = [
+    SignalKind::Build,
+    SignalKind::ImageScan,
+    SignalKind::Sast,
+    SignalKind::Approval,
+];
+
+fn candidate_key(service: &ServiceName, commit: &CommitSha) -> (AttributeValue, AttributeValue) {
+    (s(&format!("candidate#{service}")), s(commit.as_str()))
+}
+
+fn candidate(item: &Item) -> Result<Candidate, Error> {
+    let bad = |what: &str| Error::InvalidEvent(format!("candidate record without a valid {what}"));
+    let service = ServiceName::parse(attr(item, "service").unwrap_or_default())
+        .map_err(|_| bad("service"))?;
+    let commit =
+        CommitSha::parse(attr(item, "sk").unwrap_or_default()).map_err(|_| bad("commit"))?;
+    let mut signals = BTreeMap::new();
+    for kind in KINDS {
+        if let Some(json) = attr(item, &signal_attr(kind)) {
+            let r: Recorded = serde_json::from_str(json).map_err(|_| bad(kind.as_str()))?;
+            signals.insert(kind, r);
+        }
+    }
+    Ok(Candidate {
+        digest: attr(item, "digest").and_then(|d| ImageDigest::parse(d).ok()),
+        correlation_id: attr(item, "correlation_id").unwrap_or_default().to_string(),
+        state: State::parse(attr(item, "state").unwrap_or_default()),
+        first_at: num(item, "first_at").unwrap_or_default(),
+        deadline: num(item, "deadline").unwrap_or_default(),
+        build_id: attr(item, "build_id").map(str::to_string),
+        announced: item
+            .get("announced")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        reasons: attr(item, "reasons")
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or_default(),
+        service,
+        commit,
+        signals,
+    })
+}
+
+/// How a decision's conditional write went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Done,
+    /// Another invocation decided first.
+    Lost,
+    /// A rollback of the service holds its deployments.
+    Locked,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    pub commit: String,
+    pub digest: Option<String>,
+    pub build_id: String,
+    pub at: u64,
+    /// `deploy` or `rollback`.
+    pub kind: String,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl Store {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Store {
+        Store {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Records a signal on its candidate, creating it with its deadline on the first signal, and
+    /// returns the candidate as it now is: one round trip.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record(
+        &self,
+        service: &ServiceName,
+        commit: &CommitSha,
+        kind: SignalKind,
+        recorded: &Recorded,
+        digest: Option<&ImageDigest>,
+        correlation_id: &str,
+        deadline_minutes: u32,
+    ) -> Result<Candidate, Error> {
+        let now = recorded.at;
+        let deadline = now + u64::from(deadline_minutes) * 60;
+        let (pk, sk) = candidate_key(service, commit);
+        let mut expr = String::from(
+            "SET #sig = :sig, service = :service, \
+             first_at = if_not_exists(first_at, :now), \
+             deadline = if_not_exists(deadline, :deadline), \
+             correlation_id = if_not_exists(correlation_id, :corr), \
+             #state = if_not_exists(#state, :waiting), \
+             open_pk = if_not_exists(closed, :open), \
+             open_sk = if_not_exists(open_sk, :open_sk), \
+             expires_at = if_not_exists(expires_at, :expires)",
+        );
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .expression_attribute_names("#sig", signal_attr(kind))
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(
+                ":sig",
+                s(&serde_json::to_string(recorded).map_err(Error::Encode)?),
+            )
+            .expression_attribute_values(":service", s(service.as_str()))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":deadline", n(deadline))
+            .expression_attribute_values(":corr", s(correlation_id))
+            .expression_attribute_values(":waiting", s(State::Waiting.as_str()))
+            .expression_attribute_values(":open", s("open"))
+            .expression_attribute_values(
+                ":open_sk",
+                s(&format!("{deadline:012}#{service}#{commit}")),
+            )
+            .expression_attribute_values(":expires", n(now + CANDIDATE_DAYS * 86_400))
+            .return_values(ReturnValue::AllNew);
+        if let Some(d) = digest {
+            expr.push_str(", digest = :digest");
+            update = update.expression_attribute_values(":digest", s(d.as_str()));
+        }
+        let out = update
+            .update_expression(expr)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
+        candidate(&out.attributes.unwrap_or_default())
+    }
+
+    pub async fn get(
+        &self,
+        service: &ServiceName,
+        commit: &CommitSha,
+    ) -> Result<Option<Candidate>, Error> {
+        let (pk, sk) = candidate_key(service, commit);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
+        out.item.as_ref().map(candidate).transpose()
+    }
+
+    /// The commits of `service`'s candidates starting with `prefix` (the tag convention).
+    pub async fn commits_starting(
+        &self,
+        service: &ServiceName,
+        prefix: &str,
+    ) -> Result<Vec<CommitSha>, Error> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(&format!("candidate#{service}")))
+            .expression_attribute_values(":prefix", s(prefix))
+            .projection_expression("sk")
+            .limit(2)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "Query", e))?;
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(|i| CommitSha::parse(attr(i, "sk")?).ok())
+            .collect())
+    }
+
+    /// The commit `digest` was built from, if a build reported it.
+    pub async fn commit_of(
+        &self,
+        service: &ServiceName,
+        digest: &ImageDigest,
+    ) -> Result<Option<CommitSha>, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&format!("digest#{service}")))
+            .key("sk", s(digest.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
+        Ok(out
+            .item
+            .as_ref()
+            .and_then(|i| attr(i, "commit_sha"))
+            .and_then(|c| CommitSha::parse(c).ok()))
+    }
+
+    /// Notes that `digest` was built from `commit`, and takes any scan of it that arrived first.
+    pub async fn link_digest(
+        &self,
+        service: &ServiceName,
+        digest: &ImageDigest,
+        commit: &CommitSha,
+        now: u64,
+    ) -> Result<Option<Recorded>, Error> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&format!("digest#{service}")))
+            .key("sk", s(digest.as_str()))
+            .update_expression("SET commit_sha = :c, expires_at = :e REMOVE pending_scan")
+            .expression_attribute_values(":c", s(commit.as_str()))
+            .expression_attribute_values(":e", n(now + CANDIDATE_DAYS * 86_400))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
+        Ok(out
+            .attributes
+            .as_ref()
+            .and_then(|i| attr(i, "pending_scan"))
+            .and_then(|j| serde_json::from_str(j).ok()))
+    }
+
+    /// Keeps a scan of an image no build has reported yet, for when one does.
+    pub async fn park_scan(
+        &self,
+        service: &ServiceName,
+        digest: &ImageDigest,
+        recorded: &Recorded,
+    ) -> Result<(), Error> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&format!("digest#{service}")))
+            .key("sk", s(digest.as_str()))
+            .update_expression("SET pending_scan = :scan, expires_at = :e")
+            .expression_attribute_values(
+                ":scan",
+                s(&serde_json::to_string(recorded).map_err(Error::Encode)?),
+            )
+            .expression_attribute_values(":e", n(recorded.at + CANDIDATE_DAYS * 86_400))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
+        Ok(())
+    }
+
+    fn decide_update(
+        &self,
+        c: &Candidate,
+        to: State,
+        reasons: &[String],
+        now: u64,
+    ) -> Result<Update, Error> {
+        let (pk, sk) = candidate_key(&c.service, &c.commit);
+        Update::builder()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .update_expression(
+                "SET #state = :to, reasons = :reasons, decided_at = :now, closed = :closed, open_pk = :closed, announced = :false",
+            )
+            .condition_expression("#state = :waiting")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(
+                ":reasons",
+                s(&serde_json::to_string(reasons).map_err(Error::Encode)?),
+            )
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":closed", s("closed"))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":waiting", s(State::Waiting.as_str()))
+            .build()
+            .map_err(|e| Error::InvalidEvent(e.to_string()))
+    }
+
+    /// Decides a waiting candidate: `to`, with its reasons. Deciding to deploy also checks, in the
+    /// same transaction, that no rollback of the service holds its deployments.
+    pub async fn decide(
+        &self,
+        c: &Candidate,
+        to: State,
+        reasons: &[String],
+        now: u64,
+    ) -> Result<Transition, Error> {
+        let update = self.decide_update(c, to, reasons, now)?;
+        if to != State::Deploying {
+            let u = update;
+            let result = self
+                .client
+                .update_item()
+                .table_name(u.table_name())
+                .set_key(Some(u.key().clone()))
+                .update_expression(u.update_expression())
+                .set_condition_expression(u.condition_expression().map(str::to_string))
+                .set_expression_attribute_names(u.expression_attribute_names().cloned())
+                .set_expression_attribute_values(u.expression_attribute_values().cloned())
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(Transition::Done),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(Transition::Lost)
+                }
+                Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
+            };
+        }
+        let lock = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(&format!("service#{}", c.service)))
+            .key("sk", s("rollback-lock"))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .map_err(|e| Error::InvalidEvent(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().condition_check(lock).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Transition::Done),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
+            {
+                // Which condition failed: the candidate's state says.
+                match self.get(&c.service, &c.commit).await? {
+                    Some(now) if now.state == State::Waiting => Ok(Transition::Locked),
+                    _ => Ok(Transition::Lost),
+                }
+            }
+            Err(e) => Err(Error::aws("DynamoDB", "TransactWriteItems", e)),
+        }
+    }
+
+    /// The rollback holding `service`'s deployments, if one does: its build id.
+    pub async fn rollback_lock(
+        &self,
+        service: &ServiceName,
+        now: u64,
+    ) -> Result<Option<String>, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&format!("service#{service}")))
+            .key("sk", s("rollback-lock"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
+        Ok(out
+            .item
+            .filter(|i| num(i, "expires_at").is_some_and(|e| e >= now))
+            .map(|i| attr(&i, "build_id").unwrap_or("unknown build").to_string()))
+    }
+
+    /// Records the deploy build of a deploying candidate (the same id again is fine).
+    pub async fn set_build(&self, c: &Candidate, build_id: &str) -> Result<(), Error> {
+        let (pk, sk) = candidate_key(&c.service, &c.commit);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .update_expression("SET build_id = :b")
+            .condition_expression("attribute_not_exists(build_id) OR build_id = :b")
+            .expression_attribute_values(":b", s(build_id))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// Notes that the decision's event was published.
+    pub async fn announced(&self, c: &Candidate) -> Result<(), Error> {
+        let (pk, sk) = candidate_key(&c.service, &c.commit);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .update_expression("SET announced = :t")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// Waiting candidates whose deadline has passed, oldest first (at most `limit`).
+    pub async fn overdue(&self, now: u64, limit: i32) -> Result<Vec<Candidate>, Error> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(OPEN_INDEX)
+            .key_condition_expression("open_pk = :open AND open_sk < :until")
+            .expression_attribute_values(":open", s("open"))
+            .expression_attribute_values(":until", s(&format!("{:012}~", now)))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "Query", e))?;
+        out.items()
+            .iter()
+            .map(candidate)
+            .filter(|c| c.as_ref().map_or(true, |c| c.state == State::Waiting))
+            .collect()
+    }
+
+    /// A deploy or rollback build finished: `Deployed` or `DeployFailed`, and on success the
+    /// service's history moves (the replaced version becomes the last known good). Idempotent:
+    /// the same build finishing twice moves nothing twice.
+    pub async fn finish_deploy(
+        &self,
+        c: &Candidate,
+        version: Option<&Version>,
+        to: State,
+    ) -> Result<bool, Error> {
+        let (pk, sk) = candidate_key(&c.service, &c.commit);
+        let candidate = Update::builder()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .update_expression("SET #state = :to")
+            .condition_expression("#state = :deploying")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":deploying", s(State::Deploying.as_str()))
+            .build()
+            .map_err(|e| Error::InvalidEvent(e.to_string()))?;
+        let mut tx = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(candidate).build());
+        if let Some(v) = version {
+            let history = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(&format!("service#{}", c.service)))
+                .key("sk", s("history"))
+                .update_expression(
+                    "SET last_known_good = if_not_exists(live, :none), live = :live, live_build = :build",
+                )
+                .condition_expression("attribute_not_exists(live_build) OR live_build <> :build")
+                .expression_attribute_values(":none", s("null"))
+                .expression_attribute_values(
+                    ":live",
+                    s(&serde_json::to_string(v).map_err(Error::Encode)?),
+                )
+                .expression_attribute_values(":build", s(&v.build_id))
+                .build()
+                .map_err(|e| Error::InvalidEvent(e.to_string()))?;
+            tx = tx.transact_items(TransactWriteItem::builder().update(history).build());
+        }
+        match tx.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::aws("DynamoDB", "TransactWriteItems", e)),
+        }
+    }
+
+    /// What is live for `service` and what was last known good.
+    pub async fn history(
+        &self,
+        service: &ServiceName,
+    ) -> Result<(Option<Version>, Option<Version>), Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&format!("service#{service}")))
+            .key("sk", s("history"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
+        let item = out.item.unwrap_or_default();
+        let version = |k: &str| attr(&item, k).and_then(|j| serde_json::from_str(j).ok());
+        Ok((version("live"), version("last_known_good")))
+    }
+}
