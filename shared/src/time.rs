@@ -67,6 +67,34 @@ pub fn rfc3339(epoch: u64) -> String {
     )
 }
 
+/// Epoch seconds of an RFC 3339 UTC time (`2026-11-23T04:12:00Z`, fractions ignored), as
+/// EventBridge writes an event's `time`.
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let (date, time) = s.split_once('T')?;
+    let date = Date::parse(date).ok()?;
+    let time = time.strip_suffix('Z')?;
+    let time = time.split('.').next()?;
+    let mut hms = time.splitn(3, ':').map(|p| p.parse::<u64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y, mo, d) = (
+        i64::from(date.year) - i64::from(date.month <= 2),
+        i64::from(date.month),
+        i64::from(date.day),
+    );
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days)
+        .ok()
+        .map(|d| d * 86_400 + h * 3_600 + m * 60 + sec)
+}
+
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
@@ -84,6 +112,14 @@ mod tests {
         assert_eq!(Date::from_epoch(1_798_761_599).to_string(), "2026-12-31");
         assert_eq!(Date::from_epoch(1_798_761_600).to_string(), "2027-01-01");
         assert_eq!(rfc3339(1_798_761_599), "2026-12-31T23:59:59Z");
+        for t in [0, 951_782_400, 1_798_761_599, 1_504_282_349] {
+            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        }
+        assert_eq!(
+            parse_rfc3339("2019-10-30T21:32:27.123Z"),
+            Some(1_572_471_147)
+        );
+        assert_eq!(parse_rfc3339("2019-10-30 21:32:27"), None);
     }
 
     #[test]

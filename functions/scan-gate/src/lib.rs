@@ -168,6 +168,12 @@ impl Gate {
         }
     }
 
+    /// Another CodeBuild client (the local stack's stand-in, in tests).
+    pub fn with_codebuild(mut self, client: aws_sdk_codebuild::Client) -> Gate {
+        self.codebuild = client;
+        self
+    }
+
     /// The clock the gate decides deadlines and exception expiry by (tests move it).
     pub fn with_clock(mut self, clock: fn() -> u64) -> Gate {
         self.clock = clock;
@@ -183,7 +189,7 @@ impl Gate {
     /// Lambda does not retry it for a day.
     pub async fn handle(&self, event: &Value) -> Result<Report, Error> {
         match read(&self.policy, event) {
-            Incoming::Tick => self.sweep().await,
+            Incoming::Tick { at } => self.sweep(at).await,
             Incoming::Ignored(why) => {
                 info!(reason = %why, "ignored");
                 Ok(Report {
@@ -647,8 +653,10 @@ impl Gate {
         self.announce(service, &c, cause).await
     }
 
-    async fn sweep(&self) -> Result<Report, Error> {
-        let now = (self.clock)();
+    /// Times out the candidates past their deadline. "Now" is the later of the clock and the
+    /// schedule's time, so a late retry of a tick sweeps no less.
+    async fn sweep(&self, at: Option<u64>) -> Result<Report, Error> {
+        let now = (self.clock)().max(at.unwrap_or(0));
         let overdue = self.store.overdue(now, SWEEP_BATCH).await?;
         let mut report = Report {
             outcome: format!("{} candidate(s) past their deadline", overdue.len()),

@@ -100,8 +100,10 @@ pub struct DeployFinished {
 pub enum Incoming {
     Signals(Vec<Signal>),
     DeployFinished(DeployFinished),
-    /// The scheduled sweep for candidates past their deadline.
-    Tick,
+    /// The scheduled sweep for candidates past their deadline, with the event's time.
+    Tick {
+        at: Option<u64>,
+    },
     Ignored(String),
     Rejected(String),
 }
@@ -123,7 +125,9 @@ pub fn read(policy: &Policy, event: &Value) -> Incoming {
     let source = event["source"].as_str().unwrap_or_default();
     let detail_type = event["detail-type"].as_str().unwrap_or_default();
     match (source, detail_type) {
-        ("aws.events", "Scheduled Event") => Incoming::Tick,
+        ("aws.events", "Scheduled Event") => Incoming::Tick {
+            at: event["time"].as_str().and_then(eddo::time::parse_rfc3339),
+        },
         ("aws.codebuild", "CodeBuild Build State Change") => codebuild(policy, event),
         ("aws.ecr", "ECR Image Scan") => ecr_scan(policy, event),
         ("aws.inspector2", "Inspector2 Scan") => inspector_scan(policy, event),
@@ -284,7 +288,12 @@ fn scan_signal(policy: &Policy, event: &Value, scan: Scan<'_>) -> Incoming {
             "image repository {repository} is not in the policy"
         ));
     };
-    let digest = digest.and_then(|d| ImageDigest::parse(d).ok());
+    let digest = match digest.map(ImageDigest::parse).transpose() {
+        Ok(d) => d,
+        Err(why) => {
+            return Incoming::Rejected(format!("a scan of {repository}: its image-digest {why}"));
+        }
+    };
     let reading = if status.ends_with("COMPLETE") {
         Reading::Counts { counts, scanner }
     } else {

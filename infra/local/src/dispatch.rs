@@ -38,10 +38,12 @@ impl Target {
     }
 }
 
-/// One rule target and the queue moto feeds it from.
+/// One rule target and the queue moto feeds it from (none for a schedule).
 pub struct Route {
     pub rule: String,
     pub queue_url: String,
+    /// A schedule rule's expression; its target is invoked by `tick`, not from a queue.
+    pub schedule: Option<String>,
     pub target: Target,
 }
 
@@ -134,7 +136,7 @@ impl Dispatcher {
         let mut deliveries = Vec::new();
         loop {
             let mut any = false;
-            for route in &self.routes {
+            for route in self.routes.iter().filter(|r| r.schedule.is_none()) {
                 let out = self
                     .sqs
                     .receive_message()
@@ -166,6 +168,28 @@ impl Dispatcher {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+
+    /// Fires every schedule rule once, as EventBridge does when it is due: a `Scheduled Event`
+    /// whose `time` is `at` (epoch seconds). A local run may pass a later time to play a
+    /// deadline without waiting for it; the timeline says so.
+    pub async fn tick(&self, at: u64) -> Result<Vec<Delivery>, LocalError> {
+        let mut out = Vec::new();
+        for route in self.routes.iter().filter(|r| r.schedule.is_some()) {
+            let event = json!({
+                "version": "0",
+                "id": format!("{:032x}", fastrand::u128(..)),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": crate::template::ACCOUNT,
+                "time": eddo::time::rfc3339(at),
+                "region": crate::template::REGION,
+                "resources": [format!("arn:aws:events:{}:{}:rule/{}", crate::template::REGION, crate::template::ACCOUNT, route.rule)],
+                "detail": {},
+            });
+            out.push(self.deliver(route, &event).await?);
+        }
+        Ok(out)
     }
 
     async fn deliver(&self, route: &Route, event: &Value) -> Result<Delivery, LocalError> {

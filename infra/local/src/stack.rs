@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use serde_json::{Value, json};
 
@@ -33,11 +33,31 @@ pub const LOCAL_STANDARD_SECRET: &str = "whsec_ZWRkby1sb2NhbC1zdGFuZGFyZC1zZWNyZ
 /// The parameter overrides of the local stack (as `sam deploy --parameter-overrides` would set
 /// them): every optional part of the template switched on, so the local stack runs all of it.
 /// The corpus's pushes are to `master`.
-pub const LOCAL_PARAMETERS: [(&str, &str); 3] = [
+pub const LOCAL_PARAMETERS: [(&str, &str); 5] = [
     ("BuildProjectName", "eddo-build"),
     ("SastProjectName", "eddo-sast"),
     ("TrackedBranches", "main,master"),
+    ("GateProjectNames", "eddo-build,eddo-sast,eddo-deploy"),
+    ("DeployProjectNames", "eddo-deploy"),
 ];
+
+/// The policy the local stack runs with: the worked example.
+pub const LOCAL_POLICY: &str = "infra/policy/example.yaml";
+
+/// Writes a policy document to its SSM parameter (functions read it at init).
+pub async fn put_policy(sdk: &SdkConfig, name: &str, text: &str) -> Result<(), LocalError> {
+    aws_sdk_ssm::Client::new(sdk)
+        .put_parameter()
+        .name(name)
+        .value(text)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .tier(aws_sdk_ssm::types::ParameterTier::Advanced)
+        .overwrite(true)
+        .send()
+        .await
+        .map_err(|e| aws("PutParameter", e))?;
+    Ok(())
+}
 
 /// Everything eddo publishes, for watching the bus.
 pub const TAP_PATTERN: &str = r#"{"source":[{"prefix":"eddo."}]}"#;
@@ -52,8 +72,10 @@ pub struct RouteDef {
     pub rule: String,
     /// The bus the rule is on.
     pub bus: String,
-    /// The rule's event pattern, as JSON text.
+    /// The rule's event pattern, as JSON text (empty for a schedule).
     pub pattern: String,
+    /// A schedule rule's expression: moto does not fire schedules, the dispatcher's `tick` does.
+    pub schedule: Option<String>,
     pub target: TargetKind,
     pub queue_url: String,
 }
@@ -83,6 +105,9 @@ pub struct Stack {
     /// The template's rule targets that run locally (functions, CodeBuild projects), each fed by
     /// its own SQS queue.
     pub routes: Vec<RouteDef>,
+    /// The SSM parameter holding the policy (`PolicyParameterName`), which the local stack
+    /// fills with `infra/policy/example.yaml`.
+    pub policy_parameter: Option<String>,
     /// The CodeBuild stand-in, which knows every project the template's rules target.
     pub codebuild: Arc<CodeBuild>,
     /// The template's first queue: where failed asynchronous deliveries land.
@@ -99,11 +124,23 @@ impl Stack {
     /// resource prefixed with `prefix`, so tests can share an emulator; then the two local rules
     /// the demo and tests watch the bus with.
     pub async fn provision(sdk: &SdkConfig, prefix: &str) -> Result<Stack, LocalError> {
+        Stack::provision_with(sdk, prefix, &[]).await
+    }
+
+    /// As `provision`, with more parameter overrides after the local ones.
+    pub async fn provision_with(
+        sdk: &SdkConfig,
+        prefix: &str,
+        overrides: &[(&str, &str)],
+    ) -> Result<Stack, LocalError> {
         let mut template = Template::load(&project_root().join("template.yaml"))?;
         template
             .parameters
             .insert("EventBusName".into(), format!("{prefix}-bus"));
-        for (k, v) in LOCAL_PARAMETERS {
+        template
+            .parameters
+            .insert("PolicyParameterName".into(), format!("/{prefix}/policy"));
+        for (k, v) in LOCAL_PARAMETERS.iter().chain(overrides) {
             template.parameters.insert(k.to_string(), v.to_string());
         }
         Stack::from_template(sdk, &template, prefix).await
@@ -178,6 +215,35 @@ impl Stack {
                         .attribute_type(kind)
                         .build()
                         .map_err(|e| LocalError::Aws(e.to_string()))?,
+                );
+            }
+            for g in props["GlobalSecondaryIndexes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let mut index = GlobalSecondaryIndex::builder()
+                    .index_name(g["IndexName"].as_str().unwrap_or_default())
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    );
+                for k in g["KeySchema"].as_array().into_iter().flatten() {
+                    index = index.key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name(k["AttributeName"].as_str().unwrap_or_default())
+                            .key_type(if k["KeyType"] == "RANGE" {
+                                KeyType::Range
+                            } else {
+                                KeyType::Hash
+                            })
+                            .build()
+                            .map_err(|e| LocalError::Aws(e.to_string()))?,
+                    );
+                }
+                create = create.global_secondary_indexes(
+                    index.build().map_err(|e| LocalError::Aws(e.to_string()))?,
                 );
             }
             let out = create
@@ -278,10 +344,29 @@ impl Stack {
             skipped.push(format!("{id} ({})", r.kind));
         }
         let functions = functions(template, &names)?;
+        let policy_parameter = template.parameters.get("PolicyParameterName").cloned();
+        if let Some(name) = &policy_parameter {
+            let text = std::fs::read_to_string(project_root().join(LOCAL_POLICY))
+                .map_err(|e| LocalError::Setup(format!("{LOCAL_POLICY}: {e}")))?;
+            put_policy(sdk, name, &text).await?;
+        }
         let mut routes = Vec::new();
         let mut projects = Vec::new();
         // A rule without EventBusName is on the account's default bus, as in AWS.
         for rule in rules(template, &names, &function_arns, "default")? {
+            if rule.schedule.is_some() {
+                for target in &rule.targets {
+                    routes.push(RouteDef {
+                        rule: rule.name.clone(),
+                        bus: rule.bus.clone(),
+                        pattern: String::new(),
+                        schedule: rule.schedule.clone(),
+                        target: target.kind.clone(),
+                        queue_url: String::new(),
+                    });
+                }
+                continue;
+            }
             check_pattern(&rule.pattern)
                 .map_err(|e| LocalError::Setup(format!("rule {}: {e}", rule.name)))?;
             for target in &rule.targets {
@@ -320,6 +405,7 @@ impl Stack {
                     rule: rule.name.clone(),
                     bus: rule.bus.clone(),
                     pattern: rule.pattern.clone(),
+                    schedule: None,
                     target: target.kind.clone(),
                     queue_url,
                 });
@@ -339,6 +425,7 @@ impl Stack {
             functions,
             skipped,
             routes,
+            policy_parameter,
             codebuild,
             dead_letter_queue: queues.into_iter().next(),
             tap_queue: String::new(),
@@ -348,7 +435,7 @@ impl Stack {
             .route_to_queue(&format!("{prefix}-tap"), TAP_PATTERN)
             .await?;
         for r in stack.routes.clone() {
-            if !stack.matched.contains_key(&r.rule) {
+            if r.schedule.is_none() && !stack.matched.contains_key(&r.rule) {
                 let name: String = format!("{prefix}-{}-matched", r.rule)
                     .chars()
                     .take(64)
@@ -404,6 +491,7 @@ impl Stack {
             routes.push(Route {
                 rule: r.rule.clone(),
                 queue_url: r.queue_url.clone(),
+                schedule: r.schedule.clone(),
                 target,
             });
         }

@@ -500,8 +500,10 @@ pub struct RuleDef {
     /// The rule's logical id (a SAM function event: `<Function><Event>`).
     pub name: String,
     pub bus: String,
-    /// The event pattern, as JSON text.
+    /// The event pattern, as JSON text (empty for a schedule).
     pub pattern: String,
+    /// A schedule rule's expression (`rate(1 minute)`); such a rule has no pattern.
+    pub schedule: Option<String>,
     pub targets: Vec<TargetDef>,
 }
 
@@ -527,8 +529,8 @@ fn target_kind(arn: &str, function_arns: &HashMap<String, String>) -> TargetKind
     }
 }
 
-/// Every `AWS::Events::Rule` and every SAM function event of type `EventBridgeRule` or
-/// `CloudWatchEvent`. `function_arns` maps each function's local ARN to its logical id.
+/// Every `AWS::Events::Rule` and every SAM function event of type `EventBridgeRule`,
+/// `CloudWatchEvent` or `Schedule`. `function_arns` maps each function's local ARN to its logical id.
 pub fn rules(
     template: &Template,
     names: &Names,
@@ -538,9 +540,16 @@ pub fn rules(
     let mut out = Vec::new();
     for (id, r) in template.of_type("AWS::Events::Rule") {
         let props = names.resolve(&r.properties)?;
-        let pattern = props
-            .get("EventPattern")
-            .ok_or_else(|| bad(format!("rule {id} has no EventPattern")))?;
+        let schedule = props["ScheduleExpression"].as_str().map(str::to_string);
+        let pattern = match (props.get("EventPattern"), &schedule) {
+            (Some(p), _) => p.to_string(),
+            (None, Some(_)) => String::new(),
+            (None, None) => {
+                return Err(bad(format!(
+                    "rule {id} has neither EventPattern nor ScheduleExpression"
+                )));
+            }
+        };
         let mut targets = Vec::new();
         for t in props["Targets"].as_array().into_iter().flatten() {
             let arn = t["Arn"]
@@ -562,7 +571,8 @@ pub fn rules(
                 .as_str()
                 .unwrap_or(default_bus)
                 .to_string(),
-            pattern: pattern.to_string(),
+            pattern,
+            schedule,
             targets,
         });
     }
@@ -572,14 +582,17 @@ pub fn rules(
         };
         for (event_id, event) in events {
             let kind = event.get("Type").and_then(scalar).unwrap_or_default();
-            if kind != "EventBridgeRule" && kind != "CloudWatchEvent" {
+            if !["EventBridgeRule", "CloudWatchEvent", "Schedule"].contains(&kind.as_str()) {
                 continue;
             }
             let event_id = scalar(event_id).unwrap_or_default();
             let props = names.resolve(event.get("Properties").unwrap_or(&Yaml::Null))?;
-            let pattern = props
-                .get("Pattern")
-                .ok_or_else(|| bad(format!("{id}.Events.{event_id} has no Pattern")))?;
+            let schedule = props["Schedule"].as_str().map(str::to_string);
+            let pattern = match (props.get("Pattern"), &schedule) {
+                (Some(p), _) => p.to_string(),
+                (None, Some(_)) if kind == "Schedule" => String::new(),
+                _ => return Err(bad(format!("{id}.Events.{event_id} has no Pattern"))),
+            };
             let mut input = serde_json::Map::new();
             for (sam, eb) in [("Input", "Input"), ("InputPath", "InputPath")] {
                 if let Some(v) = props.get(sam) {
@@ -595,7 +608,8 @@ pub fn rules(
                     .as_str()
                     .unwrap_or(default_bus)
                     .to_string(),
-                pattern: pattern.to_string(),
+                pattern,
+                schedule,
                 targets: vec![TargetDef {
                     id: id.to_string(),
                     kind: TargetKind::Function(id.to_string()),
