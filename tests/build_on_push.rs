@@ -119,6 +119,7 @@ async fn a_refused_start_build_is_dead_lettered_at_once() {
         vec![Route {
             rule: push.rule.clone(),
             queue_url: push.queue_url.clone(),
+            schedule: None,
             target: Target::CodeBuild {
                 project: "deleted-project".into(),
                 stand_in: stack.codebuild.clone(),
