@@ -97,7 +97,9 @@ pub fn evaluate_scan(
     let Some(findings) = findings else {
         return ScanVerdict::NeedFindings;
     };
-    let mut remaining: BTreeMap<Severity, u64> = BTreeMap::new();
+    // Each finding an exception covers comes off its severity's count; the counts stay the
+    // truth, so a list cut short can only leave more findings, never fewer.
+    let mut excepted: BTreeMap<Severity, u64> = BTreeMap::new();
     let mut applied = Vec::new();
     let mut expired = Vec::new();
     for f in findings {
@@ -106,14 +108,18 @@ pub fn evaluate_scan(
             .iter()
             .find(|e| e.id.eq_ignore_ascii_case(&f.id));
         match exception {
-            Some(e) if e.expires >= today => applied.push(e.id.clone()),
-            Some(e) => {
-                expired.push(format!("{} exception expired on {}", e.id, e.expires));
-                *remaining.entry(f.severity).or_default() += 1;
+            Some(e) if e.expires >= today => {
+                *excepted.entry(f.severity).or_default() += 1;
+                applied.push(e.id.clone());
             }
-            None => *remaining.entry(f.severity).or_default() += 1,
+            Some(e) => expired.push(format!("{} exception expired on {}", e.id, e.expires)),
+            None => {}
         }
     }
+    let remaining: BTreeMap<Severity, u64> = counts
+        .iter()
+        .map(|(s, n)| (*s, n.saturating_sub(excepted.get(s).copied().unwrap_or(0))))
+        .collect();
     applied.sort();
     applied.dedup();
     expired.sort();

@@ -23,7 +23,7 @@ use eddo::{DetailType, Envelope, Error, Metadata};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::Digest as _;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use crate::decide::{Decision, ScanVerdict, Verdict, decide, evaluate_scan};
 use crate::findings::Findings;
@@ -32,6 +32,11 @@ use crate::store::{Candidate, Recorded, State, Store, Transition, Version};
 
 /// Deadlines the sweep handles per tick; the rest wait for the next minute.
 pub const SWEEP_BATCH: i32 = 25;
+
+/// A candidate decided this long ago whose deploy build was never recorded was left by a crash
+/// or a failed call, not by an invocation still at work (the function times out at 30 s): the
+/// next signal or retry starts it, with the same idempotency token.
+pub const RECOVER_AFTER_SECS: u64 = 45;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -261,6 +266,10 @@ impl Gate {
                 commit_tags,
             } => {
                 for tag in commit_tags {
+                    // A whole commit id names the candidate; a prefix needs looking up.
+                    if let Ok(c) = CommitSha::parse(tag.as_str()) {
+                        return Ok(Some(c));
+                    }
                     let found = self.store.commits_starting(&s.service, tag).await?;
                     if let [one] = found.as_slice() {
                         return Ok(Some(one.clone()));
@@ -286,7 +295,30 @@ impl Gate {
                     ScanVerdict::Decided(v) => v,
                     ScanVerdict::NeedFindings => {
                         let listed = match &s.digest {
-                            Some(d) => self.findings.list(scanner, d).await?,
+                            Some(d) => match self.findings.list(scanner, d).await {
+                                Ok(l) => l,
+                                Err(e) if e.is_retryable() => return Err(e),
+                                Err(e) => {
+                                    // The image or its scan is gone: judge without exceptions,
+                                    // and say why they were not applied.
+                                    let ScanVerdict::Decided(Verdict::Failed { mut reasons }) =
+                                        evaluate_scan(
+                                            &service.gate,
+                                            scanner.name(),
+                                            counts,
+                                            Some(&[]),
+                                            today,
+                                        )
+                                    else {
+                                        unreachable!("over a threshold without exceptions fails")
+                                    };
+                                    let why: String = e.to_string().chars().take(240).collect();
+                                    reasons.push(format!(
+                                        "image-scan: exceptions not applied: the findings list could not be read ({why})"
+                                    ));
+                                    return Ok(Verdict::Failed { reasons });
+                                }
+                            },
                             None => None,
                         };
                         match evaluate_scan(
@@ -368,8 +400,10 @@ impl Gate {
                 )
                 .await?;
         }
-        let _span = eddo::telemetry::correlation_span(&candidate.correlation_id).entered();
-        self.act(service, candidate, s.kind, &s.evidence, now).await
+        let span = eddo::telemetry::correlation_span(&candidate.correlation_id);
+        self.act(service, candidate, s.kind, &s.evidence, now)
+            .instrument(span)
+            .await
     }
 
     /// What the candidate's state calls for now that signal `kind` was recorded.
@@ -384,10 +418,16 @@ impl Gate {
         let latest = c.signals.get(&kind).map(|r| r.verdict.clone());
         match c.state {
             State::Waiting => self.decide(service, &c, cause, now).await,
-            State::Deploying if c.build_id.is_none() => {
+            State::Deploying
+                if c.build_id.is_none() && now >= c.decided_at + RECOVER_AFTER_SECS =>
+            {
                 // Decided before, but the build did not start (a crash or a throttled call).
                 self.start_deploy(service, &c, cause).await
             }
+            State::Deploying if c.build_id.is_none() => Ok(Report {
+                outcome: format!("{kind} signal recorded; the deployment is being started"),
+                published: vec![],
+            }),
             State::Deploying | State::Deployed | State::Observed => {
                 let mut report = self.announce_if_needed(service, &c, cause).await?;
                 if let Some(Verdict::Failed { reasons }) = latest {
@@ -726,6 +766,7 @@ impl Gate {
                 build_id: Some(d.build_id.clone()),
                 announced: true,
                 reasons: vec![],
+                decided_at: now,
             });
         self.store
             .finish_deploy(&tracked, version.as_ref(), to)

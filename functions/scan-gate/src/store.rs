@@ -93,6 +93,8 @@ pub struct Candidate {
     pub announced: bool,
     /// The decision's reasons (blocked, timed out), as recorded.
     pub reasons: Vec<String>,
+    /// When it was decided (0 while waiting).
+    pub decided_at: u64,
 }
 
 fn signal_attr(kind: SignalKind) -> String {
@@ -138,6 +140,7 @@ fn candidate(item: &Item) -> Result<Candidate, Error> {
         reasons: attr(item, "reasons")
             .and_then(|r| serde_json::from_str(r).ok())
             .unwrap_or_default(),
+        decided_at: num(item, "decided_at").unwrap_or_default(),
         service,
         commit,
         signals,

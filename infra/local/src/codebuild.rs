@@ -142,6 +142,8 @@ struct State {
     numbers: HashMap<String, u64>,
     /// Builds started but not yet finished (their final event not yet sent).
     running: usize,
+    /// StartBuild calls per project, including those the idempotency token answered.
+    calls: HashMap<String, usize>,
 }
 
 struct Inner {
@@ -209,6 +211,13 @@ impl CodeBuild {
             .entry(project.to_string())
             .or_default()
             .push_back(plan);
+    }
+
+    /// How many StartBuild calls `project` received, including the ones its idempotency token
+    /// answered with an earlier build: what proves a caller called once, not just that the
+    /// token saved it.
+    pub fn calls(&self, project: &str) -> usize {
+        self.inner.lock().calls.get(project).copied().unwrap_or(0)
     }
 
     /// Every build started so far, oldest first.
@@ -322,6 +331,7 @@ impl Inner {
         }
 
         let mut state = self.lock();
+        *state.calls.entry(project.clone()).or_default() += 1;
         if !state.projects.contains(&project) {
             return Err(refuse(
                 "ResourceNotFoundException",

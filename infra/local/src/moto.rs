@@ -16,11 +16,12 @@ pub fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// `EDDO_MOTO_SERVER`, else the project's virtualenv (`make setup` creates it).
-fn moto_server_path() -> PathBuf {
-    std::env::var_os("EDDO_MOTO_SERVER")
+/// The Python of the project's virtualenv (`make setup` creates it), or `EDDO_PYTHON`: the one
+/// with moto installed.
+fn python_path() -> PathBuf {
+    std::env::var_os("EDDO_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join(".venv/bin/moto_server"))
+        .unwrap_or_else(|| project_root().join(".venv/bin/python"))
 }
 
 /// A running moto server; dropping it stops the process.
@@ -31,13 +32,16 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Result<Moto, LocalError> {
-        let path = moto_server_path();
+        let path = python_path();
         if !path.exists() {
             return Err(LocalError::Setup(format!(
-                "{} not found: run `make setup` (or set EDDO_MOTO_SERVER)",
+                "{} not found: run `make setup` (or set EDDO_PYTHON to a Python with moto[server])",
                 path.display()
             )));
         }
+        // moto's own server, its requests served one at a time so conditional writes are
+        // atomic, as in DynamoDB (see the script).
+        let script = project_root().join("infra/local/moto_serial.py");
         // Ask the OS for a free port, then hand it to moto. Another process could take it in
         // between; the readiness check below would then fail loudly, not hang.
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -46,7 +50,8 @@ impl Moto {
             .port();
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let child = Command::new(&path)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .arg(&script)
+            .args(["127.0.0.1", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

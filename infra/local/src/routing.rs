@@ -123,6 +123,28 @@ pub fn corpus_events(root: &Path) -> Result<Vec<CorpusEvent>, LocalError> {
     Ok(out)
 }
 
+/// eddo's example events for the contracts other tools put on the bus (`infra/examples/events`):
+/// part of what the bus carries, so the rules for them are proven too.
+pub fn example_events(dir: &Path) -> Result<Vec<CorpusEvent>, LocalError> {
+    let mut out = Vec::new();
+    for file in sorted_entries(dir)? {
+        let v: Value = serde_json::from_str(&read(&file)?)
+            .map_err(|e| LocalError::Setup(format!("{}: {e}", file.display())))?;
+        out.push(CorpusEvent {
+            name: format!(
+                "examples/{}",
+                file.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            on_default_bus: v["source"].as_str().is_some_and(|s| s.starts_with("aws.")),
+            source: v["source"].as_str().unwrap_or_default().into(),
+            detail_type: v["detail-type"].as_str().unwrap_or_default().into(),
+            detail: v["detail"].to_string(),
+            resources: Vec::new(),
+        });
+    }
+    Ok(out)
+}
+
 /// Puts every event on its bus and returns, for each rule of the stack, the names of the events
 /// it received. A rule that receives none of them is an error naming it and its pattern: a
 /// pattern that matches nothing real is almost always a mistake.
@@ -135,6 +157,7 @@ pub async fn route(
     let patterns: BTreeMap<&str, &str> = stack
         .routes
         .iter()
+        .filter(|r| r.schedule.is_none())
         .map(|r| (r.rule.as_str(), r.pattern.as_str()))
         .collect();
 

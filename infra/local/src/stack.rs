@@ -59,6 +59,21 @@ pub async fn put_policy(sdk: &SdkConfig, name: &str, text: &str) -> Result<(), L
     Ok(())
 }
 
+/// The CodeBuild projects a policy names exist in the stand-in, as they would in the account.
+fn add_policy_projects(codebuild: &CodeBuild, text: &str) -> Result<(), LocalError> {
+    let policy = eddo::policy::Policy::parse(text).map_err(|e| LocalError::Setup(e.to_string()))?;
+    for s in policy.services.values() {
+        let p = &s.projects;
+        for project in [&p.build, &p.sast, &Some(p.deploy.clone()), &p.rollback]
+            .into_iter()
+            .flatten()
+        {
+            codebuild.add_project(project.as_str());
+        }
+    }
+    Ok(())
+}
+
 /// Everything eddo publishes, for watching the bus.
 pub const TAP_PATTERN: &str = r#"{"source":[{"prefix":"eddo."}]}"#;
 
@@ -345,11 +360,6 @@ impl Stack {
         }
         let functions = functions(template, &names)?;
         let policy_parameter = template.parameters.get("PolicyParameterName").cloned();
-        if let Some(name) = &policy_parameter {
-            let text = std::fs::read_to_string(project_root().join(LOCAL_POLICY))
-                .map_err(|e| LocalError::Setup(format!("{LOCAL_POLICY}: {e}")))?;
-            put_policy(sdk, name, &text).await?;
-        }
         let mut routes = Vec::new();
         let mut projects = Vec::new();
         // A rule without EventBusName is on the account's default bus, as in AWS.
@@ -412,6 +422,12 @@ impl Stack {
             }
         }
         let codebuild = Arc::new(CodeBuild::start(sdk, projects, BUILD_DURATION).await?);
+        if let Some(name) = &policy_parameter {
+            let text = std::fs::read_to_string(project_root().join(LOCAL_POLICY))
+                .map_err(|e| LocalError::Setup(format!("{LOCAL_POLICY}: {e}")))?;
+            put_policy(sdk, name, &text).await?;
+            add_policy_projects(&codebuild, &text)?;
+        }
         let first = |v: Vec<String>, what: &str| {
             v.into_iter()
                 .next()
@@ -464,24 +480,40 @@ impl Stack {
         route_to_queue(&self.sdk, bus, name, name, pattern, &serde_json::Map::new()).await
     }
 
+    /// The rules whose target function is not among `running`.
+    pub fn idle_routes(&self, running: &[Arc<LocalFunction>]) -> Vec<String> {
+        self.routes
+            .iter()
+            .filter_map(|r| match &r.target {
+                TargetKind::Function(id) if !running.iter().any(|f| f.name() == id) => {
+                    Some(format!("{} -> {id}", r.rule))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Replaces the policy (functions read it when they start), and makes its projects exist.
+    pub async fn put_policy(&self, text: &str) -> Result<(), LocalError> {
+        let name = self.policy_parameter.as_deref().ok_or_else(|| {
+            LocalError::Setup("the template has no PolicyParameterName parameter".into())
+        })?;
+        // A bad policy is stored as it is: the functions must refuse it themselves.
+        let _ = add_policy_projects(&self.codebuild, text);
+        put_policy(&self.sdk, name, text).await
+    }
+
     /// A dispatcher for every route: functions from `running` (by logical id), CodeBuild
-    /// projects through the stand-in. A route whose function is not running is an error.
+    /// projects through the stand-in. Routes to functions not in `running` are left out (their
+    /// events wait in their queues), and named by `idle_routes`.
     pub fn dispatcher(&self, running: &[Arc<LocalFunction>]) -> Result<Dispatcher, LocalError> {
         let mut routes = Vec::new();
         for r in &self.routes {
             let target = match &r.target {
-                TargetKind::Function(id) => Target::Function(
-                    running
-                        .iter()
-                        .find(|f| f.name() == id)
-                        .cloned()
-                        .ok_or_else(|| {
-                            LocalError::Setup(format!(
-                                "rule {} targets function {id}, which is not running",
-                                r.rule
-                            ))
-                        })?,
-                ),
+                TargetKind::Function(id) => match running.iter().find(|f| f.name() == id) {
+                    Some(f) => Target::Function(f.clone()),
+                    None => continue,
+                },
                 TargetKind::CodeBuild(project) => Target::CodeBuild {
                     project: project.clone(),
                     stand_in: self.codebuild.clone(),

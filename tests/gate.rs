@@ -1,0 +1,593 @@
+//! The scan-complete gate against moto and the CodeBuild stand-in: signals in any order, more
+//! than once and at once start exactly one deployment; a failing signal blocks with every reason;
+//! the deadline times a candidate out; a late failing signal is reported; the deploy project's
+//! completion moves the history; a rollback holds deployments; exceptions come from the scan's
+//! findings list; an unknown service is rejected once; a bad policy stops the function at init.
+//!
+//! Events are the corpus samples with the fields that name this policy's projects, images and
+//! commits replaced, so every shape is the real one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eddo::config::Env;
+use eddo::idempotency::now_epoch;
+use eddo_local::demo::corpus;
+use eddo_local::moto::Moto;
+use eddo_local::stack::Stack;
+use eddo_scan_gate::{Config, Gate, load_policy};
+use serde_json::{Value, json};
+
+fn sha(n: u32) -> String {
+    format!("{n:08x}{}", &"c0ffee".repeat(6)[..32])
+}
+
+fn digest(n: u32) -> String {
+    format!("sha256:{n:08x}{}", "ab".repeat(28))
+}
+
+fn sample(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(corpus().join("aws").join(name)).unwrap())
+        .unwrap()
+}
+
+fn id() -> String {
+    format!("{:032x}", fastrand_u128())
+}
+
+fn fastrand_u128() -> u128 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(now_epoch());
+    u128::from(h.finish()) << 64 | u128::from(RandomState::new().build_hasher().finish())
+}
+
+/// A CodeBuild state change of `project` for `commit`, from the corpus sample.
+fn build(project: &str, commit: &str, status: &str, image: Option<&str>) -> Value {
+    let mut e = sample("codebuild-build-state-change.json");
+    e["id"] = json!(id());
+    let d = &mut e["detail"];
+    d["project-name"] = json!(project);
+    d["build-status"] = json!(status);
+    d["build-id"] = json!(format!(
+        "arn:aws:codebuild:us-east-1:123456789012:build/{project}:{}",
+        id()
+    ));
+    d["additional-information"]["source-version"] = json!(commit);
+    if status != "SUCCEEDED" {
+        d["additional-information"]["phases"][6]["phase-status"] = json!(status);
+    }
+    if let Some(i) = image {
+        d["additional-information"]["exported-environment-variables"] =
+            json!([{"name": "IMAGE_DIGEST", "value": i}]);
+    }
+    e
+}
+
+/// An ECR scan of the `hello-world` image `image`, tagged with the commit.
+fn scan(commit: &str, image: &str, counts: Value) -> Value {
+    let mut e = sample("ecr-image-scan.json");
+    e["id"] = json!(id());
+    e["detail"]["repository-name"] = json!("hello-world");
+    e["detail"]["image-digest"] = json!(image);
+    e["detail"]["image-tags"] = json!([commit]);
+    e["detail"]["finding-severity-counts"] = counts;
+    e
+}
+
+struct Setup {
+    _moto: Moto,
+    stack: Stack,
+    gate: Arc<Gate>,
+}
+
+async fn setup(prefix: &str, policy: Option<&str>) -> Setup {
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let sdk = moto.sdk_config().await;
+    let stack = Stack::provision(&sdk, prefix).await.unwrap();
+    if let Some(p) = policy {
+        stack.put_policy(p).await.unwrap();
+    }
+    let env = stack.function("scan-gate").unwrap().env.clone();
+    let config = Config::from_env(&Env::from_pairs(
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))
+    .unwrap();
+    let policy = load_policy(&sdk, &config.policy_parameter).await.unwrap();
+    let codebuild = aws_sdk_codebuild::Client::from_conf(
+        aws_sdk_codebuild::config::Builder::from(&sdk)
+            .endpoint_url(stack.codebuild.endpoint())
+            .build(),
+    );
+    let gate = Gate::new(&config, policy, &sdk).with_codebuild(codebuild);
+    Setup {
+        _moto: moto,
+        stack,
+        gate: Arc::new(gate),
+    }
+}
+
+impl Setup {
+    async fn handle(&self, e: &Value) -> eddo_scan_gate::Report {
+        self.gate.handle(e).await.unwrap()
+    }
+
+    /// The gate's events on the bus since the last call.
+    async fn published(&self) -> Vec<Value> {
+        self.stack
+            .drain(&self.stack.tap_queue, Duration::from_millis(300))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e["source"] == "eddo.gate")
+            .collect()
+    }
+
+    fn deploys(&self) -> Vec<eddo_local::codebuild::Build> {
+        self.stack
+            .codebuild
+            .builds()
+            .into_iter()
+            .filter(|b| b.project == "eddo-deploy")
+            .collect()
+    }
+}
+
+const CLEAN: &str = r#"{"HIGH": 1, "MEDIUM": 4}"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signals_in_any_order_and_repeated_start_one_deployment() {
+    let s = setup("gate-order", None).await;
+    let orders: [[usize; 3]; 6] = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
+    for (n, order) in orders.iter().enumerate() {
+        let commit = sha(n as u32);
+        let image = digest(n as u32);
+        let events = [
+            build("eddo-build", &commit, "SUCCEEDED", Some(&image)),
+            build("eddo-sast", &commit, "SUCCEEDED", None),
+            scan(&commit, &image, serde_json::from_str(CLEAN).unwrap()),
+        ];
+        for i in order {
+            s.handle(&events[*i]).await;
+        }
+        // Every signal again, as EventBridge may deliver it: nothing more starts.
+        for e in &events {
+            s.handle(e).await;
+        }
+        let deploys: Vec<_> = s
+            .deploys()
+            .into_iter()
+            .filter(|b| b.env("EDDO_COMMIT_SHA") == Some(commit.as_str()))
+            .collect();
+        assert_eq!(deploys.len(), 1, "order {order:?}");
+        let d = &deploys[0];
+        assert_eq!(d.env("EDDO_SERVICE"), Some("hello-world"));
+        assert_eq!(d.env("EDDO_IMAGE_DIGEST"), Some(image.as_str()));
+        assert!(
+            d.idempotency_token
+                .as_deref()
+                .unwrap()
+                .starts_with("eddo-deploy-")
+        );
+    }
+    assert_eq!(
+        s.stack.codebuild.calls("eddo-deploy"),
+        6,
+        "one StartBuild per candidate"
+    );
+    let events = s.published().await;
+    let started: Vec<_> = events
+        .iter()
+        .filter(|e| e["detail-type"] == "Deployment Started")
+        .collect();
+    assert_eq!(started.len(), 6, "{events:#?}");
+    let e = &started[0]["detail"];
+    assert_eq!(e["project"], "eddo-deploy");
+    assert!(e["build_id"].as_str().unwrap().starts_with("eddo-deploy:"));
+    let evidence: Vec<&str> = e["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["signal"].as_str().unwrap())
+        .collect();
+    assert_eq!(evidence, ["build", "image-scan", "sast"]);
+    assert!(
+        e["evidence"][1]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("HIGH 1, MEDIUM 4 within policy")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_signals_completing_the_set_start_one_deployment() {
+    let s = setup("gate-race", None).await;
+    for n in 0..8u32 {
+        let commit = sha(100 + n);
+        let image = digest(100 + n);
+        // Build and SAST first, then the last two signals of the set at the same moment, twice
+        // each: four invocations that can each see the set complete.
+        s.handle(&build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
+            .await;
+        let last = [
+            build("eddo-sast", &commit, "SUCCEEDED", None),
+            scan(&commit, &image, serde_json::from_str(CLEAN).unwrap()),
+        ];
+        let mut tasks = Vec::new();
+        for e in [&last[0], &last[1], &last[0], &last[1]].map(Value::clone) {
+            let gate = s.gate.clone();
+            tasks.push(tokio::spawn(async move { gate.handle(&e).await.unwrap() }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+    assert_eq!(s.deploys().len(), 8);
+    assert_eq!(
+        s.stack.codebuild.calls("eddo-deploy"),
+        8,
+        "the conditional write decided once: no second StartBuild for the token to absorb"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_signal_blocks_with_every_reason_and_the_deadline_times_out_the_rest() {
+    let s = setup("gate-block", None).await;
+    let bad = sha(200);
+    s.handle(&build("eddo-sast", &bad, "FAILED", None)).await;
+    let report = s
+        .handle(&scan(&bad, &digest(200), json!({"CRITICAL": 0, "HIGH": 3})))
+        .await;
+    let blocked = s.published().await;
+    assert_eq!(blocked.len(), 1, "{blocked:#?}");
+    assert_eq!(blocked[0]["detail-type"], "Deployment Blocked");
+    // The SAST failure blocked at once; the scan arrived after the decision and is recorded.
+    let reasons = blocked[0]["detail"]["reasons"].as_array().unwrap();
+    assert_eq!(reasons.len(), 1);
+    assert!(
+        reasons[0]
+            .as_str()
+            .unwrap()
+            .starts_with("sast: eddo-sast build FAILED in phase BUILD")
+    );
+    assert!(report.outcome.contains("after the decision"), "{report:?}");
+
+    // Both failing before any decision: both reasons, in words.
+    let worse = sha(201);
+    s.handle(&scan(
+        &worse,
+        &digest(201),
+        json!({"CRITICAL": 0, "HIGH": 3}),
+    ))
+    .await;
+    let events = s.published().await;
+    let reasons: Vec<&str> = events[0]["detail"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    // Over a threshold with exceptions in the policy: the findings list is needed, and this
+    // image is not in ECR, so the exceptions cannot apply, and the reason says so.
+    assert_eq!(reasons[0], "image-scan: HIGH 3 > 2 allowed");
+    assert!(
+        reasons[1]
+            .starts_with("image-scan: exceptions not applied: the findings list could not be read"),
+        "{reasons:?}"
+    );
+
+    // Only the build: after the deadline, timed out naming what is missing.
+    let slow = sha(202);
+    s.handle(&build("eddo-build", &slow, "SUCCEEDED", Some(&digest(202))))
+        .await;
+    let early = json!({"id": id(), "source": "aws.events", "detail-type": "Scheduled Event", "time": eddo::time::rfc3339(now_epoch() + 60), "detail": {}});
+    s.handle(&early).await;
+    assert!(s.published().await.is_empty(), "not before the deadline");
+    let late = json!({"id": id(), "source": "aws.events", "detail-type": "Scheduled Event", "time": eddo::time::rfc3339(now_epoch() + 31 * 60), "detail": {}});
+    s.handle(&late).await;
+    s.handle(&late).await;
+    let out = s.published().await;
+    assert_eq!(out.len(), 1, "timed out once: {out:#?}");
+    assert_eq!(out[0]["detail-type"], "Deployment Timed Out");
+    assert_eq!(out[0]["detail"]["missing"], json!(["image-scan", "sast"]));
+    // A signal after the timeout starts nothing.
+    s.handle(&build("eddo-sast", &slow, "SUCCEEDED", None))
+        .await;
+    s.handle(&scan(
+        &slow,
+        &digest(202),
+        serde_json::from_str(CLEAN).unwrap(),
+    ))
+    .await;
+    assert!(s.deploys().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_the_start_a_failing_scan_is_reported_and_completion_moves_the_history() {
+    let s = setup("gate-late", None).await;
+    let mut live = Vec::new();
+    for n in 0..2u32 {
+        let commit = sha(300 + n);
+        let image = digest(300 + n);
+        s.handle(&build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
+            .await;
+        s.handle(&build("eddo-sast", &commit, "SUCCEEDED", None))
+            .await;
+        s.handle(&scan(&commit, &image, serde_json::from_str(CLEAN).unwrap()))
+            .await;
+        if n == 0 {
+            // A rescan finds a critical after the deployment started.
+            s.handle(&scan(&commit, &image, json!({"CRITICAL": 1})))
+                .await;
+        }
+        let mut done = build("eddo-deploy", &commit, "SUCCEEDED", None);
+        done["detail"]["additional-information"]["environment"]["environment-variables"] =
+            json!([{"name": "EDDO_COMMIT_SHA", "type": "PLAINTEXT", "value": commit}]);
+        s.handle(&done).await;
+        s.handle(&done).await; // redelivered: the history moves once
+        live.push(commit);
+    }
+    let events = s.published().await;
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "Late Signal Failed").count(),
+        1,
+        "{types:?}"
+    );
+    let late = events
+        .iter()
+        .find(|e| e["detail-type"] == "Late Signal Failed")
+        .unwrap();
+    assert_eq!(
+        late["detail"]["reasons"][0],
+        "image-scan: CRITICAL 1 > 0 allowed"
+    );
+    assert_eq!(
+        s.stack.codebuild.calls("eddo-deploy"),
+        2,
+        "no second deployment"
+    );
+
+    let succeeded: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["detail-type"] == "Deployment Succeeded")
+        .collect();
+    let last = succeeded.last().unwrap();
+    assert_eq!(last["detail"]["live"]["commit"], live[1]);
+    assert_eq!(last["detail"]["last_known_good"]["commit"], live[0]);
+    assert_eq!(last["detail"]["live"]["digest"], digest(301));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_in_progress_holds_the_services_deployments() {
+    let s = setup("gate-lock", None).await;
+    aws_sdk_dynamodb::Client::new(&s.stack.sdk)
+        .put_item()
+        .table_name(&s.stack.table)
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("service#hello-world".into()),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("rollback-lock".into()),
+        )
+        .item(
+            "build_id",
+            aws_sdk_dynamodb::types::AttributeValue::S("eddo-rollback:42".into()),
+        )
+        .item(
+            "expires_at",
+            aws_sdk_dynamodb::types::AttributeValue::N((now_epoch() + 600).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let commit = sha(400);
+    s.handle(&build(
+        "eddo-build",
+        &commit,
+        "SUCCEEDED",
+        Some(&digest(400)),
+    ))
+    .await;
+    s.handle(&build("eddo-sast", &commit, "SUCCEEDED", None))
+        .await;
+    s.handle(&scan(
+        &commit,
+        &digest(400),
+        serde_json::from_str(CLEAN).unwrap(),
+    ))
+    .await;
+    let events = s.published().await;
+    assert_eq!(events[0]["detail-type"], "Deployment Blocked");
+    assert_eq!(
+        events[0]["detail"]["reasons"][0],
+        "a rollback of hello-world is in progress (eddo-rollback:42); deployments are held until it ends"
+    );
+    assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_service_is_rejected_once_and_observe_mode_starts_nothing() {
+    let policy =
+        std::fs::read_to_string(eddo_local::moto::project_root().join("infra/policy/example.yaml"))
+            .unwrap()
+            .replace("mode: enforce", "mode: observe");
+    let s = setup("gate-observe", Some(&policy)).await;
+    let mut e: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            eddo_local::moto::project_root().join("infra/examples/events/scan-completed.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    e["detail"]["service"] = json!("payments");
+    let report = s
+        .gate
+        .handle(&e)
+        .await
+        .expect("answered, so Lambda does not retry it");
+    assert!(report.outcome.starts_with("rejected"), "{report:?}");
+    let events = s.published().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["detail-type"], "Signal Rejected");
+    assert!(
+        events[0]["detail"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("\"payments\"")
+    );
+
+    let commit = sha(500);
+    s.handle(&build(
+        "eddo-build",
+        &commit,
+        "SUCCEEDED",
+        Some(&digest(500)),
+    ))
+    .await;
+    s.handle(&build("eddo-sast", &commit, "SUCCEEDED", None))
+        .await;
+    s.handle(&scan(
+        &commit,
+        &digest(500),
+        serde_json::from_str(CLEAN).unwrap(),
+    ))
+    .await;
+    let events = s.published().await;
+    assert_eq!(events[0]["detail-type"], "Deployment Would Start");
+    assert_eq!(events[0]["detail"]["mode"], "observe");
+    assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 0);
+}
+
+/// moto's ECR answers DescribeImageScanFindings with results set through its own API.
+async fn ecr_findings(s: &Setup, findings: Value) -> String {
+    let ecr = aws_sdk_ecr::Client::new(&s.stack.sdk);
+    ecr.create_repository()
+        .repository_name("hello-world")
+        .send()
+        .await
+        .unwrap();
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "config": {"digest": "sha256:0000", "size": 1, "mediaType": "application/vnd.docker.container.image.v1+json"}, "layers": []});
+    let image = ecr
+        .put_image()
+        .repository_name("hello-world")
+        .image_manifest(manifest.to_string())
+        .image_tag("candidate")
+        .send()
+        .await
+        .unwrap();
+    let digest = image
+        .image()
+        .unwrap()
+        .image_id()
+        .unwrap()
+        .image_digest()
+        .unwrap()
+        .to_string();
+    ecr.start_image_scan()
+        .repository_name("hello-world")
+        .image_id(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(&digest)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let results = json!({"results": [{
+        "registryId": "123456789012",
+        "repositoryName": "hello-world",
+        "imageId": {"imageDigest": digest},
+        "imageScanStatus": {"status": "COMPLETE", "description": "done"},
+        "imageScanFindings": {"findings": findings, "findingSeverityCounts": {"CRITICAL": 2}},
+    }], "region": "us-east-1"});
+    let endpoint = s._moto.endpoint();
+    let addr: std::net::SocketAddr = endpoint.trim_start_matches("http://").parse().unwrap();
+    let body = results.to_string();
+    let (status, text) = tokio::task::spawn_blocking(move || {
+        eddo_local::url::post(
+            addr,
+            "/moto-api/static/ecr/scan-finding-results",
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(status, 201, "{text}");
+    digest
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exceptions_are_applied_from_the_ecr_findings_list_when_over_a_threshold() {
+    let s = setup("gate-exceptions", None).await;
+    let image = ecr_findings(
+        &s,
+        json!([
+            {"name": "CVE-2024-1234", "severity": "CRITICAL"},
+            {"name": "CVE-2023-0001", "severity": "CRITICAL"},
+        ]),
+    )
+    .await;
+    let commit = sha(600);
+    s.handle(&build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
+        .await;
+    s.handle(&scan(&commit, &image, json!({"CRITICAL": 2})))
+        .await;
+    let events = s.published().await;
+    assert_eq!(
+        events[0]["detail-type"], "Deployment Blocked",
+        "{events:#?}"
+    );
+    assert_eq!(
+        events[0]["detail"]["reasons"],
+        json!([
+            "image-scan: CRITICAL 1 > 0 allowed (after exceptions CVE-2024-1234)",
+            "image-scan: CVE-2023-0001 exception expired on 2026-09-30"
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_policy_stops_the_real_function_at_init_naming_the_mistake() {
+    use eddo_local::runtime::{LocalFunction, Outcome};
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let sdk = moto.sdk_config().await;
+    let stack = Stack::provision(&sdk, "gate-init").await.unwrap();
+    let bad =
+        std::fs::read_to_string(eddo_local::moto::project_root().join("infra/policy/example.yaml"))
+            .unwrap()
+            .replace("deadline_minutes: 30", "deadline_minutes: 0");
+    stack.put_policy(&bad).await.unwrap();
+    let f = LocalFunction::new(stack.spec("scan-gate", &moto.endpoint()).unwrap())
+        .await
+        .unwrap();
+    let out = f
+        .invoke(&json!({"source": "aws.events", "detail-type": "Scheduled Event"}))
+        .await
+        .unwrap();
+    match out.outcome {
+        Outcome::InitError { error_type, .. } => assert_eq!(error_type, "Runtime.ExitError"),
+        other => panic!("{other:?}"),
+    }
+    let logs = f.logs().join("\n");
+    assert!(
+        logs.contains("services.hello-world.gate.deadline_minutes: 0 is not between 1 and 1440"),
+        "{logs}"
+    );
+    f.stop().await;
+}
