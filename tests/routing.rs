@@ -55,7 +55,10 @@ async fn every_template_rule_receives_exactly_its_corpus_events() {
     let stack = Stack::provision_with(
         &moto.sdk_config().await,
         "routing",
-        &[("GateProjectNames", "eddo-build,eddo-sast,eddo-deploy,my-sample-project")],
+        &[(
+            "GateProjectNames",
+            "eddo-build,eddo-sast,eddo-deploy,my-sample-project",
+        )],
     )
     .await
     .unwrap();

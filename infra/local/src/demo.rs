@@ -76,6 +76,66 @@ async fn deliver(
 
 /// The commit of the corpus push the scenario delivers.
 const PUSHED: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
+/// The commits of the scenario's second and third releases (the corpus push, commit replaced).
+const SECOND: &str = "b10c4ed0b10c4ed0b10c4ed0b10c4ed0b10c4ed0";
+const THIRD: &str = "5105e1a75105e1a75105e1a75105e1a75105e1a7";
+
+/// The image a build of `commit` pushes (its digest, in the scenario).
+fn image_of(commit: &str) -> String {
+    format!("sha256:{commit}{}", &commit[..24])
+}
+
+/// The corpus push, as a push of `commit`.
+fn push_of(body: &str, commit: &str) -> Result<String, LocalError> {
+    let mut v: Value =
+        serde_json::from_str(body).map_err(|e| LocalError::Setup(format!("push payload: {e}")))?;
+    v["after"] = Value::String(commit.into());
+    v["head_commit"]["id"] = Value::String(commit.into());
+    Ok(v.to_string())
+}
+
+/// The ECR scan of the image built from `commit`, as ECR sends it after the push (the corpus
+/// sample, naming this image): within the example policy's thresholds.
+async fn ecr_scan(stack: &Stack, commit: &str) -> Result<String, LocalError> {
+    let text = std::fs::read_to_string(corpus().join("aws/ecr-image-scan.json"))
+        .map_err(|e| LocalError::Setup(format!("corpus: {e}")))?;
+    let mut v: Value =
+        serde_json::from_str(&text).map_err(|e| LocalError::Setup(format!("corpus: {e}")))?;
+    let d = &mut v["detail"];
+    d["repository-name"] = "hello-world".into();
+    d["image-digest"] = image_of(commit).into();
+    d["image-tags"] = serde_json::json!([commit]);
+    d["finding-severity-counts"] = serde_json::json!({"HIGH": 1, "MEDIUM": 4, "LOW": 3});
+    let out = aws_sdk_eventbridge::Client::new(&stack.sdk)
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .event_bus_name("default")
+                .source("aws.ecr")
+                .detail_type("ECR Image Scan")
+                .resources("arn:aws:ecr:us-east-1:123456789012:repository/hello-world")
+                .detail(v["detail"].to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| crate::aws("PutEvents", e))?;
+    Ok(out
+        .entries()
+        .first()
+        .and_then(|e| e.event_id())
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// The gate's events about `commit` seen so far, by detail type.
+fn gate_events<'a>(watch: &'a Watch, detail_type: &str, commit: &str) -> Vec<&'a Value> {
+    watch
+        .seen(detail_type)
+        .into_iter()
+        .filter(|e| e["detail"]["commit_sha"] == commit)
+        .collect()
+}
 
 /// Plays the scenario; `Ok(true)` when every expected step happened.
 pub async fn run() -> Result<bool, LocalError> {
@@ -89,16 +149,12 @@ pub async fn run() -> Result<bool, LocalError> {
         "provisioned from template.yaml",
         "",
         format!(
-            "bus {}, table {}, {} function(s), rules: {}; parameters: {}",
+            "bus {}, table {}, {} function(s), policy in SSM {} ({}); parameters: {}",
             stack.bus,
             stack.table,
             stack.functions.len(),
-            stack
-                .routes
-                .iter()
-                .map(|r| format!("{} -> {}", r.rule, r.target.name()))
-                .collect::<Vec<_>>()
-                .join(", "),
+            stack.policy_parameter.as_deref().unwrap_or("-"),
+            crate::stack::LOCAL_POLICY,
             LOCAL_PARAMETERS
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
@@ -106,20 +162,24 @@ pub async fn run() -> Result<bool, LocalError> {
                 .join(" "),
         ),
     );
-    t.step(true, "not emulated", "", stack.skipped.join(", "));
-    // The scenario's builds: the build exports the image it pushed, the scan passes.
-    stack.codebuild.plan(
-        "eddo-build",
-        Plan::succeed().exporting(
-            "IMAGE_DIGEST",
-            "sha256:4c0fd9c1f5d3e8a76e0fb0ab6b1d5c8e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c",
-        ),
+    t.step(
+        true,
+        "rules",
+        "",
+        stack
+            .routes
+            .iter()
+            .map(|r| format!("{} -> {}", r.rule, r.target.name()))
+            .collect::<Vec<_>>()
+            .join(", "),
     );
-    stack.codebuild.plan("eddo-sast", Plan::succeed());
+    t.step(true, "not emulated", "", stack.skipped.join(", "));
 
     let webhook = Arc::new(LocalFunction::new(stack.spec("webhook", &moto.endpoint())?).await?);
+    let gate = Arc::new(LocalFunction::new(stack.spec("scan-gate", &moto.endpoint())?).await?);
+    let functions = [webhook.clone(), gate.clone()];
     let url = FunctionUrl::serve(webhook.clone(), 0).await?;
-    let mut watch = Watch::new(&stack, std::slice::from_ref(&webhook)).await?;
+    let mut watch = Watch::new(&stack, &functions).await?;
     t.step(
         true,
         "webhook function URL",
@@ -141,21 +201,17 @@ pub async fn run() -> Result<bool, LocalError> {
         r#"{"zen":"Approachable is better than simple.","hook_id":1}"#,
     )
     .await;
-    let cold = webhook.cold_start();
-    t.step(
-        status == 200,
-        "GitHub ping",
-        &who,
-        format!(
-            "HTTP {status}, cold start: init {} ms, first response {} ms",
-            cold.map(|c| c.to_first_next.as_millis())
-                .unwrap_or_default(),
-            cold.and_then(|c| c.to_first_response)
-                .map(|d| d.as_millis())
-                .unwrap_or_default()
-        ),
-    );
+    t.step(status == 200, "GitHub ping", &who, format!("HTTP {status}"));
 
+    // Release 1: the corpus push. Build and scan pass, the image scan is clean: deployed.
+    println!("\n-- release 1: {} passes every signal --", &PUSHED[..7]);
+    let cb = &stack.codebuild;
+    cb.plan(
+        "eddo-build",
+        Plan::succeed().exporting("IMAGE_DIGEST", &image_of(PUSHED)),
+    );
+    cb.plan("eddo-sast", Plan::succeed());
+    cb.plan("eddo-deploy", Plan::succeed());
     let (status, answer) = deliver(url.addr(), LOCAL_GITHUB_SECRET, "push", delivery, &body).await;
     t.step(
         status == 202 && answer["status"] == "published",
@@ -184,12 +240,11 @@ pub async fn run() -> Result<bool, LocalError> {
         "push rule started the build and the scan",
         "EventBridge",
         format!(
-            "{} build(s) of commit {}, correlation id {delivery}",
+            "{} build(s) of {}, correlation id {delivery}",
             builds.len(),
             &PUSHED[..7]
         ),
     );
-
     let (status, answer) = deliver(url.addr(), LOCAL_GITHUB_SECRET, "push", delivery, &body).await;
     t.step(
         status == 202 && answer["status"] == "duplicate",
@@ -197,7 +252,6 @@ pub async fn run() -> Result<bool, LocalError> {
         &who,
         format!("HTTP {status} {}", answer["status"]),
     );
-
     let (status, _) = deliver(url.addr(), "not the secret", "push", "forged-1", &body).await;
     t.step(
         status == 401,
@@ -205,47 +259,194 @@ pub async fn run() -> Result<bool, LocalError> {
         &who,
         format!("HTTP {status}"),
     );
-
-    let settled = watch
+    // Both builds report to the gate; then ECR scans the pushed image.
+    watch
         .until(&stack, &mut t, Duration::from_secs(30), |w, _| {
             w.count("aws.codebuild", Some("SUCCEEDED")) >= 2
+                && w.deliveries
+                    .iter()
+                    .filter(|d| d.target == "ScanGateFunction")
+                    .count()
+                    >= 2
         })
         .await?;
-    // Anything still in flight (a second build, a second event) would show here.
+    let scan = ecr_scan(&stack, PUSHED).await?;
+    t.step(
+        true,
+        "ECR scanned the pushed image",
+        "aws.ecr",
+        format!("event {scan}"),
+    );
+    let deployed = watch
+        .until(&stack, &mut t, Duration::from_secs(30), |w, _| {
+            !gate_events(w, "Deployment Succeeded", PUSHED).is_empty()
+        })
+        .await?;
+    let deploys: Vec<_> = stack
+        .codebuild
+        .builds()
+        .into_iter()
+        .filter(|b| b.project == "eddo-deploy")
+        .collect();
+    t.step(
+        deployed
+            && gate_events(&watch, "Deployment Started", PUSHED).len() == 1
+            && deploys.len() == 1
+            && deploys[0].env("EDDO_IMAGE_DIGEST") == Some(image_of(PUSHED).as_str()),
+        "release 1 deployed once, history updated",
+        "scan-gate",
+        format!(
+            "{} deploy build(s), {} StartBuild call(s)",
+            deploys.len(),
+            stack.codebuild.calls("eddo-deploy")
+        ),
+    );
+
+    // Release 2: the SAST project fails: blocked, with the reason.
+    println!(
+        "\n-- release 2: {} fails its static analysis --",
+        &SECOND[..7]
+    );
+    cb.plan(
+        "eddo-build",
+        Plan::succeed().exporting("IMAGE_DIGEST", &image_of(SECOND)),
+    );
+    cb.plan("eddo-sast", Plan::fail("BUILD"));
+    let (status, _) = deliver(
+        url.addr(),
+        LOCAL_GITHUB_SECRET,
+        "push",
+        "0b9c2a4e-7f3d-11ef-8a5d-eddo00000002",
+        &push_of(&body, SECOND)?,
+    )
+    .await;
+    t.step(
+        status == 202,
+        "push of a second commit",
+        &who,
+        format!("HTTP {status}"),
+    );
+    watch
+        .until(&stack, &mut t, Duration::from_secs(30), |w, _| {
+            !gate_events(w, "Deployment Blocked", SECOND).is_empty()
+        })
+        .await?;
+    let blocked = gate_events(&watch, "Deployment Blocked", SECOND);
+    let reason = blocked
+        .first()
+        .and_then(|e| e["detail"]["reasons"][0].as_str())
+        .unwrap_or_default()
+        .to_string();
+    t.step(
+        reason.starts_with("sast: eddo-sast build FAILED in phase BUILD"),
+        "release 2 blocked",
+        "scan-gate",
+        reason.clone(),
+    );
+
+    // Release 3: the scan never comes: timed out when the deadline passes.
+    println!("\n-- release 3: {}'s scans never finish --", &THIRD[..7]);
+    cb.plan(
+        "eddo-build",
+        Plan::succeed().exporting("IMAGE_DIGEST", &image_of(THIRD)),
+    );
+    cb.plan(
+        "eddo-sast",
+        Plan::succeed().lasting(Duration::from_secs(3600)),
+    );
+    let to_gate = |w: &Watch| {
+        w.deliveries
+            .iter()
+            .filter(|d| d.target == "ScanGateFunction")
+            .count()
+    };
+    let before = to_gate(&watch);
+    let (status, _) = deliver(
+        url.addr(),
+        LOCAL_GITHUB_SECRET,
+        "push",
+        "0b9c2a4e-7f3d-11ef-8a5d-eddo00000003",
+        &push_of(&body, THIRD)?,
+    )
+    .await;
+    t.step(
+        status == 202,
+        "push of a third commit",
+        &who,
+        format!("HTTP {status}"),
+    );
+    watch
+        .until(&stack, &mut t, Duration::from_secs(30), |w, _| {
+            to_gate(w) > before
+        })
+        .await?;
+    let later = eddo::idempotency::now_epoch() + 31 * 60;
+    t.step(
+        true,
+        "the clock moves 31 minutes on",
+        "local scheduler",
+        format!(
+            "the deadline schedule fires with time {} (the policy's deadline is 30 minutes)",
+            eddo::time::rfc3339(later)
+        ),
+    );
+    watch.tick(&mut t, later).await?;
+    let timed_out = watch
+        .until(&stack, &mut t, Duration::from_secs(10), |w, _| {
+            !gate_events(w, "Deployment Timed Out", THIRD).is_empty()
+        })
+        .await?;
+    let missing = gate_events(&watch, "Deployment Timed Out", THIRD)
+        .first()
+        .map(|e| e["detail"]["missing"].clone())
+        .unwrap_or_default();
+    t.step(
+        timed_out && missing == serde_json::json!(["image-scan", "sast"]),
+        "release 3 timed out",
+        "scan-gate",
+        format!("missing {missing}"),
+    );
+
     watch
         .poll(&stack, &mut t, Duration::from_millis(300))
         .await?;
-    let count = |source: &str, status: Option<&str>| watch.count(source, status);
+    let dead = watch.deliveries.iter().filter(|d| d.dead_lettered).count();
     t.step(
-        settled && count("aws.codebuild", Some("SUCCEEDED")) == 2,
-        "both builds finished and reported",
-        "CodeBuild",
-        format!(
-            "{} SUCCEEDED state change(s) on the default bus",
-            count("aws.codebuild", Some("SUCCEEDED"))
-        ),
-    );
-    t.step(
-        count("eddo.webhook", None) == 1 && stack.codebuild.builds().len() == 2,
+        dead == 0
+            && watch.count("eddo.webhook", None) == 3
+            && stack.codebuild.calls("eddo-deploy") == 1,
         "in all",
         "",
         format!(
-            "{} eddo event(s) (one push, published once), {} build(s), {} delivery(ies) dead-lettered",
-            count("eddo.webhook", None),
+            "{} eddo.webhook event(s), {} eddo.gate event(s), {} build(s), 1 deployment, {dead} delivery(ies) dead-lettered",
+            watch.count("eddo.webhook", None),
+            watch.count("eddo.gate", None),
             stack.codebuild.builds().len(),
-            watch.deliveries.iter().filter(|d| d.dead_lettered).count()
         ),
     );
-    let rss = webhook.rss_kib().await.unwrap_or_default();
-    webhook.stop().await;
+    for f in &functions {
+        let cold = f.cold_start();
+        t.step(
+            true,
+            "cold start and memory",
+            f.name(),
+            format!(
+                "init {} ms, first response {} ms, resident {} KiB",
+                cold.map(|c| c.to_first_next.as_millis())
+                    .unwrap_or_default(),
+                cold.and_then(|c| c.to_first_response)
+                    .map(|d| d.as_millis())
+                    .unwrap_or_default(),
+                f.rss_kib().await.unwrap_or_default()
+            ),
+        );
+    }
+    for f in &functions {
+        f.stop().await;
+    }
     drop(url);
     drop(moto);
-    t.step(
-        true,
-        "stopped the function and moto",
-        "",
-        format!("webhook resident memory was {} KiB", rss),
-    );
+    t.step(true, "stopped the functions and moto", "", "");
     println!();
     if t.failures() == 0 {
         println!("demo passed: every expected step happened");
@@ -254,7 +455,9 @@ pub async fn run() -> Result<bool, LocalError> {
             "demo FAILED: {} step(s) did not happen as expected",
             t.failures()
         );
-        println!("\nwebhook function log:\n{}", webhook.logs().join("\n"));
+        for f in &functions {
+            println!("\n{} log:\n{}", f.name(), f.logs().join("\n"));
+        }
     }
     Ok(t.failures() == 0)
 }

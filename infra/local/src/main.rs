@@ -81,12 +81,29 @@ async fn up(port: u16) -> Result<(), eddo_local::LocalError> {
     use eddo_local::timeline::{Timeline, Watch};
     let moto = eddo_local::moto::Moto::start()?;
     let stack = Stack::provision(&moto.sdk_config().await, "eddo").await?;
-    let webhook = Arc::new(LocalFunction::new(stack.spec("webhook", &moto.endpoint())?).await?);
+    let mut functions = Vec::new();
+    for f in &stack.functions {
+        functions.push(Arc::new(
+            LocalFunction::new(stack.spec(&f.binary, &moto.endpoint())?).await?,
+        ));
+    }
+    let webhook = stack
+        .function("webhook")
+        .ok()
+        .and_then(|def| functions.iter().find(|f| f.name() == def.logical_id))
+        .cloned()
+        .ok_or_else(|| eddo_local::LocalError::Setup("no webhook function".into()))?;
     let url = eddo_local::url::FunctionUrl::serve(webhook.clone(), port).await?;
-    let mut watch = Watch::new(&stack, std::slice::from_ref(&webhook)).await?;
+    let mut watch = Watch::new(&stack, &functions).await?;
     println!("moto (AWS emulator)  {}", moto.endpoint());
     println!("CodeBuild stand-in   {}", stack.codebuild.endpoint());
     println!("event bus            {} (AWS events: default)", stack.bus);
+    if let Some(p) = &stack.policy_parameter {
+        println!(
+            "policy               SSM {p} ({})",
+            eddo_local::stack::LOCAL_POLICY
+        );
+    }
     println!(
         "webhook URLs         {0}github  {0}gitlab  {0}standard",
         url.url()
@@ -115,6 +132,8 @@ async fn up(port: u16) -> Result<(), eddo_local::LocalError> {
     let mut timeline = Timeline::new(true);
     let stop = tokio::signal::ctrl_c();
     tokio::pin!(stop);
+    // Schedule rules fire every minute, on the minute, as `rate(1 minute)` does.
+    let mut next_tick = eddo::idempotency::now_epoch() / 60 * 60 + 60;
     let result = loop {
         tokio::select! {
             _ = &mut stop => break Ok(()),
@@ -122,11 +141,20 @@ async fn up(port: u16) -> Result<(), eddo_local::LocalError> {
                 if let Err(e) = polled {
                     break Err(e);
                 }
+                let now = eddo::idempotency::now_epoch();
+                if now >= next_tick {
+                    next_tick = now / 60 * 60 + 60;
+                    if let Err(e) = watch.tick(&mut timeline, now).await {
+                        break Err(e);
+                    }
+                }
             }
         }
     };
     let _ = std::fs::remove_file(eddo_local::send::Endpoints::file());
-    webhook.stop().await;
+    for f in &functions {
+        f.stop().await;
+    }
     result
 }
 

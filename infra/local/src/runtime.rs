@@ -98,7 +98,27 @@ impl Outcome {
     /// One line for a timeline.
     pub fn summary(&self) -> String {
         match self {
-            Outcome::Response(body) => format!("response ({} bytes)", body.len()),
+            // eddo's asynchronous functions answer what they did: show it.
+            Outcome::Response(body) => match self.json() {
+                Some(v) if v["outcome"].is_string() => {
+                    let published: Vec<&str> = v["published"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|p| p.as_str())
+                        .collect();
+                    if published.is_empty() {
+                        v["outcome"].as_str().unwrap_or_default().to_string()
+                    } else {
+                        format!(
+                            "{}; published {}",
+                            v["outcome"].as_str().unwrap_or_default(),
+                            published.join(", ")
+                        )
+                    }
+                }
+                _ => format!("response ({} bytes)", body.len()),
+            },
             Outcome::Error {
                 error_type,
                 message,

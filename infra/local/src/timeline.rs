@@ -122,6 +122,28 @@ impl Watch {
         Ok(true)
     }
 
+    /// Fires the schedule rules with the time `at`, as EventBridge would when due.
+    pub async fn tick(&mut self, t: &mut Timeline, at: u64) -> Result<(), LocalError> {
+        for d in self.dispatcher.tick(at).await? {
+            t.step(
+                d.handled.succeeded(),
+                &d.title(),
+                &d.target,
+                d.handled.summary(),
+            );
+            self.deliveries.push(d);
+        }
+        Ok(())
+    }
+
+    /// The events of `detail_type` seen so far.
+    pub fn seen(&self, detail_type: &str) -> Vec<&Value> {
+        self.events
+            .iter()
+            .filter(|e| e["detail-type"] == detail_type)
+            .collect()
+    }
+
     /// How many events from `source` were seen (with `build-status` `status`, if given).
     pub fn count(&self, source: &str, status: Option<&str>) -> usize {
         self.events
@@ -208,6 +230,18 @@ pub fn describe_event(e: &Value) -> String {
             .map(|s| s.chars().take(7).collect::<String>())
             .unwrap_or_else(|| "-".into())
     };
+    if let Some(counts) = d["finding-severity-counts"].as_object() {
+        let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        return format!(
+            "{} {}: {}",
+            d["repository-name"].as_str().unwrap_or("-"),
+            d["image-tags"][0]
+                .as_str()
+                .map(|t| &t[..t.len().min(7)])
+                .unwrap_or("-"),
+            counts.join(", ")
+        );
+    }
     if let Some(status) = d["build-status"].as_str() {
         let exported: Vec<String> = d["additional-information"]["exported-environment-variables"]
             .as_array()
@@ -232,6 +266,24 @@ pub fn describe_event(e: &Value) -> String {
         );
     }
     let mut parts = Vec::new();
+    if let Some(service) = d["service"].as_str() {
+        parts.push(service.to_string());
+    }
+    if let Some(reasons) = d["reasons"].as_array() {
+        parts.push(
+            reasons
+                .iter()
+                .filter_map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+    }
+    if let Some(b) = d["build_id"].as_str() {
+        parts.push(format!("build {b}"));
+    }
+    if let Some(c) = d["live"]["commit"].as_str() {
+        parts.push(format!("live {}", &c[..c.len().min(7)]));
+    }
     if let Some(repo) = d["repository"]["full_name"].as_str() {
         parts.push(repo.to_string());
     }
