@@ -591,3 +591,197 @@ async fn a_bad_policy_stops_the_real_function_at_init_naming_the_mistake() {
     );
     f.stop().await;
 }
+
+/// Counts the AWS calls a client makes, by `Service.Operation`.
+#[derive(Debug, Clone, Default)]
+struct Calls(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for Calls {
+    fn name(&self) -> &'static str {
+        "Calls"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(m) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{}.{}", m.service(), m.name()));
+        }
+        Ok(())
+    }
+}
+
+impl Calls {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// The AWS round trips of each signal: the common path (a signal that does not complete the set)
+/// is one DynamoDB write that also reads the candidate back; a build that reports its image adds
+/// the image's record. Deciding adds the conditional transition, the deploy build's record and the
+/// published mark, around StartBuild and PutEvents.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_round_trips_per_signal() {
+    let s = setup("gate-calls", None).await;
+    let calls = Calls::default();
+    let sdk = &s.stack.sdk;
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(calls.clone())
+            .build(),
+    );
+    let cb = aws_sdk_codebuild::Client::from_conf(
+        aws_sdk_codebuild::config::Builder::from(sdk)
+            .endpoint_url(s.stack.codebuild.endpoint())
+            .interceptor(calls.clone())
+            .build(),
+    );
+    let eb = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(sdk)
+            .interceptor(calls.clone())
+            .build(),
+    );
+    let env = s.stack.function("scan-gate").unwrap().env.clone();
+    let config = Config::from_env(&Env::from_pairs(
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))
+    .unwrap();
+    let policy = load_policy(sdk, &config.policy_parameter).await.unwrap();
+    let gate = Gate::with_publisher(
+        &config,
+        policy,
+        sdk,
+        eddo::publish::Publisher::new(
+            eb,
+            &config.common.event_bus_name,
+            config.common.max_entry_bytes,
+        ),
+    )
+    .with_codebuild(cb)
+    .with_dynamodb(ddb, &config.common.table_name);
+
+    let commit = sha(700);
+    let image = digest(700);
+    gate.handle(&build("eddo-sast", &commit, "SUCCEEDED", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        calls.take(),
+        ["DynamoDB.UpdateItem"],
+        "a waiting signal: one round trip"
+    );
+    gate.handle(&build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
+        .await
+        .unwrap();
+    assert_eq!(
+        calls.take(),
+        ["DynamoDB.UpdateItem", "DynamoDB.UpdateItem"],
+        "a build with its image: the signal, and the image's record"
+    );
+    gate.handle(&scan(&commit, &image, serde_json::from_str(CLEAN).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        calls.take(),
+        [
+            "DynamoDB.UpdateItem",
+            "DynamoDB.TransactWriteItems",
+            "CodeBuild.StartBuild",
+            "DynamoDB.UpdateItem",
+            "EventBridge.PutEvents",
+            "DynamoDB.UpdateItem",
+        ],
+        "the deciding signal"
+    );
+}
+
+static CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn clock() -> u64 {
+    CLOCK.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// A throttled StartBuild (a fault moto cannot produce) leaves the candidate decided without a
+/// build and fails the invocation for Lambda to retry; the retry a minute later starts the
+/// deployment, once, and announces it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_start_build_is_retried_and_starts_one_deployment() {
+    use aws_sdk_codebuild::operation::start_build::StartBuildError;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_types::error::ErrorMetadata;
+    CLOCK.store(now_epoch(), std::sync::atomic::Ordering::SeqCst);
+    let s = setup("gate-throttle", None).await;
+    let throttled = mock!(aws_sdk_codebuild::Client::start_build).then_error(|| {
+        StartBuildError::generic(
+            ErrorMetadata::builder()
+                .code("ThrottlingException")
+                .message("Rate exceeded")
+                .build(),
+        )
+    });
+    let failing_client = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&throttled]);
+    let env = s.stack.function("scan-gate").unwrap().env.clone();
+    let config = Config::from_env(&Env::from_pairs(
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))
+    .unwrap();
+    let sdk = &s.stack.sdk;
+    let policy = load_policy(sdk, &config.policy_parameter).await.unwrap();
+    let failing = Gate::new(&config, policy.clone(), sdk)
+        .with_codebuild(failing_client)
+        .with_clock(clock);
+
+    let commit = sha(800);
+    let image = digest(800);
+    failing
+        .handle(&build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
+        .await
+        .unwrap();
+    failing
+        .handle(&build("eddo-sast", &commit, "SUCCEEDED", None))
+        .await
+        .unwrap();
+    let last = scan(&commit, &image, serde_json::from_str(CLEAN).unwrap());
+    let err = failing.handle(&last).await.expect_err("throttled");
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(
+        throttled.num_calls(),
+        3,
+        "the SDK's standard retries, then the error"
+    );
+    assert!(
+        s.published().await.is_empty(),
+        "nothing announced without a build"
+    );
+
+    // An invocation still at work is not second-guessed: a redelivery seconds later waits.
+    CLOCK.fetch_add(5, std::sync::atomic::Ordering::SeqCst);
+    let healthy_client = aws_sdk_codebuild::Client::from_conf(
+        aws_sdk_codebuild::config::Builder::from(sdk)
+            .endpoint_url(s.stack.codebuild.endpoint())
+            .build(),
+    );
+    let healthy = Gate::new(&config, policy, sdk)
+        .with_codebuild(healthy_client)
+        .with_clock(clock);
+    let r = healthy.handle(&last).await.unwrap();
+    assert!(r.outcome.contains("being started"), "{r:?}");
+    assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 0);
+
+    // Lambda's retry a minute later starts it.
+    CLOCK.fetch_add(60, std::sync::atomic::Ordering::SeqCst);
+    let r = healthy.handle(&last).await.unwrap();
+    assert_eq!(r.published, ["Deployment Started"], "{r:?}");
+    healthy.handle(&last).await.unwrap();
+    assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 1);
+    let events = s.published().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["detail-type"], "Deployment Started");
+}

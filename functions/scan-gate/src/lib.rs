@@ -173,6 +173,12 @@ impl Gate {
         }
     }
 
+    /// Another DynamoDB client (one that counts its calls, in tests).
+    pub fn with_dynamodb(mut self, client: aws_sdk_dynamodb::Client, table: &str) -> Gate {
+        self.store = Store::new(client, table);
+        self
+    }
+
     /// Another CodeBuild client (the local stack's stand-in, in tests).
     pub fn with_codebuild(mut self, client: aws_sdk_codebuild::Client) -> Gate {
         self.codebuild = client;
