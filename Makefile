@@ -9,10 +9,10 @@ CARGO ?= cargo
 help:
 	@echo "make demo   run eddo locally: moto on loopback and the scripted scenario"
 	@echo "make test   the whole test suite: fmt, clippy, cfn-lint, unit, corpus and moto tests"
-	@echo "make bench  criterion benchmarks of the hot paths"
+	@echo "make bench  criterion benchmarks of the hot paths (webhook, scan-gate)"
 	@echo "make up     moto and the webhook function URL on 127.0.0.1:9000, until Ctrl-C"
 	@echo "make size   stripped arm64 bootstrap sizes"
-	@echo "make measure  cold start and memory of the release webhook binary on the local runtime"
+	@echo "make measure  cold start and memory of each release function binary on the local runtime"
 
 # The virtualenv with moto and cfn-lint; rebuilt when the requirements change.
 $(VENV)/.installed: infra/requirements.txt
@@ -48,11 +48,12 @@ test: lint cfn-lint unit
 
 bench:
 	$(CARGO) bench -p eddo-webhook --bench handler
+	$(CARGO) bench -p eddo-scan-gate --bench signal
 
 size:
 	infra/scripts/size.sh
 
 measure: setup
-	$(CARGO) build --quiet --release -p eddo-webhook --bin webhook
+	$(CARGO) build --quiet --release -p eddo-webhook --bin webhook -p eddo-scan-gate --bin scan-gate
 	$(CARGO) build --quiet -p eddo-local --bin eddo-local
 	EDDO_BINARY_DIR=target/release target/debug/eddo-local measure 20 100

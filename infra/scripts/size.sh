@@ -10,7 +10,7 @@ fi
 export PATH="$PWD/$venv/bin:$PATH"
 rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 start=$(date +%s)
-cargo lambda build --release --arm64 --bin webhook --lambda-dir target/lambda
+cargo lambda build --release --arm64 --bin webhook --bin scan-gate --lambda-dir target/lambda
 echo "build: $(( $(date +%s) - start )) s"
 python3 - <<'PY'
 import glob, os, zipfile

@@ -13,7 +13,7 @@ const USAGE: &str = "usage: eddo-local <command>
                        sources on the default bus), else
                        deliver it to the webhook URL as a GitHub event (default: its folder name),
                        signed with the local secret
-  measure [COLD WARM]  cold starts and memory of the webhook binary (default 20 cold, 100 warm);
+  measure [COLD WARM]  cold starts and memory of each function's binary (default 20 cold, 100 warm);
                        EDDO_BINARY_DIR=target/release measures the release build";
 
 #[tokio::main]
@@ -55,10 +55,12 @@ async fn main() -> ExitCode {
         Some("measure") => {
             let cold = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20);
             let warm = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100);
-            eddo_local::measure::webhook(cold, warm).await.map(|f| {
-                println!("{f}");
-                ExitCode::SUCCESS
-            })
+            async {
+                println!("{}\n", eddo_local::measure::webhook(cold, warm).await?);
+                println!("{}", eddo_local::measure::scan_gate(cold, warm).await?);
+                Ok(ExitCode::SUCCESS)
+            }
+            .await
         }
         _ => return usage(),
     };

@@ -11,6 +11,7 @@ use crate::runtime::LocalFunction;
 use crate::stack::{LOCAL_GITHUB_SECRET, Stack};
 
 pub struct Figures {
+    pub name: String,
     pub binary: String,
     pub init_ms: Vec<f64>,
     pub first_response_ms: Vec<f64>,
@@ -34,7 +35,8 @@ impl std::fmt::Display for Figures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "webhook ({}), {} cold starts:",
+            "{} ({}), {} cold starts:",
+            self.name,
             self.binary,
             self.init_ms.len()
         )?;
@@ -64,14 +66,9 @@ impl std::fmt::Display for Figures {
 /// Measures the webhook: `cold` fresh environments, each answering a signed push, then `warm`
 /// more deliveries to one environment.
 pub async fn webhook(cold: usize, warm: usize) -> Result<Figures, LocalError> {
-    let moto = Moto::start()?;
-    let stack = Stack::provision(&moto.sdk_config().await, "measure").await?;
-    let spec = stack.spec("webhook", &moto.endpoint())?;
-    let path = spec.binary.clone();
-    let function = Arc::new(LocalFunction::new(spec).await?);
     let body = std::fs::read_to_string(corpus().join("github/push/with-new-branch.payload.json"))
         .map_err(|e| LocalError::Setup(e.to_string()))?;
-    let event = |n: usize| {
+    function("webhook", cold, warm, |n| {
         serde_json::to_value(github_delivery(
             LOCAL_GITHUB_SECRET,
             "push",
@@ -79,7 +76,38 @@ pub async fn webhook(cold: usize, warm: usize) -> Result<Figures, LocalError> {
             &body,
         ))
         .unwrap_or_default()
-    };
+    })
+    .await
+}
+
+/// Measures the scan gate: each invocation a build signal of a new commit (the corpus sample,
+/// naming the example policy's build project): one DynamoDB write, the common path.
+pub async fn scan_gate(cold: usize, warm: usize) -> Result<Figures, LocalError> {
+    let text = std::fs::read_to_string(corpus().join("aws/codebuild-build-state-change.json"))
+        .map_err(|e| LocalError::Setup(e.to_string()))?;
+    let sample: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| LocalError::Setup(e.to_string()))?;
+    function("scan-gate", cold, warm, move |n| {
+        let mut e = sample.clone();
+        e["detail"]["project-name"] = "eddo-sast".into();
+        e["detail"]["additional-information"]["source-version"] = format!("{n:040x}").into();
+        e
+    })
+    .await
+}
+
+/// Measures the template's function built from `binary`, invoked with `event(n)`.
+pub async fn function(
+    binary: &str,
+    cold: usize,
+    warm: usize,
+    event: impl Fn(usize) -> serde_json::Value,
+) -> Result<Figures, LocalError> {
+    let moto = Moto::start()?;
+    let stack = Stack::provision(&moto.sdk_config().await, "measure").await?;
+    let spec = stack.spec(binary, &moto.endpoint())?;
+    let path = spec.binary.clone();
+    let function = Arc::new(LocalFunction::new(spec).await?);
     let (mut init_ms, mut first_response_ms) = (Vec::new(), Vec::new());
     let mut rss_after_first_kib = 0;
     for n in 0..cold.max(1) {
@@ -87,7 +115,7 @@ pub async fn webhook(cold: usize, warm: usize) -> Result<Figures, LocalError> {
         let out = function.invoke(&event(n)).await?;
         if out.outcome.json().is_none() {
             return Err(LocalError::Setup(format!(
-                "the webhook did not answer: {}",
+                "{binary} did not answer: {}",
                 out.outcome.summary()
             )));
         }
@@ -104,6 +132,7 @@ pub async fn webhook(cold: usize, warm: usize) -> Result<Figures, LocalError> {
     let rss_after_warm_kib = function.rss_kib().await.unwrap_or_default();
     function.stop().await;
     Ok(Figures {
+        name: binary.to_string(),
         binary: path.display().to_string(),
         init_ms,
         first_response_ms,

@@ -1,0 +1,107 @@
+//! Handler CPU time per signal, without network: read a real corpus event against the example
+//! policy, judge it (a scan against its thresholds), decide the candidate, and encode what is
+//! recorded. `make bench` runs it; BENCHMARKS.md records the figures.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use eddo::policy::{Policy, SignalKind};
+use eddo::time::Date;
+use eddo_scan_gate::decide::{Decision, ScanVerdict, Verdict, decide, evaluate_scan};
+use eddo_scan_gate::signal::{Incoming, Reading, read};
+use eddo_scan_gate::store::Recorded;
+use serde_json::{Value, json};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn corpus(name: &str) -> Value {
+    let dir = std::env::var_os("EDDO_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/corpus"));
+    serde_json::from_str(&std::fs::read_to_string(dir.join("aws").join(name)).unwrap()).unwrap()
+}
+
+const COMMIT: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
+
+/// One signal's CPU work: what the handler does besides its AWS calls.
+fn handle(policy: &Policy, event: &Value, seen: &BTreeMap<SignalKind, Verdict>) -> usize {
+    let Incoming::Signals(signals) = read(policy, event) else {
+        panic!("not a signal")
+    };
+    let mut n = 0;
+    for s in signals {
+        let service = policy.service(s.service.as_str()).unwrap();
+        let verdict = match &s.reading {
+            Reading::Verdict(v) => v.clone(),
+            Reading::Counts { counts, scanner } => match evaluate_scan(
+                &service.gate,
+                scanner.name(),
+                counts,
+                None,
+                Date::from_epoch(1_800_000_000),
+            ) {
+                ScanVerdict::Decided(v) => v,
+                ScanVerdict::NeedFindings => Verdict::Failed { reasons: vec![] },
+            },
+        };
+        let recorded = Recorded {
+            verdict: verdict.clone(),
+            evidence: s.evidence.clone(),
+            at: 1_800_000_000,
+        };
+        n += serde_json::to_string(&recorded).unwrap().len();
+        let mut all = seen.clone();
+        all.insert(s.kind, verdict);
+        n += usize::from(matches!(decide(&service.gate, &all), Decision::Deploy));
+    }
+    n
+}
+
+fn bench(c: &mut Criterion) {
+    let text = std::fs::read_to_string(root().join("infra/policy/example.yaml")).unwrap();
+    let policy = Policy::parse(&text).unwrap();
+    let mut build = corpus("codebuild-build-state-change.json");
+    build["detail"]["project-name"] = json!("eddo-build");
+    build["detail"]["additional-information"]["source-version"] = json!(COMMIT);
+    let mut scan = corpus("ecr-image-scan.json");
+    scan["detail"]["repository-name"] = json!("hello-world");
+    scan["detail"]["image-tags"] = json!([COMMIT]);
+    scan["detail"]["finding-severity-counts"] = json!({"HIGH": 1, "MEDIUM": 9, "LOW": 3});
+    let contract: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("infra/examples/events/scan-completed.json")).unwrap(),
+    )
+    .unwrap();
+    let two_passed: BTreeMap<SignalKind, Verdict> = [SignalKind::Build, SignalKind::Sast]
+        .into_iter()
+        .map(|k| {
+            (
+                k,
+                Verdict::Passed {
+                    summary: "ok".into(),
+                },
+            )
+        })
+        .collect();
+
+    let mut g = c.benchmark_group("scan-gate signal");
+    g.bench_function("CodeBuild state change (build)", |b| {
+        b.iter(|| handle(black_box(&policy), black_box(&build), &BTreeMap::new()))
+    });
+    g.bench_function("ECR Image Scan completing the set", |b| {
+        b.iter(|| handle(black_box(&policy), black_box(&scan), &two_passed))
+    });
+    g.bench_function("Scan Completed (contract)", |b| {
+        b.iter(|| handle(black_box(&policy), black_box(&contract), &BTreeMap::new()))
+    });
+    g.finish();
+    c.bench_function("policy parse (example, at init)", |b| {
+        b.iter(|| Policy::parse(black_box(&text)).unwrap())
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
