@@ -113,15 +113,31 @@ impl Setup {
         self.gate.handle(e).await.unwrap()
     }
 
-    /// The gate's events on the bus since the last call.
+    /// The gate's events on the bus since the last call, each checked against its schema.
     async fn published(&self) -> Vec<Value> {
-        self.stack
+        let events: Vec<Value> = self
+            .stack
             .drain(&self.stack.tap_queue, Duration::from_millis(300))
             .await
             .unwrap()
             .into_iter()
             .filter(|e| e["source"] == "eddo.gate")
-            .collect()
+            .collect();
+        for e in &events {
+            let dt = eddo::DetailType::parse(e["detail-type"].as_str().unwrap()).unwrap();
+            let path = eddo_local::moto::project_root()
+                .join("infra/schemas")
+                .join(dt.schema_file());
+            let schema: Value =
+                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            let v = jsonschema::validator_for(&schema).unwrap();
+            let errors: Vec<String> = v
+                .iter_errors(&e["detail"])
+                .map(|err| format!("{err} at {}", err.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{dt}: {errors:?}\n{e:#}");
+        }
+        events
     }
 
     fn deploys(&self) -> Vec<eddo_local::codebuild::Build> {
@@ -784,4 +800,105 @@ async fn a_throttled_start_build_is_retried_and_starts_one_deployment() {
     let events = s.published().await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["detail-type"], "Deployment Started");
+}
+
+/// POSTs `body` to one of moto's own configuration endpoints.
+async fn moto_api(s: &Setup, path: &'static str, body: Value) {
+    let addr: std::net::SocketAddr = s
+        ._moto
+        .endpoint()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let (status, text) = tokio::task::spawn_blocking(move || {
+        eddo_local::url::post(
+            addr,
+            path,
+            &[("content-type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!((200..300).contains(&status), "{path}: {status} {text}");
+}
+
+/// Enhanced scanning: the counts come from `Inspector2 Scan`, the findings from Inspector's
+/// ListFindings (moto answers with results set through its API); here every critical is excepted.
+#[tokio::test(flavor = "multi_thread")]
+async fn inspector_findings_apply_exceptions_and_a_failed_deploy_is_reported() {
+    let s = setup("gate-inspector", None).await;
+    let finding = |id: &str| {
+        json!({
+            "awsAccountId": "123456789012",
+            "description": "a vulnerable package",
+            "findingArn": format!("arn:aws:inspector2:us-east-1:123456789012:finding/{id}"),
+            "firstObservedAt": 1_700_000_000,
+            "lastObservedAt": 1_700_000_000,
+            "remediation": {},
+            "resources": [{"id": "r", "type": "AWS_ECR_CONTAINER_IMAGE"}],
+            "severity": "CRITICAL",
+            "status": "ACTIVE",
+            "type": "PACKAGE_VULNERABILITY",
+            "title": id,
+            "packageVulnerabilityDetails": {"vulnerabilityId": id, "source": "NVD"},
+        })
+    };
+    moto_api(
+        &s,
+        "/moto-api/static/inspector2/findings-results",
+        json!({"results": [[finding("CVE-2024-1234"), finding("CVE-2024-1234")]]}),
+    )
+    .await;
+    let commit = sha(900);
+    let image = digest(900);
+    s.handle(&build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
+        .await;
+    s.handle(&build("eddo-sast", &commit, "SUCCEEDED", None))
+        .await;
+    let mut e = sample("inspector2-scan.json");
+    e["id"] = json!(id());
+    e["detail"]["repository-name"] =
+        json!("arn:aws:ecr:us-east-1:123456789012:repository/hello-world");
+    e["detail"]["image-digest"] = json!(image);
+    e["detail"]["image-tags"] = json!([&commit[..12]]);
+    e["detail"]["finding-severity-counts"] = json!({"CRITICAL": 2, "HIGH": 1, "TOTAL": 3});
+    s.handle(&e).await;
+    let events = s.published().await;
+    assert_eq!(
+        events[0]["detail-type"], "Deployment Started",
+        "{events:#?}"
+    );
+    let scan = &events[0]["detail"]["evidence"][1];
+    assert_eq!(scan["signal"], "image-scan");
+    assert!(
+        scan["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Inspector enhanced scan: CRITICAL 2, HIGH 1 within policy after exceptions CVE-2024-1234"),
+        "{scan}"
+    );
+
+    // The deploy build fails: reported with its phase and logs; nothing becomes live.
+    let mut failed = build("eddo-deploy", &commit, "FAILED", None);
+    failed["detail"]["additional-information"]["environment"]["environment-variables"] =
+        json!([{"name": "EDDO_COMMIT_SHA", "type": "PLAINTEXT", "value": commit}]);
+    s.handle(&failed).await;
+    let events = s.published().await;
+    assert_eq!(events[0]["detail-type"], "Deployment Failed");
+    let d = &events[0]["detail"];
+    assert_eq!(d["failed_phase"], "BUILD");
+    assert!(
+        d["logs_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://console.aws.amazon.com/cloudwatch/")
+    );
+    assert!(
+        d["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ended FAILED in phase BUILD")
+    );
 }
