@@ -397,14 +397,14 @@ async fn a_rollback_in_progress_holds_the_services_deployments() {
         )
         .item(
             "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("rollback-lock".into()),
+            aws_sdk_dynamodb::types::AttributeValue::S("rollback".into()),
         )
         .item(
             "build_id",
             aws_sdk_dynamodb::types::AttributeValue::S("eddo-rollback:42".into()),
         )
         .item(
-            "expires_at",
+            "held_until",
             aws_sdk_dynamodb::types::AttributeValue::N((now_epoch() + 600).to_string()),
         )
         .send()

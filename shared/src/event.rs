@@ -78,6 +78,11 @@ pub enum DetailType {
     DeploymentFailed,
     LateSignalFailed,
     SignalRejected,
+    RollbackStarted,
+    RollbackWouldStart,
+    RollbackSkipped,
+    RollbackSucceeded,
+    RollbackFailed,
 }
 
 impl DetailType {
@@ -98,6 +103,11 @@ impl DetailType {
         DetailType::DeploymentFailed,
         DetailType::LateSignalFailed,
         DetailType::SignalRejected,
+        DetailType::RollbackStarted,
+        DetailType::RollbackWouldStart,
+        DetailType::RollbackSkipped,
+        DetailType::RollbackSucceeded,
+        DetailType::RollbackFailed,
     ];
 
     /// The `detail-type`, in AWS's Title Case style.
@@ -119,6 +129,11 @@ impl DetailType {
             DetailType::DeploymentFailed => "Deployment Failed",
             DetailType::LateSignalFailed => "Late Signal Failed",
             DetailType::SignalRejected => "Signal Rejected",
+            DetailType::RollbackStarted => "Rollback Started",
+            DetailType::RollbackWouldStart => "Rollback Would Start",
+            DetailType::RollbackSkipped => "Rollback Skipped",
+            DetailType::RollbackSucceeded => "Rollback Succeeded",
+            DetailType::RollbackFailed => "Rollback Failed",
         }
     }
 
@@ -140,6 +155,11 @@ impl DetailType {
             | DetailType::DeploymentFailed
             | DetailType::LateSignalFailed
             | DetailType::SignalRejected => Source::Gate,
+            DetailType::RollbackStarted
+            | DetailType::RollbackWouldStart
+            | DetailType::RollbackSkipped
+            | DetailType::RollbackSucceeded
+            | DetailType::RollbackFailed => Source::Rollback,
         }
     }
 

@@ -3,16 +3,21 @@
 //! - [`event`]: the envelope on every eddo event and the catalog of detail types;
 //! - [`git`]: the provider-independent detail of Git events;
 //! - [`publish`]: PutEvents that loses no entry;
+//! - [`history`]: what is live for a service, what was last known good, and the rollback hold;
 //! - [`idempotency`]: exactly-once side effects over at-least-once delivery;
 //! - [`names`], [`policy`], [`time`]: parsed names, the policy document, calendar days;
+//! - `codebuild` (feature): starting builds and reading their state changes;
 //! - [`config`], [`telemetry`], [`error`], [`aws`]: init, logs, failures, SDK clients.
 
 pub mod aws;
+#[cfg(feature = "codebuild")]
+pub mod codebuild;
 pub mod config;
 pub mod dynamo;
 pub mod error;
 pub mod event;
 pub mod git;
+pub mod history;
 pub mod idempotency;
 pub mod names;
 pub mod policy;

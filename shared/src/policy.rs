@@ -114,6 +114,35 @@ pub struct Gate {
     pub mode: Mode,
 }
 
+/// Whether alarm-rollback rolls back, or only decides and reports (`Rollback Would Start`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RollbackMode {
+    #[default]
+    Enforce,
+    DryRun,
+}
+
+/// When and how often a service is rolled back automatically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollback {
+    /// Alarms that roll it back, besides those tagged `eddo:service`: names, or ARNs (starting
+    /// `arn:`), `*` matching any run of characters.
+    pub alarms: Vec<String>,
+    /// How long after a deployment goes live an alarm still rolls it back.
+    pub bake_minutes: u32,
+    /// The least time between two automatic rollbacks of the service.
+    pub cooldown_minutes: u32,
+    /// At most this many automatic rollbacks in `window_hours`; then a person decides.
+    pub max_rollbacks: u32,
+    pub window_hours: u32,
+    /// Whether an alarm going to INSUFFICIENT_DATA counts (missing data from a dead service).
+    pub on_insufficient_data: bool,
+    /// How long a rollback holds the service's deployments if its build never reports.
+    pub hold_minutes: u32,
+    pub mode: RollbackMode,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Projects {
     pub build: Option<ProjectName>,
@@ -141,6 +170,7 @@ pub struct Service {
     /// The ECR repository its images are pushed to (name, not ARN).
     pub image_repository: Option<String>,
     pub gate: Gate,
+    pub rollback: Option<Rollback>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +200,44 @@ struct ServiceDoc {
     #[serde(default)]
     image_repository: Option<String>,
     gate: GateDoc,
+    #[serde(default)]
+    rollback: Option<RollbackDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackDoc {
+    #[serde(default)]
+    alarms: Vec<String>,
+    bake_minutes: u32,
+    #[serde(default = "default_cooldown")]
+    cooldown_minutes: u32,
+    #[serde(default = "default_max_rollbacks")]
+    max_rollbacks: u32,
+    #[serde(default = "default_window")]
+    window_hours: u32,
+    #[serde(default)]
+    on_insufficient_data: bool,
+    #[serde(default = "default_hold")]
+    hold_minutes: u32,
+    #[serde(default)]
+    mode: RollbackMode,
+}
+
+fn default_cooldown() -> u32 {
+    30
+}
+
+fn default_max_rollbacks() -> u32 {
+    3
+}
+
+fn default_window() -> u32 {
+    24
+}
+
+fn default_hold() -> u32 {
+    60
 }
 
 #[derive(Deserialize)]
@@ -209,6 +277,85 @@ struct ExceptionDoc {
 
 fn default_max_findings() -> BTreeMap<Severity, u64> {
     [(Severity::Critical, 0), (Severity::High, 0)].into()
+}
+
+fn rollback(r: RollbackDoc) -> Result<Rollback, (String, String)> {
+    let range = |field: &str, v: u32, lo: u32, hi: u32, unit: &str| {
+        if (lo..=hi).contains(&v) {
+            Ok(v)
+        } else {
+            Err((
+                format!("rollback.{field}"),
+                format!("{v} is not between {lo} and {hi} {unit}"),
+            ))
+        }
+    };
+    for (i, a) in r.alarms.iter().enumerate() {
+        if a.trim().is_empty() || a.len() > 1600 {
+            return Err((
+                format!("rollback.alarms[{i}]"),
+                "an alarm name or ARN pattern, 1 to 1600 characters".into(),
+            ));
+        }
+    }
+    Ok(Rollback {
+        alarms: r.alarms,
+        // A week at most: past that an alarm is about something else than the release.
+        bake_minutes: range("bake_minutes", r.bake_minutes, 1, 10_080, "minutes")?,
+        cooldown_minutes: range("cooldown_minutes", r.cooldown_minutes, 0, 1_440, "minutes")?,
+        max_rollbacks: range("max_rollbacks", r.max_rollbacks, 1, 100, "rollbacks")?,
+        window_hours: range("window_hours", r.window_hours, 1, 720, "hours")?,
+        on_insufficient_data: r.on_insufficient_data,
+        // CodeBuild's longest build is 8 hours.
+        hold_minutes: range("hold_minutes", r.hold_minutes, 5, 480, "minutes")?,
+        mode: r.mode,
+    })
+}
+
+/// Whether `text` matches `pattern`, where `*` matches any run of characters (none included).
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&b| b == b'*')
+}
+
+/// Reads the policy from its SSM parameter (feature `policy-store`); a missing parameter or a bad
+/// document is a configuration error naming it, for the function to stop at init with.
+#[cfg(feature = "policy-store")]
+pub async fn load(sdk: &aws_config::SdkConfig, parameter: &str) -> Result<Policy, String> {
+    let out = aws_sdk_ssm::Client::new(sdk)
+        .get_parameter()
+        .name(parameter)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "EDDO_POLICY_PARAMETER: could not read SSM parameter {parameter}: {}",
+                aws_sdk_ssm::error::DisplayErrorContext(&e)
+            )
+        })?;
+    let text = out
+        .parameter()
+        .and_then(|p| p.value())
+        .ok_or_else(|| format!("EDDO_POLICY_PARAMETER: SSM parameter {parameter} has no value"))?;
+    Policy::parse(text).map_err(|e| format!("SSM parameter {parameter}: {e}"))
 }
 
 impl Policy {
@@ -305,6 +452,24 @@ impl Policy {
                     }
                 }
             }
+            let rollback = match (s.rollback, &p.rollback) {
+                (None, None) => None,
+                (None, Some(project)) => {
+                    return Err(bad(
+                        "rollback",
+                        format!(
+                            "projects.rollback names {project}, so say when to use it (alarms, bake_minutes)"
+                        ),
+                    ));
+                }
+                (Some(_), None) => {
+                    return Err(bad(
+                        "projects.rollback",
+                        "a rollback section needs the rollback project it starts".into(),
+                    ));
+                }
+                (Some(r), Some(_)) => Some(rollback(r).map_err(|(f, why)| bad(&f, why))?),
+            };
             if let Some(repo) = &s.image_repository
                 && let Some(other) = images.insert(repo.clone(), name.clone())
             {
@@ -336,6 +501,7 @@ impl Policy {
                         deadline_minutes: g.deadline_minutes,
                         mode: g.mode,
                     },
+                    rollback,
                 },
             );
         }
@@ -362,6 +528,22 @@ impl Policy {
             } else {
                 None
             }
+        })
+    }
+
+    /// The services whose rollback policy names the alarm (by name or by ARN).
+    pub fn alarm<'a, 'b>(
+        &'a self,
+        name: &'b str,
+        arn: Option<&'b str>,
+    ) -> impl Iterator<Item = &'a Service> + use<'a, 'b> {
+        self.services.values().filter(move |s| {
+            s.rollback.as_ref().is_some_and(|r| {
+                r.alarms.iter().any(|p| match p.strip_prefix("arn:") {
+                    Some(_) => arn.is_some_and(|arn| glob(p, arn)),
+                    None => glob(p, name),
+                })
+            })
         })
     }
 
@@ -469,6 +651,105 @@ services:
             assert_ne!(text, GOOD, "{change:?} changed nothing");
             let err = Policy::parse(&text).unwrap_err().to_string();
             assert!(err.contains(says), "{change:?}: {err}");
+        }
+    }
+
+    const WITH_ROLLBACK: &str = r#"
+version: 1
+services:
+  payments:
+    repositories: [acme/payments]
+    branches: [main]
+    projects: {deploy: payments-deploy, rollback: payments-rollback}
+    gate: {require: [approval], deadline_minutes: 30}
+    rollback:
+      alarms: [payments-5xx, "arn:aws:cloudwatch:*:*:alarm:payments-*"]
+      bake_minutes: 60
+"#;
+
+    #[test]
+    fn a_rollback_section_has_defaults_and_maps_alarms() {
+        let p = Policy::parse(WITH_ROLLBACK).unwrap();
+        let r = p.service("payments").unwrap().rollback.clone().unwrap();
+        assert_eq!(
+            (
+                r.cooldown_minutes,
+                r.max_rollbacks,
+                r.window_hours,
+                r.hold_minutes
+            ),
+            (30, 3, 24, 60)
+        );
+        assert_eq!(r.mode, RollbackMode::Enforce);
+        assert!(!r.on_insufficient_data);
+        assert_eq!(p.alarm("payments-5xx", None).count(), 1);
+        assert_eq!(
+            p.alarm(
+                "payments-latency",
+                Some("arn:aws:cloudwatch:eu-west-1:1:alarm:payments-latency")
+            )
+            .count(),
+            1
+        );
+        // A name pattern never matches an ARN pattern's text, and the reverse.
+        assert_eq!(p.alarm("payments-latency", None).count(), 0);
+        assert_eq!(
+            p.alarm("other", Some("arn:aws:cloudwatch:x:1:alarm:other"))
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn rollback_mistakes_are_named() {
+        for (change, says) in [
+            (
+                (
+                    "deploy: payments-deploy, rollback: payments-rollback",
+                    "deploy: payments-deploy",
+                ),
+                "services.payments.projects.rollback: a rollback section needs the rollback project",
+            ),
+            (
+                ("bake_minutes: 60", "bake_minutes: 0"),
+                "services.payments.rollback.bake_minutes: 0 is not between 1 and 10080 minutes",
+            ),
+            (
+                ("bake_minutes: 60", "bake_minutes: 60\n      cooldown: 5"),
+                "unknown field `cooldown`",
+            ),
+            (
+                ("bake_minutes: 60", "bake_minutes: 60\n      mode: yolo"),
+                "unknown variant `yolo`",
+            ),
+            (("payments-5xx,", "' ',"), "rollback.alarms[0]"),
+        ] {
+            let text = WITH_ROLLBACK.replacen(change.0, change.1, 1);
+            assert_ne!(text, WITH_ROLLBACK, "{change:?} changed nothing");
+            let err = Policy::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(says), "{change:?}: {err}");
+        }
+        let no_section = WITH_ROLLBACK.split("    rollback:\n").next().unwrap();
+        let err = Policy::parse(no_section).unwrap_err().to_string();
+        assert!(
+            err.contains("projects.rollback names payments-rollback"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn glob_matches_like_a_shell_star() {
+        for (p, t, m) in [
+            ("a*c", "abc", true),
+            ("a*c", "ac", true),
+            ("a*c", "abd", false),
+            ("*", "", true),
+            ("a**b", "ab", true),
+            ("*-5xx", "payments-5xx", true),
+            ("payments", "payments-5xx", false),
+            ("a*b*c", "aXbYbZc", true),
+        ] {
+            assert_eq!(glob(p, t), m, "{p} vs {t}");
         }
     }
 }

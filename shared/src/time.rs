@@ -73,6 +73,35 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     let (date, time) = s.split_once('T')?;
     let date = Date::parse(date).ok()?;
     let time = time.strip_suffix('Z')?;
+    epoch(date, time, 0)
+}
+
+/// Epoch seconds of a timestamp with a `Z` or numeric offset, as CloudWatch writes alarm state
+/// times (`2019-10-02T17:04:40.989+0000`). Stray spaces are ignored: some published samples
+/// have them, and a timestamp never means anything by one.
+pub fn parse_timestamp(s: &str) -> Option<u64> {
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    let (date, time) = s.split_once('T')?;
+    let date = Date::parse(date).ok()?;
+    if let Some(time) = time.strip_suffix('Z') {
+        return epoch(date, time, 0);
+    }
+    let at = time.rfind(['+', '-'])?;
+    let (time, offset) = time.split_at(at);
+    let sign: i64 = if offset.starts_with('-') { -1 } else { 1 };
+    let digits: String = offset[1..].chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (oh, om): (i64, i64) = (digits[..2].parse().ok()?, digits[2..].parse().ok()?);
+    if oh > 23 || om > 59 {
+        return None;
+    }
+    epoch(date, time, sign * (oh * 3_600 + om * 60))
+}
+
+/// `hh:mm:ss[.fff]` on `date`, at `offset` seconds east of UTC.
+fn epoch(date: Date, time: &str, offset: i64) -> Option<u64> {
     let time = time.split('.').next()?;
     let mut hms = time.splitn(3, ':').map(|p| p.parse::<u64>().ok());
     let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
@@ -90,9 +119,8 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days)
-        .ok()
-        .map(|d| d * 86_400 + h * 3_600 + m * 60 + sec)
+    let local = i64::try_from(h * 3_600 + m * 60 + sec).ok()?;
+    u64::try_from(days * 86_400 + local - offset).ok()
 }
 
 impl fmt::Display for Date {
@@ -104,6 +132,27 @@ impl fmt::Display for Date {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cloudwatch_timestamps_read_with_their_offsets() {
+        let utc = parse_rfc3339("2019-10-02T17:04:40Z").unwrap();
+        assert_eq!(parse_timestamp("2019-10-02T17:04:40.989+0000"), Some(utc));
+        assert_eq!(parse_timestamp("2019-10-02T17:04:40Z"), Some(utc));
+        assert_eq!(parse_timestamp("2019-10-02T19:04:40+02:00"), Some(utc));
+        assert_eq!(parse_timestamp("2019-10-02T16:04:40.1-0100"), Some(utc));
+        // As in the published Lambda alarm-action samples.
+        assert_eq!(
+            parse_timestamp("2023-08-04T12: 36: 15.490+0000"),
+            parse_rfc3339("2023-08-04T12:36:15Z")
+        );
+        for bad in [
+            "2019-10-02T17:04:40",
+            "2019-10-02T17:04:40+25:00",
+            "yesterday",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn days_of_epoch_seconds() {

@@ -13,6 +13,7 @@ pub mod store;
 
 use std::collections::BTreeMap;
 
+use eddo::codebuild::{self, StartError};
 use eddo::config::{CommonConfig, ConfigError, Env};
 use eddo::idempotency::now_epoch;
 use eddo::names::{CommitSha, ImageDigest, ServiceName};
@@ -22,13 +23,13 @@ use eddo::time::{Date, rfc3339};
 use eddo::{DetailType, Envelope, Error, Metadata};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::Digest as _;
 use tracing::{Instrument, info, warn};
 
 use crate::decide::{Decision, ScanVerdict, Verdict, decide, evaluate_scan};
 use crate::findings::Findings;
 use crate::signal::{DeployFinished, Evidence, Incoming, Reading, Signal, Subject, read};
-use crate::store::{Candidate, Recorded, State, Store, Transition, Version};
+use crate::store::{Candidate, Recorded, State, Store, Transition};
+use eddo::history::{Version, VersionKind};
 
 /// Deadlines the sweep handles per tick; the rest wait for the next minute.
 pub const SWEEP_BATCH: i32 = 25;
@@ -54,26 +55,9 @@ impl Config {
     }
 }
 
-/// Reads the policy from its SSM parameter; a missing parameter or a bad document is a
-/// configuration error naming it.
+/// Reads the policy from its SSM parameter (see [`eddo::policy::load`]).
 pub async fn load_policy(sdk: &aws_config::SdkConfig, parameter: &str) -> Result<Policy, String> {
-    let out = aws_sdk_ssm::Client::new(sdk)
-        .get_parameter()
-        .name(parameter)
-        .with_decryption(true)
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "EDDO_POLICY_PARAMETER: could not read SSM parameter {parameter}: {}",
-                aws_sdk_ssm::error::DisplayErrorContext(&e)
-            )
-        })?;
-    let text = out
-        .parameter()
-        .and_then(|p| p.value())
-        .ok_or_else(|| format!("EDDO_POLICY_PARAMETER: SSM parameter {parameter} has no value"))?;
-    Policy::parse(text).map_err(|e| format!("SSM parameter {parameter}: {e}"))
+    eddo::policy::load(sdk, parameter).await
 }
 
 /// One piece of evidence in a decision event: which signal, which event.
@@ -633,48 +617,30 @@ impl Gate {
         c: &Candidate,
         cause: &Evidence,
     ) -> Result<Report, Error> {
-        use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType};
-        let var = |name: &str, value: &str| {
-            EnvironmentVariable::builder()
-                .name(name)
-                .value(value)
-                .r#type(EnvironmentVariableType::Plaintext)
-                .build()
-                .map_err(|e| Error::InvalidEvent(e.to_string()))
-        };
         let token = deploy_token(&c.service, &c.commit);
-        let mut start = self
-            .codebuild
-            .start_build()
-            .project_name(service.projects.deploy.as_str())
-            .idempotency_token(&token)
-            .environment_variables_override(var("EDDO_SERVICE", c.service.as_str())?)
-            .environment_variables_override(var("EDDO_COMMIT_SHA", c.commit.as_str())?)
-            .environment_variables_override(var("EDDO_CORRELATION_ID", &c.correlation_id)?)
-            .environment_variables_override(var("EDDO_CAUSATION_ID", &cause.event_id)?);
+        let mut variables = vec![
+            ("EDDO_SERVICE", c.service.as_str()),
+            ("EDDO_COMMIT_SHA", c.commit.as_str()),
+            ("EDDO_CORRELATION_ID", c.correlation_id.as_str()),
+            ("EDDO_CAUSATION_ID", cause.event_id.as_str()),
+        ];
         if let Some(d) = &c.digest {
-            start = start.environment_variables_override(var("EDDO_IMAGE_DIGEST", d.as_str())?);
+            variables.push(("EDDO_IMAGE_DIGEST", d.as_str()));
         }
-        let build = match start.send().await {
-            Ok(out) => out
-                .build_value
-                .and_then(|b| b.id)
-                .ok_or_else(|| Error::InvalidEvent("StartBuild answered no build".into()))?,
-            Err(e) => {
-                let err = Error::aws("CodeBuild", "StartBuild", e);
-                if err.is_retryable() {
-                    return Err(err);
-                }
+        let project = service.projects.deploy.as_str();
+        let build = match codebuild::start(&self.codebuild, project, &token, &variables, None).await
+        {
+            Ok(build) => build,
+            Err(StartError::Retryable(err)) => return Err(err),
+            Err(StartError::Refused(err)) => {
                 // The project is missing or refuses the call: a retry cannot fix it.
-                let mut failed = c.clone();
-                failed.state = State::DeployFailed;
                 let detail = json!({
                     "service": c.service,
                     "commit_sha": c.commit,
-                    "project": service.projects.deploy,
+                    "project": project,
                     "build_id": null,
                     "status": "NOT_STARTED",
-                    "reason": format!("could not start {}: {err}", service.projects.deploy),
+                    "reason": format!("could not start {project}: {err}"),
                 });
                 self.store
                     .finish_deploy(c, None, State::DeployFailed)
@@ -749,7 +715,13 @@ impl Gate {
             digest: digest.as_ref().map(ImageDigest::to_string),
             build_id: d.build_id.clone(),
             at: now,
-            kind: "deploy".into(),
+            kind: VersionKind::Deploy,
+            correlation_id: Some(correlation.clone()),
+            replaced: None,
+            started_at: candidate
+                .as_ref()
+                .map(|c| c.decided_at)
+                .filter(|at| *at > 0),
         });
         let to = if d.succeeded {
             State::Deployed
@@ -777,7 +749,7 @@ impl Gate {
         self.store
             .finish_deploy(&tracked, version.as_ref(), to)
             .await?;
-        let (live, last_known_good) = self.store.history(&d.service).await?;
+        let history = self.store.history(&d.service).await?;
         let (detail_type, detail) = if d.succeeded {
             (
                 DetailType::DeploymentSucceeded,
@@ -786,8 +758,8 @@ impl Gate {
                     "commit_sha": d.commit,
                     "image_digest": digest,
                     "build_id": d.build_id,
-                    "live": live,
-                    "last_known_good": last_known_good,
+                    "live": history.live,
+                    "last_known_good": history.last_known_good,
                 }),
             )
         } else {
@@ -822,6 +794,5 @@ impl Gate {
 
 /// The deploy's StartBuild idempotency token: the same for every attempt at one candidate.
 pub fn deploy_token(service: &ServiceName, commit: &CommitSha) -> String {
-    let hash = sha2::Sha256::digest(format!("{service}/{commit}").as_bytes());
-    format!("eddo-deploy-{}", &hex::encode(hash)[..32])
+    codebuild::token("eddo-deploy", &format!("{service}/{commit}"))
 }

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use aws_lambda_events::event::codebuild::CodeBuildEvent;
 use aws_lambda_events::event::ecr_scan::EcrScanEvent;
+use eddo::codebuild::BuildState;
 use eddo::git::GitEvent;
 use eddo::names::{CommitSha, ImageDigest, ServiceName};
 use eddo::policy::{Policy, ProjectRole, Severity, SignalKind};
@@ -140,51 +140,21 @@ pub fn read(policy: &Policy, event: &Value) -> Incoming {
     }
 }
 
-fn env_var<'a>(e: &'a CodeBuildEvent, name: &str) -> Option<&'a str> {
-    e.detail
-        .additional_information
-        .environment
-        .environment_variables
-        .iter()
-        .rev()
-        .find(|v| v.name.as_deref() == Some(name))
-        .and_then(|v| v.value.as_deref())
-}
-
-/// An exported variable of the build (`aws_lambda_events` does not type them).
-fn exported<'a>(event: &'a Value, name: &str) -> Option<&'a str> {
-    event["detail"]["additional-information"]["exported-environment-variables"]
-        .as_array()?
-        .iter()
-        .rev()
-        .find(|v| v["name"] == name)?["value"]
-        .as_str()
-}
-
 fn codebuild(policy: &Policy, event: &Value) -> Incoming {
-    let e: CodeBuildEvent = match serde_json::from_value(event.clone()) {
-        Ok(e) => e,
-        Err(err) => return Incoming::Rejected(format!("not a CodeBuild state change: {err}")),
+    let b = match BuildState::read(event) {
+        Ok(b) => b,
+        Err(why) => return Incoming::Rejected(why),
     };
-    let d = &e.detail;
-    let project = d.project_name.as_deref().unwrap_or_default();
-    let status = d.build_status.as_deref().unwrap_or_default();
+    let project = b.project.as_str();
     let Some((service, role)) = policy.project(project) else {
         return Incoming::Ignored(format!("project {project} is not in the policy"));
     };
-    if status == "IN_PROGRESS" {
+    if !b.finished() {
         return Incoming::Ignored(format!("{project} build in progress"));
     }
-    let info = &d.additional_information;
-    let build_id = d.build_id.clone().unwrap_or_default();
-    let failed_phase = info
-        .phases
-        .iter()
-        .find(|p| p.phase_status.as_deref().is_some_and(|s| s != "SUCCEEDED"))
-        .map(|p| p.phase_type.clone());
-    let logs = info.logs.deep_link.clone();
+    let build_id = b.build_id.clone();
     // The deploy project gets the commit as an override; builds have it as source version.
-    let version = env_var(&e, "EDDO_COMMIT_SHA").or(info.source_version.as_deref());
+    let version = b.env("EDDO_COMMIT_SHA").or(b.source_version.as_deref());
     let commit = match version.map(CommitSha::parse) {
         Some(Ok(c)) => c,
         Some(Err(why)) => {
@@ -204,11 +174,11 @@ fn codebuild(policy: &Policy, event: &Value) -> Incoming {
             return Incoming::DeployFinished(DeployFinished {
                 service: service.name.clone(),
                 commit,
-                succeeded: status == "SUCCEEDED",
-                status: status.to_string(),
+                succeeded: b.succeeded(),
+                status: b.status.clone(),
                 build_id,
-                failed_phase,
-                logs,
+                failed_phase: b.failed_phase.clone(),
+                logs: b.logs_url.clone(),
                 evidence,
             });
         }
@@ -216,7 +186,7 @@ fn codebuild(policy: &Policy, event: &Value) -> Incoming {
             return Incoming::Ignored(format!("{project} is a rollback project"));
         }
     };
-    if let Some(branch) = env_var(&e, "EDDO_BRANCH")
+    if let Some(branch) = b.env("EDDO_BRANCH")
         && !service.branches.iter().any(|b| b == branch)
     {
         return Incoming::Ignored(format!(
@@ -224,30 +194,37 @@ fn codebuild(policy: &Policy, event: &Value) -> Incoming {
             service.name
         ));
     }
-    let reading = if status == "SUCCEEDED" {
+    let reading = if b.succeeded() {
         Verdict::Passed {
             summary: format!("{project} build SUCCEEDED"),
         }
     } else {
         Verdict::Failed {
             reasons: vec![format!(
-                "{}: {project} build {status}{}{}",
+                "{}: {project} build {}{}",
                 kind.as_str(),
-                failed_phase
+                b.status,
+                b.failed_phase
+                    .as_ref()
                     .map(|p| format!(" in phase {p}"))
-                    .unwrap_or_default(),
-                logs.map(|l| format!(" (logs: {l})")).unwrap_or_default()
+                    .unwrap_or_default()
+                    + &b.logs_url
+                        .as_ref()
+                        .map(|l| format!(" (logs: {l})"))
+                        .unwrap_or_default()
             )],
         }
     };
-    let digest = exported(event, DIGEST_VARIABLE).and_then(|d| ImageDigest::parse(d).ok());
+    let digest = b
+        .exported(DIGEST_VARIABLE)
+        .and_then(|d| ImageDigest::parse(d).ok());
     Incoming::Signals(vec![Signal {
         kind,
         service: service.name.clone(),
         subject: Subject::Commit(commit),
         digest,
         reading: Reading::Verdict(reading),
-        correlation_id: env_var(&e, "EDDO_CORRELATION_ID").map(str::to_string),
+        correlation_id: b.env("EDDO_CORRELATION_ID").map(str::to_string),
         evidence,
     }])
 }

@@ -7,17 +7,15 @@
 //!   reopen it.
 //! - image `pk = digest#<service>`, `sk = <digest>`: the commit a build produced it from, or a
 //!   scan that arrived before the build.
-//! - history `pk = service#<service>`, `sk = history`: what is live, what was last known good.
-//! - rollback lock `pk = service#<service>`, `sk = rollback-lock`: written by alarm-rollback;
-//!   the gate holds deployments while it is held.
+//! - the service's history and rollback record ([`eddo::history`]): the gate moves the history
+//!   when a deploy finishes, and holds deployments while alarm-rollback's rollback runs.
 
 use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 use eddo::Error;
 use eddo::dynamo::{Item, attr, n, num, s};
+use eddo::history::{self, History, Version};
 use eddo::names::{CommitSha, ImageDigest, ServiceName};
 use eddo::policy::SignalKind;
 use serde::{Deserialize, Serialize};
@@ -155,16 +153,6 @@ pub enum Transition {
     Lost,
     /// A rollback of the service holds its deployments.
     Locked,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Version {
-    pub commit: String,
-    pub digest: Option<String>,
-    pub build_id: String,
-    pub at: u64,
-    /// `deploy` or `rollback`.
-    pub kind: String,
 }
 
 #[derive(Clone)]
@@ -426,14 +414,7 @@ impl Store {
                 Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
             };
         }
-        let lock = ConditionCheck::builder()
-            .table_name(&self.table)
-            .key("pk", s(&format!("service#{}", c.service)))
-            .key("sk", s("rollback-lock"))
-            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
-            .expression_attribute_values(":now", n(now))
-            .build()
-            .map_err(|e| Error::InvalidEvent(e.to_string()))?;
+        let lock = history::not_held(&self.table, &c.service, now)?;
         let result = self
             .client
             .transact_write_items()
@@ -463,20 +444,7 @@ impl Store {
         service: &ServiceName,
         now: u64,
     ) -> Result<Option<String>, Error> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(&format!("service#{service}")))
-            .key("sk", s("rollback-lock"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
-        Ok(out
-            .item
-            .filter(|i| num(i, "expires_at").is_some_and(|e| e >= now))
-            .map(|i| attr(&i, "build_id").unwrap_or("unknown build").to_string()))
+        history::held_by(&self.client, &self.table, service, now).await
     }
 
     /// Records the deploy build of a deploying candidate (the same id again is fine).
@@ -559,23 +527,8 @@ impl Store {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(candidate).build());
         if let Some(v) = version {
-            let history = Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(&format!("service#{}", c.service)))
-                .key("sk", s("history"))
-                .update_expression(
-                    "SET last_known_good = if_not_exists(live, :none), live = :live, live_build = :build",
-                )
-                .condition_expression("attribute_not_exists(live_build) OR live_build <> :build")
-                .expression_attribute_values(":none", s("null"))
-                .expression_attribute_values(
-                    ":live",
-                    s(&serde_json::to_string(v).map_err(Error::Encode)?),
-                )
-                .expression_attribute_values(":build", s(&v.build_id))
-                .build()
-                .map_err(|e| Error::InvalidEvent(e.to_string()))?;
-            tx = tx.transact_items(TransactWriteItem::builder().update(history).build());
+            let live = history::go_live(&self.table, &c.service, v)?;
+            tx = tx.transact_items(TransactWriteItem::builder().update(live).build());
         }
         match tx.send().await {
             Ok(_) => Ok(true),
@@ -590,22 +543,7 @@ impl Store {
     }
 
     /// What is live for `service` and what was last known good.
-    pub async fn history(
-        &self,
-        service: &ServiceName,
-    ) -> Result<(Option<Version>, Option<Version>), Error> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(&format!("service#{service}")))
-            .key("sk", s("history"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
-        let item = out.item.unwrap_or_default();
-        let version = |k: &str| attr(&item, k).and_then(|j| serde_json::from_str(j).ok());
-        Ok((version("live"), version("last_known_good")))
+    pub async fn history(&self, service: &ServiceName) -> Result<History, Error> {
+        History::read(&self.client, &self.table, service).await
     }
 }

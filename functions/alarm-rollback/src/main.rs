@@ -1,0 +1,33 @@
+//! Wiring only: tracing, config and policy, SDK clients once, then the runtime loop.
+
+use eddo::config::{Env, exit_on_error};
+use eddo_alarm_rollback::{Config, Rollbacks};
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    eddo::telemetry::init();
+    let config = exit_on_error(Config::from_env(&Env::from_process()));
+    let sdk = eddo::aws::load().await;
+    // A bad policy stops the function at init with the message that names the mistake.
+    let policy = match eddo::policy::load(&sdk, &config.policy_parameter).await {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("alarm-rollback: {why}");
+            std::process::exit(1);
+        }
+    };
+    let rollbacks = Rollbacks::new(&config, policy, &sdk);
+    let rollbacks = &rollbacks;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        rollbacks
+            .handle(&event.payload)
+            .await
+            .map_err(|e| Diagnostic {
+                error_type: format!("eddo.{:?}.{}", e.retry(), e.kind()),
+                error_message: e.to_string(),
+            })
+    }))
+    .await
+}

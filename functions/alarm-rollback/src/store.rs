@@ -1,0 +1,461 @@
+//! alarm-rollback's state in the eddo table. Every write that guards a side effect is conditional.
+//!
+//! - alarm change `pk = alarm#<alarm ARN or name>`, `sk = <epoch>#<STATE>`: what eddo did about
+//!   one state change (rolled back, skipped, would roll back), and whether it said so. The same
+//!   change delivered twice, by EventBridge and by the alarm action, or an hour later, finds it.
+//!   Kept a week (TTL), past Lambda's and EventBridge's day of retries.
+//! - the service's history and rollback record ([`eddo::history`]): the rollback record is
+//!   versioned (`rev`); a rollback starts only by a transaction that creates the alarm change and
+//!   moves the record from the revision it was decided on, so two alarms at once start one.
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use eddo::Error;
+use eddo::dynamo::{Item, attr, n, num, s};
+use eddo::history::{self, History, ROLLBACK_SK, Version, service_pk};
+use eddo::names::ServiceName;
+use serde::{Deserialize, Serialize};
+
+use crate::decide::Record;
+
+/// How long an alarm change's record is kept.
+pub const CHANGE_DAYS: u64 = 7;
+
+/// What eddo did about an alarm change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    RolledBack,
+    WouldRollBack,
+    Skipped,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::RolledBack => "rolled-back",
+            Outcome::WouldRollBack => "would-roll-back",
+            Outcome::Skipped => "skipped",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Outcome> {
+        [
+            Outcome::RolledBack,
+            Outcome::WouldRollBack,
+            Outcome::Skipped,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+}
+
+/// The record of one alarm change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub outcome: Outcome,
+    pub service: Option<String>,
+    /// The rollback record's revision this change started (rolled back only).
+    pub rev: Option<u64>,
+    /// The event that said what was done: its `detail` as published, to say it again if the
+    /// first attempt did not finish.
+    pub detail: String,
+    pub announced: bool,
+    pub correlation_id: String,
+}
+
+/// The service's rollback record: the rollback in progress or the last one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RollbackRecord {
+    pub rev: u64,
+    pub held_until: u64,
+    pub build_id: Option<String>,
+    pub target: Option<Version>,
+    pub replacing: Option<Version>,
+    pub correlation_id: Option<String>,
+    pub started_at: u64,
+    pub starts: Vec<u64>,
+    pub alarm: Option<String>,
+    pub change_pk: Option<String>,
+    pub change_sk: Option<String>,
+    /// The last build whose completion was recorded, and whether it was announced.
+    pub finished: Option<String>,
+    pub finish_announced: Option<String>,
+}
+
+impl RollbackRecord {
+    fn from_item(item: &Item) -> RollbackRecord {
+        let version = |k: &str| attr(item, k).and_then(|j| serde_json::from_str(j).ok());
+        let text = |k: &str| attr(item, k).map(str::to_string);
+        RollbackRecord {
+            rev: num(item, "rev").unwrap_or(0),
+            held_until: num(item, "held_until").unwrap_or(0),
+            build_id: text("build_id"),
+            target: version("target"),
+            replacing: version("replacing"),
+            correlation_id: text("correlation_id"),
+            started_at: num(item, "started_at").unwrap_or(0),
+            starts: attr(item, "starts")
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default(),
+            alarm: text("alarm"),
+            change_pk: text("change_pk"),
+            change_sk: text("change_sk"),
+            finished: text("finished"),
+            finish_announced: text("finish_announced"),
+        }
+    }
+
+    /// What the decision needs.
+    pub fn facts(&self, now: u64) -> Record {
+        Record {
+            holder: (self.held_until >= now && self.held_until > 0).then(|| {
+                self.build_id
+                    .clone()
+                    .unwrap_or_else(|| "a rollback being started".into())
+            }),
+            starts: self.starts.clone(),
+        }
+    }
+}
+
+/// How the start of a rollback went.
+#[derive(Debug)]
+pub enum Claim {
+    Done,
+    /// This alarm change was already handled (or is being handled): its record.
+    Duplicate(Box<Change>),
+    /// Another rollback moved the service's record first: decide again.
+    Raced,
+}
+
+/// A new alarm change's record.
+pub struct NewChange<'a> {
+    pub pk: &'a str,
+    pub sk: &'a str,
+    pub outcome: Outcome,
+    pub service: Option<&'a ServiceName>,
+    pub detail: &'a str,
+    pub correlation_id: &'a str,
+    pub now: u64,
+}
+
+/// A rollback being started.
+pub struct Start<'a> {
+    pub service: &'a ServiceName,
+    pub decided_on: u64,
+    pub hold_until: u64,
+    pub target: &'a Version,
+    pub replacing: &'a Version,
+    pub correlation_id: &'a str,
+    pub alarm: &'a str,
+    pub starts: &'a [u64],
+}
+
+#[derive(Clone)]
+pub struct Store {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn invalid(e: impl std::fmt::Display) -> Error {
+    Error::InvalidEvent(e.to_string())
+}
+
+fn cancelled<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
+    e.code() == Some("TransactionCanceledException")
+}
+
+impl Store {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Store {
+        Store {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The service's history and rollback record: one query, both items.
+    pub async fn service(&self, service: &ServiceName) -> Result<(History, RollbackRecord), Error> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", service_pk(service))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "Query", e))?;
+        let mut history = History::default();
+        let mut record = RollbackRecord::default();
+        for item in out.items() {
+            match attr(item, "sk") {
+                Some(history::HISTORY_SK) => history = History::from_item(item),
+                Some(ROLLBACK_SK) => record = RollbackRecord::from_item(item),
+                _ => {}
+            }
+        }
+        Ok((history, record))
+    }
+
+    /// The record of an alarm change, if eddo has seen it.
+    pub async fn change(&self, pk: &str, sk: &str) -> Result<Option<Change>, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
+        Ok(out.item.as_ref().map(|i| Change {
+            outcome: attr(i, "outcome")
+                .and_then(Outcome::parse)
+                .unwrap_or(Outcome::Skipped),
+            service: attr(i, "service").map(str::to_string),
+            rev: num(i, "rev"),
+            detail: attr(i, "detail").unwrap_or("{}").to_string(),
+            announced: i
+                .get("announced")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
+            correlation_id: attr(i, "correlation_id").unwrap_or_default().to_string(),
+        }))
+    }
+
+    fn put_change(&self, c: &NewChange<'_>, rev: Option<u64>) -> Result<Put, Error> {
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(c.pk))
+            .item("sk", s(c.sk))
+            .item("outcome", s(c.outcome.as_str()))
+            .item("detail", s(c.detail))
+            .item("correlation_id", s(c.correlation_id))
+            .item("announced", AttributeValue::Bool(false))
+            .item("at", n(c.now))
+            .item("expires_at", n(c.now + CHANGE_DAYS * 86_400))
+            .condition_expression("attribute_not_exists(pk)");
+        if let Some(svc) = c.service {
+            put = put.item("service", s(svc.as_str()));
+        }
+        if let Some(rev) = rev {
+            put = put.item("rev", n(rev));
+        }
+        put.build().map_err(invalid)
+    }
+
+    /// Records a change that starts no rollback (skipped, or would roll back in dry-run).
+    pub async fn note(&self, c: &NewChange<'_>) -> Result<Claim, Error> {
+        let put = self.put_change(c, None)?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(put.table_name())
+            .set_item(Some(put.item().clone()))
+            .set_condition_expression(put.condition_expression().map(str::to_string))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Done),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                self.duplicate(c.pk, c.sk).await
+            }
+            Err(e) => Err(Error::aws("DynamoDB", "PutItem", e)),
+        }
+    }
+
+    async fn duplicate(&self, pk: &str, sk: &str) -> Result<Claim, Error> {
+        match self.change(pk, sk).await? {
+            Some(change) => Ok(Claim::Duplicate(Box::new(change))),
+            // Written and expired in between: treat as handled.
+            None => Err(Error::InvalidEvent(
+                "the alarm change's record vanished".into(),
+            )),
+        }
+    }
+
+    /// Starts a rollback: the alarm change's record and the service's rollback record move
+    /// together, from the revision the decision read, or not at all.
+    pub async fn claim(&self, c: &NewChange<'_>, start: &Start<'_>) -> Result<Claim, Error> {
+        let rev = start.decided_on + 1;
+        let change = self.put_change(c, Some(rev))?;
+        let json = |v: &Version| serde_json::to_string(v).map_err(Error::Encode);
+        let record = Update::builder()
+            .table_name(&self.table)
+            .key("pk", service_pk(start.service))
+            .key("sk", s(ROLLBACK_SK))
+            .update_expression(
+                "SET rev = :rev, held_until = :hold, target = :target, replacing = :replacing, \
+                 correlation_id = :corr, started_at = :now, starts = :starts, alarm = :alarm, \
+                 change_pk = :cpk, change_sk = :csk REMOVE build_id",
+            )
+            .condition_expression("attribute_not_exists(rev) OR rev = :decided")
+            .expression_attribute_values(":rev", n(rev))
+            .expression_attribute_values(":decided", n(start.decided_on))
+            .expression_attribute_values(":hold", n(start.hold_until))
+            .expression_attribute_values(":target", s(&json(start.target)?))
+            .expression_attribute_values(":replacing", s(&json(start.replacing)?))
+            .expression_attribute_values(":corr", s(start.correlation_id))
+            .expression_attribute_values(":now", n(c.now))
+            .expression_attribute_values(
+                ":starts",
+                s(&serde_json::to_string(start.starts).map_err(Error::Encode)?),
+            )
+            .expression_attribute_values(":alarm", s(start.alarm))
+            .expression_attribute_values(":cpk", s(c.pk))
+            .expression_attribute_values(":csk", s(c.sk))
+            .build()
+            .map_err(invalid)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(change).build())
+            .transact_items(TransactWriteItem::builder().update(record).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Done),
+            Err(e) if e.as_service_error().is_some_and(cancelled) => {
+                match self.change(c.pk, c.sk).await? {
+                    Some(change) => Ok(Claim::Duplicate(Box::new(change))),
+                    None => Ok(Claim::Raced),
+                }
+            }
+            Err(e) => Err(Error::aws("DynamoDB", "TransactWriteItems", e)),
+        }
+    }
+
+    /// Records the rollback build of revision `rev` (the same id again is fine).
+    pub async fn set_build(
+        &self,
+        service: &ServiceName,
+        rev: u64,
+        build_id: &str,
+    ) -> Result<(), Error> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", service_pk(service))
+            .key("sk", s(ROLLBACK_SK))
+            .update_expression("SET build_id = :b")
+            .condition_expression(
+                "rev = :rev AND (attribute_not_exists(build_id) OR build_id = :b)",
+            )
+            .expression_attribute_values(":b", s(build_id))
+            .expression_attribute_values(":rev", n(rev))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// Releases the hold of a rollback that could not start (its project refused).
+    pub async fn release(&self, service: &ServiceName, rev: u64) -> Result<(), Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", service_pk(service))
+            .key("sk", s(ROLLBACK_SK))
+            .update_expression("SET held_until = :zero")
+            .condition_expression("rev = :rev")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":rev", n(rev))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
+        }
+    }
+
+    /// Notes that an alarm change's event was published, with the detail as published.
+    pub async fn announced(&self, pk: &str, sk: &str, detail: &str) -> Result<(), Error> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression("SET announced = :t, detail = :d")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":d", s(detail))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// A rollback build finished: the hold is released and, on success, the restored version goes
+    /// live, in one transaction. `false` when that build's completion was already recorded.
+    pub async fn finish(
+        &self,
+        service: &ServiceName,
+        build_id: &str,
+        succeeded: bool,
+        live: Option<&Version>,
+        now: u64,
+    ) -> Result<bool, Error> {
+        let record = Update::builder()
+            .table_name(&self.table)
+            .key("pk", service_pk(service))
+            .key("sk", s(ROLLBACK_SK))
+            .update_expression(
+                "SET held_until = :zero, finished = :b, finished_at = :now, succeeded = :ok",
+            )
+            .condition_expression(
+                "build_id = :b AND (attribute_not_exists(finished) OR finished <> :b)",
+            )
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":b", s(build_id))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":ok", AttributeValue::Bool(succeeded))
+            .build()
+            .map_err(invalid)?;
+        let mut tx = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(record).build());
+        if let Some(v) = live {
+            tx = tx.transact_items(
+                TransactWriteItem::builder()
+                    .update(history::go_live(&self.table, service, v)?)
+                    .build(),
+            );
+        }
+        match tx.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(cancelled) => Ok(false),
+            Err(e) => Err(Error::aws("DynamoDB", "TransactWriteItems", e)),
+        }
+    }
+
+    /// Notes that the completion of `build_id` was announced.
+    pub async fn finish_announced(
+        &self,
+        service: &ServiceName,
+        build_id: &str,
+    ) -> Result<(), Error> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", service_pk(service))
+            .key("sk", s(ROLLBACK_SK))
+            .update_expression("SET finish_announced = :b")
+            .expression_attribute_values(":b", s(build_id))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
+        Ok(())
+    }
+}

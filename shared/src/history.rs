@@ -1,0 +1,214 @@
+//! A service's deployment history and its rollback record, in the eddo table. The gate writes the
+//! history when a deploy finishes; alarm-rollback reads it to choose what to restore, writes it
+//! when a rollback finishes, and holds the service's deployments while a rollback runs. Both
+//! read and write these items only through this module, so they agree on every attribute.
+//!
+//! - history `pk = service#<service>`, `sk = history`: `live` and `last_known_good` (each a
+//!   [`Version`] as JSON) and `live_build`, the build that made `live` live;
+//! - rollback `pk = service#<service>`, `sk = rollback`: the rollback in progress or the last
+//!   one, its hold on deployments (`held_until`, 0 once released) and the recent starts that the
+//!   cooldown and the maximum per window are judged by. It has no TTL: it is one small item per
+//!   service, and losing it would forget the rollbacks the limits count.
+
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Update};
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::dynamo::{Item, attr, n, num, s};
+use crate::names::ServiceName;
+
+pub const HISTORY_SK: &str = "history";
+pub const ROLLBACK_SK: &str = "rollback";
+
+pub fn service_pk(service: &ServiceName) -> AttributeValue {
+    s(&format!("service#{service}"))
+}
+
+/// How a version went live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VersionKind {
+    /// The gate's deploy project.
+    Deploy,
+    /// alarm-rollback's rollback project, restoring an earlier version.
+    Rollback,
+}
+
+/// One version of a service that went live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    pub commit: String,
+    pub digest: Option<String>,
+    /// The build that made it live.
+    pub build_id: String,
+    /// When it went live (epoch seconds): the bake window starts here.
+    pub at: u64,
+    pub kind: VersionKind,
+    /// The change it belongs to, so a rollback continues its audit trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// For a rollback: the commit it replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
+    /// When the build that made it live started: a deploy build may switch traffic before it
+    /// reports success, so an alarm from then on is about this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<u64>,
+}
+
+/// What is live for a service and what was last known good.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    pub live: Option<Version>,
+    pub last_known_good: Option<Version>,
+}
+
+impl History {
+    pub fn from_item(item: &Item) -> History {
+        let version = |k: &str| attr(item, k).and_then(|j| serde_json::from_str(j).ok());
+        History {
+            live: version("live"),
+            last_known_good: version("last_known_good"),
+        }
+    }
+
+    /// Reads the history (strongly consistent).
+    pub async fn read(
+        client: &aws_sdk_dynamodb::Client,
+        table: &str,
+        service: &ServiceName,
+    ) -> Result<History, Error> {
+        let out = client
+            .get_item()
+            .table_name(table)
+            .key("pk", service_pk(service))
+            .key("sk", s(HISTORY_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
+        Ok(History::from_item(&out.item.unwrap_or_default()))
+    }
+}
+
+/// The update that makes `version` live, for a transaction. A deploy moves what was live to last
+/// known good; a rollback leaves last known good as it is (the version it restored), so the
+/// version rolled back from never becomes "good". Conditional on that build not being live
+/// already: a redelivered completion moves nothing twice (the transaction is cancelled).
+pub fn go_live(table: &str, service: &ServiceName, version: &Version) -> Result<Update, Error> {
+    let expression = match version.kind {
+        VersionKind::Deploy => {
+            "SET last_known_good = if_not_exists(live, :none), live = :live, live_build = :build"
+        }
+        VersionKind::Rollback => "SET live = :live, live_build = :build",
+    };
+    let mut update = Update::builder()
+        .table_name(table)
+        .key("pk", service_pk(service))
+        .key("sk", s(HISTORY_SK))
+        .update_expression(expression)
+        .condition_expression("attribute_not_exists(live_build) OR live_build <> :build")
+        .expression_attribute_values(
+            ":live",
+            s(&serde_json::to_string(version).map_err(Error::Encode)?),
+        )
+        .expression_attribute_values(":build", s(&version.build_id));
+    if version.kind == VersionKind::Deploy {
+        update = update.expression_attribute_values(":none", s("null"));
+    }
+    update
+        .build()
+        .map_err(|e| Error::InvalidEvent(e.to_string()))
+}
+
+/// The check a deploy transaction carries: no rollback of `service` holds its deployments.
+pub fn not_held(table: &str, service: &ServiceName, now: u64) -> Result<ConditionCheck, Error> {
+    ConditionCheck::builder()
+        .table_name(table)
+        .key("pk", service_pk(service))
+        .key("sk", s(ROLLBACK_SK))
+        .condition_expression("attribute_not_exists(held_until) OR held_until < :now")
+        .expression_attribute_values(":now", n(now))
+        .build()
+        .map_err(|e| Error::InvalidEvent(e.to_string()))
+}
+
+/// The build of the rollback holding the service's deployments at `now`, if one does.
+pub fn holder(item: &Item, now: u64) -> Option<String> {
+    num(item, "held_until")
+        .filter(|until| *until >= now)
+        .map(|_| {
+            attr(item, "build_id")
+                .unwrap_or("a rollback being started")
+                .to_string()
+        })
+}
+
+/// Reads the rollback record and returns the build holding `service`'s deployments, if any.
+pub async fn held_by(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    service: &ServiceName,
+    now: u64,
+) -> Result<Option<String>, Error> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key("pk", service_pk(service))
+        .key("sk", s(ROLLBACK_SK))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
+    Ok(out.item.and_then(|i| holder(&i, now)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(kind: VersionKind) -> Version {
+        Version {
+            commit: "6113728f27ae82c7b1a177c8d03f9e96e0adf246".into(),
+            digest: None,
+            build_id: "eddo-deploy:1".into(),
+            at: 1_800_000_000,
+            kind,
+            correlation_id: None,
+            replaced: None,
+            started_at: None,
+        }
+    }
+
+    #[test]
+    fn a_version_reads_back_and_old_records_still_read() {
+        let json = serde_json::to_string(&v(VersionKind::Rollback)).unwrap();
+        assert!(json.contains(r#""kind":"rollback""#), "{json}");
+        assert!(!json.contains("replaced"), "{json}");
+        let old = r#"{"commit":"abc","digest":null,"build_id":"b","at":1,"kind":"deploy"}"#;
+        assert_eq!(
+            serde_json::from_str::<Version>(old).unwrap().kind,
+            VersionKind::Deploy
+        );
+    }
+
+    #[test]
+    fn a_rollback_leaves_last_known_good_alone() {
+        let service = ServiceName::parse("hello-world").unwrap();
+        let deploy = go_live("t", &service, &v(VersionKind::Deploy)).unwrap();
+        assert!(deploy.update_expression().contains("last_known_good"));
+        let rollback = go_live("t", &service, &v(VersionKind::Rollback)).unwrap();
+        assert!(!rollback.update_expression().contains("last_known_good"));
+    }
+
+    #[test]
+    fn a_released_or_expired_hold_holds_nothing() {
+        let mut item = Item::new();
+        item.insert("build_id".into(), s("eddo-rollback:7"));
+        item.insert("held_until".into(), n(100));
+        assert_eq!(holder(&item, 99).as_deref(), Some("eddo-rollback:7"));
+        assert_eq!(holder(&item, 101), None);
+        item.insert("held_until".into(), n(0));
+        assert_eq!(holder(&item, 1), None);
+    }
+}
