@@ -123,20 +123,7 @@ impl Setup {
             .into_iter()
             .filter(|e| e["source"] == "eddo.gate")
             .collect();
-        for e in &events {
-            let dt = eddo::DetailType::parse(e["detail-type"].as_str().unwrap()).unwrap();
-            let path = eddo_local::moto::project_root()
-                .join("infra/schemas")
-                .join(dt.schema_file());
-            let schema: Value =
-                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-            let v = jsonschema::validator_for(&schema).unwrap();
-            let errors: Vec<String> = v
-                .iter_errors(&e["detail"])
-                .map(|err| format!("{err} at {}", err.instance_path()))
-                .collect();
-            assert!(errors.is_empty(), "{dt}: {errors:?}\n{e:#}");
-        }
+        events.iter().for_each(eddo_tests::assert_matches_schema);
         events
     }
 

@@ -42,6 +42,14 @@ fn expected(rule: &str) -> BTreeSet<String> {
             "examples/deployment-approval.json",
             "examples/scan-completed.json",
         ],
+        // Alarms going into ALARM (INSUFFICIENT_DATA too, none in the corpus); the corpus
+        // sample without a `detail` (an alarm action's payload in an envelope) does not match.
+        "AlarmRollbackFunctionAlarms" => &[
+            "aws/cloudwatch-alarm-state-change-2.json",
+            "aws/cloudwatch-alarm-state-change.json",
+        ],
+        // Finished builds of the rollback projects (the routing run adds the sample's project).
+        "AlarmRollbackFunctionRollbackBuilds" => &["aws/codebuild-build-state-change.json"],
         other => panic!(
             "rule {other} of template.yaml has no expectation in tests/routing.rs: list the corpus events it must receive"
         ),
@@ -55,10 +63,13 @@ async fn every_template_rule_receives_exactly_its_corpus_events() {
     let stack = Stack::provision_with(
         &moto.sdk_config().await,
         "routing",
-        &[(
-            "GateProjectNames",
-            "eddo-build,eddo-sast,eddo-deploy,my-sample-project",
-        )],
+        &[
+            (
+                "GateProjectNames",
+                "eddo-build,eddo-sast,eddo-deploy,my-sample-project",
+            ),
+            ("RollbackProjectNames", "eddo-rollback,my-sample-project"),
+        ],
     )
     .await
     .unwrap();

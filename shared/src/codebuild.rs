@@ -70,6 +70,11 @@ impl BuildState {
         })
     }
 
+    /// The build's id as StartBuild returns it (`project:uuid`); the event carries its ARN.
+    pub fn id(&self) -> &str {
+        build_id(&self.build_id)
+    }
+
     pub fn finished(&self) -> bool {
         self.status != "IN_PROGRESS"
     }
@@ -99,6 +104,13 @@ impl BuildState {
                 .unwrap_or_default()
         )
     }
+}
+
+/// `project:uuid` from a build ARN (`arn:aws:codebuild:...:build/project:uuid`) or the id itself.
+pub fn build_id(arn_or_id: &str) -> &str {
+    arn_or_id
+        .split_once(":build/")
+        .map_or(arn_or_id, |(_, id)| id)
 }
 
 fn find<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -197,6 +209,11 @@ mod tests {
                 .starts_with("https://console.aws.amazon.com")
         );
         assert_eq!(b.ending(), "ended SUCCEEDED");
+        assert_eq!(
+            b.id(),
+            "my-sample-project:8745a7a9-c340-456a-9166-edf953571bEX"
+        );
+        assert_eq!(build_id("p:1"), "p:1");
     }
 
     #[test]

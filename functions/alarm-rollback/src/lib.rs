@@ -261,16 +261,18 @@ impl Rollbacks {
             if rollback.mode == RollbackMode::DryRun {
                 return match self.store.note(&change(Outcome::WouldRollBack)).await? {
                     Claim::Done => {
-                        self.announce(
-                            &pk,
-                            &sk,
-                            DetailType::RollbackWouldStart,
-                            &detail,
-                            &correlation,
-                            &Self::causation(alarm),
-                        )
-                        .instrument(span)
-                        .await
+                        let r = self
+                            .announce(
+                                &pk,
+                                &sk,
+                                DetailType::RollbackWouldStart,
+                                &detail,
+                                &correlation,
+                                &Self::causation(alarm),
+                            )
+                            .instrument(span)
+                            .await;
+                        self.let_go_on_error(&pk, &sk, r).await
                     }
                     Claim::Duplicate(c) => self.resume(alarm, *c).await,
                     Claim::Raced => unreachable!("a note does not race"),
@@ -294,10 +296,11 @@ impl Rollbacks {
             {
                 Claim::Done => {
                     detail["rev"] = json!(record.rev + 1);
-                    return self
+                    let r = self
                         .start(alarm, service, record.rev + 1, &detail, &correlation)
                         .instrument(span)
                         .await;
+                    return self.let_go_on_error(&pk, &sk, r).await;
                 }
                 Claim::Duplicate(c) => return self.resume(alarm, *c).await,
                 Claim::Raced => continue,
@@ -346,15 +349,17 @@ impl Rollbacks {
         };
         match self.store.note(&change).await? {
             Claim::Done => {
-                self.announce(
-                    &pk,
-                    &sk,
-                    DetailType::RollbackSkipped,
-                    &detail,
-                    correlation,
-                    &Self::causation(alarm),
-                )
-                .await
+                let r = self
+                    .announce(
+                        &pk,
+                        &sk,
+                        DetailType::RollbackSkipped,
+                        &detail,
+                        correlation,
+                        &Self::causation(alarm),
+                    )
+                    .await;
+                self.let_go_on_error(&pk, &sk, r).await
             }
             Claim::Duplicate(c) => self.resume(alarm, *c).await,
             Claim::Raced => unreachable!("a note does not race"),
@@ -393,9 +398,16 @@ impl Rollbacks {
             )));
         }
         let (pk, sk) = Self::keys(alarm);
+        if !self.store.take(&pk, &sk, (self.clock)()).await? {
+            return Ok(Report::quiet(format!(
+                "alarm {} change {} is being handled by another invocation",
+                alarm.name,
+                alarm.change()
+            )));
+        }
         let detail: Value = serde_json::from_str(&change.detail).unwrap_or(Value::Null);
         let causation = Self::causation(alarm);
-        match change.outcome {
+        let result = match change.outcome {
             Outcome::Skipped => {
                 self.announce(
                     &pk,
@@ -439,7 +451,23 @@ impl Rollbacks {
                 )
                 .await
             }
+        };
+        self.let_go_on_error(&pk, &sk, result).await
+    }
+
+    /// After a failure, gives the alarm change back so Lambda's retry finds it free.
+    async fn let_go_on_error(
+        &self,
+        pk: &str,
+        sk: &str,
+        result: Result<Report, Error>,
+    ) -> Result<Report, Error> {
+        if result.is_err()
+            && let Err(e) = self.store.let_go(pk, sk).await
+        {
+            warn!(error = %e, "could not release the alarm change; the retry waits for its lease");
         }
+        result
     }
 
     /// Starts the rollback build of revision `rev` (idempotent: the token is the alarm change's,
@@ -508,6 +536,7 @@ impl Rollbacks {
                         self.store.release(&service.name, rev).await?;
                         let mut failed = detail.clone();
                         failed["build_id"] = Value::Null;
+                        failed["alarm"] = json!(alarm.name);
                         failed["status"] = json!("NOT_STARTED");
                         failed["reason"] = json!(format!(
                             "could not start {project}: {e}; deployments of {} are no longer held",
@@ -581,7 +610,7 @@ impl Rollbacks {
         }
         let now = (self.clock)();
         let (history, record) = self.store.service(&service.name).await?;
-        if record.build_id.as_deref() != Some(b.build_id.as_str()) {
+        if record.build_id.as_deref().map(codebuild::build_id) != Some(b.id()) {
             warn!(service = %service.name, build = %b.build_id, "a rollback build eddo did not start finished");
             return Ok(Report::quiet(format!(
                 "build {} of {} was not started by eddo; the history is unchanged",
@@ -591,18 +620,12 @@ impl Rollbacks {
         let live = b.succeeded().then(|| restored(&record, &b, now)).flatten();
         let recorded = self
             .store
-            .finish(
-                &service.name,
-                &b.build_id,
-                b.succeeded(),
-                live.as_ref(),
-                now,
-            )
+            .finish(&service.name, b.id(), b.succeeded(), live.as_ref(), now)
             .await?;
-        if !recorded && record.finish_announced.as_deref() == Some(b.build_id.as_str()) {
+        if !recorded && record.finish_announced.as_deref() == Some(b.id()) {
             return Ok(Report::quiet(format!(
                 "rollback build {} already recorded",
-                b.build_id
+                b.id()
             )));
         }
         let correlation = record
@@ -626,7 +649,7 @@ impl Rollbacks {
                 json!({
                     "service": service.name,
                     "project": b.project,
-                    "build_id": b.build_id,
+                    "build_id": b.id(),
                     "alarm": record.alarm,
                     "restored": target,
                     "replaced": replacing,
@@ -641,7 +664,7 @@ impl Rollbacks {
                 json!({
                     "service": service.name,
                     "project": b.project,
-                    "build_id": b.build_id,
+                    "build_id": b.id(),
                     "alarm": record.alarm,
                     "target": target,
                     "replacing": replacing,
@@ -650,7 +673,7 @@ impl Rollbacks {
                     "logs_url": b.logs_url,
                     "reason": format!(
                         "the rollback build {} {}{}; {} is still live and deployments of {} are no longer held",
-                        b.build_id,
+                        b.id(),
                         b.ending(),
                         b.logs_url.as_ref().map(|l| format!(" (logs: {l})")).unwrap_or_default(),
                         record.replacing.as_ref().map(|v| &v.commit[..v.commit.len().min(7)]).unwrap_or("the replaced version"),
@@ -663,9 +686,7 @@ impl Rollbacks {
             .publish(detail_type, &detail, &correlation, &causation)
             .instrument(eddo::telemetry::correlation_span(&correlation))
             .await?;
-        self.store
-            .finish_announced(&service.name, &b.build_id)
-            .await?;
+        self.store.finish_announced(&service.name, b.id()).await?;
         Ok(Report {
             outcome: format!("rollback of {} {}", service.name, b.status),
             published: vec![published],
@@ -679,7 +700,7 @@ fn restored(record: &RollbackRecord, b: &BuildState, now: u64) -> Option<Version
     Some(Version {
         commit: target.commit.clone(),
         digest: target.digest.clone(),
-        build_id: b.build_id.clone(),
+        build_id: b.id().to_string(),
         at: now,
         kind: VersionKind::Rollback,
         correlation_id: record.correlation_id.clone(),

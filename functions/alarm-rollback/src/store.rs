@@ -20,6 +20,10 @@ use crate::decide::Record;
 /// How long an alarm change's record is kept.
 pub const CHANGE_DAYS: u64 = 7;
 
+/// How long the invocation handling an alarm change has it to itself (the function times out
+/// at 30 s): a redelivery meanwhile leaves it alone; one after finishes what was left undone.
+pub const LEASE_SECS: u64 = 45;
+
 /// What eddo did about an alarm change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -235,6 +239,7 @@ impl Store {
             .item("correlation_id", s(c.correlation_id))
             .item("announced", AttributeValue::Bool(false))
             .item("at", n(c.now))
+            .item("lease_until", n(c.now + LEASE_SECS))
             .item("expires_at", n(c.now + CHANGE_DAYS * 86_400))
             .condition_expression("attribute_not_exists(pk)");
         if let Some(svc) = c.service {
@@ -378,6 +383,51 @@ impl Store {
             }
             Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
         }
+    }
+
+    /// Takes over an alarm change whose event is not yet published and whose lease has lapsed
+    /// (or was released). `false`: another invocation has it, or it was published.
+    pub async fn take(&self, pk: &str, sk: &str, now: u64) -> Result<bool, Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression("SET lease_until = :until")
+            .condition_expression(
+                "announced = :f AND (attribute_not_exists(lease_until) OR lease_until < :now)",
+            )
+            .expression_attribute_values(":until", n(now + LEASE_SECS))
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
+        }
+    }
+
+    /// Gives an alarm change back after a failure, so the retry need not wait for the lease.
+    pub async fn let_go(&self, pk: &str, sk: &str) -> Result<(), Error> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression("SET lease_until = :zero")
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
+        Ok(())
     }
 
     /// Notes that an alarm change's event was published, with the detail as published.

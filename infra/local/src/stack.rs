@@ -33,12 +33,13 @@ pub const LOCAL_STANDARD_SECRET: &str = "whsec_ZWRkby1sb2NhbC1zdGFuZGFyZC1zZWNyZ
 /// The parameter overrides of the local stack (as `sam deploy --parameter-overrides` would set
 /// them): every optional part of the template switched on, so the local stack runs all of it.
 /// The corpus's pushes are to `master`.
-pub const LOCAL_PARAMETERS: [(&str, &str); 5] = [
+pub const LOCAL_PARAMETERS: [(&str, &str); 6] = [
     ("BuildProjectName", "eddo-build"),
     ("SastProjectName", "eddo-sast"),
     ("TrackedBranches", "main,master"),
     ("GateProjectNames", "eddo-build,eddo-sast,eddo-deploy"),
     ("DeployProjectNames", "eddo-deploy"),
+    ("RollbackProjectNames", "eddo-rollback"),
 ];
 
 /// The policy the local stack runs with: the worked example.

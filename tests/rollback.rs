@@ -1,0 +1,679 @@
+//! alarm-rollback against moto and the CodeBuild stand-in: an alarm after a deployment rolls the
+//! service back once (redelivered, in both shapes, or racing other alarms), the rollback's
+//! completion restores the history and releases the hold the gate respects; a failed rollback
+//! releases it too; every "no" is a `Rollback Skipped` with its reason; dry-run starts nothing.
+//!
+//! Alarm events are the corpus samples with the alarm's name, ARN and times replaced, so every
+//! shape is the real one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use eddo::config::Env;
+use eddo::history::{self, History, Version, VersionKind};
+use eddo::idempotency::now_epoch;
+use eddo::names::ServiceName;
+use eddo::policy::Policy;
+use eddo_alarm_rollback::alarm::AlarmChange;
+use eddo_alarm_rollback::decide::{Trigger, trigger};
+use eddo_alarm_rollback::{Config, Report, Rollbacks};
+use eddo_local::codebuild::Plan;
+use eddo_local::demo::corpus;
+use eddo_local::moto::{Moto, project_root};
+use eddo_local::stack::Stack;
+use serde_json::{Value, json};
+
+const SERVICE: &str = "hello-world";
+const ACCOUNT: &str = "123456789012";
+
+fn sha(n: u32) -> String {
+    format!("{n:08x}{}", &"5eed".repeat(8))
+}
+
+fn sample(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(corpus().join("aws").join(name)).unwrap())
+        .unwrap()
+}
+
+fn arn(name: &str) -> String {
+    format!("arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:{name}")
+}
+
+/// CloudWatch's way of writing a time.
+fn cw_time(epoch: u64) -> String {
+    let t = eddo::time::rfc3339(epoch);
+    format!("{}.000+0000", t.trim_end_matches('Z'))
+}
+
+/// An EventBridge `CloudWatch Alarm State Change` of alarm `name` from `previous` to `state` at
+/// `at`, from the corpus sample.
+fn alarm(name: &str, previous: &str, state: &str, at: u64) -> Value {
+    let mut e = sample("cloudwatch-alarm-state-change.json");
+    e["id"] = json!(format!("{:x}-{name}-{at}-{state}", now_epoch()));
+    e["time"] = json!(eddo::time::rfc3339(at));
+    e["resources"] = json!([arn(name)]);
+    let d = &mut e["detail"];
+    d["alarmName"] = json!(name);
+    d["state"]["value"] = json!(state);
+    d["state"]["timestamp"] = json!(cw_time(at));
+    d["previousState"]["value"] = json!(previous);
+    d["previousState"]["timestamp"] = json!(cw_time(at - 300));
+    e
+}
+
+/// The same state change as the alarm's own Lambda action delivers it.
+fn as_action(event: &Value) -> Value {
+    let mut a = sample("cloudwatch-alarm-action-metric.json");
+    a["alarmArn"] = event["resources"][0].clone();
+    a["accountId"] = json!(ACCOUNT);
+    a["time"] = event["detail"]["state"]["timestamp"].clone();
+    a["alarmData"] = event["detail"].clone();
+    a
+}
+
+fn version(commit: &str, at: u64, kind: VersionKind) -> Version {
+    Version {
+        commit: commit.to_string(),
+        digest: Some(format!("sha256:{}", &commit[..8].repeat(8))),
+        build_id: format!("eddo-deploy:{commit}"),
+        at,
+        kind,
+        correlation_id: Some(format!("{SERVICE}@{commit}")),
+        replaced: None,
+        started_at: Some(at - 90),
+    }
+}
+
+struct Setup {
+    _moto: Moto,
+    stack: Stack,
+    rollbacks: Arc<Rollbacks>,
+}
+
+async fn setup(prefix: &str, policy: Option<&str>) -> Setup {
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let sdk = moto.sdk_config().await;
+    let stack = Stack::provision(&sdk, prefix).await.unwrap();
+    let env = stack.function("alarm-rollback").unwrap().env.clone();
+    let config = Config::from_env(&Env::from_pairs(
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))
+    .unwrap();
+    // A policy given here is not put in SSM: its projects stay unknown to the stand-in.
+    let policy = match policy {
+        Some(text) => Policy::parse(text).unwrap(),
+        None => eddo::policy::load(&sdk, &config.policy_parameter)
+            .await
+            .unwrap(),
+    };
+    let codebuild = aws_sdk_codebuild::Client::from_conf(
+        aws_sdk_codebuild::config::Builder::from(&sdk)
+            .endpoint_url(stack.codebuild.endpoint())
+            .build(),
+    );
+    let rollbacks = Rollbacks::new(&config, policy, &sdk).with_codebuild(codebuild);
+    Setup {
+        _moto: moto,
+        stack,
+        rollbacks: Arc::new(rollbacks),
+    }
+}
+
+impl Setup {
+    async fn handle(&self, e: &Value) -> Report {
+        self.rollbacks.handle(e).await.unwrap()
+    }
+
+    fn ddb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.stack.sdk)
+    }
+
+    /// `commit` went live at `at`, replacing `previous` (the last known good), as the gate
+    /// records a deploy.
+    async fn deployed(&self, previous: &str, commit: &str, at: u64) {
+        let service = ServiceName::parse(SERVICE).unwrap();
+        for v in [
+            version(previous, at - 86_400, VersionKind::Deploy),
+            version(commit, at, VersionKind::Deploy),
+        ] {
+            self.ddb()
+                .transact_write_items()
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .update(history::go_live(&self.stack.table, &service, &v).unwrap())
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn history(&self) -> History {
+        History::read(
+            &self.ddb(),
+            &self.stack.table,
+            &ServiceName::parse(SERVICE).unwrap(),
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn held_by(&self) -> Option<String> {
+        history::held_by(
+            &self.ddb(),
+            &self.stack.table,
+            &ServiceName::parse(SERVICE).unwrap(),
+            now_epoch(),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// alarm-rollback's events on the bus since the last call, each checked against its schema.
+    async fn published(&self) -> Vec<Value> {
+        let events: Vec<Value> = self
+            .stack
+            .drain(&self.stack.tap_queue, Duration::from_millis(300))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e["source"] == "eddo.rollback")
+            .collect();
+        events.iter().for_each(eddo_tests::assert_matches_schema);
+        events
+    }
+
+    fn rollback_builds(&self) -> Vec<eddo_local::codebuild::Build> {
+        self.stack
+            .codebuild
+            .builds()
+            .into_iter()
+            .filter(|b| b.project == "eddo-rollback")
+            .collect()
+    }
+
+    /// Lets the rollback builds finish and hands their completion events, as the template's
+    /// rule delivers them, to the function (each twice: EventBridge delivers at least once).
+    async fn complete_builds(&self) -> Vec<Report> {
+        assert!(self.stack.codebuild.settle(Duration::from_secs(20)).await);
+        let queue = &self.stack.matched["AlarmRollbackFunctionRollbackBuilds"];
+        let events = self
+            .stack
+            .drain(queue, Duration::from_secs(2))
+            .await
+            .unwrap();
+        let mut reports = Vec::new();
+        for e in &events {
+            reports.push(self.handle(e).await);
+            reports.push(self.handle(e).await);
+        }
+        reports
+    }
+}
+
+fn types(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alarm_after_a_deployment_rolls_back_once_and_its_success_restores_the_history() {
+    let s = setup("rb-once", None).await;
+    let now = now_epoch();
+    let (good, bad) = (sha(1), sha(2));
+    s.deployed(&good, &bad, now - 600).await;
+
+    let fired = alarm("hello-world-5xx", "OK", "ALARM", now - 60);
+    s.handle(&fired).await;
+    // Redelivered by EventBridge, and delivered again by the alarm's own Lambda action.
+    s.handle(&fired).await;
+    s.handle(&as_action(&fired)).await;
+
+    let builds = s.rollback_builds();
+    assert_eq!(builds.len(), 1, "one rollback");
+    let b = &builds[0];
+    assert_eq!(b.env("EDDO_SERVICE"), Some(SERVICE));
+    assert_eq!(b.env("EDDO_COMMIT_SHA"), Some(good.as_str()));
+    assert_eq!(b.env("EDDO_REPLACED_COMMIT_SHA"), Some(bad.as_str()));
+    assert_eq!(b.env("EDDO_ALARM_NAME"), Some("hello-world-5xx"));
+    assert_eq!(
+        b.env("EDDO_CORRELATION_ID"),
+        Some(format!("{SERVICE}@{bad}").as_str()),
+        "the rollback continues the release's audit trail"
+    );
+    assert!(b.env("EDDO_IMAGE_DIGEST").unwrap().starts_with("sha256:"));
+    assert!(
+        b.idempotency_token
+            .as_deref()
+            .unwrap()
+            .starts_with("eddo-rollback-")
+    );
+    assert_eq!(b.timeout_minutes, 60, "the build cannot outlive its hold");
+    assert_eq!(s.held_by().await.as_deref(), Some(b.id.as_str()));
+
+    let events = s.published().await;
+    assert_eq!(types(&events), ["Rollback Started"], "said once");
+    let d = &events[0]["detail"];
+    assert_eq!(d["build_id"], b.id.as_str());
+    assert_eq!(d["target"]["commit"], good.as_str());
+    assert_eq!(d["replacing"]["commit"], bad.as_str());
+    assert_eq!(d["alarm"]["name"], "hello-world-5xx");
+    assert_eq!(d["alarm"]["previous_state"], "OK");
+    assert_eq!(
+        events[0]["detail"]["metadata"]["causation_id"], fired["id"],
+        "caused by the alarm's event"
+    );
+
+    s.complete_builds().await;
+    let events = s.published().await;
+    assert_eq!(types(&events), ["Rollback Succeeded"], "said once");
+    let d = &events[0]["detail"];
+    assert_eq!(d["restored"]["commit"], good.as_str());
+    assert_eq!(d["replaced"]["commit"], bad.as_str());
+    assert_eq!(d["live"]["kind"], "rollback");
+    let h = s.history().await;
+    let live = h.live.unwrap();
+    assert_eq!(
+        (live.commit.as_str(), live.kind, live.replaced.as_deref()),
+        (good.as_str(), VersionKind::Rollback, Some(bad.as_str()))
+    );
+    assert_eq!(
+        h.last_known_good.unwrap().commit,
+        good,
+        "the bad version never becomes good"
+    );
+    assert_eq!(s.held_by().await, None, "deployments no longer held");
+
+    // A second alarm inside the cooldown: skipped, with every reason.
+    s.handle(&alarm("hello-world-5xx", "OK", "ALARM", now_epoch()))
+        .await;
+    let events = s.published().await;
+    assert_eq!(types(&events), ["Rollback Skipped"]);
+    let codes = &events[0]["detail"]["codes"];
+    assert_eq!(
+        codes,
+        &json!(["live-is-rollback", "same-version", "cooldown"])
+    );
+    assert_eq!(
+        events[0]["detail"]["reasons"][0],
+        format!(
+            "the live version {} is itself a rollback (of {}); eddo does not roll back a rollback",
+            &good[..7],
+            &bad[..7]
+        )
+    );
+    assert_eq!(s.rollback_builds().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alarms_racing_for_one_service_start_one_rollback() {
+    let s = setup("rb-race", None).await;
+    let now = now_epoch();
+    s.deployed(&sha(10), &sha(11), now - 300).await;
+    // Two alarms of the service (one by name, one by ARN pattern), each delivered four times
+    // in both shapes, all at once.
+    let fired = [
+        alarm("hello-world-5xx", "OK", "ALARM", now - 30),
+        alarm("hello-world-latency", "OK", "ALARM", now - 20),
+    ];
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let e = if i % 2 == 0 {
+            fired[i / 4].clone()
+        } else {
+            as_action(&fired[i / 4])
+        };
+        let r = s.rollbacks.clone();
+        tasks.push(tokio::spawn(async move { r.handle(&e).await.unwrap() }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        s.stack.codebuild.calls("eddo-rollback"),
+        1,
+        "one StartBuild"
+    );
+    let events = s.published().await;
+    let mut t = types(&events);
+    t.sort();
+    assert_eq!(
+        t,
+        ["Rollback Skipped", "Rollback Started"],
+        "one event per alarm change"
+    );
+    let skipped = events
+        .iter()
+        .find(|e| e["detail-type"] == "Rollback Skipped")
+        .unwrap();
+    assert_eq!(skipped["detail"]["reason"], "in-progress");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_rollback_releases_the_hold_and_says_which_build_and_where_its_logs_are() {
+    let s = setup("rb-fail", None).await;
+    let now = now_epoch();
+    let (good, bad) = (sha(20), sha(21));
+    s.deployed(&good, &bad, now - 300).await;
+    s.stack.codebuild.plan("eddo-rollback", Plan::fail("BUILD"));
+    s.handle(&alarm("hello-world-5xx", "OK", "ALARM", now - 10))
+        .await;
+    let id = s.rollback_builds()[0].id.clone();
+    assert_eq!(s.held_by().await.as_deref(), Some(id.as_str()));
+    s.complete_builds().await;
+    let events = s.published().await;
+    assert_eq!(types(&events), ["Rollback Started", "Rollback Failed"]);
+    let d = &events[1]["detail"];
+    assert_eq!(d["build_id"], id.as_str());
+    assert_eq!(d["status"], "FAILED");
+    assert_eq!(d["failed_phase"], "BUILD");
+    let logs = d["logs_url"].as_str().unwrap();
+    assert!(logs.starts_with("https://console.aws.amazon.com/cloudwatch/"));
+    assert!(
+        d["reason"].as_str().unwrap().starts_with(&format!(
+            "the rollback build {id} ended FAILED in phase BUILD (logs: {logs})"
+        )),
+        "{d}"
+    );
+    assert_eq!(s.held_by().await, None, "the hold is released");
+    let live = s.history().await.live.unwrap();
+    assert_eq!(live.commit, bad, "what was live still is");
+    assert_eq!(live.kind, VersionKind::Deploy);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_no_is_reported_once_with_its_reason_and_quiet_changes_say_nothing() {
+    let s = setup("rb-skips", None).await;
+    let now = now_epoch();
+
+    // Before any deployment.
+    let before = alarm("hello-world-5xx", "OK", "ALARM", now - 100);
+    s.handle(&before).await;
+    s.handle(&before).await; // redelivered: reported once
+    // An alarm no service names, and one tagged for a service the policy does not have.
+    s.handle(&alarm("billing-disk-full", "OK", "ALARM", now - 90))
+        .await;
+    let mut tagged = alarm("some-alarm", "OK", "ALARM", now - 80);
+    tagged["detail"]["tags"] = json!({"eddo:service": "payments"});
+    s.handle(&tagged).await;
+    // Muted by a mute rule; suppressed by a composite's suppressor.
+    let mut muted = alarm("hello-world-5xx", "OK", "ALARM", now - 70);
+    muted["detail"]["muteDetail"] = json!({"muteRuleName": "weekend-maintenance"});
+    s.handle(&muted).await;
+    let mut suppressed = alarm("hello-world-5xx", "OK", "ALARM", now - 60);
+    suppressed["detail"]["state"]["actionsSuppressedBy"] = json!("WaitPeriod");
+    suppressed["detail"]["state"]["actionsSuppressedReason"] =
+        json!("Actions suppressed by WaitPeriod");
+    s.handle(&suppressed).await;
+    // Something that is not an alarm state change at all.
+    s.handle(&json!({"id": "x-1", "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change", "detail": {"state": "weird"}}))
+        .await;
+
+    // Back to OK, a repeat of ALARM, INSUFFICIENT_DATA (the policy ignores it): nothing at all.
+    for quiet in [
+        alarm("hello-world-5xx", "ALARM", "OK", now - 50),
+        alarm("hello-world-5xx", "ALARM", "ALARM", now - 40),
+        alarm("hello-world-5xx", "OK", "INSUFFICIENT_DATA", now - 30),
+    ] {
+        let r = s.handle(&quiet).await;
+        assert!(r.published.is_empty(), "{r:?}");
+    }
+
+    // Deployed two hours ago: outside the 60-minute bake window.
+    s.deployed(&sha(30), &sha(31), now - 7_200).await;
+    s.handle(&alarm("hello-world-5xx", "OK", "ALARM", now - 20))
+        .await;
+
+    let events = s.published().await;
+    let skipped: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(e["detail-type"], "Rollback Skipped");
+            (
+                e["detail"]["reason"].as_str().unwrap(),
+                e["detail"]["reasons"][0].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let expected: &[(&str, &str)] = &[
+        ("no-deployment", "no deployment of hello-world is recorded"),
+        (
+            "unknown-alarm",
+            "alarm billing-disk-full is not tagged eddo:service and no service's rollback.alarms names it",
+        ),
+        (
+            "unknown-service",
+            "the alarm is tagged eddo:service=payments, which the policy does not name",
+        ),
+        (
+            "muted",
+            "the alarm's actions are muted by alarm mute rule weekend-maintenance",
+        ),
+        (
+            "suppressed",
+            "the alarm's actions are suppressed (WaitPeriod: Actions suppressed by WaitPeriod)",
+        ),
+        (
+            "unreadable",
+            "the event could not be read: not an alarm state change",
+        ),
+        ("outside-bake-window", "the live version went live at"),
+    ];
+    assert_eq!(skipped.len(), expected.len(), "{skipped:#?}");
+    for ((code, words), (want_code, want_words)) in skipped.iter().zip(expected) {
+        assert_eq!(code, want_code);
+        assert!(words.starts_with(want_words), "{code}: {words}");
+    }
+    assert!(s.rollback_builds().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_decides_and_reports_without_rolling_back() {
+    let example =
+        std::fs::read_to_string(project_root().join("infra/policy/example.yaml")).unwrap();
+    // The rollback section's mode is the document's last `mode:`.
+    let at = example.rfind("mode: enforce").unwrap();
+    let text = format!("{}mode: dry-run{}", &example[..at], &example[at + 13..]);
+    let s = setup("rb-dry", Some(&text)).await;
+    let now = now_epoch();
+    s.deployed(&sha(40), &sha(41), now - 300).await;
+    let fired = alarm("hello-world-5xx", "OK", "ALARM", now - 10);
+    s.handle(&fired).await;
+    s.handle(&fired).await;
+    let events = s.published().await;
+    assert_eq!(types(&events), ["Rollback Would Start"]);
+    assert_eq!(events[0]["detail"]["mode"], "dry-run");
+    assert_eq!(events[0]["detail"]["target"]["commit"], sha(40));
+    assert!(s.rollback_builds().is_empty());
+    assert_eq!(s.held_by().await, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_project_that_refuses_is_reported_and_holds_nothing() {
+    // The policy names a project CodeBuild does not have.
+    let text = std::fs::read_to_string(project_root().join("infra/policy/example.yaml"))
+        .unwrap()
+        .replace("rollback: eddo-rollback", "rollback: eddo-rollback-missing");
+    let s = setup("rb-refused", Some(&text)).await;
+    let now = now_epoch();
+    s.deployed(&sha(50), &sha(51), now - 300).await;
+    let fired = alarm("hello-world-5xx", "OK", "ALARM", now - 10);
+    s.handle(&fired).await;
+    s.handle(&fired).await;
+    let events = s.published().await;
+    assert_eq!(types(&events), ["Rollback Failed"]);
+    let d = &events[0]["detail"];
+    assert_eq!(d["status"], "NOT_STARTED");
+    assert!(
+        d["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("could not start eddo-rollback-missing: CodeBuild.StartBuild failed"),
+        "{d}"
+    );
+    assert_eq!(s.held_by().await, None);
+}
+
+/// The gate holds a service's deployments while its rollback runs: the hold alarm-rollback
+/// takes is the one the gate checks, in the same table.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gate_holds_deployments_while_a_rollback_runs() {
+    let s = setup("rb-gate", None).await;
+    let now = now_epoch();
+    s.deployed(&sha(60), &sha(61), now - 300).await;
+    s.stack.codebuild.plan(
+        "eddo-rollback",
+        Plan::succeed().lasting(Duration::from_secs(30)),
+    );
+    s.handle(&alarm("hello-world-5xx", "OK", "ALARM", now - 10))
+        .await;
+    let held = s.held_by().await.expect("held");
+    let env = s.stack.function("scan-gate").unwrap().env.clone();
+    let config = eddo_scan_gate::Config::from_env(&Env::from_pairs(
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))
+    .unwrap();
+    let policy = eddo::policy::load(&s.stack.sdk, &config.policy_parameter)
+        .await
+        .unwrap();
+    let gate = eddo_scan_gate::Gate::new(&config, policy, &s.stack.sdk).with_codebuild(
+        aws_sdk_codebuild::Client::from_conf(
+            aws_sdk_codebuild::config::Builder::from(&s.stack.sdk)
+                .endpoint_url(s.stack.codebuild.endpoint())
+                .build(),
+        ),
+    );
+    let commit = sha(62);
+    for project in ["eddo-build", "eddo-sast"] {
+        let mut e = sample("codebuild-build-state-change.json");
+        e["id"] = json!(format!("{project}-{commit}"));
+        e["detail"]["project-name"] = json!(project);
+        e["detail"]["additional-information"]["source-version"] = json!(commit);
+        if project == "eddo-build" {
+            e["detail"]["additional-information"]["exported-environment-variables"] =
+                json!([{"name": "IMAGE_DIGEST", "value": format!("sha256:{}", "cd".repeat(32))}]);
+        }
+        gate.handle(&e).await.unwrap();
+    }
+    let mut scan = sample("ecr-image-scan.json");
+    scan["detail"]["repository-name"] = json!("hello-world");
+    scan["detail"]["image-digest"] = json!(format!("sha256:{}", "cd".repeat(32)));
+    scan["detail"]["image-tags"] = json!([commit]);
+    scan["detail"]["finding-severity-counts"] = json!({});
+    gate.handle(&scan).await.unwrap();
+    let blocked: Vec<Value> = s
+        .stack
+        .drain(&s.stack.tap_queue, Duration::from_millis(300))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e["detail-type"] == "Deployment Blocked")
+        .collect();
+    assert_eq!(blocked.len(), 1);
+    assert_eq!(
+        blocked[0]["detail"]["reasons"][0],
+        format!(
+            "a rollback of hello-world is in progress ({held}); deployments are held until it ends"
+        )
+    );
+    assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 0);
+}
+
+/// What each corpus alarm shape calls for under the example policy, with the alarm's name set
+/// to one the policy maps: the decision before any state is read.
+#[test]
+fn each_corpus_alarm_shape_triggers_as_it_should() {
+    let policy = Policy::parse(
+        &std::fs::read_to_string(project_root().join("infra/policy/example.yaml")).unwrap(),
+    )
+    .unwrap();
+    for (file, expect) in [
+        // OK -> ALARM, through EventBridge.
+        ("cloudwatch-alarm-state-change.json", "act"),
+        // INSUFFICIENT_DATA -> ALARM.
+        ("cloudwatch-alarm-state-change-2.json", "act"),
+        // The direct action of a metric alarm, INSUFFICIENT_DATA -> ALARM.
+        ("cloudwatch-alarm-action-metric.json", "act"),
+        // A composite alarm whose suppressed ALARM now fires its actions: a transition.
+        ("cloudwatch-alarm-action-composite.json", "act"),
+        // A composite alarm in ALARM with its actions suppressed by its wait period.
+        (
+            "cloudwatch-alarm-action-composite-suppressed.json",
+            "suppressed",
+        ),
+    ] {
+        let mut e = sample(file);
+        let data = if e.get("detail").is_some() {
+            "detail"
+        } else {
+            "alarmData"
+        };
+        e[data]["alarmName"] = json!("hello-world-5xx");
+        let a = AlarmChange::read(&e).unwrap_or_else(|why| panic!("{file}: {why}"));
+        let got = match trigger(&policy, &a) {
+            Trigger::Act(s) => {
+                assert_eq!(s.name.as_str(), SERVICE);
+                "act".to_string()
+            }
+            Trigger::Skip(_, skip) => skip.code().to_string(),
+            Trigger::Quiet(why) => format!("quiet: {why}"),
+        };
+        assert_eq!(got, expect, "{file}");
+    }
+}
+
+/// A throttled StartBuild (a fault moto cannot produce) fails the invocation and gives the alarm
+/// change back; Lambda's retry starts the rollback, once, and says so once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_start_is_retried_and_rolls_back_once() {
+    use aws_sdk_codebuild::operation::start_build::StartBuildError;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_types::error::ErrorMetadata;
+    let s = setup("rb-throttle", None).await;
+    let now = now_epoch();
+    s.deployed(&sha(70), &sha(71), now - 300).await;
+    let throttled = mock!(aws_sdk_codebuild::Client::start_build).then_error(|| {
+        StartBuildError::generic(
+            ErrorMetadata::builder()
+                .code("ThrottlingException")
+                .message("Rate exceeded")
+                .build(),
+        )
+    });
+    let env = s.stack.function("alarm-rollback").unwrap().env.clone();
+    let config = Config::from_env(&Env::from_pairs(
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))
+    .unwrap();
+    let policy = eddo::policy::load(&s.stack.sdk, &config.policy_parameter)
+        .await
+        .unwrap();
+    let failing = Rollbacks::new(&config, policy, &s.stack.sdk).with_codebuild(mock_client!(
+        aws_sdk_codebuild,
+        RuleMode::MatchAny,
+        [&throttled]
+    ));
+    let fired = alarm("hello-world-5xx", "OK", "ALARM", now - 10);
+    let err = failing.handle(&fired).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(
+        s.held_by().await.as_deref(),
+        Some("a rollback being started")
+    );
+    assert!(s.published().await.is_empty(), "nothing said yet");
+
+    // Lambda's retry, at once: the change was given back, so it need not wait for the lease.
+    s.handle(&fired).await;
+    s.handle(&fired).await;
+    assert_eq!(s.stack.codebuild.calls("eddo-rollback"), 1);
+    let events = s.published().await;
+    assert_eq!(types(&events), ["Rollback Started"]);
+    assert_eq!(
+        s.held_by().await.as_deref(),
+        Some(s.rollback_builds()[0].id.as_str())
+    );
+}
