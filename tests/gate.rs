@@ -427,7 +427,7 @@ async fn an_unknown_service_is_rejected_once_and_observe_mode_starts_nothing() {
     let policy =
         std::fs::read_to_string(eddo_local::moto::project_root().join("infra/policy/example.yaml"))
             .unwrap()
-            .replace("mode: enforce", "mode: observe");
+            .replacen("mode: enforce", "mode: observe", 1); // the gate's, not the rollback's
     let s = setup("gate-observe", Some(&policy)).await;
     let mut e: Value = serde_json::from_str(
         &std::fs::read_to_string(

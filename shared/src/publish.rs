@@ -11,7 +11,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde::Serialize;
 
 use crate::error::{EntryFailure, Error};
-use crate::event::{DetailType, Envelope};
+use crate::event::{DetailType, Envelope, Metadata};
 
 /// PutEvents' limit on entries per call.
 pub const MAX_ENTRIES_PER_CALL: usize = 10;
@@ -174,6 +174,24 @@ impl Publisher {
     }
 
     /// Sends the entries at `indices`, resending the transient failures, and fills `event_ids`.
+    /// Publishes one eddo event: `detail` in the envelope with its correlation and causation.
+    /// Returns the detail-type published, for the invocation's report.
+    pub async fn publish_one<D: Serialize>(
+        &self,
+        detail_type: DetailType,
+        detail: &D,
+        correlation_id: &str,
+        causation_id: &str,
+    ) -> Result<String, Error> {
+        let envelope = Envelope {
+            metadata: Metadata::new(correlation_id, causation_id),
+            detail,
+        };
+        let event = OutgoingEvent::new(detail_type, &envelope)?;
+        self.publish(std::slice::from_ref(&event)).await?;
+        Ok(detail_type.as_str().to_string())
+    }
+
     async fn publish_batch(
         &self,
         events: &[OutgoingEvent],

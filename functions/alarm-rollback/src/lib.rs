@@ -14,9 +14,9 @@ use eddo::config::{CommonConfig, ConfigError, Env};
 use eddo::history::{Version, VersionKind};
 use eddo::idempotency::now_epoch;
 use eddo::policy::{Policy, ProjectRole, RollbackMode, Service};
-use eddo::publish::{OutgoingEvent, Publisher};
+use eddo::publish::Publisher;
 use eddo::time::rfc3339;
-use eddo::{DetailType, Envelope, Error, Metadata};
+use eddo::{DetailType, Error};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tracing::{Instrument, info, warn};
@@ -143,25 +143,7 @@ impl Rollbacks {
         }
         let alarm = match AlarmChange::read(event) {
             Ok(a) => a,
-            Err(why) => {
-                warn!(reason = %why, "unreadable event");
-                let id = event["id"].as_str().unwrap_or("unknown");
-                let skip = Skip::Unreadable { why };
-                let detail = json!({
-                    "service": null,
-                    "alarm": null,
-                    "reason": skip.code(),
-                    "reasons": [skip.to_string()],
-                    "event_id": event["id"],
-                });
-                let published = self
-                    .publish(DetailType::RollbackSkipped, &detail, id, id)
-                    .await?;
-                return Ok(Report {
-                    outcome: skip.to_string(),
-                    published: vec![published],
-                });
-            }
+            Err(why) => return self.unreadable(event, why).await,
         };
         match trigger(&self.policy, &alarm) {
             Trigger::Quiet(why) => {
@@ -176,6 +158,27 @@ impl Rollbacks {
         }
     }
 
+    /// Reports an event that could not be read, once: a retry would read it no better.
+    async fn unreadable(&self, event: &Value, why: String) -> Result<Report, Error> {
+        warn!(reason = %why, "unreadable event");
+        let id = event["id"].as_str().unwrap_or("unknown");
+        let skip = Skip::Unreadable { why };
+        let detail = json!({
+            "service": null,
+            "alarm": null,
+            "reason": skip.code(),
+            "reasons": [skip.to_string()],
+            "event_id": event["id"],
+        });
+        let published = self
+            .publish(DetailType::RollbackSkipped, &detail, id, id)
+            .await?;
+        Ok(Report {
+            outcome: skip.to_string(),
+            published: vec![published],
+        })
+    }
+
     async fn publish(
         &self,
         detail_type: DetailType,
@@ -183,13 +186,9 @@ impl Rollbacks {
         correlation_id: &str,
         causation_id: &str,
     ) -> Result<String, Error> {
-        let envelope = Envelope {
-            metadata: Metadata::new(correlation_id, causation_id),
-            detail,
-        };
-        let event = OutgoingEvent::new(detail_type, &envelope)?;
-        self.publisher.publish(std::slice::from_ref(&event)).await?;
-        Ok(detail_type.as_str().to_string())
+        self.publisher
+            .publish_one(detail_type, detail, correlation_id, causation_id)
+            .await
     }
 
     fn keys(alarm: &AlarmChange) -> (String, String) {
@@ -577,24 +576,7 @@ impl Rollbacks {
     async fn build_finished(&self, event: &Value) -> Result<Report, Error> {
         let b = match BuildState::read(event) {
             Ok(b) => b,
-            Err(why) => {
-                let id = event["id"].as_str().unwrap_or("unknown");
-                let skip = Skip::Unreadable { why };
-                let detail = json!({
-                    "service": null,
-                    "alarm": null,
-                    "reason": skip.code(),
-                    "reasons": [skip.to_string()],
-                    "event_id": event["id"],
-                });
-                let published = self
-                    .publish(DetailType::RollbackSkipped, &detail, id, id)
-                    .await?;
-                return Ok(Report {
-                    outcome: skip.to_string(),
-                    published: vec![published],
-                });
-            }
+            Err(why) => return self.unreadable(event, why).await,
         };
         let service = match self.policy.project(&b.project) {
             Some((s, ProjectRole::Rollback)) => s,

@@ -18,9 +18,9 @@ use eddo::config::{CommonConfig, ConfigError, Env};
 use eddo::idempotency::now_epoch;
 use eddo::names::{CommitSha, ImageDigest, ServiceName};
 use eddo::policy::{Mode, Policy, Service, SignalKind};
-use eddo::publish::{OutgoingEvent, Publisher};
+use eddo::publish::Publisher;
 use eddo::time::{Date, rfc3339};
-use eddo::{DetailType, Envelope, Error, Metadata};
+use eddo::{DetailType, Error};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tracing::{Instrument, info, warn};
@@ -216,13 +216,9 @@ impl Gate {
         correlation_id: &str,
         causation_id: &str,
     ) -> Result<String, Error> {
-        let envelope = Envelope {
-            metadata: Metadata::new(correlation_id, causation_id),
-            detail,
-        };
-        let event = OutgoingEvent::new(detail_type, &envelope)?;
-        self.publisher.publish(std::slice::from_ref(&event)).await?;
-        Ok(detail_type.as_str().to_string())
+        self.publisher
+            .publish_one(detail_type, detail, correlation_id, causation_id)
+            .await
     }
 
     async fn reject(&self, event: &Value, why: &str) -> Result<Report, Error> {

@@ -79,6 +79,8 @@ const PUSHED: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
 /// The commits of the scenario's second and third releases (the corpus push, commit replaced).
 const SECOND: &str = "b10c4ed0b10c4ed0b10c4ed0b10c4ed0b10c4ed0";
 const THIRD: &str = "5105e1a75105e1a75105e1a75105e1a75105e1a7";
+/// What was live before the scenario.
+const RELEASE_0: &str = "0a11ce000a11ce000a11ce000a11ce000a11ce00";
 
 /// The image a build of `commit` pushes (its digest, in the scenario).
 fn image_of(commit: &str) -> String {
@@ -106,15 +108,33 @@ async fn ecr_scan(stack: &Stack, commit: &str) -> Result<String, LocalError> {
     d["image-digest"] = image_of(commit).into();
     d["image-tags"] = serde_json::json!([commit]);
     d["finding-severity-counts"] = serde_json::json!({"HIGH": 1, "MEDIUM": 4, "LOW": 3});
+    put_aws_event(
+        stack,
+        "aws.ecr",
+        "ECR Image Scan",
+        "arn:aws:ecr:us-east-1:123456789012:repository/hello-world",
+        &v["detail"],
+    )
+    .await
+}
+
+/// Puts an AWS service's event on the default bus, as the service would; its event id.
+async fn put_aws_event(
+    stack: &Stack,
+    source: &str,
+    detail_type: &str,
+    resource: &str,
+    detail: &Value,
+) -> Result<String, LocalError> {
     let out = aws_sdk_eventbridge::Client::new(&stack.sdk)
         .put_events()
         .entries(
             aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
                 .event_bus_name("default")
-                .source("aws.ecr")
-                .detail_type("ECR Image Scan")
-                .resources("arn:aws:ecr:us-east-1:123456789012:repository/hello-world")
-                .detail(v["detail"].to_string())
+                .source(source)
+                .detail_type(detail_type)
+                .resources(resource)
+                .detail(detail.to_string())
                 .build(),
         )
         .send()
@@ -126,6 +146,74 @@ async fn ecr_scan(stack: &Stack, commit: &str) -> Result<String, LocalError> {
         .and_then(|e| e.event_id())
         .unwrap_or_default()
         .to_string())
+}
+
+/// CloudWatch's `hello-world-5xx` alarm going from OK into ALARM now (the corpus sample, named
+/// for the example policy).
+async fn alarm_fires(stack: &Stack) -> Result<String, LocalError> {
+    let text = std::fs::read_to_string(corpus().join("aws/cloudwatch-alarm-state-change.json"))
+        .map_err(|e| LocalError::Setup(format!("corpus: {e}")))?;
+    let mut v: Value =
+        serde_json::from_str(&text).map_err(|e| LocalError::Setup(format!("corpus: {e}")))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let stamp = format!(
+        "{}.{:03}+0000",
+        eddo::time::rfc3339(now.as_secs()).trim_end_matches('Z'),
+        now.subsec_millis()
+    );
+    let d = &mut v["detail"];
+    d["alarmName"] = "hello-world-5xx".into();
+    d["state"]["timestamp"] = stamp.into();
+    d["state"]["reason"] = "Threshold Crossed: 1 out of the last 1 datapoints [12.0] was greater than the threshold (5.0)".into();
+    put_aws_event(
+        stack,
+        "aws.cloudwatch",
+        "CloudWatch Alarm State Change",
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:hello-world-5xx",
+        &v["detail"],
+    )
+    .await
+}
+
+/// The version that was live before the scenario (release 0), as the gate would have recorded
+/// it yesterday: what a rollback of release 1 restores.
+async fn release_0_was_live(stack: &Stack) -> Result<(), LocalError> {
+    let service = eddo::names::ServiceName::parse("hello-world").map_err(LocalError::Setup)?;
+    let yesterday = eddo::idempotency::now_epoch() - 86_400;
+    let v = eddo::history::Version {
+        commit: RELEASE_0.into(),
+        digest: Some(image_of(RELEASE_0)),
+        build_id: format!("eddo-deploy:{}", &RELEASE_0[..8]),
+        at: yesterday,
+        kind: eddo::history::VersionKind::Deploy,
+        correlation_id: None,
+        replaced: None,
+        started_at: Some(yesterday - 120),
+    };
+    let update = eddo::history::go_live(&stack.table, &service, &v)
+        .map_err(|e| LocalError::Setup(e.to_string()))?;
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .transact_write_items()
+        .transact_items(
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .update(update)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| crate::aws("TransactWriteItems", e))?;
+    Ok(())
+}
+
+/// alarm-rollback's events of one detail type seen so far.
+fn rollback_events<'a>(watch: &'a Watch, detail_type: &str) -> Vec<&'a Value> {
+    watch
+        .seen(detail_type)
+        .into_iter()
+        .filter(|e| e["source"] == "eddo.rollback")
+        .collect()
 }
 
 /// The gate's events about `commit` seen so far, by detail type.
@@ -177,7 +265,9 @@ pub async fn run() -> Result<bool, LocalError> {
 
     let webhook = Arc::new(LocalFunction::new(stack.spec("webhook", &moto.endpoint())?).await?);
     let gate = Arc::new(LocalFunction::new(stack.spec("scan-gate", &moto.endpoint())?).await?);
-    let functions = [webhook.clone(), gate.clone()];
+    let rollback =
+        Arc::new(LocalFunction::new(stack.spec("alarm-rollback", &moto.endpoint())?).await?);
+    let functions = [webhook.clone(), gate.clone(), rollback.clone()];
     let url = FunctionUrl::serve(webhook.clone(), 0).await?;
     let mut watch = Watch::new(&stack, &functions).await?;
     t.step(
@@ -202,6 +292,17 @@ pub async fn run() -> Result<bool, LocalError> {
     )
     .await;
     t.step(status == 200, "GitHub ping", &who, format!("HTTP {status}"));
+
+    release_0_was_live(&stack).await?;
+    t.step(
+        true,
+        "hello-world had release 0 live since yesterday",
+        "history",
+        format!(
+            "{} (what a rollback of release 1 restores)",
+            &RELEASE_0[..7]
+        ),
+    );
 
     // Release 1: the corpus push. Build and scan pass, the image scan is clean: deployed.
     println!("\n-- release 1: {} passes every signal --", &PUSHED[..7]);
@@ -407,6 +508,81 @@ pub async fn run() -> Result<bool, LocalError> {
         format!("missing {missing}"),
     );
 
+    // Release 1 hurts production: its 5xx alarm fires while it bakes. Rolled back to release 0,
+    // once; a second alarm inside the cooldown is skipped, with its reasons.
+    println!("\n-- release 1 hurts production: hello-world-5xx goes into ALARM while it bakes --");
+    cb.plan("eddo-rollback", Plan::succeed());
+    let fired = alarm_fires(&stack).await?;
+    t.step(
+        true,
+        "hello-world-5xx went into ALARM",
+        "aws.cloudwatch",
+        format!("event {fired}"),
+    );
+    let restored = watch
+        .until(&stack, &mut t, Duration::from_secs(30), |w, _| {
+            !rollback_events(w, "Rollback Succeeded").is_empty()
+        })
+        .await?;
+    let rollbacks: Vec<_> = stack
+        .codebuild
+        .builds()
+        .into_iter()
+        .filter(|b| b.project == "eddo-rollback")
+        .collect();
+    let started = rollback_events(&watch, "Rollback Started");
+    t.step(
+        started.len() == 1
+            && rollbacks.len() == 1
+            && rollbacks[0].env("EDDO_COMMIT_SHA") == Some(RELEASE_0)
+            && rollbacks[0].env("EDDO_REPLACED_COMMIT_SHA") == Some(PUSHED),
+        "rolled back to release 0, once",
+        "alarm-rollback",
+        format!(
+            "{} rollback build(s), {} -> {}",
+            rollbacks.len(),
+            &PUSHED[..7],
+            &RELEASE_0[..7]
+        ),
+    );
+    let live = rollback_events(&watch, "Rollback Succeeded")
+        .first()
+        .map(|e| e["detail"]["live"].clone())
+        .unwrap_or_default();
+    t.step(
+        restored && live["commit"] == RELEASE_0 && live["kind"] == "rollback",
+        "rollback succeeded: release 0 live again",
+        "alarm-rollback",
+        format!("live {} ({})", live["commit"], live["kind"]),
+    );
+    let again = alarm_fires(&stack).await?;
+    t.step(
+        true,
+        "hello-world-5xx went into ALARM again",
+        "aws.cloudwatch",
+        format!("event {again}"),
+    );
+    watch
+        .until(&stack, &mut t, Duration::from_secs(30), |w, _| {
+            !rollback_events(w, "Rollback Skipped").is_empty()
+        })
+        .await?;
+    let skipped = rollback_events(&watch, "Rollback Skipped");
+    let codes = skipped
+        .first()
+        .map(|e| e["detail"]["codes"].clone())
+        .unwrap_or_default();
+    t.step(
+        skipped.len() == 1
+            && codes
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c == "cooldown"))
+            && stack.codebuild.calls("eddo-rollback") == 1,
+        "second alarm inside the cooldown skipped",
+        "alarm-rollback",
+        format!("reasons {codes}"),
+    );
+
     watch
         .poll(&stack, &mut t, Duration::from_millis(300))
         .await?;
@@ -418,9 +594,10 @@ pub async fn run() -> Result<bool, LocalError> {
         "in all",
         "",
         format!(
-            "{} eddo.webhook event(s), {} eddo.gate event(s), {} build(s), 1 deployment, {dead} delivery(ies) dead-lettered",
+            "{} eddo.webhook event(s), {} eddo.gate event(s), {} eddo.rollback event(s), {} build(s), 1 deployment, 1 rollback, {dead} delivery(ies) dead-lettered",
             watch.count("eddo.webhook", None),
             watch.count("eddo.gate", None),
+            watch.count("eddo.rollback", None),
             stack.codebuild.builds().len(),
         ),
     );
