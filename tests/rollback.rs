@@ -15,8 +15,6 @@ use eddo::history::{self, History, Version, VersionKind};
 use eddo::idempotency::now_epoch;
 use eddo::names::ServiceName;
 use eddo::policy::Policy;
-use eddo_alarm_rollback::alarm::AlarmChange;
-use eddo_alarm_rollback::decide::{Trigger, trigger};
 use eddo_alarm_rollback::{Config, Report, Rollbacks};
 use eddo_local::codebuild::Plan;
 use eddo_local::demo::corpus;
@@ -581,49 +579,6 @@ async fn the_gate_holds_deployments_while_a_rollback_runs() {
         )
     );
     assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 0);
-}
-
-/// What each corpus alarm shape calls for under the example policy, with the alarm's name set
-/// to one the policy maps: the decision before any state is read.
-#[test]
-fn each_corpus_alarm_shape_triggers_as_it_should() {
-    let policy = Policy::parse(
-        &std::fs::read_to_string(project_root().join("infra/policy/example.yaml")).unwrap(),
-    )
-    .unwrap();
-    for (file, expect) in [
-        // OK -> ALARM, through EventBridge.
-        ("cloudwatch-alarm-state-change.json", "act"),
-        // INSUFFICIENT_DATA -> ALARM.
-        ("cloudwatch-alarm-state-change-2.json", "act"),
-        // The direct action of a metric alarm, INSUFFICIENT_DATA -> ALARM.
-        ("cloudwatch-alarm-action-metric.json", "act"),
-        // A composite alarm whose suppressed ALARM now fires its actions: a transition.
-        ("cloudwatch-alarm-action-composite.json", "act"),
-        // A composite alarm in ALARM with its actions suppressed by its wait period.
-        (
-            "cloudwatch-alarm-action-composite-suppressed.json",
-            "suppressed",
-        ),
-    ] {
-        let mut e = sample(file);
-        let data = if e.get("detail").is_some() {
-            "detail"
-        } else {
-            "alarmData"
-        };
-        e[data]["alarmName"] = json!("hello-world-5xx");
-        let a = AlarmChange::read(&e).unwrap_or_else(|why| panic!("{file}: {why}"));
-        let got = match trigger(&policy, &a) {
-            Trigger::Act(s) => {
-                assert_eq!(s.name.as_str(), SERVICE);
-                "act".to_string()
-            }
-            Trigger::Skip(_, skip) => skip.code().to_string(),
-            Trigger::Quiet(why) => format!("quiet: {why}"),
-        };
-        assert_eq!(got, expect, "{file}");
-    }
 }
 
 /// A throttled StartBuild (a fault moto cannot produce) fails the invocation and gives the alarm
