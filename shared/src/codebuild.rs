@@ -4,6 +4,7 @@
 
 use aws_lambda_events::event::codebuild::CodeBuildEvent;
 use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::Error;
@@ -29,7 +30,7 @@ pub struct BuildState {
 impl BuildState {
     /// Reads a whole EventBridge event. `Err` says why it is not a build state change.
     pub fn read(event: &Value) -> Result<BuildState, String> {
-        let e: CodeBuildEvent = serde_json::from_value(event.clone())
+        let e = CodeBuildEvent::deserialize(event)
             .map_err(|err| format!("not a CodeBuild state change: {err}"))?;
         let d = e.detail;
         let info = d.additional_information;

@@ -306,7 +306,7 @@ fn scan_signal(policy: &Policy, event: &Value, scan: Scan<'_>) -> Incoming {
 }
 
 fn ecr_scan(policy: &Policy, event: &Value) -> Incoming {
-    let e: EcrScanEvent = match serde_json::from_value(event.clone()) {
+    let e: EcrScanEvent = match EcrScanEvent::deserialize(event) {
         Ok(e) => e,
         Err(err) => return Incoming::Rejected(format!("not an ECR Image Scan event: {err}")),
     };
@@ -357,7 +357,7 @@ struct InspectorScan {
 }
 
 fn inspector_scan(policy: &Policy, event: &Value) -> Incoming {
-    let d: InspectorScan = match serde_json::from_value(event["detail"].clone()) {
+    let d: InspectorScan = match InspectorScan::deserialize(&event["detail"]) {
         Ok(d) => d,
         Err(err) => return Incoming::Rejected(format!("not an Inspector2 Scan event: {err}")),
     };
@@ -388,7 +388,7 @@ fn inspector_scan(policy: &Policy, event: &Value) -> Incoming {
 }
 
 fn check(policy: &Policy, event: &Value) -> Incoming {
-    let e: GitEvent = match serde_json::from_value(event["detail"].clone()) {
+    let e: GitEvent = match GitEvent::deserialize(&event["detail"]) {
         Ok(e) => e,
         Err(err) => return Incoming::Rejected(format!("not an eddo check event: {err}")),
     };
@@ -486,7 +486,7 @@ fn known_service<'a>(
 }
 
 fn scan_completed(policy: &Policy, event: &Value) -> Incoming {
-    let d: ScanCompleted = match serde_json::from_value(event["detail"].clone()) {
+    let d: ScanCompleted = match ScanCompleted::deserialize(&event["detail"]) {
         Ok(d) => d,
         Err(err) => return Incoming::Rejected(format!("not a Scan Completed event: {err}")),
     };
@@ -599,7 +599,7 @@ enum ApprovalDecision {
 }
 
 fn approval(policy: &Policy, event: &Value) -> Incoming {
-    let d: Approval = match serde_json::from_value(event["detail"].clone()) {
+    let d: Approval = match Approval::deserialize(&event["detail"]) {
         Ok(d) => d,
         Err(err) => return Incoming::Rejected(format!("not a Deployment Approval event: {err}")),
     };
