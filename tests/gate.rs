@@ -8,14 +8,12 @@
 //! commits replaced, so every shape is the real one.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use eddo::config::Env;
 use eddo::idempotency::now_epoch;
 use eddo_local::demo::corpus;
 use eddo_local::moto::Moto;
 use eddo_local::stack::Stack;
-use eddo_scan_gate::{Config, Gate, load_policy};
+use eddo_scan_gate::Gate;
 use serde_json::{Value, json};
 
 fn sha(n: u32) -> String {
@@ -89,18 +87,11 @@ async fn setup(prefix: &str, policy: Option<&str>) -> Setup {
     if let Some(p) = policy {
         stack.put_policy(p).await.unwrap();
     }
-    let env = stack.function("scan-gate").unwrap().env.clone();
-    let config = Config::from_env(&Env::from_pairs(
-        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    ))
-    .unwrap();
-    let policy = load_policy(&sdk, &config.policy_parameter).await.unwrap();
-    let codebuild = aws_sdk_codebuild::Client::from_conf(
-        aws_sdk_codebuild::config::Builder::from(&sdk)
-            .endpoint_url(stack.codebuild.endpoint())
-            .build(),
-    );
-    let gate = Gate::new(&config, policy, &sdk).with_codebuild(codebuild);
+    let config = eddo_tests::policy_config(&stack, "scan-gate");
+    let policy = eddo::policy::load(&sdk, &config.policy_parameter)
+        .await
+        .unwrap();
+    let gate = Gate::new(&config, policy, &sdk).with_codebuild(eddo_tests::stand_in(&stack));
     Setup {
         _moto: moto,
         stack,
@@ -115,16 +106,7 @@ impl Setup {
 
     /// The gate's events on the bus since the last call, each checked against its schema.
     async fn published(&self) -> Vec<Value> {
-        let events: Vec<Value> = self
-            .stack
-            .drain(&self.stack.tap_queue, Duration::from_millis(300))
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|e| e["source"] == "eddo.gate")
-            .collect();
-        events.iter().for_each(eddo_tests::assert_matches_schema);
-        events
+        eddo_tests::published(&self.stack, "eddo.gate").await
     }
 
     fn deploys(&self) -> Vec<eddo_local::codebuild::Build> {
@@ -595,37 +577,6 @@ async fn a_bad_policy_stops_the_real_function_at_init_naming_the_mistake() {
     f.stop().await;
 }
 
-/// Counts the AWS calls a client makes, by `Service.Operation`.
-#[derive(Debug, Clone, Default)]
-struct Calls(Arc<std::sync::Mutex<Vec<String>>>);
-
-impl aws_smithy_runtime_api::client::interceptors::Intercept for Calls {
-    fn name(&self) -> &'static str {
-        "Calls"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
-        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
-        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
-    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        if let Some(m) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
-            self.0
-                .lock()
-                .unwrap()
-                .push(format!("{}.{}", m.service(), m.name()));
-        }
-        Ok(())
-    }
-}
-
-impl Calls {
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
 /// The AWS round trips of each signal: the common path (a signal that does not complete the set)
 /// is one DynamoDB write that also reads the candidate back; a build that reports its image adds
 /// the image's record. Deciding adds the conditional transition, the deploy build's record and the
@@ -633,7 +584,7 @@ impl Calls {
 #[tokio::test(flavor = "multi_thread")]
 async fn aws_round_trips_per_signal() {
     let s = setup("gate-calls", None).await;
-    let calls = Calls::default();
+    let calls = eddo_tests::Calls::default();
     let sdk = &s.stack.sdk;
     let ddb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(sdk)
@@ -651,12 +602,10 @@ async fn aws_round_trips_per_signal() {
             .interceptor(calls.clone())
             .build(),
     );
-    let env = s.stack.function("scan-gate").unwrap().env.clone();
-    let config = Config::from_env(&Env::from_pairs(
-        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    ))
-    .unwrap();
-    let policy = load_policy(sdk, &config.policy_parameter).await.unwrap();
+    let config = eddo_tests::policy_config(&s.stack, "scan-gate");
+    let policy = eddo::policy::load(sdk, &config.policy_parameter)
+        .await
+        .unwrap();
     let gate = Gate::with_publisher(
         &config,
         policy,
@@ -730,13 +679,11 @@ async fn a_throttled_start_build_is_retried_and_starts_one_deployment() {
         )
     });
     let failing_client = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&throttled]);
-    let env = s.stack.function("scan-gate").unwrap().env.clone();
-    let config = Config::from_env(&Env::from_pairs(
-        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    ))
-    .unwrap();
+    let config = eddo_tests::policy_config(&s.stack, "scan-gate");
     let sdk = &s.stack.sdk;
-    let policy = load_policy(sdk, &config.policy_parameter).await.unwrap();
+    let policy = eddo::policy::load(sdk, &config.policy_parameter)
+        .await
+        .unwrap();
     let failing = Gate::new(&config, policy.clone(), sdk)
         .with_codebuild(failing_client)
         .with_clock(clock);
@@ -766,11 +713,7 @@ async fn a_throttled_start_build_is_retried_and_starts_one_deployment() {
 
     // An invocation still at work is not second-guessed: a redelivery seconds later waits.
     CLOCK.fetch_add(5, std::sync::atomic::Ordering::SeqCst);
-    let healthy_client = aws_sdk_codebuild::Client::from_conf(
-        aws_sdk_codebuild::config::Builder::from(sdk)
-            .endpoint_url(s.stack.codebuild.endpoint())
-            .build(),
-    );
+    let healthy_client = eddo_tests::stand_in(&s.stack);
     let healthy = Gate::new(&config, policy, sdk)
         .with_codebuild(healthy_client)
         .with_clock(clock);

@@ -2,6 +2,7 @@
 //! on loopback (installed by `make setup`) and provisions what it needs.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A workspace binary built in the same profile as the running test (`cargo test --workspace`
 /// and `cargo nextest run --workspace` build every binary first).
@@ -26,4 +27,68 @@ pub fn assert_matches_schema(event: &serde_json::Value) {
         .map(|err| format!("{err} at {}", err.instance_path()))
         .collect();
     assert!(errors.is_empty(), "{dt}: {errors:?}\n{event:#}");
+}
+
+/// Counts the AWS calls a client makes, by `Service.Operation`.
+/// (An SDK interceptor: `config::Builder::from(sdk).interceptor(calls.clone())`.)
+#[derive(Debug, Clone, Default)]
+pub struct Calls(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for Calls {
+    fn name(&self) -> &'static str {
+        "Calls"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(m) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{}.{}", m.service(), m.name()));
+        }
+        Ok(())
+    }
+}
+
+impl Calls {
+    /// The calls since the last take, in order.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// The settings a policy-driven function of the template gets in the local stack.
+pub fn policy_config(stack: &eddo_local::stack::Stack, binary: &str) -> eddo::config::PolicyConfig {
+    let env = &stack.function(binary).unwrap_or_else(|e| panic!("{e}")).env;
+    eddo::config::PolicyConfig::from_env(&eddo::config::Env::from_pairs(
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))
+    .unwrap()
+}
+
+/// A CodeBuild client that talks to the local stack's stand-in, as the functions' does there.
+pub fn stand_in(stack: &eddo_local::stack::Stack) -> aws_sdk_codebuild::Client {
+    aws_sdk_codebuild::Client::from_conf(
+        aws_sdk_codebuild::config::Builder::from(&stack.sdk)
+            .endpoint_url(stack.codebuild.endpoint())
+            .build(),
+    )
+}
+
+/// The events of `source` on the eddo bus since the last call, each checked against its schema.
+pub async fn published(stack: &eddo_local::stack::Stack, source: &str) -> Vec<serde_json::Value> {
+    let events: Vec<serde_json::Value> = stack
+        .drain(&stack.tap_queue, std::time::Duration::from_millis(300))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e["source"] == source)
+        .collect();
+    events.iter().for_each(assert_matches_schema);
+    events
 }

@@ -123,6 +123,23 @@ impl CommonConfig {
     }
 }
 
+/// What a function driven by the policy needs: the common settings and the SSM parameter that
+/// holds the policy document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyConfig {
+    pub common: CommonConfig,
+    pub policy_parameter: String,
+}
+
+impl PolicyConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(PolicyConfig {
+            common: CommonConfig::from_env(env)?,
+            policy_parameter: env.required("EDDO_POLICY_PARAMETER")?.to_string(),
+        })
+    }
+}
+
 /// Prints the one line that names the bad variable and ends the process: Lambda reports the init
 /// failure with that line in the function's log.
 pub fn exit_on_error<T>(result: Result<T, ConfigError>) -> T {

@@ -358,6 +358,19 @@ pub async fn load(sdk: &aws_config::SdkConfig, parameter: &str) -> Result<Policy
     Policy::parse(text).map_err(|e| format!("SSM parameter {parameter}: {e}"))
 }
 
+/// [`load`] at init: a missing parameter or a bad document stops the function with the line
+/// that names the mistake, which Lambda reports as the init failure.
+#[cfg(feature = "policy-store")]
+pub async fn load_at_init(sdk: &aws_config::SdkConfig, parameter: &str) -> Policy {
+    match load(sdk, parameter).await {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("eddo: configuration error: {why}");
+            std::process::exit(1)
+        }
+    }
+}
+
 impl Policy {
     /// Parses and checks a policy document (YAML, or JSON, which is YAML).
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {

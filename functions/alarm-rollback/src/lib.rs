@@ -10,7 +10,6 @@ pub mod decide;
 pub mod store;
 
 use eddo::codebuild::{self, BuildState, StartError};
-use eddo::config::{CommonConfig, ConfigError, Env};
 use eddo::history::{Version, VersionKind};
 use eddo::idempotency::now_epoch;
 use eddo::policy::{Policy, ProjectRole, RollbackMode, Service};
@@ -28,21 +27,8 @@ use crate::store::{Change, Claim, NewChange, Outcome, RollbackRecord, Start, Sto
 /// Two alarms racing for one service decide again at most this many times.
 const DECIDE_ATTEMPTS: usize = 3;
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub common: CommonConfig,
-    /// The SSM parameter holding the policy document.
-    pub policy_parameter: String,
-}
-
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
-        Ok(Config {
-            common: CommonConfig::from_env(env)?,
-            policy_parameter: env.required("EDDO_POLICY_PARAMETER")?.to_string(),
-        })
-    }
-}
+/// The function's settings: the common ones and where the policy is.
+pub use eddo::config::PolicyConfig as Config;
 
 /// What one invocation did, returned to the runtime and logged.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -95,7 +81,6 @@ pub struct Rollbacks {
     store: Store,
     codebuild: aws_sdk_codebuild::Client,
     publisher: Publisher,
-    clock: fn() -> u64,
 }
 
 impl Rollbacks {
@@ -112,7 +97,6 @@ impl Rollbacks {
                 &config.common.event_bus_name,
                 config.common.max_entry_bytes,
             ),
-            clock: now_epoch,
         }
     }
 
@@ -125,12 +109,6 @@ impl Rollbacks {
     /// Another DynamoDB client (one that counts its calls, in tests).
     pub fn with_dynamodb(mut self, client: aws_sdk_dynamodb::Client, table: &str) -> Rollbacks {
         self.store = Store::new(client, table);
-        self
-    }
-
-    /// The clock rollbacks are timed by (tests move it).
-    pub fn with_clock(mut self, clock: fn() -> u64) -> Rollbacks {
-        self.clock = clock;
         self
     }
 
@@ -207,7 +185,7 @@ impl Rollbacks {
         let rollback = service.rollback.as_ref().expect("trigger checked it");
         let (pk, sk) = Self::keys(alarm);
         for _ in 0..DECIDE_ATTEMPTS {
-            let now = (self.clock)();
+            let now = now_epoch();
             let (history, record) = self.store.service(&service.name).await?;
             let correlation = history
                 .live
@@ -259,7 +237,7 @@ impl Rollbacks {
             };
             if rollback.mode == RollbackMode::DryRun {
                 return match self.store.note(&change(Outcome::WouldRollBack)).await? {
-                    Claim::Done => {
+                    None => {
                         let r = self
                             .announce(
                                 &pk,
@@ -273,8 +251,7 @@ impl Rollbacks {
                             .await;
                         self.let_go_on_error(&pk, &sk, r).await
                     }
-                    Claim::Duplicate(c) => self.resume(alarm, *c).await,
-                    Claim::Raced => unreachable!("a note does not race"),
+                    Some(c) => self.resume(alarm, c).await,
                 };
             }
             let starts = starts_after(&record.facts(now), rollback, now);
@@ -293,10 +270,10 @@ impl Rollbacks {
                 .claim(&change(Outcome::RolledBack), &start)
                 .await?
             {
-                Claim::Done => {
-                    detail["rev"] = json!(record.rev + 1);
+                Claim::Started(claimed) => {
+                    detail["rev"] = json!(claimed.rev);
                     let r = self
-                        .start(alarm, service, record.rev + 1, &detail, &correlation)
+                        .start(alarm, service, &claimed, &detail, &correlation)
                         .instrument(span)
                         .await;
                     return self.let_go_on_error(&pk, &sk, r).await;
@@ -344,10 +321,10 @@ impl Rollbacks {
             service: service.map(|s| &s.name),
             detail: &text,
             correlation_id: correlation,
-            now: (self.clock)(),
+            now: now_epoch(),
         };
         match self.store.note(&change).await? {
-            Claim::Done => {
+            None => {
                 let r = self
                     .announce(
                         &pk,
@@ -360,8 +337,7 @@ impl Rollbacks {
                     .await;
                 self.let_go_on_error(&pk, &sk, r).await
             }
-            Claim::Duplicate(c) => self.resume(alarm, *c).await,
-            Claim::Raced => unreachable!("a note does not race"),
+            Some(c) => self.resume(alarm, c).await,
         }
     }
 
@@ -397,7 +373,7 @@ impl Rollbacks {
             )));
         }
         let (pk, sk) = Self::keys(alarm);
-        if !self.store.take(&pk, &sk, (self.clock)()).await? {
+        if !self.store.take(&pk, &sk, now_epoch()).await? {
             return Ok(Report::quiet(format!(
                 "alarm {} change {} is being handled by another invocation",
                 alarm.name,
@@ -439,16 +415,17 @@ impl Rollbacks {
                             "alarm change {pk} {sk} names a service the policy no longer has"
                         ))
                     })?;
+                let (_, record) = self.store.service(&service.name).await?;
+                if Some(record.rev) != change.rev {
+                    // A later rollback replaced this one's record: this one was announced long
+                    // ago or never will be.
+                    warn!(service = %service.name, "a later rollback superseded this alarm change's");
+                    return Ok(Report::quiet("superseded by a later rollback"));
+                }
                 let mut detail = detail;
                 detail["rev"] = json!(change.rev);
-                self.start(
-                    alarm,
-                    service,
-                    change.rev.unwrap_or(0),
-                    &detail,
-                    &change.correlation_id,
-                )
-                .await
+                self.start(alarm, service, &record, &detail, &change.correlation_id)
+                    .await
             }
         };
         self.let_go_on_error(&pk, &sk, result).await
@@ -469,24 +446,18 @@ impl Rollbacks {
         result
     }
 
-    /// Starts the rollback build of revision `rev` (idempotent: the token is the alarm change's,
-    /// and a recorded build is reused), then announces it.
+    /// Starts the rollback build of the service's `record` (idempotent: the token is the alarm
+    /// change's, and a recorded build is reused), then announces it.
     async fn start(
         &self,
         alarm: &AlarmChange,
         service: &Service,
-        rev: u64,
+        record: &RollbackRecord,
         detail: &Value,
         correlation: &str,
     ) -> Result<Report, Error> {
         let (pk, sk) = Self::keys(alarm);
-        let (_, record) = self.store.service(&service.name).await?;
-        if record.rev != rev {
-            // A later rollback replaced this one's record: it was announced long ago or never
-            // will be; say so in the log and stop.
-            warn!(service = %service.name, "a later rollback superseded this alarm change's");
-            return Ok(Report::quiet("superseded by a later rollback"));
-        }
+        let rev = record.rev;
         let (Some(target), Some(replacing)) = (&record.target, &record.replacing) else {
             return Err(Error::InvalidEvent(
                 "the rollback record has no target".into(),
@@ -590,7 +561,7 @@ impl Rollbacks {
         if !b.finished() {
             return Ok(Report::quiet(format!("{} build in progress", b.project)));
         }
-        let now = (self.clock)();
+        let now = now_epoch();
         let (history, record) = self.store.service(&service.name).await?;
         if record.build_id.as_deref().map(codebuild::build_id) != Some(b.id()) {
             warn!(service = %service.name, build = %b.build_id, "a rollback build eddo did not start finished");
@@ -687,6 +658,6 @@ fn restored(record: &RollbackRecord, b: &BuildState, now: u64) -> Option<Version
         kind: VersionKind::Rollback,
         correlation_id: record.correlation_id.clone(),
         replaced: record.replacing.as_ref().map(|v| v.commit.clone()),
-        started_at: Some(record.started_at),
+        started_at: record.starts.last().copied(),
     })
 }

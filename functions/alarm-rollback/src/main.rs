@@ -11,13 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = exit_on_error(Config::from_env(&Env::from_process()));
     let sdk = eddo::aws::load().await;
     // A bad policy stops the function at init with the message that names the mistake.
-    let policy = match eddo::policy::load(&sdk, &config.policy_parameter).await {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("alarm-rollback: {why}");
-            std::process::exit(1);
-        }
-    };
+    let policy = eddo::policy::load_at_init(&sdk, &config.policy_parameter).await;
     let rollbacks = Rollbacks::new(&config, policy, &sdk);
     let rollbacks = &rollbacks;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

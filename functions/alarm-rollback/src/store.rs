@@ -76,11 +76,9 @@ pub struct RollbackRecord {
     pub target: Option<Version>,
     pub replacing: Option<Version>,
     pub correlation_id: Option<String>,
-    pub started_at: u64,
+    /// When recent rollbacks started, oldest first: the last is this one.
     pub starts: Vec<u64>,
     pub alarm: Option<String>,
-    pub change_pk: Option<String>,
-    pub change_sk: Option<String>,
     /// The last build whose completion was recorded, and whether it was announced.
     pub finished: Option<String>,
     pub finish_announced: Option<String>,
@@ -97,13 +95,10 @@ impl RollbackRecord {
             target: version("target"),
             replacing: version("replacing"),
             correlation_id: text("correlation_id"),
-            started_at: num(item, "started_at").unwrap_or(0),
             starts: attr(item, "starts")
                 .and_then(|j| serde_json::from_str(j).ok())
                 .unwrap_or_default(),
             alarm: text("alarm"),
-            change_pk: text("change_pk"),
-            change_sk: text("change_sk"),
             finished: text("finished"),
             finish_announced: text("finish_announced"),
         }
@@ -125,7 +120,8 @@ impl RollbackRecord {
 /// How the start of a rollback went.
 #[derive(Debug)]
 pub enum Claim {
-    Done,
+    /// The rollback is this service's now: its record, as written.
+    Started(Box<RollbackRecord>),
     /// This alarm change was already handled (or is being handled): its record.
     Duplicate(Box<Change>),
     /// Another rollback moved the service's record first: decide again.
@@ -252,7 +248,8 @@ impl Store {
     }
 
     /// Records a change that starts no rollback (skipped, or would roll back in dry-run).
-    pub async fn note(&self, c: &NewChange<'_>) -> Result<Claim, Error> {
+    /// `Some`: the change was recorded before, by this record.
+    pub async fn note(&self, c: &NewChange<'_>) -> Result<Option<Change>, Error> {
         let put = self.put_change(c, None)?;
         let result = self
             .client
@@ -263,24 +260,19 @@ impl Store {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Claim::Done),
+            Ok(_) => Ok(None),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                self.duplicate(c.pk, c.sk).await
+                match self.change(c.pk, c.sk).await? {
+                    Some(change) => Ok(Some(change)),
+                    None => Err(Error::InvalidEvent(
+                        "the alarm change's record vanished".into(),
+                    )),
+                }
             }
             Err(e) => Err(Error::aws("DynamoDB", "PutItem", e)),
-        }
-    }
-
-    async fn duplicate(&self, pk: &str, sk: &str) -> Result<Claim, Error> {
-        match self.change(pk, sk).await? {
-            Some(change) => Ok(Claim::Duplicate(Box::new(change))),
-            // Written and expired in between: treat as handled.
-            None => Err(Error::InvalidEvent(
-                "the alarm change's record vanished".into(),
-            )),
         }
     }
 
@@ -296,8 +288,7 @@ impl Store {
             .key("sk", s(ROLLBACK_SK))
             .update_expression(
                 "SET rev = :rev, held_until = :hold, target = :target, replacing = :replacing, \
-                 correlation_id = :corr, started_at = :now, starts = :starts, alarm = :alarm, \
-                 change_pk = :cpk, change_sk = :csk REMOVE build_id",
+                 correlation_id = :corr, starts = :starts, alarm = :alarm REMOVE build_id",
             )
             .condition_expression("attribute_not_exists(rev) OR rev = :decided")
             .expression_attribute_values(":rev", n(rev))
@@ -306,14 +297,11 @@ impl Store {
             .expression_attribute_values(":target", s(&json(start.target)?))
             .expression_attribute_values(":replacing", s(&json(start.replacing)?))
             .expression_attribute_values(":corr", s(start.correlation_id))
-            .expression_attribute_values(":now", n(c.now))
             .expression_attribute_values(
                 ":starts",
                 s(&serde_json::to_string(start.starts).map_err(Error::Encode)?),
             )
             .expression_attribute_values(":alarm", s(start.alarm))
-            .expression_attribute_values(":cpk", s(c.pk))
-            .expression_attribute_values(":csk", s(c.sk))
             .build()
             .map_err(invalid)?;
         let result = self
@@ -324,7 +312,17 @@ impl Store {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Claim::Done),
+            Ok(_) => Ok(Claim::Started(Box::new(RollbackRecord {
+                rev,
+                held_until: start.hold_until,
+                build_id: None,
+                target: Some(start.target.clone()),
+                replacing: Some(start.replacing.clone()),
+                correlation_id: Some(start.correlation_id.to_string()),
+                starts: start.starts.to_vec(),
+                alarm: Some(start.alarm.to_string()),
+                ..RollbackRecord::default()
+            }))),
             Err(e) if e.as_service_error().is_some_and(cancelled) => {
                 match self.change(c.pk, c.sk).await? {
                     Some(change) => Ok(Claim::Duplicate(Box::new(change))),

@@ -14,7 +14,6 @@ pub mod store;
 use std::collections::BTreeMap;
 
 use eddo::codebuild::{self, StartError};
-use eddo::config::{CommonConfig, ConfigError, Env};
 use eddo::idempotency::now_epoch;
 use eddo::names::{CommitSha, ImageDigest, ServiceName};
 use eddo::policy::{Mode, Policy, Service, SignalKind};
@@ -39,26 +38,8 @@ pub const SWEEP_BATCH: i32 = 25;
 /// next signal or retry starts it, with the same idempotency token.
 pub const RECOVER_AFTER_SECS: u64 = 45;
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub common: CommonConfig,
-    /// The SSM parameter holding the policy document.
-    pub policy_parameter: String,
-}
-
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
-        Ok(Config {
-            common: CommonConfig::from_env(env)?,
-            policy_parameter: env.required("EDDO_POLICY_PARAMETER")?.to_string(),
-        })
-    }
-}
-
-/// Reads the policy from its SSM parameter (see [`eddo::policy::load`]).
-pub async fn load_policy(sdk: &aws_config::SdkConfig, parameter: &str) -> Result<Policy, String> {
-    eddo::policy::load(sdk, parameter).await
-}
+/// The function's settings: the common ones and where the policy is.
+pub use eddo::config::PolicyConfig as Config;
 
 /// One piece of evidence in a decision event: which signal, which event.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -1,7 +1,7 @@
 //! Wiring only: tracing, config and policy, SDK clients once, then the runtime loop.
 
 use eddo::config::{Env, exit_on_error};
-use eddo_scan_gate::{Config, Gate, load_policy};
+use eddo_scan_gate::{Config, Gate};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -11,13 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = exit_on_error(Config::from_env(&Env::from_process()));
     let sdk = eddo::aws::load().await;
     // A bad policy stops the function at init with the message that names the mistake.
-    let policy = match load_policy(&sdk, &config.policy_parameter).await {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("scan-gate: {why}");
-            std::process::exit(1);
-        }
-    };
+    let policy = eddo::policy::load_at_init(&sdk, &config.policy_parameter).await;
     let gate = Gate::new(&config, policy, &sdk);
     let gate = &gate;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
