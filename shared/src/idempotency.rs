@@ -184,17 +184,8 @@ impl IdempotencyStore {
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Someone else holds it now: theirs to finish.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(Error::aws("DynamoDB", "DeleteItem", e)),
-        }
+        // Not deleted: someone else holds it now, theirs to finish.
+        crate::dynamo::written(result, "DeleteItem").map(|_| ())
     }
 
     async fn read(

@@ -10,7 +10,7 @@
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use eddo::Error;
-use eddo::dynamo::{Item, attr, n, num, s};
+use eddo::dynamo::{Item, attr, n, num, s, transacted, written};
 use eddo::history::{self, History, ROLLBACK_SK, Version, service_pk};
 use eddo::names::ServiceName;
 use serde::{Deserialize, Serialize};
@@ -161,10 +161,6 @@ fn invalid(e: impl std::fmt::Display) -> Error {
     Error::InvalidEvent(e.to_string())
 }
 
-fn cancelled<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
-    e.code() == Some("TransactionCanceledException")
-}
-
 impl Store {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Store {
         Store {
@@ -259,20 +255,14 @@ impl Store {
             .set_condition_expression(put.condition_expression().map(str::to_string))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(None),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                match self.change(c.pk, c.sk).await? {
-                    Some(change) => Ok(Some(change)),
-                    None => Err(Error::InvalidEvent(
-                        "the alarm change's record vanished".into(),
-                    )),
-                }
-            }
-            Err(e) => Err(Error::aws("DynamoDB", "PutItem", e)),
+        if written(result, "PutItem")? {
+            return Ok(None);
+        }
+        match self.change(c.pk, c.sk).await? {
+            Some(change) => Ok(Some(change)),
+            None => Err(Error::InvalidEvent(
+                "the alarm change's record vanished".into(),
+            )),
         }
     }
 
@@ -311,8 +301,8 @@ impl Store {
             .transact_items(TransactWriteItem::builder().update(record).build())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Claim::Started(Box::new(RollbackRecord {
+        if transacted(result)? {
+            return Ok(Claim::Started(Box::new(RollbackRecord {
                 rev,
                 held_until: start.hold_until,
                 build_id: None,
@@ -322,14 +312,12 @@ impl Store {
                 starts: start.starts.to_vec(),
                 alarm: Some(start.alarm.to_string()),
                 ..RollbackRecord::default()
-            }))),
-            Err(e) if e.as_service_error().is_some_and(cancelled) => {
-                match self.change(c.pk, c.sk).await? {
-                    Some(change) => Ok(Claim::Duplicate(Box::new(change))),
-                    None => Ok(Claim::Raced),
-                }
-            }
-            Err(e) => Err(Error::aws("DynamoDB", "TransactWriteItems", e)),
+            })));
+        }
+        // Which condition failed: the alarm change's record says.
+        match self.change(c.pk, c.sk).await? {
+            Some(change) => Ok(Claim::Duplicate(Box::new(change))),
+            None => Ok(Claim::Raced),
         }
     }
 
@@ -371,16 +359,8 @@ impl Store {
             .expression_attribute_values(":rev", n(rev))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
-        }
+        // Not this rollback's record any more: nothing of it to release.
+        written(result, "UpdateItem").map(|_| ())
     }
 
     /// Takes over an alarm change whose event is not yet published and whose lease has lapsed
@@ -401,16 +381,7 @@ impl Store {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
-        }
+        written(result, "UpdateItem")
     }
 
     /// Gives an alarm change back after a failure, so the retry need not wait for the lease.
@@ -481,11 +452,7 @@ impl Store {
                     .build(),
             );
         }
-        match tx.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(cancelled) => Ok(false),
-            Err(e) => Err(Error::aws("DynamoDB", "TransactWriteItems", e)),
-        }
+        transacted(tx.send().await)
     }
 
     /// Notes that the completion of `build_id` was announced.

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 use eddo::Error;
-use eddo::dynamo::{Item, attr, n, num, s};
+use eddo::dynamo::{Item, attr, n, num, s, transacted, written};
 use eddo::history::{self, History, Version};
 use eddo::names::{CommitSha, ImageDigest, ServiceName};
 use eddo::policy::SignalKind;
@@ -403,16 +403,11 @@ impl Store {
                 .set_expression_attribute_values(u.expression_attribute_values().cloned())
                 .send()
                 .await;
-            return match result {
-                Ok(_) => Ok(Transition::Done),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    Ok(Transition::Lost)
-                }
-                Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
-            };
+            return Ok(if written(result, "UpdateItem")? {
+                Transition::Done
+            } else {
+                Transition::Lost
+            });
         }
         let lock = history::not_held(&self.table, &c.service, now)?;
         let result = self
@@ -422,19 +417,13 @@ impl Store {
             .transact_items(TransactWriteItem::builder().condition_check(lock).build())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Transition::Done),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
-            {
-                // Which condition failed: the candidate's state says.
-                match self.get(&c.service, &c.commit).await? {
-                    Some(now) if now.state == State::Waiting => Ok(Transition::Locked),
-                    _ => Ok(Transition::Lost),
-                }
-            }
-            Err(e) => Err(Error::aws("DynamoDB", "TransactWriteItems", e)),
+        if transacted(result)? {
+            return Ok(Transition::Done);
+        }
+        // Which condition failed: the candidate's state says.
+        match self.get(&c.service, &c.commit).await? {
+            Some(now) if now.state == State::Waiting => Ok(Transition::Locked),
+            _ => Ok(Transition::Lost),
         }
     }
 
@@ -530,16 +519,7 @@ impl Store {
             let live = history::go_live(&self.table, &c.service, v)?;
             tx = tx.transact_items(TransactWriteItem::builder().update(live).build());
         }
-        match tx.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(Error::aws("DynamoDB", "TransactWriteItems", e)),
-        }
+        transacted(tx.send().await)
     }
 
     /// What is live for `service` and what was last known good.
