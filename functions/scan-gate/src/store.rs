@@ -106,6 +106,15 @@ const KINDS: [SignalKind; 4] = [
     SignalKind::Approval,
 ];
 
+/// The key of an image's record: which commit built it, or a scan waiting for that.
+fn image_key(service: &ServiceName, digest: &ImageDigest) -> Item {
+    [
+        ("pk".to_string(), s(&format!("digest#{service}"))),
+        ("sk".to_string(), s(digest.as_str())),
+    ]
+    .into()
+}
+
 fn candidate_key(service: &ServiceName, commit: &CommitSha) -> (AttributeValue, AttributeValue) {
     (s(&format!("candidate#{service}")), s(commit.as_str()))
 }
@@ -285,8 +294,7 @@ impl Store {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(&format!("digest#{service}")))
-            .key("sk", s(digest.as_str()))
+            .set_key(Some(image_key(service, digest)))
             .consistent_read(true)
             .send()
             .await
@@ -310,8 +318,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(&format!("digest#{service}")))
-            .key("sk", s(digest.as_str()))
+            .set_key(Some(image_key(service, digest)))
             .update_expression("SET commit_sha = :c, expires_at = :e REMOVE pending_scan")
             .expression_attribute_values(":c", s(commit.as_str()))
             .expression_attribute_values(":e", n(now + CANDIDATE_DAYS * 86_400))
@@ -336,8 +343,7 @@ impl Store {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(&format!("digest#{service}")))
-            .key("sk", s(digest.as_str()))
+            .set_key(Some(image_key(service, digest)))
             .update_expression("SET pending_scan = :scan, expires_at = :e")
             .expression_attribute_values(
                 ":scan",
