@@ -149,24 +149,13 @@ impl Rollbacks {
             "event_id": event["id"],
         });
         let published = self
-            .publish(DetailType::RollbackSkipped, &detail, id, id)
+            .publisher
+            .publish_one(DetailType::RollbackSkipped, &detail, id, id)
             .await?;
         Ok(Report {
             outcome: skip.to_string(),
             published: vec![published],
         })
-    }
-
-    async fn publish(
-        &self,
-        detail_type: DetailType,
-        detail: &impl Serialize,
-        correlation_id: &str,
-        causation_id: &str,
-    ) -> Result<String, Error> {
-        self.publisher
-            .publish_one(detail_type, detail, correlation_id, causation_id)
-            .await
     }
 
     fn keys(alarm: &AlarmChange) -> (String, String) {
@@ -352,7 +341,8 @@ impl Rollbacks {
         causation: &str,
     ) -> Result<Report, Error> {
         let published = self
-            .publish(detail_type, detail, correlation, causation)
+            .publisher
+            .publish_one(detail_type, detail, correlation, causation)
             .await?;
         self.store.announced(pk, sk, &detail.to_string()).await?;
         Ok(Report {
@@ -636,7 +626,8 @@ impl Rollbacks {
             )
         };
         let published = self
-            .publish(detail_type, &detail, &correlation, &causation)
+            .publisher
+            .publish_one(detail_type, &detail, &correlation, &causation)
             .instrument(eddo::telemetry::correlation_span(&correlation))
             .await?;
         self.store.finish_announced(&service.name, b.id()).await?;

@@ -8,6 +8,7 @@
 //!   versioned (`rev`); a rollback starts only by a transaction that creates the alarm change and
 //!   moves the record from the revision it was decided on, so two alarms at once start one.
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use eddo::Error;
 use eddo::dynamo::{Item, attr, n, num, s, transacted, written};
@@ -169,6 +170,24 @@ impl Store {
         }
     }
 
+    /// An update of the service's rollback record.
+    fn update_record(&self, service: &ServiceName) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", service_pk(service))
+            .key("sk", s(ROLLBACK_SK))
+    }
+
+    /// An update of an alarm change's record.
+    fn update_change(&self, pk: &str, sk: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+    }
+
     /// The service's history and rollback record: one query, both items.
     pub async fn service(&self, service: &ServiceName) -> Result<(History, RollbackRecord), Error> {
         let out = self
@@ -328,11 +347,7 @@ impl Store {
         rev: u64,
         build_id: &str,
     ) -> Result<(), Error> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", service_pk(service))
-            .key("sk", s(ROLLBACK_SK))
+        self.update_record(service)
             .update_expression("SET build_id = :b")
             .condition_expression(
                 "rev = :rev AND (attribute_not_exists(build_id) OR build_id = :b)",
@@ -348,11 +363,7 @@ impl Store {
     /// Releases the hold of a rollback that could not start (its project refused).
     pub async fn release(&self, service: &ServiceName, rev: u64) -> Result<(), Error> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", service_pk(service))
-            .key("sk", s(ROLLBACK_SK))
+            .update_record(service)
             .update_expression("SET held_until = :zero")
             .condition_expression("rev = :rev")
             .expression_attribute_values(":zero", n(0))
@@ -367,11 +378,7 @@ impl Store {
     /// (or was released). `false`: another invocation has it, or it was published.
     pub async fn take(&self, pk: &str, sk: &str, now: u64) -> Result<bool, Error> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
+            .update_change(pk, sk)
             .update_expression("SET lease_until = :until")
             .condition_expression(
                 "announced = :f AND (attribute_not_exists(lease_until) OR lease_until < :now)",
@@ -386,11 +393,7 @@ impl Store {
 
     /// Gives an alarm change back after a failure, so the retry need not wait for the lease.
     pub async fn let_go(&self, pk: &str, sk: &str) -> Result<(), Error> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
+        self.update_change(pk, sk)
             .update_expression("SET lease_until = :zero")
             .expression_attribute_values(":zero", n(0))
             .send()
@@ -401,11 +404,7 @@ impl Store {
 
     /// Notes that an alarm change's event was published, with the detail as published.
     pub async fn announced(&self, pk: &str, sk: &str, detail: &str) -> Result<(), Error> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
+        self.update_change(pk, sk)
             .update_expression("SET announced = :t, detail = :d")
             .expression_attribute_values(":t", AttributeValue::Bool(true))
             .expression_attribute_values(":d", s(detail))
@@ -461,11 +460,7 @@ impl Store {
         service: &ServiceName,
         build_id: &str,
     ) -> Result<(), Error> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", service_pk(service))
-            .key("sk", s(ROLLBACK_SK))
+        self.update_record(service)
             .update_expression("SET finish_announced = :b")
             .expression_attribute_values(":b", s(build_id))
             .send()

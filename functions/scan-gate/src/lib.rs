@@ -190,18 +190,6 @@ impl Gate {
         }
     }
 
-    async fn publish(
-        &self,
-        detail_type: DetailType,
-        detail: &impl Serialize,
-        correlation_id: &str,
-        causation_id: &str,
-    ) -> Result<String, Error> {
-        self.publisher
-            .publish_one(detail_type, detail, correlation_id, causation_id)
-            .await
-    }
-
     async fn reject(&self, event: &Value, why: &str) -> Result<Report, Error> {
         warn!(reason = %why, "rejected");
         let id = event["id"].as_str().unwrap_or_default();
@@ -212,7 +200,8 @@ impl Gate {
             "detail_type": event["detail-type"],
         });
         let published = self
-            .publish(DetailType::SignalRejected, &detail, id, id)
+            .publisher
+            .publish_one(DetailType::SignalRejected, &detail, id, id)
             .await?;
         Ok(Report {
             outcome: format!("rejected: {why}"),
@@ -408,13 +397,14 @@ impl Gate {
                         "build_id": c.build_id,
                     });
                     report.published.push(
-                        self.publish(
-                            DetailType::LateSignalFailed,
-                            &detail,
-                            &c.correlation_id,
-                            &cause.event_id,
-                        )
-                        .await?,
+                        self.publisher
+                            .publish_one(
+                                DetailType::LateSignalFailed,
+                                &detail,
+                                &c.correlation_id,
+                                &cause.event_id,
+                            )
+                            .await?,
                     );
                     report.outcome = format!("late {kind} signal failed after the decision");
                 }
@@ -576,7 +566,8 @@ impl Gate {
             evidence: evidence_of(c),
         };
         let published = self
-            .publish(detail_type, &detail, &c.correlation_id, &cause.event_id)
+            .publisher
+            .publish_one(detail_type, &detail, &c.correlation_id, &cause.event_id)
             .await?;
         self.store.announced(c).await?;
         info!(service = %c.service, commit = %c.commit, decision = outcome, "decided");
@@ -623,7 +614,8 @@ impl Gate {
                     .finish_deploy(c, None, State::DeployFailed)
                     .await?;
                 let published = self
-                    .publish(
+                    .publisher
+                    .publish_one(
                         DetailType::DeploymentFailed,
                         &detail,
                         &c.correlation_id,
@@ -760,7 +752,8 @@ impl Gate {
             )
         };
         let published = self
-            .publish(detail_type, &detail, &correlation, &d.evidence.event_id)
+            .publisher
+            .publish_one(detail_type, &detail, &correlation, &d.evidence.event_id)
             .await?;
         Ok(Report {
             outcome: format!("deploy of {} {}: {}", d.service, d.commit.short(), d.status),
