@@ -83,6 +83,14 @@ pub enum DetailType {
     RollbackSkipped,
     RollbackSucceeded,
     RollbackFailed,
+    TenantOnboardingRejected,
+    TenantProvisioningStarted,
+    TenantProvisioned,
+    TenantProvisioningFailed,
+    TenantOffboardingRejected,
+    TenantDeprovisioningStarted,
+    TenantDeprovisioned,
+    TenantDeprovisioningFailed,
 }
 
 impl DetailType {
@@ -108,6 +116,14 @@ impl DetailType {
         DetailType::RollbackSkipped,
         DetailType::RollbackSucceeded,
         DetailType::RollbackFailed,
+        DetailType::TenantOnboardingRejected,
+        DetailType::TenantProvisioningStarted,
+        DetailType::TenantProvisioned,
+        DetailType::TenantProvisioningFailed,
+        DetailType::TenantOffboardingRejected,
+        DetailType::TenantDeprovisioningStarted,
+        DetailType::TenantDeprovisioned,
+        DetailType::TenantDeprovisioningFailed,
     ];
 
     /// The `detail-type`, in AWS's Title Case style.
@@ -134,6 +150,14 @@ impl DetailType {
             DetailType::RollbackSkipped => "Rollback Skipped",
             DetailType::RollbackSucceeded => "Rollback Succeeded",
             DetailType::RollbackFailed => "Rollback Failed",
+            DetailType::TenantOnboardingRejected => "Tenant Onboarding Rejected",
+            DetailType::TenantProvisioningStarted => "Tenant Provisioning Started",
+            DetailType::TenantProvisioned => "Tenant Provisioned",
+            DetailType::TenantProvisioningFailed => "Tenant Provisioning Failed",
+            DetailType::TenantOffboardingRejected => "Tenant Offboarding Rejected",
+            DetailType::TenantDeprovisioningStarted => "Tenant Deprovisioning Started",
+            DetailType::TenantDeprovisioned => "Tenant Deprovisioned",
+            DetailType::TenantDeprovisioningFailed => "Tenant Deprovisioning Failed",
         }
     }
 
@@ -160,6 +184,14 @@ impl DetailType {
             | DetailType::RollbackSkipped
             | DetailType::RollbackSucceeded
             | DetailType::RollbackFailed => Source::Rollback,
+            DetailType::TenantOnboardingRejected
+            | DetailType::TenantProvisioningStarted
+            | DetailType::TenantProvisioned
+            | DetailType::TenantProvisioningFailed
+            | DetailType::TenantOffboardingRejected
+            | DetailType::TenantDeprovisioningStarted
+            | DetailType::TenantDeprovisioned
+            | DetailType::TenantDeprovisioningFailed => Source::Tenants,
         }
     }
 

@@ -7,7 +7,8 @@
 //! - [`idempotency`]: exactly-once side effects over at-least-once delivery;
 //! - [`names`], [`policy`], [`time`]: parsed names, the policy document, calendar days;
 //! - `codebuild` (feature): starting builds and reading their state changes;
-//! - [`config`], [`telemetry`], [`error`], [`aws`]: init, logs, failures, SDK clients.
+//! - [`config`], [`telemetry`], [`error`], [`aws`], [`report`]: init, logs, failures, SDK
+//!   clients, what an invocation did.
 
 pub mod aws;
 #[cfg(feature = "codebuild")]
@@ -22,8 +23,10 @@ pub mod idempotency;
 pub mod names;
 pub mod policy;
 pub mod publish;
+pub mod report;
 pub mod telemetry;
 pub mod time;
 
 pub use error::{Error, Retry};
 pub use event::{DetailType, Envelope, Metadata, Source};
+pub use report::Report;

@@ -1,5 +1,5 @@
 //! Names that can only be built by parsing, so code that holds one never checks it again: a
-//! service, a CodeBuild project, a repository, a commit, an image digest.
+//! service, a CodeBuild project, a repository, a commit, an image digest, a tenant and its tier.
 
 use std::fmt;
 
@@ -46,20 +46,37 @@ macro_rules! parsed_name {
     };
 }
 
+/// A DNS label: 1 to 63 lower-case letters, digits and '-', not starting or ending with '-'.
+/// Safe in a host name, a stack name, a bucket name and a shell word.
+pub fn dns_label(s: &str, what: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    ok.then_some(()).ok_or_else(|| {
+        format!("{s:?} is not {what}: 1 to 63 lower-case letters, digits and '-', not starting or ending with '-'")
+    })
+}
+
 parsed_name!(
     /// A service eddo deploys: a DNS label (`payments`, `checkout-api`).
     ServiceName,
-    |s| {
-        let ok = !s.is_empty()
-            && s.len() <= 63
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !s.starts_with('-')
-            && !s.ends_with('-');
-        ok.then_some(()).ok_or_else(|| {
-            format!("{s:?} is not a service name: 1 to 63 lower-case letters, digits and '-', not starting or ending with '-'")
-        })
-    }
+    |s| dns_label(s, "a service name")
+);
+
+parsed_name!(
+    /// A SaaS tenant's id: a DNS label (`acme`, or sbt-aws's lower-case UUIDs), so it can name
+    /// the tenant's stacks, buckets and host names as it is.
+    TenantId,
+    |s| dns_label(s, "a tenant id")
+);
+
+parsed_name!(
+    /// A tenant tier of the policy (`basic`, `premium`): a DNS label.
+    TierName,
+    |s| dns_label(s, "a tier name")
 );
 
 parsed_name!(
@@ -132,6 +149,9 @@ mod tests {
         for bad in ["", "Payments", "-x", "x-", "a_b", &"a".repeat(64)] {
             assert!(ServiceName::parse(bad).is_err(), "{bad}");
         }
+        assert!(TenantId::parse("e6878e03-ae2c-43ed-a863-08314487318b").is_ok());
+        let err = TenantId::parse("Acme Corp").unwrap_err();
+        assert!(err.contains("not a tenant id"), "{err}");
         assert!(ProjectName::parse("payments-build_2").is_ok());
         assert!(ProjectName::parse("-x").is_err());
         assert!(ProjectName::parse("a b").is_err());

@@ -1,5 +1,6 @@
 //! The policy: one YAML document, versioned in git, that says which repositories and branches map
-//! to which service, the service's CodeBuild projects, and what its deployment gate requires.
+//! to which service, the service's CodeBuild projects, what its deployment gate requires, when it
+//! rolls back, and how each tenant tier is provisioned.
 //! Parsed once at init into types that cannot hold a bad value; a mistake stops the function with
 //! one message naming where it is. `infra/policy/example.yaml` is a worked example and
 //! `infra/schemas/policy.schema.json` its schema, for editors and CI.
@@ -8,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::{ProjectName, RepoName, ServiceName};
+use crate::names::{ProjectName, RepoName, ServiceName, TierName};
 use crate::time::Date;
 
 /// The signals a gate can require before a deployment.
@@ -173,9 +174,56 @@ pub struct Service {
     pub rollback: Option<Rollback>,
 }
 
+/// What a tenant input's value must look like. Every kind refuses control characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputKind {
+    /// Free text, without the characters bash still expands inside double quotes (`$`, a
+    /// backtick, `\`): a buildspec that quotes it ("$TENANT_NAME") runs it as data.
+    Text,
+    /// An e-mail address: one `@`, no spaces or quotes.
+    Email,
+    /// A DNS label, safe unquoted: lower-case letters, digits and '-'.
+    DnsLabel,
+}
+
+/// A value a tenant request may carry, and the build variable it becomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantInput {
+    /// Its key in the request (`tenantName`).
+    pub name: String,
+    /// The environment variable the build gets it in (`TENANT_NAME`).
+    pub env: String,
+    pub kind: InputKind,
+    pub required: bool,
+    pub max_length: usize,
+}
+
+/// A CodeBuild project a tier runs, and its timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantJob {
+    pub project: ProjectName,
+    pub timeout_minutes: u32,
+}
+
+/// How the tenants of one tier are provisioned and deprovisioned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tier {
+    pub name: TierName,
+    pub provision: TenantJob,
+    pub deprovision: TenantJob,
+    /// How many times a failed provisioning build is started again before the tenant is failed.
+    pub retries: u32,
+    /// The values a request may carry, in the order the build gets them.
+    pub inputs: Vec<TenantInput>,
+    /// The exported build variables `Tenant Provisioned` may carry; nothing else leaves the build.
+    pub outputs: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub services: BTreeMap<ServiceName, Service>,
+    pub tiers: BTreeMap<TierName, Tier>,
 }
 
 /// Why a policy document was refused.
@@ -188,7 +236,178 @@ pub struct PolicyError(pub String);
 #[serde(deny_unknown_fields)]
 struct Doc {
     version: u32,
+    #[serde(default)]
     services: BTreeMap<ServiceName, ServiceDoc>,
+    #[serde(default)]
+    tenants: Option<TenantsDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantsDoc {
+    tiers: BTreeMap<TierName, TierDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TierDoc {
+    provision: JobDoc,
+    deprovision: JobDoc,
+    #[serde(default)]
+    retries: u32,
+    #[serde(default)]
+    inputs: BTreeMap<String, InputDoc>,
+    #[serde(default)]
+    outputs: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobDoc {
+    project: ProjectName,
+    #[serde(default = "default_tenant_timeout")]
+    timeout_minutes: u32,
+}
+
+fn default_tenant_timeout() -> u32 {
+    60
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputDoc {
+    env: String,
+    kind: InputKind,
+    #[serde(default)]
+    required: bool,
+    #[serde(default = "default_max_length")]
+    max_length: usize,
+}
+
+fn default_max_length() -> usize {
+    128
+}
+
+/// Request keys eddo reads itself; a tier's input cannot take one of these names.
+pub const RESERVED_INPUTS: [&str; 5] = [
+    "tenantId",
+    "tenant_id",
+    "tier",
+    "tenantRegistrationId",
+    "metadata",
+];
+
+/// Words that mark a variable as a secret: such a variable is never a tier's output, because
+/// outputs are published on the bus. A secret goes to Secrets Manager; its ARN is the output.
+const SECRET_WORDS: [&str; 6] = [
+    "SECRET",
+    "PASSWORD",
+    "TOKEN",
+    "PRIVATE",
+    "CREDENTIAL",
+    "API_KEY",
+];
+
+fn env_name(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.as_bytes()[0].is_ascii_alphabetic()
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn tier(name: &TierName, t: TierDoc) -> Result<Tier, PolicyError> {
+    let bad =
+        |field: &str, why: String| PolicyError(format!("tenants.tiers.{name}.{field}: {why}"));
+    for (field, job) in [("provision", &t.provision), ("deprovision", &t.deprovision)] {
+        if !(5..=480).contains(&job.timeout_minutes) {
+            return Err(bad(
+                &format!("{field}.timeout_minutes"),
+                format!("{} is not between 5 and 480 minutes", job.timeout_minutes),
+            ));
+        }
+    }
+    if t.retries > 5 {
+        return Err(bad(
+            "retries",
+            format!("{} is not between 0 and 5", t.retries),
+        ));
+    }
+    let mut inputs = Vec::new();
+    let mut envs = BTreeSet::new();
+    for (key, i) in t.inputs {
+        let field = format!("inputs.{key}");
+        let key_ok = (1..=64).contains(&key.len())
+            && key.as_bytes()[0].is_ascii_alphabetic()
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !key_ok || RESERVED_INPUTS.contains(&key.as_str()) {
+            return Err(bad(
+                &field,
+                format!(
+                    "{key:?} cannot name an input: 1 to 64 letters, digits and '_', not one of {}",
+                    RESERVED_INPUTS.join(", ")
+                ),
+            ));
+        }
+        let reserved = ["EDDO_", "CODEBUILD_", "AWS_"];
+        if !env_name(&i.env) || reserved.iter().any(|p| i.env.starts_with(p)) {
+            return Err(bad(
+                &format!("{field}.env"),
+                format!(
+                    "{:?} is not a variable a request may set: letters, digits and '_', not starting EDDO_, CODEBUILD_ or AWS_",
+                    i.env
+                ),
+            ));
+        }
+        if !envs.insert(i.env.clone()) {
+            return Err(bad(
+                &format!("{field}.env"),
+                format!("{} is already another input's variable", i.env),
+            ));
+        }
+        if !(1..=1024).contains(&i.max_length) {
+            return Err(bad(
+                &format!("{field}.max_length"),
+                format!("{} is not between 1 and 1024", i.max_length),
+            ));
+        }
+        inputs.push(TenantInput {
+            name: key,
+            env: i.env,
+            kind: i.kind,
+            required: i.required,
+            max_length: i.max_length,
+        });
+    }
+    for (n, o) in t.outputs.iter().enumerate() {
+        if !env_name(o) {
+            return Err(bad(
+                &format!("outputs[{n}]"),
+                format!("{o:?} is not an exported variable's name"),
+            ));
+        }
+        let upper = o.to_ascii_uppercase();
+        if let Some(word) = SECRET_WORDS.iter().find(|w| upper.contains(*w)) {
+            return Err(bad(
+                &format!("outputs[{n}]"),
+                format!(
+                    "{o} looks like a secret ({word}) and outputs are published on the bus; put the secret in Secrets Manager and export its ARN"
+                ),
+            ));
+        }
+    }
+    Ok(Tier {
+        name: name.clone(),
+        provision: TenantJob {
+            project: t.provision.project,
+            timeout_minutes: t.provision.timeout_minutes,
+        },
+        deprovision: TenantJob {
+            project: t.deprovision.project,
+            timeout_minutes: t.deprovision.timeout_minutes,
+        },
+        retries: t.retries,
+        inputs,
+        outputs: t.outputs,
+    })
 }
 
 #[derive(Deserialize)]
@@ -381,8 +600,10 @@ impl Policy {
                 doc.version
             )));
         }
-        if doc.services.is_empty() {
-            return Err(PolicyError("services: no service is declared".into()));
+        if doc.services.is_empty() && doc.tenants.is_none() {
+            return Err(PolicyError(
+                "services: no service is declared (and no tenant tier)".into(),
+            ));
         }
         let mut services = BTreeMap::new();
         let mut projects: BTreeMap<ProjectName, ServiceName> = BTreeMap::new();
@@ -518,7 +739,41 @@ impl Policy {
                 },
             );
         }
-        Ok(Policy { services })
+        let mut tiers = BTreeMap::new();
+        if let Some(tenants) = doc.tenants {
+            if tenants.tiers.is_empty() {
+                return Err(PolicyError(
+                    "tenants.tiers: declare at least one tier".into(),
+                ));
+            }
+            for (name, t) in tenants.tiers {
+                let tier = tier(&name, t)?;
+                for (field, job) in [
+                    ("provision", &tier.provision),
+                    ("deprovision", &tier.deprovision),
+                ] {
+                    if let Some(other) = projects.get(&job.project) {
+                        return Err(PolicyError(format!(
+                            "tenants.tiers.{name}.{field}.project: project {} is already used by service {other}; a tenant project serves tenants only",
+                            job.project
+                        )));
+                    }
+                }
+                tiers.insert(name, tier);
+            }
+        }
+        Ok(Policy { services, tiers })
+    }
+
+    pub fn tier(&self, name: &str) -> Option<&Tier> {
+        self.tiers.values().find(|t| t.name.as_str() == name)
+    }
+
+    /// Whether a CodeBuild project provisions or deprovisions tenants.
+    pub fn tenant_project(&self, project: &str) -> bool {
+        self.tiers.values().any(|t| {
+            t.provision.project.as_str() == project || t.deprovision.project.as_str() == project
+        })
     }
 
     pub fn service(&self, name: &str) -> Option<&Service> {
@@ -746,6 +1001,81 @@ services:
         let err = Policy::parse(no_section).unwrap_err().to_string();
         assert!(
             err.contains("projects.rollback names payments-rollback"),
+            "{err}"
+        );
+    }
+
+    const TENANTS: &str = r#"
+version: 1
+tenants:
+  tiers:
+    basic:
+      provision: {project: tenant-provision, timeout_minutes: 30}
+      deprovision: {project: tenant-deprovision}
+      retries: 1
+      inputs:
+        tenantName: {env: TENANT_NAME, kind: text, required: true, max_length: 64}
+        email: {env: TENANT_EMAIL, kind: email}
+      outputs: [TENANT_URL]
+"#;
+
+    #[test]
+    fn tenant_tiers_parse_without_services() {
+        let p = Policy::parse(TENANTS).unwrap();
+        assert!(p.services.is_empty());
+        let t = p.tier("basic").unwrap();
+        assert_eq!(t.provision.timeout_minutes, 30);
+        assert_eq!(t.deprovision.timeout_minutes, 60);
+        assert_eq!(t.retries, 1);
+        assert_eq!(t.inputs.len(), 2);
+        assert_eq!(t.inputs[1].name, "tenantName");
+        assert!(t.inputs[1].required && !t.inputs[0].required);
+        assert_eq!(t.inputs[0].max_length, 128);
+        assert!(p.tenant_project("tenant-deprovision"));
+        assert!(!p.tenant_project("other"));
+        assert!(p.tier("premium").is_none());
+    }
+
+    #[test]
+    fn tenant_mistakes_are_named() {
+        for (change, says) in [
+            (
+                ("timeout_minutes: 30", "timeout_minutes: 1"),
+                "tenants.tiers.basic.provision.timeout_minutes: 1 is not between 5 and 480",
+            ),
+            (("retries: 1", "retries: 9"), "tenants.tiers.basic.retries"),
+            (
+                ("env: TENANT_NAME", "env: EDDO_TENANT_NAME"),
+                "tenants.tiers.basic.inputs.tenantName.env",
+            ),
+            (
+                ("env: TENANT_EMAIL", "env: TENANT_NAME"),
+                "TENANT_NAME is already another input's variable",
+            ),
+            (("tenantName:", "tier:"), "\"tier\" cannot name an input"),
+            (("kind: email", "kind: url"), "unknown variant `url`"),
+            (
+                ("[TENANT_URL]", "[TENANT_URL, DB_PASSWORD]"),
+                "tenants.tiers.basic.outputs[1]: DB_PASSWORD looks like a secret",
+            ),
+            (("basic:", "Basic:"), "not a tier name"),
+            (("retries: 1", "retry: 1"), "unknown field `retry`"),
+        ] {
+            let text = TENANTS.replacen(change.0, change.1, 1);
+            assert_ne!(text, TENANTS, "{change:?} changed nothing");
+            let err = Policy::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(says), "{change:?}: {err}");
+        }
+        let shared = format!(
+            "{}{}",
+            GOOD,
+            TENANTS
+                .replace("version: 1\n", "")
+                .replace("project: tenant-provision", "project: payments-deploy")
+        );
+        let err = Policy::parse(&shared).unwrap_err().to_string();
+        assert!(
+            err.contains("project payments-deploy is already used by service payments"),
             "{err}"
         );
     }

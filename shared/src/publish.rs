@@ -5,6 +5,7 @@
 //! bounded, jittered backoff; any other failure is returned, naming each entry. Nothing is
 //! dropped silently.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -19,8 +20,8 @@ pub const MAX_ENTRIES_PER_CALL: usize = 10;
 /// One entry ready for PutEvents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingEvent {
-    pub source: &'static str,
-    pub detail_type: DetailType,
+    pub source: Cow<'static, str>,
+    pub detail_type: Cow<'static, str>,
     pub detail: String,
     pub resources: Vec<String>,
 }
@@ -28,8 +29,39 @@ pub struct OutgoingEvent {
 impl OutgoingEvent {
     pub fn new<D: Serialize>(detail_type: DetailType, detail: &Envelope<D>) -> Result<Self, Error> {
         Ok(OutgoingEvent {
-            source: detail_type.source().as_str(),
+            source: Cow::Borrowed(detail_type.source().as_str()),
+            detail_type: Cow::Borrowed(detail_type.as_str()),
+            detail: serde_json::to_string(detail)?,
+            resources: Vec::new(),
+        })
+    }
+
+    /// An eddo event: `detail` in the envelope with its correlation and causation.
+    pub fn enveloped<D: Serialize>(
+        detail_type: DetailType,
+        detail: &D,
+        correlation_id: &str,
+        causation_id: &str,
+    ) -> Result<Self, Error> {
+        OutgoingEvent::new(
             detail_type,
+            &Envelope {
+                metadata: Metadata::new(correlation_id, causation_id),
+                detail,
+            },
+        )
+    }
+
+    /// An event in another system's contract (sbt-aws's `provisionSuccess`, say): its source,
+    /// detail-type and detail as that system defines them, without eddo's envelope.
+    pub fn foreign<D: Serialize>(
+        source: &str,
+        detail_type: &str,
+        detail: &D,
+    ) -> Result<Self, Error> {
+        Ok(OutgoingEvent {
+            source: Cow::Owned(source.to_string()),
+            detail_type: Cow::Owned(detail_type.to_string()),
             detail: serde_json::to_string(detail)?,
             resources: Vec::new(),
         })
@@ -38,8 +70,8 @@ impl OutgoingEvent {
     /// The entry's size as EventBridge counts it against the limit.
     pub fn size(&self) -> usize {
         entry_size(
-            self.source,
-            self.detail_type.as_str(),
+            &self.source,
+            &self.detail_type,
             &self.detail,
             &self.resources,
             false,
@@ -50,8 +82,8 @@ impl OutgoingEvent {
     pub fn to_entry(&self, bus: &str) -> PutEventsRequestEntry {
         PutEventsRequestEntry::builder()
             .event_bus_name(bus)
-            .source(self.source)
-            .detail_type(self.detail_type.as_str())
+            .source(self.source.as_ref())
+            .detail_type(self.detail_type.as_ref())
             .detail(&self.detail)
             .set_resources((!self.resources.is_empty()).then(|| self.resources.clone()))
             .build()
@@ -183,11 +215,7 @@ impl Publisher {
         correlation_id: &str,
         causation_id: &str,
     ) -> Result<String, Error> {
-        let envelope = Envelope {
-            metadata: Metadata::new(correlation_id, causation_id),
-            detail,
-        };
-        let event = OutgoingEvent::new(detail_type, &envelope)?;
+        let event = OutgoingEvent::enveloped(detail_type, detail, correlation_id, causation_id)?;
         self.publish(std::slice::from_ref(&event)).await?;
         Ok(detail_type.as_str().to_string())
     }

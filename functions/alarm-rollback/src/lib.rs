@@ -31,21 +31,7 @@ const DECIDE_ATTEMPTS: usize = 3;
 pub use eddo::config::PolicyConfig as Config;
 
 /// What one invocation did, returned to the runtime and logged.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Report {
-    pub outcome: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub published: Vec<String>,
-}
-
-impl Report {
-    fn quiet(outcome: impl Into<String>) -> Report {
-        Report {
-            outcome: outcome.into(),
-            published: vec![],
-        }
-    }
-}
+pub use eddo::Report;
 
 /// The alarm, as the events describe it.
 #[derive(Debug, Clone, Serialize)]

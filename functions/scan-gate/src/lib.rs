@@ -89,12 +89,7 @@ struct Decided<'a> {
 }
 
 /// What one invocation did, returned to the runtime and logged.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Report {
-    pub outcome: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub published: Vec<String>,
-}
+pub use eddo::Report;
 
 pub struct Gate {
     policy: Policy,

@@ -30,7 +30,7 @@ fn run(cfg: &Config, event: &str, delivery: &str, body: &str) -> Value {
             json!({
                 "status": 202,
                 "source": entry.source,
-                "detail-type": entry.detail_type.as_str(),
+                "detail-type": entry.detail_type,
                 "detail": serde_json::from_str::<Value>(&entry.detail).unwrap(),
             })
         }

@@ -89,7 +89,7 @@ pub fn corpus_events(root: &Path) -> Result<Vec<CorpusEvent>, LocalError> {
                     name,
                     on_default_bus: false,
                     source: entry.source.to_string(),
-                    detail_type: entry.detail_type.as_str().to_string(),
+                    detail_type: entry.detail_type.to_string(),
                     detail: entry.detail,
                     resources: Vec::new(),
                 });

@@ -1,0 +1,287 @@
+//! The tenant registry's decisions, pure: what a request does to a tenant in each state, and what
+//! a finished provisioning or deprovisioning build does.
+//!
+//! ```text
+//!  (none) ──onboard──▶ requested ──build started──▶ provisioning ──succeeded──▶ active
+//!                          ▲                            │ failed, retries left      │ offboard
+//!                          └────────────────────────────┘                           ▼
+//!  failed ◀──failed, no retries left── provisioning      deprovisioned ◀──── offboarding
+//! ```
+//!
+//! A build that fails when no retry is left makes the tenant `failed`; a new onboarding request
+//! provisions it again, an offboarding request cleans it up.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a tenant is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// A request was accepted; its build is being started.
+    Requested,
+    Provisioning,
+    Active,
+    Failed,
+    Offboarding,
+    Deprovisioned,
+}
+
+impl State {
+    pub const ALL: [State; 6] = [
+        State::Requested,
+        State::Provisioning,
+        State::Active,
+        State::Failed,
+        State::Offboarding,
+        State::Deprovisioned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Requested => "requested",
+            State::Provisioning => "provisioning",
+            State::Active => "active",
+            State::Failed => "failed",
+            State::Offboarding => "offboarding",
+            State::Deprovisioned => "deprovisioned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which build a tenant's current work runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Job {
+    Provision,
+    Deprovision,
+}
+
+/// What the registry knows of a tenant, as far as the decisions need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts<'a> {
+    pub state: State,
+    pub tier: &'a str,
+    /// Whether the last transition's event was published.
+    pub announced: bool,
+    /// Whether another invocation is working on the tenant right now.
+    pub leased: bool,
+    pub build_id: Option<&'a str>,
+}
+
+/// What a request does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnRequest {
+    /// Start the job: provisioning (a new tenant, or a failed one again) or deprovisioning.
+    Start(Job),
+    /// Say again how it ended (`Tenant Provisioned` for an active tenant, `Tenant Deprovisioned`
+    /// for a deprovisioned one): the requester may have missed it.
+    Repeat,
+    /// The work is under way; this request starts nothing.
+    InProgress(String),
+    /// Work another invocation left half-done (its lease lapsed): finish it.
+    Resume,
+    /// Refused, with the reason.
+    Refuse(String),
+}
+
+/// Decides what an onboarding (`Job::Provision`) or offboarding (`Job::Deprovision`) request
+/// does to a tenant the registry has (`None`: never seen).
+pub fn on_request(job: Job, tier: Option<&str>, tenant: Option<&Facts<'_>>) -> OnRequest {
+    let Some(t) = tenant else {
+        return match job {
+            Job::Provision => OnRequest::Start(Job::Provision),
+            Job::Deprovision => OnRequest::Refuse("the tenant is not registered".into()),
+        };
+    };
+    let unfinished = !t.announced || t.state == State::Requested;
+    if unfinished && !t.leased {
+        return OnRequest::Resume;
+    }
+    let building = |what: &str| {
+        OnRequest::InProgress(match t.build_id {
+            Some(b) => format!("the tenant is being {what} by build {b}"),
+            None => format!("the tenant's {what} build is being started"),
+        })
+    };
+    match (job, t.state) {
+        (_, State::Requested) => {
+            OnRequest::InProgress("the tenant's next build is being started".into())
+        }
+        (Job::Provision, State::Provisioning) => building("provisioned"),
+        (Job::Deprovision, State::Offboarding) => building("deprovisioned"),
+        (Job::Provision, State::Active) => match tier {
+            Some(asked) if asked != t.tier => OnRequest::Refuse(format!(
+                "the tenant is active in tier {}; onboarding does not move a tenant to tier {asked}",
+                t.tier
+            )),
+            _ => OnRequest::Repeat,
+        },
+        (Job::Provision, State::Failed | State::Deprovisioned) => OnRequest::Start(Job::Provision),
+        (Job::Provision, State::Offboarding) => OnRequest::Refuse(
+            "the tenant is being offboarded; onboard it again after Tenant Deprovisioned".into(),
+        ),
+        (Job::Deprovision, State::Active | State::Failed) => OnRequest::Start(Job::Deprovision),
+        (Job::Deprovision, State::Deprovisioned) => OnRequest::Repeat,
+        (Job::Deprovision, State::Provisioning) => OnRequest::Refuse(
+            "the tenant is being provisioned; offboard it after Tenant Provisioned or Tenant Provisioning Failed"
+                .into(),
+        ),
+    }
+}
+
+/// What a finished build does to the tenant whose current build it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFinish {
+    /// Provisioned: the tenant is active.
+    Active,
+    /// Deprovisioned: the tenant is gone.
+    Deprovisioned,
+    /// Failed with retries left: start attempt `next`.
+    Retry { next: u32 },
+    /// Failed with none left.
+    Failed,
+}
+
+/// Decides what a finished build of `job` does, on attempt `attempt` (1-based) with `retries`
+/// retries allowed.
+pub fn on_finish(job: Job, succeeded: bool, attempt: u32, retries: u32) -> OnFinish {
+    match (job, succeeded) {
+        (Job::Provision, true) => OnFinish::Active,
+        (Job::Deprovision, true) => OnFinish::Deprovisioned,
+        (_, false) if attempt <= retries => OnFinish::Retry { next: attempt + 1 },
+        (_, false) => OnFinish::Failed,
+    }
+}
+
+/// The state a job is in while its build runs, and the one a request leaves.
+pub fn running(job: Job) -> State {
+    match job {
+        Job::Provision => State::Provisioning,
+        Job::Deprovision => State::Offboarding,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(state: State) -> Facts<'static> {
+        Facts {
+            state,
+            tier: "basic",
+            announced: true,
+            leased: false,
+            build_id: Some("p:1"),
+        }
+    }
+
+    #[test]
+    fn onboarding_in_each_state() {
+        use OnRequest::*;
+        assert_eq!(
+            on_request(Job::Provision, Some("basic"), None),
+            Start(Job::Provision)
+        );
+        for (state, expect) in [
+            (State::Provisioning, "InProgress"),
+            (State::Active, "Repeat"),
+            (State::Failed, "Start"),
+            (State::Offboarding, "Refuse"),
+            (State::Deprovisioned, "Start"),
+        ] {
+            let got = on_request(Job::Provision, Some("basic"), Some(&facts(state)));
+            assert!(format!("{got:?}").starts_with(expect), "{state}: {got:?}");
+        }
+        let other_tier = on_request(Job::Provision, Some("premium"), Some(&facts(State::Active)));
+        assert!(
+            matches!(&other_tier, Refuse(r) if r.contains("active in tier basic")),
+            "{other_tier:?}"
+        );
+    }
+
+    #[test]
+    fn offboarding_in_each_state() {
+        use OnRequest::*;
+        assert!(
+            matches!(on_request(Job::Deprovision, None, None), Refuse(r) if r == "the tenant is not registered")
+        );
+        for (state, expect) in [
+            (State::Provisioning, "Refuse"),
+            (State::Active, "Start"),
+            (State::Failed, "Start"),
+            (State::Offboarding, "InProgress"),
+            (State::Deprovisioned, "Repeat"),
+        ] {
+            let got = on_request(Job::Deprovision, None, Some(&facts(state)));
+            assert!(format!("{got:?}").starts_with(expect), "{state}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn half_done_work_is_resumed_only_when_nobody_has_it() {
+        for state in State::ALL {
+            let mut f = facts(state);
+            f.announced = false;
+            assert_eq!(
+                on_request(Job::Provision, None, Some(&f)),
+                OnRequest::Resume
+            );
+            f.leased = true;
+            assert!(
+                matches!(
+                    on_request(Job::Provision, None, Some(&f)),
+                    OnRequest::InProgress(_)
+                        | OnRequest::Repeat
+                        | OnRequest::Start(_)
+                        | OnRequest::Refuse(_)
+                ),
+                "{state}"
+            );
+        }
+        // Requested means a build is still to start, announced or not.
+        let mut f = facts(State::Requested);
+        f.build_id = None;
+        assert_eq!(
+            on_request(Job::Provision, None, Some(&f)),
+            OnRequest::Resume
+        );
+        f.leased = true;
+        assert!(matches!(
+            on_request(Job::Provision, None, Some(&f)),
+            OnRequest::InProgress(_)
+        ));
+    }
+
+    #[test]
+    fn a_failed_build_is_retried_as_often_as_the_tier_says() {
+        assert_eq!(on_finish(Job::Provision, true, 1, 0), OnFinish::Active);
+        assert_eq!(
+            on_finish(Job::Deprovision, true, 3, 2),
+            OnFinish::Deprovisioned
+        );
+        assert_eq!(on_finish(Job::Provision, false, 1, 0), OnFinish::Failed);
+        assert_eq!(
+            on_finish(Job::Provision, false, 1, 2),
+            OnFinish::Retry { next: 2 }
+        );
+        assert_eq!(
+            on_finish(Job::Provision, false, 2, 2),
+            OnFinish::Retry { next: 3 }
+        );
+        assert_eq!(on_finish(Job::Provision, false, 3, 2), OnFinish::Failed);
+        assert_eq!(
+            on_finish(Job::Deprovision, false, 1, 1),
+            OnFinish::Retry { next: 2 }
+        );
+    }
+}

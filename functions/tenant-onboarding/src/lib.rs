@@ -1,0 +1,702 @@
+//! Tenant onboarding: when a SaaS control plane asks for a tenant, provision it once through the
+//! CodeBuild project of its tier, retry a failed build as the tier allows, and say how it went;
+//! offboard it the same way through the tier's deprovisioning project.
+//!
+//! It speaks eddo's contract (`Tenant Onboarding Requested` / `Tenant Offboarding Requested`)
+//! and, with a setting, sbt-aws's (`onboardingRequest` / `offboardingRequest`, answered with
+//! `provisionSuccess` / `provisionFailure` and the deprovision pair), so an sbt-aws control plane
+//! can use it unchanged. The decisions are pure ([`decide`], [`request`]); this file gathers
+//! inputs and performs the effects.
+
+pub mod decide;
+pub mod request;
+pub mod store;
+
+use eddo::codebuild::{self, BuildState, StartError};
+use eddo::config::{ConfigError, Env};
+use eddo::idempotency::now_epoch;
+use eddo::names::TenantId;
+use eddo::policy::{Policy, Tier};
+use eddo::publish::{OutgoingEvent, Publisher};
+use eddo::{DetailType, Error, Report};
+use serde_json::{Map, Value, json};
+use tracing::{Instrument, info, warn};
+
+use crate::decide::{Job, OnFinish, OnRequest, State, on_finish, on_request, running};
+use crate::request::{Action, Read, Rejection, Request, Shape};
+use crate::store::{Failure, Pending, Store, Tenant};
+
+/// Two events racing for one tenant decide again at most this many times.
+const DECIDE_ATTEMPTS: usize = 3;
+
+/// The function's settings: the common ones and where the policy is.
+pub use eddo::config::PolicyConfig as Config;
+
+/// sbt-aws's event sources, when eddo answers its control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sbt {
+    /// The `source` of the control plane's requests (sbt-aws's default: `controlPlaneEventSource`).
+    pub control_plane_source: String,
+    /// The `source` of the answers (sbt-aws's default: `applicationPlaneEventSource`).
+    pub application_plane_source: String,
+}
+
+impl Sbt {
+    /// `EDDO_SBT_CONTROL_PLANE_SOURCE` turns the sbt-aws contract on;
+    /// `EDDO_SBT_APPLICATION_PLANE_SOURCE` names the answers' source.
+    pub fn from_env(env: &Env) -> Result<Option<Sbt>, ConfigError> {
+        let Some(control) = env.optional("EDDO_SBT_CONTROL_PLANE_SOURCE") else {
+            return Ok(None);
+        };
+        let app = env
+            .optional("EDDO_SBT_APPLICATION_PLANE_SOURCE")
+            .unwrap_or("applicationPlaneEventSource");
+        for (name, v) in [
+            ("EDDO_SBT_CONTROL_PLANE_SOURCE", control),
+            ("EDDO_SBT_APPLICATION_PLANE_SOURCE", app),
+        ] {
+            if v.len() > 256 || v.starts_with("aws.") || v.starts_with("eddo.") {
+                return Err(ConfigError::new(
+                    name,
+                    format!(
+                        "{v:?} cannot be an sbt-aws source (1 to 256 characters, not aws.* or eddo.*)"
+                    ),
+                ));
+            }
+        }
+        Ok(Some(Sbt {
+            control_plane_source: control.to_string(),
+            application_plane_source: app.to_string(),
+        }))
+    }
+}
+
+pub struct Tenants {
+    policy: Policy,
+    store: Store,
+    codebuild: aws_sdk_codebuild::Client,
+    publisher: Publisher,
+    sbt: Option<Sbt>,
+}
+
+impl Tenants {
+    pub fn new(config: &Config, policy: Policy, sdk: &aws_config::SdkConfig) -> Tenants {
+        Tenants {
+            policy,
+            store: Store::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                &config.common.table_name,
+            ),
+            codebuild: aws_sdk_codebuild::Client::new(sdk),
+            publisher: Publisher::new(
+                aws_sdk_eventbridge::Client::new(sdk),
+                &config.common.event_bus_name,
+                config.common.max_entry_bytes,
+            ),
+            sbt: None,
+        }
+    }
+
+    /// Answers sbt-aws's control plane too.
+    pub fn with_sbt(mut self, sbt: Option<Sbt>) -> Tenants {
+        self.sbt = sbt;
+        self
+    }
+
+    /// Another CodeBuild client (the local stack's stand-in, or a mock, in tests).
+    pub fn with_codebuild(mut self, client: aws_sdk_codebuild::Client) -> Tenants {
+        self.codebuild = client;
+        self
+    }
+
+    /// Handles a tenant request (either contract) or a tenant project's state change. `Err` only
+    /// for what a retry can fix; an invalid request is answered with its reasons and not retried.
+    pub async fn handle(&self, event: &Value) -> Result<Report, Error> {
+        if event["source"] == "aws.codebuild" {
+            return self.build_finished(event).await;
+        }
+        let sbt_source = self.sbt.as_ref().map(|s| s.control_plane_source.as_str());
+        match request::read(event, &self.policy, sbt_source) {
+            Read::NotARequest(why) => {
+                warn!(reason = %why, "not a tenant request");
+                Ok(Report::quiet(why))
+            }
+            Read::Rejected(r) => {
+                let span = eddo::telemetry::correlation_span(&r.correlation_id);
+                self.reject(&r).instrument(span).await
+            }
+            Read::Request(r) => {
+                let span = eddo::telemetry::correlation_span(&r.correlation_id);
+                self.request(&r).instrument(span).await
+            }
+        }
+    }
+
+    async fn request(&self, r: &Request<'_>) -> Result<Report, Error> {
+        let job = match r.action {
+            Action::Onboard => Job::Provision,
+            Action::Offboard => Job::Deprovision,
+        };
+        for _ in 0..DECIDE_ATTEMPTS {
+            let now = now_epoch();
+            let current = self.store.get(&r.tenant).await?;
+            let facts = current.as_ref().map(|t| t.facts(now));
+            let decision = on_request(job, r.tier.map(|t| t.name.as_str()), facts.as_ref());
+            info!(tenant = %r.tenant, ?job, decision = ?decision, "tenant request");
+            match decision {
+                OnRequest::Start(job) => {
+                    // Offboarding runs the tier the tenant was provisioned in.
+                    let tier = match job {
+                        Job::Provision => r.tier,
+                        Job::Deprovision => {
+                            current.as_ref().and_then(|c| self.policy.tier(&c.tier))
+                        }
+                    };
+                    let Some(tier) = tier else {
+                        let why = format!(
+                            "the tenant's tier {} is no longer in the policy",
+                            current.as_ref().map_or("?", |c| c.tier.as_str())
+                        );
+                        return self.reject(&refusal(r, why)).await;
+                    };
+                    let record = requested(r, job, tier, current.as_ref(), now);
+                    if !self
+                        .store
+                        .put(&record, current.as_ref().map(|c| c.rev))
+                        .await?
+                    {
+                        continue;
+                    }
+                    let result = self.start(record.clone(), tier).await;
+                    return self.let_go_on_error(&record, result).await;
+                }
+                OnRequest::Repeat => {
+                    let c = current.expect("only a known tenant is repeated");
+                    return self.repeat(&c, r).await;
+                }
+                OnRequest::InProgress(why) => {
+                    return Ok(Report::quiet(format!("tenant {}: {why}", r.tenant)));
+                }
+                OnRequest::Resume => {
+                    let c = current.expect("only a known tenant is resumed");
+                    if !self.store.take(&c.id, c.rev, now).await? {
+                        continue;
+                    }
+                    let result = self.resume(c.clone()).await;
+                    return self.let_go_on_error(&c, result).await;
+                }
+                OnRequest::Refuse(why) => return self.reject(&refusal(r, why)).await,
+            }
+        }
+        Err(contention(&r.tenant))
+    }
+
+    /// Answers an invalid or refused request with every reason, in the requester's contract.
+    async fn reject(&self, r: &Rejection) -> Result<Report, Error> {
+        warn!(reasons = ?r.reasons, "tenant request rejected");
+        let detail_type = match r.action {
+            Action::Onboard => DetailType::TenantOnboardingRejected,
+            Action::Offboard => DetailType::TenantOffboardingRejected,
+        };
+        let detail = json!({
+            "tenant_id": r.tenant_id,
+            "tier": r.tier,
+            "reasons": r.reasons,
+            "registration_id": r.shape.registration_id(),
+            "request_event_id": r.causation_id,
+        });
+        let mut events = vec![OutgoingEvent::enveloped(
+            detail_type,
+            &detail,
+            &r.correlation_id,
+            &r.causation_id,
+        )?];
+        if let (Shape::Sbt { registration_id }, Some(sbt)) = (&r.shape, &self.sbt) {
+            let (kind, status) = match r.action {
+                Action::Onboard => ("provisionFailure", "Failed to provision tenant."),
+                Action::Offboard => ("deprovisionFailure", "Failed to deprovision tenant."),
+            };
+            let answer = json!({
+                "tenantId": r.tenant_id,
+                "tenantRegistrationId": registration_id,
+                "jobOutput": {"tenantStatus": status, "reason": r.reasons.join("; ")},
+            });
+            events.push(OutgoingEvent::foreign(
+                &sbt.application_plane_source,
+                kind,
+                &answer,
+            )?);
+        }
+        self.publisher.publish(&events).await?;
+        Ok(Report {
+            outcome: format!("rejected: {}", r.reasons.join("; ")),
+            published: events.iter().map(|e| e.detail_type.to_string()).collect(),
+        })
+    }
+
+    /// Starts the build of a tenant in `requested` (idempotent: the token is the revision's, so
+    /// a resumed start within CodeBuild's five minutes gets the same build), records it, and
+    /// announces it.
+    async fn start(&self, record: Tenant, tier: &Tier) -> Result<Report, Error> {
+        let spec = match record.job {
+            Job::Provision => &tier.provision,
+            Job::Deprovision => &tier.deprovision,
+        };
+        let attempt = record.attempt.to_string();
+        let mut variables: Vec<(&str, &str)> = vec![
+            ("EDDO_TENANT_ID", record.id.as_str()),
+            ("EDDO_TENANT_TIER", tier.name.as_str()),
+            ("EDDO_ATTEMPT", &attempt),
+            ("EDDO_CORRELATION_ID", &record.correlation_id),
+            ("EDDO_CAUSATION_ID", &record.causation_id),
+        ];
+        variables.extend(record.values.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let token = codebuild::token("eddo-tenant", &format!("{}/{}", record.id, record.rev));
+        let now = now_epoch();
+        let mut next = record.next(now);
+        match codebuild::start(
+            &self.codebuild,
+            spec.project.as_str(),
+            &token,
+            &variables,
+            Some(spec.timeout_minutes),
+        )
+        .await
+        {
+            Ok(build) => {
+                info!(tenant = %record.id, build = %build, attempt = record.attempt, "tenant build started");
+                next.state = running(record.job);
+                next.build_id = Some(build.clone());
+                let detail_type = match record.job {
+                    Job::Provision => DetailType::TenantProvisioningStarted,
+                    Job::Deprovision => DetailType::TenantDeprovisioningStarted,
+                };
+                let detail = json!({
+                    "tenant_id": record.id,
+                    "tier": tier.name,
+                    "project": spec.project,
+                    "build_id": build,
+                    "attempt": record.attempt,
+                    "max_attempts": tier.retries + 1,
+                    "timeout_minutes": spec.timeout_minutes,
+                    "previous_attempt": record.last_failure,
+                    "registration_id": record.registration_id,
+                });
+                next.pending = vec![self.eddo(detail_type, &detail, &record)?];
+            }
+            Err(StartError::Retryable(e)) => return Err(e),
+            Err(StartError::Refused(e)) => {
+                let failure = Failure {
+                    build_id: None,
+                    status: "NOT_STARTED".into(),
+                    failed_phase: None,
+                    logs_url: None,
+                    reason: format!("could not start {}: {e}", spec.project),
+                };
+                warn!(tenant = %record.id, reason = %failure.reason, "tenant build refused");
+                next.state = State::Failed;
+                next.pending = self.failed(&next, tier, &failure)?;
+                next.last_failure = Some(failure);
+            }
+        }
+        if !self.store.put(&next, Some(record.rev)).await? {
+            return Ok(Report::quiet(format!(
+                "tenant {} changed while its build was started",
+                record.id
+            )));
+        }
+        self.announce(&next).await
+    }
+
+    /// Publishes a revision's events, then notes that they were.
+    async fn announce(&self, record: &Tenant) -> Result<Report, Error> {
+        let events: Vec<OutgoingEvent> = record.pending.iter().map(Pending::outgoing).collect();
+        self.publisher.publish(&events).await?;
+        self.store.announced(&record.id, record.rev).await?;
+        Ok(Report {
+            outcome: format!("tenant {} {}", record.id, record.state),
+            published: events.iter().map(|e| e.detail_type.to_string()).collect(),
+        })
+    }
+
+    /// Finishes what an invocation left half-done: starts the build of a `requested` tenant, or
+    /// publishes a revision's events.
+    async fn resume(&self, record: Tenant) -> Result<Report, Error> {
+        warn!(tenant = %record.id, state = %record.state, "finishing work a previous invocation left");
+        if record.state == State::Requested {
+            let Some(tier) = self.policy.tier(&record.tier) else {
+                return Err(Error::InvalidEvent(format!(
+                    "tenant {}: tier {} is no longer in the policy",
+                    record.id, record.tier
+                )));
+            };
+            return self.start(record, tier).await;
+        }
+        self.announce(&record).await
+    }
+
+    /// Says again how a tenant's last job ended, to a requester that may have missed it.
+    async fn repeat(&self, t: &Tenant, r: &Request<'_>) -> Result<Report, Error> {
+        let mut t = t.clone();
+        if let Some(reg) = r.shape.registration_id() {
+            t.registration_id = Some(reg.to_string());
+        }
+        t.sbt |= matches!(r.shape, Shape::Sbt { .. });
+        t.causation_id = r.causation_id.clone();
+        let events: Vec<OutgoingEvent> = match t.state {
+            State::Active => self.provisioned(&t, true)?,
+            _ => self.deprovisioned(&t, true)?,
+        }
+        .iter()
+        .map(Pending::outgoing)
+        .collect();
+        self.publisher.publish(&events).await?;
+        Ok(Report {
+            outcome: format!("tenant {} is {}; said so again", t.id, t.state),
+            published: events.iter().map(|e| e.detail_type.to_string()).collect(),
+        })
+    }
+
+    /// A tenant project's build finished: the tenant's state moves (retrying a failed build as
+    /// its tier allows) and the outcome is said once.
+    async fn build_finished(&self, event: &Value) -> Result<Report, Error> {
+        let b = match BuildState::read(event) {
+            Ok(b) => b,
+            Err(why) => {
+                warn!(reason = %why, "unreadable CodeBuild event");
+                return Ok(Report::quiet(why));
+            }
+        };
+        if !self.policy.tenant_project(&b.project) {
+            return Ok(Report::quiet(format!(
+                "{} is not a tenant project in the policy",
+                b.project
+            )));
+        }
+        if !b.finished() {
+            return Ok(Report::quiet(format!("{} build in progress", b.project)));
+        }
+        let Some(id) = b
+            .env("EDDO_TENANT_ID")
+            .and_then(|t| TenantId::parse(t).ok())
+        else {
+            warn!(build = %b.build_id, "a tenant project build without EDDO_TENANT_ID finished");
+            return Ok(Report::quiet(format!(
+                "build {} of {} was not started by eddo",
+                b.id(),
+                b.project
+            )));
+        };
+        let causation = event["id"].as_str().unwrap_or(&b.build_id).to_string();
+        for _ in 0..DECIDE_ATTEMPTS {
+            let now = now_epoch();
+            let Some(record) = self.store.get(&id).await? else {
+                return Ok(Report::quiet(format!("tenant {id} is not registered")));
+            };
+            let span = eddo::telemetry::correlation_span(&record.correlation_id);
+            let current = record.build_id.as_deref() == Some(b.id())
+                && matches!(record.state, State::Provisioning | State::Offboarding);
+            if !current {
+                let f = record.facts(now);
+                if (!f.announced || f.state == State::Requested) && !f.leased {
+                    if !self.store.take(&id, record.rev, now).await? {
+                        continue;
+                    }
+                    let result = self.resume(record.clone()).instrument(span).await;
+                    return self.let_go_on_error(&record, result).await;
+                }
+                return Ok(Report::quiet(format!(
+                    "build {} of tenant {id} already recorded",
+                    b.id()
+                )));
+            }
+            let tier = self.policy.tier(&record.tier);
+            if tier.is_none() {
+                warn!(tenant = %id, tier = %record.tier, "the tenant's tier is no longer in the policy: no retry, no outputs");
+            }
+            let retries = tier.map_or(0, |t| t.retries);
+            let mut next = record.next(now);
+            next.causation_id = causation.clone();
+            let failure = (!b.succeeded()).then(|| Failure {
+                build_id: Some(b.id().to_string()),
+                status: b.status.clone(),
+                failed_phase: b.failed_phase.clone(),
+                logs_url: b.logs_url.clone(),
+                reason: format!(
+                    "the {} build {} {}",
+                    match record.job {
+                        Job::Provision => "provisioning",
+                        Job::Deprovision => "deprovisioning",
+                    },
+                    b.id(),
+                    b.ending()
+                ),
+            });
+            let decision = on_finish(record.job, b.succeeded(), record.attempt, retries);
+            info!(tenant = %id, build = %b.id(), decision = ?decision, "tenant build finished");
+            match decision {
+                OnFinish::Active => {
+                    next.state = State::Active;
+                    next.outputs = tier
+                        .map(|t| {
+                            t.outputs
+                                .iter()
+                                .filter_map(|o| Some((o.clone(), b.exported(o)?.to_string())))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    next.last_failure = None;
+                    next.pending = self.provisioned(&next, false)?;
+                }
+                OnFinish::Deprovisioned => {
+                    next.state = State::Deprovisioned;
+                    next.outputs = vec![];
+                    next.last_failure = None;
+                    next.pending = self.deprovisioned(&next, false)?;
+                }
+                OnFinish::Failed => {
+                    let failure = failure.expect("a failed build");
+                    next.state = State::Failed;
+                    next.pending = match tier {
+                        Some(t) => self.failed(&next, t, &failure)?,
+                        None => self.failed_untiered(&next, &failure)?,
+                    };
+                    next.last_failure = Some(failure);
+                }
+                OnFinish::Retry { next: attempt } => {
+                    next.state = State::Requested;
+                    next.attempt = attempt;
+                    next.last_failure = failure;
+                    // Nothing to say until the retry's build has started.
+                    next.announced = true;
+                }
+            }
+            if !self.store.put(&next, Some(record.rev)).await? {
+                continue;
+            }
+            let result = match (next.state, tier) {
+                (State::Requested, Some(t)) => self.start(next.clone(), t).instrument(span).await,
+                _ => self.announce(&next).instrument(span).await,
+            };
+            return self.let_go_on_error(&next, result).await;
+        }
+        Err(contention(&id))
+    }
+
+    /// After a failure, gives the tenant back so Lambda's retry finds it free.
+    async fn let_go_on_error(
+        &self,
+        record: &Tenant,
+        result: Result<Report, Error>,
+    ) -> Result<Report, Error> {
+        if result.is_err()
+            && let Err(e) = self.store.let_go(&record.id, record.rev).await
+        {
+            warn!(error = %e, "could not release the tenant; the retry waits for its lease");
+        }
+        result
+    }
+
+    fn eddo(&self, detail_type: DetailType, detail: &Value, t: &Tenant) -> Result<Pending, Error> {
+        pending(OutgoingEvent::enveloped(
+            detail_type,
+            detail,
+            &t.correlation_id,
+            &t.causation_id,
+        )?)
+    }
+
+    /// sbt-aws's answer, when the tenant's requester speaks sbt-aws and the setting is on.
+    fn sbt(&self, t: &Tenant, kind: &str, job_output: Value) -> Result<Option<Pending>, Error> {
+        match (&self.sbt, t.sbt) {
+            (Some(sbt), true) => {
+                let detail = json!({
+                    "tenantId": t.id,
+                    "tenantRegistrationId": t.registration_id,
+                    "jobOutput": job_output,
+                });
+                Ok(Some(pending(OutgoingEvent::foreign(
+                    &sbt.application_plane_source,
+                    kind,
+                    &detail,
+                )?)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn provisioned(&self, t: &Tenant, repeated: bool) -> Result<Vec<Pending>, Error> {
+        let outputs: Map<String, Value> = t
+            .outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        let detail = json!({
+            "tenant_id": t.id,
+            "tier": t.tier,
+            "build_id": t.build_id,
+            "attempt": t.attempt,
+            "outputs": outputs,
+            "registration_id": t.registration_id,
+            "repeated": repeated,
+        });
+        let mut events = vec![self.eddo(DetailType::TenantProvisioned, &detail, t)?];
+        events.extend(self.sbt(
+            t,
+            "provisionSuccess",
+            json!({"tenantData": outputs, "tenantRegistrationData": {}}),
+        )?);
+        Ok(events)
+    }
+
+    fn deprovisioned(&self, t: &Tenant, repeated: bool) -> Result<Vec<Pending>, Error> {
+        let detail = json!({
+            "tenant_id": t.id,
+            "tier": t.tier,
+            "build_id": t.build_id,
+            "attempt": t.attempt,
+            "registration_id": t.registration_id,
+            "repeated": repeated,
+        });
+        let mut events = vec![self.eddo(DetailType::TenantDeprovisioned, &detail, t)?];
+        events.extend(self.sbt(
+            t,
+            "deprovisionSuccess",
+            json!({"tenantData": {}, "tenantRegistrationData": {}}),
+        )?);
+        Ok(events)
+    }
+
+    fn failed(&self, t: &Tenant, tier: &Tier, f: &Failure) -> Result<Vec<Pending>, Error> {
+        let project = match t.job {
+            Job::Provision => &tier.provision.project,
+            Job::Deprovision => &tier.deprovision.project,
+        };
+        self.failure_events(t, Some(project.as_str()), tier.retries + 1, f)
+    }
+
+    fn failed_untiered(&self, t: &Tenant, f: &Failure) -> Result<Vec<Pending>, Error> {
+        self.failure_events(t, None, t.attempt, f)
+    }
+
+    fn failure_events(
+        &self,
+        t: &Tenant,
+        project: Option<&str>,
+        max_attempts: u32,
+        f: &Failure,
+    ) -> Result<Vec<Pending>, Error> {
+        let (detail_type, kind, status) = match t.job {
+            Job::Provision => (
+                DetailType::TenantProvisioningFailed,
+                "provisionFailure",
+                "Failed to provision tenant.",
+            ),
+            Job::Deprovision => (
+                DetailType::TenantDeprovisioningFailed,
+                "deprovisionFailure",
+                "Failed to deprovision tenant.",
+            ),
+        };
+        let reason = if t.attempt > 1 {
+            format!("{}, on attempt {} of {max_attempts}", f.reason, t.attempt)
+        } else {
+            f.reason.clone()
+        };
+        let detail = json!({
+            "tenant_id": t.id,
+            "tier": t.tier,
+            "project": project,
+            "build_id": f.build_id,
+            "attempt": t.attempt,
+            "max_attempts": max_attempts,
+            "status": f.status,
+            "failed_phase": f.failed_phase,
+            "logs_url": f.logs_url,
+            "reason": reason,
+            "registration_id": t.registration_id,
+        });
+        let mut events = vec![self.eddo(detail_type, &detail, t)?];
+        let mut job_output = json!({"tenantStatus": status, "reason": reason, "status": f.status});
+        for (k, v) in [
+            ("buildId", &f.build_id),
+            ("failedPhase", &f.failed_phase),
+            ("logsUrl", &f.logs_url),
+        ] {
+            if let Some(v) = v {
+                job_output[k] = json!(v);
+            }
+        }
+        events.extend(self.sbt(t, kind, job_output)?);
+        Ok(events)
+    }
+}
+
+fn pending(e: OutgoingEvent) -> Result<Pending, Error> {
+    Ok(Pending {
+        source: e.source.into_owned(),
+        detail_type: e.detail_type.into_owned(),
+        detail: e.detail,
+    })
+}
+
+/// The registry record a request that starts a job writes: the tenant, `requested`, leased.
+fn requested(r: &Request<'_>, job: Job, tier: &Tier, current: Option<&Tenant>, now: u64) -> Tenant {
+    let values = match (job, current) {
+        (Job::Deprovision, Some(c)) => c.values.clone(),
+        _ => r.values.clone(),
+    };
+    let registration_id = r
+        .shape
+        .registration_id()
+        .map(str::to_string)
+        .or_else(|| current.and_then(|c| c.registration_id.clone()));
+    Tenant {
+        id: r.tenant.clone(),
+        state: State::Requested,
+        tier: tier.name.to_string(),
+        rev: current.map_or(1, |c| c.rev + 1),
+        job,
+        attempt: 1,
+        build_id: None,
+        values,
+        outputs: current
+            .filter(|_| job == Job::Deprovision)
+            .map(|c| c.outputs.clone())
+            .unwrap_or_default(),
+        registration_id,
+        sbt: matches!(r.shape, Shape::Sbt { .. }),
+        correlation_id: r.correlation_id.clone(),
+        causation_id: r.causation_id.clone(),
+        last_failure: None,
+        pending: vec![],
+        announced: true,
+        lease_until: now + store::LEASE_SECS,
+        updated_at: now,
+    }
+}
+
+/// A request the registry refuses, as a rejection with that one reason.
+fn refusal(r: &Request<'_>, why: String) -> Rejection {
+    Rejection {
+        action: r.action,
+        tenant_id: Some(r.tenant.to_string()),
+        tier: r.tier.map(|t| t.name.to_string()),
+        reasons: vec![why],
+        shape: r.shape.clone(),
+        correlation_id: r.correlation_id.clone(),
+        causation_id: r.causation_id.clone(),
+    }
+}
+
+/// Contention a retry resolves: fail the invocation for Lambda to retry it.
+fn contention(id: &TenantId) -> Error {
+    Error::Aws {
+        service: "DynamoDB",
+        operation: "PutItem",
+        message: format!(
+            "tenant {id}: the registry changed under {DECIDE_ATTEMPTS} decisions in a row"
+        ),
+        retry: eddo::Retry::Retryable,
+    }
+}
