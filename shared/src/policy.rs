@@ -3,7 +3,7 @@
 //! rolls back, and how each tenant tier is provisioned.
 //! Parsed once at init into types that cannot hold a bad value; a mistake stops the function with
 //! one message naming where it is. `infra/policy/example.yaml` is a worked example and
-//! `infra/schemas/policy.schema.json` its schema, for editors and CI.
+//! `infra/policy/policy.schema.json` its schema, for editors and CI.
 
 use std::collections::{BTreeMap, BTreeSet};
 
