@@ -50,6 +50,18 @@ fn expected(rule: &str) -> BTreeSet<String> {
         ],
         // Finished builds of the rollback projects (the routing run adds the sample's project).
         "AlarmRollbackFunctionRollbackBuilds" => &["aws/codebuild-build-state-change.json"],
+        // eddo's tenant contract, from any source; sbt-aws's shapes go to their own rule.
+        "TenantOnboardingFunctionRequests" => &[
+            "examples/tenant-offboarding-requested.json",
+            "examples/tenant-onboarding-requested.json",
+        ],
+        // Finished builds of the tenant projects (the routing run adds the sample's project).
+        "TenantOnboardingFunctionTenantBuilds" => &["aws/codebuild-build-state-change.json"],
+        // sbt-aws's control plane (the local stack sets its default source).
+        "TenantOnboardingSbtRule" => &[
+            "examples/sbt-offboarding-request.json",
+            "examples/sbt-onboarding-request.json",
+        ],
         other => panic!(
             "rule {other} of template.yaml has no expectation in tests/routing.rs: list the corpus events it must receive"
         ),
@@ -69,6 +81,10 @@ async fn every_template_rule_receives_exactly_its_corpus_events() {
                 "eddo-build,eddo-sast,eddo-deploy,my-sample-project",
             ),
             ("RollbackProjectNames", "eddo-rollback,my-sample-project"),
+            (
+                "TenantProjectNames",
+                "eddo-tenant-provision,eddo-tenant-deprovision,my-sample-project",
+            ),
         ],
     )
     .await

@@ -33,13 +33,19 @@ pub const LOCAL_STANDARD_SECRET: &str = "whsec_ZWRkby1sb2NhbC1zdGFuZGFyZC1zZWNyZ
 /// The parameter overrides of the local stack (as `sam deploy --parameter-overrides` would set
 /// them): every optional part of the template switched on, so the local stack runs all of it.
 /// The corpus's pushes are to `master`.
-pub const LOCAL_PARAMETERS: [(&str, &str); 6] = [
+pub const LOCAL_PARAMETERS: [(&str, &str); 8] = [
     ("BuildProjectName", "eddo-build"),
     ("SastProjectName", "eddo-sast"),
     ("TrackedBranches", "main,master"),
     ("GateProjectNames", "eddo-build,eddo-sast,eddo-deploy"),
     ("DeployProjectNames", "eddo-deploy"),
     ("RollbackProjectNames", "eddo-rollback"),
+    (
+        "TenantProjectNames",
+        "eddo-tenant-provision,eddo-tenant-provision-premium,eddo-tenant-deprovision",
+    ),
+    // sbt-aws's default control-plane source: the local stack speaks both contracts.
+    ("SbtControlPlaneEventSource", "controlPlaneEventSource"),
 ];
 
 /// The policy the local stack runs with: the worked example.
@@ -71,6 +77,10 @@ fn add_policy_projects(codebuild: &CodeBuild, text: &str) -> Result<(), LocalErr
         {
             codebuild.add_project(project.as_str());
         }
+    }
+    for tier in policy.tiers.values() {
+        codebuild.add_project(tier.provision.project.as_str());
+        codebuild.add_project(tier.deprovision.project.as_str());
     }
     Ok(())
 }
