@@ -35,7 +35,7 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 cfn-lint: setup
-	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml infra/buildspecs/tenant-stack.yaml
 
 unit: setup
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
