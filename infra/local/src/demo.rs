@@ -2,8 +2,10 @@
 //! HTTP to the webhook function's local URL (the real binary, through the Runtime API), put on the
 //! bus, routed by the template's push rule to the build and SAST projects (the CodeBuild
 //! stand-in), whose builds finish as the scenario planned and report on the default bus; then the
-//! same delivery redelivered and published no second time, and a forged one refused. Each step
-//! prints one timeline line; the run succeeds only if every expected step happened.
+//! same delivery redelivered and published no second time, and a forged one refused; then the
+//! gate's releases, an alarm's rollback, and a SaaS control plane onboarding three tenants (one
+//! at once, one after a retry, one invalid). Each step prints one timeline line; the run succeeds
+//! only if every expected step happened.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -126,14 +128,34 @@ async fn put_aws_event(
     resource: &str,
     detail: &Value,
 ) -> Result<String, LocalError> {
+    put_event(
+        stack,
+        "default",
+        source,
+        detail_type,
+        Some(resource),
+        detail,
+    )
+    .await
+}
+
+/// Puts an event on `bus`; its event id.
+async fn put_event(
+    stack: &Stack,
+    bus: &str,
+    source: &str,
+    detail_type: &str,
+    resource: Option<&str>,
+    detail: &Value,
+) -> Result<String, LocalError> {
     let out = aws_sdk_eventbridge::Client::new(&stack.sdk)
         .put_events()
         .entries(
             aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-                .event_bus_name("default")
+                .event_bus_name(bus)
                 .source(source)
                 .detail_type(detail_type)
-                .resources(resource)
+                .set_resources(resource.map(|r| vec![r.to_string()]))
                 .detail(detail.to_string())
                 .build(),
         )
@@ -216,6 +238,35 @@ fn rollback_events<'a>(watch: &'a Watch, detail_type: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// A SaaS control plane asks, on the eddo bus, for `tenant` in `tier` with `values` (eddo's
+/// contract, as in `infra/examples/events/tenant-onboarding-requested.json`).
+async fn tenant_requested(
+    stack: &Stack,
+    tenant: &str,
+    tier: &str,
+    values: Value,
+) -> Result<String, LocalError> {
+    let detail = serde_json::json!({"tenant_id": tenant, "tier": tier, "values": values});
+    put_event(
+        stack,
+        &stack.bus,
+        "com.example.control-plane",
+        "Tenant Onboarding Requested",
+        None,
+        &detail,
+    )
+    .await
+}
+
+/// tenant-onboarding's events about `tenant` seen so far, by detail type.
+fn tenant_events<'a>(watch: &'a Watch, detail_type: &str, tenant: &str) -> Vec<&'a Value> {
+    watch
+        .seen(detail_type)
+        .into_iter()
+        .filter(|e| e["source"] == "eddo.tenants" && e["detail"]["tenant_id"] == tenant)
+        .collect()
+}
+
 /// The gate's events about `commit` seen so far, by detail type.
 fn gate_events<'a>(watch: &'a Watch, detail_type: &str, commit: &str) -> Vec<&'a Value> {
     watch
@@ -267,7 +318,14 @@ pub async fn run() -> Result<bool, LocalError> {
     let gate = Arc::new(LocalFunction::new(stack.spec("scan-gate", &moto.endpoint())?).await?);
     let rollback =
         Arc::new(LocalFunction::new(stack.spec("alarm-rollback", &moto.endpoint())?).await?);
-    let functions = [webhook.clone(), gate.clone(), rollback.clone()];
+    let tenants =
+        Arc::new(LocalFunction::new(stack.spec("tenant-onboarding", &moto.endpoint())?).await?);
+    let functions = [
+        webhook.clone(),
+        gate.clone(),
+        rollback.clone(),
+        tenants.clone(),
+    ];
     let url = FunctionUrl::serve(webhook.clone(), 0).await?;
     let mut watch = Watch::new(&stack, &functions).await?;
     t.step(
@@ -583,6 +641,123 @@ pub async fn run() -> Result<bool, LocalError> {
         format!("reasons {codes}"),
     );
 
+    // A SaaS control plane onboards three tenants: one provisions at once, one fails and
+    // succeeds on the tier's retry, one is invalid and answered with every reason.
+    println!("\n-- a SaaS control plane onboards three tenants --");
+    cb.plan(
+        "eddo-tenant-provision",
+        Plan::succeed()
+            .exporting("TENANT_URL", "https://acme.app.example.com")
+            .exporting("TENANT_STACK", "tenant-acme")
+            .exporting("TENANT_DB_PASSWORD", "not-for-the-bus"),
+    );
+    let asked = tenant_requested(
+        &stack,
+        "acme",
+        "basic",
+        serde_json::json!({"tenantName": "Acme Corp", "email": "ops@acme.example"}),
+    )
+    .await?;
+    t.step(
+        true,
+        "onboarding of acme (tier basic) requested",
+        "control plane",
+        format!("event {asked}"),
+    );
+    let provisioned = watch
+        .until(&stack, &mut t, Duration::from_secs(30), |w, _| {
+            !tenant_events(w, "Tenant Provisioned", "acme").is_empty()
+        })
+        .await?;
+    let outputs = tenant_events(&watch, "Tenant Provisioned", "acme")
+        .first()
+        .map(|e| e["detail"]["outputs"].clone())
+        .unwrap_or_default();
+    t.step(
+        provisioned
+            && tenant_events(&watch, "Tenant Provisioning Started", "acme").len() == 1
+            && outputs
+                == serde_json::json!({"TENANT_URL": "https://acme.app.example.com", "TENANT_STACK": "tenant-acme"}),
+        "acme provisioned, once, with the outputs the tier allows",
+        "tenant-onboarding",
+        format!("outputs {outputs} (TENANT_DB_PASSWORD was exported, not published)"),
+    );
+
+    cb.plan("eddo-tenant-provision", Plan::fail("BUILD"));
+    cb.plan(
+        "eddo-tenant-provision",
+        Plan::succeed().exporting("TENANT_URL", "https://globex.app.example.com"),
+    );
+    let asked = tenant_requested(
+        &stack,
+        "globex",
+        "basic",
+        serde_json::json!({"tenantName": "Globex"}),
+    )
+    .await?;
+    t.step(
+        true,
+        "onboarding of globex (tier basic, one retry) requested",
+        "control plane",
+        format!("event {asked}"),
+    );
+    let provisioned = watch
+        .until(&stack, &mut t, Duration::from_secs(30), |w, _| {
+            !tenant_events(w, "Tenant Provisioned", "globex").is_empty()
+        })
+        .await?;
+    let attempts = tenant_events(&watch, "Tenant Provisioning Started", "globex");
+    let previous = attempts
+        .get(1)
+        .map(|e| e["detail"]["previous_attempt"].clone())
+        .unwrap_or_default();
+    t.step(
+        attempts.len() == 2 && previous["failed_phase"] == "BUILD",
+        "globex's first build failed in BUILD: retried",
+        "tenant-onboarding",
+        format!("attempt 2 after {}", previous["reason"]),
+    );
+    t.step(
+        provisioned && tenant_events(&watch, "Tenant Provisioning Failed", "globex").is_empty(),
+        "globex provisioned on attempt 2",
+        "tenant-onboarding",
+        format!(
+            "{} provisioning build(s) in all",
+            stack.codebuild.calls("eddo-tenant-provision")
+        ),
+    );
+
+    let asked = tenant_requested(
+        &stack,
+        "Initech Corp",
+        "gold",
+        serde_json::json!({"tenantName": "Initech"}),
+    )
+    .await?;
+    t.step(
+        true,
+        "onboarding of \"Initech Corp\" (tier gold) requested",
+        "control plane",
+        format!("event {asked}"),
+    );
+    let rejected = watch
+        .until(&stack, &mut t, Duration::from_secs(30), |w, _| {
+            !tenant_events(w, "Tenant Onboarding Rejected", "Initech Corp").is_empty()
+        })
+        .await?;
+    let reasons = tenant_events(&watch, "Tenant Onboarding Rejected", "Initech Corp")
+        .first()
+        .map(|e| e["detail"]["reasons"].clone())
+        .unwrap_or_default();
+    t.step(
+        rejected
+            && reasons.as_array().is_some_and(|r| r.len() == 2)
+            && stack.codebuild.calls("eddo-tenant-provision") == 3,
+        "the invalid request rejected with every reason, nothing started",
+        "tenant-onboarding",
+        format!("reasons {reasons}"),
+    );
+
     watch
         .poll(&stack, &mut t, Duration::from_millis(300))
         .await?;
@@ -594,10 +769,11 @@ pub async fn run() -> Result<bool, LocalError> {
         "in all",
         "",
         format!(
-            "{} eddo.webhook event(s), {} eddo.gate event(s), {} eddo.rollback event(s), {} build(s), 1 deployment, 1 rollback, {dead} delivery(ies) dead-lettered",
+            "{} eddo.webhook event(s), {} eddo.gate event(s), {} eddo.rollback event(s), {} eddo.tenants event(s), {} build(s), 1 deployment, 1 rollback, 2 tenants, {dead} delivery(ies) dead-lettered",
             watch.count("eddo.webhook", None),
             watch.count("eddo.gate", None),
             watch.count("eddo.rollback", None),
+            watch.count("eddo.tenants", None),
             stack.codebuild.builds().len(),
         ),
     );
