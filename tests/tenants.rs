@@ -14,7 +14,7 @@ use eddo_local::codebuild::Plan;
 use eddo_local::moto::{Moto, project_root};
 use eddo_local::stack::Stack;
 use eddo_tenant_onboarding::decide::{Job, State};
-use eddo_tenant_onboarding::store::{Store, Tenant};
+use eddo_tenant_onboarding::store::{Pending, Store, Tenant};
 use eddo_tenant_onboarding::{Report, Sbt, Tenants};
 use serde_json::{Value, json};
 
@@ -183,6 +183,7 @@ async fn a_tenant_is_provisioned_once_with_only_its_allowed_outputs() {
     assert_eq!(builds.len(), 1);
     let b = &builds[0];
     assert_eq!(b.env("EDDO_TENANT_ID"), Some("acme"));
+    assert_eq!(b.env("EDDO_TENANT_ACTION"), Some("provision"));
     assert_eq!(b.env("EDDO_TENANT_TIER"), Some("basic"));
     assert_eq!(b.env("EDDO_ATTEMPT"), Some("1"));
     assert_eq!(b.env("TENANT_NAME"), Some("Acme Corp"));
@@ -501,6 +502,20 @@ async fn work_a_dead_invocation_left_is_finished_by_the_next_event() {
         r.published.is_empty() && s.builds(PROVISION).is_empty(),
         "{r:?}"
     );
+    // A build's completion while the tenant is being changed waits for Lambda's retry, instead
+    // of being judged against a record about to move.
+    let mut finished: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            eddo_local::demo::corpus().join("aws/codebuild-build-state-change.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    finished["detail"]["project-name"] = json!(PROVISION);
+    finished["detail"]["additional-information"]["environment"]["environment-variables"] =
+        json!([{"name": "EDDO_TENANT_ID", "value": "stark", "type": "PLAINTEXT"}]);
+    let err = s.tenants.handle(&finished).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
     // The lease lapsed: the next delivery starts the build, once.
     let mut lapsed = s.tenant("stark").await.unwrap();
     lapsed.lease_until = 0;
@@ -513,6 +528,57 @@ async fn work_a_dead_invocation_left_is_finished_by_the_next_event() {
     assert!(s.handle(&request).await.published.is_empty());
     assert_eq!(s.builds(PROVISION).len(), 1);
     assert_eq!(s.builds(PROVISION)[0].env("TENANT_NAME"), Some("Stark"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_finishes_what_a_dead_invocation_left_then_does_its_own_work() {
+    let s = setup("tn-resume-off").await;
+    let now = now_epoch();
+    // wayne went active, but the invocation died before saying so.
+    let detail = json!({
+        "metadata": {"schema_version": "1.0", "correlation_id": "tenant:wayne", "causation_id": "build-event-1"},
+        "tenant_id": "wayne", "tier": "basic", "build_id": format!("{PROVISION}:1"), "attempt": 1,
+        "outputs": {"TENANT_URL": "https://wayne.app.example"}, "registration_id": null, "repeated": false
+    });
+    let unsaid = Tenant {
+        id: TenantId::parse("wayne").unwrap(),
+        state: State::Active,
+        tier: "basic".into(),
+        rev: 3,
+        job: Job::Provision,
+        attempt: 1,
+        build_id: Some(format!("{PROVISION}:1")),
+        values: vec![("TENANT_NAME".into(), "Wayne".into())],
+        outputs: vec![("TENANT_URL".into(), "https://wayne.app.example".into())],
+        registration_id: None,
+        sbt: false,
+        correlation_id: "tenant:wayne".into(),
+        causation_id: "build-event-1".into(),
+        last_failure: None,
+        pending: vec![Pending {
+            source: "eddo.tenants".into(),
+            detail_type: "Tenant Provisioned".into(),
+            detail: detail.to_string(),
+        }],
+        announced: false,
+        lease_until: 0,
+        updated_at: now - 120,
+    };
+    assert!(s.store().put(&unsaid, None).await.unwrap());
+    // The offboarding request says what was left unsaid, then offboards.
+    let r = s.handle(&offboard("wayne")).await;
+    assert_eq!(
+        r.published,
+        ["Tenant Provisioned", "Tenant Deprovisioning Started"]
+    );
+    let builds = s.builds(DEPROVISION);
+    assert_eq!(builds.len(), 1);
+    assert_eq!(builds[0].env("EDDO_TENANT_ACTION"), Some("deprovision"));
+    assert_eq!(builds[0].env("TENANT_NAME"), Some("Wayne"));
+    assert_eq!(
+        types(&s.published().await),
+        ["Tenant Provisioned", "Tenant Deprovisioning Started"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -598,5 +664,76 @@ async fn an_sbt_aws_control_plane_gets_answers_in_its_own_shape() {
             .unwrap()
             .contains("tenantId \"Not A Label\" is not a tenant id"),
         "{rejected}"
+    );
+}
+
+/// The AWS calls behind each kind of event, counted (PutEvents aside: one call per event said).
+#[tokio::test(flavor = "multi_thread")]
+async fn each_event_costs_few_aws_calls() {
+    let s = setup("tn-calls").await;
+    let calls = eddo_tests::Calls::default();
+    let sdk = &s.stack.sdk;
+    let config = eddo_tests::policy_config(&s.stack, "tenant-onboarding");
+    let policy = eddo::policy::load(sdk, &config.policy_parameter)
+        .await
+        .unwrap();
+    let tenants = Tenants::new(&config, policy, sdk)
+        .with_dynamodb(
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            &config.common.table_name,
+        )
+        .with_codebuild(aws_sdk_codebuild::Client::from_conf(
+            aws_sdk_codebuild::config::Builder::from(sdk)
+                .endpoint_url(s.stack.codebuild.endpoint())
+                .interceptor(calls.clone())
+                .build(),
+        ));
+    let request = onboard("cyberdyne", "basic", basic_values());
+    tenants.handle(&request).await.unwrap();
+    assert_eq!(
+        calls.take(),
+        [
+            "DynamoDB.GetItem",
+            "DynamoDB.PutItem",
+            "CodeBuild.StartBuild",
+            "DynamoDB.PutItem",
+            "DynamoDB.UpdateItem",
+        ],
+        "a new tenant: read, register, start, record the build, note it said"
+    );
+    tenants.handle(&request).await.unwrap();
+    assert_eq!(
+        calls.take(),
+        ["DynamoDB.GetItem"],
+        "a redelivery: read, nothing else"
+    );
+    assert!(s.stack.codebuild.settle(Duration::from_secs(20)).await);
+    let finished = s
+        .stack
+        .drain(
+            &s.stack.matched["TenantOnboardingFunctionTenantBuilds"],
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+    tenants.handle(&finished[0]).await.unwrap();
+    assert_eq!(
+        calls.take(),
+        [
+            "DynamoDB.GetItem",
+            "DynamoDB.PutItem",
+            "DynamoDB.UpdateItem"
+        ],
+        "a completion: read, move, note it said"
+    );
+    tenants.handle(&request).await.unwrap();
+    assert_eq!(
+        calls.take(),
+        ["DynamoDB.GetItem"],
+        "a repeat for an active tenant"
     );
 }

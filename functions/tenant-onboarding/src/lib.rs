@@ -111,6 +111,12 @@ impl Tenants {
         self
     }
 
+    /// Another DynamoDB client (one that counts its calls, in tests).
+    pub fn with_dynamodb(mut self, client: aws_sdk_dynamodb::Client, table: &str) -> Tenants {
+        self.store = Store::new(client, table);
+        self
+    }
+
     /// Handles a tenant request (either contract) or a tenant project's state change. `Err` only
     /// for what a retry can fix; an invalid request is answered with its reasons and not retried.
     pub async fn handle(&self, event: &Value) -> Result<Report, Error> {
@@ -135,6 +141,18 @@ impl Tenants {
     }
 
     async fn request(&self, r: &Request<'_>) -> Result<Report, Error> {
+        let mut resumed = Vec::new();
+        let mut report = self.decide_request(r, &mut resumed).await?;
+        resumed.append(&mut report.published);
+        report.published = resumed;
+        Ok(report)
+    }
+
+    async fn decide_request(
+        &self,
+        r: &Request<'_>,
+        resumed: &mut Vec<String>,
+    ) -> Result<Report, Error> {
         let job = match r.action {
             Action::Onboard => Job::Provision,
             Action::Offboard => Job::Deprovision,
@@ -180,12 +198,14 @@ impl Tenants {
                     return Ok(Report::quiet(format!("tenant {}: {why}", r.tenant)));
                 }
                 OnRequest::Resume => {
+                    // Finish the work first, then decide this request on what it left.
                     let c = current.expect("only a known tenant is resumed");
-                    if !self.store.take(&c.id, c.rev, now).await? {
-                        continue;
+                    if self.store.take(&c.id, c.rev, now).await? {
+                        let result = self.resume(c.clone()).await;
+                        let report = self.let_go_on_error(&c, result).await?;
+                        resumed.extend(report.published);
                     }
-                    let result = self.resume(c.clone()).await;
-                    return self.let_go_on_error(&c, result).await;
+                    continue;
                 }
                 OnRequest::Refuse(why) => return self.reject(&refusal(r, why)).await,
             }
@@ -245,7 +265,12 @@ impl Tenants {
             Job::Deprovision => &tier.deprovision,
         };
         let attempt = record.attempt.to_string();
+        let action = match record.job {
+            Job::Provision => "provision",
+            Job::Deprovision => "deprovision",
+        };
         let mut variables: Vec<(&str, &str)> = vec![
+            ("EDDO_TENANT_ACTION", action),
             ("EDDO_TENANT_ID", record.id.as_str()),
             ("EDDO_TENANT_TIER", tier.name.as_str()),
             ("EDDO_ATTEMPT", &attempt),
@@ -406,6 +431,19 @@ impl Tenants {
                     }
                     let result = self.resume(record.clone()).instrument(span).await;
                     return self.let_go_on_error(&record, result).await;
+                }
+                if f.leased && f.state == State::Requested {
+                    // Its build is being started and recorded right now: this completion (of
+                    // that build, or an earlier one) is judged when Lambda retries it.
+                    return Err(Error::Aws {
+                        service: "DynamoDB",
+                        operation: "GetItem",
+                        message: format!(
+                            "tenant {id} is being changed; build {} waits for it",
+                            b.id()
+                        ),
+                        retry: eddo::Retry::Retryable,
+                    });
                 }
                 return Ok(Report::quiet(format!(
                     "build {} of tenant {id} already recorded",
