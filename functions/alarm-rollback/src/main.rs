@@ -18,10 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         rollbacks
             .handle(&event.payload)
             .await
-            .map_err(|e| Diagnostic {
-                error_type: format!("eddo.{:?}.{}", e.retry(), e.kind()),
-                error_message: e.to_string(),
-            })
+            .map_err(Diagnostic::from)
     }))
     .await
 }

@@ -15,10 +15,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let gate = Gate::new(&config, policy, &sdk);
     let gate = &gate;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        gate.handle(&event.payload).await.map_err(|e| Diagnostic {
-            error_type: format!("eddo.{:?}.{}", e.retry(), e.kind()),
-            error_message: e.to_string(),
-        })
+        gate.handle(&event.payload).await.map_err(Diagnostic::from)
     }))
     .await
 }

@@ -20,10 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         tenants
             .handle(&event.payload)
             .await
-            .map_err(|e| Diagnostic {
-                error_type: format!("eddo.{:?}.{}", e.retry(), e.kind()),
-                error_message: e.to_string(),
-            })
+            .map_err(Diagnostic::from)
     }))
     .await
 }
