@@ -174,6 +174,15 @@ impl Publisher {
         }
     }
 
+    /// The publisher to the bus the deployment's settings name, with their entry limit.
+    pub fn from_config(common: &crate::config::CommonConfig, sdk: &aws_config::SdkConfig) -> Self {
+        Publisher::new(
+            aws_sdk_eventbridge::Client::new(sdk),
+            &common.event_bus_name,
+            common.max_entry_bytes,
+        )
+    }
+
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self

@@ -78,11 +78,7 @@ impl Rollbacks {
                 &config.common.table_name,
             ),
             codebuild: aws_sdk_codebuild::Client::new(sdk),
-            publisher: Publisher::new(
-                aws_sdk_eventbridge::Client::new(sdk),
-                &config.common.event_bus_name,
-                config.common.max_entry_bytes,
-            ),
+            publisher: Publisher::from_config(&config.common, sdk),
         }
     }
 

@@ -106,11 +106,7 @@ impl Gate {
             config,
             policy,
             sdk,
-            Publisher::new(
-                aws_sdk_eventbridge::Client::new(sdk),
-                &config.common.event_bus_name,
-                config.common.max_entry_bytes,
-            ),
+            Publisher::from_config(&config.common, sdk),
         )
     }
 

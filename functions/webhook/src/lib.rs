@@ -363,11 +363,7 @@ pub struct Webhook {
 
 impl Webhook {
     pub fn new(config: Config, sdk: &SdkConfig) -> Self {
-        let publisher = Publisher::new(
-            aws_sdk_eventbridge::Client::new(sdk),
-            &config.common.event_bus_name,
-            config.common.max_entry_bytes,
-        );
+        let publisher = Publisher::from_config(&config.common, sdk);
         Self::with_publisher(config, sdk, publisher)
     }
 
