@@ -19,6 +19,28 @@ pub fn n(v: u64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// An item's key: its partition and sort key values.
+pub fn key(pk: AttributeValue, sk: AttributeValue) -> Item {
+    [("pk".to_string(), pk), ("sk".to_string(), sk)].into()
+}
+
+/// Reads one item, strongly consistent: every eddo store reads what it is about to decide on.
+pub async fn get(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: Item,
+) -> Result<Option<Item>, Error> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
+    Ok(out.item)
+}
+
 /// A string attribute.
 pub fn attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)

@@ -78,16 +78,13 @@ impl History {
         table: &str,
         service: &ServiceName,
     ) -> Result<History, Error> {
-        let out = client
-            .get_item()
-            .table_name(table)
-            .key("pk", service_pk(service))
-            .key("sk", s(HISTORY_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
-        Ok(History::from_item(&out.item.unwrap_or_default()))
+        let item = crate::dynamo::get(
+            client,
+            table,
+            crate::dynamo::key(service_pk(service), s(HISTORY_SK)),
+        )
+        .await?;
+        Ok(History::from_item(&item.unwrap_or_default()))
     }
 }
 
@@ -151,16 +148,13 @@ pub async fn held_by(
     service: &ServiceName,
     now: u64,
 ) -> Result<Option<String>, Error> {
-    let out = client
-        .get_item()
-        .table_name(table)
-        .key("pk", service_pk(service))
-        .key("sk", s(ROLLBACK_SK))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
-    Ok(out.item.and_then(|i| holder(&i, now)))
+    let item = crate::dynamo::get(
+        client,
+        table,
+        crate::dynamo::key(service_pk(service), s(ROLLBACK_SK)),
+    )
+    .await?;
+    Ok(item.and_then(|i| holder(&i, now)))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use eddo::Error;
-use eddo::dynamo::{Item, attr, n, num, s, transacted, written};
+use eddo::dynamo::{Item, attr, get, key, n, num, s, transacted, written};
 use eddo::history::{self, History, ROLLBACK_SK, Version, service_pk};
 use eddo::names::ServiceName;
 use serde::{Deserialize, Serialize};
@@ -214,17 +214,8 @@ impl Store {
 
     /// The record of an alarm change, if eddo has seen it.
     pub async fn change(&self, pk: &str, sk: &str) -> Result<Option<Change>, Error> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
-        Ok(out.item.as_ref().map(|i| Change {
+        let item = get(&self.client, &self.table, key(s(pk), s(sk))).await?;
+        Ok(item.as_ref().map(|i| Change {
             outcome: attr(i, "outcome")
                 .and_then(Outcome::parse)
                 .unwrap_or(Outcome::Skipped),

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 use eddo::Error;
-use eddo::dynamo::{Item, attr, n, num, s, transacted, written};
+use eddo::dynamo::{Item, attr, get, key, n, num, s, transacted, written};
 use eddo::history::{self, History, Version};
 use eddo::names::{CommitSha, ImageDigest, ServiceName};
 use eddo::policy::SignalKind;
@@ -108,11 +108,7 @@ const KINDS: [SignalKind; 4] = [
 
 /// The key of an image's record: which commit built it, or a scan waiting for that.
 fn image_key(service: &ServiceName, digest: &ImageDigest) -> Item {
-    [
-        ("pk".to_string(), s(&format!("digest#{service}"))),
-        ("sk".to_string(), s(digest.as_str())),
-    ]
-    .into()
+    key(s(&format!("digest#{service}")), s(digest.as_str()))
 }
 
 fn candidate_key(service: &ServiceName, commit: &CommitSha) -> (AttributeValue, AttributeValue) {
@@ -246,17 +242,8 @@ impl Store {
         commit: &CommitSha,
     ) -> Result<Option<Candidate>, Error> {
         let (pk, sk) = candidate_key(service, commit);
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
-        out.item.as_ref().map(candidate).transpose()
+        let item = get(&self.client, &self.table, key(pk, sk)).await?;
+        item.as_ref().map(candidate).transpose()
     }
 
     /// The commits of `service`'s candidates starting with `prefix` (the tag convention).
@@ -290,17 +277,8 @@ impl Store {
         service: &ServiceName,
         digest: &ImageDigest,
     ) -> Result<Option<CommitSha>, Error> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(image_key(service, digest)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
-        Ok(out
-            .item
+        let item = get(&self.client, &self.table, image_key(service, digest)).await?;
+        Ok(item
             .as_ref()
             .and_then(|i| attr(i, "commit_sha"))
             .and_then(|c| CommitSha::parse(c).ok()))

@@ -8,7 +8,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use eddo::Error;
-use eddo::dynamo::{Item, attr, n, num, s, written};
+use eddo::dynamo::{Item, attr, get, key, n, num, s, written};
 use eddo::names::TenantId;
 use serde::{Deserialize, Serialize};
 
@@ -162,17 +162,7 @@ impl Store {
     /// The tenant's record, if the registry has it. An item this version cannot read is an
     /// error, not "unknown": treating it as new could provision the tenant twice.
     pub async fn get(&self, id: &TenantId) -> Result<Option<Tenant>, Error> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", tenant_pk(id))
-            .key("sk", s(TENANT_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
-        match out.item {
+        match get(&self.client, &self.table, key(tenant_pk(id), s(TENANT_SK))).await? {
             None => Ok(None),
             Some(item) => Tenant::from_item(&item).map(Some).ok_or_else(|| {
                 Error::InvalidEvent(format!(
