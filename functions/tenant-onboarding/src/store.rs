@@ -6,6 +6,7 @@
 //! (`pending`) until they are published (`announced`): an invocation that dies between the two
 //! leaves them for the next event about the tenant to publish, once its lease lapses.
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use eddo::Error;
 use eddo::dynamo::{Item, attr, get, key, n, num, s, written};
@@ -159,6 +160,15 @@ impl Store {
         }
     }
 
+    /// An update of the tenant's record.
+    fn update(&self, id: &TenantId) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", tenant_pk(id))
+            .key("sk", s(TENANT_SK))
+    }
+
     /// The tenant's record, if the registry has it. An item this version cannot read is an
     /// error, not "unknown": treating it as new could provision the tenant twice.
     pub async fn get(&self, id: &TenantId) -> Result<Option<Tenant>, Error> {
@@ -218,11 +228,7 @@ impl Store {
     /// has it, or it moved on.
     pub async fn take(&self, id: &TenantId, rev: u64, now: u64) -> Result<bool, Error> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", tenant_pk(id))
-            .key("sk", s(TENANT_SK))
+            .update(id)
             .update_expression("SET lease_until = :until")
             .condition_expression("rev = :rev AND lease_until <= :now")
             .expression_attribute_values(":until", n(now + LEASE_SECS))
@@ -236,11 +242,7 @@ impl Store {
     /// Gives a tenant back after a failure, so the retry need not wait for the lease.
     pub async fn let_go(&self, id: &TenantId, rev: u64) -> Result<(), Error> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", tenant_pk(id))
-            .key("sk", s(TENANT_SK))
+            .update(id)
             .update_expression("SET lease_until = :zero")
             .condition_expression("rev = :rev")
             .expression_attribute_values(":zero", n(0))
@@ -253,11 +255,7 @@ impl Store {
     /// Notes that revision `rev`'s events were published, and frees the tenant.
     pub async fn announced(&self, id: &TenantId, rev: u64) -> Result<(), Error> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", tenant_pk(id))
-            .key("sk", s(TENANT_SK))
+            .update(id)
             .update_expression("SET announced = :t, lease_until = :zero, pending = :none")
             .condition_expression("rev = :rev")
             .expression_attribute_values(":t", AttributeValue::Bool(true))
