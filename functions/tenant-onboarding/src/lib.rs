@@ -16,7 +16,7 @@ use eddo::codebuild::{self, BuildState, StartError};
 use eddo::config::{ConfigError, Env};
 use eddo::idempotency::now_epoch;
 use eddo::names::TenantId;
-use eddo::policy::{Policy, Tier};
+use eddo::policy::{Policy, TenantJob, Tier};
 use eddo::publish::{OutgoingEvent, Publisher};
 use eddo::{DetailType, Error};
 use serde_json::{Map, Value, json};
@@ -256,17 +256,10 @@ impl Tenants {
     /// a resumed start within CodeBuild's five minutes gets the same build), records it, and
     /// announces it.
     async fn start(&self, record: Tenant, tier: &Tier) -> Result<Report, Error> {
-        let spec = match record.job {
-            Job::Provision => &tier.provision,
-            Job::Deprovision => &tier.deprovision,
-        };
+        let spec = job_spec(tier, record.job);
         let attempt = record.attempt.to_string();
-        let action = match record.job {
-            Job::Provision => "provision",
-            Job::Deprovision => "deprovision",
-        };
         let mut variables: Vec<(&str, &str)> = vec![
-            ("EDDO_TENANT_ACTION", action),
+            ("EDDO_TENANT_ACTION", record.job.as_str()),
             ("EDDO_TENANT_ID", record.id.as_str()),
             ("EDDO_TENANT_TIER", tier.name.as_str()),
             ("EDDO_ATTEMPT", &attempt),
@@ -318,7 +311,7 @@ impl Tenants {
                 };
                 warn!(tenant = %record.id, reason = %failure.reason, "tenant build refused");
                 next.state = State::Failed;
-                next.pending = self.failed(&next, tier, &failure)?;
+                next.pending = self.failed(&next, Some(tier), &failure)?;
                 next.last_failure = Some(failure);
             }
         }
@@ -493,10 +486,7 @@ impl Tenants {
                 OnFinish::Failed => {
                     let failure = failure.expect("a failed build");
                     next.state = State::Failed;
-                    next.pending = match tier {
-                        Some(t) => self.failed(&next, t, &failure)?,
-                        None => self.failed_untiered(&next, &failure)?,
-                    };
+                    next.pending = self.failed(&next, tier, &failure)?;
                     next.last_failure = Some(failure);
                 }
                 OnFinish::Retry { next: attempt } => {
@@ -603,25 +593,11 @@ impl Tenants {
         Ok(events)
     }
 
-    fn failed(&self, t: &Tenant, tier: &Tier, f: &Failure) -> Result<Vec<Pending>, Error> {
-        let project = match t.job {
-            Job::Provision => &tier.provision.project,
-            Job::Deprovision => &tier.deprovision.project,
-        };
-        self.failure_events(t, Some(project.as_str()), tier.retries + 1, f)
-    }
-
-    fn failed_untiered(&self, t: &Tenant, f: &Failure) -> Result<Vec<Pending>, Error> {
-        self.failure_events(t, None, t.attempt, f)
-    }
-
-    fn failure_events(
-        &self,
-        t: &Tenant,
-        project: Option<&str>,
-        max_attempts: u32,
-        f: &Failure,
-    ) -> Result<Vec<Pending>, Error> {
+    /// The failure's events. Without its tier (removed from the policy while the build ran) the
+    /// project is unknown and this attempt was the last.
+    fn failed(&self, t: &Tenant, tier: Option<&Tier>, f: &Failure) -> Result<Vec<Pending>, Error> {
+        let project = tier.map(|tier| job_spec(tier, t.job).project.as_str());
+        let max_attempts = tier.map_or(t.attempt, |tier| tier.retries + 1);
         let (detail_type, kind, status) = match t.job {
             Job::Provision => (
                 DetailType::TenantProvisioningFailed,
@@ -665,6 +641,14 @@ impl Tenants {
         }
         events.extend(self.sbt(t, kind, job_output)?);
         Ok(events)
+    }
+}
+
+/// The project, and its timeout, that runs `job` for the tier's tenants.
+fn job_spec(tier: &Tier, job: Job) -> &TenantJob {
+    match job {
+        Job::Provision => &tier.provision,
+        Job::Deprovision => &tier.deprovision,
     }
 }
 

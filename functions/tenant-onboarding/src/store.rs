@@ -118,7 +118,7 @@ impl Tenant {
             state: State::parse(attr(item, "state")?)?,
             tier: text("tier")?,
             rev: num(item, "rev")?,
-            job: json(item, "job").unwrap_or(Job::Provision),
+            job: Job::parse(attr(item, "job")?)?,
             attempt: num(item, "attempt")
                 .and_then(|a| u32::try_from(a).ok())
                 .unwrap_or(1),
@@ -195,7 +195,7 @@ impl Store {
             .item("state", s(tenant.state.as_str()))
             .item("tier", s(&tenant.tier))
             .item("rev", n(tenant.rev))
-            .item("job", s(&json(&tenant.job)?))
+            .item("job", s(tenant.job.as_str()))
             .item("attempt", n(u64::from(tenant.attempt)))
             .item("values", s(&json(&tenant.values)?))
             .item("outputs", s(&json(&tenant.outputs)?))
