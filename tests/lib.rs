@@ -62,20 +62,42 @@ impl Calls {
     }
 }
 
+/// The environment a function of the template gets in the local stack.
+pub fn function_env(stack: &eddo_local::stack::Stack, binary: &str) -> eddo::config::Env {
+    let env = &stack.function(binary).unwrap_or_else(|e| panic!("{e}")).env;
+    eddo::config::Env::from_pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
 /// The settings a policy-driven function of the template gets in the local stack.
 pub fn policy_config(stack: &eddo_local::stack::Stack, binary: &str) -> eddo::config::PolicyConfig {
-    let env = &stack.function(binary).unwrap_or_else(|e| panic!("{e}")).env;
-    eddo::config::PolicyConfig::from_env(&eddo::config::Env::from_pairs(
-        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    ))
-    .unwrap()
+    eddo::config::PolicyConfig::from_env(&function_env(stack, binary)).unwrap()
+}
+
+fn stand_in_config(stack: &eddo_local::stack::Stack) -> aws_sdk_codebuild::config::Builder {
+    aws_sdk_codebuild::config::Builder::from(&stack.sdk).endpoint_url(stack.codebuild.endpoint())
 }
 
 /// A CodeBuild client that talks to the local stack's stand-in, as the functions' does there.
 pub fn stand_in(stack: &eddo_local::stack::Stack) -> aws_sdk_codebuild::Client {
-    aws_sdk_codebuild::Client::from_conf(
-        aws_sdk_codebuild::config::Builder::from(&stack.sdk)
-            .endpoint_url(stack.codebuild.endpoint())
+    aws_sdk_codebuild::Client::from_conf(stand_in_config(stack).build())
+}
+
+/// The stand-in's client, its calls counted.
+pub fn counted_stand_in(
+    stack: &eddo_local::stack::Stack,
+    calls: &Calls,
+) -> aws_sdk_codebuild::Client {
+    aws_sdk_codebuild::Client::from_conf(stand_in_config(stack).interceptor(calls.clone()).build())
+}
+
+/// A DynamoDB client of the local stack, its calls counted.
+pub fn counted_dynamodb(
+    stack: &eddo_local::stack::Stack,
+    calls: &Calls,
+) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&stack.sdk)
+            .interceptor(calls.clone())
             .build(),
     )
 }

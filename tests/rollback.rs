@@ -615,19 +615,10 @@ async fn aws_round_trips_per_alarm() {
         .unwrap();
     let rollbacks = Rollbacks::new(&config, policy, sdk)
         .with_dynamodb(
-            aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(sdk)
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
+            eddo_tests::counted_dynamodb(&s.stack, &calls),
             &config.common.table_name,
         )
-        .with_codebuild(aws_sdk_codebuild::Client::from_conf(
-            aws_sdk_codebuild::config::Builder::from(sdk)
-                .endpoint_url(s.stack.codebuild.endpoint())
-                .interceptor(calls.clone())
-                .build(),
-        ));
+        .with_codebuild(eddo_tests::counted_stand_in(&s.stack, &calls));
     let now = now_epoch();
 
     let early = alarm("hello-world-5xx", "OK", "ALARM", now - 50);

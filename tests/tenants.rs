@@ -35,11 +35,7 @@ async fn setup(prefix: &str) -> Setup {
     let sdk = moto.sdk_config().await;
     let stack = Stack::provision(&sdk, prefix).await.unwrap();
     let config = eddo_tests::policy_config(&stack, "tenant-onboarding");
-    let env = &stack.function("tenant-onboarding").unwrap().env;
-    let sbt = Sbt::from_env(&eddo::config::Env::from_pairs(
-        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    ))
-    .unwrap();
+    let sbt = Sbt::from_env(&eddo_tests::function_env(&stack, "tenant-onboarding")).unwrap();
     assert!(sbt.is_some(), "the local stack speaks sbt-aws");
     let policy = eddo::policy::load(&sdk, &config.policy_parameter)
         .await
@@ -72,20 +68,22 @@ fn example(name: &str) -> Value {
 /// eddo's onboarding request for `tenant` in `tier`, with `values`.
 fn onboard(tenant: &str, tier: &str, values: Value) -> Value {
     let mut e = example("tenant-onboarding-requested.json");
-    e["id"] = json!(format!("req-{tenant}-{}", fastrand_id()));
+    e["id"] = json!(format!("req-{tenant}-{}", event_id()));
     e["detail"] = json!({"tenant_id": tenant, "tier": tier, "values": values});
     e
 }
 
 fn offboard(tenant: &str) -> Value {
     let mut e = example("tenant-offboarding-requested.json");
-    e["id"] = json!(format!("off-{tenant}-{}", fastrand_id()));
+    e["id"] = json!(format!("off-{tenant}-{}", event_id()));
     e["detail"]["tenant_id"] = json!(tenant);
     e
 }
 
-fn fastrand_id() -> String {
-    format!("{:x}", now_epoch() ^ u64::from(std::process::id()) << 20)
+/// A new event id for each request, as EventBridge gives every event its own.
+fn event_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn basic_values() -> Value {
@@ -679,19 +677,10 @@ async fn each_event_costs_few_aws_calls() {
         .unwrap();
     let tenants = Tenants::new(&config, policy, sdk)
         .with_dynamodb(
-            aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(sdk)
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
+            eddo_tests::counted_dynamodb(&s.stack, &calls),
             &config.common.table_name,
         )
-        .with_codebuild(aws_sdk_codebuild::Client::from_conf(
-            aws_sdk_codebuild::config::Builder::from(sdk)
-                .endpoint_url(s.stack.codebuild.endpoint())
-                .interceptor(calls.clone())
-                .build(),
-        ));
+        .with_codebuild(eddo_tests::counted_stand_in(&s.stack, &calls));
     let request = onboard("cyberdyne", "basic", basic_values());
     tenants.handle(&request).await.unwrap();
     assert_eq!(
