@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use eddo::idempotency::now_epoch;
 use eddo::names::TenantId;
+use eddo::publish::OutgoingEvent;
 use eddo_local::codebuild::Plan;
 use eddo_local::moto::{Moto, project_root};
 use eddo_local::stack::Stack;
 use eddo_tenant_onboarding::decide::{Job, State};
-use eddo_tenant_onboarding::store::{Pending, Store, Tenant};
+use eddo_tenant_onboarding::store::{Store, Tenant};
 use eddo_tenant_onboarding::{Report, Sbt, Tenants};
 use serde_json::{Value, json};
 
@@ -553,10 +554,11 @@ async fn a_request_finishes_what_a_dead_invocation_left_then_does_its_own_work()
         correlation_id: "tenant:wayne".into(),
         causation_id: "build-event-1".into(),
         last_failure: None,
-        pending: vec![Pending {
+        pending: vec![OutgoingEvent {
             source: "eddo.tenants".into(),
             detail_type: "Tenant Provisioned".into(),
             detail: detail.to_string(),
+            resources: vec![],
         }],
         announced: false,
         lease_until: 0,

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{EntryFailure, Error};
 use crate::event::{DetailType, Envelope, Metadata};
@@ -17,12 +17,14 @@ use crate::event::{DetailType, Envelope, Metadata};
 /// PutEvents' limit on entries per call.
 pub const MAX_ENTRIES_PER_CALL: usize = 10;
 
-/// One entry ready for PutEvents.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One entry ready for PutEvents; serialisable, for a function that keeps what it has still to
+/// say in its state until it is said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutgoingEvent {
     pub source: Cow<'static, str>,
     pub detail_type: Cow<'static, str>,
     pub detail: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<String>,
 }
 

@@ -24,7 +24,7 @@ use tracing::{Instrument, info, warn};
 
 use crate::decide::{Job, OnFinish, OnRequest, State, on_finish, on_request, running};
 use crate::request::{Action, Read, Rejection, Request, Shape};
-use crate::store::{Failure, Pending, Store, Tenant};
+use crate::store::{Failure, Store, Tenant};
 
 /// Two events racing for one tenant decide again at most this many times.
 const DECIDE_ATTEMPTS: usize = 3;
@@ -326,8 +326,8 @@ impl Tenants {
 
     /// Publishes a revision's events, then notes that they were.
     async fn announce(&self, record: &Tenant) -> Result<Report, Error> {
-        let events: Vec<OutgoingEvent> = record.pending.iter().map(Pending::outgoing).collect();
-        self.publisher.publish(&events).await?;
+        let events = &record.pending;
+        self.publisher.publish(events).await?;
         self.store.announced(&record.id, record.rev).await?;
         Ok(Report {
             outcome: format!("tenant {} {}", record.id, record.state),
@@ -362,10 +362,7 @@ impl Tenants {
         let events: Vec<OutgoingEvent> = match t.state {
             State::Active => self.provisioned(&t, true)?,
             _ => self.deprovisioned(&t, true)?,
-        }
-        .iter()
-        .map(Pending::outgoing)
-        .collect();
+        };
         self.publisher.publish(&events).await?;
         Ok(Report {
             outcome: format!("tenant {} is {}; said so again", t.id, t.state),
@@ -523,17 +520,22 @@ impl Tenants {
         result
     }
 
-    fn eddo(&self, detail_type: DetailType, detail: &Value, t: &Tenant) -> Result<Pending, Error> {
-        pending(OutgoingEvent::enveloped(
-            detail_type,
-            detail,
-            &t.correlation_id,
-            &t.causation_id,
-        )?)
+    fn eddo(
+        &self,
+        detail_type: DetailType,
+        detail: &Value,
+        t: &Tenant,
+    ) -> Result<OutgoingEvent, Error> {
+        OutgoingEvent::enveloped(detail_type, detail, &t.correlation_id, &t.causation_id)
     }
 
     /// sbt-aws's answer, when the tenant's requester speaks sbt-aws and the setting is on.
-    fn sbt(&self, t: &Tenant, kind: &str, job_output: Value) -> Result<Option<Pending>, Error> {
+    fn sbt(
+        &self,
+        t: &Tenant,
+        kind: &str,
+        job_output: Value,
+    ) -> Result<Option<OutgoingEvent>, Error> {
         match (&self.sbt, t.sbt) {
             (Some(sbt), true) => {
                 let detail = json!({
@@ -541,17 +543,17 @@ impl Tenants {
                     "tenantRegistrationId": t.registration_id,
                     "jobOutput": job_output,
                 });
-                Ok(Some(pending(OutgoingEvent::foreign(
+                Ok(Some(OutgoingEvent::foreign(
                     &sbt.application_plane_source,
                     kind,
                     &detail,
-                )?)?))
+                )?))
             }
             _ => Ok(None),
         }
     }
 
-    fn provisioned(&self, t: &Tenant, repeated: bool) -> Result<Vec<Pending>, Error> {
+    fn provisioned(&self, t: &Tenant, repeated: bool) -> Result<Vec<OutgoingEvent>, Error> {
         let outputs: Map<String, Value> = t
             .outputs
             .iter()
@@ -575,7 +577,7 @@ impl Tenants {
         Ok(events)
     }
 
-    fn deprovisioned(&self, t: &Tenant, repeated: bool) -> Result<Vec<Pending>, Error> {
+    fn deprovisioned(&self, t: &Tenant, repeated: bool) -> Result<Vec<OutgoingEvent>, Error> {
         let detail = json!({
             "tenant_id": t.id,
             "tier": t.tier,
@@ -595,7 +597,12 @@ impl Tenants {
 
     /// The failure's events. Without its tier (removed from the policy while the build ran) the
     /// project is unknown and this attempt was the last.
-    fn failed(&self, t: &Tenant, tier: Option<&Tier>, f: &Failure) -> Result<Vec<Pending>, Error> {
+    fn failed(
+        &self,
+        t: &Tenant,
+        tier: Option<&Tier>,
+        f: &Failure,
+    ) -> Result<Vec<OutgoingEvent>, Error> {
         let project = tier.map(|tier| job_spec(tier, t.job).project.as_str());
         let max_attempts = tier.map_or(t.attempt, |tier| tier.retries + 1);
         let (detail_type, kind, status) = match t.job {
@@ -650,14 +657,6 @@ fn job_spec(tier: &Tier, job: Job) -> &TenantJob {
         Job::Provision => &tier.provision,
         Job::Deprovision => &tier.deprovision,
     }
-}
-
-fn pending(e: OutgoingEvent) -> Result<Pending, Error> {
-    Ok(Pending {
-        source: e.source.into_owned(),
-        detail_type: e.detail_type.into_owned(),
-        detail: e.detail,
-    })
 }
 
 /// The registry record a request that starts a job writes: the tenant, `requested`, leased.

@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use eddo::Error;
 use eddo::dynamo::{Item, attr, get, key, n, num, s, written};
 use eddo::names::TenantId;
+use eddo::publish::OutgoingEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::decide::{Facts, Job, State};
@@ -20,26 +21,6 @@ pub const TENANT_SK: &str = "tenant";
 /// How long the invocation that changed a tenant has it to itself (the function times out at
 /// 30 s): a redelivery meanwhile leaves it alone; one after finishes what was left undone.
 pub const LEASE_SECS: u64 = 45;
-
-/// An event to publish: eddo's, or the sbt-aws answer beside it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pending {
-    pub source: String,
-    pub detail_type: String,
-    /// The detail as published (eddo's events with their envelope).
-    pub detail: String,
-}
-
-impl Pending {
-    pub fn outgoing(&self) -> eddo::publish::OutgoingEvent {
-        eddo::publish::OutgoingEvent {
-            source: self.source.clone().into(),
-            detail_type: self.detail_type.clone().into(),
-            detail: self.detail.clone(),
-            resources: vec![],
-        }
-    }
-}
 
 /// How a build ended that did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +54,8 @@ pub struct Tenant {
     /// The event that asked for the current job.
     pub causation_id: String,
     pub last_failure: Option<Failure>,
-    pub pending: Vec<Pending>,
+    /// The events this revision has still to publish: eddo's, and the sbt-aws answer beside it.
+    pub pending: Vec<OutgoingEvent>,
     pub announced: bool,
     pub lease_until: u64,
     pub updated_at: u64,
