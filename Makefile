@@ -9,10 +9,11 @@ CARGO ?= cargo
 help:
 	@echo "make demo   run eddo locally: moto on loopback and the scripted scenario"
 	@echo "make test   the whole test suite: fmt, clippy, cfn-lint, unit, corpus and moto tests"
-	@echo "make bench  criterion benchmarks of the hot paths (webhook, scan-gate)"
+	@echo "make bench  every figure in BENCHMARKS.md, measured here and written into it (criterion,"
+	@echo "            the bench runner on the local runtime, arm64 sizes); about 30 minutes"
 	@echo "make up     moto and the webhook function URL on 127.0.0.1:9000, until Ctrl-C"
-	@echo "make size   stripped arm64 bootstrap sizes"
-	@echo "make measure  cold start and memory of each release function binary on the local runtime"
+	@echo "make size   stripped arm64 bootstrap and zip sizes of the four functions"
+	@echo "make measure  the bench runner alone: cold start, warm latency, memory, cost per function"
 
 # The virtualenv with moto and cfn-lint; rebuilt when the requirements change.
 $(VENV)/.installed: infra/requirements.txt
@@ -46,14 +47,11 @@ unit: setup
 
 test: lint cfn-lint unit
 
-bench:
-	$(CARGO) bench -p eddo-webhook --bench handler
-	$(CARGO) bench -p eddo-scan-gate --bench signal
+bench: setup
+	infra/scripts/bench.sh
 
-size:
+size: setup
 	infra/scripts/size.sh
 
 measure: setup
-	$(CARGO) build --quiet --release -p eddo-webhook --bin webhook -p eddo-scan-gate --bin scan-gate
-	$(CARGO) build --quiet -p eddo-local --bin eddo-local
-	EDDO_BINARY_DIR=target/release target/debug/eddo-local measure 20 100
+	BENCH_PARTS=functions infra/scripts/bench.sh

@@ -133,6 +133,30 @@ async fn a_panic_is_an_invocation_error_and_the_environment_stays_warm() {
     );
 }
 
+/// The test above runs the fixture as the tests build it. What ships is the release profile: with
+/// `panic = "abort"` there, a panic would kill the process (a `Runtime.ExitError` and a cold
+/// start) instead of becoming the invocation error above. BENCHMARKS.md gives the measured cost.
+#[test]
+fn the_release_profile_unwinds_so_a_panic_stays_an_invocation_error() {
+    let manifest = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"),
+    )
+    .unwrap();
+    let release = manifest
+        .split("[profile.release]")
+        .nth(1)
+        .expect("a [profile.release] section");
+    let release = release.split("\n[").next().unwrap_or_default();
+    let panic = release
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("panic"))
+        .map(|v| v.trim_start_matches([' ', '=']).trim().trim_matches('"'));
+    assert!(
+        matches!(panic, None | Some("unwind")),
+        "profile.release.panic is {panic:?}: a handler panic must stay an invocation error"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_mid_invocation_is_reported_and_the_next_invocation_is_cold() {
     let function = LocalFunction::new(fixture(&[], Duration::from_secs(5)))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds each function's arm64 bootstrap as `sam build` does (cargo-lambda, release profile) and
-# prints its stripped and zipped size. Used for BENCHMARKS.md.
+# prints its stripped and zipped size as a Markdown table, also written to target/bench/size.md
+# for BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 venv=${VENV:-.venv}
@@ -10,14 +11,20 @@ fi
 export PATH="$PWD/$venv/bin:$PATH"
 rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 start=$(date +%s)
-cargo lambda build --release --arm64 --bin webhook --bin scan-gate --lambda-dir target/lambda
-echo "build: $(( $(date +%s) - start )) s"
-python3 - <<'PY'
-import glob, os, zipfile
-for d in sorted(glob.glob("target/lambda/*/")):
-    name, binary = os.path.basename(d.rstrip("/")), os.path.join(d, "bootstrap")
+functions=(webhook scan-gate alarm-rollback tenant-onboarding)
+cargo lambda build --release --arm64 "${functions[@]/#/--bin=}" --lambda-dir target/lambda
+build=$(( $(date +%s) - start ))
+mkdir -p target/bench
+BUILD_SECONDS=$build FUNCTIONS="${functions[*]}" python3 - <<'PY' | tee target/bench/size.md
+import os, zipfile
+target = 8_000_000
+print("| function | stripped arm64 `bootstrap` | zip (deflate 9) | target < 8 MB unzipped |")
+print("|---|---|---|---|")
+for name in os.environ["FUNCTIONS"].split():
+    d = os.path.join("target/lambda", name)
+    binary = os.path.join(d, "bootstrap")
     if not os.path.exists(binary):
-        continue
+        raise SystemExit(f"{binary} was not built")
     with open(binary, "rb") as f:
         head = f.read(20)
     # ELF e_machine 183 is AArch64.
@@ -27,5 +34,7 @@ for d in sorted(glob.glob("target/lambda/*/")):
     with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
         z.write(binary, "bootstrap")
     b, zb = os.path.getsize(binary), os.path.getsize(zpath)
-    print(f"{name:<12} bootstrap {b:>9} bytes ({b/2**20:.2f} MiB)   zip {zb:>9} bytes ({zb/2**20:.2f} MiB)")
+    ok = "met" if b < target else "**over**"
+    print(f"| {name} | **{b:,} bytes ({b/2**20:.2f} MiB)** | {zb:,} bytes ({zb/2**20:.2f} MiB) | {ok} |")
+print(f"\nBuilt by `cargo lambda build --release --arm64` in {os.environ['BUILD_SECONDS']} s.")
 PY

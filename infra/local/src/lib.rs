@@ -6,6 +6,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod loopback;
 pub mod measure;
+pub mod meter;
 pub mod moto;
 pub mod pattern;
 pub mod routing;

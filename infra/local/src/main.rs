@@ -13,7 +13,10 @@ const USAGE: &str = "usage: eddo-local <command>
                        sources on the default bus), else
                        deliver it to the webhook URL as a GitHub event (default: its folder name),
                        signed with the local secret
-  measure [COLD WARM]  cold starts and memory of each function's binary (default 20 cold, 100 warm);
+  measure [--cold N] [--rounds N] [--per-round N] [--out FILE] [FUNCTION...]
+                       the bench runner: cold starts, warm latency (eddo's own time and AWS wait),
+                       memory and cost of each function's binary (default: all four, 20 cold
+                       starts, 10 rounds of 1000 warm invocations); a Markdown report to FILE;
                        EDDO_BINARY_DIR=target/release measures the release build";
 
 #[tokio::main]
@@ -52,22 +55,72 @@ async fn main() -> ExitCode {
             };
             send(std::path::Path::new(file), event).await
         }
-        Some("measure") => {
-            let cold = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20);
-            let warm = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100);
-            async {
-                println!("{}\n", eddo_local::measure::webhook(cold, warm).await?);
-                println!("{}", eddo_local::measure::scan_gate(cold, warm).await?);
-                Ok(ExitCode::SUCCESS)
-            }
-            .await
-        }
+        Some("measure") => match measure_args(&args[1..]) {
+            Some((effort, out, functions)) => measure(effort, out, functions).await,
+            None => return usage(),
+        },
         _ => return usage(),
     };
     result.unwrap_or_else(|e| {
         eprintln!("eddo-local: {e}");
         ExitCode::FAILURE
     })
+}
+
+type MeasureArgs = (
+    eddo_local::measure::Effort,
+    Option<std::path::PathBuf>,
+    Vec<String>,
+);
+
+fn measure_args(args: &[String]) -> Option<MeasureArgs> {
+    let mut effort = eddo_local::measure::Effort::default();
+    let (mut out, mut functions) = (None, Vec::new());
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--cold" => effort.cold = args.next()?.parse().ok()?,
+            "--rounds" => effort.rounds = args.next()?.parse().ok()?,
+            "--per-round" => effort.per_round = args.next()?.parse().ok()?,
+            "--out" => out = Some(std::path::PathBuf::from(args.next()?)),
+            f if eddo_local::measure::FUNCTIONS.contains(&f) => functions.push(f.to_string()),
+            _ => return None,
+        }
+    }
+    if functions.is_empty() {
+        functions = eddo_local::measure::FUNCTIONS.map(String::from).to_vec();
+    }
+    Some((effort, out, functions))
+}
+
+/// Measures each function in turn, printing each report as it is done, and writes them all to
+/// `out`.
+async fn measure(
+    effort: eddo_local::measure::Effort,
+    out: Option<std::path::PathBuf>,
+    functions: Vec<String>,
+) -> Result<ExitCode, eddo_local::LocalError> {
+    let mut report = String::new();
+    for f in &functions {
+        eprintln!(
+            "measuring {f}: {} cold starts, {} x {} warm invocations",
+            effort.cold, effort.rounds, effort.per_round
+        );
+        let figures = eddo_local::measure::function(f, effort).await?;
+        let section = figures.markdown();
+        println!("{section}");
+        report.push_str(&section);
+        report.push('\n');
+    }
+    if let Some(path) = out {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| eddo_local::LocalError::Setup(e.to_string()))?;
+        }
+        std::fs::write(&path, report.trim_end())
+            .map_err(|e| eddo_local::LocalError::Setup(format!("{}: {e}", path.display())))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn usage() -> ExitCode {

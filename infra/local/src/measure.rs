@@ -1,143 +1,525 @@
-//! Cold start and memory of a function's real binary on the local runtime endpoint: process
-//! start to the first `next` request (Lambda's init) and to the first response, over several
-//! fresh environments, then resident memory after warm invocations.
+//! The bench runner: each function's real binary on the local runtime endpoint, against moto on
+//! loopback through a timing relay, invoked with corpus events.
+//!
+//! Per function:
+//! - cold start, over `cold` fresh environments: process start to the first `GET next`
+//!   (Lambda's init) and to the first response;
+//! - warm invocations, `rounds` rounds of `per_round` events to one environment: each
+//!   invocation's duration (event handed over to answer), split into the time waiting on AWS
+//!   calls (measured at the relay, overlapping calls counted once) and the rest: eddo's own
+//!   time (the handler, the SDK's signing and parsing, the runtime client);
+//! - resident memory after the first round (warm) and after the last;
+//! - what that costs at 128 MB arm64, as Lambda bills it (each duration rounded up to 1 ms).
 
+use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
 
 use crate::LocalError;
+use crate::codebuild::Plan;
 use crate::demo::{corpus, github_delivery};
+use crate::meter::{Calls, Relay};
 use crate::moto::Moto;
 use crate::runtime::LocalFunction;
 use crate::stack::{LOCAL_GITHUB_SECRET, Stack};
 
-pub struct Figures {
-    pub name: String,
-    pub binary: String,
-    pub init_ms: Vec<f64>,
-    pub first_response_ms: Vec<f64>,
-    pub warm_invocations: usize,
-    pub rss_after_first_kib: u64,
-    pub rss_after_warm_kib: u64,
+/// Lambda's arm64 price per GB-second and per request (us-east-1, first pricing tier), as
+/// published on aws.amazon.com/lambda/pricing.
+pub const PRICE_PER_GB_SECOND: f64 = 0.000_013_333_4;
+pub const PRICE_PER_MILLION_REQUESTS: f64 = 0.20;
+/// The memory the template gives each function.
+pub const MEMORY_MB: f64 = 128.0;
+
+/// How much to measure.
+#[derive(Debug, Clone, Copy)]
+pub struct Effort {
+    /// Fresh environments, each answering one event.
+    pub cold: usize,
+    /// Rounds of warm invocations to one environment.
+    pub rounds: usize,
+    /// Invocations per round.
+    pub per_round: usize,
 }
 
-fn stats(v: &[f64]) -> String {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
+impl Default for Effort {
+    /// What `make bench` measures: 20 cold starts; 10 rounds of 1,000 warm invocations.
+    fn default() -> Effort {
+        Effort {
+            cold: 20,
+            rounds: 10,
+            per_round: 1000,
+        }
+    }
+}
+
+/// The functions the runner knows, in the template's order.
+pub const FUNCTIONS: [&str; 4] = [
+    "webhook",
+    "scan-gate",
+    "alarm-rollback",
+    "tenant-onboarding",
+];
+
+/// One warm invocation.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// Event handed over to answer.
+    pub total: Duration,
+    /// Waiting on AWS calls.
+    pub aws: Duration,
+    pub calls: usize,
+}
+
+impl Sample {
+    /// Everything but the AWS wait: eddo's own time.
+    pub fn own(&self) -> Duration {
+        self.total.saturating_sub(self.aws)
+    }
+}
+
+pub struct Figures {
+    pub name: String,
+    /// The events it was invoked with.
+    pub events: String,
+    pub init_ms: Vec<f64>,
+    /// The part of each init spent waiting on AWS calls, and how many it made.
+    pub init_aws_ms: Vec<f64>,
+    pub init_calls: usize,
+    pub first_response_ms: Vec<f64>,
+    /// Warm invocations, round by round.
+    pub rounds: Vec<Vec<Sample>>,
+    /// CPU time the environment used in each round (all threads, user and system).
+    pub cpu_per_round: Vec<Duration>,
+    pub rss_after_warmup_kib: u64,
+    pub rss_after_all_kib: u64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The `p`-th percentile (nearest rank) of `v`, sorted.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn sorted(v: impl IntoIterator<Item = f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = v.into_iter().collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// `min / median / max` of `v`.
+fn spread(v: &[f64], digits: usize) -> String {
+    let s = sorted(v.iter().copied());
     format!(
-        "min {:.1} / median {:.1} / max {:.1} ms",
+        "{:.digits$} / {:.digits$} / {:.digits$}",
         s[0],
-        s[s.len() / 2],
+        percentile(&s, 50.0),
         s[s.len() - 1]
     )
 }
 
-impl std::fmt::Display for Figures {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "{} ({}), {} cold starts:",
-            self.name,
-            self.binary,
+impl Figures {
+    fn warm(&self) -> impl Iterator<Item = &Sample> {
+        self.rounds.iter().flatten()
+    }
+
+    pub fn invocations(&self) -> usize {
+        self.warm().count()
+    }
+
+    /// The `p`-th percentile of `f` over every warm invocation, and its min / median / max
+    /// over the rounds.
+    pub fn percentile(&self, p: f64, f: impl Fn(&Sample) -> Duration) -> (f64, Vec<f64>) {
+        let all = percentile(&sorted(self.warm().map(|s| ms(f(s)))), p);
+        let per_round = self
+            .rounds
+            .iter()
+            .map(|r| percentile(&sorted(r.iter().map(|s| ms(f(s)))), p))
+            .collect();
+        (all, per_round)
+    }
+
+    /// AWS calls per warm invocation, on average.
+    pub fn calls_per_invocation(&self) -> f64 {
+        self.warm().map(|s| s.calls).sum::<usize>() as f64 / self.invocations().max(1) as f64
+    }
+
+    /// GB-seconds per million invocations at 128 MB, billed as Lambda bills: each duration
+    /// rounded up to the millisecond.
+    pub fn gb_seconds_per_million(&self, f: impl Fn(&Sample) -> Duration) -> f64 {
+        let billed_ms: f64 = self.warm().map(|s| ms(f(s)).ceil().max(1.0)).sum::<f64>()
+            / self.invocations().max(1) as f64;
+        billed_ms / 1000.0 * MEMORY_MB / 1024.0 * 1e6
+    }
+
+    /// A Markdown section with every figure.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let init = sorted(self.init_ms.iter().copied());
+        let _ = writeln!(out, "### {}\n\n{}\n", self.name, self.events);
+        let _ = writeln!(
+            out,
+            "| cold start ({} fresh environments) | min / median / max |\n|---|---|",
             self.init_ms.len()
-        )?;
-        writeln!(
-            f,
-            "  process start -> first next:     {}",
-            stats(&self.init_ms)
-        )?;
-        writeln!(
-            f,
-            "  process start -> first response: {}",
-            stats(&self.first_response_ms)
-        )?;
-        writeln!(
-            f,
-            "  resident memory after the first invocation: {} KiB",
-            self.rss_after_first_kib
-        )?;
-        write!(
-            f,
-            "  resident memory after {} warm invocations: {} KiB",
-            self.warm_invocations, self.rss_after_warm_kib
-        )
+        );
+        let _ = writeln!(
+            out,
+            "| process start → first `GET next` (init) | {} ms |",
+            spread(&self.init_ms, 1)
+        );
+        let _ = writeln!(
+            out,
+            "| of which waiting on AWS ({} calls at init) | {} ms |",
+            self.init_calls,
+            spread(&self.init_aws_ms, 1)
+        );
+        let _ = writeln!(
+            out,
+            "| process start → first response (init + first event) | {} ms |\n",
+            spread(&self.first_response_ms, 1)
+        );
+        let _ = writeln!(
+            out,
+            "| warm, {} invocations in {} rounds ({:.1} AWS calls each) | p50 | p99 | p99 per round, min / median / max |\n|---|---|---|---|",
+            self.invocations(),
+            self.rounds.len(),
+            self.calls_per_invocation()
+        );
+        for (what, f) in [
+            (
+                "eddo's own time (handler, SDK, runtime client)",
+                Sample::own as fn(&Sample) -> Duration,
+            ),
+            ("waiting on AWS (moto through the relay)", |s: &Sample| {
+                s.aws
+            }),
+            ("invocation duration", |s: &Sample| s.total),
+        ] {
+            let (p50, _) = self.percentile(50.0, f);
+            let (p99, rounds) = self.percentile(99.0, f);
+            let _ = writeln!(
+                out,
+                "| {what} | {p50:.3} ms | {p99:.3} ms | {} ms |",
+                spread(&rounds, 3)
+            );
+        }
+        let cpu: Vec<f64> = self
+            .rounds
+            .iter()
+            .zip(&self.cpu_per_round)
+            .map(|(r, cpu)| ms(*cpu) / r.len().max(1) as f64)
+            .collect();
+        let _ = writeln!(
+            out,
+            "| CPU time per invocation (the process's, each round's mean) | | | {} ms |",
+            spread(&cpu, 3)
+        );
+        let _ = writeln!(
+            out,
+            "\n| resident memory (VmRSS) | after the first round | after {} invocations |\n|---|---|---|\n| | {:.1} MiB | {:.1} MiB |\n",
+            self.invocations(),
+            self.rss_after_warmup_kib as f64 / 1024.0,
+            self.rss_after_all_kib as f64 / 1024.0
+        );
+        let measured = self.gb_seconds_per_million(|s| s.total);
+        let own = self.gb_seconds_per_million(Sample::own);
+        let init_gbs = percentile(&init, 50.0) / 1000.0 * MEMORY_MB / 1024.0;
+        let _ = writeln!(
+            out,
+            "| per million events, 128 MB arm64 | GB-s | cost |\n|---|---|---|\n\
+             | billed durations as measured here | {measured:.0} | ${:.2} + ${PRICE_PER_MILLION_REQUESTS:.2} requests |\n\
+             | eddo's own time only (AWS answering instantly) | {own:.0} | ${:.2} + ${PRICE_PER_MILLION_REQUESTS:.2} requests |\n\
+             | each cold start's init (billed for custom runtimes) | {init_gbs:.5} per cold start | |",
+            measured * PRICE_PER_GB_SECOND,
+            own * PRICE_PER_GB_SECOND,
+        );
+        out
     }
 }
 
-/// Measures the webhook: `cold` fresh environments, each answering a signed push, then `warm`
-/// more deliveries to one environment.
-pub async fn webhook(cold: usize, warm: usize) -> Result<Figures, LocalError> {
-    let body = std::fs::read_to_string(corpus().join("github/push/with-new-branch.payload.json"))
-        .map_err(|e| LocalError::Setup(e.to_string()))?;
-    function("webhook", cold, warm, |n| {
-        serde_json::to_value(github_delivery(
-            LOCAL_GITHUB_SECRET,
-            "push",
-            &format!("measure-{n}"),
-            &body,
-        ))
-        .unwrap_or_default()
-    })
-    .await
+/// What one function is invoked with: a description for the report, a setup step and the n-th
+/// event.
+struct Workload {
+    events: &'static str,
+    /// Prepares the stack for `n` invocations.
+    setup: fn(&Stack, usize),
+    event: Box<dyn Fn(usize) -> Value + Send + Sync>,
 }
 
-/// Measures the scan gate: each invocation a build signal of a new commit (the corpus sample,
-/// naming the example policy's build project): one DynamoDB write, the common path.
-pub async fn scan_gate(cold: usize, warm: usize) -> Result<Figures, LocalError> {
-    let text = std::fs::read_to_string(corpus().join("aws/codebuild-build-state-change.json"))
-        .map_err(|e| LocalError::Setup(e.to_string()))?;
-    let sample: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| LocalError::Setup(e.to_string()))?;
-    function("scan-gate", cold, warm, move |n| {
-        let mut e = sample.clone();
-        e["detail"]["project-name"] = "eddo-sast".into();
-        e["detail"]["additional-information"]["source-version"] = format!("{n:040x}").into();
-        e
-    })
-    .await
+fn read_json(path: &str) -> Result<Value, LocalError> {
+    let text = std::fs::read_to_string(corpus().join(path))
+        .map_err(|e| LocalError::Setup(format!("corpus {path}: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| LocalError::Setup(format!("corpus {path}: {e}")))
 }
 
-/// Measures the template's function built from `binary`, invoked with `event(n)`.
-pub async fn function(
-    binary: &str,
-    cold: usize,
-    warm: usize,
-    event: impl Fn(usize) -> serde_json::Value,
-) -> Result<Figures, LocalError> {
-    let moto = Moto::start()?;
-    let stack = Stack::provision(&moto.sdk_config().await, "measure").await?;
-    let spec = stack.spec(binary, &moto.endpoint())?;
-    let path = spec.binary.clone();
-    let function = Arc::new(LocalFunction::new(spec).await?);
-    let (mut init_ms, mut first_response_ms) = (Vec::new(), Vec::new());
-    let mut rss_after_first_kib = 0;
-    for n in 0..cold.max(1) {
-        function.stop().await;
-        let out = function.invoke(&event(n)).await?;
-        if out.outcome.json().is_none() {
+fn workload(name: &str) -> Result<Workload, LocalError> {
+    Ok(match name {
+        "webhook" => {
+            let mut payloads = Vec::new();
+            for (event, file) in [
+                ("push", "github/push/with-new-branch.payload.json"),
+                ("pull_request", "github/pull_request/opened.payload.json"),
+                ("check_run", "github/check_run/completed.payload.json"),
+            ] {
+                let body = std::fs::read_to_string(corpus().join(file))
+                    .map_err(|e| LocalError::Setup(format!("corpus {file}: {e}")))?;
+                payloads.push((event, body));
+            }
+            Workload {
+                events: "GitHub deliveries from the corpus, signed, each a new delivery id, in turn: \
+                         a push (8.8 KB), a pull request opened, a check run completed. Each is \
+                         recorded once (DynamoDB), published (EventBridge) and marked published.",
+                setup: |_, _| {},
+                event: Box::new(move |n| {
+                    let (event, body) = &payloads[n % payloads.len()];
+                    serde_json::to_value(github_delivery(
+                        LOCAL_GITHUB_SECRET,
+                        event,
+                        &format!("bench-{n}"),
+                        body,
+                    ))
+                    .unwrap_or_default()
+                }),
+            }
+        }
+        "scan-gate" => {
+            let build = read_json("aws/codebuild-build-state-change.json")?;
+            let scan = read_json("aws/ecr-image-scan.json")?;
+            Workload {
+                events: "In turn, the corpus `CodeBuild Build State Change` of the example policy's \
+                         SAST project and the corpus `ECR Image Scan` of its repository (tagged with \
+                         the commit, within the thresholds), each for a new commit: the common \
+                         path, one signal recorded that does not yet complete a release.",
+                setup: |_, _| {},
+                event: Box::new(move |n| {
+                    if n % 2 == 0 {
+                        let mut e = build.clone();
+                        e["detail"]["project-name"] = "eddo-sast".into();
+                        e["detail"]["additional-information"]["source-version"] =
+                            format!("{n:040x}").into();
+                        e
+                    } else {
+                        let mut e = scan.clone();
+                        e["detail"]["repository-name"] = "hello-world".into();
+                        e["detail"]["image-digest"] = format!("sha256:{n:064x}").into();
+                        e["detail"]["image-tags"] = serde_json::json!([format!("{n:040x}")]);
+                        e["detail"]["finding-severity-counts"] =
+                            serde_json::json!({"HIGH": 1, "MEDIUM": 4, "LOW": 3});
+                        e
+                    }
+                }),
+            }
+        }
+        "alarm-rollback" => {
+            let alarm = read_json("aws/cloudwatch-alarm-state-change.json")?;
+            // Each state change a new one, a millisecond after the last, starting a minute ago.
+            let start = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .saturating_sub(Duration::from_secs(60));
+            Workload {
+                events: "The corpus `CloudWatch Alarm State Change` into ALARM, for the example \
+                         policy's `hello-world-5xx`, each a new state change; with nothing live to \
+                         roll back to, each is judged, recorded and reported as `Rollback Skipped`.",
+                setup: |_, _| {},
+                event: Box::new(move |n| {
+                    let at = start + Duration::from_millis(n as u64);
+                    let stamp = format!(
+                        "{}.{:03}+0000",
+                        eddo::time::rfc3339(at.as_secs()).trim_end_matches('Z'),
+                        at.subsec_millis()
+                    );
+                    let mut e = alarm.clone();
+                    e["detail"]["alarmName"] = "hello-world-5xx".into();
+                    e["detail"]["state"]["timestamp"] = stamp.into();
+                    e["resources"] = serde_json::json!([
+                        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:hello-world-5xx"
+                    ]);
+                    e
+                }),
+            }
+        }
+        "tenant-onboarding" => {
+            let request: Value = serde_json::from_str(
+                &std::fs::read_to_string(
+                    crate::moto::project_root()
+                        .join("infra/examples/events/tenant-onboarding-requested.json"),
+                )
+                .map_err(|e| LocalError::Setup(format!("tenant request example: {e}")))?,
+            )
+            .map_err(|e| LocalError::Setup(format!("tenant request example: {e}")))?;
+            Workload {
+                events: "eddo's `Tenant Onboarding Requested` example, each for a new tenant of \
+                         the `basic` tier: registered, its provisioning build started (the \
+                         CodeBuild stand-in), recorded and announced. The builds do not finish \
+                         during the run.",
+                // Builds outlast the run: no completions arrive to compete with the requests.
+                setup: |stack, n| {
+                    for _ in 0..n {
+                        stack.codebuild.plan(
+                            "eddo-tenant-provision",
+                            Plan::succeed().lasting(Duration::from_secs(6 * 3600)),
+                        );
+                    }
+                },
+                event: Box::new(move |n| {
+                    let mut e = request.clone();
+                    e["id"] = format!("bench-{n}").into();
+                    e["detail"]["tenant_id"] = format!("tenant-{n}").into();
+                    e["detail"]["metadata"]["correlation_id"] = format!("bench-{n}").into();
+                    e
+                }),
+            }
+        }
+        other => {
             return Err(LocalError::Setup(format!(
-                "{binary} did not answer: {}",
-                out.outcome.summary()
+                "no workload for {other}; the functions are {}",
+                FUNCTIONS.join(", ")
             )));
         }
+    })
+}
+
+fn socket(endpoint: &str) -> Result<SocketAddr, LocalError> {
+    endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|e| LocalError::Setup(format!("endpoint {endpoint}: {e}")))
+}
+
+/// Measures the template's function built from `binary`.
+pub async fn function(binary: &str, effort: Effort) -> Result<Figures, LocalError> {
+    let workload = workload(binary)?;
+    let moto = Moto::start()?;
+    let stack = Stack::provision(&moto.sdk_config().await, "bench").await?;
+    (workload.setup)(
+        &stack,
+        effort.cold.max(1) + effort.rounds * effort.per_round,
+    );
+    let calls = Calls::default();
+    let aws = Relay::start(socket(&moto.endpoint())?, calls.clone()).await?;
+    let codebuild = Relay::start(socket(&stack.codebuild.endpoint())?, calls.clone()).await?;
+    let mut spec = stack.spec(binary, &aws.endpoint())?;
+    for (k, v) in &mut spec.env {
+        if k == "AWS_ENDPOINT_URL_CODEBUILD" {
+            *v = codebuild.endpoint();
+        }
+    }
+    let function = Arc::new(LocalFunction::new(spec).await?);
+    let answered = |out: &crate::runtime::Invocation| -> Result<(), LocalError> {
+        match out.outcome {
+            crate::runtime::Outcome::Response(_) => Ok(()),
+            ref other => Err(LocalError::Setup(format!(
+                "{binary} did not answer: {}",
+                other.summary()
+            ))),
+        }
+    };
+    let mut n = 0;
+    let (mut init_ms, mut first_response_ms) = (Vec::new(), Vec::new());
+    let (mut init_aws_ms, mut init_calls) = (Vec::new(), 0);
+    for _ in 0..effort.cold.max(1) {
+        function.stop().await;
+        let out = function.invoke(&(workload.event)(n)).await?;
+        n += 1;
+        answered(&out)?;
         let c = function
             .cold_start()
             .ok_or_else(|| LocalError::Setup("no cold-start timings".into()))?;
-        init_ms.push(c.to_first_next.as_secs_f64() * 1000.0);
-        first_response_ms.push(c.to_first_response.unwrap_or_default().as_secs_f64() * 1000.0);
-        rss_after_first_kib = function.rss_kib().await.unwrap_or_default();
+        init_ms.push(ms(c.to_first_next));
+        first_response_ms.push(ms(c.to_first_response.unwrap_or_default()));
+        let (init, _) = calls.take_split(c.first_next_at);
+        init_aws_ms.push(ms(init.busy));
+        init_calls = init.calls;
     }
-    for n in 0..warm {
-        function.invoke(&event(cold + n)).await?;
+    let mut rounds = Vec::new();
+    let mut rss_after_warmup_kib = 0;
+    let mut cpu_per_round = Vec::new();
+    for round in 0..effort.rounds {
+        let mut samples = Vec::with_capacity(effort.per_round);
+        let cpu_before = function.cpu_time().await.unwrap_or_default();
+        for _ in 0..effort.per_round {
+            let out = function.invoke(&(workload.event)(n)).await?;
+            n += 1;
+            answered(&out)?;
+            let waited = calls.take();
+            samples.push(Sample {
+                total: out.duration,
+                aws: waited.busy,
+                calls: waited.calls,
+            });
+        }
+        rounds.push(samples);
+        cpu_per_round.push(
+            function
+                .cpu_time()
+                .await
+                .unwrap_or_default()
+                .saturating_sub(cpu_before),
+        );
+        if round == 0 {
+            rss_after_warmup_kib = function.rss_kib().await.unwrap_or_default();
+        }
     }
-    let rss_after_warm_kib = function.rss_kib().await.unwrap_or_default();
+    let rss_after_all_kib = function.rss_kib().await.unwrap_or_default();
     function.stop().await;
     Ok(Figures {
         name: binary.to_string(),
-        binary: path.display().to_string(),
+        events: workload.events.to_string(),
         init_ms,
+        init_aws_ms,
+        init_calls,
         first_response_ms,
-        warm_invocations: warm,
-        rss_after_first_kib,
-        rss_after_warm_kib,
+        rounds,
+        cpu_per_round,
+        rss_after_warmup_kib,
+        rss_after_all_kib,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v = sorted((1..=100).map(f64::from));
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&v, 100.0), 100.0);
+        assert_eq!(percentile(&[7.0], 99.0), 7.0);
+    }
+
+    #[test]
+    fn billed_as_lambda_bills_rounding_each_invocation_up() {
+        let sample = |total_us: u64| Sample {
+            total: Duration::from_micros(total_us),
+            aws: Duration::ZERO,
+            calls: 0,
+        };
+        let f = Figures {
+            name: "f".into(),
+            events: String::new(),
+            init_ms: vec![10.0],
+            init_aws_ms: vec![0.0],
+            init_calls: 0,
+            first_response_ms: vec![20.0],
+            rounds: vec![vec![sample(300), sample(1_200)]],
+            cpu_per_round: vec![Duration::from_millis(10)],
+            rss_after_warmup_kib: 0,
+            rss_after_all_kib: 0,
+        };
+        // 1 ms and 2 ms billed: 1.5 ms on average, at 0.125 GB, a million times.
+        assert_eq!(f.gb_seconds_per_million(|s| s.total), 187.5);
+    }
 }

@@ -148,6 +148,8 @@ pub struct Invocation {
 /// Cold-start timings of the current execution environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ColdStart {
+    /// When the process asked for its first event: the end of init.
+    pub first_next_at: Instant,
     /// Process start to its first `GET next`: Lambda's init duration.
     pub to_first_next: Duration,
     /// Process start to its first response or error.
@@ -392,6 +394,7 @@ impl LocalFunction {
         let started = (*self.api.started.lock().unwrap())?;
         let first_next = (*self.api.first_next.lock().unwrap())?;
         Some(ColdStart {
+            first_next_at: first_next,
             to_first_next: first_next - started,
             to_first_response: self.api.first_response.lock().unwrap().map(|r| r - started),
         })
@@ -400,6 +403,20 @@ impl LocalFunction {
     /// The process id of the warm environment, if there is one.
     pub async fn pid(&self) -> Option<u32> {
         self.environment.lock().await.as_ref().and_then(Child::id)
+    }
+
+    /// CPU time the warm environment has used so far, user and system, all its threads
+    /// (`/proc/<pid>/stat`, in clock ticks of 10 ms: meaningful over many invocations).
+    pub async fn cpu_time(&self) -> Option<Duration> {
+        let pid = self.pid().await?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces), from field 3 on.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // USER_HZ is 100 on every Linux Lambda and CI runs on.
+        Some(Duration::from_millis(ticks * 10))
     }
 
     /// Resident memory of the warm environment, in KiB (`VmRSS`).

@@ -1,0 +1,109 @@
+//! alarm-rollback's CPU time per alarm, without network: read a real corpus state change (the
+//! EventBridge shape and the alarm action's `alarmData` shape), find its service in the example
+//! policy, judge the transition and decide against a service's history. `make bench` runs it;
+//! BENCHMARKS.md records the figures.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use eddo::history::{History, Version, VersionKind};
+use eddo::policy::Policy;
+use eddo_alarm_rollback::alarm::AlarmChange;
+use eddo_alarm_rollback::decide::{Decision, Record, Trigger, decide, trigger};
+use serde_json::{Value, json};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn corpus(name: &str) -> Value {
+    let dir = std::env::var_os("EDDO_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/corpus"));
+    serde_json::from_str(&std::fs::read_to_string(dir.join("aws").join(name)).unwrap()).unwrap()
+}
+
+fn version(commit: &str, at: u64) -> Version {
+    Version {
+        commit: commit.into(),
+        digest: Some(format!("sha256:{commit}")),
+        build_id: format!("eddo-deploy:{commit}"),
+        at,
+        kind: VersionKind::Deploy,
+        correlation_id: None,
+        replaced: None,
+        started_at: Some(at - 120),
+    }
+}
+
+/// One alarm's CPU work: what the handler does besides its AWS calls.
+fn handle(policy: &Policy, event: &Value, history: &History, record: &Record) -> bool {
+    let alarm = AlarmChange::read(event).unwrap();
+    let Trigger::Act(service) = trigger(policy, &alarm) else {
+        panic!("the bench's alarm does not act")
+    };
+    let at = alarm.state.at().unwrap();
+    let rollback = service.rollback.as_ref().unwrap();
+    matches!(
+        decide(service.name.as_str(), rollback, history, record, at, at + 1),
+        Decision::RollBack { .. }
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let text = std::fs::read_to_string(root().join("infra/policy/example.yaml")).unwrap();
+    let policy = Policy::parse(&text).unwrap();
+    let mut event = corpus("cloudwatch-alarm-state-change.json");
+    event["detail"]["alarmName"] = json!("hello-world-5xx");
+    let mut action = corpus("cloudwatch-alarm-action-metric.json");
+    action["alarmData"]["alarmName"] = json!("hello-world-5xx");
+    // The release went live 5 minutes before the alarm, inside the bake window; the one before
+    // it is known good.
+    let at = AlarmChange::read(&event).unwrap().state.at().unwrap();
+    let history = History {
+        live: Some(version("bbbbbbbb", at - 300)),
+        last_known_good: Some(version("aaaaaaaa", at - 86_400)),
+    };
+    let record = Record::default();
+    assert!(handle(&policy, &event, &history, &record));
+
+    let mut g = c.benchmark_group("alarm-rollback");
+    g.sample_size(50);
+    g.bench_function(
+        "EventBridge state change into ALARM, deciding a rollback",
+        |b| b.iter(|| handle(&policy, black_box(&event), &history, &record)),
+    );
+    let action_at = AlarmChange::read(&action).unwrap().state.at().unwrap();
+    let action_history = History {
+        live: Some(version("bbbbbbbb", action_at - 300)),
+        last_known_good: Some(version("aaaaaaaa", action_at - 86_400)),
+    };
+    assert!(handle(&policy, &action, &action_history, &record));
+    g.bench_function(
+        "alarm action (alarmData) into ALARM, deciding a rollback",
+        |b| b.iter(|| handle(&policy, black_box(&action), &action_history, &record)),
+    );
+    g.bench_function("the decision alone: a cooldown and a full window", |b| {
+        let busy = Record {
+            holder: None,
+            starts: vec![at - 600, at - 3_000, at - 6_000],
+        };
+        let service = policy.service("hello-world").unwrap();
+        let rollback = service.rollback.as_ref().unwrap();
+        b.iter(|| {
+            decide(
+                "hello-world",
+                rollback,
+                &history,
+                black_box(&busy),
+                at,
+                at + 1,
+            )
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,83 @@
+//! The bench runner (`make bench`, `make measure`) on each function's real binary, a few
+//! invocations each: it drives every function through the runtime endpoint with its corpus
+//! events, every invocation answered, and splits each invocation at the relay into AWS calls
+//! and eddo's own time. Timing is the runner's output, never asserted here: what is asserted is
+//! that the figures are there and count what the function really does.
+
+use eddo_local::measure::{Effort, Figures, function};
+
+const EFFORT: Effort = Effort {
+    cold: 2,
+    rounds: 2,
+    per_round: 4,
+};
+
+async fn measured(name: &str) -> Figures {
+    function(name, EFFORT)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Every figure the report promises is there, for `EFFORT`, and each warm invocation made
+/// exactly `calls` AWS calls (PutEvents included: the relay answers it).
+fn check(f: &Figures, calls: usize) {
+    assert_eq!(f.init_ms.len(), EFFORT.cold);
+    assert_eq!(f.first_response_ms.len(), EFFORT.cold);
+    assert!(
+        f.init_ms
+            .iter()
+            .zip(&f.first_response_ms)
+            .all(|(i, r)| i < r)
+    );
+    assert_eq!(f.rounds.len(), EFFORT.rounds);
+    assert_eq!(f.invocations(), EFFORT.rounds * EFFORT.per_round);
+    for s in f.rounds.iter().flatten() {
+        assert_eq!(s.calls, calls, "{}: {s:?}", f.name);
+        assert!(
+            s.aws > std::time::Duration::ZERO && s.aws < s.total,
+            "{s:?}"
+        );
+    }
+    assert!(f.rss_after_warmup_kib > 0 && f.rss_after_all_kib > 0);
+    let report = f.markdown();
+    for section in [
+        "process start → first `GET next` (init)",
+        "eddo's own time",
+        "waiting on AWS",
+        "resident memory",
+        "per million events, 128 MB arm64",
+    ] {
+        assert!(report.contains(section), "{section} missing:\n{report}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_deliveries_are_recorded_published_and_marked() {
+    // PutItem, PutEvents, UpdateItem; the secret was fetched by the first (cold) delivery.
+    let f = measured("webhook").await;
+    check(&f, 3);
+    assert_eq!(
+        f.init_calls, 0,
+        "the secret is fetched on the first delivery, not at init"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gate_signals_take_the_common_path() {
+    let f = measured("scan-gate").await;
+    check(&f, 1);
+    assert_eq!(f.init_calls, 1, "the policy: one GetParameter at init");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alarms_are_judged_recorded_and_reported() {
+    let f = measured("alarm-rollback").await;
+    check(&f, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenants_are_registered_and_their_builds_started() {
+    // GetItem, PutItem, StartBuild, PutItem, PutEvents, UpdateItem.
+    let f = measured("tenant-onboarding").await;
+    check(&f, 6);
+}
