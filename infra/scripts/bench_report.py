@@ -53,7 +53,10 @@ def criterion(root: str = "target/criterion") -> str:
         median = est["median"]
         ns = median["point_estimate"]
         lo, hi = median["confidence_interval"]["lower_bound"], median["confidence_interval"]["upper_bound"]
-        rows.append((bench["group_id"], bench.get("function_id") or "", ns, lo, hi))
+        group, function = bench["group_id"], bench.get("function_id") or ""
+        if not function and "/" in group:
+            group, function = group.split("/", 1)
+        rows.append((group, function, ns, lo, hi))
     if not rows:
         raise SystemExit(f"no criterion results under {root}: run the benches first")
 

@@ -95,6 +95,8 @@ pub struct Figures {
     pub cpu_per_round: Vec<Duration>,
     pub rss_after_warmup_kib: u64,
     pub rss_after_all_kib: u64,
+    /// Resident memory after each round: growth shows as a rise that does not level off.
+    pub rss_per_round_kib: Vec<u64>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -225,10 +227,15 @@ impl Figures {
         );
         let _ = writeln!(
             out,
-            "\n| resident memory (VmRSS) | after the first round | after {} invocations |\n|---|---|---|\n| | {:.1} MiB | {:.1} MiB |\n",
+            "\n| resident memory (VmRSS) | after the first round | after {} invocations | after each round |\n|---|---|---|---|\n| | {:.1} MiB | {:.1} MiB | {} MiB |\n",
             self.invocations(),
             self.rss_after_warmup_kib as f64 / 1024.0,
-            self.rss_after_all_kib as f64 / 1024.0
+            self.rss_after_all_kib as f64 / 1024.0,
+            self.rss_per_round_kib
+                .iter()
+                .map(|k| format!("{:.1}", *k as f64 / 1024.0))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let measured = self.gb_seconds_per_million(|s| s.total);
         let own = self.gb_seconds_per_million(Sample::own);
@@ -236,8 +243,8 @@ impl Figures {
         let _ = writeln!(
             out,
             "| per million events, 128 MB arm64 | GB-s | cost |\n|---|---|---|\n\
-             | billed durations as measured here | {measured:.0} | ${:.2} + ${PRICE_PER_MILLION_REQUESTS:.2} requests |\n\
-             | eddo's own time only (AWS answering instantly) | {own:.0} | ${:.2} + ${PRICE_PER_MILLION_REQUESTS:.2} requests |\n\
+             | billed durations as measured here | {measured:.0} | ${:.4} + ${PRICE_PER_MILLION_REQUESTS:.2} requests |\n\
+             | eddo's own time only (AWS answering instantly) | {own:.0} | ${:.4} + ${PRICE_PER_MILLION_REQUESTS:.2} requests |\n\
              | each cold start's init (billed for custom runtimes) | {init_gbs:.5} per cold start | |",
             measured * PRICE_PER_GB_SECOND,
             own * PRICE_PER_GB_SECOND,
@@ -444,6 +451,7 @@ pub async fn function(binary: &str, effort: Effort) -> Result<Figures, LocalErro
     }
     let mut rounds = Vec::new();
     let mut rss_after_warmup_kib = 0;
+    let mut rss_per_round_kib = Vec::new();
     let mut cpu_per_round = Vec::new();
     for round in 0..effort.rounds {
         let mut samples = Vec::with_capacity(effort.per_round);
@@ -467,9 +475,11 @@ pub async fn function(binary: &str, effort: Effort) -> Result<Figures, LocalErro
                 .unwrap_or_default()
                 .saturating_sub(cpu_before),
         );
+        let rss = function.rss_kib().await.unwrap_or_default();
         if round == 0 {
-            rss_after_warmup_kib = function.rss_kib().await.unwrap_or_default();
+            rss_after_warmup_kib = rss;
         }
+        rss_per_round_kib.push(rss);
     }
     let rss_after_all_kib = function.rss_kib().await.unwrap_or_default();
     function.stop().await;
@@ -484,6 +494,7 @@ pub async fn function(binary: &str, effort: Effort) -> Result<Figures, LocalErro
         cpu_per_round,
         rss_after_warmup_kib,
         rss_after_all_kib,
+        rss_per_round_kib,
     })
 }
 
@@ -518,6 +529,7 @@ mod tests {
             cpu_per_round: vec![Duration::from_millis(10)],
             rss_after_warmup_kib: 0,
             rss_after_all_kib: 0,
+            rss_per_round_kib: vec![0],
         };
         // 1 ms and 2 ms billed: 1.5 ms on average, at 0.125 GB, a million times.
         assert_eq!(f.gb_seconds_per_million(|s| s.total), 187.5);
