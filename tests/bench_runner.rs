@@ -10,6 +10,7 @@ const EFFORT: Effort = Effort {
     cold: 2,
     rounds: 2,
     per_round: 4,
+    fixed_trace_id: false,
 };
 
 async fn measured(name: &str) -> Figures {

@@ -13,10 +13,11 @@ const USAGE: &str = "usage: eddo-local <command>
                        sources on the default bus), else
                        deliver it to the webhook URL as a GitHub event (default: its folder name),
                        signed with the local secret
-  measure [--cold N] [--rounds N] [--per-round N] [--out FILE] [FUNCTION...]
+  measure [--cold N] [--rounds N] [--per-round N] [--fixed-trace-id] [--out FILE] [FUNCTION...]
                        the bench runner: cold starts, warm latency (eddo's own time and AWS wait),
                        memory and cost of each function's binary (default: all four, 20 cold
                        starts, 10 rounds of 1000 warm invocations); a Markdown report to FILE;
+                       --fixed-trace-id gives every invocation the same X-Ray trace header;
                        EDDO_BINARY_DIR=target/release measures the release build";
 
 #[tokio::main]
@@ -83,6 +84,7 @@ fn measure_args(args: &[String]) -> Option<MeasureArgs> {
             "--rounds" => effort.rounds = args.next()?.parse().ok()?,
             "--per-round" => effort.per_round = args.next()?.parse().ok()?,
             "--out" => out = Some(std::path::PathBuf::from(args.next()?)),
+            "--fixed-trace-id" => effort.fixed_trace_id = true,
             f if eddo_local::measure::FUNCTIONS.contains(&f) => functions.push(f.to_string()),
             _ => return None,
         }

@@ -42,6 +42,9 @@ pub struct Effort {
     pub rounds: usize,
     /// Invocations per round.
     pub per_round: usize,
+    /// The same X-Ray trace header for every invocation (see
+    /// [`LocalFunction::fixed_trace_id`]): memory without the runtime's per-trace growth.
+    pub fixed_trace_id: bool,
 }
 
 impl Default for Effort {
@@ -51,6 +54,7 @@ impl Default for Effort {
             cold: 20,
             rounds: 10,
             per_round: 1000,
+            fixed_trace_id: false,
         }
     }
 }
@@ -423,6 +427,7 @@ pub async fn function(binary: &str, effort: Effort) -> Result<Figures, LocalErro
         }
     }
     let function = Arc::new(LocalFunction::new(spec).await?);
+    function.fixed_trace_id(effort.fixed_trace_id);
     let answered = |out: &crate::runtime::Invocation| -> Result<(), LocalError> {
         match out.outcome {
             crate::runtime::Outcome::Response(_) => Ok(()),

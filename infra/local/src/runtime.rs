@@ -168,6 +168,8 @@ struct Pending {
 #[derive(Default)]
 struct Api {
     function_arn: String,
+    /// Hand every invocation the same X-Ray trace header (see `LocalFunction::fixed_trace_id`).
+    fixed_trace: std::sync::atomic::AtomicBool,
     pending: Mutex<Option<Pending>>,
     pending_ready: Notify,
     /// The invocation the function is working on.
@@ -202,19 +204,24 @@ impl Api {
                 pending.deadline_ms.to_string(),
             )
             .header("lambda-runtime-invoked-function-arn", &self.function_arn)
-            .header(
-                "lambda-runtime-trace-id",
-                format!(
-                    "Root=1-{:08x}-{:024x};Sampled=0",
-                    epoch_secs(),
-                    fastrand::u128(..) >> 32
-                ),
-            )
+            .header("lambda-runtime-trace-id", self.trace_id())
             .header("content-type", "application/json")
             .body(Full::new(pending.body))
             .expect("valid response");
         *self.inflight.lock().unwrap() = Some((pending.request_id, pending.reply));
         response
+    }
+
+    /// A new X-Ray trace header per invocation, as Lambda sends, unless fixed.
+    fn trace_id(&self) -> String {
+        if self.fixed_trace.load(std::sync::atomic::Ordering::Relaxed) {
+            return "Root=1-00000000-000000000000000000000000;Sampled=0".to_string();
+        }
+        format!(
+            "Root=1-{:08x}-{:024x};Sampled=0",
+            epoch_secs(),
+            fastrand::u128(..) >> 32
+        )
     }
 
     fn finish(&self, request_id: &str, outcome: Outcome) -> StatusCode {
@@ -377,6 +384,16 @@ impl LocalFunction {
 
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// Hands every invocation the same trace header instead of a new one. For measurements
+    /// only: `lambda_runtime` sets `_X_AMZN_TRACE_ID` with `setenv` on each invocation, and glibc
+    /// keeps every distinct value it was ever given, so a process's memory grows by one trace
+    /// header per invocation; a fixed header separates that from the function's own memory.
+    pub fn fixed_trace_id(&self, fixed: bool) {
+        self.api
+            .fixed_trace
+            .store(fixed, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The `AWS_LAMBDA_RUNTIME_API` value the function is given.
