@@ -92,6 +92,8 @@ pub struct Figures {
     /// The part of each init spent waiting on AWS calls, and how many it made.
     pub init_aws_ms: Vec<f64>,
     pub init_calls: usize,
+    /// The AWS operations of the last warm invocation, in order.
+    pub operations: Vec<String>,
     pub first_response_ms: Vec<f64>,
     /// Warm invocations, round by round.
     pub rounds: Vec<Vec<Sample>>,
@@ -171,7 +173,21 @@ impl Figures {
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         let init = sorted(self.init_ms.iter().copied());
-        let _ = writeln!(out, "### {}\n\n{}\n", self.name, self.events);
+        let _ = writeln!(
+            out,
+            "### {}\n\n{}\n\nAWS calls of a warm invocation: {}.\n",
+            self.name,
+            self.events,
+            if self.operations.is_empty() {
+                "none".to_string()
+            } else {
+                self.operations
+                    .iter()
+                    .map(|o| format!("`{}`", o.rsplit('.').next().unwrap_or(o)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
         let _ = writeln!(
             out,
             "| cold start ({} fresh environments) | min / median / max |\n|---|---|",
@@ -332,18 +348,19 @@ fn workload(name: &str) -> Result<Workload, LocalError> {
         }
         "alarm-rollback" => {
             let alarm = read_json("aws/cloudwatch-alarm-state-change.json")?;
-            // Each state change a new one, a millisecond after the last, starting a minute ago.
+            // Each state change a new one, a second after the last (a state change is known by
+            // its second and state), starting early enough that none is in the future.
             let start = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
-                .saturating_sub(Duration::from_secs(60));
+                .saturating_sub(Duration::from_secs(6 * 3600));
             Workload {
                 events: "The corpus `CloudWatch Alarm State Change` into ALARM, for the example \
                          policy's `hello-world-5xx`, each a new state change; with nothing live to \
                          roll back to, each is judged, recorded and reported as `Rollback Skipped`.",
                 setup: |_, _| {},
                 event: Box::new(move |n| {
-                    let at = start + Duration::from_millis(n as u64);
+                    let at = start + Duration::from_secs(n as u64);
                     let stamp = format!(
                         "{}.{:03}+0000",
                         eddo::time::rfc3339(at.as_secs()).trim_end_matches('Z'),
@@ -452,12 +469,13 @@ pub async fn function(binary: &str, effort: Effort) -> Result<Figures, LocalErro
         first_response_ms.push(ms(c.to_first_response.unwrap_or_default()));
         let (init, _) = calls.take_split(c.first_next_at);
         init_aws_ms.push(ms(init.busy));
-        init_calls = init.calls;
+        init_calls = init.operations.len();
     }
     let mut rounds = Vec::new();
     let mut rss_after_warmup_kib = 0;
     let mut rss_per_round_kib = Vec::new();
     let mut cpu_per_round = Vec::new();
+    let mut operations = Vec::new();
     for round in 0..effort.rounds {
         let mut samples = Vec::with_capacity(effort.per_round);
         let cpu_before = function.cpu_time().await.unwrap_or_default();
@@ -469,8 +487,9 @@ pub async fn function(binary: &str, effort: Effort) -> Result<Figures, LocalErro
             samples.push(Sample {
                 total: out.duration,
                 aws: waited.busy,
-                calls: waited.calls,
+                calls: waited.operations.len(),
             });
+            operations = waited.operations;
         }
         rounds.push(samples);
         cpu_per_round.push(
@@ -494,6 +513,7 @@ pub async fn function(binary: &str, effort: Effort) -> Result<Figures, LocalErro
         init_ms,
         init_aws_ms,
         init_calls,
+        operations,
         first_response_ms,
         rounds,
         cpu_per_round,
@@ -529,6 +549,7 @@ mod tests {
             init_ms: vec![10.0],
             init_aws_ms: vec![0.0],
             init_calls: 0,
+            operations: vec![],
             first_response_ms: vec![20.0],
             rounds: vec![vec![sample(300), sample(1_200)]],
             cpu_per_round: vec![Duration::from_millis(10)],

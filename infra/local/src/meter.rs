@@ -23,19 +23,33 @@ use crate::loopback::Server;
 
 /// What a relay (or several) recorded: one interval per AWS call, in arrival order.
 #[derive(Default, Clone)]
-pub struct Calls(Arc<Mutex<Vec<(Instant, Instant)>>>);
+pub struct Calls(Arc<Mutex<Vec<Call>>>);
+
+/// One AWS call: when it arrived, when its answer ended, and its operation
+/// (`DynamoDB_20120810.PutItem`, `AWSEvents.PutEvents`, `CodeBuild_20161006.StartBuild`...).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Call {
+    from: Instant,
+    to: Instant,
+    operation: String,
+}
 
 /// The calls made since the last `take`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Waited {
-    pub calls: usize,
+    /// The calls' operations, in the order they were made.
+    pub operations: Vec<String>,
     /// The time at least one call was outstanding: overlapping calls count once.
     pub busy: Duration,
 }
 
 impl Calls {
-    fn record(&self, from: Instant, to: Instant) {
-        self.0.lock().unwrap().push((from, to));
+    fn record(&self, from: Instant, to: Instant, operation: &str) {
+        self.0.lock().unwrap().push(Call {
+            from,
+            to,
+            operation: operation.to_string(),
+        });
     }
 
     /// The calls recorded since the last `take`, and how long they kept the caller waiting.
@@ -47,17 +61,18 @@ impl Calls {
     pub fn take_split(&self, at: Instant) -> (Waited, Waited) {
         let (before, after) = std::mem::take(&mut *self.0.lock().unwrap())
             .into_iter()
-            .partition(|(from, _)| *from < at);
+            .partition(|c| c.from < at);
         (waited(before), waited(after))
     }
 }
 
 /// How long `spans` kept their caller waiting: overlapping spans count once.
-fn waited(mut spans: Vec<(Instant, Instant)>) -> Waited {
+fn waited(mut spans: Vec<Call>) -> Waited {
     spans.sort();
     let mut busy = Duration::ZERO;
     let mut current: Option<(Instant, Instant)> = None;
-    for (from, to) in spans.iter().copied() {
+    for Call { from, to, .. } in spans.iter() {
+        let (from, to) = (*from, *to);
         current = match current {
             Some((f, t)) if from <= t => Some((f, t.max(to))),
             Some((f, t)) => {
@@ -71,7 +86,7 @@ fn waited(mut spans: Vec<(Instant, Instant)>) -> Waited {
         busy += t - f;
     }
     Waited {
-        calls: spans.len(),
+        operations: spans.into_iter().map(|c| c.operation).collect(),
         busy,
     }
 }
@@ -88,12 +103,13 @@ impl Relay {
             let (idle, calls) = (idle.clone(), calls.clone());
             async move {
                 let from = Instant::now();
+                let operation = operation(&parts);
                 let answer = if is_put_events(&parts) {
                     Ok(put_events_accepted(&body))
                 } else {
                     forward(upstream, &idle, parts, body).await
                 };
-                calls.record(from, Instant::now());
+                calls.record(from, Instant::now(), &operation);
                 answer.unwrap_or_else(|e| {
                     Response::builder()
                         .status(StatusCode::BAD_GATEWAY)
@@ -110,6 +126,17 @@ impl Relay {
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.server.addr())
     }
+}
+
+/// The operation a JSON-protocol call names in `X-Amz-Target`, or the query protocol's `Action`
+/// (SSM, Secrets Manager, DynamoDB, EventBridge and CodeBuild all speak JSON).
+fn operation(parts: &http::request::Parts) -> String {
+    parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|t| t.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{} {}", parts.method, parts.uri.path()))
 }
 
 fn is_put_events(parts: &http::request::Parts) -> bool {
@@ -200,13 +227,13 @@ mod tests {
         let calls = Calls::default();
         let t = Instant::now();
         let ms = Duration::from_millis;
-        calls.record(t, t + ms(10));
-        calls.record(t + ms(5), t + ms(12));
-        calls.record(t + ms(20), t + ms(23));
+        calls.record(t, t + ms(10), "a");
+        calls.record(t + ms(5), t + ms(12), "b");
+        calls.record(t + ms(20), t + ms(23), "c");
         assert_eq!(
             calls.take(),
             Waited {
-                calls: 3,
+                operations: vec!["a".into(), "b".into(), "c".into()],
                 busy: ms(15)
             }
         );
