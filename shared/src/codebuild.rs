@@ -185,15 +185,7 @@ mod tests {
     use super::*;
 
     fn corpus() -> Value {
-        let dir = std::env::var_os("EDDO_CORPUS")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| {
-                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
-            });
-        serde_json::from_str(
-            &std::fs::read_to_string(dir.join("aws/codebuild-build-state-change.json")).unwrap(),
-        )
-        .unwrap()
+        crate::corpus::json("aws/codebuild-build-state-change.json")
     }
 
     #[test]

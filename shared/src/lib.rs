@@ -14,6 +14,8 @@ pub mod aws;
 #[cfg(feature = "codebuild")]
 pub mod codebuild;
 pub mod config;
+#[cfg(any(test, feature = "corpus"))]
+pub mod corpus;
 pub mod dynamo;
 pub mod error;
 pub mod event;

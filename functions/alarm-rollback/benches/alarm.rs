@@ -18,10 +18,7 @@ fn root() -> PathBuf {
 }
 
 fn corpus(name: &str) -> Value {
-    let dir = std::env::var_os("EDDO_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/corpus"));
-    serde_json::from_str(&std::fs::read_to_string(dir.join("aws").join(name)).unwrap()).unwrap()
+    eddo::corpus::json(&format!("aws/{name}"))
 }
 
 fn version(commit: &str, at: u64) -> Version {

@@ -201,12 +201,7 @@ mod tests {
     use serde_json::json;
 
     fn corpus(name: &str) -> Value {
-        let dir = std::env::var_os("EDDO_CORPUS")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| {
-                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
-            });
-        serde_json::from_str(&std::fs::read_to_string(dir.join("aws").join(name)).unwrap()).unwrap()
+        eddo::corpus::json(&format!("aws/{name}"))
     }
 
     #[test]

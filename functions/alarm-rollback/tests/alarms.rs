@@ -16,10 +16,7 @@ fn project_root() -> PathBuf {
 }
 
 fn sample(name: &str) -> Value {
-    let dir = std::env::var_os("EDDO_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join("../shared/corpus"));
-    serde_json::from_str(&std::fs::read_to_string(dir.join("aws").join(name)).unwrap()).unwrap()
+    eddo::corpus::json(&format!("aws/{name}"))
 }
 
 /// What each corpus alarm shape calls for under the example policy, with the alarm's name set

@@ -19,10 +19,7 @@ fn root() -> PathBuf {
 }
 
 fn corpus(name: &str) -> Value {
-    let dir = std::env::var_os("EDDO_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/corpus"));
-    serde_json::from_str(&std::fs::read_to_string(dir.join("aws").join(name)).unwrap()).unwrap()
+    eddo::corpus::json(&format!("aws/{name}"))
 }
 
 const COMMIT: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";

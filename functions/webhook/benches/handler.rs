@@ -3,7 +3,6 @@
 //! records the figures.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -16,12 +15,7 @@ use http::{HeaderName, HeaderValue};
 const SECRET: &str = "It's a Secret to Everybody";
 
 fn corpus(path: &str) -> String {
-    let root = std::env::var_os("EDDO_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
-        });
-    std::fs::read_to_string(root.join(path)).expect("corpus payload")
+    eddo::corpus::text(path)
 }
 
 fn request(event: &str, body: &str) -> LambdaFunctionUrlRequest {

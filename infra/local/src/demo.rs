@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::LocalError;
 use crate::codebuild::Plan;
-use crate::moto::{Moto, project_root};
+use crate::moto::Moto;
 use crate::runtime::LocalFunction;
 use crate::send::{github_headers, post_github};
 use crate::stack::{LOCAL_GITHUB_SECRET, LOCAL_PARAMETERS, Stack};
@@ -26,9 +26,7 @@ use crate::url::FunctionUrl;
 
 /// `../shared/corpus` beside the project, or `EDDO_CORPUS`.
 pub fn corpus() -> PathBuf {
-    std::env::var_os("EDDO_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join("../shared/corpus"))
+    eddo::corpus::dir()
 }
 
 /// A function URL request as Lambda builds it: a POST to `path` with lower-case headers.

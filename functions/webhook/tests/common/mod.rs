@@ -15,9 +15,7 @@ pub const STANDARD_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
 /// `../shared/corpus` beside the project, or `EDDO_CORPUS`.
 pub fn corpus() -> PathBuf {
-    std::env::var_os("EDDO_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"))
+    eddo::corpus::dir()
 }
 
 pub fn read(path: &std::path::Path) -> String {
