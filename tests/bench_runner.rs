@@ -47,7 +47,8 @@ fn check(f: &Figures, operations: &[&str]) {
             "{s:?}"
         );
     }
-    assert!(f.rss_after_warmup_kib > 0 && f.rss_after_all_kib > 0);
+    assert_eq!(f.rss_per_round_kib.len(), EFFORT.rounds);
+    assert!(f.rss_per_round_kib.iter().all(|k| *k > 0));
     let report = f.markdown();
     for section in [
         "process start → first `GET next` (init)",

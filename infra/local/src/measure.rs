@@ -99,9 +99,8 @@ pub struct Figures {
     pub rounds: Vec<Vec<Sample>>,
     /// CPU time the environment used in each round (all threads, user and system).
     pub cpu_per_round: Vec<Duration>,
-    pub rss_after_warmup_kib: u64,
-    pub rss_after_all_kib: u64,
-    /// Resident memory after each round: growth shows as a rise that does not level off.
+    /// Resident memory after each round (the first: warm; the last: after every invocation);
+    /// growth shows as a rise that does not level off.
     pub rss_per_round_kib: Vec<u64>,
 }
 
@@ -249,8 +248,8 @@ impl Figures {
             out,
             "\n| resident memory (VmRSS) | after the first round | after {} invocations | after each round |\n|---|---|---|---|\n| | {:.1} MiB | {:.1} MiB | {} MiB |\n",
             self.invocations(),
-            self.rss_after_warmup_kib as f64 / 1024.0,
-            self.rss_after_all_kib as f64 / 1024.0,
+            self.rss_per_round_kib.first().copied().unwrap_or_default() as f64 / 1024.0,
+            self.rss_per_round_kib.last().copied().unwrap_or_default() as f64 / 1024.0,
             self.rss_per_round_kib
                 .iter()
                 .map(|k| format!("{:.1}", *k as f64 / 1024.0))
@@ -282,10 +281,15 @@ struct Workload {
     event: Box<dyn Fn(usize) -> Value + Send + Sync>,
 }
 
-fn read_json(path: &str) -> Result<Value, LocalError> {
-    let text = std::fs::read_to_string(corpus().join(path))
-        .map_err(|e| LocalError::Setup(format!("corpus {path}: {e}")))?;
-    serde_json::from_str(&text).map_err(|e| LocalError::Setup(format!("corpus {path}: {e}")))
+/// A file's text, or a setup error naming it.
+fn read(file: &std::path::Path) -> Result<String, LocalError> {
+    std::fs::read_to_string(file).map_err(|e| LocalError::Setup(format!("{}: {e}", file.display())))
+}
+
+/// A JSON file, or a setup error naming it.
+fn read_json(file: &std::path::Path) -> Result<Value, LocalError> {
+    serde_json::from_str(&read(file)?)
+        .map_err(|e| LocalError::Setup(format!("{}: {e}", file.display())))
 }
 
 fn workload(name: &str) -> Result<Workload, LocalError> {
@@ -297,9 +301,7 @@ fn workload(name: &str) -> Result<Workload, LocalError> {
                 ("pull_request", "github/pull_request/opened.payload.json"),
                 ("check_run", "github/check_run/completed.payload.json"),
             ] {
-                let body = std::fs::read_to_string(corpus().join(file))
-                    .map_err(|e| LocalError::Setup(format!("corpus {file}: {e}")))?;
-                payloads.push((event, body));
+                payloads.push((event, read(&corpus().join(file))?));
             }
             Workload {
                 events: "GitHub deliveries from the corpus, signed, each a new delivery id, in turn: \
@@ -319,8 +321,8 @@ fn workload(name: &str) -> Result<Workload, LocalError> {
             }
         }
         "scan-gate" => {
-            let build = read_json("aws/codebuild-build-state-change.json")?;
-            let scan = read_json("aws/ecr-image-scan.json")?;
+            let build = read_json(&corpus().join("aws/codebuild-build-state-change.json"))?;
+            let scan = read_json(&corpus().join("aws/ecr-image-scan.json"))?;
             Workload {
                 events: "In turn, the corpus `CodeBuild Build State Change` of the example policy's \
                          SAST project and the corpus `ECR Image Scan` of its repository (tagged with \
@@ -347,7 +349,7 @@ fn workload(name: &str) -> Result<Workload, LocalError> {
             }
         }
         "alarm-rollback" => {
-            let alarm = read_json("aws/cloudwatch-alarm-state-change.json")?;
+            let alarm = read_json(&corpus().join("aws/cloudwatch-alarm-state-change.json"))?;
             // Each state change a new one, a second after the last (a state change is known by
             // its second and state), starting early enough that none is in the future.
             let start = SystemTime::now()
@@ -377,14 +379,10 @@ fn workload(name: &str) -> Result<Workload, LocalError> {
             }
         }
         "tenant-onboarding" => {
-            let request: Value = serde_json::from_str(
-                &std::fs::read_to_string(
-                    crate::moto::project_root()
-                        .join("infra/examples/events/tenant-onboarding-requested.json"),
-                )
-                .map_err(|e| LocalError::Setup(format!("tenant request example: {e}")))?,
-            )
-            .map_err(|e| LocalError::Setup(format!("tenant request example: {e}")))?;
+            let request = read_json(
+                &crate::moto::project_root()
+                    .join("infra/examples/events/tenant-onboarding-requested.json"),
+            )?;
             Workload {
                 events: "eddo's `Tenant Onboarding Requested` example, each for a new tenant of \
                          the `basic` tier: registered, its provisioning build started (the \
@@ -472,11 +470,10 @@ pub async fn function(binary: &str, effort: Effort) -> Result<Figures, LocalErro
         init_calls = init.operations.len();
     }
     let mut rounds = Vec::new();
-    let mut rss_after_warmup_kib = 0;
     let mut rss_per_round_kib = Vec::new();
     let mut cpu_per_round = Vec::new();
     let mut operations = Vec::new();
-    for round in 0..effort.rounds {
+    for _ in 0..effort.rounds {
         let mut samples = Vec::with_capacity(effort.per_round);
         let cpu_before = function.cpu_time().await.unwrap_or_default();
         for _ in 0..effort.per_round {
@@ -499,13 +496,8 @@ pub async fn function(binary: &str, effort: Effort) -> Result<Figures, LocalErro
                 .unwrap_or_default()
                 .saturating_sub(cpu_before),
         );
-        let rss = function.rss_kib().await.unwrap_or_default();
-        if round == 0 {
-            rss_after_warmup_kib = rss;
-        }
-        rss_per_round_kib.push(rss);
+        rss_per_round_kib.push(function.rss_kib().await.unwrap_or_default());
     }
-    let rss_after_all_kib = function.rss_kib().await.unwrap_or_default();
     function.stop().await;
     Ok(Figures {
         name: binary.to_string(),
@@ -517,8 +509,6 @@ pub async fn function(binary: &str, effort: Effort) -> Result<Figures, LocalErro
         first_response_ms,
         rounds,
         cpu_per_round,
-        rss_after_warmup_kib,
-        rss_after_all_kib,
         rss_per_round_kib,
     })
 }
@@ -553,8 +543,6 @@ mod tests {
             first_response_ms: vec![20.0],
             rounds: vec![vec![sample(300), sample(1_200)]],
             cpu_per_round: vec![Duration::from_millis(10)],
-            rss_after_warmup_kib: 0,
-            rss_after_all_kib: 0,
             rss_per_round_kib: vec![0],
         };
         // 1 ms and 2 ms billed: 1.5 ms on average, at 0.125 GB, a million times.

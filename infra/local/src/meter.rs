@@ -104,7 +104,7 @@ impl Relay {
             async move {
                 let from = Instant::now();
                 let operation = operation(&parts);
-                let answer = if is_put_events(&parts) {
+                let answer = if operation == "AWSEvents.PutEvents" {
                     Ok(put_events_accepted(&body))
                 } else {
                     forward(upstream, &idle, parts, body).await
@@ -128,8 +128,8 @@ impl Relay {
     }
 }
 
-/// The operation a JSON-protocol call names in `X-Amz-Target`, or the query protocol's `Action`
-/// (SSM, Secrets Manager, DynamoDB, EventBridge and CodeBuild all speak JSON).
+/// The operation a JSON-protocol call names in `X-Amz-Target`, else its method and path
+/// (SSM, Secrets Manager, DynamoDB, EventBridge and CodeBuild all name it).
 fn operation(parts: &http::request::Parts) -> String {
     parts
         .headers
@@ -137,13 +137,6 @@ fn operation(parts: &http::request::Parts) -> String {
         .and_then(|t| t.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| format!("{} {}", parts.method, parts.uri.path()))
-}
-
-fn is_put_events(parts: &http::request::Parts) -> bool {
-    parts
-        .headers
-        .get("x-amz-target")
-        .is_some_and(|t| t == "AWSEvents.PutEvents")
 }
 
 /// EventBridge's answer to a `PutEvents` whose every entry was accepted.
