@@ -15,7 +15,7 @@ help:
 	@echo "make size   stripped arm64 bootstrap and zip sizes of the four functions"
 	@echo "make measure  the bench runner alone: cold start, warm latency, memory, cost per function"
 
-# The virtualenv with moto and cfn-lint; rebuilt when the requirements change.
+# The virtualenv with moto, cfn-lint and AWS's SAM translator; rebuilt when the requirements change.
 $(VENV)/.installed: infra/requirements.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r infra/requirements.txt
@@ -35,8 +35,10 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+# The source templates, and template.yaml as CloudFormation runs it (after its transforms), for
+# the parameter choices a user has.
 cfn-lint: setup
-	$(VENV)/bin/cfn-lint template.yaml infra/buildspecs/tenant-stack.yaml
+	VENV=$(VENV) infra/scripts/cfn-lint.sh
 
 unit: setup
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \

@@ -34,6 +34,8 @@ Resources:
     Type: AWS::Serverless::Function
     Metadata: {BuildProperties: {Binary: fixture-function}}
     Properties:
+      Runtime: provided.al2023
+      Handler: bootstrap
       Timeout: 5
       Environment: {Variables: {BUS: !Ref Bus}}
       Events:
@@ -48,9 +50,13 @@ Resources:
 async fn rule_targets_are_invoked_and_failures_dead_lettered_after_three_attempts() {
     let moto = Moto::start().expect("moto server (run `make setup`)");
     let sdk = moto.sdk_config().await;
-    let stack = Stack::from_template(&sdk, &Template::parse(TEMPLATE).unwrap(), "dispatch")
-        .await
-        .unwrap();
+    let stack = Stack::from_template(
+        &sdk,
+        &Template::translate(TEMPLATE, &[]).unwrap(),
+        "dispatch",
+    )
+    .await
+    .unwrap();
     assert_eq!(stack.routes.len(), 1);
     assert_eq!(stack.routes[0].rule, "FixtureWork");
     let def = stack.function("fixture-function").unwrap();
@@ -72,7 +78,10 @@ async fn rule_targets_are_invoked_and_failures_dead_lettered_after_three_attempt
             rule: stack.routes[0].rule.clone(),
             queue_url: stack.routes[0].queue_url.clone(),
             schedule: None,
-            target: Target::Function(function),
+            target: Target::Function {
+                function,
+                attempts: ATTEMPTS,
+            },
         }],
         stack.dead_letter_queue.clone(),
     );
@@ -145,7 +154,7 @@ async fn a_malformed_rule_pattern_fails_provisioning_with_the_rules_name() {
     );
     let err = match Stack::from_template(
         &moto.sdk_config().await,
-        &Template::parse(&bad).unwrap(),
+        &Template::translate(&bad, &[]).unwrap(),
         "bad",
     )
     .await
@@ -164,9 +173,13 @@ async fn the_timeline_reports_panics_crashes_and_init_failures_as_lambda_does() 
     use eddo_local::timeline::{Timeline, Watch};
     let moto = Moto::start().expect("moto server (run `make setup`)");
     let sdk = moto.sdk_config().await;
-    let stack = Stack::from_template(&sdk, &Template::parse(TEMPLATE).unwrap(), "timeline")
-        .await
-        .unwrap();
+    let stack = Stack::from_template(
+        &sdk,
+        &Template::translate(TEMPLATE, &[]).unwrap(),
+        "timeline",
+    )
+    .await
+    .unwrap();
     let start = |fail_init: bool| {
         let def = stack.function("fixture-function").unwrap().clone();
         async move {
@@ -258,4 +271,72 @@ async fn the_timeline_reports_panics_crashes_and_init_failures_as_lambda_does() 
         .await
         .unwrap();
     assert_eq!(dead.len(), 3);
+}
+
+/// A rule whose target function's resource policy does not let EventBridge invoke it from that
+/// rule: in AWS the events never arrive, so the local stack refuses to provision it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_cannot_reach_a_function_without_its_invoke_permission() {
+    const PLAIN: &str = r#"
+Resources:
+  Bus: {Type: AWS::Events::EventBus, Properties: {Name: !Sub "${AWS::StackName}-bus"}}
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+  Secret: {Type: AWS::SecretsManager::Secret}
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Statement: [{Effect: Allow, Principal: {Service: lambda.amazonaws.com}, Action: sts:AssumeRole}]
+  Fixture:
+    Type: AWS::Lambda::Function
+    Metadata: {BuildProperties: {Binary: fixture-function}}
+    Properties:
+      Role: !GetAtt Role.Arn
+      Runtime: provided.al2023
+      Handler: bootstrap
+      Code: {S3Bucket: artifacts, S3Key: fixture.zip}
+  Work:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: !Ref Bus
+      EventPattern: {source: [eddo.test]}
+      Targets: [{Id: fixture, Arn: !GetAtt Fixture.Arn}]
+  Other:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: !Ref Bus
+      EventPattern: {source: [eddo.other]}
+PERMISSION
+"#;
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let sdk = moto.sdk_config().await;
+    let provision = |permission: &str, prefix: &'static str| {
+        let template = Template::translate(&PLAIN.replace("PERMISSION", permission), &[]).unwrap();
+        let sdk = sdk.clone();
+        async move {
+            Stack::from_template(&sdk, &template, prefix)
+                .await
+                .err()
+                .map(|e| e.to_string())
+        }
+    };
+    let refusal = "rule Work targets Fixture, but no AWS::Lambda::Permission lets events.amazonaws.com invoke it from this rule";
+    let err = provision("", "none").await.expect("refused");
+    assert!(err.contains(refusal), "{err}");
+    let grant = |source: &str| {
+        format!(
+            "  Invoke:\n    Type: AWS::Lambda::Permission\n    Properties: {{Action: lambda:InvokeFunction, FunctionName: !Ref Fixture, Principal: events.amazonaws.com, SourceArn: !GetAtt {source}.Arn}}"
+        )
+    };
+    let err = provision(&grant("Other"), "other").await.expect("refused");
+    assert!(
+        err.contains(refusal),
+        "a permission for another rule: {err}"
+    );
+    assert_eq!(provision(&grant("Work"), "granted").await, None);
 }

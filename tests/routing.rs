@@ -143,9 +143,7 @@ async fn a_rule_that_matches_nothing_or_is_malformed_fails_by_name() {
     let moto = Moto::start().expect("moto server (run `make setup`)");
     let sdk = moto.sdk_config().await;
     let template = |bus: &str, pattern: &str| {
-        let mut t = Template::parse(&SMALL.replace("PATTERN", pattern)).unwrap();
-        t.parameters.insert("EventBusName".into(), bus.into());
-        t
+        Template::translate(&SMALL.replace("PATTERN", pattern), &[("EventBusName", bus)]).unwrap()
     };
 
     let stack = Stack::from_template(

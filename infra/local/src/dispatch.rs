@@ -15,13 +15,18 @@ use crate::codebuild::{Build, CodeBuild, Refusal};
 use crate::runtime::{LocalFunction, Outcome};
 use crate::{LocalError, aws};
 
-/// Lambda's asynchronous invocation: the first attempt and two retries.
+/// Lambda's asynchronous invocation without an EventInvokeConfig: the first attempt and two
+/// retries.
 pub const ATTEMPTS: u32 = 3;
 
 /// What a rule delivers to.
 #[derive(Clone)]
 pub enum Target {
-    Function(Arc<LocalFunction>),
+    /// Invoked asynchronously: `attempts` in all (its EventInvokeConfig's retries plus one).
+    Function {
+        function: Arc<LocalFunction>,
+        attempts: u32,
+    },
     CodeBuild {
         project: String,
         stand_in: Arc<CodeBuild>,
@@ -32,7 +37,7 @@ impl Target {
     /// The function's logical id, or `CodeBuild <project>`.
     pub fn name(&self) -> String {
         match self {
-            Target::Function(f) => f.name().to_string(),
+            Target::Function { function, .. } => function.name().to_string(),
             Target::CodeBuild { project, .. } => format!("CodeBuild {project}"),
         }
     }
@@ -195,10 +200,13 @@ impl Dispatcher {
     async fn deliver(&self, route: &Route, event: &Value) -> Result<Delivery, LocalError> {
         let mut attempts = 0;
         let handled = match &route.target {
-            Target::Function(function) => loop {
+            Target::Function {
+                function,
+                attempts: most,
+            } => loop {
                 attempts += 1;
                 let outcome = function.invoke(event).await?.outcome;
-                if matches!(outcome, Outcome::Response(_)) || attempts == ATTEMPTS {
+                if matches!(outcome, Outcome::Response(_)) || attempts >= *most {
                     break Handled::Invoked(outcome);
                 }
             },

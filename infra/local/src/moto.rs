@@ -18,7 +18,7 @@ pub fn project_root() -> PathBuf {
 
 /// The Python of the project's virtualenv (`make setup` creates it), or `EDDO_PYTHON`: the one
 /// with moto installed.
-fn python_path() -> PathBuf {
+pub(crate) fn python_path() -> PathBuf {
     std::env::var_os("EDDO_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| project_root().join(".venv/bin/python"))

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
-use serde_json::{Value, json};
+use serde_json::{Value, Value as Json, json};
 
 use crate::dispatch::{Dispatcher, Route, Target};
 use crate::moto::project_root;
@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::codebuild::CodeBuild;
 use crate::pattern::check_pattern;
 use crate::template::{
-    ACCOUNT, FunctionDef, Names, REGION, TargetKind, Template, functions, rules,
+    ACCOUNT, FunctionDef, Names, REGION, RuleDef, TargetKind, Template, functions, property, rules,
 };
 use std::sync::Arc;
 
@@ -159,16 +159,14 @@ impl Stack {
         prefix: &str,
         overrides: &[(&str, &str)],
     ) -> Result<Stack, LocalError> {
-        let mut template = Template::load(&project_root().join("template.yaml"))?;
-        template
-            .parameters
-            .insert("EventBusName".into(), format!("{prefix}-bus"));
-        template
-            .parameters
-            .insert("PolicyParameterName".into(), format!("/{prefix}/policy"));
-        for (k, v) in LOCAL_PARAMETERS.iter().chain(overrides) {
-            template.parameters.insert(k.to_string(), v.to_string());
-        }
+        let bus = format!("{prefix}-bus");
+        let policy = format!("/{prefix}/policy");
+        let mut parameters = vec![
+            ("EventBusName", bus.as_str()),
+            ("PolicyParameterName", policy.as_str()),
+        ];
+        parameters.extend(LOCAL_PARAMETERS.iter().chain(overrides).copied());
+        let template = Template::load(&project_root().join("template.yaml"), &parameters)?;
         Stack::from_template(sdk, &template, prefix).await
     }
 
@@ -182,7 +180,7 @@ impl Stack {
         let eb = aws_sdk_eventbridge::Client::new(sdk);
         let mut buses = Vec::new();
         for (id, r) in template.of_type("AWS::Events::EventBus") {
-            let props = names.resolve(&r.properties)?;
+            let props = names.resolve(&r.properties, &format!("resource {id}, Properties"))?;
             let name = props["Name"]
                 .as_str()
                 .map(str::to_string)
@@ -202,7 +200,7 @@ impl Stack {
         let ddb = aws_sdk_dynamodb::Client::new(sdk);
         let mut tables = Vec::new();
         for (id, r) in template.of_type("AWS::DynamoDB::Table") {
-            let props = names.resolve(&r.properties)?;
+            let props = names.resolve(&r.properties, &format!("resource {id}, Properties"))?;
             let name = props["TableName"]
                 .as_str()
                 .map(str::to_string)
@@ -339,7 +337,7 @@ impl Stack {
         }
 
         let mut function_arns = HashMap::new();
-        for (id, _) in template.of_type("AWS::Serverless::Function") {
+        for (id, _) in template.of_type("AWS::Lambda::Function") {
             let name = format!("{prefix}-{id}");
             let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}");
             names.set_attr(id, "Arn", &arn);
@@ -351,9 +349,20 @@ impl Stack {
             "AWS::DynamoDB::Table",
             "AWS::SecretsManager::Secret",
             "AWS::SQS::Queue",
-            "AWS::Serverless::Function",
+            "AWS::Lambda::Function",
             "AWS::Events::Rule",
         ];
+        // Each rule's name and ARN, for what names it (a permission's SourceArn).
+        for (id, r) in template.of_type("AWS::Events::Rule") {
+            let bus = property(&names, id, r, "EventBusName")?;
+            let name = format!("{prefix}-{id}");
+            let arn = match bus.as_str().map(|b| b.rsplit('/').next().unwrap_or(b)) {
+                None | Some("default") => format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}"),
+                Some(bus) => format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{bus}/{name}"),
+            };
+            names.set_ref(id, &name);
+            names.set_attr(id, "Arn", arn);
+        }
         let mut skipped = Vec::new();
         for (id, r) in template
             .resources
@@ -362,11 +371,17 @@ impl Stack {
         {
             // Not created here, but a function may name it (its log group, say).
             names.set_ref(id, format!("{prefix}-{id}"));
-            names.set_attr(
+            names.set_placeholders(
                 id,
-                "Arn",
-                format!("arn:aws:local:{REGION}:{ACCOUNT}:{prefix}-{id}"),
+                &format!("arn:aws:local:{REGION}:{ACCOUNT}:{prefix}-{id}"),
             );
+            if r.kind == "AWS::IAM::Role" {
+                names.set_attr(
+                    id,
+                    "Arn",
+                    format!("arn:aws:iam::{ACCOUNT}:role/{prefix}-{id}"),
+                );
+            }
             skipped.push(format!("{id} ({})", r.kind));
         }
         let functions = functions(template, &names)?;
@@ -374,7 +389,9 @@ impl Stack {
         let mut routes = Vec::new();
         let mut projects = Vec::new();
         // A rule without EventBusName is on the account's default bus, as in AWS.
-        for rule in rules(template, &names, &function_arns, "default")? {
+        let rules = rules(template, &names, &function_arns, "default")?;
+        check_invoke_permissions(template, &names, &rules, &functions)?;
+        for rule in rules {
             if rule.schedule.is_some() {
                 for target in &rule.targets {
                     routes.push(RouteDef {
@@ -522,7 +539,14 @@ impl Stack {
         for r in &self.routes {
             let target = match &r.target {
                 TargetKind::Function(id) => match running.iter().find(|f| f.name() == id) {
-                    Some(f) => Target::Function(f.clone()),
+                    Some(f) => Target::Function {
+                        function: f.clone(),
+                        attempts: self
+                            .functions
+                            .iter()
+                            .find(|d| &d.logical_id == id)
+                            .map_or(crate::dispatch::ATTEMPTS, |d| d.attempts),
+                    },
                     None => continue,
                 },
                 TargetKind::CodeBuild(project) => Target::CodeBuild {
@@ -685,4 +709,49 @@ async fn route_to_queue(
         .await
         .map_err(|e| aws("PutTargets", e))?;
     Ok(url)
+}
+
+/// EventBridge invokes a function only where the function's resource policy lets it: an
+/// `AWS::Lambda::Permission` for `lambda:InvokeFunction` by `events.amazonaws.com`, from the rule
+/// (or any source). A rule without one never reaches its function in AWS, so the local stack
+/// refuses it rather than deliver what AWS would not.
+fn check_invoke_permissions(
+    template: &Template,
+    names: &Names,
+    rules: &[RuleDef],
+    functions: &[FunctionDef],
+) -> Result<(), LocalError> {
+    let mut grants = Vec::new();
+    for (id, r) in template.of_type("AWS::Lambda::Permission") {
+        let p = names.resolve(&r.properties, &format!("resource {id}, Properties"))?;
+        if p["Action"] == "lambda:InvokeFunction" && p["Principal"] == "events.amazonaws.com" {
+            grants.push((
+                p["FunctionName"].as_str().unwrap_or_default().to_string(),
+                p["SourceArn"].as_str().map(str::to_string),
+            ));
+        }
+    }
+    for rule in rules {
+        let rule_arn = names.resolve(
+            &json!({"Fn::GetAtt": [rule.name, "Arn"]}),
+            &format!("rule {}", rule.name),
+        )?;
+        for f in rule.functions() {
+            // A permission names the function by name or ARN.
+            let known: Vec<Json> = [json!({"Ref": f}), json!({"Fn::GetAtt": [f, "Arn"]})]
+                .iter()
+                .filter_map(|v| names.resolve(v, &format!("rule {}", rule.name)).ok())
+                .collect();
+            let allowed = grants.iter().any(|(name, source)| {
+                known.contains(&json!(name)) && source.as_ref().is_none_or(|s| rule_arn == json!(s))
+            });
+            if !allowed && functions.iter().any(|d| d.logical_id == f) {
+                return Err(LocalError::Setup(format!(
+                    "template: rule {} targets {f}, but no AWS::Lambda::Permission lets events.amazonaws.com invoke it from this rule: EventBridge could not deliver",
+                    rule.name
+                )));
+            }
+        }
+    }
+    Ok(())
 }
