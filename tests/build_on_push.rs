@@ -45,7 +45,7 @@ async fn a_push_to_a_tracked_branch_starts_the_build_and_the_scan_once() {
         post_github(url.addr(), LOCAL_GITHUB_SECRET, "push", "d-1", body.clone())
             .await
             .unwrap();
-    assert_eq!(status, 202, "{answer}");
+    assert_eq!(status, 202, "{answer}\n{}", webhook.logs().join("\n"));
     let deliveries = dispatcher.pump(Duration::from_secs(5)).await.unwrap();
     let mut targets: Vec<_> = deliveries.iter().map(|d| d.target.clone()).collect();
     targets.sort();
@@ -113,7 +113,8 @@ async fn a_refused_start_build_is_dead_lettered_at_once() {
         .iter()
         .find(|r| r.rule == "PushRule")
         .expect("the push rule");
-    // The same rule, its target a project that does not exist (deleted after deploy, say).
+    // The same rule, its project deleted after the deploy: its role still allows it.
+    stack.codebuild.remove_project("eddo-build");
     let dispatcher = Dispatcher::new(
         &stack.sdk,
         vec![Route {
@@ -121,7 +122,8 @@ async fn a_refused_start_build_is_dead_lettered_at_once() {
             queue_url: push.queue_url.clone(),
             schedule: None,
             target: Target::CodeBuild {
-                project: "deleted-project".into(),
+                project: "eddo-build".into(),
+                role: push.role.clone().expect("the push rule's role"),
                 stand_in: stack.codebuild.clone(),
             },
         }],
@@ -158,7 +160,7 @@ async fn a_refused_start_build_is_dead_lettered_at_once() {
         .unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["rule"], "PushRule");
-    assert_eq!(dead[0]["target"], "CodeBuild deleted-project");
+    assert_eq!(dead[0]["target"], "CodeBuild eddo-build");
     assert!(
         dead[0]["error"]
             .as_str()

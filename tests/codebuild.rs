@@ -230,3 +230,52 @@ fn the_corpus_sample_reads_as_the_stand_in_writes() {
         Some("my-sample-project")
     );
 }
+
+/// StartBuild is authorized as CodeBuild authorizes it: a function's execution role may start
+/// exactly the projects its template grants, and a rule's CodeBuild target starts builds as its
+/// role, which must trust EventBridge and name the project.
+#[tokio::test(flavor = "multi_thread")]
+async fn start_build_is_allowed_only_by_the_callers_policies() {
+    let (_moto, stack, _, _) = setup("iam-builds").await;
+    let as_gate = aws_sdk_codebuild::Client::from_conf(
+        aws_sdk_codebuild::config::Builder::from(&stack.function_sdk("scan-gate").await.unwrap())
+            .endpoint_url(stack.codebuild.endpoint())
+            .build(),
+    );
+    let start = |project: &'static str| as_gate.start_build().project_name(project).send();
+    start("eddo-deploy")
+        .await
+        .expect("the gate's role grants its deploy project");
+    let err = start("eddo-rollback").await.unwrap_err();
+    let text = format!("{}", aws_sdk_codebuild::error::DisplayErrorContext(&err));
+    assert!(text.contains("AccessDeniedException"), "{text}");
+    assert!(
+        text.contains("assumed-role/iam-builds-ScanGateFunctionRole/ScanGateFunction is not authorized to perform: codebuild:StartBuild on resource: arn:aws:codebuild:us-east-1:123456789012:project/eddo-rollback"),
+        "{text}"
+    );
+
+    let push = stack.routes.iter().find(|r| r.rule == "PushRule").unwrap();
+    let role = push.role.as_deref().unwrap();
+    let input = serde_json::json!({"sourceVersion": "main"});
+    let build = stack
+        .codebuild
+        .start_from_rule("PushRule", "eddo-sast", role, &input);
+    assert!(build.is_ok(), "{build:?}");
+    let refused = stack
+        .codebuild
+        .start_from_rule("PushRule", "eddo-deploy", role, &input)
+        .unwrap_err();
+    assert_eq!(refused.code, "AccessDeniedException", "{refused}");
+    // A role EventBridge cannot assume: the function's, which trusts only Lambda.
+    let lambda_role = &stack.function("scan-gate").unwrap().role;
+    let refused = stack
+        .codebuild
+        .start_from_rule("PushRule", "eddo-deploy", lambda_role, &input)
+        .unwrap_err();
+    assert!(
+        refused
+            .message
+            .contains("does not let events.amazonaws.com assume it"),
+        "{refused}"
+    );
+}

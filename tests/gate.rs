@@ -87,11 +87,13 @@ async fn setup(prefix: &str, policy: Option<&str>) -> Setup {
     if let Some(p) = policy {
         stack.put_policy(p).await.unwrap();
     }
+    // The gate runs as its execution role.
+    let sdk = eddo_tests::function_sdk(&stack, "scan-gate").await;
     let config = eddo_tests::policy_config(&stack, "scan-gate");
     let policy = eddo::policy::load(&sdk, &config.policy_parameter)
         .await
         .unwrap();
-    let gate = Gate::new(&config, policy, &sdk).with_codebuild(eddo_tests::stand_in(&stack));
+    let gate = Gate::new(&config, policy, &sdk).with_codebuild(eddo_tests::stand_in(&sdk, &stack));
     Setup {
         _moto: moto,
         stack,
@@ -585,7 +587,7 @@ async fn a_bad_policy_stops_the_real_function_at_init_naming_the_mistake() {
 async fn aws_round_trips_per_signal() {
     let s = setup("gate-calls", None).await;
     let calls = eddo_tests::Calls::default();
-    let sdk = &s.stack.sdk;
+    let sdk = &eddo_tests::function_sdk(&s.stack, "scan-gate").await;
     let ddb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(sdk)
             .interceptor(calls.clone())
@@ -680,7 +682,7 @@ async fn a_throttled_start_build_is_retried_and_starts_one_deployment() {
     });
     let failing_client = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&throttled]);
     let config = eddo_tests::policy_config(&s.stack, "scan-gate");
-    let sdk = &s.stack.sdk;
+    let sdk = &eddo_tests::function_sdk(&s.stack, "scan-gate").await;
     let policy = eddo::policy::load(sdk, &config.policy_parameter)
         .await
         .unwrap();
@@ -713,7 +715,7 @@ async fn a_throttled_start_build_is_retried_and_starts_one_deployment() {
 
     // An invocation still at work is not second-guessed: a redelivery seconds later waits.
     CLOCK.fetch_add(5, std::sync::atomic::Ordering::SeqCst);
-    let healthy_client = eddo_tests::stand_in(&s.stack);
+    let healthy_client = eddo_tests::stand_in(sdk, &s.stack);
     let healthy = Gate::new(&config, policy, sdk)
         .with_codebuild(healthy_client)
         .with_clock(clock);

@@ -73,30 +73,48 @@ pub fn policy_config(stack: &eddo_local::stack::Stack, binary: &str) -> eddo::co
     eddo::config::PolicyConfig::from_env(&function_env(stack, binary)).unwrap()
 }
 
-fn stand_in_config(stack: &eddo_local::stack::Stack) -> aws_sdk_codebuild::config::Builder {
-    aws_sdk_codebuild::config::Builder::from(&stack.sdk).endpoint_url(stack.codebuild.endpoint())
+/// The SDK configuration of the template's function built from `binary`: signing as its
+/// execution role, so IAM allows a handler under test exactly what the role allows in AWS.
+pub async fn function_sdk(stack: &eddo_local::stack::Stack, binary: &str) -> aws_config::SdkConfig {
+    stack
+        .function_sdk(binary)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A CodeBuild client that talks to the local stack's stand-in, as the functions' does there.
-pub fn stand_in(stack: &eddo_local::stack::Stack) -> aws_sdk_codebuild::Client {
-    aws_sdk_codebuild::Client::from_conf(stand_in_config(stack).build())
+fn stand_in_config(
+    sdk: &aws_config::SdkConfig,
+    stack: &eddo_local::stack::Stack,
+) -> aws_sdk_codebuild::config::Builder {
+    aws_sdk_codebuild::config::Builder::from(sdk).endpoint_url(stack.codebuild.endpoint())
+}
+
+/// A CodeBuild client that talks to the local stack's stand-in as `sdk`'s identity, as a
+/// function's does there.
+pub fn stand_in(
+    sdk: &aws_config::SdkConfig,
+    stack: &eddo_local::stack::Stack,
+) -> aws_sdk_codebuild::Client {
+    aws_sdk_codebuild::Client::from_conf(stand_in_config(sdk, stack).build())
 }
 
 /// The stand-in's client, its calls counted.
 pub fn counted_stand_in(
+    sdk: &aws_config::SdkConfig,
     stack: &eddo_local::stack::Stack,
     calls: &Calls,
 ) -> aws_sdk_codebuild::Client {
-    aws_sdk_codebuild::Client::from_conf(stand_in_config(stack).interceptor(calls.clone()).build())
+    aws_sdk_codebuild::Client::from_conf(
+        stand_in_config(sdk, stack)
+            .interceptor(calls.clone())
+            .build(),
+    )
 }
 
-/// A DynamoDB client of the local stack, its calls counted.
-pub fn counted_dynamodb(
-    stack: &eddo_local::stack::Stack,
-    calls: &Calls,
-) -> aws_sdk_dynamodb::Client {
+/// A DynamoDB client as `sdk`'s identity, its calls counted.
+pub fn counted_dynamodb(sdk: &aws_config::SdkConfig, calls: &Calls) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&stack.sdk)
+        aws_sdk_dynamodb::config::Builder::from(sdk)
             .interceptor(calls.clone())
             .build(),
     )

@@ -92,6 +92,8 @@ async fn setup(prefix: &str, policy: Option<&str>) -> Setup {
     let moto = Moto::start().expect("moto server (run `make setup`)");
     let sdk = moto.sdk_config().await;
     let stack = Stack::provision(&sdk, prefix).await.unwrap();
+    // alarm-rollback runs as its execution role.
+    let sdk = eddo_tests::function_sdk(&stack, "alarm-rollback").await;
     let config = eddo_tests::policy_config(&stack, "alarm-rollback");
     // A policy given here is not put in SSM: its projects stay unknown to the stand-in.
     let policy = match policy {
@@ -101,7 +103,7 @@ async fn setup(prefix: &str, policy: Option<&str>) -> Setup {
             .unwrap(),
     };
     let rollbacks =
-        Rollbacks::new(&config, policy, &sdk).with_codebuild(eddo_tests::stand_in(&stack));
+        Rollbacks::new(&config, policy, &sdk).with_codebuild(eddo_tests::stand_in(&sdk, &stack));
     Setup {
         _moto: moto,
         stack,
@@ -512,11 +514,12 @@ async fn the_gate_holds_deployments_while_a_rollback_runs() {
         .await;
     let held = s.held_by().await.expect("held");
     let config = eddo_tests::policy_config(&s.stack, "scan-gate");
-    let policy = eddo::policy::load(&s.stack.sdk, &config.policy_parameter)
+    let gate_sdk = eddo_tests::function_sdk(&s.stack, "scan-gate").await;
+    let policy = eddo::policy::load(&gate_sdk, &config.policy_parameter)
         .await
         .unwrap();
-    let gate = eddo_scan_gate::Gate::new(&config, policy, &s.stack.sdk)
-        .with_codebuild(eddo_tests::stand_in(&s.stack));
+    let gate = eddo_scan_gate::Gate::new(&config, policy, &gate_sdk)
+        .with_codebuild(eddo_tests::stand_in(&gate_sdk, &s.stack));
     let commit = sha(62);
     for project in ["eddo-build", "eddo-sast"] {
         let mut e = sample("codebuild-build-state-change.json");
@@ -572,10 +575,11 @@ async fn a_throttled_start_is_retried_and_rolls_back_once() {
         )
     });
     let config = eddo_tests::policy_config(&s.stack, "alarm-rollback");
-    let policy = eddo::policy::load(&s.stack.sdk, &config.policy_parameter)
+    let sdk = eddo_tests::function_sdk(&s.stack, "alarm-rollback").await;
+    let policy = eddo::policy::load(&sdk, &config.policy_parameter)
         .await
         .unwrap();
-    let failing = Rollbacks::new(&config, policy, &s.stack.sdk).with_codebuild(mock_client!(
+    let failing = Rollbacks::new(&config, policy, &sdk).with_codebuild(mock_client!(
         aws_sdk_codebuild,
         RuleMode::MatchAny,
         [&throttled]
@@ -608,17 +612,17 @@ async fn a_throttled_start_is_retried_and_rolls_back_once() {
 async fn aws_round_trips_per_alarm() {
     let s = setup("rb-calls", None).await;
     let calls = eddo_tests::Calls::default();
-    let sdk = &s.stack.sdk;
+    let sdk = &eddo_tests::function_sdk(&s.stack, "alarm-rollback").await;
     let config = eddo_tests::policy_config(&s.stack, "alarm-rollback");
     let policy = eddo::policy::load(sdk, &config.policy_parameter)
         .await
         .unwrap();
     let rollbacks = Rollbacks::new(&config, policy, sdk)
         .with_dynamodb(
-            eddo_tests::counted_dynamodb(&s.stack, &calls),
+            eddo_tests::counted_dynamodb(sdk, &calls),
             &config.common.table_name,
         )
-        .with_codebuild(eddo_tests::counted_stand_in(&s.stack, &calls));
+        .with_codebuild(eddo_tests::counted_stand_in(sdk, &s.stack, &calls));
     let now = now_epoch();
 
     let early = alarm("hello-world-5xx", "OK", "ALARM", now - 50);

@@ -128,6 +128,12 @@ Resources:
       KeySchema: [{AttributeName: pk, KeyType: HASH}]
   Secret:
     Type: AWS::SecretsManager::Secret
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Version: "2012-10-17"
+        Statement: [{Effect: Allow, Principal: {Service: events.amazonaws.com}, Action: sts:AssumeRole}]
   Rule:
     Type: AWS::Events::Rule
     Properties:
@@ -136,6 +142,7 @@ Resources:
       Targets:
         - Id: build
           Arn: !Sub arn:${AWS::Partition}:codebuild:${AWS::Region}:${AWS::AccountId}:project/p
+          RoleArn: !GetAtt Role.Arn
 "#;
 
 #[tokio::test(flavor = "multi_thread")]

@@ -317,6 +317,7 @@ async fn send_delivers_a_corpus_webhook_or_puts_an_aws_event_on_the_bus() {
     let url = FunctionUrl::serve(function.clone(), 0).await.unwrap();
     let to = Endpoints {
         moto: moto.endpoint(),
+        admin: moto.admin().clone(),
         bus: stack.bus.clone(),
         webhook: url.addr(),
     };

@@ -35,6 +35,8 @@ async fn setup(prefix: &str) -> Setup {
     let moto = Moto::start().expect("moto server (run `make setup`)");
     let sdk = moto.sdk_config().await;
     let stack = Stack::provision(&sdk, prefix).await.unwrap();
+    // tenant-onboarding runs as its execution role.
+    let sdk = eddo_tests::function_sdk(&stack, "tenant-onboarding").await;
     let config = eddo_tests::policy_config(&stack, "tenant-onboarding");
     let sbt = Sbt::from_env(&eddo_tests::function_env(&stack, "tenant-onboarding")).unwrap();
     assert!(sbt.is_some(), "the local stack speaks sbt-aws");
@@ -43,7 +45,7 @@ async fn setup(prefix: &str) -> Setup {
         .unwrap();
     let tenants = Tenants::new(&config, policy, &sdk)
         .with_sbt(sbt)
-        .with_codebuild(eddo_tests::stand_in(&stack));
+        .with_codebuild(eddo_tests::stand_in(&sdk, &stack));
     let sbt_answers = stack
         .route_to_queue(
             &format!("{prefix}-sbt-answers"),
@@ -672,17 +674,17 @@ async fn an_sbt_aws_control_plane_gets_answers_in_its_own_shape() {
 async fn each_event_costs_few_aws_calls() {
     let s = setup("tn-calls").await;
     let calls = eddo_tests::Calls::default();
-    let sdk = &s.stack.sdk;
+    let sdk = &eddo_tests::function_sdk(&s.stack, "tenant-onboarding").await;
     let config = eddo_tests::policy_config(&s.stack, "tenant-onboarding");
     let policy = eddo::policy::load(sdk, &config.policy_parameter)
         .await
         .unwrap();
     let tenants = Tenants::new(&config, policy, sdk)
         .with_dynamodb(
-            eddo_tests::counted_dynamodb(&s.stack, &calls),
+            eddo_tests::counted_dynamodb(sdk, &calls),
             &config.common.table_name,
         )
-        .with_codebuild(eddo_tests::counted_stand_in(&s.stack, &calls));
+        .with_codebuild(eddo_tests::counted_stand_in(sdk, &s.stack, &calls));
     let request = onboard("cyberdyne", "basic", basic_values());
     tenants.handle(&request).await.unwrap();
     assert_eq!(

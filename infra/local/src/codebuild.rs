@@ -20,6 +20,7 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+use crate::iam::{Authority, Caller, signing_key};
 use crate::loopback::Server;
 use crate::template::{ACCOUNT, REGION};
 use crate::{LocalError, aws};
@@ -148,6 +149,8 @@ struct State {
 
 struct Inner {
     state: Mutex<State>,
+    /// Who may start what: IAM's answer for each StartBuild, as CodeBuild asks it.
+    authority: Authority,
     events: aws_sdk_eventbridge::Client,
     default_duration: Duration,
     idle: Notify,
@@ -167,7 +170,9 @@ impl CodeBuild {
         projects: impl IntoIterator<Item = String>,
         duration: Duration,
     ) -> Result<CodeBuild, LocalError> {
+        let authority = Authority::of(sdk)?;
         let inner = Arc::new(Inner {
+            authority,
             state: Mutex::new(State {
                 projects: projects.into_iter().collect(),
                 ..State::default()
@@ -180,13 +185,20 @@ impl CodeBuild {
         let server = Server::serve("CodeBuild stand-in", 0, move |parts, body, _| {
             let inner = handler.clone();
             async move {
-                let target = parts
-                    .headers
-                    .get("x-amz-target")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
-                inner.answer(&target, &body)
+                let header = |name: &str| {
+                    parts
+                        .headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let token = header("x-amz-security-token");
+                let caller = signing_key(&header("authorization")).map(|k| Caller::AccessKey {
+                    id: k.to_string(),
+                    session_token: (!token.is_empty()).then_some(token.clone()),
+                });
+                inner.answer(&header("x-amz-target"), caller, &body)
             }
         })
         .await?;
@@ -201,6 +213,11 @@ impl CodeBuild {
     /// Makes `project` exist.
     pub fn add_project(&self, project: &str) {
         self.inner.lock().projects.insert(project.to_string());
+    }
+
+    /// Makes `project` no longer exist (deleted after a deploy, say).
+    pub fn remove_project(&self, project: &str) {
+        self.inner.lock().projects.remove(project);
     }
 
     /// The next build of `project` ends as `plan` (plans queue up; without one a build succeeds).
@@ -225,12 +242,14 @@ impl CodeBuild {
         self.inner.lock().builds.clone()
     }
 
-    /// Starts a build as an EventBridge rule's CodeBuild target does: `input` (the target's
-    /// input, after any input transformer) holds the StartBuild parameters.
+    /// Starts a build as an EventBridge rule's CodeBuild target does, as the target's role
+    /// (`RoleArn`), which must trust `events.amazonaws.com` and allow StartBuild on the project:
+    /// `input` (the target's input, after any input transformer) holds the StartBuild parameters.
     pub fn start_from_rule(
         &self,
         rule: &str,
         project: &str,
+        role: &str,
         input: &Value,
     ) -> Result<Build, Refusal> {
         let mut request = match input {
@@ -238,9 +257,15 @@ impl CodeBuild {
             _ => serde_json::Map::new(),
         };
         request.insert("projectName".into(), project.into());
-        self.inner
-            .clone()
-            .start_build(&Value::Object(request), &format!("rule/{rule}"))
+        let caller = Caller::ServiceRole {
+            role: role.to_string(),
+            service: "events.amazonaws.com".into(),
+        };
+        self.inner.clone().start_build(
+            &Value::Object(request),
+            &format!("rule/{rule}"),
+            Some(caller),
+        )
     }
 
     /// Waits until every started build has finished and its final event was sent, or `wait`
@@ -264,7 +289,12 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn answer(self: Arc<Self>, target: &str, body: &[u8]) -> Response<Full<Bytes>> {
+    fn answer(
+        self: Arc<Self>,
+        target: &str,
+        caller: Option<Caller>,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
         let request: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(e) => {
@@ -276,7 +306,7 @@ impl Inner {
         };
         let result = match target.rsplit('.').next().unwrap_or_default() {
             "StartBuild" => self
-                .start_build(&request, "codebuild")
+                .start_build(&request, "codebuild", caller)
                 .map(|b| json!({ "build": describe(&b) })),
             "BatchGetBuilds" => Ok(self.batch_get(&request)),
             other => Err(refuse(
@@ -296,7 +326,31 @@ impl Inner {
         }
     }
 
-    fn start_build(self: Arc<Self>, request: &Value, initiator: &str) -> Result<Build, Refusal> {
+    /// Whether `caller` may start a build of `project`: CodeBuild's own question to IAM.
+    fn authorize(&self, caller: Option<Caller>, project: &str) -> Result<(), Refusal> {
+        let Some(caller) = caller else {
+            return Err(refuse(
+                "MissingAuthenticationTokenException",
+                "the request is not signed",
+            ));
+        };
+        let resource = format!("arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{project}");
+        match self
+            .authority
+            .authorize(&caller, "codebuild:StartBuild", &resource, json!({}))
+        {
+            Ok(d) if d.allowed => Ok(()),
+            Ok(d) => Err(refuse("AccessDeniedException", d.message)),
+            Err(e) => Err(refuse("InternalFailure", e.to_string())),
+        }
+    }
+
+    fn start_build(
+        self: Arc<Self>,
+        request: &Value,
+        initiator: &str,
+        caller: Option<Caller>,
+    ) -> Result<Build, Refusal> {
         let project = request["projectName"]
             .as_str()
             .filter(|p| !p.is_empty())
@@ -330,8 +384,9 @@ impl Inner {
             m.remove("idempotencyToken");
         }
 
+        *self.lock().calls.entry(project.clone()).or_default() += 1;
+        self.authorize(caller, &project)?;
         let mut state = self.lock();
-        *state.calls.entry(project.clone()).or_default() += 1;
         if !state.projects.contains(&project) {
             return Err(refuse(
                 "ResourceNotFoundException",

@@ -611,6 +611,13 @@ pub async fn run() -> Result<bool, LocalError> {
         "alarm-rollback",
         format!("live {} ({})", live["commit"], live["kind"]),
     );
+    // CloudWatch evaluates an alarm at most every 10 seconds and knows a state change by its
+    // second: the next change is at least in the next second.
+    let into_second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_millis();
+    tokio::time::sleep(Duration::from_millis(u64::from(1_010 - into_second.min(1_000)))).await;
     let again = alarm_fires(&stack).await?;
     t.step(
         true,

@@ -27,8 +27,10 @@ pub enum Target {
         function: Arc<LocalFunction>,
         attempts: u32,
     },
+    /// Started as the target's role (`RoleArn`).
     CodeBuild {
         project: String,
+        role: String,
         stand_in: Arc<CodeBuild>,
     },
 }
@@ -210,11 +212,15 @@ impl Dispatcher {
                     break Handled::Invoked(outcome);
                 }
             },
-            Target::CodeBuild { project, stand_in } => {
+            Target::CodeBuild {
+                project,
+                role,
+                stand_in,
+            } => {
                 attempts = 1;
                 Handled::Build(
                     stand_in
-                        .start_from_rule(&route.rule, project, event)
+                        .start_from_rule(&route.rule, project, role, event)
                         .map(Box::new),
                 )
             }

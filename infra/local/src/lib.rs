@@ -4,6 +4,7 @@
 pub mod codebuild;
 pub mod demo;
 pub mod dispatch;
+pub mod iam;
 pub mod loopback;
 pub mod measure;
 pub mod meter;

@@ -181,6 +181,7 @@ async fn up(port: u16) -> Result<(), eddo_local::LocalError> {
     }
     let endpoints = eddo_local::send::Endpoints {
         moto: moto.endpoint(),
+        admin: moto.admin().clone(),
         bus: stack.bus.clone(),
         webhook: url.addr(),
     };

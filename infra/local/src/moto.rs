@@ -1,6 +1,8 @@
-//! moto server, the AWS API emulator, as a child process on a free loopback port.
+//! moto server, the AWS API emulator, as a child process on a free loopback port, with IAM
+//! enforced (`infra/local/moto_server.py`): every call is signed and must be allowed by its
+//! caller's policies. The local stack provisions as the administrator moto creates at start.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -24,10 +26,32 @@ pub(crate) fn python_path() -> PathBuf {
         .unwrap_or_else(|| project_root().join(".venv/bin/python"))
 }
 
+/// An access key of the emulator's IAM (the administrator's, or a role session's).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    #[serde(default)]
+    pub session_token: Option<String>,
+}
+
+impl AccessKey {
+    pub fn credentials(&self) -> Credentials {
+        Credentials::new(
+            &self.access_key_id,
+            &self.secret_access_key,
+            self.session_token.clone(),
+            None,
+            "eddo-local",
+        )
+    }
+}
+
 /// A running moto server; dropping it stops the process.
 pub struct Moto {
     child: Child,
     addr: SocketAddr,
+    admin: AccessKey,
 }
 
 impl Moto {
@@ -40,8 +64,8 @@ impl Moto {
             )));
         }
         // moto's own server, its requests served one at a time so conditional writes are
-        // atomic, as in DynamoDB (see the script).
-        let script = project_root().join("infra/local/moto_serial.py");
+        // atomic, as in DynamoDB, and IAM enforced as in AWS (see the script).
+        let script = project_root().join("infra/local/moto_server.py");
         // Ask the OS for a free port, then hand it to moto. Another process could take it in
         // between; the readiness check below would then fail loudly, not hang.
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -49,15 +73,40 @@ impl Moto {
             .map_err(|e| LocalError::Setup(format!("no free loopback port: {e}")))?
             .port();
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let child = Command::new(&path)
+        let mut child = Command::new(&path)
             .arg(&script)
             .args(["127.0.0.1", &port.to_string()])
+            .env("EDDO_IAM", "1")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| LocalError::Setup(format!("could not start {}: {e}", path.display())))?;
-        let mut moto = Moto { child, addr };
+        // Its first line is the administrator's access key; the rest is drained.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("piped");
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            lines.for_each(drop);
+        });
+        let admin = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Some(Ok(line))) => serde_json::from_str(&line).map_err(|e| {
+                LocalError::Setup(format!("moto server printed no access key ({e}): {line}"))
+            }),
+            _ => Err(LocalError::Setup(
+                "moto server exited or printed nothing at start".into(),
+            )),
+        };
+        let admin = match admin {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        let mut moto = Moto { child, addr, admin };
         moto.wait_ready(Duration::from_secs(60))?;
         Ok(moto)
     }
@@ -85,17 +134,22 @@ impl Moto {
         format!("http://{}", self.addr)
     }
 
-    /// SDK configuration pointed at this server, with moto's dummy credentials.
+    /// The administrator's access key: allowed everything, as the identity that deploys.
+    pub fn admin(&self) -> &AccessKey {
+        &self.admin
+    }
+
+    /// SDK configuration pointed at this server, as the administrator.
     pub async fn sdk_config(&self) -> SdkConfig {
-        sdk_config_for(&self.endpoint()).await
+        sdk_config_for(&self.endpoint(), &self.admin).await
     }
 }
 
-/// SDK configuration for an emulator at `endpoint`.
-pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+/// SDK configuration for an emulator at `endpoint`, signing as `key`.
+pub async fn sdk_config_for(endpoint: &str, key: &AccessKey) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .credentials_provider(key.credentials())
         .endpoint_url(endpoint)
         .load()
         .await

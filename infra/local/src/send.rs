@@ -53,6 +53,8 @@ pub async fn post_github(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoints {
     pub moto: String,
+    /// The emulator's administrator (IAM is enforced there): a local key, never an AWS one.
+    pub admin: crate::moto::AccessKey,
     pub bus: String,
     pub webhook: SocketAddr,
 }
@@ -106,7 +108,7 @@ pub async fn send(file: &Path, event: Option<&str>, to: &Endpoints) -> Result<Se
     if let (Some(source), Some(detail_type)) =
         (json["source"].as_str(), json["detail-type"].as_str())
     {
-        let eb = aws_sdk_eventbridge::Client::new(&sdk_config_for(&to.moto).await);
+        let eb = aws_sdk_eventbridge::Client::new(&sdk_config_for(&to.moto, &to.admin).await);
         let resources: Vec<String> = json["resources"]
             .as_array()
             .into_iter()

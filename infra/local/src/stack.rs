@@ -13,6 +13,8 @@ use aws_sdk_dynamodb::types::{
 use serde_json::{Value, Value as Json, json};
 
 use crate::dispatch::{Dispatcher, Route, Target};
+use crate::iam::Authority;
+use crate::moto::AccessKey;
 use crate::moto::project_root;
 use crate::runtime::{FunctionSpec, LocalFunction};
 use crate::{LocalError, aws};
@@ -104,6 +106,8 @@ pub struct RouteDef {
     pub schedule: Option<String>,
     pub target: TargetKind,
     pub queue_url: String,
+    /// The role EventBridge assumes to reach the target (`RoleArn`; a CodeBuild target needs one).
+    pub role: Option<String>,
 }
 
 impl RouteDef {
@@ -143,6 +147,10 @@ pub struct Stack {
     /// For each rule of the template, a queue that receives every event the rule matches, as
     /// it matched it (no input transformer): what the rule saw, for tests and the timeline.
     pub matched: BTreeMap<String, String>,
+    /// The emulator's IAM, which the CodeBuild stand-in and rule targets ask.
+    pub authority: Authority,
+    /// Each function's session of its execution role (by logical id): what Lambda gives it.
+    pub credentials: BTreeMap<String, AccessKey>,
 }
 
 impl Stack {
@@ -336,6 +344,8 @@ impl Stack {
             names.set_attr(id, "Arn", format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"));
         }
 
+        crate::iam::create_roles(sdk, template, &mut names, prefix).await?;
+
         let mut function_arns = HashMap::new();
         for (id, _) in template.of_type("AWS::Lambda::Function") {
             let name = format!("{prefix}-{id}");
@@ -351,6 +361,8 @@ impl Stack {
             "AWS::SQS::Queue",
             "AWS::Lambda::Function",
             "AWS::Events::Rule",
+            "AWS::IAM::Role",
+            "AWS::IAM::RolePolicy",
         ];
         // Each rule's name and ARN, for what names it (a permission's SourceArn).
         for (id, r) in template.of_type("AWS::Events::Rule") {
@@ -385,6 +397,16 @@ impl Stack {
             skipped.push(format!("{id} ({})", r.kind));
         }
         let functions = functions(template, &names)?;
+        // Lambda runs each function with a session of its execution role, and only where the
+        // role trusts lambda.amazonaws.com.
+        let authority = Authority::of(sdk)?;
+        let mut credentials = BTreeMap::new();
+        for f in &functions {
+            let key = authority
+                .assume(&f.role, "lambda.amazonaws.com", &f.logical_id)
+                .map_err(|e| LocalError::Setup(format!("{}: {e}", f.logical_id)))?;
+            credentials.insert(f.logical_id.clone(), key);
+        }
         let policy_parameter = template.parameters.get("PolicyParameterName").cloned();
         let mut routes = Vec::new();
         let mut projects = Vec::new();
@@ -401,6 +423,7 @@ impl Stack {
                         schedule: rule.schedule.clone(),
                         target: target.kind.clone(),
                         queue_url: String::new(),
+                        role: target.role.clone(),
                     });
                 }
                 continue;
@@ -412,6 +435,12 @@ impl Stack {
                     TargetKind::Other(arn) => {
                         skipped.push(format!("{} target {arn}", rule.name));
                         continue;
+                    }
+                    TargetKind::CodeBuild(project) if target.role.is_none() => {
+                        return Err(LocalError::Setup(format!(
+                            "template: rule {} target {}: EventBridge starts CodeBuild builds only as a role (RoleArn)",
+                            rule.name, target.id
+                        )));
                     }
                     TargetKind::CodeBuild(project) => projects.push(project.clone()),
                     TargetKind::Function(_) => {}
@@ -446,6 +475,7 @@ impl Stack {
                     schedule: None,
                     target: target.kind.clone(),
                     queue_url,
+                    role: target.role.clone(),
                 });
             }
         }
@@ -472,6 +502,8 @@ impl Stack {
             policy_parameter,
             codebuild,
             dead_letter_queue: queues.into_iter().next(),
+            authority,
+            credentials,
             tap_queue: String::new(),
             matched: BTreeMap::new(),
         };
@@ -551,6 +583,7 @@ impl Stack {
                 },
                 TargetKind::CodeBuild(project) => Target::CodeBuild {
                     project: project.clone(),
+                    role: r.role.clone().unwrap_or_default(),
                     stand_in: self.codebuild.clone(),
                 },
                 TargetKind::Other(_) => continue,
@@ -581,11 +614,41 @@ impl Stack {
             })
     }
 
+    /// The session of the execution role of the function built from `binary`.
+    pub fn function_key(&self, binary: &str) -> Result<&AccessKey, LocalError> {
+        let def = self.function(binary)?;
+        self.credentials.get(&def.logical_id).ok_or_else(|| {
+            LocalError::Setup(format!("{} has no session of its role", def.logical_id))
+        })
+    }
+
+    /// SDK configuration as the function built from `binary` has it in Lambda: signing with its
+    /// execution role's session, so IAM allows exactly what its role does. For running a
+    /// function's handler in a test.
+    pub async fn function_sdk(&self, binary: &str) -> Result<SdkConfig, LocalError> {
+        let endpoint = self
+            .sdk
+            .endpoint_url()
+            .ok_or_else(|| LocalError::Setup("the stack's SDK names no emulator".into()))?;
+        Ok(crate::moto::sdk_config_for(endpoint, self.function_key(binary)?).await)
+    }
+
     /// How the local runtime runs the template's function built from `binary`: its environment,
-    /// timeout and memory from the template, its AWS calls sent to the emulator at `endpoint`.
+    /// timeout and memory from the template, its execution role's session as Lambda gives it,
+    /// its AWS calls sent to the emulator at `endpoint`.
     pub fn spec(&self, binary: &str, endpoint: &str) -> Result<FunctionSpec, LocalError> {
         let def = self.function(binary)?;
+        let key = self.function_key(binary)?;
         let mut env = def.env.clone();
+        env.push(("AWS_ACCESS_KEY_ID".into(), key.access_key_id.clone()));
+        env.push((
+            "AWS_SECRET_ACCESS_KEY".into(),
+            key.secret_access_key.clone(),
+        ));
+        env.push((
+            "AWS_SESSION_TOKEN".into(),
+            key.session_token.clone().unwrap_or_default(),
+        ));
         env.push(("AWS_ENDPOINT_URL".into(), endpoint.to_string()));
         env.push((
             "AWS_ENDPOINT_URL_CODEBUILD".into(),

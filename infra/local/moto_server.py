@@ -1,0 +1,466 @@
+"""moto server as the local stack runs it: one request at a time, and IAM enforced as AWS does.
+
+One at a time: moto handles requests on threads and does not lock its DynamoDB tables, so two
+concurrent conditional writes can both succeed there, which DynamoDB never allows. eddo's
+exactly-once guarantees rest on conditional writes, so each request is served whole before the
+next (the local stack never long-polls, so nothing waits on another request).
+
+IAM (with EDDO_IAM=1): every request must be signed by a known identity and allowed by its
+policies, as in AWS. moto can check only the action: it knows no resource for most services, and
+it authorizes some calls under names IAM does not have (TransactWriteItems). So for the services
+eddo's functions call, this server asks what AWS asks, request by request:
+
+- DynamoDB: each item of a transaction or batch under the action AWS checks for it (PutItem,
+  UpdateItem, DeleteItem, ConditionCheckItem, GetItem), on its table or index ARN, with the
+  `dynamodb:LeadingKeys` of the key it touches;
+- EventBridge PutEvents: each entry on its bus's ARN, with `events:source` and
+  `events:detail-type`;
+- SSM GetParameter(s): the parameter's ARN; Secrets Manager GetSecretValue: the secret's ARN;
+  KMS: the key's ARN.
+
+- ECR DescribeImageScanFindings: the repository's ARN; Inspector ListFindings: "*" (it has no
+  resource-level permissions).
+
+Each is evaluated against the caller's policies (a role's inline and attached managed policies,
+AWS's published documents for AWS managed ones) with IAM's logic: an explicit Deny wins, else an
+Allow whose Action, Resource and Condition match. A refusal is AWS's AccessDeniedException, naming
+the identity, the action and the resource. Other calls (the administrator's provisioning) are
+checked for their action only.
+
+The administrator the local stack provisions with is created here before serving; its access key
+is the first line this prints ({"access_key_id": ..., "secret_access_key": ...}). Two endpoints
+stand in for what AWS services do inside AWS:
+- POST /_eddo/authorize (JSON {access_key_id [session_token] | role_arn service, action,
+  resource, context}): the same
+  evaluation, for the CodeBuild stand-in's StartBuild and for EventBridge's CodeBuild targets
+  (their rule's role), so there is one IAM evaluation for every call;
+- POST /_eddo/assume-role (JSON {role_arn, service, session_name}): the session Lambda gets for a
+  function's execution role, only where the role's trust policy lets that service assume it.
+
+Usage: python moto_server.py HOST PORT
+"""
+
+import json
+import os
+import re
+import sys
+import threading
+
+ACCOUNT = "123456789012"
+IAM = os.environ.get("EDDO_IAM") == "1"
+if IAM:
+    os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
+    # AWS managed policies (AWSLambdaBasicExecutionRole, ...) with their published documents.
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+
+from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app  # noqa: E402
+from werkzeug.serving import run_simple  # noqa: E402
+from werkzeug.wrappers import Request, Response  # noqa: E402
+
+
+# ---- IAM's evaluation logic ---------------------------------------------------------------------
+
+
+def as_list(v):
+    return v if isinstance(v, list) else [v]
+
+
+def matches(pattern, value, case_sensitive=True):
+    """IAM's wildcards: * any run of characters, ? any one."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, 0 if case_sensitive else re.IGNORECASE) is not None
+
+
+STRING_OPS = {
+    "StringEquals": lambda p, v: p == v,
+    "StringNotEquals": lambda p, v: p != v,
+    "StringLike": lambda p, v: matches(p, v),
+    "StringNotLike": lambda p, v: not matches(p, v),
+    "ArnEquals": lambda p, v: p == v,
+    "ArnLike": lambda p, v: matches(p, v),
+    "ArnNotEquals": lambda p, v: p != v,
+    "ArnNotLike": lambda p, v: not matches(p, v),
+}
+NEGATED = {"StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike"}
+
+
+class UnsupportedCondition(Exception):
+    pass
+
+
+def condition_holds(operator, key, expected, context):
+    """One condition of a statement, as IAM evaluates it against the request's context."""
+    qualifier, _, op = operator.rpartition(":")
+    if_exists = op.endswith("IfExists")
+    op = op[: -len("IfExists")] if if_exists else op
+    if op == "Null":
+        present = key in context
+        return all((str(e).lower() == "true") != present for e in as_list(expected))
+    if op not in STRING_OPS:
+        raise UnsupportedCondition(f"condition operator {operator} is not evaluated by the local stack")
+    test = STRING_OPS[op]
+    expected = [str(e) for e in as_list(expected)]
+    if key not in context:
+        # A missing key: ForAllValues holds vacuously; IfExists holds; anything else fails.
+        return qualifier == "ForAllValues" or if_exists
+    values = as_list(context[key])
+    if op in NEGATED:
+        one = lambda v: all(test(e, v) for e in expected)  # noqa: E731
+    else:
+        one = lambda v: any(test(e, v) for e in expected)  # noqa: E731
+    if qualifier == "ForAllValues":
+        return all(one(v) for v in values)
+    if qualifier == "ForAnyValue":
+        return any(one(v) for v in values)
+    return len(values) == 1 and one(values[0])
+
+
+# A request moto knows no resource for: its policies are checked for the action only.
+ANY = object()
+
+
+def statement_applies(statement, action, resource, context):
+    if "Action" in statement:
+        if not any(matches(a, action, case_sensitive=False) for a in as_list(statement["Action"])):
+            return False
+    elif "NotAction" in statement:
+        if any(matches(a, action, case_sensitive=False) for a in as_list(statement["NotAction"])):
+            return False
+    if resource is ANY:
+        return True
+    if "Resource" in statement:
+        if not any(matches(r, resource) for r in as_list(statement["Resource"])):
+            return False
+    elif "NotResource" in statement:
+        if any(matches(r, resource) for r in as_list(statement["NotResource"])):
+            return False
+    for operator, keys in (statement.get("Condition") or {}).items():
+        for key, expected in keys.items():
+            if not condition_holds(operator, key, expected, context):
+                return False
+    return True
+
+
+def evaluate(documents, action, resource, context):
+    """'allow', or why not: 'explicit' (a Deny) or 'implicit' (no Allow)."""
+    allowed = False
+    for document in documents:
+        doc = json.loads(document) if isinstance(document, str) else document
+        for statement in as_list(doc.get("Statement", [])):
+            if statement_applies(statement, action, resource, context):
+                if statement.get("Effect") == "Deny":
+                    return "explicit"
+                allowed = True
+    return "allow" if allowed else "implicit"
+
+
+def policy_documents(policies):
+    """The JSON documents of moto's collected policies (inline strings or managed Policy objects)."""
+    out = []
+    for p in policies:
+        if isinstance(p, str):
+            out.append(p)
+        elif isinstance(p, dict):
+            out.append(p["policy_document"])
+        else:
+            version = next(v for v in p.versions if v.is_default)
+            out.append(version.document)
+    return out
+
+
+# ---- What AWS authorizes, request by request ----------------------------------------------------
+
+
+def arn(service, region, resource):
+    return f"arn:aws:{service}:{region}:{ACCOUNT}:{resource}"
+
+
+def key_value(attribute):
+    """A DynamoDB attribute value as a string (the partition key is S, N or B)."""
+    for kind in ("S", "N", "B"):
+        if kind in (attribute or {}):
+            return str(attribute[kind])
+    return None
+
+
+def dynamodb_requests(operation, body, region):
+    from moto.dynamodb.models import dynamodb_backends
+
+    backend = dynamodb_backends[ACCOUNT][region]
+
+    def one(action, item):
+        table = item.get("TableName", "")
+        resource = arn("dynamodb", region, f"table/{table}")
+        if item.get("IndexName"):
+            resource += f"/index/{item['IndexName']}"
+        context = {}
+        try:
+            hash_key = backend.get_table(table).hash_key_attr
+        except Exception:
+            hash_key = None
+        leading = None
+        if hash_key:
+            source = item.get("Key") or item.get("Item") or {}
+            leading = key_value(source.get(hash_key))
+            if leading is None and item.get("KeyConditionExpression"):
+                leading = query_partition_key(item, hash_key)
+        if leading is not None:
+            context["dynamodb:LeadingKeys"] = [leading]
+        return (f"dynamodb:{action}", resource, context)
+
+    if operation == "TransactWriteItems":
+        kinds = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+        out = []
+        for entry in body.get("TransactItems", []):
+            for kind, action in kinds.items():
+                if kind in entry:
+                    out.append(one(action, entry[kind]))
+        return out
+    if operation == "TransactGetItems":
+        return [one("GetItem", entry["Get"]) for entry in body.get("TransactItems", []) if "Get" in entry]
+    if operation == "BatchWriteItem":
+        out = []
+        for table, writes in body.get("RequestItems", {}).items():
+            for w in writes:
+                item = {"TableName": table, "Item": (w.get("PutRequest") or {}).get("Item"), "Key": (w.get("DeleteRequest") or {}).get("Key")}
+                out.append(one("BatchWriteItem", item))
+        return out
+    if operation == "BatchGetItem":
+        out = []
+        for table, read in body.get("RequestItems", {}).items():
+            for key in read.get("Keys", []):
+                out.append(one("BatchGetItem", {"TableName": table, "Key": key}))
+        return out
+    return [one(operation, body)]
+
+
+def query_partition_key(item, hash_key):
+    """The partition key value a Query's KeyConditionExpression pins (`pk = :v`, `#n = :v`)."""
+    names = item.get("ExpressionAttributeNames") or {}
+    values = item.get("ExpressionAttributeValues") or {}
+    for left, right in re.findall(r"([#\w]+)\s*=\s*(:\w+)", item["KeyConditionExpression"]):
+        if names.get(left, left) == hash_key:
+            return key_value(values.get(right))
+    return None
+
+
+def requests_of(service, operation, body, region):
+    """(action, resource ARN, condition context) for each authorization AWS makes of a call, or
+    None where moto's own action check is kept."""
+    if service == "dynamodb":
+        return dynamodb_requests(operation, body, region)
+    if service == "events" and operation == "PutEvents":
+        out = []
+        for entry in body.get("Entries", []):
+            bus = entry.get("EventBusName") or "default"
+            resource = bus if bus.startswith("arn:") else arn("events", region, f"event-bus/{bus}")
+            context = {"events:source": [entry.get("Source", "")], "events:detail-type": [entry.get("DetailType", "")]}
+            out.append(("events:PutEvents", resource, context))
+        return out
+    if service == "ssm" and operation in ("GetParameter", "GetParameters"):
+        names = [body["Name"]] if "Name" in body else body.get("Names", [])
+        return [(f"ssm:{operation}", arn("ssm", region, "parameter/" + n.lstrip("/")), {}) for n in names]
+    if service == "secretsmanager" and operation in ("GetSecretValue", "DescribeSecret"):
+        secret = body.get("SecretId", "")
+        if not secret.startswith("arn:"):
+            from moto.secretsmanager.models import secretsmanager_backends
+
+            try:
+                secret = secretsmanager_backends[ACCOUNT][region].secrets[secret].arn
+            except Exception:
+                secret = arn("secretsmanager", region, f"secret:{secret}")
+        return [(f"secretsmanager:{operation}", secret, {})]
+    if service == "ecr" and operation == "DescribeImageScanFindings":
+        return [("ecr:DescribeImageScanFindings", arn("ecr", region, f"repository/{body.get('repositoryName', '')}"), {})]
+    if service == "inspector2" and operation == "ListFindings":
+        # ListFindings has no resource-level permissions: IAM checks it on "*".
+        return [("inspector2:ListFindings", "*", {})]
+    if service == "kms" and operation in ("Decrypt", "GenerateDataKey", "Encrypt"):
+        key = body.get("KeyId", "*")
+        return [(f"kms:{operation}", key if key.startswith("arn:") else arn("kms", region, f"key/{key}"), {})]
+    return None
+
+
+# ---- The identities ------------------------------------------------------------------------------
+
+
+def identity_policies(access_key_id=None, role_arn=None, session_token=None):
+    """(principal ARN, policy documents) of an access key (a user's, or a role session's), or of a
+    role by ARN (the role an EventBridge target assumes)."""
+    from moto.iam.access_control import create_access_key
+    from moto.iam.models import iam_backends
+
+    if role_arn:
+        backend = iam_backends[ACCOUNT]["aws"]
+        role = backend.get_role_by_arn(role_arn)
+        docs = [role.policies[name] for name in role.policies]
+        docs += [p for p in role.managed_policies.values()]
+        return role_arn, policy_documents(docs)
+    headers = {"X-Amz-Security-Token": session_token} if session_token else {}
+    key = create_access_key(account_id=ACCOUNT, partition="aws", access_key_id=access_key_id, headers=headers)
+    return key.arn, policy_documents(key.collect_policies())
+
+
+def decide(principal, documents, requests):
+    """None when every request is allowed, else AWS's message for the first that is not."""
+    for action, resource, context in requests:
+        shown = "*" if resource is ANY else resource
+        try:
+            verdict = evaluate(documents, action, resource, context)
+        except UnsupportedCondition as e:
+            return f"User: {principal} is not authorized to perform: {action} on resource: {shown} ({e})"
+        if verdict != "allow":
+            why = "an explicit deny in an identity-based policy" if verdict == "explicit" else f"no identity-based policy allows the {action} action"
+            return f"User: {principal} is not authorized to perform: {action} on resource: {shown} because {why}"
+    return None
+
+
+def install_authorization():
+    """Replaces moto's check with AWS's: every request signed by a known identity, and each
+    authorization AWS makes of it (`requests_of`) allowed by that identity's policies; a call
+    `requests_of` does not know is checked for its action only, as moto does."""
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.core.exceptions import JsonRESTError, _RESTError
+    from moto.iam.access_control import IAMRequest
+
+    def authorize(self, resource="*"):
+        iam_request = IAMRequest(
+            account_id=self.current_account,
+            method=self.method,
+            path=self.raw_path,
+            data=self.data,
+            body=self.raw_body,
+            headers=self.headers,
+            action=self._get_action(),
+        )
+        iam_request.check_signature()
+        # The IAM service prefix is the signing name (dynamodb, events, ecr, sqs, ...).
+        service = iam_request._service
+        operation = self._get_action()
+        json_protocol = bool(self.headers.get("X-Amz-Target")) or "json" in (self.headers.get("Content-Type") or "")
+        try:
+            # The request's own JSON (moto replaces `body` with its parsed view for some services).
+            body = json.loads(self.raw_body) if json_protocol and self.raw_body else {}
+        except Exception:
+            body = {}
+        requests = requests_of(service, operation, body, self.region)
+        if requests is None:
+            requests = [(f"{service}:{operation}", ANY, {})]
+        principal = iam_request._access_key.arn
+        refusal = decide(principal, policy_documents(iam_request._access_key.collect_policies()), requests)
+        if refusal:
+            if json_protocol:
+                error = JsonRESTError("AccessDeniedException", refusal)
+                error.code = 400
+            else:
+                error = _RESTError("AccessDenied", refusal)
+                error.code = 403
+            raise error
+
+    ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = authorize
+
+
+def bootstrap_administrator():
+    """The identity the local stack provisions with: a user allowed everything."""
+    from moto.iam.models import iam_backends
+
+    backend = iam_backends[ACCOUNT]["aws"]
+    backend.create_user(region_name="us-east-1", user_name="eddo-local-admin")
+    backend.put_user_policy(
+        "eddo-local-admin",
+        "AdministratorAccess",
+        json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+    )
+    key = backend.create_access_key("eddo-local-admin")
+    return {"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key}
+
+
+def authorize_endpoint(environ, start_response):
+    """POST /_eddo/authorize: the same evaluation for the CodeBuild stand-in and rule targets."""
+    request = Request(environ)
+    ask = json.loads(request.get_data() or b"{}")
+    try:
+        principal, documents = identity_policies(ask.get("access_key_id"), ask.get("role_arn"), ask.get("session_token"))
+        if ask.get("service"):
+            from moto.iam.models import iam_backends
+
+            if not trusts(iam_backends[ACCOUNT]["aws"].get_role_by_arn(principal), ask["service"]):
+                raise PermissionError(f"the trust policy of {principal} does not let {ask['service']} assume it")
+    except Exception as e:
+        answer = {"allowed": False, "message": f"{type(e).__name__}: {e}"}
+    else:
+        refusal = decide(principal, documents, [(ask["action"], ask["resource"], ask.get("context") or {})])
+        answer = {"allowed": refusal is None, "principal": principal, "message": refusal}
+    return Response(json.dumps(answer), content_type="application/json")(environ, start_response)
+
+
+def trusts(role, service):
+    """Whether a role's trust policy lets `service` (lambda.amazonaws.com, events.amazonaws.com)
+    assume it, as the service itself would find."""
+    document = json.loads(role.assume_role_policy_document)
+    context = {"aws:SourceAccount": [ACCOUNT]}
+    for statement in as_list(document.get("Statement", [])):
+        principals = as_list((statement.get("Principal") or {}).get("Service", []))
+        if service in principals and statement_applies({k: v for k, v in statement.items() if k != "Principal"}, "sts:AssumeRole", "*", context):
+            if statement.get("Effect") == "Deny":
+                return False
+            if statement.get("Effect") == "Allow":
+                return True
+    return False
+
+
+def assume_role_endpoint(environ, start_response):
+    """POST /_eddo/assume-role: a role session for a service (Lambda running a function with its
+    execution role), only where the role's trust policy lets that service assume it."""
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    ask = json.loads(Request(environ).get_data() or b"{}")
+    try:
+        role = iam_backends[ACCOUNT]["aws"].get_role_by_arn(ask["role_arn"])
+    except Exception as e:
+        return Response(json.dumps({"error": f"no role {ask.get('role_arn')}: {e}"}), status=400)(environ, start_response)
+    if not trusts(role, ask["service"]):
+        message = f"the trust policy of {role.arn} does not let {ask['service']} assume it"
+        return Response(json.dumps({"error": message}), status=403)(environ, start_response)
+    session = sts_backends[ACCOUNT]["aws"].assume_role(
+        region_name="us-east-1",
+        role_session_name=ask["session_name"],
+        role_arn=role.arn,
+        policy=None,
+        duration=43200,
+        external_id=None,
+    )
+    answer = {
+        "access_key_id": session.access_key_id,
+        "secret_access_key": session.secret_access_key,
+        "session_token": session.session_token,
+    }
+    return Response(json.dumps(answer), content_type="application/json")(environ, start_response)
+
+
+ENDPOINTS = {"/_eddo/authorize": authorize_endpoint, "/_eddo/assume-role": assume_role_endpoint}
+
+
+def main() -> None:
+    host, port = sys.argv[1], int(sys.argv[2])
+    os.environ.setdefault("MOTO_PORT", str(port))
+    app = DomainDispatcherApplication(create_backend_app)
+    if IAM:
+        install_authorization()
+        print(json.dumps(bootstrap_administrator()), flush=True)
+    lock = threading.Lock()
+
+    def serial(environ, start_response):
+        with lock:
+            endpoint = ENDPOINTS.get(environ.get("PATH_INFO"))
+            if endpoint is not None:
+                return list(endpoint(environ, start_response))
+            # The whole body is produced under the lock, not just the first chunk.
+            return list(app(environ, start_response))
+
+    run_simple(host, port, serial, threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()

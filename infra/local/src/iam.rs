@@ -1,0 +1,234 @@
+//! IAM in the local stack, as in AWS: the template's roles and their policies created in the
+//! emulator's IAM (inline policies, `AWS::IAM::RolePolicy`, and AWS managed policies by ARN, with
+//! their published documents), the session Lambda gets from a function's execution role (only
+//! where the role trusts `lambda.amazonaws.com`), and the authorization question the CodeBuild
+//! stand-in and EventBridge's CodeBuild targets ask. moto evaluates every question
+//! (`infra/local/moto_server.py`): one evaluation of IAM's logic for every call.
+
+use std::net::SocketAddr;
+
+use aws_config::SdkConfig;
+use serde_json::{Value as Json, json};
+
+use crate::moto::AccessKey;
+use crate::template::{Names, Template, property};
+use crate::{LocalError, aws};
+
+/// Who asks: a caller's access key, or a role an AWS service acts as (which the role's trust
+/// policy must let that service assume).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A signed request's access key, and its session token (`X-Amz-Security-Token`) if any.
+    AccessKey {
+        id: String,
+        session_token: Option<String>,
+    },
+    ServiceRole {
+        role: String,
+        service: String,
+    },
+}
+
+/// IAM's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// AWS's message when it is not: the identity, the action, the resource, why.
+    pub message: String,
+}
+
+/// The emulator's IAM endpoints.
+#[derive(Debug, Clone)]
+pub struct Authority {
+    moto: SocketAddr,
+}
+
+impl Authority {
+    /// The IAM of the emulator `sdk` points at.
+    pub fn of(sdk: &SdkConfig) -> Result<Authority, LocalError> {
+        let endpoint = sdk
+            .endpoint_url()
+            .ok_or_else(|| LocalError::Setup("the SDK configuration names no emulator".into()))?;
+        let moto = endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|e| LocalError::Setup(format!("emulator endpoint {endpoint}: {e}")))?;
+        Ok(Authority { moto })
+    }
+
+    fn post(&self, path: &str, body: &Json) -> Result<(u16, Json), LocalError> {
+        let (status, text) = crate::url::post(
+            self.moto,
+            path,
+            &[("content-type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+        .map_err(|e| LocalError::Aws(format!("{path}: {e}")))?;
+        let answer = serde_json::from_str(&text)
+            .map_err(|e| LocalError::Aws(format!("{path} answered {status} {text:?}: {e}")))?;
+        Ok((status, answer))
+    }
+
+    /// The session `service` gets from `role` (Lambda running a function), refused where the
+    /// role's trust policy does not let that service assume it.
+    pub fn assume(
+        &self,
+        role_arn: &str,
+        service: &str,
+        session: &str,
+    ) -> Result<AccessKey, LocalError> {
+        let (status, answer) = self.post(
+            "/_eddo/assume-role",
+            &json!({"role_arn": role_arn, "service": service, "session_name": session}),
+        )?;
+        if status != 200 {
+            return Err(LocalError::Setup(format!(
+                "{service} cannot assume {role_arn}: {}",
+                answer["error"].as_str().unwrap_or_default()
+            )));
+        }
+        serde_json::from_value(answer)
+            .map_err(|e| LocalError::Aws(format!("/_eddo/assume-role: {e}")))
+    }
+
+    /// Whether `caller` may perform `action` on `resource`, with the request's condition keys.
+    pub fn authorize(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        context: Json,
+    ) -> Result<Decision, LocalError> {
+        let mut ask = json!({"action": action, "resource": resource, "context": context});
+        match caller {
+            Caller::AccessKey { id, session_token } => {
+                ask["access_key_id"] = json!(id);
+                ask["session_token"] = json!(session_token);
+            }
+            Caller::ServiceRole { role, service } => {
+                ask["role_arn"] = json!(role);
+                ask["service"] = json!(service);
+            }
+        }
+        let (_, answer) = self.post("/_eddo/authorize", &ask)?;
+        Ok(Decision {
+            allowed: answer["allowed"] == true,
+            message: answer["message"].as_str().unwrap_or_default().to_string(),
+        })
+    }
+}
+
+/// The access key id a SigV4 `Authorization` header signs with.
+pub fn signing_key(authorization: &str) -> Option<&str> {
+    authorization
+        .split("Credential=")
+        .nth(1)?
+        .split('/')
+        .next()
+        .filter(|k| !k.is_empty())
+}
+
+fn document(v: &Json, at: &str) -> Result<String, LocalError> {
+    match v {
+        Json::Object(_) => Ok(v.to_string()),
+        Json::String(s) => Ok(s.clone()),
+        _ => Err(LocalError::Setup(format!(
+            "template: {at}: a policy document is required"
+        ))),
+    }
+}
+
+/// Creates every `AWS::IAM::Role` of the template (named `<prefix>-<logical id>`) with its inline
+/// policies and managed policy ARNs, then every `AWS::IAM::RolePolicy`; names them for `Ref` and
+/// `Fn::GetAtt`. The emulator's IAM refuses a malformed policy document, as IAM does.
+pub async fn create_roles(
+    sdk: &SdkConfig,
+    template: &Template,
+    names: &mut Names,
+    prefix: &str,
+) -> Result<(), LocalError> {
+    let iam = aws_sdk_iam::Client::new(sdk);
+    for (id, r) in template.of_type("AWS::IAM::Role") {
+        let at = |key: &str| format!("resource {id}, Properties.{key}");
+        let name = match property(names, id, r, "RoleName")? {
+            Json::String(n) => n,
+            _ => format!("{prefix}-{id}"),
+        };
+        let trust = property(names, id, r, "AssumeRolePolicyDocument")?;
+        let mut create = iam
+            .create_role()
+            .role_name(&name)
+            .assume_role_policy_document(document(&trust, &at("AssumeRolePolicyDocument"))?);
+        if let Json::String(path) = property(names, id, r, "Path")? {
+            create = create.path(path);
+        }
+        let created = create
+            .send()
+            .await
+            .map_err(|e| aws(&format!("CreateRole {id}"), e))?;
+        let role = created
+            .role()
+            .ok_or_else(|| LocalError::Aws(format!("CreateRole {id}: no role")))?;
+        names.set_ref(id, &name);
+        names.set_attr(id, "Arn", role.arn());
+        names.set_attr(id, "RoleId", role.role_id());
+        let policies = property(names, id, r, "Policies")?;
+        for (i, p) in policies.as_array().into_iter().flatten().enumerate() {
+            let policy_name = p["PolicyName"].as_str().ok_or_else(|| {
+                LocalError::Setup(format!("template: {}[{i}]: no PolicyName", at("Policies")))
+            })?;
+            iam.put_role_policy()
+                .role_name(&name)
+                .policy_name(policy_name)
+                .policy_document(document(&p["PolicyDocument"], &at("Policies"))?)
+                .send()
+                .await
+                .map_err(|e| aws(&format!("PutRolePolicy {id} {policy_name}"), e))?;
+        }
+        let managed = property(names, id, r, "ManagedPolicyArns")?;
+        for arn in managed.as_array().into_iter().flatten() {
+            let arn = arn.as_str().unwrap_or_default();
+            iam.attach_role_policy()
+                .role_name(&name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map_err(|e| aws(&format!("AttachRolePolicy {id} {arn}"), e))?;
+        }
+    }
+    for (id, r) in template.of_type("AWS::IAM::RolePolicy") {
+        let role = property(names, id, r, "RoleName")?;
+        let policy_name = property(names, id, r, "PolicyName")?;
+        let doc = property(names, id, r, "PolicyDocument")?;
+        let (Some(role), Some(policy_name)) = (role.as_str(), policy_name.as_str()) else {
+            return Err(LocalError::Setup(format!(
+                "template: resource {id}: RoleName and PolicyName are required"
+            )));
+        };
+        iam.put_role_policy()
+            .role_name(role)
+            .policy_name(policy_name)
+            .policy_document(document(
+                &doc,
+                &format!("resource {id}, Properties.PolicyDocument"),
+            )?)
+            .send()
+            .await
+            .map_err(|e| aws(&format!("PutRolePolicy {id}"), e))?;
+        names.set_ref(id, policy_name);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signing_key_is_read_from_the_authorization_header() {
+        let h = "AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/20261201/us-east-1/codebuild/aws4_request, SignedHeaders=host, Signature=abc";
+        assert_eq!(signing_key(h), Some("ASIAEXAMPLE"));
+        assert_eq!(signing_key("Bearer x"), None);
+    }
+}
