@@ -27,8 +27,9 @@ Allow whose Action, Resource and Condition match. A refusal is AWS's AccessDenie
 the identity, the action and the resource. Other calls (the administrator's provisioning) are
 checked for their action only.
 
-The administrator the local stack provisions with is created here before serving; its access key
-is the first line this prints ({"access_key_id": ..., "secret_access_key": ...}). Two endpoints
+It binds its own port (0: any free one); the first line it prints says which, and the access key
+of the administrator the local stack provisions with, created here before serving
+({"port": ..., "access_key_id": ..., "secret_access_key": ...}). Two endpoints
 stand in for what AWS services do inside AWS:
 - POST /_eddo/authorize (JSON {access_key_id [session_token] | role_arn service, action,
   resource, context}): the same
@@ -37,12 +38,13 @@ stand in for what AWS services do inside AWS:
 - POST /_eddo/assume-role (JSON {role_arn, service, session_name}): the session Lambda gets for a
   function's execution role, only where the role's trust policy lets that service assume it.
 
-Usage: python moto_server.py HOST PORT
+Usage: python moto_server.py HOST PORT (0 for any free port)
 """
 
 import json
 import os
 import re
+import socket
 import sys
 import threading
 
@@ -54,7 +56,7 @@ if IAM:
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
 
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app  # noqa: E402
-from werkzeug.serving import run_simple  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
 
@@ -444,11 +446,19 @@ ENDPOINTS = {"/_eddo/authorize": authorize_endpoint, "/_eddo/assume-role": assum
 
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
-    os.environ.setdefault("MOTO_PORT", str(port))
+    # The server binds its own port (0: any free one) and says which: no other process can take
+    # it between a caller choosing it and this server binding it.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(128)
+    port = listener.getsockname()[1]
+    os.environ["MOTO_PORT"] = str(port)
     app = DomainDispatcherApplication(create_backend_app)
+    started = {"port": port}
     if IAM:
         install_authorization()
-        print(json.dumps(bootstrap_administrator()), flush=True)
+        started.update(bootstrap_administrator())
     lock = threading.Lock()
 
     def serial(environ, start_response):
@@ -459,7 +469,9 @@ def main() -> None:
             # The whole body is produced under the lock, not just the first chunk.
             return list(app(environ, start_response))
 
-    run_simple(host, port, serial, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server(host, port, serial, threaded=True, request_handler=MotoRequestHandler, fd=listener.fileno())
+    print(json.dumps(started), flush=True)
+    server.serve_forever()
 
 
 if __name__ == "__main__":

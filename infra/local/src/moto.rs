@@ -3,7 +3,7 @@
 //! caller's policies. The local stack provisions as the administrator moto creates at start.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,6 +47,14 @@ impl AccessKey {
     }
 }
 
+/// What moto says when it serves: its port and its administrator's access key.
+#[derive(serde::Deserialize)]
+struct Started {
+    port: u16,
+    #[serde(flatten)]
+    admin: AccessKey,
+}
+
 /// A running moto server; dropping it stops the process.
 pub struct Moto {
     child: Child,
@@ -66,23 +74,17 @@ impl Moto {
         // moto's own server, its requests served one at a time so conditional writes are
         // atomic, as in DynamoDB, and IAM enforced as in AWS (see the script).
         let script = project_root().join("infra/local/moto_server.py");
-        // Ask the OS for a free port, then hand it to moto. Another process could take it in
-        // between; the readiness check below would then fail loudly, not hang.
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .map_err(|e| LocalError::Setup(format!("no free loopback port: {e}")))?
-            .port();
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        // moto binds a free port itself and says which, with the administrator's access key,
+        // in its first line.
         let mut child = Command::new(&path)
             .arg(&script)
-            .args(["127.0.0.1", &port.to_string()])
+            .args(["127.0.0.1", "0"])
             .env("EDDO_IAM", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| LocalError::Setup(format!("could not start {}: {e}", path.display())))?;
-        // Its first line is the administrator's access key; the rest is drained.
         let (tx, rx) = std::sync::mpsc::channel();
         let stdout = child.stdout.take().expect("piped");
         std::thread::spawn(move || {
@@ -90,22 +92,23 @@ impl Moto {
             let _ = tx.send(lines.next());
             lines.for_each(drop);
         });
-        let admin = match rx.recv_timeout(Duration::from_secs(60)) {
+        let started: Result<Started, LocalError> = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(Some(Ok(line))) => serde_json::from_str(&line).map_err(|e| {
-                LocalError::Setup(format!("moto server printed no access key ({e}): {line}"))
+                LocalError::Setup(format!("moto server did not say where it serves ({e}): {line}"))
             }),
             _ => Err(LocalError::Setup(
                 "moto server exited or printed nothing at start".into(),
             )),
         };
-        let admin = match admin {
-            Ok(a) => a,
+        let Started { port, admin } = match started {
+            Ok(s) => s,
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(e);
             }
         };
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let mut moto = Moto { child, addr, admin };
         moto.wait_ready(Duration::from_secs(60))?;
         Ok(moto)
