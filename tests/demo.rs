@@ -1,10 +1,127 @@
 //! The README's run command: the scripted scenario plays on the local stack and every expected
-//! step happens (the timeline's FAIL lines are what this catches).
+//! step happens (the timeline's FAIL lines are what this catches), under IAM as AWS enforces it;
+//! every permission of the functions' roles is one the scenario used, or one a path it does not
+//! take needs (listed here, each with why); and a template without one of them fails the scenario
+//! with the function, the call and the action named.
+
+use eddo_local::demo::{Played, play};
+use eddo_local::iam::{unused_grants, wildcard_grants};
+
+fn template() -> String {
+    std::fs::read_to_string(eddo_local::moto::project_root().join("template.yaml")).unwrap()
+}
+
+/// Grants the scenario does not exercise, and the path that needs each.
+const NOT_EXERCISED: &[(&str, &str)] = &[
+    (
+        "WebhookFunctionRole WebhookFunctionRolePolicy0.IdempotencyRecords: dynamodb:GetItem",
+        "the read a claim falls back to when a failed condition returns no record",
+    ),
+    (
+        "WebhookFunctionRole WebhookFunctionRolePolicy0.IdempotencyRecords: dynamodb:DeleteItem",
+        "releasing a claim after a failed publish, so the redelivery publishes",
+    ),
+    (
+        "ScanGateFunctionRole ScanGateFunctionRolePolicy0.FindingsForExceptions: ecr:DescribeImageScanFindings",
+        "an exception in the policy and an ECR scan over a threshold",
+    ),
+    (
+        "ScanGateFunctionRole ScanGateFunctionRolePolicy0.InspectorFindingsForExceptions: inspector2:ListFindings",
+        "an exception in the policy and an Inspector scan over a threshold",
+    ),
+    (
+        "ScanGateFunctionRole ScanGateFunctionRolePolicy0.CandidatesAndHistory: dynamodb:Query",
+        "matching a scan to a candidate by a short commit tag (7 or more digits)",
+    ),
+    (
+        "AlarmRollbackFunctionRole AlarmRollbackFunctionRolePolicy0.HistoryRollbacksAndAlarmChanges: dynamodb:GetItem",
+        "an alarm change seen again (EventBridge and the alarm's own action deliver one change twice)",
+    ),
+    (
+        "TenantOnboardingFunctionRole start-build-eddo-tenant-deprovision.",
+        "offboarding a tenant",
+    ),
+    (
+        "TenantOnboardingFunctionRole start-build-eddo-tenant-provision-premium.",
+        "a tenant of the premium tier",
+    ),
+    (
+        "ScanGateFunctionRole DeadLetterQueuePolicy: sqs:SendMessage",
+        "Lambda dead-letters a failed asynchronous event with the function's role",
+    ),
+    (
+        "AlarmRollbackFunctionRole DeadLetterQueuePolicy: sqs:SendMessage",
+        "Lambda dead-letters a failed asynchronous event with the function's role",
+    ),
+    (
+        "TenantOnboardingFunctionRole DeadLetterQueuePolicy: sqs:SendMessage",
+        "Lambda dead-letters a failed asynchronous event with the function's role",
+    ),
+];
+
+/// Grants on `Resource: "*"`: only where the API has no resource-level permission.
+const ON_EVERY_RESOURCE: &[&str] = &[
+    "ScanGateFunctionRole ScanGateFunctionRolePolicy0.InspectorFindingsForExceptions: inspector2:ListFindings",
+];
+
+fn least_privilege(played: &Played) -> (Vec<String>, Vec<String>) {
+    let mut unused = Vec::new();
+    let mut everywhere = Vec::new();
+    for (function, role_arn) in &played.function_roles {
+        let role = played
+            .roles
+            .iter()
+            .find(|r| role_arn.ends_with(&format!("/{}", r.name)))
+            .unwrap_or_else(|| panic!("{function}'s role {role_arn} was not created"));
+        unused.extend(unused_grants(role, &played.asked));
+        everywhere.extend(wildcard_grants(role));
+    }
+    (unused, everywhere)
+}
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_demo_scenario_passes() {
+async fn the_demo_scenario_passes_with_least_privilege() {
+    let played = play(&template(), true, false).await.expect("the demo runs");
     assert!(
-        eddo_local::demo::run().await.expect("the demo runs"),
+        played.passed(),
         "the demo reported failed steps; its timeline is in this test's output"
+    );
+    let (unused, everywhere) = least_privilege(&played);
+    let unexplained: Vec<&String> = unused
+        .iter()
+        .filter(|g| !NOT_EXERCISED.iter().any(|(grant, _)| g.starts_with(grant)))
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "roles grant what no function used and no listed path needs: {unexplained:#?}"
+    );
+    assert_eq!(everywhere, ON_EVERY_RESOURCE, "grants on every resource");
+}
+
+/// Take the gate's `dynamodb:ConditionCheckItem` (its deploy transaction checks the rollback
+/// hold) out of a copy of the template: the demo fails where the gate decides, and says which
+/// function, which call and which action.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_permission_fails_the_demo_by_name() {
+    let text = template();
+    let without = text.replacen("                - dynamodb:ConditionCheckItem\n", "", 1);
+    assert_ne!(
+        without, text,
+        "the gate's statement lists ConditionCheckItem"
+    );
+    let played = play(&without, false, true).await.expect("the demo runs");
+    assert!(!played.passed());
+    let first = played
+        .timeline
+        .lines
+        .iter()
+        .find(|l| !l.ok)
+        .expect("a failed step");
+    let line = first.to_string();
+    assert_eq!(first.who, "ScanGateFunction", "{line}");
+    assert!(line.contains("DynamoDB.TransactWriteItems"), "{line}");
+    assert!(
+        line.contains("is not authorized to perform: dynamodb:ConditionCheckItem on resource: arn:aws:dynamodb:us-east-1:123456789012:table/eddo-StateTable"),
+        "{line}"
     );
 }

@@ -37,10 +37,13 @@ stand in for what AWS services do inside AWS:
   (their rule's role), so there is one IAM evaluation for every call;
 - POST /_eddo/assume-role (JSON {role_arn, service, session_name}): the session Lambda gets for a
   function's execution role, only where the role's trust policy lets that service assume it.
+- GET /_eddo/decisions: every authorization asked of a role so far (principal, action,
+  resource), for the test that roles grant nothing their functions do not use.
 
 Usage: python moto_server.py HOST PORT (0 for any free port)
 """
 
+import io
 import json
 import os
 import re
@@ -303,10 +306,17 @@ def identity_policies(access_key_id=None, role_arn=None, session_token=None):
     return key.arn, policy_documents(key.collect_policies())
 
 
+# Every authorization asked of a role's session or of a role, in order: what each function did,
+# for the least-privilege test (GET /_eddo/decisions).
+DECISIONS = []
+
+
 def decide(principal, documents, requests):
     """None when every request is allowed, else AWS's message for the first that is not."""
     for action, resource, context in requests:
         shown = "*" if resource is ANY else resource
+        if ":role/" in principal or ":assumed-role/" in principal:
+            DECISIONS.append({"principal": principal, "action": action, "resource": shown})
         try:
             verdict = evaluate(documents, action, resource, context)
         except UnsupportedCondition as e:
@@ -441,7 +451,15 @@ def assume_role_endpoint(environ, start_response):
     return Response(json.dumps(answer), content_type="application/json")(environ, start_response)
 
 
-ENDPOINTS = {"/_eddo/authorize": authorize_endpoint, "/_eddo/assume-role": assume_role_endpoint}
+def decisions_endpoint(environ, start_response):
+    return Response(json.dumps(DECISIONS), content_type="application/json")(environ, start_response)
+
+
+ENDPOINTS = {
+    "/_eddo/authorize": authorize_endpoint,
+    "/_eddo/assume-role": assume_role_endpoint,
+    "/_eddo/decisions": decisions_endpoint,
+}
 
 
 def main() -> None:
@@ -462,6 +480,11 @@ def main() -> None:
     lock = threading.Lock()
 
     def serial(environ, start_response):
+        # The body is read before the lock is taken: a slow or vanished client cannot hold up
+        # every other request.
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length:
+            environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length))
         with lock:
             endpoint = ENDPOINTS.get(environ.get("PATH_INFO"))
             if endpoint is not None:

@@ -119,6 +119,133 @@ impl Authority {
     }
 }
 
+/// One authorization a role (or a session of it) was asked for.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Asked {
+    pub principal: String,
+    pub action: String,
+    pub resource: String,
+}
+
+impl Asked {
+    /// The role's name: `.../assumed-role/<name>/<session>` or `.../role/<name>`.
+    pub fn role_name(&self) -> Option<&str> {
+        let rest = self
+            .principal
+            .split_once(":assumed-role/")
+            .or_else(|| self.principal.split_once(":role/"))?
+            .1;
+        rest.split('/').next()
+    }
+}
+
+impl Authority {
+    /// Every authorization asked of a role so far, in order.
+    pub fn decisions(&self) -> Result<Vec<Asked>, LocalError> {
+        let (_, answer) = self.post("/_eddo/decisions", &json!({}))?;
+        serde_json::from_value(answer)
+            .map_err(|e| LocalError::Aws(format!("/_eddo/decisions: {e}")))
+    }
+}
+
+/// A role of the template as the stack created it: its policy documents, resolved.
+#[derive(Debug, Clone)]
+pub struct RoleDoc {
+    pub logical_id: String,
+    pub name: String,
+    /// (policy name, document) of its inline policies and `AWS::IAM::RolePolicy` grants.
+    pub policies: Vec<(String, Json)>,
+    /// The managed policies attached (AWS's, by ARN).
+    pub managed: Vec<String>,
+}
+
+/// IAM's wildcard match: `*` any run of characters, `?` any one.
+pub fn wildcard(pattern: &str, value: &str) -> bool {
+    fn go(p: &[char], v: &[char]) -> bool {
+        match (p.first(), v.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], v) || (!v.is_empty() && go(p, &v[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &v[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &v[1..]),
+            _ => false,
+        }
+    }
+    let (p, v): (Vec<char>, Vec<char>) = (pattern.chars().collect(), value.chars().collect());
+    go(&p, &v)
+}
+
+fn strings(v: &Json) -> Vec<String> {
+    match v {
+        Json::String(s) => vec![s.clone()],
+        Json::Array(items) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Each Allow of `role` (action, resource pattern) that no authorization in `asked` used:
+/// `<role> <policy>[.<Sid>]: <action> on <resource>`. What a role grants and its function never
+/// asks for is privilege nobody needs, unless a path the run did not take needs it.
+pub fn unused_grants(role: &RoleDoc, asked: &[Asked]) -> Vec<String> {
+    let mine: Vec<&Asked> = asked
+        .iter()
+        .filter(|a| a.role_name() == Some(role.name.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for (policy, doc) in &role.policies {
+        let statements = match &doc["Statement"] {
+            Json::Array(items) => items.clone(),
+            other => vec![other.clone()],
+        };
+        for st in statements.iter().filter(|st| st["Effect"] == "Allow") {
+            let sid = st["Sid"]
+                .as_str()
+                .map(|s| format!(".{s}"))
+                .unwrap_or_default();
+            for action in strings(&st["Action"]) {
+                for resource in strings(&st["Resource"]) {
+                    let used = mine.iter().any(|a| {
+                        wildcard(&action.to_lowercase(), &a.action.to_lowercase())
+                            && (resource == "*" || wildcard(&resource, &a.resource))
+                    });
+                    if !used {
+                        out.push(format!(
+                            "{} {policy}{sid}: {action} on {resource}",
+                            role.logical_id
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every Allow of `role` on `Resource: "*"`: `<role> <policy>[.<Sid>]: <action>`.
+pub fn wildcard_grants(role: &RoleDoc) -> Vec<String> {
+    let mut out = Vec::new();
+    for (policy, doc) in &role.policies {
+        let statements = match &doc["Statement"] {
+            Json::Array(items) => items.clone(),
+            other => vec![other.clone()],
+        };
+        for st in statements.iter().filter(|st| st["Effect"] == "Allow") {
+            if strings(&st["Resource"]).iter().any(|r| r == "*") {
+                let sid = st["Sid"]
+                    .as_str()
+                    .map(|s| format!(".{s}"))
+                    .unwrap_or_default();
+                for action in strings(&st["Action"]) {
+                    out.push(format!("{} {policy}{sid}: {action}", role.logical_id));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The access key id a SigV4 `Authorization` header signs with.
 pub fn signing_key(authorization: &str) -> Option<&str> {
     authorization
@@ -147,8 +274,9 @@ pub async fn create_roles(
     template: &Template,
     names: &mut Names,
     prefix: &str,
-) -> Result<(), LocalError> {
+) -> Result<Vec<RoleDoc>, LocalError> {
     let iam = aws_sdk_iam::Client::new(sdk);
+    let mut roles: Vec<RoleDoc> = Vec::new();
     for (id, r) in template.of_type("AWS::IAM::Role") {
         let at = |key: &str| format!("resource {id}, Properties.{key}");
         let name = match property(names, id, r, "RoleName")? {
@@ -173,6 +301,12 @@ pub async fn create_roles(
         names.set_ref(id, &name);
         names.set_attr(id, "Arn", role.arn());
         names.set_attr(id, "RoleId", role.role_id());
+        let mut role_doc = RoleDoc {
+            logical_id: id.to_string(),
+            name: name.clone(),
+            policies: Vec::new(),
+            managed: Vec::new(),
+        };
         let policies = property(names, id, r, "Policies")?;
         for (i, p) in policies.as_array().into_iter().flatten().enumerate() {
             let policy_name = p["PolicyName"].as_str().ok_or_else(|| {
@@ -185,6 +319,9 @@ pub async fn create_roles(
                 .send()
                 .await
                 .map_err(|e| aws(&format!("PutRolePolicy {id} {policy_name}"), e))?;
+            role_doc
+                .policies
+                .push((policy_name.to_string(), p["PolicyDocument"].clone()));
         }
         let managed = property(names, id, r, "ManagedPolicyArns")?;
         for arn in managed.as_array().into_iter().flatten() {
@@ -195,7 +332,9 @@ pub async fn create_roles(
                 .send()
                 .await
                 .map_err(|e| aws(&format!("AttachRolePolicy {id} {arn}"), e))?;
+            role_doc.managed.push(arn.to_string());
         }
+        roles.push(role_doc);
     }
     for (id, r) in template.of_type("AWS::IAM::RolePolicy") {
         let role = property(names, id, r, "RoleName")?;
@@ -217,13 +356,71 @@ pub async fn create_roles(
             .await
             .map_err(|e| aws(&format!("PutRolePolicy {id}"), e))?;
         names.set_ref(id, policy_name);
+        if let Some(r) = roles.iter_mut().find(|r| r.name == role) {
+            r.policies.push((policy_name.to_string(), doc.clone()));
+        }
     }
-    Ok(())
+    Ok(roles)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wildcards_match_as_iam_matches_them() {
+        assert!(wildcard(
+            "arn:aws:ssm:*:*:parameter/eddo/*",
+            "arn:aws:ssm:us-east-1:1:parameter/eddo/policy"
+        ));
+        assert!(wildcard("dynamodb:*Item", "dynamodb:PutItem"));
+        assert!(wildcard("a?c", "abc"));
+        assert!(!wildcard("a?c", "ac"));
+        assert!(!wildcard(
+            "arn:aws:dynamodb:r:a:table/t",
+            "arn:aws:dynamodb:r:a:table/t/index/i"
+        ));
+    }
+
+    #[test]
+    fn a_grant_nobody_asked_for_is_unused() {
+        let role = RoleDoc {
+            logical_id: "FnRole".into(),
+            name: "p-FnRole".into(),
+            policies: vec![(
+                "P".into(),
+                json!({"Statement": [
+                    {"Sid": "Items", "Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:Scan"], "Resource": "arn:t"},
+                    {"Effect": "Allow", "Action": "inspector2:ListFindings", "Resource": "*"},
+                ]}),
+            )],
+            managed: vec![],
+        };
+        let asked = |principal: &str, action: &str| Asked {
+            principal: principal.into(),
+            action: action.into(),
+            resource: "arn:t".into(),
+        };
+        let used = [
+            asked(
+                "arn:aws:sts::1:assumed-role/p-FnRole/Fn",
+                "dynamodb:GetItem",
+            ),
+            // Another role's call uses nothing of this one.
+            asked("arn:aws:sts::1:assumed-role/p-Other/Fn", "dynamodb:Scan"),
+        ];
+        assert_eq!(
+            unused_grants(&role, &used),
+            [
+                "FnRole P.Items: dynamodb:Scan on arn:t",
+                "FnRole P: inspector2:ListFindings on *"
+            ]
+        );
+        assert_eq!(
+            wildcard_grants(&role),
+            ["FnRole P: inspector2:ListFindings"]
+        );
+    }
 
     #[test]
     fn the_signing_key_is_read_from_the_authorization_header() {

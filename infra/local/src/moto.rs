@@ -94,7 +94,9 @@ impl Moto {
         });
         let started: Result<Started, LocalError> = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(Some(Ok(line))) => serde_json::from_str(&line).map_err(|e| {
-                LocalError::Setup(format!("moto server did not say where it serves ({e}): {line}"))
+                LocalError::Setup(format!(
+                    "moto server did not say where it serves ({e}): {line}"
+                ))
             }),
             _ => Err(LocalError::Setup(
                 "moto server exited or printed nothing at start".into(),

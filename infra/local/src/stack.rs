@@ -151,6 +151,8 @@ pub struct Stack {
     pub authority: Authority,
     /// Each function's session of its execution role (by logical id): what Lambda gives it.
     pub credentials: BTreeMap<String, AccessKey>,
+    /// The template's roles as created, with their policy documents.
+    pub roles: Vec<crate::iam::RoleDoc>,
 }
 
 impl Stack {
@@ -176,6 +178,24 @@ impl Stack {
         parameters.extend(LOCAL_PARAMETERS.iter().chain(overrides).copied());
         let template = Template::load(&project_root().join("template.yaml"), &parameters)?;
         Stack::from_template(sdk, &template, prefix).await
+    }
+
+    /// As `provision_with`, from the text of another template (a changed copy of
+    /// `template.yaml`, say) with the same parameters.
+    pub async fn provision_template(
+        sdk: &SdkConfig,
+        prefix: &str,
+        text: &str,
+        overrides: &[(&str, &str)],
+    ) -> Result<Stack, LocalError> {
+        let bus = format!("{prefix}-bus");
+        let policy = format!("/{prefix}/policy");
+        let mut parameters = vec![
+            ("EventBusName", bus.as_str()),
+            ("PolicyParameterName", policy.as_str()),
+        ];
+        parameters.extend(LOCAL_PARAMETERS.iter().chain(overrides).copied());
+        Stack::from_template(sdk, &Template::translate(text, &parameters)?, prefix).await
     }
 
     pub async fn from_template(
@@ -344,7 +364,7 @@ impl Stack {
             names.set_attr(id, "Arn", format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"));
         }
 
-        crate::iam::create_roles(sdk, template, &mut names, prefix).await?;
+        let roles = crate::iam::create_roles(sdk, template, &mut names, prefix).await?;
 
         let mut function_arns = HashMap::new();
         for (id, _) in template.of_type("AWS::Lambda::Function") {
@@ -504,6 +524,7 @@ impl Stack {
             dead_letter_queue: queues.into_iter().next(),
             authority,
             credentials,
+            roles,
             tap_queue: String::new(),
             matched: BTreeMap::new(),
         };

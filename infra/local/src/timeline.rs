@@ -46,6 +46,8 @@ pub struct Timeline {
     start: Instant,
     pub lines: Vec<Line>,
     print: bool,
+    /// After the first failed step, `Watch::until` waits for nothing.
+    pub stop_at_first_failure: bool,
 }
 
 impl Timeline {
@@ -54,6 +56,7 @@ impl Timeline {
             start: Instant::now(),
             lines: Vec::new(),
             print,
+            stop_at_first_failure: false,
         }
     }
 
@@ -112,6 +115,9 @@ impl Watch {
     ) -> Result<bool, LocalError> {
         let deadline = Instant::now() + timeout;
         while !done(self, stack) {
+            if t.stop_at_first_failure && t.failures() > 0 {
+                return Ok(false);
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(false);

@@ -19,7 +19,7 @@ pub const ACCOUNT: &str = "123456789012";
 /// What `!Ref AWS::NoValue` leaves behind until its enclosing list or mapping drops it.
 const NO_VALUE: &str = "\u{0}AWS::NoValue";
 
-fn is_no_value(v: &Json) -> bool {
+pub(crate) fn is_no_value(v: &Json) -> bool {
     v.as_str() == Some(NO_VALUE)
 }
 

@@ -48,10 +48,17 @@ fn bad(what: impl Into<String>) -> LocalError {
     LocalError::Setup(format!("template: {}", what.into()))
 }
 
-/// The property `key` of a resource, resolved; `Null` when absent.
+/// The property `key` of a resource, resolved; `Null` when absent (or `!Ref AWS::NoValue`).
 pub fn property(names: &Names, id: &str, r: &Resource, key: &str) -> Result<Json, LocalError> {
     match r.properties.get(key) {
-        Some(v) => names.resolve(v, &format!("resource {id}, Properties.{key}")),
+        Some(v) => {
+            let v = names.resolve(v, &format!("resource {id}, Properties.{key}"))?;
+            Ok(if intrinsics::is_no_value(&v) {
+                Json::Null
+            } else {
+                v
+            })
+        }
         None => Ok(Json::Null),
     }
 }

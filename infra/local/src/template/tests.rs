@@ -342,3 +342,83 @@ fn the_translation_refuses_what_cloudformation_refuses() {
         "{e}"
     );
 }
+
+#[test]
+fn reserved_concurrency_and_a_kms_key_are_options() {
+    let statements = |t: &Template, names: &Names, role: &str| -> Vec<Json> {
+        let r = &t.resources[role];
+        let policies = property(names, role, r, "Policies").unwrap();
+        policies
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap().clone())
+            .collect()
+    };
+    let sids = |statements: &[Json]| -> Vec<String> {
+        statements
+            .iter()
+            .filter_map(|s| s["Sid"].as_str().map(str::to_string))
+            .collect()
+    };
+    let (t, names) = project(&[]).unwrap();
+    let webhook = &t.resources["WebhookFunction"];
+    assert_eq!(
+        property(
+            &names,
+            "WebhookFunction",
+            webhook,
+            "ReservedConcurrentExecutions"
+        )
+        .unwrap(),
+        json!("20"),
+        "reserved by default"
+    );
+    assert!(
+        !sids(&statements(&t, &names, "WebhookFunctionRole"))
+            .contains(&"DecryptTheWebhookSecret".into())
+    );
+
+    let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let (t, names) = project(&[("KmsKeyArn", key), ("WebhookReservedConcurrency", "0")]).unwrap();
+    let webhook = &t.resources["WebhookFunction"];
+    assert_eq!(
+        property(
+            &names,
+            "WebhookFunction",
+            webhook,
+            "ReservedConcurrentExecutions"
+        )
+        .unwrap(),
+        Json::Null,
+        "0 reserves nothing"
+    );
+    let secret = &t.resources["WebhookSecret"];
+    assert_eq!(
+        property(&names, "WebhookSecret", secret, "KmsKeyId").unwrap(),
+        json!(key)
+    );
+    let decrypt = statements(&t, &names, "WebhookFunctionRole")
+        .into_iter()
+        .find(|s| s["Sid"] == "DecryptTheWebhookSecret")
+        .expect("kms:Decrypt for the secret");
+    assert_eq!(decrypt["Resource"], json!(key));
+    assert_eq!(
+        decrypt["Condition"]["StringEquals"]["kms:ViaService"],
+        json!("secretsmanager.us-east-1.amazonaws.com")
+    );
+    for role in [
+        "ScanGateFunctionRole",
+        "AlarmRollbackFunctionRole",
+        "TenantOnboardingFunctionRole",
+    ] {
+        let decrypt = statements(&t, &names, role)
+            .into_iter()
+            .find(|s| s["Sid"] == "DecryptThePolicy")
+            .unwrap_or_else(|| panic!("{role}: kms:Decrypt for a SecureString policy"));
+        assert_eq!(
+            decrypt["Condition"]["StringEquals"]["kms:ViaService"],
+            json!("ssm.us-east-1.amazonaws.com")
+        );
+    }
+}

@@ -1,0 +1,488 @@
+//! The demo's acts, each a part of the scenario played on one stack: the gate's three releases,
+//! the rollback, the tenants.
+
+use std::time::Duration;
+
+use super::*;
+
+/// Plays the gate's three releases of the example service, after a ping and release 0's history.
+pub(super) async fn releases(s: &mut Scene<'_>) -> Result<(), LocalError> {
+    let path = corpus().join("github/push/with-new-branch.payload.json");
+    let body = std::fs::read_to_string(&path)
+        .map_err(|e| LocalError::Setup(format!("{}: {e}", path.display())))?;
+    release_1(s, &body).await?;
+    release_2(s, &body).await?;
+    release_3(s, &body).await
+}
+
+/// Release 1: the corpus push. Build and scan pass, the image scan is clean: deployed once.
+async fn release_1(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
+    let stack = s.stack;
+    let cb = &stack.codebuild;
+    let (watch, t) = (&mut s.watch, &mut s.t);
+    let who = s.who.clone();
+    let delivery = "0b9c2a4e-7f3d-11ef-8a5d-eddo00000001";
+
+    let (status, _) = deliver(
+        s.url,
+        LOCAL_GITHUB_SECRET,
+        "ping",
+        "ping-1",
+        r#"{"zen":"Approachable is better than simple.","hook_id":1}"#,
+    )
+    .await;
+    t.step(status == 200, "GitHub ping", &who, format!("HTTP {status}"));
+
+    release_0_was_live(stack).await?;
+    t.step(
+        true,
+        "hello-world had release 0 live since yesterday",
+        "history",
+        format!(
+            "{} (what a rollback of release 1 restores)",
+            &RELEASE_0[..7]
+        ),
+    );
+
+    // Release 1: the corpus push. Build and scan pass, the image scan is clean: deployed.
+    println!("\n-- release 1: {} passes every signal --", &PUSHED[..7]);
+    cb.plan(
+        "eddo-build",
+        Plan::succeed().exporting("IMAGE_DIGEST", &image_of(PUSHED)),
+    );
+    cb.plan("eddo-sast", Plan::succeed());
+    cb.plan("eddo-deploy", Plan::succeed());
+    let (status, answer) = deliver(s.url, LOCAL_GITHUB_SECRET, "push", delivery, body).await;
+    t.step(
+        status == 202 && answer["status"] == "published",
+        "signed push to master delivered",
+        &who,
+        format!(
+            "HTTP {status} {} {}",
+            answer["status"], answer["detail_type"]
+        ),
+    );
+    watch
+        .until(stack, t, Duration::from_secs(10), |_, s| {
+            s.codebuild.builds().len() >= 2
+        })
+        .await?;
+    let builds = stack.codebuild.builds();
+    let started = |project: &str| {
+        builds.iter().any(|b| {
+            b.project == project
+                && b.source_version.as_deref() == Some(PUSHED)
+                && b.env("EDDO_CORRELATION_ID") == Some(delivery)
+        })
+    };
+    t.step(
+        builds.len() == 2 && started("eddo-build") && started("eddo-sast"),
+        "push rule started the build and the scan",
+        "EventBridge",
+        format!(
+            "{} build(s) of {}, correlation id {delivery}",
+            builds.len(),
+            &PUSHED[..7]
+        ),
+    );
+    let (status, answer) = deliver(s.url, LOCAL_GITHUB_SECRET, "push", delivery, body).await;
+    t.step(
+        status == 202 && answer["status"] == "duplicate",
+        "the same delivery redelivered",
+        &who,
+        format!("HTTP {status} {}", answer["status"]),
+    );
+    let (status, _) = deliver(s.url, "not the secret", "push", "forged-1", body).await;
+    t.step(
+        status == 401,
+        "a delivery signed with another secret",
+        &who,
+        format!("HTTP {status}"),
+    );
+    // Both builds report to the gate; then ECR scans the pushed image.
+    watch
+        .until(stack, t, Duration::from_secs(30), |w, _| {
+            w.count("aws.codebuild", Some("SUCCEEDED")) >= 2
+                && w.deliveries
+                    .iter()
+                    .filter(|d| d.target == "ScanGateFunction")
+                    .count()
+                    >= 2
+        })
+        .await?;
+    let scan = ecr_scan(stack, PUSHED).await?;
+    t.step(
+        true,
+        "ECR scanned the pushed image",
+        "aws.ecr",
+        format!("event {scan}"),
+    );
+    let deployed = watch
+        .until(stack, t, Duration::from_secs(30), |w, _| {
+            !gate_events(w, "Deployment Succeeded", PUSHED).is_empty()
+        })
+        .await?;
+    let deploys: Vec<_> = stack
+        .codebuild
+        .builds()
+        .into_iter()
+        .filter(|b| b.project == "eddo-deploy")
+        .collect();
+    t.step(
+        deployed
+            && gate_events(watch, "Deployment Started", PUSHED).len() == 1
+            && deploys.len() == 1
+            && deploys[0].env("EDDO_IMAGE_DIGEST") == Some(image_of(PUSHED).as_str()),
+        "release 1 deployed once, history updated",
+        "scan-gate",
+        format!(
+            "{} deploy build(s), {} StartBuild call(s)",
+            deploys.len(),
+            stack.codebuild.calls("eddo-deploy")
+        ),
+    );
+
+    Ok(())
+}
+
+/// Release 2: the SAST project fails: blocked, with the reason.
+async fn release_2(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
+    let stack = s.stack;
+    let cb = &stack.codebuild;
+    let (watch, t) = (&mut s.watch, &mut s.t);
+    let who = s.who.clone();
+
+    println!(
+        "\n-- release 2: {} fails its static analysis --",
+        &SECOND[..7]
+    );
+    cb.plan(
+        "eddo-build",
+        Plan::succeed().exporting("IMAGE_DIGEST", &image_of(SECOND)),
+    );
+    cb.plan("eddo-sast", Plan::fail("BUILD"));
+    let (status, _) = deliver(
+        s.url,
+        LOCAL_GITHUB_SECRET,
+        "push",
+        "0b9c2a4e-7f3d-11ef-8a5d-eddo00000002",
+        &push_of(body, SECOND)?,
+    )
+    .await;
+    t.step(
+        status == 202,
+        "push of a second commit",
+        &who,
+        format!("HTTP {status}"),
+    );
+    watch
+        .until(stack, t, Duration::from_secs(30), |w, _| {
+            !gate_events(w, "Deployment Blocked", SECOND).is_empty()
+        })
+        .await?;
+    let blocked = gate_events(watch, "Deployment Blocked", SECOND);
+    let reason = blocked
+        .first()
+        .and_then(|e| e["detail"]["reasons"][0].as_str())
+        .unwrap_or_default()
+        .to_string();
+    t.step(
+        reason.starts_with("sast: eddo-sast build FAILED in phase BUILD"),
+        "release 2 blocked",
+        "scan-gate",
+        reason.clone(),
+    );
+
+    Ok(())
+}
+
+/// Release 3: the scan never comes: timed out when the deadline passes.
+async fn release_3(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
+    let stack = s.stack;
+    let cb = &stack.codebuild;
+    let (watch, t) = (&mut s.watch, &mut s.t);
+    let who = s.who.clone();
+
+    println!("\n-- release 3: {}'s scans never finish --", &THIRD[..7]);
+    cb.plan(
+        "eddo-build",
+        Plan::succeed().exporting("IMAGE_DIGEST", &image_of(THIRD)),
+    );
+    cb.plan(
+        "eddo-sast",
+        Plan::succeed().lasting(Duration::from_secs(3600)),
+    );
+    let to_gate = |w: &Watch| {
+        w.deliveries
+            .iter()
+            .filter(|d| d.target == "ScanGateFunction")
+            .count()
+    };
+    let before = to_gate(watch);
+    let (status, _) = deliver(
+        s.url,
+        LOCAL_GITHUB_SECRET,
+        "push",
+        "0b9c2a4e-7f3d-11ef-8a5d-eddo00000003",
+        &push_of(body, THIRD)?,
+    )
+    .await;
+    t.step(
+        status == 202,
+        "push of a third commit",
+        &who,
+        format!("HTTP {status}"),
+    );
+    watch
+        .until(stack, t, Duration::from_secs(30), |w, _| {
+            to_gate(w) > before
+        })
+        .await?;
+    let later = eddo::idempotency::now_epoch() + 31 * 60;
+    t.step(
+        true,
+        "the clock moves 31 minutes on",
+        "local scheduler",
+        format!(
+            "the deadline schedule fires with time {} (the policy's deadline is 30 minutes)",
+            eddo::time::rfc3339(later)
+        ),
+    );
+    watch.tick(t, later).await?;
+    let timed_out = watch
+        .until(stack, t, Duration::from_secs(10), |w, _| {
+            !gate_events(w, "Deployment Timed Out", THIRD).is_empty()
+        })
+        .await?;
+    let missing = gate_events(watch, "Deployment Timed Out", THIRD)
+        .first()
+        .map(|e| e["detail"]["missing"].clone())
+        .unwrap_or_default();
+    t.step(
+        timed_out && missing == serde_json::json!(["image-scan", "sast"]),
+        "release 3 timed out",
+        "scan-gate",
+        format!("missing {missing}"),
+    );
+
+    Ok(())
+}
+
+/// Release 1 hurts production: its alarm rolls it back to release 0 once; a second alarm
+/// inside the cooldown is skipped with its reasons.
+pub(super) async fn rollback(s: &mut Scene<'_>) -> Result<(), LocalError> {
+    let stack = s.stack;
+    let cb = &stack.codebuild;
+    let (watch, t) = (&mut s.watch, &mut s.t);
+    // Release 1 hurts production: its 5xx alarm fires while it bakes. Rolled back to release 0,
+    // once; a second alarm inside the cooldown is skipped, with its reasons.
+    println!("\n-- release 1 hurts production: hello-world-5xx goes into ALARM while it bakes --");
+    cb.plan("eddo-rollback", Plan::succeed());
+    let fired = alarm_fires(stack).await?;
+    t.step(
+        true,
+        "hello-world-5xx went into ALARM",
+        "aws.cloudwatch",
+        format!("event {fired}"),
+    );
+    let restored = watch
+        .until(stack, t, Duration::from_secs(30), |w, _| {
+            !rollback_events(w, "Rollback Succeeded").is_empty()
+        })
+        .await?;
+    let rollbacks: Vec<_> = stack
+        .codebuild
+        .builds()
+        .into_iter()
+        .filter(|b| b.project == "eddo-rollback")
+        .collect();
+    let started = rollback_events(watch, "Rollback Started");
+    t.step(
+        started.len() == 1
+            && rollbacks.len() == 1
+            && rollbacks[0].env("EDDO_COMMIT_SHA") == Some(RELEASE_0)
+            && rollbacks[0].env("EDDO_REPLACED_COMMIT_SHA") == Some(PUSHED),
+        "rolled back to release 0, once",
+        "alarm-rollback",
+        format!(
+            "{} rollback build(s), {} -> {}",
+            rollbacks.len(),
+            &PUSHED[..7],
+            &RELEASE_0[..7]
+        ),
+    );
+    let live = rollback_events(watch, "Rollback Succeeded")
+        .first()
+        .map(|e| e["detail"]["live"].clone())
+        .unwrap_or_default();
+    t.step(
+        restored && live["commit"] == RELEASE_0 && live["kind"] == "rollback",
+        "rollback succeeded: release 0 live again",
+        "alarm-rollback",
+        format!("live {} ({})", live["commit"], live["kind"]),
+    );
+    // CloudWatch evaluates an alarm at most every 10 seconds and knows a state change by its
+    // second: the next change is at least in the next second.
+    let into_second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_millis();
+    tokio::time::sleep(Duration::from_millis(u64::from(
+        1_010 - into_second.min(1_000),
+    )))
+    .await;
+    let again = alarm_fires(stack).await?;
+    t.step(
+        true,
+        "hello-world-5xx went into ALARM again",
+        "aws.cloudwatch",
+        format!("event {again}"),
+    );
+    watch
+        .until(stack, t, Duration::from_secs(30), |w, _| {
+            !rollback_events(w, "Rollback Skipped").is_empty()
+        })
+        .await?;
+    let skipped = rollback_events(watch, "Rollback Skipped");
+    let codes = skipped
+        .first()
+        .map(|e| e["detail"]["codes"].clone())
+        .unwrap_or_default();
+    t.step(
+        skipped.len() == 1
+            && codes
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c == "cooldown"))
+            && stack.codebuild.calls("eddo-rollback") == 1,
+        "second alarm inside the cooldown skipped",
+        "alarm-rollback",
+        format!("reasons {codes}"),
+    );
+
+    Ok(())
+}
+
+/// A SaaS control plane onboards three tenants: at once, after a retry, and one rejected.
+pub(super) async fn tenants(s: &mut Scene<'_>) -> Result<(), LocalError> {
+    let stack = s.stack;
+    let cb = &stack.codebuild;
+    let (watch, t) = (&mut s.watch, &mut s.t);
+    // A SaaS control plane onboards three tenants: one provisions at once, one fails and
+    // succeeds on the tier's retry, one is invalid and answered with every reason.
+    println!("\n-- a SaaS control plane onboards three tenants --");
+    cb.plan(
+        "eddo-tenant-provision",
+        Plan::succeed()
+            .exporting("TENANT_URL", "https://acme.app.example.com")
+            .exporting("TENANT_STACK", "tenant-acme")
+            .exporting("TENANT_DB_PASSWORD", "not-for-the-bus"),
+    );
+    let asked = tenant_requested(
+        stack,
+        "acme",
+        "basic",
+        serde_json::json!({"tenantName": "Acme Corp", "email": "ops@acme.example"}),
+    )
+    .await?;
+    t.step(
+        true,
+        "onboarding of acme (tier basic) requested",
+        "control plane",
+        format!("event {asked}"),
+    );
+    let provisioned = watch
+        .until(stack, t, Duration::from_secs(30), |w, _| {
+            !tenant_events(w, "Tenant Provisioned", "acme").is_empty()
+        })
+        .await?;
+    let outputs = tenant_events(watch, "Tenant Provisioned", "acme")
+        .first()
+        .map(|e| e["detail"]["outputs"].clone())
+        .unwrap_or_default();
+    t.step(
+        provisioned
+            && tenant_events(watch, "Tenant Provisioning Started", "acme").len() == 1
+            && outputs
+                == serde_json::json!({"TENANT_URL": "https://acme.app.example.com", "TENANT_STACK": "tenant-acme"}),
+        "acme provisioned, once, with the outputs the tier allows",
+        "tenant-onboarding",
+        format!("outputs {outputs} (TENANT_DB_PASSWORD was exported, not published)"),
+    );
+
+    cb.plan("eddo-tenant-provision", Plan::fail("BUILD"));
+    cb.plan(
+        "eddo-tenant-provision",
+        Plan::succeed().exporting("TENANT_URL", "https://globex.app.example.com"),
+    );
+    let asked = tenant_requested(
+        stack,
+        "globex",
+        "basic",
+        serde_json::json!({"tenantName": "Globex"}),
+    )
+    .await?;
+    t.step(
+        true,
+        "onboarding of globex (tier basic, one retry) requested",
+        "control plane",
+        format!("event {asked}"),
+    );
+    let provisioned = watch
+        .until(stack, t, Duration::from_secs(30), |w, _| {
+            !tenant_events(w, "Tenant Provisioned", "globex").is_empty()
+        })
+        .await?;
+    let attempts = tenant_events(watch, "Tenant Provisioning Started", "globex");
+    let previous = attempts
+        .get(1)
+        .map(|e| e["detail"]["previous_attempt"].clone())
+        .unwrap_or_default();
+    t.step(
+        attempts.len() == 2 && previous["failed_phase"] == "BUILD",
+        "globex's first build failed in BUILD: retried",
+        "tenant-onboarding",
+        format!("attempt 2 after {}", previous["reason"]),
+    );
+    t.step(
+        provisioned && tenant_events(watch, "Tenant Provisioning Failed", "globex").is_empty(),
+        "globex provisioned on attempt 2",
+        "tenant-onboarding",
+        format!(
+            "{} provisioning build(s) in all",
+            stack.codebuild.calls("eddo-tenant-provision")
+        ),
+    );
+
+    let asked = tenant_requested(
+        stack,
+        "Initech Corp",
+        "gold",
+        serde_json::json!({"tenantName": "Initech"}),
+    )
+    .await?;
+    t.step(
+        true,
+        "onboarding of \"Initech Corp\" (tier gold) requested",
+        "control plane",
+        format!("event {asked}"),
+    );
+    let rejected = watch
+        .until(stack, t, Duration::from_secs(30), |w, _| {
+            !tenant_events(w, "Tenant Onboarding Rejected", "Initech Corp").is_empty()
+        })
+        .await?;
+    let reasons = tenant_events(watch, "Tenant Onboarding Rejected", "Initech Corp")
+        .first()
+        .map(|e| e["detail"]["reasons"].clone())
+        .unwrap_or_default();
+    t.step(
+        rejected
+            && reasons.as_array().is_some_and(|r| r.len() == 2)
+            && stack.codebuild.calls("eddo-tenant-provision") == 3,
+        "the invalid request rejected with every reason, nothing started",
+        "tenant-onboarding",
+        format!("reasons {reasons}"),
+    );
+
+    Ok(())
+}

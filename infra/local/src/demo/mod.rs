@@ -1,0 +1,462 @@
+//! The scripted scenario the README's run command plays: a signed GitHub push delivered over
+//! HTTP to the webhook function's local URL (the real binary, through the Runtime API), put on the
+//! bus, routed by the template's push rule to the build and SAST projects (the CodeBuild
+//! stand-in), whose builds finish as the scenario planned and report on the default bus; then the
+//! same delivery redelivered and published no second time, and a forged one refused; then the
+//! gate's releases, an alarm's rollback, and a SaaS control plane onboarding three tenants (one
+//! at once, one after a retry, one invalid). Each step prints one timeline line; the run succeeds
+//! only if every expected step happened.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
+use http::{HeaderName, HeaderValue};
+use serde_json::Value;
+
+mod acts;
+
+use crate::LocalError;
+use crate::codebuild::Plan;
+use crate::moto::Moto;
+use crate::runtime::LocalFunction;
+use crate::send::{github_headers, post_github};
+use crate::stack::{LOCAL_GITHUB_SECRET, LOCAL_PARAMETERS, Stack};
+use crate::timeline::{Timeline, Watch};
+use crate::url::FunctionUrl;
+
+/// `../shared/corpus` beside the project, or `EDDO_CORPUS`.
+pub fn corpus() -> PathBuf {
+    eddo::corpus::dir()
+}
+
+/// A function URL request as Lambda builds it: a POST to `path` with lower-case headers.
+pub fn delivery(path: &str, headers: &[(&str, &str)], body: &str) -> LambdaFunctionUrlRequest {
+    let mut req = LambdaFunctionUrlRequest::default();
+    req.raw_path = Some(path.into());
+    req.request_context.http.method = Some("POST".into());
+    req.request_context.http.path = Some(path.into());
+    for (k, v) in headers {
+        req.headers.insert(
+            HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()).expect("header name"),
+            HeaderValue::from_str(v).expect("header value"),
+        );
+    }
+    req.body = Some(body.to_string());
+    req
+}
+
+/// A GitHub delivery of `body` as `event`, signed with `secret`.
+pub fn github_delivery(
+    secret: &str,
+    event: &str,
+    delivery_id: &str,
+    body: &str,
+) -> LambdaFunctionUrlRequest {
+    let headers = github_headers(secret, event, delivery_id, body.as_bytes());
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    delivery("/github", &headers, body)
+}
+
+/// A signed GitHub delivery to the local function URL, as GitHub sends it: `(status, answer)`.
+async fn deliver(
+    url: std::net::SocketAddr,
+    secret: &str,
+    event: &str,
+    delivery_id: &str,
+    body: &str,
+) -> (u16, Value) {
+    match post_github(url, secret, event, delivery_id, body.to_string()).await {
+        Ok((status, text)) => (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ),
+        Err(e) => (0, Value::String(e.to_string())),
+    }
+}
+
+/// The commit of the corpus push the scenario delivers.
+const PUSHED: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
+/// The commits of the scenario's second and third releases (the corpus push, commit replaced).
+const SECOND: &str = "b10c4ed0b10c4ed0b10c4ed0b10c4ed0b10c4ed0";
+const THIRD: &str = "5105e1a75105e1a75105e1a75105e1a75105e1a7";
+/// What was live before the scenario.
+const RELEASE_0: &str = "0a11ce000a11ce000a11ce000a11ce000a11ce00";
+
+/// The image a build of `commit` pushes (its digest, in the scenario).
+fn image_of(commit: &str) -> String {
+    format!("sha256:{commit}{}", &commit[..24])
+}
+
+/// The corpus push, as a push of `commit`.
+fn push_of(body: &str, commit: &str) -> Result<String, LocalError> {
+    let mut v: Value =
+        serde_json::from_str(body).map_err(|e| LocalError::Setup(format!("push payload: {e}")))?;
+    v["after"] = Value::String(commit.into());
+    v["head_commit"]["id"] = Value::String(commit.into());
+    Ok(v.to_string())
+}
+
+/// The ECR scan of the image built from `commit`, as ECR sends it after the push (the corpus
+/// sample, naming this image): within the example policy's thresholds.
+async fn ecr_scan(stack: &Stack, commit: &str) -> Result<String, LocalError> {
+    let text = std::fs::read_to_string(corpus().join("aws/ecr-image-scan.json"))
+        .map_err(|e| LocalError::Setup(format!("corpus: {e}")))?;
+    let mut v: Value =
+        serde_json::from_str(&text).map_err(|e| LocalError::Setup(format!("corpus: {e}")))?;
+    let d = &mut v["detail"];
+    d["repository-name"] = "hello-world".into();
+    d["image-digest"] = image_of(commit).into();
+    d["image-tags"] = serde_json::json!([commit]);
+    d["finding-severity-counts"] = serde_json::json!({"HIGH": 1, "MEDIUM": 4, "LOW": 3});
+    put_aws_event(
+        stack,
+        "aws.ecr",
+        "ECR Image Scan",
+        "arn:aws:ecr:us-east-1:123456789012:repository/hello-world",
+        &v["detail"],
+    )
+    .await
+}
+
+/// Puts an AWS service's event on the default bus, as the service would; its event id.
+async fn put_aws_event(
+    stack: &Stack,
+    source: &str,
+    detail_type: &str,
+    resource: &str,
+    detail: &Value,
+) -> Result<String, LocalError> {
+    put_event(
+        stack,
+        "default",
+        source,
+        detail_type,
+        Some(resource),
+        detail,
+    )
+    .await
+}
+
+/// Puts an event on `bus`; its event id.
+async fn put_event(
+    stack: &Stack,
+    bus: &str,
+    source: &str,
+    detail_type: &str,
+    resource: Option<&str>,
+    detail: &Value,
+) -> Result<String, LocalError> {
+    let out = aws_sdk_eventbridge::Client::new(&stack.sdk)
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .event_bus_name(bus)
+                .source(source)
+                .detail_type(detail_type)
+                .set_resources(resource.map(|r| vec![r.to_string()]))
+                .detail(detail.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| crate::aws("PutEvents", e))?;
+    Ok(out
+        .entries()
+        .first()
+        .and_then(|e| e.event_id())
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// CloudWatch's `hello-world-5xx` alarm going from OK into ALARM now (the corpus sample, named
+/// for the example policy).
+async fn alarm_fires(stack: &Stack) -> Result<String, LocalError> {
+    let text = std::fs::read_to_string(corpus().join("aws/cloudwatch-alarm-state-change.json"))
+        .map_err(|e| LocalError::Setup(format!("corpus: {e}")))?;
+    let mut v: Value =
+        serde_json::from_str(&text).map_err(|e| LocalError::Setup(format!("corpus: {e}")))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let stamp = format!(
+        "{}.{:03}+0000",
+        eddo::time::rfc3339(now.as_secs()).trim_end_matches('Z'),
+        now.subsec_millis()
+    );
+    let d = &mut v["detail"];
+    d["alarmName"] = "hello-world-5xx".into();
+    d["state"]["timestamp"] = stamp.into();
+    d["state"]["reason"] = "Threshold Crossed: 1 out of the last 1 datapoints [12.0] was greater than the threshold (5.0)".into();
+    put_aws_event(
+        stack,
+        "aws.cloudwatch",
+        "CloudWatch Alarm State Change",
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:hello-world-5xx",
+        &v["detail"],
+    )
+    .await
+}
+
+/// The version that was live before the scenario (release 0), as the gate would have recorded
+/// it yesterday: what a rollback of release 1 restores.
+async fn release_0_was_live(stack: &Stack) -> Result<(), LocalError> {
+    let service = eddo::names::ServiceName::parse("hello-world").map_err(LocalError::Setup)?;
+    let yesterday = eddo::idempotency::now_epoch() - 86_400;
+    let v = eddo::history::Version {
+        commit: RELEASE_0.into(),
+        digest: Some(image_of(RELEASE_0)),
+        build_id: format!("eddo-deploy:{}", &RELEASE_0[..8]),
+        at: yesterday,
+        kind: eddo::history::VersionKind::Deploy,
+        correlation_id: None,
+        replaced: None,
+        started_at: Some(yesterday - 120),
+    };
+    let update = eddo::history::go_live(&stack.table, &service, &v)
+        .map_err(|e| LocalError::Setup(e.to_string()))?;
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .transact_write_items()
+        .transact_items(
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .update(update)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| crate::aws("TransactWriteItems", e))?;
+    Ok(())
+}
+
+/// alarm-rollback's events of one detail type seen so far.
+fn rollback_events<'a>(watch: &'a Watch, detail_type: &str) -> Vec<&'a Value> {
+    watch
+        .seen(detail_type)
+        .into_iter()
+        .filter(|e| e["source"] == "eddo.rollback")
+        .collect()
+}
+
+/// A SaaS control plane asks, on the eddo bus, for `tenant` in `tier` with `values` (eddo's
+/// contract, as in `infra/examples/events/tenant-onboarding-requested.json`).
+async fn tenant_requested(
+    stack: &Stack,
+    tenant: &str,
+    tier: &str,
+    values: Value,
+) -> Result<String, LocalError> {
+    let detail = serde_json::json!({"tenant_id": tenant, "tier": tier, "values": values});
+    put_event(
+        stack,
+        &stack.bus,
+        "com.example.control-plane",
+        "Tenant Onboarding Requested",
+        None,
+        &detail,
+    )
+    .await
+}
+
+/// tenant-onboarding's events about `tenant` seen so far, by detail type.
+fn tenant_events<'a>(watch: &'a Watch, detail_type: &str, tenant: &str) -> Vec<&'a Value> {
+    watch
+        .seen(detail_type)
+        .into_iter()
+        .filter(|e| e["source"] == "eddo.tenants" && e["detail"]["tenant_id"] == tenant)
+        .collect()
+}
+
+/// The gate's events about `commit` seen so far, by detail type.
+fn gate_events<'a>(watch: &'a Watch, detail_type: &str, commit: &str) -> Vec<&'a Value> {
+    watch
+        .seen(detail_type)
+        .into_iter()
+        .filter(|e| e["detail"]["commit_sha"] == commit)
+        .collect()
+}
+
+/// What a play of the scenario came to.
+pub struct Played {
+    pub timeline: Timeline,
+    /// The roles of the template as the stack created them.
+    pub roles: Vec<crate::iam::RoleDoc>,
+    /// Every authorization the functions' roles were asked for, in order.
+    pub asked: Vec<crate::iam::Asked>,
+    /// Each function's execution role, by logical id.
+    pub function_roles: Vec<(String, String)>,
+}
+
+impl Played {
+    pub fn passed(&self) -> bool {
+        self.timeline.failures() == 0
+    }
+}
+
+/// What one play shares across its acts.
+pub(crate) struct Scene<'a> {
+    stack: &'a Stack,
+    watch: Watch,
+    t: Timeline,
+    /// The webhook function URL's address.
+    url: std::net::SocketAddr,
+    /// The webhook function's logical id.
+    who: String,
+}
+
+/// Plays the scenario on `template.yaml`, printing the timeline; `Ok(true)` when every expected
+/// step happened.
+pub async fn run() -> Result<bool, LocalError> {
+    let path = crate::moto::project_root().join("template.yaml");
+    let template = std::fs::read_to_string(&path)
+        .map_err(|e| LocalError::Setup(format!("{}: {e}", path.display())))?;
+    Ok(play(&template, true, false).await?.passed())
+}
+
+/// Plays the scenario on the stack `template` declares (with the local stack's parameters),
+/// printing the timeline if `print`. With `stop_at_first_failure`, steps after the first
+/// failure wait for nothing (they fail at once): for a template that is expected to fail.
+pub async fn play(
+    template: &str,
+    print: bool,
+    stop_at_first_failure: bool,
+) -> Result<Played, LocalError> {
+    let mut t = Timeline::new(print);
+    t.stop_at_first_failure = stop_at_first_failure;
+    let moto = Moto::start()?;
+    t.step(true, "moto server started", "", moto.endpoint());
+    let sdk = moto.sdk_config().await;
+    let stack = Stack::provision_template(&sdk, "eddo", template, &[]).await?;
+    t.step(
+        true,
+        "provisioned from template.yaml",
+        "",
+        format!(
+            "bus {}, table {}, {} function(s), policy in SSM {} ({}); parameters: {}",
+            stack.bus,
+            stack.table,
+            stack.functions.len(),
+            stack.policy_parameter.as_deref().unwrap_or("-"),
+            crate::stack::LOCAL_POLICY,
+            LOCAL_PARAMETERS
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+    );
+    t.step(
+        true,
+        "rules",
+        "",
+        stack
+            .routes
+            .iter()
+            .map(|r| format!("{} -> {}", r.rule, r.target.name()))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    t.step(true, "not emulated", "", stack.skipped.join(", "));
+
+    let mut functions = Vec::new();
+    for binary in [
+        "webhook",
+        "scan-gate",
+        "alarm-rollback",
+        "tenant-onboarding",
+    ] {
+        functions.push(Arc::new(
+            LocalFunction::new(stack.spec(binary, &moto.endpoint())?).await?,
+        ));
+    }
+    let webhook = functions[0].clone();
+    let url = FunctionUrl::serve(webhook.clone(), 0).await?;
+    let watch = Watch::new(&stack, &functions).await?;
+    t.step(
+        true,
+        "webhook function URL",
+        "",
+        format!("{}github", url.url()),
+    );
+    let mut scene = Scene {
+        stack: &stack,
+        watch,
+        t,
+        url: url.addr(),
+        who: webhook.name().to_string(),
+    };
+    acts::releases(&mut scene).await?;
+    acts::rollback(&mut scene).await?;
+    acts::tenants(&mut scene).await?;
+    let Scene {
+        mut watch, mut t, ..
+    } = scene;
+    watch
+        .poll(&stack, &mut t, Duration::from_millis(300))
+        .await?;
+    let dead = watch.deliveries.iter().filter(|d| d.dead_lettered).count();
+    t.step(
+        dead == 0
+            && watch.count("eddo.webhook", None) == 3
+            && stack.codebuild.calls("eddo-deploy") == 1,
+        "in all",
+        "",
+        format!(
+            "{} eddo.webhook event(s), {} eddo.gate event(s), {} eddo.rollback event(s), {} eddo.tenants event(s), {} build(s), 1 deployment, 1 rollback, 2 tenants, {dead} delivery(ies) dead-lettered",
+            watch.count("eddo.webhook", None),
+            watch.count("eddo.gate", None),
+            watch.count("eddo.rollback", None),
+            watch.count("eddo.tenants", None),
+            stack.codebuild.builds().len(),
+        ),
+    );
+    for f in &functions {
+        let cold = f.cold_start();
+        t.step(
+            true,
+            "cold start and memory",
+            f.name(),
+            format!(
+                "init {} ms, first response {} ms, resident {} KiB",
+                cold.map(|c| c.to_first_next.as_millis())
+                    .unwrap_or_default(),
+                cold.and_then(|c| c.to_first_response)
+                    .map(|d| d.as_millis())
+                    .unwrap_or_default(),
+                f.rss_kib().await.unwrap_or_default()
+            ),
+        );
+    }
+    for f in &functions {
+        f.stop().await;
+    }
+    let asked = stack.authority.decisions()?;
+    let function_roles = stack
+        .functions
+        .iter()
+        .map(|f| (f.logical_id.clone(), f.role.clone()))
+        .collect();
+    let roles = stack.roles.clone();
+    drop(url);
+    drop(stack);
+    drop(moto);
+    t.step(true, "stopped the functions and moto", "", "");
+    println!();
+    if t.failures() == 0 {
+        println!("demo passed: every expected step happened");
+    } else {
+        println!(
+            "demo FAILED: {} step(s) did not happen as expected",
+            t.failures()
+        );
+        for f in &functions {
+            println!("\n{} log:\n{}", f.name(), f.logs().join("\n"));
+        }
+    }
+    Ok(Played {
+        timeline: t,
+        roles,
+        asked,
+        function_roles,
+    })
+}

@@ -1,0 +1,109 @@
+//! IAM as the deployed stack has it, through each function's own role session: every function
+//! reaches only the state-table items it owns (`dynamodb:LeadingKeys`), and a call its role does
+//! not grant is AWS's AccessDeniedException naming the role, the action and the resource.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use eddo_local::moto::Moto;
+use eddo_local::stack::Stack;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_function_reaches_only_the_items_it_owns() {
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let stack = Stack::provision(&moto.sdk_config().await, "iam-keys")
+        .await
+        .unwrap();
+    let cases = [
+        ("webhook", "idem#webhook#github#d-1", "tenant#acme"),
+        (
+            "scan-gate",
+            "candidate#hello-world",
+            "idem#webhook#github#d-1",
+        ),
+        (
+            "alarm-rollback",
+            "alarm#hello-world-5xx",
+            "candidate#hello-world",
+        ),
+        ("tenant-onboarding", "tenant#acme", "service#hello-world"),
+    ];
+    for (binary, own, foreign) in cases {
+        let ddb = aws_sdk_dynamodb::Client::new(&stack.function_sdk(binary).await.unwrap());
+        let touch = |pk: &str| {
+            ddb.update_item()
+                .table_name(&stack.table)
+                .key("pk", AttributeValue::S(pk.into()))
+                .key("sk", AttributeValue::S("iam-test".into()))
+                .update_expression("SET touched = :t")
+                .expression_attribute_values(":t", AttributeValue::Bool(true))
+                .send()
+        };
+        touch(own)
+            .await
+            .unwrap_or_else(|e| panic!("{binary} may update {own}: {e:?}"));
+        let err = touch(foreign).await.expect_err("another function's item");
+        let text = format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err));
+        let role = &stack.function(binary).unwrap().logical_id;
+        assert!(text.contains("AccessDeniedException"), "{binary}: {text}");
+        assert!(
+            text.contains(&format!("assumed-role/iam-keys-{role}Role/{role} is not authorized to perform: dynamodb:UpdateItem on resource: arn:aws:dynamodb:us-east-1:123456789012:table/{}", stack.table)),
+            "{binary}: {text}"
+        );
+    }
+}
+
+/// A function's role allows its own calls and nothing else: the webhook may not start builds,
+/// read the policy or write to another bus.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_the_role_does_not_grant_is_refused_by_name() {
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let stack = Stack::provision(&moto.sdk_config().await, "iam-calls")
+        .await
+        .unwrap();
+    let sdk = stack.function_sdk("webhook").await.unwrap();
+    let err = aws_sdk_ssm::Client::new(&sdk)
+        .get_parameter()
+        .name(stack.policy_parameter.as_deref().unwrap())
+        .send()
+        .await
+        .expect_err("the webhook does not read the policy");
+    let text = format!("{}", aws_sdk_ssm::error::DisplayErrorContext(&err));
+    assert!(
+        text.contains("is not authorized to perform: ssm:GetParameter on resource: arn:aws:ssm:us-east-1:123456789012:parameter/iam-calls/policy"),
+        "{text}"
+    );
+    let err = aws_sdk_eventbridge::Client::new(&sdk)
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .event_bus_name("default")
+                .source("eddo.webhook")
+                .detail_type("Git Push")
+                .detail("{}")
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("the webhook publishes to the eddo bus only");
+    let text = format!("{}", aws_sdk_eventbridge::error::DisplayErrorContext(&err));
+    assert!(
+        text.contains(
+            "events:PutEvents on resource: arn:aws:events:us-east-1:123456789012:event-bus/default"
+        ),
+        "{text}"
+    );
+    // Its own bus, yes.
+    let out = aws_sdk_eventbridge::Client::new(&sdk)
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .event_bus_name(&stack.bus)
+                .source("eddo.webhook")
+                .detail_type("Git Push")
+                .detail("{}")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.failed_entry_count(), 0);
+}
