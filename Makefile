@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CARGO ?= cargo
 
-.PHONY: help setup demo up test lint cfn-lint unit bench size measure
+.PHONY: help setup demo up test lint cfn-lint unit bench size measure sam-build
 
 help:
 	@echo "make demo   run eddo locally: moto on loopback and the scripted scenario"
@@ -13,6 +13,7 @@ help:
 	@echo "            the bench runner on the local runtime, arm64 sizes); about 30 minutes"
 	@echo "make up     moto and the webhook function URL on 127.0.0.1:9000, until Ctrl-C"
 	@echo "make size   stripped arm64 bootstrap and zip sizes of the four functions"
+	@echo "make sam-build  sam build (arm64, cargo-lambda) into .aws-sam/ and sam validate --lint, as a deploy does"
 	@echo "make measure  the bench runner alone: cold start, warm latency, memory, cost per function"
 
 # The virtualenv with moto, cfn-lint and AWS's SAM translator; rebuilt when the requirements change.
@@ -54,6 +55,10 @@ bench: setup
 
 size: setup
 	infra/scripts/size.sh
+
+# What a user runs before sam deploy, with the SAM CLI and cargo-lambda from PyPI (.venv-sam).
+sam-build:
+	infra/scripts/sam-build.sh
 
 measure: setup
 	BENCH_PARTS=functions infra/scripts/bench.sh

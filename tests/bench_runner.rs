@@ -42,10 +42,10 @@ fn check(f: &Figures, operations: &[&str]) {
     assert_eq!(f.invocations(), EFFORT.rounds * EFFORT.per_round);
     for s in f.rounds.iter().flatten() {
         assert_eq!(s.calls, calls, "{}: {s:?}", f.name);
-        assert!(
-            s.aws > std::time::Duration::ZERO && s.aws < s.total,
-            "{s:?}"
-        );
+        // The relay and the runtime endpoint time a call and an invocation at different points,
+        // so under load one can read longer than the other: that the calls were timed is what
+        // is checked, not how long they took (timing belongs in the benchmarks).
+        assert!(s.aws > std::time::Duration::ZERO, "{s:?}");
     }
     assert_eq!(f.rss_per_round_kib.len(), EFFORT.rounds);
     assert!(f.rss_per_round_kib.iter().all(|k| *k > 0));

@@ -107,3 +107,55 @@ async fn a_call_the_role_does_not_grant_is_refused_by_name() {
         .unwrap();
     assert_eq!(out.failed_entry_count(), 0);
 }
+
+/// One source for the project lists: `eddo policy params` prints what the policy implies, and a
+/// function whose role may not start a project its policy names says so at init, by name.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_policy_is_the_one_source_of_the_project_lists() {
+    let example = eddo_local::moto::project_root().join("infra/policy/example.yaml");
+    let out = std::process::Command::new(eddo_tests::binary("eddo"))
+        .args(["policy", "params"])
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "GateProjectNames=eddo-build,eddo-deploy,eddo-sast DeployProjectNames=eddo-deploy \
+         RollbackProjectNames=eddo-rollback \
+         TenantProjectNames=eddo-tenant-deprovision,eddo-tenant-provision,eddo-tenant-provision-premium"
+    );
+    let bad = std::process::Command::new(eddo_tests::binary("eddo"))
+        .args(["policy", "params", "/nonexistent/policy.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+
+    // Deployed with a deploy list that drifted from the policy: the gate names what it cannot start.
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let stack = Stack::provision_with(
+        &moto.sdk_config().await,
+        "iam-drift",
+        &[("DeployProjectNames", "another-deploy")],
+    )
+    .await
+    .unwrap();
+    let gate =
+        eddo_local::runtime::LocalFunction::new(stack.spec("scan-gate", &moto.endpoint()).unwrap())
+            .await
+            .unwrap();
+    let tick = serde_json::json!({
+        "version": "0", "id": "tick-1", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-12-01T00:00:00Z", "region": "us-east-1",
+        "resources": [], "detail": {}
+    });
+    gate.invoke(&tick).await.unwrap();
+    let logs = gate.logs().join("\n");
+    assert!(
+        logs.contains("\"project\":\"eddo-deploy\"")
+            && logs.contains("\"parameter\":\"DeployProjectNames\""),
+        "{logs}"
+    );
+    assert_eq!(logs.matches("may not start").count(), 1, "once: {logs}");
+    gate.stop().await;
+}

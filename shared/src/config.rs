@@ -129,6 +129,9 @@ impl CommonConfig {
 pub struct PolicyConfig {
     pub common: CommonConfig,
     pub policy_parameter: String,
+    /// The projects the function's role may start (`EDDO_STARTABLE_PROJECTS`), for the init
+    /// check against the policy; absent where the template gives none.
+    pub startable_projects: Option<String>,
 }
 
 impl PolicyConfig {
@@ -136,6 +139,9 @@ impl PolicyConfig {
         Ok(PolicyConfig {
             common: CommonConfig::from_env(env)?,
             policy_parameter: env.required("EDDO_POLICY_PARAMETER")?.to_string(),
+            startable_projects: env
+                .optional(crate::projects::STARTABLE_VARIABLE)
+                .map(str::to_string),
         })
     }
 }

@@ -6,6 +6,7 @@
 //! - [`history`]: what is live for a service, what was last known good, and the rollback hold;
 //! - [`idempotency`]: exactly-once side effects over at-least-once delivery;
 //! - [`names`], [`policy`], [`time`]: parsed names, the policy document, calendar days;
+//! - [`projects`]: the CodeBuild projects a policy names, per template parameter;
 //! - `codebuild` (feature): starting builds and reading their state changes;
 //! - [`config`], [`telemetry`], [`error`], [`aws`], [`report`]: init, logs, failures, SDK
 //!   clients, what an invocation did.
@@ -24,6 +25,7 @@ pub mod history;
 pub mod idempotency;
 pub mod names;
 pub mod policy;
+pub mod projects;
 pub mod publish;
 pub mod report;
 pub mod telemetry;

@@ -12,6 +12,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = eddo::aws::load().await;
     // A bad policy stops the function at init with the message that names the mistake.
     let policy = eddo::policy::load_at_init(&sdk, &config.policy_parameter).await;
+    eddo::projects::report_not_startable(
+        &eddo::projects::PolicyProjects::of(&policy).deploy,
+        config.startable_projects.as_deref(),
+        "DeployProjectNames",
+    );
     let gate = Gate::new(&config, policy, &sdk);
     let gate = &gate;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

@@ -133,7 +133,7 @@ fn usage() -> ExitCode {
 async fn up(port: u16) -> Result<(), eddo_local::LocalError> {
     use eddo_local::runtime::LocalFunction;
     use eddo_local::stack::{
-        LOCAL_GITHUB_SECRET, LOCAL_GITLAB_TOKEN, LOCAL_PARAMETERS, LOCAL_STANDARD_SECRET, Stack,
+        LOCAL_GITHUB_SECRET, LOCAL_GITLAB_TOKEN, LOCAL_STANDARD_SECRET, Stack, local_parameters,
     };
     use eddo_local::timeline::{Timeline, Watch};
     let moto = eddo_local::moto::Moto::start()?;
@@ -170,7 +170,7 @@ async fn up(port: u16) -> Result<(), eddo_local::LocalError> {
     );
     println!(
         "parameters           {}",
-        LOCAL_PARAMETERS
+        local_parameters()?
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()

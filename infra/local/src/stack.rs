@@ -32,23 +32,35 @@ pub const LOCAL_GITHUB_SECRET: &str = "eddo-local-github-secret";
 pub const LOCAL_GITLAB_TOKEN: &str = "eddo-local-gitlab-token";
 pub const LOCAL_STANDARD_SECRET: &str = "whsec_ZWRkby1sb2NhbC1zdGFuZGFyZC1zZWNyZXQ=";
 
-/// The parameter overrides of the local stack (as `sam deploy --parameter-overrides` would set
-/// them): every optional part of the template switched on, so the local stack runs all of it.
-/// The corpus's pushes are to `master`.
-pub const LOCAL_PARAMETERS: [(&str, &str); 8] = [
+/// The settings of the local stack (as `sam deploy --parameter-overrides` would set them): every
+/// optional part of the template switched on, so the local stack runs all of it. The corpus's
+/// pushes are to `master`; sbt-aws's default control-plane source, so it speaks both contracts.
+pub const LOCAL_SETTINGS: [(&str, &str); 4] = [
     ("BuildProjectName", "eddo-build"),
     ("SastProjectName", "eddo-sast"),
     ("TrackedBranches", "main,master"),
-    ("GateProjectNames", "eddo-build,eddo-sast,eddo-deploy"),
-    ("DeployProjectNames", "eddo-deploy"),
-    ("RollbackProjectNames", "eddo-rollback"),
-    (
-        "TenantProjectNames",
-        "eddo-tenant-provision,eddo-tenant-provision-premium,eddo-tenant-deprovision",
-    ),
-    // sbt-aws's default control-plane source: the local stack speaks both contracts.
     ("SbtControlPlaneEventSource", "controlPlaneEventSource"),
 ];
+
+/// The parameter overrides the local stack deploys with: its settings, and the project lists the
+/// policy it runs implies, as `eddo policy params` prints them for a deploy.
+pub fn local_parameters() -> Result<Vec<(String, String)>, LocalError> {
+    let text = std::fs::read_to_string(project_root().join(LOCAL_POLICY))
+        .map_err(|e| LocalError::Setup(format!("{LOCAL_POLICY}: {e}")))?;
+    let policy = eddo::policy::Policy::parse(&text)
+        .map_err(|e| LocalError::Setup(format!("{LOCAL_POLICY}: {e}")))?;
+    let mut out: Vec<(String, String)> = LOCAL_SETTINGS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    out.extend(
+        eddo::projects::PolicyProjects::of(&policy)
+            .template_parameters()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v)),
+    );
+    Ok(out)
+}
 
 /// The policy the local stack runs with: the worked example.
 pub const LOCAL_POLICY: &str = "infra/policy/example.yaml";
@@ -169,15 +181,10 @@ impl Stack {
         prefix: &str,
         overrides: &[(&str, &str)],
     ) -> Result<Stack, LocalError> {
-        let bus = format!("{prefix}-bus");
-        let policy = format!("/{prefix}/policy");
-        let mut parameters = vec![
-            ("EventBusName", bus.as_str()),
-            ("PolicyParameterName", policy.as_str()),
-        ];
-        parameters.extend(LOCAL_PARAMETERS.iter().chain(overrides).copied());
-        let template = Template::load(&project_root().join("template.yaml"), &parameters)?;
-        Stack::from_template(sdk, &template, prefix).await
+        let path = project_root().join("template.yaml");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| LocalError::Setup(format!("{}: {e}", path.display())))?;
+        Stack::provision_template(sdk, prefix, &text, overrides).await
     }
 
     /// As `provision_with`, from the text of another template (a changed copy of
@@ -188,13 +195,24 @@ impl Stack {
         text: &str,
         overrides: &[(&str, &str)],
     ) -> Result<Stack, LocalError> {
-        let bus = format!("{prefix}-bus");
-        let policy = format!("/{prefix}/policy");
+        let local = local_parameters()?;
         let mut parameters = vec![
-            ("EventBusName", bus.as_str()),
-            ("PolicyParameterName", policy.as_str()),
+            ("EventBusName".to_string(), format!("{prefix}-bus")),
+            (
+                "PolicyParameterName".to_string(),
+                format!("/{prefix}/policy"),
+            ),
         ];
-        parameters.extend(LOCAL_PARAMETERS.iter().chain(overrides).copied());
+        parameters.extend(local);
+        parameters.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let parameters: Vec<(&str, &str)> = parameters
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         Stack::from_template(sdk, &Template::translate(text, &parameters)?, prefix).await
     }
 

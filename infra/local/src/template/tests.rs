@@ -232,7 +232,11 @@ fn project(overrides: &[(&str, &str)]) -> Result<(Template, Names), LocalError> 
 
 #[test]
 fn the_project_template_resolves_for_every_choice_of_parameters() {
-    let demo = crate::stack::LOCAL_PARAMETERS;
+    let local = crate::stack::local_parameters().unwrap();
+    let demo: Vec<(&str, &str)> = local
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     for overrides in [
         &[][..],
         &demo[..],
