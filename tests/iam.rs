@@ -71,16 +71,17 @@ async fn a_call_the_role_does_not_grant_is_refused_by_name() {
         text.contains("is not authorized to perform: ssm:GetParameter on resource: arn:aws:ssm:us-east-1:123456789012:parameter/iam-calls/policy"),
         "{text}"
     );
-    let err = aws_sdk_eventbridge::Client::new(&sdk)
-        .put_events()
-        .entries(
+    let push = |bus: &str| {
+        aws_sdk_eventbridge::Client::new(&sdk).put_events().entries(
             aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-                .event_bus_name("default")
+                .event_bus_name(bus)
                 .source("eddo.webhook")
                 .detail_type("Git Push")
                 .detail("{}")
                 .build(),
         )
+    };
+    let err = push("default")
         .send()
         .await
         .expect_err("the webhook publishes to the eddo bus only");
@@ -92,19 +93,7 @@ async fn a_call_the_role_does_not_grant_is_refused_by_name() {
         "{text}"
     );
     // Its own bus, yes.
-    let out = aws_sdk_eventbridge::Client::new(&sdk)
-        .put_events()
-        .entries(
-            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-                .event_bus_name(&stack.bus)
-                .source("eddo.webhook")
-                .detail_type("Git Push")
-                .detail("{}")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let out = push(&stack.bus).send().await.unwrap();
     assert_eq!(out.failed_entry_count(), 0);
 }
 

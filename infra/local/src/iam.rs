@@ -185,6 +185,25 @@ fn strings(v: &Json) -> Vec<String> {
     }
 }
 
+/// Each Allow statement of `role`, with where it is written: `<role> <policy>[.<Sid>]`.
+fn allows(role: &RoleDoc) -> Vec<(String, Json)> {
+    let mut out = Vec::new();
+    for (policy, doc) in &role.policies {
+        let statements = match &doc["Statement"] {
+            Json::Array(items) => items.clone(),
+            other => vec![other.clone()],
+        };
+        for st in statements.into_iter().filter(|st| st["Effect"] == "Allow") {
+            let sid = st["Sid"]
+                .as_str()
+                .map(|s| format!(".{s}"))
+                .unwrap_or_default();
+            out.push((format!("{} {policy}{sid}", role.logical_id), st));
+        }
+    }
+    out
+}
+
 /// Each Allow of `role` (action, resource pattern) that no authorization in `asked` used:
 /// `<role> <policy>[.<Sid>]: <action> on <resource>`. What a role grants and its function never
 /// asks for is privilege nobody needs, unless a path the run did not take needs it.
@@ -194,28 +213,15 @@ pub fn unused_grants(role: &RoleDoc, asked: &[Asked]) -> Vec<String> {
         .filter(|a| a.role_name() == Some(role.name.as_str()))
         .collect();
     let mut out = Vec::new();
-    for (policy, doc) in &role.policies {
-        let statements = match &doc["Statement"] {
-            Json::Array(items) => items.clone(),
-            other => vec![other.clone()],
-        };
-        for st in statements.iter().filter(|st| st["Effect"] == "Allow") {
-            let sid = st["Sid"]
-                .as_str()
-                .map(|s| format!(".{s}"))
-                .unwrap_or_default();
-            for action in strings(&st["Action"]) {
-                for resource in strings(&st["Resource"]) {
-                    let used = mine.iter().any(|a| {
-                        wildcard(&action.to_lowercase(), &a.action.to_lowercase())
-                            && (resource == "*" || wildcard(&resource, &a.resource))
-                    });
-                    if !used {
-                        out.push(format!(
-                            "{} {policy}{sid}: {action} on {resource}",
-                            role.logical_id
-                        ));
-                    }
+    for (at, st) in allows(role) {
+        for action in strings(&st["Action"]) {
+            for resource in strings(&st["Resource"]) {
+                let used = mine.iter().any(|a| {
+                    wildcard(&action.to_lowercase(), &a.action.to_lowercase())
+                        && (resource == "*" || wildcard(&resource, &a.resource))
+                });
+                if !used {
+                    out.push(format!("{at}: {action} on {resource}"));
                 }
             }
         }
@@ -225,25 +231,15 @@ pub fn unused_grants(role: &RoleDoc, asked: &[Asked]) -> Vec<String> {
 
 /// Every Allow of `role` on `Resource: "*"`: `<role> <policy>[.<Sid>]: <action>`.
 pub fn wildcard_grants(role: &RoleDoc) -> Vec<String> {
-    let mut out = Vec::new();
-    for (policy, doc) in &role.policies {
-        let statements = match &doc["Statement"] {
-            Json::Array(items) => items.clone(),
-            other => vec![other.clone()],
-        };
-        for st in statements.iter().filter(|st| st["Effect"] == "Allow") {
-            if strings(&st["Resource"]).iter().any(|r| r == "*") {
-                let sid = st["Sid"]
-                    .as_str()
-                    .map(|s| format!(".{s}"))
-                    .unwrap_or_default();
-                for action in strings(&st["Action"]) {
-                    out.push(format!("{} {policy}{sid}: {action}", role.logical_id));
-                }
-            }
-        }
-    }
-    out
+    allows(role)
+        .into_iter()
+        .filter(|(_, st)| strings(&st["Resource"]).iter().any(|r| r == "*"))
+        .flat_map(|(at, st)| {
+            strings(&st["Action"])
+                .into_iter()
+                .map(move |action| format!("{at}: {action}"))
+        })
+        .collect()
 }
 
 /// The access key id a SigV4 `Authorization` header signs with.

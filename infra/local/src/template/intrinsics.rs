@@ -49,54 +49,40 @@ pub enum Function {
 
 use Function::*;
 
+/// Each function and its name in a template.
+const NAMES: [(Function, &str); 19] = [
+    (Ref, "Ref"),
+    (Condition, "Condition"),
+    (GetAtt, "Fn::GetAtt"),
+    (Sub, "Fn::Sub"),
+    (Join, "Fn::Join"),
+    (Split, "Fn::Split"),
+    (Select, "Fn::Select"),
+    (If, "Fn::If"),
+    (Base64, "Fn::Base64"),
+    (FindInMap, "Fn::FindInMap"),
+    (GetAZs, "Fn::GetAZs"),
+    (ImportValue, "Fn::ImportValue"),
+    (Cidr, "Fn::Cidr"),
+    (Length, "Fn::Length"),
+    (ToJsonString, "Fn::ToJsonString"),
+    (Equals, "Fn::Equals"),
+    (Not, "Fn::Not"),
+    (And, "Fn::And"),
+    (Or, "Fn::Or"),
+];
+
 impl Function {
     fn parse(key: &str) -> Option<Function> {
-        Some(match key {
-            "Ref" => Ref,
-            "Condition" => Condition,
-            "Fn::GetAtt" => GetAtt,
-            "Fn::Sub" => Sub,
-            "Fn::Join" => Join,
-            "Fn::Split" => Split,
-            "Fn::Select" => Select,
-            "Fn::If" => If,
-            "Fn::Base64" => Base64,
-            "Fn::FindInMap" => FindInMap,
-            "Fn::GetAZs" => GetAZs,
-            "Fn::ImportValue" => ImportValue,
-            "Fn::Cidr" => Cidr,
-            "Fn::Length" => Length,
-            "Fn::ToJsonString" => ToJsonString,
-            "Fn::Equals" => Equals,
-            "Fn::Not" => Not,
-            "Fn::And" => And,
-            "Fn::Or" => Or,
-            _ => return None,
-        })
+        NAMES.iter().find(|(_, n)| *n == key).map(|(f, _)| *f)
     }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Ref => "Ref",
-            Condition => "Condition",
-            GetAtt => "Fn::GetAtt",
-            Sub => "Fn::Sub",
-            Join => "Fn::Join",
-            Split => "Fn::Split",
-            Select => "Fn::Select",
-            If => "Fn::If",
-            Base64 => "Fn::Base64",
-            FindInMap => "Fn::FindInMap",
-            GetAZs => "Fn::GetAZs",
-            ImportValue => "Fn::ImportValue",
-            Cidr => "Fn::Cidr",
-            Length => "Fn::Length",
-            ToJsonString => "Fn::ToJsonString",
-            Equals => "Fn::Equals",
-            Not => "Fn::Not",
-            And => "Fn::And",
-            Or => "Fn::Or",
-        }
+        NAMES
+            .iter()
+            .find(|(f, _)| *f == self)
+            .map(|(_, n)| *n)
+            .expect("every function is named")
     }
 }
 
