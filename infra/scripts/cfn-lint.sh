@@ -32,4 +32,22 @@ translate several BuildProjectName=app-build SastProjectName=app-sast TrackedBra
 # are no longer referenced (W2001), and a grant's Fn::Sub of an empty project name has no
 # variable left (W1020). Every other warning and every error fails.
 "$venv/bin/cfn-lint" --ignore-checks W2001 W1020 -- "$out"/*.json
-echo "cfn-lint: template.yaml and its translations ($(ls "$out"/*.json | wc -l) parameter choices) pass"
+choices=$(ls "$out"/*.json | wc -l)
+# The linter must catch what CloudFormation refuses in a translated template: a function in
+# Fn::Join's delimiter (what template.yaml had before its grants moved to Fn::ForEach).
+cat >"$out/refused.yaml" <<'YAML'
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !Join [!Sub "-${AWS::Region}-", [a, b]]
+YAML
+"$venv/bin/python" infra/local/translate.py "$out/refused.yaml" >"$out/translated.out"
+"$venv/bin/python" -c 'import json, sys; json.dump(json.load(open(sys.argv[1]))["template"], open(sys.argv[2], "w"), indent=1)' \
+  "$out/translated.out" "$out/refused.json"
+if "$venv/bin/cfn-lint" "$out/refused.json" >"$out/refused.lint" 2>&1 || ! grep -Eq 'E10(18|22)' "$out/refused.lint"; then
+  echo "cfn-lint no longer refuses a function in Fn::Join's delimiter: the lint above proves nothing" >&2
+  cat "$out/refused.lint" >&2
+  exit 1
+fi
+echo "cfn-lint: template.yaml and its translations ($choices parameter choices) pass; a refused delimiter is caught"
