@@ -23,156 +23,14 @@ pub(crate) fn is_no_value(v: &Json) -> bool {
     v.as_str() == Some(NO_VALUE)
 }
 
-/// The functions of CloudFormation's template language, by their documented names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Function {
-    Ref,
-    GetAtt,
-    Sub,
-    Join,
-    Split,
-    Select,
-    If,
-    Base64,
-    FindInMap,
-    GetAZs,
-    ImportValue,
-    Cidr,
-    Length,
-    ToJsonString,
-    Equals,
-    Not,
-    And,
-    Or,
-    Condition,
-}
+use super::functions::*;
 
-use Function::*;
-
-/// Each function and its name in a template.
-const NAMES: [(Function, &str); 19] = [
-    (Ref, "Ref"),
-    (Condition, "Condition"),
-    (GetAtt, "Fn::GetAtt"),
-    (Sub, "Fn::Sub"),
-    (Join, "Fn::Join"),
-    (Split, "Fn::Split"),
-    (Select, "Fn::Select"),
-    (If, "Fn::If"),
-    (Base64, "Fn::Base64"),
-    (FindInMap, "Fn::FindInMap"),
-    (GetAZs, "Fn::GetAZs"),
-    (ImportValue, "Fn::ImportValue"),
-    (Cidr, "Fn::Cidr"),
-    (Length, "Fn::Length"),
-    (ToJsonString, "Fn::ToJsonString"),
-    (Equals, "Fn::Equals"),
-    (Not, "Fn::Not"),
-    (And, "Fn::And"),
-    (Or, "Fn::Or"),
-];
-
-impl Function {
-    fn parse(key: &str) -> Option<Function> {
-        NAMES.iter().find(|(_, n)| *n == key).map(|(f, _)| *f)
-    }
-
-    pub fn name(self) -> &'static str {
-        NAMES
-            .iter()
-            .find(|(f, _)| *f == self)
-            .map(|(_, n)| *n)
-            .expect("every function is named")
-    }
-}
-
-// The "Supported functions" of each function's page in CloudFormation's template reference.
-/// Anywhere in a resource property or an output.
-const IN_PROPERTY: &[Function] = &[
-    Ref,
-    GetAtt,
-    Sub,
-    Join,
-    Split,
-    Select,
-    If,
-    Base64,
-    FindInMap,
-    GetAZs,
-    ImportValue,
-    Cidr,
-];
-/// Fn::Sub's variable values, Fn::Split's source, Fn::If's values, Fn::Base64's value.
-const STRING_ARGS: &[Function] = &[
-    Base64,
-    FindInMap,
-    GetAtt,
-    GetAZs,
-    If,
-    ImportValue,
-    Join,
-    Select,
-    Sub,
-    Ref,
-];
-/// Fn::Join's list and its items.
-const JOIN_LIST: &[Function] = &[
-    Base64,
-    FindInMap,
-    GetAtt,
-    GetAZs,
-    If,
-    ImportValue,
-    Join,
-    Split,
-    Select,
-    Sub,
-    Ref,
-];
-const SELECT_INDEX: &[Function] = &[Ref, FindInMap];
-const SELECT_LIST: &[Function] = &[FindInMap, GetAtt, GetAZs, If, Split, Ref];
-const GETATT_NAME: &[Function] = &[Ref];
-/// Inside Fn::Equals (and the other condition functions' conditions).
-const IN_CONDITION: &[Function] = &[FindInMap, Ref, Equals, Not, And, Or, Condition];
-const CONDITIONS: &[Function] = &[Equals, Not, And, Or, Condition];
-
-/// The attributes `Fn::GetAtt` may ask of each resource type (CloudFormation's "Return values").
-fn attributes(kind: &str) -> Option<&'static [&'static str]> {
-    Some(match kind {
-        "AWS::Events::EventBus" => &["Arn", "Name", "Policy"],
-        "AWS::Events::Archive" => &["Arn"],
-        "AWS::Events::Rule" => &["Arn"],
-        "AWS::DynamoDB::Table" => &["Arn", "StreamArn"],
-        "AWS::SecretsManager::Secret" => &["Id"],
-        "AWS::SQS::Queue" => &["Arn", "QueueName", "QueueUrl"],
-        "AWS::SQS::QueuePolicy" => &["Id"],
-        "AWS::CloudWatch::Alarm" => &["Arn"],
-        "AWS::Logs::LogGroup" => &["Arn"],
-        "AWS::IAM::Role" => &["Arn", "RoleId"],
-        "AWS::IAM::RolePolicy" => &[],
-        "AWS::IAM::ManagedPolicy" => &["PolicyArn"],
-        "AWS::KMS::Key" => &["Arn", "KeyId"],
-        "AWS::KMS::Alias" => &[],
-        "AWS::SSM::Parameter" => &["Type", "Value"],
-        "AWS::Lambda::Function" => &[
-            "Arn",
-            "SnapStartResponse",
-            "SnapStartResponse.ApplyOn",
-            "SnapStartResponse.OptimizationStatus",
-        ],
-        "AWS::Lambda::Url" => &["FunctionArn", "FunctionUrl"],
-        "AWS::Lambda::Permission" => &[],
-        "AWS::Lambda::EventInvokeConfig" => &[],
-        _ => return None,
-    })
-}
-
-fn refuse(at: &str, rule: impl std::fmt::Display) -> LocalError {
+pub(super) fn refuse(at: &str, rule: impl std::fmt::Display) -> LocalError {
     LocalError::Setup(format!("template: {at}: {rule}"))
 }
 
 /// `v` as a call of a CloudFormation function: a one-key mapping whose key is a function's name.
-fn call(v: &Json) -> Option<(Function, &Json)> {
+pub(super) fn call(v: &Json) -> Option<(Function, &Json)> {
     let m = v.as_object()?;
     if m.len() != 1 {
         return None;
@@ -192,13 +50,13 @@ struct Mode {
 /// What `Ref` and `Fn::GetAtt` answer, the template's conditions, and which resources exist.
 #[derive(Debug, Clone, Default)]
 pub struct Names {
-    refs: HashMap<String, Json>,
-    attrs: HashMap<String, String>,
-    conditions: BTreeMap<String, Json>,
+    pub(super) refs: HashMap<String, Json>,
+    pub(super) attrs: HashMap<String, String>,
+    pub(super) conditions: BTreeMap<String, Json>,
     /// Every resource the template declares, by logical id: its type.
-    types: HashMap<String, String>,
+    pub(super) types: HashMap<String, String>,
     /// Resources not created because their condition is false.
-    absent: HashSet<String>,
+    pub(super) absent: HashSet<String>,
 }
 
 impl Names {
@@ -261,123 +119,6 @@ impl Names {
         let kind = self.types.get(id).cloned().unwrap_or_default();
         for attr in attributes(&kind).unwrap_or(&[]) {
             self.set_attr(id, attr, format!("{value}-{attr}"));
-        }
-    }
-
-    /// Evaluates the condition `name`, checked as CloudFormation checks the Conditions section.
-    pub fn condition(&self, name: &str) -> Result<bool, LocalError> {
-        self.condition_at(name, &format!("condition {name}"), 0)
-    }
-
-    fn condition_at(&self, name: &str, at: &str, depth: usize) -> Result<bool, LocalError> {
-        if depth > 64 {
-            return Err(refuse(at, format!("condition {name} refers to itself")));
-        }
-        let c = self.conditions.get(name).ok_or_else(|| {
-            refuse(
-                at,
-                format!("no condition named {name} in the Conditions section"),
-            )
-        })?;
-        self.truth(c, &format!("condition {name}"), depth + 1)
-    }
-
-    /// A condition function's value.
-    fn truth(&self, v: &Json, at: &str, depth: usize) -> Result<bool, LocalError> {
-        let Some((f, arg)) = call(v) else {
-            return Err(refuse(
-                at,
-                format!("a condition must be a condition function ({CONDITIONS:?}), not {v}"),
-            ));
-        };
-        if !CONDITIONS.contains(&f) {
-            return Err(refuse(
-                at,
-                format!("{} is not a condition function", f.name()),
-            ));
-        }
-        let args = |min: usize, max: usize| match arg.as_array() {
-            Some(items) if (min..=max).contains(&items.len()) => Ok(items.as_slice()),
-            _ => Err(refuse(
-                at,
-                format!(
-                    "{} takes a list of {min}{} conditions, not {arg}",
-                    f.name(),
-                    if min == max {
-                        String::new()
-                    } else {
-                        format!(" to {max}")
-                    }
-                ),
-            )),
-        };
-        match f {
-            Equals => match arg.as_array().map(Vec::as_slice) {
-                Some([a, b]) => Ok(
-                    self.condition_value(a, at, depth)? == self.condition_value(b, at, depth)?
-                ),
-                _ => Err(refuse(at, "Fn::Equals takes a list of two values")),
-            },
-            Not => Ok(!self.truth(&args(1, 1)?[0], at, depth + 1)?),
-            And => {
-                let mut all = true;
-                for c in args(2, 10)? {
-                    all &= self.truth(c, at, depth + 1)?;
-                }
-                Ok(all)
-            }
-            Or => {
-                let mut any = false;
-                for c in args(2, 10)? {
-                    any |= self.truth(c, at, depth + 1)?;
-                }
-                Ok(any)
-            }
-            Condition => match arg.as_str() {
-                Some(name) => self.condition_at(name, at, depth + 1),
-                None => Err(refuse(at, "Condition takes a condition's name")),
-            },
-            _ => unreachable!("checked above"),
-        }
-    }
-
-    /// A value compared by Fn::Equals: a literal, a Ref to a parameter, or a condition function.
-    fn condition_value(&self, v: &Json, at: &str, depth: usize) -> Result<Json, LocalError> {
-        let Some((f, arg)) = call(v) else {
-            return Ok(v.clone());
-        };
-        if !IN_CONDITION.contains(&f) {
-            return Err(refuse(
-                at,
-                format!(
-                    "{} cannot be used inside a condition function (CloudFormation allows Ref, Fn::FindInMap and condition functions there)",
-                    f.name()
-                ),
-            ));
-        }
-        match f {
-            Ref => {
-                let name = arg
-                    .as_str()
-                    .ok_or_else(|| refuse(at, "Ref takes a plain name"))?;
-                if self.types.contains_key(name) {
-                    return Err(refuse(
-                        at,
-                        format!(
-                            "Ref {name}: a condition can refer to parameters only, not to resources"
-                        ),
-                    ));
-                }
-                self.refs
-                    .get(name)
-                    .cloned()
-                    .ok_or_else(|| refuse(at, format!("Ref {name}: no such parameter")))
-            }
-            FindInMap => Err(refuse(
-                at,
-                "Fn::FindInMap is not resolved by the local stack",
-            )),
-            _ => Ok(Json::Bool(self.truth(v, at, depth + 1)?)),
         }
     }
 

@@ -6,6 +6,8 @@
 //! `AWS::Lambda::EventInvokeConfig`, `AWS::IAM::Role`, ...), whose properties resolve through
 //! [`Names`] as strictly as CloudFormation resolves them.
 
+mod conditions;
+mod functions;
 mod intrinsics;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -16,7 +18,8 @@ use std::process::{Command, Stdio};
 use serde_json::Value as Json;
 
 use crate::LocalError;
-pub use intrinsics::{ACCOUNT, Function, Names, REGION};
+pub use functions::Function;
+pub use intrinsics::{ACCOUNT, Names, REGION};
 
 #[derive(Debug, Clone)]
 pub struct Resource {

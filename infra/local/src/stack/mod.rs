@@ -6,10 +6,6 @@
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
-};
 use serde_json::{Value, Value as Json, json};
 
 use crate::dispatch::{Dispatcher, Route, Target};
@@ -18,12 +14,14 @@ use crate::moto::AccessKey;
 use crate::moto::project_root;
 use crate::runtime::{FunctionSpec, LocalFunction};
 use crate::{LocalError, aws};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::codebuild::CodeBuild;
 use crate::pattern::check_pattern;
+mod provision;
+
 use crate::template::{
-    ACCOUNT, FunctionDef, Names, REGION, RuleDef, TargetKind, Template, functions, property, rules,
+    ACCOUNT, FunctionDef, Names, REGION, RuleDef, TargetKind, Template, functions, rules,
 };
 use std::sync::Arc;
 
@@ -223,300 +221,21 @@ impl Stack {
     ) -> Result<Stack, LocalError> {
         let template = &template.deployed()?;
         let mut names = Names::new(template, prefix);
-        let eb = aws_sdk_eventbridge::Client::new(sdk);
-        let mut buses = Vec::new();
-        for (id, r) in template.of_type("AWS::Events::EventBus") {
-            let props = names.resolve(&r.properties, &format!("resource {id}, Properties"))?;
-            let name = props["Name"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("{prefix}-{id}"));
-            let out = eb
-                .create_event_bus()
-                .name(&name)
-                .send()
-                .await
-                .map_err(|e| aws("CreateEventBus", e))?;
-            names.set_ref(id, &name);
-            names.set_attr(id, "Name", &name);
-            names.set_attr(id, "Arn", out.event_bus_arn().unwrap_or_default());
-            buses.push(name);
-        }
-
-        let ddb = aws_sdk_dynamodb::Client::new(sdk);
-        let mut tables = Vec::new();
-        for (id, r) in template.of_type("AWS::DynamoDB::Table") {
-            let props = names.resolve(&r.properties, &format!("resource {id}, Properties"))?;
-            let name = props["TableName"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("{prefix}-{id}"));
-            let mut create = ddb
-                .create_table()
-                .table_name(&name)
-                .billing_mode(BillingMode::PayPerRequest);
-            for k in props["KeySchema"].as_array().into_iter().flatten() {
-                let kind = if k["KeyType"] == "RANGE" {
-                    KeyType::Range
-                } else {
-                    KeyType::Hash
-                };
-                create = create.key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name(k["AttributeName"].as_str().unwrap_or_default())
-                        .key_type(kind)
-                        .build()
-                        .map_err(|e| LocalError::Aws(e.to_string()))?,
-                );
-            }
-            for a in props["AttributeDefinitions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                let kind = match a["AttributeType"].as_str() {
-                    Some("N") => ScalarAttributeType::N,
-                    Some("B") => ScalarAttributeType::B,
-                    _ => ScalarAttributeType::S,
-                };
-                create = create.attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(a["AttributeName"].as_str().unwrap_or_default())
-                        .attribute_type(kind)
-                        .build()
-                        .map_err(|e| LocalError::Aws(e.to_string()))?,
-                );
-            }
-            for g in props["GlobalSecondaryIndexes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                let mut index = GlobalSecondaryIndex::builder()
-                    .index_name(g["IndexName"].as_str().unwrap_or_default())
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    );
-                for k in g["KeySchema"].as_array().into_iter().flatten() {
-                    index = index.key_schema(
-                        KeySchemaElement::builder()
-                            .attribute_name(k["AttributeName"].as_str().unwrap_or_default())
-                            .key_type(if k["KeyType"] == "RANGE" {
-                                KeyType::Range
-                            } else {
-                                KeyType::Hash
-                            })
-                            .build()
-                            .map_err(|e| LocalError::Aws(e.to_string()))?,
-                    );
-                }
-                create = create.global_secondary_indexes(
-                    index.build().map_err(|e| LocalError::Aws(e.to_string()))?,
-                );
-            }
-            let out = create
-                .send()
-                .await
-                .map_err(|e| aws(&format!("CreateTable {id}"), e))?;
-            if let Some(ttl) = props["TimeToLiveSpecification"]["AttributeName"].as_str() {
-                ddb.update_time_to_live()
-                    .table_name(&name)
-                    .time_to_live_specification(
-                        TimeToLiveSpecification::builder()
-                            .enabled(true)
-                            .attribute_name(ttl)
-                            .build()
-                            .map_err(|e| LocalError::Aws(e.to_string()))?,
-                    )
-                    .send()
-                    .await
-                    .map_err(|e| aws("UpdateTimeToLive", e))?;
-            }
-            names.set_ref(id, &name);
-            names.set_attr(
-                id,
-                "Arn",
-                out.table_description()
-                    .and_then(|d| d.table_arn())
-                    .unwrap_or_default(),
-            );
-            tables.push(name);
-        }
-
-        let sm = aws_sdk_secretsmanager::Client::new(sdk);
-        let mut secrets = Vec::new();
-        for (id, _) in template.of_type("AWS::SecretsManager::Secret") {
-            let local = json!({
-                "github": LOCAL_GITHUB_SECRET,
-                "gitlab": LOCAL_GITLAB_TOKEN,
-                "standard_webhooks": LOCAL_STANDARD_SECRET,
-            });
-            let out = sm
-                .create_secret()
-                .name(format!("{prefix}-{id}"))
-                .secret_string(local.to_string())
-                .send()
-                .await
-                .map_err(|e| aws("CreateSecret", e))?;
-            let arn = out.arn().unwrap_or_default().to_string();
-            names.set_ref(id, &arn);
-            secrets.push(arn);
-        }
-
-        let sqs = aws_sdk_sqs::Client::new(sdk);
-        let mut queues = Vec::new();
-        for (id, _) in template.of_type("AWS::SQS::Queue") {
-            let name = format!("{prefix}-{id}");
-            let url = sqs
-                .create_queue()
-                .queue_name(&name)
-                .send()
-                .await
-                .map_err(|e| aws("CreateQueue", e))?;
-            let url = url.queue_url().unwrap_or_default().to_string();
-            names.set_ref(id, &url);
-            queues.push(url.clone());
-            names.set_attr(id, "QueueName", &name);
-            names.set_attr(id, "Arn", format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"));
-        }
-
+        let buses = provision::buses(sdk, template, &mut names, prefix).await?;
+        let tables = provision::tables(sdk, template, &mut names, prefix).await?;
+        let secrets = provision::secrets(sdk, template, &mut names, prefix).await?;
+        let queues = provision::queues(sdk, template, &mut names, prefix).await?;
         let roles = crate::iam::create_roles(sdk, template, &mut names, prefix).await?;
-
-        let mut function_arns = HashMap::new();
-        for (id, _) in template.of_type("AWS::Lambda::Function") {
-            let name = format!("{prefix}-{id}");
-            let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}");
-            names.set_attr(id, "Arn", &arn);
-            names.set_ref(id, name);
-            function_arns.insert(arn, id.to_string());
-        }
-        let created = [
-            "AWS::Events::EventBus",
-            "AWS::DynamoDB::Table",
-            "AWS::SecretsManager::Secret",
-            "AWS::SQS::Queue",
-            "AWS::Lambda::Function",
-            "AWS::Events::Rule",
-            "AWS::IAM::Role",
-            "AWS::IAM::RolePolicy",
-        ];
-        // Each rule's name and ARN, for what names it (a permission's SourceArn).
-        for (id, r) in template.of_type("AWS::Events::Rule") {
-            let bus = property(&names, id, r, "EventBusName")?;
-            let name = format!("{prefix}-{id}");
-            let arn = match bus.as_str().map(|b| b.rsplit('/').next().unwrap_or(b)) {
-                None | Some("default") => format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}"),
-                Some(bus) => format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{bus}/{name}"),
-            };
-            names.set_ref(id, &name);
-            names.set_attr(id, "Arn", arn);
-        }
-        let mut skipped = Vec::new();
-        for (id, r) in template
-            .resources
-            .iter()
-            .filter(|(_, r)| !created.contains(&r.kind.as_str()))
-        {
-            // Not created here, but a function may name it (its log group, say).
-            names.set_ref(id, format!("{prefix}-{id}"));
-            names.set_placeholders(
-                id,
-                &format!("arn:aws:local:{REGION}:{ACCOUNT}:{prefix}-{id}"),
-            );
-            if r.kind == "AWS::IAM::Role" {
-                names.set_attr(
-                    id,
-                    "Arn",
-                    format!("arn:aws:iam::{ACCOUNT}:role/{prefix}-{id}"),
-                );
-            }
-            skipped.push(format!("{id} ({})", r.kind));
-        }
+        let (function_arns, mut skipped) = provision::names(template, &mut names, prefix)?;
         let functions = functions(template, &names)?;
         // Lambda runs each function with a session of its execution role, and only where the
         // role trusts lambda.amazonaws.com.
-        let authority = Authority::of(sdk)?;
-        let mut credentials = BTreeMap::new();
-        for f in &functions {
-            let key = authority
-                .assume(&f.role, "lambda.amazonaws.com", &f.logical_id)
-                .map_err(|e| LocalError::Setup(format!("{}: {e}", f.logical_id)))?;
-            credentials.insert(f.logical_id.clone(), key);
-        }
+        let (authority, credentials) = provision::sessions(sdk, &functions)?;
         let policy_parameter = template.parameters.get("PolicyParameterName").cloned();
-        let mut routes = Vec::new();
-        let mut projects = Vec::new();
         // A rule without EventBusName is on the account's default bus, as in AWS.
         let rules = rules(template, &names, &function_arns, "default")?;
         check_invoke_permissions(template, &names, &rules, &functions)?;
-        for rule in rules {
-            if rule.schedule.is_some() {
-                for target in &rule.targets {
-                    routes.push(RouteDef {
-                        rule: rule.name.clone(),
-                        bus: rule.bus.clone(),
-                        pattern: String::new(),
-                        schedule: rule.schedule.clone(),
-                        target: target.kind.clone(),
-                        queue_url: String::new(),
-                        role: target.role.clone(),
-                    });
-                }
-                continue;
-            }
-            check_pattern(&rule.pattern)
-                .map_err(|e| LocalError::Setup(format!("rule {}: {e}", rule.name)))?;
-            for target in &rule.targets {
-                match &target.kind {
-                    TargetKind::Other(arn) => {
-                        skipped.push(format!("{} target {arn}", rule.name));
-                        continue;
-                    }
-                    TargetKind::CodeBuild(project) if target.role.is_none() => {
-                        return Err(LocalError::Setup(format!(
-                            "template: rule {} target {}: EventBridge starts CodeBuild builds only as a role (RoleArn)",
-                            rule.name, target.id
-                        )));
-                    }
-                    TargetKind::CodeBuild(project) => projects.push(project.clone()),
-                    TargetKind::Function(_) => {}
-                }
-                let queue = format!("{prefix}-{}-{}", rule.name, target.id);
-                let queue: String = queue
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                            c
-                        } else {
-                            '-'
-                        }
-                    })
-                    // Also the target's id, which may be 64 characters long.
-                    .take(64)
-                    .collect();
-                let queue_url = route_to_queue(
-                    sdk,
-                    &rule.bus,
-                    &format!("{prefix}-{}", rule.name),
-                    &queue,
-                    &rule.pattern,
-                    &target.input,
-                )
-                .await
-                .map_err(|e| LocalError::Setup(format!("rule {}: {e}", rule.name)))?;
-                routes.push(RouteDef {
-                    rule: rule.name.clone(),
-                    bus: rule.bus.clone(),
-                    pattern: rule.pattern.clone(),
-                    schedule: None,
-                    target: target.kind.clone(),
-                    queue_url,
-                    role: target.role.clone(),
-                });
-            }
-        }
+        let (routes, projects) = provision::routes(sdk, rules, prefix, &mut skipped).await?;
         let codebuild = Arc::new(CodeBuild::start(sdk, projects, BUILD_DURATION).await?);
         if let Some(name) = &policy_parameter {
             let text = std::fs::read_to_string(project_root().join(LOCAL_POLICY))
