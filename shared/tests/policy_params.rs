@@ -1,0 +1,42 @@
+//! `eddo policy params`: the template parameters a policy file implies, printed as
+//! `sam deploy --parameter-overrides` takes them; a file that is not a policy is an error that
+//! names it.
+
+use std::process::Command;
+
+fn eddo(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_eddo"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_example_policy_implies_its_project_lists() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/policy/example.yaml");
+    let out = eddo(&["policy", "params", example]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "GateProjectNames=eddo-build,eddo-deploy,eddo-sast DeployProjectNames=eddo-deploy \
+         RollbackProjectNames=eddo-rollback \
+         TenantProjectNames=eddo-tenant-deprovision,eddo-tenant-provision,eddo-tenant-provision-premium"
+    );
+}
+
+#[test]
+fn a_missing_or_bad_policy_is_an_error_naming_it() {
+    let out = eddo(&["policy", "params", "/nonexistent/policy.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/policy.yaml"));
+    let bad = std::env::temp_dir().join(format!("eddo-bad-policy-{}.yaml", std::process::id()));
+    std::fs::write(&bad, "services: {payments: {deploy_from: nowhere}}\n").unwrap();
+    let out = eddo(&["policy", "params", bad.to_str().unwrap()]);
+    std::fs::remove_file(&bad).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("policy:"),
+        "{out:?}"
+    );
+    assert_eq!(eddo(&["policy"]).status.code(), Some(2), "usage");
+}
