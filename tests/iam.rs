@@ -71,16 +71,7 @@ async fn a_call_the_role_does_not_grant_is_refused_by_name() {
         text.contains("is not authorized to perform: ssm:GetParameter on resource: arn:aws:ssm:us-east-1:123456789012:parameter/iam-calls/policy"),
         "{text}"
     );
-    let push = |bus: &str| {
-        aws_sdk_eventbridge::Client::new(&sdk).put_events().entries(
-            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-                .event_bus_name(bus)
-                .source("eddo.webhook")
-                .detail_type("Git Push")
-                .detail("{}")
-                .build(),
-        )
-    };
+    let push = |bus: &str| push_as(&sdk, bus, "eddo.webhook");
     let err = push("default")
         .send()
         .await
@@ -95,6 +86,35 @@ async fn a_call_the_role_does_not_grant_is_refused_by_name() {
     // Its own bus, yes.
     let out = push(&stack.bus).send().await.unwrap();
     assert_eq!(out.failed_entry_count(), 0);
+    // On its own bus, as its own source only: it cannot speak as the gate.
+    let err = push_as(&sdk, &stack.bus, "eddo.gate")
+        .send()
+        .await
+        .expect_err("the webhook may not put the gate's source");
+    let text = format!("{}", aws_sdk_eventbridge::error::DisplayErrorContext(&err));
+    assert!(
+        text.contains(&format!(
+            "events:PutEvents on resource: arn:aws:events:us-east-1:123456789012:event-bus/{}",
+            stack.bus
+        )),
+        "{text}"
+    );
+}
+
+/// A PutEvents call of one entry, as `sdk`'s identity.
+fn push_as(
+    sdk: &aws_config::SdkConfig,
+    bus: &str,
+    source: &str,
+) -> aws_sdk_eventbridge::operation::put_events::builders::PutEventsFluentBuilder {
+    aws_sdk_eventbridge::Client::new(sdk).put_events().entries(
+        aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(bus)
+            .source(source)
+            .detail_type("Git Push")
+            .detail("{}")
+            .build(),
+    )
 }
 
 /// A function whose role may not start a project its policy names says so at init, by name
