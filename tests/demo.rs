@@ -95,6 +95,17 @@ async fn the_demo_scenario_passes_with_least_privilege() {
         unexplained.is_empty(),
         "roles grant what no function used and no listed path needs: {unexplained:#?}"
     );
+    // The list must not rot: a grant listed as unexercised that the demo now uses is a stale
+    // excuse, and one that names no grant at all explains nothing.
+    let stale: Vec<&str> = NOT_EXERCISED
+        .iter()
+        .map(|(grant, _)| *grant)
+        .filter(|grant| !unused.iter().any(|g| g.starts_with(grant)))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "listed as unexercised but used, or no such grant: {stale:#?}"
+    );
     assert_eq!(everywhere, ON_EVERY_RESOURCE, "grants on every resource");
 }
 

@@ -260,13 +260,6 @@ pub(super) fn names(
             id,
             &format!("arn:aws:local:{REGION}:{ACCOUNT}:{prefix}-{id}"),
         );
-        if r.kind == "AWS::IAM::Role" {
-            names.set_attr(
-                id,
-                "Arn",
-                format!("arn:aws:iam::{ACCOUNT}:role/{prefix}-{id}"),
-            );
-        }
         skipped.push(format!("{id} ({})", r.kind));
     }
     Ok((function_arns, skipped))

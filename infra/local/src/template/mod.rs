@@ -18,7 +18,6 @@ use std::process::{Command, Stdio};
 use serde_json::Value as Json;
 
 use crate::LocalError;
-pub use functions::Function;
 pub use intrinsics::{ACCOUNT, Names, REGION};
 
 #[derive(Debug, Clone)]
