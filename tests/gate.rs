@@ -236,7 +236,8 @@ async fn a_failing_signal_blocks_with_every_reason_and_the_deadline_times_out_th
     let blocked = s.published().await;
     assert_eq!(blocked.len(), 1, "{blocked:#?}");
     assert_eq!(blocked[0]["detail-type"], "Deployment Blocked");
-    // The SAST failure blocked at once; the scan arrived after the decision and is recorded.
+    // The SAST failure blocked at once; the scan, of an image no build reported, is kept on the
+    // image: a tag names no candidate.
     let reasons = blocked[0]["detail"]["reasons"].as_array().unwrap();
     assert_eq!(reasons.len(), 1);
     assert!(
@@ -245,10 +246,22 @@ async fn a_failing_signal_blocks_with_every_reason_and_the_deadline_times_out_th
             .unwrap()
             .starts_with("sast: eddo-sast build FAILED in phase BUILD")
     );
-    assert!(report.outcome.contains("after the decision"), "{report:?}");
+    assert!(
+        report
+            .outcome
+            .contains("kept until a build reports its image"),
+        "{report:?}"
+    );
 
     // Both failing before any decision: both reasons, in words.
     let worse = sha(201);
+    s.handle(&build(
+        "eddo-build",
+        &worse,
+        "SUCCEEDED",
+        Some(&digest(201)),
+    ))
+    .await;
     s.handle(&scan(
         &worse,
         &digest(201),
@@ -645,6 +658,8 @@ async fn aws_round_trips_per_signal() {
     assert_eq!(
         calls.take(),
         [
+            // Which commit built the scanned image: a scan counts for that commit only.
+            "DynamoDB.GetItem",
             "DynamoDB.UpdateItem",
             "DynamoDB.TransactWriteItems",
             "CodeBuild.StartBuild",

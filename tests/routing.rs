@@ -38,9 +38,10 @@ fn expected(rule: &str) -> BTreeSet<String> {
             "github/workflow_run/completed.payload.json",
             "github/workflow_run/completed.with-pull-requests.payload.json",
         ],
-        "ScanGateFunctionContracts" => &[
+        "ScanGateFunctionReported" => &[
             "examples/deployment-approval.json",
             "examples/scan-completed.json",
+            "examples/signal-reported.json",
         ],
         // Alarms going into ALARM (INSUFFICIENT_DATA too, none in the corpus); the corpus
         // sample without a `detail` (an alarm action's payload in an envelope) does not match.
@@ -85,6 +86,8 @@ async fn every_template_rule_receives_exactly_its_corpus_events() {
                 "TenantProjectNames",
                 "eddo-tenant-provision,eddo-tenant-deprovision,my-sample-project",
             ),
+            ("TrackedRepositories", "Codertocat/Hello-World"),
+            ("SignalSources", "com.example.semgrep,com.example.chatops"),
         ],
     )
     .await

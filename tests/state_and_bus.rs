@@ -106,8 +106,9 @@ async fn a_released_claim_can_be_taken_at_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn twenty_three_events_all_arrive_through_the_rule() {
     let (_moto, stack) = setup("batch").await;
+    // Published as the webhook, the only principal the bus lets put eddo.webhook.
     let publisher = Publisher::new(
-        aws_sdk_eventbridge::Client::new(&stack.sdk),
+        aws_sdk_eventbridge::Client::new(&eddo_tests::function_sdk(&stack, "webhook").await),
         &stack.bus,
         256 * 1024,
     );
@@ -115,7 +116,7 @@ async fn twenty_three_events_all_arrive_through_the_rule() {
         .map(|n| {
             let env = Envelope {
                 metadata: Metadata::new("corr", format!("cause-{n}")),
-                detail: json!({"n": n, "branch": "main"}),
+                detail: json!({"n": n, "branch": "main", "repository": {"full_name": "Codertocat/Hello-World"}}),
             };
             OutgoingEvent::new(DetailType::GitPush, &env).unwrap()
         })

@@ -14,7 +14,8 @@ eddo's functions call, this server asks what AWS asks, request by request:
   UpdateItem, DeleteItem, ConditionCheckItem, GetItem), on its table or index ARN, with the
   `dynamodb:LeadingKeys` of the key it touches;
 - EventBridge PutEvents: each entry on its bus's ARN, with `events:source` and
-  `events:detail-type`;
+  `events:detail-type`, and against the bus's resource policy (its EventBusPolicy statements, with
+  `aws:PrincipalArn`): an explicit Deny there refuses the entry whatever the identity allows;
 - SSM GetParameter(s): the parameter's ARN; Secrets Manager GetSecretValue: the secret's ARN;
   KMS: the key's ARN.
 
@@ -311,6 +312,50 @@ def identity_policies(access_key_id=None, role_arn=None, session_token=None):
 DECISIONS = []
 
 
+# Resource-based policies by resource ARN (the event bus's EventBusPolicy statements), which the
+# provisioner sets: an explicit Deny there refuses a request whatever the identity allows.
+RESOURCE_POLICIES = {}
+
+
+def principal_arn(principal):
+    """aws:PrincipalArn: a role session's role (with its path), or the user itself."""
+    m = re.fullmatch(r"arn:aws:sts::(\d+):assumed-role/([^/]+)/.*", principal)
+    if not m:
+        return principal
+    from moto.iam.models import iam_backends
+
+    try:
+        return iam_backends[ACCOUNT]["aws"].get_role(m.group(2)).arn
+    except Exception:
+        return f"arn:aws:iam::{m.group(1)}:role/{m.group(2)}"
+
+
+def names_principal(statement, arn):
+    """Whether a resource policy statement's Principal covers `arn` ("*", or by ARN or account)."""
+    principal = statement.get("Principal")
+    if principal == "*":
+        return True
+    account = arn.split(":")[4] if arn.count(":") >= 5 else ""
+    for p in as_list((principal or {}).get("AWS", [])):
+        if p in ("*", arn, account, f"arn:aws:iam::{account}:root"):
+            return True
+    return False
+
+
+def resource_denies(principal, action, resource, context):
+    """The resource policy's explicit Deny that applies to this request, if any (its Sid)."""
+    policy = RESOURCE_POLICIES.get(resource)
+    if not policy:
+        return None
+    arn = principal_arn(principal)
+    context = dict(context, **{"aws:PrincipalArn": [arn]})
+    for statement in as_list(policy.get("Statement", [])):
+        if statement.get("Effect") == "Deny" and names_principal(statement, arn):
+            if statement_applies(statement, action, resource, context):
+                return statement.get("Sid") or "a Deny statement"
+    return None
+
+
 def decide(principal, documents, requests):
     """None when every request is allowed, else AWS's message for the first that is not."""
     for action, resource, context in requests:
@@ -319,8 +364,11 @@ def decide(principal, documents, requests):
             DECISIONS.append({"principal": principal, "action": action, "resource": shown})
         try:
             verdict = evaluate(documents, action, resource, context)
+            denied_by = None if resource is ANY else resource_denies(principal, action, resource, context)
         except UnsupportedCondition as e:
             return f"User: {principal} is not authorized to perform: {action} on resource: {shown} ({e})"
+        if denied_by:
+            return f"User: {principal} is not authorized to perform: {action} on resource: {shown} because of an explicit deny in a resource-based policy ({denied_by})"
         if verdict != "allow":
             why = "an explicit deny in an identity-based policy" if verdict == "explicit" else f"no identity-based policy allows the {action} action"
             return f"User: {principal} is not authorized to perform: {action} on resource: {shown} because {why}"
@@ -451,6 +499,26 @@ def assume_role_endpoint(environ, start_response):
     return Response(json.dumps(answer), content_type="application/json")(environ, start_response)
 
 
+def resource_policy_endpoint(environ, start_response):
+    """POST /_eddo/resource-policy {resource, policy}: the resource's policy (the provisioner sets
+    the event bus's from its EventBusPolicy statements)."""
+    ask = json.loads(Request(environ).get_data() or b"{}")
+    RESOURCE_POLICIES[ask["resource"]] = ask["policy"]
+    return Response(json.dumps({"resource": ask["resource"]}), content_type="application/json")(environ, start_response)
+
+
+def resource_decision_endpoint(environ, start_response):
+    """POST /_eddo/resource-decision {principal_arn, action, resource, context}: what the resource
+    policy alone says of a request (for tests of the bus policy)."""
+    ask = json.loads(Request(environ).get_data() or b"{}")
+    try:
+        denied_by = resource_denies(ask["principal_arn"], ask["action"], ask["resource"], ask.get("context") or {})
+        answer = {"denied": denied_by is not None, "by": denied_by}
+    except UnsupportedCondition as e:
+        answer = {"denied": True, "by": str(e)}
+    return Response(json.dumps(answer), content_type="application/json")(environ, start_response)
+
+
 def decisions_endpoint(environ, start_response):
     return Response(json.dumps(DECISIONS), content_type="application/json")(environ, start_response)
 
@@ -459,6 +527,8 @@ ENDPOINTS = {
     "/_eddo/authorize": authorize_endpoint,
     "/_eddo/assume-role": assume_role_endpoint,
     "/_eddo/decisions": decisions_endpoint,
+    "/_eddo/resource-policy": resource_policy_endpoint,
+    "/_eddo/resource-decision": resource_decision_endpoint,
 }
 
 

@@ -70,6 +70,7 @@ pub enum DetailType {
     CheckSuiteCompleted,
     WorkflowRunCompleted,
     GitProviderEvent,
+    SignalReported,
     DeploymentStarted,
     DeploymentWouldStart,
     DeploymentBlocked,
@@ -103,6 +104,7 @@ impl DetailType {
         DetailType::CheckSuiteCompleted,
         DetailType::WorkflowRunCompleted,
         DetailType::GitProviderEvent,
+        DetailType::SignalReported,
         DetailType::DeploymentStarted,
         DetailType::DeploymentWouldStart,
         DetailType::DeploymentBlocked,
@@ -137,6 +139,7 @@ impl DetailType {
             DetailType::CheckSuiteCompleted => "Check Suite Completed",
             DetailType::WorkflowRunCompleted => "Workflow Run Completed",
             DetailType::GitProviderEvent => "Git Provider Event",
+            DetailType::SignalReported => "Signal Reported",
             DetailType::DeploymentStarted => "Deployment Started",
             DetailType::DeploymentWouldStart => "Deployment Would Start",
             DetailType::DeploymentBlocked => "Deployment Blocked",
@@ -170,7 +173,8 @@ impl DetailType {
             | DetailType::CheckRunCompleted
             | DetailType::CheckSuiteCompleted
             | DetailType::WorkflowRunCompleted
-            | DetailType::GitProviderEvent => Source::Webhook,
+            | DetailType::GitProviderEvent
+            | DetailType::SignalReported => Source::Webhook,
             DetailType::DeploymentStarted
             | DetailType::DeploymentWouldStart
             | DetailType::DeploymentBlocked

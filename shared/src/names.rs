@@ -80,6 +80,13 @@ parsed_name!(
 );
 
 parsed_name!(
+    /// A tool that signs its signals with its own key (`chatops`, `contract-check`): a DNS label,
+    /// so it can name the webhook route `/signals/<name>` and a key of the webhook secret.
+    SenderName,
+    |s| dns_label(s, "a sender name")
+);
+
+parsed_name!(
     /// A CodeBuild project name.
     ProjectName,
     |s| {

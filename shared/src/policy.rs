@@ -9,37 +9,106 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::{ProjectName, RepoName, ServiceName, TierName};
+use crate::names::{ProjectName, RepoName, SenderName, ServiceName, TierName};
 use crate::time::Date;
 
-/// The signals a gate can require before a deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// A signal a gate can require before a deployment. Four are eddo's own; any other name
+/// (`contract`, `e2e`, `load-test`) is a signal the policy's senders report.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum SignalKind {
     /// The service's build project finished.
     Build,
     /// ECR basic or Inspector enhanced scan of the built image.
     ImageScan,
-    /// Static analysis: a SAST project, a GitHub check, or a `Scan Completed` event.
+    /// Static analysis: a SAST project, a GitHub check, or a reported signal.
     Sast,
-    /// An explicit `Deployment Approval`.
+    /// An explicit approval (or rejection) of one commit.
     Approval,
+    /// Any other signal: 1 to 32 lower-case letters, digits and '-', starting with a letter.
+    Named(String),
 }
 
 impl SignalKind {
-    pub const fn as_str(self) -> &'static str {
+    pub fn parse(s: &str) -> Result<SignalKind, String> {
+        Ok(match s {
+            "build" => SignalKind::Build,
+            "image-scan" => SignalKind::ImageScan,
+            "sast" => SignalKind::Sast,
+            "approval" => SignalKind::Approval,
+            _ => {
+                let ok = (1..=32).contains(&s.len())
+                    && s.as_bytes()[0].is_ascii_lowercase()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !s.ends_with('-');
+                if !ok {
+                    return Err(format!(
+                        "{s:?} is not a signal name: 1 to 32 lower-case letters, digits and '-', starting with a letter"
+                    ));
+                }
+                SignalKind::Named(s.to_string())
+            }
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
         match self {
             SignalKind::Build => "build",
             SignalKind::ImageScan => "image-scan",
             SignalKind::Sast => "sast",
             SignalKind::Approval => "approval",
+            SignalKind::Named(n) => n,
         }
+    }
+}
+
+impl TryFrom<String> for SignalKind {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        SignalKind::parse(&s)
+    }
+}
+
+impl From<SignalKind> for String {
+    fn from(k: SignalKind) -> String {
+        k.as_str().to_string()
     }
 }
 
 impl std::fmt::Display for SignalKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Who may report a signal, and how eddo knows it was them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Sender {
+    /// A build of this CodeBuild project: `aws.codebuild`, which only AWS can put.
+    Project(ProjectName),
+    /// An ECR basic or Inspector enhanced scan of the service's image repository: `aws.ecr`,
+    /// `aws.inspector2`, which only AWS can put.
+    ImageScanner,
+    /// A GitHub check run or workflow run of this name, run by this GitHub App (its slug), on a
+    /// commit of one of the service's repositories: a verified delivery through the webhook.
+    Check { name: String, app: String },
+    /// A tool that signs a Standard Webhooks delivery to the webhook's `/signals/<name>` route
+    /// with its own key; the webhook republishes it naming the verified sender.
+    Signed(SenderName),
+    /// An event source that the bus lets only the roles of `SignalSenderRoleArns` put.
+    Source(String),
+}
+
+impl std::fmt::Display for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sender::Project(p) => write!(f, "CodeBuild project {p}"),
+            Sender::ImageScanner => f.write_str("ECR or Inspector scan of the image repository"),
+            Sender::Check { name, app } => write!(f, "check {name} by {app}"),
+            Sender::Signed(n) => write!(f, "signed sender {n}"),
+            Sender::Source(s) => write!(f, "source {s}"),
+        }
     }
 }
 
@@ -105,14 +174,27 @@ pub struct Exception {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gate {
     pub require: BTreeSet<SignalKind>,
-    /// GitHub check runs and workflow runs (by name) that count as the SAST signal.
-    pub sast_checks: Vec<String>,
+    /// Who counts for each signal: the AWS-proven ones the projects and image repository imply,
+    /// then those the policy names. A signal from anyone else is rejected.
+    pub senders: BTreeMap<SignalKind, Vec<Sender>>,
     /// The most findings allowed per severity; a severity not listed is not limited.
     pub max_findings: BTreeMap<Severity, u64>,
     pub exceptions: Vec<Exception>,
     /// How long after a candidate's first signal the rest may arrive.
     pub deadline_minutes: u32,
     pub mode: Mode,
+}
+
+impl Gate {
+    /// Who counts for `kind` (none: nobody may report it).
+    pub fn senders(&self, kind: &SignalKind) -> &[Sender] {
+        self.senders.get(kind).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether a signal of `kind` from `from` counts for this service.
+    pub fn counts(&self, kind: &SignalKind, from: &Sender) -> bool {
+        self.senders(kind).contains(from)
+    }
 }
 
 /// Whether alarm-rollback rolls back, or only decides and reports (`Rollback Would Start`).
@@ -476,7 +558,10 @@ struct ProjectsDoc {
 struct GateDoc {
     require: BTreeSet<SignalKind>,
     #[serde(default)]
-    sast_checks: Vec<String>,
+    senders: BTreeMap<SignalKind, Vec<SenderDoc>>,
+    /// Replaced by `senders.sast`, where a check names the app that runs it.
+    #[serde(default)]
+    sast_checks: Option<serde::de::IgnoredAny>,
     #[serde(default = "default_max_findings")]
     max_findings: BTreeMap<Severity, u64>,
     #[serde(default)]
@@ -484,6 +569,69 @@ struct GateDoc {
     deadline_minutes: u32,
     #[serde(default)]
     mode: Mode,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SenderDoc {
+    #[serde(default)]
+    check: Option<String>,
+    #[serde(default)]
+    app: Option<String>,
+    #[serde(default)]
+    sender: Option<SenderName>,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+/// An event source another tool may be let to put: not AWS's, not eddo's own.
+fn signal_source(s: &str) -> Result<(), String> {
+    let ok = (1..=256).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !ok {
+        return Err(format!(
+            "source {s:?} is not an event source (1 to 256 letters, digits, '.', '_', '-')"
+        ));
+    }
+    if s.starts_with("aws.") || s.starts_with("eddo.") {
+        return Err(format!(
+            "source {s:?} is reserved: only AWS puts aws.* and only eddo's functions eddo.*"
+        ));
+    }
+    Ok(())
+}
+
+fn sender(kind: &SignalKind, d: SenderDoc) -> Result<Sender, String> {
+    let sender = match (d.check, d.app, d.sender, d.source) {
+        (Some(name), Some(app), None, None)
+            if !name.trim().is_empty() && !app.trim().is_empty() =>
+        {
+            if *kind != SignalKind::Sast && !matches!(kind, SignalKind::Named(_)) {
+                return Err(format!("a GitHub check cannot report {kind}"));
+            }
+            Sender::Check { name, app }
+        }
+        (Some(_), None, None, None) => {
+            return Err(
+                "a check names the GitHub App that runs it (app: github-actions), or anyone could report it".into(),
+            );
+        }
+        (None, None, Some(name), None) => Sender::Signed(name),
+        (None, None, None, Some(source)) => {
+            signal_source(&source)?;
+            Sender::Source(source)
+        }
+        _ => {
+            return Err("a sender is one of {check, app}, {sender} or {source}".into());
+        }
+    };
+    if *kind == SignalKind::Build {
+        return Err(
+            "build is reported by the service's build project only (projects.build), so the image deployed is the one it built".into(),
+        );
+    }
+    Ok(sender)
 }
 
 #[derive(Deserialize)]
@@ -621,6 +769,12 @@ impl Policy {
                 ));
             }
             let g = s.gate;
+            if g.sast_checks.is_some() {
+                return Err(bad(
+                    "gate.sast_checks",
+                    "replaced by gate.senders.sast, where each check names the GitHub App that runs it: {check: CodeQL, app: github-actions}".into(),
+                ));
+            }
             if g.require.is_empty() {
                 return Err(bad("gate.require", "require at least one signal".into()));
             }
@@ -641,6 +795,41 @@ impl Policy {
                     "image_repository",
                     "the gate requires image-scan, so name the ECR repository".into(),
                 ));
+            }
+            if g.require.contains(&SignalKind::ImageScan) && !g.require.contains(&SignalKind::Build)
+            {
+                return Err(bad(
+                    "gate.require",
+                    "a scan counts only for the image the service's build reported, so image-scan needs build".into(),
+                ));
+            }
+            let mut senders: BTreeMap<SignalKind, Vec<Sender>> = BTreeMap::new();
+            if let Some(p) = &s.projects.build {
+                senders.insert(SignalKind::Build, vec![Sender::Project(p.clone())]);
+            }
+            if let Some(p) = &s.projects.sast {
+                senders.insert(SignalKind::Sast, vec![Sender::Project(p.clone())]);
+            }
+            if s.image_repository.is_some() {
+                senders.insert(SignalKind::ImageScan, vec![Sender::ImageScanner]);
+            }
+            for (kind, list) in g.senders {
+                for (i, d) in list.into_iter().enumerate() {
+                    let sender = sender(&kind, d)
+                        .map_err(|why| bad(&format!("gate.senders.{kind}[{i}]"), why))?;
+                    let known = senders.entry(kind.clone()).or_default();
+                    if !known.contains(&sender) {
+                        known.push(sender);
+                    }
+                }
+            }
+            for kind in &g.require {
+                if senders.get(kind).is_none_or(Vec::is_empty) {
+                    return Err(bad(
+                        "gate.require",
+                        format!("nobody can report {kind}: name who may under gate.senders.{kind}"),
+                    ));
+                }
             }
             let mut exceptions = Vec::new();
             for (i, e) in g.exceptions.into_iter().enumerate() {
@@ -729,7 +918,7 @@ impl Policy {
                     image_repository: s.image_repository,
                     gate: Gate {
                         require: g.require,
-                        sast_checks: g.sast_checks,
+                        senders,
                         max_findings: g.max_findings,
                         exceptions,
                         deadline_minutes: g.deadline_minutes,
@@ -820,6 +1009,19 @@ impl Policy {
         self.services
             .values()
             .find(|s| s.image_repository.as_deref() == Some(name))
+    }
+
+    /// Every event source the policy lets another tool report a signal from: the bus must let
+    /// only the listed roles put them (template parameter `SignalSources`).
+    pub fn signal_sources(&self) -> BTreeSet<&str> {
+        self.services
+            .values()
+            .flat_map(|s| s.gate.senders.values().flatten())
+            .filter_map(|s| match s {
+                Sender::Source(source) => Some(source.as_str()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The services deployed from `repo` (a monorepo may hold several).
@@ -922,6 +1124,84 @@ services:
         }
     }
 
+    #[test]
+    fn senders_are_named_per_signal_and_the_proven_ones_come_with_the_projects() {
+        let text = GOOD.replace(
+            "      deadline_minutes: 30",
+            "      deadline_minutes: 30\n      senders:\n        sast: [{check: CodeQL, app: github-actions}]\n        contract: [{sender: contract-check}, {source: com.acme.ci}]",
+        );
+        let p = Policy::parse(&text).unwrap();
+        let g = &p.service("payments").unwrap().gate;
+        let sast = g.senders(&SignalKind::Sast);
+        assert_eq!(
+            sast,
+            &[
+                Sender::Project(ProjectName::parse("payments-sast").unwrap()),
+                Sender::Check {
+                    name: "CodeQL".into(),
+                    app: "github-actions".into()
+                }
+            ]
+        );
+        assert!(g.counts(&SignalKind::ImageScan, &Sender::ImageScanner));
+        assert!(g.counts(
+            &SignalKind::Build,
+            &Sender::Project(ProjectName::parse("payments-build").unwrap())
+        ));
+        let contract = SignalKind::parse("contract").unwrap();
+        assert!(g.counts(&contract, &Sender::Source("com.acme.ci".into())));
+        assert!(!g.counts(&SignalKind::Sast, &Sender::Source("com.acme.ci".into())));
+        assert_eq!(
+            p.signal_sources().into_iter().collect::<Vec<_>>(),
+            ["com.acme.ci"]
+        );
+
+        for (senders, says) in [
+            ("sast: [{check: CodeQL}]", "names the GitHub App"),
+            ("sast: [{source: eddo.webhook}]", "reserved"),
+            ("sast: [{source: aws.codebuild}]", "reserved"),
+            (
+                "build: [{source: com.acme.ci}]",
+                "build is reported by the service's build project only",
+            ),
+            ("sast: [{sender: Chat Ops}]", "not a sender name"),
+            ("sast: [{sender: a, source: b}]", "one of"),
+            (
+                "approval: [{check: x, app: y}]",
+                "a GitHub check cannot report approval",
+            ),
+        ] {
+            let text = GOOD.replace(
+                "      deadline_minutes: 30",
+                &format!("      deadline_minutes: 30\n      senders: {{{senders}}}"),
+            );
+            let err = Policy::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(says), "{senders}: {err}");
+        }
+        // A required signal nobody may report, a scan without a build, the old key.
+        for (change, says) in [
+            ("[build, image-scan, sast]", "nobody can report dast"),
+            ("[build, image-scan, sast]", "image-scan needs build"),
+        ] {
+            let to = if says.contains("dast") {
+                "[build, image-scan, dast]"
+            } else {
+                "[image-scan, sast]"
+            };
+            let err = Policy::parse(&GOOD.replace(change, to))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{err}");
+        }
+        let err = Policy::parse(&GOOD.replace(
+            "      deadline_minutes: 30",
+            "      deadline_minutes: 30\n      sast_checks: [CodeQL]",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("replaced by gate.senders.sast"), "{err}");
+    }
+
     const WITH_ROLLBACK: &str = r#"
 version: 1
 services:
@@ -929,7 +1209,7 @@ services:
     repositories: [acme/payments]
     branches: [main]
     projects: {deploy: payments-deploy, rollback: payments-rollback}
-    gate: {require: [approval], deadline_minutes: 30}
+    gate: {require: [approval], senders: {approval: [{sender: chatops}]}, deadline_minutes: 30}
     rollback:
       alarms: [payments-5xx, "arn:aws:cloudwatch:*:*:alarm:payments-*"]
       bake_minutes: 60

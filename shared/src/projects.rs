@@ -19,6 +19,11 @@ pub struct PolicyProjects {
     pub rollback: BTreeSet<String>,
     /// Each tier's provisioning and deprovisioning projects, which tenant-onboarding starts.
     pub tenant: BTreeSet<String>,
+    /// Every service's repositories: only their pushes start the build and SAST projects.
+    pub repositories: BTreeSet<String>,
+    /// The event sources the policy lets other tools report signals from: the bus lets only the
+    /// listed roles put them.
+    pub signal_sources: BTreeSet<String>,
 }
 
 impl PolicyProjects {
@@ -34,7 +39,14 @@ impl PolicyProjects {
             if let Some(r) = &p.rollback {
                 out.rollback.insert(r.as_str().to_string());
             }
+            out.repositories
+                .extend(s.repositories.iter().map(|r| r.as_str().to_string()));
         }
+        out.signal_sources = policy
+            .signal_sources()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         for tier in policy.tiers.values() {
             out.tenant
                 .insert(tier.provision.project.as_str().to_string());
@@ -52,6 +64,8 @@ impl PolicyProjects {
             ("DeployProjectNames", join(&self.deploy)),
             ("RollbackProjectNames", join(&self.rollback)),
             ("TenantProjectNames", join(&self.tenant)),
+            ("TrackedRepositories", join(&self.repositories)),
+            ("SignalSources", join(&self.signal_sources)),
         ]
     }
 }
@@ -123,6 +137,11 @@ mod tests {
                     "TenantProjectNames",
                     "eddo-tenant-deprovision,eddo-tenant-provision,eddo-tenant-provision-premium"
                         .to_string()
+                ),
+                ("TrackedRepositories", "Codertocat/Hello-World".to_string()),
+                (
+                    "SignalSources",
+                    "com.example.chatops,com.example.semgrep".to_string()
                 ),
             ]
         );

@@ -20,7 +20,9 @@ fn the_example_policy_implies_its_project_lists() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "GateProjectNames=eddo-build,eddo-deploy,eddo-sast DeployProjectNames=eddo-deploy \
          RollbackProjectNames=eddo-rollback \
-         TenantProjectNames=eddo-tenant-deprovision,eddo-tenant-provision,eddo-tenant-provision-premium"
+         TenantProjectNames=eddo-tenant-deprovision,eddo-tenant-provision,eddo-tenant-provision-premium \
+         TrackedRepositories=Codertocat/Hello-World \
+         SignalSources=com.example.chatops,com.example.semgrep"
     );
 }
 

@@ -7,11 +7,12 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use eddo::names::{CommitSha, ServiceName};
 use eddo::policy::{Policy, SignalKind};
 use eddo::time::Date;
-use eddo_scan_gate::decide::{Decision, ScanVerdict, Verdict, decide, evaluate_scan};
+use eddo_scan_gate::candidate::{Candidate, Recorded, State};
+use eddo_scan_gate::decide::{Decision, Listing, ScanCounts, Verdict, decide, judge_scan};
 use eddo_scan_gate::signal::{Incoming, Reading, read};
-use eddo_scan_gate::store::Recorded;
 use serde_json::{Value, json};
 
 fn root() -> PathBuf {
@@ -25,7 +26,7 @@ fn corpus(name: &str) -> Value {
 const COMMIT: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
 
 /// One signal's CPU work: what the handler does besides its AWS calls.
-fn handle(policy: &Policy, event: &Value, seen: &BTreeMap<SignalKind, Verdict>) -> usize {
+fn handle(policy: &Policy, event: &Value, seen: &Candidate) -> usize {
     let Incoming::Signals(signals) = read(policy, event) else {
         panic!("not a signal")
     };
@@ -34,25 +35,27 @@ fn handle(policy: &Policy, event: &Value, seen: &BTreeMap<SignalKind, Verdict>) 
         let service = policy.service(s.service.as_str()).unwrap();
         let verdict = match &s.reading {
             Reading::Verdict(v) => v.clone(),
-            Reading::Counts { counts, scanner } => match evaluate_scan(
+            Reading::Counts { counts, scanner } => judge_scan(
                 &service.gate,
-                scanner.name(),
-                counts,
-                None,
+                ScanCounts {
+                    kind: &s.kind,
+                    scanner: scanner.name(),
+                    counted: scanner.counted(),
+                    counts,
+                },
+                &Listing::NotRead,
                 Date::from_epoch(1_800_000_000),
-            ) {
-                ScanVerdict::Decided(v) => v,
-                ScanVerdict::NeedFindings => Verdict::Failed { reasons: vec![] },
-            },
+            ),
         };
         let recorded = Recorded {
-            verdict: verdict.clone(),
+            verdict,
             evidence: s.evidence.clone(),
             at: 1_800_000_000,
+            digest: None,
         };
         n += serde_json::to_string(&recorded).unwrap().len();
         let mut all = seen.clone();
-        all.insert(s.kind, verdict);
+        all.signals.insert(s.kind, recorded);
         n += usize::from(matches!(decide(&service.gate, &all), Decision::Deploy));
     }
     n
@@ -72,27 +75,54 @@ fn bench(c: &mut Criterion) {
         &std::fs::read_to_string(root().join("infra/examples/events/scan-completed.json")).unwrap(),
     )
     .unwrap();
-    let two_passed: BTreeMap<SignalKind, Verdict> = [SignalKind::Build, SignalKind::Sast]
-        .into_iter()
-        .map(|k| {
-            (
-                k,
-                Verdict::Passed {
+    let empty = Candidate {
+        service: ServiceName::parse("hello-world").unwrap(),
+        commit: CommitSha::parse(COMMIT).unwrap(),
+        digest: scan["detail"]["image-digest"]
+            .as_str()
+            .and_then(|d| eddo::names::ImageDigest::parse(d).ok()),
+        correlation_id: "bench".into(),
+        state: State::Waiting,
+        signals: BTreeMap::new(),
+        first_at: 1_800_000_000,
+        deadline: 1_800_001_800,
+        build_id: None,
+        announced: false,
+        reasons: vec![],
+        decided_at: 0,
+    };
+    let mut two_passed = empty.clone();
+    let mut build_event = build.clone();
+    build_event["id"] = json!("bench-build");
+    for (kind, event) in [
+        (SignalKind::Build, &build_event),
+        (SignalKind::Sast, &contract),
+    ] {
+        let Incoming::Signals(s) = read(&policy, event) else {
+            panic!("not a signal")
+        };
+        two_passed.signals.insert(
+            kind,
+            Recorded {
+                verdict: Verdict::Passed {
                     summary: "ok".into(),
                 },
-            )
-        })
-        .collect();
+                evidence: s[0].evidence.clone(),
+                at: 1_800_000_000,
+                digest: None,
+            },
+        );
+    }
 
     let mut g = c.benchmark_group("scan-gate signal");
     g.bench_function("CodeBuild state change (build)", |b| {
-        b.iter(|| handle(black_box(&policy), black_box(&build), &BTreeMap::new()))
+        b.iter(|| handle(black_box(&policy), black_box(&build), &empty))
     });
     g.bench_function("ECR Image Scan completing the set", |b| {
         b.iter(|| handle(black_box(&policy), black_box(&scan), &two_passed))
     });
     g.bench_function("Scan Completed (contract)", |b| {
-        b.iter(|| handle(black_box(&policy), black_box(&contract), &BTreeMap::new()))
+        b.iter(|| handle(black_box(&policy), black_box(&contract), &empty))
     });
     g.finish();
     c.bench_function("policy parse (example, at init)", |b| {

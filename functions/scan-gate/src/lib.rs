@@ -4,10 +4,14 @@
 //! signal blocks it with every reason; a deadline passed with signals missing times it out. The
 //! deploy project's own completion moves the service's deployment history.
 //!
-//! The decisions are pure ([`decide`]); this file gathers inputs and performs the effects.
+//! A signal counts only from a sender the service's policy names for its kind ([`signal`],
+//! [`reported`]); the decisions are pure ([`decide::next`] over a [`candidate::Candidate`]); this
+//! file gathers inputs and performs the effects.
 
+pub mod candidate;
 pub mod decide;
 pub mod findings;
+pub mod reported;
 pub mod signal;
 pub mod store;
 
@@ -24,19 +28,17 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tracing::{Instrument, info, warn};
 
-use crate::decide::{Decision, ScanVerdict, Verdict, decide, evaluate_scan};
+use crate::candidate::{Candidate, Evidence, Recorded, State};
+use crate::decide::{Listing, Next, ScanCounts, Verdict, judge_scan, needs_findings, next};
 use crate::findings::Findings;
-use crate::signal::{DeployFinished, Evidence, Incoming, Reading, Signal, Subject, read};
-use crate::store::{Candidate, Recorded, State, Store, Transition};
+use crate::signal::{DeployFinished, Incoming, Reading, Signal, Subject, read};
+use crate::store::{Record, Store, Transition};
 use eddo::history::{Version, VersionKind};
 
 /// Deadlines the sweep handles per tick; the rest wait for the next minute.
 pub const SWEEP_BATCH: i32 = 25;
 
-/// A candidate decided this long ago whose deploy build was never recorded was left by a crash
-/// or a failed call, not by an invocation still at work (the function times out at 30 s): the
-/// next signal or retry starts it, with the same idempotency token.
-pub const RECOVER_AFTER_SECS: u64 = 45;
+pub use crate::decide::RECOVER_AFTER_SECS;
 
 /// The function's settings: the common ones and where the policy is.
 pub use eddo::config::PolicyConfig as Config;
@@ -50,13 +52,15 @@ pub struct EvidenceItem {
     pub event_id: String,
     pub source: String,
     pub detail_type: String,
+    /// Who sent it, as the policy counted it.
+    pub sender: String,
 }
 
 fn evidence_of(c: &Candidate) -> Vec<EvidenceItem> {
     c.signals
         .iter()
         .map(|(kind, r)| EvidenceItem {
-            signal: *kind,
+            signal: kind.clone(),
             passed: r.verdict.passed(),
             summary: match &r.verdict {
                 Verdict::Passed { summary } => summary.clone(),
@@ -65,6 +69,7 @@ fn evidence_of(c: &Candidate) -> Vec<EvidenceItem> {
             event_id: r.evidence.event_id.clone(),
             source: r.evidence.source.clone(),
             detail_type: r.evidence.detail_type.clone(),
+            sender: r.evidence.sender.clone(),
         })
         .collect()
 }
@@ -164,7 +169,16 @@ impl Gate {
                     published: vec![],
                 })
             }
-            Incoming::Rejected(why) => self.reject(event, &why).await,
+            Incoming::Rejected(why) => {
+                let s = |k: &str| event[k].as_str().unwrap_or_default().to_string();
+                let cause = Evidence {
+                    event_id: s("id"),
+                    source: s("source"),
+                    detail_type: s("detail-type"),
+                    sender: String::new(),
+                };
+                self.reject(&cause, &why).await
+            }
             Incoming::DeployFinished(d) => self.deploy_finished(&d, event).await,
             Incoming::Signals(signals) => {
                 let mut report = Report {
@@ -181,14 +195,15 @@ impl Gate {
         }
     }
 
-    async fn reject(&self, event: &Value, why: &str) -> Result<Report, Error> {
-        warn!(reason = %why, "rejected");
-        let id = event["id"].as_str().unwrap_or_default();
+    /// Reports a signal that changes nothing: malformed, untrusted, or about another image.
+    async fn reject(&self, cause: &Evidence, why: &str) -> Result<Report, Error> {
+        warn!(reason = %why, source = %cause.source, "rejected");
+        let id = cause.event_id.as_str();
         let detail = json!({
             "reason": why,
             "event_id": id,
-            "source": event["source"],
-            "detail_type": event["detail-type"],
+            "source": cause.source,
+            "detail_type": cause.detail_type,
         });
         let published = self
             .publisher
@@ -200,97 +215,75 @@ impl Gate {
         })
     }
 
-    /// The commit a signal is about; `None` when it is a scan no build has claimed yet (parked).
-    async fn commit_for(
-        &self,
-        s: &Signal,
-        recorded: &Recorded,
-    ) -> Result<Option<CommitSha>, Error> {
+    /// The commit a signal is about. A scan counts for the commit whose build reported its
+    /// digest: until a build has, it is kept on the image (parked), and a reported scan that
+    /// claims another commit is refused.
+    async fn commit_for(&self, s: &Signal, recorded: &Recorded) -> Result<Subjected, Error> {
         match &s.subject {
-            Subject::Commit(c) => Ok(Some(c.clone())),
-            Subject::Image {
-                digest,
-                commit_tags,
-            } => {
-                for tag in commit_tags {
-                    // A whole commit id names the candidate; a prefix needs looking up.
-                    if let Ok(c) = CommitSha::parse(tag.as_str()) {
-                        return Ok(Some(c));
-                    }
-                    let found = self.store.commits_starting(&s.service, tag).await?;
-                    if let [one] = found.as_slice() {
-                        return Ok(Some(one.clone()));
+            Subject::Commit(c) => Ok(Subjected::Commit(c.clone())),
+            Subject::Image { digest, claimed } => {
+                match self.store.commit_of(&s.service, digest).await? {
+                    Some(built) => match claimed {
+                        Some(c) if *c != built => Ok(Subjected::Refused(format!(
+                            "{}: reported for commit {c}, but image {digest} was built from {built}",
+                            s.kind
+                        ))),
+                        _ => Ok(Subjected::Commit(built)),
+                    },
+                    None => {
+                        self.store.park_scan(&s.service, digest, recorded).await?;
+                        Ok(Subjected::Parked)
                     }
                 }
-                let Some(digest) = digest else {
-                    return Ok(None);
-                };
-                if let Some(c) = self.store.commit_of(&s.service, digest).await? {
-                    return Ok(Some(c));
-                }
-                self.store.park_scan(&s.service, digest, recorded).await?;
-                Ok(None)
             }
         }
     }
 
+    /// A signal's verdict; a scan's findings list is read only when the counts cannot decide.
     async fn verdict(&self, service: &Service, s: &Signal, today: Date) -> Result<Verdict, Error> {
-        Ok(match &s.reading {
-            Reading::Verdict(v) => v.clone(),
-            Reading::Counts { counts, scanner } => {
-                match evaluate_scan(&service.gate, scanner.name(), counts, None, today) {
-                    ScanVerdict::Decided(v) => v,
-                    ScanVerdict::NeedFindings => {
-                        let listed = match &s.digest {
-                            Some(d) => match self.findings.list(scanner, d).await {
-                                Ok(l) => l,
-                                Err(e) if e.is_retryable() => return Err(e),
-                                Err(e) => {
-                                    // The image or its scan is gone: judge without exceptions,
-                                    // and say why they were not applied.
-                                    let ScanVerdict::Decided(Verdict::Failed { mut reasons }) =
-                                        evaluate_scan(
-                                            &service.gate,
-                                            scanner.name(),
-                                            counts,
-                                            Some(&[]),
-                                            today,
-                                        )
-                                    else {
-                                        unreachable!("over a threshold without exceptions fails")
-                                    };
-                                    let why: String = e.to_string().chars().take(240).collect();
-                                    reasons.push(format!(
-                                        "image-scan: exceptions not applied: the findings list could not be read ({why})"
-                                    ));
-                                    return Ok(Verdict::Failed { reasons });
-                                }
-                            },
-                            None => None,
-                        };
-                        match evaluate_scan(
-                            &service.gate,
-                            scanner.name(),
-                            counts,
-                            Some(listed.as_deref().unwrap_or_default()),
-                            today,
-                        ) {
-                            ScanVerdict::Decided(Verdict::Failed { mut reasons })
-                                if listed.is_none() =>
-                            {
-                                reasons.push(format!(
-                                    "image-scan: exceptions not applied: {} gives no findings list",
-                                    scanner.name()
-                                ));
-                                Verdict::Failed { reasons }
-                            }
-                            ScanVerdict::Decided(v) => v,
-                            ScanVerdict::NeedFindings => unreachable!("findings were given"),
-                        }
-                    }
-                }
-            }
-        })
+        let (counts, scanner) = match &s.reading {
+            Reading::Verdict(v) => return Ok(v.clone()),
+            Reading::Counts { counts, scanner } => (counts, scanner),
+        };
+        let scan = ScanCounts {
+            kind: &s.kind,
+            scanner: scanner.name(),
+            counted: scanner.counted(),
+            counts,
+        };
+        let listing = match (&s.digest, needs_findings(&service.gate, scan)) {
+            (Some(d), true) => match self.findings.list(scanner, d).await {
+                Ok(Some(l)) => Listing::Read(l),
+                Ok(None) => Listing::NotRead,
+                Err(e) if e.is_retryable() => return Err(e),
+                // The image or its scan is gone, or the call is refused: said in the reasons.
+                Err(e) => Listing::Unreadable(e.to_string().chars().take(240).collect()),
+            },
+            _ => Listing::NotRead,
+        };
+        Ok(judge_scan(&service.gate, scan, &listing, today))
+    }
+
+    async fn record(
+        &self,
+        s: &Signal,
+        service: &Service,
+        commit: &CommitSha,
+        kind: &SignalKind,
+        recorded: &Recorded,
+        correlation: &str,
+    ) -> Result<Record, Error> {
+        self.store
+            .record(
+                &s.service,
+                commit,
+                kind,
+                recorded,
+                s.digest.as_ref(),
+                correlation,
+                service.gate.deadline_minutes,
+            )
+            .await
     }
 
     async fn signal(&self, s: Signal) -> Result<Report, Error> {
@@ -304,80 +297,121 @@ impl Gate {
             verdict,
             evidence: s.evidence.clone(),
             at: now,
+            digest: s.digest.clone().filter(|_| s.kind != SignalKind::Build),
         };
-        let Some(commit) = self.commit_for(&s, &recorded).await? else {
-            info!(service = %s.service, "scan parked until a build reports its image");
-            return Ok(Report {
-                outcome: format!("{} scan kept until a build reports its image", s.service),
-                published: vec![],
-            });
+        let commit = match self.commit_for(&s, &recorded).await? {
+            Subjected::Commit(c) => c,
+            Subjected::Refused(why) => return self.reject(&s.evidence, &why).await,
+            Subjected::Parked => {
+                info!(service = %s.service, "scan parked until a build reports its image");
+                return Ok(Report {
+                    outcome: format!("{} scan kept until a build reports its image", s.service),
+                    published: vec![],
+                });
+            }
         };
         let correlation = s
             .correlation_id
             .clone()
             .unwrap_or_else(|| format!("{}@{}", s.service, commit));
-        let mut candidate = self
-            .store
-            .record(
-                &s.service,
-                &commit,
-                s.kind,
-                &recorded,
-                s.digest.as_ref(),
-                &correlation,
-                service.gate.deadline_minutes,
-            )
-            .await?;
-        if let (SignalKind::Build, Some(digest)) = (s.kind, &s.digest)
+        let mut candidate = match self
+            .record(&s, service, &commit, &s.kind, &recorded, &correlation)
+            .await?
+        {
+            Record::Recorded(c) => c,
+            Record::OtherImage { built } => {
+                let why = format!(
+                    "{}: about image {}, but {} {} deploys {}",
+                    s.kind,
+                    s.digest.as_ref().map_or("?", ImageDigest::as_str),
+                    s.service,
+                    commit.short(),
+                    built
+                        .as_ref()
+                        .map_or("the image its build reported", ImageDigest::as_str)
+                );
+                return self.reject(&s.evidence, &why).await;
+            }
+        };
+        if let (SignalKind::Build, Some(digest)) = (&s.kind, &s.digest)
             && let Some(parked) = self
                 .store
                 .link_digest(&s.service, digest, &commit, now)
                 .await?
-        {
-            candidate = self
-                .store
+            && let Record::Recorded(c) = self
                 .record(
-                    &s.service,
+                    &s,
+                    service,
                     &commit,
-                    SignalKind::ImageScan,
+                    &SignalKind::ImageScan,
                     &parked,
-                    Some(digest),
                     &correlation,
-                    service.gate.deadline_minutes,
                 )
-                .await?;
+                .await?
+        {
+            candidate = c;
         }
         let span = eddo::telemetry::correlation_span(&candidate.correlation_id);
-        self.act(service, candidate, s.kind, &s.evidence, now)
+        self.act(service, candidate, &s.kind, &s.evidence, now)
             .instrument(span)
             .await
     }
 
-    /// What the candidate's state calls for now that signal `kind` was recorded.
+    /// Performs what [`next`] says the candidate's state calls for.
     async fn act(
         &self,
         service: &Service,
         c: Candidate,
-        kind: SignalKind,
+        kind: &SignalKind,
         cause: &Evidence,
         now: u64,
     ) -> Result<Report, Error> {
-        let latest = c.signals.get(&kind).map(|r| r.verdict.clone());
-        match c.state {
-            State::Waiting => self.decide(service, &c, cause, now).await,
-            State::Deploying
-                if c.build_id.is_none() && now >= c.decided_at + RECOVER_AFTER_SECS =>
-            {
-                // Decided before, but the build did not start (a crash or a throttled call).
-                self.start_deploy(service, &c, cause).await
-            }
-            State::Deploying if c.build_id.is_none() => Ok(Report {
-                outcome: format!("{kind} signal recorded; the deployment is being started"),
+        match next(&service.gate, &c, kind, now) {
+            Next::Wait { missing } => Ok(Report {
+                outcome: format!(
+                    "waiting for {}",
+                    missing
+                        .iter()
+                        .map(SignalKind::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
                 published: vec![],
             }),
-            State::Deploying | State::Deployed | State::Observed => {
-                let mut report = self.announce_if_needed(service, &c, cause).await?;
-                if let Some(Verdict::Failed { reasons }) = latest {
+            Next::Conclude { to, reasons } => {
+                self.conclude(service, &c, to, reasons, cause, now).await
+            }
+            Next::Deploy => self.deploy(service, &c, cause, now).await,
+            Next::Resume => self.start_deploy(service, &c, cause).await,
+            Next::Withdraw { reasons } => {
+                if !self.store.withdraw(&c, &reasons).await? {
+                    return Ok(Report {
+                        outcome: "the deploy build was recorded meanwhile".into(),
+                        published: vec![],
+                    });
+                }
+                let mut c = c;
+                c.state = State::Blocked;
+                c.reasons = reasons;
+                self.announce(service, &c, cause).await
+            }
+            Next::After { announce, late } => {
+                let mut report = if announce {
+                    self.announce(service, &c, cause).await?
+                } else {
+                    Report {
+                        outcome: if c.state == State::Deploying && c.build_id.is_none() {
+                            format!("{kind} signal recorded; the deployment is being started")
+                        } else {
+                            format!(
+                                "{kind} signal recorded after the decision ({})",
+                                c.state.as_str()
+                            )
+                        },
+                        published: vec![],
+                    }
+                };
+                if let Some(reasons) = late {
                     // A failing signal after the decision: never a second deployment, but said.
                     let detail = json!({
                         "service": c.service,
@@ -401,73 +435,41 @@ impl Gate {
                 }
                 Ok(report)
             }
-            State::Blocked | State::TimedOut | State::DeployFailed => {
-                let mut report = self.announce_if_needed(service, &c, cause).await?;
-                report.outcome = format!(
-                    "{kind} signal recorded after the decision ({})",
-                    c.state.as_str()
-                );
-                Ok(report)
-            }
         }
     }
 
-    async fn decide(
+    /// Decides a waiting candidate to deploy, unless a rollback of the service holds it.
+    async fn deploy(
         &self,
         service: &Service,
         c: &Candidate,
         cause: &Evidence,
         now: u64,
     ) -> Result<Report, Error> {
-        let verdicts: BTreeMap<SignalKind, Verdict> = c
-            .signals
-            .iter()
-            .map(|(k, r)| (*k, r.verdict.clone()))
-            .collect();
-        match decide(&service.gate, &verdicts) {
-            Decision::Wait { missing } => Ok(Report {
-                outcome: format!(
-                    "waiting for {}",
-                    missing
-                        .iter()
-                        .map(|k| k.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+        match self.store.decide(c, State::Deploying, &[], now).await? {
+            Transition::Done => {
+                let mut c = c.clone();
+                c.state = State::Deploying;
+                c.decided_at = now;
+                self.start_deploy(service, &c, cause).await
+            }
+            Transition::Lost => Ok(Report {
+                outcome: "another invocation decided this candidate".into(),
                 published: vec![],
             }),
-            Decision::Block { reasons } => {
-                self.conclude(service, c, State::Blocked, reasons, cause, now)
+            Transition::Locked => {
+                let build = self
+                    .store
+                    .rollback_lock(&c.service, now)
+                    .await?
+                    .unwrap_or_else(|| "a rollback".into());
+                let reason = format!(
+                    "a rollback of {} is in progress ({build}); deployments are held until it ends",
+                    c.service
+                );
+                self.conclude(service, c, State::Blocked, vec![reason], cause, now)
                     .await
             }
-            Decision::Deploy if service.gate.mode == Mode::Observe => {
-                self.conclude(service, c, State::Observed, vec![], cause, now)
-                    .await
-            }
-            Decision::Deploy => match self.store.decide(c, State::Deploying, &[], now).await? {
-                Transition::Done => {
-                    let mut c = c.clone();
-                    c.state = State::Deploying;
-                    self.start_deploy(service, &c, cause).await
-                }
-                Transition::Lost => Ok(Report {
-                    outcome: "another invocation decided this candidate".into(),
-                    published: vec![],
-                }),
-                Transition::Locked => {
-                    let build = self
-                        .store
-                        .rollback_lock(&c.service, now)
-                        .await?
-                        .unwrap_or_else(|| "a rollback".into());
-                    let reason = format!(
-                        "a rollback of {} is in progress ({build}); deployments are held until it ends",
-                        c.service
-                    );
-                    self.conclude(service, c, State::Blocked, vec![reason], cause, now)
-                        .await
-                }
-            },
         }
     }
 
@@ -495,21 +497,6 @@ impl Gate {
         }
     }
 
-    async fn announce_if_needed(
-        &self,
-        service: &Service,
-        c: &Candidate,
-        cause: &Evidence,
-    ) -> Result<Report, Error> {
-        if c.announced || c.state == State::Waiting {
-            return Ok(Report {
-                outcome: format!("already {}", c.state.as_str()),
-                published: vec![],
-            });
-        }
-        self.announce(service, c, cause).await
-    }
-
     /// Publishes the decision's event, then notes that it was published.
     async fn announce(
         &self,
@@ -517,13 +504,6 @@ impl Gate {
         c: &Candidate,
         cause: &Evidence,
     ) -> Result<Report, Error> {
-        let missing: Vec<SignalKind> = service
-            .gate
-            .require
-            .iter()
-            .filter(|k| !c.signals.contains_key(k))
-            .copied()
-            .collect();
         let (detail_type, outcome) = match c.state {
             State::Deploying | State::Deployed | State::DeployFailed => {
                 (DetailType::DeploymentStarted, "deployment started")
@@ -549,7 +529,7 @@ impl Gate {
             build_id: c.build_id.as_deref(),
             reasons: c.reasons.clone(),
             missing: if c.state == State::TimedOut {
-                missing
+                c.missing(&service.gate)
             } else {
                 vec![]
             },
@@ -642,17 +622,17 @@ impl Gate {
                 event_id: format!("deadline:{}", c.deadline),
                 source: "eddo.gate".into(),
                 detail_type: "Deadline".into(),
+                sender: String::new(),
             };
-            let missing: Vec<String> = service
-                .gate
-                .require
+            let missing: Vec<String> = c
+                .missing(&service.gate)
                 .iter()
-                .filter(|k| !c.signals.contains_key(k))
                 .map(|k| format!("{k}: no signal before the deadline {}", rfc3339(c.deadline)))
                 .collect();
             let r = if missing.is_empty() {
                 // Complete after all (a race with the last signal): decide as usual.
-                self.decide(service, &c, &cause, now).await?
+                self.act(service, c, &SignalKind::Build, &cause, now)
+                    .await?
             } else {
                 self.conclude(service, &c, State::TimedOut, missing, &cause, now)
                     .await?
@@ -751,6 +731,15 @@ impl Gate {
             published: vec![published],
         })
     }
+}
+
+/// Which commit a signal turned out to be about.
+enum Subjected {
+    Commit(CommitSha),
+    /// A scan of an image no build has reported yet: kept for when one does.
+    Parked,
+    /// Refused, with the reason: it changes nothing.
+    Refused(String),
 }
 
 /// The deploy's StartBuild idempotency token: the same for every attempt at one candidate.

@@ -1,36 +1,37 @@
 //! What an incoming event means to the gate, read against the policy: a signal about a candidate
 //! (service + commit), a deploy project's completion, the deadline tick, something not for the
-//! gate (ignored, logged), or something malformed (rejected: reported once, never retried).
+//! gate (ignored, logged), or something malformed or untrusted (rejected: reported once, never
+//! retried, changing nothing).
+//!
+//! Every signal has a sender, proven by how it arrived: `aws.*` sources only AWS can put; eddo's
+//! own sources only eddo's function roles (the bus policy); a signed sender's name only the
+//! webhook, after verifying its key; another tool's source only the roles the operator listed. A
+//! signal counts only when the service's policy names its sender for its kind.
 
 use std::collections::BTreeMap;
 
 use aws_lambda_events::event::ecr_scan::EcrScanEvent;
 use eddo::codebuild::BuildState;
 use eddo::git::GitEvent;
+use eddo::names::ProjectName;
 use eddo::names::{CommitSha, ImageDigest, ServiceName};
-use eddo::policy::{Policy, ProjectRole, Severity, SignalKind};
+use eddo::policy::{Policy, ProjectRole, Sender, Service, Severity, SignalKind};
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use crate::candidate::Evidence;
 use crate::decide::Verdict;
-
-/// Which event a signal came from.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Evidence {
-    pub event_id: String,
-    pub source: String,
-    pub detail_type: String,
-}
 
 /// Which candidate a signal is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
     Commit(CommitSha),
-    /// A scan knows its image, not its commit: matched by digest, or by a tag that is the commit
-    /// (or at least its first 7 digits), the tag convention.
+    /// A scan is about an image: it counts for the commit whose build reported that digest, and
+    /// for no other (a tag only names an image, and anyone who can push can tag).
     Image {
-        digest: Option<ImageDigest>,
-        commit_tags: Vec<String>,
+        digest: ImageDigest,
+        /// The commit a reported scan claims; it must be the one the digest was built from.
+        claimed: Option<CommitSha>,
     },
 }
 
@@ -61,6 +62,15 @@ pub enum Scanner {
 }
 
 impl Scanner {
+    /// The severities its event counts: Inspector's scan event counts CRITICAL, HIGH and MEDIUM
+    /// only; ECR's and a reported scan's count every severity (absent is zero).
+    pub fn counted(&self) -> &'static [Severity] {
+        match self {
+            Scanner::Inspector { .. } => &[Severity::Critical, Severity::High, Severity::Medium],
+            _ => &Severity::ALL,
+        }
+    }
+
     pub fn name(&self) -> &str {
         match self {
             Scanner::Ecr { .. } => "ECR basic scan",
@@ -75,7 +85,8 @@ pub struct Signal {
     pub kind: SignalKind,
     pub service: ServiceName,
     pub subject: Subject,
-    /// The image a build produced (its exported `IMAGE_DIGEST`).
+    /// The image a build produced (its exported `IMAGE_DIGEST`), or the image a reported signal
+    /// is about: it must be the candidate's.
     pub digest: Option<ImageDigest>,
     pub reading: Reading,
     /// The change this belongs to, when the event carries it.
@@ -99,7 +110,7 @@ pub struct DeployFinished {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
     Signals(Vec<Signal>),
-    DeployFinished(DeployFinished),
+    DeployFinished(Box<DeployFinished>),
     /// The scheduled sweep for candidates past their deadline, with the event's time.
     Tick {
         at: Option<u64>,
@@ -111,13 +122,36 @@ pub enum Incoming {
 /// The exported variable a build sets to the digest of the image it pushed.
 pub const DIGEST_VARIABLE: &str = "IMAGE_DIGEST";
 
-fn evidence(event: &Value) -> Evidence {
+pub(crate) fn evidence(event: &Value, sender: &Sender) -> Evidence {
     let s = |k: &str| event[k].as_str().unwrap_or_default().to_string();
     Evidence {
         event_id: s("id"),
         source: s("source"),
         detail_type: s("detail-type"),
+        sender: sender.to_string(),
     }
+}
+
+/// Whether `sender` counts for `kind` of `service`; the rejection says who would.
+pub(crate) fn admit(service: &Service, kind: &SignalKind, sender: &Sender) -> Result<(), String> {
+    if service.gate.counts(kind, sender) {
+        return Ok(());
+    }
+    let accepted: Vec<String> = service
+        .gate
+        .senders(kind)
+        .iter()
+        .map(Sender::to_string)
+        .collect();
+    Err(format!(
+        "{kind} from {sender} does not count for {}: its policy accepts {}",
+        service.name,
+        if accepted.is_empty() {
+            format!("no sender for {kind}")
+        } else {
+            accepted.join(", ")
+        }
+    ))
 }
 
 /// Reads `event` (a whole EventBridge event) against `policy`.
@@ -132,8 +166,9 @@ pub fn read(policy: &Policy, event: &Value) -> Incoming {
         ("aws.ecr", "ECR Image Scan") => ecr_scan(policy, event),
         ("aws.inspector2", "Inspector2 Scan") => inspector_scan(policy, event),
         ("eddo.webhook", "Check Run Completed" | "Workflow Run Completed") => check(policy, event),
-        (s, "Scan Completed") if !s.starts_with("aws.") => scan_completed(policy, event),
-        (s, "Deployment Approval") if !s.starts_with("aws.") => approval(policy, event),
+        (_, "Signal Reported" | "Scan Completed" | "Deployment Approval") => {
+            crate::reported::read(policy, event)
+        }
         _ => Incoming::Rejected(format!(
             "the gate does not consume {source:?} / {detail_type:?} events; check the rules that target it"
         )),
@@ -166,12 +201,16 @@ fn codebuild(policy: &Policy, event: &Value) -> Incoming {
             return Incoming::Rejected(format!("{project} build {build_id} has no source version"));
         }
     };
-    let evidence = evidence(event);
+    let sender = match ProjectName::parse(project) {
+        Ok(p) => Sender::Project(p),
+        Err(why) => return Incoming::Rejected(why),
+    };
+    let evidence = evidence(event, &sender);
     let kind = match role {
         ProjectRole::Build => SignalKind::Build,
         ProjectRole::Sast => SignalKind::Sast,
         ProjectRole::Deploy => {
-            return Incoming::DeployFinished(DeployFinished {
+            return Incoming::DeployFinished(Box::new(DeployFinished {
                 service: service.name.clone(),
                 commit,
                 succeeded: b.succeeded(),
@@ -180,12 +219,26 @@ fn codebuild(policy: &Policy, event: &Value) -> Incoming {
                 failed_phase: b.failed_phase.clone(),
                 logs: b.logs_url.clone(),
                 evidence,
-            });
+            }));
         }
         ProjectRole::Rollback => {
             return Incoming::Ignored(format!("{project} is a rollback project"));
         }
     };
+    // A build counts for a commit of the service's own repository: the push rule names the
+    // repository it built, and a push to another repository the webhook covers is not this
+    // service's, whatever branch it is on.
+    if let Some(repository) = b.env("EDDO_REPOSITORY")
+        && !service
+            .repositories
+            .iter()
+            .any(|r| r.as_str().eq_ignore_ascii_case(repository))
+    {
+        return Incoming::Rejected(format!(
+            "{project} build {build_id} built {repository}, which is not a repository of {}",
+            service.name
+        ));
+    }
     if let Some(branch) = b.env("EDDO_BRANCH")
         && !service.branches.iter().any(|b| b == branch)
     {
@@ -229,24 +282,11 @@ fn codebuild(policy: &Policy, event: &Value) -> Incoming {
     }])
 }
 
-/// Tags that can name a commit: 7 to 64 lower-case hex digits.
-fn commit_tags(tags: &[String]) -> Vec<String> {
-    tags.iter()
-        .filter(|t| {
-            (7..=64).contains(&t.len())
-                && t.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })
-        .cloned()
-        .collect()
-}
-
 /// What ECR and Inspector scan events have in common.
 struct Scan<'a> {
     repository: &'a str,
     status: &'a str,
     digest: Option<&'a str>,
-    tags: &'a [String],
     counts: BTreeMap<Severity, u64>,
     scanner: Scanner,
 }
@@ -256,7 +296,6 @@ fn scan_signal(policy: &Policy, event: &Value, scan: Scan<'_>) -> Incoming {
         repository,
         status,
         digest,
-        tags,
         counts,
         scanner,
     } = scan;
@@ -265,43 +304,41 @@ fn scan_signal(policy: &Policy, event: &Value, scan: Scan<'_>) -> Incoming {
             "image repository {repository} is not in the policy"
         ));
     };
-    let digest = match digest.map(ImageDigest::parse).transpose() {
-        Ok(d) => d,
-        Err(why) => {
+    let digest = match digest.map(ImageDigest::parse) {
+        Some(Ok(d)) => d,
+        Some(Err(why)) => {
             return Incoming::Rejected(format!("a scan of {repository}: its image-digest {why}"));
         }
+        None => {
+            return Incoming::Rejected(format!(
+                "a scan of {repository} without an image digest cannot be matched to the image a build reported"
+            ));
+        }
     };
+    if let Err(why) = admit(service, &SignalKind::ImageScan, &Sender::ImageScanner) {
+        return Incoming::Rejected(why);
+    }
     let reading = if status.ends_with("COMPLETE") {
         Reading::Counts { counts, scanner }
     } else {
         Reading::Verdict(Verdict::Failed {
             reasons: vec![format!(
-                "image-scan: the {} of {} ended {status}",
+                "image-scan: the {} of {digest} ended {status}",
                 scanner.name(),
-                digest
-                    .as_ref()
-                    .map(ImageDigest::as_str)
-                    .unwrap_or(repository)
             )],
         })
     };
-    let commit_tags = commit_tags(tags);
-    if digest.is_none() && commit_tags.is_empty() {
-        return Incoming::Rejected(format!(
-            "a scan of {repository} with neither a digest nor a commit tag names no candidate"
-        ));
-    }
     Incoming::Signals(vec![Signal {
         kind: SignalKind::ImageScan,
         service: service.name.clone(),
         subject: Subject::Image {
             digest: digest.clone(),
-            commit_tags,
+            claimed: None,
         },
-        digest,
+        digest: Some(digest),
         reading,
         correlation_id: None,
-        evidence: evidence(event),
+        evidence: evidence(event, &Sender::ImageScanner),
     }])
 }
 
@@ -331,7 +368,6 @@ fn ecr_scan(policy: &Policy, event: &Value) -> Incoming {
             repository: &repository,
             status: d.scan_status.as_deref().unwrap_or_default(),
             digest: d.image_digest.as_deref(),
-            tags: &d.image_tags,
             counts,
             scanner: Scanner::Ecr {
                 repository: repository.clone(),
@@ -352,8 +388,6 @@ struct InspectorScan {
     counts: BTreeMap<String, u64>,
     #[serde(rename = "image-digest")]
     image_digest: Option<String>,
-    #[serde(rename = "image-tags", default)]
-    image_tags: Vec<String>,
 }
 
 fn inspector_scan(policy: &Policy, event: &Value) -> Incoming {
@@ -378,7 +412,6 @@ fn inspector_scan(policy: &Policy, event: &Value) -> Incoming {
             repository: &repository,
             status: &d.scan_status,
             digest: d.image_digest.as_deref(),
-            tags: &d.image_tags,
             counts,
             scanner: Scanner::Inspector {
                 repository_arn: d.repository_name.clone(),
@@ -406,17 +439,28 @@ fn check(policy: &Policy, event: &Value) -> Incoming {
     let correlation = event["detail"]["metadata"]["correlation_id"]
         .as_str()
         .map(str::to_string);
-    let signals: Vec<Signal> = policy
-        .repository(&repo.full_name)
-        .filter(|s| s.gate.sast_checks.iter().any(|c| c == &name))
-        .filter(|s| {
-            check
-                .head_branch
-                .as_ref()
-                .is_none_or(|b| s.branches.contains(b))
-        })
-        .map(|s| {
-            let conclusion = check.conclusion.as_deref().unwrap_or("none");
+    let Some(app) = check.app.clone() else {
+        return Incoming::Ignored(format!(
+            "check {name:?} on {} names no app, so no policy can count it",
+            repo.full_name
+        ));
+    };
+    let sender = Sender::Check {
+        name: name.clone(),
+        app,
+    };
+    let conclusion = check.conclusion.as_deref().unwrap_or("none");
+    let mut signals = Vec::new();
+    for service in policy.repository(&repo.full_name).filter(|s| {
+        check
+            .head_branch
+            .as_ref()
+            .is_none_or(|b| s.branches.contains(b))
+    }) {
+        for kind in service.gate.senders.keys() {
+            if !service.gate.counts(kind, &sender) {
+                continue;
+            }
             let verdict = if conclusion == "success" {
                 Verdict::Passed {
                     summary: format!("{name} check succeeded"),
@@ -424,7 +468,7 @@ fn check(policy: &Policy, event: &Value) -> Incoming {
             } else {
                 Verdict::Failed {
                     reasons: vec![format!(
-                        "sast: {name} check {}",
+                        "{kind}: {name} check {}",
                         if conclusion == "failure" {
                             "failed"
                         } else {
@@ -433,204 +477,22 @@ fn check(policy: &Policy, event: &Value) -> Incoming {
                     )],
                 }
             };
-            Signal {
-                kind: SignalKind::Sast,
-                service: s.name.clone(),
+            signals.push(Signal {
+                kind: kind.clone(),
+                service: service.name.clone(),
                 subject: Subject::Commit(commit.clone()),
                 digest: None,
                 reading: Reading::Verdict(verdict),
                 correlation_id: correlation.clone(),
-                evidence: evidence(event),
-            }
-        })
-        .collect();
+                evidence: evidence(event, &sender),
+            });
+        }
+    }
     if signals.is_empty() {
         return Incoming::Ignored(format!(
-            "check {name:?} on {} is not a SAST check of a service deploying that branch",
+            "{sender} on {} counts for no service deploying that branch from that repository",
             repo.full_name
         ));
     }
     Incoming::Signals(signals)
-}
-
-/// eddo's `Scan Completed` contract: any scanner can put one on the bus.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ScanCompleted {
-    #[serde(default)]
-    metadata: Option<eddo::Metadata>,
-    service: String,
-    commit_sha: String,
-    scanner: String,
-    kind: SignalKind,
-    #[serde(default)]
-    passed: Option<bool>,
-    #[serde(default)]
-    findings: Option<BTreeMap<String, u64>>,
-    #[serde(default)]
-    image_digest: Option<String>,
-    #[serde(default)]
-    summary: Option<String>,
-    #[serde(default)]
-    report_url: Option<String>,
-}
-
-fn known_service<'a>(
-    policy: &'a Policy,
-    name: &str,
-    what: &str,
-) -> Result<&'a eddo::policy::Service, String> {
-    policy
-        .service(name)
-        .ok_or_else(|| format!("{what} for service {name:?}, which is not in the policy"))
-}
-
-fn scan_completed(policy: &Policy, event: &Value) -> Incoming {
-    let d: ScanCompleted = match ScanCompleted::deserialize(&event["detail"]) {
-        Ok(d) => d,
-        Err(err) => return Incoming::Rejected(format!("not a Scan Completed event: {err}")),
-    };
-    let service = match known_service(policy, &d.service, "Scan Completed") {
-        Ok(s) => s,
-        Err(why) => return Incoming::Rejected(why),
-    };
-    if !matches!(d.kind, SignalKind::Sast | SignalKind::ImageScan) {
-        return Incoming::Rejected(format!(
-            "Scan Completed kind must be sast or image-scan, not {}",
-            d.kind
-        ));
-    }
-    let commit = match CommitSha::parse(&d.commit_sha) {
-        Ok(c) => c,
-        Err(why) => return Incoming::Rejected(format!("Scan Completed: {why}")),
-    };
-    let report = d
-        .report_url
-        .as_ref()
-        .map(|u| format!(" (report: {u})"))
-        .unwrap_or_default();
-    let reading = match (&d.findings, d.passed) {
-        (Some(f), _) => {
-            let mut counts = BTreeMap::new();
-            for (k, n) in f {
-                let Some(s) = Severity::parse(k) else {
-                    return Incoming::Rejected(format!("Scan Completed: unknown severity {k:?}"));
-                };
-                counts.insert(s, *n);
-            }
-            // Exceptions need a findings list, which a contract event does not carry.
-            Reading::Counts {
-                counts,
-                scanner: Scanner::Reported {
-                    name: d.scanner.clone(),
-                },
-            }
-        }
-        (None, Some(true)) => Reading::Verdict(Verdict::Passed {
-            summary: format!("{} passed{report}", d.scanner),
-        }),
-        (None, Some(false)) => Reading::Verdict(Verdict::Failed {
-            reasons: vec![format!(
-                "{}: {} failed{}{report}",
-                d.kind,
-                d.scanner,
-                d.summary.map(|s| format!(": {s}")).unwrap_or_default()
-            )],
-        }),
-        (None, None) => {
-            return Incoming::Rejected(
-                "Scan Completed needs passed (true/false) or findings".into(),
-            );
-        }
-    };
-    let reading = match reading {
-        Reading::Counts { counts, .. } if d.kind == SignalKind::Sast => {
-            // A SAST tool's findings judged by the same thresholds, without exceptions.
-            let exceeded: Vec<String> = service
-                .gate
-                .max_findings
-                .iter()
-                .filter_map(|(s, max)| {
-                    let n = counts.get(s).copied().unwrap_or(0);
-                    (n > *max)
-                        .then(|| format!("sast: {} {} {n} > {max} allowed", d.scanner, s.as_str()))
-                })
-                .collect();
-            Reading::Verdict(if exceeded.is_empty() {
-                Verdict::Passed {
-                    summary: format!("{} findings within policy{report}", d.scanner),
-                }
-            } else {
-                Verdict::Failed { reasons: exceeded }
-            })
-        }
-        other => other,
-    };
-    Incoming::Signals(vec![Signal {
-        kind: d.kind,
-        service: service.name.clone(),
-        subject: Subject::Commit(commit),
-        digest: d.image_digest.and_then(|x| ImageDigest::parse(x).ok()),
-        reading,
-        correlation_id: d.metadata.map(|m| m.correlation_id),
-        evidence: evidence(event),
-    }])
-}
-
-/// eddo's `Deployment Approval` contract, from a chat tool or a person.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Approval {
-    #[serde(default)]
-    metadata: Option<eddo::Metadata>,
-    service: String,
-    commit_sha: String,
-    decision: ApprovalDecision,
-    approver: String,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-#[derive(Deserialize, PartialEq)]
-#[serde(rename_all = "snake_case")]
-enum ApprovalDecision {
-    Approved,
-    Rejected,
-}
-
-fn approval(policy: &Policy, event: &Value) -> Incoming {
-    let d: Approval = match Approval::deserialize(&event["detail"]) {
-        Ok(d) => d,
-        Err(err) => return Incoming::Rejected(format!("not a Deployment Approval event: {err}")),
-    };
-    let service = match known_service(policy, &d.service, "Deployment Approval") {
-        Ok(s) => s,
-        Err(why) => return Incoming::Rejected(why),
-    };
-    let commit = match CommitSha::parse(&d.commit_sha) {
-        Ok(c) => c,
-        Err(why) => return Incoming::Rejected(format!("Deployment Approval: {why}")),
-    };
-    if d.approver.trim().is_empty() {
-        return Incoming::Rejected("Deployment Approval names no approver".into());
-    }
-    let reason = d.reason.map(|r| format!(": {r}")).unwrap_or_default();
-    let verdict = if d.decision == ApprovalDecision::Approved {
-        Verdict::Passed {
-            summary: format!("approved by {}{reason}", d.approver),
-        }
-    } else {
-        Verdict::Failed {
-            reasons: vec![format!("approval: rejected by {}{reason}", d.approver)],
-        }
-    };
-    Incoming::Signals(vec![Signal {
-        kind: SignalKind::Approval,
-        service: service.name.clone(),
-        subject: Subject::Commit(commit),
-        digest: None,
-        reading: Reading::Verdict(verdict),
-        correlation_id: d.metadata.map(|m| m.correlation_id),
-        evidence: evidence(event),
-    }])
 }

@@ -12,99 +12,32 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use eddo::Error;
 use eddo::dynamo::{Item, attr, get, key, n, num, s, transacted, written};
 use eddo::history::{self, History, Version};
 use eddo::names::{CommitSha, ImageDigest, ServiceName};
 use eddo::policy::SignalKind;
-use serde::{Deserialize, Serialize};
 
-use crate::decide::Verdict;
-use crate::signal::Evidence;
+use crate::candidate::{Candidate, Recorded, State};
 
 pub const OPEN_INDEX: &str = "open-deadline";
-/// How long a candidate's record is kept after its first signal.
+/// How long an undecided candidate's record is kept after its first signal (its deadline is at
+/// most a day: the sweep decides it long before).
 pub const CANDIDATE_DAYS: u64 = 90;
 
-/// A signal as recorded on its candidate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Recorded {
-    #[serde(flatten)]
-    pub verdict: Verdict,
-    pub evidence: Evidence,
-    pub at: u64,
+/// A decided candidate's `expires_at`: a string, which DynamoDB's TTL never expires.
+pub const KEPT: &str = "kept: decided";
+
+/// Each signal is one attribute; signal names have no '_', so the attribute names one kind.
+const SIGNAL_PREFIX: &str = "signal_";
+
+fn signal_attr(kind: &SignalKind) -> String {
+    format!("{SIGNAL_PREFIX}{}", kind.as_str().replace('-', "_"))
 }
-
-/// Where a candidate is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    Waiting,
-    /// Decided to deploy; the deploy build may not have started yet.
-    Deploying,
-    Deployed,
-    DeployFailed,
-    Blocked,
-    TimedOut,
-    /// Observe-only mode: decided, nothing started.
-    Observed,
-}
-
-impl State {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            State::Waiting => "waiting",
-            State::Deploying => "deploying",
-            State::Deployed => "deployed",
-            State::DeployFailed => "deploy_failed",
-            State::Blocked => "blocked",
-            State::TimedOut => "timed_out",
-            State::Observed => "observed",
-        }
-    }
-
-    fn parse(s: &str) -> State {
-        match s {
-            "deploying" => State::Deploying,
-            "deployed" => State::Deployed,
-            "deploy_failed" => State::DeployFailed,
-            "blocked" => State::Blocked,
-            "timed_out" => State::TimedOut,
-            "observed" => State::Observed,
-            _ => State::Waiting,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    pub service: ServiceName,
-    pub commit: CommitSha,
-    pub digest: Option<ImageDigest>,
-    pub correlation_id: String,
-    pub state: State,
-    pub signals: BTreeMap<SignalKind, Recorded>,
-    pub first_at: u64,
-    pub deadline: u64,
-    pub build_id: Option<String>,
-    /// The decision's event was published.
-    pub announced: bool,
-    /// The decision's reasons (blocked, timed out), as recorded.
-    pub reasons: Vec<String>,
-    /// When it was decided (0 while waiting).
-    pub decided_at: u64,
-}
-
-fn signal_attr(kind: SignalKind) -> String {
-    format!("signal_{}", kind.as_str().replace('-', "_"))
-}
-
-const KINDS: [SignalKind; 4] = [
-    SignalKind::Build,
-    SignalKind::ImageScan,
-    SignalKind::Sast,
-    SignalKind::Approval,
-];
 
 /// The key of an image's record: which commit built it, or a scan waiting for that.
 fn image_key(service: &ServiceName, digest: &ImageDigest) -> Item {
@@ -122,11 +55,14 @@ fn candidate(item: &Item) -> Result<Candidate, Error> {
     let commit =
         CommitSha::parse(attr(item, "sk").unwrap_or_default()).map_err(|_| bad("commit"))?;
     let mut signals = BTreeMap::new();
-    for kind in KINDS {
-        if let Some(json) = attr(item, &signal_attr(kind)) {
-            let r: Recorded = serde_json::from_str(json).map_err(|_| bad(kind.as_str()))?;
-            signals.insert(kind, r);
-        }
+    for (name, value) in item {
+        let Some(kind) = name.strip_prefix(SIGNAL_PREFIX) else {
+            continue;
+        };
+        let kind = SignalKind::parse(&kind.replace('_', "-")).map_err(|_| bad(name))?;
+        let json = value.as_s().map_err(|_| bad(name))?;
+        let r: Recorded = serde_json::from_str(json).map_err(|_| bad(name))?;
+        signals.insert(kind, r);
     }
     Ok(Candidate {
         digest: attr(item, "digest").and_then(|d| ImageDigest::parse(d).ok()),
@@ -148,6 +84,16 @@ fn candidate(item: &Item) -> Result<Candidate, Error> {
         commit,
         signals,
     })
+}
+
+/// How recording a signal went.
+#[derive(Debug)]
+pub enum Record {
+    Recorded(Candidate),
+    /// The signal is about another image than the one the candidate's build reported.
+    OtherImage {
+        built: Option<ImageDigest>,
+    },
 }
 
 /// How a decision's conditional write went.
@@ -175,18 +121,19 @@ impl Store {
     }
 
     /// Records a signal on its candidate, creating it with its deadline on the first signal, and
-    /// returns the candidate as it now is: one round trip.
+    /// returns the candidate as it now is: one round trip. The candidate's image is the first
+    /// digest its build reported; a signal about another image is refused and changes nothing.
     #[allow(clippy::too_many_arguments)]
     pub async fn record(
         &self,
         service: &ServiceName,
         commit: &CommitSha,
-        kind: SignalKind,
+        kind: &SignalKind,
         recorded: &Recorded,
         digest: Option<&ImageDigest>,
         correlation_id: &str,
         deadline_minutes: u32,
-    ) -> Result<Candidate, Error> {
+    ) -> Result<Record, Error> {
         let now = recorded.at;
         let deadline = now + u64::from(deadline_minutes) * 60;
         let (pk, sk) = candidate_key(service, commit);
@@ -223,17 +170,31 @@ impl Store {
                 s(&format!("{deadline:012}#{service}#{commit}")),
             )
             .expression_attribute_values(":expires", n(now + CANDIDATE_DAYS * 86_400))
-            .return_values(ReturnValue::AllNew);
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         if let Some(d) = digest {
-            expr.push_str(", digest = :digest");
-            update = update.expression_attribute_values(":digest", s(d.as_str()));
+            if *kind == SignalKind::Build {
+                expr.push_str(", digest = if_not_exists(digest, :digest)");
+            }
+            update = update
+                .condition_expression("attribute_not_exists(digest) OR digest = :digest")
+                .expression_attribute_values(":digest", s(d.as_str()));
         }
-        let out = update
-            .update_expression(expr)
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
-        candidate(&out.attributes.unwrap_or_default())
+        match update.update_expression(expr).send().await {
+            Ok(out) => Ok(Record::Recorded(candidate(
+                &out.attributes.unwrap_or_default(),
+            )?)),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(c)) => {
+                    let built = c
+                        .item()
+                        .and_then(|i| attr(i, "digest"))
+                        .and_then(|d| ImageDigest::parse(d).ok());
+                    Ok(Record::OtherImage { built })
+                }
+                _ => Err(Error::aws("DynamoDB", "UpdateItem", e)),
+            },
+        }
     }
 
     pub async fn get(
@@ -244,31 +205,6 @@ impl Store {
         let (pk, sk) = candidate_key(service, commit);
         let item = get(&self.client, &self.table, key(pk, sk)).await?;
         item.as_ref().map(candidate).transpose()
-    }
-
-    /// The commits of `service`'s candidates starting with `prefix` (the tag convention).
-    pub async fn commits_starting(
-        &self,
-        service: &ServiceName,
-        prefix: &str,
-    ) -> Result<Vec<CommitSha>, Error> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(&format!("candidate#{service}")))
-            .expression_attribute_values(":prefix", s(prefix))
-            .projection_expression("sk")
-            .limit(2)
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB", "Query", e))?;
-        Ok(out
-            .items()
-            .iter()
-            .filter_map(|i| CommitSha::parse(attr(i, "sk")?).ok())
-            .collect())
     }
 
     /// The commit `digest` was built from, if a build reported it.
@@ -347,7 +283,7 @@ impl Store {
             .key("pk", pk)
             .key("sk", sk)
             .update_expression(
-                "SET #state = :to, reasons = :reasons, decided_at = :now, closed = :closed, open_pk = :closed, announced = :false",
+                "SET #state = :to, reasons = :reasons, decided_at = :now, closed = :closed, open_pk = :closed, announced = :false, expires_at = :kept",
             )
             .condition_expression("#state = :waiting")
             .expression_attribute_names("#state", "state")
@@ -358,6 +294,9 @@ impl Store {
             )
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":closed", s("closed"))
+            // A decided commit is never decided again, however late a replay comes: TTL skips an
+            // item whose expires_at is not a number, and a later signal keeps it (if_not_exists).
+            .expression_attribute_values(":kept", s(KEPT))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":waiting", s(State::Waiting.as_str()))
             .build()
@@ -409,6 +348,31 @@ impl Store {
             Some(now) if now.state == State::Waiting => Ok(Transition::Locked),
             _ => Ok(Transition::Lost),
         }
+    }
+
+    /// Blocks a candidate decided to deploy whose build never started, because a required signal
+    /// failed since; `false` when its build was recorded first (then the failure is late).
+    pub async fn withdraw(&self, c: &Candidate, reasons: &[String]) -> Result<bool, Error> {
+        let (pk, sk) = candidate_key(&c.service, &c.commit);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .update_expression("SET #state = :blocked, reasons = :reasons, announced = :false")
+            .condition_expression("#state = :deploying AND attribute_not_exists(build_id)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":blocked", s(State::Blocked.as_str()))
+            .expression_attribute_values(":deploying", s(State::Deploying.as_str()))
+            .expression_attribute_values(
+                ":reasons",
+                s(&serde_json::to_string(reasons).map_err(Error::Encode)?),
+            )
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .send()
+            .await;
+        written(result, "UpdateItem")
     }
 
     /// The rollback holding `service`'s deployments, if one does: its build id.

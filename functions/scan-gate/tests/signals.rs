@@ -20,19 +20,25 @@ services:
     branches: [master, changes]
     projects: {build: my-sample-project, deploy: sample-deploy}
     image_repository: tribble-image-scan-test
-    gate: {require: [build, image-scan, sast], sast_checks: [Octocoders-linter], deadline_minutes: 30}
+    gate:
+      require: [build, image-scan, sast]
+      senders: {sast: [{check: Octocoders-linter, app: github-actions}]}
+      deadline_minutes: 30
   ecs-sample:
     repositories: [octo-org/octo-repo]
     branches: [master]
-    projects: {deploy: ecs-deploy}
+    projects: {build: ecs-build, deploy: ecs-deploy}
     image_repository: amazon/amazon-ecs-sample
-    gate: {require: [image-scan, sast], sast_checks: [test], deadline_minutes: 30}
+    gate:
+      require: [build, image-scan, sast]
+      senders: {sast: [{check: test, app: github-actions}], contract: [{sender: contract-check}, {source: com.example.ci}]}
+      deadline_minutes: 30
   other:
     repositories: [acme/other]
     branches: [main]
-    projects: {deploy: other-deploy}
+    projects: {build: other-build, deploy: other-deploy}
     image_repository: my-repository-name
-    gate: {require: [image-scan], deadline_minutes: 10}
+    gate: {require: [build, image-scan], deadline_minutes: 10}
 "#;
 
 fn policy() -> Policy {
@@ -136,7 +142,7 @@ fn ecr_and_inspector_scans_carry_their_counts_absent_severities_zero() {
         }
     );
     assert!(
-        matches!(&s.subject, Subject::Image { digest: Some(d), .. } if d.as_str().ends_with("c3435fc5355"))
+        matches!(&s.subject, Subject::Image { digest: d, .. } if d.as_str().ends_with("c3435fc5355"))
     );
 
     // Two samples carry placeholder digests (60 hex digits, `...EXAMPLE`): a real scan names its
@@ -198,20 +204,34 @@ fn github_checks_named_in_the_policy_are_the_sast_signal() {
     assert!(
         matches!(&failed.reading, Reading::Verdict(Verdict::Failed { reasons }) if reasons == &["sast: Octocoders-linter check failed"])
     );
-    let passed = signal(read(&p, &g["github/check_run/completed.payload.json"]));
-    assert!(matches!(
-        &passed.reading,
-        Reading::Verdict(Verdict::Passed { .. })
-    ));
+    assert_eq!(
+        failed.evidence.sender,
+        "check Octocoders-linter by github-actions"
+    );
     let wf = signal(read(&p, &g["github/workflow_run/completed.payload.json"]));
     assert_eq!(wf.service.as_str(), "ecs-sample");
-
-    // A check the policy does not name is not a signal.
-    let other = Policy::parse(&POLICY.replace("[Octocoders-linter]", "[CodeQL]")).unwrap();
     assert!(matches!(
-        read(&other, &g["github/check_run/completed.payload.json"]),
+        &wf.reading,
+        Reading::Verdict(Verdict::Passed { .. })
+    ));
+
+    // The same check name run by another app (this sample's octocoders-linter) counts for
+    // nobody: anyone can name a check, only the app is proven by the delivery.
+    assert!(matches!(
+        read(&p, &g["github/check_run/completed.payload.json"]),
+        Incoming::Ignored(why) if why.contains("check Octocoders-linter by octocoders-linter")
+    ));
+    // A check the policy does not name is not a signal.
+    let other =
+        Policy::parse(&POLICY.replace("check: Octocoders-linter", "check: CodeQL")).unwrap();
+    assert!(matches!(
+        read(&other, &g["github/check_run/completed.1.payload.json"]),
         Incoming::Ignored(_)
     ));
+    // The service's own repository only: the same check on another repository is nobody's.
+    let mut moved = g["github/check_run/completed.1.payload.json"].clone();
+    moved["detail"]["repository"]["full_name"] = json!("Codertocat/Other");
+    assert!(matches!(read(&p, &moved), Incoming::Ignored(_)));
 }
 
 #[test]
@@ -316,11 +336,134 @@ fn the_example_policy_is_valid_against_its_schema() {
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
     let mut bad = yaml.clone();
-    bad["services"]["hello-world"]["gate"]["require"] = json!(["dast"]);
+    bad["services"]["hello-world"]["gate"]["require"] = json!(["Not A Signal"]);
     assert!(!v.is_valid(&bad));
 }
 
 fn yaml_to_json(text: &str) -> String {
     let v: serde_norway::Value = serde_norway::from_str(text).unwrap();
     serde_json::to_string(&v).unwrap()
+}
+
+const COMMIT: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
+
+fn reported(source: &str, detail: Value) -> Value {
+    json!({"id": "r-1", "source": source, "detail-type": "Signal Reported", "detail": detail})
+}
+
+fn rejected(incoming: Incoming) -> String {
+    match incoming {
+        Incoming::Rejected(why) => why,
+        other => panic!("not rejected: {other:?}"),
+    }
+}
+
+#[test]
+fn a_reported_signal_counts_only_from_a_sender_the_policy_names_for_its_kind() {
+    let p = policy();
+    let contract = |extra: Value| {
+        let mut d = json!({"service": "ecs-sample", "commit_sha": COMMIT, "kind": "contract", "passed": true, "by": "oasdiff"});
+        for (k, v) in extra.as_object().unwrap() {
+            d[k] = v.clone();
+        }
+        d
+    };
+    // Signed: the webhook names the sender it verified.
+    let s = signal(read(
+        &p,
+        &reported(
+            "eddo.webhook",
+            contract(json!({"sender": "contract-check"})),
+        ),
+    ));
+    assert_eq!(s.kind, SignalKind::Named("contract".into()));
+    assert_eq!(s.evidence.sender, "signed sender contract-check");
+    // IAM: a source the policy names (the bus lets only the listed roles put it).
+    let s = signal(read(&p, &reported("com.example.ci", contract(json!({})))));
+    assert_eq!(s.evidence.sender, "source com.example.ci");
+
+    for (source, detail, says) in [
+        // Another signed sender, or one the webhook did not name.
+        (
+            "eddo.webhook",
+            contract(json!({"sender": "chatops"})),
+            "contract from signed sender chatops does not count for ecs-sample: its policy accepts signed sender contract-check, source com.example.ci",
+        ),
+        (
+            "eddo.webhook",
+            contract(json!({})),
+            "without its verified sender",
+        ),
+        // A tool claiming a signed sender's name: only the webhook may.
+        (
+            "com.example.ci",
+            contract(json!({"sender": "contract-check"})),
+            "only the webhook may",
+        ),
+        // A source the policy does not name.
+        (
+            "com.example.other",
+            contract(json!({})),
+            "contract from source com.example.other does not count",
+        ),
+        // eddo's and AWS's sources do not report signals.
+        (
+            "eddo.gate",
+            contract(json!({})),
+            "eddo.gate does not report signals",
+        ),
+        (
+            "aws.codebuild",
+            contract(json!({})),
+            "aws.codebuild does not report signals",
+        ),
+        // The right sender for another kind.
+        (
+            "com.example.ci",
+            contract(json!({"kind": "sast"})),
+            "sast from source com.example.ci does not count",
+        ),
+        // Build comes from the build project only.
+        (
+            "com.example.ci",
+            contract(json!({"kind": "build"})),
+            "build is reported by ecs-sample's build project only",
+        ),
+        // A reported scan names the image it scanned.
+        (
+            "com.example.ci",
+            contract(json!({"kind": "image-scan"})),
+            "does not count",
+        ),
+    ] {
+        let why = rejected(read(&p, &reported(source, detail.clone())));
+        assert!(why.contains(says), "{source} {detail}: {why}");
+    }
+}
+
+#[test]
+fn a_build_of_another_repository_is_not_the_services() {
+    let p = policy();
+    let mut e = aws("codebuild-build-state-change.json");
+    e["detail"]["additional-information"]["source-version"] = json!(COMMIT);
+    e["detail"]["additional-information"]["environment"]["environment-variables"] = json!([
+        {"name": "EDDO_REPOSITORY", "value": "Codertocat/Hello-World", "type": "PLAINTEXT"}
+    ]);
+    assert_eq!(signal(read(&p, &e)).kind, SignalKind::Build);
+    e["detail"]["additional-information"]["environment"]["environment-variables"][0]["value"] =
+        json!("someone/else");
+    let why = rejected(read(&p, &e));
+    assert!(
+        why.contains("built someone/else, which is not a repository of sample"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_scan_without_a_digest_names_no_image() {
+    let p = policy();
+    let mut e = aws("ecr-image-scan.json");
+    e["detail"].as_object_mut().unwrap().remove("image-digest");
+    let why = rejected(read(&p, &e));
+    assert!(why.contains("without an image digest"), "{why}");
 }

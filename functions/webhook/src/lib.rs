@@ -8,6 +8,7 @@
 
 pub mod normalise;
 pub mod secrets;
+pub mod signals;
 pub mod signature;
 
 use std::borrow::Cow;
@@ -119,6 +120,11 @@ impl Reply {
 pub struct Accepted {
     pub provider: Provider,
     pub delivery_id: String,
+    /// What a redelivery is recognised by: signed material only, so a captured delivery
+    /// replayed under a new id is still the same delivery (GitHub: the signed body; a Standard
+    /// Webhooks signature: its signed `webhook-id`; a GitLab secret token, which signs nothing:
+    /// its delivery id).
+    pub dedupe: String,
     pub outcome: Normalised,
 }
 
@@ -132,7 +138,7 @@ pub fn route(path: &str) -> Option<Provider> {
     }
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -145,14 +151,18 @@ pub fn precheck(
     req: &LambdaFunctionUrlRequest,
     max_body_bytes: usize,
 ) -> Result<(Provider, Vec<u8>), Reply> {
+    let provider = route(path(req)).ok_or_else(|| {
+        Reply::error(
+            404,
+            "no such route: use /github, /gitlab, /standard or /signals/<sender>",
+        )
+    })?;
+    Ok((provider, body(req, max_body_bytes)?))
+}
+
+/// The request's body, after the method and size checks every route makes.
+pub fn body(req: &LambdaFunctionUrlRequest, max_body_bytes: usize) -> Result<Vec<u8>, Reply> {
     let method = req.request_context.http.method.as_deref().unwrap_or("");
-    let path = req
-        .raw_path
-        .as_deref()
-        .or(req.request_context.http.path.as_deref())
-        .unwrap_or("/");
-    let provider = route(path)
-        .ok_or_else(|| Reply::error(404, "no such route: use /github, /gitlab or /standard"))?;
     if !method.eq_ignore_ascii_case("POST") {
         return Err(Reply::error(405, "webhooks are delivered with POST"));
     }
@@ -182,7 +192,15 @@ pub fn precheck(
             format!("the body is over the {max_body_bytes}-byte limit"),
         ));
     }
-    Ok((provider, bytes))
+    Ok(bytes)
+}
+
+/// The request's path, as the function URL gives it.
+fn path(req: &LambdaFunctionUrlRequest) -> &str {
+    req.raw_path
+        .as_deref()
+        .or(req.request_context.http.path.as_deref())
+        .unwrap_or("/")
 }
 
 /// Verifies a delivery's signature and normalises it. Pure: no I/O, `now` in epoch seconds.
@@ -240,6 +258,15 @@ pub fn accept(
             header(headers, "x-github-delivery"),
             header(headers, "x-github-event"),
         ),
+        // Signed with a signing token, the signed webhook-id names the delivery; GitLab's
+        // Idempotency-Key is not signed.
+        Provider::Gitlab
+            if !secrets
+                .values(|s: &WebhookSecrets| &s.gitlab_signing)
+                .is_empty() =>
+        {
+            (standard_headers.id, header(headers, "x-gitlab-event"))
+        }
         Provider::Gitlab => (
             header(headers, "idempotency-key")
                 .or(header(headers, "x-gitlab-event-uuid"))
@@ -262,9 +289,22 @@ pub fn accept(
         Provider::StandardWebhooks => normalise::standard(delivery_id, &payload, &config.forward),
     }
     .map_err(|e| Reply::error(400, e.to_string()))?;
+    let dedupe = match provider {
+        // GitHub signs the body only: X-GitHub-Delivery can be changed by whoever replays it.
+        Provider::Github => {
+            use sha2::Digest;
+            let hash = sha2::Sha256::digest(body);
+            format!(
+                "sha256:{}",
+                hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            )
+        }
+        _ => delivery_id.to_string(),
+    };
     Ok(Accepted {
         provider,
         delivery_id: delivery_id.to_string(),
+        dedupe,
         outcome,
     })
 }
@@ -390,23 +430,36 @@ impl Webhook {
     }
 
     pub async fn handle(&self, req: LambdaFunctionUrlRequest) -> LambdaFunctionUrlResponse {
-        self.reply(req).await.unwrap_or_else(|r| r).into_response()
+        // Boxed: one allocation per delivery keeps the runtime's future within the compiler's
+        // layout depth.
+        Box::pin(self.reply(req))
+            .await
+            .unwrap_or_else(|r| r)
+            .into_response()
     }
 
     async fn reply(&self, req: LambdaFunctionUrlRequest) -> Result<Reply, Reply> {
-        let (provider, body) = precheck(&req, self.config.max_body_bytes).inspect_err(|r| {
+        let refused = |r: &Reply| {
             tracing::warn!(status = r.status, reason = %r.body["error"], "delivery refused");
-        })?;
-        let secrets = self.secrets.get().await.map_err(|e| match e {
-            SecretError::Unavailable(err) => {
-                tracing::error!(error = %err, "webhook secret unavailable");
-                Reply::error(503, "the webhook secret is unavailable; redeliver later")
-            }
-            SecretError::Unusable(why) => {
-                tracing::error!(reason = %why, "webhook secret unusable: every delivery is refused");
-                Reply::error(401, "the signature could not be verified")
-            }
-        })?;
+        };
+        if let Some(sender) = signals::route(path(&req)) {
+            let sender = sender.inspect_err(refused)?;
+            let body = body(&req, self.config.max_body_bytes).inspect_err(refused)?;
+            let secrets = self.secrets().await?;
+            let signal = signals::accept(
+                sender,
+                &req.headers,
+                &body,
+                &secrets,
+                &self.config,
+                now_epoch(),
+            )
+            .inspect_err(refused)?;
+            let span = eddo::telemetry::correlation_span(&signal.delivery_id);
+            return self.publish_signal(signal).instrument(span).await;
+        }
+        let (provider, body) = precheck(&req, self.config.max_body_bytes).inspect_err(refused)?;
+        let secrets = self.secrets().await?;
         let accepted = accept(
             provider,
             &req.headers,
@@ -417,6 +470,32 @@ impl Webhook {
         )?;
         let span = eddo::telemetry::correlation_span(&accepted.delivery_id);
         self.publish(accepted).instrument(span).await
+    }
+
+    async fn publish_signal(&self, signal: signals::Signal) -> Result<Reply, Reply> {
+        let (sender, delivery) = (signal.sender.clone(), signal.delivery_id.clone());
+        let entry = signals::outgoing(signal, self.publisher.max_entry_bytes())?;
+        let key = IdempotencyKey::new(&format!("webhook#signal#{sender}"), &delivery);
+        let (reply, event_id) = self
+            .publish_once(&key, &delivery, &entry, DetailType::SignalReported)
+            .await?;
+        if let Some(event_id) = event_id {
+            tracing::info!(%sender, %event_id, "signal published");
+        }
+        Ok(reply)
+    }
+
+    async fn secrets(&self) -> Result<std::sync::Arc<SecretSet>, Reply> {
+        self.secrets.get().await.map_err(|e| match e {
+            SecretError::Unavailable(err) => {
+                tracing::error!(error = %err, "webhook secret unavailable");
+                Reply::error(503, "the webhook secret is unavailable; redeliver later")
+            }
+            SecretError::Unusable(why) => {
+                tracing::error!(reason = %why, "webhook secret unusable: every delivery is refused");
+                Reply::error(401, "the signature could not be verified")
+            }
+        })
     }
 
     async fn publish(&self, accepted: Accepted) -> Result<Reply, Reply> {
@@ -445,18 +524,47 @@ impl Webhook {
             event.branch.clone(),
         );
         let entry = outgoing(detail_type, *event, self.publisher.max_entry_bytes())?;
-
         let key = IdempotencyKey::new(
             &format!("webhook#{}", accepted.provider.as_str()),
-            &delivery,
+            &accepted.dedupe,
         );
-        let lease = match self.idempotency.claim(&key, now_epoch()).await {
+        let (reply, event_id) = self
+            .publish_once(&key, &delivery, &entry, detail_type)
+            .await?;
+        if let Some(event_id) = event_id {
+            tracing::info!(
+                detail_type = detail_type.as_str(),
+                event = %event_name,
+                action = action.as_deref(),
+                repository = repository.as_deref(),
+                branch = branch.as_deref(),
+                %event_id,
+                "published"
+            );
+        }
+        Ok(reply)
+    }
+
+    /// Publishes `entry` once per delivery `key`: a redelivery of a published delivery answers
+    /// `duplicate`, one being published answers 409, a failed publish is released for the
+    /// sender's retry. The event id, when this call published it.
+    async fn publish_once(
+        &self,
+        key: &IdempotencyKey,
+        delivery: &str,
+        entry: &OutgoingEvent,
+        detail_type: DetailType,
+    ) -> Result<(Reply, Option<String>), Reply> {
+        let lease = match self.idempotency.claim(key, now_epoch()).await {
             Ok(Claim::Acquired(lease)) => lease,
             Ok(Claim::Completed { result }) => {
                 tracing::info!("redelivery of a published delivery: nothing published");
-                return Ok(Reply::new(
-                    202,
-                    json!({"status": "duplicate", "delivery_id": delivery, "event_id": result}),
+                return Ok((
+                    Reply::new(
+                        202,
+                        json!({"status": "duplicate", "delivery_id": delivery, "event_id": result}),
+                    ),
+                    None,
                 ));
             }
             Ok(Claim::InProgress) => {
@@ -471,7 +579,7 @@ impl Webhook {
                 return Err(Reply::error(503, "state unavailable; redeliver later"));
             }
         };
-        match self.publisher.publish(std::slice::from_ref(&entry)).await {
+        match self.publisher.publish(std::slice::from_ref(entry)).await {
             Ok(published) => {
                 let event_id = published.event_ids.into_iter().next().unwrap_or_default();
                 if let Err(err) = self
@@ -482,18 +590,12 @@ impl Webhook {
                     // Published but not recorded: a redelivery after the lease could publish again.
                     tracing::error!(error = %err, %event_id, "published, but could not record the delivery as done");
                 }
-                tracing::info!(
-                    detail_type = detail_type.as_str(),
-                    event = %event_name,
-                    action = action.as_deref(),
-                    repository = repository.as_deref(),
-                    branch = branch.as_deref(),
-                    %event_id,
-                    "published"
-                );
-                Ok(Reply::new(
-                    202,
-                    json!({"status": "published", "delivery_id": delivery, "event_id": event_id, "detail_type": detail_type.as_str()}),
+                Ok((
+                    Reply::new(
+                        202,
+                        json!({"status": "published", "delivery_id": delivery, "event_id": event_id, "detail_type": detail_type.as_str()}),
+                    ),
+                    Some(event_id),
                 ))
             }
             Err(err) => {

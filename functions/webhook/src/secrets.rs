@@ -25,6 +25,9 @@ pub struct WebhookSecrets {
     pub gitlab_signing: Option<String>,
     #[serde(default)]
     pub standard_webhooks: Option<String>,
+    /// One Standard Webhooks key per signal sender (`/signals/<name>`), by name.
+    #[serde(default)]
+    pub senders: std::collections::BTreeMap<String, String>,
 }
 
 // Never print secret values, not even in a debug log.
@@ -36,6 +39,7 @@ impl std::fmt::Debug for WebhookSecrets {
             .field("gitlab", &set(&self.gitlab))
             .field("gitlab_signing", &set(&self.gitlab_signing))
             .field("standard_webhooks", &set(&self.standard_webhooks))
+            .field("senders", &self.senders.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -54,6 +58,16 @@ impl SecretSet {
             .filter_map(|v| key(v).as_deref())
             .filter(|s| !s.is_empty())
             .map(str::as_bytes)
+            .collect()
+    }
+
+    /// The keys of signal sender `name` across versions (current, then previous).
+    pub fn sender(&self, name: &str) -> Vec<&[u8]> {
+        self.versions
+            .iter()
+            .filter_map(|v| v.senders.get(name))
+            .filter(|s| !s.is_empty())
+            .map(String::as_bytes)
             .collect()
     }
 }

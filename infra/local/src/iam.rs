@@ -92,6 +92,38 @@ impl Authority {
             .map_err(|e| LocalError::Aws(format!("/_eddo/assume-role: {e}")))
     }
 
+    /// Sets a resource's policy (the event bus's, from its `AWS::Events::EventBusPolicy`
+    /// statements): the emulator refuses what an explicit Deny there covers.
+    pub fn set_resource_policy(&self, resource: &str, policy: &Json) -> Result<(), LocalError> {
+        let (status, answer) = self.post(
+            "/_eddo/resource-policy",
+            &json!({"resource": resource, "policy": policy}),
+        )?;
+        if status != 200 {
+            return Err(LocalError::Setup(format!(
+                "the policy of {resource} was refused: {answer}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The Sid of the resource policy statement that denies `principal_arn` (a role's ARN) the
+    /// request, if one does: what the resource policy alone says.
+    pub fn resource_denies(
+        &self,
+        principal_arn: &str,
+        action: &str,
+        resource: &str,
+        context: Json,
+    ) -> Result<Option<String>, LocalError> {
+        let (_, answer) = self.post(
+            "/_eddo/resource-decision",
+            &json!({"principal_arn": principal_arn, "action": action, "resource": resource, "context": context}),
+        )?;
+        Ok((answer["denied"] == true)
+            .then(|| answer["by"].as_str().unwrap_or_default().to_string()))
+    }
+
     /// Whether `caller` may perform `action` on `resource`, with the request's condition keys.
     pub fn authorize(
         &self,
@@ -260,6 +292,48 @@ fn document(v: &Json, at: &str) -> Result<String, LocalError> {
             "template: {at}: a policy document is required"
         ))),
     }
+}
+
+/// The role a tool reporting gate signals the IAM way has in the local stack (a scanner's or CI's
+/// CodeBuild role in AWS): it may put any event on `bus`, and the bus policy lets it put the
+/// template's signal sources because `SignalSenderRoleArns` names it. Created once per emulator.
+pub async fn signal_sender(
+    sdk: &SdkConfig,
+    authority: &Authority,
+    role_arn: &str,
+    bus_arn: &str,
+) -> Result<AccessKey, LocalError> {
+    let iam = aws_sdk_iam::Client::new(sdk);
+    let name = role_arn.rsplit('/').next().unwrap_or_default();
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "codebuild.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let created = iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await;
+    if let Err(e) = created {
+        let exists = e
+            .as_service_error()
+            .is_some_and(|e| e.is_entity_already_exists_exception());
+        if !exists {
+            return Err(aws("CreateRole signal sender", e));
+        }
+    }
+    let allow = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": "events:PutEvents", "Resource": bus_arn}]});
+    iam.put_role_policy()
+        .role_name(name)
+        .policy_name(format!(
+            "put-on-{}",
+            bus_arn.rsplit('/').next().unwrap_or("bus")
+        ))
+        .policy_document(allow.to_string())
+        .send()
+        .await
+        .map_err(|e| aws("PutRolePolicy signal sender", e))?;
+    authority.assume(role_arn, "codebuild.amazonaws.com", "signal-sender")
 }
 
 /// Creates every `AWS::IAM::Role` of the template (named `<prefix>-<logical id>`) with its inline

@@ -325,16 +325,19 @@ fn workload(name: &str) -> Result<Workload, LocalError> {
             let scan = read_json(&corpus().join("aws/ecr-image-scan.json"))?;
             Workload {
                 events: "In turn, the corpus `CodeBuild Build State Change` of the example policy's \
-                         SAST project and the corpus `ECR Image Scan` of its repository (tagged with \
-                         the commit, within the thresholds), each for a new commit: the common \
-                         path, one signal recorded that does not yet complete a release.",
+                         build project (reporting its image) and the corpus `ECR Image Scan` of its \
+                         repository (within the thresholds), each for a new commit or image: the \
+                         common path, one signal that does not yet complete a release (the build \
+                         records its image; the scan looks up which commit built its image, and is \
+                         kept on the image until a build reports it).",
                 setup: |_, _| {},
                 event: Box::new(move |n| {
                     if n % 2 == 0 {
                         let mut e = build.clone();
-                        e["detail"]["project-name"] = "eddo-sast".into();
+                        e["detail"]["project-name"] = "eddo-build".into();
                         e["detail"]["additional-information"]["source-version"] =
                             format!("{n:040x}").into();
+                        e["detail"]["additional-information"]["exported-environment-variables"] = serde_json::json!([{"name": "IMAGE_DIGEST", "value": format!("sha256:{n:064x}")}]);
                         e
                     } else {
                         let mut e = scan.clone();

@@ -161,35 +161,53 @@ pub async fn route(
         .map(|r| (r.rule.as_str(), r.pattern.as_str()))
         .collect();
 
-    let eb = aws_sdk_eventbridge::Client::new(&stack.sdk);
+    // Each event is put by whom the bus lets put its source (eddo's by its function, the tools'
+    // by the signal sender); the default bus takes AWS's samples from the administrator.
+    let mut by_sender: BTreeMap<&str, Vec<&CorpusEvent>> = BTreeMap::new();
+    for e in events {
+        let sender = if e.on_default_bus {
+            ""
+        } else {
+            e.source.as_str()
+        };
+        by_sender.entry(sender).or_default().push(e);
+    }
     let mut names = HashMap::new();
-    for chunk in events.chunks(10) {
-        let mut put = eb.put_events();
-        for e in chunk {
-            put = put.entries(
-                PutEventsRequestEntry::builder()
-                    .event_bus_name(if e.on_default_bus {
-                        "default"
-                    } else {
-                        &stack.bus
-                    })
-                    .source(&e.source)
-                    .detail_type(&e.detail_type)
-                    .detail(&e.detail)
-                    .set_resources(Some(e.resources.clone()))
-                    .build(),
-            );
-        }
-        let out = put.send().await.map_err(|e| aws("PutEvents", e))?;
-        for (entry, e) in out.entries().iter().zip(chunk) {
-            let id = entry.event_id().ok_or_else(|| {
-                LocalError::Aws(format!(
-                    "PutEvents refused {}: {}",
-                    e.name,
-                    entry.error_message().unwrap_or("no reason given")
-                ))
-            })?;
-            names.insert(id.to_string(), e.name.clone());
+    for (sender, events) in by_sender {
+        let sdk = if sender.is_empty() {
+            stack.sdk.clone()
+        } else {
+            stack.sdk_for_source(sender).await?
+        };
+        let eb = aws_sdk_eventbridge::Client::new(&sdk);
+        for chunk in events.chunks(10) {
+            let mut put = eb.put_events();
+            for e in chunk {
+                put = put.entries(
+                    PutEventsRequestEntry::builder()
+                        .event_bus_name(if e.on_default_bus {
+                            "default"
+                        } else {
+                            &stack.bus
+                        })
+                        .source(&e.source)
+                        .detail_type(&e.detail_type)
+                        .detail(&e.detail)
+                        .set_resources(Some(e.resources.clone()))
+                        .build(),
+                );
+            }
+            let out = put.send().await.map_err(|e| aws("PutEvents", e))?;
+            for (entry, e) in out.entries().iter().zip(chunk) {
+                let id = entry.event_id().ok_or_else(|| {
+                    LocalError::Aws(format!(
+                        "PutEvents refused {}: {}",
+                        e.name,
+                        entry.error_message().unwrap_or("no reason given")
+                    ))
+                })?;
+                names.insert(id.to_string(), e.name.clone());
+            }
         }
     }
 

@@ -12,7 +12,8 @@ use eddo::projects::PolicyProjects;
 
 const USAGE: &str = "usage: eddo policy params FILE
   prints the template parameters the policy FILE implies (GateProjectNames, DeployProjectNames,
-  RollbackProjectNames, TenantProjectNames), for sam deploy --parameter-overrides";
+  RollbackProjectNames, TenantProjectNames, TrackedRepositories, SignalSources), for
+  sam deploy --parameter-overrides";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -64,6 +64,9 @@ pub fn config(extra: &[(&str, &str)]) -> Config {
     Config::from_env(&Env::from_pairs(pairs)).expect("valid test config")
 }
 
+/// The `chatops` signal sender's key (a Standard Webhooks secret).
+pub const CHATOPS_KEY: &str = "whsec_Y2hhdG9wcy1zZW5kZXIta2V5LWZvci10ZXN0cw==";
+
 pub fn secrets() -> SecretSet {
     SecretSet {
         versions: vec![WebhookSecrets {
@@ -71,6 +74,7 @@ pub fn secrets() -> SecretSet {
             gitlab: Some(GITLAB_TOKEN.into()),
             gitlab_signing: None,
             standard_webhooks: Some(STANDARD_SECRET.into()),
+            senders: [("chatops".to_string(), CHATOPS_KEY.to_string())].into(),
         }],
     }
 }

@@ -139,7 +139,8 @@ async fn put_aws_event(
     .await
 }
 
-/// Puts an event on `bus`; its event id.
+/// Puts an event on `bus` as whom the bus lets put its source (AWS's samples on the default bus
+/// as the administrator); its event id.
 async fn put_event(
     stack: &Stack,
     bus: &str,
@@ -148,7 +149,12 @@ async fn put_event(
     resource: Option<&str>,
     detail: &Value,
 ) -> Result<String, LocalError> {
-    let out = aws_sdk_eventbridge::Client::new(&stack.sdk)
+    let sdk = if bus == "default" {
+        stack.sdk.clone()
+    } else {
+        stack.sdk_for_source(source).await?
+    };
+    let out = aws_sdk_eventbridge::Client::new(&sdk)
         .put_events()
         .entries(
             aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()

@@ -33,12 +33,17 @@ pub const LOCAL_STANDARD_SECRET: &str = "whsec_ZWRkby1sb2NhbC1zdGFuZGFyZC1zZWNyZ
 /// The settings of the local stack (as `sam deploy --parameter-overrides` would set them): every
 /// optional part of the template switched on, so the local stack runs all of it. The corpus's
 /// pushes are to `master`; sbt-aws's default control-plane source, so it speaks both contracts.
-pub const LOCAL_SETTINGS: [(&str, &str); 4] = [
+pub const LOCAL_SETTINGS: [(&str, &str); 5] = [
     ("BuildProjectName", "eddo-build"),
     ("SastProjectName", "eddo-sast"),
     ("TrackedBranches", "main,master"),
     ("SbtControlPlaneEventSource", "controlPlaneEventSource"),
+    ("SignalSenderRoleArns", SIGNAL_SENDER_ROLE),
 ];
+
+/// The role the local stack lets put the policy's signal sources (a scanner's or CI's role in
+/// AWS); tests create it to report signals the IAM way.
+pub const SIGNAL_SENDER_ROLE: &str = "arn:aws:iam::123456789012:role/eddo-local-signal-sender";
 
 /// The parameter overrides the local stack deploys with: its settings, and the project lists the
 /// policy it runs implies, as `eddo policy params` prints them for a deploy.
@@ -161,6 +166,9 @@ pub struct Stack {
     pub authority: Authority,
     /// Each function's session of its execution role (by logical id): what Lambda gives it.
     pub credentials: BTreeMap<String, AccessKey>,
+    /// The session of the role the template's `SignalSenderRoleArns` lets put the tools' signal
+    /// sources (none where the template names no such role).
+    pub signal_sender: Option<AccessKey>,
     /// The template's roles as created, with their policy documents.
     pub roles: Vec<crate::iam::RoleDoc>,
 }
@@ -231,6 +239,15 @@ impl Stack {
         // Lambda runs each function with a session of its execution role, and only where the
         // role trusts lambda.amazonaws.com.
         let (authority, credentials) = provision::sessions(sdk, &functions)?;
+        provision::bus_policies(&authority, template, &names)?;
+        let signal_sender = match template.parameters.get("SignalSenderRoleArns") {
+            Some(role) if role == SIGNAL_SENDER_ROLE => {
+                let bus = buses.first().cloned().unwrap_or_default();
+                let bus_arn = format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{bus}");
+                Some(crate::iam::signal_sender(sdk, &authority, role, &bus_arn).await?)
+            }
+            _ => None,
+        };
         let policy_parameter = template.parameters.get("PolicyParameterName").cloned();
         // A rule without EventBusName is on the account's default bus, as in AWS.
         let rules = rules(template, &names, &function_arns, "default")?;
@@ -261,6 +278,7 @@ impl Stack {
             dead_letter_queue: queues.into_iter().next(),
             authority,
             credentials,
+            signal_sender,
             roles,
             tap_queue: String::new(),
             matched: BTreeMap::new(),
@@ -389,6 +407,32 @@ impl Stack {
             .endpoint_url()
             .ok_or_else(|| LocalError::Setup("the stack's SDK names no emulator".into()))?;
         Ok(crate::moto::sdk_config_for(endpoint, self.function_key(binary)?).await)
+    }
+
+    /// SDK configuration of who may put events of `source` on the eddo bus, as the bus policy
+    /// lets them: the function that owns an eddo source, the signal sender for anything else.
+    pub async fn sdk_for_source(&self, source: &str) -> Result<SdkConfig, LocalError> {
+        let endpoint = self
+            .sdk
+            .endpoint_url()
+            .ok_or_else(|| LocalError::Setup("the stack's SDK names no emulator".into()))?;
+        let owner = match source {
+            "eddo.webhook" => Some("webhook"),
+            "eddo.gate" => Some("scan-gate"),
+            "eddo.rollback" => Some("alarm-rollback"),
+            "eddo.tenants" => Some("tenant-onboarding"),
+            _ => None,
+        };
+        let key = match owner.map(|binary| self.function_key(binary)) {
+            Some(Ok(key)) => key,
+            // A template without that function: nobody's source, the administrator puts it.
+            Some(Err(_)) => return Ok(self.sdk.clone()),
+            None => match &self.signal_sender {
+                Some(key) => key,
+                None => return Ok(self.sdk.clone()),
+            },
+        };
+        Ok(crate::moto::sdk_config_for(endpoint, key).await)
     }
 
     /// How the local runtime runs the template's function built from `binary`: its environment,

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::iam::Authority;
@@ -44,6 +44,41 @@ pub(super) async fn buses(
         buses.push(name);
     }
     Ok(buses)
+}
+
+/// Every `AWS::Events::EventBusPolicy`, gathered per bus into the bus's resource policy, which
+/// the emulator enforces on PutEvents as EventBridge does. After the roles: its statements name
+/// them.
+pub(super) fn bus_policies(
+    authority: &Authority,
+    template: &Template,
+    names: &Names,
+) -> Result<(), LocalError> {
+    let mut policies: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (id, r) in template.of_type("AWS::Events::EventBusPolicy") {
+        let props = names.resolve(&r.properties, &format!("resource {id}, Properties"))?;
+        let bus = props["EventBusName"].as_str().unwrap_or("default");
+        let arn = if bus.starts_with("arn:") {
+            bus.to_string()
+        } else {
+            format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{bus}")
+        };
+        let mut statement = props["Statement"].clone();
+        if !statement.is_object() {
+            return Err(LocalError::Setup(format!(
+                "resource {id}: the local stack provisions an EventBusPolicy from its Statement"
+            )));
+        }
+        statement["Sid"] = props["StatementId"].clone();
+        policies.entry(arn).or_default().push(statement);
+    }
+    for (arn, statements) in policies {
+        authority.set_resource_policy(
+            &arn,
+            &json!({"Version": "2012-10-17", "Statement": statements}),
+        )?;
+    }
+    Ok(())
 }
 
 /// Every `AWS::DynamoDB::Table`, with its keys, indexes and TTL.
