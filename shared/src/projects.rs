@@ -141,7 +141,7 @@ mod tests {
                 ("TrackedRepositories", "Codertocat/Hello-World".to_string()),
                 (
                     "SignalSources",
-                    "com.example.chatops,com.example.semgrep".to_string()
+                    "com.example.chatops,com.example.semgrep,com.example.trivy".to_string()
                 ),
             ]
         );

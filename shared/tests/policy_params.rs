@@ -22,7 +22,7 @@ fn the_example_policy_implies_its_project_lists() {
          RollbackProjectNames=eddo-rollback \
          TenantProjectNames=eddo-tenant-deprovision,eddo-tenant-provision,eddo-tenant-provision-premium \
          TrackedRepositories=Codertocat/Hello-World \
-         SignalSources=com.example.chatops,com.example.semgrep"
+         SignalSources=com.example.chatops,com.example.semgrep,com.example.trivy"
     );
 }
 

@@ -294,17 +294,15 @@ fn document(v: &Json, at: &str) -> Result<String, LocalError> {
     }
 }
 
-/// The role a tool reporting gate signals the IAM way has in the local stack (a scanner's or CI's
-/// CodeBuild role in AWS): it may put any event on `bus`, and the bus policy lets it put the
-/// template's signal sources because `SignalSenderRoleArns` names it. Created once per emulator.
-pub async fn signal_sender(
+/// A role of the account that CodeBuild may assume, with one inline `policy`, and a session of
+/// it: a CI job's or a scanner's identity (created once per emulator; the policy is replaced).
+pub async fn codebuild_role(
     sdk: &SdkConfig,
     authority: &Authority,
-    role_arn: &str,
-    bus_arn: &str,
-) -> Result<AccessKey, LocalError> {
+    name: &str,
+    policy: &Json,
+) -> Result<(String, AccessKey), LocalError> {
     let iam = aws_sdk_iam::Client::new(sdk);
-    let name = role_arn.rsplit('/').next().unwrap_or_default();
     let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Principal": {"Service": "codebuild.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
     let created = iam
@@ -318,22 +316,34 @@ pub async fn signal_sender(
             .as_service_error()
             .is_some_and(|e| e.is_entity_already_exists_exception());
         if !exists {
-            return Err(aws("CreateRole signal sender", e));
+            return Err(aws(&format!("CreateRole {name}"), e));
         }
     }
-    let allow = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Action": "events:PutEvents", "Resource": bus_arn}]});
     iam.put_role_policy()
         .role_name(name)
-        .policy_name(format!(
-            "put-on-{}",
-            bus_arn.rsplit('/').next().unwrap_or("bus")
-        ))
-        .policy_document(allow.to_string())
+        .policy_name("local")
+        .policy_document(policy.to_string())
         .send()
         .await
-        .map_err(|e| aws("PutRolePolicy signal sender", e))?;
-    authority.assume(role_arn, "codebuild.amazonaws.com", "signal-sender")
+        .map_err(|e| aws(&format!("PutRolePolicy {name}"), e))?;
+    let arn = format!("arn:aws:iam::{}:role/{name}", crate::template::ACCOUNT);
+    let key = authority.assume(&arn, "codebuild.amazonaws.com", name)?;
+    Ok((arn, key))
+}
+
+/// The role a tool reporting gate signals the IAM way has in the local stack (a scanner's or CI's
+/// CodeBuild role in AWS): it may put any event on `bus`, and the bus policy lets it put the
+/// template's signal sources because `SignalSenderRoleArns` names it.
+pub async fn signal_sender(
+    sdk: &SdkConfig,
+    authority: &Authority,
+    role_arn: &str,
+    bus_arn: &str,
+) -> Result<AccessKey, LocalError> {
+    let name = role_arn.rsplit('/').next().unwrap_or_default();
+    let allow = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": "events:PutEvents", "Resource": bus_arn}]});
+    Ok(codebuild_role(sdk, authority, name, &allow).await?.1)
 }
 
 /// Creates every `AWS::IAM::Role` of the template (named `<prefix>-<logical id>`) with its inline

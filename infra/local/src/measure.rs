@@ -304,17 +304,20 @@ fn workload(name: &str) -> Result<Workload, LocalError> {
                 payloads.push((event, read(&corpus().join(file))?));
             }
             Workload {
-                events: "GitHub deliveries from the corpus, signed, each a new delivery id, in turn: \
-                         a push (8.8 KB), a pull request opened, a check run completed. Each is \
-                         recorded once (DynamoDB), published (EventBridge) and marked published.",
+                events: "GitHub deliveries from the corpus, signed, each a new delivery (its own id \
+                         and a body made distinct by a leading field: GitHub signs the body, so a \
+                         body seen before is a replay), in turn: a push (8.8 KB), a pull request \
+                         opened, a check run completed. Each is recorded once (DynamoDB), \
+                         published (EventBridge) and marked published.",
                 setup: |_, _| {},
                 event: Box::new(move |n| {
                     let (event, body) = &payloads[n % payloads.len()];
+                    let body = body.replacen('{', &format!("{{\"eddo_bench\": {n}, "), 1);
                     serde_json::to_value(github_delivery(
                         LOCAL_GITHUB_SECRET,
                         event,
                         &format!("bench-{n}"),
-                        body,
+                        &body,
                     ))
                     .unwrap_or_default()
                 }),

@@ -49,6 +49,36 @@ pub async fn post_github(
     .map_err(|e| LocalError::Setup(format!("the webhook URL {addr} did not answer: {e}")))
 }
 
+/// POSTs a signal to the webhook URL at `addr` as signal sender `sender` does: a Standard
+/// Webhooks delivery of `data` (type `signal.reported`), signed with its `key`, as delivery `id`.
+pub async fn post_signal(
+    addr: SocketAddr,
+    sender: &str,
+    key: &str,
+    id: &str,
+    data: &Value,
+) -> Result<(u16, String), LocalError> {
+    let now = eddo::idempotency::now_epoch();
+    let body = serde_json::json!({"type": "signal.reported", "timestamp": eddo::time::rfc3339(now), "data": data})
+        .to_string();
+    let signature = eddo_webhook::signature::standard_signature(key, id, now, body.as_bytes())
+        .ok_or_else(|| LocalError::Setup(format!("{sender}: not a Standard Webhooks key")))?;
+    let headers = [
+        ("content-type", "application/json".to_string()),
+        ("webhook-id", id.to_string()),
+        ("webhook-timestamp", now.to_string()),
+        ("webhook-signature", signature),
+    ];
+    let path = format!("/signals/{sender}");
+    tokio::task::spawn_blocking(move || {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        post(addr, &path, &headers, body.as_bytes())
+    })
+    .await
+    .map_err(|e| LocalError::Setup(e.to_string()))?
+    .map_err(|e| LocalError::Setup(format!("the webhook URL {addr} did not answer: {e}")))
+}
+
 /// Where a running `eddo-local up` serves: written by `up`, read by `send`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoints {

@@ -29,6 +29,9 @@ use std::sync::Arc;
 pub const LOCAL_GITHUB_SECRET: &str = "eddo-local-github-secret";
 pub const LOCAL_GITLAB_TOKEN: &str = "eddo-local-gitlab-token";
 pub const LOCAL_STANDARD_SECRET: &str = "whsec_ZWRkby1sb2NhbC1zdGFuZGFyZC1zZWNyZXQ=";
+/// The local `chatops` signal sender's key (`senders.chatops`): it signs approvals to
+/// `/signals/chatops`, as the example policy names it.
+pub const LOCAL_CHATOPS_KEY: &str = "whsec_ZWRkby1sb2NhbC1jaGF0b3BzLWtleQ==";
 
 /// The settings of the local stack (as `sam deploy --parameter-overrides` would set them): every
 /// optional part of the template switched on, so the local stack runs all of it. The corpus's

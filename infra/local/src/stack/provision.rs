@@ -206,6 +206,7 @@ pub(super) async fn secrets(
             "github": LOCAL_GITHUB_SECRET,
             "gitlab": LOCAL_GITLAB_TOKEN,
             "standard_webhooks": LOCAL_STANDARD_SECRET,
+            "senders": {"chatops": LOCAL_CHATOPS_KEY},
         });
         let out = sm
             .create_secret()

@@ -1,0 +1,618 @@
+//! Who can open the gate, end to end on the local stack with the real webhook and gate binaries
+//! and the template's bus policy enforced: a table of forged signals (each refused at the bus, or
+//! rejected by the gate with its reason), none of which starts anything or changes the
+//! candidate; then a positive control per signal kind and sender, through the path a real sender
+//! takes, which opens the gate once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use eddo::names::{CommitSha, ServiceName};
+use eddo_local::demo::corpus;
+use eddo_local::dispatch::Dispatcher;
+use eddo_local::moto::Moto;
+use eddo_local::runtime::LocalFunction;
+use eddo_local::send::{post_github, post_signal};
+use eddo_local::stack::{LOCAL_CHATOPS_KEY, LOCAL_GITHUB_SECRET, Stack};
+use eddo_local::url::FunctionUrl;
+use eddo_scan_gate::candidate::Candidate;
+use eddo_scan_gate::store::Store;
+use serde_json::{Value, json};
+
+const SERVICE: &str = "hello-world";
+const REPO: &str = "Codertocat/Hello-World";
+
+fn commit(n: u32) -> String {
+    format!("{n:08x}{}", "d1ce".repeat(8))
+}
+
+fn image(n: u32) -> String {
+    format!("sha256:{n:08x}{}", "cd".repeat(28))
+}
+
+fn sample(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(corpus().join(name)).unwrap()).unwrap()
+}
+
+/// A finished build of `project` for `commit`, as CodeBuild reports it (the corpus sample).
+fn build(project: &str, commit: &str, digest: Option<&str>, repository: &str) -> Value {
+    let mut d = sample("aws/codebuild-build-state-change.json")["detail"].clone();
+    d["project-name"] = json!(project);
+    d["build-id"] = json!(format!(
+        "arn:aws:codebuild:us-east-1:123456789012:build/{project}:{commit}"
+    ));
+    d["additional-information"]["source-version"] = json!(commit);
+    d["additional-information"]["environment"]["environment-variables"] = json!([
+        {"name": "EDDO_REPOSITORY", "value": repository, "type": "PLAINTEXT"},
+        {"name": "EDDO_BRANCH", "value": "main", "type": "PLAINTEXT"}
+    ]);
+    if let Some(i) = digest {
+        d["additional-information"]["exported-environment-variables"] =
+            json!([{"name": "IMAGE_DIGEST", "value": i}]);
+    }
+    d
+}
+
+/// ECR's scan of `digest` in the service's repository, tagged with `tag`, clean.
+fn ecr_scan(digest: &str, tag: &str) -> Value {
+    let mut d = sample("aws/ecr-image-scan.json")["detail"].clone();
+    d["repository-name"] = json!(SERVICE);
+    d["image-digest"] = json!(digest);
+    d["image-tags"] = json!([tag]);
+    d["finding-severity-counts"] = json!({"MEDIUM": 1});
+    d
+}
+
+fn reported(commit: &str, kind: &str, extra: Value) -> Value {
+    let mut d = json!({"service": SERVICE, "commit_sha": commit, "kind": kind, "passed": true, "by": "semgrep"});
+    for (k, v) in extra.as_object().unwrap() {
+        d[k] = v.clone();
+    }
+    d
+}
+
+/// A GitHub check run completed on `commit`, run by `app`, as the webhook publishes it.
+fn check_run(commit: &str, name: &str, app: &str) -> String {
+    let mut p = sample("github/check_run/completed.1.payload.json");
+    p["check_run"]["head_sha"] = json!(commit);
+    p["check_run"]["check_suite"]["head_sha"] = json!(commit);
+    p["check_run"]["check_suite"]["head_branch"] = json!("main");
+    p["check_run"]["name"] = json!(name);
+    p["check_run"]["app"]["slug"] = json!(app);
+    p["check_run"]["conclusion"] = json!("success");
+    p.to_string()
+}
+
+struct World {
+    _moto: Moto,
+    stack: Stack,
+    gate: Arc<LocalFunction>,
+    webhook: Arc<LocalFunction>,
+    url: FunctionUrl,
+    dispatcher: Dispatcher,
+    /// A CI job's role that may put any event on the bus (its identity policy says so), but is
+    /// not one the template lists: what "anyone with PutEvents" means.
+    forger: SdkConfig,
+    /// The role SignalSenderRoleArns lists: the IAM path's legitimate sender.
+    sender: SdkConfig,
+    store: Store,
+}
+
+impl World {
+    async fn new() -> World {
+        let moto = Moto::start().expect("moto server (run `make setup`)");
+        let stack = Stack::provision(&moto.sdk_config().await, "trust")
+            .await
+            .unwrap();
+        let spec = |binary: &str| stack.spec(binary, &moto.endpoint()).unwrap();
+        let gate = Arc::new(LocalFunction::new(spec("scan-gate")).await.unwrap());
+        let webhook = Arc::new(LocalFunction::new(spec("webhook")).await.unwrap());
+        let url = FunctionUrl::serve(webhook.clone(), 0).await.unwrap();
+        let dispatcher = stack.dispatcher(&[gate.clone(), webhook.clone()]).unwrap();
+        let forger = forger(&stack, &moto).await;
+        let sender = stack.sdk_for_source("com.example.semgrep").await.unwrap();
+        let store = Store::new(aws_sdk_dynamodb::Client::new(&stack.sdk), &stack.table);
+        World {
+            _moto: moto,
+            stack,
+            gate,
+            webhook,
+            url,
+            dispatcher,
+            forger,
+            sender,
+            store,
+        }
+    }
+
+    /// Puts one event on `bus` as `who`: the bus's answer (an event id, or why not).
+    async fn put(
+        &self,
+        who: &SdkConfig,
+        bus: &str,
+        source: &str,
+        detail_type: &str,
+        detail: &Value,
+    ) -> Result<String, String> {
+        let out = aws_sdk_eventbridge::Client::new(who)
+            .put_events()
+            .entries(
+                PutEventsRequestEntry::builder()
+                    .event_bus_name(bus)
+                    .source(source)
+                    .detail_type(detail_type)
+                    .detail(detail.to_string())
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("{}", aws_sdk_eventbridge::error::DisplayErrorContext(&e)))?;
+        Ok(out.entries()[0].event_id().unwrap_or_default().to_string())
+    }
+
+    /// Delivers what the rules routed to the functions.
+    async fn pump(&self) -> usize {
+        self.dispatcher
+            .pump(Duration::from_secs(3))
+            .await
+            .unwrap()
+            .len()
+    }
+
+    async fn candidate(&self, commit: &str) -> Option<Candidate> {
+        self.store
+            .get(
+                &ServiceName::parse(SERVICE).unwrap(),
+                &CommitSha::parse(commit).unwrap(),
+            )
+            .await
+            .unwrap()
+    }
+
+    async fn gate_events(&self) -> Vec<Value> {
+        eddo_tests::published(&self.stack, "eddo.gate").await
+    }
+
+    fn deploys(&self) -> usize {
+        self.stack.codebuild.calls("eddo-deploy")
+    }
+}
+
+/// A role of the account (a CI job's) allowed events:PutEvents on the bus for any source.
+async fn forger(stack: &Stack, moto: &Moto) -> SdkConfig {
+    let allow = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": "events:PutEvents", "Resource": "*"}]});
+    let (_, key) = eddo_local::iam::codebuild_role(&stack.sdk, &stack.authority, "ci-job", &allow)
+        .await
+        .unwrap();
+    eddo_local::moto::sdk_config_for(&moto.endpoint(), &key).await
+}
+
+/// What became of a forged signal.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    /// The bus refused the PutEvents (its policy).
+    RefusedByTheBus,
+    /// The gate rejected it: `Signal Rejected` with this reason.
+    Rejected(String),
+    /// It reached the gate, which did not count it (ignored, or kept on an image no build
+    /// reported), and said nothing.
+    NotCounted,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_trusted_evidence_opens_the_gate() {
+    let w = World::new().await;
+    let (c, d) = (commit(1), image(1));
+    let other_image = image(99);
+
+    // The service's own build reports commit c as image d: the candidate waits for image-scan
+    // and sast.
+    w.put(
+        &w.stack.sdk,
+        "default",
+        "aws.codebuild",
+        "CodeBuild Build State Change",
+        &build("eddo-build", &c, Some(&d), REPO),
+    )
+    .await
+    .unwrap();
+    assert_eq!(w.pump().await, 1);
+    let before = w.candidate(&c).await.expect("the build made a candidate");
+    assert_eq!(before.digest.as_ref().unwrap().as_str(), d);
+    assert!(w.gate_events().await.is_empty());
+
+    let bus = w.stack.bus.clone();
+    let semgrep_sast = reported(&c, "sast", json!({}));
+    // Each row: who, on which bus, as which source and detail-type, what; and what must happen.
+    let rows: Vec<(&str, &SdkConfig, &str, &str, &str, Value, Outcome)> = vec![
+        (
+            "a CI role puts the scanner's listed source",
+            &w.forger,
+            bus.as_str(),
+            "com.example.semgrep",
+            "Scan Completed",
+            json!({"service": SERVICE, "commit_sha": c, "scanner": "semgrep", "kind": "sast", "passed": true, "image_digest": other_image}),
+            Outcome::RefusedByTheBus,
+        ),
+        (
+            "a CI role speaks as the webhook (a check run)",
+            &w.forger,
+            bus.as_str(),
+            "eddo.webhook",
+            "Check Run Completed",
+            json!({"provider": "github", "event": "check_run", "repository": {"full_name": REPO, "name": "Hello-World"}, "check": {"kind": "check_run", "name": "CodeQL", "app": "github-actions", "conclusion": "success", "head_sha": c}}),
+            Outcome::RefusedByTheBus,
+        ),
+        (
+            "a CI role speaks as the webhook (a signed sender's signal)",
+            &w.forger,
+            bus.as_str(),
+            "eddo.webhook",
+            "Signal Reported",
+            json!({"sender": "chatops", "service": SERVICE, "commit_sha": c, "kind": "approval", "passed": true, "by": "mallory"}),
+            Outcome::RefusedByTheBus,
+        ),
+        (
+            "a CI role speaks as the gate",
+            &w.forger,
+            bus.as_str(),
+            "eddo.gate",
+            "Deployment Started",
+            json!({"service": SERVICE, "commit_sha": c}),
+            Outcome::RefusedByTheBus,
+        ),
+        (
+            "a CI role invents an eddo source",
+            &w.forger,
+            bus.as_str(),
+            "eddo.signals",
+            "Signal Reported",
+            reported(&c, "sast", json!({})),
+            Outcome::RefusedByTheBus,
+        ),
+        (
+            "the listed sender claims a signed sender's name",
+            &w.sender,
+            bus.as_str(),
+            "com.example.semgrep",
+            "Signal Reported",
+            reported(&c, "sast", json!({"sender": "chatops"})),
+            Outcome::Rejected(
+                "an event from com.example.semgrep names a signed sender, which only the webhook may".into(),
+            ),
+        ),
+        (
+            "the approval source reports sast",
+            &w.sender,
+            bus.as_str(),
+            "com.example.chatops",
+            "Signal Reported",
+            reported(&c, "sast", json!({})),
+            Outcome::Rejected(
+                "sast from source com.example.chatops does not count for hello-world".into(),
+            ),
+        ),
+        (
+            "the scanner reports sast about another image",
+            &w.sender,
+            bus.as_str(),
+            "com.example.semgrep",
+            "Signal Reported",
+            reported(&c, "sast", json!({"image_digest": other_image})),
+            Outcome::Rejected(format!("sast: about image {other_image}, but hello-world")),
+        ),
+        (
+            "the scanner reports build",
+            &w.sender,
+            bus.as_str(),
+            "com.example.semgrep",
+            "Signal Reported",
+            reported(&c, "build", json!({})),
+            Outcome::Rejected("build is reported by hello-world's build project only".into()),
+        ),
+        (
+            "the image scanner reports the built image for another commit",
+            &w.sender,
+            bus.as_str(),
+            "com.example.trivy",
+            "Signal Reported",
+            reported(&commit(2), "image-scan", json!({"image_digest": d})),
+            Outcome::Rejected(format!(
+                "image-scan: reported for commit {}, but image {d} was built from {c}",
+                commit(2)
+            )),
+        ),
+        (
+            "ECR scans another image tagged with the commit",
+            &w.stack.sdk,
+            "default",
+            "aws.ecr",
+            "ECR Image Scan",
+            ecr_scan(&other_image, &c),
+            Outcome::NotCounted,
+        ),
+        (
+            "a build of another repository reports the commit",
+            &w.stack.sdk,
+            "default",
+            "aws.codebuild",
+            "CodeBuild Build State Change",
+            build("eddo-sast", &c, None, "someone/else"),
+            Outcome::Rejected(format!(
+                "eddo-sast build arn:aws:codebuild:us-east-1:123456789012:build/eddo-sast:{c} built someone/else, which is not a repository of hello-world"
+            )),
+        ),
+    ];
+    for (who, sdk, bus, source, detail_type, detail, expected) in rows {
+        let put = w.put(sdk, bus, source, detail_type, &detail).await;
+        let outcome = match put {
+            Err(why) => {
+                assert!(
+                    why.contains("explicit deny in a resource-based policy"),
+                    "{who}: {why}"
+                );
+                Outcome::RefusedByTheBus
+            }
+            Ok(_) => {
+                w.pump().await;
+                let events = w.gate_events().await;
+                match events.as_slice() {
+                    [] => Outcome::NotCounted,
+                    [e] if e["detail-type"] == "Signal Rejected" => {
+                        Outcome::Rejected(e["detail"]["reason"].as_str().unwrap().to_string())
+                    }
+                    other => panic!("{who}: {other:#?}"),
+                }
+            }
+        };
+        match (&outcome, &expected) {
+            (Outcome::Rejected(got), Outcome::Rejected(want)) => {
+                assert!(got.contains(want.as_str()), "{who}: {got}")
+            }
+            _ => assert_eq!(outcome, expected, "{who}"),
+        }
+        assert_eq!(w.deploys(), 0, "{who}: nothing started");
+        assert_eq!(
+            w.candidate(&c).await.as_ref(),
+            Some(&before),
+            "{who}: the candidate is unchanged"
+        );
+    }
+
+    // The gate's own guards, past the bus and the rules: an event the rule would never route
+    // (an unlisted source) or the bus would refuse, invoked on the gate binary directly.
+    for (who, source, detail_type, detail, says) in [
+        (
+            "an unlisted source",
+            "acme.scanner",
+            "Scan Completed",
+            json!({"service": SERVICE, "commit_sha": c, "scanner": "acme", "kind": "sast", "passed": true}),
+            "sast from source acme.scanner does not count for hello-world",
+        ),
+        (
+            "a signed sender the policy does not name for sast",
+            "eddo.webhook",
+            "Signal Reported",
+            json!({"sender": "chatops", "service": SERVICE, "commit_sha": c, "kind": "sast", "passed": true}),
+            "sast from signed sender chatops does not count",
+        ),
+        (
+            "the webhook's source without a verified sender",
+            "eddo.webhook",
+            "Scan Completed",
+            json!({"service": SERVICE, "commit_sha": c, "scanner": "x", "kind": "sast", "passed": true}),
+            "an eddo.webhook signal without its verified sender",
+        ),
+    ] {
+        let event = json!({"id": format!("direct-{who}"), "source": source, "detail-type": detail_type, "detail": detail, "time": "2026-12-01T00:00:00Z"});
+        let out = w.gate.invoke(&event).await.unwrap();
+        let answer = out.outcome.json().unwrap_or_default();
+        assert!(
+            answer["outcome"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(says),
+            "{who}: {answer}"
+        );
+        let events = w.gate_events().await;
+        assert_eq!(events.len(), 1, "{who}: one Signal Rejected");
+        assert_eq!(w.candidate(&c).await.as_ref(), Some(&before), "{who}");
+    }
+    // A check of the right name by another app counts for nobody (ignored, nothing said).
+    let (status, answer) = post_github(
+        w.url.addr(),
+        LOCAL_GITHUB_SECRET,
+        "check_run",
+        "forged-check",
+        check_run(&c, "CodeQL", "evil-app"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 202, "{answer}");
+    w.pump().await;
+    assert!(w.gate_events().await.is_empty());
+    assert_eq!(w.candidate(&c).await.as_ref(), Some(&before));
+
+    // Positive controls, each through the path its real sender takes.
+    // sast: the CodeQL check run by GitHub Actions on the service's repository, a signed GitHub
+    // delivery through the webhook binary.
+    let (status, answer) = post_github(
+        w.url.addr(),
+        LOCAL_GITHUB_SECRET,
+        "check_run",
+        "codeql-1",
+        check_run(&c, "CodeQL", "github-actions"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 202, "{answer}");
+    w.pump().await;
+    let after = w.candidate(&c).await.unwrap();
+    let sast = &after.signals[&eddo::policy::SignalKind::Sast];
+    assert_eq!(sast.evidence.sender, "check CodeQL by github-actions");
+    assert!(sast.verdict.passed());
+    // image-scan: ECR's scan of the image the build reported. The set is complete: one deploy.
+    w.put(
+        &w.stack.sdk,
+        "default",
+        "aws.ecr",
+        "ECR Image Scan",
+        &ecr_scan(&d, "latest"),
+    )
+    .await
+    .unwrap();
+    w.pump().await;
+    w.pump().await;
+    assert_eq!(w.deploys(), 1, "{}", w.gate.logs().join("\n"));
+    let started: Vec<Value> = w
+        .gate_events()
+        .await
+        .into_iter()
+        .filter(|e| e["detail-type"] == "Deployment Started")
+        .collect();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0]["detail"]["image_digest"], d);
+
+    // The IAM path: the listed role reports sast from the scanner's source; the signed path:
+    // chatops approves through /signals/chatops. Both recorded, with their senders.
+    let c2 = commit(2);
+    w.put(
+        &w.sender,
+        &bus,
+        "com.example.semgrep",
+        "Signal Reported",
+        &semgrep_sast,
+    )
+    .await
+    .unwrap();
+    w.put(
+        &w.sender,
+        &bus,
+        "com.example.semgrep",
+        "Signal Reported",
+        &reported(&c2, "sast", json!({})),
+    )
+    .await
+    .unwrap();
+    let (status, answer) = post_signal(
+        w.url.addr(),
+        "chatops",
+        LOCAL_CHATOPS_KEY,
+        "approve-c2",
+        &json!({"service": SERVICE, "commit_sha": c2, "kind": "approval", "passed": true, "by": "alice"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 202, "{answer}\n{}", w.webhook.logs().join("\n"));
+    w.pump().await;
+    w.pump().await;
+    let second = w.candidate(&c2).await.unwrap();
+    let senders: Vec<&str> = second
+        .signals
+        .values()
+        .map(|r| r.evidence.sender.as_str())
+        .collect();
+    assert_eq!(
+        senders,
+        ["source com.example.semgrep", "signed sender chatops"],
+        "{second:?}"
+    );
+    // The same signed delivery again is a duplicate: nothing published twice.
+    let (status, answer) = post_signal(
+        w.url.addr(),
+        "chatops",
+        LOCAL_CHATOPS_KEY,
+        "approve-c2",
+        &json!({"service": SERVICE, "commit_sha": c2, "kind": "approval", "passed": true, "by": "alice"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 202);
+    assert!(answer.contains("duplicate"), "{answer}");
+    // A key that is not chatops's opens nothing.
+    let (status, _) = post_signal(
+        w.url.addr(),
+        "chatops",
+        eddo_local::stack::LOCAL_STANDARD_SECRET,
+        "approve-c3",
+        &json!({"service": SERVICE, "commit_sha": commit(3), "kind": "approval", "passed": true, "by": "mallory"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 401);
+}
+
+/// The bus policy of the translated template, statement by statement as EventBridge evaluates
+/// it: each eddo source only from its function's role, no other eddo.* source from anyone, the
+/// tools' signal sources only from the listed role, anything else left to identity policies.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bus_policy_lets_each_source_come_only_from_its_sender() {
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let stack = Stack::provision(&moto.sdk_config().await, "buspolicy")
+        .await
+        .unwrap();
+    let role = |logical: &str| {
+        let r = stack
+            .roles
+            .iter()
+            .find(|r| r.logical_id == logical)
+            .unwrap_or_else(|| panic!("no role {logical}"));
+        format!("arn:aws:iam::123456789012:role/{}", r.name)
+    };
+    let principals = [
+        ("webhook", role("WebhookFunctionRole")),
+        ("gate", role("ScanGateFunctionRole")),
+        ("rollback", role("AlarmRollbackFunctionRole")),
+        ("tenants", role("TenantOnboardingFunctionRole")),
+        (
+            "signal sender",
+            eddo_local::stack::SIGNAL_SENDER_ROLE.to_string(),
+        ),
+        (
+            "a CI job",
+            "arn:aws:iam::123456789012:role/ci-job".to_string(),
+        ),
+        (
+            "an administrator",
+            "arn:aws:iam::123456789012:user/admin".to_string(),
+        ),
+    ];
+    // Which principal may put each source (None: nobody; "*": the bus leaves it to IAM).
+    let expected: [(&str, Option<&str>); 9] = [
+        ("eddo.webhook", Some("webhook")),
+        ("eddo.gate", Some("gate")),
+        ("eddo.rollback", Some("rollback")),
+        ("eddo.tenants", Some("tenants")),
+        ("eddo.signals", None),
+        ("eddo.", None),
+        ("com.example.semgrep", Some("signal sender")),
+        ("com.example.chatops", Some("signal sender")),
+        ("acme.unlisted", Some("*")),
+    ];
+    let bus = format!(
+        "arn:aws:events:us-east-1:123456789012:event-bus/{}",
+        stack.bus
+    );
+    for (source, allowed) in expected {
+        for (who, arn) in &principals {
+            let denied = stack
+                .authority
+                .resource_denies(
+                    arn,
+                    "events:PutEvents",
+                    &bus,
+                    json!({"events:source": [source], "events:detail-type": ["Signal Reported"]}),
+                )
+                .unwrap();
+            let may = allowed.is_some_and(|a| a == "*" || a == *who);
+            assert_eq!(
+                denied.is_none(),
+                may,
+                "{who} putting {source}: denied by {denied:?}"
+            );
+        }
+    }
+}
