@@ -749,6 +749,89 @@ async fn a_throttled_start_build_is_retried_and_starts_one_deployment() {
     assert_eq!(events[0]["detail-type"], "Deployment Started");
 }
 
+static WINDOW_CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn window_clock() -> u64 {
+    WINDOW_CLOCK.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// A required signal that fails in the seconds between the decision and the recorded deploy
+/// build is never lost: it is said at once (the build may be starting), and the recovery that
+/// would have started the build blocks instead, with the failure as its reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_between_the_decision_and_the_build_blocks_the_recovery() {
+    use aws_sdk_codebuild::operation::start_build::StartBuildError;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_types::error::ErrorMetadata;
+    use std::sync::atomic::Ordering::SeqCst;
+    WINDOW_CLOCK.store(now_epoch(), SeqCst);
+    let s = setup("gate-window", None).await;
+    let throttled = mock!(aws_sdk_codebuild::Client::start_build).then_error(|| {
+        StartBuildError::generic(
+            ErrorMetadata::builder()
+                .code("ThrottlingException")
+                .message("Rate exceeded")
+                .build(),
+        )
+    });
+    let config = eddo_tests::policy_config(&s.stack, "scan-gate");
+    let sdk = &eddo_tests::function_sdk(&s.stack, "scan-gate").await;
+    let policy = eddo::policy::load(sdk, &config.policy_parameter)
+        .await
+        .unwrap();
+    let failing = Gate::new(&config, policy.clone(), sdk)
+        .with_codebuild(mock_client!(
+            aws_sdk_codebuild,
+            RuleMode::MatchAny,
+            [&throttled]
+        ))
+        .with_clock(window_clock);
+    let healthy = Gate::new(&config, policy, sdk)
+        .with_codebuild(eddo_tests::stand_in(sdk, &s.stack))
+        .with_clock(window_clock);
+
+    let commit = sha(900);
+    let image = digest(900);
+    failing
+        .handle(&build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
+        .await
+        .unwrap();
+    failing
+        .handle(&build("eddo-sast", &commit, "SUCCEEDED", None))
+        .await
+        .unwrap();
+    let last = scan(&commit, &image, serde_json::from_str(CLEAN).unwrap());
+    failing.handle(&last).await.expect_err("throttled");
+
+    // Seconds later, the SAST project's rerun fails: said at once, no deployment started.
+    WINDOW_CLOCK.fetch_add(5, SeqCst);
+    let r = healthy
+        .handle(&build("eddo-sast", &commit, "FAILED", None))
+        .await
+        .unwrap();
+    assert_eq!(r.published, ["Late Signal Failed"], "{r:?}");
+    let late = s.published().await;
+    assert_eq!(late[0]["detail"]["state"], "deploying");
+    assert_eq!(late[0]["detail"]["build_id"], Value::Null);
+
+    // Lambda's retry of the throttled invocation, a minute later: blocked, not deployed.
+    WINDOW_CLOCK.fetch_add(60, SeqCst);
+    let r = healthy.handle(&last).await.unwrap();
+    assert_eq!(r.published, ["Deployment Blocked"], "{r:?}");
+    let blocked = s.published().await;
+    let reasons = blocked[0]["detail"]["reasons"].as_array().unwrap();
+    assert!(
+        reasons[0]
+            .as_str()
+            .unwrap()
+            .starts_with("sast: eddo-sast build FAILED"),
+        "{reasons:?}"
+    );
+    healthy.handle(&last).await.unwrap();
+    assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 0);
+    assert!(s.published().await.is_empty(), "said once");
+}
+
 /// POSTs `body` to one of moto's own configuration endpoints.
 async fn moto_api(s: &Setup, path: &'static str, body: Value) {
     let addr: std::net::SocketAddr = s
