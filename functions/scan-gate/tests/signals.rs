@@ -289,6 +289,11 @@ fn the_contract_examples_validate_and_read_as_signals() {
             "deployment-approval.schema.json",
             SignalKind::Approval,
         ),
+        (
+            "signal-reported.json",
+            "signal-reported.schema.json",
+            SignalKind::Sast,
+        ),
     ] {
         let event: Value = serde_json::from_str(
             &std::fs::read_to_string(root.join("infra/examples/events").join(file)).unwrap(),
