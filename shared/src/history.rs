@@ -61,6 +61,9 @@ pub struct Version {
 pub struct History {
     pub live: Option<Version>,
     pub last_known_good: Option<Version>,
+    /// Every commit a rollback replaced: known bad, deployed again only on an approval of it.
+    /// Kept as long as the history (no TTL): one short string per rollback.
+    pub rolled_back: std::collections::BTreeSet<String>,
 }
 
 impl History {
@@ -69,6 +72,11 @@ impl History {
         History {
             live: version("live"),
             last_known_good: version("last_known_good"),
+            rolled_back: item
+                .get("rolled_back")
+                .and_then(|v| v.as_ss().ok())
+                .map(|ss| ss.iter().cloned().collect())
+                .unwrap_or_default(),
         }
     }
 
@@ -97,6 +105,10 @@ pub fn go_live(table: &str, service: &ServiceName, version: &Version) -> Result<
         VersionKind::Deploy => {
             "SET last_known_good = if_not_exists(live, :none), live = :live, live_build = :build"
         }
+        // The version a rollback replaced is known bad from now on.
+        VersionKind::Rollback if version.replaced.is_some() => {
+            "SET live = :live, live_build = :build ADD rolled_back :bad"
+        }
         VersionKind::Rollback => "SET live = :live, live_build = :build",
     };
     let mut update = Update::builder()
@@ -112,6 +124,10 @@ pub fn go_live(table: &str, service: &ServiceName, version: &Version) -> Result<
         .expression_attribute_values(":build", s(&version.build_id));
     if version.kind == VersionKind::Deploy {
         update = update.expression_attribute_values(":none", s("null"));
+    }
+    if let (VersionKind::Rollback, Some(bad)) = (version.kind, &version.replaced) {
+        update =
+            update.expression_attribute_values(":bad", AttributeValue::Ss(vec![bad.clone()]));
     }
     update
         .build()
@@ -193,6 +209,15 @@ mod tests {
         assert!(deploy.update_expression().contains("last_known_good"));
         let rollback = go_live("t", &service, &v(VersionKind::Rollback)).unwrap();
         assert!(!rollback.update_expression().contains("last_known_good"));
+        // The commit it replaced is recorded as known bad.
+        let mut replacing = v(VersionKind::Rollback);
+        replacing.replaced = Some("bad".into());
+        let rollback = go_live("t", &service, &replacing).unwrap();
+        assert!(rollback.update_expression().contains("ADD rolled_back :bad"));
+        assert_eq!(
+            rollback.expression_attribute_values().unwrap()[":bad"],
+            AttributeValue::Ss(vec!["bad".into()])
+        );
     }
 
     #[test]

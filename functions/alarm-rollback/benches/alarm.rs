@@ -61,6 +61,7 @@ fn bench(c: &mut Criterion) {
     let history = History {
         live: Some(version("bbbbbbbb", at - 300)),
         last_known_good: Some(version("aaaaaaaa", at - 86_400)),
+        rolled_back: Default::default(),
     };
     let record = Record::default();
     assert!(handle(&policy, &event, &history, &record));
@@ -75,6 +76,7 @@ fn bench(c: &mut Criterion) {
     let action_history = History {
         live: Some(version("bbbbbbbb", action_at - 300)),
         last_known_good: Some(version("aaaaaaaa", action_at - 86_400)),
+        rolled_back: Default::default(),
     };
     assert!(handle(&policy, &action, &action_history, &record));
     g.bench_function(

@@ -421,6 +421,7 @@ mod tests {
         History {
             live: Some(version('2', T0, VersionKind::Deploy)),
             last_known_good: Some(version('1', T0 - 24 * HOUR, VersionKind::Deploy)),
+            rolled_back: Default::default(),
         }
     }
 
@@ -567,6 +568,7 @@ mod tests {
         let h = History {
             live: Some(version('1', T0, VersionKind::Rollback)),
             last_known_good: Some(version('1', T0 - HOUR, VersionKind::Deploy)),
+            rolled_back: Default::default(),
         };
         let record = Record {
             holder: None,

@@ -564,7 +564,7 @@ impl Rollbacks {
             let history = if recorded {
                 eddo::history::History {
                     live: live.clone(),
-                    last_known_good: history.last_known_good,
+                    ..history
                 }
             } else {
                 history

@@ -8,32 +8,30 @@
 //! [`reported`]); the decisions are pure ([`decide::next`] over a [`candidate::Candidate`]); this
 //! file gathers inputs and performs the effects.
 
+mod announce;
 pub mod candidate;
 pub mod decide;
+mod deploying;
 pub mod findings;
 pub mod reported;
+pub mod scan;
 pub mod signal;
 pub mod store;
 
-use std::collections::BTreeMap;
-
-use eddo::codebuild::{self, StartError};
 use eddo::idempotency::now_epoch;
-use eddo::names::{CommitSha, ImageDigest, ServiceName};
-use eddo::policy::{Mode, Policy, Service, SignalKind};
+use eddo::names::{CommitSha, ImageDigest};
+use eddo::policy::{Policy, Service, SignalKind};
 use eddo::publish::Publisher;
 use eddo::time::{Date, rfc3339};
 use eddo::{DetailType, Error};
-use serde::Serialize;
 use serde_json::{Value, json};
 use tracing::{Instrument, info, warn};
 
 use crate::candidate::{Candidate, Evidence, Recorded, State};
 use crate::decide::{Listing, Next, ScanCounts, Verdict, judge_scan, needs_findings, next};
 use crate::findings::Findings;
-use crate::signal::{DeployFinished, Incoming, Reading, Signal, Subject, read};
-use crate::store::{Record, Store, Transition};
-use eddo::history::{Version, VersionKind};
+use crate::signal::{Incoming, Reading, Signal, Subject, read};
+use crate::store::{Record, Store};
 
 /// Deadlines the sweep handles per tick; the rest wait for the next minute.
 pub const SWEEP_BATCH: i32 = 25;
@@ -43,55 +41,9 @@ pub use crate::decide::RECOVER_AFTER_SECS;
 /// The function's settings: the common ones and where the policy is.
 pub use eddo::config::PolicyConfig as Config;
 
-/// One piece of evidence in a decision event: which signal, which event.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct EvidenceItem {
-    pub signal: SignalKind,
-    pub passed: bool,
-    pub summary: String,
-    pub event_id: String,
-    pub source: String,
-    pub detail_type: String,
-    /// Who sent it, as the policy counted it.
-    pub sender: String,
-}
 
-fn evidence_of(c: &Candidate) -> Vec<EvidenceItem> {
-    c.signals
-        .iter()
-        .map(|(kind, r)| EvidenceItem {
-            signal: kind.clone(),
-            passed: r.verdict.passed(),
-            summary: match &r.verdict {
-                Verdict::Passed { summary } => summary.clone(),
-                Verdict::Failed { reasons } => reasons.join("; "),
-            },
-            event_id: r.evidence.event_id.clone(),
-            source: r.evidence.source.clone(),
-            detail_type: r.evidence.detail_type.clone(),
-            sender: r.evidence.sender.clone(),
-        })
-        .collect()
-}
-
-#[derive(Serialize)]
-struct Decided<'a> {
-    service: &'a str,
-    commit_sha: &'a str,
-    image_digest: Option<&'a str>,
-    mode: Mode,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    project: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    build_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    reasons: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    missing: Vec<SignalKind>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    deadline: Option<String>,
-    evidence: Vec<EvidenceItem>,
-}
+pub use announce::EvidenceItem;
+pub use deploying::deploy_token;
 
 /// What one invocation did, returned to the runtime and logged.
 pub use eddo::Report;
@@ -438,173 +390,6 @@ impl Gate {
         }
     }
 
-    /// Decides a waiting candidate to deploy, unless a rollback of the service holds it.
-    async fn deploy(
-        &self,
-        service: &Service,
-        c: &Candidate,
-        cause: &Evidence,
-        now: u64,
-    ) -> Result<Report, Error> {
-        match self.store.decide(c, State::Deploying, &[], now).await? {
-            Transition::Done => {
-                let mut c = c.clone();
-                c.state = State::Deploying;
-                c.decided_at = now;
-                self.start_deploy(service, &c, cause).await
-            }
-            Transition::Lost => Ok(Report {
-                outcome: "another invocation decided this candidate".into(),
-                published: vec![],
-            }),
-            Transition::Locked => {
-                let build = self
-                    .store
-                    .rollback_lock(&c.service, now)
-                    .await?
-                    .unwrap_or_else(|| "a rollback".into());
-                let reason = format!(
-                    "a rollback of {} is in progress ({build}); deployments are held until it ends",
-                    c.service
-                );
-                self.conclude(service, c, State::Blocked, vec![reason], cause, now)
-                    .await
-            }
-        }
-    }
-
-    /// Decides a waiting candidate as `to` and says so.
-    async fn conclude(
-        &self,
-        service: &Service,
-        c: &Candidate,
-        to: State,
-        reasons: Vec<String>,
-        cause: &Evidence,
-        now: u64,
-    ) -> Result<Report, Error> {
-        match self.store.decide(c, to, &reasons, now).await? {
-            Transition::Done => {
-                let mut c = c.clone();
-                c.state = to;
-                c.reasons = reasons;
-                self.announce(service, &c, cause).await
-            }
-            _ => Ok(Report {
-                outcome: "another invocation decided this candidate".into(),
-                published: vec![],
-            }),
-        }
-    }
-
-    /// Publishes the decision's event, then notes that it was published.
-    async fn announce(
-        &self,
-        service: &Service,
-        c: &Candidate,
-        cause: &Evidence,
-    ) -> Result<Report, Error> {
-        let (detail_type, outcome) = match c.state {
-            State::Deploying | State::Deployed | State::DeployFailed => {
-                (DetailType::DeploymentStarted, "deployment started")
-            }
-            State::Observed => (
-                DetailType::DeploymentWouldStart,
-                "observe-only: deployment would start",
-            ),
-            State::Blocked => (DetailType::DeploymentBlocked, "deployment blocked"),
-            State::TimedOut => (DetailType::DeploymentTimedOut, "deployment timed out"),
-            State::Waiting => unreachable!("a waiting candidate has no decision to announce"),
-        };
-        let detail = Decided {
-            service: c.service.as_str(),
-            commit_sha: c.commit.as_str(),
-            image_digest: c.digest.as_ref().map(ImageDigest::as_str),
-            mode: service.gate.mode,
-            project: matches!(
-                detail_type,
-                DetailType::DeploymentStarted | DetailType::DeploymentWouldStart
-            )
-            .then_some(service.projects.deploy.as_str()),
-            build_id: c.build_id.as_deref(),
-            reasons: c.reasons.clone(),
-            missing: if c.state == State::TimedOut {
-                c.missing(&service.gate)
-            } else {
-                vec![]
-            },
-            deadline: (c.state == State::TimedOut).then(|| rfc3339(c.deadline)),
-            evidence: evidence_of(c),
-        };
-        let published = self
-            .publisher
-            .publish_one(detail_type, &detail, &c.correlation_id, &cause.event_id)
-            .await?;
-        self.store.announced(c).await?;
-        info!(service = %c.service, commit = %c.commit, decision = outcome, "decided");
-        Ok(Report {
-            outcome: outcome.to_string(),
-            published: vec![published],
-        })
-    }
-
-    /// Starts the deploy project for a deploying candidate (idempotent: the token is the
-    /// candidate's, and a recorded build is reused), then announces it.
-    async fn start_deploy(
-        &self,
-        service: &Service,
-        c: &Candidate,
-        cause: &Evidence,
-    ) -> Result<Report, Error> {
-        let token = deploy_token(&c.service, &c.commit);
-        let mut variables = vec![
-            ("EDDO_SERVICE", c.service.as_str()),
-            ("EDDO_COMMIT_SHA", c.commit.as_str()),
-            ("EDDO_CORRELATION_ID", c.correlation_id.as_str()),
-            ("EDDO_CAUSATION_ID", cause.event_id.as_str()),
-        ];
-        if let Some(d) = &c.digest {
-            variables.push(("EDDO_IMAGE_DIGEST", d.as_str()));
-        }
-        let project = service.projects.deploy.as_str();
-        let build = match codebuild::start(&self.codebuild, project, &token, &variables, None).await
-        {
-            Ok(build) => build,
-            Err(StartError::Retryable(err)) => return Err(err),
-            Err(StartError::Refused(err)) => {
-                // The project is missing or refuses the call: a retry cannot fix it.
-                let detail = json!({
-                    "service": c.service,
-                    "commit_sha": c.commit,
-                    "project": project,
-                    "build_id": null,
-                    "status": "NOT_STARTED",
-                    "reason": format!("could not start {project}: {err}"),
-                });
-                self.store
-                    .finish_deploy(c, None, State::DeployFailed)
-                    .await?;
-                let published = self
-                    .publisher
-                    .publish_one(
-                        DetailType::DeploymentFailed,
-                        &detail,
-                        &c.correlation_id,
-                        &cause.event_id,
-                    )
-                    .await?;
-                return Ok(Report {
-                    outcome: format!("deploy project refused: {err}"),
-                    published: vec![published],
-                });
-            }
-        };
-        self.store.set_build(c, &build).await?;
-        let mut c = c.clone();
-        c.build_id = Some(build);
-        self.announce(service, &c, cause).await
-    }
-
     /// Times out the candidates past their deadline. "Now" is the later of the clock and the
     /// schedule's time, so a late retry of a tick sweeps no less.
     async fn sweep(&self, at: Option<u64>) -> Result<Report, Error> {
@@ -642,95 +427,6 @@ impl Gate {
         Ok(report)
     }
 
-    async fn deploy_finished(&self, d: &DeployFinished, event: &Value) -> Result<Report, Error> {
-        let now = (self.clock)();
-        let candidate = self.store.get(&d.service, &d.commit).await?;
-        let correlation = candidate
-            .as_ref()
-            .map(|c| c.correlation_id.clone())
-            .unwrap_or_else(|| format!("{}@{}", d.service, d.commit));
-        let digest = candidate.as_ref().and_then(|c| c.digest.clone());
-        let version = d.succeeded.then(|| Version {
-            commit: d.commit.to_string(),
-            digest: digest.as_ref().map(ImageDigest::to_string),
-            build_id: d.build_id.clone(),
-            at: now,
-            kind: VersionKind::Deploy,
-            correlation_id: Some(correlation.clone()),
-            replaced: None,
-            started_at: candidate
-                .as_ref()
-                .map(|c| c.decided_at)
-                .filter(|at| *at > 0),
-        });
-        let to = if d.succeeded {
-            State::Deployed
-        } else {
-            State::DeployFailed
-        };
-        let tracked = candidate
-            .as_ref()
-            .filter(|c| c.state == State::Deploying)
-            .cloned()
-            .unwrap_or_else(|| Candidate {
-                service: d.service.clone(),
-                commit: d.commit.clone(),
-                digest: digest.clone(),
-                correlation_id: correlation.clone(),
-                state: State::Deployed,
-                signals: BTreeMap::new(),
-                first_at: now,
-                deadline: now,
-                build_id: Some(d.build_id.clone()),
-                announced: true,
-                reasons: vec![],
-                decided_at: now,
-            });
-        self.store
-            .finish_deploy(&tracked, version.as_ref(), to)
-            .await?;
-        let history = self.store.history(&d.service).await?;
-        let (detail_type, detail) = if d.succeeded {
-            (
-                DetailType::DeploymentSucceeded,
-                json!({
-                    "service": d.service,
-                    "commit_sha": d.commit,
-                    "image_digest": digest,
-                    "build_id": d.build_id,
-                    "live": history.live,
-                    "last_known_good": history.last_known_good,
-                }),
-            )
-        } else {
-            (
-                DetailType::DeploymentFailed,
-                json!({
-                    "service": d.service,
-                    "commit_sha": d.commit,
-                    "project": event["detail"]["project-name"],
-                    "build_id": d.build_id,
-                    "status": d.status,
-                    "failed_phase": d.failed_phase,
-                    "logs_url": d.logs,
-                    "reason": format!(
-                        "the deploy build {} ended {}{}",
-                        d.build_id,
-                        d.status,
-                        d.failed_phase.as_ref().map(|p| format!(" in phase {p}")).unwrap_or_default()
-                    ),
-                }),
-            )
-        };
-        let published = self
-            .publisher
-            .publish_one(detail_type, &detail, &correlation, &d.evidence.event_id)
-            .await?;
-        Ok(Report {
-            outcome: format!("deploy of {} {}: {}", d.service, d.commit.short(), d.status),
-            published: vec![published],
-        })
-    }
 }
 
 /// Which commit a signal turned out to be about.
@@ -740,9 +436,4 @@ enum Subjected {
     Parked,
     /// Refused, with the reason: it changes nothing.
     Refused(String),
-}
-
-/// The deploy's StartBuild idempotency token: the same for every attempt at one candidate.
-pub fn deploy_token(service: &ServiceName, commit: &CommitSha) -> String {
-    codebuild::token("eddo-deploy", &format!("{service}/{commit}"))
 }

@@ -1,0 +1,142 @@
+//! Saying a decision: the decision's event with its evidence (which signal, which event, which
+//! sender), published once and marked published; and deciding a waiting candidate as blocked,
+//! timed out or observed.
+
+use eddo::names::ImageDigest;
+use eddo::policy::{Mode, Service, SignalKind};
+use eddo::time::rfc3339;
+use eddo::{DetailType, Error};
+use serde::Serialize;
+use tracing::info;
+
+use crate::candidate::{Candidate, Evidence, State};
+use crate::decide::Verdict;
+use crate::store::Transition;
+use crate::{Gate, Report};
+
+/// One piece of evidence in a decision event: which signal, which event.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EvidenceItem {
+    pub signal: SignalKind,
+    pub passed: bool,
+    pub summary: String,
+    pub event_id: String,
+    pub source: String,
+    pub detail_type: String,
+    /// Who sent it, as the policy counted it.
+    pub sender: String,
+}
+
+fn evidence_of(c: &Candidate) -> Vec<EvidenceItem> {
+    c.signals
+        .iter()
+        .map(|(kind, r)| EvidenceItem {
+            signal: kind.clone(),
+            passed: r.verdict.passed(),
+            summary: match &r.verdict {
+                Verdict::Passed { summary } => summary.clone(),
+                Verdict::Failed { reasons } => reasons.join("; "),
+            },
+            event_id: r.evidence.event_id.clone(),
+            source: r.evidence.source.clone(),
+            detail_type: r.evidence.detail_type.clone(),
+            sender: r.evidence.sender.clone(),
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct Decided<'a> {
+    service: &'a str,
+    commit_sha: &'a str,
+    image_digest: Option<&'a str>,
+    mode: Mode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    project: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    build_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    reasons: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    missing: Vec<SignalKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deadline: Option<String>,
+    evidence: Vec<EvidenceItem>,
+}
+
+impl Gate {
+    /// Decides a waiting candidate as `to` and says so.
+    pub(crate) async fn conclude(
+        &self,
+        service: &Service,
+        c: &Candidate,
+        to: State,
+        reasons: Vec<String>,
+        cause: &Evidence,
+        now: u64,
+    ) -> Result<Report, Error> {
+        match self.store.decide(c, to, &reasons, now).await? {
+            Transition::Done => {
+                let mut c = c.clone();
+                c.state = to;
+                c.reasons = reasons;
+                self.announce(service, &c, cause).await
+            }
+            _ => Ok(Report {
+                outcome: "another invocation decided this candidate".into(),
+                published: vec![],
+            }),
+        }
+    }
+
+    /// Publishes the decision's event, then notes that it was published.
+    pub(crate) async fn announce(
+        &self,
+        service: &Service,
+        c: &Candidate,
+        cause: &Evidence,
+    ) -> Result<Report, Error> {
+        let (detail_type, outcome) = match c.state {
+            State::Deploying | State::Deployed | State::DeployFailed => {
+                (DetailType::DeploymentStarted, "deployment started")
+            }
+            State::Observed => (
+                DetailType::DeploymentWouldStart,
+                "observe-only: deployment would start",
+            ),
+            State::Blocked => (DetailType::DeploymentBlocked, "deployment blocked"),
+            State::TimedOut => (DetailType::DeploymentTimedOut, "deployment timed out"),
+            State::Waiting => unreachable!("a waiting candidate has no decision to announce"),
+        };
+        let detail = Decided {
+            service: c.service.as_str(),
+            commit_sha: c.commit.as_str(),
+            image_digest: c.digest.as_ref().map(ImageDigest::as_str),
+            mode: service.gate.mode,
+            project: matches!(
+                detail_type,
+                DetailType::DeploymentStarted | DetailType::DeploymentWouldStart
+            )
+            .then_some(service.projects.deploy.as_str()),
+            build_id: c.build_id.as_deref(),
+            reasons: c.reasons.clone(),
+            missing: if c.state == State::TimedOut {
+                c.missing(&service.gate)
+            } else {
+                vec![]
+            },
+            deadline: (c.state == State::TimedOut).then(|| rfc3339(c.deadline)),
+            evidence: evidence_of(c),
+        };
+        let published = self
+            .publisher
+            .publish_one(detail_type, &detail, &c.correlation_id, &cause.event_id)
+            .await?;
+        self.store.announced(c).await?;
+        info!(service = %c.service, commit = %c.commit, decision = outcome, "decided");
+        Ok(Report {
+            outcome: outcome.to_string(),
+            published: vec![published],
+        })
+    }
+}
