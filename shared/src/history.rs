@@ -126,8 +126,7 @@ pub fn go_live(table: &str, service: &ServiceName, version: &Version) -> Result<
         update = update.expression_attribute_values(":none", s("null"));
     }
     if let (VersionKind::Rollback, Some(bad)) = (version.kind, &version.replaced) {
-        update =
-            update.expression_attribute_values(":bad", AttributeValue::Ss(vec![bad.clone()]));
+        update = update.expression_attribute_values(":bad", AttributeValue::Ss(vec![bad.clone()]));
     }
     update
         .build()
@@ -142,6 +141,23 @@ pub fn not_held(table: &str, service: &ServiceName, now: u64) -> Result<Conditio
         .key("sk", s(ROLLBACK_SK))
         .condition_expression("attribute_not_exists(held_until) OR held_until < :now")
         .expression_attribute_values(":now", n(now))
+        .build()
+        .map_err(|e| Error::InvalidEvent(e.to_string()))
+}
+
+/// The check a deploy transaction carries for a commit no approval has cleared: no rollback
+/// replaced it (it is not known bad).
+pub fn not_rolled_back(
+    table: &str,
+    service: &ServiceName,
+    commit: &str,
+) -> Result<ConditionCheck, Error> {
+    ConditionCheck::builder()
+        .table_name(table)
+        .key("pk", service_pk(service))
+        .key("sk", s(HISTORY_SK))
+        .condition_expression("attribute_not_exists(rolled_back) OR NOT contains(rolled_back, :c)")
+        .expression_attribute_values(":c", s(commit))
         .build()
         .map_err(|e| Error::InvalidEvent(e.to_string()))
 }
@@ -213,7 +229,11 @@ mod tests {
         let mut replacing = v(VersionKind::Rollback);
         replacing.replaced = Some("bad".into());
         let rollback = go_live("t", &service, &replacing).unwrap();
-        assert!(rollback.update_expression().contains("ADD rolled_back :bad"));
+        assert!(
+            rollback
+                .update_expression()
+                .contains("ADD rolled_back :bad")
+        );
         assert_eq!(
             rollback.expression_attribute_values().unwrap()[":bad"],
             AttributeValue::Ss(vec!["bad".into()])

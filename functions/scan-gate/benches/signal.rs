@@ -90,6 +90,7 @@ fn bench(c: &mut Criterion) {
         announced: false,
         reasons: vec![],
         decided_at: 0,
+        attempt: 0,
     };
     let mut two_passed = empty.clone();
     let mut build_event = build.clone();

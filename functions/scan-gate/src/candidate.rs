@@ -101,9 +101,18 @@ pub struct Candidate {
     pub reasons: Vec<String>,
     /// When it was decided (0 while waiting).
     pub decided_at: u64,
+    /// How many times it was deployed again after a rollback, on an approval (0: never).
+    pub attempt: u32,
 }
 
 impl Candidate {
+    /// Whether an approval of this commit passed.
+    pub fn approved(&self) -> bool {
+        self.signals
+            .get(&SignalKind::Approval)
+            .is_some_and(|r| r.verdict.passed())
+    }
+
     /// The required signals not recorded yet.
     pub fn missing(&self, gate: &Gate) -> Vec<SignalKind> {
         gate.require

@@ -89,7 +89,51 @@ pub enum Next {
     After {
         announce: bool,
         late: Option<Vec<String>>,
+        /// An approval or a new build of a commit decided to deploy: ask the service's history
+        /// whether a rollback replaced it since ([`again`]).
+        ask_history: bool,
     },
+}
+
+/// Why a commit a rollback replaced does not deploy again.
+pub fn known_bad(c: &Candidate) -> String {
+    format!(
+        "{} {} was rolled back (an alarm replaced it in production): it deploys again only with an approval of this commit",
+        c.service,
+        c.commit.short()
+    )
+}
+
+/// What a signal on a decided candidate whose commit a rollback replaced calls for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Again {
+    /// Approved, with every required signal passed: deploy it again.
+    Redeploy,
+    /// Not deployed again, and why.
+    Refuse(String),
+}
+
+/// A known-bad commit deploys again only on an approval of it, with every required signal
+/// still passed; a new build of it is refused, saying so.
+pub fn again(gate: &Gate, c: &Candidate, kind: &SignalKind) -> Option<Again> {
+    match kind {
+        SignalKind::Approval if c.approved() => {
+            let mut reasons = c.failures(gate);
+            reasons.extend(c.missing(gate).iter().map(|k| format!("{k}: no signal")));
+            Some(if reasons.is_empty() {
+                Again::Redeploy
+            } else {
+                Again::Refuse(format!(
+                    "{} {} was approved after its rollback, but: {}",
+                    c.service,
+                    c.commit.short(),
+                    reasons.join("; ")
+                ))
+            })
+        }
+        SignalKind::Build if !c.approved() => Some(Again::Refuse(known_bad(c))),
+        _ => None,
+    }
 }
 
 /// The next step for candidate `c` at `now`, after a signal of `kind` was recorded on it.
@@ -128,6 +172,11 @@ pub fn next(gate: &Gate, c: &Candidate, kind: &SignalKind, now: u64) -> Next {
                 // A deploy not started yet is announced with its build, by whoever starts it.
                 announce: !(c.announced || state == State::Deploying && c.build_id.is_none()),
                 late: failed.filter(|_| state.deploys()),
+                ask_history: matches!(
+                    state,
+                    State::Deployed | State::DeployFailed | State::Blocked
+                ) && (*kind == SignalKind::Build
+                    || *kind == SignalKind::Approval && c.approved()),
             }
         }
     }
@@ -166,6 +215,7 @@ mod tests {
             announced: false,
             reasons: vec![],
             decided_at: if state == State::Waiting { 0 } else { 1100 },
+            attempt: 0,
         }
     }
 
@@ -313,7 +363,8 @@ mod tests {
             next(&g, &deciding, &Sast, 1010),
             Next::After {
                 announce: false,
-                late: Some(vec!["sast: failed".into()])
+                late: Some(vec!["sast: failed".into()]),
+                ask_history: false,
             }
         );
         assert_eq!(
@@ -330,7 +381,8 @@ mod tests {
             next(&g, &stalled, &Build, 1010),
             Next::After {
                 announce: false,
-                late: None
+                late: None,
+                ask_history: false,
             }
         );
         assert_eq!(
@@ -353,7 +405,8 @@ mod tests {
                 next(&g, &after, &Sast, 5000),
                 Next::After {
                     announce: false,
-                    late: Some(vec!["sast: failed".into()])
+                    late: Some(vec!["sast: failed".into()]),
+                    ask_history: false,
                 },
                 "{state:?}"
             );
@@ -366,8 +419,61 @@ mod tests {
             next(&g, &blocked, &Sast, 5000),
             Next::After {
                 announce: false,
-                late: None
+                late: None,
+                ask_history: false,
             }
         );
+    }
+
+    #[test]
+    fn a_rolled_back_commit_deploys_again_only_on_an_approval_of_it() {
+        use SignalKind::*;
+        let g = gate(&[Build, Sast]);
+        let mut deployed = with(
+            with(candidate(State::Deployed), Build, pass()),
+            Sast,
+            pass(),
+        );
+        deployed.announced = true;
+        // A rebuild of it: refused, saying why; decided candidates ask the history.
+        assert!(matches!(
+            next(&g, &deployed, &Build, 5000),
+            Next::After {
+                ask_history: true,
+                ..
+            }
+        ));
+        assert_eq!(
+            again(&g, &deployed, &Build),
+            Some(Again::Refuse(
+                "payments 6113728 was rolled back (an alarm replaced it in production): it deploys again only with an approval of this commit".into()
+            ))
+        );
+        assert_eq!(again(&g, &deployed, &Sast), None);
+        // An approval of it, every required signal passed: deployed again.
+        let approved = with(deployed.clone(), Approval, pass());
+        assert!(matches!(
+            next(&g, &approved, &Approval, 5000),
+            Next::After {
+                ask_history: true,
+                ..
+            }
+        ));
+        assert_eq!(again(&g, &approved, &Approval), Some(Again::Redeploy));
+        // Approved, but a required signal failed since: not deployed, and why.
+        let failed = with(approved, Sast, fail("sast: x"));
+        assert!(matches!(
+            again(&g, &failed, &Approval),
+            Some(Again::Refuse(why)) if why.ends_with("but: sast: x")
+        ));
+        // A rejection asks nothing.
+        let rejected = with(deployed, Approval, fail("approval: rejected by bob"));
+        assert!(matches!(
+            next(&g, &rejected, &Approval, 5000),
+            Next::After {
+                ask_history: false,
+                ..
+            }
+        ));
     }
 }

@@ -12,12 +12,14 @@ use eddo::{DetailType, Error};
 use serde_json::{Value, json};
 
 use crate::candidate::{Candidate, Evidence, State};
+use crate::decide::known_bad;
 use crate::signal::DeployFinished;
 use crate::store::Transition;
 use crate::{Gate, Report};
 
 impl Gate {
-    /// Decides a waiting candidate to deploy, unless a rollback of the service holds it.
+    /// Decides a waiting candidate to deploy, unless a rollback of the service holds it or a
+    /// rollback replaced this commit and no approval of it says otherwise.
     pub(crate) async fn deploy(
         &self,
         service: &Service,
@@ -25,17 +27,67 @@ impl Gate {
         cause: &Evidence,
         now: u64,
     ) -> Result<Report, Error> {
-        match self.store.decide(c, State::Deploying, &[], now).await? {
+        let decided = self.store.decide(c, State::Deploying, &[], now).await?;
+        self.deploying(service, c, decided, cause, now).await
+    }
+
+    /// Deploys a decided candidate again: a commit a rollback replaced, now approved.
+    pub(crate) async fn redeploy(
+        &self,
+        service: &Service,
+        c: &Candidate,
+        cause: &Evidence,
+        now: u64,
+    ) -> Result<Report, Error> {
+        let decided = self.store.redeploy(c, now).await?;
+        let mut report = self.deploying(service, c, decided, cause, now).await?;
+        if report.outcome == "deployment started" {
+            report.outcome = "approved after its rollback: deployment started again".into();
+        }
+        Ok(report)
+    }
+
+    async fn deploying(
+        &self,
+        service: &Service,
+        c: &Candidate,
+        decided: Transition,
+        cause: &Evidence,
+        now: u64,
+    ) -> Result<Report, Error> {
+        match decided {
             Transition::Done => {
                 let mut c = c.clone();
+                if c.state != State::Waiting {
+                    c.attempt += 1;
+                    c.build_id = None;
+                    c.reasons = vec![];
+                }
                 c.state = State::Deploying;
                 c.decided_at = now;
                 self.start_deploy(service, &c, cause).await
+            }
+            Transition::KnownBad if c.state != State::Waiting => Ok(Report {
+                outcome: "the commit is known bad and no approval cleared it".into(),
+                published: vec![],
+            }),
+            Transition::KnownBad => {
+                self.conclude(service, c, State::Blocked, vec![known_bad(c)], cause, now)
+                    .await
             }
             Transition::Lost => Ok(Report {
                 outcome: "another invocation decided this candidate".into(),
                 published: vec![],
             }),
+            Transition::Locked if c.state != State::Waiting => {
+                let reason = format!(
+                    "{} {} was approved after its rollback, but a rollback of {} is in progress: approve it again when that ends",
+                    c.service,
+                    c.commit.short(),
+                    c.service
+                );
+                self.reject(cause, &reason).await
+            }
             Transition::Locked => {
                 let build = self
                     .store
@@ -59,7 +111,7 @@ impl Gate {
         c: &Candidate,
         cause: &Evidence,
     ) -> Result<Report, Error> {
-        let token = deploy_token(&c.service, &c.commit);
+        let token = deploy_token(&c.service, &c.commit, c.attempt);
         let mut variables = vec![
             ("EDDO_SERVICE", c.service.as_str()),
             ("EDDO_COMMIT_SHA", c.commit.as_str()),
@@ -107,7 +159,11 @@ impl Gate {
         c.build_id = Some(build);
         self.announce(service, &c, cause).await
     }
-    pub(crate) async fn deploy_finished(&self, d: &DeployFinished, event: &Value) -> Result<Report, Error> {
+    pub(crate) async fn deploy_finished(
+        &self,
+        d: &DeployFinished,
+        event: &Value,
+    ) -> Result<Report, Error> {
         let now = (self.clock)();
         let candidate = self.store.get(&d.service, &d.commit).await?;
         let correlation = candidate
@@ -150,6 +206,7 @@ impl Gate {
                 announced: true,
                 reasons: vec![],
                 decided_at: now,
+                attempt: 0,
             });
         self.store
             .finish_deploy(&tracked, version.as_ref(), to)
@@ -195,9 +252,14 @@ impl Gate {
             outcome: format!("deploy of {} {}: {}", d.service, d.commit.short(), d.status),
             published: vec![published],
         })
-    }}
+    }
+}
 
-/// The deploy's StartBuild idempotency token: the same for every attempt at one candidate.
-pub fn deploy_token(service: &ServiceName, commit: &CommitSha) -> String {
-    codebuild::token("eddo-deploy", &format!("{service}/{commit}"))
+/// The deploy's StartBuild idempotency token: the same for every attempt to start one deploy
+/// of a candidate; a deploy again after a rollback (`attempt` 1, 2, ...) is a new one.
+pub fn deploy_token(service: &ServiceName, commit: &CommitSha, attempt: u32) -> String {
+    match attempt {
+        0 => codebuild::token("eddo-deploy", &format!("{service}/{commit}")),
+        n => codebuild::token("eddo-deploy", &format!("{service}/{commit}/{n}")),
+    }
 }

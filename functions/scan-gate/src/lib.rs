@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use tracing::{Instrument, info, warn};
 
 use crate::candidate::{Candidate, Evidence, Recorded, State};
-use crate::decide::{Listing, Next, ScanCounts, Verdict, judge_scan, needs_findings, next};
+use crate::decide::{Again, Listing, Next, ScanCounts, Verdict, judge_scan, needs_findings, next};
 use crate::findings::Findings;
 use crate::signal::{Incoming, Reading, Signal, Subject, read};
 use crate::store::{Record, Store};
@@ -40,7 +40,6 @@ pub use crate::decide::RECOVER_AFTER_SECS;
 
 /// The function's settings: the common ones and where the policy is.
 pub use eddo::config::PolicyConfig as Config;
-
 
 pub use announce::EvidenceItem;
 pub use deploying::deploy_token;
@@ -347,7 +346,27 @@ impl Gate {
                 c.reasons = reasons;
                 self.announce(service, &c, cause).await
             }
-            Next::After { announce, late } => {
+            Next::After {
+                announce,
+                late,
+                ask_history,
+            } => {
+                if ask_history
+                    && self
+                        .store
+                        .history(&c.service)
+                        .await?
+                        .rolled_back
+                        .contains(c.commit.as_str())
+                {
+                    match decide::again(&service.gate, &c, kind) {
+                        Some(Again::Redeploy) => {
+                            return self.redeploy(service, &c, cause, now).await;
+                        }
+                        Some(Again::Refuse(why)) => return self.reject(cause, &why).await,
+                        None => {}
+                    }
+                }
                 let mut report = if announce {
                     self.announce(service, &c, cause).await?
                 } else {
@@ -426,7 +445,6 @@ impl Gate {
         }
         Ok(report)
     }
-
 }
 
 /// Which commit a signal turned out to be about.

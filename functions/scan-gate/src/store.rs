@@ -80,6 +80,9 @@ fn candidate(item: &Item) -> Result<Candidate, Error> {
             .and_then(|r| serde_json::from_str(r).ok())
             .unwrap_or_default(),
         decided_at: num(item, "decided_at").unwrap_or_default(),
+        attempt: num(item, "attempt")
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or_default(),
         service,
         commit,
         signals,
@@ -104,6 +107,8 @@ pub enum Transition {
     Lost,
     /// A rollback of the service holds its deployments.
     Locked,
+    /// A rollback replaced this commit, and no approval of it cleared it.
+    KnownBad,
 }
 
 #[derive(Clone)]
@@ -332,22 +337,68 @@ impl Store {
                 Transition::Lost
             });
         }
+        self.deploy_transaction(c, update, now).await
+    }
+
+    /// Decides to deploy (or deploy again) in one transaction with its guards: no rollback holds
+    /// the service, and the commit is not known bad unless an approval of it passed. Which guard
+    /// failed, when one did, is read after.
+    async fn deploy_transaction(
+        &self,
+        c: &Candidate,
+        update: Update,
+        now: u64,
+    ) -> Result<Transition, Error> {
         let lock = history::not_held(&self.table, &c.service, now)?;
-        let result = self
+        let mut tx = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(TransactWriteItem::builder().condition_check(lock).build())
-            .send()
-            .await;
-        if transacted(result)? {
+            .transact_items(TransactWriteItem::builder().condition_check(lock).build());
+        if !c.approved() {
+            let bad = history::not_rolled_back(&self.table, &c.service, c.commit.as_str())?;
+            tx = tx.transact_items(TransactWriteItem::builder().condition_check(bad).build());
+        }
+        if transacted(tx.send().await)? {
             return Ok(Transition::Done);
         }
-        // Which condition failed: the candidate's state says.
-        match self.get(&c.service, &c.commit).await? {
-            Some(now) if now.state == State::Waiting => Ok(Transition::Locked),
-            _ => Ok(Transition::Lost),
+        let current = self.get(&c.service, &c.commit).await?;
+        if current.is_none_or(|now| now.state != c.state || now.decided_at != c.decided_at) {
+            return Ok(Transition::Lost);
         }
+        let history = self.history(&c.service).await?;
+        Ok(
+            if !c.approved() && history.rolled_back.contains(c.commit.as_str()) {
+                Transition::KnownBad
+            } else {
+                Transition::Locked
+            },
+        )
+    }
+
+    /// Deploys a decided candidate again (a rolled-back commit an approval cleared): deploying,
+    /// with a new attempt and no build yet, guarded as a first deploy is.
+    pub async fn redeploy(&self, c: &Candidate, now: u64) -> Result<Transition, Error> {
+        let (pk, sk) = candidate_key(&c.service, &c.commit);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .update_expression(
+                "SET #state = :deploying, decided_at = :now, announced = :false, attempt = :attempt, reasons = :none REMOVE build_id",
+            )
+            .condition_expression("#state = :was AND decided_at = :decided")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":deploying", s(State::Deploying.as_str()))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":attempt", n(u64::from(c.attempt) + 1))
+            .expression_attribute_values(":none", s("[]"))
+            .expression_attribute_values(":was", s(c.state.as_str()))
+            .expression_attribute_values(":decided", n(c.decided_at))
+            .build()
+            .map_err(|e| Error::InvalidEvent(e.to_string()))?;
+        self.deploy_transaction(c, update, now).await
     }
 
     /// Blocks a candidate decided to deploy whose build never started, because a required signal

@@ -1,0 +1,131 @@
+//! A version that was rolled back is known bad: the gate does not deploy that commit again
+//! unless an approval of it says so, and says why when it refuses.
+
+use eddo::history::{Version, VersionKind};
+use eddo::names::ServiceName;
+use eddo_tests::gate::*;
+use serde_json::{Value, json};
+
+/// alarm-rollback's record of a rollback that replaced `bad` (as its rollback build's success
+/// writes it).
+async fn rolled_back(s: &Setup, bad: &str) {
+    let service = ServiceName::parse("hello-world").unwrap();
+    let v = Version {
+        commit: sha(1),
+        digest: None,
+        build_id: format!("eddo-rollback:{bad}"),
+        at: eddo::idempotency::now_epoch(),
+        kind: VersionKind::Rollback,
+        correlation_id: None,
+        replaced: Some(bad.to_string()),
+        started_at: None,
+    };
+    aws_sdk_dynamodb::Client::new(&s.stack.sdk)
+        .transact_write_items()
+        .transact_items(
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .update(eddo::history::go_live(&s.stack.table, &service, &v).unwrap())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// chatops's signed approval of `commit`, as the webhook publishes it.
+fn approval(commit: &str, passed: bool) -> Value {
+    json!({"id": id(), "source": "eddo.webhook", "detail-type": "Signal Reported", "detail": {
+        "metadata": {"schema_version": "1.0", "correlation_id": "c", "causation_id": "c"},
+        "sender": "chatops", "service": "hello-world", "commit_sha": commit, "kind": "approval",
+        "passed": passed, "by": "alice"}})
+}
+
+async fn complete(s: &Setup, commit: &str, image: &str) {
+    s.handle(&build("eddo-build", commit, "SUCCEEDED", Some(image)))
+        .await;
+    s.handle(&build("eddo-sast", commit, "SUCCEEDED", None))
+        .await;
+    s.handle(&scan(commit, image, serde_json::from_str(CLEAN).unwrap()))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolled_back_commit_deploys_again_only_on_an_approval_of_it() {
+    let s = setup("known-bad", None).await;
+    let (bad, image) = (sha(500), digest(500));
+    complete(&s, &bad, &image).await;
+    assert_eq!(s.deploys().len(), 1);
+    let mut done = build("eddo-deploy", &bad, "SUCCEEDED", None);
+    done["detail"]["additional-information"]["environment"]["environment-variables"] =
+        json!([{"name": "EDDO_COMMIT_SHA", "type": "PLAINTEXT", "value": bad}]);
+    s.handle(&done).await;
+    s.published().await;
+
+    // An alarm rolls it back.
+    rolled_back(&s, &bad).await;
+
+    // Someone builds it again: not deployed, and the gate says why.
+    let r = s
+        .handle(&build("eddo-build", &bad, "SUCCEEDED", Some(&image)))
+        .await;
+    assert_eq!(r.published, ["Signal Rejected"], "{r:?}");
+    let said = s.published().await;
+    assert!(
+        said[0]["detail"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("was rolled back (an alarm replaced it in production): it deploys again only with an approval of this commit"),
+        "{said:#?}"
+    );
+    assert_eq!(s.deploys().len(), 1);
+
+    // A rejection changes nothing; an approval of it deploys it again, once, with a new token.
+    s.handle(&approval(&bad, false)).await;
+    assert_eq!(s.deploys().len(), 1);
+    s.published().await;
+    let r = s.handle(&approval(&bad, true)).await;
+    assert_eq!(r.published, ["Deployment Started"], "{r:?}");
+    s.handle(&approval(&bad, true)).await;
+    let deploys = s.deploys();
+    assert_eq!(deploys.len(), 2, "deployed again, once");
+    assert_ne!(deploys[0].idempotency_token, deploys[1].idempotency_token);
+    assert_eq!(deploys[1].env("EDDO_IMAGE_DIGEST"), Some(image.as_str()));
+    let started = s.published().await;
+    assert_eq!(started.len(), 1, "{started:#?}");
+    let evidence: Vec<&str> = started[0]["detail"]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["signal"].as_str().unwrap())
+        .collect();
+    assert!(evidence.contains(&"approval"), "{evidence:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_known_bad_commit_that_completes_its_signals_is_blocked_saying_why() {
+    let s = setup("known-bad-new", None).await;
+    // The rollback is recorded while the commit's candidate is still waiting (another service's
+    // history cannot do it; this one's can, through its own rollback).
+    let (bad, image) = (sha(600), digest(600));
+    s.handle(&build("eddo-build", &bad, "SUCCEEDED", Some(&image)))
+        .await;
+    rolled_back(&s, &bad).await;
+    s.handle(&build("eddo-sast", &bad, "SUCCEEDED", None)).await;
+    let r = s
+        .handle(&scan(&bad, &image, serde_json::from_str(CLEAN).unwrap()))
+        .await;
+    assert_eq!(r.published, ["Deployment Blocked"], "{r:?}");
+    let blocked = s.published().await;
+    assert!(
+        blocked[0]["detail"]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("was rolled back"),
+        "{blocked:#?}"
+    );
+    assert!(s.deploys().is_empty());
+    // Its approval deploys it.
+    let r = s.handle(&approval(&bad, true)).await;
+    assert_eq!(r.published, ["Deployment Started"], "{r:?}");
+    assert_eq!(s.deploys().len(), 1);
+}
