@@ -129,3 +129,44 @@ async fn a_known_bad_commit_that_completes_its_signals_is_blocked_saying_why() {
     assert_eq!(r.published, ["Deployment Started"], "{r:?}");
     assert_eq!(s.deploys().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_decided_commit_is_kept_beyond_any_ttl_and_never_decided_again() {
+    let s = setup("kept", None).await;
+    let (c, image) = (sha(700), digest(700));
+    s.handle(&build("eddo-build", &c, "SUCCEEDED", Some(&image)))
+        .await;
+    let expires = |s: &Setup| {
+        let (client, table, c) = (
+            aws_sdk_dynamodb::Client::new(&s.stack.sdk),
+            s.stack.table.clone(),
+            c.clone(),
+        );
+        async move {
+            let item = client
+                .get_item()
+                .table_name(table)
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S("candidate#hello-world".into()),
+                )
+                .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(c))
+                .send()
+                .await
+                .unwrap()
+                .item
+                .unwrap();
+            item["expires_at"].clone()
+        }
+    };
+    // Waiting: it expires (a number of epoch seconds) if nothing decides it.
+    assert!(expires(&s).await.as_n().is_ok());
+    complete(&s, &c, &image).await;
+    assert_eq!(s.deploys().len(), 1);
+    // Decided: kept (a string, which DynamoDB's TTL skips), and a later signal keeps it so.
+    let kept = expires(&s).await;
+    assert_eq!(kept.as_s().unwrap(), eddo_scan_gate::store::KEPT);
+    complete(&s, &c, &image).await;
+    assert_eq!(expires(&s).await, kept);
+    assert_eq!(s.deploys().len(), 1, "never decided again");
+}

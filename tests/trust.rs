@@ -200,6 +200,8 @@ enum Outcome {
     /// It reached the gate, which did not count it (ignored, or kept on an image no build
     /// reported), and said nothing.
     NotCounted,
+    /// The bus took it, but no rule routes it to the gate (the rule names the sources).
+    NotRouted,
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -272,6 +274,15 @@ async fn only_trusted_evidence_opens_the_gate() {
             "Signal Reported",
             reported(&c, "sast", json!({})),
             Outcome::RefusedByTheBus,
+        ),
+        (
+            "a CI role reports sast from a source of its own",
+            &w.forger,
+            bus.as_str(),
+            "acme.scanner",
+            "Signal Reported",
+            reported(&c, "sast", json!({})),
+            Outcome::NotRouted,
         ),
         (
             "the listed sender claims a signed sender's name",
@@ -357,9 +368,10 @@ async fn only_trusted_evidence_opens_the_gate() {
                 Outcome::RefusedByTheBus
             }
             Ok(_) => {
-                w.pump().await;
+                let delivered = w.pump().await;
                 let events = w.gate_events().await;
                 match events.as_slice() {
+                    [] if delivered == 0 => Outcome::NotRouted,
                     [] => Outcome::NotCounted,
                     [e] if e["detail-type"] == "Signal Rejected" => {
                         Outcome::Rejected(e["detail"]["reason"].as_str().unwrap().to_string())

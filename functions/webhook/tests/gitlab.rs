@@ -168,6 +168,16 @@ fn a_signing_token_is_required_when_configured() {
     let accepted = accept(p, &req.headers, &bytes, &set, &cfg, ts).unwrap();
     // Without Idempotency-Key, the webhook-id identifies the delivery.
     assert_eq!(accepted.delivery_id, "wh-1");
+    assert_eq!(accepted.dedupe, "wh-1");
+    // GitLab's Idempotency-Key is not signed: a replay under two new keys is still the signed
+    // delivery wh-1, deduplicated as one.
+    for key in ["replay-a", "replay-b"] {
+        let mut replayed = headers.clone();
+        replayed.push(("idempotency-key", key));
+        let req = request("POST", "/gitlab", &replayed, &body);
+        let again = accept(p, &req.headers, &bytes, &set, &cfg, ts).unwrap();
+        assert_eq!(again.dedupe, "wh-1", "{key}");
+    }
     let unsigned = request("POST", "/gitlab", &headers[..1], &body);
     assert_eq!(
         accept(p, &unsigned.headers, &bytes, &set, &cfg, ts)

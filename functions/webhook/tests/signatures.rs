@@ -438,3 +438,21 @@ fn malformed_json_is_400() {
         400
     );
 }
+
+#[test]
+fn a_github_delivery_is_deduplicated_on_its_signed_body_not_its_delivery_id() {
+    let cfg = config(&[]);
+    let body = r#"{"zen": "Keep it logically awesome.", "hook_id": 1}"#;
+    let dedupe = |delivery: &str, body: &str| {
+        let req = github_request("ping", delivery, body);
+        let (p, bytes) = precheck(&req, cfg.max_body_bytes).unwrap();
+        accept(p, &req.headers, &bytes, &secrets(), &cfg, 0)
+            .unwrap()
+            .dedupe
+    };
+    // X-GitHub-Delivery is not signed: a captured delivery replayed under a new id is the same.
+    assert_eq!(dedupe("d-1", body), dedupe("d-2", body));
+    assert!(dedupe("d-1", body).starts_with("sha256:"));
+    // Another body is another delivery.
+    assert_ne!(dedupe("d-1", body), dedupe("d-1", &body.replace('1', "2")));
+}
