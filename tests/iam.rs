@@ -117,8 +117,9 @@ fn push_as(
     )
 }
 
-/// A function whose role may not start a project its policy names says so at init, by name
-/// (`eddo policy params`, tested in the `eddo` crate, prints the lists that prevent it).
+/// A function whose role may not start a project its policy names says so at init, by name, and
+/// the gate names each signal source its policy counts that its rule does not route
+/// (`eddo policy params`, tested in the `eddo` crate, prints the lists that prevent both).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_project_the_role_may_not_start_is_named_at_init() {
     // Deployed with a deploy list that drifted from the policy: the gate names what it cannot start.
@@ -126,7 +127,10 @@ async fn a_project_the_role_may_not_start_is_named_at_init() {
     let stack = Stack::provision_with(
         &moto.sdk_config().await,
         "iam-drift",
-        &[("DeployProjectNames", "another-deploy")],
+        &[
+            ("DeployProjectNames", "another-deploy"),
+            ("SignalSources", "com.example.semgrep"),
+        ],
     )
     .await
     .unwrap();
@@ -142,10 +146,21 @@ async fn a_project_the_role_may_not_start_is_named_at_init() {
     gate.invoke(&tick).await.unwrap();
     let logs = gate.logs().join("\n");
     assert!(
-        logs.contains("\"project\":\"eddo-deploy\"")
+        logs.contains("\"name\":\"eddo-deploy\"")
             && logs.contains("\"parameter\":\"DeployProjectNames\""),
         "{logs}"
     );
     assert_eq!(logs.matches("may not start").count(), 1, "once: {logs}");
+    for source in ["com.example.chatops", "com.example.trivy"] {
+        assert!(
+            logs.contains(&format!("\"name\":\"{source}\"")),
+            "{source}: {logs}"
+        );
+    }
+    assert_eq!(
+        logs.matches("does not route to the gate").count(),
+        2,
+        "each once: {logs}"
+    );
     gate.stop().await;
 }

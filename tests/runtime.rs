@@ -320,6 +320,7 @@ async fn send_delivers_a_corpus_webhook_or_puts_an_aws_event_on_the_bus() {
         admin: moto.admin().clone(),
         bus: stack.bus.clone(),
         webhook: url.addr(),
+        signal_sender: stack.signal_sender.clone(),
     };
     let corpus = eddo_local::demo::corpus();
 
@@ -366,5 +367,26 @@ async fn send_delivers_a_corpus_webhook_or_puts_an_aws_event_on_the_bus() {
     let got = stack.drain(&builds, Duration::from_secs(5)).await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["detail-type"], "CodeBuild Build State Change");
+
+    // Another tool's signal goes on the eddo bus as the listed signal sender, as the bus policy
+    // requires; without that role, the bus refuses it.
+    let signal =
+        eddo_local::moto::project_root().join("infra/examples/events/signal-reported.json");
+    match send(&signal, None, &to).await.unwrap() {
+        Sent::Event { bus, .. } => assert_eq!(bus, stack.bus),
+        other => panic!("{other:?}"),
+    }
+    let as_admin = Endpoints {
+        signal_sender: None,
+        ..to.clone()
+    };
+    let refused = send(&signal, None, &as_admin)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("explicit deny in a resource-based policy"),
+        "{refused}"
+    );
     function.stop().await;
 }

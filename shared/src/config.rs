@@ -132,6 +132,9 @@ pub struct PolicyConfig {
     /// The projects the function's role may start (`EDDO_STARTABLE_PROJECTS`), for the init
     /// check against the policy; absent where the template gives none.
     pub startable_projects: Option<String>,
+    /// The signal sources the template routes to the gate (`EDDO_SIGNAL_SOURCES`), for the
+    /// gate's init check against its policy; absent where the template gives none.
+    pub signal_sources: Option<String>,
 }
 
 impl PolicyConfig {
@@ -141,6 +144,9 @@ impl PolicyConfig {
             policy_parameter: env.required("EDDO_POLICY_PARAMETER")?.to_string(),
             startable_projects: env
                 .optional(crate::projects::STARTABLE_VARIABLE)
+                .map(str::to_string),
+            signal_sources: env
+                .optional(crate::projects::SIGNAL_SOURCES_VARIABLE)
                 .map(str::to_string),
         })
     }

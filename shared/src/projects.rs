@@ -92,19 +92,52 @@ pub fn report_not_startable(
     startable: Option<&str>,
     parameter: &str,
 ) -> Vec<String> {
-    let Some(startable) = startable else {
-        return Vec::new();
-    };
-    let missing: Vec<String> = not_startable(wanted, startable)
+    report_unlisted(
+        wanted,
+        startable,
+        parameter,
+        "the policy names a project this function's role may not start: add it to the template parameter, or StartBuild is refused (AccessDenied)",
+    )
+}
+
+/// The environment variable the template gives the gate: the sources its rule routes to it and
+/// the bus lets the listed roles put (`SignalSources`).
+pub const SIGNAL_SOURCES_VARIABLE: &str = "EDDO_SIGNAL_SOURCES";
+
+/// Logs, once (at init), each signal source the gate's policy names that the template does not
+/// route to it (`listed`, the value of [`SIGNAL_SOURCES_VARIABLE`]): its signals would never
+/// arrive. Nothing is logged where the template gives no such variable.
+pub fn report_unrouted_sources(policy: &Policy, listed: Option<&str>) -> Vec<String> {
+    let wanted: BTreeSet<String> = policy
+        .signal_sources()
         .into_iter()
         .map(str::to_string)
         .collect();
-    for project in &missing {
-        tracing::error!(
-            project = project.as_str(),
-            parameter,
-            "the policy names a project this function's role may not start: add it to the template parameter, or StartBuild is refused (AccessDenied)"
-        );
+    report_unlisted(
+        &wanted,
+        listed,
+        "SignalSources",
+        "the policy names a signal source the template does not route to the gate: add it to the template parameter (and its sender's role to SignalSenderRoleArns), or its signals never arrive",
+    )
+}
+
+/// One mechanism for "the policy names what the template parameter does not list": each missing
+/// name logged once at ERROR with the parameter and what follows; the missing names returned.
+fn report_unlisted(
+    wanted: &BTreeSet<String>,
+    listed: Option<&str>,
+    parameter: &str,
+    consequence: &str,
+) -> Vec<String> {
+    let Some(listed) = listed else {
+        return Vec::new();
+    };
+    let missing: Vec<String> = not_startable(wanted, listed)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    for name in &missing {
+        tracing::error!(name = name.as_str(), parameter, "{consequence}");
     }
     missing
 }
@@ -167,5 +200,22 @@ mod tests {
             ["eddo-deploy"]
         );
         assert!(report_not_startable(&p.deploy, None, "DeployProjectNames").is_empty());
+    }
+
+    #[test]
+    fn a_signal_source_the_template_does_not_route_is_reported() {
+        let p = example();
+        assert_eq!(
+            report_unrouted_sources(&p, Some("com.example.semgrep")),
+            ["com.example.chatops", "com.example.trivy"]
+        );
+        assert!(
+            report_unrouted_sources(
+                &p,
+                Some("com.example.chatops,com.example.semgrep,com.example.trivy")
+            )
+            .is_empty()
+        );
+        assert!(report_unrouted_sources(&p, None).is_empty());
     }
 }

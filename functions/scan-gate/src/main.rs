@@ -17,6 +17,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config.startable_projects.as_deref(),
         "DeployProjectNames",
     );
+    eddo::projects::report_unrouted_sources(&policy, config.signal_sources.as_deref());
     let gate = Gate::new(&config, policy, &sdk);
     let gate = &gate;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

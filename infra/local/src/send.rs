@@ -87,6 +87,10 @@ pub struct Endpoints {
     pub admin: crate::moto::AccessKey,
     pub bus: String,
     pub webhook: SocketAddr,
+    /// The role `SignalSenderRoleArns` lists (a local key): other tools' events on the eddo bus
+    /// are put as it, as the bus policy requires of the signal sources.
+    #[serde(default)]
+    pub signal_sender: Option<crate::moto::AccessKey>,
 }
 
 impl Endpoints {
@@ -138,7 +142,13 @@ pub async fn send(file: &Path, event: Option<&str>, to: &Endpoints) -> Result<Se
     if let (Some(source), Some(detail_type)) =
         (json["source"].as_str(), json["detail-type"].as_str())
     {
-        let eb = aws_sdk_eventbridge::Client::new(&sdk_config_for(&to.moto, &to.admin).await);
+        // AWS's samples as the administrator (on the default bus); another tool's event as the
+        // listed signal sender. eddo's own sources only its functions may put: refused here.
+        let key = match &to.signal_sender {
+            Some(sender) if !source.starts_with("aws.") => sender,
+            _ => &to.admin,
+        };
+        let eb = aws_sdk_eventbridge::Client::new(&sdk_config_for(&to.moto, key).await);
         let resources: Vec<String> = json["resources"]
             .as_array()
             .into_iter()
