@@ -1,0 +1,101 @@
+//! When an alarm rolls a service back, and how often.
+
+use super::*;
+
+/// Whether alarm-rollback rolls back, or only decides and reports (`Rollback Would Start`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RollbackMode {
+    #[default]
+    Enforce,
+    DryRun,
+}
+
+/// When and how often a service is rolled back automatically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollback {
+    /// Alarms that roll it back, besides those tagged `eddo:service`: names, or ARNs (starting
+    /// `arn:`), `*` matching any run of characters.
+    pub alarms: Vec<String>,
+    /// How long after a deployment goes live an alarm still rolls it back.
+    pub bake_minutes: u32,
+    /// The least time between two automatic rollbacks of the service.
+    pub cooldown_minutes: u32,
+    /// At most this many automatic rollbacks in `window_hours`; then a person decides.
+    pub max_rollbacks: u32,
+    pub window_hours: u32,
+    /// Whether an alarm going to INSUFFICIENT_DATA counts (missing data from a dead service).
+    pub on_insufficient_data: bool,
+    /// How long a rollback holds the service's deployments if its build never reports.
+    pub hold_minutes: u32,
+    pub mode: RollbackMode,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RollbackDoc {
+    #[serde(default)]
+    alarms: Vec<String>,
+    bake_minutes: u32,
+    #[serde(default = "default_cooldown")]
+    cooldown_minutes: u32,
+    #[serde(default = "default_max_rollbacks")]
+    max_rollbacks: u32,
+    #[serde(default = "default_window")]
+    window_hours: u32,
+    #[serde(default)]
+    on_insufficient_data: bool,
+    #[serde(default = "default_hold")]
+    hold_minutes: u32,
+    #[serde(default)]
+    mode: RollbackMode,
+}
+
+fn default_cooldown() -> u32 {
+    30
+}
+
+fn default_max_rollbacks() -> u32 {
+    3
+}
+
+fn default_window() -> u32 {
+    24
+}
+
+fn default_hold() -> u32 {
+    60
+}
+
+pub(super) fn rollback(r: RollbackDoc) -> Result<Rollback, (String, String)> {
+    let range = |field: &str, v: u32, lo: u32, hi: u32, unit: &str| {
+        if (lo..=hi).contains(&v) {
+            Ok(v)
+        } else {
+            Err((
+                format!("rollback.{field}"),
+                format!("{v} is not between {lo} and {hi} {unit}"),
+            ))
+        }
+    };
+    for (i, a) in r.alarms.iter().enumerate() {
+        if a.trim().is_empty() || a.len() > 1600 {
+            return Err((
+                format!("rollback.alarms[{i}]"),
+                "an alarm name or ARN pattern, 1 to 1600 characters".into(),
+            ));
+        }
+    }
+    Ok(Rollback {
+        alarms: r.alarms,
+        // A week at most: past that an alarm is about something else than the release.
+        bake_minutes: range("bake_minutes", r.bake_minutes, 1, 10_080, "minutes")?,
+        cooldown_minutes: range("cooldown_minutes", r.cooldown_minutes, 0, 1_440, "minutes")?,
+        max_rollbacks: range("max_rollbacks", r.max_rollbacks, 1, 100, "rollbacks")?,
+        window_hours: range("window_hours", r.window_hours, 1, 720, "hours")?,
+        on_insufficient_data: r.on_insufficient_data,
+        // CodeBuild's longest build is 8 hours.
+        hold_minutes: range("hold_minutes", r.hold_minutes, 5, 480, "minutes")?,
+        mode: r.mode,
+    })
+}

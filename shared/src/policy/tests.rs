@@ -1,0 +1,340 @@
+
+use super::*;
+
+const GOOD: &str = r#"
+version: 1
+services:
+  payments:
+    repositories: [acme/payments]
+    branches: [main]
+    projects: {build: payments-build, sast: payments-sast, deploy: payments-deploy}
+    image_repository: payments
+    gate:
+      require: [build, image-scan, sast]
+      max_findings: {CRITICAL: 0, HIGH: 2}
+      exceptions:
+        - {id: CVE-2024-1234, reason: not reachable, expires: "2027-01-31"}
+      deadline_minutes: 30
+"#;
+
+#[test]
+fn a_good_policy_parses_into_lookups() {
+    let p = Policy::parse(GOOD).unwrap();
+    let s = p.service("payments").unwrap();
+    assert_eq!(s.gate.mode, Mode::Enforce);
+    assert_eq!(s.gate.max_findings[&Severity::High], 2);
+    assert_eq!(s.gate.exceptions[0].expires.to_string(), "2027-01-31");
+    assert_eq!(p.project("payments-sast").unwrap().1, ProjectRole::Sast);
+    assert_eq!(p.project("payments-deploy").unwrap().1, ProjectRole::Deploy);
+    assert!(p.project("other").is_none());
+    assert_eq!(
+        p.image_repository("payments").unwrap().name.as_str(),
+        "payments"
+    );
+    assert_eq!(p.repository("ACME/Payments").count(), 1);
+}
+
+#[test]
+fn each_mistake_is_named_where_it_is() {
+    for (change, says) in [
+        (("version: 1", "version: 2"), "version 2 is not supported"),
+        (
+            ("require: [build", "requir: [build"),
+            "unknown field `requir`",
+        ),
+        (
+            ("payments:\n    repo", "Payments:\n    repo"),
+            "not a service name",
+        ),
+        (
+            ("acme/payments", "payments"),
+            "not a repository like owner/name",
+        ),
+        (
+            ("build: payments-build, ", ""),
+            "services.payments.projects.build: the gate requires build",
+        ),
+        (
+            ("    image_repository: payments\n", ""),
+            "services.payments.image_repository",
+        ),
+        (
+            ("deadline_minutes: 30", "deadline_minutes: 0"),
+            "0 is not between 1 and 1440",
+        ),
+        (
+            ("2027-01-31", "2027-02-30"),
+            "gate.exceptions[0]: \"2027-02-30\" is not a date",
+        ),
+        (
+            ("reason: not reachable", "reason: ' '"),
+            "write down the reason",
+        ),
+        (
+            ("sast: payments-sast", "sast: payments-build"),
+            "project payments-build is already used by this service",
+        ),
+        (("HIGH: 2", "SEVERE: 2"), "SEVERE"),
+        (
+            ("[build, image-scan, sast]", "[build, image-scan, dast]"),
+            "dast",
+        ),
+    ] {
+        let text = GOOD.replacen(change.0, change.1, 1);
+        assert_ne!(text, GOOD, "{change:?} changed nothing");
+        let err = Policy::parse(&text).unwrap_err().to_string();
+        assert!(err.contains(says), "{change:?}: {err}");
+    }
+}
+
+#[test]
+fn senders_are_named_per_signal_and_the_proven_ones_come_with_the_projects() {
+    let text = GOOD.replace(
+            "      deadline_minutes: 30",
+            "      deadline_minutes: 30\n      senders:\n        sast: [{check: CodeQL, app: github-actions}]\n        contract: [{sender: contract-check}, {source: com.acme.ci}]",
+        );
+    let p = Policy::parse(&text).unwrap();
+    let g = &p.service("payments").unwrap().gate;
+    let sast = g.senders(&SignalKind::Sast);
+    assert_eq!(
+        sast,
+        &[
+            Sender::Project(ProjectName::parse("payments-sast").unwrap()),
+            Sender::Check {
+                name: "CodeQL".into(),
+                app: "github-actions".into()
+            }
+        ]
+    );
+    assert!(g.counts(&SignalKind::ImageScan, &Sender::ImageScanner));
+    assert!(g.counts(
+        &SignalKind::Build,
+        &Sender::Project(ProjectName::parse("payments-build").unwrap())
+    ));
+    let contract = SignalKind::parse("contract").unwrap();
+    assert!(g.counts(&contract, &Sender::Source("com.acme.ci".into())));
+    assert!(!g.counts(&SignalKind::Sast, &Sender::Source("com.acme.ci".into())));
+    assert_eq!(
+        p.signal_sources().into_iter().collect::<Vec<_>>(),
+        ["com.acme.ci"]
+    );
+
+    for (senders, says) in [
+        ("sast: [{check: CodeQL}]", "names the GitHub App"),
+        ("sast: [{source: eddo.webhook}]", "reserved"),
+        ("sast: [{source: aws.codebuild}]", "reserved"),
+        (
+            "build: [{source: com.acme.ci}]",
+            "build is reported by the service's build project only",
+        ),
+        ("sast: [{sender: Chat Ops}]", "not a sender name"),
+        ("sast: [{sender: a, source: b}]", "one of"),
+        (
+            "approval: [{check: x, app: y}]",
+            "a GitHub check cannot report approval",
+        ),
+    ] {
+        let text = GOOD.replace(
+            "      deadline_minutes: 30",
+            &format!("      deadline_minutes: 30\n      senders: {{{senders}}}"),
+        );
+        let err = Policy::parse(&text).unwrap_err().to_string();
+        assert!(err.contains(says), "{senders}: {err}");
+    }
+    // A required signal nobody may report, a scan without a build, the old key.
+    for (change, says) in [
+        ("[build, image-scan, sast]", "nobody can report dast"),
+        ("[build, image-scan, sast]", "image-scan needs build"),
+    ] {
+        let to = if says.contains("dast") {
+            "[build, image-scan, dast]"
+        } else {
+            "[image-scan, sast]"
+        };
+        let err = Policy::parse(&GOOD.replace(change, to))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{err}");
+    }
+    let err = Policy::parse(&GOOD.replace(
+        "      deadline_minutes: 30",
+        "      deadline_minutes: 30\n      sast_checks: [CodeQL]",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("replaced by gate.senders.sast"), "{err}");
+}
+
+const WITH_ROLLBACK: &str = r#"
+version: 1
+services:
+  payments:
+    repositories: [acme/payments]
+    branches: [main]
+    projects: {deploy: payments-deploy, rollback: payments-rollback}
+    gate: {require: [approval], senders: {approval: [{sender: chatops}]}, deadline_minutes: 30}
+    rollback:
+      alarms: [payments-5xx, "arn:aws:cloudwatch:*:*:alarm:payments-*"]
+      bake_minutes: 60
+"#;
+
+#[test]
+fn a_rollback_section_has_defaults_and_maps_alarms() {
+    let p = Policy::parse(WITH_ROLLBACK).unwrap();
+    let r = p.service("payments").unwrap().rollback.clone().unwrap();
+    assert_eq!(
+        (
+            r.cooldown_minutes,
+            r.max_rollbacks,
+            r.window_hours,
+            r.hold_minutes
+        ),
+        (30, 3, 24, 60)
+    );
+    assert_eq!(r.mode, RollbackMode::Enforce);
+    assert!(!r.on_insufficient_data);
+    assert_eq!(p.alarm("payments-5xx", None).count(), 1);
+    assert_eq!(
+        p.alarm(
+            "payments-latency",
+            Some("arn:aws:cloudwatch:eu-west-1:1:alarm:payments-latency")
+        )
+        .count(),
+        1
+    );
+    // A name pattern never matches an ARN pattern's text, and the reverse.
+    assert_eq!(p.alarm("payments-latency", None).count(), 0);
+    assert_eq!(
+        p.alarm("other", Some("arn:aws:cloudwatch:x:1:alarm:other"))
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn rollback_mistakes_are_named() {
+    for (change, says) in [
+        (
+            (
+                "deploy: payments-deploy, rollback: payments-rollback",
+                "deploy: payments-deploy",
+            ),
+            "services.payments.projects.rollback: a rollback section needs the rollback project",
+        ),
+        (
+            ("bake_minutes: 60", "bake_minutes: 0"),
+            "services.payments.rollback.bake_minutes: 0 is not between 1 and 10080 minutes",
+        ),
+        (
+            ("bake_minutes: 60", "bake_minutes: 60\n      cooldown: 5"),
+            "unknown field `cooldown`",
+        ),
+        (
+            ("bake_minutes: 60", "bake_minutes: 60\n      mode: yolo"),
+            "unknown variant `yolo`",
+        ),
+        (("payments-5xx,", "' ',"), "rollback.alarms[0]"),
+    ] {
+        let text = WITH_ROLLBACK.replacen(change.0, change.1, 1);
+        assert_ne!(text, WITH_ROLLBACK, "{change:?} changed nothing");
+        let err = Policy::parse(&text).unwrap_err().to_string();
+        assert!(err.contains(says), "{change:?}: {err}");
+    }
+    let no_section = WITH_ROLLBACK.split("    rollback:\n").next().unwrap();
+    let err = Policy::parse(no_section).unwrap_err().to_string();
+    assert!(
+        err.contains("projects.rollback names payments-rollback"),
+        "{err}"
+    );
+}
+
+const TENANTS: &str = r#"
+version: 1
+tenants:
+  tiers:
+    basic:
+      provision: {project: tenant-provision, timeout_minutes: 30}
+      deprovision: {project: tenant-deprovision}
+      retries: 1
+      inputs:
+        tenantName: {env: TENANT_NAME, kind: text, required: true, max_length: 64}
+        email: {env: TENANT_EMAIL, kind: email}
+      outputs: [TENANT_URL]
+"#;
+
+#[test]
+fn tenant_tiers_parse_without_services() {
+    let p = Policy::parse(TENANTS).unwrap();
+    assert!(p.services.is_empty());
+    let t = p.tier("basic").unwrap();
+    assert_eq!(t.provision.timeout_minutes, 30);
+    assert_eq!(t.deprovision.timeout_minutes, 60);
+    assert_eq!(t.retries, 1);
+    assert_eq!(t.inputs.len(), 2);
+    assert_eq!(t.inputs[1].name, "tenantName");
+    assert!(t.inputs[1].required && !t.inputs[0].required);
+    assert_eq!(t.inputs[0].max_length, 128);
+    assert!(p.tenant_project("tenant-deprovision"));
+    assert!(!p.tenant_project("other"));
+    assert!(p.tier("premium").is_none());
+}
+
+#[test]
+fn tenant_mistakes_are_named() {
+    for (change, says) in [
+        (
+            ("timeout_minutes: 30", "timeout_minutes: 1"),
+            "tenants.tiers.basic.provision.timeout_minutes: 1 is not between 5 and 480",
+        ),
+        (("retries: 1", "retries: 9"), "tenants.tiers.basic.retries"),
+        (
+            ("env: TENANT_NAME", "env: EDDO_TENANT_NAME"),
+            "tenants.tiers.basic.inputs.tenantName.env",
+        ),
+        (
+            ("env: TENANT_EMAIL", "env: TENANT_NAME"),
+            "TENANT_NAME is already another input's variable",
+        ),
+        (("tenantName:", "tier:"), "\"tier\" cannot name an input"),
+        (("kind: email", "kind: url"), "unknown variant `url`"),
+        (
+            ("[TENANT_URL]", "[TENANT_URL, DB_PASSWORD]"),
+            "tenants.tiers.basic.outputs[1]: DB_PASSWORD looks like a secret",
+        ),
+        (("basic:", "Basic:"), "not a tier name"),
+        (("retries: 1", "retry: 1"), "unknown field `retry`"),
+    ] {
+        let text = TENANTS.replacen(change.0, change.1, 1);
+        assert_ne!(text, TENANTS, "{change:?} changed nothing");
+        let err = Policy::parse(&text).unwrap_err().to_string();
+        assert!(err.contains(says), "{change:?}: {err}");
+    }
+    let shared = format!(
+        "{}{}",
+        GOOD,
+        TENANTS
+            .replace("version: 1\n", "")
+            .replace("project: tenant-provision", "project: payments-deploy")
+    );
+    let err = Policy::parse(&shared).unwrap_err().to_string();
+    assert!(
+        err.contains("project payments-deploy is already used by service payments"),
+        "{err}"
+    );
+}
+
+#[test]
+fn glob_matches_like_a_shell_star() {
+    for (p, t, m) in [
+        ("a*c", "abc", true),
+        ("a*c", "ac", true),
+        ("a*c", "abd", false),
+        ("*", "", true),
+        ("a**b", "ab", true),
+        ("*-5xx", "payments-5xx", true),
+        ("payments", "payments-5xx", false),
+        ("a*b*c", "aXbYbZc", true),
+    ] {
+        assert_eq!(glob(p, t), m, "{p} vs {t}");
+    }
+}
