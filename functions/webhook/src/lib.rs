@@ -6,6 +6,7 @@
 //! POST; 409 the same delivery is being processed now; 413 too large; 5xx when the bus or AWS
 //! fails, so the sender records a failed delivery and can redeliver.
 
+mod config;
 pub mod normalise;
 pub mod secrets;
 pub mod signals;
@@ -20,7 +21,6 @@ use aws_lambda_events::event::lambda_function_urls::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use eddo::config::{CommonConfig, ConfigError, Env};
 use eddo::git::{GitEvent, Provider, RawOmitted};
 use eddo::idempotency::{Claim, IdempotencyKey, IdempotencyStore, now_epoch};
 use eddo::publish::{OutgoingEvent, Publisher};
@@ -29,59 +29,11 @@ use http::HeaderMap;
 use serde_json::json;
 use tracing::Instrument;
 
-use normalise::{Forward, Normalised};
+use normalise::Normalised;
 use secrets::{SecretCache, SecretError, SecretSet, WebhookSecrets};
 use signature::{SignatureError, StandardHeaders};
 
-/// The webhook function's settings, from the environment the template sets.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub common: CommonConfig,
-    /// `EDDO_WEBHOOK_SECRET_ARN`: the Secrets Manager secret holding the provider secrets.
-    pub secret_id: String,
-    /// `EDDO_SECRET_CACHE_SECONDS` (default 300): how long a fetched secret is trusted.
-    pub secret_ttl: Duration,
-    /// `EDDO_MAX_BODY_BYTES` (default 1 MiB): larger deliveries answer 413.
-    pub max_body_bytes: usize,
-    /// `EDDO_WEBHOOK_FORWARD` (default `standard_webhooks:*`): events published raw.
-    pub forward: Forward,
-    /// `EDDO_IDEMPOTENCY_HOURS` (default 72, at least 24): how long a delivery id is remembered.
-    /// GitHub lets a delivery be redelivered for 3 days.
-    pub idempotency_retention: Duration,
-    /// `EDDO_WEBHOOK_TOLERANCE_SECONDS` (default 300): Standard Webhooks timestamp tolerance.
-    pub tolerance_secs: u64,
-}
-
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let forward_spec = env
-            .optional("EDDO_WEBHOOK_FORWARD")
-            .unwrap_or("standard_webhooks:*");
-        let forward = Forward::parse(forward_spec)
-            .map_err(|p| ConfigError::new("EDDO_WEBHOOK_FORWARD", p))?;
-        let max_body_bytes: usize = env.parse_or("EDDO_MAX_BODY_BYTES", 1024 * 1024)?;
-        // A function URL carries at most 6 MB; a larger limit could never be reached.
-        if !(1024..=6 * 1024 * 1024).contains(&max_body_bytes) {
-            return Err(ConfigError::new(
-                "EDDO_MAX_BODY_BYTES",
-                format!("{max_body_bytes} is outside 1024..=6291456"),
-            ));
-        }
-        Ok(Config {
-            common: CommonConfig::from_env(env)?,
-            secret_id: env.required("EDDO_WEBHOOK_SECRET_ARN")?.to_string(),
-            secret_ttl: env.seconds_or("EDDO_SECRET_CACHE_SECONDS", 300, 0, 3600)?,
-            max_body_bytes,
-            forward,
-            idempotency_retention: env
-                .seconds_or("EDDO_IDEMPOTENCY_HOURS", 72, 24, 24 * 30)
-                .map(|h| h * 3600)?,
-            tolerance_secs: env
-                .seconds_or("EDDO_WEBHOOK_TOLERANCE_SECONDS", 300, 1, 3600)?
-                .as_secs(),
-        })
-    }
-}
+pub use config::Config;
 
 /// An HTTP answer: status and a small JSON body.
 #[derive(Debug, Clone, PartialEq, Eq)]

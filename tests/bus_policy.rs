@@ -1,0 +1,79 @@
+//! The eddo bus's policy, from the translated template as the local stack provisions it,
+//! evaluated statement by statement (moto stores bus policies but does not evaluate them; the
+//! local stack's IAM does, as EventBridge would).
+
+use eddo_local::moto::Moto;
+use eddo_local::stack::Stack;
+use serde_json::json;
+
+/// The bus policy of the translated template, statement by statement as EventBridge evaluates
+/// it: each eddo source only from its function's role, no other eddo.* source from anyone, the
+/// tools' signal sources only from the listed role, anything else left to identity policies.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bus_policy_lets_each_source_come_only_from_its_sender() {
+    let moto = Moto::start().expect("moto server (run `make setup`)");
+    let stack = Stack::provision(&moto.sdk_config().await, "buspolicy")
+        .await
+        .unwrap();
+    let role = |logical: &str| {
+        let r = stack
+            .roles
+            .iter()
+            .find(|r| r.logical_id == logical)
+            .unwrap_or_else(|| panic!("no role {logical}"));
+        format!("arn:aws:iam::123456789012:role/{}", r.name)
+    };
+    let principals = [
+        ("webhook", role("WebhookFunctionRole")),
+        ("gate", role("ScanGateFunctionRole")),
+        ("rollback", role("AlarmRollbackFunctionRole")),
+        ("tenants", role("TenantOnboardingFunctionRole")),
+        (
+            "signal sender",
+            eddo_local::stack::SIGNAL_SENDER_ROLE.to_string(),
+        ),
+        (
+            "a CI job",
+            "arn:aws:iam::123456789012:role/ci-job".to_string(),
+        ),
+        (
+            "an administrator",
+            "arn:aws:iam::123456789012:user/admin".to_string(),
+        ),
+    ];
+    // Which principal may put each source (None: nobody; "*": the bus leaves it to IAM).
+    let expected: [(&str, Option<&str>); 9] = [
+        ("eddo.webhook", Some("webhook")),
+        ("eddo.gate", Some("gate")),
+        ("eddo.rollback", Some("rollback")),
+        ("eddo.tenants", Some("tenants")),
+        ("eddo.signals", None),
+        ("eddo.", None),
+        ("com.example.semgrep", Some("signal sender")),
+        ("com.example.chatops", Some("signal sender")),
+        ("acme.unlisted", Some("*")),
+    ];
+    let bus = format!(
+        "arn:aws:events:us-east-1:123456789012:event-bus/{}",
+        stack.bus
+    );
+    for (source, allowed) in expected {
+        for (who, arn) in &principals {
+            let denied = stack
+                .authority
+                .resource_denies(
+                    arn,
+                    "events:PutEvents",
+                    &bus,
+                    json!({"events:source": [source], "events:detail-type": ["Signal Reported"]}),
+                )
+                .unwrap();
+            let may = allowed.is_some_and(|a| a == "*" || a == *who);
+            assert_eq!(
+                denied.is_none(),
+                may,
+                "{who} putting {source}: denied by {denied:?}"
+            );
+        }
+    }
+}
