@@ -8,22 +8,13 @@ use serde_json::Value;
 
 use eddo_tests::gate::*;
 
-static CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-fn clock() -> u64 {
-    CLOCK.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-/// A throttled StartBuild (a fault moto cannot produce) leaves the candidate decided without a
-/// build and fails the invocation for Lambda to retry; the retry a minute later starts the
-/// deployment, once, and announces it.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_throttled_start_build_is_retried_and_starts_one_deployment() {
+/// Two gates on one stack, as two invocations would be: one whose StartBuild is throttled (a fault
+/// moto cannot produce: the SDK's retries, then the error), one with the CodeBuild stand-in;
+/// both deciding by `clock`. The throttled rule counts its calls.
+async fn gates(s: &Setup, clock: fn() -> u64) -> (Gate, Gate, aws_smithy_mocks::Rule) {
     use aws_sdk_codebuild::operation::start_build::StartBuildError;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use aws_smithy_types::error::ErrorMetadata;
-    CLOCK.store(now_epoch(), std::sync::atomic::Ordering::SeqCst);
-    let s = setup("gate-throttle", None).await;
     let throttled = mock!(aws_sdk_codebuild::Client::start_build).then_error(|| {
         StartBuildError::generic(
             ErrorMetadata::builder()
@@ -32,18 +23,28 @@ async fn a_throttled_start_build_is_retried_and_starts_one_deployment() {
                 .build(),
         )
     });
-    let failing_client = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&throttled]);
     let config = eddo_tests::policy_config(&s.stack, "scan-gate");
     let sdk = &eddo_tests::function_sdk(&s.stack, "scan-gate").await;
     let policy = eddo::policy::load(sdk, &config.policy_parameter)
         .await
         .unwrap();
     let failing = Gate::new(&config, policy.clone(), sdk)
-        .with_codebuild(failing_client)
+        .with_codebuild(mock_client!(
+            aws_sdk_codebuild,
+            RuleMode::MatchAny,
+            [&throttled]
+        ))
         .with_clock(clock);
+    let healthy = Gate::new(&config, policy, sdk)
+        .with_codebuild(eddo_tests::stand_in(sdk, &s.stack))
+        .with_clock(clock);
+    (failing, healthy, throttled)
+}
 
-    let commit = sha(800);
-    let image = digest(800);
+/// Build and SAST pass for candidate `n`, then the scan that completes the set meets the
+/// throttled StartBuild: decided, not started, the invocation failed. That scan, for retries.
+async fn decided_not_started(failing: &Gate, n: u32) -> Value {
+    let (commit, image) = (sha(n), digest(n));
     failing
         .handle(&build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
         .await
@@ -55,6 +56,24 @@ async fn a_throttled_start_build_is_retried_and_starts_one_deployment() {
     let last = scan(&commit, &image, serde_json::from_str(CLEAN).unwrap());
     let err = failing.handle(&last).await.expect_err("throttled");
     assert!(err.is_retryable(), "{err}");
+    last
+}
+
+static CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn clock() -> u64 {
+    CLOCK.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// A throttled StartBuild (a fault moto cannot produce) leaves the candidate decided without a
+/// build and fails the invocation for Lambda to retry; the retry a minute later starts the
+/// deployment, once, and announces it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_start_build_is_retried_and_starts_one_deployment() {
+    CLOCK.store(now_epoch(), std::sync::atomic::Ordering::SeqCst);
+    let s = setup("gate-throttle", None).await;
+    let (failing, healthy, throttled) = gates(&s, clock).await;
+    let last = decided_not_started(&failing, 800).await;
     assert_eq!(
         throttled.num_calls(),
         3,
@@ -67,10 +86,6 @@ async fn a_throttled_start_build_is_retried_and_starts_one_deployment() {
 
     // An invocation still at work is not second-guessed: a redelivery seconds later waits.
     CLOCK.fetch_add(5, std::sync::atomic::Ordering::SeqCst);
-    let healthy_client = eddo_tests::stand_in(sdk, &s.stack);
-    let healthy = Gate::new(&config, policy, sdk)
-        .with_codebuild(healthy_client)
-        .with_clock(clock);
     let r = healthy.handle(&last).await.unwrap();
     assert!(r.outcome.contains("being started"), "{r:?}");
     assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 0);
@@ -97,48 +112,12 @@ fn window_clock() -> u64 {
 /// would have started the build blocks instead, with the failure as its reason.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failure_between_the_decision_and_the_build_blocks_the_recovery() {
-    use aws_sdk_codebuild::operation::start_build::StartBuildError;
-    use aws_smithy_mocks::{RuleMode, mock, mock_client};
-    use aws_smithy_types::error::ErrorMetadata;
     use std::sync::atomic::Ordering::SeqCst;
     WINDOW_CLOCK.store(now_epoch(), SeqCst);
     let s = setup("gate-window", None).await;
-    let throttled = mock!(aws_sdk_codebuild::Client::start_build).then_error(|| {
-        StartBuildError::generic(
-            ErrorMetadata::builder()
-                .code("ThrottlingException")
-                .message("Rate exceeded")
-                .build(),
-        )
-    });
-    let config = eddo_tests::policy_config(&s.stack, "scan-gate");
-    let sdk = &eddo_tests::function_sdk(&s.stack, "scan-gate").await;
-    let policy = eddo::policy::load(sdk, &config.policy_parameter)
-        .await
-        .unwrap();
-    let failing = Gate::new(&config, policy.clone(), sdk)
-        .with_codebuild(mock_client!(
-            aws_sdk_codebuild,
-            RuleMode::MatchAny,
-            [&throttled]
-        ))
-        .with_clock(window_clock);
-    let healthy = Gate::new(&config, policy, sdk)
-        .with_codebuild(eddo_tests::stand_in(sdk, &s.stack))
-        .with_clock(window_clock);
-
+    let (failing, healthy, _) = gates(&s, window_clock).await;
+    let last = decided_not_started(&failing, 900).await;
     let commit = sha(900);
-    let image = digest(900);
-    failing
-        .handle(&build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
-        .await
-        .unwrap();
-    failing
-        .handle(&build("eddo-sast", &commit, "SUCCEEDED", None))
-        .await
-        .unwrap();
-    let last = scan(&commit, &image, serde_json::from_str(CLEAN).unwrap());
-    failing.handle(&last).await.expect_err("throttled");
 
     // Seconds later, the SAST project's rerun fails: said at once, no deployment started.
     WINDOW_CLOCK.fetch_add(5, SeqCst);

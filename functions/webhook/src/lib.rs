@@ -98,6 +98,15 @@ pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .filter(|v| !v.is_empty())
 }
 
+/// The Standard Webhooks headers of a request (GitLab's signing token uses them too).
+pub(crate) fn standard_headers(headers: &HeaderMap) -> StandardHeaders<'_> {
+    StandardHeaders {
+        id: header(headers, "webhook-id"),
+        timestamp: header(headers, "webhook-timestamp"),
+        signature: header(headers, "webhook-signature"),
+    }
+}
+
 /// The first checks, before any secret is fetched: method, route, body encoding and size.
 pub fn precheck(
     req: &LambdaFunctionUrlRequest,
@@ -164,11 +173,7 @@ pub fn accept(
     config: &Config,
     now: u64,
 ) -> Result<Accepted, Reply> {
-    let standard_headers = StandardHeaders {
-        id: header(headers, "webhook-id"),
-        timestamp: header(headers, "webhook-timestamp"),
-        signature: header(headers, "webhook-signature"),
-    };
+    let standard_headers = standard_headers(headers);
     let verified = match provider {
         Provider::Github => signature::verify_github(
             &secrets.values(|s: &WebhookSecrets| &s.github),

@@ -11,8 +11,8 @@ use http::HeaderMap;
 use serde_json::{Map, Value};
 
 use crate::secrets::SecretSet;
-use crate::signature::{self, SignatureError, StandardHeaders};
-use crate::{Config, Reply, header};
+use crate::signature::{self, SignatureError};
+use crate::{Config, Reply, standard_headers};
 
 /// The route prefix; the rest of the path is the sender's name.
 pub const ROUTE: &str = "/signals/";
@@ -58,11 +58,7 @@ pub fn accept(
     config: &Config,
     now: u64,
 ) -> Result<Signal, Reply> {
-    let standard = StandardHeaders {
-        id: header(headers, "webhook-id"),
-        timestamp: header(headers, "webhook-timestamp"),
-        signature: header(headers, "webhook-signature"),
-    };
+    let standard = standard_headers(headers);
     let keys = secrets.sender(sender.as_str());
     signature::verify_standard(&keys, body, standard, now, config.tolerance_secs).map_err(|e| {
         if e == SignatureError::NoSecret {
