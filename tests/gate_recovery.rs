@@ -12,17 +12,8 @@ use eddo_tests::gate::*;
 /// moto cannot produce: the SDK's retries, then the error), one with the CodeBuild stand-in;
 /// both deciding by `clock`. The throttled rule counts its calls.
 async fn gates(s: &Setup, clock: fn() -> u64) -> (Gate, Gate, aws_smithy_mocks::Rule) {
-    use aws_sdk_codebuild::operation::start_build::StartBuildError;
-    use aws_smithy_mocks::{RuleMode, mock, mock_client};
-    use aws_smithy_types::error::ErrorMetadata;
-    let throttled = mock!(aws_sdk_codebuild::Client::start_build).then_error(|| {
-        StartBuildError::generic(
-            ErrorMetadata::builder()
-                .code("ThrottlingException")
-                .message("Rate exceeded")
-                .build(),
-        )
-    });
+    use aws_smithy_mocks::{RuleMode, mock_client};
+    let throttled = eddo_tests::throttled_start_build();
     let config = eddo_tests::policy_config(&s.stack, "scan-gate");
     let sdk = &eddo_tests::function_sdk(&s.stack, "scan-gate").await;
     let policy = eddo::policy::load(sdk, &config.policy_parameter)

@@ -135,3 +135,18 @@ pub async fn published(stack: &eddo_local::stack::Stack, source: &str) -> Vec<se
     events.iter().for_each(assert_matches_schema);
     events
 }
+
+/// A CodeBuild StartBuild that is always throttled (a fault moto cannot produce): the SDK's
+/// standard retries, then a retryable error. Give it to `mock_client!`; it counts its calls.
+pub fn throttled_start_build() -> aws_smithy_mocks::Rule {
+    use aws_sdk_codebuild::operation::start_build::StartBuildError;
+    use aws_smithy_types::error::ErrorMetadata;
+    aws_smithy_mocks::mock!(aws_sdk_codebuild::Client::start_build).then_error(|| {
+        StartBuildError::generic(
+            ErrorMetadata::builder()
+                .code("ThrottlingException")
+                .message("Rate exceeded")
+                .build(),
+        )
+    })
+}

@@ -560,20 +560,11 @@ async fn the_gate_holds_deployments_while_a_rollback_runs() {
 /// change back; Lambda's retry starts the rollback, once, and says so once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_throttled_start_is_retried_and_rolls_back_once() {
-    use aws_sdk_codebuild::operation::start_build::StartBuildError;
-    use aws_smithy_mocks::{RuleMode, mock, mock_client};
-    use aws_smithy_types::error::ErrorMetadata;
+    use aws_smithy_mocks::{RuleMode, mock_client};
     let s = setup("rb-throttle", None).await;
     let now = now_epoch();
     s.deployed(&sha(70), &sha(71), now - 300).await;
-    let throttled = mock!(aws_sdk_codebuild::Client::start_build).then_error(|| {
-        StartBuildError::generic(
-            ErrorMetadata::builder()
-                .code("ThrottlingException")
-                .message("Rate exceeded")
-                .build(),
-        )
-    });
+    let throttled = eddo_tests::throttled_start_build();
     let config = eddo_tests::policy_config(&s.stack, "alarm-rollback");
     let sdk = eddo_tests::function_sdk(&s.stack, "alarm-rollback").await;
     let policy = eddo::policy::load(&sdk, &config.policy_parameter)

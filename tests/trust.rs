@@ -152,6 +152,22 @@ impl World {
         Ok(out.entries()[0].event_id().unwrap_or_default().to_string())
     }
 
+    /// A CodeQL check run completed on `commit`, run by `app`: a signed GitHub delivery through
+    /// the webhook binary, then delivered where the rules route it.
+    async fn check_run(&self, delivery: &str, commit: &str, app: &str) {
+        let (status, answer) = post_github(
+            self.url.addr(),
+            LOCAL_GITHUB_SECRET,
+            "check_run",
+            delivery,
+            check_run(commit, "CodeQL", app),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 202, "{answer}");
+        self.pump().await;
+    }
+
     /// Delivers what the rules routed to the functions.
     async fn pump(&self) -> usize {
         self.dispatcher
@@ -434,34 +450,14 @@ async fn only_trusted_evidence_opens_the_gate() {
         assert_eq!(w.candidate(&c).await.as_ref(), Some(&before), "{who}");
     }
     // A check of the right name by another app counts for nobody (ignored, nothing said).
-    let (status, answer) = post_github(
-        w.url.addr(),
-        LOCAL_GITHUB_SECRET,
-        "check_run",
-        "forged-check",
-        check_run(&c, "CodeQL", "evil-app"),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 202, "{answer}");
-    w.pump().await;
+    w.check_run("forged-check", &c, "evil-app").await;
     assert!(w.gate_events().await.is_empty());
     assert_eq!(w.candidate(&c).await.as_ref(), Some(&before));
 
     // Positive controls, each through the path its real sender takes.
     // sast: the CodeQL check run by GitHub Actions on the service's repository, a signed GitHub
     // delivery through the webhook binary.
-    let (status, answer) = post_github(
-        w.url.addr(),
-        LOCAL_GITHUB_SECRET,
-        "check_run",
-        "codeql-1",
-        check_run(&c, "CodeQL", "github-actions"),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 202, "{answer}");
-    w.pump().await;
+    w.check_run("codeql-1", &c, "github-actions").await;
     let after = w.candidate(&c).await.unwrap();
     let sast = &after.signals[&eddo::policy::SignalKind::Sast];
     assert_eq!(sast.evidence.sender, "check CodeQL by github-actions");
