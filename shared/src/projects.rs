@@ -24,6 +24,12 @@ pub struct PolicyProjects {
     /// The event sources the policy lets other tools report signals from: the bus lets only the
     /// listed roles put them.
     pub signal_sources: BTreeSet<String>,
+    /// The services' build projects: what a push rule may start as the build.
+    pub build: BTreeSet<String>,
+    /// The services' SAST projects: what a push rule may start as the static analysis.
+    pub sast: BTreeSet<String>,
+    /// Every service's branches: the pushes the policy deploys from.
+    pub branches: BTreeSet<String>,
 }
 
 impl PolicyProjects {
@@ -34,6 +40,9 @@ impl PolicyProjects {
             for project in [&p.build, &p.sast].into_iter().flatten() {
                 out.gate.insert(project.as_str().to_string());
             }
+            out.build.extend(p.build.iter().map(|b| b.as_str().to_string()));
+            out.sast.extend(p.sast.iter().map(|b| b.as_str().to_string()));
+            out.branches.extend(s.branches.iter().cloned());
             out.gate.insert(p.deploy.as_str().to_string());
             out.deploy.insert(p.deploy.as_str().to_string());
             if let Some(r) = &p.rollback {
@@ -67,6 +76,30 @@ impl PolicyProjects {
             ("TrackedRepositories", join(&self.repositories)),
             ("SignalSources", join(&self.signal_sources)),
         ]
+    }
+}
+
+impl PolicyProjects {
+    /// Every list as JSON, for tools that build infrastructure from the policy (the CDK
+    /// construct reads it at synth): the template parameters by name, then `BuildProjects`,
+    /// `SastProjects` and `Branches`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let list = |set: &BTreeSet<String>| serde_json::json!(set.iter().collect::<Vec<_>>());
+        let mut out = serde_json::Map::new();
+        for (name, set) in [
+            ("GateProjectNames", &self.gate),
+            ("DeployProjectNames", &self.deploy),
+            ("RollbackProjectNames", &self.rollback),
+            ("TenantProjectNames", &self.tenant),
+            ("TrackedRepositories", &self.repositories),
+            ("SignalSources", &self.signal_sources),
+            ("BuildProjects", &self.build),
+            ("SastProjects", &self.sast),
+            ("Branches", &self.branches),
+        ] {
+            out.insert(name.into(), list(set));
+        }
+        serde_json::Value::Object(out)
     }
 }
 

@@ -42,3 +42,20 @@ fn a_missing_or_bad_policy_is_an_error_naming_it() {
     );
     assert_eq!(eddo(&["policy"]).status.code(), Some(2), "usage");
 }
+
+/// What the CDK construct reads at synth: every list, as JSON.
+#[test]
+fn the_example_policy_as_json_lists_every_project_by_role() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/policy/example.yaml");
+    let out = eddo(&["policy", "params", "--json", example]);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["DeployProjectNames"], serde_json::json!(["eddo-deploy"]));
+    assert_eq!(v["BuildProjects"], serde_json::json!(["eddo-build"]));
+    assert_eq!(v["SastProjects"], serde_json::json!(["eddo-sast"]));
+    assert_eq!(v["Branches"], serde_json::json!(["main", "master"]));
+    assert_eq!(
+        v["SignalSources"],
+        serde_json::json!(["com.example.chatops", "com.example.semgrep", "com.example.trivy"])
+    );
+}

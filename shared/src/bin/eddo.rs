@@ -10,10 +10,11 @@ use std::process::ExitCode;
 use eddo::policy::Policy;
 use eddo::projects::PolicyProjects;
 
-const USAGE: &str = "usage: eddo policy params FILE
+const USAGE: &str = "usage: eddo policy params [--json] FILE
   prints the template parameters the policy FILE implies (GateProjectNames, DeployProjectNames,
   RollbackProjectNames, TenantProjectNames, TrackedRepositories, SignalSources), for
-  sam deploy --parameter-overrides";
+  sam deploy --parameter-overrides; with --json, every list as a JSON object (with
+  BuildProjects, SastProjects and Branches), as the CDK construct reads it at synth";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,7 +24,8 @@ fn main() -> ExitCode {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["policy", "params", file] => params(file),
+        ["policy", "params", file] => params(file, false),
+        ["policy", "params", "--json", file] => params(file, true),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
@@ -31,7 +33,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn params(file: &str) -> ExitCode {
+fn params(file: &str, json: bool) -> ExitCode {
     let policy = match std::fs::read_to_string(file)
         .map_err(|e| e.to_string())
         .and_then(|text| Policy::parse(&text).map_err(|e| e.to_string()))
@@ -42,7 +44,12 @@ fn params(file: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let line: Vec<String> = PolicyProjects::of(&policy)
+    let projects = PolicyProjects::of(&policy);
+    if json {
+        println!("{}", projects.to_json());
+        return ExitCode::SUCCESS;
+    }
+    let line: Vec<String> = projects
         .template_parameters()
         .into_iter()
         .map(|(k, v)| format!("{k}={v}"))

@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+/**
+ * The example app: eddo in one stack, with infra/policy/example.yaml and the settings the local
+ * stack runs with (every optional part switched on). Settings come from CDK context, so
+ * `cdk deploy -c eddo:policyFile=...` deploys your own policy without editing this file:
+ *
+ * - eddo:stackName (default Eddo)
+ * - eddo:policyFile (default infra/policy/example.yaml)
+ * - eddo:buildProject, eddo:sastProject (defaults eddo-build, eddo-sast; "" for none)
+ * - eddo:signalSenderRoleArns (comma-separated role ARNs)
+ * - eddo:sbtControlPlaneEventSource (default controlPlaneEventSource; "" for eddo's contract only)
+ * - eddo:eventBusName, eddo:policyParameterName
+ */
+import * as path from 'node:path';
+import { App, CfnOutput, Stack } from 'aws-cdk-lib';
+import { Eddo } from '../lib/eddo';
+
+const app = new App();
+const setting = (name: string, fallback: string): string => {
+  const v: unknown = app.node.tryGetContext(`eddo:${name}`);
+  return v === undefined ? fallback : String(v);
+};
+const list = (v: string): string[] => v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+const optional = (v: string): string | undefined => (v === '' ? undefined : v);
+
+const stack = new Stack(app, setting('stackName', 'Eddo'), {
+  description: 'eddo: event-driven delivery operations on Amazon EventBridge (CDK).',
+});
+const sbtSource = setting('sbtControlPlaneEventSource', 'controlPlaneEventSource');
+const eddo = new Eddo(stack, 'Eddo', {
+  policyFile: path.resolve(setting('policyFile', path.join(__dirname, '..', '..', '..', 'policy', 'example.yaml'))),
+  eventBusName: setting('eventBusName', 'eddo'),
+  policyParameterName: setting('policyParameterName', '/eddo/policy'),
+  buildProject: optional(setting('buildProject', 'eddo-build')),
+  sastProject: optional(setting('sastProject', 'eddo-sast')),
+  signalSenderRoleArns: list(setting('signalSenderRoleArns', '')),
+  sbt: sbtSource === '' ? undefined : { controlPlaneEventSource: sbtSource },
+});
+
+const outputs: Record<string, [string, string | undefined]> = {
+  WebhookBaseUrl: [eddo.webhookUrl.url, 'The webhook function URL; append github, gitlab, standard or signals/<sender>.'],
+  GitHubWebhookUrl: [`${eddo.webhookUrl.url}github`, 'Payload URL for a GitHub webhook (content type application/json).'],
+  GitLabWebhookUrl: [`${eddo.webhookUrl.url}gitlab`, 'URL for a GitLab webhook.'],
+  StandardWebhooksUrl: [`${eddo.webhookUrl.url}standard`, 'URL for any Standard Webhooks sender.'],
+  WebhookSecretArn: [eddo.webhookSecret.secretArn, 'Put the provider secrets here (JSON keys github, gitlab, gitlab_signing, standard_webhooks, senders).'],
+  EventBusArn: [eddo.eventBus.eventBusArn, undefined],
+  StateTableName: [eddo.table.tableName, undefined],
+  DeadLetterQueueUrl: [eddo.deadLetterQueue.queueUrl, undefined],
+  AlarmRollbackFunctionArn: [eddo.alarmRollbackFunction.functionArn, 'Add it as an alarm\'s Lambda action to invoke alarm-rollback directly.'],
+};
+for (const [name, [value, description]] of Object.entries(outputs)) {
+  new CfnOutput(stack, name, { value, description });
+}

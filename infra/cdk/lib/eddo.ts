@@ -1,0 +1,592 @@
+/**
+ * The `Eddo` construct: eddo's four functions, its bus, state and wiring, as `template.yaml`
+ * declares them for SAM, with the policy read and checked at synth so that every project list,
+ * rule filter and grant comes from the policy itself.
+ */
+import * as path from 'node:path';
+import { Annotations, ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as codebuild from 'aws-cdk-lib/aws-codebuild';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
+import { RustFunction } from 'cargo-lambda-cdk';
+import { Construct } from 'constructs';
+import { CheckedPolicy, checkPolicy, eddoCommand, WORKSPACE_MANIFEST } from './policy';
+import { FINISHED, PushInput, SOURCES, busPolicies, validateProps } from './wiring';
+
+/** The log levels eddo's functions log at (Lambda's advanced logging controls). */
+export type LogLevel = 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
+
+/** sbt-aws's control plane, speaking to tenant-onboarding on the eddo bus. */
+export interface SbtOptions {
+  /** The source of the control plane's onboardingRequest and offboardingRequest events. */
+  readonly controlPlaneEventSource: string;
+  /**
+   * The source of eddo's answers (provisionSuccess, provisionFailure, ...).
+   * @default 'applicationPlaneEventSource'
+   */
+  readonly applicationPlaneEventSource?: string;
+}
+
+/** Properties of the `Eddo` construct. */
+export interface EddoProps {
+  /**
+   * The policy file (YAML, see infra/policy/example.yaml). Read and checked at synth with eddo's
+   * own parser: a mistake fails synth with the message the functions would log. The stack stores
+   * it in the SSM parameter `policyParameterName`, so it deploys with the stack.
+   */
+  readonly policyFile: string;
+  /**
+   * The workspace's Cargo.toml: the functions are built from its binaries (cargo-lambda, arm64,
+   * the release profile), and the policy is checked by its `eddo` binary.
+   * @default the workspace this construct ships in
+   */
+  readonly manifestPath?: string;
+  /**
+   * The command that runs eddo's CLI (its arguments follow).
+   * @default `EDDO_CLI` if set, else `cargo run -p eddo --bin eddo --` in the workspace
+   */
+  readonly eddoCommand?: string[];
+  /**
+   * The name of the bus eddo creates. Ignored when `eventBus` is given.
+   * @default 'eddo'
+   */
+  readonly eventBusName?: string;
+  /**
+   * An existing bus to use instead of creating one. The construct adds its archive, rules and
+   * bus policy statements to it.
+   * @default a new bus named `eventBusName`
+   */
+  readonly eventBus?: events.IEventBus;
+  /**
+   * How long the bus archive keeps events for replay; zero keeps them forever.
+   * @default Duration.days(90)
+   */
+  readonly archiveRetention?: Duration;
+  /**
+   * The SSM parameter the stack creates to hold the policy.
+   * @default '/eddo/policy'
+   */
+  readonly policyParameterName?: string;
+  /**
+   * The CodeBuild project a push to a tracked branch starts as the build: one of the policy's
+   * build projects. None: no build on push.
+   */
+  readonly buildProject?: string;
+  /**
+   * The CodeBuild project a push to a tracked branch starts as the static analysis: one of the
+   * policy's SAST projects. None: no scan on push.
+   */
+  readonly sastProject?: string;
+  /**
+   * Branches whose pushes start the build and SAST projects.
+   * @default every branch the policy's services deploy from
+   */
+  readonly trackedBranches?: string[];
+  /**
+   * The IAM roles (ARNs) that may put the policy's signal sources on the bus: your scanners' or
+   * CI's roles. Every other principal is denied them by the bus policy.
+   * @default none: nobody may put them (synth warns when the policy names any)
+   */
+  readonly signalSenderRoleArns?: string[];
+  /**
+   * sbt-aws's control plane on the eddo bus.
+   * @default eddo's own tenant contract only
+   */
+  readonly sbt?: SbtOptions;
+  /**
+   * Where each function's logs go and for how long.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+  /** @default 'INFO' */
+  readonly logLevel?: LogLevel;
+  /**
+   * Actions of every alarm the construct creates (the dead-letter queue's, each function's
+   * errors): an SNS topic, say.
+   * @default no actions
+   */
+  readonly alarmActions?: cloudwatch.IAlarmAction[];
+  /**
+   * How long a delivery id is remembered, 24 to 720 hours (GitHub allows redelivery for 3 days).
+   * @default 72
+   */
+  readonly idempotencyHours?: number;
+  /**
+   * PutEvents entry size limit eddo checks before each call, 1024 to 1048576.
+   * @default 262144
+   */
+  readonly maxEntryBytes?: number;
+  /**
+   * Events without a normalised form still published raw ("Git Provider Event"):
+   * provider:event patterns, * for any event.
+   * @default ['standard_webhooks:*']
+   */
+  readonly webhookForward?: string[];
+  /**
+   * Concurrency reserved for, and the most allowed to, the webhook function; 0 reserves none.
+   * @default 20
+   */
+  readonly webhookReservedConcurrency?: number;
+  /**
+   * A customer-managed key for the webhook secret; the functions get kms:Decrypt on it through
+   * Secrets Manager and SSM only.
+   * @default AWS managed keys
+   */
+  readonly kmsKey?: kms.IKey;
+}
+
+/** A function of eddo, as the construct builds it. */
+interface FunctionSpec {
+  readonly binary: string;
+  readonly description: string;
+  readonly timeout: Duration;
+  readonly environment: Record<string, string>;
+  /** Asynchronous invocations: two retries, then the dead-letter queue. */
+  readonly asynchronous: boolean;
+  readonly reservedConcurrency?: number;
+}
+
+/** eddo on Amazon EventBridge: the bus, the state, the four functions and their wiring. */
+export class Eddo extends Construct {
+  public readonly eventBus: events.IEventBus;
+  public readonly table: dynamodb.Table;
+  public readonly webhookSecret: secretsmanager.Secret;
+  public readonly deadLetterQueue: sqs.Queue;
+  public readonly policyParameter: ssm.StringParameter;
+  public readonly webhookFunction: lambda.Function;
+  public readonly webhookUrl: lambda.FunctionUrl;
+  public readonly scanGateFunction: lambda.Function;
+  public readonly alarmRollbackFunction: lambda.Function;
+  public readonly tenantOnboardingFunction: lambda.Function;
+  /** The policy as read at synth. */
+  public readonly policy: CheckedPolicy;
+  /** Every alarm the construct creates. */
+  public readonly alarms: cloudwatch.Alarm[] = [];
+
+  private readonly props: EddoProps;
+  private readonly logRetention: logs.RetentionDays;
+
+  constructor(scope: Construct, id: string, props: EddoProps) {
+    super(scope, id);
+    const manifestPath = props.manifestPath ?? WORKSPACE_MANIFEST;
+    this.policy = checkPolicy(props.policyFile, props.eddoCommand ?? eddoCommand(manifestPath));
+    validateProps(props, this.policy);
+    this.props = { ...props, manifestPath };
+    this.logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    const lists = this.policy.lists;
+
+    this.eventBus = props.eventBus ?? new events.EventBus(this, 'EventBus', { eventBusName: props.eventBusName ?? 'eddo' });
+    new events.CfnArchive(this, 'EventArchive', {
+      description: 'Every event on the eddo bus, for audit and replay.',
+      sourceArn: this.eventBus.eventBusArn,
+      retentionDays: (props.archiveRetention ?? Duration.days(90)).toDays(),
+    });
+    this.table = this.stateTable();
+    this.webhookSecret = new secretsmanager.Secret(this, 'WebhookSecret', {
+      description:
+        'eddo webhook secrets, a JSON object: github (X-Hub-Signature-256 secret), gitlab (X-Gitlab-Token), ' +
+        'gitlab_signing and standard_webhooks (whsec_ signing secrets), senders.<name> (signal senders). ' +
+        'A provider without a value refuses every delivery.',
+      encryptionKey: props.kmsKey,
+      generateSecretString: {
+        secretStringTemplate: '{}',
+        generateStringKey: 'github',
+        passwordLength: 48,
+        excludePunctuation: true,
+      },
+    });
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      retentionPeriod: Duration.days(14),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+    });
+    this.alarm('DeadLetterQueueAlarm', 'An eddo event could not be delivered and waits in the dead-letter queue.',
+      this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: Duration.minutes(5) }));
+    this.policyParameter = new ssm.StringParameter(this, 'PolicyParameter', {
+      parameterName: props.policyParameterName ?? '/eddo/policy',
+      description: `eddo policy, from ${path.basename(this.policy.file)} at synth`,
+      stringValue: this.policy.text,
+      tier: Buffer.byteLength(this.policy.text) > 4096 ? ssm.ParameterTier.ADVANCED : ssm.ParameterTier.STANDARD,
+    });
+
+    this.webhookFunction = this.webhook();
+    this.webhookUrl = this.webhookFunction.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
+    this.scanGateFunction = this.scanGate();
+    this.alarmRollbackFunction = this.alarmRollback();
+    this.tenantOnboardingFunction = this.tenantOnboarding();
+    this.pushRule();
+
+    busPolicies(this, this.eventBus, {
+      'eddo.webhook': this.webhookFunction.role!,
+      'eddo.gate': this.scanGateFunction.role!,
+      'eddo.rollback': this.alarmRollbackFunction.role!,
+      'eddo.tenants': this.tenantOnboardingFunction.role!,
+    }, lists.signalSources, props.signalSenderRoleArns ?? []);
+    if (lists.signalSources.length > 0 && (props.signalSenderRoleArns ?? []).length === 0) {
+      Annotations.of(this).addWarningV2('eddo:no-signal-senders',
+        `the policy names signal sources (${lists.signalSources.join(', ')}) but signalSenderRoleArns is empty: the bus policy lets nobody put them`);
+    }
+  }
+
+  private stateTable(): dynamodb.Table {
+    const table = new dynamodb.Table(this, 'StateTable', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      timeToLiveAttribute: 'expires_at',
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // Sparse: only gate candidates still waiting for signals, by deadline.
+    table.addGlobalSecondaryIndex({
+      indexName: 'open-deadline',
+      partitionKey: { name: 'open_pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'open_sk', type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.ALL,
+    });
+    return table;
+  }
+
+  /** One of eddo's functions: arm64, provided.al2023, JSON logs to its own log group, X-Ray. */
+  private fn(id: string, spec: FunctionSpec): lambda.Function {
+    const logGroup = new logs.LogGroup(this, `${id}LogGroup`, {
+      retention: this.logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const f = new RustFunction(this, `${id}Function`, {
+      manifestPath: this.props.manifestPath,
+      binaryName: spec.binary,
+      architecture: lambda.Architecture.ARM_64,
+      bundling: { architecture: lambda.Architecture.ARM_64 },
+      description: spec.description,
+      memorySize: 128,
+      timeout: spec.timeout,
+      tracing: lambda.Tracing.ACTIVE,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      applicationLogLevelV2: lambda.ApplicationLogLevel[this.props.logLevel ?? 'INFO'],
+      systemLogLevelV2: lambda.SystemLogLevel.WARN,
+      logGroup,
+      reservedConcurrentExecutions: spec.reservedConcurrency,
+      environment: {
+        EDDO_EVENT_BUS_NAME: this.eventBus.eventBusName,
+        EDDO_TABLE_NAME: this.table.tableName,
+        EDDO_MAX_ENTRY_BYTES: String(this.props.maxEntryBytes ?? 262144),
+        ...spec.environment,
+      },
+      ...(spec.asynchronous
+        ? { deadLetterQueue: this.deadLetterQueue, retryAttempts: 2, maxEventAge: Duration.hours(6) }
+        : {}),
+    });
+    // The binary it runs, for tools that read the template (the local stack).
+    (f.node.defaultChild as lambda.CfnFunction).addMetadata('eddo:binary', spec.binary);
+    this.alarm(`${id}ErrorsAlarm`, `${spec.binary} failed invocations${spec.asynchronous ? ' (retried, then dead-lettered)' : ''}.`,
+      f.metricErrors({ statistic: 'Sum', period: Duration.minutes(5) }));
+    return f;
+  }
+
+  private alarm(id: string, description: string, metric: cloudwatch.IMetric): void {
+    const alarm = new cloudwatch.Alarm(this, id, {
+      alarmDescription: description,
+      metric,
+      evaluationPeriods: 1,
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    for (const action of this.props.alarmActions ?? []) {
+      alarm.addAlarmAction(action);
+    }
+    this.alarms.push(alarm);
+  }
+
+  /** Its own source only: no function can speak as another. */
+  private publishes(f: lambda.Function, ...sources: string[]): void {
+    f.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'PublishToTheEddoBus',
+      actions: ['events:PutEvents'],
+      resources: [this.eventBus.eventBusArn],
+      conditions: { StringEquals: { 'events:source': sources } },
+    }));
+  }
+
+  private items(f: lambda.Function, sid: string, actions: string[], leadingKeys: string[]): void {
+    f.addToRolePolicy(new iam.PolicyStatement({
+      sid,
+      actions: actions.map((a) => `dynamodb:${a}`),
+      resources: [this.table.tableArn],
+      conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': leadingKeys } },
+    }));
+  }
+
+  /** kms:Decrypt on the customer-managed key, through `service` only. */
+  private decrypts(f: lambda.Function, sid: string, service: string): void {
+    if (this.props.kmsKey) {
+      f.addToRolePolicy(new iam.PolicyStatement({
+        sid,
+        actions: ['kms:Decrypt'],
+        resources: [this.props.kmsKey.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `${service}.${Stack.of(this).region}.amazonaws.com` } },
+      }));
+    }
+  }
+
+  private readsPolicy(f: lambda.Function): void {
+    f.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'ReadThePolicy',
+      actions: ['ssm:GetParameter'],
+      resources: [this.policyParameter.parameterArn],
+    }));
+    this.decrypts(f, 'DecryptThePolicy', 'ssm');
+  }
+
+  private projectArn(project: string): string {
+    return Stack.of(this).formatArn({ service: 'codebuild', resource: 'project', resourceName: project });
+  }
+
+  /** StartBuild on exactly the projects the policy has this function start. */
+  private starts(f: lambda.Function, sid: string, projects: string[]): void {
+    if (projects.length > 0) {
+      f.addToRolePolicy(new iam.PolicyStatement({
+        sid,
+        actions: ['codebuild:StartBuild'],
+        resources: projects.map((p) => this.projectArn(p)),
+      }));
+    }
+  }
+
+  /** A rule invoking `f` (asynchronously, as EventBridge does), unless it would match nothing. */
+  private rule(id: string, f: lambda.Function, bus: events.IEventBus | undefined, pattern: events.EventPattern): void {
+    new events.Rule(this, id, { eventBus: bus, eventPattern: pattern, targets: [new targets.LambdaFunction(f)] });
+  }
+
+  /** Builds of `projects` finishing, on the default bus (where CodeBuild reports). */
+  private builds(id: string, f: lambda.Function, projects: string[]): void {
+    if (projects.length === 0) {
+      return;
+    }
+    this.rule(id, f, undefined, {
+      source: ['aws.codebuild'],
+      detailType: ['CodeBuild Build State Change'],
+      detail: { 'project-name': projects, 'build-status': FINISHED },
+    });
+  }
+
+  private webhook(): lambda.Function {
+    const p = this.props;
+    const concurrency = p.webhookReservedConcurrency ?? 20;
+    const f = this.fn('Webhook', {
+      binary: 'webhook',
+      description: 'Verifies GitHub, GitLab and Standard Webhooks deliveries and publishes them to the eddo bus.',
+      // GitHub waits 10 s for an answer; AWS calls are bounded well inside this.
+      timeout: Duration.seconds(9),
+      asynchronous: false,
+      reservedConcurrency: concurrency === 0 ? undefined : concurrency,
+      environment: {
+        EDDO_WEBHOOK_SECRET_ARN: this.webhookSecret.secretArn,
+        EDDO_WEBHOOK_FORWARD: (p.webhookForward ?? ['standard_webhooks:*']).join(','),
+        EDDO_IDEMPOTENCY_HOURS: String(p.idempotencyHours ?? 72),
+      },
+    });
+    this.publishes(f, SOURCES.webhook);
+    f.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'ReadTheWebhookSecret',
+      actions: ['secretsmanager:GetSecretValue'],
+      resources: [this.webhookSecret.secretArn],
+    }));
+    this.decrypts(f, 'DecryptTheWebhookSecret', 'secretsmanager');
+    // The internet-facing function reaches only its own delivery records.
+    this.items(f, 'IdempotencyRecords', ['GetItem', 'PutItem', 'UpdateItem', 'DeleteItem'], ['idem#webhook#*']);
+    return f;
+  }
+
+  private scanGate(): lambda.Function {
+    const lists = this.policy.lists;
+    const f = this.fn('ScanGate', {
+      binary: 'scan-gate',
+      description:
+        'Deploys a version of a service only once every signal its policy requires has passed, before its deadline; ' +
+        'blocks or times it out otherwise, with every reason.',
+      timeout: Duration.seconds(30),
+      asynchronous: true,
+      environment: {
+        EDDO_POLICY_PARAMETER: this.policyParameter.parameterName,
+        EDDO_STARTABLE_PROJECTS: lists.deployProjects.join(','),
+        EDDO_SIGNAL_SOURCES: lists.signalSources.join(','),
+      },
+    });
+    this.publishes(f, SOURCES.gate);
+    // Its candidates and images, and the services' history and rollback holds.
+    this.items(f, 'CandidatesAndHistory', ['GetItem', 'UpdateItem', 'ConditionCheckItem', 'Query'],
+      ['candidate#*', 'digest#*', 'service#*']);
+    f.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'DeadlineSweep',
+      actions: ['dynamodb:Query'],
+      resources: [`${this.table.tableArn}/index/open-deadline`],
+    }));
+    this.readsPolicy(f);
+    f.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'FindingsForExceptions',
+      actions: ['ecr:DescribeImageScanFindings'],
+      resources: [Stack.of(this).formatArn({ service: 'ecr', resource: 'repository', resourceName: '*' })],
+    }));
+    f.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'InspectorFindingsForExceptions',
+      actions: ['inspector2:ListFindings'],
+      // ListFindings has no resource-level permissions.
+      resources: ['*'],
+    }));
+    this.starts(f, 'StartTheDeployProjects', lists.deployProjects);
+
+    this.builds('ScanGateBuilds', f, lists.gateProjects);
+    this.rule('ScanGateScans', f, undefined, {
+      source: ['aws.ecr', 'aws.inspector2'],
+      detailType: ['ECR Image Scan', 'Inspector2 Scan'],
+    });
+    this.rule('ScanGateChecks', f, this.eventBus, {
+      source: [SOURCES.webhook],
+      detailType: ['Check Run Completed', 'Workflow Run Completed'],
+    });
+    // Other tools' signals: signed through the webhook, or from the listed sources (whose
+    // senders the bus policy restricts).
+    this.rule('ScanGateReported', f, this.eventBus, {
+      source: [SOURCES.webhook, ...lists.signalSources],
+      detailType: ['Signal Reported', 'Scan Completed', 'Deployment Approval'],
+    });
+    // Candidates past their deadline time out within a minute, without a human.
+    new events.Rule(this, 'ScanGateDeadline', {
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(f)],
+    });
+    return f;
+  }
+
+  private alarmRollback(): lambda.Function {
+    const lists = this.policy.lists;
+    const f = this.fn('AlarmRollback', {
+      binary: 'alarm-rollback',
+      description:
+        'Rolls a service back to its last known-good version when an alarm fires while a release bakes, once, ' +
+        'through its rollback project; says why, or why not.',
+      timeout: Duration.seconds(30),
+      asynchronous: true,
+      environment: {
+        EDDO_POLICY_PARAMETER: this.policyParameter.parameterName,
+        EDDO_STARTABLE_PROJECTS: lists.rollbackProjects.join(','),
+      },
+    });
+    this.publishes(f, SOURCES.rollback);
+    this.items(f, 'HistoryRollbacksAndAlarmChanges', ['GetItem', 'PutItem', 'UpdateItem', 'Query'], ['service#*', 'alarm#*']);
+    this.readsPolicy(f);
+    this.starts(f, 'StartTheRollbackProjects', lists.rollbackProjects);
+    // OK never acts, so it never invokes; INSUFFICIENT_DATA acts where a policy says so.
+    this.rule('AlarmRollbackAlarms', f, undefined, {
+      source: ['aws.cloudwatch'],
+      detailType: ['CloudWatch Alarm State Change'],
+      detail: { state: { value: ['ALARM', 'INSUFFICIENT_DATA'] } },
+    });
+    this.builds('AlarmRollbackBuilds', f, lists.rollbackProjects);
+    // An alarm's own Lambda action may invoke it directly (any alarm of this account and Region;
+    // the policy decides which alarms roll back what).
+    f.addPermission('AlarmAction', {
+      action: 'lambda:InvokeFunction',
+      principal: new iam.ServicePrincipal('lambda.alarms.cloudwatch.amazonaws.com'),
+      sourceAccount: Stack.of(this).account,
+      sourceArn: Stack.of(this).formatArn({
+        service: 'cloudwatch', resource: 'alarm', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      }),
+    });
+    return f;
+  }
+
+  private tenantOnboarding(): lambda.Function {
+    const lists = this.policy.lists;
+    const sbt = this.props.sbt;
+    const answers = sbt?.applicationPlaneEventSource ?? 'applicationPlaneEventSource';
+    const f = this.fn('TenantOnboarding', {
+      binary: 'tenant-onboarding',
+      description:
+        'Provisions each new SaaS tenant once through its tier\'s CodeBuild project, retries as the tier allows, ' +
+        'offboards it the same way, and says how it went.',
+      timeout: Duration.seconds(30),
+      asynchronous: true,
+      environment: {
+        EDDO_POLICY_PARAMETER: this.policyParameter.parameterName,
+        EDDO_STARTABLE_PROJECTS: lists.tenantProjects.join(','),
+        EDDO_SBT_CONTROL_PLANE_SOURCE: sbt?.controlPlaneEventSource ?? '',
+        EDDO_SBT_APPLICATION_PLANE_SOURCE: answers,
+      },
+    });
+    this.publishes(f, SOURCES.tenants, answers);
+    this.items(f, 'TenantRegistry', ['GetItem', 'PutItem', 'UpdateItem'], ['tenant#*']);
+    this.readsPolicy(f);
+    this.starts(f, 'StartTheTenantProjects', lists.tenantProjects);
+    // eddo's contract, from any source of yours.
+    this.rule('TenantOnboardingRequests', f, this.eventBus, {
+      detailType: ['Tenant Onboarding Requested', 'Tenant Offboarding Requested'],
+    });
+    this.builds('TenantOnboardingBuilds', f, lists.tenantProjects);
+    if (sbt) {
+      // sbt-aws's control plane: its requests on the eddo bus, answered in its shape.
+      new events.Rule(this, 'TenantOnboardingSbtRule', {
+        description: 'sbt-aws onboarding and offboarding requests to tenant-onboarding.',
+        eventBus: this.eventBus,
+        eventPattern: { source: [sbt.controlPlaneEventSource], detailType: ['onboardingRequest', 'offboardingRequest'] },
+        targets: [new targets.LambdaFunction(f, {
+          deadLetterQueue: this.deadLetterQueue,
+          maxEventAge: Duration.hours(24),
+          retryAttempts: 185,
+        })],
+      });
+    }
+    return f;
+  }
+
+  /**
+   * A push to a tracked branch of a tracked repository starts the build and the SAST scan of its
+   * commit: CodeBuild targets, no function in between. The StartBuild parameters come from
+   * eddo's own Git Push event: the commit is a checked 40-hex SHA, the branch a tracked one.
+   */
+  private pushRule(): void {
+    const p = this.props;
+    const projects = [p.buildProject, p.sastProject].filter((x): x is string => !!x);
+    const repositories = this.policy.lists.repositories;
+    if (projects.length === 0 || repositories.length === 0) {
+      return;
+    }
+    const role = new iam.Role(this, 'PushRuleRole', {
+      description: 'Lets the push rule start exactly the build and SAST projects.',
+      assumedBy: new iam.ServicePrincipal('events.amazonaws.com', {
+        conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+      }),
+    });
+    new events.Rule(this, 'PushRule', {
+      description: 'A push to a tracked branch starts the build and SAST projects on its commit.',
+      eventBus: this.eventBus,
+      eventPattern: {
+        source: [SOURCES.webhook],
+        detailType: ['Git Push'],
+        detail: {
+          branch: p.trackedBranches ?? this.policy.lists.branches,
+          repository: { full_name: repositories },
+        },
+      },
+      targets: projects.map((name) => new targets.CodeBuildProject(
+        codebuild.Project.fromProjectArn(this, `Project${name}`, this.projectArn(name)), {
+          eventRole: role,
+          deadLetterQueue: this.deadLetterQueue,
+          maxEventAge: Duration.hours(1),
+          retryAttempts: 20,
+          event: PushInput,
+        })),
+    });
+  }
+}

@@ -1,0 +1,2 @@
+export { Eddo, EddoProps, LogLevel, SbtOptions } from './eddo';
+export { CheckedPolicy, PolicyLists, checkPolicy, eddoCommand } from './policy';

@@ -1,0 +1,107 @@
+/**
+ * The policy, read at synth by eddo's own parser (the `eddo` binary of the workspace), so the
+ * construct applies exactly the rules the functions apply at run time, and a mistake fails synth
+ * with the message a function would log.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+
+/** What a policy implies for the infrastructure: every list `eddo policy params --json` prints. */
+export interface PolicyLists {
+  /** Every build, SAST and deploy project: the gate hears their builds finish. */
+  readonly gateProjects: string[];
+  /** The deploy projects, which the gate starts. */
+  readonly deployProjects: string[];
+  /** The rollback projects, which alarm-rollback starts and hears. */
+  readonly rollbackProjects: string[];
+  /** The tiers' provisioning and deprovisioning projects, which tenant-onboarding starts. */
+  readonly tenantProjects: string[];
+  /** Every service's repositories: only their pushes start the build and SAST projects. */
+  readonly repositories: string[];
+  /** The event sources other tools report gate signals from (`source` senders). */
+  readonly signalSources: string[];
+  /** The services' build projects. */
+  readonly buildProjects: string[];
+  /** The services' SAST projects. */
+  readonly sastProjects: string[];
+  /** Every service's branches. */
+  readonly branches: string[];
+}
+
+/** A policy file read and checked: its text (what the stack stores) and what it implies. */
+export interface CheckedPolicy {
+  readonly file: string;
+  readonly text: string;
+  readonly lists: PolicyLists;
+}
+
+/** The workspace's `Cargo.toml`: two levels above this package. */
+export const WORKSPACE_MANIFEST = path.resolve(__dirname, '..', '..', '..', '..', 'Cargo.toml');
+
+/**
+ * The command that runs `eddo` (its arguments follow): `EDDO_CLI` if set (a built binary), else
+ * `cargo run` of the workspace's `eddo` binary, which builds it on first use.
+ */
+export function eddoCommand(manifestPath: string = WORKSPACE_MANIFEST): string[] {
+  const cli = process.env.EDDO_CLI;
+  if (cli) {
+    return [cli];
+  }
+  return ['cargo', 'run', '--quiet', '--locked', '--manifest-path', manifestPath, '-p', 'eddo', '--bin', 'eddo', '--'];
+}
+
+const checked = new Map<string, CheckedPolicy>();
+
+/**
+ * Reads and checks the policy at `file` with eddo's parser. Throws an Error whose message is
+ * eddo's own (`FILE: policy: services.x.gate...: ...`) when the file is missing or not a valid
+ * policy. Each file is read once per synth.
+ */
+export function checkPolicy(file: string, command: string[] = eddoCommand()): CheckedPolicy {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf-8');
+  } catch (e) {
+    throw new Error(`${abs}: ${(e as Error).message}`);
+  }
+  const key = `${command.join(' ')}\n${abs}\n${text}`;
+  const known = checked.get(key);
+  if (known) {
+    return known;
+  }
+  const [program, ...args] = command;
+  const run = spawnSync(program, [...args, 'policy', 'params', '--json', abs], { encoding: 'utf-8' });
+  if (run.error) {
+    throw new Error(`could not run ${command.join(' ')} to check the policy (build the workspace, or set EDDO_CLI): ${run.error.message}`);
+  }
+  if (run.status !== 0) {
+    throw new Error(run.stderr.trim() || `${command.join(' ')} exited with status ${run.status}`);
+  }
+  const raw = JSON.parse(run.stdout) as Record<string, string[]>;
+  const list = (name: string): string[] => {
+    const v = raw[name];
+    if (!Array.isArray(v)) {
+      throw new Error(`eddo policy params --json printed no ${name}: is the eddo binary older than this construct?`);
+    }
+    return v;
+  };
+  const policy: CheckedPolicy = {
+    file: abs,
+    text,
+    lists: {
+      gateProjects: list('GateProjectNames'),
+      deployProjects: list('DeployProjectNames'),
+      rollbackProjects: list('RollbackProjectNames'),
+      tenantProjects: list('TenantProjectNames'),
+      repositories: list('TrackedRepositories'),
+      signalSources: list('SignalSources'),
+      buildProjects: list('BuildProjects'),
+      sastProjects: list('SastProjects'),
+      branches: list('Branches'),
+    },
+  };
+  checked.set(key, policy);
+  return policy;
+}

@@ -1,0 +1,149 @@
+/**
+ * What the `Eddo` construct's parts share: eddo's event sources, the bus policy that keeps each
+ * source to its owner, the push rule's StartBuild input, and the checks of the props against the
+ * policy.
+ */
+import { Token } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { Construct } from 'constructs';
+import type { EddoProps } from './eddo';
+import type { CheckedPolicy } from './policy';
+
+/** The source each function publishes as. */
+export const SOURCES = {
+  webhook: 'eddo.webhook',
+  gate: 'eddo.gate',
+  rollback: 'eddo.rollback',
+  tenants: 'eddo.tenants',
+} as const;
+
+/** The build statuses that end a build. */
+export const FINISHED = ['SUCCEEDED', 'FAILED', 'FAULT', 'TIMED_OUT', 'STOPPED'];
+
+const field = (p: string) => events.EventField.fromPath(p);
+const variable = (name: string, value: string) => ({ name, value, type: 'PLAINTEXT' });
+
+/**
+ * StartBuild's parameters from eddo's Git Push event: the source version is the commit, and the
+ * build gets the commit, repository, branch, correlation id and the event's id (its cause).
+ */
+export const PushInput = events.RuleTargetInput.fromObject({
+  sourceVersion: field('$.detail.commit_sha'),
+  environmentVariablesOverride: [
+    variable('EDDO_COMMIT_SHA', field('$.detail.commit_sha')),
+    variable('EDDO_REPOSITORY', field('$.detail.repository.full_name')),
+    variable('EDDO_BRANCH', field('$.detail.branch')),
+    variable('EDDO_CORRELATION_ID', field('$.detail.metadata.correlation_id')),
+    variable('EDDO_CAUSATION_ID', events.EventField.eventId),
+  ],
+});
+
+/** The construct id and statement id of the deny that keeps `source` to its function's role. */
+const OWNER_STATEMENTS: Record<string, [string, string]> = {
+  [SOURCES.webhook]: ['WebhookSourcePolicy', 'OnlyTheWebhookPutsEddoWebhook'],
+  [SOURCES.gate]: ['GateSourcePolicy', 'OnlyTheGatePutsEddoGate'],
+  [SOURCES.rollback]: ['RollbackSourcePolicy', 'OnlyAlarmRollbackPutsEddoRollback'],
+  [SOURCES.tenants]: ['TenantsSourcePolicy', 'OnlyTenantOnboardingPutsEddoTenants'],
+};
+
+function deny(scope: Construct, id: string, bus: events.IEventBus, sid: string, condition: Record<string, unknown>) {
+  new events.CfnEventBusPolicy(scope, id, {
+    eventBusName: bus.eventBusName,
+    statementId: sid,
+    statement: {
+      Effect: 'Deny',
+      Principal: '*',
+      Action: 'events:PutEvents',
+      Resource: bus.eventBusArn,
+      Condition: condition,
+    },
+  });
+}
+
+/**
+ * Who may put which source on the bus. Only AWS puts aws.* (on the default bus); these deny every
+ * principal but its function's role each eddo source, any other eddo.* source to all, and the
+ * tools' signal sources to all but the listed roles. An explicit deny in the bus policy wins over
+ * any identity policy in the account.
+ */
+export function busPolicies(
+  scope: Construct,
+  bus: events.IEventBus,
+  owners: Record<string, iam.IRole>,
+  signalSources: string[],
+  senderRoles: string[],
+): void {
+  deny(scope, 'EddoSourcesPolicy', bus, 'OnlyEddoFunctionsPutEddoSources', {
+    StringLike: { 'events:source': 'eddo.*' },
+    StringNotEquals: { 'events:source': Object.keys(owners) },
+  });
+  for (const [source, role] of Object.entries(owners)) {
+    const [id, sid] = OWNER_STATEMENTS[source];
+    deny(scope, id, bus, sid, {
+      StringEquals: { 'events:source': source },
+      ArnNotEquals: { 'aws:PrincipalArn': role.roleArn },
+    });
+  }
+  if (signalSources.length > 0) {
+    // No role listed: nobody may put them.
+    deny(scope, 'SignalSourcesPolicy', bus, 'OnlyListedRolesPutSignalSources', {
+      StringEquals: { 'events:source': signalSources },
+      ...(senderRoles.length > 0 ? { ArnNotEquals: { 'aws:PrincipalArn': senderRoles } } : {}),
+    });
+  }
+}
+
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::[0-9]{12}:role\/[A-Za-z0-9+=,.@_/-]{1,512}$/;
+const SOURCE = /^[A-Za-z0-9._-]{1,256}$/;
+const BRANCH = /^[^\s~^:?*[\\]+$/;
+
+/** The props checked against each other and the policy; each mistake is an Error naming it. */
+export function validateProps(props: EddoProps, policy: CheckedPolicy): void {
+  const errors: string[] = [];
+  const lists = policy.lists;
+  const member = (prop: string, value: string | undefined, allowed: string[], what: string) => {
+    if (value !== undefined && !allowed.includes(value)) {
+      errors.push(`${prop}: ${value} is no service's ${what} project in ${policy.file} (${allowed.join(', ') || 'none'}): the gate would never hear its builds`);
+    }
+  };
+  member('buildProject', props.buildProject, lists.buildProjects, 'build');
+  member('sastProject', props.sastProject, lists.sastProjects, 'sast');
+  const range = (prop: string, value: number | undefined, min: number, max: number) => {
+    if (value !== undefined && !Token.isUnresolved(value) && (!Number.isInteger(value) || value < min || value > max)) {
+      errors.push(`${prop}: ${value} is not a whole number from ${min} to ${max}`);
+    }
+  };
+  range('idempotencyHours', props.idempotencyHours, 24, 720);
+  range('maxEntryBytes', props.maxEntryBytes, 1024, 1048576);
+  range('webhookReservedConcurrency', props.webhookReservedConcurrency, 0, 1000);
+  for (const arn of props.signalSenderRoleArns ?? []) {
+    if (!Token.isUnresolved(arn) && !ROLE_ARN.test(arn)) {
+      errors.push(`signalSenderRoleArns: ${arn} is not an IAM role ARN`);
+    }
+  }
+  if (props.trackedBranches !== undefined) {
+    if (props.trackedBranches.length === 0) {
+      errors.push('trackedBranches: empty; leave it out to track the policy\'s branches');
+    }
+    for (const b of props.trackedBranches) {
+      if (!BRANCH.test(b)) {
+        errors.push(`trackedBranches: ${JSON.stringify(b)} is not a branch name`);
+      }
+    }
+  }
+  for (const [prop, value] of [
+    ['sbt.controlPlaneEventSource', props.sbt?.controlPlaneEventSource],
+    ['sbt.applicationPlaneEventSource', props.sbt?.applicationPlaneEventSource],
+  ] as const) {
+    if (value !== undefined && !SOURCE.test(value)) {
+      errors.push(`${prop}: ${JSON.stringify(value)} is not an event source (1 to 256 of A-Z a-z 0-9 . _ -)`);
+    }
+  }
+  if (props.eventBus && props.eventBusName) {
+    errors.push('eventBusName: give eventBus (an existing bus) or eventBusName (a new one), not both');
+  }
+  if (errors.length > 0) {
+    throw new Error(`Eddo: ${errors.join('; ')}`);
+  }
+}
