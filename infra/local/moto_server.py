@@ -41,6 +41,11 @@ stand in for what AWS services do inside AWS:
 - GET /_eddo/decisions: every authorization asked of a role so far (principal, action,
   resource), for the test that roles grant nothing their functions do not use.
 
+Input transformers as EventBridge applies them: moto pastes a string value into the template as
+it is, so a JSON template with a placeholder outside quotes (`{"v": <v>}`, as the CDK writes
+`RuleTargetInput.fromObject`) becomes invalid JSON there; EventBridge inserts the value as JSON
+(a string quoted), and inside quotes as the string's text. This server does the same.
+
 Usage: python moto_server.py HOST PORT (0 for any free port)
 """
 
@@ -532,6 +537,64 @@ ENDPOINTS = {
 }
 
 
+def transform_input(template, paths, event):
+    """An InputTransformer's output for `event`, as EventBridge makes it (see the docstring)."""
+    from jsonpath_ng.ext import parse
+
+    values = {}
+    for name, path in (paths or {}).items():
+        found = parse(path).find(event)
+        values[name] = found[0].value if found else None
+    values.setdefault("aws.events.event.json", event)
+    values.setdefault("aws.events.event.ingestion-time", event.get("ingestion-time"))
+    if not template.lstrip().startswith(("{", "[")):
+        # A text template: each value's text where its placeholder is.
+        for name, v in values.items():
+            template = template.replace(f"<{name}>", v if isinstance(v, str) else json.dumps(v))
+        return template
+    out, quoted, i = [], False, 0
+    while i < len(template):
+        c = template[i]
+        if c == "\\" and quoted:
+            out.append(template[i:i + 2])
+            i += 2
+            continue
+        if c == '"':
+            quoted = not quoted
+        if c == "<":
+            end = template.find(">", i)
+            name = template[i + 1:end] if end > 0 else None
+            if name in values:
+                v = values[name]
+                if quoted:
+                    text = v if isinstance(v, str) else json.dumps(v)
+                    out.append(json.dumps(text)[1:-1])
+                else:
+                    out.append("null" if v is None else json.dumps(v))
+                i = end + 1
+                continue
+        out.append(c)
+        i += 1
+    text = "".join(out)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def install_input_transformer():
+    from moto.events import utils
+
+    utils.EventTemplateParser.parse = staticmethod(
+        lambda input_template, input_paths_map, event: transform_input(
+            input_template
+            or utils.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE,
+            input_paths_map or utils.EventTemplateParser.DEFAULT_EVENT_INPUT_PATHS_MAP,
+            event,
+        )
+    )
+
+
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     # The server binds its own port (0: any free one) and says which: no other process can take
@@ -542,6 +605,7 @@ def main() -> None:
     listener.listen(128)
     port = listener.getsockname()[1]
     os.environ["MOTO_PORT"] = str(port)
+    install_input_transformer()
     app = DomainDispatcherApplication(create_backend_app)
     started = {"port": port}
     if IAM:

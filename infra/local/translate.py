@@ -12,10 +12,16 @@ anything. The local stack does the same, so that it provisions what AWS would:
 
 Parameter values are checked as CloudFormation checks them (an unknown name, a missing value,
 Type, AllowedValues, AllowedPattern, MinLength/MaxLength, MinValue/MaxValue) before anything
-else. Prints {"template": ..., "parameters": {name: value}} on success; on a template or a value
+else. A parameter of type AWS::SSM::Parameter::Value<String> (the CDK's BootstrapVersion) takes
+the value of the account's SSM parameter it names, from the --ssm arguments (what the local
+account holds); one that does not exist is refused, as CloudFormation refuses it. Then the
+template's Rules: each assertion evaluated (Fn::Contains, Fn::EachMemberEquals, Fn::EachMemberIn,
+Fn::Equals, Fn::Not, Fn::And, Fn::Or, Ref), a false one refused with its AssertDescription.
+Prints {"template": ..., "parameters": {name: value}} on success; on a template or a value
 CloudFormation would refuse, prints the reason on stderr and exits 1.
 
-Usage: python translate.py TEMPLATE|- [Name=Value ...]
+Usage: python translate.py TEMPLATE|- [Name=Value | Name?=Value | --ssm=NAME=VALUE ...]
+  Name?=Value sets Name only if the template declares it (the local stack's own settings).
 """
 
 import copy
@@ -36,8 +42,12 @@ class Refused(Exception):
     pass
 
 
-def parameter_values(template, overrides):
+SSM_STRING = "AWS::SSM::Parameter::Value<String>"
+
+
+def parameter_values(template, overrides, ssm=None):
     """Each parameter's value as CloudFormation would pass it, checked as CloudFormation checks it."""
+    ssm = ssm or {}
     declared = template.get("Parameters") or {}
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
@@ -54,6 +64,11 @@ def parameter_values(template, overrides):
                 value = value.lower()
         else:
             raise Refused(f"parameter {name} has no value and no Default")
+        if kind == SSM_STRING:
+            if value not in ssm:
+                raise Refused(f"parameter {name}: the SSM parameter {value} does not exist in the account")
+            value = ssm[value]
+            kind = "String"
         items = value.split(",") if kind in ("CommaDelimitedList", "List<Number>") else [value]
         where = f"parameter {name} ({value!r})"
         if kind not in ("String", "Number", "CommaDelimitedList", "List<Number>"):
@@ -79,6 +94,65 @@ def parameter_values(template, overrides):
                 raise Refused(f"{where}: longer than MaxLength {p['MaxLength']}")
         values[name] = value
     return values
+
+
+def rule_value(v, parameters, declared, path):
+    """A value in a rule: a string, a list, a Ref to a parameter, or a rule function."""
+    if isinstance(v, (str, int, float, bool)):
+        return str(v).lower() if isinstance(v, bool) else str(v)
+    if isinstance(v, list):
+        return [rule_value(x, parameters, declared, f"{path}[{i}]") for i, x in enumerate(v)]
+    if isinstance(v, dict) and len(v) == 1:
+        (fn, args), = v.items()
+        if fn == "Ref":
+            if args not in parameters:
+                raise Refused(f"{path}: Ref {args} is not a parameter (rules may only refer to parameters)")
+            kind = (declared.get(args) or {}).get("Type")
+            value = parameters[args]
+            return value.split(",") if kind in ("CommaDelimitedList", "List<Number>") else value
+        return rule_condition(v, parameters, declared, path)
+    raise Refused(f"{path}: not a value a rule can use")
+
+
+def rule_condition(v, parameters, declared, path):
+    """A rule function's truth, as CloudFormation's rule functions define it."""
+    if not (isinstance(v, dict) and len(v) == 1):
+        raise Refused(f"{path}: a rule condition is one rule function")
+    (fn, args), = v.items()
+    val = lambda x, i: rule_value(x, parameters, declared, f"{path}.{fn}[{i}]")
+    if fn in ("Fn::Equals", "Fn::Contains", "Fn::EachMemberEquals", "Fn::EachMemberIn"):
+        if not (isinstance(args, list) and len(args) == 2):
+            raise Refused(f"{path}: {fn} takes two arguments")
+        a, b = val(args[0], 0), val(args[1], 1)
+        if fn == "Fn::Equals":
+            return a == b
+        if fn == "Fn::Contains":
+            return isinstance(a, list) and b in a
+        if fn == "Fn::EachMemberEquals":
+            return isinstance(a, list) and all(x == b for x in a)
+        return isinstance(a, list) and isinstance(b, list) and all(x in b for x in a)
+    if fn == "Fn::Not":
+        if not (isinstance(args, list) and len(args) == 1):
+            raise Refused(f"{path}: Fn::Not takes one condition")
+        return not rule_condition(args[0], parameters, declared, f"{path}.Fn::Not[0]")
+    if fn in ("Fn::And", "Fn::Or"):
+        if not (isinstance(args, list) and 2 <= len(args) <= 10):
+            raise Refused(f"{path}: {fn} takes 2 to 10 conditions")
+        truths = [rule_condition(x, parameters, declared, f"{path}.{fn}[{i}]") for i, x in enumerate(args)]
+        return all(truths) if fn == "Fn::And" else any(truths)
+    raise Refused(f"{path}: {fn} is not a rule function the local stack evaluates")
+
+
+def check_rules(template, parameters):
+    """CloudFormation checks a template's Rules before it creates anything."""
+    declared = template.get("Parameters") or {}
+    for name, rule in (template.get("Rules") or {}).items():
+        path = f"Rules.{name}"
+        if "RuleCondition" in rule and not rule_condition(rule["RuleCondition"], parameters, declared, f"{path}.RuleCondition"):
+            continue
+        for i, a in enumerate(rule.get("Assertions") or []):
+            if not rule_condition(a.get("Assert"), parameters, declared, f"{path}.Assertions[{i}].Assert"):
+                raise Refused(f"{path}: {a.get('AssertDescription', 'an assertion is false')}")
 
 
 def transforms(template):
@@ -237,18 +311,30 @@ def main():
     from samtranslator.yaml_helper import yaml_parse
 
     source = sys.stdin.read() if sys.argv[1] == "-" else open(sys.argv[1]).read()
-    overrides = {}
+    overrides, defaults, ssm = {}, {}, {}
     for arg in sys.argv[2:]:
+        if arg.startswith("--ssm="):
+            name, sep, value = arg[len("--ssm="):].partition("=")
+            ssm[name] = value
+            continue
         name, sep, value = arg.partition("=")
         if not sep:
             print(f"not Name=Value: {arg}", file=sys.stderr)
             return 2
-        overrides[name] = value
+        if name.endswith("?"):
+            defaults[name[:-1]] = value
+        else:
+            overrides[name] = value
     try:
         template = yaml_parse(source)
         if not isinstance(template, dict):
             raise Refused("a template is a mapping")
-        parameters = parameter_values(template, overrides)
+        declared = template.get("Parameters") or {}
+        for name, value in defaults.items():
+            if name in declared:
+                overrides.setdefault(name, value)
+        parameters = parameter_values(template, overrides, ssm)
+        check_rules(template, parameters)
         listed = transforms(template)
         if LANGUAGE_EXTENSIONS in listed:
             template = language_extensions(template, parameters)

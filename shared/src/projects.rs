@@ -40,8 +40,10 @@ impl PolicyProjects {
             for project in [&p.build, &p.sast].into_iter().flatten() {
                 out.gate.insert(project.as_str().to_string());
             }
-            out.build.extend(p.build.iter().map(|b| b.as_str().to_string()));
-            out.sast.extend(p.sast.iter().map(|b| b.as_str().to_string()));
+            out.build
+                .extend(p.build.iter().map(|b| b.as_str().to_string()));
+            out.sast
+                .extend(p.sast.iter().map(|b| b.as_str().to_string()));
             out.branches.extend(s.branches.iter().cloned());
             out.gate.insert(p.deploy.as_str().to_string());
             out.deploy.insert(p.deploy.as_str().to_string());

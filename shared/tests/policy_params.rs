@@ -56,6 +56,10 @@ fn the_example_policy_as_json_lists_every_project_by_role() {
     assert_eq!(v["Branches"], serde_json::json!(["main", "master"]));
     assert_eq!(
         v["SignalSources"],
-        serde_json::json!(["com.example.chatops", "com.example.semgrep", "com.example.trivy"])
+        serde_json::json!([
+            "com.example.chatops",
+            "com.example.semgrep",
+            "com.example.trivy"
+        ])
     );
 }

@@ -347,7 +347,7 @@ pub async fn signal_sender(
 }
 
 /// Creates every `AWS::IAM::Role` of the template (named `<prefix>-<logical id>`) with its inline
-/// policies and managed policy ARNs, then every `AWS::IAM::RolePolicy`; names them for `Ref` and
+/// policies and managed policy ARNs, then every `AWS::IAM::RolePolicy` and `AWS::IAM::Policy`; names them for `Ref` and
 /// `Fn::GetAtt`. The emulator's IAM refuses a malformed policy document, as IAM does.
 pub async fn create_roles(
     sdk: &SdkConfig,
@@ -439,6 +439,41 @@ pub async fn create_roles(
         if let Some(r) = roles.iter_mut().find(|r| r.name == role) {
             r.policies.push((policy_name.to_string(), doc.clone()));
         }
+    }
+    // An inline policy embedded in each role it lists (what the CDK grants with).
+    for (id, r) in template.of_type("AWS::IAM::Policy") {
+        let policy_name = property(names, id, r, "PolicyName")?;
+        let doc = property(names, id, r, "PolicyDocument")?;
+        let listed = property(names, id, r, "Roles")?;
+        let Some(policy_name) = policy_name.as_str() else {
+            return Err(LocalError::Setup(format!(
+                "template: resource {id}: PolicyName is required"
+            )));
+        };
+        for kind in ["Users", "Groups"] {
+            if !property(names, id, r, kind)?.is_null() {
+                return Err(LocalError::Setup(format!(
+                    "template: resource {id}: the local stack attaches policies to roles, not {kind}"
+                )));
+            }
+        }
+        for role in listed.as_array().into_iter().flatten() {
+            let role = role.as_str().unwrap_or_default();
+            iam.put_role_policy()
+                .role_name(role)
+                .policy_name(policy_name)
+                .policy_document(document(
+                    &doc,
+                    &format!("resource {id}, Properties.PolicyDocument"),
+                )?)
+                .send()
+                .await
+                .map_err(|e| aws(&format!("PutRolePolicy {id} {role}"), e))?;
+            if let Some(r) = roles.iter_mut().find(|r| r.name == role) {
+                r.policies.push((policy_name.to_string(), doc.clone()));
+            }
+        }
+        names.set_ref(id, policy_name);
     }
     Ok(roles)
 }

@@ -1,6 +1,7 @@
 //! eddo on one machine, without an AWS account: moto server on loopback, the resources eddo
 //! needs, and the scripted demo the README's run command plays.
 
+pub mod cdk;
 pub mod codebuild;
 pub mod demo;
 pub mod dispatch;

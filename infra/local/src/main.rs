@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 const USAGE: &str = "usage: eddo-local <command>
 
-  demo                 start moto and the webhook function, play the scripted scenario, print the timeline
+  demo [--cdk]         start moto and the webhook function, play the scripted scenario, print the
+                       timeline; --cdk: on the stack the CDK app (infra/cdk) synthesizes
   up [--port N]        start moto, the CodeBuild stand-in and the webhook function URL (default
                        port 9000), deliver what the rules route, print each step; until Ctrl-C
   send FILE [--event NAME]
@@ -24,13 +25,18 @@ const USAGE: &str = "usage: eddo-local <command>
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("demo") => eddo_local::demo::run().await.map(|ok| {
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }),
+        Some("demo") if args.len() > 2 || args.get(1).is_some_and(|a| a != "--cdk") => {
+            return usage();
+        }
+        Some("demo") => eddo_local::demo::run(args.get(1).is_some())
+            .await
+            .map(|ok| {
+                if ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }),
         Some("up") => {
             let port = match args.get(1).map(String::as_str) {
                 Some("--port") => args.get(2).and_then(|p| p.parse().ok()),

@@ -310,12 +310,16 @@ pub(crate) struct Scene<'a> {
     who: String,
 }
 
-/// Plays the scenario on `template.yaml`, printing the timeline; `Ok(true)` when every expected
-/// step happened.
-pub async fn run() -> Result<bool, LocalError> {
-    let path = crate::moto::project_root().join("template.yaml");
-    let template = std::fs::read_to_string(&path)
-        .map_err(|e| LocalError::Setup(format!("{}: {e}", path.display())))?;
+/// Plays the scenario on `template.yaml`, or with `cdk` on the CDK app's template, printing the
+/// timeline; `Ok(true)` when every expected step happened.
+pub async fn run(cdk: bool) -> Result<bool, LocalError> {
+    let template = if cdk {
+        crate::cdk::synth(&crate::cdk::local_context())?
+    } else {
+        let path = crate::moto::project_root().join("template.yaml");
+        std::fs::read_to_string(&path)
+            .map_err(|e| LocalError::Setup(format!("{}: {e}", path.display())))?
+    };
     Ok(play(&template, true, false).await?.passed())
 }
 
@@ -335,7 +339,7 @@ pub async fn play(
     let stack = Stack::provision_template(&sdk, "eddo", template, &[]).await?;
     t.step(
         true,
-        "provisioned from template.yaml",
+        "provisioned from the template",
         "",
         format!(
             "bus {}, table {}, {} function(s), policy in SSM {} ({}); parameters: {}",

@@ -128,15 +128,21 @@ impl Stack {
         text: &str,
         overrides: &[(&str, &str)],
     ) -> Result<Stack, LocalError> {
-        let local = local_parameters()?;
+        // The local settings apply where the template declares the parameter (`Name?=Value`):
+        // template.yaml takes them all, a CDK-synthesized template (whose settings are its
+        // construct's props) none.
         let mut parameters = vec![
-            ("EventBusName".to_string(), format!("{prefix}-bus")),
+            ("EventBusName?".to_string(), format!("{prefix}-bus")),
             (
-                "PolicyParameterName".to_string(),
+                "PolicyParameterName?".to_string(),
                 format!("/{prefix}/policy"),
             ),
         ];
-        parameters.extend(local);
+        parameters.extend(
+            local_parameters()?
+                .into_iter()
+                .map(|(k, v)| (format!("{k}?"), v)),
+        );
         parameters.extend(
             overrides
                 .iter()
@@ -160,6 +166,7 @@ impl Stack {
         let tables = provision::tables(sdk, template, &mut names, prefix).await?;
         let secrets = provision::secrets(sdk, template, &mut names, prefix).await?;
         let queues = provision::queues(sdk, template, &mut names, prefix).await?;
+        let declared_parameters = provision::parameters(sdk, template, &mut names, prefix).await?;
         let roles = crate::iam::create_roles(sdk, template, &mut names, prefix).await?;
         let (function_arns, mut skipped) = provision::names(template, &mut names, prefix)?;
         let functions = functions(template, &names)?;
@@ -175,16 +182,30 @@ impl Stack {
             }
             _ => None,
         };
-        let policy_parameter = template.parameters.get("PolicyParameterName").cloned();
+        // Where the functions read the policy.
+        let policy_parameter = functions.iter().find_map(|f| {
+            f.env
+                .iter()
+                .find(|(k, _)| k == "EDDO_POLICY_PARAMETER")
+                .map(|(_, v)| v.clone())
+        });
         // A rule without EventBusName is on the account's default bus, as in AWS.
         let rules = rules(template, &names, &function_arns, "default")?;
         check_invoke_permissions(template, &names, &rules, &functions)?;
         let (routes, projects) = provision::routes(sdk, rules, prefix, &mut skipped).await?;
         let codebuild = Arc::new(CodeBuild::start(sdk, projects, BUILD_DURATION).await?);
         if let Some(name) = &policy_parameter {
-            let text = std::fs::read_to_string(project_root().join(LOCAL_POLICY))
-                .map_err(|e| LocalError::Setup(format!("{LOCAL_POLICY}: {e}")))?;
-            put_policy(sdk, name, &text).await?;
+            // A template that creates the parameter deploys its own policy (the CDK construct's,
+            // read at synth); otherwise the operator puts it, and the local stack puts its own.
+            let text = match declared_parameters.get(name) {
+                Some(text) => text.clone(),
+                None => {
+                    let text = std::fs::read_to_string(project_root().join(LOCAL_POLICY))
+                        .map_err(|e| LocalError::Setup(format!("{LOCAL_POLICY}: {e}")))?;
+                    put_policy(sdk, name, &text).await?;
+                    text
+                }
+            };
             add_policy_projects(&codebuild, &text)?;
         }
         let first = |v: Vec<String>, what: &str| {

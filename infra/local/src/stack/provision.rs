@@ -81,6 +81,48 @@ pub(super) fn bus_policies(
     Ok(())
 }
 
+/// Every `AWS::SSM::Parameter`, with its value: name -> value.
+pub(super) async fn parameters(
+    sdk: &SdkConfig,
+    template: &Template,
+    names: &mut Names,
+    prefix: &str,
+) -> Result<BTreeMap<String, String>, LocalError> {
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    let mut out = BTreeMap::new();
+    for (id, r) in template.of_type("AWS::SSM::Parameter") {
+        let props = names.resolve(&r.properties, &format!("resource {id}, Properties"))?;
+        let name = props["Name"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{prefix}-{id}"));
+        let value = props["Value"].as_str().ok_or_else(|| {
+            LocalError::Setup(format!(
+                "template: resource {id}, Properties.Value: a string is required"
+            ))
+        })?;
+        let kind = props["Type"].as_str().unwrap_or_default();
+        if !["String", "StringList"].contains(&kind) {
+            return Err(LocalError::Setup(format!(
+                "template: resource {id}, Properties.Type: String or StringList (CloudFormation cannot create a SecureString), not {kind:?}"
+            )));
+        }
+        ssm.put_parameter()
+            .name(&name)
+            .value(value)
+            .r#type(kind.into())
+            .tier(props["Tier"].as_str().unwrap_or("Standard").into())
+            .send()
+            .await
+            .map_err(|e| aws(&format!("PutParameter {id}"), e))?;
+        names.set_ref(id, &name);
+        names.set_attr(id, "Type", kind);
+        names.set_attr(id, "Value", value);
+        out.insert(name, value.to_string());
+    }
+    Ok(out)
+}
+
 /// Every `AWS::DynamoDB::Table`, with its keys, indexes and TTL.
 pub(super) async fn tables(
     sdk: &SdkConfig,
@@ -272,6 +314,8 @@ pub(super) fn names(
         "AWS::Events::Rule",
         "AWS::IAM::Role",
         "AWS::IAM::RolePolicy",
+        "AWS::IAM::Policy",
+        "AWS::SSM::Parameter",
     ];
     // Each rule's name and ARN, for what names it (a permission's SourceArn).
     for (id, r) in template.of_type("AWS::Events::Rule") {

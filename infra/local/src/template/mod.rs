@@ -82,6 +82,7 @@ impl Template {
         let mut child = Command::new(&python)
             .arg(&script)
             .arg("-")
+            .args(LOCAL_SSM.iter().map(|(k, v)| format!("--ssm={k}={v}")))
             .args(overrides.iter().map(|(k, v)| format!("{k}={v}")))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -216,11 +217,20 @@ impl Template {
     }
 }
 
+/// The SSM parameters the local account holds before any stack: the CDK's bootstrap version, as
+/// `cdk bootstrap` leaves it (a CDK app's template checks it in its Rules).
+pub const LOCAL_SSM: [(&str, &str); 1] = [("/cdk-bootstrap/hnb659fds/version", "30")];
+
+/// The metadata key the CDK construct names each function's binary with (SAM's is
+/// `BuildProperties.Binary`).
+pub const BINARY_METADATA: &str = "eddo:binary";
+
 /// A function of the template, as the local runtime runs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FunctionDef {
     pub logical_id: String,
-    /// `Metadata.BuildProperties.Binary`: the workspace binary `sam build` packages.
+    /// The workspace binary it runs: `Metadata.BuildProperties.Binary` (what `sam build`
+    /// packages) or `Metadata.eddo:binary` (what the CDK construct bundles).
     pub binary: String,
     pub env: Vec<(String, String)>,
     pub timeout_secs: u64,
@@ -256,9 +266,10 @@ pub fn functions(template: &Template, names: &Names) -> Result<Vec<FunctionDef>,
     for (id, r) in template.of_type("AWS::Lambda::Function") {
         let binary = r.metadata["BuildProperties"]["Binary"]
             .as_str()
+            .or_else(|| r.metadata[BINARY_METADATA].as_str())
             .ok_or_else(|| {
                 bad(format!(
-                    "{id}: Metadata.BuildProperties.Binary names no binary"
+                    "{id}: Metadata.BuildProperties.Binary (SAM) or Metadata.{BINARY_METADATA} (the CDK construct) names no binary"
                 ))
             })?
             .to_string();

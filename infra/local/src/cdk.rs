@@ -1,0 +1,76 @@
+//! The CDK app's template, as `cdk synth` writes it: the example app of `infra/cdk` (compiled by
+//! `make setup`) run with node, its functions' bundling skipped (the local stack runs the host
+//! build of each binary, so no arm64 build is needed to run the CDK stack locally), its policy
+//! checked by the workspace's `eddo` binary.
+
+use std::process::Command;
+
+use crate::LocalError;
+use crate::moto::project_root;
+
+/// The example app's stack, as `bin/eddo.ts` names it.
+pub const STACK: &str = "Eddo";
+
+/// The CDK context the local stack synthesizes with: the settings `template.yaml` gets from
+/// `LOCAL_SETTINGS` that the example app does not default to.
+pub fn local_context() -> Vec<(&'static str, String)> {
+    vec![(
+        "eddo:signalSenderRoleArns",
+        crate::stack::SIGNAL_SENDER_ROLE.to_string(),
+    )]
+}
+
+/// Synthesizes the example app with `context` (CDK context keys and values) and returns its
+/// stack's template (JSON text). A mistake in the policy fails here with eddo's message.
+pub fn synth(context: &[(&str, String)]) -> Result<String, LocalError> {
+    let app = project_root().join("infra/cdk/dist/bin/eddo.js");
+    if !app.is_file() {
+        return Err(LocalError::Setup(format!(
+            "{} is not built: run `make setup` (npm ci and tsc in infra/cdk)",
+            app.display()
+        )));
+    }
+    let out = tempdir()?;
+    let mut ctx = serde_json::Map::new();
+    // No stack is bundled: no cargo-lambda build at synth.
+    ctx.insert("aws:cdk:bundling-stacks".into(), serde_json::json!([]));
+    for (k, v) in context {
+        ctx.insert(k.to_string(), serde_json::Value::String(v.clone()));
+    }
+    let mut cmd = Command::new("node");
+    cmd.arg(&app).env("CDK_OUTDIR", &out).env(
+        "CDK_CONTEXT_JSON",
+        serde_json::Value::Object(ctx).to_string(),
+    );
+    // The policy is checked by the eddo binary built beside this one, if there is one.
+    if let Ok(eddo) = crate::runtime::binary("eddo") {
+        cmd.env("EDDO_CLI", eddo);
+    }
+    let run = cmd
+        .output()
+        .map_err(|e| LocalError::Setup(format!("could not run node (Node.js 20 or later): {e}")))?;
+    let result = if run.status.success() {
+        std::fs::read_to_string(out.join(format!("{STACK}.template.json")))
+            .map_err(|e| LocalError::Setup(format!("cdk synth wrote no {STACK} template: {e}")))
+    } else {
+        Err(LocalError::Setup(format!(
+            "cdk synth failed: {}",
+            String::from_utf8_lossy(&run.stderr).trim()
+        )))
+    };
+    let _ = std::fs::remove_dir_all(&out);
+    result
+}
+
+fn tempdir() -> Result<std::path::PathBuf, LocalError> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "eddo-cdk-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| LocalError::Setup(format!("{}: {e}", dir.display())))?;
+    Ok(dir)
+}
