@@ -153,6 +153,8 @@ interface FunctionSpec {
   /** Asynchronous invocations: two retries, then the dead-letter queue. */
   readonly asynchronous: boolean;
   readonly reservedConcurrency?: number;
+  /** What its errors alarm says. */
+  readonly errorsAlarm: string;
 }
 
 /** eddo on Amazon EventBridge: the bus, the state, the four functions and their wiring. */
@@ -288,8 +290,7 @@ export class Eddo extends Construct {
     });
     // The binary it runs, for tools that read the template (the local stack).
     (f.node.defaultChild as lambda.CfnFunction).addMetadata('eddo:binary', spec.binary);
-    this.alarm(`${id}ErrorsAlarm`, `${spec.binary} failed invocations${spec.asynchronous ? ' (retried, then dead-lettered)' : ''}.`,
-      f.metricErrors({ statistic: 'Sum', period: Duration.minutes(5) }));
+    this.alarm(`${id}ErrorsAlarm`, spec.errorsAlarm, f.metricErrors({ statistic: 'Sum', period: Duration.minutes(5) }));
     return f;
   }
 
@@ -389,6 +390,7 @@ export class Eddo extends Construct {
       // GitHub waits 10 s for an answer; AWS calls are bounded well inside this.
       timeout: Duration.seconds(9),
       asynchronous: false,
+      errorsAlarm: 'The webhook function failed invocations (deliveries answered with a runtime error).',
       reservedConcurrency: concurrency === 0 ? undefined : concurrency,
       environment: {
         EDDO_WEBHOOK_SECRET_ARN: this.webhookSecret.secretArn,
@@ -412,6 +414,7 @@ export class Eddo extends Construct {
     const lists = this.policy.lists;
     const f = this.fn('ScanGate', {
       binary: 'scan-gate',
+      errorsAlarm: 'The scan gate failed invocations (retried, then dead-lettered).',
       description:
         'Deploys a version of a service only once every signal its policy requires has passed, before its deadline; ' +
         'blocks or times it out otherwise, with every reason.',
@@ -473,6 +476,7 @@ export class Eddo extends Construct {
     const lists = this.policy.lists;
     const f = this.fn('AlarmRollback', {
       binary: 'alarm-rollback',
+      errorsAlarm: 'alarm-rollback failed invocations (retried, then dead-lettered).',
       description:
         'Rolls a service back to its last known-good version when an alarm fires while a release bakes, once, ' +
         'through its rollback project; says why, or why not.',
@@ -513,6 +517,7 @@ export class Eddo extends Construct {
     const answers = sbt?.applicationPlaneEventSource ?? 'applicationPlaneEventSource';
     const f = this.fn('TenantOnboarding', {
       binary: 'tenant-onboarding',
+      errorsAlarm: 'tenant-onboarding failed invocations (retried, then dead-lettered).',
       description:
         'Provisions each new SaaS tenant once through its tier\'s CodeBuild project, retries as the tier allows, ' +
         'offboards it the same way, and says how it went.',

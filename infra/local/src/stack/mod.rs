@@ -128,21 +128,7 @@ impl Stack {
         text: &str,
         overrides: &[(&str, &str)],
     ) -> Result<Stack, LocalError> {
-        // The local settings apply where the template declares the parameter (`Name?=Value`):
-        // template.yaml takes them all, a CDK-synthesized template (whose settings are its
-        // construct's props) none.
-        let mut parameters = vec![
-            ("EventBusName?".to_string(), format!("{prefix}-bus")),
-            (
-                "PolicyParameterName?".to_string(),
-                format!("/{prefix}/policy"),
-            ),
-        ];
-        parameters.extend(
-            local_parameters()?
-                .into_iter()
-                .map(|(k, v)| (format!("{k}?"), v)),
-        );
+        let mut parameters = local_template_parameters(prefix)?;
         parameters.extend(
             overrides
                 .iter()
@@ -459,6 +445,25 @@ impl Stack {
             }
         }
     }
+}
+
+/// The parameters the local stack deploys a template with, as `Name?=Value`: each applies where
+/// the template declares the parameter: template.yaml takes them all, a CDK-synthesized template
+/// (whose settings are its construct's props) none. The bus is `<prefix>-bus`.
+pub fn local_template_parameters(prefix: &str) -> Result<Vec<(String, String)>, LocalError> {
+    let mut parameters = vec![
+        ("EventBusName?".to_string(), format!("{prefix}-bus")),
+        (
+            "PolicyParameterName?".to_string(),
+            format!("/{prefix}/policy"),
+        ),
+    ];
+    parameters.extend(
+        local_parameters()?
+            .into_iter()
+            .map(|(k, v)| (format!("{k}?"), v)),
+    );
+    Ok(parameters)
 }
 
 /// Creates the queue `queue` and the rule `rule` on `bus` that delivers `pattern`'s matches to
