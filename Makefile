@@ -4,7 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CARGO ?= cargo
 
-.PHONY: help setup demo up test lint cfn-lint unit bench size measure sam-build
+CDK := infra/cdk
+# The policy is checked at synth by the workspace's eddo binary (built by the targets that synth).
+EDDO_CLI := $(CURDIR)/target/debug/eddo
+
+.PHONY: help setup demo up test lint cfn-lint unit cdk-test bench size measure sam-build cdk-synth eddo-cli
 
 help:
 	@echo "make demo   run eddo locally: moto on loopback and the scripted scenario"
@@ -15,6 +19,7 @@ help:
 	@echo "make size   stripped arm64 bootstrap and zip sizes of the four functions"
 	@echo "make sam-build  sam build (arm64, cargo-lambda) into .aws-sam/ and sam validate --lint, as a deploy does"
 	@echo "make measure  the bench runner alone: cold start, warm latency, memory, cost per function"
+	@echo "make cdk-synth  cdk synth of the CDK app (infra/cdk): the functions built for arm64 by cargo-lambda, as cdk deploy does"
 
 # The virtualenv with moto, cfn-lint and AWS's SAM translator; rebuilt when the requirements change.
 $(VENV)/.installed: infra/requirements.txt
@@ -22,7 +27,19 @@ $(VENV)/.installed: infra/requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r infra/requirements.txt
 	touch $@
 
-setup: $(VENV)/.installed
+# The CDK app's packages (npm ci, from the lockfile) and its compiled TypeScript.
+$(CDK)/node_modules/.installed: $(CDK)/package-lock.json
+	cd $(CDK) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CDK)/dist/.built: $(CDK)/node_modules/.installed $(CDK)/tsconfig.json $(wildcard $(CDK)/bin/*.ts $(CDK)/lib/*.ts $(CDK)/test/*.ts)
+	cd $(CDK) && npx tsc -p .
+	touch $@
+
+setup: $(VENV)/.installed $(CDK)/dist/.built
+
+eddo-cli:
+	$(CARGO) build --quiet --locked -p eddo --bin eddo
 
 demo: setup
 	$(CARGO) build --quiet --workspace --bins
@@ -38,8 +55,8 @@ lint:
 
 # The source templates, and template.yaml as CloudFormation runs it (after its transforms), for
 # the parameter choices a user has.
-cfn-lint: setup
-	VENV=$(VENV) infra/scripts/cfn-lint.sh
+cfn-lint: setup eddo-cli
+	EDDO_CLI=$(EDDO_CLI) VENV=$(VENV) infra/scripts/cfn-lint.sh
 
 unit: setup
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
@@ -48,7 +65,11 @@ unit: setup
 		$(CARGO) test --workspace --locked --no-fail-fast; \
 	fi
 
-test: lint cfn-lint unit
+# The CDK construct's tests (aws-cdk-lib/assertions, node's test runner).
+cdk-test: setup eddo-cli
+	cd $(CDK) && EDDO_CLI=$(EDDO_CLI) node --test dist/test/
+
+test: lint cfn-lint cdk-test unit
 
 bench: setup
 	infra/scripts/bench.sh
@@ -59,6 +80,12 @@ size: setup
 # What a user runs before sam deploy, with the SAM CLI and cargo-lambda from PyPI (.venv-sam).
 sam-build:
 	infra/scripts/sam-build.sh
+
+# What a user runs before cdk deploy: the CDK app synthesized with its functions built for arm64
+# by cargo-lambda (from .venv-sam, as make sam-build installs it) into the workspace's target/,
+# which make sam-build shares.
+cdk-synth: setup eddo-cli
+	EDDO_CLI=$(EDDO_CLI) infra/scripts/cdk-synth.sh
 
 measure: setup
 	BENCH_PARTS=functions infra/scripts/bench.sh

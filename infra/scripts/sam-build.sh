@@ -5,15 +5,8 @@
 # then `sam validate --lint` on the same template. Prints how long the build took.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-venv=${SAM_VENV:-.venv-sam}
-if [ ! -x "$venv/bin/sam" ] || [ infra/requirements-sam.txt -nt "$venv/.installed" ] || [ infra/requirements-build.txt -nt "$venv/.installed" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r infra/requirements-sam.txt
-  touch "$venv/.installed"
-fi
-export PATH="$PWD/$venv/bin:$PATH"
+. infra/scripts/build-tools.sh
 export SAM_CLI_TELEMETRY=0
-rustup target add aarch64-unknown-linux-gnu >/dev/null
 start=$(date +%s)
 sam build --language-extensions --template-file template.yaml --build-dir .aws-sam/build
 built=$(( $(date +%s) - start ))

@@ -1,0 +1,211 @@
+/**
+ * The Eddo construct's props, checked with aws-cdk-lib/assertions: a policy with a mistake fails
+ * synth with eddo's own message; the projects the policy names appear in IAM and in the rules'
+ * filters, and nothing else does; the props reach the functions, the bus policy and the alarms.
+ * Functions are not bundled (no cargo-lambda build); the policy is checked by the workspace's
+ * eddo binary.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { strict as assert } from 'node:assert';
+import { test } from 'node:test';
+import { App, Stack } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { Eddo, EddoProps } from '../lib/eddo';
+import { eddoCommand } from '../lib/policy';
+
+const EXAMPLE = path.resolve(__dirname, '..', '..', '..', 'policy', 'example.yaml');
+
+function stackWith(props: Partial<EddoProps>): Stack {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new Stack(app, 'Test');
+  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, ...props });
+  return stack;
+}
+
+function synth(props: Partial<EddoProps> = {}): Template {
+  return Template.fromStack(stackWith(props));
+}
+
+function policyFile(text: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'eddo-cdk-'));
+  const file = path.join(dir, 'policy.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+/** Every string in a template value, its Fn::Join parts joined. */
+function flatten(v: unknown): string[] {
+  if (typeof v === 'string') return [v];
+  if (Array.isArray(v)) return v.flatMap(flatten);
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    if (Array.isArray(o['Fn::Join'])) {
+      const [sep, parts] = o['Fn::Join'] as [string, unknown[]];
+      return [parts.map((p) => (typeof p === 'string' ? p : '${}')).join(sep)];
+    }
+    return Object.values(o).flatMap(flatten);
+  }
+  return [];
+}
+
+/** The CodeBuild projects a template names: in grants (project/NAME) and in rule filters. */
+function projects(t: Template): { granted: Set<string>; heard: Set<string>; pushed: Set<string> } {
+  const granted = new Set<string>();
+  for (const p of Object.values(t.findResources('AWS::IAM::Policy'))) {
+    for (const s of flatten(p.Properties.PolicyDocument)) {
+      const m = /:project\/(.+)$/.exec(s);
+      if (m) granted.add(m[1]);
+    }
+  }
+  const heard = new Set<string>();
+  const pushed = new Set<string>();
+  for (const r of Object.values(t.findResources('AWS::Events::Rule'))) {
+    for (const name of r.Properties.EventPattern?.detail?.['project-name'] ?? []) heard.add(name);
+    for (const target of r.Properties.Targets ?? []) {
+      for (const s of flatten(target.Arn)) {
+        const m = /:project\/(.+)$/.exec(s);
+        if (m) pushed.add(m[1]);
+      }
+    }
+  }
+  return { granted, heard, pushed };
+}
+
+test('a policy with a mistake fails synth with the message eddo gives for it', () => {
+  const bad = policyFile('version: 1\nservices:\n  payments:\n    repositories: [acme/payments]\n    branches: [main]\n    projects: {deploy: pay-deploy}\n    gate: {require: [build], deadline_minutes: 30, sast_checks: [CodeQL]}\n');
+  const [program, ...args] = eddoCommand();
+  const cli = spawnSync(program, [...args, 'policy', 'params', bad], { encoding: 'utf-8' });
+  assert.notEqual(cli.status, 0, 'eddo refuses the policy');
+  const message = cli.stderr.trim();
+  assert.match(message, /sast_checks/);
+  assert.throws(() => stackWith({ policyFile: bad }), (e: Error) => e.message === message);
+});
+
+test('a missing policy file fails synth naming it', () => {
+  assert.throws(() => stackWith({ policyFile: '/nonexistent/eddo-policy.yaml' }), /\/nonexistent\/eddo-policy.yaml/);
+});
+
+test('the projects the policy names are granted and heard, and nothing else', () => {
+  const { granted, heard, pushed } = projects(synth({ buildProject: 'eddo-build', sastProject: 'eddo-sast' }));
+  assert.deepEqual([...granted].sort(), [
+    'eddo-build', 'eddo-deploy', 'eddo-rollback', 'eddo-sast',
+    'eddo-tenant-deprovision', 'eddo-tenant-provision', 'eddo-tenant-provision-premium',
+  ]);
+  assert.deepEqual([...heard].sort(), [
+    'eddo-build', 'eddo-deploy', 'eddo-rollback', 'eddo-sast',
+    'eddo-tenant-deprovision', 'eddo-tenant-provision', 'eddo-tenant-provision-premium',
+  ]);
+  assert.deepEqual([...pushed].sort(), ['eddo-build', 'eddo-sast']);
+});
+
+test('another policy: its projects, repositories and branches, none of the example\'s', () => {
+  const file = policyFile([
+    'version: 1',
+    'services:',
+    '  payments:',
+    '    repositories: [acme/payments]',
+    '    branches: [release]',
+    '    projects: {build: pay-build, deploy: pay-deploy}',
+    '    gate: {require: [build], deadline_minutes: 30}',
+    '',
+  ].join('\n'));
+  const t = synth({ policyFile: file, buildProject: 'pay-build' });
+  const { granted, heard, pushed } = projects(t);
+  assert.deepEqual([...granted].sort(), ['pay-build', 'pay-deploy']);
+  assert.deepEqual([...heard].sort(), ['pay-build', 'pay-deploy']);
+  assert.deepEqual([...pushed], ['pay-build']);
+  t.hasResourceProperties('AWS::Events::Rule', {
+    EventPattern: { 'detail-type': ['Git Push'], detail: { branch: ['release'], repository: { full_name: ['acme/payments'] } } },
+  });
+  // No rollback or tenant projects: no rule listens for builds of none, no grant starts none.
+  t.resourcePropertiesCountIs('AWS::Events::Rule', { EventPattern: { detail: { 'project-name': Match.anyValue() } } }, 1);
+  // The stack deploys this policy, as written.
+  t.hasResourceProperties('AWS::SSM::Parameter', { Name: '/eddo/policy', Type: 'String', Value: readFileSync(file, 'utf-8') });
+});
+
+test('a build project the policy does not name fails synth', () => {
+  assert.throws(() => stackWith({ buildProject: 'someone-elses-build' }),
+    /buildProject: someone-elses-build is no service's build project in .*example.yaml \(eddo-build\)/);
+});
+
+test('out-of-range and malformed props fail synth, each named', () => {
+  assert.throws(() => stackWith({ idempotencyHours: 12 }), /idempotencyHours: 12 is not a whole number from 24 to 720/);
+  assert.throws(() => stackWith({ signalSenderRoleArns: ['my-role'] }), /signalSenderRoleArns: my-role is not an IAM role ARN/);
+  assert.throws(() => stackWith({ trackedBranches: [] }), /trackedBranches: empty/);
+});
+
+test('the functions get the policy parameter and exactly what their roles may start', () => {
+  const t = synth({ policyParameterName: '/platform/eddo-policy' });
+  t.hasResourceProperties('AWS::Lambda::Function', {
+    Architectures: ['arm64'],
+    Runtime: 'provided.al2023',
+    Environment: { Variables: Match.objectLike({
+      EDDO_POLICY_PARAMETER: Match.anyValue(),
+      EDDO_STARTABLE_PROJECTS: 'eddo-deploy',
+      EDDO_SIGNAL_SOURCES: 'com.example.chatops,com.example.semgrep,com.example.trivy',
+    }) },
+  });
+  t.hasResourceProperties('AWS::SSM::Parameter', { Name: '/platform/eddo-policy', Tier: 'Advanced' });
+});
+
+test('signal senders: only the listed roles may put the policy\'s sources, and none listed warns', () => {
+  const role = 'arn:aws:iam::123456789012:role/trivy';
+  synth({ signalSenderRoleArns: [role] }).hasResourceProperties('AWS::Events::EventBusPolicy', {
+    StatementId: 'OnlyListedRolesPutSignalSources',
+    Statement: {
+      Effect: 'Deny',
+      Condition: {
+        StringEquals: { 'events:source': ['com.example.chatops', 'com.example.semgrep', 'com.example.trivy'] },
+        ArnNotEquals: { 'aws:PrincipalArn': [role] },
+      },
+    },
+  });
+  const none = stackWith({});
+  Annotations.fromStack(none).hasWarning('*', Match.stringLikeRegexp('signalSenderRoleArns is empty'));
+  Template.fromStack(none).hasResourceProperties('AWS::Events::EventBusPolicy', {
+    StatementId: 'OnlyListedRolesPutSignalSources',
+    Statement: { Condition: Match.not(Match.objectLike({ ArnNotEquals: Match.anyValue() })) },
+  });
+});
+
+test('a customer-managed key: decrypt through Secrets Manager and SSM only', () => {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new Stack(app, 'Keyed');
+  const key = kms.Key.fromKeyArn(stack, 'Key', 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab');
+  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, kmsKey: key });
+  const t = Template.fromStack(stack);
+  t.hasResourceProperties('AWS::SecretsManager::Secret', { KmsKeyId: key.keyArn });
+  t.hasResourceProperties('AWS::IAM::Policy', {
+    PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({
+      Sid: 'DecryptTheWebhookSecret',
+      Action: 'kms:Decrypt',
+      Condition: { StringEquals: { 'kms:ViaService': Match.anyValue() } },
+    })]) },
+  });
+});
+
+test('sbt-aws: a rule for its control plane only when asked for', () => {
+  const sbt = { 'detail-type': ['onboardingRequest', 'offboardingRequest'] };
+  synth({}).resourcePropertiesCountIs('AWS::Events::Rule', { EventPattern: sbt }, 0);
+  synth({ sbt: { controlPlaneEventSource: 'sbt.control.plane' } }).hasResourceProperties('AWS::Events::Rule', {
+    EventPattern: { source: ['sbt.control.plane'], ...sbt },
+    Targets: [Match.objectLike({ RetryPolicy: { MaximumEventAgeInSeconds: 86400, MaximumRetryAttempts: 185 } })],
+  });
+});
+
+test('alarms: five, each with the given actions; logs kept as long as asked', () => {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new Stack(app, 'Alarmed');
+  const topic = new sns.Topic(stack, 'Pager');
+  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, alarmActions: [new cloudwatchActions.SnsAction(topic)], logRetention: 7 });
+  const t = Template.fromStack(stack);
+  t.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+  t.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { AlarmActions: [{ Ref: Match.stringLikeRegexp('Pager') }] }, 5);
+  t.resourcePropertiesCountIs('AWS::Logs::LogGroup', { RetentionInDays: 7 }, 4);
+});
