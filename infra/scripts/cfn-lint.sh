@@ -61,5 +61,7 @@ cdk_synth() {
 }
 cdk_synth local '{"aws:cdk:bundling-stacks":[],"eddo:signalSenderRoleArns":"arn:aws:iam::123456789012:role/eddo-local-signal-sender"}'
 cdk_synth minimal '{"aws:cdk:bundling-stacks":[],"eddo:buildProject":"","eddo:sastProject":"","eddo:sbtControlPlaneEventSource":""}'
-"$venv/bin/cfn-lint" -- "$out"/cdk-*.json
+# W3005: every CDK function DependsOn its role as well as naming it (aws-cdk-lib's own choice,
+# harmless). Every other warning and every error fails.
+"$venv/bin/cfn-lint" --ignore-checks W3005 -- "$out"/cdk-*.json
 echo "cfn-lint: template.yaml and its translations ($choices parameter choices) pass; a refused delimiter is caught; the CDK app's template passes (2 settings)"
