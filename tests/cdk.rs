@@ -453,7 +453,7 @@ fn parity(sam: &BTreeMap<String, Value>, cdk: &BTreeMap<String, Value>) -> Vec<S
     }
     for (k, v) in sam.iter().filter(|(k, _)| *k != "resource types") {
         match cdk.get(k) {
-            None if v == &json!(true) => out.push(format!("{}", only(k, "sam"))),
+            None if v == &json!(true) => out.push(only(k, "sam")),
             None => out.push(format!("{k}: sam only")),
             Some(w) if w != v => out.push(format!("{k}: sam {v} cdk {w}")),
             _ => {}
