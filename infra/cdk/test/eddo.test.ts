@@ -14,6 +14,7 @@ import { test } from 'node:test';
 import { App, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as events from 'aws-cdk-lib/aws-events';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Eddo, EddoProps } from '../lib/eddo';
@@ -208,4 +209,21 @@ test('alarms: five, each with the given actions; logs kept as long as asked', ()
   t.resourceCountIs('AWS::CloudWatch::Alarm', 5);
   t.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { AlarmActions: [{ Ref: Match.stringLikeRegexp('Pager') }] }, 5);
   t.resourcePropertiesCountIs('AWS::Logs::LogGroup', { RetentionInDays: 7 }, 4);
+});
+
+test('an existing bus: eddo creates none, and wires, archives and guards the given one', () => {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new Stack(app, 'Shared');
+  const bus = events.EventBus.fromEventBusName(stack, 'Bus', 'platform-bus');
+  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, eventBus: bus, buildProject: 'eddo-build' });
+  const t = Template.fromStack(stack);
+  t.resourceCountIs('AWS::Events::EventBus', 0);
+  t.resourcePropertiesCountIs('AWS::Events::EventBusPolicy', { EventBusName: 'platform-bus' }, 6);
+  t.hasResourceProperties('AWS::Events::Rule', { EventBusName: 'platform-bus', EventPattern: { 'detail-type': ['Git Push'] } });
+  t.hasResourceProperties('AWS::Events::Archive', { SourceArn: Match.anyValue() });
+  t.hasResourceProperties('AWS::Lambda::Function', {
+    Environment: { Variables: Match.objectLike({ EDDO_EVENT_BUS_NAME: 'platform-bus' }) },
+  });
+  assert.throws(() => new Eddo(stack, 'Both', { policyFile: EXAMPLE, eventBus: bus, eventBusName: 'x' }),
+    /give eventBus \(an existing bus\) or eventBusName \(a new one\), not both/);
 });
