@@ -140,6 +140,11 @@ export function validateProps(props: EddoProps, policy: CheckedPolicy): void {
       errors.push(`${prop}: ${JSON.stringify(value)} is not an event source (1 to 256 of A-Z a-z 0-9 . _ -)`);
     }
   }
+  // SSM's limit for an Advanced parameter: the stack could not store a larger policy.
+  const size = Buffer.byteLength(policy.text);
+  if (size > 8192) {
+    errors.push(`policyFile: ${policy.file} is ${size} bytes; an SSM parameter holds at most 8192 (Advanced tier)`);
+  }
   if (props.eventBus && props.eventBusName) {
     errors.push('eventBusName: give eventBus (an existing bus) or eventBusName (a new one), not both');
   }

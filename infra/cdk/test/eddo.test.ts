@@ -139,6 +139,8 @@ test('out-of-range and malformed props fail synth, each named', () => {
   assert.throws(() => stackWith({ idempotencyHours: 12 }), /idempotencyHours: 12 is not a whole number from 24 to 720/);
   assert.throws(() => stackWith({ signalSenderRoleArns: ['my-role'] }), /signalSenderRoleArns: my-role is not an IAM role ARN/);
   assert.throws(() => stackWith({ trackedBranches: [] }), /trackedBranches: empty/);
+  const big = policyFile(readFileSync(EXAMPLE, 'utf-8') + `# ${'x'.repeat(9000)}\n`);
+  assert.throws(() => stackWith({ policyFile: big }), /is \d+ bytes; an SSM parameter holds at most 8192/);
 });
 
 test('the functions get the policy parameter and exactly what their roles may start', () => {
