@@ -416,49 +416,44 @@ pub async fn create_roles(
         }
         roles.push(role_doc);
     }
-    for (id, r) in template.of_type("AWS::IAM::RolePolicy") {
-        let role = property(names, id, r, "RoleName")?;
+    // An inline policy embedded in one role (`AWS::IAM::RolePolicy`), or in each role it lists
+    // (`AWS::IAM::Policy`, what the CDK grants with).
+    for (id, r) in template
+        .of_type("AWS::IAM::RolePolicy")
+        .chain(template.of_type("AWS::IAM::Policy"))
+    {
         let policy_name = property(names, id, r, "PolicyName")?;
         let doc = property(names, id, r, "PolicyDocument")?;
-        let (Some(role), Some(policy_name)) = (role.as_str(), policy_name.as_str()) else {
-            return Err(LocalError::Setup(format!(
-                "template: resource {id}: RoleName and PolicyName are required"
-            )));
-        };
-        iam.put_role_policy()
-            .role_name(role)
-            .policy_name(policy_name)
-            .policy_document(document(
-                &doc,
-                &format!("resource {id}, Properties.PolicyDocument"),
-            )?)
-            .send()
-            .await
-            .map_err(|e| aws(&format!("PutRolePolicy {id}"), e))?;
-        names.set_ref(id, policy_name);
-        if let Some(r) = roles.iter_mut().find(|r| r.name == role) {
-            r.policies.push((policy_name.to_string(), doc.clone()));
-        }
-    }
-    // An inline policy embedded in each role it lists (what the CDK grants with).
-    for (id, r) in template.of_type("AWS::IAM::Policy") {
-        let policy_name = property(names, id, r, "PolicyName")?;
-        let doc = property(names, id, r, "PolicyDocument")?;
-        let listed = property(names, id, r, "Roles")?;
         let Some(policy_name) = policy_name.as_str() else {
             return Err(LocalError::Setup(format!(
                 "template: resource {id}: PolicyName is required"
             )));
         };
-        for kind in ["Users", "Groups"] {
-            if !property(names, id, r, kind)?.is_null() {
+        let listed: Vec<String> = if r.kind == "AWS::IAM::RolePolicy" {
+            let role = property(names, id, r, "RoleName")?;
+            let Some(role) = role.as_str() else {
                 return Err(LocalError::Setup(format!(
-                    "template: resource {id}: the local stack attaches policies to roles, not {kind}"
+                    "template: resource {id}: RoleName is required"
                 )));
+            };
+            vec![role.to_string()]
+        } else {
+            for kind in ["Users", "Groups"] {
+                if !property(names, id, r, kind)?.is_null() {
+                    return Err(LocalError::Setup(format!(
+                        "template: resource {id}: the local stack attaches policies to roles, not {kind}"
+                    )));
+                }
             }
-        }
-        for role in listed.as_array().into_iter().flatten() {
-            let role = role.as_str().unwrap_or_default();
+            let roles = property(names, id, r, "Roles")?;
+            roles
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        };
+        for role in &listed {
             iam.put_role_policy()
                 .role_name(role)
                 .policy_name(policy_name)
@@ -469,7 +464,7 @@ pub async fn create_roles(
                 .send()
                 .await
                 .map_err(|e| aws(&format!("PutRolePolicy {id} {role}"), e))?;
-            if let Some(r) = roles.iter_mut().find(|r| r.name == role) {
+            if let Some(r) = roles.iter_mut().find(|r| &r.name == role) {
                 r.policies.push((policy_name.to_string(), doc.clone()));
             }
         }
