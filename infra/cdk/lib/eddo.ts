@@ -364,7 +364,7 @@ export class Eddo extends Construct {
     }
   }
 
-  /** A rule invoking `f` (asynchronously, as EventBridge does), unless it would match nothing. */
+  /** A rule invoking `f` (asynchronously, as EventBridge does). */
   private rule(id: string, f: lambda.Function, bus: events.IEventBus | undefined, pattern: events.EventPattern): void {
     new events.Rule(this, id, { eventBus: bus, eventPattern: pattern, targets: [new targets.LambdaFunction(f)] });
   }

@@ -145,11 +145,15 @@ test('out-of-range and malformed props fail synth, each named', () => {
 
 test('the functions get the policy parameter and exactly what their roles may start', () => {
   const t = synth({ policyParameterName: '/platform/eddo-policy' });
+  const [parameter] = Object.keys(t.findResources('AWS::SSM::Parameter'));
+  t.resourcePropertiesCountIs('AWS::Lambda::Function', {
+    Environment: { Variables: Match.objectLike({ EDDO_POLICY_PARAMETER: { Ref: parameter } }) },
+  }, 3);
   t.hasResourceProperties('AWS::Lambda::Function', {
     Architectures: ['arm64'],
     Runtime: 'provided.al2023',
     Environment: { Variables: Match.objectLike({
-      EDDO_POLICY_PARAMETER: Match.anyValue(),
+      EDDO_POLICY_PARAMETER: { Ref: parameter },
       EDDO_STARTABLE_PROJECTS: 'eddo-deploy',
       EDDO_SIGNAL_SOURCES: 'com.example.chatops,com.example.semgrep,com.example.trivy',
     }) },

@@ -22,7 +22,7 @@ use crate::codebuild::Plan;
 use crate::moto::Moto;
 use crate::runtime::LocalFunction;
 use crate::send::{github_headers, post_github};
-use crate::stack::{LOCAL_GITHUB_SECRET, Stack, local_parameters};
+use crate::stack::{LOCAL_GITHUB_SECRET, Stack};
 use crate::timeline::{Timeline, Watch};
 use crate::url::FunctionUrl;
 
@@ -348,7 +348,8 @@ pub async fn play(
             stack.functions.len(),
             stack.policy_parameter.as_deref().unwrap_or("-"),
             crate::stack::LOCAL_POLICY,
-            local_parameters()?
+            stack
+                .parameters
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()

@@ -98,6 +98,8 @@ pub struct Stack {
     pub signal_sender: Option<AccessKey>,
     /// The template's roles as created, with their policy documents.
     pub roles: Vec<crate::iam::RoleDoc>,
+    /// The template's parameters as deployed (the local settings it declares, its defaults).
+    pub parameters: BTreeMap<String, String>,
 }
 
 impl Stack {
@@ -214,6 +216,7 @@ impl Stack {
             credentials,
             signal_sender,
             roles,
+            parameters: template.parameters.clone(),
             tap_queue: String::new(),
             matched: BTreeMap::new(),
         };
