@@ -46,6 +46,30 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
         "a tenant of the premium tier",
     ),
     (
+        "ScanGateFunctionRole start-build-eddo-deploy.StartTheDeployProject: codebuild:ListBuildsForProject",
+        "finding the build an invocation started before its record was lost",
+    ),
+    (
+        "ScanGateFunctionRole start-build-eddo-deploy.StartTheDeployProject: codebuild:BatchGetBuilds",
+        "finding the build an invocation started before its record was lost",
+    ),
+    (
+        "AlarmRollbackFunctionRole start-build-eddo-rollback.StartTheRollbackProject: codebuild:ListBuildsForProject",
+        "finding the build an invocation started before its record was lost",
+    ),
+    (
+        "AlarmRollbackFunctionRole start-build-eddo-rollback.StartTheRollbackProject: codebuild:BatchGetBuilds",
+        "finding the build an invocation started before its record was lost",
+    ),
+    (
+        "TenantOnboardingFunctionRole start-build-eddo-tenant-provision.StartTheTenantProject: codebuild:ListBuildsForProject",
+        "finding the build an invocation started before its record was lost",
+    ),
+    (
+        "TenantOnboardingFunctionRole start-build-eddo-tenant-provision.StartTheTenantProject: codebuild:BatchGetBuilds",
+        "finding the build an invocation started before its record was lost",
+    ),
+    (
         "ScanGateFunctionRole DeadLetterQueuePolicy: sqs:SendMessage",
         "Lambda dead-letters a failed asynchronous event with the function's role",
     ),

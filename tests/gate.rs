@@ -221,9 +221,7 @@ async fn after_the_start_a_failing_scan_is_reported_and_completion_moves_the_his
             s.handle(&scan(&commit, &image, json!({"CRITICAL": 1})))
                 .await;
         }
-        let mut done = build("eddo-deploy", &commit, "SUCCEEDED", None);
-        done["detail"]["additional-information"]["environment"]["environment-variables"] =
-            json!([{"name": "EDDO_COMMIT_SHA", "type": "PLAINTEXT", "value": commit}]);
+        let done = s.deploy_finished(&commit, "SUCCEEDED");
         s.handle(&done).await;
         s.handle(&done).await; // redelivered: the history moves once
         live.push(commit);

@@ -175,9 +175,7 @@ async fn inspector_findings_apply_exceptions_and_a_failed_deploy_is_reported() {
     );
 
     // The deploy build fails: reported with its phase and logs; nothing becomes live.
-    let mut failed = build("eddo-deploy", &commit, "FAILED", None);
-    failed["detail"]["additional-information"]["environment"]["environment-variables"] =
-        json!([{"name": "EDDO_COMMIT_SHA", "type": "PLAINTEXT", "value": commit}]);
+    let failed = s.deploy_finished(&commit, "FAILED");
     s.handle(&failed).await;
     let events = s.published().await;
     assert_eq!(events[0]["detail-type"], "Deployment Failed");

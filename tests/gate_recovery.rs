@@ -1,113 +1,246 @@
-//! A deploy decided but not started (a throttled StartBuild, a fault moto cannot produce, so
-//! aws-smithy-mocks) is started by Lambda's retry, once; a required signal failing in between is
-//! said at once and blocks it instead.
+//! Work an invocation left undone is finished once, by whoever comes next once its lease is
+//! gone: a deploy decided but not started (a throttled StartBuild, a fault moto cannot produce,
+//! so aws-smithy-mocks), a deploy started whose record was lost, a decision recorded but not yet
+//! said. An invocation still at work (its lease held, as when its process was killed) is left
+//! alone until the lease lapses; a required signal failing in between blocks the deploy instead.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use eddo::idempotency::now_epoch;
 use eddo_scan_gate::Gate;
+use eddo_tests::Faults;
 use serde_json::Value;
 
 use eddo_tests::gate::*;
 
-/// Two gates on one stack, as two invocations would be: one whose StartBuild is throttled (a fault
-/// moto cannot produce: the SDK's retries, then the error), one with the CodeBuild stand-in;
-/// both deciding by `clock`. The throttled rule counts its calls.
-async fn gates(s: &Setup, clock: fn() -> u64) -> (Gate, Gate, aws_smithy_mocks::Rule) {
-    use aws_smithy_mocks::{RuleMode, mock_client};
-    let throttled = eddo_tests::throttled_start_build();
+/// The update that gives a lease back: losing it is what a process killed mid-invocation does.
+const LET_GO: &str = "lease_until = :mine";
+
+/// A gate of the stack as another invocation: deciding by `clock`, its DynamoDB and EventBridge
+/// calls failing as `faults` say, with `codebuild` (the stand-in unless given).
+async fn gate(
+    s: &Setup,
+    clock: fn() -> u64,
+    faults: &Faults,
+    codebuild: Option<aws_sdk_codebuild::Client>,
+) -> Gate {
     let config = eddo_tests::policy_config(&s.stack, "scan-gate");
     let sdk = &eddo_tests::function_sdk(&s.stack, "scan-gate").await;
     let policy = eddo::policy::load(sdk, &config.policy_parameter)
         .await
         .unwrap();
-    let failing = Gate::new(&config, policy.clone(), sdk)
-        .with_codebuild(mock_client!(
-            aws_sdk_codebuild,
-            RuleMode::MatchAny,
-            [&throttled]
-        ))
-        .with_clock(clock);
-    let healthy = Gate::new(&config, policy, sdk)
-        .with_codebuild(eddo_tests::stand_in(sdk, &s.stack))
-        .with_clock(clock);
-    (failing, healthy, throttled)
+    let events = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(sdk)
+            .interceptor(faults.clone())
+            .build(),
+    );
+    let publisher = eddo::publish::Publisher::new(
+        events,
+        &config.common.event_bus_name,
+        config.common.max_entry_bytes,
+    );
+    Gate::with_publisher(&config, policy, sdk, publisher)
+        .with_dynamodb(faults.dynamodb(sdk), &config.common.table_name)
+        .with_codebuild(codebuild.unwrap_or_else(|| eddo_tests::stand_in(sdk, &s.stack)))
+        .with_clock(clock)
 }
 
-/// Build and SAST pass for candidate `n`, then the scan that completes the set meets the
-/// throttled StartBuild: decided, not started, the invocation failed. That scan, for retries.
-async fn decided_not_started(failing: &Gate, n: u32) -> Value {
+/// A gate whose StartBuild is always throttled (the SDK's retries, then the error); the rule
+/// counts its calls.
+async fn throttled(
+    s: &Setup,
+    clock: fn() -> u64,
+    faults: &Faults,
+) -> (Gate, aws_smithy_mocks::Rule) {
+    use aws_smithy_mocks::{RuleMode, mock_client};
+    let rule = eddo_tests::throttled_start_build();
+    let client = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&rule]);
+    (gate(s, clock, faults, Some(client)).await, rule)
+}
+
+/// Build and SAST pass for candidate `n`, then the scan that completes the set: returns it,
+/// after `g` handled it with `Err` (retryable).
+async fn complete_failing(g: &Gate, n: u32) -> Value {
     let (commit, image) = (sha(n), digest(n));
-    failing
-        .handle(&build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
+    g.handle(&build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
         .await
         .unwrap();
-    failing
-        .handle(&build("eddo-sast", &commit, "SUCCEEDED", None))
+    g.handle(&build("eddo-sast", &commit, "SUCCEEDED", None))
         .await
         .unwrap();
     let last = scan(&commit, &image, serde_json::from_str(CLEAN).unwrap());
-    let err = failing.handle(&last).await.expect_err("throttled");
+    let err = g.handle(&last).await.expect_err("the invocation fails");
     assert!(err.is_retryable(), "{err}");
     last
 }
 
-static CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static CLOCK: AtomicU64 = AtomicU64::new(0);
 
 fn clock() -> u64 {
-    CLOCK.load(std::sync::atomic::Ordering::SeqCst)
+    CLOCK.load(SeqCst)
 }
 
-/// A throttled StartBuild (a fault moto cannot produce) leaves the candidate decided without a
-/// build and fails the invocation for Lambda to retry; the retry a minute later starts the
-/// deployment, once, and announces it.
+/// A throttled StartBuild leaves the candidate decided without a build and fails the invocation,
+/// which lets go of its lease: Lambda's retry seconds later starts the deployment, once.
+/// The same failure in a process killed before it let go: a redelivery waits while the lease
+/// holds, and the first one after it starts the deployment, once.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_throttled_start_build_is_retried_and_starts_one_deployment() {
-    CLOCK.store(now_epoch(), std::sync::atomic::Ordering::SeqCst);
+async fn a_deploy_left_unstarted_is_started_once_when_its_lease_is_gone() {
+    CLOCK.store(now_epoch(), SeqCst);
     let s = setup("gate-throttle", None).await;
-    let (failing, healthy, throttled) = gates(&s, clock).await;
-    let last = decided_not_started(&failing, 800).await;
+    let healthy = gate(&s, clock, &Faults::default(), None).await;
+
+    // Failed and let go: the retry five seconds later starts it.
+    let (failing, rule) = throttled(&s, clock, &Faults::default()).await;
+    let last = complete_failing(&failing, 800).await;
     assert_eq!(
-        throttled.num_calls(),
+        rule.num_calls(),
         3,
         "the SDK's standard retries, then the error"
     );
     assert!(
         s.published().await.is_empty(),
-        "nothing announced without a build"
+        "nothing said without a build"
     );
-
-    // An invocation still at work is not second-guessed: a redelivery seconds later waits.
-    CLOCK.fetch_add(5, std::sync::atomic::Ordering::SeqCst);
-    let r = healthy.handle(&last).await.unwrap();
-    assert!(r.outcome.contains("being started"), "{r:?}");
-    assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 0);
-
-    // Lambda's retry a minute later starts it.
-    CLOCK.fetch_add(60, std::sync::atomic::Ordering::SeqCst);
+    CLOCK.fetch_add(5, SeqCst);
     let r = healthy.handle(&last).await.unwrap();
     assert_eq!(r.published, ["Deployment Started"], "{r:?}");
     healthy.handle(&last).await.unwrap();
     assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 1);
+
+    // Killed before it let go: left alone while the lease holds, then started once.
+    let killed = Faults::default();
+    killed.fail("UpdateItem", LET_GO, usize::MAX);
+    let (failing, _) = throttled(&s, clock, &killed).await;
+    let last = complete_failing(&failing, 801).await;
+    assert!(killed.hits() >= 1, "the let-go was lost");
+    CLOCK.fetch_add(5, SeqCst);
+    let r = healthy.handle(&last).await.unwrap();
+    assert!(r.outcome.contains("being started"), "{r:?}");
+    assert_eq!(
+        s.stack.codebuild.calls("eddo-deploy"),
+        1,
+        "not second-guessed"
+    );
+    CLOCK.fetch_add(eddo::outbox::LEASE_SECS, SeqCst);
+    let r = healthy.handle(&last).await.unwrap();
+    assert_eq!(r.published, ["Deployment Started"], "{r:?}");
+    healthy.handle(&last).await.unwrap();
+    assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 2);
     let events = s.published().await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0]["detail-type"], "Deployment Started");
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["detail-type"] == "Deployment Started")
+    );
 }
 
-static WINDOW_CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static LOST_CLOCK: AtomicU64 = AtomicU64::new(0);
+
+fn lost_clock() -> u64 {
+    LOST_CLOCK.load(SeqCst)
+}
+
+/// StartBuild succeeded and recording the build failed. The next signal (another event, so
+/// another causation) starts nothing: the deploy's request is the decision's alone, and the
+/// build it started is found and recorded, then said once. (A request that took the event's id
+/// met CodeBuild's "same token, other parameters" error and said NOT_STARTED while it ran.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_started_whose_record_was_lost_is_found_not_started_again() {
+    LOST_CLOCK.store(now_epoch(), SeqCst);
+    let s = setup("gate-lost", None).await;
+    let lost = Faults::default();
+    lost.fail("UpdateItem", "build_id = :b", usize::MAX);
+    let failing = gate(&s, lost_clock, &lost, None).await;
+    let last = complete_failing(&failing, 810).await;
+    assert!(lost.hits() >= 1);
+    let deploys = s.deploys();
+    assert_eq!(deploys.len(), 1, "StartBuild succeeded");
+    assert_eq!(deploys[0].env("EDDO_CAUSATION_ID"), last["id"].as_str());
+    assert!(s.published().await.is_empty());
+
+    // Another signal of the commit, later than CodeBuild's five minutes would allow a token.
+    LOST_CLOCK.fetch_add(6 * 60, SeqCst);
+    let healthy = gate(&s, lost_clock, &Faults::default(), None).await;
+    let rerun = build("eddo-sast", &sha(810), "SUCCEEDED", None);
+    let r = healthy.handle(&rerun).await.unwrap();
+    assert_eq!(r.published, ["Deployment Started"], "{r:?}");
+    assert_eq!(
+        s.stack.codebuild.calls("eddo-deploy"),
+        1,
+        "found, not started again"
+    );
+    let events = s.published().await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["detail"]["build_id"], deploys[0].id.as_str());
+    assert_eq!(events[0]["detail"]["metadata"]["causation_id"], last["id"]);
+
+    // Its completion moves the history and is said once, however often it is delivered.
+    let done = s.deploy_finished(&sha(810), "SUCCEEDED");
+    let r = healthy.handle(&done).await.unwrap();
+    assert_eq!(r.published, ["Deployment Succeeded"], "{r:?}");
+    let r = healthy.handle(&done).await.unwrap();
+    assert!(r.published.is_empty(), "{r:?}");
+}
+
+static SAY_CLOCK: AtomicU64 = AtomicU64::new(0);
+
+fn say_clock() -> u64 {
+    SAY_CLOCK.load(SeqCst)
+}
+
+/// The build was started and recorded, and the process died before saying so (its PutEvents
+/// failed and its let-go was lost). Another invocation in the meantime says nothing (the lease
+/// holds, and the first invocation may still be publishing); the first after the lease says it,
+/// once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_decision_not_yet_said_is_said_once_by_whoever_comes_after_its_lease() {
+    SAY_CLOCK.store(now_epoch(), SeqCst);
+    let s = setup("gate-say", None).await;
+    let dying = Faults::default();
+    dying.fail("PutEvents", "Deployment Started", usize::MAX);
+    dying.fail("UpdateItem", LET_GO, usize::MAX);
+    let failing = gate(&s, say_clock, &dying, None).await;
+    complete_failing(&failing, 820).await;
+    assert!(dying.hits() >= 2);
+    assert_eq!(s.deploys().len(), 1);
+
+    let healthy = gate(&s, say_clock, &Faults::default(), None).await;
+    let rerun = build("eddo-sast", &sha(820), "SUCCEEDED", None);
+    SAY_CLOCK.fetch_add(5, SeqCst);
+    let r = healthy.handle(&rerun).await.unwrap();
+    assert!(r.published.is_empty(), "the lease holds: {r:?}");
+    assert!(s.published().await.is_empty());
+
+    SAY_CLOCK.fetch_add(eddo::outbox::LEASE_SECS, SeqCst);
+    let r = healthy.handle(&rerun).await.unwrap();
+    assert_eq!(r.published, ["Deployment Started"], "{r:?}");
+    healthy.handle(&rerun).await.unwrap();
+    let events = s.published().await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 1);
+}
+
+static WINDOW_CLOCK: AtomicU64 = AtomicU64::new(0);
 
 fn window_clock() -> u64 {
-    WINDOW_CLOCK.load(std::sync::atomic::Ordering::SeqCst)
+    WINDOW_CLOCK.load(SeqCst)
 }
 
-/// A required signal that fails in the seconds between the decision and the recorded deploy
-/// build is never lost: it is said at once (the build may be starting), and the recovery that
-/// would have started the build blocks instead, with the failure as its reason.
+/// A required signal that fails while an invocation holds a deploy it has not started (its
+/// process killed) is never lost: it is said at once (the build may be starting), and the
+/// recovery that would have started the build blocks instead, with the failure as its reason.
+/// Had the invocation let go, the failure blocks the deploy at once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failure_between_the_decision_and_the_build_blocks_the_recovery() {
-    use std::sync::atomic::Ordering::SeqCst;
     WINDOW_CLOCK.store(now_epoch(), SeqCst);
     let s = setup("gate-window", None).await;
-    let (failing, healthy, _) = gates(&s, window_clock).await;
-    let last = decided_not_started(&failing, 900).await;
+    let healthy = gate(&s, window_clock, &Faults::default(), None).await;
+    let killed = Faults::default();
+    killed.fail("UpdateItem", LET_GO, usize::MAX);
+    let (failing, _) = throttled(&s, window_clock, &killed).await;
+    let last = complete_failing(&failing, 900).await;
     let commit = sha(900);
 
     // Seconds later, the SAST project's rerun fails: said at once, no deployment started.
@@ -137,4 +270,15 @@ async fn a_failure_between_the_decision_and_the_build_blocks_the_recovery() {
     healthy.handle(&last).await.unwrap();
     assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 0);
     assert!(s.published().await.is_empty(), "said once");
+
+    // Let go instead: the failure blocks it at once.
+    let (failing, _) = throttled(&s, window_clock, &Faults::default()).await;
+    complete_failing(&failing, 901).await;
+    WINDOW_CLOCK.fetch_add(5, SeqCst);
+    let r = healthy
+        .handle(&build("eddo-sast", &sha(901), "FAILED", None))
+        .await
+        .unwrap();
+    assert_eq!(r.published, ["Deployment Blocked"], "{r:?}");
+    assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 0);
 }

@@ -61,6 +61,19 @@ pub fn build(project: &str, commit: &str, status: &str, image: Option<&str>) -> 
     e
 }
 
+/// The state change of `b` (a build the stand-in started) ending `status`: the corpus event
+/// with its id, project and environment.
+pub fn finished(b: &eddo_local::codebuild::Build, commit: &str, status: &str) -> Value {
+    let mut e = build(&b.project, commit, status, None);
+    e["detail"]["build-id"] = json!(b.arn);
+    e["detail"]["additional-information"]["environment"]["environment-variables"] = b
+        .env
+        .iter()
+        .map(|v| json!({"name": v.name, "type": v.kind, "value": v.value}))
+        .collect();
+    e
+}
+
 /// An ECR scan of the `hello-world` image `image`, tagged with the commit.
 pub fn scan(commit: &str, image: &str, counts: Value) -> Value {
     let mut e = sample("ecr-image-scan.json");
@@ -107,6 +120,18 @@ impl Setup {
     /// The gate's events on the bus since the last call, each checked against its schema.
     pub async fn published(&self) -> Vec<Value> {
         crate::published(&self.stack, "eddo.gate").await
+    }
+
+    /// The state change of the latest deploy build the gate started for `commit`, ending
+    /// `status`: the corpus event with that build's id and environment.
+    pub fn deploy_finished(&self, commit: &str, status: &str) -> Value {
+        let b = self
+            .deploys()
+            .into_iter()
+            .rev()
+            .find(|b| b.env("EDDO_COMMIT_SHA") == Some(commit))
+            .unwrap_or_else(|| panic!("no deploy build of {commit}"));
+        finished(&b, commit, status)
     }
 
     pub fn deploys(&self) -> Vec<eddo_local::codebuild::Build> {

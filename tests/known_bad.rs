@@ -55,9 +55,7 @@ async fn a_rolled_back_commit_deploys_again_only_on_an_approval_of_it() {
     let (bad, image) = (sha(500), digest(500));
     complete(&s, &bad, &image).await;
     assert_eq!(s.deploys().len(), 1);
-    let mut done = build("eddo-deploy", &bad, "SUCCEEDED", None);
-    done["detail"]["additional-information"]["environment"]["environment-variables"] =
-        json!([{"name": "EDDO_COMMIT_SHA", "type": "PLAINTEXT", "value": bad}]);
+    let done = s.deploy_finished(&bad, "SUCCEEDED");
     s.handle(&done).await;
     s.published().await;
 

@@ -150,3 +150,78 @@ pub fn throttled_start_build() -> aws_smithy_mocks::Rule {
         )
     })
 }
+
+/// Fails chosen AWS calls before they are sent: the faults moto cannot produce on demand (a
+/// DynamoDB write lost after a StartBuild succeeded, a process killed before it let go of a
+/// lease). Each rule names an operation and a fragment of the request body, and fails the
+/// next `times` calls that match. (An SDK interceptor, like [`Calls`].)
+#[derive(Debug, Clone, Default)]
+pub struct Faults(Arc<std::sync::Mutex<Vec<Fault>>>);
+
+#[derive(Debug)]
+struct Fault {
+    operation: String,
+    fragment: String,
+    left: usize,
+    hits: usize,
+}
+
+impl Faults {
+    /// Fails the next `times` calls of `operation` whose body contains `fragment` (each attempt
+    /// counts: the SDK retries what these faults fail, so `usize::MAX` fails every attempt).
+    pub fn fail(&self, operation: &str, fragment: &str, times: usize) -> &Self {
+        self.0.lock().unwrap().push(Fault {
+            operation: operation.into(),
+            fragment: fragment.into(),
+            left: times,
+            hits: 0,
+        });
+        self
+    }
+
+    /// How many calls the rules failed so far.
+    pub fn hits(&self) -> usize {
+        self.0.lock().unwrap().iter().map(|f| f.hits).sum()
+    }
+
+    /// A DynamoDB client as `sdk`'s identity, failing as the rules say.
+    pub fn dynamodb(&self, sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(sdk)
+                .interceptor(self.clone())
+                .build(),
+        )
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for Faults {
+    fn name(&self) -> &'static str {
+        "Faults"
+    }
+
+    fn read_before_transmit(
+        &self,
+        ctx: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let Some(m) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() else {
+            return Ok(());
+        };
+        let body = ctx
+            .request()
+            .body()
+            .bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        let mut faults = self.0.lock().unwrap();
+        for f in faults.iter_mut() {
+            if f.left > 0 && f.operation == m.name() && body.contains(&f.fragment) {
+                f.left -= 1;
+                f.hits += 1;
+                return Err(format!("injected fault: {} {}", m.name(), f.fragment).into());
+            }
+        }
+        Ok(())
+    }
+}

@@ -113,7 +113,15 @@ impl World {
         let dispatcher = stack.dispatcher(&[gate.clone(), webhook.clone()]).unwrap();
         let forger = forger(&stack, &moto).await;
         let sender = stack.sdk_for_source("com.example.semgrep").await.unwrap();
-        let store = Store::new(aws_sdk_dynamodb::Client::new(&stack.sdk), &stack.table);
+        let store = Store::new(
+            aws_sdk_dynamodb::Client::new(&stack.sdk),
+            &stack.table,
+            eddo::publish::Publisher::new(
+                aws_sdk_eventbridge::Client::new(&stack.sdk),
+                &stack.bus,
+                256 * 1024,
+            ),
+        );
         World {
             _moto: moto,
             stack,

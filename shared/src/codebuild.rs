@@ -3,7 +3,8 @@
 //! Build State Change` when it finishes. (Feature `codebuild`.)
 
 use aws_lambda_events::event::codebuild::CodeBuildEvent;
-use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType};
+use aws_sdk_codebuild::operation::start_build::StartBuildError;
+use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType, SortOrderType};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -133,25 +134,107 @@ pub enum StartError {
     Refused(Error),
 }
 
-/// Starts `project` with `variables` as plaintext environment overrides. The same `token` within
-/// CodeBuild's five minutes returns the same build; eddo's own records guard beyond that.
+/// The environment variable that carries a build's token, so eddo can find the build again.
+pub const TOKEN_VARIABLE: &str = "EDDO_BUILD_TOKEN";
+
+/// How many of a project's latest builds eddo reads to find one it started (one page of
+/// `ListBuildsForProject`).
+pub const FIND_WINDOW: usize = 100;
+
+/// A build eddo starts: a pure function of the decision it carries out, never of the event being
+/// handled, so every attempt to carry out one decision sends the same request with the same
+/// token. The token is derived from the request itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRequest {
+    /// What the build does for eddo (`deploy`, `rollback`, `tenant`): the token's prefix.
+    kind: &'static str,
+    project: String,
+    variables: Vec<(String, String)>,
+    timeout_minutes: Option<u32>,
+}
+
+impl BuildRequest {
+    pub fn new(kind: &'static str, project: &str) -> BuildRequest {
+        BuildRequest {
+            kind,
+            project: project.to_string(),
+            variables: Vec::new(),
+            timeout_minutes: None,
+        }
+    }
+
+    /// A plaintext environment override.
+    pub fn var(mut self, name: &str, value: &str) -> BuildRequest {
+        self.variables.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// An override when there is a value.
+    pub fn var_opt(self, name: &str, value: Option<&str>) -> BuildRequest {
+        match value {
+            Some(v) => self.var(name, v),
+            None => self,
+        }
+    }
+
+    pub fn timeout(mut self, minutes: Option<u32>) -> BuildRequest {
+        self.timeout_minutes = minutes;
+        self
+    }
+
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
+    pub fn variables(&self) -> &[(String, String)] {
+        &self.variables
+    }
+
+    /// `eddo-<kind>-` and a hash of everything the request sends: the same request, the same
+    /// token.
+    pub fn token(&self) -> String {
+        let mut unique = format!("{}\n{:?}\n", self.project, self.timeout_minutes);
+        for (k, v) in &self.variables {
+            unique.push_str(&format!("{}={}\n", k.len(), k));
+            unique.push_str(&format!("{}={}\n", v.len(), v));
+        }
+        token(&format!("eddo-{}", self.kind), &unique)
+    }
+}
+
+/// Starts the build `request` describes, or finds the one that request already started.
+///
+/// The same token within CodeBuild's five minutes returns the same build. A token CodeBuild
+/// refuses as used with other parameters (an earlier eddo version, a policy change in between) is
+/// not a refusal: the build it started is read back. Past the five minutes only eddo's own
+/// records guard; `resume` (finishing another invocation's work, which may have started the build
+/// and died) looks for the build before starting one.
 pub async fn start(
     client: &aws_sdk_codebuild::Client,
-    project: &str,
-    token: &str,
-    variables: &[(&str, &str)],
-    timeout_minutes: Option<u32>,
+    request: &BuildRequest,
+    resume: bool,
 ) -> Result<String, StartError> {
+    let token = request.token();
+    if resume && let Some(build) = find_build(client, request.project(), &token).await? {
+        return Ok(build);
+    }
     let mut start = client
         .start_build()
-        .project_name(project)
-        .idempotency_token(token)
-        .set_timeout_in_minutes_override(timeout_minutes.and_then(|m| i32::try_from(m).ok()));
+        .project_name(request.project())
+        .idempotency_token(&token)
+        .set_timeout_in_minutes_override(
+            request.timeout_minutes.and_then(|m| i32::try_from(m).ok()),
+        );
+    let variables = request
+        .variables
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain([(TOKEN_VARIABLE, token.as_str())]);
     for (name, value) in variables {
         start = start.environment_variables_override(
             EnvironmentVariable::builder()
-                .name(*name)
-                .value(*value)
+                .name(name)
+                .value(value)
                 .r#type(EnvironmentVariableType::Plaintext)
                 .build()
                 .map_err(|e| StartError::Refused(Error::InvalidEvent(e.to_string())))?,
@@ -162,7 +245,15 @@ pub async fn start(
             StartError::Retryable(Error::InvalidEvent("StartBuild answered no build".into()))
         }),
         Err(e) => {
+            let token_used = matches!(
+                e.as_service_error(),
+                Some(StartBuildError::InvalidInputException(_))
+            );
             let err = Error::aws("CodeBuild", "StartBuild", e);
+            if token_used && let Some(build) = find_build(client, request.project(), &token).await?
+            {
+                return Ok(build);
+            }
             if err.is_retryable() {
                 Err(StartError::Retryable(err))
             } else {
@@ -172,7 +263,53 @@ pub async fn start(
     }
 }
 
-/// An idempotency token for StartBuild: `prefix` and a hash of what makes the start unique.
+/// The build of `project` that carries `token`, among its latest [`FIND_WINDOW`].
+pub async fn find_build(
+    client: &aws_sdk_codebuild::Client,
+    project: &str,
+    token: &str,
+) -> Result<Option<String>, StartError> {
+    let classify = |err: Error| {
+        if err.is_retryable() {
+            StartError::Retryable(err)
+        } else {
+            StartError::Refused(err)
+        }
+    };
+    let ids = client
+        .list_builds_for_project()
+        .project_name(project)
+        .sort_order(SortOrderType::Descending)
+        .send()
+        .await
+        .map_err(|e| classify(Error::aws("CodeBuild", "ListBuildsForProject", e)))?
+        .ids
+        .unwrap_or_default();
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let builds = client
+        .batch_get_builds()
+        .set_ids(Some(ids.into_iter().take(FIND_WINDOW).collect()))
+        .send()
+        .await
+        .map_err(|e| classify(Error::aws("CodeBuild", "BatchGetBuilds", e)))?
+        .builds
+        .unwrap_or_default();
+    Ok(builds.into_iter().find_map(|b| {
+        let carries = b
+            .environment
+            .as_ref()
+            .and_then(|e| e.environment_variables.as_ref())
+            .is_some_and(|vars| {
+                vars.iter()
+                    .any(|v| v.name() == TOKEN_VARIABLE && v.value() == token)
+            });
+        carries.then_some(b.id).flatten()
+    }))
+}
+
+/// An idempotency token: `prefix` and a hash of what makes the start unique.
 pub fn token(prefix: &str, unique: &str) -> String {
     use sha2::Digest as _;
     let hash = sha2::Sha256::digest(unique.as_bytes());
@@ -220,6 +357,112 @@ mod tests {
         assert_eq!(b.ending(), "ended FAILED in phase BUILD");
         assert_eq!(b.exported("TENANT_URL"), Some("https://a.example"));
         assert!(BuildState::read(&serde_json::json!({"detail": 1})).is_err());
+    }
+
+    fn deploy() -> BuildRequest {
+        BuildRequest::new("deploy", "eddo-deploy")
+            .var("EDDO_SERVICE", "hello-world")
+            .var("EDDO_COMMIT_SHA", "abc")
+    }
+
+    #[test]
+    fn the_token_is_the_request_s() {
+        assert_eq!(deploy().token(), deploy().token());
+        assert_ne!(deploy().token(), deploy().var("EDDO_X", "1").token());
+        assert_ne!(deploy().token(), deploy().timeout(Some(5)).token());
+        assert_ne!(
+            BuildRequest::new("deploy", "p").var("A", "b=c").token(),
+            BuildRequest::new("deploy", "p").var("A=b", "c").token()
+        );
+        assert!(deploy().token().starts_with("eddo-deploy-"));
+        assert!(deploy().token().len() <= 64);
+    }
+
+    fn mismatch() -> aws_smithy_mocks::Rule {
+        use aws_sdk_codebuild::types::error::InvalidInputException;
+        aws_smithy_mocks::mock!(aws_sdk_codebuild::Client::start_build).then_error(|| {
+            StartBuildError::InvalidInputException(
+                InvalidInputException::builder()
+                    .message("parameter mismatch")
+                    .build(),
+            )
+        })
+    }
+
+    fn listed(token: &'static str) -> [aws_smithy_mocks::Rule; 2] {
+        use aws_sdk_codebuild::operation::batch_get_builds::BatchGetBuildsOutput;
+        use aws_sdk_codebuild::operation::list_builds_for_project::ListBuildsForProjectOutput;
+        use aws_sdk_codebuild::types::{Build, ComputeType, EnvironmentType, ProjectEnvironment};
+        let list = aws_smithy_mocks::mock!(aws_sdk_codebuild::Client::list_builds_for_project)
+            .then_output(|| {
+                ListBuildsForProjectOutput::builder()
+                    .ids("eddo-deploy:2")
+                    .ids("eddo-deploy:1")
+                    .build()
+            });
+        let get = aws_smithy_mocks::mock!(aws_sdk_codebuild::Client::batch_get_builds).then_output(
+            move || {
+                let build = |id: &str, t: &str| {
+                    Build::builder()
+                        .id(id)
+                        .environment(
+                            ProjectEnvironment::builder()
+                                .r#type(EnvironmentType::LinuxContainer)
+                                .image("i")
+                                .compute_type(ComputeType::BuildGeneral1Small)
+                                .environment_variables(
+                                    EnvironmentVariable::builder()
+                                        .name(TOKEN_VARIABLE)
+                                        .value(t)
+                                        .build()
+                                        .unwrap(),
+                                )
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                };
+                BatchGetBuildsOutput::builder()
+                    .builds(build("eddo-deploy:2", "eddo-other"))
+                    .builds(build("eddo-deploy:1", token))
+                    .build()
+            },
+        );
+        [list, get]
+    }
+
+    #[tokio::test]
+    async fn a_token_used_before_reads_its_build_back() {
+        use aws_smithy_mocks::{RuleMode, mock_client};
+        let token: &'static str = Box::leak(deploy().token().into_boxed_str());
+        let [list, get] = listed(token);
+        let start = mismatch();
+        let client = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&start, &list, &get]);
+        let build = super::start(&client, &deploy(), false).await.unwrap();
+        assert_eq!(build, "eddo-deploy:1");
+        assert_eq!(start.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_mismatch_without_the_build_is_a_refusal() {
+        use aws_smithy_mocks::{RuleMode, mock_client};
+        let [list, get] = listed("eddo-not-this-one");
+        let start = mismatch();
+        let client = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&start, &list, &get]);
+        let err = super::start(&client, &deploy(), false).await.unwrap_err();
+        assert!(matches!(err, StartError::Refused(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn resuming_finds_the_build_before_starting_one() {
+        use aws_smithy_mocks::{RuleMode, mock_client};
+        let token: &'static str = Box::leak(deploy().token().into_boxed_str());
+        let [list, get] = listed(token);
+        let start = mismatch();
+        let client = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&start, &list, &get]);
+        let build = super::start(&client, &deploy(), true).await.unwrap();
+        assert_eq!(build, "eddo-deploy:1");
+        assert_eq!(start.num_calls(), 0, "found, not started");
     }
 
     #[test]

@@ -67,6 +67,21 @@ pub struct History {
 }
 
 impl History {
+    /// The history once `version` has gone live, as [`go_live`] moves it.
+    pub fn after(&self, version: &Version) -> History {
+        let mut next = self.clone();
+        match version.kind {
+            VersionKind::Deploy => next.last_known_good = next.live.take(),
+            VersionKind::Rollback => {
+                if let Some(bad) = &version.replaced {
+                    next.rolled_back.insert(bad.clone());
+                }
+            }
+        }
+        next.live = Some(version.clone());
+        next
+    }
+
     pub fn from_item(item: &Item) -> History {
         let version = |k: &str| attr(item, k).and_then(|j| serde_json::from_str(j).ok());
         History {
@@ -101,6 +116,36 @@ impl History {
 /// version rolled back from never becomes "good". Conditional on that build not being live
 /// already: a redelivered completion moves nothing twice (the transaction is cancelled).
 pub fn go_live(table: &str, service: &ServiceName, version: &Version) -> Result<Update, Error> {
+    go_live_builder(table, service, version)?
+        .build()
+        .map_err(|e| Error::InvalidEvent(e.to_string()))
+}
+
+/// [`go_live`], on the condition that the history is still `read` (the same live build): the
+/// events that describe the move were written from it ([`History::after`]).
+pub fn go_live_from(
+    table: &str,
+    service: &ServiceName,
+    version: &Version,
+    read: &History,
+) -> Result<Update, Error> {
+    let update = go_live_builder(table, service, version)?;
+    let update = match read.live.as_ref() {
+        Some(live) => update
+            .condition_expression("live_build = :was AND live_build <> :build")
+            .expression_attribute_values(":was", s(&live.build_id)),
+        None => update.condition_expression("attribute_not_exists(live_build)"),
+    };
+    update
+        .build()
+        .map_err(|e| Error::InvalidEvent(e.to_string()))
+}
+
+fn go_live_builder(
+    table: &str,
+    service: &ServiceName,
+    version: &Version,
+) -> Result<aws_sdk_dynamodb::types::builders::UpdateBuilder, Error> {
     let expression = match version.kind {
         VersionKind::Deploy => {
             "SET last_known_good = if_not_exists(live, :none), live = :live, live_build = :build"
@@ -128,9 +173,7 @@ pub fn go_live(table: &str, service: &ServiceName, version: &Version) -> Result<
     if let (VersionKind::Rollback, Some(bad)) = (version.kind, &version.replaced) {
         update = update.expression_attribute_values(":bad", AttributeValue::Ss(vec![bad.clone()]));
     }
-    update
-        .build()
-        .map_err(|e| Error::InvalidEvent(e.to_string()))
+    Ok(update)
 }
 
 /// The check a deploy transaction carries: no rollback of `service` holds its deployments.

@@ -4,6 +4,7 @@
 //! - [`git`]: the provider-independent detail of Git events;
 //! - [`publish`]: PutEvents that loses no entry;
 //! - [`history`]: what is live for a service, what was last known good, and the rollback hold;
+//! - [`outbox`]: decide once, act once, say it once: the lease and the events a record owes;
 //! - [`idempotency`]: exactly-once side effects over at-least-once delivery;
 //! - [`names`], [`policy`], [`time`]: parsed names, the policy document, calendar days;
 //! - [`projects`]: the CodeBuild projects a policy names, per template parameter;
@@ -24,6 +25,7 @@ pub mod git;
 pub mod history;
 pub mod idempotency;
 pub mod names;
+pub mod outbox;
 pub mod policy;
 pub mod projects;
 pub mod publish;

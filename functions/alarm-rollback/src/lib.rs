@@ -233,6 +233,7 @@ impl Rollbacks {
                 target: &target,
                 replacing: &replacing,
                 correlation_id: &correlation,
+                causation_id: &Self::causation(alarm),
                 alarm: &alarm.name,
                 starts: &starts,
             };
@@ -244,7 +245,7 @@ impl Rollbacks {
                 Claim::Started(claimed) => {
                     detail["rev"] = json!(claimed.rev);
                     let r = self
-                        .start(alarm, service, &claimed, &detail, &correlation)
+                        .start(alarm, service, &claimed, &detail, &correlation, false)
                         .instrument(span)
                         .await;
                     return self.let_go_on_error(&pk, &sk, r).await;
@@ -396,8 +397,15 @@ impl Rollbacks {
                 }
                 let mut detail = detail;
                 detail["rev"] = json!(change.rev);
-                self.start(alarm, service, &record, &detail, &change.correlation_id)
-                    .await
+                self.start(
+                    alarm,
+                    service,
+                    &record,
+                    &detail,
+                    &change.correlation_id,
+                    true,
+                )
+                .await
             }
         };
         self.let_go_on_error(&pk, &sk, result).await
@@ -427,51 +435,25 @@ impl Rollbacks {
         record: &RollbackRecord,
         detail: &Value,
         correlation: &str,
+        resumed: bool,
     ) -> Result<Report, Error> {
         let (pk, sk) = Self::keys(alarm);
         let rev = record.rev;
-        let (Some(target), Some(replacing)) = (&record.target, &record.replacing) else {
-            return Err(Error::InvalidEvent(
-                "the rollback record has no target".into(),
-            ));
-        };
-        let rollback = service
-            .rollback
-            .as_ref()
-            .expect("rolled back services have one");
         let project = service
             .projects
             .rollback
             .as_ref()
             .expect("the policy requires a rollback project with a rollback section");
-        let causation = Self::causation(alarm);
+        // The decision's causation, as recorded: the same whichever delivery starts it.
+        let causation = record
+            .causation_id
+            .clone()
+            .unwrap_or_else(|| Self::causation(alarm));
         let build = match &record.build_id {
             Some(b) => b.clone(),
             None => {
-                let mut variables = vec![
-                    ("EDDO_SERVICE", service.name.as_str()),
-                    ("EDDO_COMMIT_SHA", target.commit.as_str()),
-                    ("EDDO_REPLACED_COMMIT_SHA", replacing.commit.as_str()),
-                    ("EDDO_ALARM_NAME", alarm.name.as_str()),
-                    ("EDDO_CORRELATION_ID", correlation),
-                    ("EDDO_CAUSATION_ID", causation.as_str()),
-                ];
-                if let Some(d) = &target.digest {
-                    variables.push(("EDDO_IMAGE_DIGEST", d.as_str()));
-                }
-                if let Some(d) = &replacing.digest {
-                    variables.push(("EDDO_REPLACED_IMAGE_DIGEST", d.as_str()));
-                }
-                let token = codebuild::token("eddo-rollback", &format!("{pk}/{sk}"));
-                match codebuild::start(
-                    &self.codebuild,
-                    project.as_str(),
-                    &token,
-                    &variables,
-                    Some(rollback.hold_minutes),
-                )
-                .await
-                {
+                let request = rollback_request(service, record, &causation)?;
+                match codebuild::start(&self.codebuild, &request, resumed).await {
                     Ok(b) => b,
                     Err(StartError::Retryable(e)) => return Err(e),
                     Err(StartError::Refused(e)) => {
@@ -618,6 +600,46 @@ impl Rollbacks {
             published: vec![published],
         })
     }
+}
+
+/// The rollback build of a service's rollback record: a pure function of the decision (the
+/// record as claimed, with the event that decided it), so every attempt sends the same request
+/// with the same token.
+fn rollback_request(
+    service: &Service,
+    record: &RollbackRecord,
+    causation: &str,
+) -> Result<codebuild::BuildRequest, Error> {
+    let (Some(target), Some(replacing)) = (&record.target, &record.replacing) else {
+        return Err(Error::InvalidEvent(
+            "the rollback record has no target".into(),
+        ));
+    };
+    let rollback = service
+        .rollback
+        .as_ref()
+        .expect("rolled back services have one");
+    let project = service
+        .projects
+        .rollback
+        .as_ref()
+        .expect("the policy requires a rollback project with a rollback section");
+    Ok(codebuild::BuildRequest::new("rollback", project.as_str())
+        .var("EDDO_SERVICE", service.name.as_str())
+        .var("EDDO_COMMIT_SHA", &target.commit)
+        .var("EDDO_REPLACED_COMMIT_SHA", &replacing.commit)
+        .var(
+            "EDDO_ALARM_NAME",
+            record.alarm.as_deref().unwrap_or_default(),
+        )
+        .var(
+            "EDDO_CORRELATION_ID",
+            record.correlation_id.as_deref().unwrap_or_default(),
+        )
+        .var("EDDO_CAUSATION_ID", causation)
+        .var_opt("EDDO_IMAGE_DIGEST", target.digest.as_deref())
+        .var_opt("EDDO_REPLACED_IMAGE_DIGEST", replacing.digest.as_deref())
+        .timeout(Some(rollback.hold_minutes)))
 }
 
 /// The version a successful rollback made live.

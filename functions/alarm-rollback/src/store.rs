@@ -77,6 +77,8 @@ pub struct RollbackRecord {
     pub target: Option<Version>,
     pub replacing: Option<Version>,
     pub correlation_id: Option<String>,
+    /// The event that decided it (the alarm change as first delivered): its build's causation.
+    pub causation_id: Option<String>,
     /// When recent rollbacks started, oldest first: the last is this one.
     pub starts: Vec<u64>,
     pub alarm: Option<String>,
@@ -96,6 +98,7 @@ impl RollbackRecord {
             target: version("target"),
             replacing: version("replacing"),
             correlation_id: text("correlation_id"),
+            causation_id: text("causation_id"),
             starts: attr(item, "starts")
                 .and_then(|j| serde_json::from_str(j).ok())
                 .unwrap_or_default(),
@@ -148,6 +151,7 @@ pub struct Start<'a> {
     pub target: &'a Version,
     pub replacing: &'a Version,
     pub correlation_id: &'a str,
+    pub causation_id: &'a str,
     pub alarm: &'a str,
     pub starts: &'a [u64],
 }
@@ -288,7 +292,8 @@ impl Store {
             .key("sk", s(ROLLBACK_SK))
             .update_expression(
                 "SET rev = :rev, held_until = :hold, target = :target, replacing = :replacing, \
-                 correlation_id = :corr, starts = :starts, alarm = :alarm REMOVE build_id",
+                 correlation_id = :corr, causation_id = :cause, starts = :starts, alarm = :alarm \
+                 REMOVE build_id",
             )
             .condition_expression("attribute_not_exists(rev) OR rev = :decided")
             .expression_attribute_values(":rev", n(rev))
@@ -297,6 +302,7 @@ impl Store {
             .expression_attribute_values(":target", s(&json(start.target)?))
             .expression_attribute_values(":replacing", s(&json(start.replacing)?))
             .expression_attribute_values(":corr", s(start.correlation_id))
+            .expression_attribute_values(":cause", s(start.causation_id))
             .expression_attribute_values(
                 ":starts",
                 s(&serde_json::to_string(start.starts).map_err(Error::Encode)?),
@@ -319,6 +325,7 @@ impl Store {
                 target: Some(start.target.clone()),
                 replacing: Some(start.replacing.clone()),
                 correlation_id: Some(start.correlation_id.to_string()),
+                causation_id: Some(start.causation_id.to_string()),
                 starts: start.starts.to_vec(),
                 alarm: Some(start.alarm.to_string()),
                 ..RollbackRecord::default()

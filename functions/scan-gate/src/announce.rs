@@ -9,9 +9,12 @@ use eddo::{DetailType, Error};
 use serde::Serialize;
 use tracing::info;
 
+use eddo::outbox::Lease;
+use eddo::publish::OutgoingEvent;
+
 use crate::candidate::{Candidate, Evidence, State};
 use crate::decide::Verdict;
-use crate::store::Transition;
+use crate::store::{Decided, Transition, key_of};
 use crate::{Gate, Report};
 
 /// One piece of evidence in a decision event: which signal, which event.
@@ -46,7 +49,7 @@ fn evidence_of(c: &Candidate) -> Vec<EvidenceItem> {
 }
 
 #[derive(Serialize)]
-struct Decided<'a> {
+struct DecisionDetail<'a> {
     service: &'a str,
     commit_sha: &'a str,
     image_digest: Option<&'a str>,
@@ -65,7 +68,8 @@ struct Decided<'a> {
 }
 
 impl Gate {
-    /// Decides a waiting candidate as `to` and says so.
+    /// Decides a waiting candidate as `to` and says so: the decision and its event in one write,
+    /// then the event sent.
     pub(crate) async fn conclude(
         &self,
         service: &Service,
@@ -75,27 +79,75 @@ impl Gate {
         cause: &Evidence,
         now: u64,
     ) -> Result<Report, Error> {
-        match self.store.decide(c, to, &reasons, now).await? {
+        let mut decided = c.clone();
+        decided.state = to;
+        decided.reasons = reasons.clone();
+        decided.decided_by = cause.event_id.clone();
+        let (event, outcome) = self.decision_event(service, &decided)?;
+        let owes = [event];
+        let d = Decided {
+            candidate: c,
+            to,
+            reasons: &reasons,
+            by: &cause.event_id,
+            owes: &owes,
+            now,
+        };
+        match self.store.decide(&d).await? {
             Transition::Done => {
-                let mut c = c.clone();
-                c.state = to;
-                c.reasons = reasons;
-                self.announce(service, &c, cause).await
+                let lease = Lease::new(key_of(c), now);
+                self.say(&lease, &owes, c, outcome).await
             }
-            _ => Ok(Report {
-                outcome: "another invocation decided this candidate".into(),
-                published: vec![],
-            }),
+            _ => Ok(Report::quiet("another invocation decided this candidate")),
         }
     }
 
-    /// Publishes the decision's event, then notes that it was published.
-    pub(crate) async fn announce(
+    /// Sends the events a record owes under this invocation's `lease` (letting go of it on
+    /// error, for the retry).
+    pub(crate) async fn say(
+        &self,
+        lease: &Lease,
+        owes: &[OutgoingEvent],
+        c: &Candidate,
+        outcome: &str,
+    ) -> Result<Report, Error> {
+        let outbox = self.store.outbox();
+        let sent = outbox.send(lease, owes).await;
+        let published = outbox.guard(lease, sent).await?;
+        info!(service = %c.service, commit = %c.commit, decision = outcome, "decided");
+        Ok(Report {
+            outcome: outcome.to_string(),
+            published,
+        })
+    }
+
+    /// Sends what a decided candidate still owes, once the invocation that owed it is gone.
+    pub(crate) async fn finish_owed(&self, c: &Candidate, now: u64) -> Result<Report, Error> {
+        match self.store.outbox().finish(&key_of(c), now).await? {
+            Some(published) => {
+                info!(service = %c.service, commit = %c.commit, "sent what a previous invocation owed");
+                Ok(Report {
+                    outcome: format!(
+                        "said the decision ({}) a previous invocation owed",
+                        c.state.as_str()
+                    ),
+                    published,
+                })
+            }
+            None => Ok(Report::quiet(format!(
+                "the decision ({}) is being said by another invocation",
+                c.state.as_str()
+            ))),
+        }
+    }
+
+    /// The event that says a decided candidate's decision, with its outcome for the report; its
+    /// causation is the event that decided it.
+    pub(crate) fn decision_event(
         &self,
         service: &Service,
         c: &Candidate,
-        cause: &Evidence,
-    ) -> Result<Report, Error> {
+    ) -> Result<(OutgoingEvent, &'static str), Error> {
         let (detail_type, outcome) = match c.state {
             State::Deploying | State::Deployed | State::DeployFailed => {
                 (DetailType::DeploymentStarted, "deployment started")
@@ -108,7 +160,7 @@ impl Gate {
             State::TimedOut => (DetailType::DeploymentTimedOut, "deployment timed out"),
             State::Waiting => unreachable!("a waiting candidate has no decision to announce"),
         };
-        let detail = Decided {
+        let detail = DecisionDetail {
             service: c.service.as_str(),
             commit_sha: c.commit.as_str(),
             image_digest: c.digest.as_ref().map(ImageDigest::as_str),
@@ -128,15 +180,8 @@ impl Gate {
             deadline: (c.state == State::TimedOut).then(|| rfc3339(c.deadline)),
             evidence: evidence_of(c),
         };
-        let published = self
-            .publisher
-            .publish_one(detail_type, &detail, &c.correlation_id, &cause.event_id)
-            .await?;
-        self.store.announced(c).await?;
-        info!(service = %c.service, commit = %c.commit, decision = outcome, "decided");
-        Ok(Report {
-            outcome: outcome.to_string(),
-            published: vec![published],
-        })
+        let event =
+            OutgoingEvent::enveloped(detail_type, &detail, &c.correlation_id, &c.decided_by)?;
+        Ok((event, outcome))
     }
 }

@@ -95,8 +95,13 @@ pub struct Candidate {
     pub first_at: u64,
     pub deadline: u64,
     pub build_id: Option<String>,
-    /// The decision's event was published.
-    pub announced: bool,
+    /// The record owes events not yet published (its outbox).
+    pub owes: bool,
+    /// Until when the invocation that last decided or took it has it to itself.
+    pub lease_until: u64,
+    /// The id of the event that caused the decision: the deploy build's causation, whoever
+    /// starts it.
+    pub decided_by: String,
     /// The decision's reasons (blocked, timed out), as recorded.
     pub reasons: Vec<String>,
     /// When it was decided (0 while waiting).

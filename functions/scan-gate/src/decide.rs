@@ -2,16 +2,12 @@
 //! it: wait, deploy, block, start a deploy a crash left unstarted, withdraw it, or say a late
 //! failure. Whether a scan passes the policy is [`crate::scan`].
 
+use eddo::outbox::leased;
 use eddo::policy::{Gate, Mode, SignalKind};
 use serde::{Deserialize, Serialize};
 
 use crate::candidate::{Candidate, State};
 pub use crate::scan::{Finding, Listing, ScanCounts, judge_scan, needs_findings};
-
-/// A candidate decided this long ago whose deploy build was never recorded was left by a crash
-/// or a failed call, not by an invocation still at work (the function times out at 30 s): the
-/// next signal or retry starts it, with the same idempotency token.
-pub const RECOVER_AFTER_SECS: u64 = 45;
 
 /// What one signal said about a candidate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,13 +75,13 @@ pub enum Next {
     Deploy,
     /// Decide it: `to` (blocked, or observed in observe mode), with the reasons.
     Conclude { to: State, reasons: Vec<String> },
-    /// Decided to deploy long enough ago that no invocation is still starting the build, and it
-    /// was never recorded: start it now.
+    /// Decided to deploy, its lease lapsed (no invocation is still starting the build), and no
+    /// build was recorded: start it now, or find the one that was started.
     Resume,
     /// The same, but a required signal has failed since: block instead of starting it.
     Withdraw { reasons: Vec<String> },
-    /// Decided already: publish the decision's event if it is still owed, and say a failure
-    /// that came after a decision to deploy.
+    /// Decided already: finish sending what the record owes (once its lease has lapsed), and say
+    /// a failure that came after a decision to deploy.
     After {
         announce: bool,
         late: Option<Vec<String>>,
@@ -151,7 +147,10 @@ pub fn next(gate: &Gate, c: &Candidate, kind: &SignalKind, now: u64) -> Next {
             },
             Decision::Deploy => Next::Deploy,
         },
-        State::Deploying if c.build_id.is_none() && now >= c.decided_at + RECOVER_AFTER_SECS => {
+        // Decided to deploy, no build recorded, and the lease lapsed: left by a crash or a failed
+        // call, not by an invocation still at work. The next signal or retry starts it, with the
+        // same request, or withdraws it.
+        State::Deploying if c.build_id.is_none() && !leased(c.lease_until, now) => {
             let reasons = c.failures(gate);
             if reasons.is_empty() {
                 Next::Resume
@@ -169,8 +168,9 @@ pub fn next(gate: &Gate, c: &Candidate, kind: &SignalKind, now: u64) -> Next {
                     Verdict::Passed { .. } => None,
                 });
             Next::After {
-                // A deploy not started yet is announced with its build, by whoever starts it.
-                announce: !(c.announced || state == State::Deploying && c.build_id.is_none()),
+                // What the record owes is sent by whoever holds it, or by this invocation once
+                // the lease has lapsed.
+                announce: c.owes,
                 late: failed.filter(|_| state.deploys()),
                 ask_history: matches!(
                     state,
@@ -212,7 +212,9 @@ mod tests {
             first_at: 1000,
             deadline: 2800,
             build_id: None,
-            announced: false,
+            owes: false,
+            lease_until: 0,
+            decided_by: String::new(),
             reasons: vec![],
             decided_at: if state == State::Waiting { 0 } else { 1100 },
             attempt: 0,
@@ -359,6 +361,7 @@ mod tests {
         let mut deciding = with(passed.clone(), Sast, fail("sast: failed"));
         deciding.state = State::Deploying;
         deciding.decided_at = 1000;
+        deciding.lease_until = eddo::outbox::lease_from(1000);
         assert_eq!(
             next(&g, &deciding, &Sast, 1010),
             Next::After {
@@ -368,7 +371,7 @@ mod tests {
             }
         );
         assert_eq!(
-            next(&g, &deciding, &Build, 1000 + RECOVER_AFTER_SECS),
+            next(&g, &deciding, &Build, 1000 + eddo::outbox::LEASE_SECS),
             Next::Withdraw {
                 reasons: vec!["sast: failed".into()]
             }
@@ -377,6 +380,7 @@ mod tests {
         let mut stalled = passed.clone();
         stalled.state = State::Deploying;
         stalled.decided_at = 1000;
+        stalled.lease_until = eddo::outbox::lease_from(1000);
         assert_eq!(
             next(&g, &stalled, &Build, 1010),
             Next::After {
@@ -386,7 +390,7 @@ mod tests {
             }
         );
         assert_eq!(
-            next(&g, &stalled, &Build, 1000 + RECOVER_AFTER_SECS),
+            next(&g, &stalled, &Build, 1000 + eddo::outbox::LEASE_SECS),
             Next::Resume
         );
 
@@ -400,7 +404,7 @@ mod tests {
             let mut after = with(passed.clone(), Sast, fail("sast: failed"));
             after.state = state;
             after.build_id = Some("b:1".into());
-            after.announced = true;
+            after.owes = false;
             assert_eq!(
                 next(&g, &after, &Sast, 5000),
                 Next::After {
@@ -414,7 +418,7 @@ mod tests {
         // Already blocked or timed out: recorded, nothing to say late.
         let mut blocked = with(passed, Sast, fail("sast: failed"));
         blocked.state = State::Blocked;
-        blocked.announced = true;
+        blocked.owes = false;
         assert_eq!(
             next(&g, &blocked, &Sast, 5000),
             Next::After {
@@ -434,7 +438,7 @@ mod tests {
             Sast,
             pass(),
         );
-        deployed.announced = true;
+        deployed.owes = false;
         // A rebuild of it: refused, saying why; decided candidates ask the history.
         assert!(matches!(
             next(&g, &deployed, &Build, 5000),

@@ -2,19 +2,20 @@
 //! starting the deploy project once with the image the service's build reported, and the deploy
 //! project's own completion, which moves the service's history.
 
-use std::collections::BTreeMap;
-
-use eddo::codebuild::{self, StartError};
+use eddo::codebuild::{self, BuildRequest, StartError};
 use eddo::history::{Version, VersionKind};
-use eddo::names::{CommitSha, ImageDigest, ServiceName};
+use eddo::names::ImageDigest;
+use eddo::outbox::Lease;
 use eddo::policy::Service;
+use eddo::publish::OutgoingEvent;
 use eddo::{DetailType, Error};
 use serde_json::{Value, json};
+use tracing::warn;
 
 use crate::candidate::{Candidate, Evidence, State};
 use crate::decide::known_bad;
 use crate::signal::DeployFinished;
-use crate::store::Transition;
+use crate::store::{Decided, Finished, Transition, key_of};
 use crate::{Gate, Report};
 
 impl Gate {
@@ -27,7 +28,15 @@ impl Gate {
         cause: &Evidence,
         now: u64,
     ) -> Result<Report, Error> {
-        let decided = self.store.decide(c, State::Deploying, &[], now).await?;
+        let d = Decided {
+            candidate: c,
+            to: State::Deploying,
+            reasons: &[],
+            by: &cause.event_id,
+            owes: &[],
+            now,
+        };
+        let decided = self.store.decide(&d).await?;
         self.deploying(service, c, decided, cause, now).await
     }
 
@@ -39,7 +48,7 @@ impl Gate {
         cause: &Evidence,
         now: u64,
     ) -> Result<Report, Error> {
-        let decided = self.store.redeploy(c, now).await?;
+        let decided = self.store.redeploy(c, &cause.event_id, now).await?;
         let mut report = self.deploying(service, c, decided, cause, now).await?;
         if report.outcome == "deployment started" {
             report.outcome = "approved after its rollback: deployment started again".into();
@@ -65,7 +74,9 @@ impl Gate {
                 }
                 c.state = State::Deploying;
                 c.decided_at = now;
-                self.start_deploy(service, &c, cause).await
+                c.decided_by = cause.event_id.clone();
+                let lease = Lease::new(key_of(&c), now);
+                self.start_deploy(service, &c, &lease, false).await
             }
             Transition::KnownBad if c.state != State::Waiting => Ok(Report {
                 outcome: "the commit is known bad and no approval cleared it".into(),
@@ -103,31 +114,61 @@ impl Gate {
             }
         }
     }
-    /// Starts the deploy project for a deploying candidate (idempotent: the token is the
-    /// candidate's, and a recorded build is reused), then announces it.
-    pub(crate) async fn start_deploy(
+    /// Starts the deploy build of a deploying candidate whose build an earlier invocation left
+    /// unstarted (or started, and died before recording it), once its lease has lapsed.
+    pub(crate) async fn resume_deploy(
         &self,
         service: &Service,
         c: &Candidate,
-        cause: &Evidence,
+        now: u64,
     ) -> Result<Report, Error> {
-        let token = deploy_token(&c.service, &c.commit, c.attempt);
-        let mut variables = vec![
-            ("EDDO_SERVICE", c.service.as_str()),
-            ("EDDO_COMMIT_SHA", c.commit.as_str()),
-            ("EDDO_CORRELATION_ID", c.correlation_id.as_str()),
-            ("EDDO_CAUSATION_ID", cause.event_id.as_str()),
-        ];
-        if let Some(d) = &c.digest {
-            variables.push(("EDDO_IMAGE_DIGEST", d.as_str()));
+        match self.store.take_unstarted(c, now).await? {
+            Some(lease) => self.start_deploy(service, c, &lease, true).await,
+            None => Ok(Report::quiet(
+                "the deployment is being started by another invocation",
+            )),
         }
-        let project = service.projects.deploy.as_str();
-        let build = match codebuild::start(&self.codebuild, project, &token, &variables, None).await
-        {
-            Ok(build) => build,
-            Err(StartError::Retryable(err)) => return Err(err),
+    }
+
+    /// Starts the deploy project for a deploying candidate this invocation holds `lease` on,
+    /// records the build with the event that says it started, and sends that event. The request
+    /// is the decision's alone ([`deploy_request`]), so every attempt sends the same one.
+    async fn start_deploy(
+        &self,
+        service: &Service,
+        c: &Candidate,
+        lease: &Lease,
+        resume: bool,
+    ) -> Result<Report, Error> {
+        let result = self.start_deploy_leased(service, c, lease, resume).await;
+        self.store.outbox().guard(lease, result).await
+    }
+
+    async fn start_deploy_leased(
+        &self,
+        service: &Service,
+        c: &Candidate,
+        lease: &Lease,
+        resume: bool,
+    ) -> Result<Report, Error> {
+        let request = deploy_request(service, c);
+        match codebuild::start(&self.codebuild, &request, resume).await {
+            Ok(build) => {
+                let mut c = c.clone();
+                c.build_id = Some(build.clone());
+                let (event, outcome) = self.decision_event(service, &c)?;
+                let owes = [event];
+                if !self.store.set_build(lease, &build, &owes).await? {
+                    return Ok(Report::quiet(format!(
+                        "build {build} was recorded by another invocation"
+                    )));
+                }
+                self.say(lease, &owes, &c, outcome).await
+            }
+            Err(StartError::Retryable(err)) => Err(err),
             Err(StartError::Refused(err)) => {
                 // The project is missing or refuses the call: a retry cannot fix it.
+                let project = request.project();
                 let detail = json!({
                     "service": c.service,
                     "commit_sha": c.commit,
@@ -136,130 +177,161 @@ impl Gate {
                     "status": "NOT_STARTED",
                     "reason": format!("could not start {project}: {err}"),
                 });
-                self.store
-                    .finish_deploy(c, None, State::DeployFailed)
-                    .await?;
-                let published = self
-                    .publisher
-                    .publish_one(
-                        DetailType::DeploymentFailed,
-                        &detail,
-                        &c.correlation_id,
-                        &cause.event_id,
-                    )
-                    .await?;
-                return Ok(Report {
-                    outcome: format!("deploy project refused: {err}"),
-                    published: vec![published],
-                });
+                let owes = [OutgoingEvent::enveloped(
+                    DetailType::DeploymentFailed,
+                    &detail,
+                    &c.correlation_id,
+                    &c.decided_by,
+                )?];
+                if !self.store.refused(lease, &owes).await? {
+                    return Ok(Report::quiet(
+                        "the deployment was recorded by another invocation",
+                    ));
+                }
+                self.say(lease, &owes, c, &format!("deploy project refused: {err}"))
+                    .await
             }
-        };
-        self.store.set_build(c, &build).await?;
-        let mut c = c.clone();
-        c.build_id = Some(build);
-        self.announce(service, &c, cause).await
+        }
     }
+
+    /// A deploy build finished. Only the build the gate started and recorded for the candidate
+    /// moves the history and is said, once: its completion and the events that say it are one
+    /// write. A redelivery finds it recorded; a deploy build the gate never started changes
+    /// nothing.
     pub(crate) async fn deploy_finished(
         &self,
         d: &DeployFinished,
         event: &Value,
     ) -> Result<Report, Error> {
-        let now = (self.clock)();
-        let candidate = self.store.get(&d.service, &d.commit).await?;
-        let correlation = candidate
-            .as_ref()
-            .map(|c| c.correlation_id.clone())
-            .unwrap_or_else(|| format!("{}@{}", d.service, d.commit));
-        let digest = candidate.as_ref().and_then(|c| c.digest.clone());
-        let version = d.succeeded.then(|| Version {
-            commit: d.commit.to_string(),
-            digest: digest.as_ref().map(ImageDigest::to_string),
-            build_id: d.build_id.clone(),
-            at: now,
-            kind: VersionKind::Deploy,
-            correlation_id: Some(correlation.clone()),
-            replaced: None,
-            started_at: candidate
-                .as_ref()
-                .map(|c| c.decided_at)
-                .filter(|at| *at > 0),
-        });
-        let to = if d.succeeded {
-            State::Deployed
-        } else {
-            State::DeployFailed
-        };
-        let tracked = candidate
-            .as_ref()
-            .filter(|c| c.state == State::Deploying)
-            .cloned()
-            .unwrap_or_else(|| Candidate {
-                service: d.service.clone(),
-                commit: d.commit.clone(),
-                digest: digest.clone(),
-                correlation_id: correlation.clone(),
-                state: State::Deployed,
-                signals: BTreeMap::new(),
-                first_at: now,
-                deadline: now,
-                build_id: Some(d.build_id.clone()),
-                announced: true,
-                reasons: vec![],
-                decided_at: now,
-                attempt: 0,
+        for _ in 0..FINISH_ATTEMPTS {
+            let now = (self.clock)();
+            let Some(c) = self.store.get(&d.service, &d.commit).await? else {
+                return Ok(not_started(d, "no candidate of that commit"));
+            };
+            let build = c.build_id.as_deref().map(codebuild::build_id);
+            if build != Some(codebuild::build_id(&d.build_id)) {
+                return Ok(not_started(d, "not the candidate's deploy build"));
+            }
+            if c.state != State::Deploying {
+                if c.owes {
+                    return self.finish_owed(&c, now).await;
+                }
+                return Ok(Report::quiet(format!(
+                    "the completion of build {} is recorded already",
+                    d.build_id
+                )));
+            }
+            let read = self.store.history(&d.service).await?;
+            let version = d.succeeded.then(|| Version {
+                commit: d.commit.to_string(),
+                digest: c.digest.as_ref().map(ImageDigest::to_string),
+                build_id: d.build_id.clone(),
+                at: now,
+                kind: VersionKind::Deploy,
+                correlation_id: Some(c.correlation_id.clone()),
+                replaced: None,
+                started_at: Some(c.decided_at).filter(|at| *at > 0),
             });
-        self.store
-            .finish_deploy(&tracked, version.as_ref(), to)
-            .await?;
-        let history = self.store.history(&d.service).await?;
-        let (detail_type, detail) = if d.succeeded {
-            (
-                DetailType::DeploymentSucceeded,
-                json!({
-                    "service": d.service,
-                    "commit_sha": d.commit,
-                    "image_digest": digest,
-                    "build_id": d.build_id,
-                    "live": history.live,
-                    "last_known_good": history.last_known_good,
-                }),
-            )
-        } else {
-            (
-                DetailType::DeploymentFailed,
-                json!({
-                    "service": d.service,
-                    "commit_sha": d.commit,
-                    "project": event["detail"]["project-name"],
-                    "build_id": d.build_id,
-                    "status": d.status,
-                    "failed_phase": d.failed_phase,
-                    "logs_url": d.logs,
-                    "reason": format!(
-                        "the deploy build {} ended {}{}",
-                        d.build_id,
-                        d.status,
-                        d.failed_phase.as_ref().map(|p| format!(" in phase {p}")).unwrap_or_default()
-                    ),
-                }),
-            )
-        };
-        let published = self
-            .publisher
-            .publish_one(detail_type, &detail, &correlation, &d.evidence.event_id)
-            .await?;
-        Ok(Report {
-            outcome: format!("deploy of {} {}: {}", d.service, d.commit.short(), d.status),
-            published: vec![published],
+            let (to, detail_type, detail) = match &version {
+                Some(v) => {
+                    let history = read.after(v);
+                    (
+                        State::Deployed,
+                        DetailType::DeploymentSucceeded,
+                        json!({
+                            "service": d.service,
+                            "commit_sha": d.commit,
+                            "image_digest": c.digest,
+                            "build_id": d.build_id,
+                            "live": history.live,
+                            "last_known_good": history.last_known_good,
+                        }),
+                    )
+                }
+                None => (
+                    State::DeployFailed,
+                    DetailType::DeploymentFailed,
+                    json!({
+                        "service": d.service,
+                        "commit_sha": d.commit,
+                        "project": event["detail"]["project-name"],
+                        "build_id": d.build_id,
+                        "status": d.status,
+                        "failed_phase": d.failed_phase,
+                        "logs_url": d.logs,
+                        "reason": format!(
+                            "the deploy build {} ended {}{}",
+                            d.build_id,
+                            d.status,
+                            d.failed_phase.as_ref().map(|p| format!(" in phase {p}")).unwrap_or_default()
+                        ),
+                    }),
+                ),
+            };
+            let owes = [OutgoingEvent::enveloped(
+                detail_type,
+                &detail,
+                &c.correlation_id,
+                &d.evidence.event_id,
+            )?];
+            let lease = Lease::new(key_of(&c), now);
+            let finished = Finished {
+                candidate: &c,
+                build_id: c.build_id.as_deref().unwrap_or_default(),
+                to,
+                version: version.as_ref(),
+                read: &read,
+                owes: &owes,
+                lease: &lease,
+            };
+            if !self.store.finish_deploy(&finished).await? {
+                // Recorded meanwhile, or the history moved since it was read: look again.
+                continue;
+            }
+            let outcome = format!("deploy of {} {}: {}", d.service, d.commit.short(), d.status);
+            return self.say(&lease, &owes, &c, &outcome).await;
+        }
+        Err(Error::Aws {
+            service: "DynamoDB",
+            operation: "TransactWriteItems",
+            message: format!(
+                "{}: the candidate or history changed under {FINISH_ATTEMPTS} attempts to record build {}",
+                d.service, d.build_id
+            ),
+            retry: eddo::Retry::Retryable,
         })
     }
 }
 
-/// The deploy's StartBuild idempotency token: the same for every attempt to start one deploy
-/// of a candidate; a deploy again after a rollback (`attempt` 1, 2, ...) is a new one.
-pub fn deploy_token(service: &ServiceName, commit: &CommitSha, attempt: u32) -> String {
-    match attempt {
-        0 => codebuild::token("eddo-deploy", &format!("{service}/{commit}")),
-        n => codebuild::token("eddo-deploy", &format!("{service}/{commit}/{n}")),
-    }
+/// A deploy build's completion and the history race at most this many times.
+const FINISH_ATTEMPTS: usize = 3;
+
+/// A deploy build the gate did not start (or not for this candidate): nothing moves, nothing is
+/// said.
+fn not_started(d: &DeployFinished, why: &str) -> Report {
+    warn!(service = %d.service, build = %d.build_id, reason = why, "a deploy build eddo did not start finished");
+    Report::quiet(format!(
+        "build {} of {} {} was not started by eddo ({why}); the history is unchanged",
+        d.build_id,
+        d.service,
+        d.commit.short()
+    ))
+}
+
+/// The deploy build of a candidate: a pure function of the decision (the candidate as decided,
+/// and the event that decided it), so every attempt to start it sends the same request with the
+/// same token, and a deploy again after a rollback (another decision) is another.
+pub fn deploy_request(service: &Service, c: &Candidate) -> BuildRequest {
+    BuildRequest::new("deploy", service.projects.deploy.as_str())
+        .var("EDDO_SERVICE", c.service.as_str())
+        .var("EDDO_COMMIT_SHA", c.commit.as_str())
+        .var("EDDO_CORRELATION_ID", &c.correlation_id)
+        .var_opt(
+            "EDDO_CAUSATION_ID",
+            Some(c.decided_by.as_str()).filter(|b| !b.is_empty()),
+        )
+        .var_opt(
+            "EDDO_IMAGE_DIGEST",
+            c.digest.as_ref().map(ImageDigest::as_str),
+        )
 }

@@ -36,13 +36,11 @@ use crate::store::{Record, Store};
 /// Deadlines the sweep handles per tick; the rest wait for the next minute.
 pub const SWEEP_BATCH: i32 = 25;
 
-pub use crate::decide::RECOVER_AFTER_SECS;
-
 /// The function's settings: the common ones and where the policy is.
 pub use eddo::config::PolicyConfig as Config;
 
 pub use announce::EvidenceItem;
-pub use deploying::deploy_token;
+pub use deploying::deploy_request;
 
 /// What one invocation did, returned to the runtime and logged.
 pub use eddo::Report;
@@ -77,6 +75,7 @@ impl Gate {
             store: Store::new(
                 aws_sdk_dynamodb::Client::new(sdk),
                 &config.common.table_name,
+                publisher.clone(),
             ),
             codebuild: aws_sdk_codebuild::Client::new(sdk),
             publisher,
@@ -87,7 +86,7 @@ impl Gate {
 
     /// Another DynamoDB client (one that counts its calls, in tests).
     pub fn with_dynamodb(mut self, client: aws_sdk_dynamodb::Client, table: &str) -> Gate {
-        self.store = Store::new(client, table);
+        self.store = Store::new(client, table, self.publisher.clone());
         self
     }
 
@@ -269,7 +268,7 @@ impl Gate {
             .record(&s, service, &commit, &s.kind, &recorded, &correlation)
             .await?
         {
-            Record::Recorded(c) => c,
+            Record::Recorded(c) => *c,
             Record::OtherImage { built } => {
                 let why = format!(
                     "{}: about image {}, but {} {} deploys {}",
@@ -300,7 +299,7 @@ impl Gate {
                 )
                 .await?
         {
-            candidate = c;
+            candidate = *c;
         }
         let span = eddo::telemetry::correlation_span(&candidate.correlation_id);
         self.act(service, candidate, &s.kind, &s.evidence, now)
@@ -333,18 +332,20 @@ impl Gate {
                 self.conclude(service, &c, to, reasons, cause, now).await
             }
             Next::Deploy => self.deploy(service, &c, cause, now).await,
-            Next::Resume => self.start_deploy(service, &c, cause).await,
+            Next::Resume => self.resume_deploy(service, &c, now).await,
             Next::Withdraw { reasons } => {
-                if !self.store.withdraw(&c, &reasons).await? {
-                    return Ok(Report {
-                        outcome: "the deploy build was recorded meanwhile".into(),
-                        published: vec![],
-                    });
+                let mut blocked = c.clone();
+                blocked.state = State::Blocked;
+                blocked.reasons = reasons.clone();
+                blocked.decided_by = cause.event_id.clone();
+                let (event, outcome) = self.decision_event(service, &blocked)?;
+                let owes = [event];
+                match self.store.withdraw(&c, &reasons, &owes, now).await? {
+                    Some(lease) => self.say(&lease, &owes, &blocked, outcome).await,
+                    None => Ok(Report::quiet(
+                        "the deploy build was recorded meanwhile, or another invocation has it",
+                    )),
                 }
-                let mut c = c;
-                c.state = State::Blocked;
-                c.reasons = reasons;
-                self.announce(service, &c, cause).await
             }
             Next::After {
                 announce,
@@ -368,7 +369,7 @@ impl Gate {
                     }
                 }
                 let mut report = if announce {
-                    self.announce(service, &c, cause).await?
+                    self.finish_owed(&c, now).await?
                 } else {
                     Report {
                         outcome: if c.state == State::Deploying && c.build_id.is_none() {
@@ -420,6 +421,17 @@ impl Gate {
         };
         for c in overdue {
             let Some(service) = self.policy.service(c.service.as_str()) else {
+                // Its service left the policy: nothing decides it any more. Closed, so it no
+                // longer fills the sweep's batch and keeps others from timing out.
+                let why = format!("{} is no longer in the policy", c.service);
+                if self.store.close(&c, &why, now).await? {
+                    warn!(service = %c.service, commit = %c.commit, "closed a candidate whose service left the policy");
+                    report.outcome.push_str(&format!(
+                        "; closed {} {}: {why}",
+                        c.service,
+                        c.commit.short()
+                    ));
+                }
                 continue;
             };
             let cause = Evidence {

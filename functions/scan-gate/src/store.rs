@@ -20,7 +20,9 @@ use eddo::Error;
 use eddo::dynamo::{Item, attr, get, key, n, num, s, transacted, written};
 use eddo::history::{self, History, Version};
 use eddo::names::{CommitSha, ImageDigest, ServiceName};
+use eddo::outbox::{self, Lease, Outbox};
 use eddo::policy::SignalKind;
+use eddo::publish::{OutgoingEvent, Publisher};
 
 use crate::candidate::{Candidate, Recorded, State};
 
@@ -48,6 +50,12 @@ fn candidate_key(service: &ServiceName, commit: &CommitSha) -> (AttributeValue, 
     (s(&format!("candidate#{service}")), s(commit.as_str()))
 }
 
+/// A candidate's key, as the outbox names its record.
+pub fn key_of(c: &Candidate) -> Item {
+    let (pk, sk) = candidate_key(&c.service, &c.commit);
+    key(pk, sk)
+}
+
 fn candidate(item: &Item) -> Result<Candidate, Error> {
     let bad = |what: &str| Error::InvalidEvent(format!("candidate record without a valid {what}"));
     let service = ServiceName::parse(attr(item, "service").unwrap_or_default())
@@ -71,11 +79,9 @@ fn candidate(item: &Item) -> Result<Candidate, Error> {
         first_at: num(item, "first_at").unwrap_or_default(),
         deadline: num(item, "deadline").unwrap_or_default(),
         build_id: attr(item, "build_id").map(str::to_string),
-        announced: item
-            .get("announced")
-            .and_then(|v| v.as_bool().ok())
-            .copied()
-            .unwrap_or(false),
+        owes: item.contains_key(outbox::OUTBOX),
+        lease_until: outbox::lease_of(item),
+        decided_by: attr(item, "decided_by").unwrap_or_default().to_string(),
         reasons: attr(item, "reasons")
             .and_then(|r| serde_json::from_str(r).ok())
             .unwrap_or_default(),
@@ -92,7 +98,7 @@ fn candidate(item: &Item) -> Result<Candidate, Error> {
 /// How recording a signal went.
 #[derive(Debug)]
 pub enum Record {
-    Recorded(Candidate),
+    Recorded(Box<Candidate>),
     /// The signal is about another image than the one the candidate's build reported.
     OtherImage {
         built: Option<ImageDigest>,
@@ -111,18 +117,54 @@ pub enum Transition {
     KnownBad,
 }
 
+/// A decision about a waiting candidate, as written.
+pub struct Decided<'a> {
+    pub candidate: &'a Candidate,
+    pub to: State,
+    pub reasons: &'a [String],
+    /// The event that caused it.
+    pub by: &'a str,
+    /// The events it owes now (none for a deploy: its build's start says it).
+    pub owes: &'a [OutgoingEvent],
+    pub now: u64,
+}
+
+/// A deploy build's completion, as written.
+pub struct Finished<'a> {
+    pub candidate: &'a Candidate,
+    pub build_id: &'a str,
+    pub to: State,
+    pub version: Option<&'a Version>,
+    /// The history the completion was judged on.
+    pub read: &'a History,
+    pub owes: &'a [OutgoingEvent],
+    pub lease: &'a Lease,
+}
+
 #[derive(Clone)]
 pub struct Store {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    outbox: Outbox,
 }
 
 impl Store {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Store {
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        publisher: Publisher,
+    ) -> Store {
+        let table = table.into();
         Store {
+            outbox: Outbox::new(client.clone(), &table, publisher),
             client,
-            table: table.into(),
+            table,
         }
+    }
+
+    /// The outbox of the gate's records.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// Records a signal on its candidate, creating it with its deadline on the first signal, and
@@ -186,9 +228,9 @@ impl Store {
                 .expression_attribute_values(":digest", s(d.as_str()));
         }
         match update.update_expression(expr).send().await {
-            Ok(out) => Ok(Record::Recorded(candidate(
+            Ok(out) => Ok(Record::Recorded(Box::new(candidate(
                 &out.attributes.unwrap_or_default(),
-            )?)),
+            )?))),
             Err(e) => match e.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(c)) => {
                     let built = c
@@ -275,49 +317,49 @@ impl Store {
         Ok(())
     }
 
-    fn decide_update(
-        &self,
-        c: &Candidate,
-        to: State,
-        reasons: &[String],
-        now: u64,
-    ) -> Result<Update, Error> {
+    /// The write of a decision: the candidate's new state, what caused it, the lease of the
+    /// invocation that decided, and (for a decision with no effect) the events it owes.
+    fn decide_update(&self, d: &Decided<'_>) -> Result<Update, Error> {
+        let c = d.candidate;
         let (pk, sk) = candidate_key(&c.service, &c.commit);
-        Update::builder()
+        let mut expr = String::from(
+            "SET #state = :to, reasons = :reasons, decided_at = :now, decided_by = :by, closed = :closed, open_pk = :closed, expires_at = :kept, lease_until = :lease",
+        );
+        let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", pk)
             .key("sk", sk)
-            .update_expression(
-                "SET #state = :to, reasons = :reasons, decided_at = :now, closed = :closed, open_pk = :closed, announced = :false, expires_at = :kept",
-            )
             .condition_expression("#state = :waiting")
             .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":to", s(d.to.as_str()))
             .expression_attribute_values(
                 ":reasons",
-                s(&serde_json::to_string(reasons).map_err(Error::Encode)?),
+                s(&serde_json::to_string(d.reasons).map_err(Error::Encode)?),
             )
-            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":now", n(d.now))
+            .expression_attribute_values(":by", s(d.by))
             .expression_attribute_values(":closed", s("closed"))
+            .expression_attribute_values(":lease", n(outbox::lease_from(d.now)))
             // A decided commit is never decided again, however late a replay comes: TTL skips an
             // item whose expires_at is not a number, and a later signal keeps it (if_not_exists).
             .expression_attribute_values(":kept", s(KEPT))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .expression_attribute_values(":waiting", s(State::Waiting.as_str()))
+            .expression_attribute_values(":waiting", s(State::Waiting.as_str()));
+        if !d.owes.is_empty() {
+            expr.push_str(", outbox = :outbox");
+            update = update.expression_attribute_values(":outbox", outbox::outbox_value(d.owes)?);
+        }
+        update
+            .update_expression(expr)
             .build()
             .map_err(|e| Error::InvalidEvent(e.to_string()))
     }
 
-    /// Decides a waiting candidate: `to`, with its reasons. Deciding to deploy also checks, in the
-    /// same transaction, that no rollback of the service holds its deployments.
-    pub async fn decide(
-        &self,
-        c: &Candidate,
-        to: State,
-        reasons: &[String],
-        now: u64,
-    ) -> Result<Transition, Error> {
-        let update = self.decide_update(c, to, reasons, now)?;
+    /// Decides a waiting candidate: `to`, with its reasons and the events it owes. Deciding to
+    /// deploy also checks, in the same transaction, that no rollback of the service holds its
+    /// deployments.
+    pub async fn decide(&self, d: &Decided<'_>) -> Result<Transition, Error> {
+        let (c, to) = (d.candidate, d.to);
+        let update = self.decide_update(d)?;
         if to != State::Deploying {
             let u = update;
             let result = self
@@ -337,7 +379,7 @@ impl Store {
                 Transition::Lost
             });
         }
-        self.deploy_transaction(c, update, now).await
+        self.deploy_transaction(c, update, d.now).await
     }
 
     /// Decides to deploy (or deploy again) in one transaction with its guards: no rollback holds
@@ -378,20 +420,24 @@ impl Store {
 
     /// Deploys a decided candidate again (a rolled-back commit an approval cleared): deploying,
     /// with a new attempt and no build yet, guarded as a first deploy is.
-    pub async fn redeploy(&self, c: &Candidate, now: u64) -> Result<Transition, Error> {
+    pub async fn redeploy(&self, c: &Candidate, by: &str, now: u64) -> Result<Transition, Error> {
         let (pk, sk) = candidate_key(&c.service, &c.commit);
         let update = Update::builder()
             .table_name(&self.table)
             .key("pk", pk)
             .key("sk", sk)
             .update_expression(
-                "SET #state = :deploying, decided_at = :now, announced = :false, attempt = :attempt, reasons = :none REMOVE build_id",
+                "SET #state = :deploying, decided_at = :now, decided_by = :by, lease_until = :lease, attempt = :attempt, reasons = :none REMOVE build_id",
             )
-            .condition_expression("#state = :was AND decided_at = :decided")
+            .condition_expression(format!(
+                "#state = :was AND decided_at = :decided AND attribute_not_exists(outbox) AND {}",
+                outbox::LAPSED
+            ))
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":deploying", s(State::Deploying.as_str()))
             .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":by", s(by))
+            .expression_attribute_values(":lease", n(outbox::lease_from(now)))
             .expression_attribute_values(":attempt", n(u64::from(c.attempt) + 1))
             .expression_attribute_values(":none", s("[]"))
             .expression_attribute_values(":was", s(c.state.as_str()))
@@ -402,17 +448,30 @@ impl Store {
     }
 
     /// Blocks a candidate decided to deploy whose build never started, because a required signal
-    /// failed since; `false` when its build was recorded first (then the failure is late).
-    pub async fn withdraw(&self, c: &Candidate, reasons: &[String]) -> Result<bool, Error> {
+    /// failed since, with the event that says so; only once its lease has lapsed, and `false`
+    /// when its build was recorded first (then the failure is late) or another invocation has it.
+    pub async fn withdraw(
+        &self,
+        c: &Candidate,
+        reasons: &[String],
+        owes: &[OutgoingEvent],
+        now: u64,
+    ) -> Result<Option<Lease>, Error> {
         let (pk, sk) = candidate_key(&c.service, &c.commit);
+        let lease = Lease::new(key_of(c), now);
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", pk)
             .key("sk", sk)
-            .update_expression("SET #state = :blocked, reasons = :reasons, announced = :false")
-            .condition_expression("#state = :deploying AND attribute_not_exists(build_id)")
+            .update_expression(
+                "SET #state = :blocked, reasons = :reasons, outbox = :outbox, lease_until = :lease",
+            )
+            .condition_expression(format!(
+                "#state = :deploying AND attribute_not_exists(build_id) AND {}",
+                outbox::LAPSED
+            ))
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":blocked", s(State::Blocked.as_str()))
             .expression_attribute_values(":deploying", s(State::Deploying.as_str()))
@@ -420,10 +479,12 @@ impl Store {
                 ":reasons",
                 s(&serde_json::to_string(reasons).map_err(Error::Encode)?),
             )
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":outbox", outbox::outbox_value(owes)?)
+            .expression_attribute_values(":lease", n(lease.until))
+            .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        written(result, "UpdateItem")
+        Ok(written(result, "UpdateItem")?.then_some(lease))
     }
 
     /// The rollback holding `service`'s deployments, if one does: its build id.
@@ -435,37 +496,97 @@ impl Store {
         history::held_by(&self.client, &self.table, service, now).await
     }
 
-    /// Records the deploy build of a deploying candidate (the same id again is fine).
-    pub async fn set_build(&self, c: &Candidate, build_id: &str) -> Result<(), Error> {
-        let (pk, sk) = candidate_key(&c.service, &c.commit);
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
-            .update_expression("SET build_id = :b")
-            .condition_expression("attribute_not_exists(build_id) OR build_id = :b")
-            .expression_attribute_values(":b", s(build_id))
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
-        Ok(())
+    /// Takes over a candidate decided to deploy whose build was never recorded, once its lease
+    /// has lapsed: `None` when another invocation has it or its build was recorded meanwhile.
+    pub async fn take_unstarted(&self, c: &Candidate, now: u64) -> Result<Option<Lease>, Error> {
+        let taken = self
+            .outbox
+            .take(
+                &key_of(c),
+                now,
+                "#state = :deploying AND attribute_not_exists(build_id)",
+                &[(":deploying", s(State::Deploying.as_str()))],
+            )
+            .await?;
+        Ok(taken.map(|(lease, _)| lease))
     }
 
-    /// Notes that the decision's event was published.
-    pub async fn announced(&self, c: &Candidate) -> Result<(), Error> {
+    /// Records the deploy build of a deploying candidate with the events that say it started,
+    /// while `lease` is this invocation's. `false`: the build was recorded by another invocation
+    /// (which says it), or the lease was lost.
+    pub async fn set_build(
+        &self,
+        lease: &Lease,
+        build_id: &str,
+        owes: &[OutgoingEvent],
+    ) -> Result<bool, Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(lease.key.clone()))
+            .update_expression("SET build_id = :b, outbox = :outbox")
+            .condition_expression(
+                "attribute_not_exists(build_id) AND lease_until = :mine AND #state = :deploying",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":b", s(build_id))
+            .expression_attribute_values(":outbox", outbox::outbox_value(owes)?)
+            .expression_attribute_values(":mine", n(lease.until))
+            .expression_attribute_values(":deploying", s(State::Deploying.as_str()))
+            .send()
+            .await;
+        written(result, "UpdateItem")
+    }
+
+    /// A deploy the project refused to start: `DeployFailed`, with the events that say so, while
+    /// `lease` is this invocation's.
+    pub async fn refused(&self, lease: &Lease, owes: &[OutgoingEvent]) -> Result<bool, Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(lease.key.clone()))
+            .update_expression("SET #state = :failed, outbox = :outbox")
+            .condition_expression(
+                "attribute_not_exists(build_id) AND lease_until = :mine AND #state = :deploying",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":failed", s(State::DeployFailed.as_str()))
+            .expression_attribute_values(":outbox", outbox::outbox_value(owes)?)
+            .expression_attribute_values(":mine", n(lease.until))
+            .expression_attribute_values(":deploying", s(State::Deploying.as_str()))
+            .send()
+            .await;
+        written(result, "UpdateItem")
+    }
+
+    /// Closes a waiting candidate without a decision (its service left the policy), so the
+    /// deadline sweep no longer reads it.
+    pub async fn close(&self, c: &Candidate, reason: &str, now: u64) -> Result<bool, Error> {
         let (pk, sk) = candidate_key(&c.service, &c.commit);
-        self.client
+        let result = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("pk", pk)
             .key("sk", sk)
-            .update_expression("SET announced = :t")
-            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .update_expression(
+                "SET #state = :timed_out, reasons = :reasons, decided_at = :now, closed = :closed, open_pk = :closed",
+            )
+            .condition_expression("#state = :waiting")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":timed_out", s(State::TimedOut.as_str()))
+            .expression_attribute_values(
+                ":reasons",
+                s(&serde_json::to_string(&[reason]).map_err(Error::Encode)?),
+            )
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":closed", s("closed"))
+            .expression_attribute_values(":waiting", s(State::Waiting.as_str()))
             .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
-        Ok(())
+            .await;
+        written(result, "UpdateItem")
     }
 
     /// Waiting candidates whose deadline has passed, oldest first (at most `limit`).
@@ -489,33 +610,34 @@ impl Store {
             .collect()
     }
 
-    /// A deploy or rollback build finished: `Deployed` or `DeployFailed`, and on success the
-    /// service's history moves (the replaced version becomes the last known good). Idempotent:
-    /// the same build finishing twice moves nothing twice.
-    pub async fn finish_deploy(
-        &self,
-        c: &Candidate,
-        version: Option<&Version>,
-        to: State,
-    ) -> Result<bool, Error> {
+    /// The deploy build `build_id` of a deploying candidate finished: `to` (`Deployed` or
+    /// `DeployFailed`) with the events that say so, and on success the service's history moves
+    /// from `read` (the replaced version becomes the last known good), in one transaction.
+    /// `false`: that build's completion was recorded already, or it is not the candidate's
+    /// build, or the history moved since `read` (read it again).
+    pub async fn finish_deploy(&self, f: &Finished<'_>) -> Result<bool, Error> {
+        let c = f.candidate;
         let (pk, sk) = candidate_key(&c.service, &c.commit);
         let candidate = Update::builder()
             .table_name(&self.table)
             .key("pk", pk)
             .key("sk", sk)
-            .update_expression("SET #state = :to")
-            .condition_expression("#state = :deploying")
+            .update_expression("SET #state = :to, outbox = :outbox, lease_until = :lease")
+            .condition_expression("#state = :deploying AND build_id = :b")
             .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":to", s(f.to.as_str()))
             .expression_attribute_values(":deploying", s(State::Deploying.as_str()))
+            .expression_attribute_values(":b", s(f.build_id))
+            .expression_attribute_values(":outbox", outbox::outbox_value(f.owes)?)
+            .expression_attribute_values(":lease", n(f.lease.until))
             .build()
             .map_err(|e| Error::InvalidEvent(e.to_string()))?;
         let mut tx = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(candidate).build());
-        if let Some(v) = version {
-            let live = history::go_live(&self.table, &c.service, v)?;
+        if let Some(v) = f.version {
+            let live = history::go_live_from(&self.table, &c.service, v, f.read)?;
             tx = tx.transact_items(TransactWriteItem::builder().update(live).build());
         }
         transacted(tx.send().await)

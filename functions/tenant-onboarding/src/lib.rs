@@ -183,7 +183,7 @@ impl Tenants {
                     {
                         continue;
                     }
-                    let result = self.start(record.clone(), tier).await;
+                    let result = self.start(record.clone(), tier, false).await;
                     return self.let_go_on_error(&record, result).await;
                 }
                 OnRequest::Repeat => {
@@ -252,33 +252,15 @@ impl Tenants {
         })
     }
 
-    /// Starts the build of a tenant in `requested` (idempotent: the token is the revision's, so
-    /// a resumed start within CodeBuild's five minutes gets the same build), records it, and
-    /// announces it.
-    async fn start(&self, record: Tenant, tier: &Tier) -> Result<Report, Error> {
+    /// Starts the build of a tenant in `requested` (idempotent: the request is the revision's
+    /// alone, [`build_request`], and a resumed start finds a build it already started), records
+    /// it, and announces it.
+    async fn start(&self, record: Tenant, tier: &Tier, resumed: bool) -> Result<Report, Error> {
         let spec = job_spec(tier, record.job);
-        let attempt = record.attempt.to_string();
-        let mut variables: Vec<(&str, &str)> = vec![
-            ("EDDO_TENANT_ACTION", record.job.as_str()),
-            ("EDDO_TENANT_ID", record.id.as_str()),
-            ("EDDO_TENANT_TIER", tier.name.as_str()),
-            ("EDDO_ATTEMPT", &attempt),
-            ("EDDO_CORRELATION_ID", &record.correlation_id),
-            ("EDDO_CAUSATION_ID", &record.causation_id),
-        ];
-        variables.extend(record.values.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let token = codebuild::token("eddo-tenant", &format!("{}/{}", record.id, record.rev));
+        let request = build_request(&record, tier);
         let now = now_epoch();
         let mut next = record.next(now);
-        match codebuild::start(
-            &self.codebuild,
-            spec.project.as_str(),
-            &token,
-            &variables,
-            Some(spec.timeout_minutes),
-        )
-        .await
-        {
+        match codebuild::start(&self.codebuild, &request, resumed).await {
             Ok(build) => {
                 info!(tenant = %record.id, build = %build, attempt = record.attempt, "tenant build started");
                 next.state = running(record.job);
@@ -346,7 +328,7 @@ impl Tenants {
                     record.id, record.tier
                 )));
             };
-            return self.start(record, tier).await;
+            return self.start(record, tier, true).await;
         }
         self.announce(&record).await
     }
@@ -498,7 +480,9 @@ impl Tenants {
                 continue;
             }
             let result = match (next.state, tier) {
-                (State::Requested, Some(t)) => self.start(next.clone(), t).instrument(span).await,
+                (State::Requested, Some(t)) => {
+                    self.start(next.clone(), t, false).instrument(span).await
+                }
                 _ => self.announce(&next).instrument(span).await,
             };
             return self.let_go_on_error(&next, result).await;
@@ -693,6 +677,24 @@ fn requested(r: &Request<'_>, job: Job, tier: &Tier, current: Option<&Tenant>, n
         lease_until: now + store::LEASE_SECS,
         updated_at: now,
     }
+}
+
+/// The build of a tenant's job: a pure function of the registry's revision that decided it
+/// (the tenant, its job and attempt, the request's values and the event that asked).
+fn build_request(record: &Tenant, tier: &Tier) -> codebuild::BuildRequest {
+    let spec = job_spec(tier, record.job);
+    let mut request = codebuild::BuildRequest::new("tenant", spec.project.as_str())
+        .var("EDDO_TENANT_ACTION", record.job.as_str())
+        .var("EDDO_TENANT_ID", record.id.as_str())
+        .var("EDDO_TENANT_TIER", tier.name.as_str())
+        .var("EDDO_ATTEMPT", &record.attempt.to_string())
+        .var("EDDO_CORRELATION_ID", &record.correlation_id)
+        .var("EDDO_CAUSATION_ID", &record.causation_id)
+        .timeout(Some(spec.timeout_minutes));
+    for (k, v) in &record.values {
+        request = request.var(k, v);
+    }
+    request
 }
 
 /// A request the registry refuses, as a rejection with that one reason.

@@ -353,12 +353,15 @@ export class Eddo extends Construct {
     return Stack.of(this).formatArn({ service: 'codebuild', resource: 'project', resourceName: project });
   }
 
-  /** StartBuild on exactly the projects the policy has this function start. */
+  /**
+   * StartBuild on exactly the projects the policy has this function start, and reading their
+   * builds back to find one it started whose record was lost (eddo::codebuild::start).
+   */
   private starts(f: lambda.Function, sid: string, projects: string[]): void {
     if (projects.length > 0) {
       f.addToRolePolicy(new iam.PolicyStatement({
         sid,
-        actions: ['codebuild:StartBuild'],
+        actions: ['codebuild:StartBuild', 'codebuild:ListBuildsForProject', 'codebuild:BatchGetBuilds'],
         resources: projects.map((p) => this.projectArn(p)),
       }));
     }

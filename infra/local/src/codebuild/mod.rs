@@ -313,11 +313,12 @@ impl Inner {
             "StartBuild" => self
                 .start_build(&request, "codebuild", caller)
                 .map(|b| json!({ "build": describe(&b) })),
-            "BatchGetBuilds" => Ok(self.batch_get(&request)),
+            "BatchGetBuilds" => self.batch_get(&request, caller),
+            "ListBuildsForProject" => self.list_for_project(&request, caller),
             other => Err(refuse(
                 "UnknownOperationException",
                 format!(
-                    "the local CodeBuild stand-in implements StartBuild and BatchGetBuilds, not {other:?}"
+                    "the local CodeBuild stand-in implements StartBuild, BatchGetBuilds and ListBuildsForProject, not {other:?}"
                 ),
             )),
         };
@@ -333,6 +334,16 @@ impl Inner {
 
     /// Whether `caller` may start a build of `project`: CodeBuild's own question to IAM.
     fn authorize(&self, caller: Option<Caller>, project: &str) -> Result<(), Refusal> {
+        self.authorize_action(caller, "codebuild:StartBuild", project)
+    }
+
+    /// Whether `caller` may do `action` on `project`.
+    fn authorize_action(
+        &self,
+        caller: Option<Caller>,
+        action: &str,
+        project: &str,
+    ) -> Result<(), Refusal> {
         let Some(caller) = caller else {
             return Err(refuse(
                 "MissingAuthenticationTokenException",
@@ -342,7 +353,7 @@ impl Inner {
         let resource = format!("arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{project}");
         match self
             .authority
-            .authorize(&caller, "codebuild:StartBuild", &resource, json!({}))
+            .authorize(&caller, action, &resource, json!({}))
         {
             Ok(d) if d.allowed => Ok(()),
             Ok(d) => Err(refuse("AccessDeniedException", d.message)),
@@ -516,18 +527,72 @@ impl Inner {
         }
     }
 
-    fn batch_get(&self, request: &Value) -> Value {
+    /// BatchGetBuilds, authorized per project as CodeBuild does (a build of a project the
+    /// caller may not read is refused, not left out).
+    fn batch_get(&self, request: &Value, caller: Option<Caller>) -> Result<Value, Refusal> {
+        let ids: Vec<String> = request["ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|id| id.as_str().map(str::to_string))
+            .collect();
+        if ids.is_empty() || ids.len() > 100 {
+            return Err(refuse(
+                "InvalidInputException",
+                "ids must name 1 to 100 builds",
+            ));
+        }
+        let projects: BTreeSet<String> = ids
+            .iter()
+            .map(|id| {
+                let id = id.rsplit(":build/").next().unwrap_or(id);
+                id.split(':').next().unwrap_or_default().to_string()
+            })
+            .collect();
+        for project in &projects {
+            self.authorize_action(caller.clone(), "codebuild:BatchGetBuilds", project)?;
+        }
         let state = self.lock();
         let mut found = Vec::new();
         let mut missing = Vec::new();
-        for id in request["ids"].as_array().into_iter().flatten() {
-            let id = id.as_str().unwrap_or_default();
+        for id in ids {
             match state.builds.iter().find(|b| b.id == id || b.arn == id) {
                 Some(b) => found.push(describe(b)),
-                None => missing.push(id.to_string()),
+                None => missing.push(id),
             }
         }
-        json!({ "builds": found, "buildsNotFound": missing })
+        Ok(json!({ "builds": found, "buildsNotFound": missing }))
+    }
+
+    /// ListBuildsForProject: the project's build ids, newest first unless `sortOrder` says
+    /// ASCENDING; one page of at most 100.
+    fn list_for_project(&self, request: &Value, caller: Option<Caller>) -> Result<Value, Refusal> {
+        let project = request["projectName"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| refuse("InvalidInputException", "projectName is required"))?
+            .to_string();
+        self.authorize_action(caller, "codebuild:ListBuildsForProject", &project)?;
+        let state = self.lock();
+        if !state.projects.contains(&project) {
+            return Err(refuse(
+                "ResourceNotFoundException",
+                format!(
+                    "Project cannot be found: arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{project}"
+                ),
+            ));
+        }
+        let mut ids: Vec<&str> = state
+            .builds
+            .iter()
+            .filter(|b| b.project == project)
+            .map(|b| b.id.as_str())
+            .collect();
+        if request["sortOrder"].as_str() != Some("ASCENDING") {
+            ids.reverse();
+        }
+        ids.truncate(100);
+        Ok(json!({ "ids": ids }))
     }
 }
 
