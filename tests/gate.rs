@@ -221,6 +221,13 @@ async fn after_the_start_a_failing_scan_is_reported_and_completion_moves_the_his
             s.handle(&scan(&commit, &image, json!({"CRITICAL": 1})))
                 .await;
         }
+        // A deploy build the gate did not start (someone ran the project by hand): it moves
+        // nothing and is not said.
+        let foreign = s
+            .handle(&build("eddo-deploy", &commit, "SUCCEEDED", None))
+            .await;
+        assert!(foreign.published.is_empty(), "{foreign:?}");
+        assert!(foreign.outcome.contains("not started by eddo"), "{foreign:?}");
         let done = s.deploy_finished(&commit, "SUCCEEDED");
         s.handle(&done).await;
         s.handle(&done).await; // redelivered: the history moves once
@@ -254,10 +261,59 @@ async fn after_the_start_a_failing_scan_is_reported_and_completion_moves_the_his
         .iter()
         .filter(|e| e["detail-type"] == "Deployment Succeeded")
         .collect();
+    assert_eq!(succeeded.len(), 2, "once per deploy, redelivered or not: {types:?}");
     let last = succeeded.last().unwrap();
     assert_eq!(last["detail"]["live"]["commit"], live[1]);
     assert_eq!(last["detail"]["last_known_good"]["commit"], live[0]);
     assert_eq!(last["detail"]["live"]["digest"], digest(301));
+}
+
+/// Candidates of a service removed from the policy are closed by the sweep, not skipped: more of
+/// them than a sweep reads (the oldest first) never keep another candidate from timing out.
+#[tokio::test(flavor = "multi_thread")]
+async fn candidates_of_a_service_gone_from_the_policy_do_not_stall_the_sweep() {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    let s = setup("gate-stale", None).await;
+    let db = aws_sdk_dynamodb::Client::new(&s.stack.sdk);
+    let old = now_epoch() - 3600;
+    let stale = eddo_scan_gate::SWEEP_BATCH as u32 + 5;
+    for n in 0..stale {
+        let commit = sha(600 + n);
+        db.put_item()
+            .table_name(&s.stack.table)
+            .item("pk", S("candidate#retired".into()))
+            .item("sk", S(commit.clone()))
+            .item("service", S("retired".into()))
+            .item("state", S("waiting".into()))
+            .item("first_at", N(old.to_string()))
+            .item("deadline", N(old.to_string()))
+            .item("correlation_id", S(format!("retired@{commit}")))
+            .item("open_pk", S("open".into()))
+            .item("open_sk", S(format!("{old:012}#retired#{commit}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    let slow = sha(700);
+    s.handle(&build("eddo-build", &slow, "SUCCEEDED", Some(&digest(700))))
+        .await;
+    let tick = |minutes: u64| json!({"id": id(), "source": "aws.events", "detail-type": "Scheduled Event", "time": eddo::time::rfc3339(now_epoch() + minutes * 60), "detail": {}});
+    s.handle(&tick(31)).await;
+    s.handle(&tick(32)).await;
+    let out = s.published().await;
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0]["detail-type"], "Deployment Timed Out");
+    assert_eq!(out[0]["detail"]["commit_sha"], slow);
+    let left = db
+        .query()
+        .table_name(&s.stack.table)
+        .index_name("open-deadline")
+        .key_condition_expression("open_pk = :open")
+        .expression_attribute_values(":open", S("open".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.count(), 0, "every overdue candidate closed");
 }
 
 #[tokio::test(flavor = "multi_thread")]
