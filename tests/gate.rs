@@ -227,7 +227,10 @@ async fn after_the_start_a_failing_scan_is_reported_and_completion_moves_the_his
             .handle(&build("eddo-deploy", &commit, "SUCCEEDED", None))
             .await;
         assert!(foreign.published.is_empty(), "{foreign:?}");
-        assert!(foreign.outcome.contains("not started by eddo"), "{foreign:?}");
+        assert!(
+            foreign.outcome.contains("not started by eddo"),
+            "{foreign:?}"
+        );
         let done = s.deploy_finished(&commit, "SUCCEEDED");
         s.handle(&done).await;
         s.handle(&done).await; // redelivered: the history moves once
@@ -261,7 +264,11 @@ async fn after_the_start_a_failing_scan_is_reported_and_completion_moves_the_his
         .iter()
         .filter(|e| e["detail-type"] == "Deployment Succeeded")
         .collect();
-    assert_eq!(succeeded.len(), 2, "once per deploy, redelivered or not: {types:?}");
+    assert_eq!(
+        succeeded.len(),
+        2,
+        "once per deploy, redelivered or not: {types:?}"
+    );
     let last = succeeded.last().unwrap();
     assert_eq!(last["detail"]["live"]["commit"], live[1]);
     assert_eq!(last["detail"]["last_known_good"]["commit"], live[0]);

@@ -140,6 +140,11 @@ impl Setup {
         Store::new(
             aws_sdk_dynamodb::Client::new(&self.stack.sdk),
             &self.stack.table,
+            eddo::publish::Publisher::new(
+                aws_sdk_eventbridge::Client::new(&self.stack.sdk),
+                &self.stack.bus,
+                256 * 1024,
+            ),
         )
     }
 
@@ -224,7 +229,7 @@ async fn a_tenant_is_provisioned_once_with_only_its_allowed_outputs() {
     assert_eq!(d["repeated"], false);
     let t = s.tenant("acme").await.unwrap();
     assert_eq!(t.state, State::Active);
-    assert!(t.announced);
+    assert!(t.pending.is_empty(), "said, so nothing owed");
 
     // Asked again once active: said again, nothing rebuilt.
     let repeat = s.handle(&onboard("acme", "basic", basic_values())).await;
@@ -491,7 +496,6 @@ async fn work_a_dead_invocation_left_is_finished_by_the_next_event() {
         causation_id: "req-stark".into(),
         last_failure: None,
         pending: vec![],
-        announced: true,
         lease_until: now + 600,
         updated_at: now,
     };
@@ -502,6 +506,17 @@ async fn work_a_dead_invocation_left_is_finished_by_the_next_event() {
     assert!(
         r.published.is_empty() && s.builds(PROVISION).is_empty(),
         "{r:?}"
+    );
+    // An offboarding meanwhile is answered, not dropped: refused, as while it provisions.
+    let r = s.handle(&offboard("stark")).await;
+    assert_eq!(r.published, ["Tenant Offboarding Rejected"], "{r:?}");
+    let said = s.published().await;
+    assert!(
+        said[0]["detail"]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("the tenant is being provisioned"),
+        "{said:#?}"
     );
     // A build's completion while the tenant is being changed waits for Lambda's retry, instead
     // of being judged against a record about to move.
@@ -562,7 +577,6 @@ async fn a_request_finishes_what_a_dead_invocation_left_then_does_its_own_work()
             detail: detail.to_string(),
             resources: vec![],
         }],
-        announced: false,
         lease_until: 0,
         updated_at: now - 120,
     };

@@ -64,6 +64,7 @@ fn bench(c: &mut Criterion) {
         tier: "basic",
         announced: true,
         leased: false,
+        job: Job::Provision,
         build_id: Some("eddo-tenant-provision:1"),
     };
     assert_eq!(

@@ -87,6 +87,8 @@ pub struct Facts<'a> {
     pub announced: bool,
     /// Whether another invocation is working on the tenant right now.
     pub leased: bool,
+    /// The job of the tenant's current (or last) build.
+    pub job: Job,
     pub build_id: Option<&'a str>,
 }
 
@@ -125,7 +127,17 @@ pub fn on_request(job: Job, tier: Option<&str>, tenant: Option<&Facts<'_>>) -> O
             None => format!("the tenant's {what} build is being started"),
         })
     };
+    const BEING_PROVISIONED: &str = "the tenant is being provisioned; offboard it after Tenant Provisioned or Tenant Provisioning Failed";
+    const BEING_OFFBOARDED: &str =
+        "the tenant is being offboarded; onboard it again after Tenant Deprovisioned";
     match (job, t.state) {
+        // The other job's build is being started: answered as when it runs, never dropped.
+        (Job::Deprovision, State::Requested) if t.job == Job::Provision => {
+            OnRequest::Refuse(BEING_PROVISIONED.into())
+        }
+        (Job::Provision, State::Requested) if t.job == Job::Deprovision => {
+            OnRequest::Refuse(BEING_OFFBOARDED.into())
+        }
         (_, State::Requested) => {
             OnRequest::InProgress("the tenant's next build is being started".into())
         }
@@ -139,15 +151,10 @@ pub fn on_request(job: Job, tier: Option<&str>, tenant: Option<&Facts<'_>>) -> O
             _ => OnRequest::Repeat,
         },
         (Job::Provision, State::Failed | State::Deprovisioned) => OnRequest::Start(Job::Provision),
-        (Job::Provision, State::Offboarding) => OnRequest::Refuse(
-            "the tenant is being offboarded; onboard it again after Tenant Deprovisioned".into(),
-        ),
+        (Job::Provision, State::Offboarding) => OnRequest::Refuse(BEING_OFFBOARDED.into()),
         (Job::Deprovision, State::Active | State::Failed) => OnRequest::Start(Job::Deprovision),
         (Job::Deprovision, State::Deprovisioned) => OnRequest::Repeat,
-        (Job::Deprovision, State::Provisioning) => OnRequest::Refuse(
-            "the tenant is being provisioned; offboard it after Tenant Provisioned or Tenant Provisioning Failed"
-                .into(),
-        ),
+        (Job::Deprovision, State::Provisioning) => OnRequest::Refuse(BEING_PROVISIONED.into()),
     }
 }
 
@@ -193,6 +200,7 @@ mod tests {
             tier: "basic",
             announced: true,
             leased: false,
+            job: Job::Provision,
             build_id: Some("p:1"),
         }
     }
@@ -265,6 +273,36 @@ mod tests {
         f.leased = true;
         assert!(matches!(
             on_request(Job::Provision, None, Some(&f)),
+            OnRequest::InProgress(_)
+        ));
+    }
+
+    #[test]
+    fn a_request_for_the_other_job_while_a_build_is_being_started_is_answered() {
+        let mut f = facts(State::Requested);
+        f.build_id = None;
+        f.leased = true;
+        // Provisioning is being started: offboarding is refused with the reason, not dropped.
+        assert_eq!(
+            on_request(Job::Deprovision, None, Some(&f)),
+            on_request(Job::Deprovision, None, Some(&facts(State::Provisioning)))
+        );
+        assert!(matches!(
+            on_request(Job::Deprovision, None, Some(&f)),
+            OnRequest::Refuse(_)
+        ));
+        // And the reverse.
+        f.job = Job::Deprovision;
+        assert_eq!(
+            on_request(Job::Provision, None, Some(&f)),
+            on_request(Job::Provision, None, Some(&facts(State::Offboarding)))
+        );
+        assert!(matches!(
+            on_request(Job::Provision, None, Some(&f)),
+            OnRequest::Refuse(_)
+        ));
+        assert!(matches!(
+            on_request(Job::Deprovision, None, Some(&f)),
             OnRequest::InProgress(_)
         ));
     }

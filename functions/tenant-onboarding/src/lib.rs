@@ -88,6 +88,7 @@ impl Tenants {
             store: Store::new(
                 aws_sdk_dynamodb::Client::new(sdk),
                 &config.common.table_name,
+                Publisher::from_config(&config.common, sdk),
             ),
             codebuild: aws_sdk_codebuild::Client::new(sdk),
             publisher: Publisher::from_config(&config.common, sdk),
@@ -109,7 +110,7 @@ impl Tenants {
 
     /// Another DynamoDB client (one that counts its calls, in tests).
     pub fn with_dynamodb(mut self, client: aws_sdk_dynamodb::Client, table: &str) -> Tenants {
-        self.store = Store::new(client, table);
+        self.store = Store::new(client, table, self.publisher.clone());
         self
     }
 
@@ -184,7 +185,7 @@ impl Tenants {
                         continue;
                     }
                     let result = self.start(record.clone(), tier, false).await;
-                    return self.let_go_on_error(&record, result).await;
+                    return self.store.guard(&record, result).await;
                 }
                 OnRequest::Repeat => {
                     let c = current.expect("only a known tenant is repeated");
@@ -196,9 +197,9 @@ impl Tenants {
                 OnRequest::Resume => {
                     // Finish the work first, then decide this request on what it left.
                     let c = current.expect("only a known tenant is resumed");
-                    if self.store.take(&c.id, c.rev, now).await? {
-                        let result = self.resume(c.clone()).await;
-                        let report = self.let_go_on_error(&c, result).await?;
+                    if let Some(taken) = self.store.take(&c.id, c.rev, now).await? {
+                        let result = self.resume(taken.clone()).await;
+                        let report = self.store.guard(&taken, result).await?;
                         resumed.extend(report.published);
                     }
                     continue;
@@ -306,14 +307,11 @@ impl Tenants {
         self.announce(&next).await
     }
 
-    /// Publishes a revision's events, then notes that they were.
+    /// Publishes a revision's events and removes them from its record.
     async fn announce(&self, record: &Tenant) -> Result<Report, Error> {
-        let events = &record.pending;
-        self.publisher.publish(events).await?;
-        self.store.announced(&record.id, record.rev).await?;
         Ok(Report {
             outcome: format!("tenant {} {}", record.id, record.state),
-            published: events.iter().map(|e| e.detail_type.to_string()).collect(),
+            published: self.store.announce(record).await?,
         })
     }
 
@@ -394,11 +392,11 @@ impl Tenants {
             if !current {
                 let f = record.facts(now);
                 if (!f.announced || f.state == State::Requested) && !f.leased {
-                    if !self.store.take(&id, record.rev, now).await? {
+                    let Some(taken) = self.store.take(&id, record.rev, now).await? else {
                         continue;
-                    }
-                    let result = self.resume(record.clone()).instrument(span).await;
-                    return self.let_go_on_error(&record, result).await;
+                    };
+                    let result = self.resume(taken.clone()).instrument(span).await;
+                    return self.store.guard(&taken, result).await;
                 }
                 if f.leased && f.state == State::Requested {
                     // Its build is being started and recorded right now: this completion (of
@@ -473,7 +471,6 @@ impl Tenants {
                     next.attempt = attempt;
                     next.last_failure = failure;
                     // Nothing to say until the retry's build has started.
-                    next.announced = true;
                 }
             }
             if !self.store.put(&next, Some(record.rev)).await? {
@@ -485,23 +482,9 @@ impl Tenants {
                 }
                 _ => self.announce(&next).instrument(span).await,
             };
-            return self.let_go_on_error(&next, result).await;
+            return self.store.guard(&next, result).await;
         }
         Err(contention(&id))
-    }
-
-    /// After a failure, gives the tenant back so Lambda's retry finds it free.
-    async fn let_go_on_error(
-        &self,
-        record: &Tenant,
-        result: Result<Report, Error>,
-    ) -> Result<Report, Error> {
-        if result.is_err()
-            && let Err(e) = self.store.let_go(&record.id, record.rev).await
-        {
-            warn!(error = %e, "could not release the tenant; the retry waits for its lease");
-        }
-        result
     }
 
     fn eddo(
@@ -673,8 +656,7 @@ fn requested(r: &Request<'_>, job: Job, tier: &Tier, current: Option<&Tenant>, n
         causation_id: r.causation_id.clone(),
         last_failure: None,
         pending: vec![],
-        announced: true,
-        lease_until: now + store::LEASE_SECS,
+        lease_until: eddo::outbox::lease_from(now),
         updated_at: now,
     }
 }

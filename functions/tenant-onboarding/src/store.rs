@@ -2,25 +2,21 @@
 //!
 //! Every change of a tenant is a whole new item written on the condition that the registry still
 //! holds the revision (`rev`) it was decided from, so two requests, or a request and a build's
-//! completion, never both act. Each change carries the events that say what happened
-//! (`pending`) until they are published (`announced`): an invocation that dies between the two
-//! leaves them for the next event about the tenant to publish, once its lease lapses.
+//! completion, never both act. Each change carries the lease of the invocation that made it and
+//! the events that say what happened, in [`eddo::outbox`]'s attributes: an invocation that dies
+//! before sending them leaves them for the next event about the tenant, once its lease lapses.
 
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use eddo::Error;
 use eddo::dynamo::{Item, attr, get, key, n, num, s, written};
 use eddo::names::TenantId;
-use eddo::publish::OutgoingEvent;
+use eddo::outbox::{self, Lease, Outbox};
+use eddo::publish::{OutgoingEvent, Publisher};
 use serde::{Deserialize, Serialize};
 
 use crate::decide::{Facts, Job, State};
 
 pub const TENANT_SK: &str = "tenant";
-
-/// How long the invocation that changed a tenant has it to itself (the function times out at
-/// 30 s): a redelivery meanwhile leaves it alone; one after finishes what was left undone.
-pub const LEASE_SECS: u64 = 45;
 
 /// How a build ended that did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,9 +50,9 @@ pub struct Tenant {
     /// The event that asked for the current job.
     pub causation_id: String,
     pub last_failure: Option<Failure>,
-    /// The events this revision has still to publish: eddo's, and the sbt-aws answer beside it.
+    /// The events this revision has still to publish: eddo's, and the sbt-aws answer beside it
+    /// (its outbox; empty once published).
     pub pending: Vec<OutgoingEvent>,
-    pub announced: bool,
     pub lease_until: u64,
     pub updated_at: u64,
 }
@@ -66,8 +62,9 @@ impl Tenant {
         Facts {
             state: self.state,
             tier: &self.tier,
-            announced: self.announced,
-            leased: self.lease_until > now,
+            announced: self.pending.is_empty(),
+            leased: outbox::leased(self.lease_until, now),
+            job: self.job,
             build_id: self.build_id.as_deref(),
         }
     }
@@ -76,9 +73,8 @@ impl Tenant {
     pub fn next(&self, now: u64) -> Tenant {
         Tenant {
             rev: self.rev + 1,
-            lease_until: now + LEASE_SECS,
+            lease_until: outbox::lease_from(now),
             updated_at: now,
-            announced: false,
             pending: vec![],
             ..self.clone()
         }
@@ -112,9 +108,8 @@ impl Tenant {
             correlation_id: text("correlation_id").unwrap_or_default(),
             causation_id: text("causation_id").unwrap_or_default(),
             last_failure: json(item, "last_failure"),
-            pending: json(item, "pending").unwrap_or_default(),
-            announced: flag("announced"),
-            lease_until: num(item, "lease_until").unwrap_or(0),
+            pending: outbox::owed(item).ok()?,
+            lease_until: outbox::lease_of(item),
             updated_at: num(item, "updated_at").unwrap_or(0),
         })
     }
@@ -132,23 +127,40 @@ pub fn tenant_pk(id: &TenantId) -> AttributeValue {
 pub struct Store {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    outbox: Outbox,
+}
+
+/// The key of a tenant's record.
+pub fn tenant_key(id: &TenantId) -> Item {
+    key(tenant_pk(id), s(TENANT_SK))
+}
+
+impl Tenant {
+    /// The lease this revision was written with.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            key: tenant_key(&self.id),
+            until: self.lease_until,
+        }
+    }
 }
 
 impl Store {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Store {
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        publisher: Publisher,
+    ) -> Store {
+        let table = table.into();
         Store {
+            outbox: Outbox::new(client.clone(), &table, publisher),
             client,
-            table: table.into(),
+            table,
         }
     }
 
-    /// An update of the tenant's record.
-    fn update(&self, id: &TenantId) -> UpdateItemFluentBuilder {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", tenant_pk(id))
-            .key("sk", s(TENANT_SK))
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// The tenant's record, if the registry has it. An item this version cannot read is an
@@ -184,10 +196,11 @@ impl Store {
             .item("sbt", AttributeValue::Bool(tenant.sbt))
             .item("correlation_id", s(&tenant.correlation_id))
             .item("causation_id", s(&tenant.causation_id))
-            .item("pending", s(&json(&tenant.pending)?))
-            .item("announced", AttributeValue::Bool(tenant.announced))
-            .item("lease_until", n(tenant.lease_until))
+            .item(outbox::LEASE_UNTIL, n(tenant.lease_until))
             .item("updated_at", n(tenant.updated_at));
+        if !tenant.pending.is_empty() {
+            put = put.item(outbox::OUTBOX, outbox::outbox_value(&tenant.pending)?);
+        }
         if let Some(b) = &tenant.build_id {
             put = put.item("build_id", s(b));
         }
@@ -206,47 +219,24 @@ impl Store {
         written(put.send().await, "PutItem")
     }
 
-    /// Takes over a tenant whose lease has lapsed at revision `rev`. `false`: another invocation
-    /// has it, or it moved on.
-    pub async fn take(&self, id: &TenantId, rev: u64, now: u64) -> Result<bool, Error> {
-        let result = self
-            .update(id)
-            .update_expression("SET lease_until = :until")
-            .condition_expression("rev = :rev AND lease_until <= :now")
-            .expression_attribute_values(":until", n(now + LEASE_SECS))
-            .expression_attribute_values(":rev", n(rev))
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        written(result, "UpdateItem")
+    /// Takes over a tenant whose lease has lapsed at revision `rev`: the tenant as it now is,
+    /// leased to this invocation. `None`: another invocation has it, or it moved on.
+    pub async fn take(&self, id: &TenantId, rev: u64, now: u64) -> Result<Option<Tenant>, Error> {
+        let taken = self
+            .outbox
+            .take(&tenant_key(id), now, "rev = :rev", &[(":rev", n(rev))])
+            .await?;
+        Ok(taken.and_then(|(_, item)| Tenant::from_item(&item)))
     }
 
-    /// Gives a tenant back after a failure, so the retry need not wait for the lease.
-    pub async fn let_go(&self, id: &TenantId, rev: u64) -> Result<(), Error> {
-        let result = self
-            .update(id)
-            .update_expression("SET lease_until = :zero")
-            .condition_expression("rev = :rev")
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":rev", n(rev))
-            .send()
-            .await;
-        written(result, "UpdateItem").map(|_| ())
+    /// Publishes a revision's events and frees the tenant (unless a later revision replaced it:
+    /// its own events are its business).
+    pub async fn announce(&self, tenant: &Tenant) -> Result<Vec<String>, Error> {
+        self.outbox.send(&tenant.lease(), &tenant.pending).await
     }
 
-    /// Notes that revision `rev`'s events were published, and frees the tenant.
-    pub async fn announced(&self, id: &TenantId, rev: u64) -> Result<(), Error> {
-        let result = self
-            .update(id)
-            .update_expression("SET announced = :t, lease_until = :zero, pending = :none")
-            .condition_expression("rev = :rev")
-            .expression_attribute_values(":t", AttributeValue::Bool(true))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":none", s("[]"))
-            .expression_attribute_values(":rev", n(rev))
-            .send()
-            .await;
-        // A later revision replaced this one: its own events are its business.
-        written(result, "UpdateItem").map(|_| ())
+    /// Passes `result` through, giving the tenant back when it is an error.
+    pub async fn guard<T>(&self, tenant: &Tenant, result: Result<T, Error>) -> Result<T, Error> {
+        self.outbox.guard(&tenant.lease(), result).await
     }
 }
