@@ -596,9 +596,54 @@ async fn a_throttled_start_is_retried_and_rolls_back_once() {
     );
 }
 
+/// StartBuild succeeded and recording the rollback failed; the same change then arrives in its
+/// other shape (the alarm's own action: another event, no EventBridge id). Nothing starts again:
+/// the request is the decision's alone, and the build it started is found, recorded and said
+/// once, with the first delivery as its cause. (A request that took the delivery's id met
+/// CodeBuild's "same token, other parameters" error and said NOT_STARTED while it ran.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_started_whose_record_was_lost_is_found_not_started_again() {
+    let s = setup("rb-lost", None).await;
+    let now = now_epoch();
+    s.deployed(&sha(90), &sha(91), now - 300).await;
+    let config = eddo_tests::policy_config(&s.stack, "alarm-rollback");
+    let sdk = eddo_tests::function_sdk(&s.stack, "alarm-rollback").await;
+    let policy = eddo::policy::load(&sdk, &config.policy_parameter)
+        .await
+        .unwrap();
+    let lost = eddo_tests::Faults::default();
+    lost.fail("TransactWriteItems", "settled", usize::MAX);
+    let failing = Rollbacks::new(&config, policy, &sdk)
+        .with_dynamodb(lost.dynamodb(&sdk), &config.common.table_name)
+        .with_codebuild(eddo_tests::stand_in(&sdk, &s.stack));
+    let fired = alarm("hello-world-5xx", "OK", "ALARM", now - 10);
+    let err = failing.handle(&fired).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(lost.hits() >= 1);
+    let builds = s.rollback_builds();
+    assert_eq!(builds.len(), 1, "StartBuild succeeded");
+    assert_eq!(builds[0].env("EDDO_CAUSATION_ID"), fired["id"].as_str());
+    assert!(s.published().await.is_empty());
+
+    let r = s.handle(&as_action(&fired)).await;
+    assert_eq!(r.published, ["Rollback Started"], "{r:?}");
+    s.handle(&fired).await;
+    assert_eq!(
+        s.stack.codebuild.calls("eddo-rollback"),
+        1,
+        "found, not started again"
+    );
+    let events = s.published().await;
+    assert_eq!(types(&events), ["Rollback Started"]);
+    assert_eq!(events[0]["detail"]["build_id"], builds[0].id.as_str());
+    assert_eq!(events[0]["detail"]["metadata"]["causation_id"], fired["id"]);
+    assert_eq!(s.held_by().await.as_deref(), Some(builds[0].id.as_str()));
+}
+
 /// The AWS round trips of alarm-rollback, counted by an SDK interceptor (EventBridge's PutEvents
 /// aside: each event is checked on the bus). A rollback reads the service once, moves both
-/// records in one transaction, starts the build, records it, and notes the event published.
+/// records in one transaction, starts the build, records it with the event it owes in another,
+/// and clears that event once published.
 #[tokio::test(flavor = "multi_thread")]
 async fn aws_round_trips_per_alarm() {
     let s = setup("rb-calls", None).await;
@@ -621,7 +666,7 @@ async fn aws_round_trips_per_alarm() {
     assert_eq!(
         calls.take(),
         ["DynamoDB.Query", "DynamoDB.PutItem", "DynamoDB.UpdateItem"],
-        "a skip: read the service, record the change, note it published"
+        "a skip: read the service, record the change with its event, clear it once published"
     );
 
     s.deployed(&sha(80), &sha(81), now - 300).await;
@@ -633,10 +678,10 @@ async fn aws_round_trips_per_alarm() {
             "DynamoDB.Query",
             "DynamoDB.TransactWriteItems",
             "CodeBuild.StartBuild",
-            "DynamoDB.UpdateItem",
+            "DynamoDB.TransactWriteItems",
             "DynamoDB.UpdateItem",
         ],
-        "a rollback"
+        "a rollback: the build recorded with the event it owes, then that event sent"
     );
 
     rollbacks.handle(&fired).await.unwrap();

@@ -3,17 +3,21 @@
 //! not. The rollback project's completion moves the deployment history and releases the hold on
 //! the service's deployments.
 //!
-//! The decisions are pure ([`decide`]); this file gathers inputs and performs the effects.
+//! The decisions are pure ([`decide`]); this file gathers inputs and decides, `starting` starts
+//! the rollback build, `finished` reads its completion. Each alarm change and each completion is
+//! decided, acted on and said once through [`eddo::outbox`].
 
 pub mod alarm;
 pub mod decide;
+mod finished;
+mod starting;
 pub mod store;
 
-use eddo::codebuild::{self, BuildState, StartError};
-use eddo::history::{Version, VersionKind};
+use eddo::history::Version;
 use eddo::idempotency::now_epoch;
-use eddo::policy::{Policy, ProjectRole, RollbackMode, Service};
-use eddo::publish::Publisher;
+use eddo::outbox::Lease;
+use eddo::policy::{Policy, RollbackMode, Service};
+use eddo::publish::{OutgoingEvent, Publisher};
 use eddo::time::rfc3339;
 use eddo::{DetailType, Error};
 use serde::Serialize;
@@ -22,7 +26,7 @@ use tracing::{Instrument, info, warn};
 
 use crate::alarm::AlarmChange;
 use crate::decide::{Decision, Skip, Trigger, decide, starts_after, trigger};
-use crate::store::{Change, Claim, NewChange, Outcome, RollbackRecord, Start, Store};
+use crate::store::{Change, Claim, NewChange, Outcome, Start, Store, change_key, record_key};
 
 /// Two alarms racing for one service decide again at most this many times.
 const DECIDE_ATTEMPTS: usize = 3;
@@ -76,6 +80,7 @@ impl Rollbacks {
             store: Store::new(
                 aws_sdk_dynamodb::Client::new(sdk),
                 &config.common.table_name,
+                Publisher::from_config(&config.common, sdk),
             ),
             codebuild: aws_sdk_codebuild::Client::new(sdk),
             publisher: Publisher::from_config(&config.common, sdk),
@@ -90,7 +95,7 @@ impl Rollbacks {
 
     /// Another DynamoDB client (one that counts its calls, in tests).
     pub fn with_dynamodb(mut self, client: aws_sdk_dynamodb::Client, table: &str) -> Rollbacks {
-        self.store = Store::new(client, table);
+        self.store = Store::new(client, table, self.publisher.clone());
         self
     }
 
@@ -155,9 +160,18 @@ impl Rollbacks {
     async fn consider(&self, alarm: &AlarmChange, service: &Service) -> Result<Report, Error> {
         let rollback = service.rollback.as_ref().expect("trigger checked it");
         let (pk, sk) = Self::keys(alarm);
+        let causation = Self::causation(alarm);
         for _ in 0..DECIDE_ATTEMPTS {
             let now = now_epoch();
             let (history, record) = self.store.service(&service.name).await?;
+            if record.owes {
+                // A completion not yet said is said first (once its lease lapsed); then decide.
+                self.store
+                    .outbox()
+                    .finish(&record_key(&service.name), now)
+                    .await?;
+                continue;
+            }
             let correlation = history
                 .live
                 .as_ref()
@@ -197,33 +211,24 @@ impl Rollbacks {
                 "bake_minutes": rollback.bake_minutes,
             });
             let text = detail.to_string();
-            let change = |outcome| NewChange {
-                pk: &pk,
-                sk: &sk,
-                outcome,
-                service: Some(&service.name),
-                detail: &text,
-                correlation_id: &correlation,
-                now,
-            };
             if rollback.mode == RollbackMode::DryRun {
-                return match self.store.note(&change(Outcome::WouldRollBack)).await? {
-                    None => {
-                        let r = self
-                            .announce(
-                                &pk,
-                                &sk,
-                                DetailType::RollbackWouldStart,
-                                &detail,
-                                &correlation,
-                                &Self::causation(alarm),
-                            )
-                            .instrument(span)
-                            .await;
-                        self.let_go_on_error(&pk, &sk, r).await
-                    }
-                    Some(c) => self.resume(alarm, c).await,
+                let owes = [OutgoingEvent::enveloped(
+                    DetailType::RollbackWouldStart,
+                    &detail,
+                    &correlation,
+                    &causation,
+                )?];
+                let change = NewChange {
+                    pk: &pk,
+                    sk: &sk,
+                    outcome: Outcome::WouldRollBack,
+                    service: Some(&service.name),
+                    detail: &text,
+                    correlation_id: &correlation,
+                    owes: &owes,
+                    now,
                 };
+                return self.note(alarm, &change).instrument(span).await;
             }
             let starts = starts_after(&record.facts(now), rollback, now);
             let start = Start {
@@ -233,37 +238,36 @@ impl Rollbacks {
                 target: &target,
                 replacing: &replacing,
                 correlation_id: &correlation,
-                causation_id: &Self::causation(alarm),
+                causation_id: &causation,
                 alarm: &alarm.name,
                 starts: &starts,
             };
-            match self
-                .store
-                .claim(&change(Outcome::RolledBack), &start)
-                .await?
-            {
+            let change = NewChange {
+                pk: &pk,
+                sk: &sk,
+                outcome: Outcome::RolledBack,
+                service: Some(&service.name),
+                detail: &text,
+                correlation_id: &correlation,
+                owes: &[],
+                now,
+            };
+            match self.store.claim(&change, &start).await? {
                 Claim::Started(claimed) => {
                     detail["rev"] = json!(claimed.rev);
+                    let lease = Lease::new(change_key(&pk, &sk), now);
                     let r = self
-                        .start(alarm, service, &claimed, &detail, &correlation, false)
+                        .start(alarm, service, &claimed, &detail, &lease, false)
                         .instrument(span)
                         .await;
-                    return self.let_go_on_error(&pk, &sk, r).await;
+                    return self.store.outbox().guard(&lease, r).await;
                 }
                 Claim::Duplicate(c) => return self.resume(alarm, *c).await,
                 Claim::Raced => continue,
             }
         }
         // Contention a retry resolves: fail the invocation for Lambda to retry it.
-        Err(Error::Aws {
-            service: "DynamoDB",
-            operation: "TransactWriteItems",
-            message: format!(
-                "{}: the rollback record changed under {DECIDE_ATTEMPTS} decisions in a row",
-                service.name
-            ),
-            retry: eddo::Retry::Retryable,
-        })
+        Err(contention(&service.name))
     }
 
     /// Reports a rollback that did not start, once per alarm change.
@@ -285,6 +289,12 @@ impl Rollbacks {
             "mode": service.and_then(|s| s.rollback.as_ref()).map(|r| r.mode),
         });
         info!(alarm = %alarm.name, reason = first, "rollback skipped");
+        let owes = [OutgoingEvent::enveloped(
+            DetailType::RollbackSkipped,
+            &detail,
+            correlation,
+            &Self::causation(alarm),
+        )?];
         let text = detail.to_string();
         let change = NewChange {
             pk: &pk,
@@ -293,366 +303,117 @@ impl Rollbacks {
             service: service.map(|s| &s.name),
             detail: &text,
             correlation_id: correlation,
+            owes: &owes,
             now: now_epoch(),
         };
-        match self.store.note(&change).await? {
+        self.note(alarm, &change).await
+    }
+
+    /// Records an alarm change that starts nothing, with its one event, and says it; or, seen
+    /// before, finishes what its first delivery left.
+    async fn note(&self, alarm: &AlarmChange, change: &NewChange<'_>) -> Result<Report, Error> {
+        match self.store.note(change).await? {
             None => {
-                let r = self
-                    .announce(
-                        &pk,
-                        &sk,
-                        DetailType::RollbackSkipped,
-                        &detail,
-                        correlation,
-                        &Self::causation(alarm),
-                    )
-                    .await;
-                self.let_go_on_error(&pk, &sk, r).await
+                let lease = Lease::new(change_key(change.pk, change.sk), change.now);
+                let outcome = change.owes[0].detail_type.to_lowercase();
+                self.say(&lease, change.owes, &outcome).await
             }
             Some(c) => self.resume(alarm, c).await,
         }
     }
 
-    /// Publishes an alarm change's event, then notes it was published.
-    async fn announce(
+    /// Sends what a record owes under this invocation's `lease` (letting go of it on error).
+    async fn say(
         &self,
-        pk: &str,
-        sk: &str,
-        detail_type: DetailType,
-        detail: &Value,
-        correlation: &str,
-        causation: &str,
+        lease: &Lease,
+        owes: &[OutgoingEvent],
+        outcome: &str,
     ) -> Result<Report, Error> {
-        let published = self
-            .publisher
-            .publish_one(detail_type, detail, correlation, causation)
-            .await?;
-        self.store.announced(pk, sk, &detail.to_string()).await?;
+        let outbox = self.store.outbox();
+        let sent = outbox.send(lease, owes).await;
         Ok(Report {
-            outcome: detail_type.as_str().to_lowercase(),
-            published: vec![published],
+            outcome: outcome.to_string(),
+            published: outbox.guard(lease, sent).await?,
         })
     }
 
     /// The same alarm change again (a redelivery, or both shapes of it): finish what the first
-    /// delivery started, say nothing twice, start nothing twice.
+    /// delivery left, say nothing twice, start nothing twice.
     async fn resume(&self, alarm: &AlarmChange, change: Change) -> Result<Report, Error> {
-        if change.announced {
+        let (pk, sk) = Self::keys(alarm);
+        let now = now_epoch();
+        let seen = format!("alarm {} change {}", alarm.name, alarm.change());
+        if change.owes {
+            return Ok(
+                match self
+                    .store
+                    .outbox()
+                    .finish(&change_key(&pk, &sk), now)
+                    .await?
+                {
+                    Some(published) => Report {
+                        outcome: format!("{seen}: said what a previous invocation owed"),
+                        published,
+                    },
+                    None => Report::quiet(format!("{seen} is being said by another invocation")),
+                },
+            );
+        }
+        if change.settled || change.outcome != Outcome::RolledBack {
             return Ok(Report::quiet(format!(
-                "alarm {} change {} already handled ({:?})",
-                alarm.name,
-                alarm.change(),
+                "{seen} already handled ({:?})",
                 change.outcome
             )));
         }
-        let (pk, sk) = Self::keys(alarm);
-        if !self.store.take(&pk, &sk, now_epoch()).await? {
+        let Some(lease) = self.store.take(&pk, &sk, now).await? else {
             return Ok(Report::quiet(format!(
-                "alarm {} change {} is being handled by another invocation",
-                alarm.name,
-                alarm.change()
+                "{seen} is being handled by another invocation"
             )));
-        }
-        let detail: Value = serde_json::from_str(&change.detail).unwrap_or(Value::Null);
-        let causation = Self::causation(alarm);
-        let result = match change.outcome {
-            Outcome::Skipped => {
-                self.announce(
-                    &pk,
-                    &sk,
-                    DetailType::RollbackSkipped,
-                    &detail,
-                    &change.correlation_id,
-                    &causation,
-                )
-                .await
-            }
-            Outcome::WouldRollBack => {
-                self.announce(
-                    &pk,
-                    &sk,
-                    DetailType::RollbackWouldStart,
-                    &detail,
-                    &change.correlation_id,
-                    &causation,
-                )
-                .await
-            }
-            Outcome::RolledBack => {
-                let service = change
-                    .service
-                    .as_deref()
-                    .and_then(|s| self.policy.service(s))
-                    .ok_or_else(|| {
-                        Error::InvalidEvent(format!(
-                            "alarm change {pk} {sk} names a service the policy no longer has"
-                        ))
-                    })?;
-                let (_, record) = self.store.service(&service.name).await?;
-                if Some(record.rev) != change.rev {
-                    // A later rollback replaced this one's record: this one was announced long
-                    // ago or never will be.
-                    warn!(service = %service.name, "a later rollback superseded this alarm change's");
-                    return Ok(Report::quiet("superseded by a later rollback"));
-                }
-                let mut detail = detail;
-                detail["rev"] = json!(change.rev);
-                self.start(
-                    alarm,
-                    service,
-                    &record,
-                    &detail,
-                    &change.correlation_id,
-                    true,
-                )
-                .await
-            }
         };
-        self.let_go_on_error(&pk, &sk, result).await
+        let result = self.restart(alarm, &change, &lease).await;
+        self.store.outbox().guard(&lease, result).await
     }
 
-    /// After a failure, gives the alarm change back so Lambda's retry finds it free.
-    async fn let_go_on_error(
-        &self,
-        pk: &str,
-        sk: &str,
-        result: Result<Report, Error>,
-    ) -> Result<Report, Error> {
-        if result.is_err()
-            && let Err(e) = self.store.let_go(pk, sk).await
-        {
-            warn!(error = %e, "could not release the alarm change; the retry waits for its lease");
-        }
-        result
-    }
-
-    /// Starts the rollback build of the service's `record` (idempotent: the token is the alarm
-    /// change's, and a recorded build is reused), then announces it.
-    async fn start(
+    /// Starts the rollback a dead invocation decided and left unstarted (or started, and died
+    /// before recording it).
+    async fn restart(
         &self,
         alarm: &AlarmChange,
-        service: &Service,
-        record: &RollbackRecord,
-        detail: &Value,
-        correlation: &str,
-        resumed: bool,
+        change: &Change,
+        lease: &Lease,
     ) -> Result<Report, Error> {
-        let (pk, sk) = Self::keys(alarm);
-        let rev = record.rev;
-        let project = service
-            .projects
-            .rollback
-            .as_ref()
-            .expect("the policy requires a rollback project with a rollback section");
-        // The decision's causation, as recorded: the same whichever delivery starts it.
-        let causation = record
-            .causation_id
-            .clone()
-            .unwrap_or_else(|| Self::causation(alarm));
-        let build = match &record.build_id {
-            Some(b) => b.clone(),
-            None => {
-                let request = rollback_request(service, record, &causation)?;
-                match codebuild::start(&self.codebuild, &request, resumed).await {
-                    Ok(b) => b,
-                    Err(StartError::Retryable(e)) => return Err(e),
-                    Err(StartError::Refused(e)) => {
-                        self.store.release(&service.name, rev).await?;
-                        let mut failed = detail.clone();
-                        failed["build_id"] = Value::Null;
-                        failed["alarm"] = json!(alarm.name);
-                        failed["status"] = json!("NOT_STARTED");
-                        failed["reason"] = json!(format!(
-                            "could not start {project}: {e}; deployments of {} are no longer held",
-                            service.name
-                        ));
-                        return self
-                            .announce(
-                                &pk,
-                                &sk,
-                                DetailType::RollbackFailed,
-                                &failed,
-                                correlation,
-                                &causation,
-                            )
-                            .await;
-                    }
-                }
-            }
-        };
-        self.store.set_build(&service.name, rev, &build).await?;
-        let mut started = detail.clone();
-        started["build_id"] = json!(build);
-        started["held_until"] = json!(rfc3339(record.held_until));
-        info!(service = %service.name, build = %build, "rollback started");
-        self.announce(
-            &pk,
-            &sk,
-            DetailType::RollbackStarted,
-            &started,
-            correlation,
-            &causation,
-        )
-        .await
-    }
-
-    /// A rollback project's build finished: the hold is released, the history moves on success,
-    /// and the outcome is said once.
-    async fn build_finished(&self, event: &Value) -> Result<Report, Error> {
-        let b = match BuildState::read(event) {
-            Ok(b) => b,
-            Err(why) => return self.unreadable(event, why).await,
-        };
-        let service = match self.policy.project(&b.project) {
-            Some((s, ProjectRole::Rollback)) => s,
-            _ => {
-                return Ok(Report::quiet(format!(
-                    "{} is not a rollback project in the policy",
-                    b.project
-                )));
-            }
-        };
-        if !b.finished() {
-            return Ok(Report::quiet(format!("{} build in progress", b.project)));
+        let service = change
+            .service
+            .as_deref()
+            .and_then(|s| self.policy.service(s))
+            .ok_or_else(|| {
+                Error::InvalidEvent(format!(
+                    "alarm change {} names a service the policy no longer has",
+                    alarm.change()
+                ))
+            })?;
+        let (_, record) = self.store.service(&service.name).await?;
+        if Some(record.rev) != change.rev {
+            // A later rollback replaced this one's record: this one was said long ago or never
+            // will be.
+            warn!(service = %service.name, "a later rollback superseded this alarm change's");
+            return Ok(Report::quiet("superseded by a later rollback"));
         }
-        let now = now_epoch();
-        let (history, record) = self.store.service(&service.name).await?;
-        if record.build_id.as_deref().map(codebuild::build_id) != Some(b.id()) {
-            warn!(service = %service.name, build = %b.build_id, "a rollback build eddo did not start finished");
-            return Ok(Report::quiet(format!(
-                "build {} of {} was not started by eddo; the history is unchanged",
-                b.build_id, b.project
-            )));
-        }
-        let live = b.succeeded().then(|| restored(&record, &b, now)).flatten();
-        let recorded = self
-            .store
-            .finish(&service.name, b.id(), b.succeeded(), live.as_ref(), now)
-            .await?;
-        if !recorded && record.finish_announced.as_deref() == Some(b.id()) {
-            return Ok(Report::quiet(format!(
-                "rollback build {} already recorded",
-                b.id()
-            )));
-        }
-        let correlation = record
-            .correlation_id
-            .clone()
-            .unwrap_or_else(|| format!("rollback:{}", service.name));
-        let causation = event["id"].as_str().unwrap_or(&b.build_id).to_string();
-        let target = record.target.as_ref().map(version_detail);
-        let replacing = record.replacing.as_ref().map(version_detail);
-        let (detail_type, detail) = if b.succeeded() {
-            let history = if recorded {
-                eddo::history::History {
-                    live: live.clone(),
-                    ..history
-                }
-            } else {
-                history
-            };
-            (
-                DetailType::RollbackSucceeded,
-                json!({
-                    "service": service.name,
-                    "project": b.project,
-                    "build_id": b.id(),
-                    "alarm": record.alarm,
-                    "restored": target,
-                    "replaced": replacing,
-                    "live": history.live,
-                    "last_known_good": history.last_known_good,
-                    "logs_url": b.logs_url,
-                }),
-            )
-        } else {
-            (
-                DetailType::RollbackFailed,
-                json!({
-                    "service": service.name,
-                    "project": b.project,
-                    "build_id": b.id(),
-                    "alarm": record.alarm,
-                    "target": target,
-                    "replacing": replacing,
-                    "status": b.status,
-                    "failed_phase": b.failed_phase,
-                    "logs_url": b.logs_url,
-                    "reason": format!(
-                        "the rollback build {} {}{}; {} is still live and deployments of {} are no longer held",
-                        b.id(),
-                        b.ending(),
-                        b.logs_url.as_ref().map(|l| format!(" (logs: {l})")).unwrap_or_default(),
-                        record.replacing.as_ref().map(|v| &v.commit[..v.commit.len().min(7)]).unwrap_or("the replaced version"),
-                        service.name
-                    ),
-                }),
-            )
-        };
-        let published = self
-            .publisher
-            .publish_one(detail_type, &detail, &correlation, &causation)
-            .instrument(eddo::telemetry::correlation_span(&correlation))
-            .await?;
-        self.store.finish_announced(&service.name, b.id()).await?;
-        Ok(Report {
-            outcome: format!("rollback of {} {}", service.name, b.status),
-            published: vec![published],
-        })
+        let mut detail: Value = serde_json::from_str(&change.detail).unwrap_or(Value::Null);
+        detail["rev"] = json!(change.rev);
+        self.start(alarm, service, &record, &detail, lease, true)
+            .await
     }
 }
 
-/// The rollback build of a service's rollback record: a pure function of the decision (the
-/// record as claimed, with the event that decided it), so every attempt sends the same request
-/// with the same token.
-fn rollback_request(
-    service: &Service,
-    record: &RollbackRecord,
-    causation: &str,
-) -> Result<codebuild::BuildRequest, Error> {
-    let (Some(target), Some(replacing)) = (&record.target, &record.replacing) else {
-        return Err(Error::InvalidEvent(
-            "the rollback record has no target".into(),
-        ));
-    };
-    let rollback = service
-        .rollback
-        .as_ref()
-        .expect("rolled back services have one");
-    let project = service
-        .projects
-        .rollback
-        .as_ref()
-        .expect("the policy requires a rollback project with a rollback section");
-    Ok(codebuild::BuildRequest::new("rollback", project.as_str())
-        .var("EDDO_SERVICE", service.name.as_str())
-        .var("EDDO_COMMIT_SHA", &target.commit)
-        .var("EDDO_REPLACED_COMMIT_SHA", &replacing.commit)
-        .var(
-            "EDDO_ALARM_NAME",
-            record.alarm.as_deref().unwrap_or_default(),
-        )
-        .var(
-            "EDDO_CORRELATION_ID",
-            record.correlation_id.as_deref().unwrap_or_default(),
-        )
-        .var("EDDO_CAUSATION_ID", causation)
-        .var_opt("EDDO_IMAGE_DIGEST", target.digest.as_deref())
-        .var_opt("EDDO_REPLACED_IMAGE_DIGEST", replacing.digest.as_deref())
-        .timeout(Some(rollback.hold_minutes)))
-}
-
-/// The version a successful rollback made live.
-fn restored(record: &RollbackRecord, b: &BuildState, now: u64) -> Option<Version> {
-    let target = record.target.as_ref()?;
-    Some(Version {
-        commit: target.commit.clone(),
-        digest: target.digest.clone(),
-        build_id: b.id().to_string(),
-        at: now,
-        kind: VersionKind::Rollback,
-        correlation_id: record.correlation_id.clone(),
-        replaced: record.replacing.as_ref().map(|v| v.commit.clone()),
-        started_at: record.starts.last().copied(),
-    })
+/// Contention a retry resolves: fail the invocation for Lambda to retry it.
+fn contention(service: &eddo::names::ServiceName) -> Error {
+    Error::Aws {
+        service: "DynamoDB",
+        operation: "TransactWriteItems",
+        message: format!(
+            "{service}: the rollback record changed under {DECIDE_ATTEMPTS} decisions in a row"
+        ),
+        retry: eddo::Retry::Retryable,
+    }
 }

@@ -1,29 +1,28 @@
 //! alarm-rollback's state in the eddo table. Every write that guards a side effect is conditional.
 //!
 //! - alarm change `pk = alarm#<alarm ARN or name>`, `sk = <epoch>#<STATE>`: what eddo did about
-//!   one state change (rolled back, skipped, would roll back), and whether it said so. The same
-//!   change delivered twice, by EventBridge and by the alarm action, or an hour later, finds it.
-//!   Kept a week (TTL), past Lambda's and EventBridge's day of retries.
+//!   one state change (rolled back, skipped, would roll back), with [`eddo::outbox`]'s lease and
+//!   the events it owes until they are said; `settled` once its effect is done. The same change
+//!   delivered twice, by EventBridge and by the alarm action, or an hour later, finds it. Kept a
+//!   week (TTL), past Lambda's and EventBridge's day of retries.
 //! - the service's history and rollback record ([`eddo::history`]): the rollback record is
 //!   versioned (`rev`); a rollback starts only by a transaction that creates the alarm change and
-//!   moves the record from the revision it was decided on, so two alarms at once start one.
+//!   moves the record from the revision it was decided on, so two alarms at once start one. A
+//!   rollback build's completion is written on it with the events that say it.
 
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use eddo::Error;
 use eddo::dynamo::{Item, attr, get, key, n, num, s, transacted, written};
 use eddo::history::{self, History, ROLLBACK_SK, Version, service_pk};
 use eddo::names::ServiceName;
+use eddo::outbox::{self, Lease, Outbox};
+use eddo::publish::{OutgoingEvent, Publisher};
 use serde::{Deserialize, Serialize};
 
 use crate::decide::Record;
 
 /// How long an alarm change's record is kept.
 pub const CHANGE_DAYS: u64 = 7;
-
-/// How long the invocation handling an alarm change has it to itself (the function times out
-/// at 30 s): a redelivery meanwhile leaves it alone; one after finishes what was left undone.
-pub const LEASE_SECS: u64 = 45;
 
 /// What eddo did about an alarm change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,10 +60,13 @@ pub struct Change {
     pub service: Option<String>,
     /// The rollback record's revision this change started (rolled back only).
     pub rev: Option<u64>,
-    /// The event that said what was done: its `detail` as published, to say it again if the
-    /// first attempt did not finish.
+    /// The decision's detail, for the event that says the rollback started.
     pub detail: String,
-    pub announced: bool,
+    /// It owes events not yet said (its outbox).
+    pub owes: bool,
+    /// Its effect is done (the build started or refused, or nothing to do): only what it owes
+    /// is left.
+    pub settled: bool,
     pub correlation_id: String,
 }
 
@@ -82,9 +84,10 @@ pub struct RollbackRecord {
     /// When recent rollbacks started, oldest first: the last is this one.
     pub starts: Vec<u64>,
     pub alarm: Option<String>,
-    /// The last build whose completion was recorded, and whether it was announced.
+    /// The last build whose completion was recorded.
     pub finished: Option<String>,
-    pub finish_announced: Option<String>,
+    /// It owes events not yet said (a completion's).
+    pub owes: bool,
 }
 
 impl RollbackRecord {
@@ -104,7 +107,7 @@ impl RollbackRecord {
                 .unwrap_or_default(),
             alarm: text("alarm"),
             finished: text("finished"),
-            finish_announced: text("finish_announced"),
+            owes: item.contains_key(outbox::OUTBOX),
         }
     }
 
@@ -140,7 +143,19 @@ pub struct NewChange<'a> {
     pub service: Option<&'a ServiceName>,
     pub detail: &'a str,
     pub correlation_id: &'a str,
+    /// The events it owes already (a change with nothing to do: its one event).
+    pub owes: &'a [OutgoingEvent],
     pub now: u64,
+}
+
+/// The key of an alarm change's record.
+pub fn change_key(pk: &str, sk: &str) -> Item {
+    key(s(pk), s(sk))
+}
+
+/// The key of a service's rollback record.
+pub fn record_key(service: &ServiceName) -> Item {
+    key(service_pk(service), s(ROLLBACK_SK))
 }
 
 /// A rollback being started.
@@ -160,6 +175,7 @@ pub struct Start<'a> {
 pub struct Store {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    outbox: Outbox,
 }
 
 fn invalid(e: impl std::fmt::Display) -> Error {
@@ -167,29 +183,21 @@ fn invalid(e: impl std::fmt::Display) -> Error {
 }
 
 impl Store {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Store {
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        publisher: Publisher,
+    ) -> Store {
+        let table = table.into();
         Store {
+            outbox: Outbox::new(client.clone(), &table, publisher),
             client,
-            table: table.into(),
+            table,
         }
     }
 
-    /// An update of the service's rollback record.
-    fn update_record(&self, service: &ServiceName) -> UpdateItemFluentBuilder {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", service_pk(service))
-            .key("sk", s(ROLLBACK_SK))
-    }
-
-    /// An update of an alarm change's record.
-    fn update_change(&self, pk: &str, sk: &str) -> UpdateItemFluentBuilder {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// The service's history and rollback record: one query, both items.
@@ -226,11 +234,8 @@ impl Store {
             service: attr(i, "service").map(str::to_string),
             rev: num(i, "rev"),
             detail: attr(i, "detail").unwrap_or("{}").to_string(),
-            announced: i
-                .get("announced")
-                .and_then(|v| v.as_bool().ok())
-                .copied()
-                .unwrap_or(false),
+            owes: i.contains_key(outbox::OUTBOX),
+            settled: i.contains_key("settled"),
             correlation_id: attr(i, "correlation_id").unwrap_or_default().to_string(),
         }))
     }
@@ -243,11 +248,15 @@ impl Store {
             .item("outcome", s(c.outcome.as_str()))
             .item("detail", s(c.detail))
             .item("correlation_id", s(c.correlation_id))
-            .item("announced", AttributeValue::Bool(false))
             .item("at", n(c.now))
-            .item("lease_until", n(c.now + LEASE_SECS))
+            .item(outbox::LEASE_UNTIL, n(outbox::lease_from(c.now)))
             .item("expires_at", n(c.now + CHANGE_DAYS * 86_400))
             .condition_expression("attribute_not_exists(pk)");
+        if !c.owes.is_empty() {
+            put = put
+                .item(outbox::OUTBOX, outbox::outbox_value(c.owes)?)
+                .item("settled", AttributeValue::Bool(true));
+        }
         if let Some(svc) = c.service {
             put = put.item("service", s(svc.as_str()));
         }
@@ -295,7 +304,10 @@ impl Store {
                  correlation_id = :corr, causation_id = :cause, starts = :starts, alarm = :alarm \
                  REMOVE build_id",
             )
-            .condition_expression("attribute_not_exists(rev) OR rev = :decided")
+            // A completion still owed is said before another rollback takes the record.
+            .condition_expression(
+                "(attribute_not_exists(rev) OR rev = :decided) AND attribute_not_exists(outbox)",
+            )
             .expression_attribute_values(":rev", n(rev))
             .expression_attribute_values(":decided", n(start.decided_on))
             .expression_attribute_values(":hold", n(start.hold_until))
@@ -338,132 +350,140 @@ impl Store {
         }
     }
 
-    /// Records the rollback build of revision `rev` (the same id again is fine).
+    /// Records the rollback build of revision `rev` and the events that say it started, on the
+    /// alarm change whose lease this invocation holds: one transaction. `false`: another
+    /// invocation recorded it (and says it), or a later rollback took the record.
     pub async fn set_build(
         &self,
         service: &ServiceName,
         rev: u64,
         build_id: &str,
-    ) -> Result<(), Error> {
-        self.update_record(service)
+        lease: &Lease,
+        owes: &[OutgoingEvent],
+    ) -> Result<bool, Error> {
+        let record = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(record_key(service)))
             .update_expression("SET build_id = :b")
             .condition_expression(
                 "rev = :rev AND (attribute_not_exists(build_id) OR build_id = :b)",
             )
             .expression_attribute_values(":b", s(build_id))
             .expression_attribute_values(":rev", n(rev))
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
-        Ok(())
+            .build()
+            .map_err(invalid)?;
+        self.settle(Some(record), lease, owes).await
     }
 
-    /// Releases the hold of a rollback that could not start (its project refused).
-    pub async fn release(&self, service: &ServiceName, rev: u64) -> Result<(), Error> {
-        let result = self
-            .update_record(service)
+    /// Releases the hold of a rollback that could not start (its project refused), with the
+    /// events that say so: one transaction.
+    pub async fn refused(
+        &self,
+        service: &ServiceName,
+        rev: u64,
+        lease: &Lease,
+        owes: &[OutgoingEvent],
+    ) -> Result<bool, Error> {
+        let record = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(record_key(service)))
             .update_expression("SET held_until = :zero")
             .condition_expression("rev = :rev")
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":rev", n(rev))
-            .send()
-            .await;
-        // Not this rollback's record any more: nothing of it to release.
-        written(result, "UpdateItem").map(|_| ())
+            .build()
+            .map_err(invalid)?;
+        self.settle(Some(record), lease, owes).await
     }
 
-    /// Takes over an alarm change whose event is not yet published and whose lease has lapsed
-    /// (or was released). `false`: another invocation has it, or it was published.
-    pub async fn take(&self, pk: &str, sk: &str, now: u64) -> Result<bool, Error> {
-        let result = self
-            .update_change(pk, sk)
-            .update_expression("SET lease_until = :until")
-            .condition_expression(
-                "announced = :f AND (attribute_not_exists(lease_until) OR lease_until < :now)",
-            )
-            .expression_attribute_values(":until", n(now + LEASE_SECS))
-            .expression_attribute_values(":f", AttributeValue::Bool(false))
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        written(result, "UpdateItem")
-    }
-
-    /// Gives an alarm change back after a failure, so the retry need not wait for the lease.
-    pub async fn let_go(&self, pk: &str, sk: &str) -> Result<(), Error> {
-        self.update_change(pk, sk)
-            .update_expression("SET lease_until = :zero")
-            .expression_attribute_values(":zero", n(0))
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
-        Ok(())
-    }
-
-    /// Notes that an alarm change's event was published, with the detail as published.
-    pub async fn announced(&self, pk: &str, sk: &str, detail: &str) -> Result<(), Error> {
-        self.update_change(pk, sk)
-            .update_expression("SET announced = :t, detail = :d")
-            .expression_attribute_values(":t", AttributeValue::Bool(true))
-            .expression_attribute_values(":d", s(detail))
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
-        Ok(())
-    }
-
-    /// A rollback build finished: the hold is released and, on success, the restored version goes
-    /// live, in one transaction. `false` when that build's completion was already recorded.
-    pub async fn finish(
+    /// Settles an alarm change this invocation holds: what it owes, and `with` (the rollback
+    /// record's move), in one transaction.
+    async fn settle(
         &self,
-        service: &ServiceName,
-        build_id: &str,
-        succeeded: bool,
-        live: Option<&Version>,
-        now: u64,
+        with: Option<Update>,
+        lease: &Lease,
+        owes: &[OutgoingEvent],
     ) -> Result<bool, Error> {
+        let change = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(lease.key.clone()))
+            .update_expression("SET outbox = :outbox, settled = :t")
+            .condition_expression("lease_until = :mine AND attribute_not_exists(settled)")
+            .expression_attribute_values(":outbox", outbox::outbox_value(owes)?)
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":mine", n(lease.until))
+            .build()
+            .map_err(invalid)?;
+        let mut tx = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(change).build());
+        if let Some(u) = with {
+            tx = tx.transact_items(TransactWriteItem::builder().update(u).build());
+        }
+        transacted(tx.send().await)
+    }
+
+    /// Takes over an alarm change whose effect is not done and whose lease has lapsed (or was
+    /// let go): `None` when another invocation has it, or it is settled.
+    pub async fn take(&self, pk: &str, sk: &str, now: u64) -> Result<Option<Lease>, Error> {
+        let taken = self
+            .outbox
+            .take(
+                &change_key(pk, sk),
+                now,
+                "attribute_not_exists(settled)",
+                &[],
+            )
+            .await?;
+        Ok(taken.map(|(lease, _)| lease))
+    }
+
+    /// A rollback build finished: the hold is released, on success the restored version goes
+    /// live (from the history as `read`), and the events that say so are owed, in one
+    /// transaction. `false` when that build's completion was already recorded, or the history
+    /// moved since it was read.
+    pub async fn finish(&self, f: &Finish<'_>) -> Result<bool, Error> {
         let record = Update::builder()
             .table_name(&self.table)
-            .key("pk", service_pk(service))
-            .key("sk", s(ROLLBACK_SK))
+            .set_key(Some(record_key(f.service)))
             .update_expression(
-                "SET held_until = :zero, finished = :b, finished_at = :now, succeeded = :ok",
+                "SET held_until = :zero, finished = :b, finished_at = :now, succeeded = :ok, outbox = :outbox, lease_until = :lease",
             )
             .condition_expression(
                 "build_id = :b AND (attribute_not_exists(finished) OR finished <> :b)",
             )
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":b", s(build_id))
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":ok", AttributeValue::Bool(succeeded))
+            .expression_attribute_values(":b", s(f.build_id))
+            .expression_attribute_values(":now", n(f.now))
+            .expression_attribute_values(":ok", AttributeValue::Bool(f.live.is_some()))
+            .expression_attribute_values(":outbox", outbox::outbox_value(f.owes)?)
+            .expression_attribute_values(":lease", n(f.lease.until))
             .build()
             .map_err(invalid)?;
         let mut tx = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(record).build());
-        if let Some(v) = live {
+        if let Some(v) = f.live {
             tx = tx.transact_items(
                 TransactWriteItem::builder()
-                    .update(history::go_live(&self.table, service, v)?)
+                    .update(history::go_live_from(&self.table, f.service, v, f.read)?)
                     .build(),
             );
         }
         transacted(tx.send().await)
     }
+}
 
-    /// Notes that the completion of `build_id` was announced.
-    pub async fn finish_announced(
-        &self,
-        service: &ServiceName,
-        build_id: &str,
-    ) -> Result<(), Error> {
-        self.update_record(service)
-            .update_expression("SET finish_announced = :b")
-            .expression_attribute_values(":b", s(build_id))
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
-        Ok(())
-    }
+/// A rollback build's completion, as written.
+pub struct Finish<'a> {
+    pub service: &'a ServiceName,
+    pub build_id: &'a str,
+    /// The restored version, when the build succeeded.
+    pub live: Option<&'a Version>,
+    pub read: &'a History,
+    pub owes: &'a [OutgoingEvent],
+    pub lease: &'a Lease,
+    pub now: u64,
 }
