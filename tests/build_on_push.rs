@@ -1,8 +1,8 @@
 //! The first hop of the pipeline, end to end on the local stack: a signed GitHub push delivered
 //! to the real webhook binary through its function URL lands on the bus, the template's push rule
 //! starts the build and SAST projects on its commit (through the rule's own input transformer),
-//! and each build reports its state on the default bus. A redelivery starts nothing; a refused
-//! StartBuild is dead-lettered, not retried forever.
+//! and each build reports its state on the default bus. A redelivery starts nothing, nor does the
+//! push published twice; a refused StartBuild is dead-lettered, not retried forever.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,13 +57,18 @@ async fn a_push_to_a_tracked_branch_starts_the_build_and_the_scan_once() {
 
     let builds = stack.codebuild.builds();
     assert_eq!(builds.len(), 2);
-    let push_event_id = {
+    let published_push = {
         let tap = stack
             .drain(&stack.tap_queue, Duration::from_secs(2))
             .await
             .unwrap();
         assert_eq!(tap.len(), 1);
-        tap[0]["id"].as_str().unwrap().to_string()
+        eddo::publish::OutgoingEvent::foreign(
+            tap[0]["source"].as_str().unwrap(),
+            tap[0]["detail-type"].as_str().unwrap(),
+            &tap[0]["detail"],
+        )
+        .unwrap()
     };
     for b in &builds {
         assert_eq!(b.source_version.as_deref(), Some(SHA), "{}", b.project);
@@ -71,9 +76,33 @@ async fn a_push_to_a_tracked_branch_starts_the_build_and_the_scan_once() {
         assert_eq!(b.env("EDDO_REPOSITORY"), Some("Codertocat/Hello-World"));
         assert_eq!(b.env("EDDO_BRANCH"), Some("master"));
         assert_eq!(b.env("EDDO_CORRELATION_ID"), Some("d-1"));
-        assert_eq!(b.env("EDDO_CAUSATION_ID"), Some(push_event_id.as_str()));
+        // The delivery that caused it: the same however many times the push was published.
+        assert_eq!(b.env("EDDO_CAUSATION_ID"), Some("d-1"));
         assert_eq!(b.initiator, "rule/PushRule");
     }
+    let push = stack
+        .drain(&stack.tap_queue, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(push.is_empty());
+
+    // The webhook published it, and the answer was lost: the push is published again. The rule
+    // starts each project again with the delivery's token, and CodeBuild answers with the same
+    // builds.
+    let again = eddo::publish::Publisher::new(
+        aws_sdk_eventbridge::Client::new(&stack.function_sdk("webhook").await.unwrap()),
+        &stack.bus,
+        256 * 1024,
+    );
+    again.publish(&[published_push.clone()]).await.unwrap();
+    let deliveries = dispatcher.pump(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(deliveries.len(), 2, "{deliveries:?}");
+    assert!(
+        deliveries.iter().all(|d| d.handled.succeeded()),
+        "{deliveries:?}"
+    );
+    assert_eq!(stack.codebuild.builds().len(), 2, "no second build");
+    assert_eq!(stack.codebuild.calls("eddo-build"), 2);
 
     // GitHub redelivers: the webhook publishes nothing, so no build starts.
     let (status, answer) = post_github(url.addr(), LOCAL_GITHUB_SECRET, "push", "d-1", body)

@@ -328,7 +328,7 @@ fn facts(t: &Template) -> BTreeMap<String, Value> {
         "commit_sha": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
         "repository": {"full_name": "Codertocat/Hello-World"},
         "branch": "main",
-        "metadata": {"correlation_id": "c-1"},
+        "metadata": {"correlation_id": "c-1", "causation_id": "d-1"},
     }});
     for (id, r) in &t.resources {
         let c = &canon[id];

@@ -18,10 +18,6 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
         "the read a claim falls back to when a failed condition returns no record",
     ),
     (
-        "WebhookFunctionRole WebhookFunctionRolePolicy0.IdempotencyRecords: dynamodb:DeleteItem",
-        "releasing a claim after a failed publish, so the redelivery publishes",
-    ),
-    (
         "ScanGateFunctionRole ScanGateFunctionRolePolicy0.FindingsForExceptions: ecr:DescribeImageScanFindings",
         "an exception in the policy and an ECR scan over a threshold",
     ),

@@ -1,10 +1,11 @@
-//! The shared crate's AWS pieces against moto: idempotency records in DynamoDB and publishing to
-//! EventBridge through rules.
+//! The shared crate's AWS pieces against moto: deliveries remembered once (the outbox's lease and
+//! owed events) in DynamoDB, and publishing to EventBridge through rules.
 
 use std::time::Duration;
 
 use eddo::event::{DetailType, Envelope, Metadata};
-use eddo::idempotency::{Claim, IdempotencyKey, IdempotencyStore, MIN_RETENTION};
+use eddo::idempotency::{Claim, IdempotencyKey, MIN_RETENTION, Once};
+use eddo::outbox::{LEASE_SECS, Outbox};
 use eddo::publish::{OutgoingEvent, Publisher};
 use eddo_local::moto::Moto;
 use eddo_local::stack::Stack;
@@ -18,43 +19,59 @@ async fn setup(prefix: &str) -> (Moto, Stack) {
     (moto, stack)
 }
 
-fn store(stack: &Stack, lease_secs: u64) -> IdempotencyStore {
-    IdempotencyStore::new(
-        aws_sdk_dynamodb::Client::new(&stack.sdk),
-        &stack.table,
-        Duration::from_secs(lease_secs),
+/// The webhook's way of remembering deliveries, publishing as the webhook (the only principal
+/// the bus lets put `eddo.webhook`).
+async fn once(stack: &Stack) -> Once {
+    let sdk = eddo_tests::function_sdk(stack, "webhook").await;
+    let publisher = Publisher::new(
+        aws_sdk_eventbridge::Client::new(&sdk),
+        &stack.bus,
+        256 * 1024,
+    );
+    Once::new(
+        Outbox::new(aws_sdk_dynamodb::Client::new(&sdk), &stack.table, publisher),
         MIN_RETENTION,
     )
 }
 
+fn push(n: u32) -> Vec<OutgoingEvent> {
+    let env = Envelope {
+        metadata: Metadata::new("corr", format!("delivery-{n}")),
+        detail: json!({"n": n, "branch": "main", "repository": {"full_name": "Codertocat/Hello-World"}}),
+    };
+    vec![OutgoingEvent::new(DetailType::GitPush, &env).unwrap()]
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn claim_complete_and_redeliver() {
+async fn claim_send_and_redeliver() {
     let (_moto, stack) = setup("idem").await;
-    let s = store(&stack, 60);
-    let key = IdempotencyKey::new("test", "delivery-1");
+    let s = once(&stack).await;
+    let key = IdempotencyKey::new("webhook#test", "delivery-1");
     let now = 1_800_000_000;
-    let Claim::Acquired(lease) = s.claim(&key, now).await.unwrap() else {
+    let Claim::Acquired(lease) = s.claim(&key, &push(1), now).await.unwrap() else {
         panic!("first claim")
     };
     // While the first holds a live lease, another invocation is told it is in progress.
-    assert_eq!(s.claim(&key, now + 1).await.unwrap(), Claim::InProgress);
-    s.complete(&lease, Some("event-1"), now + 2).await.unwrap();
     assert_eq!(
-        s.claim(&key, now + 3).await.unwrap(),
-        Claim::Completed {
-            result: Some("event-1".into())
+        s.claim(&key, &push(1), now + 1).await.unwrap(),
+        Claim::InProgress
+    );
+    let ids = s.outbox().send_until(&lease, &push(1), None).await.unwrap();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(
+        s.claim(&key, &push(1), now + 3).await.unwrap(),
+        Claim::Sent {
+            event_ids: ids.clone()
         }
     );
     // Still a duplicate 23 hours later: the retention is at least a day.
     assert_eq!(
-        s.claim(&key, now + 23 * 3600).await.unwrap(),
-        Claim::Completed {
-            result: Some("event-1".into())
-        }
+        s.claim(&key, &push(1), now + 23 * 3600).await.unwrap(),
+        Claim::Sent { event_ids: ids }
     );
     // After the retention, even before DynamoDB's TTL sweeps it, the key can be claimed again.
     assert!(matches!(
-        s.claim(&key, now + 2 + MIN_RETENTION.as_secs() + 1)
+        s.claim(&key, &push(1), now + 2 + MIN_RETENTION.as_secs() + 1)
             .await
             .unwrap(),
         Claim::Acquired(_)
@@ -62,45 +79,50 @@ async fn claim_complete_and_redeliver() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_dead_invocations_claim_lapses_after_its_lease() {
+async fn a_dead_invocations_events_are_sent_by_the_next_after_its_lease() {
     let (_moto, stack) = setup("lease").await;
-    let s = store(&stack, 30);
-    let key = IdempotencyKey::new("test", "crashed");
+    let s = once(&stack).await;
+    let key = IdempotencyKey::new("webhook#test", "crashed");
     let now = 1_800_000_000;
-    let Claim::Acquired(dead) = s.claim(&key, now).await.unwrap() else {
+    let Claim::Acquired(_dead) = s.claim(&key, &push(2), now).await.unwrap() else {
         panic!()
     };
-    assert_eq!(s.claim(&key, now + 29).await.unwrap(), Claim::InProgress);
-    let Claim::Acquired(retry) = s.claim(&key, now + 31).await.unwrap() else {
-        panic!("lease should have lapsed")
-    };
-    // The dead invocation's late completion does not overwrite the new owner's claim.
-    assert!(s.complete(&dead, Some("stale"), now + 32).await.is_err());
-    s.complete(&retry, Some("fresh"), now + 33).await.unwrap();
     assert_eq!(
-        s.claim(&key, now + 34).await.unwrap(),
-        Claim::Completed {
-            result: Some("fresh".into())
-        }
+        s.claim(&key, &push(3), now + LEASE_SECS - 1).await.unwrap(),
+        Claim::InProgress
+    );
+    // After the lease: taken over, with the events the first invocation wrote, not its own.
+    let Claim::Abandoned(lease, owed) = s.claim(&key, &push(3), now + LEASE_SECS).await.unwrap()
+    else {
+        panic!("the lease should have lapsed")
+    };
+    assert_eq!(owed, push(2));
+    let ids = s.outbox().send_until(&lease, &owed, None).await.unwrap();
+    assert_eq!(
+        s.claim(&key, &push(3), now + LEASE_SECS + 1).await.unwrap(),
+        Claim::Sent { event_ids: ids }
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_released_claim_can_be_taken_at_once() {
+async fn a_lease_let_go_is_taken_at_once() {
     let (_moto, stack) = setup("release").await;
-    let s = store(&stack, 60);
-    let key = IdempotencyKey::new("test", "failed-effect");
-    let Claim::Acquired(lease) = s.claim(&key, 1000).await.unwrap() else {
+    let s = once(&stack).await;
+    let key = IdempotencyKey::new("webhook#test", "failed-effect");
+    let Claim::Acquired(lease) = s.claim(&key, &push(4), 1000).await.unwrap() else {
         panic!()
     };
-    s.release(&lease).await.unwrap();
-    assert!(matches!(
-        s.claim(&key, 1001).await.unwrap(),
-        Claim::Acquired(_)
-    ));
-    // Releasing a claim someone else now holds leaves theirs alone.
-    s.release(&lease).await.unwrap();
-    assert_eq!(s.claim(&key, 1002).await.unwrap(), Claim::InProgress);
+    s.outbox().let_go(&lease).await.unwrap();
+    let Claim::Abandoned(taken, _) = s.claim(&key, &push(4), 1001).await.unwrap() else {
+        panic!("let go: taken at once")
+    };
+    // Letting go of a lease someone else now holds leaves theirs alone.
+    s.outbox().let_go(&lease).await.unwrap();
+    assert_eq!(
+        s.claim(&key, &push(4), 1002).await.unwrap(),
+        Claim::InProgress
+    );
+    assert_ne!(taken, lease);
 }
 
 #[tokio::test(flavor = "multi_thread")]

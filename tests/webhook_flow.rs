@@ -286,6 +286,51 @@ async fn a_failing_bus_answers_503_and_the_redelivery_publishes() {
     );
 }
 
+/// EventBridge does not answer at all (a black hole on loopback): the webhook still answers
+/// before the invocation's deadline, with a 503 the sender retries, not the 502 of a timed-out
+/// function; the redelivery publishes what the first delivery wrote, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bus_that_never_answers_gets_a_503_before_the_deadline() {
+    let (_moto, stack, config) = setup("slowbus", &[]).await;
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = hole.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = hole.accept().await {
+            open.push(socket);
+        }
+    });
+    let sdk = function_sdk(&stack, "webhook").await;
+    let silent = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(&sdk)
+            .endpoint_url(format!("http://{addr}"))
+            .build(),
+    );
+    let failing = Webhook::with_publisher(
+        config.clone(),
+        &sdk,
+        Publisher::new(silent, &stack.bus, 256 * 1024),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let req = github_delivery(LOCAL_GITHUB_SECRET, "push", "d-slow", &push_body());
+    let resp = tokio::time::timeout_at(deadline, failing.handle_until(req, Some(deadline)))
+        .await
+        .expect("answered before the deadline");
+    assert_eq!(resp.status_code, 503, "{:?}", resp.body);
+    held.abort();
+
+    let healthy = Webhook::new(config, &sdk);
+    let resp = push(&healthy, LOCAL_GITHUB_SECRET, "d-slow").await;
+    assert_eq!(resp.status_code, 202, "{:?}", resp.body);
+    assert_eq!(answer(&resp)["status"], "published");
+    let resp = push(&healthy, LOCAL_GITHUB_SECRET, "d-slow").await;
+    assert_eq!(answer(&resp)["status"], "duplicate");
+    assert_eq!(
+        arrived(&stack, &stack.tap_queue, Duration::from_secs(5)).await,
+        1
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ignored_and_ping_deliveries_publish_nothing() {
     let (_moto, stack, config) = setup("quiet", &[]).await;

@@ -152,6 +152,13 @@ impl PolicyConfig {
     }
 }
 
+/// The invocation's deadline (the runtime's `Lambda-Runtime-Deadline-Ms`, a wall-clock time) as
+/// a point on tokio's clock; `None` when it is already past or unknown (0).
+pub fn deadline(at: std::time::SystemTime) -> Option<tokio::time::Instant> {
+    let left = at.duration_since(std::time::SystemTime::now()).ok()?;
+    (at > std::time::UNIX_EPOCH).then(|| tokio::time::Instant::now() + left)
+}
+
 /// Prints the one line that names the bad variable and ends the process: Lambda reports the init
 /// failure with that line in the function's log.
 pub fn exit_on_error<T>(result: Result<T, ConfigError>) -> T {

@@ -62,6 +62,14 @@ pub fn owed(item: &Item) -> Result<Vec<OutgoingEvent>, Error> {
     }
 }
 
+/// The EventBridge ids of the events a record sent last (empty: none, or sent before eddo kept
+/// them).
+pub fn sent_ids(item: &Item) -> Vec<String> {
+    attr(item, "sent_ids")
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default()
+}
+
 /// The `outbox` attribute's value for `events`.
 pub fn outbox_value(events: &[OutgoingEvent]) -> Result<AttributeValue, Error> {
     Ok(s(&serde_json::to_string(events).map_err(Error::Encode)?))
@@ -172,24 +180,38 @@ impl Outbox {
         lease: &Lease,
         events: &[OutgoingEvent],
     ) -> Result<Vec<String>, Error> {
+        self.send_until(lease, events, None).await?;
+        Ok(events.iter().map(|e| e.detail_type.to_string()).collect())
+    }
+
+    /// [`Outbox::send`], giving up (retryably) rather than run past `deadline`; returns the
+    /// EventBridge event ids, which the record keeps (`sent_ids`) in place of the outbox.
+    pub async fn send_until(
+        &self,
+        lease: &Lease,
+        events: &[OutgoingEvent],
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Vec<String>, Error> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        self.publisher.publish(events).await?;
+        let published = self.publisher.publish_until(events, deadline).await?;
+        let ids = serde_json::to_string(&published.event_ids).map_err(Error::Encode)?;
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(lease.key.clone()))
-            .update_expression("REMOVE outbox SET lease_until = :zero")
+            .update_expression("REMOVE outbox SET lease_until = :zero, sent_ids = :ids")
             .condition_expression("outbox = :sent")
             .expression_attribute_values(":sent", outbox_value(events)?)
             .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":ids", s(&ids))
             .send()
             .await;
         // Not removed: another invocation took the record over and sent it; nothing to undo.
         written(result, "UpdateItem")?;
-        Ok(events.iter().map(|e| e.detail_type.to_string()).collect())
+        Ok(published.event_ids)
     }
 
     /// Finishes what a dead invocation left owed on the record at `key`: takes its lapsed lease

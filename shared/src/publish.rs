@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{EntryFailure, Error};
 use crate::event::{DetailType, Envelope, Metadata};
 
+/// The least time left worth another PutEvents attempt against a deadline.
+pub const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(500);
+
 /// PutEvents' limit on entries per call.
 pub const MAX_ENTRIES_PER_CALL: usize = 10;
 
@@ -199,6 +202,17 @@ impl Publisher {
     /// Every entry is checked against the size limit before any call, so an oversized entry
     /// publishes nothing. Calls carry at most 10 entries and at most the size limit in all.
     pub async fn publish(&self, events: &[OutgoingEvent]) -> Result<Published, Error> {
+        self.publish_until(events, None).await
+    }
+
+    /// [`Publisher::publish`] within `deadline`: each call is cut off at it, and no attempt is
+    /// made that could not finish before it; out of time is a retryable failure
+    /// ([`Error::PublishExhausted`]), like any transient one.
+    pub async fn publish_until(
+        &self,
+        events: &[OutgoingEvent],
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Published, Error> {
         for e in events {
             let size = e.size();
             if size > self.max_entry_bytes {
@@ -211,7 +225,8 @@ impl Publisher {
         }
         let mut event_ids = vec![String::new(); events.len()];
         for batch in batches(events, self.max_entry_bytes) {
-            self.publish_batch(events, &batch, &mut event_ids).await?;
+            self.publish_batch(events, &batch, &mut event_ids, deadline)
+                .await?;
         }
         Ok(Published { event_ids })
     }
@@ -236,6 +251,7 @@ impl Publisher {
         events: &[OutgoingEvent],
         indices: &[usize],
         event_ids: &mut [String],
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<(), Error> {
         let total = events.len();
         let mut pending: Vec<usize> = indices.to_vec();
@@ -248,13 +264,32 @@ impl Publisher {
                 .map(|&i| events[i].to_entry(&self.bus))
                 .collect();
             let mut transient: Vec<(usize, EntryFailure)> = Vec::new();
-            match self
-                .client
-                .put_events()
-                .set_entries(Some(entries))
-                .send()
-                .await
-            {
+            let call = self.client.put_events().set_entries(Some(entries)).send();
+            let answer = match deadline {
+                None => Some(call.await),
+                Some(d) => tokio::time::timeout_at(d, call).await.ok(),
+            };
+            let Some(answer) = answer else {
+                // Out of time mid-call: the entries may or may not have landed; said as a
+                // transient failure, with no attempt left.
+                let published = event_ids.iter().filter(|id| !id.is_empty()).count();
+                return Err(Error::PublishExhausted {
+                    failures: pending
+                        .iter()
+                        .map(|&i| {
+                            failure(
+                                &events[i],
+                                "OutOfTime",
+                                "PutEvents did not answer in the time left",
+                            )
+                        })
+                        .collect(),
+                    attempts: attempt,
+                    published,
+                    total,
+                });
+            };
+            match answer {
                 Ok(out) => {
                     let results = out.entries();
                     if results.len() != pending.len() {
@@ -312,7 +347,10 @@ impl Publisher {
                     total,
                 });
             }
-            if attempt >= self.backoff.attempts {
+            let delay = self.backoff.delay(attempt);
+            let out_of_time = deadline
+                .is_some_and(|d| tokio::time::Instant::now() + delay + MIN_ATTEMPT_TIME >= d);
+            if attempt >= self.backoff.attempts || out_of_time {
                 let mut failures: Vec<EntryFailure> =
                     transient.into_iter().map(|(_, f)| f).collect();
                 failures.extend(rejected);
@@ -330,7 +368,7 @@ impl Publisher {
                 "PutEvents entries failed transiently; resending"
             );
             pending = transient.into_iter().map(|(i, _)| i).collect();
-            tokio::time::sleep(self.backoff.delay(attempt)).await;
+            tokio::time::sleep(delay).await;
         }
     }
 }

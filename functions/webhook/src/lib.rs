@@ -22,7 +22,8 @@ use aws_lambda_events::event::lambda_function_urls::{
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use eddo::git::{GitEvent, Provider, RawOmitted};
-use eddo::idempotency::{Claim, IdempotencyKey, IdempotencyStore, now_epoch};
+use eddo::idempotency::{Claim, IdempotencyKey, Once, now_epoch};
+use eddo::outbox::{Lease, Outbox};
 use eddo::publish::{OutgoingEvent, Publisher};
 use eddo::{DetailType, Envelope, Metadata};
 use http::HeaderMap;
@@ -350,12 +351,21 @@ pub fn outgoing(
     }
 }
 
+/// How long a sender waits for the answer: GitHub gives up after 10 s.
+pub const SENDER_WINDOW: Duration = Duration::from_secs(10);
+
+/// What is kept back from the sender's window and the invocation's deadline to answer in.
+pub const ANSWER_MARGIN: Duration = Duration::from_millis(700);
+
+/// What is kept back from the answer's deadline to give a lease back after a failure.
+const LET_GO_MARGIN: Duration = Duration::from_millis(300);
+
 /// The function: built once at init, serving every invocation of the execution environment.
 pub struct Webhook {
     config: Config,
     secrets: SecretCache,
     publisher: Publisher,
-    idempotency: IdempotencyStore,
+    once: Once,
 }
 
 impl Webhook {
@@ -371,31 +381,54 @@ impl Webhook {
             &config.secret_id,
             config.secret_ttl,
         );
-        // The lease outlives the function's timeout, so a live invocation never loses its claim.
-        let idempotency = IdempotencyStore::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            &config.common.table_name,
-            Duration::from_secs(60),
+        let once = Once::new(
+            Outbox::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                &config.common.table_name,
+                publisher.clone(),
+            ),
             config.idempotency_retention,
         );
         Webhook {
             config,
             secrets,
             publisher,
-            idempotency,
+            once,
         }
     }
 
+    /// Answers a delivery within the sender's window.
     pub async fn handle(&self, req: LambdaFunctionUrlRequest) -> LambdaFunctionUrlResponse {
-        // Boxed: one allocation per delivery keeps the runtime's future within the compiler's
-        // layout depth.
-        Box::pin(self.reply(req))
-            .await
-            .unwrap_or_else(|r| r)
-            .into_response()
+        self.handle_until(req, None).await
     }
 
-    async fn reply(&self, req: LambdaFunctionUrlRequest) -> Result<Reply, Reply> {
+    /// Answers a delivery before `deadline` (the invocation's) and within the sender's window,
+    /// whatever AWS does: work that cannot finish in time is answered 503, for the sender to
+    /// redeliver.
+    pub async fn handle_until(
+        &self,
+        req: LambdaFunctionUrlRequest,
+        deadline: Option<tokio::time::Instant>,
+    ) -> LambdaFunctionUrlResponse {
+        let window = tokio::time::Instant::now() + SENDER_WINDOW;
+        let answer_by = deadline.map_or(window, |d| d.min(window)) - ANSWER_MARGIN;
+        // Boxed: one allocation per delivery keeps the runtime's future within the compiler's
+        // layout depth.
+        let work = Box::pin(self.reply(req, answer_by - LET_GO_MARGIN));
+        match tokio::time::timeout_at(answer_by, work).await {
+            Ok(reply) => reply.unwrap_or_else(|r| r).into_response(),
+            Err(_) => {
+                tracing::error!("out of time: answered 503 before the sender's window closes");
+                Reply::error(503, "eddo could not finish in time; redeliver later").into_response()
+            }
+        }
+    }
+
+    async fn reply(
+        &self,
+        req: LambdaFunctionUrlRequest,
+        deadline: tokio::time::Instant,
+    ) -> Result<Reply, Reply> {
         let refused = |r: &Reply| {
             tracing::warn!(status = r.status, reason = %r.body["error"], "delivery refused");
         };
@@ -413,7 +446,7 @@ impl Webhook {
             )
             .inspect_err(refused)?;
             let span = eddo::telemetry::correlation_span(&signal.delivery_id);
-            return self.publish_signal(signal).instrument(span).await;
+            return self.publish_signal(signal, deadline).instrument(span).await;
         }
         let (provider, body) = precheck(&req, self.config.max_body_bytes).inspect_err(refused)?;
         let secrets = self.secrets().await?;
@@ -426,15 +459,25 @@ impl Webhook {
             now_epoch(),
         )?;
         let span = eddo::telemetry::correlation_span(&accepted.delivery_id);
-        self.publish(accepted).instrument(span).await
+        self.publish(accepted, deadline).instrument(span).await
     }
 
-    async fn publish_signal(&self, signal: signals::Signal) -> Result<Reply, Reply> {
+    async fn publish_signal(
+        &self,
+        signal: signals::Signal,
+        deadline: tokio::time::Instant,
+    ) -> Result<Reply, Reply> {
         let (sender, delivery) = (signal.sender.clone(), signal.delivery_id.clone());
         let entry = signals::outgoing(signal, self.publisher.max_entry_bytes())?;
         let key = IdempotencyKey::new(&format!("webhook#signal#{sender}"), &delivery);
         let (reply, event_id) = self
-            .publish_once(&key, &delivery, &entry, DetailType::SignalReported)
+            .publish_once(
+                &key,
+                &delivery,
+                &entry,
+                DetailType::SignalReported,
+                deadline,
+            )
             .await?;
         if let Some(event_id) = event_id {
             tracing::info!(%sender, %event_id, "signal published");
@@ -455,7 +498,11 @@ impl Webhook {
         })
     }
 
-    async fn publish(&self, accepted: Accepted) -> Result<Reply, Reply> {
+    async fn publish(
+        &self,
+        accepted: Accepted,
+        deadline: tokio::time::Instant,
+    ) -> Result<Reply, Reply> {
         let delivery = accepted.delivery_id;
         let (detail_type, event) = match accepted.outcome {
             Normalised::Ping => {
@@ -486,7 +533,7 @@ impl Webhook {
             &accepted.dedupe,
         );
         let (reply, event_id) = self
-            .publish_once(&key, &delivery, &entry, detail_type)
+            .publish_once(&key, &delivery, &entry, detail_type, deadline)
             .await?;
         if let Some(event_id) = event_id {
             tracing::info!(
@@ -503,23 +550,33 @@ impl Webhook {
     }
 
     /// Publishes `entry` once per delivery `key`: a redelivery of a published delivery answers
-    /// `duplicate`, one being published answers 409, a failed publish is released for the
-    /// sender's retry. The event id, when this call published it.
+    /// `duplicate`, one being published answers 409, one a dead invocation left is published by
+    /// this one (what that invocation wrote), a failed publish is given back for the sender's
+    /// retry. The event id, when this call published it.
     async fn publish_once(
         &self,
         key: &IdempotencyKey,
         delivery: &str,
         entry: &OutgoingEvent,
         detail_type: DetailType,
+        deadline: tokio::time::Instant,
     ) -> Result<(Reply, Option<String>), Reply> {
-        let lease = match self.idempotency.claim(key, now_epoch()).await {
-            Ok(Claim::Acquired(lease)) => lease,
-            Ok(Claim::Completed { result }) => {
+        let (lease, owed) = match self
+            .once
+            .claim(key, std::slice::from_ref(entry), now_epoch())
+            .await
+        {
+            Ok(Claim::Acquired(lease)) => (lease, vec![entry.clone()]),
+            Ok(Claim::Abandoned(lease, owed)) => {
+                tracing::warn!("publishing what a previous invocation left unpublished");
+                (lease, owed)
+            }
+            Ok(Claim::Sent { event_ids }) => {
                 tracing::info!("redelivery of a published delivery: nothing published");
                 return Ok((
                     Reply::new(
                         202,
-                        json!({"status": "duplicate", "delivery_id": delivery, "event_id": result}),
+                        json!({"status": "duplicate", "delivery_id": delivery, "event_id": event_ids.first()}),
                     ),
                     None,
                 ));
@@ -536,17 +593,9 @@ impl Webhook {
                 return Err(Reply::error(503, "state unavailable; redeliver later"));
             }
         };
-        match self.publisher.publish(std::slice::from_ref(entry)).await {
-            Ok(published) => {
-                let event_id = published.event_ids.into_iter().next().unwrap_or_default();
-                if let Err(err) = self
-                    .idempotency
-                    .complete(&lease, Some(&event_id), now_epoch())
-                    .await
-                {
-                    // Published but not recorded: a redelivery after the lease could publish again.
-                    tracing::error!(error = %err, %event_id, "published, but could not record the delivery as done");
-                }
+        match self.send(&lease, &owed, deadline).await {
+            Ok(ids) => {
+                let event_id = ids.into_iter().next().unwrap_or_default();
                 Ok((
                     Reply::new(
                         202,
@@ -556,9 +605,6 @@ impl Webhook {
                 ))
             }
             Err(err) => {
-                if let Err(release_err) = self.idempotency.release(&lease).await {
-                    tracing::error!(error = %release_err, "could not release the delivery claim; a redelivery waits for the lease");
-                }
                 tracing::error!(error = %err, retryable = err.is_retryable(), "publish failed");
                 let status = if err.is_retryable() { 503 } else { 500 };
                 Err(Reply::error(
@@ -567,5 +613,17 @@ impl Webhook {
                 ))
             }
         }
+    }
+
+    /// Sends what the delivery owes before `deadline`, giving the lease back on failure.
+    async fn send(
+        &self,
+        lease: &Lease,
+        owed: &[OutgoingEvent],
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<String>, eddo::Error> {
+        let outbox = self.once.outbox();
+        let sent = outbox.send_until(lease, owed, Some(deadline)).await;
+        outbox.guard(lease, sent).await
     }
 }

@@ -14,7 +14,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let webhook = &webhook;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<LambdaFunctionUrlRequest>| async move {
-            Ok::<_, std::convert::Infallible>(webhook.handle(event.payload).await)
+            let deadline = eddo::config::deadline(event.context.deadline());
+            Ok::<_, std::convert::Infallible>(webhook.handle_until(event.payload, deadline).await)
         },
     ))
     .await

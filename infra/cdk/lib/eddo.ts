@@ -20,7 +20,7 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import { CheckedPolicy, checkPolicy, eddoCommand, WORKSPACE_MANIFEST } from './policy';
-import { FINISHED, PushInput, SOURCES, busPolicies, validateProps } from './wiring';
+import { FINISHED, SOURCES, busPolicies, pushInput, validateProps } from './wiring';
 
 /** The log levels eddo's functions log at (Lambda's advanced logging controls). */
 export type LogLevel = 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
@@ -409,7 +409,7 @@ export class Eddo extends Construct {
     }));
     this.decrypts(f, 'DecryptTheWebhookSecret', 'secretsmanager');
     // The internet-facing function reaches only its own delivery records.
-    this.items(f, 'IdempotencyRecords', ['GetItem', 'PutItem', 'UpdateItem', 'DeleteItem'], ['idem#webhook#*']);
+    this.items(f, 'IdempotencyRecords', ['GetItem', 'PutItem', 'UpdateItem'], ['idem#webhook#*']);
     return f;
   }
 
@@ -565,7 +565,12 @@ export class Eddo extends Construct {
    */
   private pushRule(): void {
     const p = this.props;
-    const projects = [p.buildProject, p.sastProject].filter((x): x is string => !!x);
+    const projects: Array<[string, string]> = [];
+    for (const [kind, name] of [['build', p.buildProject], ['sast', p.sastProject]]) {
+      if (kind && name) {
+        projects.push([kind, name]);
+      }
+    }
     const repositories = this.policy.lists.repositories;
     if (projects.length === 0 || repositories.length === 0) {
       return;
@@ -587,13 +592,13 @@ export class Eddo extends Construct {
           repository: { full_name: repositories },
         },
       },
-      targets: projects.map((name) => new targets.CodeBuildProject(
+      targets: projects.map(([kind, name]) => new targets.CodeBuildProject(
         codebuild.Project.fromProjectArn(this, `Project${name}`, this.projectArn(name)), {
           eventRole: role,
           deadLetterQueue: this.deadLetterQueue,
           maxEventAge: Duration.hours(1),
           retryAttempts: 20,
-          event: PushInput,
+          event: pushInput(kind),
         })),
     });
   }

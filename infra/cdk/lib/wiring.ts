@@ -25,19 +25,26 @@ const field = (p: string) => events.EventField.fromPath(p);
 const variable = (name: string, value: string) => ({ name, value, type: 'PLAINTEXT' });
 
 /**
- * StartBuild's parameters from eddo's Git Push event: the source version is the commit, and the
- * build gets the commit, repository, branch, correlation id and the event's id (its cause).
+ * StartBuild's parameters from eddo's Git Push event for the `kind` (build or sast) target: the
+ * source version is the commit, and the build gets the commit, repository, branch, correlation
+ * id and the delivery that caused it. Every parameter comes from the delivery and so does the
+ * idempotency token: a push the webhook published twice (an answer lost after PutEvents applied)
+ * starts one build.
  */
-export const PushInput = events.RuleTargetInput.fromObject({
-  sourceVersion: field('$.detail.commit_sha'),
-  environmentVariablesOverride: [
-    variable('EDDO_COMMIT_SHA', field('$.detail.commit_sha')),
-    variable('EDDO_REPOSITORY', field('$.detail.repository.full_name')),
-    variable('EDDO_BRANCH', field('$.detail.branch')),
-    variable('EDDO_CORRELATION_ID', field('$.detail.metadata.correlation_id')),
-    variable('EDDO_CAUSATION_ID', events.EventField.eventId),
-  ],
-});
+export function pushInput(kind: string): events.RuleTargetInput {
+  const delivery = field('$.detail.metadata.causation_id');
+  return events.RuleTargetInput.fromObject({
+    sourceVersion: field('$.detail.commit_sha'),
+    idempotencyToken: `eddo-push-${kind}-${delivery}`,
+    environmentVariablesOverride: [
+      variable('EDDO_COMMIT_SHA', field('$.detail.commit_sha')),
+      variable('EDDO_REPOSITORY', field('$.detail.repository.full_name')),
+      variable('EDDO_BRANCH', field('$.detail.branch')),
+      variable('EDDO_CORRELATION_ID', field('$.detail.metadata.correlation_id')),
+      variable('EDDO_CAUSATION_ID', delivery),
+    ],
+  });
+}
 
 /** The construct id and statement id of the deny that keeps `source` to its function's role. */
 const OWNER_STATEMENTS: Record<string, [string, string]> = {
