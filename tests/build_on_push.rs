@@ -94,7 +94,10 @@ async fn a_push_to_a_tracked_branch_starts_the_build_and_the_scan_once() {
         &stack.bus,
         256 * 1024,
     );
-    again.publish(&[published_push.clone()]).await.unwrap();
+    again
+        .publish(std::slice::from_ref(&published_push))
+        .await
+        .unwrap();
     let deliveries = dispatcher.pump(Duration::from_secs(5)).await.unwrap();
     assert_eq!(deliveries.len(), 2, "{deliveries:?}");
     assert!(
