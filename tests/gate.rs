@@ -275,6 +275,38 @@ async fn after_the_start_a_failing_scan_is_reported_and_completion_moves_the_his
     assert_eq!(last["detail"]["live"]["digest"], digest(301));
 }
 
+/// A failure retrying cannot fix (here a candidate record this version cannot read) is reported
+/// once, with its reason, and the invocation succeeds: Lambda does not retry it for a day and
+/// then dead-letter it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_a_retry_cannot_fix_is_reported_not_retried() {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    let s = setup("gate-permanent", None).await;
+    let commit = sha(710);
+    aws_sdk_dynamodb::Client::new(&s.stack.sdk)
+        .put_item()
+        .table_name(&s.stack.table)
+        .item("pk", S("candidate#hello-world".into()))
+        .item("sk", S(commit.clone()))
+        .item("service", S("hello-world".into()))
+        .item("signal_sast", S("not a signal".into()))
+        .send()
+        .await
+        .unwrap();
+    let event = build("eddo-build", &commit, "SUCCEEDED", Some(&digest(710)));
+    let r = s.gate.handle(&event).await.expect("reported, not failed");
+    assert_eq!(r.published, ["Signal Rejected"], "{r:?}");
+    let said = s.published().await;
+    assert_eq!(said[0]["detail"]["event_id"], event["id"]);
+    assert!(
+        said[0]["detail"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("candidate record without a valid signal_sast"),
+        "{said:#?}"
+    );
+}
+
 /// Candidates of a service removed from the policy are closed by the sweep, not skipped: more of
 /// them than a sweep reads (the oldest first) never keep another candidate from timing out.
 #[tokio::test(flavor = "multi_thread")]

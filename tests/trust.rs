@@ -442,6 +442,13 @@ async fn only_trusted_evidence_opens_the_gate() {
             json!({"service": SERVICE, "commit_sha": c, "scanner": "x", "kind": "sast", "passed": true}),
             "an eddo.webhook signal without its verified sender",
         ),
+        (
+            "a listed source's signal with a 200 KB unknown key",
+            "com.example.semgrep",
+            "Scan Completed",
+            json!({"service": SERVICE, "commit_sha": c, "scanner": "semgrep", "kind": "sast", "passed": true, "k".repeat(200 * 1024): 1}),
+            "(cut: ",
+        ),
     ] {
         let event = json!({"id": format!("direct-{who}"), "source": source, "detail-type": detail_type, "detail": detail, "time": "2026-12-01T00:00:00Z"});
         let out = w.gate.invoke(&event).await.unwrap();

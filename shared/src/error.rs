@@ -100,6 +100,16 @@ impl Error {
         self.retry() == Retry::Retryable
     }
 
+    /// A failure the event (or a record it led to) causes: the same every time, so reported and
+    /// done, never retried. Failures of AWS calls are not: a retry fixes a transient one, and an
+    /// operator a refused one (the dead-letter queue keeps the event for a redrive).
+    pub fn is_event_fault(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidEvent(_) | Error::EntryTooLarge { .. } | Error::Encode(_)
+        )
+    }
+
     /// A short stable name for dashboards and the Lambda error type.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -14,6 +14,30 @@ use serde::{Deserialize, Serialize};
 use crate::error::{EntryFailure, Error};
 use crate::event::{DetailType, Envelope, Metadata};
 
+/// EventBridge's limit on one PutEvents entry.
+pub const MAX_ENTRY_BYTES: usize = 256 * 1024;
+
+/// Room for the "… (cut: N bytes)" a cut string ends with.
+const CUT_MARKER_BYTES: usize = 32;
+
+/// The longest string in a JSON value, to cut.
+fn longest_string(v: &mut serde_json::Value) -> Option<&mut String> {
+    use serde_json::Value;
+    fn walk<'a>(v: &'a mut Value, best: &mut Option<&'a mut String>) {
+        match v {
+            Value::String(s) if best.as_ref().is_none_or(|b| s.len() > b.len()) => {
+                *best = Some(s);
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| walk(i, best)),
+            Value::Object(map) => map.values_mut().for_each(|i| walk(i, best)),
+            _ => {}
+        }
+    }
+    let mut best = None;
+    walk(v, &mut best);
+    best.filter(|s| s.len() > 64)
+}
+
 /// The least time left worth another PutEvents attempt against a deadline.
 pub const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(500);
 
@@ -41,7 +65,8 @@ impl OutgoingEvent {
         })
     }
 
-    /// An eddo event: `detail` in the envelope with its correlation and causation.
+    /// An eddo event: `detail` in the envelope with its correlation and causation, cut to fit
+    /// EventBridge's entry limit ([`OutgoingEvent::fitted`]).
     pub fn enveloped<D: Serialize>(
         detail_type: DetailType,
         detail: &D,
@@ -55,6 +80,49 @@ impl OutgoingEvent {
                 detail,
             },
         )
+        .map(|e| e.fitted(MAX_ENTRY_BYTES))
+    }
+
+    /// The event cut to fit `limit` bytes: its longest strings (a reason quoting what an event
+    /// carried, say) are shortened, longest first, each ending with how much was cut, until the
+    /// entry fits. The shape is unchanged, so the event still matches its schema. An event that
+    /// fits, or whose detail is not JSON, is returned as it is.
+    pub fn fitted(mut self, limit: usize) -> OutgoingEvent {
+        let over = self.size().saturating_sub(limit);
+        if over == 0 {
+            return self;
+        }
+        let Ok(mut detail) = serde_json::from_str::<serde_json::Value>(&self.detail) else {
+            return self;
+        };
+        let mut excess = over;
+        // Each pass cuts the longest string to what the rest needs, plus the marker it adds.
+        for _ in 0..64 {
+            let Some(longest) = longest_string(&mut detail) else {
+                break;
+            };
+            let len = longest.len();
+            let keep = len
+                .saturating_sub(excess + CUT_MARKER_BYTES)
+                .max(16)
+                .min(len);
+            let mut at = keep;
+            while !longest.is_char_boundary(at) {
+                at -= 1;
+            }
+            let cut = len - at;
+            longest.truncate(at);
+            longest.push_str(&format!("… (cut: {cut} bytes)"));
+            let Ok(text) = serde_json::to_string(&detail) else {
+                return self;
+            };
+            self.detail = text;
+            excess = self.size().saturating_sub(limit);
+            if excess == 0 {
+                break;
+            }
+        }
+        self
     }
 
     /// An event in another system's contract (sbt-aws's `provisionSuccess`, say): its source,
@@ -213,6 +281,16 @@ impl Publisher {
         events: &[OutgoingEvent],
         deadline: Option<tokio::time::Instant>,
     ) -> Result<Published, Error> {
+        let fitted: Vec<OutgoingEvent>;
+        let events = if events.iter().any(|e| e.size() > self.max_entry_bytes) {
+            fitted = events
+                .iter()
+                .map(|e| e.clone().fitted(self.max_entry_bytes))
+                .collect();
+            &fitted[..]
+        } else {
+            events
+        };
         for e in events {
             let size = e.size();
             if size > self.max_entry_bytes {
@@ -496,16 +574,39 @@ mod tests {
         assert!(b.delay(1) <= Duration::from_millis(50));
     }
 
+    #[test]
+    fn an_oversized_event_is_cut_to_fit_and_says_so() {
+        let big = event(1, 4000);
+        let cut = big.clone().fitted(2048);
+        assert!(cut.size() <= 2048, "{}", cut.size());
+        let detail: serde_json::Value = serde_json::from_str(&cut.detail).unwrap();
+        let pad = detail["pad"].as_str().unwrap();
+        assert!(pad.starts_with("xxxx") && pad.contains("(cut: "), "{pad}");
+        assert_eq!(detail["n"], 1, "the rest is untouched");
+        assert_eq!(event(0, 10).fitted(2048), event(0, 10));
+        // Multi-byte text is cut on a character boundary.
+        let wide = OutgoingEvent::foreign("x", "y", &json!({"r": "é".repeat(3000)})).unwrap();
+        let cut = wide.fitted(2048);
+        assert!(cut.size() <= 2048);
+        // Enveloped eddo events always fit EventBridge's own limit.
+        let huge = OutgoingEvent::enveloped(
+            DetailType::SignalRejected,
+            &json!({"reason": "k".repeat(300 * 1024)}),
+            "c",
+            "d",
+        )
+        .unwrap();
+        assert!(huge.size() <= MAX_ENTRY_BYTES);
+    }
+
     #[tokio::test]
-    async fn oversized_entry_publishes_nothing() {
+    async fn an_entry_that_cannot_be_cut_publishes_nothing() {
         let rule = mock!(aws_sdk_eventbridge::Client::put_events)
             .then_output(|| PutEventsOutput::builder().build());
         let client = mock_client!(aws_sdk_eventbridge, [&rule]);
         let p = Publisher::new(client, "eddo", 2048).with_backoff(fast());
-        let err = p
-            .publish(&[event(0, 10), event(1, 4000)])
-            .await
-            .unwrap_err();
+        let numbers = OutgoingEvent::foreign("x", "y", &json!({"n": vec![123456; 1000]})).unwrap();
+        let err = p.publish(&[event(0, 10), numbers]).await.unwrap_err();
         assert!(
             matches!(err, Error::EntryTooLarge { size, limit: 2048, .. } if size > 4000),
             "{err}"

@@ -103,6 +103,15 @@ impl Rollbacks {
     /// `Err` only for what a retry can fix; anything unreadable or unknown is reported with a
     /// `Rollback Skipped` event and answered, so Lambda does not retry it for a day.
     pub async fn handle(&self, event: &Value) -> Result<Report, Error> {
+        let result = self.handle_event(event).await;
+        eddo::report::settle(result, |why| async move {
+            self.unreadable(event, format!("alarm-rollback could not handle it: {why}"))
+                .await
+        })
+        .await
+    }
+
+    async fn handle_event(&self, event: &Value) -> Result<Report, Error> {
         if event["source"] == "aws.codebuild" {
             return self.build_finished(event).await;
         }

@@ -110,6 +110,18 @@ impl Gate {
     /// malformed or unknown event is reported with a `Signal Rejected` event and answered, so
     /// Lambda does not retry it for a day.
     pub async fn handle(&self, event: &Value) -> Result<Report, Error> {
+        let result = self.handle_event(event).await;
+        eddo::report::settle(result, |why| async move {
+            self.reject(
+                &evidence_of(event),
+                &format!("the gate could not handle it: {why}"),
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn handle_event(&self, event: &Value) -> Result<Report, Error> {
         match read(&self.policy, event) {
             Incoming::Tick { at } => self.sweep(at).await,
             Incoming::Ignored(why) => {
@@ -119,16 +131,7 @@ impl Gate {
                     published: vec![],
                 })
             }
-            Incoming::Rejected(why) => {
-                let s = |k: &str| event[k].as_str().unwrap_or_default().to_string();
-                let cause = Evidence {
-                    event_id: s("id"),
-                    source: s("source"),
-                    detail_type: s("detail-type"),
-                    sender: String::new(),
-                };
-                self.reject(&cause, &why).await
-            }
+            Incoming::Rejected(why) => self.reject(&evidence_of(event), &why).await,
             Incoming::DeployFinished(d) => self.deploy_finished(&d, event).await,
             Incoming::Signals(signals) => {
                 let mut report = Report {
@@ -147,6 +150,8 @@ impl Gate {
 
     /// Reports a signal that changes nothing: malformed, untrusted, or about another image.
     async fn reject(&self, cause: &Evidence, why: &str) -> Result<Report, Error> {
+        // A reason can quote what the event carried (an unknown key, say): clipped, and says so.
+        let why = &*eddo::report::clip(why, eddo::report::MAX_REASON_BYTES);
         warn!(reason = %why, source = %cause.source, "rejected");
         let id = cause.event_id.as_str();
         let detail = json!({
@@ -456,6 +461,17 @@ impl Gate {
             report.published.extend(r.published);
         }
         Ok(report)
+    }
+}
+
+/// The event as evidence: which event, from where (its sender unproven).
+fn evidence_of(event: &Value) -> Evidence {
+    let s = |k: &str| event[k].as_str().unwrap_or_default().to_string();
+    Evidence {
+        event_id: s("id"),
+        source: s("source"),
+        detail_type: s("detail-type"),
+        sender: String::new(),
     }
 }
 

@@ -117,6 +117,15 @@ impl Tenants {
     /// Handles a tenant request (either contract) or a tenant project's state change. `Err` only
     /// for what a retry can fix; an invalid request is answered with its reasons and not retried.
     pub async fn handle(&self, event: &Value) -> Result<Report, Error> {
+        let result = self.handle_event(event).await;
+        // Logged once by `settle`; a tenant's requester hears through its own timeout.
+        eddo::report::settle(result, |why| async move {
+            Ok(Report::quiet(format!("not handled: {why}")))
+        })
+        .await
+    }
+
+    async fn handle_event(&self, event: &Value) -> Result<Report, Error> {
         if event["source"] == "aws.codebuild" {
             return self.build_finished(event).await;
         }
