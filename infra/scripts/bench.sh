@@ -6,13 +6,16 @@
 #   2. the bench runner: each release binary on the local runtime endpoint against moto on
 #      loopback: cold starts, warm latency split into eddo's own time and AWS wait, memory
 #      after 10,000 invocations, cost per million events;
-#   3. the arm64 bootstrap and zip sizes, built as `sam build` builds them.
+#   3. the arm64 bootstrap and zip sizes, built as `sam build` builds them;
+#   4. the long soak: the gate's flows under injected faults, 1,000 flows over four seeds
+#      (eddo-local soak), its tables in target/bench/soak.md (copied into BENCHMARKS.md by hand:
+#      the invariants' violations must be 0).
 #
-# BENCH_PARTS picks parts (default "criterion functions size"); BENCH_RUNNER_ARGS passes options
+# BENCH_PARTS picks parts (default "criterion functions size soak"); BENCH_RUNNER_ARGS passes options
 # to the runner (e.g. "--cold 5 --rounds 2 --per-round 200" for a quick look).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-parts=${BENCH_PARTS:-criterion functions size}
+parts=${BENCH_PARTS:-criterion functions size soak}
 report=(python3 infra/scripts/bench_report.py BENCHMARKS.md)
 mkdir -p target/bench
 
@@ -32,6 +35,11 @@ for part in $parts; do
       # shellcheck disable=SC2086
       EDDO_BINARY_DIR=target/release target/release/eddo-local measure ${BENCH_RUNNER_ARGS:-} --out target/bench/functions.md
       "${report[@]}" --functions target/bench/functions.md
+      ;;
+    soak)
+      cargo build --locked --release -p eddo-local --bin eddo-local
+      target/release/eddo-local soak --seed 101 --seeds 4 --flows 250 --faults 0.1 --kills 0.1 \
+        | tee target/bench/soak.md
       ;;
     size)
       infra/scripts/size.sh

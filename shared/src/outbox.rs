@@ -81,6 +81,8 @@ pub struct Outbox {
     client: aws_sdk_dynamodb::Client,
     table: String,
     publisher: Publisher,
+    /// An index key attribute removed with the outbox (a sweep's index of records that owe).
+    index: Option<&'static str>,
 }
 
 /// A lease this invocation holds on one record.
@@ -111,7 +113,15 @@ impl Outbox {
             client,
             table: table.into(),
             publisher,
+            index: None,
         }
+    }
+
+    /// Removes `attribute` (the partition key of a sparse index of records that owe work) when
+    /// a record's events are sent, so a sweep of that index sees only unfinished work.
+    pub fn leaving_index(mut self, attribute: &'static str) -> Outbox {
+        self.index = Some(attribute);
+        self
     }
 
     pub fn client(&self) -> &aws_sdk_dynamodb::Client {
@@ -202,7 +212,12 @@ impl Outbox {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(lease.key.clone()))
-            .update_expression("REMOVE outbox SET lease_until = :zero, sent_ids = :ids")
+            .update_expression(match self.index {
+                Some(index) => {
+                    format!("REMOVE outbox, {index} SET lease_until = :zero, sent_ids = :ids")
+                }
+                None => "REMOVE outbox SET lease_until = :zero, sent_ids = :ids".to_string(),
+            })
             .condition_expression("outbox = :sent")
             .expression_attribute_values(":sent", outbox_value(events)?)
             .expression_attribute_values(":zero", n(0))

@@ -158,7 +158,13 @@ impl Gate {
                 c.build_id = Some(build.clone());
                 let (event, outcome) = self.decision_event(service, &c)?;
                 let owes = [event];
-                if !self.store.set_build(lease, &build, &owes).await? {
+                if !self.store.set_build(lease, &build, &owes).await?
+                    && self
+                        .store
+                        .still_mine(&c, lease)
+                        .await?
+                        .is_none_or(|r| r.build_id.as_deref() != Some(build.as_str()))
+                {
                     return Ok(Report::quiet(format!(
                         "build {build} was recorded by another invocation"
                     )));
@@ -183,7 +189,13 @@ impl Gate {
                     &c.correlation_id,
                     &c.decided_by,
                 )?];
-                if !self.store.refused(lease, &owes).await? {
+                if !self.store.refused(lease, &owes).await?
+                    && self
+                        .store
+                        .still_mine(c, lease)
+                        .await?
+                        .is_none_or(|r| r.state != State::DeployFailed)
+                {
                     return Ok(Report::quiet(
                         "the deployment was recorded by another invocation",
                     ));
@@ -212,10 +224,15 @@ impl Gate {
             if build != Some(codebuild::build_id(&d.build_id)) {
                 return Ok(not_started(d, "not the candidate's deploy build"));
             }
-            if c.state != State::Deploying {
-                if c.owes {
-                    return self.finish_owed(&c, now).await;
+            if c.owes {
+                // Said first: what a previous invocation owes (the deploy's start, or this).
+                let said = self.finish_owed(&c, now).await?;
+                if c.state != State::Deploying || said.published.is_empty() {
+                    return Ok(said);
                 }
+                continue;
+            }
+            if c.state != State::Deploying {
                 return Ok(Report::quiet(format!(
                     "the completion of build {} is recorded already",
                     d.build_id
@@ -284,7 +301,13 @@ impl Gate {
                 owes: &owes,
                 lease: &lease,
             };
-            if !self.store.finish_deploy(&finished).await? {
+            if !self.store.finish_deploy(&finished).await?
+                && self
+                    .store
+                    .still_mine(&c, &lease)
+                    .await?
+                    .is_none_or(|r| r.state != to)
+            {
                 // Recorded meanwhile, or the history moved since it was read: look again.
                 continue;
             }

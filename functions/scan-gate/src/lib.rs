@@ -293,7 +293,8 @@ impl Gate {
                 .store
                 .link_digest(&s.service, digest, &commit, now)
                 .await?
-            && let Record::Recorded(c) = self
+        {
+            if let Record::Recorded(c) = self
                 .record(
                     &s,
                     service,
@@ -303,8 +304,10 @@ impl Gate {
                     &correlation,
                 )
                 .await?
-        {
-            candidate = *c;
+            {
+                candidate = *c;
+            }
+            self.store.unpark(&s.service, digest, &parked).await?;
         }
         let span = eddo::telemetry::correlation_span(&candidate.correlation_id);
         self.act(service, candidate, &s.kind, &s.evidence, now)
@@ -457,6 +460,20 @@ impl Gate {
             } else {
                 self.conclude(service, &c, State::TimedOut, missing, &cause, now)
                     .await?
+            };
+            report.published.extend(r.published);
+        }
+        // Decided candidates whose invocation died with their work undone, and no event to come.
+        for c in self.store.owed(now, SWEEP_BATCH).await? {
+            let r = match self.policy.service(c.service.as_str()) {
+                Some(service) if c.state == State::Deploying && c.build_id.is_none() => {
+                    self.resume_deploy(service, &c, now).await?
+                }
+                _ if c.owes => self.finish_owed(&c, now).await?,
+                _ => {
+                    self.store.settled(&c).await?;
+                    Report::quiet("settled")
+                }
             };
             report.published.extend(r.published);
         }

@@ -3,8 +3,9 @@
 //! - candidate `pk = candidate#<service>`, `sk = <commit>`: the signals so far (one attribute
 //!   per kind), the deadline, the state (`waiting` until decided), the deploy build. While
 //!   waiting it is in the sparse `open-deadline` index (`open_pk = open`, `open_sk = deadline`),
-//!   which the deadline sweep reads; deciding sets `open_pk = closed`, and a later signal cannot
-//!   reopen it.
+//!   which the deadline sweep reads; deciding moves it to `open_pk = owed` until the decision's
+//!   work is done and said (the sweep finishes it if its invocation died), then out of the
+//!   index; a later signal cannot reopen it.
 //! - image `pk = digest#<service>`, `sk = <digest>`: the commit a build produced it from, or a
 //!   scan that arrived before the build.
 //! - the service's history and rollback record ([`eddo::history`]): the gate moves the history
@@ -27,6 +28,20 @@ use eddo::publish::{OutgoingEvent, Publisher};
 use crate::candidate::{Candidate, Recorded, State};
 
 pub const OPEN_INDEX: &str = "open-deadline";
+
+/// The index partition of decided candidates whose work (a deploy to start, events to say) is
+/// not done: the sweep finishes what a dead invocation left when no other event comes. Sending
+/// what a candidate owes takes it out.
+pub const OWED: &str = "owed";
+
+/// A token only this invocation's decision carries, to tell it from another's.
+fn decision_token() -> String {
+    format!("{:032x}", fastrand::u128(..))
+}
+
+fn owed_sk(c: &Candidate, lease_until: u64) -> String {
+    format!("{lease_until:012}#{}#{}", c.service, c.commit)
+}
 /// How long an undecided candidate's record is kept after its first signal (its deadline is at
 /// most a day: the sweep decides it long before).
 pub const CANDIDATE_DAYS: u64 = 90;
@@ -156,7 +171,7 @@ impl Store {
     ) -> Store {
         let table = table.into();
         Store {
-            outbox: Outbox::new(client.clone(), &table, publisher),
+            outbox: Outbox::new(client.clone(), &table, publisher).leaving_index("open_pk"),
             client,
             table,
         }
@@ -267,7 +282,9 @@ impl Store {
             .and_then(|c| CommitSha::parse(c).ok()))
     }
 
-    /// Notes that `digest` was built from `commit`, and takes any scan of it that arrived first.
+    /// Notes that `digest` was built from `commit`, and returns any scan of it that arrived
+    /// first. The scan stays parked until [`Store::unpark`] removes it, once it is recorded on
+    /// the candidate: a retry after a lost answer or a crash finds it again.
     pub async fn link_digest(
         &self,
         service: &ServiceName,
@@ -280,10 +297,10 @@ impl Store {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(image_key(service, digest)))
-            .update_expression("SET commit_sha = :c, expires_at = :e REMOVE pending_scan")
+            .update_expression("SET commit_sha = :c, expires_at = :e")
             .expression_attribute_values(":c", s(commit.as_str()))
             .expression_attribute_values(":e", n(now + CANDIDATE_DAYS * 86_400))
-            .return_values(ReturnValue::AllOld)
+            .return_values(ReturnValue::AllNew)
             .send()
             .await
             .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
@@ -292,6 +309,29 @@ impl Store {
             .as_ref()
             .and_then(|i| attr(i, "pending_scan"))
             .and_then(|j| serde_json::from_str(j).ok()))
+    }
+
+    /// Removes a parked scan once it is recorded on its candidate (unless another replaced it).
+    pub async fn unpark(
+        &self,
+        service: &ServiceName,
+        digest: &ImageDigest,
+        recorded: &Recorded,
+    ) -> Result<(), Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(image_key(service, digest)))
+            .update_expression("REMOVE pending_scan")
+            .condition_expression("pending_scan = :scan")
+            .expression_attribute_values(
+                ":scan",
+                s(&serde_json::to_string(recorded).map_err(Error::Encode)?),
+            )
+            .send()
+            .await;
+        written(result, "UpdateItem").map(|_| ())
     }
 
     /// Keeps a scan of an image no build has reported yet, for when one does.
@@ -319,11 +359,11 @@ impl Store {
 
     /// The write of a decision: the candidate's new state, what caused it, the lease of the
     /// invocation that decided, and (for a decision with no effect) the events it owes.
-    fn decide_update(&self, d: &Decided<'_>) -> Result<Update, Error> {
+    fn decide_update(&self, d: &Decided<'_>, token: &str) -> Result<Update, Error> {
         let c = d.candidate;
         let (pk, sk) = candidate_key(&c.service, &c.commit);
         let mut expr = String::from(
-            "SET #state = :to, reasons = :reasons, decided_at = :now, decided_by = :by, closed = :closed, open_pk = :closed, expires_at = :kept, lease_until = :lease",
+            "SET #state = :to, reasons = :reasons, decided_at = :now, decided_by = :by, decision = :token, closed = :closed, open_pk = :owed, open_sk = :owed_sk, expires_at = :kept, lease_until = :lease",
         );
         let mut update = Update::builder()
             .table_name(&self.table)
@@ -338,8 +378,11 @@ impl Store {
             )
             .expression_attribute_values(":now", n(d.now))
             .expression_attribute_values(":by", s(d.by))
+            .expression_attribute_values(":token", s(token))
             .expression_attribute_values(":closed", s("closed"))
             .expression_attribute_values(":lease", n(outbox::lease_from(d.now)))
+            .expression_attribute_values(":owed", s(OWED))
+            .expression_attribute_values(":owed_sk", s(&owed_sk(c, outbox::lease_from(d.now))))
             // A decided commit is never decided again, however late a replay comes: TTL skips an
             // item whose expires_at is not a number, and a later signal keeps it (if_not_exists).
             .expression_attribute_values(":kept", s(KEPT))
@@ -359,7 +402,8 @@ impl Store {
     /// deployments.
     pub async fn decide(&self, d: &Decided<'_>) -> Result<Transition, Error> {
         let (c, to) = (d.candidate, d.to);
-        let update = self.decide_update(d)?;
+        let token = decision_token();
+        let update = self.decide_update(d, &token)?;
         if to != State::Deploying {
             let u = update;
             let result = self
@@ -373,13 +417,37 @@ impl Store {
                 .set_expression_attribute_values(u.expression_attribute_values().cloned())
                 .send()
                 .await;
-            return Ok(if written(result, "UpdateItem")? {
-                Transition::Done
-            } else {
-                Transition::Lost
-            });
+            return Ok(
+                if written(result, "UpdateItem")? || self.applied(c, &token).await? {
+                    Transition::Done
+                } else {
+                    Transition::Lost
+                },
+            );
         }
-        self.deploy_transaction(c, update, d.now).await
+        self.deploy_transaction(c, update, &token, d.now).await
+    }
+
+    /// Whether the decision written with `token` (this invocation's own) is the one the record
+    /// holds: a conditional write whose answer was lost after it applied fails its condition
+    /// when the SDK sends it again, and must not read as another invocation's decision.
+    async fn applied(&self, c: &Candidate, token: &str) -> Result<bool, Error> {
+        let (pk, sk) = candidate_key(&c.service, &c.commit);
+        let item = get(&self.client, &self.table, key(pk, sk)).await?;
+        Ok(item.as_ref().and_then(|i| attr(i, "decision")) == Some(token))
+    }
+
+    /// Whether `lease` is still the record's: the write made under it applied, whatever its
+    /// answer said.
+    pub async fn still_mine(
+        &self,
+        c: &Candidate,
+        lease: &Lease,
+    ) -> Result<Option<Candidate>, Error> {
+        Ok(self
+            .get(&c.service, &c.commit)
+            .await?
+            .filter(|r| r.lease_until == lease.until))
     }
 
     /// Decides to deploy (or deploy again) in one transaction with its guards: no rollback holds
@@ -389,6 +457,7 @@ impl Store {
         &self,
         c: &Candidate,
         update: Update,
+        token: &str,
         now: u64,
     ) -> Result<Transition, Error> {
         let lock = history::not_held(&self.table, &c.service, now)?;
@@ -402,6 +471,9 @@ impl Store {
             tx = tx.transact_items(TransactWriteItem::builder().condition_check(bad).build());
         }
         if transacted(tx.send().await)? {
+            return Ok(Transition::Done);
+        }
+        if self.applied(c, token).await? {
             return Ok(Transition::Done);
         }
         let current = self.get(&c.service, &c.commit).await?;
@@ -422,12 +494,13 @@ impl Store {
     /// with a new attempt and no build yet, guarded as a first deploy is.
     pub async fn redeploy(&self, c: &Candidate, by: &str, now: u64) -> Result<Transition, Error> {
         let (pk, sk) = candidate_key(&c.service, &c.commit);
+        let token = decision_token();
         let update = Update::builder()
             .table_name(&self.table)
             .key("pk", pk)
             .key("sk", sk)
             .update_expression(
-                "SET #state = :deploying, decided_at = :now, decided_by = :by, lease_until = :lease, attempt = :attempt, reasons = :none REMOVE build_id",
+                "SET #state = :deploying, decided_at = :now, decided_by = :by, decision = :token, lease_until = :lease, attempt = :attempt, reasons = :none, open_pk = :owed, open_sk = :owed_sk REMOVE build_id",
             )
             .condition_expression(format!(
                 "#state = :was AND decided_at = :decided AND attribute_not_exists(outbox) AND {}",
@@ -437,14 +510,17 @@ impl Store {
             .expression_attribute_values(":deploying", s(State::Deploying.as_str()))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":by", s(by))
+            .expression_attribute_values(":token", s(&token))
             .expression_attribute_values(":lease", n(outbox::lease_from(now)))
+            .expression_attribute_values(":owed", s(OWED))
+            .expression_attribute_values(":owed_sk", s(&owed_sk(c, outbox::lease_from(now))))
             .expression_attribute_values(":attempt", n(u64::from(c.attempt) + 1))
             .expression_attribute_values(":none", s("[]"))
             .expression_attribute_values(":was", s(c.state.as_str()))
             .expression_attribute_values(":decided", n(c.decided_at))
             .build()
             .map_err(|e| Error::InvalidEvent(e.to_string()))?;
-        self.deploy_transaction(c, update, now).await
+        self.deploy_transaction(c, update, &token, now).await
     }
 
     /// Blocks a candidate decided to deploy whose build never started, because a required signal
@@ -610,6 +686,42 @@ impl Store {
             .collect()
     }
 
+    /// Decided candidates whose work is not done (a deploy to start, events to say) and whose
+    /// lease lapsed before `now`, oldest first (at most `limit`): left by an invocation that
+    /// died with no event about them to come.
+    pub async fn owed(&self, now: u64, limit: i32) -> Result<Vec<Candidate>, Error> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(OPEN_INDEX)
+            .key_condition_expression("open_pk = :owed AND open_sk < :until")
+            .expression_attribute_values(":owed", s(OWED))
+            .expression_attribute_values(":until", s(&format!("{:012}~", now)))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "Query", e))?;
+        out.items().iter().map(candidate).collect()
+    }
+
+    /// Takes a candidate whose work is done out of the sweep's index.
+    pub async fn settled(&self, c: &Candidate) -> Result<(), Error> {
+        let (pk, sk) = candidate_key(&c.service, &c.commit);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .update_expression("REMOVE open_pk")
+            .condition_expression("attribute_not_exists(outbox) AND open_pk = :owed")
+            .expression_attribute_values(":owed", s(OWED))
+            .send()
+            .await;
+        written(result, "UpdateItem").map(|_| ())
+    }
+
     /// The deploy build `build_id` of a deploying candidate finished: `to` (`Deployed` or
     /// `DeployFailed`) with the events that say so, and on success the service's history moves
     /// from `read` (the replaced version becomes the last known good), in one transaction.
@@ -622,14 +734,21 @@ impl Store {
             .table_name(&self.table)
             .key("pk", pk)
             .key("sk", sk)
-            .update_expression("SET #state = :to, outbox = :outbox, lease_until = :lease")
-            .condition_expression("#state = :deploying AND build_id = :b")
+            .update_expression(
+                "SET #state = :to, outbox = :outbox, lease_until = :lease, open_pk = :owed, open_sk = :owed_sk",
+            )
+            // What the record still owes (its Deployment Started) is said first.
+            .condition_expression(
+                "#state = :deploying AND build_id = :b AND attribute_not_exists(outbox)",
+            )
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":to", s(f.to.as_str()))
             .expression_attribute_values(":deploying", s(State::Deploying.as_str()))
             .expression_attribute_values(":b", s(f.build_id))
             .expression_attribute_values(":outbox", outbox::outbox_value(f.owes)?)
             .expression_attribute_values(":lease", n(f.lease.until))
+            .expression_attribute_values(":owed", s(OWED))
+            .expression_attribute_values(":owed_sk", s(&owed_sk(c, f.lease.until)))
             .build()
             .map_err(|e| Error::InvalidEvent(e.to_string()))?;
         let mut tx = self

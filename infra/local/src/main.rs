@@ -19,7 +19,12 @@ const USAGE: &str = "usage: eddo-local <command>
                        memory and cost of each function's binary (default: all four, 20 cold
                        starts, 10 rounds of 1000 warm invocations); a Markdown report to FILE;
                        --fixed-trace-id gives every invocation the same X-Ray trace header;
-                       EDDO_BINARY_DIR=target/release measures the release build";
+                       EDDO_BINARY_DIR=target/release measures the release build
+  soak [--seed N] [--seeds N] [--flows N] [--faults RATE] [--kills RATE]
+                       the gate's flows played FLOWS times per seed (default 20, seed 1, one seed)
+                       with faults injected into its AWS calls (default 5%) and invocations killed
+                       (default 5%), events duplicated and reordered; prints what was injected and
+                       any broken invariant, and fails if one broke";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -62,6 +67,10 @@ async fn main() -> ExitCode {
             };
             send(std::path::Path::new(file), event).await
         }
+        Some("soak") => match soak_args(&args[1..]) {
+            Some((options, seeds)) => soak(options, seeds).await,
+            None => return usage(),
+        },
         Some("measure") => match measure_args(&args[1..]) {
             Some((effort, out, functions)) => measure(effort, out, functions).await,
             None => return usage(),
@@ -70,6 +79,46 @@ async fn main() -> ExitCode {
     };
     result.unwrap_or_else(|e| {
         eprintln!("eddo-local: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn soak_args(args: &[String]) -> Option<(eddo_local::soak::SoakOptions, u64)> {
+    let mut options = eddo_local::soak::SoakOptions::default();
+    let mut seeds = 1;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let value = args.next()?;
+        match arg.as_str() {
+            "--seed" => options.seed = value.parse().ok()?,
+            "--seeds" => seeds = value.parse().ok()?,
+            "--flows" => options.flows = value.parse().ok()?,
+            "--faults" => options.fault_rate = value.parse().ok()?,
+            "--kills" => options.kill_rate = value.parse().ok()?,
+            _ => return None,
+        }
+    }
+    Some((options, seeds))
+}
+
+/// Soaks `seeds` seeds from `options.seed`, printing each one's table.
+async fn soak(
+    options: eddo_local::soak::SoakOptions,
+    seeds: u64,
+) -> Result<ExitCode, eddo_local::LocalError> {
+    let mut broken = 0;
+    for n in 0..seeds {
+        let opts = eddo_local::soak::SoakOptions {
+            seed: options.seed + n,
+            ..options
+        };
+        let report = eddo_local::soak::run(opts).await?;
+        println!("{}\n", report.table());
+        broken += report.violations.len();
+    }
+    Ok(if broken == 0 {
+        ExitCode::SUCCESS
+    } else {
         ExitCode::FAILURE
     })
 }

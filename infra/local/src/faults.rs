@@ -1,0 +1,190 @@
+//! A relay that injects faults between a function and the AWS endpoints it calls (moto, the
+//! CodeBuild stand-in), chosen by a seeded generator so a run can be replayed: throttling, a
+//! server error, and an answer lost after the request was applied upstream. The soak adds the
+//! faults a relay cannot make (a process killed mid-invocation, duplicate and reordered
+//! deliveries) and counts them here too.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+use crate::LocalError;
+use crate::loopback::Server;
+
+/// A fault the relay injects into one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    /// Answered `ThrottlingException`, not forwarded.
+    Throttled,
+    /// Answered 500 `InternalFailure`, not forwarded.
+    ServerError,
+    /// Forwarded and applied upstream, then answered 500: the caller cannot tell it happened.
+    LostAnswer,
+}
+
+impl Fault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Throttled => "throttled",
+            Fault::ServerError => "server error (5xx)",
+            Fault::LostAnswer => "answer lost after the request was applied",
+        }
+    }
+}
+
+struct State {
+    rng: fastrand::Rng,
+    rate: f64,
+    enabled: bool,
+    counts: BTreeMap<String, usize>,
+}
+
+/// The faults of one run: which request gets which, and how many of each were injected.
+#[derive(Clone)]
+pub struct Faults(Arc<Mutex<State>>);
+
+impl Faults {
+    /// Faults in `rate` of the requests (0.0 to 1.0), chosen by `seed`.
+    pub fn new(seed: u64, rate: f64) -> Faults {
+        Faults(Arc::new(Mutex::new(State {
+            rng: fastrand::Rng::with_seed(seed),
+            rate,
+            enabled: true,
+            counts: BTreeMap::new(),
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Turns injection on or off (off: the relay forwards everything).
+    pub fn enable(&self, on: bool) {
+        self.lock().enabled = on;
+    }
+
+    /// Counts a fault injected elsewhere (a killed invocation, a duplicate delivery).
+    pub fn count(&self, kind: &str) {
+        *self.lock().counts.entry(kind.to_string()).or_default() += 1;
+    }
+
+    /// How many faults of each kind were injected.
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        self.lock().counts.clone()
+    }
+
+    /// A number from the run's generator, for the soak's own choices.
+    pub fn below(&self, n: u64) -> u64 {
+        self.lock().rng.u64(..n.max(1))
+    }
+
+    /// Whether an event of probability `p` happens, from the run's generator.
+    pub fn chance(&self, p: f64) -> bool {
+        self.lock().rng.f64() < p
+    }
+
+    fn pick(&self) -> Option<Fault> {
+        let mut s = self.lock();
+        if !s.enabled || s.rng.f64() >= s.rate {
+            return None;
+        }
+        let fault = match s.rng.u8(..3) {
+            0 => Fault::Throttled,
+            1 => Fault::ServerError,
+            _ => Fault::LostAnswer,
+        };
+        *s.counts.entry(fault.as_str().to_string()).or_default() += 1;
+        Some(fault)
+    }
+}
+
+/// Forwards requests to `upstream`, injecting the faults `faults` picks.
+pub struct FaultRelay {
+    server: Server,
+}
+
+impl FaultRelay {
+    pub async fn start(upstream: SocketAddr, faults: Faults) -> Result<FaultRelay, LocalError> {
+        let server = Server::serve("fault relay", 0, move |parts, body, _| {
+            let faults = faults.clone();
+            async move {
+                match faults.pick() {
+                    Some(Fault::Throttled) => error(
+                        StatusCode::BAD_REQUEST,
+                        "ThrottlingException",
+                        "Rate exceeded",
+                    ),
+                    Some(Fault::ServerError) => error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "InternalFailure",
+                        "injected",
+                    ),
+                    Some(Fault::LostAnswer) => {
+                        let _applied = forward(upstream, parts, body).await;
+                        error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "InternalFailure",
+                            "injected after the request was applied",
+                        )
+                    }
+                    None => forward(upstream, parts, body)
+                        .await
+                        .unwrap_or_else(|e| error(StatusCode::BAD_GATEWAY, "InternalFailure", &e)),
+                }
+            }
+        })
+        .await?;
+        Ok(FaultRelay { server })
+    }
+
+    /// The URL to give a client instead of the upstream's.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.server.addr())
+    }
+}
+
+/// An AWS JSON-protocol error answer.
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-errortype", code)
+        .body(Full::new(Bytes::from(
+            serde_json::json!({"__type": code, "message": message}).to_string(),
+        )))
+        .expect("valid response")
+}
+
+/// One request upstream, on its own connection.
+async fn forward(
+    upstream: SocketAddr,
+    parts: http::request::Parts,
+    body: Bytes,
+) -> Result<Response<Full<Bytes>>, String> {
+    let stream = tokio::net::TcpStream::connect(upstream)
+        .await
+        .map_err(|e| format!("relay: {e}"))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("relay: {e}"))?;
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(http::Request::from_parts(parts, Full::new(body)))
+        .await
+        .map_err(|e| format!("relay: {e}"))?;
+    let (mut parts, body) = response.into_parts();
+    for h in ["connection", "keep-alive", "transfer-encoding"] {
+        parts.headers.remove(h);
+    }
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| format!("relay: {e}"))?
+        .to_bytes();
+    Ok(Response::from_parts(parts, Full::new(body)))
+}
