@@ -4,12 +4,10 @@
 
 use std::sync::Arc;
 
-use eddo::idempotency::now_epoch;
-use eddo_local::demo::corpus;
 use eddo_local::moto::Moto;
 use eddo_local::stack::Stack;
 use eddo_scan_gate::Gate;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A scan within the example policy's limits.
 pub const CLEAN: &str = r#"{"HIGH": 1, "MEDIUM": 4}"#;
@@ -22,67 +20,21 @@ pub fn digest(n: u32) -> String {
     format!("sha256:{n:08x}{}", "ab".repeat(28))
 }
 
-pub fn sample(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(corpus().join("aws").join(name)).unwrap())
-        .unwrap()
-}
-
-pub fn id() -> String {
-    format!("{:032x}", fastrand_u128())
-}
-
-pub fn fastrand_u128() -> u128 {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(now_epoch());
-    u128::from(h.finish()) << 64 | u128::from(RandomState::new().build_hasher().finish())
-}
+pub use eddo_local::fixtures::{event_id as id, sample};
 
 /// A CodeBuild state change of `project` for `commit`, from the corpus sample.
 pub fn build(project: &str, commit: &str, status: &str, image: Option<&str>) -> Value {
-    let mut e = sample("codebuild-build-state-change.json");
-    e["id"] = json!(id());
-    let d = &mut e["detail"];
-    d["project-name"] = json!(project);
-    d["build-status"] = json!(status);
-    d["build-id"] = json!(format!(
-        "arn:aws:codebuild:us-east-1:123456789012:build/{project}:{}",
-        id()
-    ));
-    d["additional-information"]["source-version"] = json!(commit);
-    if status != "SUCCEEDED" {
-        d["additional-information"]["phases"][6]["phase-status"] = json!(status);
-    }
-    if let Some(i) = image {
-        d["additional-information"]["exported-environment-variables"] =
-            json!([{"name": "IMAGE_DIGEST", "value": i}]);
-    }
-    e
-}
-
-/// The state change of `b` (a build the stand-in started) ending `status`: the corpus event
-/// with its id, project and environment.
-pub fn finished(b: &eddo_local::codebuild::Build, commit: &str, status: &str) -> Value {
-    let mut e = build(&b.project, commit, status, None);
-    e["detail"]["build-id"] = json!(b.arn);
-    e["detail"]["additional-information"]["environment"]["environment-variables"] = b
-        .env
-        .iter()
-        .map(|v| json!({"name": v.name, "type": v.kind, "value": v.value}))
-        .collect();
-    e
+    eddo_local::fixtures::build_state(project, commit, status, image, &id())
 }
 
 /// An ECR scan of the `hello-world` image `image`, tagged with the commit.
 pub fn scan(commit: &str, image: &str, counts: Value) -> Value {
-    let mut e = sample("ecr-image-scan.json");
-    e["id"] = json!(id());
-    e["detail"]["repository-name"] = json!("hello-world");
-    e["detail"]["image-digest"] = json!(image);
-    e["detail"]["image-tags"] = json!([commit]);
-    e["detail"]["finding-severity-counts"] = counts;
-    e
+    eddo_local::fixtures::image_scan(commit, image, counts, &id())
+}
+
+/// The state change of `b` (a build the stand-in started) ending `status`.
+pub fn finished(b: &eddo_local::codebuild::Build, status: &str) -> Value {
+    eddo_local::fixtures::finished(b, status, &id())
 }
 
 pub struct Setup {
@@ -131,7 +83,7 @@ impl Setup {
             .rev()
             .find(|b| b.env("EDDO_COMMIT_SHA") == Some(commit))
             .unwrap_or_else(|| panic!("no deploy build of {commit}"));
-        finished(&b, commit, status)
+        finished(&b, status)
     }
 
     pub fn deploys(&self) -> Vec<eddo_local::codebuild::Build> {

@@ -16,7 +16,6 @@ use eddo::names::ServiceName;
 use eddo::policy::Policy;
 use eddo_alarm_rollback::{Report, Rollbacks};
 use eddo_local::codebuild::Plan;
-use eddo_local::demo::corpus;
 use eddo_local::moto::{Moto, project_root};
 use eddo_local::stack::Stack;
 use serde_json::{Value, json};
@@ -28,10 +27,7 @@ fn sha(n: u32) -> String {
     format!("{n:08x}{}", &"5eed".repeat(8))
 }
 
-fn sample(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(corpus().join("aws").join(name)).unwrap())
-        .unwrap()
-}
+use eddo_local::fixtures::sample;
 
 fn arn(name: &str) -> String {
     format!("arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:{name}")

@@ -6,6 +6,7 @@ pub mod codebuild;
 pub mod demo;
 pub mod dispatch;
 pub mod faults;
+pub mod fixtures;
 pub mod iam;
 pub mod loopback;
 pub mod measure;

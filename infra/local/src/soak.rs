@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use crate::LocalError;
 use crate::codebuild::Build;
 use crate::faults::{FaultRelay, Faults};
+use crate::fixtures::{build_state, finished, image_scan};
 use crate::moto::Moto;
 use crate::stack::Stack;
 
@@ -173,7 +174,7 @@ pub async fn run(opts: SoakOptions) -> Result<SoakReport, LocalError> {
     stack.codebuild.settle(Duration::from_secs(30)).await;
     let finished: Vec<Value> = deploys(&stack)
         .iter()
-        .map(|b| finished(b, "SUCCEEDED"))
+        .map(|b| finished(b, "SUCCEEDED", &format!("done-{}", b.id)))
         .collect();
     soak.deliver_all(finished).await;
 
@@ -426,71 +427,34 @@ async fn drain_all(stack: &Stack) -> Result<Vec<Value>, LocalError> {
 
 /// A flow's signals: the build (with its image), SAST, and the scan unless it never comes.
 fn signals_of(f: &Flow) -> Vec<Value> {
+    let sast = if f.fate == Fate::Blocked {
+        "FAILED"
+    } else {
+        "SUCCEEDED"
+    };
     let mut out = vec![
-        build_event("eddo-build", &f.commit, "SUCCEEDED", Some(&f.image)),
-        build_event(
+        build_state(
+            "eddo-build",
+            &f.commit,
+            "SUCCEEDED",
+            Some(&f.image),
+            &format!("eddo-build-{}", f.commit),
+        ),
+        build_state(
             "eddo-sast",
             &f.commit,
-            if f.fate == Fate::Blocked {
-                "FAILED"
-            } else {
-                "SUCCEEDED"
-            },
+            sast,
             None,
+            &format!("eddo-sast-{}", f.commit),
         ),
     ];
     if f.fate != Fate::TimesOut {
-        let mut scan = sample("ecr-image-scan.json");
-        scan["id"] = json!(format!("scan-{}", f.commit));
-        scan["detail"]["repository-name"] = json!("hello-world");
-        scan["detail"]["image-digest"] = json!(f.image);
-        scan["detail"]["image-tags"] = json!([f.commit]);
-        scan["detail"]["finding-severity-counts"] = json!({"HIGH": 1, "MEDIUM": 4});
-        out.push(scan);
+        out.push(image_scan(
+            &f.commit,
+            &f.image,
+            json!({"HIGH": 1, "MEDIUM": 4}),
+            &format!("scan-{}", f.commit),
+        ));
     }
     out
-}
-
-/// A CodeBuild state change of `project` for `commit`, from the corpus sample.
-fn build_event(project: &str, commit: &str, status: &str, image: Option<&str>) -> Value {
-    let mut e = sample("codebuild-build-state-change.json");
-    e["id"] = json!(format!("{project}-{commit}"));
-    let d = &mut e["detail"];
-    d["project-name"] = json!(project);
-    d["build-status"] = json!(status);
-    d["build-id"] = json!(format!(
-        "arn:aws:codebuild:us-east-1:123456789012:build/{project}:{commit}"
-    ));
-    d["additional-information"]["source-version"] = json!(commit);
-    if status != "SUCCEEDED" {
-        d["additional-information"]["phases"][6]["phase-status"] = json!(status);
-    }
-    if let Some(i) = image {
-        d["additional-information"]["exported-environment-variables"] =
-            json!([{"name": "IMAGE_DIGEST", "value": i}]);
-    }
-    e
-}
-
-/// The state change of `b` (a deploy build the stand-in started) ending `status`.
-fn finished(b: &Build, status: &str) -> Value {
-    let commit = b.env("EDDO_COMMIT_SHA").unwrap_or_default().to_string();
-    let mut e = build_event(&b.project, &commit, status, None);
-    e["id"] = json!(format!("done-{}", b.id));
-    e["detail"]["build-id"] = json!(b.arn);
-    e["detail"]["additional-information"]["environment"]["environment-variables"] = b
-        .env
-        .iter()
-        .map(|v| json!({"name": v.name, "type": v.kind, "value": v.value}))
-        .collect();
-    e
-}
-
-/// An AWS event sample from the corpus.
-fn sample(name: &str) -> Value {
-    let path = crate::demo::corpus().join("aws").join(name);
-    std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_else(|| panic!("the corpus sample {}", path.display()))
 }
