@@ -151,7 +151,7 @@ async fn a_deploy_started_whose_record_was_lost_is_found_not_started_again() {
     LOST_CLOCK.store(now_epoch(), SeqCst);
     let s = setup("gate-lost", None).await;
     let lost = Faults::default();
-    lost.fail("UpdateItem", "build_id = :b", usize::MAX);
+    lost.fail("UpdateItem", "SET build_id", usize::MAX);
     let failing = gate(&s, lost_clock, &lost, None).await;
     let last = complete_failing(&failing, 810).await;
     assert!(lost.hits() >= 1);

@@ -158,13 +158,7 @@ impl Gate {
                 c.build_id = Some(build.clone());
                 let (event, outcome) = self.decision_event(service, &c)?;
                 let owes = [event];
-                if !self.store.set_build(lease, &build, &owes).await?
-                    && self
-                        .store
-                        .still_mine(&c, lease)
-                        .await?
-                        .is_none_or(|r| r.build_id.as_deref() != Some(build.as_str()))
-                {
+                if !self.store.set_build(lease, &build, &owes).await? {
                     return Ok(Report::quiet(format!(
                         "build {build} was recorded by another invocation"
                     )));
@@ -189,13 +183,7 @@ impl Gate {
                     &c.correlation_id,
                     &c.decided_by,
                 )?];
-                if !self.store.refused(lease, &owes).await?
-                    && self
-                        .store
-                        .still_mine(c, lease)
-                        .await?
-                        .is_none_or(|r| r.state != State::DeployFailed)
-                {
+                if !self.store.refused(lease, &owes).await? {
                     return Ok(Report::quiet(
                         "the deployment was recorded by another invocation",
                     ));

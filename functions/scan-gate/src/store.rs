@@ -596,45 +596,62 @@ impl Store {
         build_id: &str,
         owes: &[OutgoingEvent],
     ) -> Result<bool, Error> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(lease.key.clone()))
-            .update_expression("SET build_id = :b, outbox = :outbox")
-            .condition_expression(
-                "attribute_not_exists(build_id) AND lease_until = :mine AND #state = :deploying",
-            )
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":b", s(build_id))
-            .expression_attribute_values(":outbox", outbox::outbox_value(owes)?)
-            .expression_attribute_values(":mine", n(lease.until))
-            .expression_attribute_values(":deploying", s(State::Deploying.as_str()))
-            .send()
-            .await;
-        written(result, "UpdateItem")
+        self.record_start(lease, "build_id", s(build_id), owes, |r| {
+            r.build_id.as_deref() == Some(build_id)
+        })
+        .await
     }
 
     /// A deploy the project refused to start: `DeployFailed`, with the events that say so, while
     /// `lease` is this invocation's.
     pub async fn refused(&self, lease: &Lease, owes: &[OutgoingEvent]) -> Result<bool, Error> {
+        self.record_start(
+            lease,
+            "#state",
+            s(State::DeployFailed.as_str()),
+            owes,
+            |r| r.state == State::DeployFailed,
+        )
+        .await
+    }
+
+    /// How a deploy's start went (`attribute` set to `value`) and the events that say it, in one
+    /// write conditional on the lease and on no build recorded. A write whose answer was lost
+    /// after it applied fails its condition when the SDK sends it again: the record, still under
+    /// this lease and showing the write (`applied`), says it was this invocation's.
+    async fn record_start(
+        &self,
+        lease: &Lease,
+        attribute: &str,
+        value: AttributeValue,
+        owes: &[OutgoingEvent],
+        applied: impl Fn(&Candidate) -> bool,
+    ) -> Result<bool, Error> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(lease.key.clone()))
-            .update_expression("SET #state = :failed, outbox = :outbox")
+            .update_expression(format!("SET {attribute} = :v, outbox = :outbox"))
             .condition_expression(
                 "attribute_not_exists(build_id) AND lease_until = :mine AND #state = :deploying",
             )
             .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":failed", s(State::DeployFailed.as_str()))
+            .expression_attribute_values(":v", value)
             .expression_attribute_values(":outbox", outbox::outbox_value(owes)?)
             .expression_attribute_values(":mine", n(lease.until))
             .expression_attribute_values(":deploying", s(State::Deploying.as_str()))
             .send()
             .await;
-        written(result, "UpdateItem")
+        if written(result, "UpdateItem")? {
+            return Ok(true);
+        }
+        let current = get(&self.client, &self.table, lease.key.clone()).await?;
+        Ok(current
+            .as_ref()
+            .map(candidate)
+            .transpose()?
+            .is_some_and(|r| r.lease_until == lease.until && applied(&r)))
     }
 
     /// Closes a waiting candidate without a decision (its service left the policy), so the

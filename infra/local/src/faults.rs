@@ -10,11 +10,15 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
+use hyper::client::conn::http1::SendRequest;
 
 use crate::LocalError;
 use crate::loopback::Server;
+use crate::meter::forward;
+
+/// The relay's kept-alive connections upstream.
+type Idle = Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>>;
 
 /// A fault the relay injects into one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -110,8 +114,9 @@ pub struct FaultRelay {
 
 impl FaultRelay {
     pub async fn start(upstream: SocketAddr, faults: Faults) -> Result<FaultRelay, LocalError> {
+        let idle: Idle = Arc::default();
         let server = Server::serve("fault relay", 0, move |parts, body, _| {
-            let faults = faults.clone();
+            let (faults, idle) = (faults.clone(), idle.clone());
             async move {
                 match faults.pick() {
                     Some(Fault::Throttled) => error(
@@ -125,14 +130,14 @@ impl FaultRelay {
                         "injected",
                     ),
                     Some(Fault::LostAnswer) => {
-                        let _applied = forward(upstream, parts, body).await;
+                        let _applied = forward(upstream, &idle, parts, body).await;
                         error(
                             StatusCode::INTERNAL_SERVER_ERROR,
                             "InternalFailure",
                             "injected after the request was applied",
                         )
                     }
-                    None => forward(upstream, parts, body)
+                    None => forward(upstream, &idle, parts, body)
                         .await
                         .unwrap_or_else(|e| error(StatusCode::BAD_GATEWAY, "InternalFailure", &e)),
                 }
@@ -158,33 +163,4 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>>
             serde_json::json!({"__type": code, "message": message}).to_string(),
         )))
         .expect("valid response")
-}
-
-/// One request upstream, on its own connection.
-async fn forward(
-    upstream: SocketAddr,
-    parts: http::request::Parts,
-    body: Bytes,
-) -> Result<Response<Full<Bytes>>, String> {
-    let stream = tokio::net::TcpStream::connect(upstream)
-        .await
-        .map_err(|e| format!("relay: {e}"))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("relay: {e}"))?;
-    tokio::spawn(connection);
-    let response = sender
-        .send_request(http::Request::from_parts(parts, Full::new(body)))
-        .await
-        .map_err(|e| format!("relay: {e}"))?;
-    let (mut parts, body) = response.into_parts();
-    for h in ["connection", "keep-alive", "transfer-encoding"] {
-        parts.headers.remove(h);
-    }
-    let body = body
-        .collect()
-        .await
-        .map_err(|e| format!("relay: {e}"))?
-        .to_bytes();
-    Ok(Response::from_parts(parts, Full::new(body)))
 }

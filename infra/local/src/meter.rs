@@ -163,8 +163,9 @@ fn put_events_accepted(body: &[u8]) -> Response<Full<Bytes>> {
         .expect("valid response")
 }
 
-/// One request upstream, on a kept-alive connection when one is idle.
-async fn forward(
+/// One request upstream, on a kept-alive connection when one is idle (shared with the fault
+/// relay).
+pub(crate) async fn forward(
     upstream: SocketAddr,
     idle: &Mutex<Vec<SendRequest<Full<Bytes>>>>,
     parts: http::request::Parts,
