@@ -4,25 +4,22 @@
 //! and each build reports its state on the default bus. A redelivery starts nothing, nor does the
 //! push published twice; a refused StartBuild is dead-lettered, not retried forever.
 
+use crate::harness::Local;
 use std::sync::Arc;
 use std::time::Duration;
 
 use eddo_local::demo::corpus;
 use eddo_local::dispatch::{Dispatcher, Handled, Route, Target};
-use eddo_local::moto::Moto;
 use eddo_local::runtime::LocalFunction;
 use eddo_local::send::post_github;
-use eddo_local::stack::{LOCAL_GITHUB_SECRET, Stack};
+use eddo_local::stack::LOCAL_GITHUB_SECRET;
 use eddo_local::url::FunctionUrl;
 
 const SHA: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_push_to_a_tracked_branch_starts_the_build_and_the_scan_once() {
-    let moto = Moto::start().expect("moto server (run `make setup`)");
-    let stack = Stack::provision(&moto.sdk_config().await, "onpush")
-        .await
-        .unwrap();
+    let Local { moto, stack } = Local::start("onpush").await;
     let webhook = Arc::new(
         LocalFunction::new(stack.spec("webhook", &moto.endpoint()).unwrap())
             .await
@@ -136,10 +133,7 @@ async fn a_push_to_a_tracked_branch_starts_the_build_and_the_scan_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_start_build_is_dead_lettered_at_once() {
-    let moto = Moto::start().expect("moto server (run `make setup`)");
-    let stack = Stack::provision(&moto.sdk_config().await, "refused")
-        .await
-        .unwrap();
+    let Local { moto, stack } = Local::start("refused").await;
     let push = stack
         .routes
         .iter()

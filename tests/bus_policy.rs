@@ -2,8 +2,7 @@
 //! evaluated statement by statement (moto stores bus policies but does not evaluate them; the
 //! local stack's IAM does, as EventBridge would).
 
-use eddo_local::moto::Moto;
-use eddo_local::stack::Stack;
+use crate::harness::Local;
 use serde_json::json;
 
 /// The bus policy of the translated template, statement by statement as EventBridge evaluates
@@ -11,10 +10,7 @@ use serde_json::json;
 /// tools' signal sources only from the listed role, anything else left to identity policies.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_bus_policy_lets_each_source_come_only_from_its_sender() {
-    let moto = Moto::start().expect("moto server (run `make setup`)");
-    let stack = Stack::provision(&moto.sdk_config().await, "buspolicy")
-        .await
-        .unwrap();
+    let Local { moto: _moto, stack } = Local::start("buspolicy").await;
     let role = |logical: &str| {
         let r = stack
             .roles

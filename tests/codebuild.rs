@@ -2,6 +2,7 @@
 //! BatchGetBuilds, the idempotency token, environment overrides, the planned outcome, and the
 //! `CodeBuild Build State Change` events on the default bus in the shape consumers parse.
 
+use crate::harness::Local;
 use std::time::Duration;
 
 use aws_lambda_events::event::codebuild::CodeBuildEvent;
@@ -15,10 +16,7 @@ const STATE_CHANGES: &str =
     r#"{"source": ["aws.codebuild"], "detail-type": ["CodeBuild Build State Change"]}"#;
 
 async fn setup(prefix: &str) -> (Moto, Stack, aws_sdk_codebuild::Client, String) {
-    let moto = Moto::start().expect("moto server (run `make setup`)");
-    let stack = Stack::provision(&moto.sdk_config().await, prefix)
-        .await
-        .unwrap();
+    let Local { moto, stack } = Local::start(prefix).await;
     let conf = aws_sdk_codebuild::config::Builder::from(&stack.sdk)
         .endpoint_url(stack.codebuild.endpoint())
         .build();

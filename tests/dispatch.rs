@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::harness::binary;
 use eddo_local::dispatch::{ATTEMPTS, Dispatcher, Route, Target};
 use eddo_local::moto::Moto;
 use eddo_local::runtime::{FunctionSpec, LocalFunction, Outcome};
 use eddo_local::stack::Stack;
 use eddo_local::template::Template;
-use eddo_tests::binary;
 
 const TEMPLATE: &str = r#"
 Transform: AWS::Serverless-2016-10-31

@@ -14,7 +14,7 @@ use eddo_local::stack::Stack;
 use eddo_scan_gate::Gate;
 use serde_json::{Value, json};
 
-use eddo_tests::gate::*;
+use crate::harness::gate::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signals_in_any_order_and_repeated_start_one_deployment() {
@@ -495,8 +495,8 @@ async fn a_bad_policy_stops_the_real_function_at_init_naming_the_mistake() {
 #[tokio::test(flavor = "multi_thread")]
 async fn aws_round_trips_per_signal() {
     let s = setup("gate-calls", None).await;
-    let calls = eddo_tests::Calls::default();
-    let sdk = &eddo_tests::function_sdk(&s.stack, "scan-gate").await;
+    let calls = crate::harness::Calls::default();
+    let sdk = &crate::harness::function_sdk(&s.stack, "scan-gate").await;
     let ddb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(sdk)
             .interceptor(calls.clone())
@@ -513,7 +513,7 @@ async fn aws_round_trips_per_signal() {
             .interceptor(calls.clone())
             .build(),
     );
-    let config = eddo_tests::policy_config(&s.stack, "scan-gate");
+    let config = crate::harness::policy_config(&s.stack, "scan-gate");
     let policy = eddo::policy::load(sdk, &config.policy_parameter)
         .await
         .unwrap();

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use eddo_tests::gate::*;
+use crate::harness::gate::*;
 
 /// moto's ECR answers DescribeImageScanFindings with results set through its own API.
 async fn ecr_findings(s: &Setup, findings: Value) -> String {
@@ -48,7 +48,7 @@ async fn ecr_findings(s: &Setup, findings: Value) -> String {
         "imageScanStatus": {"status": "COMPLETE", "description": "done"},
         "imageScanFindings": {"findings": findings, "findingSeverityCounts": {"CRITICAL": 2}},
     }], "region": "us-east-1"});
-    let endpoint = s._moto.endpoint();
+    let endpoint = s.moto.endpoint();
     let addr: std::net::SocketAddr = endpoint.trim_start_matches("http://").parse().unwrap();
     let body = results.to_string();
     let (status, text) = tokio::task::spawn_blocking(move || {
@@ -99,7 +99,7 @@ async fn exceptions_are_applied_from_the_ecr_findings_list_when_over_a_threshold
 /// POSTs `body` to one of moto's own configuration endpoints.
 async fn moto_api(s: &Setup, path: &'static str, body: Value) {
     let addr: std::net::SocketAddr = s
-        ._moto
+        .moto
         .endpoint()
         .trim_start_matches("http://")
         .parse()

@@ -6,12 +6,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
+use crate::harness::Faults;
 use eddo::idempotency::now_epoch;
 use eddo_scan_gate::Gate;
-use eddo_tests::Faults;
 use serde_json::Value;
 
-use eddo_tests::gate::*;
+use crate::harness::gate::*;
 
 /// The update that gives a lease back: losing it is what a process killed mid-invocation does.
 const LET_GO: &str = "lease_until = :mine";
@@ -24,8 +24,8 @@ async fn gate(
     faults: &Faults,
     codebuild: Option<aws_sdk_codebuild::Client>,
 ) -> Gate {
-    let config = eddo_tests::policy_config(&s.stack, "scan-gate");
-    let sdk = &eddo_tests::function_sdk(&s.stack, "scan-gate").await;
+    let config = crate::harness::policy_config(&s.stack, "scan-gate");
+    let sdk = &crate::harness::function_sdk(&s.stack, "scan-gate").await;
     let policy = eddo::policy::load(sdk, &config.policy_parameter)
         .await
         .unwrap();
@@ -41,7 +41,7 @@ async fn gate(
     );
     Gate::with_publisher(&config, policy, sdk, publisher)
         .with_dynamodb(faults.dynamodb(sdk), &config.common.table_name)
-        .with_codebuild(codebuild.unwrap_or_else(|| eddo_tests::stand_in(sdk, &s.stack)))
+        .with_codebuild(codebuild.unwrap_or_else(|| crate::harness::stand_in(sdk, &s.stack)))
         .with_clock(clock)
 }
 
@@ -53,7 +53,7 @@ async fn throttled(
     faults: &Faults,
 ) -> (Gate, aws_smithy_mocks::Rule) {
     use aws_smithy_mocks::{RuleMode, mock_client};
-    let rule = eddo_tests::throttled_start_build();
+    let rule = crate::harness::throttled_start_build();
     let client = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&rule]);
     (gate(s, clock, faults, Some(client)).await, rule)
 }

@@ -2,16 +2,12 @@
 //! reaches only the state-table items it owns (`dynamodb:LeadingKeys`), and a call its role does
 //! not grant is AWS's AccessDeniedException naming the role, the action and the resource.
 
+use crate::harness::Local;
 use aws_sdk_dynamodb::types::AttributeValue;
-use eddo_local::moto::Moto;
-use eddo_local::stack::Stack;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_function_reaches_only_the_items_it_owns() {
-    let moto = Moto::start().expect("moto server (run `make setup`)");
-    let stack = Stack::provision(&moto.sdk_config().await, "iam-keys")
-        .await
-        .unwrap();
+    let Local { moto: _moto, stack } = Local::start("iam-keys").await;
     let cases = [
         ("webhook", "idem#webhook#github#d-1", "tenant#acme"),
         (
@@ -55,10 +51,7 @@ async fn each_function_reaches_only_the_items_it_owns() {
 /// read the policy or write to another bus.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_call_the_role_does_not_grant_is_refused_by_name() {
-    let moto = Moto::start().expect("moto server (run `make setup`)");
-    let stack = Stack::provision(&moto.sdk_config().await, "iam-calls")
-        .await
-        .unwrap();
+    let Local { moto: _moto, stack } = Local::start("iam-calls").await;
     let sdk = stack.function_sdk("webhook").await.unwrap();
     let err = aws_sdk_ssm::Client::new(&sdk)
         .get_parameter()
@@ -123,17 +116,14 @@ fn push_as(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_project_the_role_may_not_start_is_named_at_init() {
     // Deployed with a deploy list that drifted from the policy: the gate names what it cannot start.
-    let moto = Moto::start().expect("moto server (run `make setup`)");
-    let stack = Stack::provision_with(
-        &moto.sdk_config().await,
+    let Local { moto, stack } = Local::start_with(
         "iam-drift",
         &[
             ("DeployProjectNames", "another-deploy"),
             ("SignalSources", "com.example.semgrep"),
         ],
     )
-    .await
-    .unwrap();
+    .await;
     let gate =
         eddo_local::runtime::LocalFunction::new(stack.spec("scan-gate", &moto.endpoint()).unwrap())
             .await

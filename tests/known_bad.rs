@@ -1,9 +1,9 @@
 //! A version that was rolled back is known bad: the gate does not deploy that commit again
 //! unless an approval of it says so, and says why when it refuses.
 
+use crate::harness::gate::*;
 use eddo::history::{Version, VersionKind};
 use eddo::names::ServiceName;
-use eddo_tests::gate::*;
 use serde_json::{Value, json};
 
 /// alarm-rollback's record of a rollback that replaced `bad` (as its rollback build's success

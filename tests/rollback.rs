@@ -10,99 +10,43 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
-use eddo::history::{self, History, Version, VersionKind};
+use eddo::history::{self, History, VersionKind};
 use eddo::idempotency::now_epoch;
 use eddo::names::ServiceName;
 use eddo::policy::Policy;
 use eddo_alarm_rollback::{Report, Rollbacks};
 use eddo_local::codebuild::Plan;
-use eddo_local::moto::{Moto, project_root};
-use eddo_local::stack::Stack;
+use eddo_local::moto::project_root;
 use serde_json::{Value, json};
 
-const SERVICE: &str = "hello-world";
-const ACCOUNT: &str = "123456789012";
-
-fn sha(n: u32) -> String {
-    format!("{n:08x}{}", &"5eed".repeat(8))
-}
-
-use eddo_local::fixtures::sample;
-
-fn arn(name: &str) -> String {
-    format!("arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:{name}")
-}
-
-/// CloudWatch's way of writing a time.
-fn cw_time(epoch: u64) -> String {
-    let t = eddo::time::rfc3339(epoch);
-    format!("{}.000+0000", t.trim_end_matches('Z'))
-}
-
-/// An EventBridge `CloudWatch Alarm State Change` of alarm `name` from `previous` to `state` at
-/// `at`, from the corpus sample.
-fn alarm(name: &str, previous: &str, state: &str, at: u64) -> Value {
-    let mut e = sample("cloudwatch-alarm-state-change.json");
-    e["id"] = json!(format!("{:x}-{name}-{at}-{state}", now_epoch()));
-    e["time"] = json!(eddo::time::rfc3339(at));
-    e["resources"] = json!([arn(name)]);
-    let d = &mut e["detail"];
-    d["alarmName"] = json!(name);
-    d["state"]["value"] = json!(state);
-    d["state"]["timestamp"] = json!(cw_time(at));
-    d["previousState"]["value"] = json!(previous);
-    d["previousState"]["timestamp"] = json!(cw_time(at - 300));
-    e
-}
-
-/// The same state change as the alarm's own Lambda action delivers it.
-fn as_action(event: &Value) -> Value {
-    let mut a = sample("cloudwatch-alarm-action-metric.json");
-    a["alarmArn"] = event["resources"][0].clone();
-    a["accountId"] = json!(ACCOUNT);
-    a["time"] = event["detail"]["state"]["timestamp"].clone();
-    a["alarmData"] = event["detail"].clone();
-    a
-}
-
-fn version(commit: &str, at: u64, kind: VersionKind) -> Version {
-    Version {
-        commit: commit.to_string(),
-        digest: Some(format!("sha256:{}", &commit[..8].repeat(8))),
-        build_id: format!("eddo-deploy:{commit}"),
-        at,
-        kind,
-        correlation_id: Some(format!("{SERVICE}@{commit}")),
-        replaced: None,
-        started_at: Some(at - 90),
-    }
-}
+use crate::harness::Local;
+use eddo_local::fixtures::{
+    SERVICE, alarm, alarm_action as as_action, commit as sha, detail_types as types, sample,
+    version,
+};
 
 struct Setup {
-    _moto: Moto,
-    stack: Stack,
+    local: Local,
     rollbacks: Arc<Rollbacks>,
 }
 
+impl std::ops::Deref for Setup {
+    type Target = Local;
+    fn deref(&self) -> &Local {
+        &self.local
+    }
+}
+
 async fn setup(prefix: &str, policy: Option<&str>) -> Setup {
-    let moto = Moto::start().expect("moto server (run `make setup`)");
-    let sdk = moto.sdk_config().await;
-    let stack = Stack::provision(&sdk, prefix).await.unwrap();
-    // alarm-rollback runs as its execution role.
-    let sdk = eddo_tests::function_sdk(&stack, "alarm-rollback").await;
-    let config = eddo_tests::policy_config(&stack, "alarm-rollback");
-    // A policy given here is not put in SSM: its projects stay unknown to the stand-in.
-    let policy = match policy {
-        Some(text) => Policy::parse(text).unwrap(),
-        None => eddo::policy::load(&sdk, &config.policy_parameter)
-            .await
-            .unwrap(),
-    };
-    let rollbacks =
-        Rollbacks::new(&config, policy, &sdk).with_codebuild(eddo_tests::stand_in(&sdk, &stack));
+    let local = Local::start(prefix).await;
+    // alarm-rollback runs as its execution role; a policy given here is not put in SSM (its
+    // projects stay unknown to the stand-in).
+    let (sdk, config, loaded) = local.as_function("alarm-rollback").await;
+    let policy = policy.map_or(loaded, |text| Policy::parse(text).unwrap());
+    let rollbacks = Rollbacks::new(&config, policy, &sdk)
+        .with_codebuild(crate::harness::stand_in(&sdk, &local.stack));
     Setup {
-        _moto: moto,
-        stack,
+        local,
         rollbacks: Arc::new(rollbacks),
     }
 }
@@ -110,10 +54,6 @@ async fn setup(prefix: &str, policy: Option<&str>) -> Setup {
 impl Setup {
     async fn handle(&self, e: &Value) -> Report {
         self.rollbacks.handle(e).await.unwrap()
-    }
-
-    fn ddb(&self) -> aws_sdk_dynamodb::Client {
-        aws_sdk_dynamodb::Client::new(&self.stack.sdk)
     }
 
     /// `commit` went live at `at`, replacing `previous` (the last known good), as the gate
@@ -160,41 +100,25 @@ impl Setup {
 
     /// alarm-rollback's events on the bus since the last call, each checked against its schema.
     async fn published(&self) -> Vec<Value> {
-        eddo_tests::published(&self.stack, "eddo.rollback").await
+        self.local.published("eddo.rollback").await
     }
 
     fn rollback_builds(&self) -> Vec<eddo_local::codebuild::Build> {
-        self.stack
-            .codebuild
-            .builds()
-            .into_iter()
-            .filter(|b| b.project == "eddo-rollback")
-            .collect()
+        self.builds("eddo-rollback")
     }
 
     /// Lets the rollback builds finish and hands their completion events, as the template's
     /// rule delivers them, to the function (each twice: EventBridge delivers at least once).
     async fn complete_builds(&self) {
-        assert!(self.stack.codebuild.settle(Duration::from_secs(20)).await);
-        let queue = &self.stack.matched["AlarmRollbackFunctionRollbackBuilds"];
         let events = self
-            .stack
-            .drain(queue, Duration::from_secs(2))
-            .await
-            .unwrap();
+            .finished_builds("AlarmRollbackFunctionRollbackBuilds")
+            .await;
         assert!(!events.is_empty(), "no rollback build finished");
         for e in &events {
             self.handle(e).await;
             self.handle(e).await;
         }
     }
-}
-
-fn types(events: &[Value]) -> Vec<&str> {
-    events
-        .iter()
-        .map(|e| e["detail-type"].as_str().unwrap())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -509,13 +433,13 @@ async fn the_gate_holds_deployments_while_a_rollback_runs() {
     s.handle(&alarm("hello-world-5xx", "OK", "ALARM", now - 10))
         .await;
     let held = s.held_by().await.expect("held");
-    let config = eddo_tests::policy_config(&s.stack, "scan-gate");
-    let gate_sdk = eddo_tests::function_sdk(&s.stack, "scan-gate").await;
+    let config = crate::harness::policy_config(&s.stack, "scan-gate");
+    let gate_sdk = crate::harness::function_sdk(&s.stack, "scan-gate").await;
     let policy = eddo::policy::load(&gate_sdk, &config.policy_parameter)
         .await
         .unwrap();
     let gate = eddo_scan_gate::Gate::new(&config, policy, &gate_sdk)
-        .with_codebuild(eddo_tests::stand_in(&gate_sdk, &s.stack));
+        .with_codebuild(crate::harness::stand_in(&gate_sdk, &s.stack));
     let commit = sha(62);
     for project in ["eddo-build", "eddo-sast"] {
         let mut e = sample("codebuild-build-state-change.json");
@@ -560,9 +484,9 @@ async fn a_throttled_start_is_retried_and_rolls_back_once() {
     let s = setup("rb-throttle", None).await;
     let now = now_epoch();
     s.deployed(&sha(70), &sha(71), now - 300).await;
-    let throttled = eddo_tests::throttled_start_build();
-    let config = eddo_tests::policy_config(&s.stack, "alarm-rollback");
-    let sdk = eddo_tests::function_sdk(&s.stack, "alarm-rollback").await;
+    let throttled = crate::harness::throttled_start_build();
+    let config = crate::harness::policy_config(&s.stack, "alarm-rollback");
+    let sdk = crate::harness::function_sdk(&s.stack, "alarm-rollback").await;
     let policy = eddo::policy::load(&sdk, &config.policy_parameter)
         .await
         .unwrap();
@@ -602,16 +526,16 @@ async fn a_rollback_started_whose_record_was_lost_is_found_not_started_again() {
     let s = setup("rb-lost", None).await;
     let now = now_epoch();
     s.deployed(&sha(90), &sha(91), now - 300).await;
-    let config = eddo_tests::policy_config(&s.stack, "alarm-rollback");
-    let sdk = eddo_tests::function_sdk(&s.stack, "alarm-rollback").await;
+    let config = crate::harness::policy_config(&s.stack, "alarm-rollback");
+    let sdk = crate::harness::function_sdk(&s.stack, "alarm-rollback").await;
     let policy = eddo::policy::load(&sdk, &config.policy_parameter)
         .await
         .unwrap();
-    let lost = eddo_tests::Faults::default();
+    let lost = crate::harness::Faults::default();
     lost.fail("TransactWriteItems", "settled", usize::MAX);
     let failing = Rollbacks::new(&config, policy, &sdk)
         .with_dynamodb(lost.dynamodb(&sdk), &config.common.table_name)
-        .with_codebuild(eddo_tests::stand_in(&sdk, &s.stack));
+        .with_codebuild(crate::harness::stand_in(&sdk, &s.stack));
     let fired = alarm("hello-world-5xx", "OK", "ALARM", now - 10);
     let err = failing.handle(&fired).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
@@ -643,18 +567,18 @@ async fn a_rollback_started_whose_record_was_lost_is_found_not_started_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn aws_round_trips_per_alarm() {
     let s = setup("rb-calls", None).await;
-    let calls = eddo_tests::Calls::default();
-    let sdk = &eddo_tests::function_sdk(&s.stack, "alarm-rollback").await;
-    let config = eddo_tests::policy_config(&s.stack, "alarm-rollback");
+    let calls = crate::harness::Calls::default();
+    let sdk = &crate::harness::function_sdk(&s.stack, "alarm-rollback").await;
+    let config = crate::harness::policy_config(&s.stack, "alarm-rollback");
     let policy = eddo::policy::load(sdk, &config.policy_parameter)
         .await
         .unwrap();
     let rollbacks = Rollbacks::new(&config, policy, sdk)
         .with_dynamodb(
-            eddo_tests::counted_dynamodb(sdk, &calls),
+            crate::harness::counted_dynamodb(sdk, &calls),
             &config.common.table_name,
         )
-        .with_codebuild(eddo_tests::counted_stand_in(sdk, &s.stack, &calls));
+        .with_codebuild(crate::harness::counted_stand_in(sdk, &s.stack, &calls));
     let now = now_epoch();
 
     let early = alarm("hello-world-5xx", "OK", "ALARM", now - 50);

@@ -4,6 +4,7 @@
 //! new rule cannot arrive unproven; a rule that matches nothing, or a malformed pattern, fails
 //! with a message that names it.
 
+use crate::harness::Local;
 use std::collections::BTreeSet;
 
 use eddo_local::demo::corpus;
@@ -72,9 +73,7 @@ fn expected(rule: &str) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_template_rule_receives_exactly_its_corpus_events() {
-    let moto = Moto::start().expect("moto server (run `make setup`)");
-    let stack = Stack::provision_with(
-        &moto.sdk_config().await,
+    let Local { moto: _moto, stack } = Local::start_with(
         "routing",
         &[
             (
@@ -90,8 +89,7 @@ async fn every_template_rule_receives_exactly_its_corpus_events() {
             ("SignalSources", "com.example.semgrep,com.example.chatops"),
         ],
     )
-    .await
-    .unwrap();
+    .await;
     let mut events = corpus_events(&corpus()).unwrap();
     events.extend(example_events(&project_root().join("infra/examples/events")).unwrap());
     // 35 GitHub payloads publish, 10 AWS samples are EventBridge events: the corpus is really read.

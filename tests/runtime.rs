@@ -2,13 +2,13 @@
 //! event through the Runtime API, stays warm, and each way a function can fail is reported as
 //! Lambda reports it.
 
+use crate::harness::Local;
 use std::time::Duration;
 
-use eddo_local::demo::github_delivery;
-use eddo_local::moto::Moto;
+use crate::harness::binary;
+use eddo_local::fixtures::github_delivery;
 use eddo_local::runtime::{FunctionSpec, LocalFunction, Outcome};
-use eddo_local::stack::{LOCAL_GITHUB_SECRET, Stack};
-use eddo_tests::binary;
+use eddo_local::stack::LOCAL_GITHUB_SECRET;
 use serde_json::{Value, json};
 
 fn fixture(extra_env: &[(&str, &str)], timeout: Duration) -> FunctionSpec {
@@ -26,10 +26,7 @@ fn fixture(extra_env: &[(&str, &str)], timeout: Duration) -> FunctionSpec {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_webhook_binary_publishes_through_the_runtime_api_and_stays_warm() {
-    let moto = Moto::start().expect("moto server (run `make setup`)");
-    let stack = Stack::provision(&moto.sdk_config().await, "runtime")
-        .await
-        .unwrap();
+    let Local { moto, stack } = Local::start("runtime").await;
     let function = LocalFunction::new(stack.spec("webhook", &moto.endpoint()).unwrap())
         .await
         .unwrap();
@@ -265,10 +262,7 @@ async fn the_function_url_turns_http_into_events_and_answers_back() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_webhook_over_http_answers_401_and_404_as_deployed() {
     use eddo_local::url::{FunctionUrl, post};
-    let moto = Moto::start().expect("moto server (run `make setup`)");
-    let stack = Stack::provision(&moto.sdk_config().await, "http")
-        .await
-        .unwrap();
+    let Local { moto, stack } = Local::start("http").await;
     let function = std::sync::Arc::new(
         LocalFunction::new(stack.spec("webhook", &moto.endpoint()).unwrap())
             .await
@@ -305,10 +299,7 @@ async fn the_webhook_over_http_answers_401_and_404_as_deployed() {
 async fn send_delivers_a_corpus_webhook_or_puts_an_aws_event_on_the_bus() {
     use eddo_local::send::{Endpoints, Sent, send};
     use eddo_local::url::FunctionUrl;
-    let moto = Moto::start().expect("moto server (run `make setup`)");
-    let stack = Stack::provision(&moto.sdk_config().await, "send")
-        .await
-        .unwrap();
+    let Local { moto, stack } = Local::start("send").await;
     let function = std::sync::Arc::new(
         LocalFunction::new(stack.spec("webhook", &moto.endpoint()).unwrap())
             .await

@@ -1,6 +1,7 @@
 //! The shared crate's AWS pieces against moto: deliveries remembered once (the outbox's lease and
 //! owed events) in DynamoDB, and publishing to EventBridge through rules.
 
+use crate::harness::Local;
 use std::time::Duration;
 
 use eddo::event::{DetailType, Envelope, Metadata};
@@ -12,17 +13,14 @@ use eddo_local::stack::Stack;
 use serde_json::json;
 
 async fn setup(prefix: &str) -> (Moto, Stack) {
-    let moto = Moto::start().expect("moto server (run `make setup`)");
-    let stack = Stack::provision(&moto.sdk_config().await, prefix)
-        .await
-        .expect("provision");
+    let Local { moto, stack } = Local::start(prefix).await;
     (moto, stack)
 }
 
 /// The webhook's way of remembering deliveries, publishing as the webhook (the only principal
 /// the bus lets put `eddo.webhook`).
 async fn once(stack: &Stack) -> Once {
-    let sdk = eddo_tests::function_sdk(stack, "webhook").await;
+    let sdk = crate::harness::function_sdk(stack, "webhook").await;
     let publisher = Publisher::new(
         aws_sdk_eventbridge::Client::new(&sdk),
         &stack.bus,
@@ -130,7 +128,7 @@ async fn twenty_three_events_all_arrive_through_the_rule() {
     let (_moto, stack) = setup("batch").await;
     // Published as the webhook, the only principal the bus lets put eddo.webhook.
     let publisher = Publisher::new(
-        aws_sdk_eventbridge::Client::new(&eddo_tests::function_sdk(&stack, "webhook").await),
+        aws_sdk_eventbridge::Client::new(&crate::harness::function_sdk(&stack, "webhook").await),
         &stack.bus,
         256 * 1024,
     );

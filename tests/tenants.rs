@@ -12,8 +12,9 @@ use eddo::idempotency::now_epoch;
 use eddo::names::TenantId;
 use eddo::publish::OutgoingEvent;
 use eddo_local::codebuild::Plan;
-use eddo_local::moto::{Moto, project_root};
-use eddo_local::stack::Stack;
+use eddo_local::fixtures::{self, detail_types as types, event_id, example};
+
+use crate::harness::Local;
 use eddo_tenant_onboarding::decide::{Job, State};
 use eddo_tenant_onboarding::store::{Store, Tenant};
 use eddo_tenant_onboarding::{Report, Sbt, Tenants};
@@ -24,29 +25,34 @@ const PREMIUM: &str = "eddo-tenant-provision-premium";
 const DEPROVISION: &str = "eddo-tenant-deprovision";
 
 struct Setup {
-    _moto: Moto,
-    stack: Stack,
+    local: Local,
     tenants: Arc<Tenants>,
     /// Receives the answers to sbt-aws (not eddo's events, so not on the tap).
     sbt_answers: String,
 }
 
+impl std::ops::Deref for Setup {
+    type Target = Local;
+    fn deref(&self) -> &Local {
+        &self.local
+    }
+}
+
 async fn setup(prefix: &str) -> Setup {
-    let moto = Moto::start().expect("moto server (run `make setup`)");
-    let sdk = moto.sdk_config().await;
-    let stack = Stack::provision(&sdk, prefix).await.unwrap();
+    let local = Local::start(prefix).await;
     // tenant-onboarding runs as its execution role.
-    let sdk = eddo_tests::function_sdk(&stack, "tenant-onboarding").await;
-    let config = eddo_tests::policy_config(&stack, "tenant-onboarding");
-    let sbt = Sbt::from_env(&eddo_tests::function_env(&stack, "tenant-onboarding")).unwrap();
+    let (sdk, config, policy) = local.as_function("tenant-onboarding").await;
+    let sbt = Sbt::from_env(&crate::harness::function_env(
+        &local.stack,
+        "tenant-onboarding",
+    ))
+    .unwrap();
     assert!(sbt.is_some(), "the local stack speaks sbt-aws");
-    let policy = eddo::policy::load(&sdk, &config.policy_parameter)
-        .await
-        .unwrap();
     let tenants = Tenants::new(&config, policy, &sdk)
         .with_sbt(sbt)
-        .with_codebuild(eddo_tests::stand_in(&sdk, &stack));
-    let sbt_answers = stack
+        .with_codebuild(crate::harness::stand_in(&sdk, &local.stack));
+    let sbt_answers = local
+        .stack
         .route_to_queue(
             &format!("{prefix}-sbt-answers"),
             r#"{"source":["applicationPlaneEventSource"]}"#,
@@ -54,39 +60,24 @@ async fn setup(prefix: &str) -> Setup {
         .await
         .unwrap();
     Setup {
-        _moto: moto,
-        stack,
+        local,
         tenants: Arc::new(tenants),
         sbt_answers,
     }
 }
 
-fn example(name: &str) -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(project_root().join("infra/examples/events").join(name)).unwrap(),
-    )
-    .unwrap()
-}
-
 /// eddo's onboarding request for `tenant` in `tier`, with `values`.
 fn onboard(tenant: &str, tier: &str, values: Value) -> Value {
-    let mut e = example("tenant-onboarding-requested.json");
-    e["id"] = json!(format!("req-{tenant}-{}", event_id()));
-    e["detail"] = json!({"tenant_id": tenant, "tier": tier, "values": values});
-    e
+    fixtures::onboarding(
+        tenant,
+        tier,
+        values,
+        &format!("req-{tenant}-{}", event_id()),
+    )
 }
 
 fn offboard(tenant: &str) -> Value {
-    let mut e = example("tenant-offboarding-requested.json");
-    e["id"] = json!(format!("off-{tenant}-{}", event_id()));
-    e["detail"]["tenant_id"] = json!(tenant);
-    e
-}
-
-/// A new event id for each request, as EventBridge gives every event its own.
-fn event_id() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    fixtures::offboarding(tenant, &format!("off-{tenant}-{}", event_id()))
 }
 
 fn basic_values() -> Value {
@@ -98,25 +89,12 @@ impl Setup {
         self.tenants.handle(e).await.unwrap()
     }
 
-    fn builds(&self, project: &str) -> Vec<eddo_local::codebuild::Build> {
-        self.stack
-            .codebuild
-            .builds()
-            .into_iter()
-            .filter(|b| b.project == project)
-            .collect()
-    }
-
     /// Lets the tenant builds finish and hands their completion events, as the template's rule
     /// delivers them, to the function (each twice: EventBridge delivers at least once).
     async fn complete_builds(&self) -> usize {
-        assert!(self.stack.codebuild.settle(Duration::from_secs(20)).await);
-        let queue = &self.stack.matched["TenantOnboardingFunctionTenantBuilds"];
         let events = self
-            .stack
-            .drain(queue, Duration::from_secs(2))
-            .await
-            .unwrap();
+            .finished_builds("TenantOnboardingFunctionTenantBuilds")
+            .await;
         for e in &events {
             self.handle(e).await;
             self.handle(e).await;
@@ -125,7 +103,7 @@ impl Setup {
     }
 
     async fn published(&self) -> Vec<Value> {
-        eddo_tests::published(&self.stack, "eddo.tenants").await
+        self.local.published("eddo.tenants").await
     }
 
     /// The answers to sbt-aws on the bus since the last call.
@@ -154,13 +132,6 @@ impl Setup {
             .await
             .unwrap()
     }
-}
-
-fn types(events: &[Value]) -> Vec<&str> {
-    events
-        .iter()
-        .map(|e| e["detail-type"].as_str().unwrap())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -687,18 +658,18 @@ async fn an_sbt_aws_control_plane_gets_answers_in_its_own_shape() {
 #[tokio::test(flavor = "multi_thread")]
 async fn each_event_costs_few_aws_calls() {
     let s = setup("tn-calls").await;
-    let calls = eddo_tests::Calls::default();
-    let sdk = &eddo_tests::function_sdk(&s.stack, "tenant-onboarding").await;
-    let config = eddo_tests::policy_config(&s.stack, "tenant-onboarding");
+    let calls = crate::harness::Calls::default();
+    let sdk = &crate::harness::function_sdk(&s.stack, "tenant-onboarding").await;
+    let config = crate::harness::policy_config(&s.stack, "tenant-onboarding");
     let policy = eddo::policy::load(sdk, &config.policy_parameter)
         .await
         .unwrap();
     let tenants = Tenants::new(&config, policy, sdk)
         .with_dynamodb(
-            eddo_tests::counted_dynamodb(sdk, &calls),
+            crate::harness::counted_dynamodb(sdk, &calls),
             &config.common.table_name,
         )
-        .with_codebuild(eddo_tests::counted_stand_in(sdk, &s.stack, &calls));
+        .with_codebuild(crate::harness::counted_stand_in(sdk, &s.stack, &calls));
     let request = onboard("cyberdyne", "basic", basic_values());
     tenants.handle(&request).await.unwrap();
     assert_eq!(

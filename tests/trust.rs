@@ -4,13 +4,13 @@
 //! candidate; then a positive control per signal kind and sender, through the path a real sender
 //! takes, which opens the gate once.
 
+use crate::harness::Local;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use eddo::names::{CommitSha, ServiceName};
-use eddo_local::demo::corpus;
 use eddo_local::dispatch::Dispatcher;
 use eddo_local::moto::Moto;
 use eddo_local::runtime::LocalFunction;
@@ -24,21 +24,11 @@ use serde_json::{Value, json};
 const SERVICE: &str = "hello-world";
 const REPO: &str = "Codertocat/Hello-World";
 
-fn commit(n: u32) -> String {
-    format!("{n:08x}{}", "d1ce".repeat(8))
-}
-
-fn image(n: u32) -> String {
-    format!("sha256:{n:08x}{}", "cd".repeat(28))
-}
-
-fn sample(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(corpus().join(name)).unwrap()).unwrap()
-}
+use eddo_local::fixtures::{commit, digest as image, sample};
 
 /// A finished build of `project` for `commit`, as CodeBuild reports it (the corpus sample).
 fn build(project: &str, commit: &str, digest: Option<&str>, repository: &str) -> Value {
-    let mut d = sample("aws/codebuild-build-state-change.json")["detail"].clone();
+    let mut d = sample("codebuild-build-state-change.json")["detail"].clone();
     d["project-name"] = json!(project);
     d["build-id"] = json!(format!(
         "arn:aws:codebuild:us-east-1:123456789012:build/{project}:{commit}"
@@ -57,7 +47,7 @@ fn build(project: &str, commit: &str, digest: Option<&str>, repository: &str) ->
 
 /// ECR's scan of `digest` in the service's repository, tagged with `tag`, clean.
 fn ecr_scan(digest: &str, tag: &str) -> Value {
-    let mut d = sample("aws/ecr-image-scan.json")["detail"].clone();
+    let mut d = sample("ecr-image-scan.json")["detail"].clone();
     d["repository-name"] = json!(SERVICE);
     d["image-digest"] = json!(digest);
     d["image-tags"] = json!([tag]);
@@ -75,7 +65,7 @@ fn reported(commit: &str, kind: &str, extra: Value) -> Value {
 
 /// A GitHub check run completed on `commit`, run by `app`, as the webhook publishes it.
 fn check_run(commit: &str, name: &str, app: &str) -> String {
-    let mut p = sample("github/check_run/completed.1.payload.json");
+    let mut p = eddo::corpus::json("github/check_run/completed.1.payload.json");
     p["check_run"]["head_sha"] = json!(commit);
     p["check_run"]["check_suite"]["head_sha"] = json!(commit);
     p["check_run"]["check_suite"]["head_branch"] = json!("main");
@@ -102,10 +92,7 @@ struct World {
 
 impl World {
     async fn new() -> World {
-        let moto = Moto::start().expect("moto server (run `make setup`)");
-        let stack = Stack::provision(&moto.sdk_config().await, "trust")
-            .await
-            .unwrap();
+        let Local { moto, stack } = Local::start("trust").await;
         let spec = |binary: &str| stack.spec(binary, &moto.endpoint()).unwrap();
         let gate = Arc::new(LocalFunction::new(spec("scan-gate")).await.unwrap());
         let webhook = Arc::new(LocalFunction::new(spec("webhook")).await.unwrap());
@@ -196,7 +183,7 @@ impl World {
     }
 
     async fn gate_events(&self) -> Vec<Value> {
-        eddo_tests::published(&self.stack, "eddo.gate").await
+        crate::harness::published(&self.stack, "eddo.gate").await
     }
 
     fn deploys(&self) -> usize {

@@ -2,26 +2,25 @@
 //! survives redelivery, concurrency and secret rotation, and a failing bus answers 5xx without
 //! losing the delivery.
 
+use crate::harness::Local;
 use std::time::Duration;
 
+use crate::harness::function_sdk;
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlResponse;
 use aws_sdk_eventbridge::operation::put_events::PutEventsOutput;
 use aws_sdk_eventbridge::types::PutEventsResultEntry;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use eddo::config::Env;
 use eddo::publish::{Backoff, Publisher};
-use eddo_local::demo::{corpus, delivery, github_delivery};
+use eddo_local::demo::corpus;
+use eddo_local::fixtures::{delivery, github_delivery};
 use eddo_local::moto::Moto;
 use eddo_local::stack::{LOCAL_GITHUB_SECRET, LOCAL_GITLAB_TOKEN, LOCAL_STANDARD_SECRET, Stack};
-use eddo_tests::function_sdk;
 use eddo_webhook::{Config, Webhook};
 use serde_json::{Value, json};
 
 async fn setup(prefix: &str, extra: &[(&str, &str)]) -> (Moto, Stack, Config) {
-    let moto = Moto::start().expect("moto server (run `make setup`)");
-    let stack = Stack::provision(&moto.sdk_config().await, prefix)
-        .await
-        .expect("provision");
+    let Local { moto, stack } = Local::start(prefix).await;
     let mut env = stack.webhook_env();
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::from_env(&Env::from_pairs(

@@ -1,17 +1,69 @@
-//! The events the demo's checks, the tests and the soak build: corpus samples with the fields
-//! that name a policy's projects, images and commits replaced, so every shape is the real one.
+//! What the demo, the tests, the soak and the benches send: corpus samples with the fields that
+//! name a policy's projects, images, commits, alarms and tenants replaced, so every shape is the
+//! real one, and webhook deliveries as Lambda hands them to the function.
 
+use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
+use eddo::history::{Version, VersionKind};
+use http::{HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::codebuild::Build;
+use crate::send::github_headers;
+
+/// The example policy's service.
+pub const SERVICE: &str = "hello-world";
+/// The account of the corpus samples and the local stack.
+pub const ACCOUNT: &str = "123456789012";
+
+/// Commit number `n`: a full 40-hex SHA, distinct for every `n`.
+pub fn commit(n: u32) -> String {
+    format!("{n:08x}{}", &"c0ffee".repeat(6)[..32])
+}
+
+/// Image number `n`: an ECR digest, distinct for every `n`.
+pub fn digest(n: u32) -> String {
+    format!("sha256:{n:08x}{}", "ab".repeat(28))
+}
+
+/// The detail-types of `events`, in order.
+pub fn detail_types(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap_or_default())
+        .collect()
+}
+
+/// A function URL request as Lambda builds it: a POST to `path` with lower-case headers.
+pub fn delivery(path: &str, headers: &[(&str, &str)], body: &str) -> LambdaFunctionUrlRequest {
+    let mut req = LambdaFunctionUrlRequest::default();
+    req.raw_path = Some(path.into());
+    req.request_context.http.method = Some("POST".into());
+    req.request_context.http.path = Some(path.into());
+    for (k, v) in headers {
+        req.headers.insert(
+            HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()).expect("header name"),
+            HeaderValue::from_str(v).expect("header value"),
+        );
+    }
+    req.body = Some(body.to_string());
+    req
+}
+
+/// A GitHub delivery of `body` as `event`, signed with `secret`.
+pub fn github_delivery(
+    secret: &str,
+    event: &str,
+    delivery_id: &str,
+    body: &str,
+) -> LambdaFunctionUrlRequest {
+    let headers = github_headers(secret, event, delivery_id, body.as_bytes());
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    delivery("/github", &headers, body)
+}
 
 /// An AWS event sample from the corpus (`aws/<name>`).
 pub fn sample(name: &str) -> Value {
-    let path = crate::demo::corpus().join("aws").join(name);
-    std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_else(|| panic!("the corpus sample {}", path.display()))
+    eddo::corpus::json(&format!("aws/{name}"))
 }
 
 /// A fresh EventBridge event id.
@@ -69,5 +121,86 @@ pub fn finished(b: &Build, status: &str, id: &str) -> Value {
         .iter()
         .map(|v| json!({"name": v.name, "type": v.kind, "value": v.value}))
         .collect();
+    e
+}
+
+/// The ARN of CloudWatch alarm `name`.
+pub fn alarm_arn(name: &str) -> String {
+    format!("arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:{name}")
+}
+
+/// CloudWatch's way of writing a time.
+fn cw_time(epoch: u64) -> String {
+    let t = eddo::time::rfc3339(epoch);
+    format!("{}.000+0000", t.trim_end_matches('Z'))
+}
+
+/// An EventBridge `CloudWatch Alarm State Change` of alarm `name` from `previous` to `state` at
+/// `at`, from the corpus sample (its id names the change: a redelivery is the same event).
+pub fn alarm(name: &str, previous: &str, state: &str, at: u64) -> Value {
+    let mut e = sample("cloudwatch-alarm-state-change.json");
+    e["id"] = json!(format!("{name}-{at}-{state}"));
+    e["time"] = json!(eddo::time::rfc3339(at));
+    e["resources"] = json!([alarm_arn(name)]);
+    let d = &mut e["detail"];
+    d["alarmName"] = json!(name);
+    d["state"]["value"] = json!(state);
+    d["state"]["timestamp"] = json!(cw_time(at));
+    d["previousState"]["value"] = json!(previous);
+    d["previousState"]["timestamp"] = json!(cw_time(at.saturating_sub(300)));
+    e
+}
+
+/// The same state change as the alarm's own Lambda action delivers it.
+pub fn alarm_action(event: &Value) -> Value {
+    let mut a = sample("cloudwatch-alarm-action-metric.json");
+    a["alarmArn"] = event["resources"][0].clone();
+    a["accountId"] = json!(ACCOUNT);
+    a["time"] = event["detail"]["state"]["timestamp"].clone();
+    a["alarmData"] = event["detail"].clone();
+    a
+}
+
+/// A release of [`SERVICE`] at `commit`, gone live at `at`, as the gate records it.
+pub fn version(commit: &str, at: u64, kind: VersionKind) -> Version {
+    Version {
+        commit: commit.to_string(),
+        digest: Some(format!(
+            "sha256:{}",
+            commit[..8.min(commit.len())].repeat(8)
+        )),
+        build_id: format!("eddo-deploy:{commit}"),
+        at,
+        kind,
+        correlation_id: Some(format!("{SERVICE}@{commit}")),
+        replaced: None,
+        started_at: Some(at.saturating_sub(90)),
+    }
+}
+
+/// An example event of eddo's own (`infra/examples/events/<name>`).
+pub fn example(name: &str) -> Value {
+    let path = crate::moto::project_root()
+        .join("infra/examples/events")
+        .join(name);
+    std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| panic!("the example event {}", path.display()))
+}
+
+/// eddo's onboarding request for `tenant` in `tier`, with `values`, as event `id`.
+pub fn onboarding(tenant: &str, tier: &str, values: Value, id: &str) -> Value {
+    let mut e = example("tenant-onboarding-requested.json");
+    e["id"] = json!(id);
+    e["detail"] = json!({"tenant_id": tenant, "tier": tier, "values": values});
+    e
+}
+
+/// eddo's offboarding request for `tenant`, as event `id`.
+pub fn offboarding(tenant: &str, id: &str) -> Value {
+    let mut e = example("tenant-offboarding-requested.json");
+    e["id"] = json!(id);
+    e["detail"]["tenant_id"] = json!(tenant);
     e
 }

@@ -20,7 +20,8 @@ use serde_json::Value;
 
 use crate::LocalError;
 use crate::codebuild::Plan;
-use crate::demo::{corpus, github_delivery};
+use crate::demo::corpus;
+use crate::fixtures::github_delivery;
 use crate::meter::{Calls, Relay};
 use crate::moto::Moto;
 use crate::runtime::LocalFunction;

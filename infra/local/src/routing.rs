@@ -16,7 +16,7 @@ use eddo_webhook::secrets::{SecretSet, WebhookSecrets};
 use eddo_webhook::{Config, accept, outgoing, precheck};
 use serde_json::Value;
 
-use crate::demo::github_delivery;
+use crate::fixtures::github_delivery;
 use crate::stack::{LOCAL_GITHUB_SECRET, Stack};
 use crate::{LocalError, aws};
 

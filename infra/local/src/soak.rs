@@ -403,12 +403,7 @@ fn addr(endpoint: &str) -> Result<SocketAddr, LocalError> {
 }
 
 fn deploys(stack: &Stack) -> Vec<Build> {
-    stack
-        .codebuild
-        .builds()
-        .into_iter()
-        .filter(|b| b.project == "eddo-deploy")
-        .collect()
+    stack.codebuild.builds_of("eddo-deploy")
 }
 
 /// Every event on the eddo bus, from the tap queue.

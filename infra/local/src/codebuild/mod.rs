@@ -247,6 +247,17 @@ impl CodeBuild {
         self.inner.lock().builds.clone()
     }
 
+    /// The builds started for `project`, oldest first.
+    pub fn builds_of(&self, project: &str) -> Vec<Build> {
+        let inner = self.inner.lock();
+        inner
+            .builds
+            .iter()
+            .filter(|b| b.project == project)
+            .cloned()
+            .collect()
+    }
+
     /// Starts a build as an EventBridge rule's CodeBuild target does, as the target's role
     /// (`RoleArn`), which must trust `events.amazonaws.com` and allow StartBuild on the project:
     /// `input` (the target's input, after any input transformer) holds the StartBuild parameters.

@@ -122,12 +122,7 @@ async fn release_1(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
             !gate_events(w, "Deployment Succeeded", PUSHED).is_empty()
         })
         .await?;
-    let deploys: Vec<_> = stack
-        .codebuild
-        .builds()
-        .into_iter()
-        .filter(|b| b.project == "eddo-deploy")
-        .collect();
+    let deploys: Vec<_> = stack.codebuild.builds_of("eddo-deploy");
     t.step(
         deployed
             && gate_events(watch, "Deployment Started", PUSHED).len() == 1
@@ -290,12 +285,7 @@ pub(super) async fn rollback(s: &mut Scene<'_>) -> Result<(), LocalError> {
             !rollback_events(w, "Rollback Succeeded").is_empty()
         })
         .await?;
-    let rollbacks: Vec<_> = stack
-        .codebuild
-        .builds()
-        .into_iter()
-        .filter(|b| b.project == "eddo-rollback")
-        .collect();
+    let rollbacks: Vec<_> = stack.codebuild.builds_of("eddo-rollback");
     let started = rollback_events(watch, "Rollback Started");
     t.step(
         started.len() == 1

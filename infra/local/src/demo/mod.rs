@@ -11,8 +11,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
-use http::{HeaderName, HeaderValue};
 use serde_json::Value;
 
 mod acts;
@@ -21,7 +19,7 @@ use crate::LocalError;
 use crate::codebuild::Plan;
 use crate::moto::Moto;
 use crate::runtime::LocalFunction;
-use crate::send::{github_headers, post_github};
+use crate::send::post_github;
 use crate::stack::{LOCAL_GITHUB_SECRET, Stack};
 use crate::timeline::{Timeline, Watch};
 use crate::url::FunctionUrl;
@@ -29,34 +27,6 @@ use crate::url::FunctionUrl;
 /// `../shared/corpus` beside the project, or `EDDO_CORPUS`.
 pub fn corpus() -> PathBuf {
     eddo::corpus::dir()
-}
-
-/// A function URL request as Lambda builds it: a POST to `path` with lower-case headers.
-pub fn delivery(path: &str, headers: &[(&str, &str)], body: &str) -> LambdaFunctionUrlRequest {
-    let mut req = LambdaFunctionUrlRequest::default();
-    req.raw_path = Some(path.into());
-    req.request_context.http.method = Some("POST".into());
-    req.request_context.http.path = Some(path.into());
-    for (k, v) in headers {
-        req.headers.insert(
-            HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()).expect("header name"),
-            HeaderValue::from_str(v).expect("header value"),
-        );
-    }
-    req.body = Some(body.to_string());
-    req
-}
-
-/// A GitHub delivery of `body` as `event`, signed with `secret`.
-pub fn github_delivery(
-    secret: &str,
-    event: &str,
-    delivery_id: &str,
-    body: &str,
-) -> LambdaFunctionUrlRequest {
-    let headers = github_headers(secret, event, delivery_id, body.as_bytes());
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    delivery("/github", &headers, body)
 }
 
 /// A signed GitHub delivery to the local function URL, as GitHub sends it: `(status, answer)`.

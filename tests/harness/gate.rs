@@ -2,25 +2,18 @@
 //! CodeBuild stand-in), and the corpus events it receives, with the fields that name the example
 //! policy's projects, images and commits replaced, so every shape is the real one.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
-use eddo_local::moto::Moto;
-use eddo_local::stack::Stack;
 use eddo_scan_gate::Gate;
 use serde_json::Value;
+
+use super::Local;
 
 /// A scan within the example policy's limits.
 pub const CLEAN: &str = r#"{"HIGH": 1, "MEDIUM": 4}"#;
 
-pub fn sha(n: u32) -> String {
-    format!("{n:08x}{}", &"c0ffee".repeat(6)[..32])
-}
-
-pub fn digest(n: u32) -> String {
-    format!("sha256:{n:08x}{}", "ab".repeat(28))
-}
-
-pub use eddo_local::fixtures::{event_id as id, sample};
+pub use eddo_local::fixtures::{commit as sha, digest, event_id as id, sample};
 
 /// A CodeBuild state change of `project` for `commit`, from the corpus sample.
 pub fn build(project: &str, commit: &str, status: &str, image: Option<&str>) -> Value {
@@ -38,28 +31,27 @@ pub fn finished(b: &eddo_local::codebuild::Build, status: &str) -> Value {
 }
 
 pub struct Setup {
-    pub _moto: Moto,
-    pub stack: Stack,
+    pub local: Local,
     pub gate: Arc<Gate>,
 }
 
+impl Deref for Setup {
+    type Target = Local;
+    fn deref(&self) -> &Local {
+        &self.local
+    }
+}
+
 pub async fn setup(prefix: &str, policy: Option<&str>) -> Setup {
-    let moto = Moto::start().expect("moto server (run `make setup`)");
-    let sdk = moto.sdk_config().await;
-    let stack = Stack::provision(&sdk, prefix).await.unwrap();
+    let local = Local::start(prefix).await;
     if let Some(p) = policy {
-        stack.put_policy(p).await.unwrap();
+        local.stack.put_policy(p).await.unwrap();
     }
     // The gate runs as its execution role.
-    let sdk = crate::function_sdk(&stack, "scan-gate").await;
-    let config = crate::policy_config(&stack, "scan-gate");
-    let policy = eddo::policy::load(&sdk, &config.policy_parameter)
-        .await
-        .unwrap();
-    let gate = Gate::new(&config, policy, &sdk).with_codebuild(crate::stand_in(&sdk, &stack));
+    let (sdk, config, policy) = local.as_function("scan-gate").await;
+    let gate = Gate::new(&config, policy, &sdk).with_codebuild(super::stand_in(&sdk, &local.stack));
     Setup {
-        _moto: moto,
-        stack,
+        local,
         gate: Arc::new(gate),
     }
 }
@@ -71,7 +63,7 @@ impl Setup {
 
     /// The gate's events on the bus since the last call, each checked against its schema.
     pub async fn published(&self) -> Vec<Value> {
-        crate::published(&self.stack, "eddo.gate").await
+        self.local.published("eddo.gate").await
     }
 
     /// The state change of the latest deploy build the gate started for `commit`, ending
@@ -87,11 +79,6 @@ impl Setup {
     }
 
     pub fn deploys(&self) -> Vec<eddo_local::codebuild::Build> {
-        self.stack
-            .codebuild
-            .builds()
-            .into_iter()
-            .filter(|b| b.project == "eddo-deploy")
-            .collect()
+        self.builds("eddo-deploy")
     }
 }

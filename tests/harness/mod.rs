@@ -1,11 +1,87 @@
-//! End-to-end tests of whole eddo flows live beside this file; each starts its own moto server
-//! on loopback (installed by `make setup`) and provisions what it needs.
+//! The one harness of the end-to-end tests: a local stack started under a prefix (its own moto
+//! server on loopback, installed by `make setup`, and the template provisioned in it), the
+//! functions' identities and clients, and reading back what reached the bus and CodeBuild.
+//! What the tests send comes from `eddo_local::fixtures`, which the demo, the soak and the
+//! benches use too.
 
-#[path = "gate_support.rs"]
 pub mod gate;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+use eddo_local::codebuild::Build;
+use eddo_local::moto::Moto;
+use eddo_local::stack::Stack;
+use serde_json::Value;
+
+/// A local stack of its own: moto on loopback, the template provisioned under a prefix. Tests
+/// destructure it (`let Local { moto, stack } = Local::start("x").await;`) or keep it in their
+/// function's setup.
+pub struct Local {
+    pub moto: Moto,
+    pub stack: Stack,
+}
+
+impl Local {
+    /// Starts moto and provisions the template under `prefix`, as `make demo` does.
+    pub async fn start(prefix: &str) -> Local {
+        Local::start_with(prefix, &[]).await
+    }
+
+    /// As [`Local::start`], with these template parameters overriding the local ones.
+    pub async fn start_with(prefix: &str, parameters: &[(&str, &str)]) -> Local {
+        let moto = Moto::start().expect("moto server (run `make setup`)");
+        let stack = Stack::provision_with(&moto.sdk_config().await, prefix, parameters)
+            .await
+            .unwrap_or_else(|e| panic!("provisioning {prefix}: {e}"));
+        Local { moto, stack }
+    }
+
+    /// The template's function built from `binary`, as it runs in AWS: its execution role's
+    /// SDK configuration, its settings and the policy it loads from SSM.
+    pub async fn as_function(
+        &self,
+        binary: &str,
+    ) -> (
+        aws_config::SdkConfig,
+        eddo::config::PolicyConfig,
+        eddo::policy::Policy,
+    ) {
+        let sdk = function_sdk(&self.stack, binary).await;
+        let config = policy_config(&self.stack, binary);
+        let policy = eddo::policy::load(&sdk, &config.policy_parameter)
+            .await
+            .unwrap_or_else(|e| panic!("{binary}'s policy: {e}"));
+        (sdk, config, policy)
+    }
+
+    /// The events of `source` on the eddo bus since the last call, each checked against its
+    /// schema.
+    pub async fn published(&self, source: &str) -> Vec<Value> {
+        published(&self.stack, source).await
+    }
+
+    /// The builds the CodeBuild stand-in started for `project`, in order.
+    pub fn builds(&self, project: &str) -> Vec<Build> {
+        self.stack.codebuild.builds_of(project)
+    }
+
+    /// Lets the stand-in's builds finish and returns their completion events as the template's
+    /// rule `rule` delivers them.
+    pub async fn finished_builds(&self, rule: &str) -> Vec<Value> {
+        assert!(self.stack.codebuild.settle(Duration::from_secs(20)).await);
+        self.stack
+            .drain(&self.stack.matched[rule], Duration::from_secs(2))
+            .await
+            .unwrap()
+    }
+
+    /// A DynamoDB client with the stack's (administrator's) identity.
+    pub fn ddb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.stack.sdk)
+    }
+}
 
 /// A workspace binary built in the same profile as the running test (`cargo test --workspace`
 /// and `cargo nextest run --workspace` build every binary first).
@@ -15,14 +91,13 @@ pub fn binary(name: &str) -> PathBuf {
 
 /// Asserts that an eddo event's `detail` matches the JSON Schema of its detail-type under
 /// `infra/schemas/`: what consumers outside eddo rely on.
-pub fn assert_matches_schema(event: &serde_json::Value) {
+pub fn assert_matches_schema(event: &Value) {
     let dt = eddo::DetailType::parse(event["detail-type"].as_str().unwrap_or_default())
         .unwrap_or_else(|| panic!("not an eddo detail-type: {event}"));
     let path = eddo_local::moto::project_root()
         .join("infra/schemas")
         .join(dt.schema_file());
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let v =
         jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let errors: Vec<String> = v
@@ -66,19 +141,19 @@ impl Calls {
 }
 
 /// The environment a function of the template gets in the local stack.
-pub fn function_env(stack: &eddo_local::stack::Stack, binary: &str) -> eddo::config::Env {
+pub fn function_env(stack: &Stack, binary: &str) -> eddo::config::Env {
     let env = &stack.function(binary).unwrap_or_else(|e| panic!("{e}")).env;
     eddo::config::Env::from_pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 /// The settings a policy-driven function of the template gets in the local stack.
-pub fn policy_config(stack: &eddo_local::stack::Stack, binary: &str) -> eddo::config::PolicyConfig {
+pub fn policy_config(stack: &Stack, binary: &str) -> eddo::config::PolicyConfig {
     eddo::config::PolicyConfig::from_env(&function_env(stack, binary)).unwrap()
 }
 
 /// The SDK configuration of the template's function built from `binary`: signing as its
 /// execution role, so IAM allows a handler under test exactly what the role allows in AWS.
-pub async fn function_sdk(stack: &eddo_local::stack::Stack, binary: &str) -> aws_config::SdkConfig {
+pub async fn function_sdk(stack: &Stack, binary: &str) -> aws_config::SdkConfig {
     stack
         .function_sdk(binary)
         .await
@@ -87,24 +162,21 @@ pub async fn function_sdk(stack: &eddo_local::stack::Stack, binary: &str) -> aws
 
 fn stand_in_config(
     sdk: &aws_config::SdkConfig,
-    stack: &eddo_local::stack::Stack,
+    stack: &Stack,
 ) -> aws_sdk_codebuild::config::Builder {
     aws_sdk_codebuild::config::Builder::from(sdk).endpoint_url(stack.codebuild.endpoint())
 }
 
 /// A CodeBuild client that talks to the local stack's stand-in as `sdk`'s identity, as a
 /// function's does there.
-pub fn stand_in(
-    sdk: &aws_config::SdkConfig,
-    stack: &eddo_local::stack::Stack,
-) -> aws_sdk_codebuild::Client {
+pub fn stand_in(sdk: &aws_config::SdkConfig, stack: &Stack) -> aws_sdk_codebuild::Client {
     aws_sdk_codebuild::Client::from_conf(stand_in_config(sdk, stack).build())
 }
 
 /// The stand-in's client, its calls counted.
 pub fn counted_stand_in(
     sdk: &aws_config::SdkConfig,
-    stack: &eddo_local::stack::Stack,
+    stack: &Stack,
     calls: &Calls,
 ) -> aws_sdk_codebuild::Client {
     aws_sdk_codebuild::Client::from_conf(
@@ -124,9 +196,9 @@ pub fn counted_dynamodb(sdk: &aws_config::SdkConfig, calls: &Calls) -> aws_sdk_d
 }
 
 /// The events of `source` on the eddo bus since the last call, each checked against its schema.
-pub async fn published(stack: &eddo_local::stack::Stack, source: &str) -> Vec<serde_json::Value> {
-    let events: Vec<serde_json::Value> = stack
-        .drain(&stack.tap_queue, std::time::Duration::from_millis(300))
+pub async fn published(stack: &Stack, source: &str) -> Vec<Value> {
+    let events: Vec<Value> = stack
+        .drain(&stack.tap_queue, Duration::from_millis(300))
         .await
         .unwrap()
         .into_iter()

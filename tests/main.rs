@@ -1,0 +1,26 @@
+//! eddo's end-to-end tests: whole flows against the local stack (moto on loopback and the
+//! CodeBuild stand-in), one test binary. `harness` starts a stack under a prefix and reads back
+//! what reached the bus and CodeBuild; what the tests send comes from `eddo_local::fixtures`.
+
+mod harness;
+
+mod bench_runner;
+mod build_on_push;
+mod bus_policy;
+mod cdk;
+mod codebuild;
+mod demo;
+mod dispatch;
+mod gate;
+mod gate_findings;
+mod gate_recovery;
+mod iam;
+mod known_bad;
+mod rollback;
+mod routing;
+mod runtime;
+mod soak;
+mod state_and_bus;
+mod tenants;
+mod trust;
+mod webhook_flow;
