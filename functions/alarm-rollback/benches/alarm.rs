@@ -4,35 +4,15 @@
 //! BENCHMARKS.md records the figures.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use eddo::history::{History, Version, VersionKind};
+use eddo::history::{History, VersionKind};
 use eddo::policy::Policy;
 use eddo_alarm_rollback::alarm::AlarmChange;
 use eddo_alarm_rollback::decide::{Decision, Record, Trigger, decide, trigger};
+use eddo_local::fixtures::{sample, version};
+use eddo_local::moto::project_root;
 use serde_json::{Value, json};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn corpus(name: &str) -> Value {
-    eddo::corpus::json(&format!("aws/{name}"))
-}
-
-fn version(commit: &str, at: u64) -> Version {
-    Version {
-        commit: commit.into(),
-        digest: Some(format!("sha256:{commit}")),
-        build_id: format!("eddo-deploy:{commit}"),
-        at,
-        kind: VersionKind::Deploy,
-        correlation_id: None,
-        replaced: None,
-        started_at: Some(at - 120),
-    }
-}
 
 /// One alarm's CPU work: what the handler does besides its AWS calls.
 fn handle(policy: &Policy, event: &Value, history: &History, record: &Record) -> bool {
@@ -49,18 +29,18 @@ fn handle(policy: &Policy, event: &Value, history: &History, record: &Record) ->
 }
 
 fn bench(c: &mut Criterion) {
-    let text = std::fs::read_to_string(root().join("infra/policy/example.yaml")).unwrap();
+    let text = std::fs::read_to_string(project_root().join("infra/policy/example.yaml")).unwrap();
     let policy = Policy::parse(&text).unwrap();
-    let mut event = corpus("cloudwatch-alarm-state-change.json");
+    let mut event = sample("cloudwatch-alarm-state-change.json");
     event["detail"]["alarmName"] = json!("hello-world-5xx");
-    let mut action = corpus("cloudwatch-alarm-action-metric.json");
+    let mut action = sample("cloudwatch-alarm-action-metric.json");
     action["alarmData"]["alarmName"] = json!("hello-world-5xx");
     // The release went live 5 minutes before the alarm, inside the bake window; the one before
     // it is known good.
     let at = AlarmChange::read(&event).unwrap().state.at().unwrap();
     let history = History {
-        live: Some(version("bbbbbbbb", at - 300)),
-        last_known_good: Some(version("aaaaaaaa", at - 86_400)),
+        live: Some(version("bbbbbbbb", at - 300, VersionKind::Deploy)),
+        last_known_good: Some(version("aaaaaaaa", at - 86_400, VersionKind::Deploy)),
         rolled_back: Default::default(),
     };
     let record = Record::default();
@@ -74,8 +54,8 @@ fn bench(c: &mut Criterion) {
     );
     let action_at = AlarmChange::read(&action).unwrap().state.at().unwrap();
     let action_history = History {
-        live: Some(version("bbbbbbbb", action_at - 300)),
-        last_known_good: Some(version("aaaaaaaa", action_at - 86_400)),
+        live: Some(version("bbbbbbbb", action_at - 300, VersionKind::Deploy)),
+        last_known_good: Some(version("aaaaaaaa", action_at - 86_400, VersionKind::Deploy)),
         rolled_back: Default::default(),
     };
     assert!(handle(&policy, &action, &action_history, &record));

@@ -4,24 +4,17 @@
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use eddo::names::{CommitSha, ServiceName};
 use eddo::policy::{Policy, SignalKind};
 use eddo::time::Date;
+use eddo_local::fixtures;
+use eddo_local::moto::project_root;
 use eddo_scan_gate::candidate::{Candidate, Recorded, State};
 use eddo_scan_gate::decide::{Decision, Listing, ScanCounts, Verdict, decide, judge_scan};
 use eddo_scan_gate::signal::{Incoming, Reading, read};
 use serde_json::{Value, json};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn corpus(name: &str) -> Value {
-    eddo::corpus::json(&format!("aws/{name}"))
-}
 
 const COMMIT: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
 
@@ -62,19 +55,14 @@ fn handle(policy: &Policy, event: &Value, seen: &Candidate) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    let text = std::fs::read_to_string(root().join("infra/policy/example.yaml")).unwrap();
+    let text = std::fs::read_to_string(project_root().join("infra/policy/example.yaml")).unwrap();
     let policy = Policy::parse(&text).unwrap();
-    let mut build = corpus("codebuild-build-state-change.json");
-    build["detail"]["project-name"] = json!("eddo-build");
-    build["detail"]["additional-information"]["source-version"] = json!(COMMIT);
-    let mut scan = corpus("ecr-image-scan.json");
-    scan["detail"]["repository-name"] = json!("hello-world");
-    scan["detail"]["image-tags"] = json!([COMMIT]);
-    scan["detail"]["finding-severity-counts"] = json!({"HIGH": 1, "MEDIUM": 9, "LOW": 3});
-    let contract: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("infra/examples/events/scan-completed.json")).unwrap(),
-    )
-    .unwrap();
+    let image = fixtures::sample("ecr-image-scan.json")["detail"]["image-digest"].clone();
+    let image = image.as_str().unwrap();
+    let build = fixtures::build_state("eddo-build", COMMIT, "SUCCEEDED", None, "bench-build");
+    let counts = json!({"HIGH": 1, "MEDIUM": 9, "LOW": 3});
+    let scan = fixtures::image_scan(COMMIT, image, counts, "bench-scan");
+    let contract = fixtures::example("scan-completed.json");
     let empty = Candidate {
         service: ServiceName::parse("hello-world").unwrap(),
         commit: CommitSha::parse(COMMIT).unwrap(),
@@ -95,12 +83,7 @@ fn bench(c: &mut Criterion) {
         attempt: 0,
     };
     let mut two_passed = empty.clone();
-    let mut build_event = build.clone();
-    build_event["id"] = json!("bench-build");
-    for (kind, event) in [
-        (SignalKind::Build, &build_event),
-        (SignalKind::Sast, &contract),
-    ] {
+    for (kind, event) in [(SignalKind::Build, &build), (SignalKind::Sast, &contract)] {
         let Incoming::Signals(s) = read(&policy, event) else {
             panic!("not a signal")
         };

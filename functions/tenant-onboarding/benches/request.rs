@@ -4,17 +4,14 @@
 //! records the figures.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use eddo::policy::Policy;
+use eddo_local::fixtures::example;
+use eddo_local::moto::project_root;
 use eddo_tenant_onboarding::decide::{Facts, Job, OnRequest, State, on_request};
 use eddo_tenant_onboarding::request::{Action, Read, read};
 use serde_json::{Value, json};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 const SBT_SOURCE: &str = "controlPlaneEventSource";
 
@@ -34,15 +31,9 @@ fn handle(policy: &Policy, event: &Value, tenant: Option<&Facts<'_>>) -> OnReque
 }
 
 fn bench(c: &mut Criterion) {
-    let text = std::fs::read_to_string(root().join("infra/policy/example.yaml")).unwrap();
+    let text = std::fs::read_to_string(project_root().join("infra/policy/example.yaml")).unwrap();
     let policy = Policy::parse(&text).unwrap();
-    let eddo: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            root().join("infra/examples/events/tenant-onboarding-requested.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let eddo = example("tenant-onboarding-requested.json");
     // As sbt-aws's tenant registration sends it: its data and the tenant's side by side.
     let sbt = json!({
         "id": "sbt-1", "source": SBT_SOURCE, "detail-type": "onboardingRequest",

@@ -7,10 +7,10 @@ use std::hint::black_box;
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use criterion::{Criterion, criterion_group, criterion_main};
 use eddo::config::Env;
+use eddo_local::fixtures::github_delivery;
 use eddo_webhook::normalise::Normalised;
 use eddo_webhook::secrets::{SecretSet, WebhookSecrets};
 use eddo_webhook::{Config, accept, outgoing, precheck};
-use http::{HeaderName, HeaderValue};
 
 const SECRET: &str = "It's a Secret to Everybody";
 
@@ -19,23 +19,7 @@ fn corpus(path: &str) -> String {
 }
 
 fn request(event: &str, body: &str) -> LambdaFunctionUrlRequest {
-    let mut req = LambdaFunctionUrlRequest::default();
-    req.raw_path = Some("/github".into());
-    req.request_context.http.method = Some("POST".into());
-    let sig = eddo_webhook::signature::github_signature(SECRET.as_bytes(), body.as_bytes());
-    for (k, v) in [
-        ("content-type", "application/json"),
-        ("x-github-event", event),
-        ("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
-        ("x-hub-signature-256", sig.as_str()),
-    ] {
-        req.headers.insert(
-            HeaderName::from_static(k),
-            HeaderValue::from_str(v).unwrap(),
-        );
-    }
-    req.body = Some(body.to_string());
-    req
+    github_delivery(SECRET, event, "72d3162e-cc78-11e3-81ab-4c9367dc0958", body)
 }
 
 /// Everything the handler does for one delivery between receiving it and calling AWS.
