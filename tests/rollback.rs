@@ -229,10 +229,15 @@ async fn alarms_racing_for_one_service_start_one_rollback() {
             as_action(&fired[i / 4])
         };
         let r = s.rollbacks.clone();
-        tasks.push(tokio::spawn(async move { r.handle(&e).await.unwrap() }));
+        tasks.push(tokio::spawn(async move { (r.handle(&e).await, e) }));
     }
+    // An invocation that met another's lease asks Lambda to retry it; the retry finds the work
+    // done and says nothing more.
     for t in tasks {
-        t.await.unwrap();
+        if let (Err(err), e) = t.await.unwrap() {
+            assert!(matches!(err, eddo::Error::InProgress(_)), "{err}");
+            s.handle(&e).await;
+        }
     }
     assert_eq!(
         s.stack.codebuild.calls("eddo-rollback"),
@@ -514,6 +519,56 @@ async fn a_throttled_start_is_retried_and_rolls_back_once() {
         s.held_by().await.as_deref(),
         Some(s.rollback_builds()[0].id.as_str())
     );
+}
+
+/// An invocation died holding the alarm change's lease (its StartBuild throttled, its process
+/// killed before it let go). The change's other shape, arriving meanwhile, must not be answered
+/// as done: it fails for Lambda to retry, and the retry, once the lease lapsed, starts the
+/// rollback. (It was answered "being handled by another invocation", and the rollback never
+/// started: the soak's first finding, also met when the claim's own answer was lost.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_whose_invocation_died_holding_it_is_retried_not_dropped() {
+    use aws_smithy_mocks::{RuleMode, mock_client};
+    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    static CLOCK: AtomicU64 = AtomicU64::new(0);
+    fn clock() -> u64 {
+        CLOCK.load(SeqCst)
+    }
+    let s = setup("rb-dead", None).await;
+    let now = now_epoch();
+    CLOCK.store(now, SeqCst);
+    s.deployed(&sha(60), &sha(61), now - 300).await;
+    let (sdk, config, policy) = s.as_function("alarm-rollback").await;
+    let killed = crate::harness::Faults::default();
+    killed.fail("UpdateItem", "SET lease_until = :zero", usize::MAX);
+    let throttled = crate::harness::throttled_start_build();
+    let dying = Rollbacks::new(&config, policy.clone(), &sdk)
+        .with_dynamodb(killed.dynamodb(&sdk), &config.common.table_name)
+        .with_codebuild(mock_client!(
+            aws_sdk_codebuild,
+            RuleMode::MatchAny,
+            [&throttled]
+        ))
+        .with_clock(clock);
+    let fired = alarm("hello-world-5xx", "OK", "ALARM", now - 10);
+    assert!(dying.handle(&fired).await.unwrap_err().is_retryable());
+    assert!(killed.hits() >= 1, "the lease was not let go");
+
+    let healthy = Rollbacks::new(&config, policy, &sdk)
+        .with_codebuild(crate::harness::stand_in(&sdk, &s.stack))
+        .with_clock(clock);
+    let err = healthy.handle(&as_action(&fired)).await.unwrap_err();
+    assert!(matches!(err, eddo::Error::InProgress(_)), "{err}");
+    assert!(s.rollback_builds().is_empty());
+    assert!(s.published().await.is_empty());
+
+    // Lambda's retry, a minute later: the lease lapsed, the rollback starts, once.
+    CLOCK.store(now + 60, SeqCst);
+    let r = healthy.handle(&as_action(&fired)).await.unwrap();
+    assert_eq!(r.published, ["Rollback Started"], "{r:?}");
+    healthy.handle(&fired).await.unwrap();
+    assert_eq!(s.stack.codebuild.calls("eddo-rollback"), 1);
+    assert_eq!(types(&s.published().await), ["Rollback Started"]);
 }
 
 /// StartBuild succeeded and recording the rollback failed; the same change then arrives in its

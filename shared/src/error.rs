@@ -79,6 +79,11 @@ pub enum Error {
     #[error("invalid event: {0}")]
     InvalidEvent(String),
 
+    /// Another invocation holds the lease on this work (or this one, whose claim's answer was
+    /// lost). Retried: by the retry its lease has lapsed, and the work is finished or taken over.
+    #[error("in progress: {0}")]
+    InProgress(String),
+
     #[error("could not encode event detail: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -86,7 +91,7 @@ pub enum Error {
 impl Error {
     pub fn retry(&self) -> Retry {
         match self {
-            Error::PublishExhausted { .. } => Retry::Retryable,
+            Error::PublishExhausted { .. } | Error::InProgress(_) => Retry::Retryable,
             Error::Aws { retry, .. } => *retry,
             Error::Config(_)
             | Error::EntryTooLarge { .. }
@@ -119,6 +124,7 @@ impl Error {
             Error::PublishExhausted { .. } => "PublishExhausted",
             Error::Aws { .. } => "Aws",
             Error::InvalidEvent(_) => "InvalidEvent",
+            Error::InProgress(_) => "InProgress",
             Error::Encode(_) => "Encode",
         }
     }

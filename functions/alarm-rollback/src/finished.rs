@@ -3,7 +3,6 @@
 
 use eddo::codebuild::{self, BuildState};
 use eddo::history::{Version, VersionKind};
-use eddo::idempotency::now_epoch;
 use eddo::outbox::Lease;
 use eddo::policy::ProjectRole;
 use eddo::publish::OutgoingEvent;
@@ -36,7 +35,7 @@ impl Rollbacks {
         }
         let causation = event["id"].as_str().unwrap_or(&b.build_id).to_string();
         for _ in 0..DECIDE_ATTEMPTS {
-            let now = now_epoch();
+            let now = (self.clock)();
             let (history, record) = self.store.service(&service.name).await?;
             if record.build_id.as_deref().map(codebuild::build_id) != Some(b.id()) {
                 warn!(service = %service.name, build = %b.build_id, "a rollback build eddo did not start finished");

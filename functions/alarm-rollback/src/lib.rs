@@ -71,6 +71,7 @@ pub struct Rollbacks {
     store: Store,
     codebuild: aws_sdk_codebuild::Client,
     publisher: Publisher,
+    clock: fn() -> u64,
 }
 
 impl Rollbacks {
@@ -84,7 +85,14 @@ impl Rollbacks {
             ),
             codebuild: aws_sdk_codebuild::Client::new(sdk),
             publisher: Publisher::from_config(&config.common, sdk),
+            clock: now_epoch,
         }
+    }
+
+    /// The clock it decides bake windows, cooldowns and leases by (tests and the soak move it).
+    pub fn with_clock(mut self, clock: fn() -> u64) -> Rollbacks {
+        self.clock = clock;
+        self
     }
 
     /// Another CodeBuild client (the local stack's stand-in, or a mock, in tests).
@@ -171,7 +179,7 @@ impl Rollbacks {
         let (pk, sk) = Self::keys(alarm);
         let causation = Self::causation(alarm);
         for _ in 0..DECIDE_ATTEMPTS {
-            let now = now_epoch();
+            let now = (self.clock)();
             let (history, record) = self.store.service(&service.name).await?;
             if record.owes {
                 // A completion not yet said is said first (once its lease lapsed); then decide.
@@ -313,7 +321,7 @@ impl Rollbacks {
             detail: &text,
             correlation_id: correlation,
             owes: &owes,
-            now: now_epoch(),
+            now: (self.clock)(),
         };
         self.note(alarm, &change).await
     }
@@ -350,7 +358,7 @@ impl Rollbacks {
     /// delivery left, say nothing twice, start nothing twice.
     async fn resume(&self, alarm: &AlarmChange, change: Change) -> Result<Report, Error> {
         let (pk, sk) = Self::keys(alarm);
-        let now = now_epoch();
+        let now = (self.clock)();
         let seen = format!("alarm {} change {}", alarm.name, alarm.change());
         if change.owes {
             return Ok(
@@ -364,7 +372,11 @@ impl Rollbacks {
                         outcome: format!("{seen}: said what a previous invocation owed"),
                         published,
                     },
-                    None => Report::quiet(format!("{seen} is being said by another invocation")),
+                    None => {
+                        return Err(Error::InProgress(format!(
+                            "{seen} is being said by another invocation"
+                        )));
+                    }
                 },
             );
         }
@@ -375,7 +387,7 @@ impl Rollbacks {
             )));
         }
         let Some(lease) = self.store.take(&pk, &sk, now).await? else {
-            return Ok(Report::quiet(format!(
+            return Err(Error::InProgress(format!(
                 "{seen} is being handled by another invocation"
             )));
         };

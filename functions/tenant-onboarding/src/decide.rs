@@ -102,6 +102,8 @@ pub enum OnRequest {
     Repeat,
     /// The work is under way; this request starts nothing.
     InProgress(String),
+    /// Unfinished work another invocation holds: retry once its lease lapses.
+    Busy(String),
     /// Work another invocation left half-done (its lease lapsed): finish it.
     Resume,
     /// Refused, with the reason.
@@ -138,9 +140,10 @@ pub fn on_request(job: Job, tier: Option<&str>, tenant: Option<&Facts<'_>>) -> O
         (Job::Provision, State::Requested) if t.job == Job::Deprovision => {
             OnRequest::Refuse(BEING_OFFBOARDED.into())
         }
-        (_, State::Requested) => {
-            OnRequest::InProgress("the tenant's next build is being started".into())
-        }
+        // Its last step is unfinished and leased: by another invocation, or by this request's
+        // own earlier attempt whose answer was lost. Only a retry tells which.
+        (_, State::Requested) => OnRequest::Busy("the tenant's next build is being started".into()),
+        _ if unfinished => OnRequest::Busy("the tenant's last step is being finished".into()),
         (Job::Provision, State::Provisioning) => building("provisioned"),
         (Job::Deprovision, State::Offboarding) => building("deprovisioned"),
         (Job::Provision, State::Active) => match tier {
@@ -257,9 +260,14 @@ mod tests {
                 OnRequest::Resume
             );
             f.leased = true;
-            assert_ne!(
-                on_request(Job::Provision, None, Some(&f)),
-                OnRequest::Resume,
+            // Not resumed, and not answered as done either: the invocation is retried, so the
+            // work is finished even when the lease's holder died (or was this request's own
+            // earlier attempt, whose answer was lost).
+            assert!(
+                matches!(
+                    on_request(Job::Provision, None, Some(&f)),
+                    OnRequest::Busy(_)
+                ),
                 "{state}: another invocation has it"
             );
         }
@@ -273,7 +281,7 @@ mod tests {
         f.leased = true;
         assert!(matches!(
             on_request(Job::Provision, None, Some(&f)),
-            OnRequest::InProgress(_)
+            OnRequest::Busy(_)
         ));
     }
 
@@ -303,7 +311,7 @@ mod tests {
         ));
         assert!(matches!(
             on_request(Job::Deprovision, None, Some(&f)),
-            OnRequest::InProgress(_)
+            OnRequest::Busy(_)
         ));
     }
 

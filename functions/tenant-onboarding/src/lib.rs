@@ -79,6 +79,7 @@ pub struct Tenants {
     codebuild: aws_sdk_codebuild::Client,
     publisher: Publisher,
     sbt: Option<Sbt>,
+    clock: fn() -> u64,
 }
 
 impl Tenants {
@@ -93,7 +94,14 @@ impl Tenants {
             codebuild: aws_sdk_codebuild::Client::new(sdk),
             publisher: Publisher::from_config(&config.common, sdk),
             sbt: None,
+            clock: now_epoch,
         }
+    }
+
+    /// The clock it decides leases and records times by (tests and the soak move it).
+    pub fn with_clock(mut self, clock: fn() -> u64) -> Tenants {
+        self.clock = clock;
+        self
     }
 
     /// Answers sbt-aws's control plane too.
@@ -164,7 +172,7 @@ impl Tenants {
             Action::Offboard => Job::Deprovision,
         };
         for _ in 0..DECIDE_ATTEMPTS {
-            let now = now_epoch();
+            let now = (self.clock)();
             let current = self.store.get(&r.tenant).await?;
             let facts = current.as_ref().map(|t| t.facts(now));
             let decision = on_request(job, r.tier.map(|t| t.name.as_str()), facts.as_ref());
@@ -202,6 +210,9 @@ impl Tenants {
                 }
                 OnRequest::InProgress(why) => {
                     return Ok(Report::quiet(format!("tenant {}: {why}", r.tenant)));
+                }
+                OnRequest::Busy(why) => {
+                    return Err(Error::InProgress(format!("tenant {}: {why}", r.tenant)));
                 }
                 OnRequest::Resume => {
                     // Finish the work first, then decide this request on what it left.
@@ -268,7 +279,7 @@ impl Tenants {
     async fn start(&self, record: Tenant, tier: &Tier, resumed: bool) -> Result<Report, Error> {
         let spec = job_spec(tier, record.job);
         let request = build_request(&record, tier);
-        let now = now_epoch();
+        let now = (self.clock)();
         let mut next = record.next(now);
         match codebuild::start(&self.codebuild, &request, resumed).await {
             Ok(build) => {
@@ -308,7 +319,8 @@ impl Tenants {
             }
         }
         if !self.store.put(&next, Some(record.rev)).await? {
-            return Ok(Report::quiet(format!(
+            // Another invocation's write, or this one's whose answer was lost: a retry tells.
+            return Err(Error::InProgress(format!(
                 "tenant {} changed while its build was started",
                 record.id
             )));
@@ -390,36 +402,41 @@ impl Tenants {
             )));
         };
         let causation = event["id"].as_str().unwrap_or(&b.build_id).to_string();
+        let mut resumed = Vec::new();
         for _ in 0..DECIDE_ATTEMPTS {
-            let now = now_epoch();
+            let now = (self.clock)();
             let Some(record) = self.store.get(&id).await? else {
                 return Ok(Report::quiet(format!("tenant {id} is not registered")));
             };
             let span = eddo::telemetry::correlation_span(&record.correlation_id);
             let current = record.build_id.as_deref() == Some(b.id())
                 && matches!(record.state, State::Provisioning | State::Offboarding);
+            let f = record.facts(now);
+            let unfinished = !f.announced || f.state == State::Requested;
+            if unfinished && !f.leased {
+                // What the last step owes is said first (its build started, or the events of
+                // its outbox), then this completion is judged on the record it leaves.
+                let Some(taken) = self.store.take(&id, record.rev, now).await? else {
+                    continue;
+                };
+                let result = self.resume(taken.clone()).instrument(span).await;
+                let report = self.store.guard(&taken, result).await?;
+                if !current {
+                    return Ok(report);
+                }
+                resumed.extend(report.published);
+                continue;
+            }
+            if unfinished {
+                // Unfinished work under a lease: a build being started and recorded, or events
+                // still to say (by another invocation, or by this one's earlier attempt whose
+                // answer was lost). Judged when Lambda retries it.
+                return Err(Error::InProgress(format!(
+                    "tenant {id} is being changed; build {} waits for it",
+                    b.id()
+                )));
+            }
             if !current {
-                let f = record.facts(now);
-                if (!f.announced || f.state == State::Requested) && !f.leased {
-                    let Some(taken) = self.store.take(&id, record.rev, now).await? else {
-                        continue;
-                    };
-                    let result = self.resume(taken.clone()).instrument(span).await;
-                    return self.store.guard(&taken, result).await;
-                }
-                if f.leased && f.state == State::Requested {
-                    // Its build is being started and recorded right now: this completion (of
-                    // that build, or an earlier one) is judged when Lambda retries it.
-                    return Err(Error::Aws {
-                        service: "DynamoDB",
-                        operation: "GetItem",
-                        message: format!(
-                            "tenant {id} is being changed; build {} waits for it",
-                            b.id()
-                        ),
-                        retry: eddo::Retry::Retryable,
-                    });
-                }
                 return Ok(Report::quiet(format!(
                     "build {} of tenant {id} already recorded",
                     b.id()
@@ -491,7 +508,10 @@ impl Tenants {
                 }
                 _ => self.announce(&next).instrument(span).await,
             };
-            return self.store.guard(&next, result).await;
+            let mut report = self.store.guard(&next, result).await?;
+            resumed.append(&mut report.published);
+            report.published = resumed;
+            return Ok(report);
         }
         Err(contention(&id))
     }

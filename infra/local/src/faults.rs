@@ -72,6 +72,11 @@ impl Faults {
         self.lock().enabled = on;
     }
 
+    /// Whether faults are being injected.
+    pub fn enabled(&self) -> bool {
+        self.lock().enabled
+    }
+
     /// Counts a fault injected elsewhere (a killed invocation, a duplicate delivery).
     pub fn count(&self, kind: &str) {
         *self.lock().counts.entry(kind.to_string()).or_default() += 1;

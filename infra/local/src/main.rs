@@ -114,7 +114,7 @@ async fn soak(
         };
         let report = eddo_local::soak::run(opts).await?;
         println!("{}\n", report.table());
-        broken += report.violations.len();
+        broken += report.violations().len();
     }
     Ok(if broken == 0 {
         ExitCode::SUCCESS
