@@ -7,8 +7,8 @@
 #      loopback: cold starts, warm latency split into eddo's own time and AWS wait, memory
 #      after 10,000 invocations, cost per million events;
 #   3. the arm64 bootstrap and zip sizes, built as `sam build` builds them;
-#   4. the long soak: the gate's flows under injected faults, 1,000 flows over four seeds
-#      (eddo-local soak), its tables in target/bench/soak.md (copied into BENCHMARKS.md by hand:
+#   4. the long soak: the gate's, alarm-rollback's and tenant-onboarding's flows under injected
+#      faults, 1,000 flows of each over four seeds (eddo-local soak), its tables in target/bench/soak.md (copied into BENCHMARKS.md by hand:
 #      the invariants' violations must be 0).
 #
 # BENCH_PARTS picks parts (default "criterion functions size soak"); BENCH_RUNNER_ARGS passes options

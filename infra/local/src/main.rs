@@ -21,7 +21,8 @@ const USAGE: &str = "usage: eddo-local <command>
                        --fixed-trace-id gives every invocation the same X-Ray trace header;
                        EDDO_BINARY_DIR=target/release measures the release build
   soak [--seed N] [--seeds N] [--flows N] [--faults RATE] [--kills RATE]
-                       the gate's flows played FLOWS times per seed (default 20, seed 1, one seed)
+                       the gate's, alarm-rollback's and tenant-onboarding's flows, FLOWS of each
+                       per seed (default 20, seed 1, one seed)
                        with faults injected into its AWS calls (default 5%) and invocations killed
                        (default 5%), events duplicated and reordered; prints what was injected and
                        any broken invariant, and fails if one broke";
