@@ -11,6 +11,7 @@ const EFFORT: Effort = Effort {
     rounds: 2,
     per_round: 4,
     fixed_trace_id: false,
+    baseline: true,
 };
 
 async fn measured(name: &str) -> Figures {
@@ -30,14 +31,27 @@ fn check(f: &Figures, operations: &[&str]) {
         .map(|o| o.rsplit('.').next().unwrap_or(o))
         .collect();
     assert_eq!(last, operations, "{}", f.name);
-    assert_eq!(f.init_ms.len(), EFFORT.cold);
-    assert_eq!(f.first_response_ms.len(), EFFORT.cold);
-    assert!(
-        f.init_ms
-            .iter()
-            .zip(&f.first_response_ms)
-            .all(|(i, r)| i < r)
-    );
+    for cold in [Some(&f.cold), f.baseline.as_ref(), f.floor.as_ref()] {
+        // The function's cold starts, and as many of the bare function's and the SDK floor's,
+        // alternating.
+        let cold = cold.expect("the bare function and the SDK floor were measured");
+        assert_eq!(cold.init_ms.len(), EFFORT.cold);
+        assert_eq!(cold.first_response_ms.len(), EFFORT.cold);
+        assert!(
+            cold.init_ms
+                .iter()
+                .zip(&cold.first_response_ms)
+                .all(|(i, r)| i < r)
+        );
+    }
+    // The bare function makes no AWS calls; the function's first response waited on its own.
+    for other in [&f.baseline, &f.floor] {
+        let other = other.as_ref().unwrap();
+        assert!(other.first_response_aws_ms.iter().all(|ms| *ms == 0.0));
+    }
+    assert!(f.cold.first_response_aws_ms.iter().all(|ms| *ms > 0.0));
+    assert!(!f.cold_operations.is_empty(), "{}", f.name);
+    assert!(f.ratios().is_some());
     assert_eq!(f.rounds.len(), EFFORT.rounds);
     assert_eq!(f.invocations(), EFFORT.rounds * EFFORT.per_round);
     for s in f.rounds.iter().flatten() {
@@ -52,6 +66,10 @@ fn check(f: &Figures, operations: &[&str]) {
     let report = f.markdown();
     for section in [
         "process start → first `GET next` (init)",
+        "bare `lambda_runtime` function",
+        "SDK floor",
+        "first response less the AWS wait",
+        "eddo's own time per AWS call",
         "eddo's own time",
         "waiting on AWS",
         "resident memory",
@@ -70,6 +88,33 @@ async fn webhook_deliveries_are_recorded_published_and_marked() {
         f.init_calls, 0,
         "the secret is fetched on the first delivery, not at init"
     );
+    // The first delivery fetches the secret's current and previous versions (together), then
+    // makes the three calls every delivery makes.
+    let first: Vec<&str> = f
+        .cold_operations
+        .iter()
+        .map(|o| o.rsplit('.').next().unwrap_or(o))
+        .collect();
+    assert_eq!(
+        first,
+        [
+            "GetSecretValue",
+            "GetSecretValue",
+            "PutItem",
+            "PutEvents",
+            "UpdateItem"
+        ]
+    );
+    // The summary gives both ratios against the bare function measured in the same run.
+    let summary = eddo_local::measure::cold_start_summary(std::slice::from_ref(&f));
+    let row = summary
+        .lines()
+        .find(|l| l.starts_with("| webhook |"))
+        .unwrap_or_else(|| panic!("no webhook row:\n{summary}"));
+    // The two goals' ratios, each marked, and the two over the SDK floor.
+    assert_eq!(row.matches("x (").count(), 2, "{row}");
+    assert_eq!(row.matches("x |").count(), 2, "{row}");
+    assert!(row.ends_with("(5 calls) |"), "{row}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

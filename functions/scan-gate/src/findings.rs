@@ -2,6 +2,8 @@
 //! has exceptions to apply: ECR's DescribeImageScanFindings for basic scanning, Inspector's
 //! ListFindings (active findings of the image) for enhanced scanning.
 
+use std::sync::{Arc, OnceLock};
+
 use eddo::Error;
 use eddo::names::ImageDigest;
 use eddo::policy::Severity;
@@ -12,18 +14,32 @@ use crate::signal::Scanner;
 /// Enough for any real image; a scan with more is judged on the first this many.
 pub const MAX_FINDINGS: usize = 5_000;
 
+/// The ECR and Inspector clients serve only scans over a threshold with exceptions to apply, so
+/// each is built the first time one needs it, not at init (a client costs its endpoint rules
+/// and runtime plugins: BENCHMARKS.md, "Cold starts").
 #[derive(Clone)]
 pub struct Findings {
-    ecr: aws_sdk_ecr::Client,
-    inspector: aws_sdk_inspector2::Client,
+    sdk: aws_config::SdkConfig,
+    ecr: Arc<OnceLock<aws_sdk_ecr::Client>>,
+    inspector: Arc<OnceLock<aws_sdk_inspector2::Client>>,
 }
 
 impl Findings {
     pub fn new(sdk: &aws_config::SdkConfig) -> Findings {
         Findings {
-            ecr: aws_sdk_ecr::Client::new(sdk),
-            inspector: aws_sdk_inspector2::Client::new(sdk),
+            sdk: sdk.clone(),
+            ecr: Arc::default(),
+            inspector: Arc::default(),
         }
+    }
+
+    fn ecr_client(&self) -> &aws_sdk_ecr::Client {
+        self.ecr.get_or_init(|| aws_sdk_ecr::Client::new(&self.sdk))
+    }
+
+    fn inspector_client(&self) -> &aws_sdk_inspector2::Client {
+        self.inspector
+            .get_or_init(|| aws_sdk_inspector2::Client::new(&self.sdk))
     }
 
     /// The findings of the image `digest` from `scanner`; `None` when the scanner cannot list
@@ -47,7 +63,7 @@ impl Findings {
         let mut token = None;
         loop {
             let page = self
-                .ecr
+                .ecr_client()
                 .describe_image_scan_findings()
                 .repository_name(repository)
                 .image_id(
@@ -117,7 +133,7 @@ impl Findings {
         let mut token = None;
         loop {
             let page = self
-                .inspector
+                .inspector_client()
                 .list_findings()
                 .filter_criteria(criteria.clone())
                 .set_next_token(token)

@@ -8,8 +8,11 @@ use eddo_tenant_onboarding::{Config, Sbt, Tenants};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_runtime::Error> {
+fn main() -> Result<(), lambda_runtime::Error> {
+    eddo::aws::start(run())
+}
+
+async fn run() -> Result<(), lambda_runtime::Error> {
     eddo::telemetry::init();
     let env = Env::from_process();
     let config = exit_on_error(Config::from_env(&env));

@@ -5,8 +5,11 @@ use eddo::config::{Env, exit_on_error};
 use eddo_webhook::{Config, Webhook};
 use lambda_runtime::{LambdaEvent, service_fn};
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_runtime::Error> {
+fn main() -> Result<(), lambda_runtime::Error> {
+    eddo::aws::start(run())
+}
+
+async fn run() -> Result<(), lambda_runtime::Error> {
     eddo::telemetry::init();
     let config = exit_on_error(Config::from_env(&Env::from_process()));
     let sdk = eddo::aws::load().await;

@@ -14,10 +14,13 @@ const USAGE: &str = "usage: eddo-local <command>
                        sources on the default bus), else
                        deliver it to the webhook URL as a GitHub event (default: its folder name),
                        signed with the local secret
-  measure [--cold N] [--rounds N] [--per-round N] [--fixed-trace-id] [--out FILE] [FUNCTION...]
+  measure [--cold N] [--rounds N] [--per-round N] [--fixed-trace-id] [--no-baseline] [--out FILE] [FUNCTION...]
                        the bench runner: cold starts, warm latency (eddo's own time and AWS wait),
                        memory and cost of each function's binary (default: all four, 20 cold
                        starts, 10 rounds of 1000 warm invocations); a Markdown report to FILE;
+                       each cold start is followed by one of a bare lambda_runtime function
+                       (fixture-function, built beside the functions), the ratios summed up
+                       first; --no-baseline leaves it out;
                        --fixed-trace-id gives every invocation the same X-Ray trace header;
                        EDDO_BINARY_DIR=target/release measures the release build
   soak [--seed N] [--seeds N] [--flows N] [--faults RATE] [--kills RATE]
@@ -141,6 +144,7 @@ fn measure_args(args: &[String]) -> Option<MeasureArgs> {
             "--per-round" => effort.per_round = args.next()?.parse().ok()?,
             "--out" => out = Some(std::path::PathBuf::from(args.next()?)),
             "--fixed-trace-id" => effort.fixed_trace_id = true,
+            "--no-baseline" => effort.baseline = false,
             f if eddo_local::measure::FUNCTIONS.contains(&f) => functions.push(f.to_string()),
             _ => return None,
         }
@@ -158,7 +162,7 @@ async fn measure(
     out: Option<std::path::PathBuf>,
     functions: Vec<String>,
 ) -> Result<ExitCode, eddo_local::LocalError> {
-    let mut report = String::new();
+    let (mut report, mut all) = (String::new(), Vec::new());
     for f in &functions {
         eprintln!(
             "measuring {f}: {} cold starts, {} x {} warm invocations",
@@ -169,7 +173,11 @@ async fn measure(
         println!("{section}");
         report.push_str(&section);
         report.push('\n');
+        all.push(figures);
     }
+    let summary = eddo_local::measure::cold_start_summary(&all);
+    println!("{summary}");
+    report = format!("{summary}\n{report}");
     if let Some(path) = out {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)

@@ -46,6 +46,10 @@ pub struct Effort {
     /// The same X-Ray trace header for every invocation (see
     /// [`LocalFunction::fixed_trace_id`]): memory without the runtime's per-trace growth.
     pub fixed_trace_id: bool,
+    /// After each of the function's cold starts, one of the bare `lambda_runtime` function (the
+    /// echo fixture) and one of the SDK floor, under the same runtime endpoint: what its init
+    /// and first response are compared with.
+    pub baseline: bool,
 }
 
 impl Default for Effort {
@@ -56,6 +60,7 @@ impl Default for Effort {
             rounds: 10,
             per_round: 1000,
             fixed_trace_id: false,
+            baseline: true,
         }
     }
 }
@@ -67,6 +72,51 @@ pub const FUNCTIONS: [&str; 4] = [
     "alarm-rollback",
     "tenant-onboarding",
 ];
+
+/// The bare function the others are compared with: `lambda_runtime` answering with what it was
+/// given, nothing else (`tests/fixture_function.rs`).
+pub const BASELINE: &str = "fixture-function";
+
+/// What every function's init does before anything of eddo's own (`tests/sdk_floor.rs`): the
+/// runtime, the log subscriber, the SDK configuration and one client.
+pub const SDK_FLOOR: &str = "sdk-floor";
+
+/// Cold starts, one sample each.
+#[derive(Debug, Clone, Default)]
+pub struct ColdStarts {
+    /// Process start to the first `GET next`.
+    pub init_ms: Vec<f64>,
+    /// The part of each init spent waiting on AWS calls.
+    pub init_aws_ms: Vec<f64>,
+    /// Process start to the first response.
+    pub first_response_ms: Vec<f64>,
+    /// The part of each of those spent waiting on AWS calls (init's and the first event's).
+    pub first_response_aws_ms: Vec<f64>,
+}
+
+impl ColdStarts {
+    fn push(&mut self, c: &crate::runtime::ColdStart, init_aws: Duration, first_aws: Duration) {
+        self.init_ms.push(ms(c.to_first_next));
+        self.init_aws_ms.push(ms(init_aws));
+        self.first_response_ms
+            .push(ms(c.to_first_response.unwrap_or_default()));
+        self.first_response_aws_ms.push(ms(first_aws));
+    }
+
+    /// Process start to the first response, less the AWS wait: what the function itself took.
+    pub fn first_response_own_ms(&self) -> Vec<f64> {
+        self.first_response_ms
+            .iter()
+            .zip(&self.first_response_aws_ms)
+            .map(|(r, a)| r - a)
+            .collect()
+    }
+}
+
+/// The median of `v`.
+pub fn median(v: &[f64]) -> f64 {
+    percentile(&sorted(v.iter().copied()), 50.0)
+}
 
 /// One warm invocation.
 #[derive(Debug, Clone, Copy)]
@@ -83,19 +133,29 @@ impl Sample {
     pub fn own(&self) -> Duration {
         self.total.saturating_sub(self.aws)
     }
+
+    /// eddo's own time divided among the AWS calls it made (all of it when it made none): what
+    /// one call costs the function besides AWS's answer.
+    pub fn own_per_call(&self) -> Duration {
+        self.own() / self.calls.max(1) as u32
+    }
 }
 
 pub struct Figures {
     pub name: String,
     /// The events it was invoked with.
     pub events: String,
-    pub init_ms: Vec<f64>,
-    /// The part of each init spent waiting on AWS calls, and how many it made.
-    pub init_aws_ms: Vec<f64>,
+    pub cold: ColdStarts,
+    /// The AWS calls made at init.
     pub init_calls: usize,
+    /// The AWS operations from process start to the first response, in order.
+    pub cold_operations: Vec<String>,
+    /// The bare function's cold starts, each right after one of this function's.
+    pub baseline: Option<ColdStarts>,
+    /// The SDK floor's cold starts, each right after the bare function's.
+    pub floor: Option<ColdStarts>,
     /// The AWS operations of the last warm invocation, in order.
     pub operations: Vec<String>,
-    pub first_response_ms: Vec<f64>,
     /// Warm invocations, round by round.
     pub rounds: Vec<Vec<Sample>>,
     /// CPU time the environment used in each round (all threads, user and system).
@@ -169,10 +229,91 @@ impl Figures {
         billed_ms / 1000.0 * MEMORY_MB / 1024.0 * 1e6
     }
 
+    /// The cold-start table: this function beside the bare one, when it was measured.
+    fn cold_table(&self) -> String {
+        let mut out = String::new();
+        let c = &self.cold;
+        let bare = self.baseline.as_ref();
+        let _ = writeln!(
+            out,
+            "| cold start ({} fresh environments{}) | min / median / max | bare `lambda_runtime` function | ratio of medians | SDK floor | ratio of medians |\n|---|---|---|---|---|---|",
+            c.init_ms.len(),
+            if bare.is_some() {
+                ", each followed by one of the bare function's and one of the SDK floor's"
+            } else {
+                ""
+            }
+        );
+        let floor = self.floor.as_ref();
+        let row =
+            |out: &mut String, what: &str, mine: &[f64], f: Option<fn(&ColdStarts) -> Vec<f64>>| {
+                let _ = write!(out, "| {what} | {} ms |", spread(mine, 1));
+                for other in [bare, floor] {
+                    match (other, f) {
+                        (Some(other), Some(f)) => {
+                            let theirs = f(other);
+                            let _ = write!(
+                                out,
+                                " {} ms | {:.2}x |",
+                                spread(&theirs, 1),
+                                median(mine) / median(&theirs)
+                            );
+                        }
+                        _ => out.push_str(" | |"),
+                    }
+                }
+                out.push('\n');
+            };
+        row(
+            &mut out,
+            "process start → first `GET next` (init)",
+            &c.init_ms,
+            Some(|c| c.init_ms.clone()),
+        );
+        row(
+            &mut out,
+            &format!(
+                "of which waiting on AWS ({} calls at init)",
+                self.init_calls
+            ),
+            &c.init_aws_ms,
+            None,
+        );
+        row(
+            &mut out,
+            "process start → first response (init + first event)",
+            &c.first_response_ms,
+            Some(|c| c.first_response_ms.clone()),
+        );
+        row(
+            &mut out,
+            "of which waiting on AWS (init's calls and the first event's)",
+            &c.first_response_aws_ms,
+            None,
+        );
+        row(
+            &mut out,
+            "first response less the AWS wait",
+            &c.first_response_own_ms(),
+            Some(ColdStarts::first_response_own_ms),
+        );
+        out.push('\n');
+        out
+    }
+
+    /// Median init and first response (less the AWS wait) over the bare function's, when it
+    /// was measured.
+    pub fn ratios(&self) -> Option<(f64, f64)> {
+        let bare = self.baseline.as_ref()?;
+        Some((
+            median(&self.cold.init_ms) / median(&bare.init_ms),
+            median(&self.cold.first_response_own_ms()) / median(&bare.first_response_own_ms()),
+        ))
+    }
+
     /// A Markdown section with every figure.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
-        let init = sorted(self.init_ms.iter().copied());
         let _ = writeln!(
             out,
             "### {}\n\n{}\n\nAWS calls of a warm invocation: {}.\n",
@@ -188,27 +329,7 @@ impl Figures {
                     .join(", ")
             }
         );
-        let _ = writeln!(
-            out,
-            "| cold start ({} fresh environments) | min / median / max |\n|---|---|",
-            self.init_ms.len()
-        );
-        let _ = writeln!(
-            out,
-            "| process start → first `GET next` (init) | {} ms |",
-            spread(&self.init_ms, 1)
-        );
-        let _ = writeln!(
-            out,
-            "| of which waiting on AWS ({} calls at init) | {} ms |",
-            self.init_calls,
-            spread(&self.init_aws_ms, 1)
-        );
-        let _ = writeln!(
-            out,
-            "| process start → first response (init + first event) | {} ms |\n",
-            spread(&self.first_response_ms, 1)
-        );
+        out.push_str(&self.cold_table());
         let _ = writeln!(
             out,
             "| warm, {} invocations in {} rounds ({:.1} AWS calls each) | p50 | p99 | p99 per round, min / median / max |\n|---|---|---|---|",
@@ -225,6 +346,10 @@ impl Figures {
                 s.aws
             }),
             ("invocation duration", |s: &Sample| s.total),
+            (
+                "eddo's own time per AWS call (own time ÷ calls)",
+                Sample::own_per_call,
+            ),
         ] {
             let (p50, _) = self.percentile(50.0, f);
             let (p99, rounds) = self.percentile(99.0, f);
@@ -259,7 +384,7 @@ impl Figures {
         );
         let measured = self.gb_seconds_per_million(|s| s.total);
         let own = self.gb_seconds_per_million(Sample::own);
-        let init_gbs = percentile(&init, 50.0) / 1000.0 * MEMORY_MB / 1024.0;
+        let init_gbs = median(&self.cold.init_ms) / 1000.0 * MEMORY_MB / 1024.0;
         let _ = writeln!(
             out,
             "| per million events, 128 MB arm64 | GB-s | cost |\n|---|---|---|\n\
@@ -271,6 +396,52 @@ impl Figures {
         );
         out
     }
+}
+
+/// Goals of the cold-start summary: init, and first response less the AWS wait, over the bare
+/// function's (medians).
+pub const INIT_RATIO_GOAL: f64 = 1.5;
+pub const FIRST_RESPONSE_RATIO_GOAL: f64 = 2.0;
+
+/// One table of every measured function's cold start beside the bare function's, measured in
+/// the same run (each function's cold starts alternating with the bare one's).
+pub fn cold_start_summary(all: &[Figures]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| cold start, median | init | bare function's init | init ratio (goal ≤ {INIT_RATIO_GOAL}x) | SDK floor's init | init over the floor | first response less the AWS wait | bare function's | first-response ratio (goal ≤ {FIRST_RESPONSE_RATIO_GOAL}x) | SDK floor's | first response over the floor | AWS wait before the first response |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for f in all {
+        let (Some(bare), Some(floor)) = (&f.baseline, &f.floor) else {
+            continue;
+        };
+        let Some((init, first)) = f.ratios() else {
+            continue;
+        };
+        let mark = |ratio: f64, goal: f64| if ratio <= goal { "met" } else { "over" };
+        let (init_ms, first_ms) = (
+            median(&f.cold.init_ms),
+            median(&f.cold.first_response_own_ms()),
+        );
+        let (floor_init, floor_first) = (
+            median(&floor.init_ms),
+            median(&floor.first_response_own_ms()),
+        );
+        let _ = writeln!(
+            out,
+            "| {} | {init_ms:.1} ms | {:.1} ms | {init:.2}x ({}) | {floor_init:.1} ms | {:.2}x | {first_ms:.1} ms | {:.1} ms | {first:.2}x ({}) | {floor_first:.1} ms | {:.2}x | {:.1} ms ({} calls) |",
+            f.name,
+            median(&bare.init_ms),
+            mark(init, INIT_RATIO_GOAL),
+            init_ms / floor_init,
+            median(&bare.first_response_own_ms()),
+            mark(first, FIRST_RESPONSE_RATIO_GOAL),
+            first_ms / floor_first,
+            median(&f.cold.first_response_aws_ms),
+            f.cold_operations.len(),
+        );
+    }
+    out
 }
 
 /// What one function is invoked with: a description for the report, a setup step and the n-th
@@ -422,6 +593,20 @@ fn workload(name: &str) -> Result<Workload, LocalError> {
     })
 }
 
+/// A function to compare with, given `env` besides what Lambda gives every function.
+fn baseline_spec(
+    binary: &str,
+    env: Vec<(String, String)>,
+) -> Result<crate::runtime::FunctionSpec, LocalError> {
+    Ok(crate::runtime::FunctionSpec {
+        name: binary.into(),
+        binary: crate::runtime::binary(binary)?,
+        env,
+        timeout: Duration::from_secs(10),
+        memory_mb: MEMORY_MB as u32,
+    })
+}
+
 fn socket(endpoint: &str) -> Result<SocketAddr, LocalError> {
     endpoint
         .trim_start_matches("http://")
@@ -448,6 +633,8 @@ pub async fn function(binary: &str, effort: Effort) -> Result<Figures, LocalErro
             *v = codebuild.endpoint();
         }
     }
+    // The SDK floor gets the function's environment: its region, keys and endpoints.
+    let floor_env = spec.env.clone();
     let function = Arc::new(LocalFunction::new(spec).await?);
     function.fixed_trace_id(effort.fixed_trace_id);
     let answered = |out: &crate::runtime::Invocation| -> Result<(), LocalError> {
@@ -459,22 +646,46 @@ pub async fn function(binary: &str, effort: Effort) -> Result<Figures, LocalErro
             ))),
         }
     };
+    let (bare, floor) = match effort.baseline {
+        true => (
+            Some(LocalFunction::new(baseline_spec(BASELINE, Vec::new())?).await?),
+            Some(LocalFunction::new(baseline_spec(SDK_FLOOR, floor_env)?).await?),
+        ),
+        false => (None, None),
+    };
     let mut n = 0;
-    let (mut init_ms, mut first_response_ms) = (Vec::new(), Vec::new());
-    let (mut init_aws_ms, mut init_calls) = (Vec::new(), 0);
+    let mut cold = ColdStarts::default();
+    let mut baseline = bare.as_ref().map(|_| ColdStarts::default());
+    let mut floor_cold = floor.as_ref().map(|_| ColdStarts::default());
+    let (mut init_calls, mut cold_operations) = (0, Vec::new());
     for _ in 0..effort.cold.max(1) {
         function.stop().await;
-        let out = function.invoke(&(workload.event)(n)).await?;
+        let event = (workload.event)(n);
+        let out = function.invoke(&event).await?;
         n += 1;
         answered(&out)?;
         let c = function
             .cold_start()
             .ok_or_else(|| LocalError::Setup("no cold-start timings".into()))?;
-        init_ms.push(ms(c.to_first_next));
-        first_response_ms.push(ms(c.to_first_response.unwrap_or_default()));
-        let (init, _) = calls.take_split(c.first_next_at);
-        init_aws_ms.push(ms(init.busy));
+        let (init, first) = calls.take_split(c.first_next_at);
+        cold.push(&c, init.busy, init.busy + first.busy);
         init_calls = init.operations.len();
+        cold_operations = [&init.operations[..], &first.operations[..]].concat();
+        // The bare function and the SDK floor right after, with the same event, under the
+        // same endpoint; neither makes an AWS call.
+        for (other, into) in [(&bare, &mut baseline), (&floor, &mut floor_cold)] {
+            if let (Some(other), Some(into)) = (other, into) {
+                other.stop().await;
+                answered(&other.invoke(&event).await?)?;
+                let c = other
+                    .cold_start()
+                    .ok_or_else(|| LocalError::Setup("no cold-start timings".into()))?;
+                into.push(&c, Duration::ZERO, Duration::ZERO);
+            }
+        }
+    }
+    for other in [&bare, &floor].into_iter().flatten() {
+        other.stop().await;
     }
     let mut rounds = Vec::new();
     let mut rss_per_round_kib = Vec::new();
@@ -509,11 +720,12 @@ pub async fn function(binary: &str, effort: Effort) -> Result<Figures, LocalErro
     Ok(Figures {
         name: binary.to_string(),
         events: workload.events.to_string(),
-        init_ms,
-        init_aws_ms,
+        cold,
         init_calls,
+        cold_operations,
+        baseline,
+        floor: floor_cold,
         operations,
-        first_response_ms,
         rounds,
         cpu_per_round,
         rss_per_round_kib,
@@ -543,11 +755,17 @@ mod tests {
         let f = Figures {
             name: "f".into(),
             events: String::new(),
-            init_ms: vec![10.0],
-            init_aws_ms: vec![0.0],
+            cold: ColdStarts {
+                init_ms: vec![10.0],
+                init_aws_ms: vec![0.0],
+                first_response_ms: vec![20.0],
+                first_response_aws_ms: vec![0.0],
+            },
             init_calls: 0,
+            cold_operations: vec![],
+            baseline: None,
+            floor: None,
             operations: vec![],
-            first_response_ms: vec![20.0],
             rounds: vec![vec![sample(300), sample(1_200)]],
             cpu_per_round: vec![Duration::from_millis(10)],
             rss_per_round_kib: vec![0],
