@@ -31,11 +31,12 @@ for part in $parts; do
       "${report[@]}" --criterion
       ;;
     functions)
-      # The functions exactly as shipped (release profile), and the bare lambda_runtime function
-      # their cold starts are compared with (tests/fixture_function.rs); the runner apart, so
-      # that its own dependencies' features do not reach the functions' build.
+      # The functions exactly as shipped (release profile), and what their cold starts are
+      # compared with: the bare lambda_runtime function (tests/fixture_function.rs) and the SDK
+      # floor (tests/sdk_floor.rs); the runner apart, so that its own dependencies' features do
+      # not reach the functions' build.
       cargo build --locked --release -p eddo-webhook -p eddo-scan-gate -p eddo-alarm-rollback -p eddo-tenant-onboarding --bins
-      cargo build --locked --release -p eddo-tests --bin fixture-function
+      cargo build --locked --release -p eddo-tests --bin fixture-function --bin sdk-floor
       cargo build --locked --release -p eddo-local --bin eddo-local
       # shellcheck disable=SC2086
       EDDO_BINARY_DIR=target/release target/release/eddo-local measure ${BENCH_RUNNER_ARGS:-} --out target/bench/functions.md
