@@ -66,9 +66,7 @@ fn ca_bundle_unless_chosen(
     {
         return None;
     }
-    openssl_probe::probe()
-        .cert_file
-        .filter(|f| f.is_file() || f.is_symlink())
+    openssl_probe::probe().cert_file
 }
 
 /// Loads region and credentials from the Lambda environment. Timeouts are bounded so a slow AWS

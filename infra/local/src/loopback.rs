@@ -71,3 +71,13 @@ impl Drop for Server {
         self.task.abort();
     }
 }
+
+/// The address of an `http://host:port` endpoint on loopback (moto's, a stand-in's), for a relay
+/// to forward to.
+pub fn endpoint_addr(endpoint: &str) -> Result<SocketAddr, LocalError> {
+    endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|e| LocalError::Setup(format!("endpoint {endpoint}: {e}")))
+}

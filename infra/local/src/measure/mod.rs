@@ -11,7 +11,6 @@
 //! - resident memory after the first round (warm) and after the last;
 //! - what that costs at 128 MB arm64, as Lambda bills it (each duration rounded up to 1 ms).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -244,14 +243,6 @@ fn baseline_spec(
     })
 }
 
-fn socket(endpoint: &str) -> Result<SocketAddr, LocalError> {
-    endpoint
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .map_err(|e| LocalError::Setup(format!("endpoint {endpoint}: {e}")))
-}
-
 /// An error unless the function answered.
 fn answered(binary: &str, out: &crate::runtime::Invocation) -> Result<(), LocalError> {
     match out.outcome {
@@ -334,8 +325,16 @@ pub async fn function(binary: &str, effort: Effort) -> Result<Figures, LocalErro
         effort.cold.max(1) + effort.rounds * effort.per_round,
     );
     let calls = Calls::default();
-    let aws = Relay::start(socket(&moto.endpoint())?, calls.clone()).await?;
-    let codebuild = Relay::start(socket(&stack.codebuild.endpoint())?, calls.clone()).await?;
+    let aws = Relay::start(
+        crate::loopback::endpoint_addr(&moto.endpoint())?,
+        calls.clone(),
+    )
+    .await?;
+    let codebuild = Relay::start(
+        crate::loopback::endpoint_addr(&stack.codebuild.endpoint())?,
+        calls.clone(),
+    )
+    .await?;
     let mut spec = stack.spec(binary, &aws.endpoint())?;
     for (k, v) in &mut spec.env {
         if k == "AWS_ENDPOINT_URL_CODEBUILD" {

@@ -13,7 +13,6 @@ mod rollback;
 mod tenants;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -138,8 +137,16 @@ pub async fn run(opts: SoakOptions) -> Result<SoakReport, LocalError> {
     let moto = Moto::start()?;
     let stack = Stack::provision(&moto.sdk_config().await, &format!("soak{}", opts.seed)).await?;
     let faults = Faults::new(opts.seed, opts.fault_rate);
-    let aws = FaultRelay::start(addr(&moto.endpoint())?, faults.clone()).await?;
-    let builds = FaultRelay::start(addr(&stack.codebuild.endpoint())?, faults.clone()).await?;
+    let aws = FaultRelay::start(
+        crate::loopback::endpoint_addr(&moto.endpoint())?,
+        faults.clone(),
+    )
+    .await?;
+    let builds = FaultRelay::start(
+        crate::loopback::endpoint_addr(&stack.codebuild.endpoint())?,
+        faults.clone(),
+    )
+    .await?;
     let world = World {
         stack: &stack,
         faults: faults.clone(),
@@ -367,14 +374,6 @@ fn tick() -> Value {
         "time": eddo::time::rfc3339(clock()),
         "detail": {}
     })
-}
-
-fn addr(endpoint: &str) -> Result<SocketAddr, LocalError> {
-    endpoint
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .map_err(|e| LocalError::Setup(format!("{endpoint}: {e}")))
 }
 
 /// The distinct details among `events`, and how many were identical copies.
