@@ -24,6 +24,11 @@ async fn measured(name: &str) -> Figures {
 /// exactly the AWS calls `operations` (PutEvents included: the relay answers it), the last in
 /// this order.
 fn check(f: &Figures, operations: &[&str]) {
+    check_with(f, operations, &[]);
+}
+
+/// As [`check`], where some invocations of the workload make `other` numbers of calls instead.
+fn check_with(f: &Figures, operations: &[&str], other: &[usize]) {
     let calls = operations.len();
     let last: Vec<&str> = f
         .operations
@@ -55,7 +60,11 @@ fn check(f: &Figures, operations: &[&str]) {
     assert_eq!(f.rounds.len(), EFFORT.rounds);
     assert_eq!(f.invocations(), EFFORT.rounds * EFFORT.per_round);
     for s in f.rounds.iter().flatten() {
-        assert_eq!(s.calls, calls, "{}: {s:?}", f.name);
+        assert!(
+            s.calls == calls || other.contains(&s.calls),
+            "{}: {s:?}",
+            f.name
+        );
         // The relay and the runtime endpoint time a call and an invocation at different points,
         // so under load one can read longer than the other: that the calls were timed is what
         // is checked, not how long they took (timing belongs in the benchmarks).
@@ -120,8 +129,11 @@ async fn webhook_deliveries_are_recorded_published_and_marked() {
 #[tokio::test(flavor = "multi_thread")]
 async fn gate_signals_take_the_common_path() {
     let f = measured("scan-gate").await;
-    // The last is the scan: which commit built its image, then kept on the image.
-    check(&f, &["GetItem", "UpdateItem"]);
+    // The last is the scan: which commit built its image, then kept on the image (its own
+    // entry, written only while no build has reported the image). A build makes five: CodeBuild
+    // confirms it, then its entry, the ledger read back, its image's record and the scans
+    // parked on it.
+    check_with(&f, &["GetItem", "TransactWriteItems"], &[5]);
     assert_eq!(
         f.init_calls, 0,
         "the policy is read at the first event (then once a minute), not at init"

@@ -31,8 +31,8 @@ async fn signals_in_any_order_and_repeated_start_one_deployment() {
         let commit = sha(n as u32);
         let image = digest(n as u32);
         let events = [
-            build("eddo-build", &commit, "SUCCEEDED", Some(&image)),
-            build("eddo-sast", &commit, "SUCCEEDED", None),
+            s.build("eddo-build", &commit, "SUCCEEDED", Some(&image)),
+            s.build("eddo-sast", &commit, "SUCCEEDED", None),
             scan(&commit, &image, serde_json::from_str(CLEAN).unwrap()),
         ];
         for i in order {
@@ -96,10 +96,10 @@ async fn concurrent_signals_completing_the_set_start_one_deployment() {
         let image = digest(100 + n);
         // Build and SAST first, then the last two signals of the set at the same moment, twice
         // each: four invocations that can each see the set complete.
-        s.handle(&build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
+        s.handle(&s.build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
             .await;
         let last = [
-            build("eddo-sast", &commit, "SUCCEEDED", None),
+            s.build("eddo-sast", &commit, "SUCCEEDED", None),
             scan(&commit, &image, serde_json::from_str(CLEAN).unwrap()),
         ];
         let mut tasks = Vec::new();
@@ -123,7 +123,7 @@ async fn concurrent_signals_completing_the_set_start_one_deployment() {
 async fn a_failing_signal_blocks_with_every_reason_and_the_deadline_times_out_the_rest() {
     let s = setup("gate-block", None).await;
     let bad = sha(200);
-    s.handle(&build("eddo-sast", &bad, "FAILED", None)).await;
+    s.handle(&s.build("eddo-sast", &bad, "FAILED", None)).await;
     let report = s
         .handle(&scan(&bad, &digest(200), json!({"CRITICAL": 0, "HIGH": 3})))
         .await;
@@ -149,13 +149,8 @@ async fn a_failing_signal_blocks_with_every_reason_and_the_deadline_times_out_th
 
     // Both failing before any decision: both reasons, in words.
     let worse = sha(201);
-    s.handle(&build(
-        "eddo-build",
-        &worse,
-        "SUCCEEDED",
-        Some(&digest(201)),
-    ))
-    .await;
+    s.handle(&s.build("eddo-build", &worse, "SUCCEEDED", Some(&digest(201))))
+        .await;
     s.handle(&scan(
         &worse,
         &digest(201),
@@ -180,7 +175,7 @@ async fn a_failing_signal_blocks_with_every_reason_and_the_deadline_times_out_th
 
     // Only the build: after the deadline, timed out naming what is missing.
     let slow = sha(202);
-    s.handle(&build("eddo-build", &slow, "SUCCEEDED", Some(&digest(202))))
+    s.handle(&s.build("eddo-build", &slow, "SUCCEEDED", Some(&digest(202))))
         .await;
     let early = json!({"id": id(), "source": "aws.events", "detail-type": "Scheduled Event", "time": eddo::time::rfc3339(now_epoch() + 60), "detail": {}});
     s.handle(&early).await;
@@ -193,7 +188,7 @@ async fn a_failing_signal_blocks_with_every_reason_and_the_deadline_times_out_th
     assert_eq!(out[0]["detail-type"], "Deployment Timed Out");
     assert_eq!(out[0]["detail"]["missing"], json!(["image-scan", "sast"]));
     // A signal after the timeout starts nothing.
-    s.handle(&build("eddo-sast", &slow, "SUCCEEDED", None))
+    s.handle(&s.build("eddo-sast", &slow, "SUCCEEDED", None))
         .await;
     s.handle(&scan(
         &slow,
@@ -211,9 +206,9 @@ async fn after_the_start_a_failing_scan_is_reported_and_completion_moves_the_his
     for n in 0..2u32 {
         let commit = sha(300 + n);
         let image = digest(300 + n);
-        s.handle(&build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
+        s.handle(&s.build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
             .await;
-        s.handle(&build("eddo-sast", &commit, "SUCCEEDED", None))
+        s.handle(&s.build("eddo-sast", &commit, "SUCCEEDED", None))
             .await;
         s.handle(&scan(&commit, &image, serde_json::from_str(CLEAN).unwrap()))
             .await;
@@ -225,7 +220,7 @@ async fn after_the_start_a_failing_scan_is_reported_and_completion_moves_the_his
         // A deploy build the gate did not start (someone ran the project by hand): it moves
         // nothing and is not said.
         let foreign = s
-            .handle(&build("eddo-deploy", &commit, "SUCCEEDED", None))
+            .handle(&s.build("eddo-deploy", &commit, "SUCCEEDED", None))
             .await;
         assert!(foreign.published.is_empty(), "{foreign:?}");
         assert!(
@@ -288,13 +283,12 @@ async fn a_failure_a_retry_cannot_fix_is_reported_not_retried() {
         .put_item()
         .table_name(&s.stack.table)
         .item("pk", S("candidate#hello-world".into()))
-        .item("sk", S(commit.clone()))
-        .item("service", S("hello-world".into()))
-        .item("signal_sast", S("not a signal".into()))
+        .item("sk", S(format!("{commit}#evidence#sast#x")))
+        .item("entry", S("not a signal".into()))
         .send()
         .await
         .unwrap();
-    let event = build("eddo-build", &commit, "SUCCEEDED", Some(&digest(710)));
+    let event = s.build("eddo-build", &commit, "SUCCEEDED", Some(&digest(710)));
     let r = s.gate.handle(&event).await.expect("reported, not failed");
     assert_eq!(r.published, ["Signal Rejected"], "{r:?}");
     let said = s.published().await;
@@ -303,7 +297,9 @@ async fn a_failure_a_retry_cannot_fix_is_reported_not_retried() {
         said[0]["detail"]["reason"]
             .as_str()
             .unwrap()
-            .contains("candidate record without a valid signal_sast"),
+            .contains(&format!(
+                "evidence entry {commit}#evidence#sast#x is not readable"
+            )),
         "{said:#?}"
     );
 }
@@ -335,7 +331,7 @@ async fn candidates_of_a_service_gone_from_the_policy_do_not_stall_the_sweep() {
             .unwrap();
     }
     let slow = sha(700);
-    s.handle(&build("eddo-build", &slow, "SUCCEEDED", Some(&digest(700))))
+    s.handle(&s.build("eddo-build", &slow, "SUCCEEDED", Some(&digest(700))))
         .await;
     let tick = |minutes: u64| json!({"id": id(), "source": "aws.events", "detail-type": "Scheduled Event", "time": eddo::time::rfc3339(now_epoch() + minutes * 60), "detail": {}});
     s.handle(&tick(31)).await;
@@ -382,14 +378,9 @@ async fn a_rollback_in_progress_holds_the_services_deployments() {
         .await
         .unwrap();
     let commit = sha(400);
-    s.handle(&build(
-        "eddo-build",
-        &commit,
-        "SUCCEEDED",
-        Some(&digest(400)),
-    ))
-    .await;
-    s.handle(&build("eddo-sast", &commit, "SUCCEEDED", None))
+    s.handle(&s.build("eddo-build", &commit, "SUCCEEDED", Some(&digest(400))))
+        .await;
+    s.handle(&s.build("eddo-sast", &commit, "SUCCEEDED", None))
         .await;
     s.handle(&scan(
         &commit,
@@ -438,14 +429,9 @@ async fn an_unknown_service_is_rejected_once_and_observe_mode_starts_nothing() {
     );
 
     let commit = sha(500);
-    s.handle(&build(
-        "eddo-build",
-        &commit,
-        "SUCCEEDED",
-        Some(&digest(500)),
-    ))
-    .await;
-    s.handle(&build("eddo-sast", &commit, "SUCCEEDED", None))
+    s.handle(&s.build("eddo-build", &commit, "SUCCEEDED", Some(&digest(500))))
+        .await;
+    s.handle(&s.build("eddo-sast", &commit, "SUCCEEDED", None))
         .await;
     s.handle(&scan(
         &commit,
@@ -511,9 +497,11 @@ async fn a_bad_policy_fails_the_real_gates_events_as_retryable_and_is_said_once(
 }
 
 /// The AWS round trips of each signal: the common path (a signal that does not complete the set)
-/// is one DynamoDB write that also reads the candidate back; a build that reports its image adds
-/// the image's record. Deciding adds the conditional transition, the deploy build's record and the
-/// published mark, around StartBuild and PutEvents.
+/// is CodeBuild's confirmation (BatchGetBuilds) for a build's signal, one transaction (its
+/// ledger entry, and the candidate counting it) and one query reading the
+/// candidate and its ledger back; a build that reports its image adds the image's record and
+/// the query for scans parked on it. Deciding adds the conditional transition, the deploy build's
+/// record and the published mark, around StartBuild and PutEvents.
 #[tokio::test(flavor = "multi_thread")]
 async fn aws_round_trips_per_signal() {
     let s = setup("gate-calls", None).await;
@@ -554,21 +542,31 @@ async fn aws_round_trips_per_signal() {
 
     let commit = sha(700);
     let image = digest(700);
-    gate.handle(&build("eddo-sast", &commit, "SUCCEEDED", None))
+    gate.handle(&s.build("eddo-sast", &commit, "SUCCEEDED", None))
         .await
         .unwrap();
     assert_eq!(
         calls.take(),
-        ["DynamoDB.UpdateItem"],
-        "a waiting signal: one round trip"
+        [
+            "CodeBuild.BatchGetBuilds",
+            "DynamoDB.TransactWriteItems",
+            "DynamoDB.Query"
+        ],
+        "a waiting signal: CodeBuild confirms the build, its entry, then the ledger read back"
     );
-    gate.handle(&build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
+    gate.handle(&s.build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
         .await
         .unwrap();
     assert_eq!(
         calls.take(),
-        ["DynamoDB.UpdateItem", "DynamoDB.UpdateItem"],
-        "a build with its image: the signal, and the image's record"
+        [
+            "CodeBuild.BatchGetBuilds",
+            "DynamoDB.TransactWriteItems",
+            "DynamoDB.Query",
+            "DynamoDB.UpdateItem",
+            "DynamoDB.Query"
+        ],
+        "a build with its image: the signal, the image's record and the scans parked on it"
     );
     gate.handle(&scan(&commit, &image, serde_json::from_str(CLEAN).unwrap()))
         .await
@@ -578,7 +576,8 @@ async fn aws_round_trips_per_signal() {
         [
             // Which commit built the scanned image: a scan counts for that commit only.
             "DynamoDB.GetItem",
-            "DynamoDB.UpdateItem",
+            "DynamoDB.TransactWriteItems",
+            "DynamoDB.Query",
             "DynamoDB.TransactWriteItems",
             "CodeBuild.StartBuild",
             "DynamoDB.UpdateItem",

@@ -78,7 +78,7 @@ async fn exceptions_are_applied_from_the_ecr_findings_list_when_over_a_threshold
     )
     .await;
     let commit = sha(600);
-    s.handle(&build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
+    s.handle(&s.build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
         .await;
     s.handle(&scan(&commit, &image, json!({"CRITICAL": 2})))
         .await;
@@ -147,9 +147,9 @@ async fn inspector_findings_apply_exceptions_and_a_failed_deploy_is_reported() {
     .await;
     let commit = sha(900);
     let image = digest(900);
-    s.handle(&build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
+    s.handle(&s.build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
         .await;
-    s.handle(&build("eddo-sast", &commit, "SUCCEEDED", None))
+    s.handle(&s.build("eddo-sast", &commit, "SUCCEEDED", None))
         .await;
     let mut e = sample("inspector2-scan.json");
     e["id"] = json!(id());

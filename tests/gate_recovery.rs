@@ -58,14 +58,18 @@ async fn throttled(
     (gate(s, clock, faults, Some(client)).await, rule)
 }
 
-/// Build and SAST pass for candidate `n`, then the scan that completes the set: returns it,
-/// after `g` handled it with `Err` (retryable).
-async fn complete_failing(g: &Gate, n: u32) -> Value {
+/// Build and SAST pass for candidate `n` (through a healthy invocation at `clock`, which
+/// CodeBuild confirms them to), then the scan that completes the set: returns it, after `g`
+/// handled it with `Err` (retryable).
+async fn complete_failing(s: &Setup, g: &Gate, clock: fn() -> u64, n: u32) -> Value {
     let (commit, image) = (sha(n), digest(n));
-    g.handle(&build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
+    let healthy = gate(s, clock, &Faults::default(), None).await;
+    healthy
+        .handle(&s.build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
         .await
         .unwrap();
-    g.handle(&build("eddo-sast", &commit, "SUCCEEDED", None))
+    healthy
+        .handle(&s.build("eddo-sast", &commit, "SUCCEEDED", None))
         .await
         .unwrap();
     let last = scan(&commit, &image, serde_json::from_str(CLEAN).unwrap());
@@ -92,7 +96,7 @@ async fn a_deploy_left_unstarted_is_started_once_when_its_lease_is_gone() {
 
     // Failed and let go: the retry five seconds later starts it.
     let (failing, rule) = throttled(&s, clock, &Faults::default()).await;
-    let last = complete_failing(&failing, 800).await;
+    let last = complete_failing(&s, &failing, clock, 800).await;
     assert_eq!(
         rule.num_calls(),
         3,
@@ -112,7 +116,7 @@ async fn a_deploy_left_unstarted_is_started_once_when_its_lease_is_gone() {
     let killed = Faults::default();
     killed.fail("UpdateItem", LET_GO, usize::MAX);
     let (failing, _) = throttled(&s, clock, &killed).await;
-    let last = complete_failing(&failing, 801).await;
+    let last = complete_failing(&s, &failing, clock, 801).await;
     assert!(killed.hits() >= 1, "the let-go was lost");
     CLOCK.fetch_add(5, SeqCst);
     let r = healthy.handle(&last).await.unwrap();
@@ -153,7 +157,7 @@ async fn a_deploy_started_whose_record_was_lost_is_found_not_started_again() {
     let lost = Faults::default();
     lost.fail("UpdateItem", "SET build_id", usize::MAX);
     let failing = gate(&s, lost_clock, &lost, None).await;
-    let last = complete_failing(&failing, 810).await;
+    let last = complete_failing(&s, &failing, lost_clock, 810).await;
     assert!(lost.hits() >= 1);
     let deploys = s.deploys();
     assert_eq!(deploys.len(), 1, "StartBuild succeeded");
@@ -163,7 +167,7 @@ async fn a_deploy_started_whose_record_was_lost_is_found_not_started_again() {
     // Another signal of the commit, later than CodeBuild's five minutes would allow a token.
     LOST_CLOCK.fetch_add(6 * 60, SeqCst);
     let healthy = gate(&s, lost_clock, &Faults::default(), None).await;
-    let rerun = build("eddo-sast", &sha(810), "SUCCEEDED", None);
+    let rerun = s.build("eddo-sast", &sha(810), "SUCCEEDED", None);
     let r = healthy.handle(&rerun).await.unwrap();
     assert_eq!(r.published, ["Deployment Started"], "{r:?}");
     assert_eq!(
@@ -202,12 +206,12 @@ async fn a_decision_not_yet_said_is_said_once_by_whoever_comes_after_its_lease()
     dying.fail("PutEvents", "Deployment Started", usize::MAX);
     dying.fail("UpdateItem", LET_GO, usize::MAX);
     let failing = gate(&s, say_clock, &dying, None).await;
-    complete_failing(&failing, 820).await;
+    complete_failing(&s, &failing, say_clock, 820).await;
     assert!(dying.hits() >= 2);
     assert_eq!(s.deploys().len(), 1);
 
     let healthy = gate(&s, say_clock, &Faults::default(), None).await;
-    let rerun = build("eddo-sast", &sha(820), "SUCCEEDED", None);
+    let rerun = s.build("eddo-sast", &sha(820), "SUCCEEDED", None);
     SAY_CLOCK.fetch_add(5, SeqCst);
     let r = healthy.handle(&rerun).await.unwrap();
     assert!(r.published.is_empty(), "the lease holds: {r:?}");
@@ -240,13 +244,13 @@ async fn a_failure_between_the_decision_and_the_build_blocks_the_recovery() {
     let killed = Faults::default();
     killed.fail("UpdateItem", LET_GO, usize::MAX);
     let (failing, _) = throttled(&s, window_clock, &killed).await;
-    let last = complete_failing(&failing, 900).await;
+    let last = complete_failing(&s, &failing, window_clock, 900).await;
     let commit = sha(900);
 
     // Seconds later, the SAST project's rerun fails: said at once, no deployment started.
     WINDOW_CLOCK.fetch_add(5, SeqCst);
     let r = healthy
-        .handle(&build("eddo-sast", &commit, "FAILED", None))
+        .handle(&s.build("eddo-sast", &commit, "FAILED", None))
         .await
         .unwrap();
     assert_eq!(r.published, ["Late Signal Failed"], "{r:?}");
@@ -273,10 +277,10 @@ async fn a_failure_between_the_decision_and_the_build_blocks_the_recovery() {
 
     // Let go instead: the failure blocks it at once.
     let (failing, _) = throttled(&s, window_clock, &Faults::default()).await;
-    complete_failing(&failing, 901).await;
+    complete_failing(&s, &failing, window_clock, 901).await;
     WINDOW_CLOCK.fetch_add(5, SeqCst);
     let r = healthy
-        .handle(&build("eddo-sast", &sha(901), "FAILED", None))
+        .handle(&s.build("eddo-sast", &sha(901), "FAILED", None))
         .await
         .unwrap();
     assert_eq!(r.published, ["Deployment Blocked"], "{r:?}");

@@ -33,17 +33,20 @@ async fn rolled_back(s: &Setup, bad: &str) {
 }
 
 /// chatops's signed approval of `commit`, as the webhook publishes it.
+/// chatops's approval (or rejection) of `commit`, said at a later time than the last one.
 fn approval(commit: &str, passed: bool) -> Value {
-    json!({"id": id(), "source": "eddo.webhook", "detail-type": "Signal Reported", "detail": {
+    static CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let at = 1_800_000_000 + CLOCK.fetch_add(60, std::sync::atomic::Ordering::Relaxed);
+    json!({"id": id(), "time": eddo::time::rfc3339(at), "source": "eddo.webhook", "detail-type": "Signal Reported", "detail": {
         "metadata": {"schema_version": "1.0", "correlation_id": "c", "causation_id": "c"},
         "sender": "chatops", "service": "hello-world", "commit_sha": commit, "kind": "approval",
         "passed": passed, "by": "alice"}})
 }
 
 async fn complete(s: &Setup, commit: &str, image: &str) {
-    s.handle(&build("eddo-build", commit, "SUCCEEDED", Some(image)))
+    s.handle(&s.build("eddo-build", commit, "SUCCEEDED", Some(image)))
         .await;
-    s.handle(&build("eddo-sast", commit, "SUCCEEDED", None))
+    s.handle(&s.build("eddo-sast", commit, "SUCCEEDED", None))
         .await;
     s.handle(&scan(commit, image, serde_json::from_str(CLEAN).unwrap()))
         .await;
@@ -64,7 +67,7 @@ async fn a_rolled_back_commit_deploys_again_only_on_an_approval_of_it() {
 
     // Someone builds it again: not deployed, and the gate says why.
     let r = s
-        .handle(&build("eddo-build", &bad, "SUCCEEDED", Some(&image)))
+        .handle(&s.build("eddo-build", &bad, "SUCCEEDED", Some(&image)))
         .await;
     assert_eq!(r.published, ["Signal Rejected"], "{r:?}");
     let said = s.published().await;
@@ -105,10 +108,11 @@ async fn a_known_bad_commit_that_completes_its_signals_is_blocked_saying_why() {
     // The rollback is recorded while the commit's candidate is still waiting (another service's
     // history cannot do it; this one's can, through its own rollback).
     let (bad, image) = (sha(600), digest(600));
-    s.handle(&build("eddo-build", &bad, "SUCCEEDED", Some(&image)))
+    s.handle(&s.build("eddo-build", &bad, "SUCCEEDED", Some(&image)))
         .await;
     rolled_back(&s, &bad).await;
-    s.handle(&build("eddo-sast", &bad, "SUCCEEDED", None)).await;
+    s.handle(&s.build("eddo-sast", &bad, "SUCCEEDED", None))
+        .await;
     let r = s
         .handle(&scan(&bad, &image, serde_json::from_str(CLEAN).unwrap()))
         .await;
@@ -132,7 +136,7 @@ async fn a_known_bad_commit_that_completes_its_signals_is_blocked_saying_why() {
 async fn a_decided_commit_is_kept_beyond_any_ttl_and_never_decided_again() {
     let s = setup("kept", None).await;
     let (c, image) = (sha(700), digest(700));
-    s.handle(&build("eddo-build", &c, "SUCCEEDED", Some(&image)))
+    s.handle(&s.build("eddo-build", &c, "SUCCEEDED", Some(&image)))
         .await;
     let expires = |s: &Setup| {
         let (client, table, c) = (

@@ -11,6 +11,7 @@ mod cdk;
 mod codebuild;
 mod demo;
 mod dispatch;
+mod evidence;
 mod gate;
 mod gate_findings;
 mod gate_recovery;

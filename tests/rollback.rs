@@ -446,15 +446,17 @@ async fn the_gate_holds_deployments_while_a_rollback_runs() {
     let gate = eddo_scan_gate::Gate::new(&config, policy, &gate_sdk)
         .with_codebuild(crate::harness::stand_in(&gate_sdk, &s.stack));
     let commit = sha(62);
-    for project in ["eddo-build", "eddo-sast"] {
-        let mut e = sample("codebuild-build-state-change.json");
-        e["id"] = json!(format!("{project}-{commit}"));
-        e["detail"]["project-name"] = json!(project);
-        e["detail"]["additional-information"]["source-version"] = json!(commit);
-        if project == "eddo-build" {
-            e["detail"]["additional-information"]["exported-environment-variables"] =
-                json!([{"name": "IMAGE_DIGEST", "value": format!("sha256:{}", "cd".repeat(32))}]);
-        }
+    let image = format!("sha256:{}", "cd".repeat(32));
+    for (project, image) in [("eddo-build", Some(image.as_str())), ("eddo-sast", None)] {
+        // Builds that ran in CodeBuild, as the push rule starts them.
+        let e = eddo_local::fixtures::ran(
+            &s.stack.codebuild,
+            project,
+            &commit,
+            "SUCCEEDED",
+            image,
+            &format!("{project}-{commit}"),
+        );
         gate.handle(&e).await.unwrap();
     }
     let mut scan = sample("ecr-image-scan.json");

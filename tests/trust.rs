@@ -24,25 +24,40 @@ use serde_json::{Value, json};
 const SERVICE: &str = "hello-world";
 const REPO: &str = "Codertocat/Hello-World";
 
+use eddo_local::codebuild::Plan;
 use eddo_local::fixtures::{commit, digest as image, sample};
 
-/// A finished build of `project` for `commit`, as CodeBuild reports it (the corpus sample).
-fn build(project: &str, commit: &str, digest: Option<&str>, repository: &str) -> Value {
-    let mut d = sample("codebuild-build-state-change.json")["detail"].clone();
-    d["project-name"] = json!(project);
-    d["build-id"] = json!(format!(
-        "arn:aws:codebuild:us-east-1:123456789012:build/{project}:{commit}"
-    ));
-    d["additional-information"]["source-version"] = json!(commit);
-    d["additional-information"]["environment"]["environment-variables"] = json!([
-        {"name": "EDDO_REPOSITORY", "value": repository, "type": "PLAINTEXT"},
-        {"name": "EDDO_BRANCH", "value": "main", "type": "PLAINTEXT"}
-    ]);
+/// A build of `project` that CodeBuild ran from `commit` (of `repository`, as the push rule
+/// names it, with any `extra` variables its starter chose) and that succeeded: recorded in the
+/// stand-in, and the detail of its state change as CodeBuild sends it.
+fn build(
+    w: &World,
+    project: &str,
+    commit: &str,
+    digest: Option<&str>,
+    repository: &str,
+    extra: &[(&str, &str)],
+) -> Value {
+    let mut plan = Plan::succeed();
     if let Some(i) = digest {
-        d["additional-information"]["exported-environment-variables"] =
-            json!([{"name": "IMAGE_DIGEST", "value": i}]);
+        plan = plan.exporting("IMAGE_DIGEST", i);
     }
-    d
+    let mut env = vec![("EDDO_REPOSITORY", repository), ("EDDO_BRANCH", "main")];
+    env.extend_from_slice(extra);
+    let b = w.stack.codebuild.ran(
+        project,
+        &eddo_local::fixtures::event_id(),
+        commit,
+        &env,
+        plan,
+    );
+    eddo_local::fixtures::state_of(&b, "unused")["detail"].clone()
+}
+
+/// The detail of a state change of a build CodeBuild never ran: what a forger writes.
+fn forged_build(project: &str, commit: &str, digest: Option<&str>) -> Value {
+    eddo_local::fixtures::build_state(project, commit, "SUCCEEDED", digest, "forged")["detail"]
+        .clone()
 }
 
 /// ECR's scan of `digest` in the service's repository, tagged with `tag`, clean.
@@ -64,11 +79,12 @@ fn reported(commit: &str, kind: &str, extra: Value) -> Value {
 }
 
 /// A GitHub check run completed on `commit`, run by `app`, as the webhook publishes it.
-fn check_run(commit: &str, name: &str, app: &str) -> String {
+/// On `branch`: none for a fork's pull request, which runs on the fork's branch.
+fn check_run(commit: &str, name: &str, app: &str, branch: Option<&str>) -> String {
     let mut p = eddo::corpus::json("github/check_run/completed.1.payload.json");
     p["check_run"]["head_sha"] = json!(commit);
     p["check_run"]["check_suite"]["head_sha"] = json!(commit);
-    p["check_run"]["check_suite"]["head_branch"] = json!("main");
+    p["check_run"]["check_suite"]["head_branch"] = json!(branch);
     p["check_run"]["name"] = json!(name);
     p["check_run"]["app"]["slug"] = json!(app);
     p["check_run"]["conclusion"] = json!("success");
@@ -149,13 +165,13 @@ impl World {
 
     /// A CodeQL check run completed on `commit`, run by `app`: a signed GitHub delivery through
     /// the webhook binary, then delivered where the rules route it.
-    async fn check_run(&self, delivery: &str, commit: &str, app: &str) {
+    async fn check_run(&self, delivery: &str, commit: &str, app: &str, branch: Option<&str>) {
         let (status, answer) = post_github(
             self.url.addr(),
             LOCAL_GITHUB_SECRET,
             "check_run",
             delivery,
-            check_run(commit, "CodeQL", app),
+            check_run(commit, "CodeQL", app, branch),
         )
         .await
         .unwrap();
@@ -180,6 +196,12 @@ impl World {
             )
             .await
             .unwrap()
+    }
+
+    /// The candidate's evidence ledger as the table holds it (plain items, read as the
+    /// administrator): (kind, sender, passed) per entry, by kind and sender.
+    async fn ledger(&self, commit: &str) -> Vec<(String, String, bool)> {
+        crate::harness::gate::ledger(&self.stack, SERVICE, commit).await
     }
 
     async fn gate_events(&self) -> Vec<Value> {
@@ -228,7 +250,7 @@ async fn only_trusted_evidence_opens_the_gate() {
         "default",
         "aws.codebuild",
         "CodeBuild Build State Change",
-        &build("eddo-build", &c, Some(&d), REPO),
+        &build(&w, "eddo-build", &c, Some(&d), REPO, &[]),
     )
     .await
     .unwrap();
@@ -362,10 +384,31 @@ async fn only_trusted_evidence_opens_the_gate() {
             "default",
             "aws.codebuild",
             "CodeBuild Build State Change",
-            build("eddo-sast", &c, None, "someone/else"),
-            Outcome::Rejected(format!(
-                "eddo-sast build arn:aws:codebuild:us-east-1:123456789012:build/eddo-sast:{c} built someone/else, which is not a repository of hello-world"
-            )),
+            build(&w, "eddo-sast", &c, None, "someone/else", &[]),
+            Outcome::Rejected(
+                "built someone/else, which is not a repository of hello-world".into(),
+            ),
+        ),
+        (
+            "a state change of a build CodeBuild never ran",
+            &w.stack.sdk,
+            "default",
+            "aws.codebuild",
+            "CodeBuild Build State Change",
+            forged_build("eddo-sast", &c, None),
+            Outcome::Rejected(
+                "not confirmed by CodeBuild: it knows no build eddo-sast:forged".into(),
+            ),
+        ),
+        (
+            "a build started on another commit, its variables naming this one",
+            &w.stack.sdk,
+            "default",
+            "aws.codebuild",
+            "CodeBuild Build State Change",
+            build(&w, "eddo-sast", &commit(3), None, REPO, &[("EDDO_COMMIT_SHA", &c)]),
+            // It counts for the commit CodeBuild built, and changes nothing of this one.
+            Outcome::NotCounted,
         ),
     ];
     for (who, sdk, bus, source, detail_type, detail, expected) in rows {
@@ -452,18 +495,28 @@ async fn only_trusted_evidence_opens_the_gate() {
         assert_eq!(w.candidate(&c).await.as_ref(), Some(&before), "{who}");
     }
     // A check of the right name by another app counts for nobody (ignored, nothing said).
-    w.check_run("forged-check", &c, "evil-app").await;
+    w.check_run("forged-check", &c, "evil-app", Some("main"))
+        .await;
+    assert!(w.gate_events().await.is_empty());
+    assert_eq!(w.candidate(&c).await.as_ref(), Some(&before));
+    // The right check by the right app, from a fork's pull request (no branch of the
+    // repository): it counts for no service, which deploy from their own branches only.
+    w.check_run("fork-check", &c, "github-actions", None).await;
     assert!(w.gate_events().await.is_empty());
     assert_eq!(w.candidate(&c).await.as_ref(), Some(&before));
 
     // Positive controls, each through the path its real sender takes.
     // sast: the CodeQL check run by GitHub Actions on the service's repository, a signed GitHub
     // delivery through the webhook binary.
-    w.check_run("codeql-1", &c, "github-actions").await;
-    let after = w.candidate(&c).await.unwrap();
-    let sast = &after.signals[&eddo::policy::SignalKind::Sast];
-    assert_eq!(sast.evidence.sender, "check CodeQL by github-actions");
-    assert!(sast.verdict.passed());
+    w.check_run("codeql-1", &c, "github-actions", Some("main"))
+        .await;
+    assert_eq!(
+        w.ledger(&c).await,
+        [
+            ("build".into(), "CodeBuild project eddo-build".into(), true),
+            ("sast".into(), "check CodeQL by github-actions".into(), true)
+        ]
+    );
     // image-scan: ECR's scan of the image the build reported. The set is complete: one deploy.
     w.put(
         &w.stack.sdk,
@@ -519,16 +572,12 @@ async fn only_trusted_evidence_opens_the_gate() {
     assert_eq!(status, 202, "{answer}\n{}", w.webhook.logs().join("\n"));
     w.pump().await;
     w.pump().await;
-    let second = w.candidate(&c2).await.unwrap();
-    let senders: Vec<&str> = second
-        .signals
-        .values()
-        .map(|r| r.evidence.sender.as_str())
-        .collect();
     assert_eq!(
-        senders,
-        ["source com.example.semgrep", "signed sender chatops"],
-        "{second:?}"
+        w.ledger(&c2).await,
+        [
+            ("approval".into(), "signed sender chatops".into(), true),
+            ("sast".into(), "source com.example.semgrep".into(), true)
+        ]
     );
     // The same signed delivery again is a duplicate: nothing published twice.
     let (status, answer) = post_signal(

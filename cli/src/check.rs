@@ -130,6 +130,13 @@ fn service(out: &mut String, s: &Service) {
     for (kind, senders) in &g.senders {
         let _ = writeln!(out, "    {kind} from {}", join(senders));
     }
+    if !g.reruns.is_empty() {
+        let _ = writeln!(
+            out,
+            "    a sender's own rerun replaces its earlier result for {}",
+            join(g.reruns.iter().map(|k| k.as_str()))
+        );
+    }
     let _ = writeln!(
         out,
         "    at most {}",

@@ -127,6 +127,7 @@ fn service(out: &mut Vec<String>, a: &Service, b: &Service) {
 fn gate(out: &mut Vec<String>, n: &str, a: &Gate, b: &Gate) {
     field(out, n, "gate mode", mode(a), mode(b));
     members(out, n, "required signal", &a.require, &b.require);
+    members(out, n, "rerun-counting signal", &a.reruns, &b.reruns);
     let kinds: BTreeSet<_> = a.senders.keys().chain(b.senders.keys()).collect();
     for kind in kinds {
         members(

@@ -366,7 +366,8 @@ def decide(principal, documents, requests):
     for action, resource, context in requests:
         shown = "*" if resource is ANY else resource
         if ":role/" in principal or ":assumed-role/" in principal:
-            DECISIONS.append({"principal": principal, "action": action, "resource": shown})
+            leading = (context or {}).get("dynamodb:LeadingKeys")
+            DECISIONS.append({"principal": principal, "action": action, "resource": shown, "leading_keys": leading})
         try:
             verdict = evaluate(documents, action, resource, context)
             denied_by = None if resource is ANY else resource_denies(principal, action, resource, context)

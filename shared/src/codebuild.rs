@@ -26,6 +26,9 @@ pub struct BuildState {
     pub environment: Vec<(String, String)>,
     /// The variables its buildspec exported (`env: exported-variables`).
     pub exported: Vec<(String, String)>,
+    /// The commit CodeBuild checked out (`resolvedSourceVersion`), as only CodeBuild itself
+    /// reports it ([`described`]); an event does not carry it.
+    pub resolved_commit: Option<String>,
 }
 
 impl BuildState {
@@ -69,9 +72,46 @@ impl BuildState {
                 event["detail"]["additional-information"]["exported-environment-variables"]
                     .as_array(),
             ),
+            resolved_commit: None,
         })
     }
 
+    /// The build as CodeBuild's `BatchGetBuilds` describes it.
+    pub fn from_build(b: &aws_sdk_codebuild::types::Build) -> BuildState {
+        let plain = |v: &&EnvironmentVariable| {
+            v.r#type()
+                .is_none_or(|t| *t == EnvironmentVariableType::Plaintext)
+        };
+        BuildState {
+            project: b.project_name().unwrap_or_default().to_string(),
+            build_id: b.arn().or(b.id()).unwrap_or_default().to_string(),
+            status: b
+                .build_status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            failed_phase: b
+                .phases()
+                .iter()
+                .find(|p| p.phase_status().is_some_and(|s| s.as_str() != "SUCCEEDED"))
+                .and_then(|p| p.phase_type().map(|t| t.as_str().to_string())),
+            logs_url: b.logs().and_then(|l| l.deep_link()).map(str::to_string),
+            source_version: b.source_version().map(str::to_string),
+            environment: b
+                .environment()
+                .map(|e| e.environment_variables())
+                .unwrap_or_default()
+                .iter()
+                .filter(plain)
+                .map(|v| (v.name().to_string(), v.value().to_string()))
+                .collect(),
+            exported: b
+                .exported_environment_variables()
+                .iter()
+                .filter_map(|v| Some((v.name()?.to_string(), v.value()?.to_string())))
+                .collect(),
+            resolved_commit: b.resolved_source_version().map(str::to_string),
+        }
+    }
     /// The build's id as StartBuild returns it (`project:uuid`); the event carries its ARN.
     pub fn id(&self) -> &str {
         build_id(&self.build_id)
@@ -106,6 +146,40 @@ impl BuildState {
                 .unwrap_or_default()
         )
     }
+}
+
+/// What CodeBuild itself says of the build `id` (an ARN or `project:uuid`): the authority for
+/// what a `CodeBuild Build State Change` claims, which anyone who may put events or invoke a
+/// function can forge. `None`: CodeBuild knows no such build.
+pub async fn described(
+    client: &aws_sdk_codebuild::Client,
+    id: &str,
+) -> Result<Option<BuildState>, Error> {
+    let out = client
+        .batch_get_builds()
+        .ids(build_id(id))
+        .send()
+        .await
+        .map_err(|e| Error::aws("CodeBuild", "BatchGetBuilds", e))?;
+    Ok(out.builds().first().map(BuildState::from_build))
+}
+
+/// Why CodeBuild's own account of a build contradicts the event that claims it, if it does.
+pub fn contradiction(claimed: &BuildState, confirmed: &BuildState) -> Option<String> {
+    let id = claimed.id();
+    if confirmed.project != claimed.project {
+        return Some(format!(
+            "CodeBuild says build {id} is of project {}, not {}",
+            confirmed.project, claimed.project
+        ));
+    }
+    if confirmed.status != claimed.status {
+        return Some(format!(
+            "CodeBuild says build {id} is {}, not {}",
+            confirmed.status, claimed.status
+        ));
+    }
+    None
 }
 
 /// `project:uuid` from a build ARN (`arn:aws:codebuild:...:build/project:uuid`) or the id itself.

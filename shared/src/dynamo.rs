@@ -117,6 +117,25 @@ pub fn transacted<O>(
     }
 }
 
+/// Which items' conditions failed, in order, when a transaction was cancelled by its conditions
+/// alone; `None` for any other error (a conflict, throttling), which [`transacted`] classifies.
+pub fn cancelled(result: &SdkError<TransactWriteItemsError, HttpResponse>) -> Option<Vec<bool>> {
+    let Some(TransactWriteItemsError::TransactionCanceledException(c)) = result.as_service_error()
+    else {
+        return None;
+    };
+    let reasons = c.cancellation_reasons();
+    reasons
+        .iter()
+        .all(|r| matches!(r.code(), None | Some("None" | "ConditionalCheckFailed")))
+        .then(|| {
+            reasons
+                .iter()
+                .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                .collect()
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,11 +15,6 @@ pub const CLEAN: &str = r#"{"HIGH": 1, "MEDIUM": 4}"#;
 
 pub use eddo_local::fixtures::{commit as sha, digest, event_id as id, sample};
 
-/// A CodeBuild state change of `project` for `commit`, from the corpus sample.
-pub fn build(project: &str, commit: &str, status: &str, image: Option<&str>) -> Value {
-    eddo_local::fixtures::build_state(project, commit, status, image, &id())
-}
-
 /// An ECR scan of the `hello-world` image `image`, tagged with the commit.
 pub fn scan(commit: &str, image: &str, counts: Value) -> Value {
     eddo_local::fixtures::image_scan(commit, image, counts, &id())
@@ -61,6 +56,12 @@ impl Setup {
         self.gate.handle(e).await.unwrap()
     }
 
+    /// A build of `project` for `commit` that ran in the CodeBuild stand-in (as the push rule
+    /// starts one) and ended `status`, exporting `image`, and its state change.
+    pub fn build(&self, project: &str, commit: &str, status: &str, image: Option<&str>) -> Value {
+        eddo_local::fixtures::ran(&self.stack.codebuild, project, commit, status, image, &id())
+    }
+
     /// The gate's events on the bus since the last call, each checked against its schema.
     pub async fn published(&self) -> Vec<Value> {
         self.local.published("eddo.gate").await
@@ -75,10 +76,50 @@ impl Setup {
             .rev()
             .find(|b| b.env("EDDO_COMMIT_SHA") == Some(commit))
             .unwrap_or_else(|| panic!("no deploy build of {commit}"));
+        // CodeBuild ends it so, and describes it so when the gate asks.
+        self.stack.codebuild.finish(&b.id, status);
         finished(&b, status)
     }
 
     pub fn deploys(&self) -> Vec<eddo_local::codebuild::Build> {
         self.builds("eddo-deploy")
     }
+}
+
+/// A candidate's evidence ledger as the table holds it: its plain items under the candidate,
+/// read as the administrator with one query, not through the gate's store. (kind, sender,
+/// passed) per entry, ordered by kind, sender and outcome.
+pub async fn ledger(
+    stack: &eddo_local::stack::Stack,
+    service: &str,
+    commit: &str,
+) -> Vec<(String, String, bool)> {
+    use aws_sdk_dynamodb::types::AttributeValue::{Bool, S};
+    let out = aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .query()
+        .table_name(&stack.table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :sk)")
+        .expression_attribute_values(":pk", S(format!("candidate#{service}")))
+        .expression_attribute_values(":sk", S(format!("{commit}#evidence#")))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    let text = |i: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+                k: &str| {
+        match i.get(k) {
+            Some(S(v)) => v.clone(),
+            other => panic!("{k}: {other:?}"),
+        }
+    };
+    let mut entries: Vec<(String, String, bool)> = out
+        .items()
+        .iter()
+        .map(|i| {
+            let passed = matches!(i.get("passed"), Some(Bool(true)));
+            (text(i, "kind"), text(i, "sender"), passed)
+        })
+        .collect();
+    entries.sort();
+    entries
 }

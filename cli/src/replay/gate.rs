@@ -8,7 +8,7 @@ use eddo::policy::{Mode, Policy, SignalKind};
 use eddo::time::Date;
 use eddo_scan_gate::candidate::{Candidate, Recorded, State};
 use eddo_scan_gate::decide::{Decision, Listing, decide};
-use eddo_scan_gate::signal::{Incoming, Signal, Subject, read};
+use eddo_scan_gate::signal::{Incoming, Signal, Subject, read_recorded};
 use serde_json::Value;
 
 use super::{Decided, Decisions};
@@ -59,7 +59,7 @@ impl<'p> Sim<'p> {
         let at = time_of(event).unwrap_or(self.last).max(self.last);
         self.last = at;
         self.sweep_until(at);
-        if let Incoming::Signals(signals) = read(self.policy, event) {
+        if let Incoming::Signals(signals) = read_recorded(self.policy, event) {
             for s in signals {
                 self.signal(s, at);
             }
@@ -83,7 +83,33 @@ impl<'p> Sim<'p> {
                 }
             }
         };
-        let verdict = s.judged(&service.gate, &Listing::NotRead, Date::from_epoch(at));
+        let judged = |s: Signal| {
+            let verdict = s.judged(&service.gate, &Listing::NotRead, Date::from_epoch(at));
+            Recorded {
+                kind: s.kind.clone(),
+                verdict,
+                digest: s.digest.clone().filter(|_| s.kind != SignalKind::Build),
+                evidence: s.evidence,
+                at,
+            }
+        };
+        // A build's image: every scan kept for it joins the ledger with the build, before the
+        // candidate is decided, as the gate records them.
+        let mut entries = vec![];
+        if let (SignalKind::Build, Some(digest)) = (&s.kind, &s.digest) {
+            self.images
+                .insert((s.service.clone(), digest.clone()), commit.clone());
+            let (ready, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.parked)
+                .into_iter()
+                .partition(|(p, _)| {
+                    p.service == s.service
+                        && matches!(&p.subject, Subject::Image { digest: d, .. } if d == digest)
+                });
+            self.parked = kept;
+            entries.extend(ready.into_iter().map(|(p, _)| judged(p)));
+        }
+        let built = (s.kind == SignalKind::Build).then(|| s.digest.clone());
+        entries.insert(0, judged(s.clone()));
         let key = (s.service.clone(), commit.clone());
         let c = self.candidates.entry(key).or_insert_with(|| Candidate {
             service: s.service.clone(),
@@ -91,7 +117,8 @@ impl<'p> Sim<'p> {
             digest: None,
             correlation_id: String::new(),
             state: State::Waiting,
-            signals: BTreeMap::new(),
+            ledger: Vec::new(),
+            seq: 0,
             first_at: at,
             deadline: at + u64::from(service.gate.deadline_minutes) * 60,
             build_id: None,
@@ -105,18 +132,11 @@ impl<'p> Sim<'p> {
         if c.state != State::Waiting {
             return;
         }
-        if s.kind == SignalKind::Build {
-            c.digest = s.digest.clone();
+        if let Some(digest) = built {
+            c.digest = c.digest.clone().or(digest);
         }
-        c.signals.insert(
-            s.kind.clone(),
-            Recorded {
-                verdict,
-                evidence: s.evidence.clone(),
-                at,
-                digest: s.digest.clone().filter(|_| s.kind != SignalKind::Build),
-            },
-        );
+        c.seq += entries.len() as u64;
+        c.ledger.extend(entries);
         match decide(&service.gate, c) {
             Decision::Deploy => {
                 c.state = match service.gate.mode {
@@ -129,21 +149,6 @@ impl<'p> Sim<'p> {
                 c.reasons = reasons;
             }
             Decision::Wait { .. } => {}
-        }
-        // A build's image: the scans kept for it count now.
-        if let (SignalKind::Build, Some(digest)) = (&s.kind, &s.digest) {
-            self.images
-                .insert((s.service.clone(), digest.clone()), commit);
-            let (ready, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.parked)
-                .into_iter()
-                .partition(|(p, _)| {
-                    p.service == s.service
-                        && matches!(&p.subject, Subject::Image { digest: d, .. } if d == digest)
-                });
-            self.parked = kept;
-            for (p, _) in ready {
-                self.signal(p, at);
-            }
         }
     }
 

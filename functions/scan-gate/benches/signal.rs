@@ -2,7 +2,6 @@
 //! policy, judge it (a scan against its thresholds), decide the candidate, and encode what is
 //! recorded. `make bench` runs it; BENCHMARKS.md records the figures.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -13,14 +12,14 @@ use eddo_local::fixtures;
 use eddo_local::moto::project_root;
 use eddo_scan_gate::candidate::{Candidate, Recorded, State};
 use eddo_scan_gate::decide::{Decision, Listing, Verdict, decide};
-use eddo_scan_gate::signal::{Incoming, read};
+use eddo_scan_gate::signal::{Incoming, read_recorded};
 use serde_json::{Value, json};
 
 const COMMIT: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
 
 /// One signal's CPU work: what the handler does besides its AWS calls.
 fn handle(policy: &Policy, event: &Value, seen: &Candidate) -> usize {
-    let Incoming::Signals(signals) = read(policy, event) else {
+    let Incoming::Signals(signals) = read_recorded(policy, event) else {
         panic!("not a signal")
     };
     let mut n = 0;
@@ -32,6 +31,7 @@ fn handle(policy: &Policy, event: &Value, seen: &Candidate) -> usize {
             Date::from_epoch(1_800_000_000),
         );
         let recorded = Recorded {
+            kind: s.kind.clone(),
             verdict,
             evidence: s.evidence.clone(),
             at: 1_800_000_000,
@@ -39,7 +39,8 @@ fn handle(policy: &Policy, event: &Value, seen: &Candidate) -> usize {
         };
         n += serde_json::to_string(&recorded).unwrap().len();
         let mut all = seen.clone();
-        all.signals.insert(s.kind, recorded);
+        all.ledger.push(recorded);
+        all.seq += 1;
         n += usize::from(matches!(decide(&service.gate, &all), Decision::Deploy));
     }
     n
@@ -62,7 +63,8 @@ fn bench(c: &mut Criterion) {
             .and_then(|d| eddo::names::ImageDigest::parse(d).ok()),
         correlation_id: "bench".into(),
         state: State::Waiting,
-        signals: BTreeMap::new(),
+        ledger: Vec::new(),
+        seq: 0,
         first_at: 1_800_000_000,
         deadline: 1_800_001_800,
         build_id: None,
@@ -75,20 +77,19 @@ fn bench(c: &mut Criterion) {
     };
     let mut two_passed = empty.clone();
     for (kind, event) in [(SignalKind::Build, &build), (SignalKind::Sast, &contract)] {
-        let Incoming::Signals(s) = read(&policy, event) else {
+        let Incoming::Signals(s) = read_recorded(&policy, event) else {
             panic!("not a signal")
         };
-        two_passed.signals.insert(
+        two_passed.seq += 1;
+        two_passed.ledger.push(Recorded {
             kind,
-            Recorded {
-                verdict: Verdict::Passed {
-                    summary: "ok".into(),
-                },
-                evidence: s[0].evidence.clone(),
-                at: 1_800_000_000,
-                digest: None,
+            verdict: Verdict::Passed {
+                summary: "ok".into(),
             },
-        );
+            evidence: s[0].evidence.clone(),
+            at: 1_800_000_000,
+            digest: None,
+        });
     }
 
     let mut g = c.benchmark_group("scan-gate signal");

@@ -30,11 +30,14 @@ pub struct EvidenceItem {
     pub sender: String,
 }
 
+/// The ledger, by kind and then in the order it was recorded.
 fn evidence_of(c: &Candidate) -> Vec<EvidenceItem> {
-    c.signals
-        .iter()
-        .map(|(kind, r)| EvidenceItem {
-            signal: kind.clone(),
+    let mut ledger: Vec<_> = c.ledger.iter().collect();
+    ledger.sort_by(|a, b| a.kind.cmp(&b.kind).then(a.at.cmp(&b.at)));
+    ledger
+        .into_iter()
+        .map(|r| EvidenceItem {
+            signal: r.kind.clone(),
             passed: r.verdict.passed(),
             summary: match &r.verdict {
                 Verdict::Passed { summary } => summary.clone(),
@@ -95,14 +98,31 @@ impl Gate {
             by: &cause.event_id,
             owes: &owes,
             now,
+            approved: c.approved(&service.gate),
         };
         match self.store.decide(&d).await? {
             Transition::Done => {
                 let lease = Lease::new(key_of(c), now);
                 self.say(&lease, &owes, c, outcome).await
             }
+            Transition::Stale => self.decide_again(service, c, cause, now).await,
             _ => Ok(Report::quiet("another invocation decided this candidate")),
         }
+    }
+
+    /// Evidence landed while deciding `c`: read it again, whole, and decide on all of it.
+    pub(crate) async fn decide_again(
+        &self,
+        service: &Service,
+        c: &Candidate,
+        cause: &Evidence,
+        now: u64,
+    ) -> Result<Report, Error> {
+        info!(service = %c.service, commit = %c.commit, "evidence landed while deciding: deciding again");
+        let Some(fresh) = self.store.get(&c.service, &c.commit).await? else {
+            return Ok(Report::quiet("the candidate is gone"));
+        };
+        Box::pin(self.act(service, fresh, &SignalKind::Build, cause, now)).await
     }
 
     /// Sends the events a record owes under this invocation's `lease` (letting go of it on

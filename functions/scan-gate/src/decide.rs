@@ -6,7 +6,7 @@ use eddo::outbox::leased;
 use eddo::policy::{Gate, Mode, SignalKind};
 use serde::{Deserialize, Serialize};
 
-use crate::candidate::{Candidate, State};
+use crate::candidate::{Candidate, Standing, State};
 pub use crate::scan::{Finding, Listing, ScanCounts, judge_scan, needs_findings};
 
 /// What one signal said about a candidate.
@@ -47,12 +47,11 @@ pub fn decide(gate: &Gate, c: &Candidate) -> Decision {
     let mut reasons = c.failures(gate);
     if gate.require.contains(&SignalKind::ImageScan)
         && c.digest.is_none()
-        && let Some(build) = c.signals.get(&SignalKind::Build)
-        && build.verdict.passed()
+        && let Standing::Passed(builds) = c.standing(gate, &SignalKind::Build)
     {
         reasons.push(format!(
             "build: {} reported no image digest (export IMAGE_DIGEST), and a scan counts only for the image the build reported",
-            build.evidence.sender
+            builds[0].evidence.sender
         ));
     }
     if !reasons.is_empty() {
@@ -113,7 +112,7 @@ pub enum Again {
 /// still passed; a new build of it is refused, saying so.
 pub fn again(gate: &Gate, c: &Candidate, kind: &SignalKind) -> Option<Again> {
     match kind {
-        SignalKind::Approval if c.approved() => {
+        SignalKind::Approval if c.approved(gate) => {
             let mut reasons = c.failures(gate);
             reasons.extend(c.missing(gate).iter().map(|k| format!("{k}: no signal")));
             Some(if reasons.is_empty() {
@@ -127,7 +126,7 @@ pub fn again(gate: &Gate, c: &Candidate, kind: &SignalKind) -> Option<Again> {
                 ))
             })
         }
-        SignalKind::Build if !c.approved() => Some(Again::Refuse(known_bad(c))),
+        SignalKind::Build if !c.approved(gate) => Some(Again::Refuse(known_bad(c))),
         _ => None,
     }
 }
@@ -159,14 +158,14 @@ pub fn next(gate: &Gate, c: &Candidate, kind: &SignalKind, now: u64) -> Next {
             }
         }
         state => {
-            let failed = c
-                .signals
-                .get(kind)
-                .filter(|_| gate.require.contains(kind) || *kind == SignalKind::Approval)
-                .and_then(|r| match &r.verdict {
-                    Verdict::Failed { reasons } => Some(reasons.clone()),
-                    Verdict::Passed { .. } => None,
-                });
+            let failed = match c.standing(gate, kind) {
+                Standing::Failed(reasons)
+                    if gate.require.contains(kind) || *kind == SignalKind::Approval =>
+                {
+                    Some(reasons)
+                }
+                _ => None,
+            };
             Next::After {
                 // What the record owes is sent by whoever holds it, or by this invocation once
                 // the lease has lapsed.
@@ -176,7 +175,7 @@ pub fn next(gate: &Gate, c: &Candidate, kind: &SignalKind, now: u64) -> Next {
                     state,
                     State::Deployed | State::DeployFailed | State::Blocked
                 ) && (*kind == SignalKind::Build
-                    || *kind == SignalKind::Approval && c.approved()),
+                    || *kind == SignalKind::Approval && c.approved(gate)),
             }
         }
     }
@@ -198,6 +197,7 @@ mod tests {
             exceptions: vec![],
             deadline_minutes: 30,
             mode: Mode::Enforce,
+            reruns: Default::default(),
         }
     }
 
@@ -208,7 +208,8 @@ mod tests {
             digest: None,
             correlation_id: "c".into(),
             state,
-            signals: BTreeMap::new(),
+            ledger: Vec::new(),
+            seq: 0,
             first_at: 1000,
             deadline: 2800,
             build_id: None,
@@ -221,21 +222,32 @@ mod tests {
         }
     }
 
-    fn with(mut c: Candidate, kind: SignalKind, verdict: Verdict) -> Candidate {
-        c.signals.insert(
+    fn with(c: Candidate, kind: SignalKind, verdict: Verdict) -> Candidate {
+        from(c, kind, verdict, "CodeBuild project payments-build", 1000)
+    }
+
+    /// `c` with one more ledger entry: `kind` from `sender`, its event at `time`.
+    fn from(
+        mut c: Candidate,
+        kind: SignalKind,
+        verdict: Verdict,
+        sender: &str,
+        time: u64,
+    ) -> Candidate {
+        c.ledger.push(Recorded {
             kind,
-            Recorded {
-                verdict,
-                evidence: Evidence {
-                    event_id: "e".into(),
-                    source: "aws.codebuild".into(),
-                    detail_type: "CodeBuild Build State Change".into(),
-                    sender: "CodeBuild project payments-build".into(),
-                },
-                at: 1000,
-                digest: None,
+            verdict,
+            evidence: Evidence {
+                event_id: format!("e{}", c.ledger.len()),
+                source: "aws.codebuild".into(),
+                detail_type: "CodeBuild Build State Change".into(),
+                sender: sender.into(),
+                time,
             },
-        );
+            at: 1000 + c.ledger.len() as u64,
+            digest: None,
+        });
+        c.seq += 1;
         c
     }
 
@@ -330,7 +342,7 @@ mod tests {
         );
         c.digest = Some(built.clone());
         assert_eq!(decide(&g, &c), Decision::Deploy);
-        c.signals.get_mut(&ImageScan).unwrap().digest = Some(other.clone());
+        c.ledger[1].digest = Some(other.clone());
         assert_eq!(
             decide(&g, &c),
             Decision::Block {
@@ -479,5 +491,73 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn no_pass_erases_a_failure_but_a_senders_own_rerun_where_the_policy_says() {
+        use SignalKind::*;
+        let g = gate(&[Build, ImageScan]);
+        let mut built = with(candidate(State::Waiting), Build, pass());
+        built.digest = Some(ImageDigest::parse(format!("sha256:{}", "a".repeat(64))).unwrap());
+        let (ecr, trivy) = ("ECR basic scan of payments", "source com.example.trivy");
+        let critical = || fail("image-scan: 3 CRITICAL findings");
+        // One kind from two senders, in both orders: the failure blocks either way.
+        for (first, second) in [(critical(), pass()), (pass(), critical())] {
+            let (f, s) = (first.passed(), second.passed());
+            let c = from(
+                from(built.clone(), ImageScan, first, ecr, 10),
+                ImageScan,
+                second,
+                trivy,
+                20,
+            );
+            assert_eq!(
+                decide(&g, &c),
+                Decision::Block {
+                    reasons: vec!["image-scan: 3 CRITICAL findings".into()]
+                },
+                "{f} then {s}"
+            );
+        }
+        // One sender's failure then its own re-scan passing: blocks unless the policy lets
+        // reruns count for image-scan; then its latest result (by the event's time) stands.
+        let rerun = from(
+            from(built.clone(), ImageScan, critical(), ecr, 10),
+            ImageScan,
+            pass(),
+            ecr,
+            20,
+        );
+        assert!(matches!(decide(&g, &rerun), Decision::Block { .. }));
+        let mut reruns = g.clone();
+        reruns.reruns.insert(ImageScan);
+        assert_eq!(decide(&reruns, &rerun), Decision::Deploy);
+        // Recorded in the other order (a late delivery of the older failure): the pass is still
+        // the latest, by the event's time.
+        let late = from(
+            from(built.clone(), ImageScan, pass(), ecr, 20),
+            ImageScan,
+            critical(),
+            ecr,
+            10,
+        );
+        assert_eq!(decide(&reruns, &late), Decision::Deploy);
+        // At the same time, the failure wins; and another sender's pass never replaces it.
+        let tie = from(
+            from(built.clone(), ImageScan, pass(), ecr, 10),
+            ImageScan,
+            critical(),
+            ecr,
+            10,
+        );
+        assert!(matches!(decide(&reruns, &tie), Decision::Block { .. }));
+        let other = from(
+            from(built, ImageScan, critical(), ecr, 10),
+            ImageScan,
+            pass(),
+            trivy,
+            20,
+        );
+        assert!(matches!(decide(&reruns, &other), Decision::Block { .. }));
     }
 }

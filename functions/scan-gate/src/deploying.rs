@@ -35,6 +35,7 @@ impl Gate {
             by: &cause.event_id,
             owes: &[],
             now,
+            approved: c.approved(&service.gate),
         };
         let decided = self.store.decide(&d).await?;
         self.deploying(service, c, decided, cause, now).await
@@ -48,7 +49,10 @@ impl Gate {
         cause: &Evidence,
         now: u64,
     ) -> Result<Report, Error> {
-        let decided = self.store.redeploy(c, &cause.event_id, now).await?;
+        let decided = self
+            .store
+            .redeploy(c, c.approved(&service.gate), &cause.event_id, now)
+            .await?;
         let mut report = self.deploying(service, c, decided, cause, now).await?;
         if report.outcome == "deployment started" {
             report.outcome = "approved after its rollback: deployment started again".into();
@@ -86,6 +90,7 @@ impl Gate {
                 self.conclude(service, c, State::Blocked, vec![known_bad(c)], cause, now)
                     .await
             }
+            Transition::Stale => self.decide_again(service, c, cause, now).await,
             Transition::Lost => Ok(Report {
                 outcome: "another invocation decided this candidate".into(),
                 published: vec![],

@@ -31,8 +31,8 @@ use tracing::{Instrument, info, warn};
 use crate::candidate::{Candidate, Evidence, Recorded, State};
 use crate::decide::{Again, Listing, Next, Verdict, needs_findings, next};
 use crate::findings::Findings;
-use crate::signal::{Incoming, Signal, Subject, read};
-use crate::store::{Record, Store};
+use crate::signal::{BuildState, Incoming, Signal, Subject, read};
+use crate::store::{Parked, Record, Store};
 
 /// Deadlines the sweep handles per tick; the rest wait for the next minute.
 pub const SWEEP_BATCH: i32 = 25;
@@ -126,7 +126,19 @@ impl Gate {
     }
 
     async fn handle_event(&self, policy: &Policy, event: &Value) -> Result<Report, Error> {
-        match read(policy, event) {
+        let incoming = match read(policy, event) {
+            Incoming::Confirm(claimed) => self.confirm(policy, &claimed, event).await?,
+            incoming => incoming,
+        };
+        match incoming {
+            // `built` reads a confirmed build into its signal, never into another confirmation.
+            Incoming::Confirm(b) => {
+                self.reject(
+                    &evidence_of(event),
+                    &format!("build {} was not confirmed", b.id()),
+                )
+                .await
+            }
             Incoming::Tick { at } => self.sweep(policy, at).await,
             Incoming::Ignored(why) => {
                 info!(reason = %why, "ignored");
@@ -152,6 +164,38 @@ impl Gate {
         }
     }
 
+    /// A build's state change as CodeBuild itself describes the build (`BatchGetBuilds`): an
+    /// event is a notification, and anyone who may put events on the default bus or invoke
+    /// the gate can write one. A build CodeBuild does not know, or describes otherwise, is
+    /// rejected and changes nothing.
+    async fn confirm(
+        &self,
+        policy: &Policy,
+        claimed: &BuildState,
+        event: &Value,
+    ) -> Result<Incoming, Error> {
+        let id = claimed.id();
+        let confirmed = match eddo::codebuild::described(&self.codebuild, id).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return Ok(Incoming::Rejected(format!(
+                    "not confirmed by CodeBuild: it knows no build {id}"
+                )));
+            }
+            Err(e) if e.is_retryable() => return Err(e),
+            // Refused (the role may not read that project's builds): not confirmed.
+            Err(e) => {
+                return Ok(Incoming::Rejected(format!(
+                    "not confirmed by CodeBuild: {e}"
+                )));
+            }
+        };
+        Ok(match eddo::codebuild::contradiction(claimed, &confirmed) {
+            Some(why) => Incoming::Rejected(format!("not confirmed by CodeBuild: {why}")),
+            None => signal::built(policy, &confirmed, event),
+        })
+    }
+
     /// Reports a signal that changes nothing: malformed, untrusted, or about another image.
     async fn reject(&self, cause: &Evidence, why: &str) -> Result<Report, Error> {
         // A reason can quote what the event carried (an unknown key, say): clipped, and says so.
@@ -175,25 +219,29 @@ impl Gate {
     }
 
     /// The commit a signal is about. A scan counts for the commit whose build reported its
-    /// digest: until a build has, it is kept on the image (parked), and a reported scan that
-    /// claims another commit is refused.
+    /// digest: until a build has, it is kept on the image (parked, beside every other scan of
+    /// it), and a reported scan that claims another commit is refused.
     async fn commit_for(&self, s: &Signal, recorded: &Recorded) -> Result<Subjected, Error> {
-        match &s.subject {
-            Subject::Commit(c) => Ok(Subjected::Commit(c.clone())),
-            Subject::Image { digest, claimed } => {
-                match self.store.commit_of(&s.service, digest).await? {
-                    Some(built) => match claimed {
-                        Some(c) if *c != built => Ok(Subjected::Refused(format!(
+        let (digest, claimed) = match &s.subject {
+            Subject::Commit(c) => return Ok(Subjected::Commit(c.clone())),
+            Subject::Image { digest, claimed } => (digest, claimed),
+        };
+        loop {
+            match self.store.commit_of(&s.service, digest).await? {
+                Some(built) => {
+                    return Ok(match claimed {
+                        Some(c) if *c != built => Subjected::Refused(format!(
                             "{}: reported for commit {c}, but image {digest} was built from {built}",
                             s.kind
-                        ))),
-                        _ => Ok(Subjected::Commit(built)),
-                    },
-                    None => {
-                        self.store.park_scan(&s.service, digest, recorded).await?;
-                        Ok(Subjected::Parked)
-                    }
+                        )),
+                        _ => Subjected::Commit(built),
+                    });
                 }
+                None => match self.store.park(&s.service, digest, recorded).await? {
+                    Parked::Kept => return Ok(Subjected::Parked),
+                    // A build reported the image meanwhile: its commit is known now.
+                    Parked::Linked => continue,
+                },
             }
         }
     }
@@ -220,17 +268,20 @@ impl Gate {
         s: &Signal,
         service: &Service,
         commit: &CommitSha,
-        kind: &SignalKind,
         recorded: &Recorded,
         correlation: &str,
     ) -> Result<Record, Error> {
+        // A build's image becomes the candidate's; any other signal's must be it.
+        let image = match recorded.kind {
+            SignalKind::Build => s.digest.as_ref(),
+            _ => recorded.digest.as_ref(),
+        };
         self.store
             .record(
                 &s.service,
                 commit,
-                kind,
                 recorded,
-                s.digest.as_ref(),
+                image,
                 correlation,
                 service.gate.deadline_minutes,
             )
@@ -244,6 +295,7 @@ impl Gate {
             .expect("signals name policy services");
         let verdict = self.verdict(service, &s, Date::from_epoch(now)).await?;
         let recorded = Recorded {
+            kind: s.kind.clone(),
             verdict,
             evidence: s.evidence.clone(),
             at: now,
@@ -265,10 +317,12 @@ impl Gate {
             .clone()
             .unwrap_or_else(|| format!("{}@{}", s.service, commit));
         let mut candidate = match self
-            .record(&s, service, &commit, &s.kind, &recorded, &correlation)
+            .record(&s, service, &commit, &recorded, &correlation)
             .await?
         {
-            Record::Recorded(c) => *c,
+            // Recorded before (a redelivery, a replay): nothing new, but a decision a dead
+            // invocation left unfinished is finished below.
+            Record::Recorded(c) | Record::Again(c) => *c,
             Record::OtherImage { built } => {
                 let why = format!(
                     "{}: about image {}, but {} {} deploys {}",
@@ -283,26 +337,21 @@ impl Gate {
                 return self.reject(&s.evidence, &why).await;
             }
         };
-        if let (SignalKind::Build, Some(digest)) = (&s.kind, &s.digest)
-            && let Some(parked) = self
+        if let (SignalKind::Build, Some(digest)) = (&s.kind, &s.digest) {
+            // Every scan of the image that came first joins the ledger, each keyed by its own
+            // event: a retry after a crash adds none twice.
+            for parked in self
                 .store
                 .link_digest(&s.service, digest, &commit, now)
                 .await?
-        {
-            if let Record::Recorded(c) = self
-                .record(
-                    &s,
-                    service,
-                    &commit,
-                    &SignalKind::ImageScan,
-                    &parked,
-                    &correlation,
-                )
-                .await?
             {
-                candidate = *c;
+                if let Record::Recorded(c) | Record::Again(c) = self
+                    .record(&s, service, &commit, &parked, &correlation)
+                    .await?
+                {
+                    candidate = *c;
+                }
             }
-            self.store.unpark(&s.service, digest, &parked).await?;
         }
         let span = eddo::telemetry::correlation_span(&candidate.correlation_id);
         self.act(service, candidate, &s.kind, &s.evidence, now)
@@ -311,7 +360,7 @@ impl Gate {
     }
 
     /// Performs what [`next`] says the candidate's state calls for.
-    async fn act(
+    pub(crate) async fn act(
         &self,
         service: &Service,
         c: Candidate,
@@ -442,6 +491,7 @@ impl Gate {
                 source: "eddo.gate".into(),
                 detail_type: "Deadline".into(),
                 sender: String::new(),
+                time: c.deadline,
             };
             let missing: Vec<String> = c
                 .missing(&service.gate)
@@ -484,6 +534,7 @@ fn evidence_of(event: &Value) -> Evidence {
         source: s("source"),
         detail_type: s("detail-type"),
         sender: String::new(),
+        time: signal::event_time(event),
     }
 }
 

@@ -185,6 +185,7 @@ mod tests {
             exceptions,
             deadline_minutes: 30,
             mode: Mode::Enforce,
+            reruns: Default::default(),
         }
     }
 

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use aws_lambda_events::event::ecr_scan::EcrScanEvent;
-use eddo::codebuild::BuildState;
+pub use eddo::codebuild::BuildState;
 use eddo::git::GitEvent;
 use eddo::names::ProjectName;
 use eddo::names::{CommitSha, ImageDigest, ServiceName};
@@ -140,6 +140,9 @@ pub struct DeployFinished {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
     Signals(Vec<Signal>),
+    /// A finished build of a build or SAST project, as its event claims it: it counts only as
+    /// CodeBuild itself describes it ([`built`], after `BatchGetBuilds`).
+    Confirm(Box<BuildState>),
     DeployFinished(Box<DeployFinished>),
     /// The scheduled sweep for candidates past their deadline, with the event's time.
     Tick {
@@ -159,7 +162,16 @@ pub(crate) fn evidence(event: &Value, sender: &Sender) -> Evidence {
         source: s("source"),
         detail_type: s("detail-type"),
         sender: sender.to_string(),
+        time: event_time(event),
     }
+}
+
+/// An event's `time`, in epoch seconds (0 when it has none).
+pub(crate) fn event_time(event: &Value) -> u64 {
+    event["time"]
+        .as_str()
+        .and_then(eddo::time::parse_rfc3339)
+        .unwrap_or_default()
 }
 
 /// Whether `sender` counts for `kind` of `service`; the rejection says who would.
@@ -205,30 +217,103 @@ pub fn read(policy: &Policy, event: &Value) -> Incoming {
     }
 }
 
+/// Reads `event` as it was recorded, each build taken as its event describes it (its source
+/// version the commit): for tools with no CodeBuild to ask (`eddo policy replay`, benchmarks)
+/// reading events the gate confirmed when they came.
+pub fn read_recorded(policy: &Policy, event: &Value) -> Incoming {
+    match read(policy, event) {
+        Incoming::Confirm(mut b) => {
+            b.resolved_commit = b.source_version.clone();
+            built(policy, &b, event)
+        }
+        other => other,
+    }
+}
+
 fn codebuild(policy: &Policy, event: &Value) -> Incoming {
     let b = match BuildState::read(event) {
         Ok(b) => b,
         Err(why) => return Incoming::Rejected(why),
     };
     let project = b.project.as_str();
-    let Some((service, role)) = policy.project(project) else {
+    let Some((_, role)) = policy.project(project) else {
         return Incoming::Ignored(format!("project {project} is not in the policy"));
     };
     if !b.finished() {
         return Incoming::Ignored(format!("{project} build in progress"));
     }
+    match role {
+        ProjectRole::Build | ProjectRole::Sast | ProjectRole::Deploy => {
+            Incoming::Confirm(Box::new(b))
+        }
+        ProjectRole::Rollback => Incoming::Ignored(format!("{project} is a rollback project")),
+    }
+}
+
+/// A deploy project's build finished: the gate's own deploy, which it knows by its build id.
+fn deploy_finished(service: &Service, b: &BuildState, event: &Value) -> Incoming {
+    let project = b.project.as_str();
     let build_id = b.build_id.clone();
-    // The deploy project gets the commit as an override; builds have it as source version.
-    let version = b.env("EDDO_COMMIT_SHA").or(b.source_version.as_deref());
-    let commit = match version.map(CommitSha::parse) {
+    // The deploy project gets the commit as an override.
+    let commit = match b
+        .env("EDDO_COMMIT_SHA")
+        .or(b.source_version.as_deref())
+        .map(CommitSha::parse)
+    {
+        Some(Ok(c)) => c,
+        Some(Err(why)) => {
+            return Incoming::Rejected(format!("{project} build {build_id}: its commit {why}"));
+        }
+        None => {
+            return Incoming::Rejected(format!("{project} build {build_id} names no commit"));
+        }
+    };
+    let sender = match ProjectName::parse(project) {
+        Ok(p) => Sender::Project(p),
+        Err(why) => return Incoming::Rejected(why),
+    };
+    Incoming::DeployFinished(Box::new(DeployFinished {
+        service: service.name.clone(),
+        commit,
+        succeeded: b.succeeded(),
+        status: b.status.clone(),
+        build_id,
+        failed_phase: b.failed_phase.clone(),
+        logs: b.logs_url.clone(),
+        evidence: evidence(event, &sender),
+    }))
+}
+
+/// The signal of a finished build or SAST build (or a deploy build's completion), read from `b`
+/// as CodeBuild describes it (see
+/// [`Incoming::Confirm`]); `event` is the notification that announced it. It counts for the
+/// commit CodeBuild checked out (`resolvedSourceVersion`), whatever the caller who started the
+/// build put in its variables, and only for the repository and branch the push rule named.
+pub fn built(policy: &Policy, b: &BuildState, event: &Value) -> Incoming {
+    let project = b.project.as_str();
+    let build_id = b.build_id.clone();
+    let Some((service, role)) = policy.project(project) else {
+        return Incoming::Ignored(format!("project {project} is not in the policy"));
+    };
+    let kind = match role {
+        ProjectRole::Build => SignalKind::Build,
+        ProjectRole::Sast => SignalKind::Sast,
+        ProjectRole::Deploy => return deploy_finished(service, b, event),
+        ProjectRole::Rollback => {
+            return Incoming::Ignored(format!("{project} is a rollback project"));
+        }
+    };
+    let commit = match b.resolved_commit.as_deref().map(CommitSha::parse) {
         Some(Ok(c)) => c,
         Some(Err(why)) => {
             return Incoming::Rejected(format!(
-                "{project} build {build_id}: its source version {why}; start it with the commit as source version"
+                "{project} build {build_id}: the commit CodeBuild resolved {why}"
             ));
         }
         None => {
-            return Incoming::Rejected(format!("{project} build {build_id} has no source version"));
+            return Incoming::Rejected(format!(
+                "{project} build {build_id}: CodeBuild resolved no commit for its source, so it counts for none"
+            ));
         }
     };
     let sender = match ProjectName::parse(project) {
@@ -236,42 +321,26 @@ fn codebuild(policy: &Policy, event: &Value) -> Incoming {
         Err(why) => return Incoming::Rejected(why),
     };
     let evidence = evidence(event, &sender);
-    let kind = match role {
-        ProjectRole::Build => SignalKind::Build,
-        ProjectRole::Sast => SignalKind::Sast,
-        ProjectRole::Deploy => {
-            return Incoming::DeployFinished(Box::new(DeployFinished {
-                service: service.name.clone(),
-                commit,
-                succeeded: b.succeeded(),
-                status: b.status.clone(),
-                build_id,
-                failed_phase: b.failed_phase.clone(),
-                logs: b.logs_url.clone(),
-                evidence,
-            }));
-        }
-        ProjectRole::Rollback => {
-            return Incoming::Ignored(format!("{project} is a rollback project"));
-        }
-    };
     // A build counts for a commit of the service's own repository: the push rule names the
     // repository it built, and a push to another repository the webhook covers is not this
-    // service's, whatever branch it is on.
-    if let Some(repository) = b.env("EDDO_REPOSITORY")
-        && !service
-            .repositories
-            .iter()
-            .any(|r| r.as_str().eq_ignore_ascii_case(repository))
+    // service's, whatever branch it is on. A build that names neither counts for no service:
+    // every service deploys from its own repositories and branches only.
+    let (Some(repository), Some(branch)) = (b.env("EDDO_REPOSITORY"), b.env("EDDO_BRANCH")) else {
+        return Incoming::Rejected(format!(
+            "{project} build {build_id} names no repository and branch (EDDO_REPOSITORY, EDDO_BRANCH, as eddo's push rule sets them), so it counts for no service"
+        ));
+    };
+    if !service
+        .repositories
+        .iter()
+        .any(|r| r.as_str().eq_ignore_ascii_case(repository))
     {
         return Incoming::Rejected(format!(
             "{project} build {build_id} built {repository}, which is not a repository of {}",
             service.name
         ));
     }
-    if let Some(branch) = b.env("EDDO_BRANCH")
-        && !service.branches.iter().any(|b| b == branch)
-    {
+    if !service.branches.iter().any(|b| b == branch) {
         return Incoming::Ignored(format!(
             "{project} built branch {branch}, which {} does not deploy from",
             service.name
@@ -348,6 +417,8 @@ fn scan_signal(policy: &Policy, event: &Value, scan: Scan<'_>) -> Incoming {
     if let Err(why) = admit(service, &SignalKind::ImageScan, &Sender::ImageScanner) {
         return Incoming::Rejected(why);
     }
+    // One scanner is one sender: ECR's basic scan and Inspector's are not each other's reruns.
+    let sender = format!("{} of {repository}", scanner.name());
     let reading = if status.ends_with("COMPLETE") {
         Reading::Counts { counts, scanner }
     } else {
@@ -368,7 +439,10 @@ fn scan_signal(policy: &Policy, event: &Value, scan: Scan<'_>) -> Incoming {
         digest: Some(digest),
         reading,
         correlation_id: None,
-        evidence: evidence(event, &Sender::ImageScanner),
+        evidence: Evidence {
+            sender,
+            ..evidence(event, &Sender::ImageScanner)
+        },
     }])
 }
 
@@ -480,12 +554,14 @@ fn check(policy: &Policy, event: &Value) -> Incoming {
         app,
     };
     let conclusion = check.conclusion.as_deref().unwrap_or("none");
+    // A check without a branch (a fork's pull request runs on the fork's branch, which GitHub
+    // reports as none) counts for no service: each deploys from its own branches only.
     let mut signals = Vec::new();
     for service in policy.repository(&repo.full_name).filter(|s| {
         check
             .head_branch
             .as_ref()
-            .is_none_or(|b| s.branches.contains(b))
+            .is_some_and(|b| s.branches.contains(b))
     }) {
         for kind in service.gate.senders.keys() {
             if !service.gate.counts(kind, &sender) {

@@ -1,24 +1,27 @@
 //! The gate's state in the eddo table. Every write that guards a side effect is conditional.
 //!
-//! - candidate `pk = candidate#<service>`, `sk = <commit>`: the signals so far (one attribute
-//!   per kind), the deadline, the state (`waiting` until decided), the deploy build. While
+//! - candidate `pk = candidate#<service>`, `sk = <commit>`: the deadline, the state (`waiting`
+//!   until decided), how many entries its ledger holds (`seq`), the deploy build. While
 //!   waiting it is in the sparse `open-deadline` index (`open_pk = open`, `open_sk = deadline`),
 //!   which the deadline sweep reads; deciding moves it to `open_pk = owed` until the decision's
 //!   work is done and said (the sweep finishes it if its invocation died), then out of the
 //!   index; a later signal cannot reopen it.
-//! - image `pk = digest#<service>`, `sk = <digest>`: the commit a build produced it from, or a
-//!   scan that arrived before the build.
+//! - its evidence ledger, beside it: `pk = candidate#<service>`, `sk = <commit>#evidence#<kind>#<event
+//!   id>`, one item per admitted signal, put once (conditionally on its key: a redelivered or
+//!   replayed event changes nothing), never updated, kept as long as the candidate. One query
+//!   (`begins_with(sk, <commit>)`) reads the candidate and its ledger.
+//! - image `pk = digest#<service>`, `sk = <digest>`: the commit a build produced it from; beside
+//!   it, `sk = <digest>#evidence#<kind>#<event id>`, every scan of it that arrived before the
+//!   build (parked, each sender's, in full), which joins the candidate's ledger when the build
+//!   reports the digest.
 //! - the service's history and rollback record ([`eddo::history`]): the gate moves the history
 //!   when a deploy finishes, and holds deployments while alarm-rollback's rollback runs.
 
-use std::collections::BTreeMap;
-
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Put, ReturnValue, TransactWriteItem, Update,
 };
 use eddo::Error;
-use eddo::dynamo::{Item, attr, get, key, n, num, s, transacted, written};
+use eddo::dynamo::{Item, attr, cancelled, get, key, n, num, s, transacted, written};
 use eddo::history::{self, History, Version};
 use eddo::names::{CommitSha, ImageDigest, ServiceName};
 use eddo::outbox::{self, Lease, Outbox};
@@ -49,11 +52,39 @@ pub const CANDIDATE_DAYS: u64 = 90;
 /// A decided candidate's `expires_at`: a string, which DynamoDB's TTL never expires.
 pub const KEPT: &str = "kept: decided";
 
-/// Each signal is one attribute; signal names have no '_', so the attribute names one kind.
-const SIGNAL_PREFIX: &str = "signal_";
+/// What separates a candidate's or an image's key from its evidence entries' keys.
+const EVIDENCE: &str = "#evidence#";
 
-fn signal_attr(kind: &SignalKind) -> String {
-    format!("{SIGNAL_PREFIX}{}", kind.as_str().replace('-', "_"))
+/// The sort key of one evidence entry under `parent` (a commit, or a digest): one per event and
+/// kind (a check run can report two kinds of one service).
+fn evidence_sk(parent: &str, r: &Recorded) -> String {
+    format!("{parent}{EVIDENCE}{}#{}", r.kind, r.evidence.event_id)
+}
+
+/// An evidence entry as an item: its JSON, and the fields a person or a test reads plainly.
+fn evidence_item(pk: AttributeValue, sk: String, r: &Recorded) -> Result<Item, Error> {
+    let mut item = key(pk, s(&sk));
+    item.insert(
+        "entry".into(),
+        s(&serde_json::to_string(r).map_err(Error::Encode)?),
+    );
+    item.insert("kind".into(), s(r.kind.as_str()));
+    item.insert("event_id".into(), s(&r.evidence.event_id));
+    item.insert("source".into(), s(&r.evidence.source));
+    item.insert("sender".into(), s(&r.evidence.sender));
+    item.insert("passed".into(), AttributeValue::Bool(r.verdict.passed()));
+    item.insert("recorded_at".into(), n(r.at));
+    Ok(item)
+}
+
+fn entry(item: &Item) -> Result<Recorded, Error> {
+    let bad = || {
+        Error::InvalidEvent(format!(
+            "evidence entry {} is not readable",
+            attr(item, "sk").unwrap_or_default()
+        ))
+    };
+    serde_json::from_str(attr(item, "entry").ok_or_else(bad)?).map_err(|_| bad())
 }
 
 /// The key of an image's record: which commit built it, or a scan waiting for that.
@@ -71,22 +102,21 @@ pub fn key_of(c: &Candidate) -> Item {
     key(pk, sk)
 }
 
+/// A candidate from its record and its ledger's items (in any order).
+fn candidate_with(item: &Item, entries: &[Item]) -> Result<Candidate, Error> {
+    let mut c = candidate(item)?;
+    c.ledger = entries.iter().map(entry).collect::<Result<_, _>>()?;
+    c.ledger.sort_by_key(|r| (r.at, r.evidence.time));
+    Ok(c)
+}
+
+/// A candidate's record alone (its ledger empty).
 fn candidate(item: &Item) -> Result<Candidate, Error> {
     let bad = |what: &str| Error::InvalidEvent(format!("candidate record without a valid {what}"));
     let service = ServiceName::parse(attr(item, "service").unwrap_or_default())
         .map_err(|_| bad("service"))?;
     let commit =
         CommitSha::parse(attr(item, "sk").unwrap_or_default()).map_err(|_| bad("commit"))?;
-    let mut signals = BTreeMap::new();
-    for (name, value) in item {
-        let Some(kind) = name.strip_prefix(SIGNAL_PREFIX) else {
-            continue;
-        };
-        let kind = SignalKind::parse(&kind.replace('_', "-")).map_err(|_| bad(name))?;
-        let json = value.as_s().map_err(|_| bad(name))?;
-        let r: Recorded = serde_json::from_str(json).map_err(|_| bad(name))?;
-        signals.insert(kind, r);
-    }
     Ok(Candidate {
         digest: attr(item, "digest").and_then(|d| ImageDigest::parse(d).ok()),
         correlation_id: attr(item, "correlation_id").unwrap_or_default().to_string(),
@@ -104,20 +134,31 @@ fn candidate(item: &Item) -> Result<Candidate, Error> {
         attempt: num(item, "attempt")
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or_default(),
+        seq: num(item, "seq").unwrap_or_default(),
         service,
         commit,
-        signals,
+        ledger: Vec::new(),
     })
 }
 
 /// How recording a signal went.
 #[derive(Debug)]
 pub enum Record {
+    /// In the ledger now, and the candidate as it then is.
     Recorded(Box<Candidate>),
+    /// Its event was recorded already (a redelivery, or an archive replay): nothing changed.
+    Again(Box<Candidate>),
     /// The signal is about another image than the one the candidate's build reported.
-    OtherImage {
-        built: Option<ImageDigest>,
-    },
+    OtherImage { built: Option<ImageDigest> },
+}
+
+/// How parking a scan of an image no build has reported went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parked {
+    /// Kept with the image, for when a build reports it (or kept already: a redelivery).
+    Kept,
+    /// A build reported the image meanwhile: record it on that build's candidate instead.
+    Linked,
 }
 
 /// How a decision's conditional write went.
@@ -126,6 +167,8 @@ pub enum Transition {
     Done,
     /// Another invocation decided first.
     Lost,
+    /// Evidence landed on the ledger after the candidate was read: decide again on all of it.
+    Stale,
     /// A rollback of the service holds its deployments.
     Locked,
     /// A rollback replaced this commit, and no approval of it cleared it.
@@ -142,6 +185,8 @@ pub struct Decided<'a> {
     /// The events it owes now (none for a deploy: its build's start says it).
     pub owes: &'a [OutgoingEvent],
     pub now: u64,
+    /// An approval of the commit passed (a commit a rollback replaced deploys only then).
+    pub approved: bool,
 }
 
 /// A deploy build's completion, as written.
@@ -182,15 +227,16 @@ impl Store {
         &self.outbox
     }
 
-    /// Records a signal on its candidate, creating it with its deadline on the first signal, and
-    /// returns the candidate as it now is: one round trip. The candidate's image is the first
-    /// digest its build reported; a signal about another image is refused and changes nothing.
-    #[allow(clippy::too_many_arguments)]
+    /// Appends a signal to its candidate's ledger, creating the candidate with its deadline on
+    /// the first signal, and returns the candidate and its ledger as they then are. The entry is
+    /// put once, keyed by its event and kind; the candidate's `seq` counts the entries in the
+    /// same transaction, so a decision fenced on it sees every entry written before it. The
+    /// candidate's image is the first digest its build reported; a signal about another image is
+    /// refused and changes nothing.
     pub async fn record(
         &self,
         service: &ServiceName,
         commit: &CommitSha,
-        kind: &SignalKind,
         recorded: &Recorded,
         digest: Option<&ImageDigest>,
         correlation_id: &str,
@@ -199,8 +245,18 @@ impl Store {
         let now = recorded.at;
         let deadline = now + u64::from(deadline_minutes) * 60;
         let (pk, sk) = candidate_key(service, commit);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(evidence_item(
+                pk.clone(),
+                evidence_sk(commit.as_str(), recorded),
+                recorded,
+            )?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| Error::InvalidEvent(e.to_string()))?;
         let mut expr = String::from(
-            "SET #sig = :sig, service = :service, \
+            "SET service = :service, \
              first_at = if_not_exists(first_at, :now), \
              deadline = if_not_exists(deadline, :deadline), \
              correlation_id = if_not_exists(correlation_id, :corr), \
@@ -209,18 +265,11 @@ impl Store {
              open_sk = if_not_exists(open_sk, :open_sk), \
              expires_at = if_not_exists(expires_at, :expires)",
         );
-        let mut update = self
-            .client
-            .update_item()
+        let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", pk)
             .key("sk", sk)
-            .expression_attribute_names("#sig", signal_attr(kind))
             .expression_attribute_names("#state", "state")
-            .expression_attribute_values(
-                ":sig",
-                s(&serde_json::to_string(recorded).map_err(Error::Encode)?),
-            )
             .expression_attribute_values(":service", s(service.as_str()))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":deadline", n(deadline))
@@ -232,41 +281,89 @@ impl Store {
                 s(&format!("{deadline:012}#{service}#{commit}")),
             )
             .expression_attribute_values(":expires", n(now + CANDIDATE_DAYS * 86_400))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            .expression_attribute_values(":one", n(1));
         if let Some(d) = digest {
-            if *kind == SignalKind::Build {
+            if recorded.kind == SignalKind::Build {
                 expr.push_str(", digest = if_not_exists(digest, :digest)");
             }
             update = update
                 .condition_expression("attribute_not_exists(digest) OR digest = :digest")
                 .expression_attribute_values(":digest", s(d.as_str()));
         }
-        match update.update_expression(expr).send().await {
-            Ok(out) => Ok(Record::Recorded(Box::new(candidate(
-                &out.attributes.unwrap_or_default(),
-            )?))),
-            Err(e) => match e.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(c)) => {
-                    let built = c
-                        .item()
-                        .and_then(|i| attr(i, "digest"))
-                        .and_then(|d| ImageDigest::parse(d).ok());
-                    Ok(Record::OtherImage { built })
+        expr.push_str(" ADD seq :one");
+        let update = update
+            .update_expression(expr)
+            .build()
+            .map_err(|e| Error::InvalidEvent(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .send()
+            .await;
+        let again = match result {
+            Ok(_) => false,
+            Err(e) => match cancelled(&e).as_deref() {
+                Some([true, ..]) => true,
+                Some([false, true]) => {
+                    let built = self.get(service, commit).await?.and_then(|c| c.digest);
+                    return Ok(Record::OtherImage { built });
                 }
-                _ => Err(Error::aws("DynamoDB", "UpdateItem", e)),
+                _ => return transacted::<()>(Err(e)).map(|_| Record::OtherImage { built: None }),
             },
-        }
+        };
+        let c = self
+            .get(service, commit)
+            .await?
+            .ok_or_else(|| Error::InvalidEvent(format!("candidate {service} {commit} vanished")))?;
+        Ok(if again {
+            Record::Again(Box::new(c))
+        } else {
+            Record::Recorded(Box::new(c))
+        })
     }
 
+    /// A candidate and its whole ledger: one strongly consistent query.
     pub async fn get(
         &self,
         service: &ServiceName,
         commit: &CommitSha,
     ) -> Result<Option<Candidate>, Error> {
-        let (pk, sk) = candidate_key(service, commit);
-        let item = get(&self.client, &self.table, key(pk, sk)).await?;
-        item.as_ref().map(candidate).transpose()
+        let (pk, _) = candidate_key(service, commit);
+        let items = self.query_under(pk, commit.as_str()).await?;
+        let (record, entries): (Vec<Item>, Vec<Item>) = items
+            .into_iter()
+            .partition(|i| attr(i, "sk") == Some(commit.as_str()));
+        record
+            .first()
+            .map(|r| candidate_with(r, &entries))
+            .transpose()
+    }
+
+    /// Every item of partition `pk` whose sort key starts with `prefix`, strongly consistent.
+    async fn query_under(&self, pk: AttributeValue, prefix: &str) -> Result<Vec<Item>, Error> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", pk.clone())
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| Error::aws("DynamoDB", "Query", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
     }
 
     /// The commit `digest` was built from, if a build reported it.
@@ -282,79 +379,85 @@ impl Store {
             .and_then(|c| CommitSha::parse(c).ok()))
     }
 
-    /// Notes that `digest` was built from `commit`, and returns any scan of it that arrived
-    /// first. The scan stays parked until [`Store::unpark`] removes it, once it is recorded on
-    /// the candidate: a retry after a lost answer or a crash finds it again.
+    /// Notes that `digest` was built from `commit`, and returns every scan of it that arrived
+    /// first, each sender's, in full. They stay parked (until their TTL): recording them on the
+    /// candidate is keyed by their events, so a retry after a crash records nothing twice. A
+    /// scan parks only while no build has reported the image ([`Store::park`]), and this reads
+    /// after it is noted, so none is missed.
     pub async fn link_digest(
         &self,
         service: &ServiceName,
         digest: &ImageDigest,
         commit: &CommitSha,
         now: u64,
-    ) -> Result<Option<Recorded>, Error> {
-        let out = self
-            .client
+    ) -> Result<Vec<Recorded>, Error> {
+        self.client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(image_key(service, digest)))
             .update_expression("SET commit_sha = :c, expires_at = :e")
             .expression_attribute_values(":c", s(commit.as_str()))
             .expression_attribute_values(":e", n(now + CANDIDATE_DAYS * 86_400))
-            .return_values(ReturnValue::AllNew)
+            .return_values(ReturnValue::None)
             .send()
             .await
             .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
-        Ok(out
-            .attributes
-            .as_ref()
-            .and_then(|i| attr(i, "pending_scan"))
-            .and_then(|j| serde_json::from_str(j).ok()))
+        let prefix = format!("{digest}{EVIDENCE}");
+        self.query_under(s(&format!("digest#{service}")), &prefix)
+            .await?
+            .iter()
+            .map(entry)
+            .collect()
     }
 
-    /// Removes a parked scan once it is recorded on its candidate (unless another replaced it).
-    pub async fn unpark(
+    /// Keeps a scan of an image no build has reported yet, beside every other scan of it, for
+    /// when one does: written only while no build has (else [`Parked::Linked`]).
+    pub async fn park(
         &self,
         service: &ServiceName,
         digest: &ImageDigest,
         recorded: &Recorded,
-    ) -> Result<(), Error> {
-        let result = self
-            .client
-            .update_item()
+    ) -> Result<Parked, Error> {
+        let mut item = evidence_item(
+            s(&format!("digest#{service}")),
+            evidence_sk(digest.as_str(), recorded),
+            recorded,
+        )?;
+        item.insert(
+            "expires_at".into(),
+            n(recorded.at + CANDIDATE_DAYS * 86_400),
+        );
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| Error::InvalidEvent(e.to_string()))?;
+        let unbuilt = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(image_key(service, digest)))
-            .update_expression("REMOVE pending_scan")
-            .condition_expression("pending_scan = :scan")
-            .expression_attribute_values(
-                ":scan",
-                s(&serde_json::to_string(recorded).map_err(Error::Encode)?),
+            .condition_expression("attribute_not_exists(commit_sha)")
+            .build()
+            .map_err(|e| Error::InvalidEvent(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(unbuilt)
+                    .build(),
             )
             .send()
             .await;
-        written(result, "UpdateItem").map(|_| ())
-    }
-
-    /// Keeps a scan of an image no build has reported yet, for when one does.
-    pub async fn park_scan(
-        &self,
-        service: &ServiceName,
-        digest: &ImageDigest,
-        recorded: &Recorded,
-    ) -> Result<(), Error> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(image_key(service, digest)))
-            .update_expression("SET pending_scan = :scan, expires_at = :e")
-            .expression_attribute_values(
-                ":scan",
-                s(&serde_json::to_string(recorded).map_err(Error::Encode)?),
-            )
-            .expression_attribute_values(":e", n(recorded.at + CANDIDATE_DAYS * 86_400))
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
-        Ok(())
+        match result {
+            Ok(_) => Ok(Parked::Kept),
+            Err(e) => match cancelled(&e).as_deref() {
+                Some([_, true]) => Ok(Parked::Linked),
+                Some([true, false]) => Ok(Parked::Kept),
+                _ => transacted::<()>(Err(e)).map(|_| Parked::Kept),
+            },
+        }
     }
 
     /// The write of a decision: the candidate's new state, what caused it, the lease of the
@@ -363,14 +466,17 @@ impl Store {
         let c = d.candidate;
         let (pk, sk) = candidate_key(&c.service, &c.commit);
         let mut expr = String::from(
-            "SET #state = :to, reasons = :reasons, decided_at = :now, decided_by = :by, decision = :token, closed = :closed, open_pk = :owed, open_sk = :owed_sk, expires_at = :kept, lease_until = :lease",
+            "SET #state = :to, reasons = :reasons, decided_at = :now, decided_by = :by, decision = :token, decided_seq = :seq, closed = :closed, open_pk = :owed, open_sk = :owed_sk, expires_at = :kept, lease_until = :lease",
         );
         let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", pk)
             .key("sk", sk)
-            .condition_expression("#state = :waiting")
+            // Fenced on the ledger: evidence recorded since the candidate was read makes it
+            // decide again (Transition::Stale), so no decision misses a failure.
+            .condition_expression("#state = :waiting AND seq = :seq")
             .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":seq", n(c.seq))
             .expression_attribute_values(":to", s(d.to.as_str()))
             .expression_attribute_values(
                 ":reasons",
@@ -417,15 +523,25 @@ impl Store {
                 .set_expression_attribute_values(u.expression_attribute_values().cloned())
                 .send()
                 .await;
-            return Ok(
-                if written(result, "UpdateItem")? || self.applied(c, &token).await? {
-                    Transition::Done
-                } else {
-                    Transition::Lost
-                },
-            );
+            if written(result, "UpdateItem")? || self.applied(c, &token).await? {
+                return Ok(Transition::Done);
+            }
+            return self.why_not(c).await.map(|t| t.unwrap_or(Transition::Lost));
         }
-        self.deploy_transaction(c, update, &token, d.now).await
+        self.deploy_transaction(c, d.approved, update, &token, d.now)
+            .await
+    }
+
+    /// Why a decision fenced on `c` (as read) was not written: `Stale` when the candidate is where
+    /// it was but its ledger grew, `Lost` when another invocation moved it; `None` when neither
+    /// (a guard of the transaction held it back).
+    async fn why_not(&self, c: &Candidate) -> Result<Option<Transition>, Error> {
+        Ok(match self.get(&c.service, &c.commit).await? {
+            Some(now) if now.state == c.state && now.decided_at == c.decided_at => {
+                (now.seq != c.seq).then_some(Transition::Stale)
+            }
+            _ => Some(Transition::Lost),
+        })
     }
 
     /// Whether the decision written with `token` (this invocation's own) is the one the record
@@ -456,6 +572,7 @@ impl Store {
     async fn deploy_transaction(
         &self,
         c: &Candidate,
+        approved: bool,
         update: Update,
         token: &str,
         now: u64,
@@ -466,7 +583,7 @@ impl Store {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(update).build())
             .transact_items(TransactWriteItem::builder().condition_check(lock).build());
-        if !c.approved() {
+        if !approved {
             let bad = history::not_rolled_back(&self.table, &c.service, c.commit.as_str())?;
             tx = tx.transact_items(TransactWriteItem::builder().condition_check(bad).build());
         }
@@ -476,13 +593,12 @@ impl Store {
         if self.applied(c, token).await? {
             return Ok(Transition::Done);
         }
-        let current = self.get(&c.service, &c.commit).await?;
-        if current.is_none_or(|now| now.state != c.state || now.decided_at != c.decided_at) {
-            return Ok(Transition::Lost);
+        if let Some(t) = self.why_not(c).await? {
+            return Ok(t);
         }
         let history = self.history(&c.service).await?;
         Ok(
-            if !c.approved() && history.rolled_back.contains(c.commit.as_str()) {
+            if !approved && history.rolled_back.contains(c.commit.as_str()) {
                 Transition::KnownBad
             } else {
                 Transition::Locked
@@ -492,7 +608,13 @@ impl Store {
 
     /// Deploys a decided candidate again (a rolled-back commit an approval cleared): deploying,
     /// with a new attempt and no build yet, guarded as a first deploy is.
-    pub async fn redeploy(&self, c: &Candidate, by: &str, now: u64) -> Result<Transition, Error> {
+    pub async fn redeploy(
+        &self,
+        c: &Candidate,
+        approved: bool,
+        by: &str,
+        now: u64,
+    ) -> Result<Transition, Error> {
         let (pk, sk) = candidate_key(&c.service, &c.commit);
         let token = decision_token();
         let update = Update::builder()
@@ -500,12 +622,13 @@ impl Store {
             .key("pk", pk)
             .key("sk", sk)
             .update_expression(
-                "SET #state = :deploying, decided_at = :now, decided_by = :by, decision = :token, lease_until = :lease, attempt = :attempt, reasons = :none, open_pk = :owed, open_sk = :owed_sk REMOVE build_id",
+                "SET #state = :deploying, decided_at = :now, decided_by = :by, decision = :token, decided_seq = :seq, lease_until = :lease, attempt = :attempt, reasons = :none, open_pk = :owed, open_sk = :owed_sk REMOVE build_id",
             )
             .condition_expression(format!(
-                "#state = :was AND decided_at = :decided AND attribute_not_exists(outbox) AND {}",
+                "#state = :was AND decided_at = :decided AND seq = :seq AND attribute_not_exists(outbox) AND {}",
                 outbox::LAPSED
             ))
+            .expression_attribute_values(":seq", n(c.seq))
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":deploying", s(State::Deploying.as_str()))
             .expression_attribute_values(":now", n(now))
@@ -520,7 +643,8 @@ impl Store {
             .expression_attribute_values(":decided", n(c.decided_at))
             .build()
             .map_err(|e| Error::InvalidEvent(e.to_string()))?;
-        self.deploy_transaction(c, update, &token, now).await
+        self.deploy_transaction(c, approved, update, &token, now)
+            .await
     }
 
     /// Blocks a candidate decided to deploy whose build never started, because a required signal
@@ -696,11 +820,25 @@ impl Store {
             .send()
             .await
             .map_err(|e| Error::aws("DynamoDB", "Query", e))?;
-        out.items()
-            .iter()
-            .map(candidate)
-            .filter(|c| c.as_ref().map_or(true, |c| c.state == State::Waiting))
-            .collect()
+        let mut waiting = Vec::new();
+        for c in self.whole(out.items()).await? {
+            if c.state == State::Waiting {
+                waiting.push(c);
+            }
+        }
+        Ok(waiting)
+    }
+
+    /// The candidates the index listed, each read again whole (its record and its ledger).
+    async fn whole(&self, listed: &[Item]) -> Result<Vec<Candidate>, Error> {
+        let mut out = Vec::with_capacity(listed.len());
+        for item in listed {
+            let c = candidate(item)?;
+            if let Some(c) = self.get(&c.service, &c.commit).await? {
+                out.push(c);
+            }
+        }
+        Ok(out)
     }
 
     /// Decided candidates whose work is not done (a deploy to start, events to say) and whose
@@ -719,7 +857,7 @@ impl Store {
             .send()
             .await
             .map_err(|e| Error::aws("DynamoDB", "Query", e))?;
-        out.items().iter().map(candidate).collect()
+        self.whole(out.items()).await
     }
 
     /// Takes a candidate whose work is done out of the sweep's index.

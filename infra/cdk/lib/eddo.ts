@@ -468,6 +468,9 @@ export class Eddo extends Construct {
     // Its candidates and images, and the services' history and rollback holds.
     this.items(f, 'CandidatesAndHistory', ['GetItem', 'UpdateItem', 'ConditionCheckItem', 'Query'],
       ['candidate#*', 'digest#*', 'service#*']);
+    // The evidence ledger: each admitted signal put once beside its candidate (or its image,
+    // before a build reports it), never updated.
+    this.items(f, 'EvidenceLedger', ['PutItem'], ['candidate#*', 'digest#*']);
     f.addToRolePolicy(new iam.PolicyStatement({
       sid: 'DeadlineSweep',
       actions: ['dynamodb:Query'],
@@ -486,6 +489,15 @@ export class Eddo extends Construct {
       resources: ['*'],
     }));
     this.starts(f, 'StartTheDeployProjects', lists.deployProjects);
+    // A build's state change counts only as CodeBuild itself describes the build (its status,
+    // its exported image, the commit it resolved), since anyone who may put events can write one.
+    if (lists.gateProjects.length > 0) {
+      f.addToRolePolicy(new iam.PolicyStatement({
+        sid: 'ConfirmTheProjectsBuilds',
+        actions: ['codebuild:BatchGetBuilds'],
+        resources: lists.gateProjects.map((p) => this.projectArn(p)),
+      }));
+    }
 
     this.builds('ScanGateBuilds', f, lists.gateProjects);
     this.rule('ScanGateScans', f, undefined, {

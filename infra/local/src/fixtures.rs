@@ -7,7 +7,7 @@ use eddo::history::{Version, VersionKind};
 use http::{HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::codebuild::Build;
+use crate::codebuild::{Build, CodeBuild, Plan};
 use crate::send::github_headers;
 
 /// The example policy's service.
@@ -72,7 +72,9 @@ pub fn event_id() -> String {
 }
 
 /// A `CodeBuild Build State Change` of `project` for `commit` ending `status` (the failed phase
-/// BUILD), exporting `IMAGE_DIGEST` when `image` is given.
+/// BUILD), exporting `IMAGE_DIGEST` when `image` is given, with the variables eddo's push rule
+/// sets for a push to the example policy's repository and branch. Only the event: CodeBuild
+/// knows of no such build unless it is recorded in the stand-in ([`ran`]).
 pub fn build_state(
     project: &str,
     commit: &str,
@@ -89,6 +91,10 @@ pub fn build_state(
         "arn:aws:codebuild:us-east-1:123456789012:build/{project}:{id}"
     ));
     d["additional-information"]["source-version"] = json!(commit);
+    d["additional-information"]["environment"]["environment-variables"] = json!([
+        {"name": "EDDO_REPOSITORY", "value": "Codertocat/Hello-World", "type": "PLAINTEXT"},
+        {"name": "EDDO_BRANCH", "value": "main", "type": "PLAINTEXT"}
+    ]);
     if status != "SUCCEEDED" {
         d["additional-information"]["phases"][6]["phase-status"] = json!(status);
     }
@@ -107,6 +113,60 @@ pub fn image_scan(commit: &str, image: &str, counts: Value, id: &str) -> Value {
     e["detail"]["image-digest"] = json!(image);
     e["detail"]["image-tags"] = json!([commit]);
     e["detail"]["finding-severity-counts"] = counts;
+    e
+}
+
+/// A finished build of `project` for `commit` ending `status`, exporting `IMAGE_DIGEST` when
+/// `image` is given, as the push rule starts one for a push to the example policy's repository
+/// and branch: recorded in the CodeBuild stand-in (so `BatchGetBuilds` confirms it), and its
+/// state change, event `id`.
+pub fn ran(
+    codebuild: &CodeBuild,
+    project: &str,
+    commit: &str,
+    status: &str,
+    image: Option<&str>,
+    id: &str,
+) -> Value {
+    let mut plan = Plan {
+        status: status.into(),
+        ..Plan::succeed()
+    };
+    if let Some(i) = image {
+        plan = plan.exporting("IMAGE_DIGEST", i);
+    }
+    let b = codebuild.ran(
+        project,
+        id,
+        commit,
+        &[
+            ("EDDO_REPOSITORY", "Codertocat/Hello-World"),
+            ("EDDO_BRANCH", "main"),
+        ],
+        plan,
+    );
+    state_of(&b, id)
+}
+
+/// The state change of `b`, a finished build of the stand-in, as CodeBuild sends it: its id,
+/// project, status, source version, environment and exported variables.
+pub fn state_of(b: &Build, id: &str) -> Value {
+    let commit = b.source_version.clone().unwrap_or_default();
+    let mut e = build_state(&b.project, &commit, &b.status, None, id);
+    e["detail"]["build-id"] = json!(b.arn);
+    e["detail"]["additional-information"]["environment"]["environment-variables"] = b
+        .env
+        .iter()
+        .map(|v| json!({"name": v.name, "type": v.kind, "value": v.value}))
+        .collect();
+    if !b.plan.exported.is_empty() {
+        e["detail"]["additional-information"]["exported-environment-variables"] = b
+            .plan
+            .exported
+            .iter()
+            .map(|(k, v)| json!({"name": k, "value": v}))
+            .collect();
+    }
     e
 }
 

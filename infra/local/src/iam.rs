@@ -157,6 +157,9 @@ pub struct Asked {
     pub principal: String,
     pub action: String,
     pub resource: String,
+    /// The DynamoDB partition keys the request touched (`dynamodb:LeadingKeys`), if any.
+    #[serde(default)]
+    pub leading_keys: Option<Vec<String>>,
 }
 
 impl Asked {
@@ -251,6 +254,7 @@ pub fn unused_grants(role: &RoleDoc, asked: &[Asked]) -> Vec<String> {
                 let used = mine.iter().any(|a| {
                     wildcard(&action.to_lowercase(), &a.action.to_lowercase())
                         && (resource == "*" || wildcard(&resource, &a.resource))
+                        && leading_keys_allow(&st, a)
                 });
                 if !used {
                     out.push(format!("{at}: {action} on {resource}"));
@@ -259,6 +263,19 @@ pub fn unused_grants(role: &RoleDoc, asked: &[Asked]) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether a statement's `dynamodb:LeadingKeys` condition (the one condition that scopes eddo's
+/// table grants to their items) lets the request `a` through: a grant is used only by requests
+/// it allows, not by one another statement of the role allowed on other items.
+fn leading_keys_allow(st: &Json, a: &Asked) -> bool {
+    let patterns = strings(&st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]);
+    if patterns.is_empty() {
+        return true;
+    }
+    a.leading_keys
+        .as_ref()
+        .is_some_and(|keys| keys.iter().all(|k| patterns.iter().any(|p| wildcard(p, k))))
 }
 
 /// Every Allow of `role` on `Resource: "*"`: `<role> <policy>[.<Sid>]: <action>`.
@@ -510,6 +527,7 @@ mod tests {
             principal: principal.into(),
             action: action.into(),
             resource: "arn:t".into(),
+            leading_keys: None,
         };
         let used = [
             asked(

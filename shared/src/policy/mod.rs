@@ -104,6 +104,10 @@ pub struct Gate {
     /// How long after a candidate's first signal the rest may arrive.
     pub deadline_minutes: u32,
     pub mode: Mode,
+    /// The signals for which a sender's own later result replaces its own earlier one (a
+    /// re-run CodeQL job, a re-scan): for any other, every result counts, and one failure
+    /// blocks. Another sender's result never replaces one.
+    pub reruns: BTreeSet<SignalKind>,
 }
 
 impl Gate {
@@ -237,6 +241,8 @@ struct GateDoc {
     deadline_minutes: u32,
     #[serde(default)]
     mode: Mode,
+    #[serde(default)]
+    reruns: BTreeSet<SignalKind>,
 }
 
 #[derive(Deserialize)]

@@ -194,6 +194,14 @@ fn service(
             }
         }
     }
+    for kind in &g.reruns {
+        if senders.get(kind).is_none_or(Vec::is_empty) {
+            bad(
+                "gate.reruns",
+                format!("nobody can report {kind}, so no rerun of it can count"),
+            );
+        }
+    }
     for kind in &g.require {
         if senders.get(kind).is_none_or(Vec::is_empty) {
             bad(
@@ -298,6 +306,7 @@ fn service(
             exceptions,
             deadline_minutes: g.deadline_minutes,
             mode: g.mode,
+            reruns: g.reruns,
         },
         rollback,
         policy_version: None,

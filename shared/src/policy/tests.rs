@@ -375,7 +375,7 @@ services:
         [
             "line 9, column 7: services.payments.gate.deadline_minutes: 0 is not between 1 and 1440",
             "line 12, column 11: services.payments.gate.exceptions[0].reason: CVE-2024-1234: write down the reason",
-            "line 20, column 7: services.search.gate.dedline_minutes: unknown field `dedline_minutes`, expected one of `require`, `senders`, `sast_checks`, `max_findings`, `exceptions`, `deadline_minutes`, `mode`",
+            "line 20, column 7: services.search.gate.dedline_minutes: unknown field `dedline_minutes`, expected one of `require`, `senders`, `sast_checks`, `max_findings`, `exceptions`, `deadline_minutes`, `mode`, `reruns`",
         ],
         "{seen:#?}"
     );

@@ -258,6 +258,65 @@ impl CodeBuild {
             .collect()
     }
 
+    /// Records a build of `project` that ran and finished as `plan` says, started by someone the
+    /// test stands for (a push rule, a person at the console): its id is `<project>:<uuid>`, its
+    /// source `source_version`, its environment `env`. It sends no event and is no StartBuild
+    /// call: the test sends the state change it wants, and BatchGetBuilds finds this build (or,
+    /// for a build CodeBuild never ran, finds none).
+    pub fn ran(
+        &self,
+        project: &str,
+        uuid: &str,
+        source_version: &str,
+        env: &[(&str, &str)],
+        plan: Plan,
+    ) -> Build {
+        let mut state = self.inner.lock();
+        let number = {
+            let n = state.numbers.entry(project.to_string()).or_default();
+            *n += 1;
+            *n
+        };
+        let id = format!("{project}:{uuid}");
+        let now = SystemTime::now();
+        let build = Build {
+            arn: format!("arn:aws:codebuild:{REGION}:{ACCOUNT}:build/{id}"),
+            id,
+            project: project.to_string(),
+            number,
+            source_version: Some(source_version.to_string()),
+            env: env
+                .iter()
+                .map(|(name, value)| EnvVar {
+                    name: name.to_string(),
+                    value: value.to_string(),
+                    kind: "PLAINTEXT".into(),
+                })
+                .collect(),
+            timeout_minutes: 60,
+            idempotency_token: None,
+            initiator: "test".into(),
+            status: plan.status.clone(),
+            plan,
+            start: now,
+            end: Some(now),
+            notes: vec![(Instant::now(), "ran (recorded by the test)".into())],
+        };
+        state.builds.push(build.clone());
+        build
+    }
+
+    /// Makes build `id` (a build the stand-in started) end `status` now, as CodeBuild would
+    /// describe it from here on; its own state change, when its time comes, says the same.
+    pub fn finish(&self, id: &str, status: &str) {
+        let mut state = self.inner.lock();
+        if let Some(b) = state.builds.iter_mut().find(|b| b.id == id || b.arn == id) {
+            b.plan.status = status.to_string();
+            b.status = status.to_string();
+            b.end.get_or_insert_with(SystemTime::now);
+        }
+    }
+
     /// Starts a build as an EventBridge rule's CodeBuild target does, as the target's role
     /// (`RoleArn`), which must trust `events.amazonaws.com` and allow StartBuild on the project:
     /// `input` (the target's input, after any input transformer) holds the StartBuild parameters.

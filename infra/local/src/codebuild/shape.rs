@@ -191,6 +191,11 @@ pub(super) fn describe(build: &Build) -> Value {
     });
     if let Some(v) = &build.source_version {
         out["sourceVersion"] = json!(v);
+        // The commit CodeBuild checked out: a branch or tag would resolve to its head, which
+        // the stand-in has no repository to know, so only a full commit id resolves here.
+        if v.len() == 40 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+            out["resolvedSourceVersion"] = json!(v.to_ascii_lowercase());
+        }
     }
     if let Some(end) = build.end {
         out["endTime"] = json!(epoch(end));

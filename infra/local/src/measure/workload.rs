@@ -67,16 +67,39 @@ pub(super) fn workload(name: &str) -> Result<Workload, LocalError> {
             let scan = read_json(&corpus().join("aws/ecr-image-scan.json"))?;
             Workload {
                 events: "In turn, the corpus `CodeBuild Build State Change` of the example policy's \
-                         build project (reporting its image) and the corpus `ECR Image Scan` of its \
+                         build project (reporting its image; a build that ran in the CodeBuild \
+                         stand-in, which the gate confirms with BatchGetBuilds) and the corpus `ECR Image Scan` of its \
                          repository (within the thresholds), each for a new commit or image: the \
                          common path, one signal that does not yet complete a release (the build \
                          records its image; the scan looks up which commit built its image, and is \
                          kept on the image until a build reports it).",
-                setup: |_, _| {},
+                // The builds ran: CodeBuild describes each as its event does.
+                setup: |stack, count| {
+                    for n in (0..count).step_by(2) {
+                        stack.codebuild.ran(
+                            "eddo-build",
+                            &format!("bench-{n}"),
+                            &format!("{n:040x}"),
+                            &[
+                                ("EDDO_REPOSITORY", "Codertocat/Hello-World"),
+                                ("EDDO_BRANCH", "main"),
+                            ],
+                            Plan::succeed().exporting("IMAGE_DIGEST", &format!("sha256:{n:064x}")),
+                        );
+                    }
+                },
                 event: Box::new(move |n| {
                     if n % 2 == 0 {
                         let mut e = build.clone();
                         e["detail"]["project-name"] = "eddo-build".into();
+                        e["detail"]["build-id"] = format!(
+                            "arn:aws:codebuild:us-east-1:123456789012:build/eddo-build:bench-{n}"
+                        )
+                        .into();
+                        e["detail"]["additional-information"]["environment"]["environment-variables"] = serde_json::json!([
+                            {"name": "EDDO_REPOSITORY", "value": "Codertocat/Hello-World", "type": "PLAINTEXT"},
+                            {"name": "EDDO_BRANCH", "value": "main", "type": "PLAINTEXT"}
+                        ]);
                         e["detail"]["additional-information"]["source-version"] =
                             format!("{n:040x}").into();
                         e["detail"]["additional-information"]["exported-environment-variables"] = serde_json::json!([{"name": "IMAGE_DIGEST", "value": format!("sha256:{n:064x}")}]);

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::{Handler, Lambda, Played, World, advance, clock, distinct, tick};
 use crate::LocalError;
 use crate::codebuild::Build;
-use crate::fixtures::{build_state, finished, image_scan};
+use crate::fixtures::{finished, image_scan, ran};
 
 /// What one candidate is meant to meet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,11 @@ pub(super) async fn play(world: &World<'_>) -> Result<Played, LocalError> {
         })
         .collect();
     // Every signal of every flow, shuffled, some delivered twice.
-    let mut signals: Vec<Value> = flows.iter().flat_map(signals_of).collect();
+    let codebuild = &world.stack.codebuild;
+    let mut signals: Vec<Value> = flows
+        .iter()
+        .flat_map(|f| signals_of(codebuild, f))
+        .collect();
     lambda.shuffle(&mut signals);
     lambda.deliver_all(signals).await;
 
@@ -155,9 +159,7 @@ async fn check(
         }
         // A signal dead-lettered before the deadline reaches the gate only with the redrive,
         // after it: timing out is then the right answer, and said once like any other.
-        let late = signals_of(f)
-            .iter()
-            .any(|e| dead.contains(e["id"].as_str().unwrap_or_default()));
+        let late = signal_ids(f).iter().any(|id| dead.contains(id.as_str()));
         let fate = if late && c.state == State::TimedOut {
             Fate::TimesOut
         } else {
@@ -175,7 +177,7 @@ async fn check(
                 c.state.as_str()
             ));
         }
-        let kinds: BTreeSet<&str> = c.signals.keys().map(|k| k.as_str()).collect();
+        let kinds: BTreeSet<&str> = c.kinds().into_iter().map(|k| k.as_str()).collect();
         let due: &[&str] = match fate {
             Fate::TimesOut => &["build", "sast"],
             _ => &["build", "sast", "image-scan"],
@@ -219,22 +221,37 @@ fn deploys(world: &World<'_>) -> Vec<Build> {
     world.stack.codebuild.builds_of("eddo-deploy")
 }
 
-/// A flow's signals: the build (with its image), SAST, and the scan unless it never comes.
-fn signals_of(f: &Flow) -> Vec<Value> {
+/// The event ids of a flow's signals ([`signals_of`]).
+fn signal_ids(f: &Flow) -> Vec<String> {
+    let mut ids = vec![
+        format!("eddo-build-{}", f.commit),
+        format!("eddo-sast-{}", f.commit),
+    ];
+    if f.fate != Fate::TimesOut {
+        ids.push(format!("scan-{}", f.commit));
+    }
+    ids
+}
+
+/// A flow's signals: the build (with its image) and SAST, which ran in CodeBuild, and the scan
+/// unless it never comes (their ids [`signal_ids`]).
+fn signals_of(codebuild: &crate::codebuild::CodeBuild, f: &Flow) -> Vec<Value> {
     let sast = if f.fate == Fate::Blocked {
         "FAILED"
     } else {
         "SUCCEEDED"
     };
     let mut out = vec![
-        build_state(
+        ran(
+            codebuild,
             "eddo-build",
             &f.commit,
             "SUCCEEDED",
             Some(&f.image),
             &format!("eddo-build-{}", f.commit),
         ),
-        build_state(
+        ran(
+            codebuild,
             "eddo-sast",
             &f.commit,
             sast,
