@@ -9,7 +9,7 @@ use eddo::policy::{Policy, Severity, SignalKind};
 use eddo_local::demo::corpus;
 use eddo_local::routing::corpus_events;
 use eddo_scan_gate::decide::Verdict;
-use eddo_scan_gate::signal::{Incoming, Reading, Scanner, Subject, read};
+use eddo_scan_gate::signal::{Incoming, Reading, Scanner, Subject, read, read_recorded};
 use serde_json::{Value, json};
 
 const POLICY: &str = r#"
@@ -77,24 +77,25 @@ fn signal(incoming: Incoming) -> eddo_scan_gate::signal::Signal {
 #[test]
 fn a_codebuild_state_change_is_a_build_signal_of_its_commit() {
     let p = policy();
-    // The sample's source version is a name, not a commit: reported, with what to do.
     let mut e = aws("codebuild-build-state-change.json");
-    match read(&p, &e) {
-        Incoming::Rejected(why) => {
-            assert!(
-                why.contains("\"my-source-version\" is not a full commit id"),
-                "{why}"
-            );
-            assert!(
-                why.contains("start it with the commit as source version"),
-                "{why}"
-            );
-        }
-        other => panic!("{other:?}"),
-    }
+    // An event is a notification: a finished build counts only as CodeBuild describes it.
+    assert!(matches!(read(&p, &e), Incoming::Confirm(b) if b.project == "my-sample-project"));
+    // As recorded (its commit the source version): the sample's is a name, not a commit.
+    let why = rejected(read_recorded(&p, &e));
+    assert!(
+        why.contains("the commit CodeBuild resolved \"my-source-version\" is not a full commit id"),
+        "{why}"
+    );
     e["detail"]["additional-information"]["source-version"] =
         json!("6113728f27ae82c7b1a177c8d03f9e96e0adf246");
-    let s = signal(read(&p, &e));
+    // Started by something other than eddo's push rule: no repository or branch, no service.
+    let why = rejected(read_recorded(&p, &e));
+    assert!(why.contains("names no repository and branch"), "{why}");
+    e["detail"]["additional-information"]["environment"]["environment-variables"] = json!([
+        {"name": "EDDO_REPOSITORY", "value": "Codertocat/Hello-World", "type": "PLAINTEXT"},
+        {"name": "EDDO_BRANCH", "value": "master", "type": "PLAINTEXT"}
+    ]);
+    let s = signal(read_recorded(&p, &e));
     assert_eq!(s.kind, SignalKind::Build);
     assert_eq!(s.service.as_str(), "sample");
     assert!(matches!(&s.subject, Subject::Commit(c) if c.short() == "6113728"));
@@ -107,7 +108,7 @@ fn a_codebuild_state_change_is_a_build_signal_of_its_commit() {
     // The same build failing names the project, the phase and the logs.
     e["detail"]["build-status"] = json!("FAILED");
     e["detail"]["additional-information"]["phases"][6]["phase-status"] = json!("FAILED");
-    let s = signal(read(&p, &e));
+    let s = signal(read_recorded(&p, &e));
     let Reading::Verdict(Verdict::Failed { reasons }) = &s.reading else {
         panic!("{s:?}")
     };
@@ -452,12 +453,13 @@ fn a_build_of_another_repository_is_not_the_services() {
     let mut e = aws("codebuild-build-state-change.json");
     e["detail"]["additional-information"]["source-version"] = json!(COMMIT);
     e["detail"]["additional-information"]["environment"]["environment-variables"] = json!([
-        {"name": "EDDO_REPOSITORY", "value": "Codertocat/Hello-World", "type": "PLAINTEXT"}
+        {"name": "EDDO_REPOSITORY", "value": "Codertocat/Hello-World", "type": "PLAINTEXT"},
+        {"name": "EDDO_BRANCH", "value": "master", "type": "PLAINTEXT"}
     ]);
-    assert_eq!(signal(read(&p, &e)).kind, SignalKind::Build);
+    assert_eq!(signal(read_recorded(&p, &e)).kind, SignalKind::Build);
     e["detail"]["additional-information"]["environment"]["environment-variables"][0]["value"] =
         json!("someone/else");
-    let why = rejected(read(&p, &e));
+    let why = rejected(read_recorded(&p, &e));
     assert!(
         why.contains("built someone/else, which is not a repository of sample"),
         "{why}"
