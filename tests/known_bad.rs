@@ -100,6 +100,28 @@ async fn a_rolled_back_commit_deploys_again_only_on_an_approval_of_it() {
         .map(|e| e["signal"].as_str().unwrap())
         .collect();
     assert!(evidence.contains(&"approval"), "{evidence:?}");
+
+    // It is rolled back again; the approval, sent again from the bus's archive, is refused.
+    let replayed = {
+        let mut e = approval(&bad, true);
+        e["replay-name"] = json!("eddo-archive-replay");
+        e
+    };
+    let done = s.deploy_finished(&bad, "SUCCEEDED");
+    s.handle(&done).await;
+    rolled_back(&s, &bad).await;
+    s.published().await;
+    let r = s.handle(&replayed).await;
+    assert_eq!(r.published, ["Signal Rejected"], "{r:?}");
+    let said = s.published().await;
+    assert!(
+        said[0]["detail"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("sent again by the archive replay eddo-archive-replay"),
+        "{said:#?}"
+    );
+    assert_eq!(s.deploys().len(), 2, "not deployed a third time");
 }
 
 #[tokio::test(flavor = "multi_thread")]

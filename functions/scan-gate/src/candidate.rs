@@ -25,6 +25,9 @@ pub struct Evidence {
     /// what orders one sender's reruns.
     #[serde(default)]
     pub time: u64,
+    /// The archive replay that sent it again (the event's `replay-name`), when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<String>,
 }
 
 /// One entry of a candidate's evidence ledger: one signal, as admitted. Written once (keyed by

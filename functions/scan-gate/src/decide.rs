@@ -243,6 +243,7 @@ mod tests {
                 detail_type: "CodeBuild Build State Change".into(),
                 sender: sender.into(),
                 time,
+                replay: None,
             },
             at: 1000 + c.ledger.len() as u64,
             digest: None,

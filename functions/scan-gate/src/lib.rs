@@ -289,6 +289,14 @@ impl Gate {
     }
 
     async fn signal(&self, policy: &Policy, s: Signal) -> Result<Report, Error> {
+        // An approval is a person's word at a moment: sent again from the bus's archive it would
+        // redeploy what a later rollback replaced. Other replayed evidence is recorded as such.
+        if let (SignalKind::Approval, Some(replay)) = (&s.kind, &s.evidence.replay) {
+            let why = format!(
+                "approval: sent again by the archive replay {replay}; an approval counts only when its sender sends it"
+            );
+            return self.reject(&s.evidence, &why).await;
+        }
         let now = (self.clock)();
         let service = policy
             .service(s.service.as_str())
@@ -492,6 +500,7 @@ impl Gate {
                 detail_type: "Deadline".into(),
                 sender: String::new(),
                 time: c.deadline,
+                replay: None,
             };
             let missing: Vec<String> = c
                 .missing(&service.gate)
@@ -535,6 +544,7 @@ fn evidence_of(event: &Value) -> Evidence {
         detail_type: s("detail-type"),
         sender: String::new(),
         time: signal::event_time(event),
+        replay: None,
     }
 }
 

@@ -163,6 +163,7 @@ pub(crate) fn evidence(event: &Value, sender: &Sender) -> Evidence {
         detail_type: s("detail-type"),
         sender: sender.to_string(),
         time: event_time(event),
+        replay: event["replay-name"].as_str().map(str::to_string),
     }
 }
 
