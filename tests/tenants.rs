@@ -17,7 +17,7 @@ use eddo_local::fixtures::{self, detail_types as types, event_id, example};
 use crate::harness::Local;
 use eddo_tenant_onboarding::decide::{Job, State};
 use eddo_tenant_onboarding::store::{Store, Tenant};
-use eddo_tenant_onboarding::{Report, Sbt, Tenants};
+use eddo_tenant_onboarding::{Report, RequestSources, Sbt, Tenants};
 use serde_json::{Value, json};
 
 const PROVISION: &str = "eddo-tenant-provision";
@@ -48,8 +48,10 @@ async fn setup(prefix: &str) -> Setup {
     ))
     .unwrap();
     assert!(sbt.is_some(), "the local stack speaks sbt-aws");
+    let env = crate::harness::function_env(&local.stack, "tenant-onboarding");
     let tenants = Tenants::new(&config, policy, &sdk)
         .with_sbt(sbt)
+        .with_request_sources(RequestSources::from_env(&env))
         .with_codebuild(crate::harness::stand_in(&sdk, &local.stack));
     let sbt_answers = local
         .stack
@@ -377,6 +379,20 @@ async fn offboarding_runs_the_tiers_deprovisioning_project() {
             "Tenant Provisioned"
         ]
     );
+
+    // The same request from a source the control plane does not use (a scanner's, which its
+    // role may put; or an invocation of the function): no request, nothing started or said.
+    let mut forged = offboard("umbrella");
+    forged["source"] = json!("com.example.semgrep");
+    let r = s.handle(&forged).await;
+    assert!(r.published.is_empty(), "{r:?}");
+    assert!(
+        r.outcome
+            .contains("not a source TenantRequestSources lists"),
+        "{r:?}"
+    );
+    assert!(s.builds(DEPROVISION).is_empty());
+    assert_eq!(s.tenant("umbrella").await.unwrap().state, State::Active);
 
     let request = offboard("umbrella");
     assert_eq!(
@@ -735,7 +751,9 @@ async fn each_event_costs_few_aws_calls() {
     let policy = eddo::policy::load(sdk, &config.policy_parameter)
         .await
         .unwrap();
+    let env = crate::harness::function_env(&s.stack, "tenant-onboarding");
     let tenants = Tenants::new(&config, policy, sdk)
+        .with_request_sources(RequestSources::from_env(&env))
         .with_dynamodb(
             crate::harness::counted_dynamodb(sdk, &calls),
             &config.common.table_name,

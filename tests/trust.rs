@@ -309,6 +309,15 @@ async fn only_trusted_evidence_opens_the_gate() {
             Outcome::RefusedByTheBus,
         ),
         (
+            "a CI role asks, as the control plane, for a tenant's offboarding",
+            &w.forger,
+            bus.as_str(),
+            "com.example.control-plane",
+            "Tenant Offboarding Requested",
+            json!({"tenant_id": "acme"}),
+            Outcome::RefusedByTheBus,
+        ),
+        (
             "a CI role reports sast from a source of its own",
             &w.forger,
             bus.as_str(),

@@ -11,13 +11,14 @@ use eddo_local::fixtures::example;
 use eddo_local::moto::project_root;
 use eddo_tenant_onboarding::decide::{Facts, Job, OnRequest, State, on_request};
 use eddo_tenant_onboarding::request::{Action, Read, read};
-use eddo_tenant_onboarding::{Generation, Sbt};
+use eddo_tenant_onboarding::{Generation, RequestSources, Sbt};
 use serde_json::{Value, json};
 
 /// One request's CPU work: what the handler does besides its AWS calls.
 fn handle(policy: &Policy, event: &Value, tenant: Option<&Facts<'_>>) -> OnRequest {
     let sbt = Sbt::with_defaults(Generation::Current);
-    match read(event, policy, Some(&sbt)) {
+    let sources = RequestSources::of(["com.example.control-plane"]);
+    match read(event, policy, &sources, Some(&sbt)) {
         Read::Request(r) => {
             let job = match r.action {
                 Action::Onboard => Job::Provision,

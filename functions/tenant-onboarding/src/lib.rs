@@ -34,6 +34,7 @@ const DECIDE_ATTEMPTS: usize = 3;
 pub use eddo::Report;
 /// The function's settings: the common ones and where the policy is.
 pub use eddo::config::PolicyConfig as Config;
+pub use request::RequestSources;
 pub use sbt::{Generation, Sbt};
 
 pub struct Tenants {
@@ -42,6 +43,7 @@ pub struct Tenants {
     codebuild: aws_sdk_codebuild::Client,
     publisher: Publisher,
     sbt: Option<Sbt>,
+    sources: RequestSources,
     clock: fn() -> u64,
 }
 
@@ -61,6 +63,7 @@ impl Tenants {
             codebuild: aws_sdk_codebuild::Client::new(sdk),
             publisher: Publisher::from_config(&config.common, sdk),
             sbt: None,
+            sources: RequestSources::default(),
             clock: now_epoch,
         }
     }
@@ -74,6 +77,12 @@ impl Tenants {
     /// Answers sbt-aws's control plane too.
     pub fn with_sbt(mut self, sbt: Option<Sbt>) -> Tenants {
         self.sbt = sbt;
+        self
+    }
+
+    /// Takes eddo's tenant contract from these sources (none by default).
+    pub fn with_request_sources(mut self, sources: RequestSources) -> Tenants {
+        self.sources = sources;
         self
     }
 
@@ -106,7 +115,7 @@ impl Tenants {
         if event["source"] == "aws.codebuild" {
             return self.build_finished(policy, event).await;
         }
-        match request::read(event, policy, self.sbt.as_ref()) {
+        match request::read(event, policy, &self.sources, self.sbt.as_ref()) {
             Read::NotARequest(why) => {
                 warn!(reason = %why, "not a tenant request");
                 Ok(Report::quiet(why))

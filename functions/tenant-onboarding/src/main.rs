@@ -4,7 +4,7 @@ use eddo::config::{Env, exit_on_error};
 use eddo::event::Source;
 use eddo::policy::live::{Live, Policies};
 use eddo::projects::{PolicyProjects, report_not_startable};
-use eddo_tenant_onboarding::{Config, Sbt, Tenants};
+use eddo_tenant_onboarding::{Config, RequestSources, Sbt, Tenants};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -29,7 +29,9 @@ async fn run() -> Result<(), lambda_runtime::Error> {
                 "TenantProjectNames",
             );
         });
-    let tenants = Tenants::new(&config, Policies::live(policy), &sdk).with_sbt(sbt);
+    let tenants = Tenants::new(&config, Policies::live(policy), &sdk)
+        .with_sbt(sbt)
+        .with_request_sources(RequestSources::from_env(&env));
     let tenants = &tenants;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         tenants

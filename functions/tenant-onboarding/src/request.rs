@@ -13,6 +13,37 @@ pub const ONBOARDING_REQUESTED: &str = "Tenant Onboarding Requested";
 /// eddo's contract: `detail-type` of a request to deprovision a tenant.
 pub const OFFBOARDING_REQUESTED: &str = "Tenant Offboarding Requested";
 
+/// The event sources eddo's own tenant contract is taken from (`EDDO_TENANT_REQUEST_SOURCES`,
+/// the template's `TenantRequestSources`, whose senders the bus policy restricts): a request from
+/// any other source is no request, whoever put it on the bus or invoked the function.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestSources(Vec<String>);
+
+impl RequestSources {
+    /// The comma-separated sources of `EDDO_TENANT_REQUEST_SOURCES` (none when it is unset).
+    pub fn from_env(env: &eddo::config::Env) -> RequestSources {
+        RequestSources::of(
+            env.optional("EDDO_TENANT_REQUEST_SOURCES")
+                .unwrap_or_default()
+                .split(','),
+        )
+    }
+
+    pub fn of<S: AsRef<str>>(sources: impl IntoIterator<Item = S>) -> RequestSources {
+        RequestSources(
+            sources
+                .into_iter()
+                .map(|s| s.as_ref().trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        )
+    }
+
+    pub fn admits(&self, source: &str) -> bool {
+        self.0.iter().any(|s| s == source)
+    }
+}
+
 /// Longest piece of a rejected value quoted back in a reason.
 const QUOTE_CHARS: usize = 64;
 
@@ -80,10 +111,22 @@ pub enum Read<'p> {
 
 /// Reads an EventBridge event. `sbt` is sbt-aws's control plane, when the setting turns that
 /// contract on: its requests, in its generation's names and from its source.
-pub fn read<'p>(event: &Value, policy: &'p Policy, sbt: Option<&Sbt>) -> Read<'p> {
+pub fn read<'p>(
+    event: &Value,
+    policy: &'p Policy,
+    sources: &RequestSources,
+    sbt: Option<&Sbt>,
+) -> Read<'p> {
     let detail_type = event["detail-type"].as_str().unwrap_or_default();
     let source = event["source"].as_str().unwrap_or_default();
     let (action, is_sbt) = match detail_type {
+        ONBOARDING_REQUESTED | OFFBOARDING_REQUESTED if !sources.admits(source) => {
+            return Read::NotARequest(format!(
+                "{} from {}: not a source TenantRequestSources lists, so no request",
+                quote(detail_type),
+                quote(source)
+            ));
+        }
         ONBOARDING_REQUESTED => (Action::Onboard, false),
         OFFBOARDING_REQUESTED => (Action::Offboard, false),
         _ => match sbt.and_then(|s| s.request(source, detail_type)) {
@@ -360,6 +403,10 @@ fn kind_of(v: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    fn test_sources() -> RequestSources {
+        RequestSources::of(["acme.control-plane", "s"])
+    }
+
     use super::*;
     use serde_json::json;
 
@@ -386,7 +433,7 @@ tenants:
 
     fn rejected(event: &Value, sbt: Option<&Sbt>) -> Rejection {
         let p = policy();
-        match read(event, &p, sbt) {
+        match read(event, &p, &test_sources(), sbt) {
             Read::Rejected(r) => r,
             other => panic!("not rejected: {other:?}"),
         }
@@ -401,7 +448,7 @@ tenants:
             "tier": "basic",
             "values": {"tenantName": "Ben & Jerry's", "email": "ops@acme.example", "region": ""}
         }));
-        let Read::Request(r) = read(&e, &p, None) else {
+        let Read::Request(r) = read(&e, &p, &test_sources(), None) else {
             panic!()
         };
         assert_eq!(r.tenant.as_str(), "acme");
@@ -546,7 +593,7 @@ tenants:
                 "sbtaws_active": true
             }),
         );
-        let Read::Request(r) = read(&e, &p, Some(&legacy())) else {
+        let Read::Request(r) = read(&e, &p, &test_sources(), Some(&legacy())) else {
             panic!()
         };
         assert_eq!(r.tenant.as_str(), "e6878e03-ae2c-43ed-a863-08314487318b");
@@ -556,13 +603,16 @@ tenants:
         );
         assert_eq!(r.values.len(), 2);
         // Not configured, or from another source: not a request at all.
-        assert!(matches!(read(&e, &p, None), Read::NotARequest(_)));
+        assert!(matches!(
+            read(&e, &p, &test_sources(), None),
+            Read::NotARequest(_)
+        ));
         let elsewhere = Sbt {
             control_plane_source: "otherSource".into(),
             ..legacy()
         };
         assert!(matches!(
-            read(&e, &p, Some(&elsewhere)),
+            read(&e, &p, &test_sources(), Some(&elsewhere)),
             Read::NotARequest(_)
         ));
         // The current generation's control plane names it otherwise: not its request either.
@@ -570,18 +620,21 @@ tenants:
             control_plane_source: "controlPlaneEventSource".into(),
             ..Sbt::with_defaults(crate::sbt::Generation::Current)
         };
-        assert!(matches!(read(&e, &p, Some(&current)), Read::NotARequest(_)));
+        assert!(matches!(
+            read(&e, &p, &test_sources(), Some(&current)),
+            Read::NotARequest(_)
+        ));
         let mut renamed = e.clone();
         renamed["detail-type"] = json!("sbt_aws_onboardingRequest");
         assert!(matches!(
-            read(&renamed, &p, Some(&current)),
+            read(&renamed, &p, &test_sources(), Some(&current)),
             Read::Request(_)
         ));
         let off = sbt(
             "offboardingRequest",
             json!({"tenantId": "acme", "tenantRegistrationId": "r-1"}),
         );
-        let Read::Request(r) = read(&off, &p, Some(&legacy())) else {
+        let Read::Request(r) = read(&off, &p, &test_sources(), Some(&legacy())) else {
             panic!()
         };
         assert_eq!(r.action, Action::Offboard);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use eddo::policy::Policy;
 use eddo_tenant_onboarding::request::{Action, Read, Shape, read};
-use eddo_tenant_onboarding::{Generation, Sbt};
+use eddo_tenant_onboarding::{Generation, RequestSources, Sbt};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -87,6 +87,17 @@ fn each_example_request_matches_its_contract_and_reads() {
             let errors: Vec<String> = v.iter_errors(checked).map(|e| e.to_string()).collect();
             assert!(errors.is_empty(), "{file}: {errors:?}");
         }
+        // The example control plane's source, as the template's TenantRequestSources names it.
+        let sources = RequestSources::of(["com.example.control-plane"]);
+        if sbt.is_none() {
+            assert!(
+                matches!(
+                    read(&event, &policy, &RequestSources::default(), None),
+                    Read::NotARequest(why) if why.contains("not a source TenantRequestSources lists")
+                ),
+                "{file}: from a source nobody listed"
+            );
+        }
         // The other generation's control plane does not take it.
         if let Some(sbt) = sbt {
             let other = if sbt.generation == Generation::Current {
@@ -95,11 +106,14 @@ fn each_example_request_matches_its_contract_and_reads() {
                 &current
             };
             assert!(
-                matches!(read(&event, &policy, Some(other)), Read::NotARequest(_)),
+                matches!(
+                    read(&event, &policy, &sources, Some(other)),
+                    Read::NotARequest(_)
+                ),
                 "{file}"
             );
         }
-        let Read::Request(r) = read(&event, &policy, sbt) else {
+        let Read::Request(r) = read(&event, &policy, &sources, sbt) else {
             panic!("{file} does not read as a request")
         };
         assert_eq!(r.action, action, "{file}");

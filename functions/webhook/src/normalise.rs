@@ -136,9 +136,12 @@ fn set_ref(e: &mut GitEvent, git_ref: &str) {
     }
 }
 
+/// A commit the payload names, if it is one: a full commit id (checked, so what the push rule
+/// hands CodeBuild as source version is a commit), not the zero id of a created or deleted ref.
 fn real_sha(sha: Option<&str>) -> Option<String> {
-    sha.filter(|s| !s.is_empty() && *s != ZERO_SHA)
-        .map(str::to_string)
+    sha.filter(|s| *s != ZERO_SHA)
+        .and_then(|s| eddo::names::CommitSha::parse(s).ok())
+        .map(|c| c.as_str().to_string())
 }
 
 fn generic(

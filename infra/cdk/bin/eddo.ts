@@ -8,6 +8,8 @@
  * - eddo:policyFile (default infra/policy/example.yaml)
  * - eddo:buildProject, eddo:sastProject (defaults eddo-build, eddo-sast; "" for none)
  * - eddo:signalSenderRoleArns (comma-separated role ARNs)
+ * - eddo:tenantRequestSources (default com.example.control-plane; "" for none),
+ *   eddo:tenantRequestSenderRoleArns (comma-separated role ARNs)
  * - eddo:sbtControlPlaneEventSource (default sbt.control.plane; "" for eddo's contract only)
  * - eddo:sbtGeneration (default current; legacy for an sbt-aws app that has not upgraded)
  * - eddo:eventBusName, eddo:policyParameterName
@@ -39,6 +41,8 @@ const eddo = new Eddo(stack, 'Eddo', {
   buildProject: optional(setting('buildProject', 'eddo-build')),
   sastProject: optional(setting('sastProject', 'eddo-sast')),
   signalSenderRoleArns: list(setting('signalSenderRoleArns', '')),
+  tenantRequestSources: list(setting('tenantRequestSources', 'com.example.control-plane')),
+  tenantRequestSenderRoleArns: list(setting('tenantRequestSenderRoleArns', '')),
   sbt: sbtSource === '' ? undefined : { controlPlaneEventSource: sbtSource, generation: sbtGeneration },
 });
 

@@ -20,7 +20,7 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import { CheckedPolicy, checkPolicy, eddoCommand, WORKSPACE_MANIFEST } from './policy';
-import { FINISHED, SOURCES, busPolicies, pushInput, validateProps } from './wiring';
+import { FINISHED, SOURCES, busPolicies, pushInput, tenantRequestPolicy, validateProps } from './wiring';
 
 /** The log levels eddo's functions log at (Lambda's advanced logging controls). */
 export type LogLevel = 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
@@ -119,6 +119,18 @@ export interface EddoProps {
    * @default none: nobody may put them (synth warns when the policy names any)
    */
   readonly signalSenderRoleArns?: string[];
+  /**
+   * The event sources your control plane puts eddo's tenant requests from. A request from any
+   * other source is no request.
+   * @default none: eddo's tenant contract is off (sbt-aws's, when `sbt` is set, is not)
+   */
+  readonly tenantRequestSources?: string[];
+  /**
+   * The IAM roles (ARNs) of your control plane: the only principals that may put
+   * `tenantRequestSources` and sbt-aws's control-plane source on the bus.
+   * @default none: nobody may put them (synth warns when there are any)
+   */
+  readonly tenantRequestSenderRoleArns?: string[];
   /**
    * sbt-aws's control plane on the eddo bus.
    * @default eddo's own tenant contract only
@@ -260,6 +272,15 @@ export class Eddo extends Construct {
       'eddo.rollback': this.alarmRollbackFunction.role!,
       'eddo.tenants': this.tenantOnboardingFunction.role!,
     }, lists.signalSources, props.signalSenderRoleArns ?? []);
+    const requestSources = [
+      ...(props.tenantRequestSources ?? []),
+      ...(props.sbt ? [this.sbtControlPlaneSource(props.sbt)] : []),
+    ];
+    tenantRequestPolicy(this, this.eventBus, requestSources, props.tenantRequestSenderRoleArns ?? []);
+    if (requestSources.length > 0 && (props.tenantRequestSenderRoleArns ?? []).length === 0) {
+      Annotations.of(this).addWarningV2('eddo:no-tenant-request-senders',
+        `tenant requests come from ${requestSources.join(', ')} but tenantRequestSenderRoleArns is empty: the bus policy lets nobody put them`);
+    }
     if (lists.signalSources.length > 0 && (props.signalSenderRoleArns ?? []).length === 0) {
       Annotations.of(this).addWarningV2('eddo:no-signal-senders',
         `the policy names signal sources (${lists.signalSources.join(', ')}) but signalSenderRoleArns is empty: the bus policy lets nobody put them`);
@@ -561,6 +582,15 @@ export class Eddo extends Construct {
     return f;
   }
 
+  /** The source of sbt-aws's control-plane requests. */
+  private sbtControlPlaneSource(sbt: SbtOptions): string {
+    const names = SBT_GENERATIONS[sbt.generation ?? 'current'];
+    if (names === undefined) {
+      throw new Error(`sbt.generation: ${String(sbt.generation)} is not current or legacy`);
+    }
+    return sbt.controlPlaneEventSource ?? names.controlPlane;
+  }
+
   private tenantOnboarding(): lambda.Function {
     const lists = this.policy.lists;
     const sbt = this.props.sbt;
@@ -569,7 +599,7 @@ export class Eddo extends Construct {
     if (names === undefined) {
       throw new Error(`sbt.generation: ${String(generation)} is not current or legacy`);
     }
-    const controlPlane = sbt?.controlPlaneEventSource ?? names.controlPlane;
+    const controlPlane = sbt ? this.sbtControlPlaneSource(sbt) : names.controlPlane;
     const answers = sbt?.applicationPlaneEventSource ?? names.applicationPlane;
     const f = this.fn('TenantOnboarding', {
       binary: 'tenant-onboarding',
@@ -582,6 +612,7 @@ export class Eddo extends Construct {
       environment: {
         EDDO_POLICY_PARAMETER: this.policyParameter.parameterName,
         EDDO_STARTABLE_PROJECTS: lists.tenantProjects.join(','),
+        EDDO_TENANT_REQUEST_SOURCES: (this.props.tenantRequestSources ?? []).join(','),
         EDDO_SBT_CONTROL_PLANE_SOURCE: sbt ? controlPlane : '',
         EDDO_SBT_GENERATION: generation,
         EDDO_SBT_APPLICATION_PLANE_SOURCE: answers,
@@ -591,10 +622,14 @@ export class Eddo extends Construct {
     this.items(f, 'TenantRegistry', ['GetItem', 'PutItem', 'UpdateItem'], ['tenant#*']);
     this.readsPolicy(f, 'tenant-onboarding');
     this.starts(f, 'StartTheTenantProjects', lists.tenantProjects);
-    // eddo's contract, from any source of yours.
-    this.rule('TenantOnboardingRequests', f, this.eventBus, {
-      detailType: ['Tenant Onboarding Requested', 'Tenant Offboarding Requested'],
-    });
+    // eddo's contract, from the control plane's sources only.
+    const requestSources = this.props.tenantRequestSources ?? [];
+    if (requestSources.length > 0) {
+      this.rule('TenantOnboardingRequests', f, this.eventBus, {
+        source: requestSources,
+        detailType: ['Tenant Onboarding Requested', 'Tenant Offboarding Requested'],
+      });
+    }
     this.builds('TenantOnboardingBuilds', f, lists.tenantProjects);
     if (sbt) {
       // sbt-aws's control plane: its requests on the eddo bus, answered in its shape.
@@ -646,6 +681,8 @@ export class Eddo extends Construct {
         detailType: ['Git Push'],
         detail: {
           branch: p.trackedBranches ?? this.policy.lists.branches,
+          // A push that names no commit (the webhook publishes only a checked one) builds nothing.
+          commit_sha: [{ exists: true }],
           repository: { full_name: repositories },
         },
       },

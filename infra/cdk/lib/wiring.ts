@@ -101,6 +101,24 @@ export function busPolicies(
   }
 }
 
+/**
+ * A tenant request can deprovision a tenant: its sources (eddo's contract, sbt-aws's control
+ * plane) only from the control plane's roles. No role listed: nobody may put them.
+ */
+export function tenantRequestPolicy(
+  scope: Construct,
+  bus: events.IEventBus,
+  sources: string[],
+  senderRoles: string[],
+): void {
+  if (sources.length > 0) {
+    deny(scope, 'TenantRequestSourcesPolicy', bus, 'OnlyTheControlPlanePutsTenantRequests', {
+      StringEquals: { 'events:source': sources },
+      ...(senderRoles.length > 0 ? { ArnNotEquals: { 'aws:PrincipalArn': senderRoles } } : {}),
+    });
+  }
+}
+
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::[0-9]{12}:role\/[A-Za-z0-9+=,.@_/-]{1,512}$/;
 const SOURCE = /^[A-Za-z0-9._-]{1,256}$/;
 const BRANCH = /^[^\s~^:?*[\\]+$/;
@@ -124,9 +142,19 @@ export function validateProps(props: EddoProps, policy: CheckedPolicy): void {
   range('idempotencyHours', props.idempotencyHours, 24, 720);
   range('maxEntryBytes', props.maxEntryBytes, 1024, 1048576);
   range('webhookReservedConcurrency', props.webhookReservedConcurrency, 0, 1000);
-  for (const arn of props.signalSenderRoleArns ?? []) {
-    if (!Token.isUnresolved(arn) && !ROLE_ARN.test(arn)) {
-      errors.push(`signalSenderRoleArns: ${arn} is not an IAM role ARN`);
+  for (const [prop, arns] of [
+    ['signalSenderRoleArns', props.signalSenderRoleArns],
+    ['tenantRequestSenderRoleArns', props.tenantRequestSenderRoleArns],
+  ] as const) {
+    for (const arn of arns ?? []) {
+      if (!Token.isUnresolved(arn) && !ROLE_ARN.test(arn)) {
+        errors.push(`${prop}: ${arn} is not an IAM role ARN`);
+      }
+    }
+  }
+  for (const s of props.tenantRequestSources ?? []) {
+    if (!SOURCE.test(s) || s.startsWith('aws.') || s.startsWith('eddo.')) {
+      errors.push(`tenantRequestSources: ${JSON.stringify(s)} is not an event source of yours`);
     }
   }
   if (props.trackedBranches !== undefined) {

@@ -198,6 +198,37 @@ test('signal senders: only the listed roles may put the policy\'s sources, and n
   });
 });
 
+test('tenant requests: only from the listed sources, put only by the control plane\'s roles', () => {
+  const role = 'arn:aws:iam::123456789012:role/control-plane';
+  const t = synth({
+    tenantRequestSources: ['com.acme.control-plane'],
+    tenantRequestSenderRoleArns: [role],
+    sbt: {},
+  });
+  t.hasResourceProperties('AWS::Events::EventBusPolicy', {
+    StatementId: 'OnlyTheControlPlanePutsTenantRequests',
+    Statement: {
+      Effect: 'Deny',
+      Condition: {
+        StringEquals: { 'events:source': ['com.acme.control-plane', 'sbt.control.plane'] },
+        ArnNotEquals: { 'aws:PrincipalArn': [role] },
+      },
+    },
+  });
+  t.hasResourceProperties('AWS::Events::Rule', {
+    EventPattern: {
+      source: ['com.acme.control-plane'],
+      'detail-type': ['Tenant Onboarding Requested', 'Tenant Offboarding Requested'],
+    },
+  });
+  // No source listed: eddo's tenant contract is off, and no rule takes its requests.
+  const off = synth({});
+  const patterns = Object.values(off.findResources('AWS::Events::Rule'))
+    .map((r) => JSON.stringify((r as { Properties: { EventPattern?: unknown } }).Properties.EventPattern ?? null));
+  assert.ok(patterns.every((p) => !p.includes('Tenant Onboarding Requested')), patterns.join('\n'));
+  assert.throws(() => stackWith({ tenantRequestSources: ['eddo.tenants'] }), /tenantRequestSources: "eddo.tenants" is not an event source of yours/);
+});
+
 test('a customer-managed key: decrypt through Secrets Manager and SSM only', () => {
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
   const stack = new Stack(app, 'Keyed');

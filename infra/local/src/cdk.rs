@@ -14,10 +14,16 @@ pub const STACK: &str = "Eddo";
 /// The CDK context the local stack synthesizes with: the settings `template.yaml` gets from
 /// `LOCAL_SETTINGS` that the example app does not default to.
 pub fn local_context() -> Vec<(&'static str, String)> {
-    vec![(
-        "eddo:signalSenderRoleArns",
-        crate::stack::SIGNAL_SENDER_ROLE.to_string(),
-    )]
+    vec![
+        (
+            "eddo:signalSenderRoleArns",
+            crate::stack::SIGNAL_SENDER_ROLE.to_string(),
+        ),
+        (
+            "eddo:tenantRequestSenderRoleArns",
+            crate::stack::SIGNAL_SENDER_ROLE.to_string(),
+        ),
+    ]
 }
 
 /// Synthesizes the example app with `context` (CDK context keys and values) and returns its

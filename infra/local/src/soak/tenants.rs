@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use eddo::names::TenantId;
 use eddo_tenant_onboarding::decide::State;
-use eddo_tenant_onboarding::{Sbt, Tenants};
+use eddo_tenant_onboarding::{RequestSources, Sbt, Tenants};
 use serde_json::{Value, json};
 
 use super::{Handler, Lambda, Played, World, advance, clock, distinct};
@@ -62,6 +62,7 @@ pub(super) async fn play(world: &World<'_>) -> Result<Played, LocalError> {
     let sbt = Sbt::from_env(&f.env).map_err(|e| LocalError::Setup(e.to_string()))?;
     let tenants = Tenants::new(&f.config, f.policy, &f.sdk)
         .with_sbt(sbt)
+        .with_request_sources(RequestSources::from_env(&f.env))
         .with_codebuild(f.codebuild)
         .with_clock(clock);
     let mut lambda = Lambda::new(

@@ -162,8 +162,18 @@ impl Stack {
         // role trusts lambda.amazonaws.com.
         let (authority, credentials) = provision::sessions(sdk, &functions)?;
         provision::bus_policies(&authority, template, &names)?;
-        let signal_sender = match template.parameters.get("SignalSenderRoleArns") {
-            Some(role) if role == SIGNAL_SENDER_ROLE => {
+        // The local sender role, where the template lets it put sources: by the template's
+        // parameters, or (a synthesized CDK template has none) by its bus policies naming it.
+        let named = template
+            .parameters
+            .get("SignalSenderRoleArns")
+            .map(String::as_str)
+            == Some(SIGNAL_SENDER_ROLE)
+            || template
+                .of_type("AWS::Events::EventBusPolicy")
+                .any(|(_, r)| r.properties.to_string().contains(SIGNAL_SENDER_ROLE));
+        let signal_sender = match named.then_some(SIGNAL_SENDER_ROLE) {
+            Some(role) => {
                 let bus = buses.first().cloned().unwrap_or_default();
                 let bus_arn = format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{bus}");
                 Some(crate::iam::signal_sender(sdk, &authority, role, &bus_arn).await?)

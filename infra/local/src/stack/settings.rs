@@ -20,12 +20,16 @@ pub const LOCAL_CHATOPS_KEY: &str = "whsec_ZWRkby1sb2NhbC1jaGF0b3BzLWtleQ==";
 /// optional part of the template switched on, so the local stack runs all of it. The corpus's
 /// pushes are to `master`; a current sbt-aws's default control-plane source, so it speaks both
 /// eddo's contract and sbt-aws's (tests of the legacy generation override `SbtGeneration`).
-pub const LOCAL_SETTINGS: [(&str, &str); 5] = [
+/// The example control plane's requests in eddo's tenant contract come from
+/// `com.example.control-plane`, put by the same local sender role as the tools' signals.
+pub const LOCAL_SETTINGS: [(&str, &str); 7] = [
     ("BuildProjectName", "eddo-build"),
     ("SastProjectName", "eddo-sast"),
     ("TrackedBranches", "main,master"),
     ("SbtControlPlaneEventSource", "sbt.control.plane"),
     ("SignalSenderRoleArns", SIGNAL_SENDER_ROLE),
+    ("TenantRequestSources", "com.example.control-plane"),
+    ("TenantRequestSenderRoleArns", SIGNAL_SENDER_ROLE),
 ];
 
 /// The role the local stack lets put the policy's signal sources (a scanner's or CI's role in
