@@ -3,11 +3,13 @@
 //! local stack's IAM does, as EventBridge would).
 
 use crate::harness::Local;
+use eddo_local::stack::sender_role;
 use serde_json::json;
 
 /// The bus policy of the translated template, statement by statement as EventBridge evaluates
 /// it: each eddo source only from its function's role, no other eddo.* source from anyone, the
-/// tools' signal sources only from the listed role, anything else left to identity policies.
+/// tools' signal sources each only from its own listed and tagged role, tenant requests only from
+/// the control plane's, anything else left to identity policies.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_bus_policy_lets_each_source_come_only_from_its_sender() {
     let Local { moto: _moto, stack } = Local::start("buspolicy").await;
@@ -24,10 +26,9 @@ async fn the_bus_policy_lets_each_source_come_only_from_its_sender() {
         ("gate", role("ScanGateFunctionRole")),
         ("rollback", role("AlarmRollbackFunctionRole")),
         ("tenants", role("TenantOnboardingFunctionRole")),
-        (
-            "signal sender",
-            eddo_local::stack::SIGNAL_SENDER_ROLE.to_string(),
-        ),
+        ("semgrep", sender_role("com.example.semgrep")),
+        ("chatops", sender_role("com.example.chatops")),
+        ("control plane", sender_role("com.example.control-plane")),
         (
             "a CI job",
             "arn:aws:iam::123456789012:role/ci-job".to_string(),
@@ -38,15 +39,19 @@ async fn the_bus_policy_lets_each_source_come_only_from_its_sender() {
         ),
     ];
     // Which principal may put each source (None: nobody; "*": the bus leaves it to IAM).
-    let expected: [(&str, Option<&str>); 9] = [
+    let expected: [(&str, Option<&str>); 11] = [
         ("eddo.webhook", Some("webhook")),
         ("eddo.gate", Some("gate")),
         ("eddo.rollback", Some("rollback")),
         ("eddo.tenants", Some("tenants")),
         ("eddo.signals", None),
         ("eddo.", None),
-        ("com.example.semgrep", Some("signal sender")),
-        ("com.example.chatops", Some("signal sender")),
+        // Each listed source only from its own sender: the roles are not one pool.
+        ("com.example.semgrep", Some("semgrep")),
+        ("com.example.chatops", Some("chatops")),
+        ("com.example.trivy", None),
+        // A tenant request (which can deprovision a tenant) only from the control plane.
+        ("com.example.control-plane", Some("control plane")),
         ("acme.unlisted", Some("*")),
     ];
     let bus = format!(

@@ -311,7 +311,7 @@ async fn send_delivers_a_corpus_webhook_or_puts_an_aws_event_on_the_bus() {
         admin: moto.admin().clone(),
         bus: stack.bus.clone(),
         webhook: url.addr(),
-        signal_sender: stack.signal_sender.clone(),
+        senders: stack.senders.clone(),
     };
     let corpus = eddo_local::demo::corpus();
 
@@ -368,7 +368,7 @@ async fn send_delivers_a_corpus_webhook_or_puts_an_aws_event_on_the_bus() {
         other => panic!("{other:?}"),
     }
     let as_admin = Endpoints {
-        signal_sender: None,
+        senders: Default::default(),
         ..to.clone()
     };
     let refused = send(&signal, None, &as_admin)

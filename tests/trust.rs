@@ -103,6 +103,9 @@ struct World {
     forger: SdkConfig,
     /// The role SignalSenderRoleArns lists: the IAM path's legitimate sender.
     sender: SdkConfig,
+    /// The roles listed and tagged for the chat tool's and Trivy's sources.
+    chatops: SdkConfig,
+    trivy: SdkConfig,
     store: Store,
 }
 
@@ -116,6 +119,8 @@ impl World {
         let dispatcher = stack.dispatcher(&[gate.clone(), webhook.clone()]).unwrap();
         let forger = forger(&stack, &moto).await;
         let sender = stack.sdk_for_source("com.example.semgrep").await.unwrap();
+        let chatops = stack.sdk_for_source("com.example.chatops").await.unwrap();
+        let trivy = stack.sdk_for_source("com.example.trivy").await.unwrap();
         let store = Store::new(
             aws_sdk_dynamodb::Client::new(&stack.sdk),
             &stack.table,
@@ -134,6 +139,8 @@ impl World {
             dispatcher,
             forger,
             sender,
+            chatops,
+            trivy,
             store,
         }
     }
@@ -338,8 +345,26 @@ async fn only_trusted_evidence_opens_the_gate() {
             ),
         ),
         (
-            "the approval source reports sast",
+            "the scanner's role puts the chat tool's source (an approval)",
             &w.sender,
+            bus.as_str(),
+            "com.example.chatops",
+            "Signal Reported",
+            json!({"service": SERVICE, "commit_sha": c, "kind": "approval", "passed": true, "by": "mallory"}),
+            Outcome::RefusedByTheBus,
+        ),
+        (
+            "the scanner's role puts Trivy's source (a pass)",
+            &w.sender,
+            bus.as_str(),
+            "com.example.trivy",
+            "Signal Reported",
+            reported(&c, "image-scan", json!({"image_digest": d})),
+            Outcome::RefusedByTheBus,
+        ),
+        (
+            "the approval source reports sast",
+            &w.chatops,
             bus.as_str(),
             "com.example.chatops",
             "Signal Reported",
@@ -368,7 +393,7 @@ async fn only_trusted_evidence_opens_the_gate() {
         ),
         (
             "the image scanner reports the built image for another commit",
-            &w.sender,
+            &w.trivy,
             bus.as_str(),
             "com.example.trivy",
             "Signal Reported",

@@ -147,9 +147,35 @@ def statement_applies(statement, action, resource, context):
             return False
     for operator, keys in (statement.get("Condition") or {}).items():
         for key, expected in keys.items():
-            if not condition_holds(operator, key, expected, context):
+            expected = substitute(expected, context)
+            if expected is None or not condition_holds(operator, key, expected, context):
                 return False
     return True
+
+
+def substitute(expected, context):
+    """A condition's values with IAM's policy variables (`${aws:PrincipalTag/k}`) replaced from
+    the request's context; None when one names a key the request does not have, which makes
+    the condition not match, as in IAM."""
+    out = []
+    for e in as_list(expected):
+        if not isinstance(e, str) or "${" not in e:
+            out.append(e)
+            continue
+        missing = []
+
+        def value(m):
+            v = context.get(m.group(1))
+            if v is None:
+                missing.append(m.group(1))
+                return ""
+            return as_list(v)[0]
+
+        e = re.sub(r"\$\{([^}]+)\}", value, e)
+        if missing:
+            return None
+        out.append(e)
+    return out
 
 
 def evaluate(documents, action, resource, context):
@@ -335,6 +361,22 @@ def principal_arn(principal):
         return f"arn:aws:iam::{m.group(1)}:role/{m.group(2)}"
 
 
+def principal_tags(arn):
+    """aws:PrincipalTag/<key> of a role principal, from its tags in moto's IAM."""
+    m = re.fullmatch(r"arn:aws:iam::\d+:role/(?:.*/)?([^/]+)", arn)
+    if not m:
+        return {}
+    from moto.iam.models import iam_backends
+
+    try:
+        tags = iam_backends[ACCOUNT]["aws"].get_role(m.group(1)).tags or {}
+    except Exception:
+        return {}
+    # moto keeps a role's tags as a list of {Key, Value} (other resources': a dict by key).
+    pairs = tags.values() if isinstance(tags, dict) else tags
+    return {f"aws:PrincipalTag/{t['Key']}": [t["Value"]] for t in pairs if isinstance(t, dict) and "Key" in t}
+
+
 def names_principal(statement, arn):
     """Whether a resource policy statement's Principal covers `arn` ("*", or by ARN or account)."""
     principal = statement.get("Principal")
@@ -353,7 +395,7 @@ def resource_denies(principal, action, resource, context):
     if not policy:
         return None
     arn = principal_arn(principal)
-    context = dict(context, **{"aws:PrincipalArn": [arn]})
+    context = dict(context, **{"aws:PrincipalArn": [arn]}, **principal_tags(arn))
     for statement in as_list(policy.get("Statement", [])):
         if statement.get("Effect") == "Deny" and names_principal(statement, arn):
             if statement_applies(statement, action, resource, context):

@@ -98,8 +98,22 @@ export function busPolicies(
       StringEquals: { 'events:source': signalSources },
       ...(senderRoles.length > 0 ? { ArnNotEquals: { 'aws:PrincipalArn': senderRoles } } : {}),
     });
+    // Senders by source: each listed role puts only the source its eddo:signal-source tag names
+    // (two statements of fixed size, however many senders: the bus policy's quota is 10,240
+    // characters): none for a role without the tag, none for a tag naming another source.
+    deny(scope, 'SignalSourceTagPolicy', bus, 'EachSignalSourceOnlyFromItsTaggedRoles', {
+      StringEquals: { 'events:source': signalSources },
+      StringNotEquals: { 'events:source': `\${aws:PrincipalTag/${SIGNAL_SOURCE_TAG}}` },
+    });
+    deny(scope, 'SignalSourceUntaggedPolicy', bus, 'SignalSourcesOnlyFromTaggedRoles', {
+      StringEquals: { 'events:source': signalSources },
+      Null: { [`aws:PrincipalTag/${SIGNAL_SOURCE_TAG}`]: 'true' },
+    });
   }
 }
+
+/** The tag on a signal sender's role naming the one source it may put. */
+export const SIGNAL_SOURCE_TAG = 'eddo:signal-source';
 
 /**
  * A tenant request can deprovision a tenant: its sources (eddo's contract, sbt-aws's control

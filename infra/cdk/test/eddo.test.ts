@@ -190,6 +190,23 @@ test('signal senders: only the listed roles may put the policy\'s sources, and n
       },
     },
   });
+  // Each source only from the roles tagged with it: a role without the tag, or tagged with
+  // another source, is denied.
+  const sources = ['com.example.chatops', 'com.example.semgrep', 'com.example.trivy'];
+  synth({}).hasResourceProperties('AWS::Events::EventBusPolicy', {
+    StatementId: 'EachSignalSourceOnlyFromItsTaggedRoles',
+    Statement: { Effect: 'Deny', Condition: {
+      StringEquals: { 'events:source': sources },
+      StringNotEquals: { 'events:source': '${aws:PrincipalTag/eddo:signal-source}' },
+    } },
+  });
+  synth({}).hasResourceProperties('AWS::Events::EventBusPolicy', {
+    StatementId: 'SignalSourcesOnlyFromTaggedRoles',
+    Statement: { Effect: 'Deny', Condition: {
+      StringEquals: { 'events:source': sources },
+      Null: { 'aws:PrincipalTag/eddo:signal-source': 'true' },
+    } },
+  });
   const none = stackWith({});
   Annotations.fromStack(none).hasWarning('*', Match.stringLikeRegexp('signalSenderRoleArns is empty'));
   Template.fromStack(none).hasResourceProperties('AWS::Events::EventBusPolicy', {
@@ -306,7 +323,8 @@ test('an existing bus: eddo creates none, and wires, archives and guards the giv
   new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, eventBus: bus, buildProject: 'eddo-build' });
   const t = Template.fromStack(stack);
   t.resourceCountIs('AWS::Events::EventBus', 0);
-  t.resourcePropertiesCountIs('AWS::Events::EventBusPolicy', { EventBusName: 'platform-bus' }, 6);
+  // Each eddo source's, any other eddo.*, the signal sources' listed roles, and their tags (2).
+  t.resourcePropertiesCountIs('AWS::Events::EventBusPolicy', { EventBusName: 'platform-bus' }, 8);
   t.hasResourceProperties('AWS::Events::Rule', { EventBusName: 'platform-bus', EventPattern: { 'detail-type': ['Git Push'] } });
   t.hasResourceProperties('AWS::Events::Archive', { SourceArn: Match.anyValue() });
   t.hasResourceProperties('AWS::Lambda::Function', {

@@ -14,14 +14,19 @@ pub const STACK: &str = "Eddo";
 /// The CDK context the local stack synthesizes with: the settings `template.yaml` gets from
 /// `LOCAL_SETTINGS` that the example app does not default to.
 pub fn local_context() -> Vec<(&'static str, String)> {
+    let parameters = crate::stack::local_parameters().unwrap_or_default();
+    let param = |name: &str| {
+        parameters
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     vec![
-        (
-            "eddo:signalSenderRoleArns",
-            crate::stack::SIGNAL_SENDER_ROLE.to_string(),
-        ),
+        ("eddo:signalSenderRoleArns", param("SignalSenderRoleArns")),
         (
             "eddo:tenantRequestSenderRoleArns",
-            crate::stack::SIGNAL_SENDER_ROLE.to_string(),
+            param("TenantRequestSenderRoleArns"),
         ),
     ]
 }

@@ -355,12 +355,28 @@ pub async fn signal_sender(
     sdk: &SdkConfig,
     authority: &Authority,
     role_arn: &str,
+    source: &str,
     bus_arn: &str,
 ) -> Result<AccessKey, LocalError> {
     let name = role_arn.rsplit('/').next().unwrap_or_default();
     let allow = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Action": "events:PutEvents", "Resource": bus_arn}]});
-    Ok(codebuild_role(sdk, authority, name, &allow).await?.1)
+    let (_, key) = codebuild_role(sdk, authority, name, &allow).await?;
+    // The one source it puts, which the bus policy compares with the event's.
+    aws_sdk_iam::Client::new(sdk)
+        .tag_role()
+        .role_name(name)
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("eddo:signal-source")
+                .value(source)
+                .build()
+                .map_err(|e| LocalError::Setup(e.to_string()))?,
+        )
+        .send()
+        .await
+        .map_err(|e| aws(&format!("TagRole {name}"), e))?;
+    Ok(key)
 }
 
 /// Creates every `AWS::IAM::Role` of the template (named `<prefix>-<logical id>`) with its inline

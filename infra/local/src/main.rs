@@ -248,7 +248,7 @@ async fn up(port: u16) -> Result<(), eddo_local::LocalError> {
         admin: moto.admin().clone(),
         bus: stack.bus.clone(),
         webhook: url.addr(),
-        signal_sender: stack.signal_sender.clone(),
+        senders: stack.senders.clone(),
     };
     endpoints.save()?;
     println!("serving; `eddo-local send FILE` delivers to it; Ctrl-C stops everything\n");

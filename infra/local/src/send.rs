@@ -87,10 +87,10 @@ pub struct Endpoints {
     pub admin: crate::moto::AccessKey,
     pub bus: String,
     pub webhook: SocketAddr,
-    /// The role `SignalSenderRoleArns` lists (a local key): other tools' events on the eddo bus
-    /// are put as it, as the bus policy requires of the signal sources.
+    /// By source, the role that puts it (a local key): other tools' events on the eddo bus are
+    /// put as their source's sender, as the bus policy requires.
     #[serde(default)]
-    pub signal_sender: Option<crate::moto::AccessKey>,
+    pub senders: std::collections::BTreeMap<String, crate::moto::AccessKey>,
 }
 
 impl Endpoints {
@@ -144,7 +144,7 @@ pub async fn send(file: &Path, event: Option<&str>, to: &Endpoints) -> Result<Se
     {
         // AWS's samples as the administrator (on the default bus); another tool's event as the
         // listed signal sender. eddo's own sources only its functions may put: refused here.
-        let key = match &to.signal_sender {
+        let key = match to.senders.get(source) {
             Some(sender) if !source.starts_with("aws.") => sender,
             _ => &to.admin,
         };

@@ -93,9 +93,9 @@ pub struct Stack {
     pub authority: Authority,
     /// Each function's session of its execution role (by logical id): what Lambda gives it.
     pub credentials: BTreeMap<String, AccessKey>,
-    /// The session of the role the template's `SignalSenderRoleArns` lets put the tools' signal
-    /// sources (none where the template names no such role).
-    pub signal_sender: Option<AccessKey>,
+    /// By source, the session of the role that puts it ([`sender_role`]): the tools' signal
+    /// sources and the control planes' (only those whose role the template names).
+    pub senders: BTreeMap<String, AccessKey>,
     /// The template's roles as created, with their policy documents.
     pub roles: Vec<crate::iam::RoleDoc>,
     /// The template's parameters as deployed (the local settings it declares, its defaults).
@@ -162,24 +162,28 @@ impl Stack {
         // role trusts lambda.amazonaws.com.
         let (authority, credentials) = provision::sessions(sdk, &functions)?;
         provision::bus_policies(&authority, template, &names)?;
-        // The local sender role, where the template lets it put sources: by the template's
-        // parameters, or (a synthesized CDK template has none) by its bus policies naming it.
-        let named = template
-            .parameters
-            .get("SignalSenderRoleArns")
-            .map(String::as_str)
-            == Some(SIGNAL_SENDER_ROLE)
-            || template
-                .of_type("AWS::Events::EventBusPolicy")
-                .any(|(_, r)| r.properties.to_string().contains(SIGNAL_SENDER_ROLE));
-        let signal_sender = match named.then_some(SIGNAL_SENDER_ROLE) {
-            Some(role) => {
-                let bus = buses.first().cloned().unwrap_or_default();
-                let bus_arn = format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{bus}");
-                Some(crate::iam::signal_sender(sdk, &authority, role, &bus_arn).await?)
-            }
-            _ => None,
+        // The local sender roles the template lets put sources: named by its parameters, or (a
+        // synthesized CDK template has none) by its bus policies.
+        let named = |role: &str| {
+            template
+                .parameters
+                .values()
+                .any(|v| v.split(',').any(|r| r == role))
+                || template
+                    .of_type("AWS::Events::EventBusPolicy")
+                    .any(|(_, r)| r.properties.to_string().contains(role))
         };
+        let mut senders = BTreeMap::new();
+        let bus = buses.first().cloned().unwrap_or_default();
+        let bus_arn = format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{bus}");
+        for source in sender_sources()? {
+            let role = sender_role(&source);
+            if named(&role) {
+                let key =
+                    crate::iam::signal_sender(sdk, &authority, &role, &source, &bus_arn).await?;
+                senders.insert(source, key);
+            }
+        }
         // Where the functions read the policy.
         let policy_parameter = functions.iter().find_map(|f| {
             f.env
@@ -224,7 +228,7 @@ impl Stack {
             dead_letter_queue: queues.into_iter().next(),
             authority,
             credentials,
-            signal_sender,
+            senders,
             roles,
             parameters: template.parameters.clone(),
             tap_queue: String::new(),
@@ -374,7 +378,7 @@ impl Stack {
             Some(Ok(key)) => key,
             // A template without that function: nobody's source, the administrator puts it.
             Some(Err(_)) => return Ok(self.sdk.clone()),
-            None => match &self.signal_sender {
+            None => match self.senders.get(source) {
                 Some(key) => key,
                 None => return Ok(self.sdk.clone()),
             },

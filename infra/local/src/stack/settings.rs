@@ -21,32 +21,90 @@ pub const LOCAL_CHATOPS_KEY: &str = "whsec_ZWRkby1sb2NhbC1jaGF0b3BzLWtleQ==";
 /// pushes are to `master`; a current sbt-aws's default control-plane source, so it speaks both
 /// eddo's contract and sbt-aws's (tests of the legacy generation override `SbtGeneration`).
 /// The example control plane's requests in eddo's tenant contract come from
-/// `com.example.control-plane`, put by the same local sender role as the tools' signals.
-pub const LOCAL_SETTINGS: [(&str, &str); 7] = [
+/// `com.example.control-plane`. Each source has its own sender role ([`sender_role`]).
+pub const LOCAL_SETTINGS: [(&str, &str); 5] = [
     ("BuildProjectName", "eddo-build"),
     ("SastProjectName", "eddo-sast"),
     ("TrackedBranches", "main,master"),
     ("SbtControlPlaneEventSource", "sbt.control.plane"),
-    ("SignalSenderRoleArns", SIGNAL_SENDER_ROLE),
     ("TenantRequestSources", "com.example.control-plane"),
-    ("TenantRequestSenderRoleArns", SIGNAL_SENDER_ROLE),
 ];
 
-/// The role the local stack lets put the policy's signal sources (a scanner's or CI's role in
-/// AWS); tests create it to report signals the IAM way.
-pub const SIGNAL_SENDER_ROLE: &str = "arn:aws:iam::123456789012:role/eddo-local-signal-sender";
+/// The control planes' sources the local stack has senders for: eddo's tenant contract's, and
+/// sbt-aws's in both generations.
+pub const CONTROL_PLANE_SOURCES: [&str; 3] = [
+    "com.example.control-plane",
+    "sbt.control.plane",
+    "controlPlaneEventSource",
+];
+
+/// The role that puts `source` in the local stack (a scanner's, CI's or control plane's role in
+/// AWS): one per source, tagged `eddo:signal-source` with it, as the bus policy asks of the
+/// signal sources' senders.
+pub fn sender_role(source: &str) -> String {
+    format!(
+        "arn:aws:iam::{}:role/eddo-local-sender-{}",
+        crate::template::ACCOUNT,
+        source.replace('.', "-")
+    )
+}
+
+/// Every source the local stack has a sender role for: the policy's signal sources and the
+/// control planes'.
+pub fn sender_sources() -> Result<Vec<String>, LocalError> {
+    let mut out = signal_sources()?;
+    out.extend(CONTROL_PLANE_SOURCES.iter().map(|s| s.to_string()));
+    Ok(out)
+}
+
+/// The signal sources of the policy the local stack runs (`SignalSources`).
+fn signal_sources() -> Result<Vec<String>, LocalError> {
+    let policy = local_policy()?;
+    Ok(eddo::projects::PolicyProjects::of(&policy)
+        .template_parameters()
+        .into_iter()
+        .filter(|(k, _)| *k == "SignalSources")
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect())
+}
+
+fn local_policy() -> Result<eddo::policy::Policy, LocalError> {
+    let text = std::fs::read_to_string(project_root().join(LOCAL_POLICY))
+        .map_err(|e| LocalError::Setup(format!("{LOCAL_POLICY}: {e}")))?;
+    eddo::policy::Policy::parse(&text)
+        .map_err(|e| LocalError::Setup(format!("{LOCAL_POLICY}: {e}")))
+}
+
+/// The comma-separated sender roles of `sources`.
+pub fn sender_roles<S: AsRef<str>>(sources: impl IntoIterator<Item = S>) -> String {
+    sources
+        .into_iter()
+        .map(|s| sender_role(s.as_ref()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 /// The parameter overrides the local stack deploys with: its settings, and the project lists the
 /// policy it runs implies, as `eddo policy params` prints them for a deploy.
 pub fn local_parameters() -> Result<Vec<(String, String)>, LocalError> {
-    let text = std::fs::read_to_string(project_root().join(LOCAL_POLICY))
-        .map_err(|e| LocalError::Setup(format!("{LOCAL_POLICY}: {e}")))?;
-    let policy = eddo::policy::Policy::parse(&text)
-        .map_err(|e| LocalError::Setup(format!("{LOCAL_POLICY}: {e}")))?;
+    let policy = local_policy()?;
     let mut out: Vec<(String, String)> = LOCAL_SETTINGS
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    out.push((
+        "SignalSenderRoleArns".into(),
+        sender_roles(signal_sources()?),
+    ));
+    out.push((
+        "TenantRequestSenderRoleArns".into(),
+        sender_roles(CONTROL_PLANE_SOURCES),
+    ));
     out.extend(
         eddo::projects::PolicyProjects::of(&policy)
             .template_parameters()
