@@ -136,7 +136,7 @@ async fn twenty_three_events_all_arrive_through_the_rule() {
         .map(|n| {
             let env = Envelope {
                 metadata: Metadata::new("corr", format!("cause-{n}")),
-                detail: json!({"n": n, "branch": "main", "repository": {"full_name": "Codertocat/Hello-World"}}),
+                detail: json!({"n": n, "branch": "main", "commit_sha": format!("{n:040x}"), "repository": {"full_name": "Codertocat/Hello-World"}}),
             };
             OutgoingEvent::new(DetailType::GitPush, &env).unwrap()
         })

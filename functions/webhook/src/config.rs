@@ -15,6 +15,10 @@ pub struct Config {
     pub secret_id: String,
     /// `EDDO_SECRET_CACHE_SECONDS` (default 300): how long a fetched secret is trusted.
     pub secret_ttl: Duration,
+    /// `EDDO_PREVIOUS_SECRET_GRACE_HOURS` (default 24, 0 to 720): how long after a rotation (the
+    /// current version's creation) the previous version is still accepted; then only the current
+    /// one, so revoking a leaked value takes one rotation.
+    pub previous_secret_grace: Duration,
     /// `EDDO_MAX_BODY_BYTES` (default 1 MiB): larger deliveries answer 413.
     pub max_body_bytes: usize,
     /// `EDDO_WEBHOOK_FORWARD` (default `standard_webhooks:*`): events published raw.
@@ -45,6 +49,9 @@ impl Config {
             common: CommonConfig::from_env(env)?,
             secret_id: env.required("EDDO_WEBHOOK_SECRET_ARN")?.to_string(),
             secret_ttl: env.seconds_or("EDDO_SECRET_CACHE_SECONDS", 300, 0, 3600)?,
+            previous_secret_grace: env
+                .seconds_or("EDDO_PREVIOUS_SECRET_GRACE_HOURS", 24, 0, 720)
+                .map(|h| h * 3600)?,
             max_body_bytes,
             forward,
             idempotency_retention: env

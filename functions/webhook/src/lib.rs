@@ -380,7 +380,8 @@ impl Webhook {
             aws_sdk_secretsmanager::Client::new(sdk),
             &config.secret_id,
             config.secret_ttl,
-        );
+        )
+        .with_previous_grace(config.previous_secret_grace);
         let once = Once::new(
             Outbox::new(
                 aws_sdk_dynamodb::Client::new(sdk),

@@ -1,8 +1,10 @@
 //! The webhook secrets, from Secrets Manager, cached for a TTL.
 //!
 //! The secret is a JSON object with one key per provider (`github`, `gitlab`, `gitlab_signing`,
-//! `standard_webhooks`). Both the `AWSCURRENT` and the `AWSPREVIOUS` versions are accepted, so a
-//! rotation never rejects deliveries signed with the old value while senders are updated.
+//! `standard_webhooks`). The `AWSPREVIOUS` version is accepted beside `AWSCURRENT` for a grace
+//! period after a rotation (the current version's creation), so a rotation never rejects
+//! deliveries signed with the old value while senders are updated, and revoking a leaked value
+//! takes one rotation and the grace period, not two rotations.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,10 +88,14 @@ pub enum SecretError {
 /// outage costs one slow call every half minute rather than one per delivery.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 
+/// How long after a rotation the previous version is accepted, unless the setting says otherwise.
+pub const PREVIOUS_GRACE: Duration = Duration::from_secs(24 * 3600);
+
 pub struct SecretCache {
     client: aws_sdk_secretsmanager::Client,
     secret_id: String,
     ttl: Duration,
+    previous_grace: Duration,
     /// The secrets and when to fetch them again.
     cached: Mutex<Option<(Instant, Arc<SecretSet>)>>,
 }
@@ -104,8 +110,15 @@ impl SecretCache {
             client,
             secret_id: secret_id.into(),
             ttl,
+            previous_grace: PREVIOUS_GRACE,
             cached: Mutex::new(None),
         }
+    }
+
+    /// Accepts the previous version for `grace` after a rotation.
+    pub fn with_previous_grace(mut self, grace: Duration) -> Self {
+        self.previous_grace = grace;
+        self
     }
 
     /// The secrets, fetched on first use and again once the TTL has passed. If a refresh fails
@@ -138,13 +151,23 @@ impl SecretCache {
     async fn fetch(&self) -> Result<SecretSet, SecretError> {
         let (current, previous) =
             tokio::join!(self.version("AWSCURRENT"), self.version("AWSPREVIOUS"));
-        let current = current?.ok_or_else(|| {
+        let (current, rotated_at) = current?.ok_or_else(|| {
             SecretError::Unusable(format!("secret {} has no AWSCURRENT value", self.secret_id))
         })?;
         let mut versions = vec![current];
+        // The previous version only within the grace period after the rotation that made the
+        // current one (an unknown rotation time: the previous version is not accepted).
+        let in_grace = rotated_at
+            .and_then(|at| std::time::SystemTime::now().duration_since(at).ok())
+            .is_some_and(|since| since < self.previous_grace);
         // A missing previous version is normal (never rotated); a failure to read it is not fatal.
         match previous {
-            Ok(Some(p)) => versions.push(p),
+            Ok(Some((p, _))) if in_grace => versions.push(p),
+            Ok(Some(_)) => {
+                tracing::debug!(
+                    "the previous webhook secret's grace period has ended; accepting the current one only"
+                )
+            }
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the previous webhook secret; accepting the current one only")
@@ -153,7 +176,11 @@ impl SecretCache {
         Ok(SecretSet { versions })
     }
 
-    async fn version(&self, stage: &str) -> Result<Option<WebhookSecrets>, SecretError> {
+    /// The version at `stage`, and when it was created.
+    async fn version(
+        &self,
+        stage: &str,
+    ) -> Result<Option<(WebhookSecrets, Option<std::time::SystemTime>)>, SecretError> {
         let out = self
             .client
             .get_secret_value()
@@ -180,6 +207,9 @@ impl SecretCache {
                 });
             }
         };
+        let created = out
+            .created_date()
+            .and_then(|d| std::time::SystemTime::try_from(*d).ok());
         let text = out.secret_string().unwrap_or_default();
         if text.trim().is_empty() {
             return Err(SecretError::Unusable(format!(
@@ -187,7 +217,9 @@ impl SecretCache {
                 self.secret_id
             )));
         }
-        serde_json::from_str(text).map(Some).map_err(|_| {
+        serde_json::from_str(text)
+            .map(|v| Some((v, created)))
+            .map_err(|_| {
             SecretError::Unusable(format!(
                 "secret {} ({stage}) is not a JSON object with github, gitlab, gitlab_signing or standard_webhooks keys",
                 self.secret_id
@@ -214,6 +246,30 @@ mod tests {
         mock!(aws_sdk_secretsmanager::Client::get_secret_value)
             .match_requests(stage("AWSCURRENT"))
             .then_output(move || GetSecretValueOutput::builder().secret_string(json).build())
+    }
+
+    /// The current version, created (rotated in) `ago`.
+    fn rotated(json: &'static str, ago: Duration) -> Rule {
+        let at =
+            aws_sdk_secretsmanager::primitives::DateTime::from(std::time::SystemTime::now() - ago);
+        mock!(aws_sdk_secretsmanager::Client::get_secret_value)
+            .match_requests(stage("AWSCURRENT"))
+            .then_output(move || {
+                GetSecretValueOutput::builder()
+                    .secret_string(json)
+                    .created_date(at)
+                    .build()
+            })
+    }
+
+    fn old_value() -> Rule {
+        mock!(aws_sdk_secretsmanager::Client::get_secret_value)
+            .match_requests(stage("AWSPREVIOUS"))
+            .then_output(|| {
+                GetSecretValueOutput::builder()
+                    .secret_string(r#"{"github":"old"}"#)
+                    .build()
+            })
     }
 
     fn no_previous() -> Rule {
@@ -249,20 +305,45 @@ mod tests {
 
     #[tokio::test]
     async fn both_versions_during_rotation() {
-        let current = value(r#"{"github":"new"}"#);
-        let previous = mock!(aws_sdk_secretsmanager::Client::get_secret_value)
-            .match_requests(stage("AWSPREVIOUS"))
-            .then_output(|| {
-                GetSecretValueOutput::builder()
-                    .secret_string(r#"{"github":"old"}"#)
-                    .build()
-            });
+        let current = rotated(r#"{"github":"new"}"#, Duration::from_secs(3600));
+        let previous = old_value();
         let c = cache(&[&current, &previous], Duration::from_secs(300));
         let set = c.get().await.unwrap();
         assert_eq!(
             set.values(|s| &s.github),
             vec![b"new".as_slice(), b"old".as_slice()]
         );
+    }
+
+    /// A leaked value is revoked by one rotation: past the grace period (or with no known
+    /// rotation time) the previous version is no longer accepted.
+    #[tokio::test]
+    async fn the_previous_version_only_within_its_grace_period() {
+        for (current, grace, accepted) in [
+            (
+                rotated(r#"{"github":"new"}"#, Duration::from_secs(25 * 3600)),
+                PREVIOUS_GRACE,
+                1,
+            ),
+            (
+                rotated(r#"{"github":"new"}"#, Duration::from_secs(3600)),
+                Duration::from_secs(1800),
+                1,
+            ),
+            (
+                rotated(r#"{"github":"new"}"#, Duration::from_secs(3600)),
+                Duration::from_secs(7200),
+                2,
+            ),
+            (value(r#"{"github":"new"}"#), PREVIOUS_GRACE, 1),
+        ] {
+            let previous = old_value();
+            let c =
+                cache(&[&current, &previous], Duration::from_secs(300)).with_previous_grace(grace);
+            let set = c.get().await.unwrap();
+            assert_eq!(set.values(|s| &s.github).len(), accepted, "{grace:?}");
+            assert_eq!(set.values(|s| &s.github)[0], b"new".as_slice());
+        }
     }
 
     #[tokio::test]

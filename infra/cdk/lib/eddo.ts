@@ -155,6 +155,13 @@ export interface EddoProps {
    */
   readonly idempotencyHours?: number;
   /**
+   * How long after a rotation of the webhook secret the previous version is still accepted,
+   * in hours (0 to 720). After it, only the current one: revoking a leaked value takes one
+   * rotation.
+   * @default 24
+   */
+  readonly previousSecretGraceHours?: number;
+  /**
    * PutEvents entry size limit eddo checks before each call, 1024 to 1048576.
    * @default 262144
    */
@@ -455,6 +462,7 @@ export class Eddo extends Construct {
         EDDO_WEBHOOK_SECRET_ARN: this.webhookSecret.secretArn,
         EDDO_WEBHOOK_FORWARD: (p.webhookForward ?? ['standard_webhooks:*']).join(','),
         EDDO_IDEMPOTENCY_HOURS: String(p.idempotencyHours ?? 72),
+        EDDO_PREVIOUS_SECRET_GRACE_HOURS: String(p.previousSecretGraceHours ?? 24),
       },
     });
     this.publishes(f, SOURCES.webhook);

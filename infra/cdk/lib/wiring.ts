@@ -154,6 +154,7 @@ export function validateProps(props: EddoProps, policy: CheckedPolicy): void {
     }
   };
   range('idempotencyHours', props.idempotencyHours, 24, 720);
+  range('previousSecretGraceHours', props.previousSecretGraceHours, 0, 720);
   range('maxEntryBytes', props.maxEntryBytes, 1024, 1048576);
   range('webhookReservedConcurrency', props.webhookReservedConcurrency, 0, 1000);
   for (const [prop, arns] of [
