@@ -152,13 +152,7 @@ pub fn ran(
 /// project, status, source version, environment and exported variables.
 pub fn state_of(b: &Build, id: &str) -> Value {
     let commit = b.source_version.clone().unwrap_or_default();
-    let mut e = build_state(&b.project, &commit, &b.status, None, id);
-    e["detail"]["build-id"] = json!(b.arn);
-    e["detail"]["additional-information"]["environment"]["environment-variables"] = b
-        .env
-        .iter()
-        .map(|v| json!({"name": v.name, "type": v.kind, "value": v.value}))
-        .collect();
+    let mut e = of_build(b, build_state(&b.project, &commit, &b.status, None, id));
     if !b.plan.exported.is_empty() {
         e["detail"]["additional-information"]["exported-environment-variables"] = b
             .plan
@@ -174,7 +168,11 @@ pub fn state_of(b: &Build, id: &str) -> Value {
 /// project and environment.
 pub fn finished(b: &Build, status: &str, id: &str) -> Value {
     let commit = b.env("EDDO_COMMIT_SHA").unwrap_or_default().to_string();
-    let mut e = build_state(&b.project, &commit, status, None, id);
+    of_build(b, build_state(&b.project, &commit, status, None, id))
+}
+
+/// State change `e` naming build `b`: its ARN and its environment.
+fn of_build(b: &Build, mut e: Value) -> Value {
     e["detail"]["build-id"] = json!(b.arn);
     e["detail"]["additional-information"]["environment"]["environment-variables"] = b
         .env

@@ -83,6 +83,16 @@ pub enum Parked {
 }
 
 impl Store {
+    /// The put of an evidence entry: once, on its key (a redelivery finds it there).
+    fn put_once(&self, item: Item) -> Result<Put, Error> {
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| Error::InvalidEvent(e.to_string()))
+    }
+
     /// Appends a signal to its candidate's ledger, creating the candidate with its deadline on
     /// the first signal, and returns the candidate and its ledger as they then are. The entry is
     /// put once, keyed by its event and kind; the candidate's `seq` counts the entries in the
@@ -101,16 +111,11 @@ impl Store {
         let now = recorded.at;
         let deadline = now + u64::from(deadline_minutes) * 60;
         let (pk, sk) = candidate_key(service, commit);
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(evidence_item(
-                pk.clone(),
-                evidence_sk(commit.as_str(), recorded),
-                recorded,
-            )?))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| Error::InvalidEvent(e.to_string()))?;
+        let put = self.put_once(evidence_item(
+            pk.clone(),
+            evidence_sk(commit.as_str(), recorded),
+            recorded,
+        )?)?;
         let mut expr = String::from(
             "SET service = :service, \
              first_at = if_not_exists(first_at, :now), \
@@ -283,12 +288,7 @@ impl Store {
             "expires_at".into(),
             n(recorded.at + CANDIDATE_DAYS * 86_400),
         );
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| Error::InvalidEvent(e.to_string()))?;
+        let put = self.put_once(item)?;
         let unbuilt = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(image_key(service, digest)))
