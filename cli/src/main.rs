@@ -99,5 +99,12 @@ fn params(file: &str, json: bool) -> ExitCode {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     println!("{}", line.join(" "));
+    // What the bus policy asks of each sender's role, on stderr so `$(eddo policy params)` stays
+    // the overrides alone: one source per role, named by its eddo:signal-source tag.
+    for source in &projects.signal_sources {
+        eprintln!(
+            "tag the role in SignalSenderRoleArns that puts {source}: aws iam tag-role --role-name ROLE --tags Key=eddo:signal-source,Value={source}"
+        );
+    }
     ExitCode::SUCCESS
 }

@@ -25,6 +25,18 @@ fn the_example_policy_implies_its_project_lists() {
          TrackedRepositories=Codertocat/Hello-World \
          SignalSources=com.example.chatops,com.example.semgrep,com.example.trivy"
     );
+    // Each source's sender role and the tag the bus policy compares with the source.
+    let said = String::from_utf8_lossy(&out.stderr);
+    for source in [
+        "com.example.chatops",
+        "com.example.semgrep",
+        "com.example.trivy",
+    ] {
+        assert!(
+            said.contains(&format!("--tags Key=eddo:signal-source,Value={source}")),
+            "{said}"
+        );
+    }
 }
 
 #[test]
