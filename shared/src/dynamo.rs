@@ -86,12 +86,7 @@ pub fn transacted<O>(
     match result {
         Ok(_) => Ok(true),
         Err(e) => {
-            if let Some(TransactWriteItemsError::TransactionCanceledException(c)) =
-                e.as_service_error()
-                && c.cancellation_reasons()
-                    .iter()
-                    .all(|r| matches!(r.code(), None | Some("None" | "ConditionalCheckFailed")))
-            {
+            if cancelled(&e).is_some() {
                 return Ok(false);
             }
             let retryable = matches!(
