@@ -129,11 +129,15 @@ async fn webhook_deliveries_are_recorded_published_and_marked() {
 #[tokio::test(flavor = "multi_thread")]
 async fn gate_signals_take_the_common_path() {
     let f = measured("scan-gate").await;
-    // The last is the scan: which commit built its image, then kept on the image (its own
-    // entry, written only while no build has reported the image). A build makes five: CodeBuild
-    // confirms it, then its entry, the ledger read back, its image's record and the scans
-    // parked on it.
-    check_with(&f, &["GetItem", "TransactWriteItems"], &[5]);
+    // The last is the scan: ECR confirms it, then which commit built its image, then kept on
+    // the image (its own entry, written only while no build has reported the image). A build
+    // makes five: CodeBuild confirms it, then its entry, the ledger read back, its image's
+    // record and the scans parked on it.
+    check_with(
+        &f,
+        &["DescribeImageScanFindings", "GetItem", "TransactWriteItems"],
+        &[5],
+    );
     assert_eq!(
         f.init_calls, 0,
         "the policy is read at the first event (then once a minute), not at init"

@@ -18,10 +18,6 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
         "the read a claim falls back to when a failed condition returns no record",
     ),
     (
-        "ScanGateFunctionRole ScanGateFunctionRolePolicy0.FindingsForExceptions: ecr:DescribeImageScanFindings",
-        "an exception in the policy and an ECR scan over a threshold",
-    ),
-    (
         "ScanGateFunctionRole ScanGateFunctionRolePolicy0.InspectorFindingsForExceptions: inspector2:ListFindings",
         "an exception in the policy and an Inspector scan over a threshold",
     ),

@@ -99,7 +99,7 @@ async fn no_pass_erases_a_failure() {
     for (n, (what, play)) in rows.iter().enumerate() {
         let (c, i) = (sha(1000 + n as u32), digest(1000 + n as u32));
         for e in play(&s, &c, &i) {
-            s.handle(&e).await;
+            s.arrives(&e).await;
         }
         let (deploys, said) = outcome(&s, &c).await;
         assert_eq!(deploys, 0, "{what}: nothing deployed");
@@ -123,6 +123,7 @@ async fn no_pass_erases_a_failure() {
             ecr(&c, &i, serde_json::from_str(CLEAN).unwrap(), T),
             reported("com.example.semgrep", &c, "sast", false, None),
         ];
+        s.ecr_ran(&together[1]).await;
         let mut tasks = Vec::new();
         for e in together {
             let gate = s.gate.clone();
@@ -168,7 +169,7 @@ async fn a_senders_own_rerun_counts_only_where_the_policy_says() {
             s.build("eddo-build", &c, "SUCCEEDED", Some(&i)),
             s.build("eddo-sast", &c, "SUCCEEDED", None),
         ] {
-            s.handle(&e).await;
+            s.arrives(&e).await;
         }
         let (started, events) = outcome(&s, &c).await;
         assert_eq!(

@@ -2,86 +2,27 @@
 //! Inspector's own API (moto's, with findings set through its API) only when a count is over its
 //! threshold; a failed deploy is reported.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::harness::gate::*;
-
-/// moto's ECR answers DescribeImageScanFindings with results set through its own API.
-async fn ecr_findings(s: &Setup, findings: Value) -> String {
-    let ecr = aws_sdk_ecr::Client::new(&s.stack.sdk);
-    ecr.create_repository()
-        .repository_name("hello-world")
-        .send()
-        .await
-        .unwrap();
-    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "config": {"digest": "sha256:0000", "size": 1, "mediaType": "application/vnd.docker.container.image.v1+json"}, "layers": []});
-    let image = ecr
-        .put_image()
-        .repository_name("hello-world")
-        .image_manifest(manifest.to_string())
-        .image_tag("candidate")
-        .send()
-        .await
-        .unwrap();
-    let digest = image
-        .image()
-        .unwrap()
-        .image_id()
-        .unwrap()
-        .image_digest()
-        .unwrap()
-        .to_string();
-    ecr.start_image_scan()
-        .repository_name("hello-world")
-        .image_id(
-            aws_sdk_ecr::types::ImageIdentifier::builder()
-                .image_digest(&digest)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let results = json!({"results": [{
-        "registryId": "123456789012",
-        "repositoryName": "hello-world",
-        "imageId": {"imageDigest": digest},
-        "imageScanStatus": {"status": "COMPLETE", "description": "done"},
-        "imageScanFindings": {"findings": findings, "findingSeverityCounts": {"CRITICAL": 2}},
-    }], "region": "us-east-1"});
-    let endpoint = s.moto.endpoint();
-    let addr: std::net::SocketAddr = endpoint.trim_start_matches("http://").parse().unwrap();
-    let body = results.to_string();
-    let (status, text) = tokio::task::spawn_blocking(move || {
-        eddo_local::url::post(
-            addr,
-            "/moto-api/static/ecr/scan-finding-results",
-            &[("content-type", "application/json")],
-            body.as_bytes(),
-        )
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(status, 201, "{text}");
-    digest
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn exceptions_are_applied_from_the_ecr_findings_list_when_over_a_threshold() {
     let s = setup("gate-exceptions", None).await;
-    let image = ecr_findings(
-        &s,
-        json!([
-            {"name": "CVE-2024-1234", "severity": "CRITICAL"},
-            {"name": "CVE-2023-0001", "severity": "CRITICAL"},
-        ]),
-    )
-    .await;
-    let commit = sha(600);
+    let (commit, image) = (sha(600), digest(600));
+    // ECR's scan, as ECR answers DescribeImageScanFindings for it (moto's, with findings set
+    // through its API): two criticals, one of them excepted.
+    let counts = json!({"CRITICAL": 2});
+    let findings = json!([
+        {"name": "CVE-2024-1234", "severity": "CRITICAL"},
+        {"name": "CVE-2023-0001", "severity": "CRITICAL"},
+    ]);
+    eddo_local::ecr::scanned(&s.stack.sdk, "hello-world", &image, &counts, Some(findings))
+        .await
+        .unwrap();
     s.handle(&s.build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
         .await;
-    s.handle(&scan(&commit, &image, json!({"CRITICAL": 2})))
-        .await;
+    s.handle(&scan(&commit, &image, counts)).await;
     let events = s.published().await;
     assert_eq!(
         events[0]["detail-type"], "Deployment Blocked",
@@ -94,28 +35,6 @@ async fn exceptions_are_applied_from_the_ecr_findings_list_when_over_a_threshold
             "image-scan: CVE-2023-0001 exception expired on 2026-09-30"
         ])
     );
-}
-
-/// POSTs `body` to one of moto's own configuration endpoints.
-async fn moto_api(s: &Setup, path: &'static str, body: Value) {
-    let addr: std::net::SocketAddr = s
-        .moto
-        .endpoint()
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap();
-    let (status, text) = tokio::task::spawn_blocking(move || {
-        eddo_local::url::post(
-            addr,
-            path,
-            &[("content-type", "application/json")],
-            body.to_string().as_bytes(),
-        )
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    assert!((200..300).contains(&status), "{path}: {status} {text}");
 }
 
 /// Enhanced scanning: the counts come from `Inspector2 Scan`, the findings from Inspector's
@@ -139,12 +58,13 @@ async fn inspector_findings_apply_exceptions_and_a_failed_deploy_is_reported() {
             "packageVulnerabilityDetails": {"vulnerabilityId": id, "source": "NVD"},
         })
     };
-    moto_api(
-        &s,
+    eddo_local::moto::api_post(
+        &s.stack.sdk,
         "/moto-api/static/inspector2/findings-results",
-        json!({"results": [[finding("CVE-2024-1234"), finding("CVE-2024-1234")]]}),
+        &json!({"results": [[finding("CVE-2024-1234"), finding("CVE-2024-1234")]]}),
     )
-    .await;
+    .await
+    .unwrap();
     let commit = sha(900);
     let image = digest(900);
     s.handle(&s.build("eddo-build", &commit, "SUCCEEDED", Some(&image)))

@@ -72,7 +72,9 @@ async fn complete_failing(s: &Setup, g: &Gate, clock: fn() -> u64, n: u32) -> Va
         .handle(&s.build("eddo-sast", &commit, "SUCCEEDED", None))
         .await
         .unwrap();
-    let last = scan(&commit, &image, serde_json::from_str(CLEAN).unwrap());
+    let last = s
+        .scanned(&commit, &image, serde_json::from_str(CLEAN).unwrap())
+        .await;
     let err = g.handle(&last).await.expect_err("the invocation fails");
     assert!(err.is_retryable(), "{err}");
     last

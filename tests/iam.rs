@@ -94,6 +94,52 @@ async fn a_call_the_role_does_not_grant_is_refused_by_name() {
     );
 }
 
+/// The gate confirms ECR scans in repositories tagged `eddo:service` only: a repository of the
+/// account that is not eddo's keeps its scans from the gate's role.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gate_reads_the_scans_of_tagged_repositories_only() {
+    let Local { moto: _moto, stack } = Local::start("iam-ecr").await;
+    let image = format!("sha256:{}", "ab".repeat(32));
+    eddo_local::ecr::scanned(
+        &stack.sdk,
+        "hello-world",
+        &image,
+        &serde_json::json!({"HIGH": 1}),
+        None,
+    )
+    .await
+    .unwrap();
+    eddo_local::ecr::repository(&stack.sdk, "not-eddos", None)
+        .await
+        .unwrap();
+    let ecr = aws_sdk_ecr::Client::new(&stack.function_sdk("scan-gate").await.unwrap());
+    let describe = |repository: &str| {
+        ecr.describe_image_scan_findings()
+            .repository_name(repository)
+            .image_id(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(&image)
+                    .build(),
+            )
+            .send()
+    };
+    let scan = describe("hello-world").await.unwrap();
+    assert_eq!(
+        scan.image_scan_findings()
+            .and_then(|f| f.finding_severity_counts())
+            .and_then(|c| c.get(&aws_sdk_ecr::types::FindingSeverity::High)),
+        Some(&1)
+    );
+    let err = describe("not-eddos")
+        .await
+        .expect_err("an untagged repository is not eddo's");
+    let text = format!("{}", aws_sdk_ecr::error::DisplayErrorContext(&err));
+    assert!(
+        text.contains("is not authorized to perform: ecr:DescribeImageScanFindings on resource: arn:aws:ecr:us-east-1:123456789012:repository/not-eddos"),
+        "{text}"
+    );
+}
+
 /// A PutEvents call of one entry, as `sdk`'s identity.
 fn push_as(
     sdk: &aws_config::SdkConfig,

@@ -48,8 +48,11 @@ async fn complete(s: &Setup, commit: &str, image: &str) {
         .await;
     s.handle(&s.build("eddo-sast", commit, "SUCCEEDED", None))
         .await;
-    s.handle(&scan(commit, image, serde_json::from_str(CLEAN).unwrap()))
-        .await;
+    s.handle(
+        &s.scanned(commit, image, serde_json::from_str(CLEAN).unwrap())
+            .await,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -136,7 +139,10 @@ async fn a_known_bad_commit_that_completes_its_signals_is_blocked_saying_why() {
     s.handle(&s.build("eddo-sast", &bad, "SUCCEEDED", None))
         .await;
     let r = s
-        .handle(&scan(&bad, &image, serde_json::from_str(CLEAN).unwrap()))
+        .handle(
+            &s.scanned(&bad, &image, serde_json::from_str(CLEAN).unwrap())
+                .await,
+        )
         .await;
     assert_eq!(r.published, ["Deployment Blocked"], "{r:?}");
     let blocked = s.published().await;

@@ -464,6 +464,7 @@ async fn the_gate_holds_deployments_while_a_rollback_runs() {
     scan["detail"]["image-digest"] = json!(format!("sha256:{}", "cd".repeat(32)));
     scan["detail"]["image-tags"] = json!([commit]);
     scan["detail"]["finding-severity-counts"] = json!({});
+    eddo_local::ecr::ran(&s.stack.sdk, &scan).await.unwrap();
     gate.handle(&scan).await.unwrap();
     let blocked: Vec<Value> = s
         .stack

@@ -266,6 +266,16 @@ async fn only_trusted_evidence_opens_the_gate() {
     assert_eq!(before.digest.as_ref().unwrap().as_str(), d);
     assert!(w.gate_events().await.is_empty());
 
+    // ECR scanned another image (one the build did not report), and one with criticals.
+    for (i, counts) in [
+        (&other_image, json!({"MEDIUM": 1})),
+        (&image(97), json!({"CRITICAL": 2})),
+    ] {
+        eddo_local::ecr::scanned(&w.stack.sdk, SERVICE, i, &counts, None)
+            .await
+            .unwrap();
+    }
+
     let bus = w.stack.bus.clone();
     let semgrep_sast = reported(&c, "sast", json!({}));
     // Each row: who, on which bus, as which source and detail-type, what; and what must happen.
@@ -401,6 +411,27 @@ async fn only_trusted_evidence_opens_the_gate() {
             Outcome::Rejected(format!(
                 "image-scan: reported for commit {}, but image {d} was built from {c}",
                 commit(2)
+            )),
+        ),
+        (
+            "a pass of the built image that ECR never scanned",
+            &w.stack.sdk,
+            "default",
+            "aws.ecr",
+            "ECR Image Scan",
+            ecr_scan(&d, &c),
+            Outcome::Rejected("image-scan: not confirmed by ECR".into()),
+        ),
+        (
+            "a scan event whose counts ECR contradicts",
+            &w.stack.sdk,
+            "default",
+            "aws.ecr",
+            "ECR Image Scan",
+            ecr_scan(&image(97), &c),
+            Outcome::Rejected(format!(
+                "image-scan: not confirmed by ECR: ECR counts CRITICAL 2 for {}, the event MEDIUM 1",
+                image(97)
             )),
         ),
         (
@@ -552,6 +583,9 @@ async fn only_trusted_evidence_opens_the_gate() {
         ]
     );
     // image-scan: ECR's scan of the image the build reported. The set is complete: one deploy.
+    eddo_local::ecr::scanned(&w.stack.sdk, SERVICE, &d, &json!({"MEDIUM": 1}), None)
+        .await
+        .unwrap();
     w.put(
         &w.stack.sdk,
         "default",

@@ -19,8 +19,8 @@ eddo's functions call, this server asks what AWS asks, request by request:
 - SSM GetParameter(s): the parameter's ARN; Secrets Manager GetSecretValue: the secret's ARN;
   KMS: the key's ARN.
 
-- ECR DescribeImageScanFindings: the repository's ARN; Inspector ListFindings: "*" (it has no
-  resource-level permissions).
+- ECR DescribeImageScanFindings: the repository's ARN, with its tags as `aws:ResourceTag/<key>`;
+  Inspector ListFindings: "*" (it has no resource-level permissions).
 
 Each is evaluated against the caller's policies (a role's inline and attached managed policies,
 AWS's published documents for AWS managed ones) with IAM's logic: an explicit Deny wins, else an
@@ -308,7 +308,8 @@ def requests_of(service, operation, body, region):
                 secret = arn("secretsmanager", region, f"secret:{secret}")
         return [(f"secretsmanager:{operation}", secret, {})]
     if service == "ecr" and operation == "DescribeImageScanFindings":
-        return [("ecr:DescribeImageScanFindings", arn("ecr", region, f"repository/{body.get('repositoryName', '')}"), {})]
+        name = body.get("repositoryName", "")
+        return [("ecr:DescribeImageScanFindings", arn("ecr", region, f"repository/{name}"), ecr_resource_tags(region, name))]
     if service == "inspector2" and operation == "ListFindings":
         # ListFindings has no resource-level permissions: IAM checks it on "*".
         return [("inspector2:ListFindings", "*", {})]
@@ -316,6 +317,19 @@ def requests_of(service, operation, body, region):
         key = body.get("KeyId", "*")
         return [(f"kms:{operation}", key if key.startswith("arn:") else arn("kms", region, f"key/{key}"), {})]
     return None
+
+
+def ecr_resource_tags(region, name):
+    """aws:ResourceTag/<key> of an ECR repository, from its tags in moto's ECR (none when it does
+    not exist: the call then fails on the repository, as in AWS)."""
+    from moto.ecr.models import ecr_backends
+
+    backend = ecr_backends[ACCOUNT][region]
+    repository = backend.repositories.get(name)
+    if repository is None:
+        return {}
+    tags = backend.tagger.list_tags_for_resource(repository.arn).get("tags", [])
+    return {f"aws:ResourceTag/{t['Key']}": [t["Value"]] for t in tags}
 
 
 # ---- The identities ------------------------------------------------------------------------------

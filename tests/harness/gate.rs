@@ -15,7 +15,8 @@ pub const CLEAN: &str = r#"{"HIGH": 1, "MEDIUM": 4}"#;
 
 pub use eddo_local::fixtures::{commit as sha, digest, event_id as id, sample};
 
-/// An ECR scan of the `hello-world` image `image`, tagged with the commit.
+/// An ECR scan event of the `hello-world` image `image`, tagged with the commit, as anyone may
+/// write one: ECR knows no such scan unless [`Setup::scanned`] made it.
 pub fn scan(commit: &str, image: &str, counts: Value) -> Value {
     eddo_local::fixtures::image_scan(commit, image, counts, &id())
 }
@@ -52,6 +53,26 @@ pub async fn setup(prefix: &str, policy: Option<&str>) -> Setup {
 }
 
 impl Setup {
+    /// `e` handled after what it reports happened: for an ECR scan event, ECR ran that scan
+    /// (its repository, digest and counts) just before.
+    pub async fn arrives(&self, e: &Value) -> eddo_scan_gate::Report {
+        self.ecr_ran(e).await;
+        self.handle(e).await
+    }
+
+    /// ECR ran the scan the ECR scan event `e` reports (nothing for any other event).
+    pub async fn ecr_ran(&self, e: &Value) {
+        eddo_local::ecr::ran(&self.stack.sdk, e).await.unwrap();
+    }
+
+    /// ECR's scan of the `hello-world` image `image` with `counts`, as ECR ran it (so
+    /// `DescribeImageScanFindings` confirms it), and its event.
+    pub async fn scanned(&self, commit: &str, image: &str, counts: Value) -> Value {
+        let e = scan(commit, image, counts);
+        self.ecr_ran(&e).await;
+        e
+    }
+
     pub async fn handle(&self, e: &Value) -> eddo_scan_gate::Report {
         self.gate.handle(e).await.unwrap()
     }

@@ -2,6 +2,7 @@
 //! has exceptions to apply: ECR's DescribeImageScanFindings for basic scanning, Inspector's
 //! ListFindings (active findings of the image) for enhanced scanning.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use eddo::Error;
@@ -13,6 +14,18 @@ use crate::signal::Scanner;
 
 /// Enough for any real image; a scan with more is judged on the first this many.
 pub const MAX_FINDINGS: usize = 5_000;
+
+/// ECR's account of an image's basic scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EcrScan {
+    /// `COMPLETE`, `FAILED`, `IN_PROGRESS`, ...
+    pub status: Option<String>,
+    /// Its severity counts, the severities it found only.
+    pub counts: BTreeMap<Severity, u64>,
+    pub findings: Vec<Finding>,
+    /// Whether `findings` is every finding of the scan.
+    pub listed: bool,
+}
 
 /// The ECR and Inspector clients serve only scans over a threshold with exceptions to apply, so
 /// each is built the first time one needs it, not at init (a client costs its endpoint rules
@@ -50,7 +63,10 @@ impl Findings {
         digest: &ImageDigest,
     ) -> Result<Option<Vec<Finding>>, Error> {
         match scanner {
-            Scanner::Ecr { repository } => self.ecr(repository, digest).await.map(Some),
+            Scanner::Ecr { repository } => self
+                .ecr_scan(repository, digest, true)
+                .await
+                .map(|s| Some(s.findings)),
             Scanner::Inspector { repository_arn } => {
                 self.inspector(repository_arn, digest).await.map(Some)
             }
@@ -58,8 +74,17 @@ impl Findings {
         }
     }
 
-    async fn ecr(&self, repository: &str, digest: &ImageDigest) -> Result<Vec<Finding>, Error> {
-        let mut out = Vec::new();
+    /// ECR's own account of the basic scan of `digest` in `repository`
+    /// (`DescribeImageScanFindings`): its status and severity counts, and its findings, every
+    /// page of them when `list` (else the first page's). An error ECR answers with a 4xx (no
+    /// such repository, image or scan; refused) is not retryable.
+    pub async fn ecr_scan(
+        &self,
+        repository: &str,
+        digest: &ImageDigest,
+        list: bool,
+    ) -> Result<EcrScan, Error> {
+        let mut scan = EcrScan::default();
         let mut token = None;
         loop {
             let page = self
@@ -76,19 +101,34 @@ impl Findings {
                 .send()
                 .await
                 .map_err(|e| Error::aws("ECR", "DescribeImageScanFindings", e))?;
+            if let Some(s) = page.image_scan_status() {
+                scan.status = s.status().map(|s| s.as_str().to_string());
+            }
             if let Some(f) = page.image_scan_findings() {
+                if let Some(counts) = f.finding_severity_counts() {
+                    scan.counts = counts
+                        .iter()
+                        .filter(|(_, n)| **n > 0)
+                        .map(|(s, n)| {
+                            (
+                                Severity::parse(s.as_str()).unwrap_or(Severity::Undefined),
+                                *n as u64,
+                            )
+                        })
+                        .collect();
+                }
                 for finding in f.findings() {
                     let severity = finding
                         .severity()
                         .and_then(|s| Severity::parse(s.as_str()))
                         .unwrap_or(Severity::Undefined);
-                    out.push(Finding {
+                    scan.findings.push(Finding {
                         id: finding.name().unwrap_or_default().to_string(),
                         severity,
                     });
                 }
                 for finding in f.enhanced_findings() {
-                    out.push(Finding {
+                    scan.findings.push(Finding {
                         id: finding
                             .package_vulnerability_details()
                             .and_then(|d| d.vulnerability_id())
@@ -102,8 +142,9 @@ impl Findings {
                 }
             }
             token = page.next_token().map(str::to_string);
-            if token.is_none() || out.len() >= MAX_FINDINGS {
-                return Ok(out);
+            if !list || token.is_none() || scan.findings.len() >= MAX_FINDINGS {
+                scan.listed = token.is_none();
+                return Ok(scan);
             }
         }
     }

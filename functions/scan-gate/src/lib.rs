@@ -31,7 +31,7 @@ use tracing::{Instrument, info, warn};
 use crate::candidate::{Candidate, Evidence, Recorded, State};
 use crate::decide::{Again, Listing, Next, Verdict, needs_findings, next};
 use crate::findings::Findings;
-use crate::signal::{BuildState, Incoming, Signal, Subject, read};
+use crate::signal::{BuildState, Incoming, Scanner, Signal, Subject, read};
 use crate::store::{Parked, Record, Store};
 
 /// Deadlines the sweep handles per tick; the rest wait for the next minute.
@@ -246,21 +246,48 @@ impl Gate {
         }
     }
 
-    /// A signal's verdict; a scan's findings list is read only when the counts cannot decide.
-    async fn verdict(&self, service: &Service, s: &Signal, today: Date) -> Result<Verdict, Error> {
-        let listing = match (s.scan(), &s.digest) {
-            (Some((scan, scanner)), Some(d)) if needs_findings(&service.gate, scan) => {
-                match self.findings.list(scanner, d).await {
-                    Ok(Some(l)) => Listing::Read(l),
-                    Ok(None) => Listing::NotRead,
+    /// A signal's verdict, or why its source does not confirm it. An ECR scan counts as ECR
+    /// itself accounts for it (`DescribeImageScanFindings`: complete, with the event's severity
+    /// counts), since anyone who may put events on the default bus or invoke the gate can write
+    /// one; that one call also serves its findings list. Another scan's list is read only when
+    /// the counts cannot decide.
+    async fn verdict(
+        &self,
+        service: &Service,
+        s: &Signal,
+        today: Date,
+    ) -> Result<Result<Verdict, String>, Error> {
+        let Some((scan, scanner)) = s.scan() else {
+            return Ok(Ok(s.judged(&service.gate, &Listing::NotRead, today)));
+        };
+        let digest = s.digest.as_ref().expect("a scan names its image");
+        let needed = needs_findings(&service.gate, scan);
+        let listing = match scanner {
+            Scanner::Ecr { repository } => {
+                let ecr = match self.findings.ecr_scan(repository, digest, needed).await {
+                    Ok(e) => e,
                     Err(e) if e.is_retryable() => return Err(e),
-                    // The image or its scan is gone, or the call is refused: said in the reasons.
-                    Err(e) => Listing::Unreadable(e.to_string().chars().take(240).collect()),
+                    Err(e) => return Ok(Err(format!("not confirmed by ECR: {e}"))),
+                };
+                if let Some(why) = scan::contradiction(scan, digest, &ecr) {
+                    return Ok(Err(format!("not confirmed by ECR: {why}")));
+                }
+                if needed {
+                    Listing::Read(ecr.findings)
+                } else {
+                    Listing::NotRead
                 }
             }
+            _ if needed => match self.findings.list(scanner, digest).await {
+                Ok(Some(l)) => Listing::Read(l),
+                Ok(None) => Listing::NotRead,
+                Err(e) if e.is_retryable() => return Err(e),
+                // The image or its scan is gone, or the call is refused: said in the reasons.
+                Err(e) => Listing::Unreadable(e.to_string().chars().take(240).collect()),
+            },
             _ => Listing::NotRead,
         };
-        Ok(s.judged(&service.gate, &listing, today))
+        Ok(Ok(s.judged(&service.gate, &listing, today)))
     }
 
     async fn record(
@@ -301,7 +328,14 @@ impl Gate {
         let service = policy
             .service(s.service.as_str())
             .expect("signals name policy services");
-        let verdict = self.verdict(service, &s, Date::from_epoch(now)).await?;
+        let verdict = match self.verdict(service, &s, Date::from_epoch(now)).await? {
+            Ok(v) => v,
+            Err(why) => {
+                return self
+                    .reject(&s.evidence, &format!("{}: {why}", s.kind))
+                    .await;
+            }
+        };
         let recorded = Recorded {
             kind: s.kind.clone(),
             verdict,

@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use eddo::names::ImageDigest;
 use eddo::policy::{Gate, Severity, SignalKind};
 use eddo::time::Date;
 
 use crate::decide::Verdict;
+use crate::findings::EcrScan;
 
 /// One vulnerability finding of a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,29 @@ pub enum Listing {
     Read(Vec<Finding>),
     /// The image or its scan is gone, or the call was refused: why, in a line.
     Unreadable(String),
+}
+
+/// Why ECR's own account of a scan contradicts the event that reports it, if it does: the scan
+/// is not complete there, or its severity counts differ.
+pub fn contradiction(scan: ScanCounts<'_>, digest: &ImageDigest, ecr: &EcrScan) -> Option<String> {
+    match ecr.status.as_deref() {
+        Some("COMPLETE") => {}
+        Some(other) => return Some(format!("ECR says the scan of {digest} is {other}")),
+        None => return Some(format!("ECR gives no status for the scan of {digest}")),
+    }
+    let claimed: BTreeMap<Severity, u64> = scan
+        .counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(s, n)| (*s, *n))
+        .collect();
+    (claimed != ecr.counts).then(|| {
+        format!(
+            "ECR counts {} for {digest}, the event {}",
+            counts_line(&ecr.counts),
+            counts_line(&claimed)
+        )
+    })
 }
 
 fn over(gate: &Gate, counts: &BTreeMap<Severity, u64>) -> Vec<(Severity, u64, u64)> {
@@ -224,6 +249,38 @@ mod tests {
             id: id.into(),
             severity,
         }
+    }
+
+    #[test]
+    fn ecr_confirms_a_scan_only_complete_and_with_the_events_counts() {
+        let d = ImageDigest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        let claimed = counts(&[(Severity::High, 1), (Severity::Low, 0)]);
+        let ecr = |status: Option<&str>, c: &[(Severity, u64)]| EcrScan {
+            status: status.map(str::to_string),
+            counts: counts(c),
+            ..EcrScan::default()
+        };
+        // A zero the event counts is a severity ECR found none of.
+        let same = ecr(Some("COMPLETE"), &[(Severity::High, 1)]);
+        assert_eq!(contradiction(scan(ECR, &claimed), &d, &same), None);
+        assert_eq!(
+            contradiction(
+                scan(ECR, &claimed),
+                &d,
+                &ecr(
+                    Some("COMPLETE"),
+                    &[(Severity::Critical, 3), (Severity::High, 1)]
+                )
+            ),
+            Some(format!(
+                "ECR counts CRITICAL 3, HIGH 1 for {d}, the event HIGH 1"
+            ))
+        );
+        assert_eq!(
+            contradiction(scan(ECR, &claimed), &d, &ecr(Some("IN_PROGRESS"), &[])),
+            Some(format!("ECR says the scan of {d} is IN_PROGRESS"))
+        );
+        assert!(contradiction(scan(ECR, &claimed), &d, &ecr(None, &[])).is_some());
     }
 
     #[test]

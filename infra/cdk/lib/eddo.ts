@@ -506,10 +506,13 @@ export class Eddo extends Construct {
       resources: [`${this.table.tableArn}/index/open-deadline`],
     }));
     this.readsPolicy(f, 'scan-gate');
+    // An ECR scan counts only as ECR itself accounts for it (the same call reads its findings
+    // for exceptions), and only in repositories tagged eddo:service.
     f.addToRolePolicy(new iam.PolicyStatement({
-      sid: 'FindingsForExceptions',
+      sid: 'ConfirmScansOfTaggedRepositories',
       actions: ['ecr:DescribeImageScanFindings'],
       resources: [Stack.of(this).formatArn({ service: 'ecr', resource: 'repository', resourceName: '*' })],
+      conditions: { Null: { 'aws:ResourceTag/eddo:service': 'false' } },
     }));
     f.addToRolePolicy(new iam.PolicyStatement({
       sid: 'InspectorFindingsForExceptions',

@@ -5,6 +5,7 @@ pub mod cdk;
 pub mod codebuild;
 pub mod demo;
 pub mod dispatch;
+pub mod ecr;
 pub mod faults;
 pub mod fixtures;
 pub mod iam;

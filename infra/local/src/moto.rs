@@ -167,6 +167,40 @@ impl Drop for Moto {
     }
 }
 
+/// POSTs `body` to one of moto's own configuration endpoints (`/moto-api/...`) of the server
+/// `sdk` points at: results that moto answers with where it has no real service behind it.
+pub async fn api_post(
+    sdk: &SdkConfig,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<(), LocalError> {
+    let endpoint = sdk
+        .endpoint_url()
+        .ok_or_else(|| LocalError::Setup("no emulator endpoint".into()))?;
+    let addr: SocketAddr = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|e| LocalError::Setup(format!("emulator endpoint {endpoint}: {e}")))?;
+    let (path, body) = (path.to_string(), body.to_string());
+    let (status, text) = tokio::task::spawn_blocking(move || {
+        crate::url::post(
+            addr,
+            &path,
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+    })
+    .await
+    .map_err(|e| LocalError::Setup(e.to_string()))?
+    .map_err(|e| LocalError::Aws(format!("moto API: {e}")))?;
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(LocalError::Aws(format!("moto API: {status} {text}")))
+    }
+}
+
 /// The status code of `GET path`, or `None` if nothing answered.
 fn http_get(addr: SocketAddr, path: &str) -> Option<u16> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
