@@ -18,8 +18,8 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
         "the read a claim falls back to when a failed condition returns no record",
     ),
     (
-        "ScanGateFunctionRole ScanGateFunctionRolePolicy0.InspectorFindingsForExceptions: inspector2:ListFindings",
-        "an exception in the policy and an Inspector scan over a threshold",
+        "ScanGateFunctionRole ScanGateFunctionRolePolicy0.ConfirmInspectorScans: inspector2:ListFindings",
+        "an Inspector enhanced scan (the scenario's image is scanned by ECR's basic scanning)",
     ),
     (
         "AlarmRollbackFunctionRole AlarmRollbackFunctionRolePolicy0.HistoryRollbacksAndAlarmChanges: dynamodb:GetItem",
@@ -81,7 +81,7 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
 
 /// Grants on `Resource: "*"`: only where the API has no resource-level permission.
 const ON_EVERY_RESOURCE: &[&str] = &[
-    "ScanGateFunctionRole ScanGateFunctionRolePolicy0.InspectorFindingsForExceptions: inspector2:ListFindings",
+    "ScanGateFunctionRole ScanGateFunctionRolePolicy0.ConfirmInspectorScans: inspector2:ListFindings",
 ];
 
 fn least_privilege(played: &Played) -> (Vec<String>, Vec<String>) {

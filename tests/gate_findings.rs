@@ -37,12 +37,13 @@ async fn exceptions_are_applied_from_the_ecr_findings_list_when_over_a_threshold
     );
 }
 
-/// Enhanced scanning: the counts come from `Inspector2 Scan`, the findings from Inspector's
-/// ListFindings (moto answers with results set through its API); here every critical is excepted.
+/// Enhanced scanning: an `Inspector2 Scan` counts as Inspector's active findings of the image
+/// confirm it (ListFindings; moto answers with results set through its API), which also serve
+/// the exceptions; here every critical is excepted.
 #[tokio::test(flavor = "multi_thread")]
 async fn inspector_findings_apply_exceptions_and_a_failed_deploy_is_reported() {
     let s = setup("gate-inspector", None).await;
-    let finding = |id: &str| {
+    let finding = |id: &str, severity: &str| {
         json!({
             "awsAccountId": "123456789012",
             "description": "a vulnerable package",
@@ -51,7 +52,7 @@ async fn inspector_findings_apply_exceptions_and_a_failed_deploy_is_reported() {
             "lastObservedAt": 1_700_000_000,
             "remediation": {},
             "resources": [{"id": "r", "type": "AWS_ECR_CONTAINER_IMAGE"}],
-            "severity": "CRITICAL",
+            "severity": severity,
             "status": "ACTIVE",
             "type": "PACKAGE_VULNERABILITY",
             "title": id,
@@ -61,7 +62,11 @@ async fn inspector_findings_apply_exceptions_and_a_failed_deploy_is_reported() {
     eddo_local::moto::api_post(
         &s.stack.sdk,
         "/moto-api/static/inspector2/findings-results",
-        &json!({"results": [[finding("CVE-2024-1234"), finding("CVE-2024-1234")]]}),
+        &json!({"results": [[
+            finding("CVE-2024-1234", "CRITICAL"),
+            finding("CVE-2024-1234", "CRITICAL"),
+            finding("CVE-2025-0042", "HIGH"),
+        ]]}),
     )
     .await
     .unwrap();
@@ -77,6 +82,19 @@ async fn inspector_findings_apply_exceptions_and_a_failed_deploy_is_reported() {
         json!("arn:aws:ecr:us-east-1:123456789012:repository/hello-world");
     e["detail"]["image-digest"] = json!(image);
     e["detail"]["image-tags"] = json!([&commit[..12]]);
+    // A scan event Inspector's findings contradict (a clean one) is rejected, and counts for
+    // nothing.
+    let mut forged = e.clone();
+    forged["detail"]["finding-severity-counts"] = json!({"CRITICAL": 0, "HIGH": 0, "TOTAL": 0});
+    s.handle(&forged).await;
+    let events = s.published().await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(
+        events[0]["detail"]["reason"],
+        format!(
+            "image-scan: not confirmed by Inspector: it counts CRITICAL 2, HIGH 1 for {image}, the event no findings"
+        )
+    );
     e["detail"]["finding-severity-counts"] = json!({"CRITICAL": 2, "HIGH": 1, "TOTAL": 3});
     s.handle(&e).await;
     let events = s.published().await;

@@ -430,7 +430,7 @@ async fn only_trusted_evidence_opens_the_gate() {
             "ECR Image Scan",
             ecr_scan(&image(97), &c),
             Outcome::Rejected(format!(
-                "image-scan: not confirmed by ECR: ECR counts CRITICAL 2 for {}, the event MEDIUM 1",
+                "image-scan: not confirmed by ECR: it counts CRITICAL 2 for {}, the event MEDIUM 1",
                 image(97)
             )),
         ),

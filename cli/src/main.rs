@@ -106,5 +106,14 @@ fn params(file: &str, json: bool) -> ExitCode {
             "tag the role in SignalSenderRoleArns that puts {source}: aws iam tag-role --role-name ROLE --tags Key=eddo:signal-source,Value={source}"
         );
     }
+    // The gate reads the scans of repositories tagged eddo:service only.
+    for service in policy.services.values() {
+        if let Some(repository) = &service.image_repository {
+            eprintln!(
+                "tag the image repository of {}: aws ecr tag-resource --resource-arn arn:aws:ecr:REGION:ACCOUNT:repository/{repository} --tags Key=eddo:service,Value={}",
+                service.name, service.name
+            );
+        }
+    }
     ExitCode::SUCCESS
 }

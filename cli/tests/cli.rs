@@ -37,6 +37,11 @@ fn the_example_policy_implies_its_project_lists() {
             "{said}"
         );
     }
+    // The image repository the gate reads scans of.
+    assert!(
+        said.contains("repository/hello-world --tags Key=eddo:service,Value=hello-world"),
+        "{said}"
+    );
 }
 
 #[test]

@@ -15,16 +15,15 @@ use crate::signal::Scanner;
 /// Enough for any real image; a scan with more is judged on the first this many.
 pub const MAX_FINDINGS: usize = 5_000;
 
-/// ECR's account of an image's basic scan.
+/// A scanner's own account of its scan of an image: what the gate believes of a scan event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EcrScan {
+pub struct OwnAccount {
     /// `COMPLETE`, `FAILED`, `IN_PROGRESS`, ...
     pub status: Option<String>,
     /// Its severity counts, the severities it found only.
     pub counts: BTreeMap<Severity, u64>,
+    /// Its findings, as far as they were read.
     pub findings: Vec<Finding>,
-    /// Whether `findings` is every finding of the scan.
-    pub listed: bool,
 }
 
 /// The ECR and Inspector clients serve only scans over a threshold with exceptions to apply, so
@@ -55,36 +54,44 @@ impl Findings {
             .get_or_init(|| aws_sdk_inspector2::Client::new(&self.sdk))
     }
 
-    /// The findings of the image `digest` from `scanner`; `None` when the scanner cannot list
-    /// them (a `Scan Completed` event carries counts only).
-    pub async fn list(
+    /// What `scanner` itself says of its scan of the image `digest`: ECR's
+    /// `DescribeImageScanFindings` (the findings' every page only when `list`, the counts are on
+    /// each), or Inspector's active findings of the image (`ListFindings`, counted by severity).
+    /// `None` for a scanner that reported counts in a `Scan Completed` event, with nothing to
+    /// ask. An error the owner answers with a 4xx (no such repository, image or scan; refused)
+    /// is not retryable.
+    pub async fn account(
         &self,
         scanner: &Scanner,
         digest: &ImageDigest,
-    ) -> Result<Option<Vec<Finding>>, Error> {
+        list: bool,
+    ) -> Result<Option<OwnAccount>, Error> {
         match scanner {
-            Scanner::Ecr { repository } => self
-                .ecr_scan(repository, digest, true)
-                .await
-                .map(|s| Some(s.findings)),
+            Scanner::Ecr { repository } => self.ecr(repository, digest, list).await.map(Some),
             Scanner::Inspector { repository_arn } => {
-                self.inspector(repository_arn, digest).await.map(Some)
+                let findings = self.inspector(repository_arn, digest).await?;
+                let mut counts = BTreeMap::new();
+                for f in &findings {
+                    *counts.entry(f.severity).or_insert(0) += 1;
+                }
+                Ok(Some(OwnAccount {
+                    // Enhanced scanning is continuous: its active findings are the scan's state.
+                    status: Some("COMPLETE".into()),
+                    counts,
+                    findings,
+                }))
             }
             Scanner::Reported { .. } => Ok(None),
         }
     }
 
-    /// ECR's own account of the basic scan of `digest` in `repository`
-    /// (`DescribeImageScanFindings`): its status and severity counts, and its findings, every
-    /// page of them when `list` (else the first page's). An error ECR answers with a 4xx (no
-    /// such repository, image or scan; refused) is not retryable.
-    pub async fn ecr_scan(
+    async fn ecr(
         &self,
         repository: &str,
         digest: &ImageDigest,
         list: bool,
-    ) -> Result<EcrScan, Error> {
-        let mut scan = EcrScan::default();
+    ) -> Result<OwnAccount, Error> {
+        let mut scan = OwnAccount::default();
         let mut token = None;
         loop {
             let page = self
@@ -143,7 +150,6 @@ impl Findings {
             }
             token = page.next_token().map(str::to_string);
             if !list || token.is_none() || scan.findings.len() >= MAX_FINDINGS {
-                scan.listed = token.is_none();
                 return Ok(scan);
             }
         }

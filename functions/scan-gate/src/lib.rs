@@ -31,7 +31,7 @@ use tracing::{Instrument, info, warn};
 use crate::candidate::{Candidate, Evidence, Recorded, State};
 use crate::decide::{Again, Listing, Next, Verdict, needs_findings, next};
 use crate::findings::Findings;
-use crate::signal::{BuildState, Incoming, Scanner, Signal, Subject, read};
+use crate::signal::{BuildState, Incoming, Signal, Subject, read};
 use crate::store::{Parked, Record, Store};
 
 /// Deadlines the sweep handles per tick; the rest wait for the next minute.
@@ -246,11 +246,11 @@ impl Gate {
         }
     }
 
-    /// A signal's verdict, or why its source does not confirm it. An ECR scan counts as ECR
-    /// itself accounts for it (`DescribeImageScanFindings`: complete, with the event's severity
-    /// counts), since anyone who may put events on the default bus or invoke the gate can write
-    /// one; that one call also serves its findings list. Another scan's list is read only when
-    /// the counts cannot decide.
+    /// A signal's verdict, or why the service that owns its fact does not confirm it. A scan
+    /// counts as its scanner itself accounts for it (ECR's `DescribeImageScanFindings`:
+    /// complete, with the event's severity counts; Inspector's active findings of the image,
+    /// counted), since anyone who may put events on the default bus or invoke the gate can write
+    /// a scan event; the same call serves the findings list where the counts cannot decide.
     async fn verdict(
         &self,
         service: &Service,
@@ -262,30 +262,23 @@ impl Gate {
         };
         let digest = s.digest.as_ref().expect("a scan names its image");
         let needed = needs_findings(&service.gate, scan);
-        let listing = match scanner {
-            Scanner::Ecr { repository } => {
-                let ecr = match self.findings.ecr_scan(repository, digest, needed).await {
-                    Ok(e) => e,
-                    Err(e) if e.is_retryable() => return Err(e),
-                    Err(e) => return Ok(Err(format!("not confirmed by ECR: {e}"))),
-                };
-                if let Some(why) = scan::contradiction(scan, digest, &ecr) {
-                    return Ok(Err(format!("not confirmed by ECR: {why}")));
+        let owner = scanner.owner();
+        let listing = match self.findings.account(scanner, digest, needed).await {
+            Ok(Some(own)) => {
+                if let Some(why) = scan::contradiction(scan, digest, &own) {
+                    return Ok(Err(format!("not confirmed by {owner}: {why}")));
                 }
                 if needed {
-                    Listing::Read(ecr.findings)
+                    Listing::Read(own.findings)
                 } else {
                     Listing::NotRead
                 }
             }
-            _ if needed => match self.findings.list(scanner, digest).await {
-                Ok(Some(l)) => Listing::Read(l),
-                Ok(None) => Listing::NotRead,
-                Err(e) if e.is_retryable() => return Err(e),
-                // The image or its scan is gone, or the call is refused: said in the reasons.
-                Err(e) => Listing::Unreadable(e.to_string().chars().take(240).collect()),
-            },
-            _ => Listing::NotRead,
+            // A scanner that reported its counts: nothing to ask, no list to read.
+            Ok(None) => Listing::NotRead,
+            Err(e) if e.is_retryable() => return Err(e),
+            // No such image or scan there, or the call is refused: not confirmed.
+            Err(e) => return Ok(Err(format!("not confirmed by {owner}: {e}"))),
         };
         Ok(Ok(s.judged(&service.gate, &listing, today)))
     }

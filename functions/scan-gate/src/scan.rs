@@ -9,7 +9,7 @@ use eddo::policy::{Gate, Severity, SignalKind};
 use eddo::time::Date;
 
 use crate::decide::Verdict;
-use crate::findings::EcrScan;
+use crate::findings::OwnAccount;
 
 /// One vulnerability finding of a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,31 +34,34 @@ pub struct ScanCounts<'a> {
 /// The scan's findings list, as far as it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listing {
-    /// Not needed, or the scanner has none.
+    /// Not needed, or the scanner has none (a scan reported with counts only).
     NotRead,
     Read(Vec<Finding>),
-    /// The image or its scan is gone, or the call was refused: why, in a line.
-    Unreadable(String),
 }
 
-/// Why ECR's own account of a scan contradicts the event that reports it, if it does: the scan
-/// is not complete there, or its severity counts differ.
-pub fn contradiction(scan: ScanCounts<'_>, digest: &ImageDigest, ecr: &EcrScan) -> Option<String> {
-    match ecr.status.as_deref() {
+/// Why the scanner's own account of a scan contradicts the event that reports it, if it does:
+/// the scan is not complete there, or its counts of the severities the event counts differ.
+pub fn contradiction(
+    scan: ScanCounts<'_>,
+    digest: &ImageDigest,
+    own: &OwnAccount,
+) -> Option<String> {
+    match own.status.as_deref() {
         Some("COMPLETE") => {}
-        Some(other) => return Some(format!("ECR says the scan of {digest} is {other}")),
-        None => return Some(format!("ECR gives no status for the scan of {digest}")),
+        Some(other) => return Some(format!("it says the scan of {digest} is {other}")),
+        None => return Some(format!("it gives no status for the scan of {digest}")),
     }
-    let claimed: BTreeMap<Severity, u64> = scan
-        .counts
-        .iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(s, n)| (*s, *n))
-        .collect();
-    (claimed != ecr.counts).then(|| {
+    let nonzero = |c: &BTreeMap<Severity, u64>| -> BTreeMap<Severity, u64> {
+        c.iter()
+            .filter(|(s, n)| **n > 0 && scan.counted.contains(s))
+            .map(|(s, n)| (*s, *n))
+            .collect()
+    };
+    let (claimed, counted) = (nonzero(scan.counts), nonzero(&own.counts));
+    (claimed != counted).then(|| {
         format!(
-            "ECR counts {} for {digest}, the event {}",
-            counts_line(&ecr.counts),
+            "it counts {} for {digest}, the event {}",
+            counts_line(&counted),
             counts_line(&claimed)
         )
     })
@@ -106,10 +109,7 @@ pub fn judge_scan(gate: &Gate, scan: ScanCounts<'_>, listing: &Listing, today: D
         Listing::Read(f) => Some(f.as_slice()),
         _ => None,
     };
-    let without_list = match listing {
-        Listing::Unreadable(why) => format!("the findings list could not be read ({why})"),
-        _ => format!("{} gives no findings list", scan.scanner),
-    };
+    let without_list = format!("{} gives no findings list", scan.scanner);
     let mut counts: BTreeMap<Severity, u64> = scan
         .counted
         .iter()
@@ -252,13 +252,13 @@ mod tests {
     }
 
     #[test]
-    fn ecr_confirms_a_scan_only_complete_and_with_the_events_counts() {
+    fn a_scan_is_confirmed_only_complete_and_with_the_events_counts() {
         let d = ImageDigest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
         let claimed = counts(&[(Severity::High, 1), (Severity::Low, 0)]);
-        let ecr = |status: Option<&str>, c: &[(Severity, u64)]| EcrScan {
+        let ecr = |status: Option<&str>, c: &[(Severity, u64)]| OwnAccount {
             status: status.map(str::to_string),
             counts: counts(c),
-            ..EcrScan::default()
+            ..OwnAccount::default()
         };
         // A zero the event counts is a severity ECR found none of.
         let same = ecr(Some("COMPLETE"), &[(Severity::High, 1)]);
@@ -273,13 +273,17 @@ mod tests {
                 )
             ),
             Some(format!(
-                "ECR counts CRITICAL 3, HIGH 1 for {d}, the event HIGH 1"
+                "it counts CRITICAL 3, HIGH 1 for {d}, the event HIGH 1"
             ))
         );
         assert_eq!(
             contradiction(scan(ECR, &claimed), &d, &ecr(Some("IN_PROGRESS"), &[])),
-            Some(format!("ECR says the scan of {d} is IN_PROGRESS"))
+            Some(format!("it says the scan of {d} is IN_PROGRESS"))
         );
+        // Inspector's event counts CRITICAL, HIGH and MEDIUM only: its LOW findings are no
+        // contradiction.
+        let listed = ecr(Some("COMPLETE"), &[(Severity::High, 1), (Severity::Low, 7)]);
+        assert_eq!(contradiction(scan(INSPECTOR, &claimed), &d, &listed), None);
         assert!(contradiction(scan(ECR, &claimed), &d, &ecr(None, &[])).is_some());
     }
 
@@ -360,14 +364,15 @@ mod tests {
             }
         );
 
-        // No list: the exceptions are not applied, and the reasons say why.
-        let gone = Listing::Unreadable("ImageNotFoundException".into());
+        // No list (a scan reported with counts only): the exceptions are not applied, and the
+        // reasons say why.
         assert_eq!(
-            judge_scan(&g, scan(ECR, &c), &gone, TODAY),
+            judge_scan(&g, scan(ECR, &c), &Listing::NotRead, TODAY),
             Verdict::Failed {
                 reasons: vec![
                     "image-scan: CRITICAL 2 > 0 allowed".into(),
-                    "image-scan: exceptions not applied: the findings list could not be read (ImageNotFoundException)".into(),
+                    "image-scan: exceptions not applied: ECR basic scan gives no findings list"
+                        .into(),
                 ]
             }
         );
@@ -394,18 +399,15 @@ mod tests {
         let clean = Listing::Read(vec![finding("CVE-2025-0003", Severity::Medium)]);
         assert!(judge_scan(&g, scan(INSPECTOR, &c), &clean, TODAY).passed());
         // Without the list it is never passed by default.
-        let Verdict::Failed { reasons } = judge_scan(
-            &g,
-            scan(INSPECTOR, &c),
-            &Listing::Unreadable("AccessDenied".into()),
-            TODAY,
-        ) else {
+        let Verdict::Failed { reasons } =
+            judge_scan(&g, scan(INSPECTOR, &c), &Listing::NotRead, TODAY)
+        else {
             panic!("a limit nobody checked passed")
         };
         assert_eq!(
             reasons,
             vec![
-                "image-scan: the ECR basic scan does not count LOW findings and the findings list could not be read (AccessDenied), so the limit on LOW cannot be checked"
+                "image-scan: the ECR basic scan does not count LOW findings and ECR basic scan gives no findings list, so the limit on LOW cannot be checked"
             ]
         );
     }

@@ -73,6 +73,15 @@ impl Scanner {
         }
     }
 
+    /// The service whose own account of the scan the gate asks for.
+    pub fn owner(&self) -> &'static str {
+        match self {
+            Scanner::Ecr { .. } => "ECR",
+            Scanner::Inspector { .. } => "Inspector",
+            Scanner::Reported { .. } => "its sender",
+        }
+    }
+
     pub fn name(&self) -> &str {
         match self {
             Scanner::Ecr { .. } => "ECR basic scan",

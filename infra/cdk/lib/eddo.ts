@@ -515,7 +515,7 @@ export class Eddo extends Construct {
       conditions: { Null: { 'aws:ResourceTag/eddo:service': 'false' } },
     }));
     f.addToRolePolicy(new iam.PolicyStatement({
-      sid: 'InspectorFindingsForExceptions',
+      sid: 'ConfirmInspectorScans',
       actions: ['inspector2:ListFindings'],
       // ListFindings has no resource-level permissions.
       resources: ['*'],
