@@ -147,7 +147,18 @@ async fn gate_signals_take_the_common_path() {
 #[tokio::test(flavor = "multi_thread")]
 async fn alarms_are_judged_recorded_and_reported() {
     let f = measured("alarm-rollback").await;
-    check(&f, &["Query", "PutItem", "PutEvents", "UpdateItem"]);
+    // CloudWatch confirms the alarm's state, then: the service read, the change recorded with
+    // its event, the event sent, the record cleared.
+    check(
+        &f,
+        &[
+            "DescribeAlarms",
+            "Query",
+            "PutItem",
+            "PutEvents",
+            "UpdateItem",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

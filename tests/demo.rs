@@ -22,6 +22,10 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
         "an Inspector enhanced scan (the scenario's image is scanned by ECR's basic scanning)",
     ),
     (
+        "AlarmRollbackFunctionRole AlarmRollbackFunctionRolePolicy0.ConfirmTheAlarms: cloudwatch:ListTagsForResource",
+        "an alarm state change whose event carries the alarm's eddo:service tag (confirmed on the alarm)",
+    ),
+    (
         "AlarmRollbackFunctionRole AlarmRollbackFunctionRolePolicy0.HistoryRollbacksAndAlarmChanges: dynamodb:GetItem",
         "an alarm change seen again (EventBridge and the alarm's own action deliver one change twice)",
     ),

@@ -48,6 +48,9 @@ async fn version(local: &Local) -> i64 {
 /// skipped, and the skip names the policy version that decided it.
 async fn alarm_change(function: &LocalFunction, local: &Local, n: u64) -> Option<Value> {
     let event = alarm("hello-world-5xx", "OK", "ALARM", now_epoch() + n);
+    eddo_local::cloudwatch::ran(&local.stack.sdk, &event)
+        .await
+        .unwrap();
     let out = function.invoke(&event).await.unwrap();
     assert!(
         out.outcome.json().is_some(),
@@ -139,6 +142,9 @@ async fn a_warm_function_takes_a_new_policy_within_its_ttl_and_keeps_the_last_go
     let bad = first + 2;
     tokio::time::sleep(Duration::from_secs(TTL + 1)).await;
     let event = alarm("hello-world-5xx", "OK", "ALARM", now_epoch() + 3);
+    eddo_local::cloudwatch::ran(&local.stack.sdk, &event)
+        .await
+        .unwrap();
     function.invoke(&event).await.unwrap();
     let events = local.published("eddo.rollback").await;
     let types: Vec<&str> = events
@@ -189,6 +195,9 @@ async fn a_warm_function_takes_a_new_policy_within_its_ttl_and_keeps_the_last_go
     // event fails as retryable, and the rejection is not said again by this environment either.
     let cold = alarm_rollback(&local).await;
     let event = alarm("hello-world-5xx", "OK", "ALARM", now_epoch() + 5);
+    eddo_local::cloudwatch::ran(&local.stack.sdk, &event)
+        .await
+        .unwrap();
     let out = cold.invoke(&event).await.unwrap();
     let message = no_policy(&out.outcome);
     assert!(
@@ -222,6 +231,9 @@ async fn a_cold_start_with_no_policy_parameter_recovers_once_it_is_put() {
         .unwrap();
     let function = alarm_rollback(&local).await;
     let event = alarm("hello-world-5xx", "OK", "ALARM", now_epoch());
+    eddo_local::cloudwatch::ran(&local.stack.sdk, &event)
+        .await
+        .unwrap();
     for _ in 0..2 {
         let out = function.invoke(&event).await.unwrap();
         assert_eq!(
@@ -231,11 +243,13 @@ async fn a_cold_start_with_no_policy_parameter_recovers_once_it_is_put() {
             )
         );
     }
-    let logs = function.logs();
-    let errors: Vec<&String> = logs
-        .iter()
-        .filter(|l| l.contains("no policy in force"))
-        .collect();
+    let errors = function
+        .logged(
+            |l| l.contains("no policy in force"),
+            2,
+            Duration::from_secs(5),
+        )
+        .await;
     assert_eq!(
         errors.len(),
         2,

@@ -52,7 +52,12 @@ async fn setup(prefix: &str, policy: Option<&str>) -> Setup {
 }
 
 impl Setup {
+    /// `e` arrives after what it reports happened: an alarm state change's alarm is in that
+    /// state in CloudWatch (which alarm-rollback asks before it acts).
     async fn handle(&self, e: &Value) -> Report {
+        eddo_local::cloudwatch::ran(&self.stack.sdk, e)
+            .await
+            .unwrap();
         self.rollbacks.handle(e).await.unwrap()
     }
 
@@ -221,6 +226,9 @@ async fn alarms_racing_for_one_service_start_one_rollback() {
         alarm("hello-world-5xx", "OK", "ALARM", now - 30),
         alarm("hello-world-latency", "OK", "ALARM", now - 20),
     ];
+    for e in &fired {
+        eddo_local::cloudwatch::ran(&s.stack.sdk, e).await.unwrap();
+    }
     let mut tasks = Vec::new();
     for i in 0..8 {
         let e = if i % 2 == 0 {
@@ -504,6 +512,9 @@ async fn a_throttled_start_is_retried_and_rolls_back_once() {
         [&throttled]
     ));
     let fired = alarm("hello-world-5xx", "OK", "ALARM", now - 10);
+    eddo_local::cloudwatch::ran(&s.stack.sdk, &fired)
+        .await
+        .unwrap();
     let err = failing.handle(&fired).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert_eq!(
@@ -554,6 +565,9 @@ async fn a_change_whose_invocation_died_holding_it_is_retried_not_dropped() {
         ))
         .with_clock(clock);
     let fired = alarm("hello-world-5xx", "OK", "ALARM", now - 10);
+    eddo_local::cloudwatch::ran(&s.stack.sdk, &fired)
+        .await
+        .unwrap();
     assert!(dying.handle(&fired).await.unwrap_err().is_retryable());
     assert!(killed.hits() >= 1, "the lease was not let go");
 
@@ -595,6 +609,9 @@ async fn a_rollback_started_whose_record_was_lost_is_found_not_started_again() {
         .with_dynamodb(lost.dynamodb(&sdk), &config.common.table_name)
         .with_codebuild(crate::harness::stand_in(&sdk, &s.stack));
     let fired = alarm("hello-world-5xx", "OK", "ALARM", now - 10);
+    eddo_local::cloudwatch::ran(&s.stack.sdk, &fired)
+        .await
+        .unwrap();
     let err = failing.handle(&fired).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert!(lost.hits() >= 1);
@@ -636,15 +653,29 @@ async fn aws_round_trips_per_alarm() {
             crate::harness::counted_dynamodb(sdk, &calls),
             &config.common.table_name,
         )
-        .with_codebuild(crate::harness::counted_stand_in(sdk, &s.stack, &calls));
+        .with_codebuild(crate::harness::counted_stand_in(sdk, &s.stack, &calls))
+        .with_cloudwatch(aws_sdk_cloudwatch::Client::from_conf(
+            aws_sdk_cloudwatch::config::Builder::from(sdk)
+                .interceptor(calls.clone())
+                .build(),
+        ));
     let now = now_epoch();
 
     let early = alarm("hello-world-5xx", "OK", "ALARM", now - 50);
+    eddo_local::cloudwatch::ran(&s.stack.sdk, &early)
+        .await
+        .unwrap();
     rollbacks.handle(&early).await.unwrap();
     assert_eq!(
         calls.take(),
-        ["DynamoDB.Query", "DynamoDB.PutItem", "DynamoDB.UpdateItem"],
-        "a skip: read the service, record the change with its event, clear it once published"
+        [
+            "CloudWatch.DescribeAlarms",
+            "DynamoDB.Query",
+            "DynamoDB.PutItem",
+            "DynamoDB.UpdateItem"
+        ],
+        "a skip: CloudWatch confirms the alarm, read the service, record the change with its \
+         event, clear it once published"
     );
 
     s.deployed(&sha(80), &sha(81), now - 300).await;
@@ -653,6 +684,7 @@ async fn aws_round_trips_per_alarm() {
     assert_eq!(
         calls.take(),
         [
+            "CloudWatch.DescribeAlarms",
             "DynamoDB.Query",
             "DynamoDB.TransactWriteItems",
             "CodeBuild.StartBuild",
@@ -665,11 +697,72 @@ async fn aws_round_trips_per_alarm() {
     rollbacks.handle(&fired).await.unwrap();
     assert_eq!(
         calls.take(),
-        ["DynamoDB.Query", "DynamoDB.PutItem", "DynamoDB.GetItem"],
+        [
+            "CloudWatch.DescribeAlarms",
+            "DynamoDB.Query",
+            "DynamoDB.PutItem",
+            "DynamoDB.GetItem"
+        ],
         "a redelivery: found handled, nothing else"
     );
     assert_eq!(
         types(&s.published().await),
         ["Rollback Skipped", "Rollback Started"]
     );
+}
+
+/// A state change CloudWatch does not confirm rolls nothing back, and says so once: an alarm
+/// CloudWatch does not know, one it shows in another state, an event whose own `eddo:service`
+/// tag the alarm does not carry. None takes the change's key: the real state change that follows
+/// rolls back, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_change_cloudwatch_does_not_confirm_rolls_nothing_back() {
+    let s = setup("rb-confirm", None).await;
+    let now = now_epoch();
+    s.deployed(&sha(90), &sha(91), now - 300).await;
+    let fired = alarm("hello-world-5xx", "OK", "ALARM", now - 10);
+    // Nobody breached it: CloudWatch knows no such alarm yet.
+    let forged = |e: &Value| {
+        let r = s.rollbacks.clone();
+        let e = e.clone();
+        async move { r.handle(&e).await.unwrap() }
+    };
+    forged(&fired).await;
+    // The alarm exists, and is OK.
+    eddo_local::cloudwatch::alarm(&s.stack.sdk, "hello-world-5xx", "OK", &[])
+        .await
+        .unwrap();
+    forged(&as_action(&fired)).await;
+    // An alarm no service names, its event tagged with the service: CloudWatch's is untagged.
+    eddo_local::cloudwatch::alarm(&s.stack.sdk, "billing-disk-full", "ALARM", &[])
+        .await
+        .unwrap();
+    let mut tagged = alarm("billing-disk-full", "OK", "ALARM", now - 5);
+    tagged["detail"]["tags"] = json!({"eddo:service": "hello-world"});
+    forged(&tagged).await;
+    let said = s.published().await;
+    let reasons: Vec<&str> = said
+        .iter()
+        .map(|e| {
+            assert_eq!(e["detail-type"], "Rollback Skipped");
+            assert_eq!(e["detail"]["reason"], "not-confirmed");
+            e["detail"]["reasons"][0].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "not confirmed by CloudWatch: CloudWatch knows no alarm hello-world-5xx",
+            "not confirmed by CloudWatch: CloudWatch says alarm hello-world-5xx is OK, not ALARM",
+            "not confirmed by CloudWatch: the event tags alarm billing-disk-full eddo:service=hello-world, CloudWatch with no such tag",
+        ]
+    );
+    assert!(s.rollback_builds().is_empty(), "nothing rolled back");
+    assert_eq!(s.held_by().await, None);
+
+    // The alarm really breaches: the same state change, confirmed, rolls back once.
+    s.handle(&fired).await;
+    s.handle(&as_action(&fired)).await;
+    assert_eq!(s.rollback_builds().len(), 1);
+    assert_eq!(types(&s.published().await), ["Rollback Started"]);
 }

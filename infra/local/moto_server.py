@@ -19,6 +19,7 @@ eddo's functions call, this server asks what AWS asks, request by request:
 - SSM GetParameter(s): the parameter's ARN; Secrets Manager GetSecretValue: the secret's ARN;
   KMS: the key's ARN.
 
+- CloudWatch DescribeAlarms: each named alarm's ARN; ListTagsForResource: the resource's ARN;
 - ECR DescribeImageScanFindings: the repository's ARN, with its tags as `aws:ResourceTag/<key>`;
   Inspector ListFindings: "*" (it has no resource-level permissions).
 
@@ -40,6 +41,9 @@ stand in for what AWS services do inside AWS:
   function's execution role, only where the role's trust policy lets that service assume it.
 - GET /_eddo/decisions: every authorization asked of a role so far (principal, action,
   resource), for the test that roles grant nothing their functions do not use.
+
+CloudWatch in Smithy RPC v2 CBOR, as the AWS SDKs speak it: moto answers CloudWatch in JSON 1.0
+and query only, so a CBOR request is put into JSON for it, and its answer back into CBOR.
 
 Input transformers as EventBridge applies them: moto pastes a string value into the template as
 it is, so a JSON template with a placeholder outside quotes (`{"v": <v>}`, as the CDK writes
@@ -310,6 +314,10 @@ def requests_of(service, operation, body, region):
     if service == "ecr" and operation == "DescribeImageScanFindings":
         name = body.get("repositoryName", "")
         return [("ecr:DescribeImageScanFindings", arn("ecr", region, f"repository/{name}"), ecr_resource_tags(region, name))]
+    if service == "monitoring" and operation == "DescribeAlarms":
+        return [("cloudwatch:DescribeAlarms", arn("cloudwatch", region, f"alarm:{n}"), {}) for n in body.get("AlarmNames") or ["*"]]
+    if service == "monitoring" and operation == "ListTagsForResource":
+        return [("cloudwatch:ListTagsForResource", body.get("ResourceARN", ""), {})]
     if service == "inspector2" and operation == "ListFindings":
         # ListFindings has no resource-level permissions: IAM checks it on "*".
         return [("inspector2:ListFindings", "*", {})]
@@ -446,13 +454,15 @@ def install_authorization():
     from moto.iam.access_control import IAMRequest
 
     def authorize(self, resource="*"):
+        # A CBOR request moto answers in JSON (`cbor_call`) is checked as it was signed.
+        signed = CBOR_SIGNED.get("request")
         iam_request = IAMRequest(
             account_id=self.current_account,
             method=self.method,
-            path=self.raw_path,
+            path=signed["path"] if signed else self.raw_path,
             data=self.data,
-            body=self.raw_body,
-            headers=self.headers,
+            body=signed["body"] if signed else self.raw_body,
+            headers=signed["headers"] if signed else self.headers,
             action=self._get_action(),
         )
         iam_request.check_signature()
@@ -652,6 +662,97 @@ def install_input_transformer():
     )
 
 
+# ---- Smithy RPC v2 CBOR ---------------------------------------------------------------------------
+
+# The AWS SDKs speak CloudWatch in Smithy RPC v2 CBOR (`POST /service/<service>/operation/<op>`),
+# which moto does not parse; it answers the same operations in AWS JSON 1.0. `cbor_call` puts one
+# into the other and back, the signature checked on the request as it was signed.
+CBOR_PATH = re.compile(r"/service/([A-Za-z0-9_]+)/operation/([A-Za-z0-9_]+)")
+CBOR_SIGNED = {}
+
+
+def json_of(value):
+    """A CBOR request's value as JSON 1.0 carries it: timestamps as epoch seconds."""
+    import datetime
+
+    if isinstance(value, dict):
+        return {k: json_of(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_of(v) for v in value]
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    return value
+
+
+def is_timestamp(key):
+    return key.endswith("Timestamp") or key in ("StartDate", "EndDate", "Timestamps")
+
+
+def cbor_of(value, key=""):
+    """A JSON 1.0 answer as CBOR carries it: timestamps (epoch seconds, or the ISO text moto
+    sometimes writes) as tag 1."""
+    import cbor2
+    import datetime
+
+    if isinstance(value, dict):
+        return {k: cbor_of(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [cbor_of(v, key) for v in value]
+    if is_timestamp(key) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return cbor2.CBORTag(1, float(value))
+    if is_timestamp(key) and isinstance(value, str):
+        try:
+            at = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=datetime.timezone.utc)
+            return cbor2.CBORTag(1, at.timestamp())
+        except ValueError:
+            return value
+    return value
+
+
+def cbor_call(app, environ, start_response, service, operation):
+    import cbor2
+
+    raw = environ["wsgi.input"].read()
+    request = cbor2.loads(raw) if raw else {}
+    body = json.dumps(json_of(request)).encode()
+    headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_")}
+    for k in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(k):
+            headers[k.replace("_", "-").title()] = environ[k]
+    env = dict(environ)
+    env.update(
+        {
+            "PATH_INFO": "/",
+            "CONTENT_TYPE": "application/x-amz-json-1.0",
+            "CONTENT_LENGTH": str(len(body)),
+            "HTTP_X_AMZ_TARGET": f"{service}.{operation}",
+            "wsgi.input": io.BytesIO(body),
+        }
+    )
+    captured = {}
+
+    def capture(status, response_headers, exc_info=None):
+        captured["status"] = status
+
+    CBOR_SIGNED["request"] = {"path": environ["PATH_INFO"], "body": raw, "headers": headers}
+    try:
+        answer = b"".join(app(env, capture))
+    finally:
+        CBOR_SIGNED.pop("request", None)
+    try:
+        value = json.loads(answer) if answer.strip() else {}
+    except ValueError:
+        value = {"__type": "InternalFailure", "message": answer.decode(errors="replace")[:500]}
+    out = cbor2.dumps(cbor_of(value))
+    start_response(
+        captured.get("status", "500 INTERNAL SERVER ERROR"),
+        [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor"), ("Content-Length", str(len(out)))],
+    )
+    return [out]
+
+
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     # The server binds its own port (0: any free one) and says which: no other process can take
@@ -680,6 +781,9 @@ def main() -> None:
             endpoint = ENDPOINTS.get(environ.get("PATH_INFO"))
             if endpoint is not None:
                 return list(endpoint(environ, start_response))
+            cbor = CBOR_PATH.fullmatch(environ.get("PATH_INFO") or "")
+            if cbor:
+                return cbor_call(app, environ, start_response, *cbor.groups())
             # The whole body is produced under the lock, not just the first chunk.
             return list(app(environ, start_response))
 

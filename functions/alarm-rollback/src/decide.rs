@@ -21,6 +21,10 @@ pub enum Skip {
     Unreadable {
         why: String,
     },
+    /// CloudWatch does not confirm the state change (`DescribeAlarms`, its tags).
+    NotConfirmed {
+        why: String,
+    },
     UnknownAlarm {
         alarm: String,
     },
@@ -81,6 +85,7 @@ impl Skip {
     pub fn code(&self) -> &'static str {
         match self {
             Skip::Unreadable { .. } => "unreadable",
+            Skip::NotConfirmed { .. } => "not-confirmed",
             Skip::UnknownAlarm { .. } => "unknown-alarm",
             Skip::UnknownService { .. } => "unknown-service",
             Skip::Ambiguous { .. } => "ambiguous",
@@ -108,6 +113,7 @@ impl std::fmt::Display for Skip {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Skip::Unreadable { why } => write!(f, "the event could not be read: {why}"),
+            Skip::NotConfirmed { why } => write!(f, "not confirmed by CloudWatch: {why}"),
             Skip::UnknownAlarm { alarm } => write!(
                 f,
                 "alarm {alarm} is not tagged {SERVICE_TAG} and no service's rollback.alarms names it"

@@ -8,6 +8,7 @@
 //! decided, acted on and said once through [`eddo::outbox`].
 
 pub mod alarm;
+mod confirm;
 pub mod decide;
 mod finished;
 mod starting;
@@ -26,7 +27,8 @@ use serde_json::{Value, json};
 use tracing::{Instrument, info, warn};
 
 use crate::alarm::AlarmChange;
-use crate::decide::{Decision, Skip, Trigger, decide, starts_after, trigger};
+use crate::confirm::Alarms;
+use crate::decide::{Decision, SERVICE_TAG, Skip, Trigger, decide, starts_after, trigger};
 use crate::store::{Change, Claim, NewChange, Outcome, Start, Store, change_key, record_key};
 
 /// Two alarms racing for one service decide again at most this many times.
@@ -71,6 +73,7 @@ pub struct Rollbacks {
     policy: Policies,
     store: Store,
     codebuild: aws_sdk_codebuild::Client,
+    alarms: Alarms,
     publisher: Publisher,
     clock: fn() -> u64,
 }
@@ -89,6 +92,7 @@ impl Rollbacks {
                 Publisher::from_config(&config.common, sdk),
             ),
             codebuild: aws_sdk_codebuild::Client::new(sdk),
+            alarms: Alarms::new(sdk),
             publisher: Publisher::from_config(&config.common, sdk),
             clock: now_epoch,
         }
@@ -103,6 +107,12 @@ impl Rollbacks {
     /// Another CodeBuild client (the local stack's stand-in, or a mock, in tests).
     pub fn with_codebuild(mut self, client: aws_sdk_codebuild::Client) -> Rollbacks {
         self.codebuild = client;
+        self
+    }
+
+    /// Another CloudWatch client (one that counts its calls, in tests).
+    pub fn with_cloudwatch(mut self, client: aws_sdk_cloudwatch::Client) -> Rollbacks {
+        self.alarms = self.alarms.with_client(client);
         self
     }
 
@@ -144,8 +154,44 @@ impl Rollbacks {
                 self.skip(policy, &alarm, service, vec![skip], &correlation)
                     .await
             }
-            Trigger::Act(service) => self.consider(policy, &alarm, service).await,
+            Trigger::Act(service) => {
+                let tagged = alarm.tags.get(SERVICE_TAG).map(String::as_str);
+                match self.alarms.contradiction(&alarm, tagged).await? {
+                    Some(why) => self.not_confirmed(&alarm, service, why).await,
+                    None => self.consider(policy, &alarm, service).await,
+                }
+            }
         }
+    }
+
+    /// Reports, once per event, a state change CloudWatch does not confirm. It is not recorded
+    /// as the alarm's change: a forged event must not take the key of the real one to come.
+    async fn not_confirmed(
+        &self,
+        alarm: &AlarmChange,
+        service: &Service,
+        why: String,
+    ) -> Result<Report, Error> {
+        let skip = Skip::NotConfirmed { why };
+        warn!(alarm = %alarm.name, reason = %skip, "not confirmed");
+        let id = Self::causation(alarm);
+        let detail = json!({
+            "service": service.name,
+            "alarm": alarm_detail(alarm),
+            "reason": skip.code(),
+            "reasons": [skip.to_string()],
+            "codes": [skip.code()],
+            "event_id": alarm.event_id,
+            "policy_version": service.policy_version,
+        });
+        let published = self
+            .publisher
+            .publish_one(DetailType::RollbackSkipped, &detail, &id, &id)
+            .await?;
+        Ok(Report {
+            outcome: skip.to_string(),
+            published: vec![published],
+        })
     }
 
     /// Reports an event that could not be read, once: a retry would read it no better.

@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn a_scan_is_confirmed_only_complete_and_with_the_events_counts() {
-        let d = ImageDigest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        let d = ImageDigest::parse(format!("sha256:{}", "a".repeat(64))).unwrap();
         let claimed = counts(&[(Severity::High, 1), (Severity::Low, 0)]);
         let ecr = |status: Option<&str>, c: &[(Severity, u64)]| OwnAccount {
             status: status.map(str::to_string),

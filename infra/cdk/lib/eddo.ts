@@ -571,6 +571,15 @@ export class Eddo extends Construct {
     });
     this.publishes(f, SOURCES.rollback);
     this.items(f, 'HistoryRollbacksAndAlarmChanges', ['GetItem', 'PutItem', 'UpdateItem', 'Query'], ['service#*', 'alarm#*']);
+    // A state change starts a rollback only as CloudWatch itself shows the alarm (its state; its
+    // eddo:service tag where the event's chose the service).
+    f.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'ConfirmTheAlarms',
+      actions: ['cloudwatch:DescribeAlarms', 'cloudwatch:ListTagsForResource'],
+      resources: [Stack.of(this).formatArn({
+        service: 'cloudwatch', resource: 'alarm', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      })],
+    }));
     this.readsPolicy(f, 'alarm-rollback');
     this.starts(f, 'StartTheRollbackProjects', lists.rollbackProjects);
     // OK never acts, so it never invokes; INSUFFICIENT_DATA acts where a policy says so.

@@ -123,6 +123,9 @@ impl FaultRelay {
         let server = Server::serve("fault relay", 0, move |parts, body, _| {
             let (faults, idle) = (faults.clone(), idle.clone());
             async move {
+                // An error in the protocol the call speaks, as the service would answer it.
+                let cbor = parts.uri.path().starts_with("/service/");
+                let error = |status, code: &str, message: &str| error(cbor, status, code, message);
                 match faults.pick() {
                     Some(Fault::Throttled) => error(
                         StatusCode::BAD_REQUEST,
@@ -158,14 +161,69 @@ impl FaultRelay {
     }
 }
 
-/// An AWS JSON-protocol error answer.
-fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
-    Response::builder()
+/// An AWS error answer: JSON (`__type`, `message`), or for a Smithy RPC v2 CBOR call (CloudWatch)
+/// the same map in CBOR.
+fn error(cbor: bool, status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    let builder = Response::builder()
         .status(status)
-        .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amzn-errortype", code)
-        .body(Full::new(Bytes::from(
-            serde_json::json!({"__type": code, "message": message}).to_string(),
-        )))
-        .expect("valid response")
+        .header("x-amzn-errortype", code);
+    let response = if cbor {
+        builder
+            .header("content-type", "application/cbor")
+            .header("smithy-protocol", "rpc-v2-cbor")
+            .body(Full::new(Bytes::from(cbor_map(&[
+                ("__type", code),
+                ("message", message),
+            ]))))
+    } else {
+        builder
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(Full::new(Bytes::from(
+                serde_json::json!({"__type": code, "message": message}).to_string(),
+            )))
+    };
+    response.expect("valid response")
+}
+
+/// A CBOR map of text strings (RFC 8949: major type 5, its pairs of major type 3).
+fn cbor_map(pairs: &[(&str, &str)]) -> Vec<u8> {
+    fn head(major: u8, n: usize, out: &mut Vec<u8>) {
+        let m = major << 5;
+        match n {
+            0..=23 => out.push(m | n as u8),
+            24..=0xff => out.extend([m | 24, n as u8]),
+            0x100..=0xffff => {
+                out.push(m | 25);
+                out.extend((n as u16).to_be_bytes());
+            }
+            _ => {
+                out.push(m | 26);
+                out.extend((n as u32).to_be_bytes());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    head(5, pairs.len(), &mut out);
+    for (k, v) in pairs {
+        for text in [k, v] {
+            head(3, text.len(), &mut out);
+            out.extend(text.as_bytes());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cbor_map_is_encoded_as_rfc_8949_says() {
+        // {"a": "b"} from RFC 8949's examples: a1 61 61 61 62.
+        assert_eq!(
+            super::cbor_map(&[("a", "b")]),
+            [0xa1, 0x61, 0x61, 0x61, 0x62]
+        );
+        let long = "x".repeat(300);
+        let out = super::cbor_map(&[("m", &long)]);
+        assert_eq!(&out[..6], [0xa1, 0x61, b'm', 0x79, 0x01, 0x2c]);
+    }
 }

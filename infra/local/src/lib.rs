@@ -2,6 +2,7 @@
 //! needs, and the scripted demo the README's run command plays.
 
 pub mod cdk;
+pub mod cloudwatch;
 pub mod codebuild;
 pub mod demo;
 pub mod dispatch;

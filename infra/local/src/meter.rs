@@ -128,15 +128,25 @@ impl Relay {
     }
 }
 
-/// The operation a JSON-protocol call names in `X-Amz-Target`, else its method and path
-/// (SSM, Secrets Manager, DynamoDB, EventBridge and CodeBuild all name it).
+/// The operation a JSON-protocol call names in `X-Amz-Target` (SSM, Secrets Manager, DynamoDB,
+/// EventBridge and CodeBuild all name it), or a Smithy RPC v2 CBOR call in its path
+/// (`/service/<service>/operation/<op>`: CloudWatch), else its method and path.
 fn operation(parts: &http::request::Parts) -> String {
-    parts
+    if let Some(target) = parts
         .headers
         .get("x-amz-target")
         .and_then(|t| t.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{} {}", parts.method, parts.uri.path()))
+    {
+        return target.to_string();
+    }
+    let path = parts.uri.path();
+    match path
+        .strip_prefix("/service/")
+        .and_then(|rest| rest.split_once("/operation/"))
+    {
+        Some((service, op)) => format!("{service}.{op}"),
+        None => format!("{} {path}", parts.method),
+    }
 }
 
 /// EventBridge's answer to a `PutEvents` whose every entry was accepted.

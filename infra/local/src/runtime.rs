@@ -406,6 +406,24 @@ impl LocalFunction {
         self.logs.lock().unwrap().iter().cloned().collect()
     }
 
+    /// The lines of its logs that `matches`, once there are `n` of them or `within` has passed:
+    /// a line the function writes as it answers can reach the pipe after the answer.
+    pub async fn logged(
+        &self,
+        matches: impl Fn(&str) -> bool,
+        n: usize,
+        within: Duration,
+    ) -> Vec<String> {
+        let until = Instant::now() + within;
+        loop {
+            let lines: Vec<String> = self.logs().into_iter().filter(|l| matches(l)).collect();
+            if lines.len() >= n || Instant::now() >= until {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The current environment's cold-start timings, once it has asked for an event.
     pub fn cold_start(&self) -> Option<ColdStart> {
         let started = (*self.api.started.lock().unwrap())?;

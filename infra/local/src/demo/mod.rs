@@ -175,6 +175,8 @@ async fn alarm_fires(stack: &Stack) -> Result<String, LocalError> {
     d["alarmName"] = "hello-world-5xx".into();
     d["state"]["timestamp"] = stamp.into();
     d["state"]["reason"] = "Threshold Crossed: 1 out of the last 1 datapoints [12.0] was greater than the threshold (5.0)".into();
+    // The alarm really breached: alarm-rollback acts only as CloudWatch confirms it.
+    crate::cloudwatch::ran(&stack.sdk, &v).await?;
     put_aws_event(
         stack,
         "aws.cloudwatch",

@@ -322,9 +322,11 @@ pub async fn function(binary: &str, effort: Effort) -> Result<Figures, LocalErro
     let stack = Stack::provision(&moto.sdk_config().await, "bench").await?;
     let count = effort.cold.max(1) + effort.rounds * effort.per_round;
     (workload.setup)(&stack, count);
-    // ECR ran every scan the workload's events report (the gate counts one as ECR confirms it).
+    // ECR ran every scan, and CloudWatch shows every alarm state change, the workload's events
+    // report (the functions count them only as ECR and CloudWatch confirm them).
     for e in (0..count).map(&workload.event) {
         crate::ecr::ran(&stack.sdk, &e).await?;
+        crate::cloudwatch::ran(&stack.sdk, &e).await?;
     }
     let calls = Calls::default();
     let aws = Relay::start(

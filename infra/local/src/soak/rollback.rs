@@ -84,6 +84,10 @@ pub(super) async fn play(world: &World<'_>) -> Result<Played, LocalError> {
                 [e, action]
             })
             .collect();
+        // The alarms really breached: CloudWatch shows them in ALARM.
+        for e in &events {
+            crate::cloudwatch::ran(&world.stack.sdk, e).await?;
+        }
         lambda.shuffle(&mut events);
         lambda.deliver_all(events).await;
         lambda.redrive().await;
