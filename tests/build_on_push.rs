@@ -150,6 +150,7 @@ async fn a_refused_start_build_is_dead_lettered_at_once() {
             target: Target::CodeBuild {
                 project: "eddo-build".into(),
                 role: push.role.clone().expect("the push rule's role"),
+                rule_arn: push.arn(),
                 stand_in: stack.codebuild.clone(),
             },
         }],

@@ -257,18 +257,31 @@ async fn start_build_is_allowed_only_by_the_callers_policies() {
     let input = serde_json::json!({"sourceVersion": "main"});
     let build = stack
         .codebuild
-        .start_from_rule("PushRule", "eddo-sast", role, &input);
+        .start_from_rule("PushRule", &push.arn(), "eddo-sast", role, &input);
     assert!(build.is_ok(), "{build:?}");
+    // The push rule's role, named by a rule of another bus: EventBridge may assume it only for
+    // a rule on eddo's bus (aws:SourceArn).
+    let elsewhere = "arn:aws:events:us-east-1:123456789012:rule/someone-elses-rule";
     let refused = stack
         .codebuild
-        .start_from_rule("PushRule", "eddo-deploy", role, &input)
+        .start_from_rule("SomeoneElsesRule", elsewhere, "eddo-sast", role, &input)
+        .unwrap_err();
+    assert!(
+        refused
+            .message
+            .contains("does not let events.amazonaws.com assume it"),
+        "{refused}"
+    );
+    let refused = stack
+        .codebuild
+        .start_from_rule("PushRule", &push.arn(), "eddo-deploy", role, &input)
         .unwrap_err();
     assert_eq!(refused.code, "AccessDeniedException", "{refused}");
     // A role EventBridge cannot assume: the function's, which trusts only Lambda.
     let lambda_role = &stack.function("scan-gate").unwrap().role;
     let refused = stack
         .codebuild
-        .start_from_rule("PushRule", "eddo-deploy", lambda_role, &input)
+        .start_from_rule("PushRule", &push.arn(), "eddo-deploy", lambda_role, &input)
         .unwrap_err();
     assert!(
         refused

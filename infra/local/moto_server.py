@@ -516,7 +516,7 @@ def authorize_endpoint(environ, start_response):
         if ask.get("service"):
             from moto.iam.models import iam_backends
 
-            if not trusts(iam_backends[ACCOUNT]["aws"].get_role_by_arn(principal), ask["service"]):
+            if not trusts(iam_backends[ACCOUNT]["aws"].get_role_by_arn(principal), ask["service"], ask.get("source_arn")):
                 raise PermissionError(f"the trust policy of {principal} does not let {ask['service']} assume it")
     except Exception as e:
         answer = {"allowed": False, "message": f"{type(e).__name__}: {e}"}
@@ -526,11 +526,14 @@ def authorize_endpoint(environ, start_response):
     return Response(json.dumps(answer), content_type="application/json")(environ, start_response)
 
 
-def trusts(role, service):
+def trusts(role, service, source_arn=None):
     """Whether a role's trust policy lets `service` (lambda.amazonaws.com, events.amazonaws.com)
-    assume it, as the service itself would find."""
+    assume it, as the service itself would find; acting for `source_arn` (`aws:SourceArn`: the
+    rule, for EventBridge) where it says."""
     document = json.loads(role.assume_role_policy_document)
     context = {"aws:SourceAccount": [ACCOUNT]}
+    if source_arn:
+        context["aws:SourceArn"] = [source_arn]
     for statement in as_list(document.get("Statement", [])):
         principals = as_list((statement.get("Principal") or {}).get("Service", []))
         if service in principals and statement_applies({k: v for k, v in statement.items() if k != "Principal"}, "sts:AssumeRole", "*", context):

@@ -689,8 +689,17 @@ export class Eddo extends Construct {
     }
     const role = new iam.Role(this, 'PushRuleRole', {
       description: 'Lets the push rule start exactly the build and SAST projects.',
+      // EventBridge acting for a rule on eddo's bus only (the push rule is the one that names
+      // this role), not for any rule of the account.
       assumedBy: new iam.ServicePrincipal('events.amazonaws.com', {
-        conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': Stack.of(this).account },
+          ArnLike: {
+            'aws:SourceArn': Stack.of(this).formatArn({
+              service: 'events', resource: 'rule', resourceName: `${this.eventBus.eventBusName}/*`,
+            }),
+          },
+        },
       }),
     });
     new events.Rule(this, 'PushRule', {

@@ -27,10 +27,11 @@ pub enum Target {
         function: Arc<LocalFunction>,
         attempts: u32,
     },
-    /// Started as the target's role (`RoleArn`).
+    /// Started as the target's role (`RoleArn`), EventBridge acting for the rule `rule_arn`.
     CodeBuild {
         project: String,
         role: String,
+        rule_arn: String,
         stand_in: Arc<CodeBuild>,
     },
 }
@@ -215,12 +216,13 @@ impl Dispatcher {
             Target::CodeBuild {
                 project,
                 role,
+                rule_arn,
                 stand_in,
             } => {
                 attempts = 1;
                 Handled::Build(
                     stand_in
-                        .start_from_rule(&route.rule, project, role, event)
+                        .start_from_rule(&route.rule, rule_arn, project, role, event)
                         .map(Box::new),
                 )
             }

@@ -26,6 +26,8 @@ pub enum Caller {
     ServiceRole {
         role: String,
         service: String,
+        /// What the service acts for (`aws:SourceArn`: the rule, for EventBridge's targets).
+        source_arn: Option<String>,
     },
 }
 
@@ -138,9 +140,14 @@ impl Authority {
                 ask["access_key_id"] = json!(id);
                 ask["session_token"] = json!(session_token);
             }
-            Caller::ServiceRole { role, service } => {
+            Caller::ServiceRole {
+                role,
+                service,
+                source_arn,
+            } => {
                 ask["role_arn"] = json!(role);
                 ask["service"] = json!(service);
+                ask["source_arn"] = json!(source_arn);
             }
         }
         let (_, answer) = self.post("/_eddo/authorize", &ask)?;

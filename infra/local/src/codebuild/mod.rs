@@ -318,11 +318,13 @@ impl CodeBuild {
     }
 
     /// Starts a build as an EventBridge rule's CodeBuild target does, as the target's role
-    /// (`RoleArn`), which must trust `events.amazonaws.com` and allow StartBuild on the project:
-    /// `input` (the target's input, after any input transformer) holds the StartBuild parameters.
+    /// (`RoleArn`), which must trust `events.amazonaws.com` acting for the rule (`rule_arn`, its
+    /// `aws:SourceArn`) and allow StartBuild on the project: `input` (the target's input, after
+    /// any input transformer) holds the StartBuild parameters.
     pub fn start_from_rule(
         &self,
         rule: &str,
+        rule_arn: &str,
         project: &str,
         role: &str,
         input: &Value,
@@ -335,6 +337,7 @@ impl CodeBuild {
         let caller = Caller::ServiceRole {
             role: role.to_string(),
             service: "events.amazonaws.com".into(),
+            source_arn: Some(rule_arn.to_string()),
         };
         self.inner.clone().start_build(
             &Value::Object(request),

@@ -53,6 +53,20 @@ pub struct RouteDef {
 }
 
 impl RouteDef {
+    /// The rule's ARN, as EventBridge names it (`rule/<bus>/<name>` on a custom bus).
+    pub fn arn(&self) -> String {
+        let on = if self.bus == "default" || self.bus.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.bus)
+        };
+        format!(
+            "arn:aws:events:us-east-1:{}:rule/{on}{}",
+            crate::fixtures::ACCOUNT,
+            self.rule
+        )
+    }
+
     /// The logical id of the function this route invokes, if it invokes one.
     pub fn function(&self) -> Option<&str> {
         match &self.target {
@@ -311,6 +325,7 @@ impl Stack {
                 TargetKind::CodeBuild(project) => Target::CodeBuild {
                     project: project.clone(),
                     role: r.role.clone().unwrap_or_default(),
+                    rule_arn: r.arn(),
                     stand_in: self.codebuild.clone(),
                 },
                 TargetKind::Other(_) => continue,
