@@ -78,7 +78,7 @@ async fn a_rolled_back_commit_deploys_again_only_on_an_approval_of_it() {
         said[0]["detail"]["reason"]
             .as_str()
             .unwrap()
-            .contains("was rolled back (an alarm replaced it in production): it deploys again only with an approval of this commit"),
+            .contains("is known bad (a rollback replaced it, or a required signal failed after its deployment started): it deploys again only with an approval of this commit"),
         "{said:#?}"
     );
     assert_eq!(s.deploys().len(), 1);
@@ -150,7 +150,7 @@ async fn a_known_bad_commit_that_completes_its_signals_is_blocked_saying_why() {
         blocked[0]["detail"]["reasons"][0]
             .as_str()
             .unwrap()
-            .contains("was rolled back"),
+            .contains("is known bad"),
         "{blocked:#?}"
     );
     assert!(s.deploys().is_empty());
@@ -199,4 +199,53 @@ async fn a_decided_commit_is_kept_beyond_any_ttl_and_never_decided_again() {
     complete(&s, &c, &image).await;
     assert_eq!(expires(&s).await, kept);
     assert_eq!(s.deploys().len(), 1, "never decided again");
+}
+
+/// A required signal that fails after the deployment started (ECR rescans the image and finds a
+/// critical) is said late, and marks the commit known bad in the service's history: a new build
+/// of it is refused, and an approval cannot clear a commit whose evidence still fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_after_the_deploy_started_marks_the_commit_known_bad() {
+    let s = setup("known-bad-late", None).await;
+    let (c, image) = (sha(700), digest(700));
+    complete(&s, &c, &image).await;
+    assert_eq!(s.deploys().len(), 1);
+    s.published().await;
+    let r = s
+        .handle(&s.scanned(&c, &image, json!({"CRITICAL": 1})).await)
+        .await;
+    assert_eq!(r.published, ["Late Signal Failed"], "{r:?}");
+    // What the table holds: the service's history lists the commit as known bad.
+    let item = aws_sdk_dynamodb::Client::new(&s.stack.sdk)
+        .get_item()
+        .table_name(&s.stack.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("service#hello-world".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("history".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let bad = item.item().unwrap()["rolled_back"].as_ss().unwrap();
+    assert_eq!(bad, &[c.clone()]);
+    // The deploy finishes; then a new build of the commit: refused, saying why.
+    s.handle(&s.deploy_finished(&c, "SUCCEEDED")).await;
+    s.published().await;
+    let r = s
+        .handle(&s.build("eddo-build", &c, "SUCCEEDED", Some(&image)))
+        .await;
+    assert!(r.outcome.contains("is known bad"), "{r:?}");
+    // An approval: refused too, naming the failure that stands.
+    let r = s.handle(&approval(&c, true)).await;
+    assert!(
+        r.outcome.contains(
+            "was approved after it became known bad, but: image-scan: CRITICAL 1 > 0 allowed"
+        ),
+        "{r:?}"
+    );
+    assert_eq!(s.deploys().len(), 1, "never deployed again");
 }

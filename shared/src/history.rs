@@ -61,8 +61,9 @@ pub struct Version {
 pub struct History {
     pub live: Option<Version>,
     pub last_known_good: Option<Version>,
-    /// Every commit a rollback replaced: known bad, deployed again only on an approval of it.
-    /// Kept as long as the history (no TTL): one short string per rollback.
+    /// Every known-bad commit: one a rollback replaced, or one a required signal failed after
+    /// its deployment started (`Late Signal Failed`). Deployed again only on an approval of it.
+    /// Kept as long as the history (no TTL): one short string per commit.
     pub rolled_back: std::collections::BTreeSet<String>,
 }
 
@@ -188,8 +189,30 @@ pub fn not_held(table: &str, service: &ServiceName, now: u64) -> Result<Conditio
         .map_err(|e| Error::InvalidEvent(e.to_string()))
 }
 
+/// Marks `commit` of `service` known bad (a required signal failed after its deployment
+/// started): its deploy is refused from now on unless an approval clears it, as a commit a
+/// rollback replaced. Adding to a set, so doing it again changes nothing.
+pub async fn mark_known_bad(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    service: &ServiceName,
+    commit: &str,
+) -> Result<(), Error> {
+    client
+        .update_item()
+        .table_name(table)
+        .key("pk", service_pk(service))
+        .key("sk", s(HISTORY_SK))
+        .update_expression("ADD rolled_back :bad")
+        .expression_attribute_values(":bad", AttributeValue::Ss(vec![commit.to_string()]))
+        .send()
+        .await
+        .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
+    Ok(())
+}
+
 /// The check a deploy transaction carries for a commit no approval has cleared: no rollback
-/// replaced it (it is not known bad).
+/// replaced it, and no late failure marked it (it is not known bad).
 pub fn not_rolled_back(
     table: &str,
     service: &ServiceName,

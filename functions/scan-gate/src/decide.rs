@@ -90,10 +90,11 @@ pub enum Next {
     },
 }
 
-/// Why a commit a rollback replaced does not deploy again.
+/// Why a known-bad commit (a rollback replaced it, or a required signal failed after its
+/// deployment started) does not deploy again.
 pub fn known_bad(c: &Candidate) -> String {
     format!(
-        "{} {} was rolled back (an alarm replaced it in production): it deploys again only with an approval of this commit",
+        "{} {} is known bad (a rollback replaced it, or a required signal failed after its deployment started): it deploys again only with an approval of this commit",
         c.service,
         c.commit.short()
     )
@@ -119,7 +120,7 @@ pub fn again(gate: &Gate, c: &Candidate, kind: &SignalKind) -> Option<Again> {
                 Again::Redeploy
             } else {
                 Again::Refuse(format!(
-                    "{} {} was approved after its rollback, but: {}",
+                    "{} {} was approved after it became known bad, but: {}",
                     c.service,
                     c.commit.short(),
                     reasons.join("; ")
@@ -463,7 +464,7 @@ mod tests {
         assert_eq!(
             again(&g, &deployed, &Build),
             Some(Again::Refuse(
-                "payments 6113728 was rolled back (an alarm replaced it in production): it deploys again only with an approval of this commit".into()
+                "payments 6113728 is known bad (a rollback replaced it, or a required signal failed after its deployment started): it deploys again only with an approval of this commit".into()
             ))
         );
         assert_eq!(again(&g, &deployed, &Sast), None);

@@ -471,7 +471,10 @@ impl Gate {
                     }
                 };
                 if let Some(reasons) = late {
-                    // A failing signal after the decision: never a second deployment, but said.
+                    // A failing signal after the decision: never a second deployment, but said,
+                    // and the commit is known bad from now on (first, so a retry of this event
+                    // marks it even if the event below was already sent).
+                    self.store.mark_known_bad(&c.service, &c.commit).await?;
                     let detail = json!({
                         "service": c.service,
                         "commit_sha": c.commit,

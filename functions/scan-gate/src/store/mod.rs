@@ -523,4 +523,13 @@ impl Store {
     pub async fn history(&self, service: &ServiceName) -> Result<History, Error> {
         History::read(&self.client, &self.table, service).await
     }
+
+    /// Marks the commit known bad in the service's history (a late failure).
+    pub async fn mark_known_bad(
+        &self,
+        service: &ServiceName,
+        commit: &CommitSha,
+    ) -> Result<(), Error> {
+        history::mark_known_bad(&self.client, &self.table, service, commit.as_str()).await
+    }
 }
