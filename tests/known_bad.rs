@@ -231,7 +231,7 @@ async fn a_failure_after_the_deploy_started_marks_the_commit_known_bad() {
         .await
         .unwrap();
     let bad = item.item().unwrap()["rolled_back"].as_ss().unwrap();
-    assert_eq!(bad, &[c.clone()]);
+    assert_eq!(bad, std::slice::from_ref(&c));
     // The deploy finishes; then a new build of the commit: refused, saying why.
     s.handle(&s.deploy_finished(&c, "SUCCEEDED")).await;
     s.published().await;
