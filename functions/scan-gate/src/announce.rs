@@ -122,7 +122,15 @@ impl Gate {
         let Some(fresh) = self.store.get(&c.service, &c.commit).await? else {
             return Ok(Report::quiet("the candidate is gone"));
         };
-        Box::pin(self.act(service, fresh, &SignalKind::Build, cause, now)).await
+        // Decided again as the signal that caused it (its entry on the ledger), so a failure
+        // of its kind after another invocation's decision is still said late. A sweep's tick
+        // records no entry: its candidate is decided on its ledger alone.
+        let kind = fresh
+            .ledger
+            .iter()
+            .find(|r| r.evidence.event_id == cause.event_id)
+            .map_or(SignalKind::Build, |r| r.kind.clone());
+        Box::pin(self.act(service, fresh, &kind, cause, now)).await
     }
 
     /// Sends the events a record owes under this invocation's `lease` (letting go of it on
