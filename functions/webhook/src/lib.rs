@@ -75,8 +75,8 @@ pub struct Accepted {
     pub delivery_id: String,
     /// What a redelivery is recognised by: signed material only, so a captured delivery
     /// replayed under a new id is still the same delivery (GitHub: the signed body; a Standard
-    /// Webhooks signature: its signed `webhook-id`; a GitLab secret token, which signs nothing:
-    /// its delivery id).
+    /// Webhooks signature: its signed `webhook-id`). A GitLab secret token signs nothing: the
+    /// body, as GitHub's, so a delivery sent again under a new `Idempotency-Key` is still one.
     pub dedupe: String,
     pub outcome: Normalised,
 }
@@ -247,16 +247,16 @@ pub fn accept(
         Provider::StandardWebhooks => normalise::standard(delivery_id, &payload, &config.forward),
     }
     .map_err(|e| Reply::error(400, e.to_string()))?;
+    let token_only = provider == Provider::Gitlab
+        && secrets
+            .values(|s: &WebhookSecrets| &s.gitlab_signing)
+            .is_empty();
     let dedupe = match provider {
         // GitHub signs the body only: X-GitHub-Delivery can be changed by whoever replays it.
-        Provider::Github => {
-            use sha2::Digest;
-            let hash = sha2::Sha256::digest(body);
-            format!(
-                "sha256:{}",
-                hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
-            )
-        }
+        // GitLab's secret token signs nothing: its Idempotency-Key is the sender's word, the
+        // body is what was delivered.
+        Provider::Github => body_digest(body),
+        Provider::Gitlab if token_only => body_digest(body),
         _ => delivery_id.to_string(),
     };
     Ok(Accepted {
@@ -265,6 +265,16 @@ pub fn accept(
         dedupe,
         outcome,
     })
+}
+
+/// `sha256:<hex>` of a delivery's body.
+fn body_digest(body: &[u8]) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(body);
+    format!(
+        "sha256:{}",
+        hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
 /// GitLab: every mechanism the secret configures must pass (the `X-Gitlab-Token` secret token,
