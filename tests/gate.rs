@@ -537,7 +537,12 @@ async fn aws_round_trips_per_signal() {
         ),
     )
     .with_codebuild(cb)
-    .with_dynamodb(ddb, &config.common.table_name);
+    .with_dynamodb(ddb, &config.common.table_name)
+    .with_ecr(aws_sdk_ecr::Client::from_conf(
+        aws_sdk_ecr::config::Builder::from(sdk)
+            .interceptor(calls.clone())
+            .build(),
+    ));
 
     let commit = sha(700);
     let image = digest(700);
@@ -576,6 +581,8 @@ async fn aws_round_trips_per_signal() {
     assert_eq!(
         calls.take(),
         [
+            // ECR's own account of the scan (complete, the event's counts).
+            "ECR.DescribeImageScanFindings",
             // Which commit built the scanned image: a scan counts for that commit only.
             "DynamoDB.GetItem",
             "DynamoDB.TransactWriteItems",

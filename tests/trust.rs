@@ -91,6 +91,27 @@ fn check_run(commit: &str, name: &str, app: &str, branch: Option<&str>) -> Strin
     p.to_string()
 }
 
+/// A GitHub Actions workflow run named CodeQL completed on `commit`, of the workflow file
+/// `path`, triggered by `trigger`, as GitHub delivers it. On `branch`: none for a fork's pull
+/// request.
+fn workflow_run(commit: &str, path: &str, trigger: &str, branch: Option<&str>) -> String {
+    let mut p = eddo::corpus::json("github/workflow_run/completed.payload.json");
+    // The service's repository, as GitHub describes it in its other payloads.
+    p["repository"] =
+        eddo::corpus::json("github/check_run/completed.1.payload.json")["repository"].clone();
+    let w = &mut p["workflow_run"];
+    w["head_sha"] = json!(commit);
+    w["head_branch"] = json!(branch);
+    w["name"] = json!("CodeQL");
+    w["path"] = json!(path);
+    w["event"] = json!(trigger);
+    w["conclusion"] = json!("success");
+    p.to_string()
+}
+
+/// The workflow file the example policy pins its CodeQL check to.
+const CODEQL: &str = ".github/workflows/codeql.yml";
+
 struct World {
     _moto: Moto,
     stack: Stack,
@@ -179,6 +200,29 @@ impl World {
             "check_run",
             delivery,
             check_run(commit, "CodeQL", app, branch),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 202, "{answer}");
+        self.pump().await;
+    }
+
+    /// A CodeQL workflow run completed on `commit` (see [`workflow_run`]): a signed GitHub
+    /// delivery through the webhook binary, then delivered where the rules route it.
+    async fn workflow_run(
+        &self,
+        delivery: &str,
+        commit: &str,
+        path: &str,
+        trigger: &str,
+        branch: Option<&str>,
+    ) {
+        let (status, answer) = post_github(
+            self.url.addr(),
+            LOCAL_GITHUB_SECRET,
+            "workflow_run",
+            delivery,
+            workflow_run(commit, path, trigger, branch),
         )
         .await
         .unwrap();
@@ -564,22 +608,40 @@ async fn only_trusted_evidence_opens_the_gate() {
         .await;
     assert!(w.gate_events().await.is_empty());
     assert_eq!(w.candidate(&c).await.as_ref(), Some(&before));
-    // The right check by the right app, from a fork's pull request (no branch of the
-    // repository): it counts for no service, which deploy from their own branches only.
-    w.check_run("fork-check", &c, "github-actions", None).await;
+    // A check run named CodeQL by GitHub Actions: any workflow job of that name makes one, and
+    // the policy counts only workflow runs of its pinned file.
+    w.check_run("any-job-named-codeql", &c, "github-actions", Some("main"))
+        .await;
+    // A workflow run named CodeQL of another file (one anyone who can push a branch can add).
+    w.workflow_run(
+        "other-file",
+        &c,
+        ".github/workflows/fake.yml",
+        "push",
+        Some("main"),
+    )
+    .await;
+    // The right workflow, from a fork's pull request (no branch of the repository): it counts
+    // for no service, which deploy from their own branches only.
+    w.workflow_run("fork-run", &c, CODEQL, "pull_request", None)
+        .await;
     assert!(w.gate_events().await.is_empty());
     assert_eq!(w.candidate(&c).await.as_ref(), Some(&before));
 
     // Positive controls, each through the path its real sender takes.
-    // sast: the CodeQL check run by GitHub Actions on the service's repository, a signed GitHub
-    // delivery through the webhook binary.
-    w.check_run("codeql-1", &c, "github-actions", Some("main"))
+    // sast: the CodeQL workflow run of the pinned file on the service's repository and branch,
+    // a signed GitHub delivery through the webhook binary.
+    w.workflow_run("codeql-1", &c, CODEQL, "push", Some("main"))
         .await;
     assert_eq!(
         w.ledger(&c).await,
         [
             ("build".into(), "CodeBuild project eddo-build".into(), true),
-            ("sast".into(), "check CodeQL by github-actions".into(), true)
+            (
+                "sast".into(),
+                format!("check CodeQL by github-actions from {CODEQL}"),
+                true
+            )
         ]
     );
     // image-scan: ECR's scan of the image the build reported. The set is complete: one deploy.

@@ -124,7 +124,7 @@ fn check_describes_a_good_policy_and_the_parameters_it_implies() {
         "service hello-world",
         "  projects: build eddo-build, sast eddo-sast, deploy eddo-deploy, rollback eddo-rollback",
         "  gate (enforce): requires build, image-scan, sast within 30 minutes",
-        "    sast from CodeBuild project eddo-sast, check CodeQL by github-actions, source com.example.semgrep",
+        "    sast from CodeBuild project eddo-sast, check CodeQL by github-actions from .github/workflows/codeql.yml, source com.example.semgrep",
         "    at most 0 CRITICAL, 2 HIGH",
         "tier premium: provision eddo-tenant-provision-premium (60 min), deprovision eddo-tenant-deprovision (30 min), 2 retries",
         "  DeployProjectNames=eddo-deploy",

@@ -127,7 +127,17 @@ pub struct Check {
     pub head_branch: Option<String>,
     pub head_sha: Option<String>,
     pub url: Option<String>,
+    /// The app that ran it: its slug (`github-actions`).
     pub app: Option<String>,
+    /// The app's numeric id, as GitHub gives it on a check run or suite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<u64>,
+    /// A workflow run's workflow file (`.github/workflows/codeql.yml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_path: Option<String>,
+    /// The event that triggered a workflow run (`push`, `pull_request`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -45,6 +45,15 @@ impl Findings {
         }
     }
 
+    /// Another ECR client (one that counts its calls, in tests).
+    pub fn with_ecr(&self, client: aws_sdk_ecr::Client) -> Findings {
+        Findings {
+            sdk: self.sdk.clone(),
+            ecr: Arc::new(OnceLock::from(client)),
+            inspector: self.inspector.clone(),
+        }
+    }
+
     fn ecr_client(&self) -> &aws_sdk_ecr::Client {
         self.ecr.get_or_init(|| aws_sdk_ecr::Client::new(&self.sdk))
     }

@@ -91,6 +91,12 @@ impl Gate {
         self
     }
 
+    /// Another ECR client (one that counts its calls, in tests).
+    pub fn with_ecr(mut self, client: aws_sdk_ecr::Client) -> Gate {
+        self.findings = self.findings.with_ecr(client);
+        self
+    }
+
     /// Another CodeBuild client (the local stack's stand-in, in tests).
     pub fn with_codebuild(mut self, client: aws_sdk_codebuild::Client) -> Gate {
         self.codebuild = client;

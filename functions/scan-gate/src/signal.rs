@@ -15,7 +15,7 @@ pub use eddo::codebuild::BuildState;
 use eddo::git::GitEvent;
 use eddo::names::ProjectName;
 use eddo::names::{CommitSha, ImageDigest, ServiceName};
-use eddo::policy::{Gate, Policy, ProjectRole, Sender, Service, Severity, SignalKind};
+use eddo::policy::{CheckSeen, Gate, Policy, ProjectRole, Sender, Service, Severity, SignalKind};
 use eddo::time::Date;
 use serde::Deserialize;
 use serde_json::Value;
@@ -559,9 +559,12 @@ fn check(policy: &Policy, event: &Value) -> Incoming {
             repo.full_name
         ));
     };
-    let sender = Sender::Check {
-        name: name.clone(),
-        app,
+    let seen = CheckSeen {
+        name: &name,
+        app: &app,
+        app_id: check.app_id,
+        workflow: check.workflow_path.as_deref(),
+        event: check.trigger.as_deref(),
     };
     let conclusion = check.conclusion.as_deref().unwrap_or("none");
     // A check without a branch (a fork's pull request runs on the fork's branch, which GitHub
@@ -574,9 +577,9 @@ fn check(policy: &Policy, event: &Value) -> Incoming {
             .is_some_and(|b| s.branches.contains(b))
     }) {
         for kind in service.gate.senders.keys() {
-            if !service.gate.counts(kind, &sender) {
+            let Some(sender) = service.gate.check_sender(kind, &seen) else {
                 continue;
-            }
+            };
             let verdict = if conclusion == "success" {
                 Verdict::Passed {
                     summary: format!("{name} check succeeded"),
@@ -600,13 +603,18 @@ fn check(policy: &Policy, event: &Value) -> Incoming {
                 digest: None,
                 reading: Reading::Verdict(verdict),
                 correlation_id: correlation.clone(),
-                evidence: evidence(event, &sender),
+                evidence: evidence(event, sender),
             });
         }
     }
     if signals.is_empty() {
         return Incoming::Ignored(format!(
-            "{sender} on {} counts for no service deploying that branch from that repository",
+            "check {name} by {app}{} on {} counts for no service deploying that branch from that repository",
+            check
+                .workflow_path
+                .as_deref()
+                .map(|w| format!(" from {w}"))
+                .unwrap_or_default(),
             repo.full_name
         ));
     }

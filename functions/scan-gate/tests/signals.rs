@@ -22,7 +22,7 @@ services:
     image_repository: tribble-image-scan-test
     gate:
       require: [build, image-scan, sast]
-      senders: {sast: [{check: Octocoders-linter, app: github-actions}]}
+      senders: {sast: [{check: Octocoders-linter, app: github-actions, any_workflow: true}]}
       deadline_minutes: 30
   ecs-sample:
     repositories: [octo-org/octo-repo]
@@ -31,7 +31,7 @@ services:
     image_repository: amazon/amazon-ecs-sample
     gate:
       require: [build, image-scan, sast]
-      senders: {sast: [{check: test, app: github-actions}], contract: [{sender: contract-check}, {source: com.example.ci}]}
+      senders: {sast: [{check: test, app: github-actions, any_workflow: true}], contract: [{sender: contract-check}, {source: com.example.ci}]}
       deadline_minutes: 30
   other:
     repositories: [acme/other]

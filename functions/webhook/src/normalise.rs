@@ -320,13 +320,15 @@ struct GhRelease {
 
 #[derive(Deserialize)]
 struct GhApp {
+    id: Option<u64>,
     slug: Option<String>,
     name: Option<String>,
 }
 
 impl GhApp {
-    fn label(self) -> Option<String> {
-        self.slug.or(self.name)
+    /// Its slug (or name), and its numeric id.
+    fn identity(app: Option<GhApp>) -> (Option<String>, Option<u64>) {
+        app.map_or((None, None), |a| (a.slug.or(a.name), a.id))
     }
 }
 
@@ -392,6 +394,8 @@ struct GhWorkflowRun {
     head_branch: Option<String>,
     head_sha: String,
     html_url: Option<String>,
+    path: Option<String>,
+    event: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -532,6 +536,7 @@ pub fn github(
             }
             let c = ev.check_run;
             let head_branch = c.check_suite.and_then(|s| s.head_branch);
+            let (app, app_id) = GhApp::identity(c.app);
             let check = Check {
                 kind: CheckKind::CheckRun,
                 id: Some(c.id),
@@ -541,7 +546,10 @@ pub fn github(
                 head_branch,
                 head_sha: Some(c.head_sha),
                 url: c.html_url,
-                app: c.app.and_then(GhApp::label),
+                app,
+                app_id,
+                workflow_path: None,
+                trigger: None,
             };
             Ok(completed(
                 base(
@@ -563,6 +571,7 @@ pub fn github(
                 return Ok(ignored_action(event, &ev.action));
             }
             let c = ev.check_suite;
+            let (app, app_id) = GhApp::identity(c.app);
             let check = Check {
                 kind: CheckKind::CheckSuite,
                 id: Some(c.id),
@@ -572,7 +581,10 @@ pub fn github(
                 head_branch: c.head_branch,
                 head_sha: Some(c.head_sha),
                 url: c.url,
-                app: c.app.and_then(GhApp::label),
+                app,
+                app_id,
+                workflow_path: None,
+                trigger: None,
             };
             Ok(completed(
                 base(
@@ -607,6 +619,9 @@ pub fn github(
                 head_sha: Some(w.head_sha),
                 url: w.html_url,
                 app: Some("github-actions".into()),
+                app_id: None,
+                workflow_path: w.path,
+                trigger: w.event,
             };
             Ok(completed(
                 base(
@@ -933,6 +948,9 @@ pub fn gitlab(
                 head_sha: Some(pl.sha),
                 url: pl.url,
                 app: Some("gitlab-ci".into()),
+                app_id: None,
+                workflow_path: None,
+                trigger: None,
             };
             let actor = ev.user.and_then(|u| u.username);
             Ok(completed(

@@ -24,7 +24,7 @@ mod tests;
 
 pub use rollback::{Rollback, RollbackMode};
 use rollback::{RollbackDoc, rollback};
-pub use signals::{Sender, SignalKind};
+pub use signals::{CheckRule, CheckSeen, Sender, SignalKind};
 use signals::{SenderDoc, sender};
 pub use tenants::{InputKind, RESERVED_INPUTS, TenantInput, TenantJob, Tier};
 use tenants::{TenantsDoc, tier};
@@ -119,6 +119,13 @@ impl Gate {
     /// Whether a signal of `kind` from `from` counts for this service.
     pub fn counts(&self, kind: &SignalKind, from: &Sender) -> bool {
         self.senders(kind).contains(from)
+    }
+
+    /// The check sender of `kind` the completed check `seen` is, if the policy counts it.
+    pub fn check_sender(&self, kind: &SignalKind, seen: &CheckSeen<'_>) -> Option<&Sender> {
+        self.senders(kind)
+            .iter()
+            .find(|s| matches!(s, Sender::Check(rule) if rule.matches(seen)))
     }
 }
 

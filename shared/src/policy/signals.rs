@@ -80,9 +80,9 @@ pub enum Sender {
     /// An ECR basic or Inspector enhanced scan of the service's image repository: `aws.ecr`,
     /// `aws.inspector2`, which only AWS can put.
     ImageScanner,
-    /// A GitHub check run or workflow run of this name, run by this GitHub App (its slug), on a
-    /// commit of one of the service's repositories: a verified delivery through the webhook.
-    Check { name: String, app: String },
+    /// A GitHub check run or workflow run of this name, run by this GitHub App, on a commit of
+    /// one of the service's repositories and branches: a verified delivery through the webhook.
+    Check(CheckRule),
     /// A tool that signs a Standard Webhooks delivery to the webhook's `/signals/<name>` route
     /// with its own key; the webhook republishes it naming the verified sender.
     Signed(SenderName),
@@ -95,11 +95,78 @@ impl std::fmt::Display for Sender {
         match self {
             Sender::Project(p) => write!(f, "CodeBuild project {p}"),
             Sender::ImageScanner => f.write_str("ECR or Inspector scan of the image repository"),
-            Sender::Check { name, app } => write!(f, "check {name} by {app}"),
+            Sender::Check(rule) => rule.fmt(f),
             Sender::Signed(n) => write!(f, "signed sender {n}"),
             Sender::Source(s) => write!(f, "source {s}"),
         }
     }
+}
+
+/// A GitHub check the policy counts: its name and the app that runs it (its slug), and, where
+/// the policy pins them, the app's numeric id (a slug is a name another app can take once its
+/// owner renames it; the id is GitHub's), the workflow file a workflow run must come from, and
+/// the event that triggered it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CheckRule {
+    pub name: String,
+    pub app: String,
+    pub app_id: Option<u64>,
+    /// `.github/workflows/codeql.yml`: only workflow runs of this file count (a check run does
+    /// not say which workflow created it).
+    pub workflow: Option<String>,
+    /// `push`: only workflow runs this event triggered count.
+    pub event: Option<String>,
+    /// The policy's explicit word that a `github-actions` check of a security kind may come
+    /// from any workflow (which anyone who can push a workflow file can write).
+    pub any_workflow: bool,
+}
+
+/// A completed check as its verified delivery describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckSeen<'a> {
+    pub name: &'a str,
+    pub app: &'a str,
+    pub app_id: Option<u64>,
+    /// The workflow file, for a workflow run.
+    pub workflow: Option<&'a str>,
+    /// The triggering event, for a workflow run.
+    pub event: Option<&'a str>,
+}
+
+impl CheckRule {
+    /// Whether the completed check `seen` is one this rule counts.
+    pub fn matches(&self, seen: &CheckSeen<'_>) -> bool {
+        let pinned = |want: &Option<String>, got: Option<&str>| {
+            want.as_deref().is_none_or(|w| got == Some(w))
+        };
+        self.name == seen.name
+            && self.app == seen.app
+            && self.app_id.is_none_or(|id| seen.app_id == Some(id))
+            && pinned(&self.workflow, seen.workflow)
+            && pinned(&self.event, seen.event)
+    }
+}
+
+impl std::fmt::Display for CheckRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "check {} by {}", self.name, self.app)?;
+        if let Some(id) = self.app_id {
+            write!(f, " (app {id})")?;
+        }
+        if let Some(w) = &self.workflow {
+            write!(f, " from {w}")?;
+        }
+        if let Some(e) = &self.event {
+            write!(f, " on {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The kinds whose failure stops a vulnerable release: a check counted for one must be one
+/// only its app can create.
+fn is_security(kind: &SignalKind) -> bool {
+    matches!(kind, SignalKind::Sast | SignalKind::ImageScan)
 }
 
 #[derive(Deserialize)]
@@ -109,6 +176,14 @@ pub(super) struct SenderDoc {
     check: Option<String>,
     #[serde(default)]
     app: Option<String>,
+    #[serde(default)]
+    app_id: Option<u64>,
+    #[serde(default)]
+    workflow: Option<String>,
+    #[serde(default)]
+    event: Option<String>,
+    #[serde(default)]
+    any_workflow: Option<bool>,
     #[serde(default)]
     sender: Option<SenderName>,
     #[serde(default)]
@@ -134,6 +209,13 @@ fn signal_source(s: &str) -> Result<(), String> {
 }
 
 pub(super) fn sender(kind: &SignalKind, d: SenderDoc) -> Result<Sender, String> {
+    let pins =
+        d.app_id.is_some() || d.workflow.is_some() || d.event.is_some() || d.any_workflow.is_some();
+    if pins && d.check.is_none() {
+        return Err(
+            "app_id, workflow, event and any_workflow pin a check: name it (check: CodeQL)".into(),
+        );
+    }
     let sender = match (d.check, d.app, d.sender, d.source) {
         (Some(name), Some(app), None, None)
             if !name.trim().is_empty() && !app.trim().is_empty() =>
@@ -141,7 +223,24 @@ pub(super) fn sender(kind: &SignalKind, d: SenderDoc) -> Result<Sender, String> 
             if *kind != SignalKind::Sast && !matches!(kind, SignalKind::Named(_)) {
                 return Err(format!("a GitHub check cannot report {kind}"));
             }
-            Sender::Check { name, app }
+            let rule = CheckRule {
+                name,
+                app,
+                app_id: d.app_id,
+                workflow: d.workflow.filter(|w| !w.trim().is_empty()),
+                event: d.event.filter(|e| !e.trim().is_empty()),
+                any_workflow: d.any_workflow.unwrap_or(false),
+            };
+            if is_security(kind)
+                && rule.app == "github-actions"
+                && rule.workflow.is_none()
+                && !rule.any_workflow
+            {
+                return Err(format!(
+                    "{kind} from {rule}: any workflow can create a check of that name (anyone who can push a workflow file to a branch of the repository, with checks: write), so a fast fake pass could deploy before the real result; pin the workflow file (workflow: .github/workflows/codeql.yml, which counts its workflow runs only) or say any_workflow: true"
+                ));
+            }
+            Sender::Check(rule)
         }
         (Some(_), None, None, None) => {
             return Err(

@@ -90,7 +90,7 @@ fn each_mistake_is_named_where_it_is() {
 fn senders_are_named_per_signal_and_the_proven_ones_come_with_the_projects() {
     let text = GOOD.replace(
             "      deadline_minutes: 30",
-            "      deadline_minutes: 30\n      senders:\n        sast: [{check: CodeQL, app: github-actions}]\n        contract: [{sender: contract-check}, {source: com.acme.ci}]",
+            "      deadline_minutes: 30\n      senders:\n        sast: [{check: CodeQL, app: github-actions, workflow: .github/workflows/codeql.yml, event: push}]\n        contract: [{sender: contract-check}, {source: com.acme.ci}, {check: pact, app: pactflow, app_id: 4242}]",
         );
     let p = Policy::parse(&text).unwrap();
     let g = &p.service("payments").unwrap().gate;
@@ -99,11 +99,74 @@ fn senders_are_named_per_signal_and_the_proven_ones_come_with_the_projects() {
         sast,
         &[
             Sender::Project(ProjectName::parse("payments-sast").unwrap()),
-            Sender::Check {
+            Sender::Check(CheckRule {
                 name: "CodeQL".into(),
-                app: "github-actions".into()
-            }
+                app: "github-actions".into(),
+                app_id: None,
+                workflow: Some(".github/workflows/codeql.yml".into()),
+                event: Some("push".into()),
+                any_workflow: false,
+            })
         ]
+    );
+    // A pinned check counts only from its workflow file and event; an app pinned by id only
+    // from the app with that id, whatever its slug says.
+    let seen = |name, app, app_id, workflow, event| CheckSeen {
+        name,
+        app,
+        app_id,
+        workflow,
+        event,
+    };
+    let codeql = Some(".github/workflows/codeql.yml");
+    let sast = &SignalKind::Sast;
+    assert!(
+        g.check_sender(
+            sast,
+            &seen("CodeQL", "github-actions", None, codeql, Some("push"))
+        )
+        .is_some()
+    );
+    for other in [
+        seen("CodeQL", "github-actions", None, None, None),
+        seen(
+            "CodeQL",
+            "github-actions",
+            None,
+            Some(".github/workflows/fake.yml"),
+            Some("push"),
+        ),
+        seen(
+            "CodeQL",
+            "github-actions",
+            None,
+            codeql,
+            Some("pull_request"),
+        ),
+        seen("CodeQL", "another-app", None, codeql, Some("push")),
+    ] {
+        assert!(g.check_sender(sast, &other).is_none(), "{other:?}");
+    }
+    assert!(
+        g.check_sender(
+            &contract_kind(),
+            &seen("pact", "pactflow", Some(4242), None, None)
+        )
+        .is_some()
+    );
+    assert!(
+        g.check_sender(
+            &contract_kind(),
+            &seen("pact", "pactflow", Some(1), None, None)
+        )
+        .is_none()
+    );
+    assert!(
+        g.check_sender(
+            &contract_kind(),
+            &seen("pact", "pactflow", None, None, None)
+        )
+        .is_none()
     );
     assert!(g.counts(&SignalKind::ImageScan, &Sender::ImageScanner));
     assert!(g.counts(
@@ -131,6 +194,14 @@ fn senders_are_named_per_signal_and_the_proven_ones_come_with_the_projects() {
         (
             "approval: [{check: x, app: y}]",
             "a GitHub check cannot report approval",
+        ),
+        (
+            "sast: [{check: CodeQL, app: github-actions}]",
+            "any workflow can create a check of that name",
+        ),
+        (
+            "sast: [{source: com.acme.ci, workflow: x.yml}]",
+            "pin a check",
         ),
     ] {
         let text = GOOD.replace(
@@ -394,4 +465,26 @@ fn a_document_that_is_not_yaml_is_one_mistake_at_its_place() {
     assert_eq!(mistakes.len(), 1, "{mistakes:?}");
     assert!(mistakes[0].line.is_some() && mistakes[0].column.is_some());
     assert!(mistakes[0].path.is_empty());
+}
+
+fn contract_kind() -> SignalKind {
+    SignalKind::parse("contract").unwrap()
+}
+
+#[test]
+fn a_github_actions_security_check_from_any_workflow_is_the_policys_explicit_word() {
+    let text = GOOD.replace(
+        "      deadline_minutes: 30",
+        "      deadline_minutes: 30\n      senders:\n        sast: [{check: CodeQL, app: github-actions, any_workflow: true}]",
+    );
+    let p = Policy::parse(&text).unwrap();
+    let g = &p.service("payments").unwrap().gate;
+    let seen = CheckSeen {
+        name: "CodeQL",
+        app: "github-actions",
+        app_id: None,
+        workflow: None,
+        event: None,
+    };
+    assert!(g.check_sender(&SignalKind::Sast, &seen).is_some());
 }
