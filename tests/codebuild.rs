@@ -261,17 +261,20 @@ async fn start_build_is_allowed_only_by_the_callers_policies() {
     assert!(build.is_ok(), "{build:?}");
     // The push rule's role, named by a rule of another bus: EventBridge may assume it only for
     // a rule on eddo's bus (aws:SourceArn).
+    let untrusted = |rule: &str, arn: &str, project: &str, role: &str| {
+        let refused = stack
+            .codebuild
+            .start_from_rule(rule, arn, project, role, &input)
+            .unwrap_err();
+        assert!(
+            refused
+                .message
+                .contains("does not let events.amazonaws.com assume it"),
+            "{refused}"
+        );
+    };
     let elsewhere = "arn:aws:events:us-east-1:123456789012:rule/someone-elses-rule";
-    let refused = stack
-        .codebuild
-        .start_from_rule("SomeoneElsesRule", elsewhere, "eddo-sast", role, &input)
-        .unwrap_err();
-    assert!(
-        refused
-            .message
-            .contains("does not let events.amazonaws.com assume it"),
-        "{refused}"
-    );
+    untrusted("SomeoneElsesRule", elsewhere, "eddo-sast", role);
     let refused = stack
         .codebuild
         .start_from_rule("PushRule", &push.arn(), "eddo-deploy", role, &input)
@@ -279,14 +282,5 @@ async fn start_build_is_allowed_only_by_the_callers_policies() {
     assert_eq!(refused.code, "AccessDeniedException", "{refused}");
     // A role EventBridge cannot assume: the function's, which trusts only Lambda.
     let lambda_role = &stack.function("scan-gate").unwrap().role;
-    let refused = stack
-        .codebuild
-        .start_from_rule("PushRule", &push.arn(), "eddo-deploy", lambda_role, &input)
-        .unwrap_err();
-    assert!(
-        refused
-            .message
-            .contains("does not let events.amazonaws.com assume it"),
-        "{refused}"
-    );
+    untrusted("PushRule", &push.arn(), "eddo-deploy", lambda_role);
 }

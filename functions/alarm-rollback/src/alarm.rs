@@ -160,7 +160,7 @@ impl AlarmChange {
 }
 
 /// Tags as `{"key": "value"}` or as a list of `{"Key"|"key", "Value"|"value"}`.
-fn tags(v: &Value) -> BTreeMap<String, String> {
+pub fn tags(v: &Value) -> BTreeMap<String, String> {
     match v {
         Value::Object(map) => map
             .iter()

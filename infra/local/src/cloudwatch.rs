@@ -68,21 +68,8 @@ pub async fn ran(sdk: &SdkConfig, e: &Value) -> Result<(), LocalError> {
     } else {
         return Ok(());
     };
-    let tags: Vec<(String, String)> = match &d["tags"] {
-        Value::Object(m) => m
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-            .collect(),
-        Value::Array(l) => l
-            .iter()
-            .filter_map(|t| {
-                let k = t.get("Key").or_else(|| t.get("key"))?.as_str()?;
-                let v = t.get("Value").or_else(|| t.get("value"))?.as_str()?;
-                Some((k.to_string(), v.to_string()))
-            })
-            .collect(),
-        _ => vec![],
-    };
+    // The tags the event carries, read as alarm-rollback reads them.
+    let tags = eddo_alarm_rollback::alarm::tags(&d["tags"]);
     let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     alarm(
         sdk,
