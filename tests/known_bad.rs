@@ -6,15 +6,20 @@ use eddo::history::{Version, VersionKind};
 use eddo::names::ServiceName;
 use serde_json::{Value, json};
 
-/// alarm-rollback's record of a rollback that replaced `bad` (as its rollback build's success
-/// writes it).
+/// alarm-rollback's record of a rollback that replaced `bad`, now.
 async fn rolled_back(s: &Setup, bad: &str) {
+    rolled_back_at(s, bad, eddo::idempotency::now_epoch()).await
+}
+
+/// alarm-rollback's record of a rollback that replaced `bad` at `at` (as its rollback build's
+/// success writes it: the history, and the mark an approval must be newer than).
+async fn rolled_back_at(s: &Setup, bad: &str, at: u64) {
     let service = ServiceName::parse("hello-world").unwrap();
     let v = Version {
         commit: sha(1),
         digest: None,
-        build_id: format!("eddo-rollback:{bad}"),
-        at: eddo::idempotency::now_epoch(),
+        build_id: format!("eddo-rollback:{bad}:{at}"),
+        at,
         kind: VersionKind::Rollback,
         correlation_id: None,
         replaced: Some(bad.to_string()),
@@ -25,6 +30,14 @@ async fn rolled_back(s: &Setup, bad: &str) {
         .transact_items(
             aws_sdk_dynamodb::types::TransactWriteItem::builder()
                 .update(eddo::history::go_live(&s.stack.table, &service, &v).unwrap())
+                .build(),
+        )
+        .transact_items(
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .update(
+                    eddo::history::known_bad_mark(&s.stack.table, &service, bad, at, &v.build_id)
+                        .unwrap(),
+                )
                 .build(),
         )
         .send()
@@ -125,6 +138,29 @@ async fn a_rolled_back_commit_deploys_again_only_on_an_approval_of_it() {
         "{said:#?}"
     );
     assert_eq!(s.deploys().len(), 2, "not deployed a third time");
+
+    // Rolled back once more, later than any approval so far: an approval given before it (a
+    // chat tool sending its old approval again, under a new id) is used up.
+    let later = 1_900_000_000;
+    rolled_back_at(&s, &bad, later).await;
+    let r = s.handle(&approval(&bad, true)).await;
+    assert_eq!(r.published, ["Signal Rejected"], "{r:?}");
+    let said = s.published().await;
+    let reason = said[0]["detail"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!(
+            "became known bad at {} (eddo-rollback:{bad}:{later}), after this approval",
+            eddo::time::rfc3339(later)
+        )),
+        "{reason}"
+    );
+    assert_eq!(s.deploys().len(), 2, "the old approval deploys nothing");
+    // An approval given after it deploys it, once more.
+    let mut newer = approval(&bad, true);
+    newer["time"] = json!(eddo::time::rfc3339(later + 60));
+    let r = s.handle(&newer).await;
+    assert_eq!(r.published, ["Deployment Started"], "{r:?}");
+    assert_eq!(s.deploys().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -18,6 +18,11 @@ use crate::dynamo::{Item, attr, n, num, s};
 use crate::names::ServiceName;
 
 pub const HISTORY_SK: &str = "history";
+/// The partition of a service's known-bad marks (`service#<name>#known-bad`, one item per commit),
+/// apart from its history and rollback record, which alarm-rollback reads with one query.
+pub fn known_bad_pk(service: &ServiceName) -> AttributeValue {
+    s(&format!("service#{service}#known-bad"))
+}
 pub const ROLLBACK_SK: &str = "rollback";
 
 pub fn service_pk(service: &ServiceName) -> AttributeValue {
@@ -189,25 +194,85 @@ pub fn not_held(table: &str, service: &ServiceName, now: u64) -> Result<Conditio
         .map_err(|e| Error::InvalidEvent(e.to_string()))
 }
 
-/// Marks `commit` of `service` known bad (a required signal failed after its deployment
-/// started): its deploy is refused from now on unless an approval clears it, as a commit a
-/// rollback replaced. Adding to a set, so doing it again changes nothing.
+/// Since when (`since`, epoch seconds) and by what (`by`: the rollback build that replaced it,
+/// or the event whose failure came after its deploy started) `commit` is known bad: the record
+/// an approval must be newer than. Written again each time the commit becomes known bad, so an
+/// approval given before a later rollback no longer clears it.
+pub fn known_bad_mark(
+    table: &str,
+    service: &ServiceName,
+    commit: &str,
+    since: u64,
+    by: &str,
+) -> Result<Update, Error> {
+    Update::builder()
+        .table_name(table)
+        .key("pk", known_bad_pk(service))
+        .key("sk", s(commit))
+        .update_expression("SET since = :since, marked_by = :by")
+        .expression_attribute_values(":since", n(since))
+        .expression_attribute_values(":by", s(by))
+        .build()
+        .map_err(|e| Error::InvalidEvent(e.to_string()))
+}
+
+/// Since when, and by what, `commit` of `service` is known bad, if it is marked (strongly
+/// consistent).
+pub async fn known_bad_since(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    service: &ServiceName,
+    commit: &str,
+) -> Result<Option<(u64, String)>, Error> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key("pk", known_bad_pk(service))
+        .key("sk", s(commit))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
+    Ok(out.item().and_then(|item| {
+        Some((
+            num(item, "since")?,
+            attr(item, "marked_by").unwrap_or_default().to_string(),
+        ))
+    }))
+}
+
+/// Marks `commit` of `service` known bad at `since` because of `by` (a required signal failed
+/// after its deployment started): its deploy is refused from now on unless an approval newer
+/// than the mark clears it, as a commit a rollback replaced. One transaction: the history's set
+/// and the mark.
 pub async fn mark_known_bad(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     service: &ServiceName,
     commit: &str,
+    since: u64,
+    by: &str,
 ) -> Result<(), Error> {
-    client
-        .update_item()
+    let set = Update::builder()
         .table_name(table)
         .key("pk", service_pk(service))
         .key("sk", s(HISTORY_SK))
         .update_expression("ADD rolled_back :bad")
         .expression_attribute_values(":bad", AttributeValue::Ss(vec![commit.to_string()]))
+        .build()
+        .map_err(|e| Error::InvalidEvent(e.to_string()))?;
+    let item = |u| {
+        aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .update(u)
+            .build()
+    };
+    client
+        .transact_write_items()
+        .transact_items(item(set))
+        .transact_items(item(known_bad_mark(table, service, commit, since, by)?))
         .send()
         .await
-        .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
+        .map_err(|e| Error::aws("DynamoDB", "TransactWriteItems", e))?;
     Ok(())
 }
 

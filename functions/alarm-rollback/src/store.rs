@@ -471,6 +471,20 @@ impl Store {
                     .update(history::go_live_from(&self.table, f.service, v, f.read)?)
                     .build(),
             );
+            // The commit it replaced is known bad from now on, an approval of it to be newer.
+            if let Some(bad) = &v.replaced {
+                tx = tx.transact_items(
+                    TransactWriteItem::builder()
+                        .update(history::known_bad_mark(
+                            &self.table,
+                            f.service,
+                            bad,
+                            v.at,
+                            &v.build_id,
+                        )?)
+                        .build(),
+                );
+            }
         }
         transacted(tx.send().await)
     }

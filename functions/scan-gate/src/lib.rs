@@ -453,6 +453,23 @@ impl Gate {
                         .rolled_back
                         .contains(c.commit.as_str())
                 {
+                    // An approval clears a known-bad commit only if it is newer than the mark
+                    // (the last rollback that replaced it, or its late failure): one given
+                    // before a later rollback, or sent again, is used up.
+                    if *kind == SignalKind::Approval
+                        && let Some((since, by)) =
+                            self.store.known_bad_since(&c.service, &c.commit).await?
+                        && cause.time <= since
+                    {
+                        let why = format!(
+                            "approval: {} {} became known bad at {} ({by}), after this approval (at {}): approve it again",
+                            c.service,
+                            c.commit.short(),
+                            rfc3339(since),
+                            rfc3339(cause.time)
+                        );
+                        return self.reject(cause, &why).await;
+                    }
                     match decide::again(&service.gate, &c, kind) {
                         Some(Again::Redeploy) => {
                             return self.redeploy(service, &c, cause, now).await;
@@ -480,7 +497,9 @@ impl Gate {
                     // A failing signal after the decision: never a second deployment, but said,
                     // and the commit is known bad from now on (first, so a retry of this event
                     // marks it even if the event below was already sent).
-                    self.store.mark_known_bad(&c.service, &c.commit).await?;
+                    self.store
+                        .mark_known_bad(&c.service, &c.commit, now, &cause.event_id)
+                        .await?;
                     let detail = json!({
                         "service": c.service,
                         "commit_sha": c.commit,

@@ -524,12 +524,32 @@ impl Store {
         History::read(&self.client, &self.table, service).await
     }
 
-    /// Marks the commit known bad in the service's history (a late failure).
+    /// Marks the commit known bad in the service's history (a late failure at `since`, said by
+    /// the event `by`).
     pub async fn mark_known_bad(
         &self,
         service: &ServiceName,
         commit: &CommitSha,
+        since: u64,
+        by: &str,
     ) -> Result<(), Error> {
-        history::mark_known_bad(&self.client, &self.table, service, commit.as_str()).await
+        history::mark_known_bad(
+            &self.client,
+            &self.table,
+            service,
+            commit.as_str(),
+            since,
+            by,
+        )
+        .await
+    }
+
+    /// Since when, and by what, the commit is known bad, if it is marked.
+    pub async fn known_bad_since(
+        &self,
+        service: &ServiceName,
+        commit: &CommitSha,
+    ) -> Result<Option<(u64, String)>, Error> {
+        history::known_bad_since(&self.client, &self.table, service, commit.as_str()).await
     }
 }
