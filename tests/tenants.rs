@@ -694,6 +694,25 @@ async fn an_sbt_aws_control_plane_gets_answers_in_its_own_shape() {
         "0b9c3f4c-71a2-4b8e-9a51-1f0d2f8b6c11"
     );
 
+    // An offboarding that names another registration of the tenant id (an earlier one, say)
+    // ends nothing: answered with deprovisionFailure, saying why, and no build starts.
+    let mut earlier = example("sbt-offboarding-request.json");
+    earlier["id"] = json!("sbt-offboard-earlier-registration");
+    earlier["detail"]["tenantRegistrationId"] = json!("an-earlier-registration");
+    s.handle(&earlier).await;
+    let refused = s.answers().await;
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert_eq!(refused[0]["detail-type"], "sbt_aws_deprovisionFailure");
+    assert!(
+        refused[0]["detail"]["jobOutput"]["tenantRegistrationData"]["failureReason"]
+            .as_str()
+            .unwrap()
+            .contains("the offboarding names registration an-earlier-registration, but the tenant is registration 0b9c3f4c-71a2-4b8e-9a51-1f0d2f8b6c11"),
+        "{refused:#?}"
+    );
+    assert!(s.builds(DEPROVISION).is_empty(), "nothing deprovisioned");
+    s.published().await;
+
     // A failure, and an invalid request, are answered with provisionFailure and the reason.
     s.stack.codebuild.plan(DEPROVISION, Plan::fail("BUILD"));
     s.stack.codebuild.plan(DEPROVISION, Plan::fail("BUILD"));

@@ -193,8 +193,32 @@ pub fn running(job: Job) -> State {
     }
 }
 
+/// Why an offboarding that names the registration `named` does not end the tenant registered as
+/// `recorded`, if it does not: a request about an earlier registration of the same tenant id
+/// must not end a later one.
+pub fn ends_another(named: Option<&str>, recorded: Option<&str>) -> Option<String> {
+    match (named, recorded) {
+        (Some(n), Some(r)) if n != r => Some(format!(
+            "the offboarding names registration {n}, but the tenant is registration {r}"
+        )),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_offboarding_ends_only_the_registration_it_names() {
+        assert_eq!(ends_another(Some("r-1"), Some("r-1")), None);
+        assert_eq!(ends_another(None, Some("r-1")), None);
+        assert_eq!(ends_another(Some("r-1"), None), None);
+        assert_eq!(
+            ends_another(Some("r-old"), Some("r-2")).as_deref(),
+            Some("the offboarding names registration r-old, but the tenant is registration r-2")
+        );
+    }
+
     use super::*;
 
     fn facts(state: State) -> Facts<'static> {

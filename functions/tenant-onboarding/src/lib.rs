@@ -23,7 +23,9 @@ use eddo::{DetailType, Error};
 use serde_json::{Map, Value, json};
 use tracing::{Instrument, info, warn};
 
-use crate::decide::{Job, OnFinish, OnRequest, State, on_finish, on_request, running};
+use crate::decide::{
+    Job, OnFinish, OnRequest, State, ends_another, on_finish, on_request, running,
+};
 use crate::request::{Action, Read, Rejection, Request, Shape};
 use crate::store::{Failure, Store, Tenant};
 
@@ -152,6 +154,14 @@ impl Tenants {
         for _ in 0..DECIDE_ATTEMPTS {
             let now = (self.clock)();
             let current = self.store.get(&r.tenant).await?;
+            if r.action == Action::Offboard
+                && let Some(why) = ends_another(
+                    r.shape.registration_id(),
+                    current.as_ref().and_then(|c| c.registration_id.as_deref()),
+                )
+            {
+                return self.reject(&refusal(r, why)).await;
+            }
             let facts = current.as_ref().map(|t| t.facts(now));
             let decision = on_request(job, r.tier.map(|t| t.name.as_str()), facts.as_ref());
             info!(tenant = %r.tenant, ?job, decision = ?decision, "tenant request");
