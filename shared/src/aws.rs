@@ -118,6 +118,50 @@ fn lambda_region(var: impl Fn(&str) -> Option<String>) -> Option<String> {
     set("AWS_REGION")
 }
 
+/// An SDK client built the first time a path needs it, not at init: a client costs its endpoint
+/// rules and runtime plugins (BENCHMARKS.md, "Cold starts"), and some serve only rare paths (a
+/// scan's confirmation, an alarm's). Cloning shares the one client.
+pub struct LazyClient<C> {
+    sdk: SdkConfig,
+    build: fn(&SdkConfig) -> C,
+    client: std::sync::Arc<std::sync::OnceLock<C>>,
+}
+
+impl<C> Clone for LazyClient<C> {
+    fn clone(&self) -> Self {
+        LazyClient {
+            sdk: self.sdk.clone(),
+            build: self.build,
+            client: self.client.clone(),
+        }
+    }
+}
+
+impl<C> LazyClient<C> {
+    /// A client `build` makes from `sdk` at its first use.
+    pub fn new(sdk: &SdkConfig, build: fn(&SdkConfig) -> C) -> LazyClient<C> {
+        LazyClient {
+            sdk: sdk.clone(),
+            build,
+            client: std::sync::Arc::default(),
+        }
+    }
+
+    /// This one, already built as `client` (one that counts its calls, in tests).
+    pub fn with(&self, client: C) -> LazyClient<C> {
+        LazyClient {
+            sdk: self.sdk.clone(),
+            build: self.build,
+            client: std::sync::Arc::new(std::sync::OnceLock::from(client)),
+        }
+    }
+
+    /// The client, built now if this is its first use.
+    pub fn get(&self) -> &C {
+        self.client.get_or_init(|| (self.build)(&self.sdk))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Update};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::dynamo::{Item, attr, n, num, s};
+use crate::dynamo::{Item, attr, get, key, n, num, s};
 use crate::names::ServiceName;
 
 pub const HISTORY_SK: &str = "history";
@@ -107,12 +107,7 @@ impl History {
         table: &str,
         service: &ServiceName,
     ) -> Result<History, Error> {
-        let item = crate::dynamo::get(
-            client,
-            table,
-            crate::dynamo::key(service_pk(service), s(HISTORY_SK)),
-        )
-        .await?;
+        let item = get(client, table, key(service_pk(service), s(HISTORY_SK))).await?;
         Ok(History::from_item(&item.unwrap_or_default()))
     }
 }
@@ -224,19 +219,11 @@ pub async fn known_bad_since(
     service: &ServiceName,
     commit: &str,
 ) -> Result<Option<(u64, String)>, Error> {
-    let out = client
-        .get_item()
-        .table_name(table)
-        .key("pk", known_bad_pk(service))
-        .key("sk", s(commit))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
-    Ok(out.item().and_then(|item| {
+    let item = get(client, table, key(known_bad_pk(service), s(commit))).await?;
+    Ok(item.and_then(|item| {
         Some((
-            num(item, "since")?,
-            attr(item, "marked_by").unwrap_or_default().to_string(),
+            num(&item, "since")?,
+            attr(&item, "marked_by").unwrap_or_default().to_string(),
         ))
     }))
 }
@@ -311,12 +298,7 @@ pub async fn held_by(
     service: &ServiceName,
     now: u64,
 ) -> Result<Option<String>, Error> {
-    let item = crate::dynamo::get(
-        client,
-        table,
-        crate::dynamo::key(service_pk(service), s(ROLLBACK_SK)),
-    )
-    .await?;
+    let item = get(client, table, key(service_pk(service), s(ROLLBACK_SK))).await?;
     Ok(item.and_then(|i| holder(&i, now)))
 }
 

@@ -5,10 +5,9 @@
 //! reports; and where the event's own `eddo:service` tag chose the service, `ListTagsForResource`
 //! must show the alarm tagged so.
 
-use std::sync::{Arc, OnceLock};
-
 use aws_sdk_cloudwatch::types::AlarmType;
 use eddo::Error;
+use eddo::aws::LazyClient;
 
 use crate::alarm::AlarmChange;
 use crate::decide::SERVICE_TAG;
@@ -17,29 +16,21 @@ use crate::decide::SERVICE_TAG;
 /// the first time one needs it, not at init.
 #[derive(Clone)]
 pub struct Alarms {
-    sdk: aws_config::SdkConfig,
-    client: Arc<OnceLock<aws_sdk_cloudwatch::Client>>,
+    client: LazyClient<aws_sdk_cloudwatch::Client>,
 }
 
 impl Alarms {
     pub fn new(sdk: &aws_config::SdkConfig) -> Alarms {
         Alarms {
-            sdk: sdk.clone(),
-            client: Arc::default(),
+            client: LazyClient::new(sdk, aws_sdk_cloudwatch::Client::new),
         }
     }
 
     /// Another client (one that counts its calls, in tests).
     pub fn with_client(&self, client: aws_sdk_cloudwatch::Client) -> Alarms {
         Alarms {
-            sdk: self.sdk.clone(),
-            client: Arc::new(OnceLock::from(client)),
+            client: self.client.with(client),
         }
-    }
-
-    fn client(&self) -> &aws_sdk_cloudwatch::Client {
-        self.client
-            .get_or_init(|| aws_sdk_cloudwatch::Client::new(&self.sdk))
     }
 
     /// Why CloudWatch does not confirm `alarm`, if it does not; `Err` only for what a retry
@@ -51,7 +42,8 @@ impl Alarms {
     ) -> Result<Option<String>, Error> {
         let name = &alarm.name;
         let described = match self
-            .client()
+            .client
+            .get()
             .describe_alarms()
             .alarm_names(name)
             .alarm_types(AlarmType::MetricAlarm)
@@ -96,7 +88,8 @@ impl Alarms {
             return Ok(None);
         };
         let tags = match self
-            .client()
+            .client
+            .get()
             .list_tags_for_resource()
             .resource_arn(arn)
             .send()

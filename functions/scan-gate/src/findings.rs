@@ -3,9 +3,9 @@
 //! ListFindings (active findings of the image) for enhanced scanning.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
 
 use eddo::Error;
+use eddo::aws::LazyClient;
 use eddo::names::ImageDigest;
 use eddo::policy::Severity;
 
@@ -26,41 +26,28 @@ pub struct OwnAccount {
     pub findings: Vec<Finding>,
 }
 
-/// The ECR and Inspector clients serve only scans over a threshold with exceptions to apply, so
-/// each is built the first time one needs it, not at init (a client costs its endpoint rules
-/// and runtime plugins: BENCHMARKS.md, "Cold starts").
+/// The ECR and Inspector clients serve only scans, so each is built at the first scan that
+/// needs it, not at init.
 #[derive(Clone)]
 pub struct Findings {
-    sdk: aws_config::SdkConfig,
-    ecr: Arc<OnceLock<aws_sdk_ecr::Client>>,
-    inspector: Arc<OnceLock<aws_sdk_inspector2::Client>>,
+    ecr: LazyClient<aws_sdk_ecr::Client>,
+    inspector: LazyClient<aws_sdk_inspector2::Client>,
 }
 
 impl Findings {
     pub fn new(sdk: &aws_config::SdkConfig) -> Findings {
         Findings {
-            sdk: sdk.clone(),
-            ecr: Arc::default(),
-            inspector: Arc::default(),
+            ecr: LazyClient::new(sdk, aws_sdk_ecr::Client::new),
+            inspector: LazyClient::new(sdk, aws_sdk_inspector2::Client::new),
         }
     }
 
     /// Another ECR client (one that counts its calls, in tests).
     pub fn with_ecr(&self, client: aws_sdk_ecr::Client) -> Findings {
         Findings {
-            sdk: self.sdk.clone(),
-            ecr: Arc::new(OnceLock::from(client)),
+            ecr: self.ecr.with(client),
             inspector: self.inspector.clone(),
         }
-    }
-
-    fn ecr_client(&self) -> &aws_sdk_ecr::Client {
-        self.ecr.get_or_init(|| aws_sdk_ecr::Client::new(&self.sdk))
-    }
-
-    fn inspector_client(&self) -> &aws_sdk_inspector2::Client {
-        self.inspector
-            .get_or_init(|| aws_sdk_inspector2::Client::new(&self.sdk))
     }
 
     /// What `scanner` itself says of its scan of the image `digest`: ECR's
@@ -104,7 +91,8 @@ impl Findings {
         let mut token = None;
         loop {
             let page = self
-                .ecr_client()
+                .ecr
+                .get()
                 .describe_image_scan_findings()
                 .repository_name(repository)
                 .image_id(
@@ -189,7 +177,8 @@ impl Findings {
         let mut token = None;
         loop {
             let page = self
-                .inspector_client()
+                .inspector
+                .get()
                 .list_findings()
                 .filter_criteria(criteria.clone())
                 .set_next_token(token)

@@ -185,38 +185,20 @@ fn error(cbor: bool, status: StatusCode, code: &str, message: &str) -> Response<
     response.expect("valid response")
 }
 
-/// A CBOR map of text strings (RFC 8949: major type 5, its pairs of major type 3).
+/// A CBOR map of text strings, encoded as the SDKs' own Smithy RPC v2 CBOR does.
 fn cbor_map(pairs: &[(&str, &str)]) -> Vec<u8> {
-    fn head(major: u8, n: usize, out: &mut Vec<u8>) {
-        let m = major << 5;
-        match n {
-            0..=23 => out.push(m | n as u8),
-            24..=0xff => out.extend([m | 24, n as u8]),
-            0x100..=0xffff => {
-                out.push(m | 25);
-                out.extend((n as u16).to_be_bytes());
-            }
-            _ => {
-                out.push(m | 26);
-                out.extend((n as u32).to_be_bytes());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    head(5, pairs.len(), &mut out);
+    let mut out = aws_smithy_cbor::Encoder::new(Vec::new());
+    out.map(pairs.len());
     for (k, v) in pairs {
-        for text in [k, v] {
-            head(3, text.len(), &mut out);
-            out.extend(text.as_bytes());
-        }
+        out.str(k).str(v);
     }
-    out
+    out.into_writer()
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn a_cbor_map_is_encoded_as_rfc_8949_says() {
+    fn an_error_map_is_cbor_as_rfc_8949_writes_it() {
         // {"a": "b"} from RFC 8949's examples: a1 61 61 61 62.
         assert_eq!(
             super::cbor_map(&[("a", "b")]),
