@@ -165,14 +165,12 @@ impl Store {
     /// invocation that decided, and (for a decision with no effect) the events it owes.
     fn decide_update(&self, d: &Decided<'_>, token: &str) -> Result<Update, Error> {
         let c = d.candidate;
-        let (pk, sk) = candidate_key(&c.service, &c.commit);
         let mut expr = String::from(
             "SET #state = :to, reasons = :reasons, decided_at = :now, decided_by = :by, decision = :token, decided_seq = :seq, closed = :closed, open_pk = :owed, open_sk = :owed_sk, expires_at = :kept, lease_until = :lease",
         );
         let mut update = Update::builder()
             .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
+            .set_key(Some(key_of(c)))
             // Fenced on the ledger: evidence recorded since the candidate was read makes it
             // decide again (Transition::Stale), so no decision misses a failure.
             .condition_expression("#state = :waiting AND seq = :seq")
@@ -249,8 +247,7 @@ impl Store {
     /// holds: a conditional write whose answer was lost after it applied fails its condition
     /// when the SDK sends it again, and must not read as another invocation's decision.
     async fn applied(&self, c: &Candidate, token: &str) -> Result<bool, Error> {
-        let (pk, sk) = candidate_key(&c.service, &c.commit);
-        let item = get(&self.client, &self.table, key(pk, sk)).await?;
+        let item = get(&self.client, &self.table, key_of(c)).await?;
         Ok(item.as_ref().and_then(|i| attr(i, "decision")) == Some(token))
     }
 
@@ -316,12 +313,10 @@ impl Store {
         by: &str,
         now: u64,
     ) -> Result<Transition, Error> {
-        let (pk, sk) = candidate_key(&c.service, &c.commit);
         let token = decision_token();
         let update = Update::builder()
             .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
+            .set_key(Some(key_of(c)))
             .update_expression(
                 "SET #state = :deploying, decided_at = :now, decided_by = :by, decision = :token, decided_seq = :seq, lease_until = :lease, attempt = :attempt, reasons = :none, open_pk = :owed, open_sk = :owed_sk REMOVE build_id",
             )
@@ -358,14 +353,12 @@ impl Store {
         owes: &[OutgoingEvent],
         now: u64,
     ) -> Result<Option<Lease>, Error> {
-        let (pk, sk) = candidate_key(&c.service, &c.commit);
         let lease = Lease::new(key_of(c), now);
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
+            .set_key(Some(key_of(c)))
             .update_expression(
                 "SET #state = :blocked, reasons = :reasons, outbox = :outbox, lease_until = :lease",
             )
@@ -486,11 +479,9 @@ impl Store {
     /// build, or the history moved since `read` (read it again).
     pub async fn finish_deploy(&self, f: &Finished<'_>) -> Result<bool, Error> {
         let c = f.candidate;
-        let (pk, sk) = candidate_key(&c.service, &c.commit);
         let candidate = Update::builder()
             .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
+            .set_key(Some(key_of(c)))
             .update_expression(
                 "SET #state = :to, outbox = :outbox, lease_until = :lease, open_pk = :owed, open_sk = :owed_sk",
             )

@@ -5,20 +5,18 @@
 use eddo::Error;
 use eddo::dynamo::{Item, n, s, written};
 
-use super::{OPEN_INDEX, OWED, Store, candidate, candidate_key};
+use super::{OPEN_INDEX, OWED, Store, candidate, key_of};
 use crate::candidate::{Candidate, State};
 
 impl Store {
     /// Closes a waiting candidate without a decision (its service left the policy), so the
     /// deadline sweep no longer reads it.
     pub async fn close(&self, c: &Candidate, reason: &str, now: u64) -> Result<bool, Error> {
-        let (pk, sk) = candidate_key(&c.service, &c.commit);
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
+            .set_key(Some(key_of(c)))
             .update_expression(
                 "SET #state = :timed_out, reasons = :reasons, decided_at = :now, closed = :closed, open_pk = :closed",
             )
@@ -93,13 +91,11 @@ impl Store {
 
     /// Takes a candidate whose work is done out of the sweep's index.
     pub async fn settled(&self, c: &Candidate) -> Result<(), Error> {
-        let (pk, sk) = candidate_key(&c.service, &c.commit);
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
+            .set_key(Some(key_of(c)))
             .update_expression("REMOVE open_pk")
             .condition_expression("attribute_not_exists(outbox) AND open_pk = :owed")
             .expression_attribute_values(":owed", s(OWED))
