@@ -252,21 +252,10 @@ async fn a_failure_after_the_deploy_started_marks_the_commit_known_bad() {
         .await;
     assert_eq!(r.published, ["Late Signal Failed"], "{r:?}");
     // What the table holds: the service's history lists the commit as known bad.
-    let item = aws_sdk_dynamodb::Client::new(&s.stack.sdk)
-        .get_item()
-        .table_name(&s.stack.table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("service#hello-world".into()),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("history".into()),
-        )
-        .send()
+    let item = crate::harness::table_item(&s.stack, "service#hello-world", "history")
         .await
-        .unwrap();
-    let bad = item.item().unwrap()["rolled_back"].as_ss().unwrap();
+        .expect("the service's history");
+    let bad = item["rolled_back"].as_ss().unwrap();
     assert_eq!(bad, std::slice::from_ref(&c));
     // The deploy finishes; then a new build of the commit: refused, saying why.
     s.handle(&s.deploy_finished(&c, "SUCCEEDED")).await;

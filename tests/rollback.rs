@@ -195,21 +195,9 @@ async fn an_alarm_after_a_deployment_rolls_back_once_and_its_success_restores_th
     assert_eq!(s.held_by().await, None, "deployments no longer held");
     // The replaced commit is marked known bad, by this rollback, in the table's own item: an
     // approval of it must be newer.
-    let mark = aws_sdk_dynamodb::Client::new(&s.stack.sdk)
-        .get_item()
-        .table_name(&s.stack.table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("service#hello-world#known-bad".into()),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S(bad.clone()),
-        )
-        .send()
+    let mark = crate::harness::table_item(&s.stack, "service#hello-world#known-bad", &bad)
         .await
-        .unwrap();
-    let mark = mark.item().expect("the known-bad mark");
+        .expect("the known-bad mark");
     assert_eq!(mark["marked_by"].as_s().unwrap(), &live.build_id);
     assert_eq!(mark["since"].as_n().unwrap(), &live.at.to_string());
 

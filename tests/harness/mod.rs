@@ -195,6 +195,26 @@ pub fn counted_dynamodb(sdk: &aws_config::SdkConfig, calls: &Calls) -> aws_sdk_d
     )
 }
 
+/// The state table's item at (`pk`, `sk`) as the table holds it, read as the administrator (not
+/// through eddo's parsers): ground truth for what a function wrote.
+pub async fn table_item(
+    stack: &Stack,
+    pk: &str,
+    sk: &str,
+) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .get_item()
+        .table_name(&stack.table)
+        .key("pk", S(pk.into()))
+        .key("sk", S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
 /// The events of `source` on the eddo bus since the last call, each checked against its schema.
 pub async fn published(stack: &Stack, source: &str) -> Vec<Value> {
     let events: Vec<Value> = stack
