@@ -168,7 +168,7 @@ async fn tenants_are_registered_and_their_builds_started() {
         &f,
         &[
             "GetItem",
-            "PutItem",
+            "TransactWriteItems",
             "StartBuild",
             "PutItem",
             "PutEvents",

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::harness::gate::*;
 
 /// The update that gives a lease back: losing it is what a process killed mid-invocation does.
-const LET_GO: &str = "lease_until = :mine";
+const LET_GO: &str = "SET lease_until = :zero REMOVE lease_id";
 
 /// A gate of the stack as another invocation: deciding by `clock`, its DynamoDB and EventBridge
 /// calls failing as `faults` say, with `codebuild` (the stand-in unless given).
@@ -128,7 +128,7 @@ async fn a_deploy_left_unstarted_is_started_once_when_its_lease_is_gone() {
         1,
         "not second-guessed"
     );
-    CLOCK.fetch_add(eddo::outbox::LEASE_SECS, SeqCst);
+    CLOCK.fetch_add(eddo::outbox::DEFAULT_LEASE_SECS, SeqCst);
     let r = healthy.handle(&last).await.unwrap();
     assert_eq!(r.published, ["Deployment Started"], "{r:?}");
     healthy.handle(&last).await.unwrap();
@@ -219,7 +219,7 @@ async fn a_decision_not_yet_said_is_said_once_by_whoever_comes_after_its_lease()
     assert!(r.published.is_empty(), "the lease holds: {r:?}");
     assert!(s.published().await.is_empty());
 
-    SAY_CLOCK.fetch_add(eddo::outbox::LEASE_SECS, SeqCst);
+    SAY_CLOCK.fetch_add(eddo::outbox::DEFAULT_LEASE_SECS, SeqCst);
     let r = healthy.handle(&rerun).await.unwrap();
     assert_eq!(r.published, ["Deployment Started"], "{r:?}");
     healthy.handle(&rerun).await.unwrap();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use eddo::event::{DetailType, Envelope, Metadata};
 use eddo::idempotency::{Claim, IdempotencyKey, MIN_RETENTION, Once};
-use eddo::outbox::{LEASE_SECS, Outbox};
+use eddo::outbox::{DEFAULT_LEASE_SECS as LEASE_SECS, Outbox};
 use eddo::publish::{OutgoingEvent, Publisher};
 use eddo_local::moto::Moto;
 use eddo_local::stack::Stack;

@@ -499,7 +499,11 @@ async fn work_a_dead_invocation_left_is_finished_by_the_next_event() {
         last_failure: None,
         pending: vec![],
         lease_until: now + 600,
+        lease_id: String::new(),
         updated_at: now,
+        decision: String::new(),
+        intent: None,
+        decided_at: now,
     };
     assert!(s.store().put(&dead, None).await.unwrap());
     let request = onboard("stark", "basic", json!({"tenantName": "Stark"}));
@@ -573,7 +577,11 @@ async fn a_request_finishes_what_a_dead_invocation_left_then_does_its_own_work()
             resources: vec![],
         }],
         lease_until: 0,
+        lease_id: String::new(),
         updated_at: now - 120,
+        decision: String::new(),
+        intent: None,
+        decided_at: now - 120,
     };
     assert!(s.store().put(&unsaid, None).await.unwrap());
     // The offboarding request says what was left unsaid, then offboards.
@@ -628,7 +636,11 @@ async fn a_completion_says_what_its_start_left_unsaid_first() {
             resources: vec![],
         }],
         lease_until: 0,
+        lease_id: String::new(),
         updated_at: now - 600,
+        decision: String::new(),
+        intent: None,
+        decided_at: now - 600,
     };
     assert!(s.store().put(&unsaid, None).await.unwrap());
     let mut done = fixtures::build_state(PROVISION, "main", "SUCCEEDED", None, "unsaid");
@@ -784,12 +796,12 @@ async fn each_event_costs_few_aws_calls() {
         calls.take(),
         [
             "DynamoDB.GetItem",
-            "DynamoDB.PutItem",
+            "DynamoDB.TransactWriteItems",
             "CodeBuild.StartBuild",
             "DynamoDB.PutItem",
             "DynamoDB.UpdateItem",
         ],
-        "a new tenant: read, register, start, record the build, note it said"
+        "a new tenant: read, register with the request's claim, start, record the build, note it said"
     );
     tenants.handle(&request).await.unwrap();
     assert_eq!(

@@ -211,29 +211,38 @@ pub enum StartError {
 /// The environment variable that carries a build's token, so eddo can find the build again.
 pub const TOKEN_VARIABLE: &str = "EDDO_BUILD_TOKEN";
 
-/// How many of a project's latest builds eddo reads to find one it started (one page of
-/// `ListBuildsForProject`).
-pub const FIND_WINDOW: usize = 100;
+/// The environment variable that carries the id of the decision a build carries out, so its
+/// completion finds the decision whatever was recorded of its start.
+pub const DECISION_VARIABLE: &str = "EDDO_DECISION_ID";
 
-/// A build eddo starts: a pure function of the decision it carries out, never of the event being
-/// handled, so every attempt to carry out one decision sends the same request with the same
-/// token. The token is derived from the request itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How far before the decision eddo reads a project's builds when it looks for one it started:
+/// a margin for clocks, not for work (a build starts after its decision).
+const FIND_MARGIN_SECS: i64 = 300;
+
+/// A build eddo starts: fixed when the decision it carries out is written ([`BuildRequest::decided`]
+/// and stored with the decision), so every attempt to carry out one decision sends the same
+/// request with the same token, whatever the policy or the record says by then.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BuildRequest {
     /// What the build does for eddo (`deploy`, `rollback`, `tenant`): the token's prefix.
-    kind: &'static str,
+    kind: String,
     project: String,
     variables: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     timeout_minutes: Option<u32>,
+    /// The decision the build carries out: the token is derived from it alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    decision: Option<String>,
 }
 
 impl BuildRequest {
-    pub fn new(kind: &'static str, project: &str) -> BuildRequest {
+    pub fn new(kind: &str, project: &str) -> BuildRequest {
         BuildRequest {
-            kind,
+            kind: kind.to_string(),
             project: project.to_string(),
             variables: Vec::new(),
             timeout_minutes: None,
+            decision: None,
         }
     }
 
@@ -256,6 +265,13 @@ impl BuildRequest {
         self
     }
 
+    /// The request as the decision `id` froze it: its token is the decision's, and the build
+    /// carries the id ([`DECISION_VARIABLE`]).
+    pub fn decided(mut self, id: &str) -> BuildRequest {
+        self.decision = Some(id.to_string());
+        self
+    }
+
     pub fn project(&self) -> &str {
         &self.project
     }
@@ -264,32 +280,72 @@ impl BuildRequest {
         &self.variables
     }
 
-    /// `eddo-<kind>-` and a hash of everything the request sends: the same request, the same
-    /// token.
+    pub fn timeout_minutes(&self) -> Option<u32> {
+        self.timeout_minutes
+    }
+
+    /// The decision it carries out, if it was frozen by one.
+    pub fn decision(&self) -> Option<&str> {
+        self.decision.as_deref()
+    }
+
+    /// `eddo-<kind>-` and a hash of the decision it carries out; for a request no decision froze,
+    /// of everything it sends: the same request, the same token.
     pub fn token(&self) -> String {
+        let prefix = format!("eddo-{}", self.kind);
+        if let Some(decision) = &self.decision {
+            return token(&prefix, &format!("decision\n{decision}"));
+        }
         let mut unique = format!("{}\n{:?}\n", self.project, self.timeout_minutes);
         for (k, v) in &self.variables {
             unique.push_str(&format!("{}={}\n", k.len(), k));
             unique.push_str(&format!("{}={}\n", v.len(), v));
         }
-        token(&format!("eddo-{}", self.kind), &unique)
+        token(&prefix, &unique)
     }
+
+    /// Everything the build gets as overrides: the request's variables, its token and its
+    /// decision.
+    fn overrides(&self) -> Vec<(String, String)> {
+        let mut all = self.variables.clone();
+        all.push((TOKEN_VARIABLE.to_string(), self.token()));
+        if let Some(d) = &self.decision {
+            all.push((DECISION_VARIABLE.to_string(), d.clone()));
+        }
+        all
+    }
+}
+
+/// When a resumed start looks for the build an earlier attempt may have started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The first attempt of this invocation's own decision: CodeBuild's token covers a retry.
+    First,
+    /// Another invocation's work, decided at this epoch second: it may have started the build
+    /// and died, so every build of the project back to then is read first.
+    Resume { decided_at: u64 },
 }
 
 /// Starts the build `request` describes, or finds the one that request already started.
 ///
 /// The same token within CodeBuild's five minutes returns the same build. A token CodeBuild
-/// refuses as used with other parameters (an earlier eddo version, a policy change in between) is
-/// not a refusal: the build it started is read back. Past the five minutes only eddo's own
-/// records guard; `resume` (finishing another invocation's work, which may have started the build
-/// and died) looks for the build before starting one.
+/// refuses as used with other parameters (an earlier eddo version) is not a refusal: the build it
+/// started is read back. Past the five minutes only eddo's own records guard; a resumed attempt
+/// (finishing another invocation's work, which may have started the build and died) looks for
+/// the build, across every page back to its decision, before starting one.
 pub async fn start(
     client: &aws_sdk_codebuild::Client,
     request: &BuildRequest,
-    resume: bool,
+    attempt: Attempt,
 ) -> Result<String, StartError> {
     let token = request.token();
-    if resume && let Some(build) = find_build(client, request.project(), &token).await? {
+    let since = match attempt {
+        Attempt::First => None,
+        Attempt::Resume { decided_at } => Some(decided_at),
+    };
+    if let Some(since) = since
+        && let Some(build) = find_build(client, request.project(), &token, since).await?
+    {
         return Ok(build);
     }
     let mut start = client
@@ -299,12 +355,7 @@ pub async fn start(
         .set_timeout_in_minutes_override(
             request.timeout_minutes.and_then(|m| i32::try_from(m).ok()),
         );
-    let variables = request
-        .variables
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain([(TOKEN_VARIABLE, token.as_str())]);
-    for (name, value) in variables {
+    for (name, value) in request.overrides() {
         start = start.environment_variables_override(
             EnvironmentVariable::builder()
                 .name(name)
@@ -324,7 +375,9 @@ pub async fn start(
                 Some(StartBuildError::InvalidInputException(_))
             );
             let err = Error::aws("CodeBuild", "StartBuild", e);
-            if token_used && let Some(build) = find_build(client, request.project(), &token).await?
+            if token_used
+                && let Some(build) =
+                    find_build(client, request.project(), &token, since.unwrap_or(0)).await?
             {
                 return Ok(build);
             }
@@ -337,11 +390,14 @@ pub async fn start(
     }
 }
 
-/// The build of `project` that carries `token`, among its latest [`FIND_WINDOW`].
+/// The build of `project` that carries `token`, among every build of it started since `since`
+/// (epoch seconds, less a margin for clocks; 0 reads only the latest page), newest first, page
+/// by page.
 pub async fn find_build(
     client: &aws_sdk_codebuild::Client,
     project: &str,
     token: &str,
+    since: u64,
 ) -> Result<Option<String>, StartError> {
     let classify = |err: Error| {
         if err.is_retryable() {
@@ -350,37 +406,62 @@ pub async fn find_build(
             StartError::Refused(err)
         }
     };
-    let ids = client
-        .list_builds_for_project()
-        .project_name(project)
-        .sort_order(SortOrderType::Descending)
-        .send()
-        .await
-        .map_err(|e| classify(Error::aws("CodeBuild", "ListBuildsForProject", e)))?
-        .ids
-        .unwrap_or_default();
-    if ids.is_empty() {
-        return Ok(None);
+    let oldest = i64::try_from(since).unwrap_or(i64::MAX) - FIND_MARGIN_SECS;
+    let mut next: Option<String> = None;
+    loop {
+        let page = client
+            .list_builds_for_project()
+            .project_name(project)
+            .sort_order(SortOrderType::Descending)
+            .set_next_token(next.take())
+            .send()
+            .await
+            .map_err(|e| classify(Error::aws("CodeBuild", "ListBuildsForProject", e)))?;
+        let ids = page.ids.unwrap_or_default();
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        for chunk in ids.chunks(FIND_BATCH) {
+            let builds = client
+                .batch_get_builds()
+                .set_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify(Error::aws("CodeBuild", "BatchGetBuilds", e)))?
+                .builds
+                .unwrap_or_default();
+            if let Some(found) = builds.iter().find(|b| carries(b, token)) {
+                return Ok(found.id.clone());
+            }
+            // Newest first: once a page reaches builds started before the decision, no older
+            // one can be its.
+            let reached = builds
+                .iter()
+                .filter_map(|b| b.start_time.map(|t| t.secs()))
+                .any(|t| t < oldest);
+            if since == 0 || reached {
+                return Ok(None);
+            }
+        }
+        match page.next_token {
+            Some(t) => next = Some(t),
+            None => return Ok(None),
+        }
     }
-    let builds = client
-        .batch_get_builds()
-        .set_ids(Some(ids.into_iter().take(FIND_WINDOW).collect()))
-        .send()
-        .await
-        .map_err(|e| classify(Error::aws("CodeBuild", "BatchGetBuilds", e)))?
-        .builds
-        .unwrap_or_default();
-    Ok(builds.into_iter().find_map(|b| {
-        let carries = b
-            .environment
-            .as_ref()
-            .and_then(|e| e.environment_variables.as_ref())
-            .is_some_and(|vars| {
-                vars.iter()
-                    .any(|v| v.name() == TOKEN_VARIABLE && v.value() == token)
-            });
-        carries.then_some(b.id).flatten()
-    }))
+}
+
+/// How many builds one `BatchGetBuilds` reads (its limit).
+pub const FIND_BATCH: usize = 100;
+
+/// Whether the build carries `token` among its environment overrides.
+fn carries(b: &aws_sdk_codebuild::types::Build, token: &str) -> bool {
+    b.environment
+        .as_ref()
+        .and_then(|e| e.environment_variables.as_ref())
+        .is_some_and(|vars| {
+            vars.iter()
+                .any(|v| v.name() == TOKEN_VARIABLE && v.value() == token)
+        })
 }
 
 /// An idempotency token: `prefix` and a hash of what makes the start unique.
@@ -512,7 +593,9 @@ mod tests {
         let [list, get] = listed(token);
         let start = mismatch();
         let client = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&start, &list, &get]);
-        let build = super::start(&client, &deploy(), false).await.unwrap();
+        let build = super::start(&client, &deploy(), Attempt::First)
+            .await
+            .unwrap();
         assert_eq!(build, "eddo-deploy:1");
         assert_eq!(start.num_calls(), 1);
     }
@@ -523,7 +606,9 @@ mod tests {
         let [list, get] = listed("eddo-not-this-one");
         let start = mismatch();
         let client = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&start, &list, &get]);
-        let err = super::start(&client, &deploy(), false).await.unwrap_err();
+        let err = super::start(&client, &deploy(), Attempt::First)
+            .await
+            .unwrap_err();
         assert!(matches!(err, StartError::Refused(_)), "{err:?}");
     }
 
@@ -534,7 +619,9 @@ mod tests {
         let [list, get] = listed(token);
         let start = mismatch();
         let client = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&start, &list, &get]);
-        let build = super::start(&client, &deploy(), true).await.unwrap();
+        let build = super::start(&client, &deploy(), Attempt::Resume { decided_at: 0 })
+            .await
+            .unwrap();
         assert_eq!(build, "eddo-deploy:1");
         assert_eq!(start.num_calls(), 0, "found, not started");
     }

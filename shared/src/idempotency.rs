@@ -102,6 +102,7 @@ impl Once {
             .set_item(Some(key.item()))
             .item(outbox::OUTBOX, outbox::outbox_value(events)?)
             .item(outbox::LEASE_UNTIL, n(lease.until))
+            .item(outbox::LEASE_ID, s(&lease.id))
             .item("expires_at", n(now + self.retention.as_secs()))
             .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
             .expression_attribute_values(":now", n(now))

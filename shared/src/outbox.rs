@@ -30,16 +30,51 @@ pub const OUTBOX: &str = "outbox";
 /// The attribute holding the lease's end (epoch seconds).
 pub const LEASE_UNTIL: &str = "lease_until";
 
-/// How long an invocation has a record to itself. eddo's asynchronous functions time out at
-/// 30 s; 45 s is past any invocation still at work.
-pub const LEASE_SECS: u64 = 45;
+/// How long an invocation has a record to itself when no invocation deadline is known (a test,
+/// the CLI): past any eddo function's timeout (30 s).
+pub const DEFAULT_LEASE_SECS: u64 = 45;
+
+/// How long a lease outlasts the invocation that holds it: for clocks and for a call the runtime
+/// cut off at the deadline that still lands.
+pub const LEASE_MARGIN_SECS: u64 = 15;
 
 /// A condition that the record's lease has lapsed, for a write whose values hold `:now`.
 pub const LAPSED: &str = "(attribute_not_exists(lease_until) OR lease_until <= :now)";
 
+/// A condition that the record's lease is the one whose id is `:lease_id`.
+pub const MINE: &str = "lease_id = :lease_id";
+
+/// The attribute holding the lease's id: what tells two leases of the same second apart.
+pub const LEASE_ID: &str = "lease_id";
+
+tokio::task_local! {
+    /// The invocation's deadline (epoch milliseconds), as the Lambda runtime gives it.
+    static DEADLINE_MS: u64;
+}
+
+/// Runs `work` (one invocation) with its deadline (`Context::deadline`, epoch milliseconds), so
+/// every lease it takes lasts as long as it can still act, and no longer.
+pub async fn within<F: Future>(deadline_ms: u64, work: F) -> F::Output {
+    DEADLINE_MS.scope(deadline_ms, work).await
+}
+
+/// How long a lease taken now lasts: the invocation's time left and [`LEASE_MARGIN_SECS`];
+/// [`DEFAULT_LEASE_SECS`] outside an invocation.
+pub fn lease_secs() -> u64 {
+    DEADLINE_MS
+        .try_with(|deadline| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                .unwrap_or_default();
+            deadline.saturating_sub(now).div_ceil(1000) + LEASE_MARGIN_SECS
+        })
+        .unwrap_or(DEFAULT_LEASE_SECS)
+}
+
 /// The end of a lease taken at `now`.
 pub fn lease_from(now: u64) -> u64 {
-    now + LEASE_SECS
+    now + lease_secs()
 }
 
 /// Whether a lease ending at `until` still holds at `now`. The one rule: it holds strictly
@@ -51,6 +86,11 @@ pub fn leased(until: u64, now: u64) -> bool {
 /// The record's lease end (0: none).
 pub fn lease_of(item: &Item) -> u64 {
     num(item, LEASE_UNTIL).unwrap_or(0)
+}
+
+/// The record's lease id (empty: none).
+pub fn lease_id_of(item: &Item) -> &str {
+    attr(item, LEASE_ID).unwrap_or_default()
 }
 
 /// The events a record owes, in order (empty: it owes none).
@@ -85,12 +125,20 @@ pub struct Outbox {
     index: Option<&'static str>,
 }
 
+/// An id no other decision or lease carries (128 random bits, hex).
+pub fn unique_id() -> String {
+    format!("{:032x}", fastrand::u128(..))
+}
+
 /// A lease this invocation holds on one record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lease {
     pub key: Item,
-    /// The lease's end as written: what says it is still this invocation's.
+    /// The lease's end as written (epoch seconds).
     pub until: u64,
+    /// Its id as written: what says it is still this invocation's (two leases taken in the same
+    /// second have different ids).
+    pub id: String,
 }
 
 impl Lease {
@@ -99,7 +147,21 @@ impl Lease {
         Lease {
             key,
             until: lease_from(now),
+            id: unique_id(),
         }
+    }
+
+    /// The `SET` clauses that write this lease, with [`Lease::values`].
+    pub const SET: &'static str = "lease_until = :lease, lease_id = :lease_id";
+
+    /// The values of [`Lease::SET`] and [`MINE`].
+    pub fn values(&self) -> [(&'static str, AttributeValue); 2] {
+        [(":lease", n(self.until)), (":lease_id", s(&self.id))]
+    }
+
+    /// Whether the record `item` still holds this lease.
+    pub fn holds(&self, item: &Item) -> bool {
+        lease_id_of(item) == self.id
     }
 }
 
@@ -147,24 +209,23 @@ impl Outbox {
         condition: &str,
         values: &[(&str, AttributeValue)],
     ) -> Result<Option<(Lease, Item)>, Error> {
-        let until = lease_from(now);
+        let lease = Lease::new(key.clone(), now);
         let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key.clone()))
-            .update_expression("SET lease_until = :until")
+            .update_expression(format!("SET {}", Lease::SET))
             .condition_expression(format!(
                 "attribute_exists(pk) AND {LAPSED} AND ({condition})"
             ))
-            .expression_attribute_values(":until", n(until))
             .expression_attribute_values(":now", n(now))
             .return_values(ReturnValue::AllNew);
         if condition.contains("#state") {
             update = update.expression_attribute_names("#state", "state");
         }
-        for (name, value) in values {
-            update = update.expression_attribute_values(*name, value.clone());
+        for (name, value) in values.iter().cloned().chain(lease.values()) {
+            update = update.expression_attribute_values(name, value);
         }
         let result = update.send().await;
         let item = match result {
@@ -174,13 +235,7 @@ impl Outbox {
                 return Ok(None);
             }
         };
-        Ok(Some((
-            Lease {
-                key: key.clone(),
-                until,
-            },
-            item,
-        )))
+        Ok(Some((lease, item)))
     }
 
     /// Publishes `events` (a record's outbox, as written) and removes them from the record, if
@@ -214,9 +269,13 @@ impl Outbox {
             .set_key(Some(lease.key.clone()))
             .update_expression(match self.index {
                 Some(index) => {
-                    format!("REMOVE outbox, {index} SET lease_until = :zero, sent_ids = :ids")
+                    format!(
+                        "REMOVE outbox, lease_id, {index} SET lease_until = :zero, sent_ids = :ids"
+                    )
                 }
-                None => "REMOVE outbox SET lease_until = :zero, sent_ids = :ids".to_string(),
+                None => {
+                    "REMOVE outbox, lease_id SET lease_until = :zero, sent_ids = :ids".to_string()
+                }
             })
             .condition_expression("outbox = :sent")
             .expression_attribute_values(":sent", outbox_value(events)?)
@@ -250,10 +309,10 @@ impl Outbox {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(lease.key.clone()))
-            .update_expression("SET lease_until = :zero")
-            .condition_expression("lease_until = :mine")
+            .update_expression("SET lease_until = :zero REMOVE lease_id")
+            .condition_expression(MINE)
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":mine", n(lease.until))
+            .expression_attribute_values(":lease_id", s(&lease.id))
             .send()
             .await;
         written(result, "UpdateItem").map(|_| ())
@@ -277,13 +336,39 @@ mod tests {
     #[test]
     fn the_lease_holds_strictly_before_its_end() {
         assert!(leased(lease_from(100), 100));
-        assert!(leased(lease_from(100), 100 + LEASE_SECS - 1));
-        assert!(!leased(lease_from(100), 100 + LEASE_SECS));
+        assert!(leased(lease_from(100), 100 + DEFAULT_LEASE_SECS - 1));
+        assert!(!leased(lease_from(100), 100 + DEFAULT_LEASE_SECS));
         assert!(!leased(0, 1));
         assert!(
             LAPSED.contains("lease_until <= :now"),
             "the negation of leased"
         );
+    }
+
+    #[test]
+    fn two_leases_of_one_second_are_two() {
+        let (a, b) = (Lease::new(Item::new(), 100), Lease::new(Item::new(), 100));
+        assert_eq!(a.until, b.until);
+        assert_ne!(a.id, b.id);
+        let mut item = Item::new();
+        item.insert(LEASE_ID.into(), s(&a.id));
+        assert!(a.holds(&item) && !b.holds(&item));
+    }
+
+    #[tokio::test]
+    async fn a_lease_lasts_the_invocation_s_time_left_and_a_margin() {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let secs = within(now_ms + 120_000, async { lease_secs() }).await;
+        assert!(
+            (120 + LEASE_MARGIN_SECS - 1..=120 + LEASE_MARGIN_SECS).contains(&secs),
+            "{secs}"
+        );
+        let past = within(now_ms.saturating_sub(1_000), async { lease_secs() }).await;
+        assert_eq!(past, LEASE_MARGIN_SECS);
+        assert_eq!(lease_secs(), DEFAULT_LEASE_SECS, "outside an invocation");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use eddo::{DetailType, Error};
 use serde_json::{Value, json};
 use tracing::{Instrument, warn};
 
+use crate::starting::Origin;
 use crate::store::{Finish, RollbackRecord, record_key};
 use crate::{DECIDE_ATTEMPTS, Report, Rollbacks, contention, version_detail};
 
@@ -41,6 +42,36 @@ impl Rollbacks {
         for _ in 0..DECIDE_ATTEMPTS {
             let now = (self.clock)();
             let (history, record) = self.store.service(&service.name).await?;
+            if record.build_id.is_none()
+                && record.decision.is_some()
+                && b.env(codebuild::DECISION_VARIABLE) == record.decision.as_deref()
+                && let Some((pk, sk)) = &record.change
+            {
+                // The decision's own build, finished before its start was recorded: recorded
+                // and said now (under the alarm change's lease), then its completion; or retried
+                // while its starter still works.
+                let Some(lease) = self.store.take(pk, sk, now).await? else {
+                    return Err(Error::InProgress(format!(
+                        "the start of rollback build {} is being recorded by another invocation",
+                        b.id()
+                    )));
+                };
+                let detail = match self.store.change(pk, sk).await? {
+                    Some(c) => serde_json::from_str(&c.detail).unwrap_or(Value::Null),
+                    None => Value::Null,
+                };
+                let mut known = record.clone();
+                known.build_id = Some(b.id().to_string());
+                let origin = Origin {
+                    alarm: record.alarm.as_deref().unwrap_or_default(),
+                    causation: record.causation_id.clone().unwrap_or_default(),
+                };
+                let result = self
+                    .start(&origin, service, &known, &detail, &lease, true)
+                    .await;
+                self.store.outbox().guard(&lease, result).await?;
+                continue;
+            }
             if record.build_id.as_deref().map(codebuild::build_id) != Some(b.id()) {
                 warn!(service = %service.name, build = %b.build_id, "a rollback build eddo did not start finished");
                 return Ok(Report::quiet(format!(

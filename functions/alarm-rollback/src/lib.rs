@@ -14,6 +14,7 @@ mod finished;
 mod starting;
 pub mod store;
 
+use crate::starting::Origin;
 use eddo::history::Version;
 use eddo::idempotency::now_epoch;
 use eddo::outbox::Lease;
@@ -304,11 +305,13 @@ impl Rollbacks {
                     correlation_id: &correlation,
                     owes: &owes,
                     now,
+                    lease: &Lease::new(change_key(&pk, &sk), now),
                 };
                 return self.note(policy, alarm, &change).instrument(span).await;
             }
             let starts = starts_after(&record.facts(now), rollback, now);
-            let start = Start {
+            let decision = eddo::outbox::unique_id();
+            let mut start = Start {
                 service: &service.name,
                 decided_on: record.rev,
                 hold_until: now + u64::from(rollback.hold_minutes) * 60,
@@ -317,8 +320,16 @@ impl Rollbacks {
                 correlation_id: &correlation,
                 causation_id: &causation,
                 alarm: &alarm.name,
+                change: (&pk, &sk),
                 starts: &starts,
+                now,
+                decision: &decision,
+                intent: None,
             };
+            // The build is frozen with the decision: every attempt sends this request.
+            let intent = starting::rollback_request(service, &start.planned(), &causation)?
+                .decided(&decision);
+            start.intent = Some(&intent);
             let change = NewChange {
                 pk: &pk,
                 sk: &sk,
@@ -328,13 +339,21 @@ impl Rollbacks {
                 correlation_id: &correlation,
                 owes: &[],
                 now,
+                lease: &Lease::new(change_key(&pk, &sk), now),
             };
             match self.store.claim(&change, &start).await? {
                 Claim::Started(claimed) => {
                     detail["rev"] = json!(claimed.rev);
-                    let lease = Lease::new(change_key(&pk, &sk), now);
+                    let lease = change.lease.clone();
                     let r = self
-                        .start(alarm, service, &claimed, &detail, &lease, false)
+                        .start(
+                            &Origin::of(alarm),
+                            service,
+                            &claimed,
+                            &detail,
+                            &lease,
+                            false,
+                        )
                         .instrument(span)
                         .await;
                     return self.store.outbox().guard(&lease, r).await;
@@ -384,6 +403,7 @@ impl Rollbacks {
             correlation_id: correlation,
             owes: &owes,
             now: (self.clock)(),
+            lease: &Lease::new(change_key(&pk, &sk), (self.clock)()),
         };
         self.note(policy, alarm, &change).await
     }
@@ -398,7 +418,7 @@ impl Rollbacks {
     ) -> Result<Report, Error> {
         match self.store.note(change).await? {
             None => {
-                let lease = Lease::new(change_key(change.pk, change.sk), change.now);
+                let lease = change.lease.clone();
                 let outcome = change.owes[0].detail_type.to_lowercase();
                 self.say(&lease, change.owes, &outcome).await
             }
@@ -495,7 +515,7 @@ impl Rollbacks {
         }
         let mut detail: Value = serde_json::from_str(&change.detail).unwrap_or(Value::Null);
         detail["rev"] = json!(change.rev);
-        self.start(alarm, service, &record, &detail, lease, true)
+        self.start(&Origin::of(alarm), service, &record, &detail, lease, true)
             .await
     }
 }

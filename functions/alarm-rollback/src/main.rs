@@ -30,8 +30,8 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     let rollbacks = Rollbacks::new(&config, Policies::live(policy), &sdk);
     let rollbacks = &rollbacks;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        rollbacks
-            .handle(&event.payload)
+        // Every lease taken lasts as long as this invocation can still act.
+        eddo::outbox::within(event.context.deadline, rollbacks.handle(&event.payload))
             .await
             .map_err(Diagnostic::from)
     }))

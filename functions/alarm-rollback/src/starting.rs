@@ -20,7 +20,7 @@ impl Rollbacks {
     /// a build it already started. The build and the event that says it are one write.
     pub(crate) async fn start(
         &self,
-        alarm: &AlarmChange,
+        origin: &Origin<'_>,
         service: &Service,
         record: &RollbackRecord,
         detail: &Value,
@@ -36,21 +36,24 @@ impl Rollbacks {
         let causation = record
             .causation_id
             .clone()
-            .unwrap_or_else(|| Self::causation(alarm));
-        let request = rollback_request(service, record, &causation)?;
+            .unwrap_or_else(|| origin.causation.clone());
+        // The build the decision froze; a record written before decisions froze it: made now.
+        let request = match &record.intent {
+            Some(i) => i.clone(),
+            None => rollback_request(service, record, &causation)?,
+        };
         let build = match &record.build_id {
             Some(b) => b.clone(),
-            None => match codebuild::start(&self.codebuild, &request, resumed).await {
+            None => match self.start_build(record, &request, resumed).await {
                 Ok(b) => b,
-                Err(StartError::Retryable(e)) => return Err(e),
-                Err(StartError::Refused(e)) => {
+                Err(Unstarted::Retryable(e)) => return Err(e),
+                Err(Unstarted::Refused(why)) => {
                     let mut failed = detail.clone();
                     failed["build_id"] = Value::Null;
-                    failed["alarm"] = json!(alarm.name);
+                    failed["alarm"] = json!(origin.alarm);
                     failed["status"] = json!("NOT_STARTED");
                     failed["reason"] = json!(format!(
-                        "could not start {}: {e}; deployments of {} are no longer held",
-                        request.project(),
+                        "{why}; deployments of {} are no longer held",
                         service.name
                     ));
                     let owes = [OutgoingEvent::enveloped(
@@ -91,10 +94,82 @@ impl Rollbacks {
     }
 }
 
+/// Where a rollback's start comes from: the alarm's name, and the causation a record written
+/// before it kept its own falls back to.
+pub(crate) struct Origin<'a> {
+    pub alarm: &'a str,
+    pub causation: String,
+}
+
+impl<'a> Origin<'a> {
+    pub fn of(alarm: &'a AlarmChange) -> Origin<'a> {
+        Origin {
+            alarm: &alarm.name,
+            causation: Rollbacks::causation(alarm),
+        }
+    }
+}
+
+/// Why a rollback's build did not start.
+enum Unstarted {
+    Retryable(Error),
+    /// Refused, or too late: said as a failed rollback, with the reason.
+    Refused(String),
+}
+
+impl Rollbacks {
+    /// Starts `request`, or finds the build an earlier attempt started. A resumed start whose
+    /// hold has ended starts nothing new: rolled back now, it could replace what went live
+    /// since; only a build its decision already started counts.
+    async fn start_build(
+        &self,
+        record: &RollbackRecord,
+        request: &codebuild::BuildRequest,
+        resumed: bool,
+    ) -> Result<String, Unstarted> {
+        let classify = |e: StartError| match e {
+            StartError::Retryable(e) => Unstarted::Retryable(e),
+            StartError::Refused(e) => {
+                Unstarted::Refused(format!("could not start {}: {e}", request.project()))
+            }
+        };
+        if !resumed {
+            return codebuild::start(&self.codebuild, request, codebuild::Attempt::First)
+                .await
+                .map_err(classify);
+        }
+        let now = (self.clock)();
+        if now < record.held_until {
+            let attempt = codebuild::Attempt::Resume {
+                decided_at: record.decided_at,
+            };
+            return codebuild::start(&self.codebuild, request, attempt)
+                .await
+                .map_err(classify);
+        }
+        let token = request.token();
+        match codebuild::find_build(
+            &self.codebuild,
+            request.project(),
+            &token,
+            record.decided_at,
+        )
+        .await
+        {
+            Ok(Some(build)) => Ok(build),
+            Ok(None) => Err(Unstarted::Refused(format!(
+                "its hold ended at {} before its build started, and a rollback started now could replace what went live since: not started",
+                rfc3339(record.held_until)
+            ))),
+            Err(e) => Err(classify(e)),
+        }
+    }
+}
+
 /// The rollback build of a service's rollback record: a pure function of the decision (the
 /// record as claimed, with the event that decided it), so every attempt sends the same request
 /// with the same token.
-fn rollback_request(
+pub(crate) fn rollback_request(
     service: &Service,
     record: &RollbackRecord,
     causation: &str,

@@ -12,6 +12,7 @@
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use eddo::Error;
+use eddo::codebuild::BuildRequest;
 use eddo::dynamo::{Item, attr, get, key, n, num, s, transacted, written};
 use eddo::history::{self, History, ROLLBACK_SK, Version, service_pk};
 use eddo::names::ServiceName;
@@ -88,6 +89,12 @@ pub struct RollbackRecord {
     pub finished: Option<String>,
     /// It owes events not yet said (a completion's).
     pub owes: bool,
+    /// The decision this revision carries out (`EDDO_DECISION_ID`), the build it froze, and when.
+    pub decision: Option<String>,
+    pub intent: Option<BuildRequest>,
+    pub decided_at: u64,
+    /// The key of the alarm change that decided it, whose lease guards its start.
+    pub change: Option<(String, String)>,
 }
 
 impl RollbackRecord {
@@ -108,6 +115,10 @@ impl RollbackRecord {
             alarm: text("alarm"),
             finished: text("finished"),
             owes: item.contains_key(outbox::OUTBOX),
+            decision: text("decision"),
+            intent: attr(item, "intent").and_then(|j| serde_json::from_str(j).ok()),
+            decided_at: num(item, "decided_at").unwrap_or(0),
+            change: text("change_pk").zip(text("change_sk")),
         }
     }
 
@@ -146,6 +157,8 @@ pub struct NewChange<'a> {
     /// The events it owes already (a change with nothing to do: its one event).
     pub owes: &'a [OutgoingEvent],
     pub now: u64,
+    /// The lease its write takes.
+    pub lease: &'a Lease,
 }
 
 /// The key of an alarm change's record.
@@ -168,7 +181,35 @@ pub struct Start<'a> {
     pub correlation_id: &'a str,
     pub causation_id: &'a str,
     pub alarm: &'a str,
+    /// The key of the alarm change deciding it.
+    pub change: (&'a str, &'a str),
     pub starts: &'a [u64],
+    pub now: u64,
+    /// The decision's id and the build it freezes ([`Start::planned`] makes the request).
+    pub decision: &'a str,
+    pub intent: Option<&'a BuildRequest>,
+}
+
+impl Start<'_> {
+    /// The rollback record this decision writes.
+    pub fn planned(&self) -> RollbackRecord {
+        RollbackRecord {
+            rev: self.decided_on + 1,
+            held_until: self.hold_until,
+            build_id: None,
+            target: Some(self.target.clone()),
+            replacing: Some(self.replacing.clone()),
+            correlation_id: Some(self.correlation_id.to_string()),
+            causation_id: Some(self.causation_id.to_string()),
+            starts: self.starts.to_vec(),
+            alarm: Some(self.alarm.to_string()),
+            decision: Some(self.decision.to_string()),
+            intent: self.intent.cloned(),
+            decided_at: self.now,
+            change: Some((self.change.0.to_string(), self.change.1.to_string())),
+            ..RollbackRecord::default()
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -249,7 +290,8 @@ impl Store {
             .item("detail", s(c.detail))
             .item("correlation_id", s(c.correlation_id))
             .item("at", n(c.now))
-            .item(outbox::LEASE_UNTIL, n(outbox::lease_from(c.now)))
+            .item(outbox::LEASE_UNTIL, n(c.lease.until))
+            .item(outbox::LEASE_ID, s(&c.lease.id))
             .item("expires_at", n(c.now + CHANGE_DAYS * 86_400))
             .condition_expression("attribute_not_exists(pk)");
         if !c.owes.is_empty() {
@@ -301,7 +343,9 @@ impl Store {
             .key("sk", s(ROLLBACK_SK))
             .update_expression(
                 "SET rev = :rev, held_until = :hold, target = :target, replacing = :replacing, \
-                 correlation_id = :corr, causation_id = :cause, starts = :starts, alarm = :alarm \
+                 correlation_id = :corr, causation_id = :cause, starts = :starts, alarm = :alarm, \
+                 decision = :decision, intent = :intent, decided_at = :now, \
+                 change_pk = :change_pk, change_sk = :change_sk \
                  REMOVE build_id",
             )
             // A completion still owed is said before another rollback takes the record.
@@ -320,6 +364,14 @@ impl Store {
                 s(&serde_json::to_string(start.starts).map_err(Error::Encode)?),
             )
             .expression_attribute_values(":alarm", s(start.alarm))
+            .expression_attribute_values(":decision", s(start.decision))
+            .expression_attribute_values(
+                ":intent",
+                s(&serde_json::to_string(&start.intent).map_err(Error::Encode)?),
+            )
+            .expression_attribute_values(":now", n(start.now))
+            .expression_attribute_values(":change_pk", s(start.change.0))
+            .expression_attribute_values(":change_sk", s(start.change.1))
             .build()
             .map_err(invalid)?;
         let result = self
@@ -330,18 +382,7 @@ impl Store {
             .send()
             .await;
         if transacted(result)? {
-            return Ok(Claim::Started(Box::new(RollbackRecord {
-                rev,
-                held_until: start.hold_until,
-                build_id: None,
-                target: Some(start.target.clone()),
-                replacing: Some(start.replacing.clone()),
-                correlation_id: Some(start.correlation_id.to_string()),
-                causation_id: Some(start.causation_id.to_string()),
-                starts: start.starts.to_vec(),
-                alarm: Some(start.alarm.to_string()),
-                ..RollbackRecord::default()
-            })));
+            return Ok(Claim::Started(Box::new(start.planned())));
         }
         // Which condition failed: the alarm change's record says.
         match self.change(c.pk, c.sk).await? {
@@ -408,10 +449,13 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(lease.key.clone()))
             .update_expression("SET outbox = :outbox, settled = :t")
-            .condition_expression("lease_until = :mine AND attribute_not_exists(settled)")
+            .condition_expression(format!(
+                "{} AND attribute_not_exists(settled)",
+                outbox::MINE
+            ))
             .expression_attribute_values(":outbox", outbox::outbox_value(owes)?)
             .expression_attribute_values(":t", AttributeValue::Bool(true))
-            .expression_attribute_values(":mine", n(lease.until))
+            .expression_attribute_values(":lease_id", s(&lease.id))
             .build()
             .map_err(invalid)?;
         let mut tx = self
@@ -448,7 +492,7 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(record_key(f.service)))
             .update_expression(
-                "SET held_until = :zero, finished = :b, finished_at = :now, succeeded = :ok, outbox = :outbox, lease_until = :lease",
+                "SET held_until = :zero, finished = :b, finished_at = :now, succeeded = :ok, outbox = :outbox, lease_until = :lease, lease_id = :lease_id",
             )
             .condition_expression(
                 "build_id = :b AND (attribute_not_exists(finished) OR finished <> :b)",
@@ -459,6 +503,7 @@ impl Store {
             .expression_attribute_values(":ok", AttributeValue::Bool(f.live.is_some()))
             .expression_attribute_values(":outbox", outbox::outbox_value(f.owes)?)
             .expression_attribute_values(":lease", n(f.lease.until))
+            .expression_attribute_values(":lease_id", s(&f.lease.id))
             .build()
             .map_err(invalid)?;
         let mut tx = self

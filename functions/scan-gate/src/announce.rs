@@ -14,7 +14,7 @@ use eddo::publish::OutgoingEvent;
 
 use crate::candidate::{Candidate, Evidence, State};
 use crate::decide::Verdict;
-use crate::store::{Decided, Transition, key_of};
+use crate::store::{Decided, Transition, decision_token, key_of};
 use crate::{Gate, Report};
 
 /// One piece of evidence in a decision event: which signal, which event.
@@ -91,6 +91,7 @@ impl Gate {
         decided.decided_by = cause.event_id.clone();
         let (event, outcome) = self.decision_event(service, &decided)?;
         let owes = [event];
+        let (decision, lease) = (decision_token(), Lease::new(key_of(c), now));
         let d = Decided {
             candidate: c,
             to,
@@ -99,12 +100,12 @@ impl Gate {
             owes: &owes,
             now,
             approved: c.approved(&service.gate),
+            decision: &decision,
+            lease: &lease,
+            intent: None,
         };
         match self.store.decide(&d).await? {
-            Transition::Done => {
-                let lease = Lease::new(key_of(c), now);
-                self.say(&lease, &owes, c, outcome).await
-            }
+            Transition::Done => self.say(&lease, &owes, c, outcome).await,
             Transition::Stale => self.decide_again(service, c, cause, now).await,
             _ => Ok(Report::quiet("another invocation decided this candidate")),
         }

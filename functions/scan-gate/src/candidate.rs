@@ -114,6 +114,12 @@ pub struct Candidate {
     pub owes: bool,
     /// Until when the invocation that last decided or took it has it to itself.
     pub lease_until: u64,
+    /// The lease's id (empty: none).
+    pub lease_id: String,
+    /// The decision's id (empty while waiting): what its deploy build carries.
+    pub decision: String,
+    /// The deploy build the decision froze, if it decided to deploy.
+    pub intent: Option<eddo::codebuild::BuildRequest>,
     /// The id of the event that caused the decision: the deploy build's causation, whoever
     /// starts it.
     pub decided_by: String,

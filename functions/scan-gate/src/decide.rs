@@ -216,6 +216,9 @@ mod tests {
             build_id: None,
             owes: false,
             lease_until: 0,
+            lease_id: String::new(),
+            decision: String::new(),
+            intent: None,
             decided_by: String::new(),
             reasons: vec![],
             decided_at: if state == State::Waiting { 0 } else { 1100 },
@@ -385,7 +388,12 @@ mod tests {
             }
         );
         assert_eq!(
-            next(&g, &deciding, &Build, 1000 + eddo::outbox::LEASE_SECS),
+            next(
+                &g,
+                &deciding,
+                &Build,
+                1000 + eddo::outbox::DEFAULT_LEASE_SECS
+            ),
             Next::Withdraw {
                 reasons: vec!["sast: failed".into()]
             }
@@ -404,7 +412,12 @@ mod tests {
             }
         );
         assert_eq!(
-            next(&g, &stalled, &Build, 1000 + eddo::outbox::LEASE_SECS),
+            next(
+                &g,
+                &stalled,
+                &Build,
+                1000 + eddo::outbox::DEFAULT_LEASE_SECS
+            ),
             Next::Resume
         );
 

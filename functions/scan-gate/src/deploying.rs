@@ -2,11 +2,11 @@
 //! starting the deploy project once with the image the service's build reported, and the deploy
 //! project's own completion, which moves the service's history.
 
-use eddo::codebuild::{self, BuildRequest, StartError};
+use eddo::codebuild::{self, Attempt, BuildRequest, StartError};
 use eddo::history::{Version, VersionKind};
 use eddo::names::ImageDigest;
 use eddo::outbox::Lease;
-use eddo::policy::Service;
+use eddo::policy::{Policy, Service};
 use eddo::publish::OutgoingEvent;
 use eddo::{DetailType, Error};
 use serde_json::{Value, json};
@@ -15,7 +15,7 @@ use tracing::warn;
 use crate::candidate::{Candidate, Evidence, State};
 use crate::decide::known_bad;
 use crate::signal::DeployFinished;
-use crate::store::{Decided, Finished, Transition, key_of};
+use crate::store::{Decided, Finished, Transition, decision_token, key_of};
 use crate::{Gate, Report};
 
 impl Gate {
@@ -28,17 +28,12 @@ impl Gate {
         cause: &Evidence,
         now: u64,
     ) -> Result<Report, Error> {
-        let d = Decided {
-            candidate: c,
-            to: State::Deploying,
-            reasons: &[],
-            by: &cause.event_id,
-            owes: &[],
-            now,
-            approved: c.approved(&service.gate),
-        };
-        let decided = self.store.decide(&d).await?;
-        self.deploying(service, c, decided, cause, now).await
+        let made = Decision::new(service, c, cause, now);
+        let decided = self
+            .store
+            .decide(&made.decided(service, c, cause, now))
+            .await?;
+        self.deploying(service, c, decided, made, cause, now).await
     }
 
     /// Deploys a decided candidate again: a commit a rollback replaced, now approved.
@@ -49,11 +44,14 @@ impl Gate {
         cause: &Evidence,
         now: u64,
     ) -> Result<Report, Error> {
+        let made = Decision::new(service, c, cause, now);
         let decided = self
             .store
-            .redeploy(c, c.approved(&service.gate), &cause.event_id, now)
+            .redeploy(&made.decided(service, c, cause, now))
             .await?;
-        let mut report = self.deploying(service, c, decided, cause, now).await?;
+        let mut report = self
+            .deploying(service, c, decided, made, cause, now)
+            .await?;
         if report.outcome == "deployment started" {
             report.outcome = "approved after its rollback: deployment started again".into();
         }
@@ -65,6 +63,7 @@ impl Gate {
         service: &Service,
         c: &Candidate,
         decided: Transition,
+        made: Decision,
         cause: &Evidence,
         now: u64,
     ) -> Result<Report, Error> {
@@ -79,8 +78,11 @@ impl Gate {
                 c.state = State::Deploying;
                 c.decided_at = now;
                 c.decided_by = cause.event_id.clone();
-                let lease = Lease::new(key_of(&c), now);
-                self.start_deploy(service, &c, &lease, false).await
+                c.decision = made.id;
+                c.intent = Some(made.intent);
+                c.lease_id = made.lease.id.clone();
+                self.start_deploy(service, &c, &made.lease, Attempt::First)
+                    .await
             }
             Transition::KnownBad if c.state != State::Waiting => Ok(Report {
                 outcome: "the commit is known bad and no approval cleared it".into(),
@@ -128,7 +130,12 @@ impl Gate {
         now: u64,
     ) -> Result<Report, Error> {
         match self.store.take_unstarted(c, now).await? {
-            Some(lease) => self.start_deploy(service, c, &lease, true).await,
+            Some(lease) => {
+                let attempt = Attempt::Resume {
+                    decided_at: c.decided_at,
+                };
+                self.start_deploy(service, c, &lease, attempt).await
+            }
             None => Ok(Report::quiet(
                 "the deployment is being started by another invocation",
             )),
@@ -137,15 +144,16 @@ impl Gate {
 
     /// Starts the deploy project for a deploying candidate this invocation holds `lease` on,
     /// records the build with the event that says it started, and sends that event. The request
-    /// is the decision's alone ([`deploy_request`]), so every attempt sends the same one.
+    /// is the one the decision froze ([`Candidate::intent`]), so every attempt sends the same one
+    /// whatever the policy says by then.
     async fn start_deploy(
         &self,
         service: &Service,
         c: &Candidate,
         lease: &Lease,
-        resume: bool,
+        attempt: Attempt,
     ) -> Result<Report, Error> {
-        let result = self.start_deploy_leased(service, c, lease, resume).await;
+        let result = self.start_deploy_leased(service, c, lease, attempt).await;
         self.store.outbox().guard(lease, result).await
     }
 
@@ -154,22 +162,11 @@ impl Gate {
         service: &Service,
         c: &Candidate,
         lease: &Lease,
-        resume: bool,
+        attempt: Attempt,
     ) -> Result<Report, Error> {
-        let request = deploy_request(service, c);
-        match codebuild::start(&self.codebuild, &request, resume).await {
-            Ok(build) => {
-                let mut c = c.clone();
-                c.build_id = Some(build.clone());
-                let (event, outcome) = self.decision_event(service, &c)?;
-                let owes = [event];
-                if !self.store.set_build(lease, &build, &owes).await? {
-                    return Ok(Report::quiet(format!(
-                        "build {build} was recorded by another invocation"
-                    )));
-                }
-                self.say(lease, &owes, &c, outcome).await
-            }
+        let request = intent_of(service, c);
+        match codebuild::start(&self.codebuild, &request, attempt).await {
+            Ok(build) => self.started(service, c, lease, &build).await,
             Err(StartError::Retryable(err)) => Err(err),
             Err(StartError::Refused(err)) => {
                 // The project is missing or refuses the call: a retry cannot fix it.
@@ -199,12 +196,88 @@ impl Gate {
         }
     }
 
+    /// Records `build` as the deploy build of a deploying candidate this invocation holds
+    /// `lease` on, with the event that says it started, and sends that event.
+    async fn started(
+        &self,
+        service: &Service,
+        c: &Candidate,
+        lease: &Lease,
+        build: &str,
+    ) -> Result<Report, Error> {
+        let mut c = c.clone();
+        c.build_id = Some(build.to_string());
+        let (event, outcome) = self.decision_event(service, &c)?;
+        let owes = [event];
+        if !self.store.set_build(lease, build, &owes).await? {
+            return Ok(Report::quiet(format!(
+                "build {build} was recorded by another invocation"
+            )));
+        }
+        self.say(lease, &owes, &c, outcome).await
+    }
+
+    /// A required signal failed on a candidate decided to deploy whose build is unrecorded and
+    /// whose lease lapsed. Blocked only if CodeBuild has no build of the decision: one a dead
+    /// invocation started (its answer lost) is recorded and said, and the failure is late.
+    pub(crate) async fn withdraw(
+        &self,
+        service: &Service,
+        c: &Candidate,
+        reasons: Vec<String>,
+        now: u64,
+    ) -> Result<Withdrawn, Error> {
+        let Some(lease) = self.store.take_unstarted(c, now).await? else {
+            return Ok(Withdrawn::Busy);
+        };
+        let result = self.withdraw_leased(service, c, reasons, &lease).await;
+        self.store.outbox().guard(&lease, result).await
+    }
+
+    async fn withdraw_leased(
+        &self,
+        service: &Service,
+        c: &Candidate,
+        reasons: Vec<String>,
+        lease: &Lease,
+    ) -> Result<Withdrawn, Error> {
+        let request = intent_of(service, c);
+        let found = codebuild::find_build(
+            &self.codebuild,
+            request.project(),
+            &request.token(),
+            c.decided_at,
+        )
+        .await
+        .map_err(|e| match e {
+            StartError::Retryable(e) | StartError::Refused(e) => e,
+        })?;
+        if let Some(build) = found {
+            warn!(service = %c.service, commit = %c.commit, build = %build, "a required signal failed after the deploy build started: late, not withdrawn");
+            return Ok(Withdrawn::Started(
+                self.started(service, c, lease, &build).await?,
+            ));
+        }
+        let mut blocked = c.clone();
+        blocked.state = State::Blocked;
+        blocked.reasons = reasons.clone();
+        let (event, outcome) = self.decision_event(service, &blocked)?;
+        let owes = [event];
+        if !self.store.withdraw(lease, &reasons, &owes).await? {
+            return Ok(Withdrawn::Busy);
+        }
+        Ok(Withdrawn::Blocked(
+            self.say(lease, &owes, &blocked, outcome).await?,
+        ))
+    }
+
     /// A deploy build finished. Only the build the gate started and recorded for the candidate
     /// moves the history and is said, once: its completion and the events that say it are one
     /// write. A redelivery finds it recorded; a deploy build the gate never started changes
     /// nothing.
     pub(crate) async fn deploy_finished(
         &self,
+        policy: &Policy,
         d: &DeployFinished,
         event: &Value,
     ) -> Result<Report, Error> {
@@ -215,13 +288,38 @@ impl Gate {
             };
             let build = c.build_id.as_deref().map(codebuild::build_id);
             if build != Some(codebuild::build_id(&d.build_id)) {
-                return Ok(not_started(d, "not the candidate's deploy build"));
+                let ours = !c.decision.is_empty() && d.decision.as_deref() == Some(&c.decision);
+                if !(ours && c.state == State::Deploying && c.build_id.is_none()) {
+                    return Ok(not_started(d, "not the candidate's deploy build"));
+                }
+                // The decision's own build, finished before its start was recorded: recorded
+                // and said now, then its completion; or retried while its starter still works.
+                let Some(lease) = self.store.take_unstarted(&c, now).await? else {
+                    return Err(Error::InProgress(format!(
+                        "the start of build {} is being recorded by another invocation",
+                        d.build_id
+                    )));
+                };
+                let Some(service) = policy.service(c.service.as_str()) else {
+                    return Ok(not_started(d, "its service is not in the policy"));
+                };
+                let result = self.started(service, &c, &lease, &d.build_id).await;
+                self.store.outbox().guard(&lease, result).await?;
+                continue;
             }
             if c.owes {
                 // Said first: what a previous invocation owes (the deploy's start, or this).
                 let said = self.finish_owed(&c, now).await?;
-                if c.state != State::Deploying || said.published.is_empty() {
+                if c.state != State::Deploying {
                     return Ok(said);
+                }
+                if said.published.is_empty() {
+                    // Its start is being said by an invocation still at work: the completion
+                    // is recorded after it, by a retry of this event.
+                    return Err(Error::InProgress(format!(
+                        "the start of build {} is being said by another invocation",
+                        d.build_id
+                    )));
                 }
                 continue;
             }
@@ -332,6 +430,67 @@ fn not_started(d: &DeployFinished, why: &str) -> Report {
         d.service,
         d.commit.short()
     ))
+}
+
+/// How a withdrawal went.
+pub(crate) enum Withdrawn {
+    /// Blocked, and said.
+    Blocked(Report),
+    /// CodeBuild had the decision's build: recorded and said; the failure is late.
+    Started(Report),
+    /// Another invocation has the candidate, or its build was recorded meanwhile.
+    Busy,
+}
+
+/// A decision to deploy as it is made, before it is written: its id, the lease its write takes
+/// and the build it freezes.
+pub(crate) struct Decision {
+    id: String,
+    lease: Lease,
+    intent: BuildRequest,
+}
+
+impl Decision {
+    fn new(service: &Service, c: &Candidate, cause: &Evidence, now: u64) -> Decision {
+        let id = decision_token();
+        // The build's causation is the event that decides.
+        let mut decided = c.clone();
+        decided.decided_by = cause.event_id.clone();
+        Decision {
+            intent: deploy_request(service, &decided).decided(&id),
+            lease: Lease::new(key_of(c), now),
+            id,
+        }
+    }
+
+    fn decided<'a>(
+        &'a self,
+        service: &Service,
+        c: &'a Candidate,
+        cause: &'a Evidence,
+        now: u64,
+    ) -> Decided<'a> {
+        Decided {
+            candidate: c,
+            to: State::Deploying,
+            reasons: &[],
+            by: &cause.event_id,
+            owes: &[],
+            now,
+            approved: c.approved(&service.gate),
+            decision: &self.id,
+            lease: &self.lease,
+            intent: Some(&self.intent),
+        }
+    }
+}
+
+/// The build a deploying candidate's decision froze; for a candidate decided before decisions
+/// froze it, the request made from the candidate as recorded.
+fn intent_of(service: &Service, c: &Candidate) -> BuildRequest {
+    c.intent
+        .clone()
+        .unwrap_or_else(|| deploy_request(service, c))
 }
 
 /// The deploy build of a candidate: a pure function of the decision (the candidate as decided,

@@ -30,6 +30,7 @@ use tracing::{Instrument, info, warn};
 
 use crate::candidate::{Candidate, Evidence, Recorded, State};
 use crate::decide::{Again, Listing, Next, Verdict, needs_findings, next};
+use crate::deploying::Withdrawn;
 use crate::findings::Findings;
 use crate::signal::{BuildState, Incoming, Signal, Subject, read};
 use crate::store::{Parked, Record, Store};
@@ -154,7 +155,7 @@ impl Gate {
                 })
             }
             Incoming::Rejected(why) => self.reject(&evidence_of(event), &why).await,
-            Incoming::DeployFinished(d) => self.deploy_finished(&d, event).await,
+            Incoming::DeployFinished(d) => self.deploy_finished(policy, &d, event).await,
             Incoming::Signals(signals) => {
                 let mut report = Report {
                     outcome: String::new(),
@@ -427,15 +428,19 @@ impl Gate {
             Next::Deploy => self.deploy(service, &c, cause, now).await,
             Next::Resume => self.resume_deploy(service, &c, now).await,
             Next::Withdraw { reasons } => {
-                let mut blocked = c.clone();
-                blocked.state = State::Blocked;
-                blocked.reasons = reasons.clone();
-                blocked.decided_by = cause.event_id.clone();
-                let (event, outcome) = self.decision_event(service, &blocked)?;
-                let owes = [event];
-                match self.store.withdraw(&c, &reasons, &owes, now).await? {
-                    Some(lease) => self.say(&lease, &owes, &blocked, outcome).await,
-                    None => Ok(Report::quiet(
+                match self.withdraw(service, &c, reasons, now).await? {
+                    Withdrawn::Blocked(report) => Ok(report),
+                    Withdrawn::Started(mut report) => {
+                        // The build started before the failure: the failure is late.
+                        let Some(c) = self.store.get(&c.service, &c.commit).await? else {
+                            return Ok(report);
+                        };
+                        let late = Box::pin(self.act(service, c, kind, cause, now)).await?;
+                        report.outcome = late.outcome;
+                        report.published.extend(late.published);
+                        Ok(report)
+                    }
+                    Withdrawn::Busy => Ok(Report::quiet(
                         "the deploy build was recorded meanwhile, or another invocation has it",
                     )),
                 }

@@ -33,7 +33,10 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     let gate = Gate::new(&config, Policies::live(policy), &sdk);
     let gate = &gate;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        gate.handle(&event.payload).await.map_err(Diagnostic::from)
+        // Every lease taken lasts as long as this invocation can still act.
+        eddo::outbox::within(event.context.deadline, gate.handle(&event.payload))
+            .await
+            .map_err(Diagnostic::from)
     }))
     .await
 }

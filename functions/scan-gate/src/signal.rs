@@ -143,6 +143,8 @@ pub struct DeployFinished {
     pub build_id: String,
     pub failed_phase: Option<String>,
     pub logs: Option<String>,
+    /// The decision the build carries out (`EDDO_DECISION_ID`), as CodeBuild describes it.
+    pub decision: Option<String>,
     pub evidence: Evidence,
 }
 
@@ -290,6 +292,9 @@ fn deploy_finished(service: &Service, b: &BuildState, event: &Value) -> Incoming
         build_id,
         failed_phase: b.failed_phase.clone(),
         logs: b.logs_url.clone(),
+        decision: b
+            .env(eddo::codebuild::DECISION_VARIABLE)
+            .map(str::to_string),
         evidence: evidence(event, &sender),
     }))
 }

@@ -27,7 +27,7 @@ use crate::decide::{
     Job, OnFinish, OnRequest, State, ends_another, on_finish, on_request, running,
 };
 use crate::request::{Action, Read, Rejection, Request, Shape};
-use crate::store::{Failure, Store, Tenant};
+use crate::store::{Claimed, Failure, Store, Tenant};
 
 /// Two events racing for one tenant decide again at most this many times.
 const DECIDE_ATTEMPTS: usize = 3;
@@ -180,12 +180,28 @@ impl Tenants {
                         return self.reject(&refusal(r, why)).await;
                     };
                     let record = requested(r, job, tier, current.as_ref(), now);
-                    if !self
+                    let from = current.as_ref().map(|c| c.rev);
+                    match self
                         .store
-                        .put(&record, current.as_ref().map(|c| c.rev))
+                        .put_claimed(&record, from, &r.causation_id, now)
                         .await?
                     {
-                        continue;
+                        Claimed::Written => {}
+                        Claimed::Moved => continue,
+                        Claimed::Before => {
+                            // Delivered again (a retry, a redrive from the dead-letter queue)
+                            // after it was acted on: it must not provision or deprovision
+                            // whatever the tenant became since.
+                            warn!(tenant = %r.tenant, request = %r.causation_id, "a request acted on before was delivered again");
+                            return Ok(Report::quiet(format!(
+                                "request {} about tenant {} was acted on before; the tenant is {}",
+                                r.causation_id,
+                                r.tenant,
+                                current
+                                    .as_ref()
+                                    .map_or("unregistered", |c| c.state.as_str())
+                            )));
+                        }
                     }
                     let result = self.start(record.clone(), tier, false).await;
                     return self.store.guard(&record, result).await;
@@ -261,10 +277,21 @@ impl Tenants {
     /// it, and announces it.
     async fn start(&self, record: Tenant, tier: &Tier, resumed: bool) -> Result<Report, Error> {
         let spec = job_spec(tier, record.job);
-        let request = build_request(&record, tier);
+        // The build the decision froze; a revision written before decisions froze it: made now.
+        let request = record
+            .intent
+            .clone()
+            .unwrap_or_else(|| build_request(&record, tier));
         let now = (self.clock)();
         let mut next = record.next(now);
-        match codebuild::start(&self.codebuild, &request, resumed).await {
+        let attempt = if resumed {
+            codebuild::Attempt::Resume {
+                decided_at: record.decided_at,
+            }
+        } else {
+            codebuild::Attempt::First
+        };
+        match codebuild::start(&self.codebuild, &request, attempt).await {
             Ok(build) => {
                 info!(tenant = %record.id, build = %build, attempt = record.attempt, "tenant build started");
                 next.state = running(record.job);
@@ -393,8 +420,13 @@ impl Tenants {
                 return Ok(Report::quiet(format!("tenant {id} is not registered")));
             };
             let span = eddo::telemetry::correlation_span(&record.correlation_id);
+            // Its build, recorded; or its decision's build, whose start is not recorded yet
+            // (finished before its starter recorded it): the resume below records it.
             let current = record.build_id.as_deref() == Some(b.id())
-                && matches!(record.state, State::Provisioning | State::Offboarding);
+                && matches!(record.state, State::Provisioning | State::Offboarding)
+                || record.state == State::Requested
+                    && !record.decision.is_empty()
+                    && b.env(codebuild::DECISION_VARIABLE) == Some(record.decision.as_str());
             let f = record.facts(now);
             let unfinished = !f.announced || f.state == State::Requested;
             if unfinished && !f.leased {
@@ -480,6 +512,9 @@ impl Tenants {
                     next.state = State::Requested;
                     next.attempt = attempt;
                     next.last_failure = failure;
+                    if let Some(t) = tier {
+                        freeze(&mut next, t, now);
+                    }
                     // Nothing to say until the retry's build has started.
                 }
             }
@@ -644,7 +679,8 @@ fn requested(r: &Request<'_>, job: Job, tier: &Tier, current: Option<&Tenant>, n
         .registration_id()
         .map(str::to_string)
         .or_else(|| current.and_then(|c| c.registration_id.clone()));
-    Tenant {
+    let lease = eddo::outbox::Lease::new(store::tenant_key(&r.tenant), now);
+    let mut t = Tenant {
         id: r.tenant.clone(),
         state: State::Requested,
         tier: tier.name.to_string(),
@@ -663,9 +699,23 @@ fn requested(r: &Request<'_>, job: Job, tier: &Tier, current: Option<&Tenant>, n
         causation_id: r.causation_id.clone(),
         last_failure: None,
         pending: vec![],
-        lease_until: eddo::outbox::lease_from(now),
+        lease_until: lease.until,
+        lease_id: lease.id,
         updated_at: now,
-    }
+        decision: String::new(),
+        intent: None,
+        decided_at: now,
+    };
+    freeze(&mut t, tier, now);
+    t
+}
+
+/// Makes `t` (a revision in `requested`) a decision of its own: its id, and the build it starts
+/// frozen with it, so every attempt sends that request whatever the policy says by then.
+fn freeze(t: &mut Tenant, tier: &Tier, now: u64) {
+    t.decision = eddo::outbox::unique_id();
+    t.intent = Some(build_request(t, tier).decided(&t.decision));
+    t.decided_at = now;
 }
 
 /// The build of a tenant's job: a pure function of the registry's revision that decided it

@@ -34,8 +34,8 @@ async fn run() -> Result<(), lambda_runtime::Error> {
         .with_request_sources(RequestSources::from_env(&env));
     let tenants = &tenants;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        tenants
-            .handle(&event.payload)
+        // Every lease taken lasts as long as this invocation can still act.
+        eddo::outbox::within(event.context.deadline, tenants.handle(&event.payload))
             .await
             .map_err(Diagnostic::from)
     }))

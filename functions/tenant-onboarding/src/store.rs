@@ -6,9 +6,10 @@
 //! the events that say what happened, in [`eddo::outbox`]'s attributes: an invocation that dies
 //! before sending them leaves them for the next event about the tenant, once its lease lapses.
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use eddo::Error;
-use eddo::dynamo::{Item, attr, get, key, n, num, s, written};
+use eddo::codebuild::BuildRequest;
+use eddo::dynamo::{Item, attr, cancelled, get, key, n, num, s, transacted, written};
 use eddo::names::TenantId;
 use eddo::outbox::{self, Lease, Outbox};
 use eddo::publish::{OutgoingEvent, Publisher};
@@ -54,7 +55,15 @@ pub struct Tenant {
     /// (its outbox; empty once published).
     pub pending: Vec<OutgoingEvent>,
     pub lease_until: u64,
+    /// The lease's id: what says the revision is still this invocation's.
+    pub lease_id: String,
     pub updated_at: u64,
+    /// The decision the current job's build carries out (`EDDO_DECISION_ID`), and the build it
+    /// froze when it was written: every attempt to start it sends that request.
+    pub decision: String,
+    pub intent: Option<BuildRequest>,
+    /// When the current job was decided: how far back a resumed start looks for its build.
+    pub decided_at: u64,
 }
 
 impl Tenant {
@@ -71,9 +80,11 @@ impl Tenant {
 
     /// The next revision of this tenant, leased to the invocation making it.
     pub fn next(&self, now: u64) -> Tenant {
+        let lease = Lease::new(tenant_key(&self.id), now);
         Tenant {
             rev: self.rev + 1,
-            lease_until: outbox::lease_from(now),
+            lease_until: lease.until,
+            lease_id: lease.id,
             updated_at: now,
             pending: vec![],
             ..self.clone()
@@ -110,7 +121,11 @@ impl Tenant {
             last_failure: json(item, "last_failure"),
             pending: outbox::owed(item).ok()?,
             lease_until: outbox::lease_of(item),
+            lease_id: outbox::lease_id_of(item).to_string(),
             updated_at: num(item, "updated_at").unwrap_or(0),
+            decision: text("decision").unwrap_or_default(),
+            intent: json(item, "intent"),
+            decided_at: num(item, "decided_at").unwrap_or(0),
         })
     }
 }
@@ -121,6 +136,77 @@ fn json<T: Serialize>(v: &T) -> Result<String, Error> {
 
 pub fn tenant_pk(id: &TenantId) -> AttributeValue {
     s(&format!("tenant#{id}"))
+}
+
+/// How long a request's claim is kept: past EventBridge's 24 hours of retries and the
+/// dead-letter queue's 14 days, so a redrive of a request already acted on changes nothing.
+pub const REQUEST_CLAIM_DAYS: u64 = 30;
+
+/// How a request's revision and claim were written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimed {
+    Written,
+    /// The tenant moved since it was read: decide again.
+    Moved,
+    /// The request was acted on before.
+    Before,
+}
+
+/// The key of a request's claim.
+fn claim_key(request_id: &str) -> Item {
+    key(s(&format!("tenant#request#{request_id}")), s("claim"))
+}
+
+/// The condition that the registry still holds revision `from`, with its values.
+fn revision(from: Option<u64>) -> (&'static str, Vec<(&'static str, AttributeValue)>) {
+    match from {
+        None => ("attribute_not_exists(pk)", vec![]),
+        Some(rev) => ("rev = :from", vec![(":from", n(rev))]),
+    }
+}
+
+/// A tenant's record as the registry keeps it.
+fn item(tenant: &Tenant) -> Result<Item, Error> {
+    let mut put = Item::new();
+    put.insert("pk".into(), tenant_pk(&tenant.id));
+    put.insert("sk".into(), s(TENANT_SK));
+    put.insert("tenant_id".into(), s(tenant.id.as_str()));
+    put.insert("state".into(), s(tenant.state.as_str()));
+    put.insert("tier".into(), s(&tenant.tier));
+    put.insert("rev".into(), n(tenant.rev));
+    put.insert("job".into(), s(tenant.job.as_str()));
+    put.insert("attempt".into(), n(u64::from(tenant.attempt)));
+    put.insert("values".into(), s(&json(&tenant.values)?));
+    put.insert("outputs".into(), s(&json(&tenant.outputs)?));
+    put.insert("sbt".into(), AttributeValue::Bool(tenant.sbt));
+    put.insert("correlation_id".into(), s(&tenant.correlation_id));
+    put.insert("causation_id".into(), s(&tenant.causation_id));
+    put.insert(outbox::LEASE_UNTIL.into(), n(tenant.lease_until));
+    put.insert(outbox::LEASE_ID.into(), s(&tenant.lease_id));
+    put.insert("updated_at".into(), n(tenant.updated_at));
+    put.insert("decided_at".into(), n(tenant.decided_at));
+    if !tenant.decision.is_empty() {
+        put.insert("decision".into(), s(&tenant.decision));
+    }
+    if let Some(i) = &tenant.intent {
+        put.insert("intent".into(), s(&json(i)?));
+    }
+    if !tenant.pending.is_empty() {
+        put.insert(
+            outbox::OUTBOX.into(),
+            outbox::outbox_value(&tenant.pending)?,
+        );
+    }
+    if let Some(b) = &tenant.build_id {
+        put.insert("build_id".into(), s(b));
+    }
+    if let Some(r) = &tenant.registration_id {
+        put.insert("registration_id".into(), s(r));
+    }
+    if let Some(f) = &tenant.last_failure {
+        put.insert("last_failure".into(), s(&json(f)?));
+    }
+    Ok(put)
 }
 
 #[derive(Clone)]
@@ -141,6 +227,7 @@ impl Tenant {
         Lease {
             key: tenant_key(&self.id),
             until: self.lease_until,
+            id: self.lease_id.clone(),
         }
     }
 }
@@ -179,44 +266,87 @@ impl Store {
     /// Writes `tenant` if the registry still holds revision `from` (`None`: no record yet).
     /// `false`: someone else changed the tenant first.
     pub async fn put(&self, tenant: &Tenant, from: Option<u64>) -> Result<bool, Error> {
+        let (condition, values) = revision(from);
         let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", tenant_pk(&tenant.id))
-            .item("sk", s(TENANT_SK))
-            .item("tenant_id", s(tenant.id.as_str()))
-            .item("state", s(tenant.state.as_str()))
-            .item("tier", s(&tenant.tier))
-            .item("rev", n(tenant.rev))
-            .item("job", s(tenant.job.as_str()))
-            .item("attempt", n(u64::from(tenant.attempt)))
-            .item("values", s(&json(&tenant.values)?))
-            .item("outputs", s(&json(&tenant.outputs)?))
-            .item("sbt", AttributeValue::Bool(tenant.sbt))
-            .item("correlation_id", s(&tenant.correlation_id))
-            .item("causation_id", s(&tenant.causation_id))
-            .item(outbox::LEASE_UNTIL, n(tenant.lease_until))
-            .item("updated_at", n(tenant.updated_at));
-        if !tenant.pending.is_empty() {
-            put = put.item(outbox::OUTBOX, outbox::outbox_value(&tenant.pending)?);
+            .set_item(Some(item(tenant)?))
+            .condition_expression(condition);
+        for (k, v) in values {
+            put = put.expression_attribute_values(k, v);
         }
-        if let Some(b) = &tenant.build_id {
-            put = put.item("build_id", s(b));
-        }
-        if let Some(r) = &tenant.registration_id {
-            put = put.item("registration_id", s(r));
-        }
-        if let Some(f) = &tenant.last_failure {
-            put = put.item("last_failure", s(&json(f)?));
-        }
-        put = match from {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(rev) => put
-                .condition_expression("rev = :from")
-                .expression_attribute_values(":from", n(rev)),
-        };
         written(put.send().await, "PutItem")
+    }
+
+    /// [`Store::put`] of the revision a request starts, with the request's claim (its event id),
+    /// in one transaction: a request is acted on once, however often EventBridge, Lambda or a
+    /// redrive from the dead-letter queue delivers it.
+    pub async fn put_claimed(
+        &self,
+        tenant: &Tenant,
+        from: Option<u64>,
+        request_id: &str,
+        now: u64,
+    ) -> Result<Claimed, Error> {
+        let (condition, values) = revision(from);
+        let record = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item(tenant)?))
+            .condition_expression(condition)
+            .set_expression_attribute_values((!values.is_empty()).then(|| {
+                values
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect()
+            }))
+            .build()
+            .map_err(|e| Error::InvalidEvent(e.to_string()))?;
+        let claim = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(claim_key(request_id)))
+            .item("tenant_id", s(tenant.id.as_str()))
+            .item("job", s(tenant.job.as_str()))
+            .item("decision", s(&tenant.decision))
+            .item("expires_at", n(now + REQUEST_CLAIM_DAYS * 86_400))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| Error::InvalidEvent(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(record).build())
+            .transact_items(TransactWriteItem::builder().put(claim).build())
+            .send()
+            .await;
+        if result.is_ok() {
+            return Ok(Claimed::Written);
+        }
+        let reasons = result.as_ref().err().and_then(cancelled);
+        match reasons.as_deref() {
+            // The claim is there: this request was acted on before, unless it was this
+            // invocation's own write, whose answer was lost.
+            Some([_, true]) => {
+                let mine = self
+                    .claimed(request_id)
+                    .await?
+                    .is_some_and(|d| d == tenant.decision);
+                Ok(if mine {
+                    Claimed::Written
+                } else {
+                    Claimed::Before
+                })
+            }
+            Some([true, false]) => Ok(Claimed::Moved),
+            _ => transacted(result).map(|_| Claimed::Moved),
+        }
+    }
+
+    /// The decision a request's claim names, if the request was claimed.
+    pub async fn claimed(&self, request_id: &str) -> Result<Option<String>, Error> {
+        Ok(get(&self.client, &self.table, claim_key(request_id))
+            .await?
+            .map(|i| attr(&i, "decision").unwrap_or_default().to_string()))
     }
 
     /// Takes over a tenant whose lease has lapsed at revision `rev`: the tenant as it now is,

@@ -18,7 +18,11 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<LambdaFunctionUrlRequest>| async move {
             let deadline = eddo::config::deadline(event.context.deadline());
-            Ok::<_, std::convert::Infallible>(webhook.handle_until(event.payload, deadline).await)
+            let handled = eddo::outbox::within(
+                event.context.deadline,
+                webhook.handle_until(event.payload, deadline),
+            );
+            Ok::<_, std::convert::Infallible>(handled.await)
         },
     ))
     .await

@@ -19,6 +19,7 @@
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use eddo::Error;
+use eddo::codebuild::BuildRequest;
 use eddo::dynamo::{Item, attr, get, key, n, num, s, transacted, written};
 use eddo::history::{self, History, Version};
 use eddo::names::{CommitSha, ImageDigest, ServiceName};
@@ -39,9 +40,10 @@ pub const OPEN_INDEX: &str = "open-deadline";
 /// what a candidate owes takes it out.
 pub const OWED: &str = "owed";
 
-/// A token only this invocation's decision carries, to tell it from another's.
-fn decision_token() -> String {
-    format!("{:032x}", fastrand::u128(..))
+/// A token only this invocation's decision carries, to tell it from another's: the decision's
+/// id, which its deploy build carries (`EDDO_DECISION_ID`).
+pub fn decision_token() -> String {
+    outbox::unique_id()
 }
 
 fn owed_sk(c: &Candidate, lease_until: u64) -> String {
@@ -80,6 +82,9 @@ fn candidate(item: &Item) -> Result<Candidate, Error> {
         build_id: attr(item, "build_id").map(str::to_string),
         owes: item.contains_key(outbox::OUTBOX),
         lease_until: outbox::lease_of(item),
+        lease_id: outbox::lease_id_of(item).to_string(),
+        decision: attr(item, "decision").unwrap_or_default().to_string(),
+        intent: attr(item, "intent").and_then(|j| serde_json::from_str(j).ok()),
         decided_by: attr(item, "decided_by").unwrap_or_default().to_string(),
         reasons: attr(item, "reasons")
             .and_then(|r| serde_json::from_str(r).ok())
@@ -121,6 +126,12 @@ pub struct Decided<'a> {
     pub now: u64,
     /// An approval of the commit passed (a commit a rollback replaced deploys only then).
     pub approved: bool,
+    /// The decision's id ([`decision_token`]).
+    pub decision: &'a str,
+    /// The lease its write takes.
+    pub lease: &'a Lease,
+    /// The build a decision to deploy starts, frozen with it (with the decision's id).
+    pub intent: Option<&'a BuildRequest>,
 }
 
 /// A deploy build's completion, as written.
@@ -163,10 +174,11 @@ impl Store {
 
     /// The write of a decision: the candidate's new state, what caused it, the lease of the
     /// invocation that decided, and (for a decision with no effect) the events it owes.
-    fn decide_update(&self, d: &Decided<'_>, token: &str) -> Result<Update, Error> {
+    fn decide_update(&self, d: &Decided<'_>) -> Result<Update, Error> {
         let c = d.candidate;
-        let mut expr = String::from(
-            "SET #state = :to, reasons = :reasons, decided_at = :now, decided_by = :by, decision = :token, decided_seq = :seq, closed = :closed, open_pk = :owed, open_sk = :owed_sk, expires_at = :kept, lease_until = :lease",
+        let mut expr = format!(
+            "SET #state = :to, reasons = :reasons, decided_at = :now, decided_by = :by, decision = :token, decided_seq = :seq, closed = :owed, open_pk = :owed, open_sk = :owed_sk, expires_at = :kept, {}",
+            Lease::SET
         );
         let mut update = Update::builder()
             .table_name(&self.table)
@@ -183,18 +195,26 @@ impl Store {
             )
             .expression_attribute_values(":now", n(d.now))
             .expression_attribute_values(":by", s(d.by))
-            .expression_attribute_values(":token", s(token))
-            .expression_attribute_values(":closed", s("closed"))
-            .expression_attribute_values(":lease", n(outbox::lease_from(d.now)))
+            .expression_attribute_values(":token", s(d.decision))
             .expression_attribute_values(":owed", s(OWED))
-            .expression_attribute_values(":owed_sk", s(&owed_sk(c, outbox::lease_from(d.now))))
+            .expression_attribute_values(":owed_sk", s(&owed_sk(c, d.lease.until)))
             // A decided commit is never decided again, however late a replay comes: TTL skips an
             // item whose expires_at is not a number, and a later signal keeps it (if_not_exists).
             .expression_attribute_values(":kept", s(KEPT))
             .expression_attribute_values(":waiting", s(State::Waiting.as_str()));
+        for (name, value) in d.lease.values() {
+            update = update.expression_attribute_values(name, value);
+        }
         if !d.owes.is_empty() {
             expr.push_str(", outbox = :outbox");
             update = update.expression_attribute_values(":outbox", outbox::outbox_value(d.owes)?);
+        }
+        if let Some(intent) = d.intent {
+            expr.push_str(", intent = :intent");
+            update = update.expression_attribute_values(
+                ":intent",
+                s(&serde_json::to_string(intent).map_err(Error::Encode)?),
+            );
         }
         update
             .update_expression(expr)
@@ -206,9 +226,8 @@ impl Store {
     /// deploy also checks, in the same transaction, that no rollback of the service holds its
     /// deployments.
     pub async fn decide(&self, d: &Decided<'_>) -> Result<Transition, Error> {
-        let (c, to) = (d.candidate, d.to);
-        let token = decision_token();
-        let update = self.decide_update(d, &token)?;
+        let (c, to, token) = (d.candidate, d.to, d.decision);
+        let update = self.decide_update(d)?;
         if to != State::Deploying {
             let u = update;
             let result = self
@@ -222,12 +241,12 @@ impl Store {
                 .set_expression_attribute_values(u.expression_attribute_values().cloned())
                 .send()
                 .await;
-            if written(result, "UpdateItem")? || self.applied(c, &token).await? {
+            if written(result, "UpdateItem")? || self.applied(c, token).await? {
                 return Ok(Transition::Done);
             }
             return self.why_not(c).await.map(|t| t.unwrap_or(Transition::Lost));
         }
-        self.deploy_transaction(c, d.approved, update, &token, d.now)
+        self.deploy_transaction(c, d.approved, update, token, d.now)
             .await
     }
 
@@ -261,7 +280,7 @@ impl Store {
         Ok(self
             .get(&c.service, &c.commit)
             .await?
-            .filter(|r| r.lease_until == lease.until))
+            .filter(|r| r.lease_id == lease.id))
     }
 
     /// Decides to deploy (or deploy again) in one transaction with its guards: no rollback holds
@@ -305,21 +324,23 @@ impl Store {
     }
 
     /// Deploys a decided candidate again (a rolled-back commit an approval cleared): deploying,
-    /// with a new attempt and no build yet, guarded as a first deploy is.
-    pub async fn redeploy(
-        &self,
-        c: &Candidate,
-        approved: bool,
-        by: &str,
-        now: u64,
-    ) -> Result<Transition, Error> {
-        let token = decision_token();
-        let update = Update::builder()
+    /// with a new attempt, a new decision and its build frozen (`d.intent`), no build yet, guarded
+    /// as a first deploy is.
+    pub async fn redeploy(&self, d: &Decided<'_>) -> Result<Transition, Error> {
+        let c = d.candidate;
+        let intent = d
+            .intent
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(Error::Encode)?
+            .unwrap_or_default();
+        let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(c)))
-            .update_expression(
-                "SET #state = :deploying, decided_at = :now, decided_by = :by, decision = :token, decided_seq = :seq, lease_until = :lease, attempt = :attempt, reasons = :none, open_pk = :owed, open_sk = :owed_sk REMOVE build_id",
-            )
+            .update_expression(format!(
+                "SET #state = :deploying, decided_at = :now, decided_by = :by, decision = :token, decided_seq = :seq, {}, attempt = :attempt, reasons = :none, closed = :owed, open_pk = :owed, open_sk = :owed_sk, intent = :intent REMOVE build_id",
+                Lease::SET
+            ))
             .condition_expression(format!(
                 "#state = :was AND decided_at = :decided AND seq = :seq AND attribute_not_exists(outbox) AND {}",
                 outbox::LAPSED
@@ -327,44 +348,45 @@ impl Store {
             .expression_attribute_values(":seq", n(c.seq))
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":deploying", s(State::Deploying.as_str()))
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":by", s(by))
-            .expression_attribute_values(":token", s(&token))
-            .expression_attribute_values(":lease", n(outbox::lease_from(now)))
+            .expression_attribute_values(":now", n(d.now))
+            .expression_attribute_values(":by", s(d.by))
+            .expression_attribute_values(":token", s(d.decision))
             .expression_attribute_values(":owed", s(OWED))
-            .expression_attribute_values(":owed_sk", s(&owed_sk(c, outbox::lease_from(now))))
+            .expression_attribute_values(":owed_sk", s(&owed_sk(c, d.lease.until)))
             .expression_attribute_values(":attempt", n(u64::from(c.attempt) + 1))
             .expression_attribute_values(":none", s("[]"))
+            .expression_attribute_values(":intent", s(&intent))
             .expression_attribute_values(":was", s(c.state.as_str()))
-            .expression_attribute_values(":decided", n(c.decided_at))
+            .expression_attribute_values(":decided", n(c.decided_at));
+        for (name, value) in d.lease.values() {
+            update = update.expression_attribute_values(name, value);
+        }
+        let update = update
             .build()
             .map_err(|e| Error::InvalidEvent(e.to_string()))?;
-        self.deploy_transaction(c, approved, update, &token, now)
+        self.deploy_transaction(c, d.approved, update, d.decision, d.now)
             .await
     }
 
     /// Blocks a candidate decided to deploy whose build never started, because a required signal
-    /// failed since, with the event that says so; only once its lease has lapsed, and `false`
-    /// when its build was recorded first (then the failure is late) or another invocation has it.
+    /// failed since, with the event that says so; only under `lease` (taken by
+    /// [`Store::take_unstarted`], after CodeBuild was asked for the decision's build and had
+    /// none), and `false` when its build was recorded first (then the failure is late).
     pub async fn withdraw(
         &self,
-        c: &Candidate,
+        lease: &Lease,
         reasons: &[String],
         owes: &[OutgoingEvent],
-        now: u64,
-    ) -> Result<Option<Lease>, Error> {
-        let lease = Lease::new(key_of(c), now);
-        let result = self
+    ) -> Result<bool, Error> {
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key_of(c)))
-            .update_expression(
-                "SET #state = :blocked, reasons = :reasons, outbox = :outbox, lease_until = :lease",
-            )
+            .set_key(Some(lease.key.clone()))
+            .update_expression("SET #state = :blocked, reasons = :reasons, outbox = :outbox")
             .condition_expression(format!(
                 "#state = :deploying AND attribute_not_exists(build_id) AND {}",
-                outbox::LAPSED
+                outbox::MINE
             ))
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":blocked", s(State::Blocked.as_str()))
@@ -374,11 +396,8 @@ impl Store {
                 s(&serde_json::to_string(reasons).map_err(Error::Encode)?),
             )
             .expression_attribute_values(":outbox", outbox::outbox_value(owes)?)
-            .expression_attribute_values(":lease", n(lease.until))
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        Ok(written(result, "UpdateItem")?.then_some(lease))
+            .expression_attribute_values(":lease_id", s(&lease.id));
+        written(update.send().await, "UpdateItem")
     }
 
     /// The rollback holding `service`'s deployments, if one does: its build id.
@@ -451,13 +470,14 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(lease.key.clone()))
             .update_expression(format!("SET {attribute} = :v, outbox = :outbox"))
-            .condition_expression(
-                "attribute_not_exists(build_id) AND lease_until = :mine AND #state = :deploying",
-            )
+            .condition_expression(format!(
+                "attribute_not_exists(build_id) AND {} AND #state = :deploying",
+                outbox::MINE
+            ))
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":v", value)
             .expression_attribute_values(":outbox", outbox::outbox_value(owes)?)
-            .expression_attribute_values(":mine", n(lease.until))
+            .expression_attribute_values(":lease_id", s(&lease.id))
             .expression_attribute_values(":deploying", s(State::Deploying.as_str()))
             .send()
             .await;
@@ -469,7 +489,7 @@ impl Store {
             .as_ref()
             .map(candidate)
             .transpose()?
-            .is_some_and(|r| r.lease_until == lease.until && applied(&r)))
+            .is_some_and(|r| r.lease_id == lease.id && applied(&r)))
     }
 
     /// The deploy build `build_id` of a deploying candidate finished: `to` (`Deployed` or
@@ -482,9 +502,10 @@ impl Store {
         let candidate = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(c)))
-            .update_expression(
-                "SET #state = :to, outbox = :outbox, lease_until = :lease, open_pk = :owed, open_sk = :owed_sk",
-            )
+            .update_expression(format!(
+                "SET #state = :to, outbox = :outbox, {}, closed = :owed, open_pk = :owed, open_sk = :owed_sk",
+                Lease::SET
+            ))
             // What the record still owes (its Deployment Started) is said first.
             .condition_expression(
                 "#state = :deploying AND build_id = :b AND attribute_not_exists(outbox)",
@@ -495,6 +516,7 @@ impl Store {
             .expression_attribute_values(":b", s(f.build_id))
             .expression_attribute_values(":outbox", outbox::outbox_value(f.owes)?)
             .expression_attribute_values(":lease", n(f.lease.until))
+            .expression_attribute_values(":lease_id", s(&f.lease.id))
             .expression_attribute_values(":owed", s(OWED))
             .expression_attribute_values(":owed_sk", s(&owed_sk(c, f.lease.until)))
             .build()

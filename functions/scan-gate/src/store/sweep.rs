@@ -96,9 +96,11 @@ impl Store {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_of(c)))
-            .update_expression("REMOVE open_pk")
+            // `closed` is the partition a later signal files it under: none the sweep reads.
+            .update_expression("SET closed = :settled REMOVE open_pk")
             .condition_expression("attribute_not_exists(outbox) AND open_pk = :owed")
             .expression_attribute_values(":owed", s(OWED))
+            .expression_attribute_values(":settled", s("settled"))
             .send()
             .await;
         written(result, "UpdateItem").map(|_| ())
