@@ -14,11 +14,11 @@ use serde_json::Value;
 use crate::harness::gate::*;
 
 /// The update that gives a lease back: losing it is what a process killed mid-invocation does.
-const LET_GO: &str = "SET lease_until = :zero REMOVE lease_id";
+pub(crate) const LET_GO: &str = "SET lease_until = :zero REMOVE lease_id";
 
 /// A gate of the stack as another invocation: deciding by `clock`, its DynamoDB and EventBridge
 /// calls failing as `faults` say, with `codebuild` (the stand-in unless given).
-async fn gate(
+pub(crate) async fn gate(
     s: &Setup,
     clock: fn() -> u64,
     faults: &Faults,
@@ -61,7 +61,7 @@ async fn throttled(
 /// Build and SAST pass for candidate `n` (through a healthy invocation at `clock`, which
 /// CodeBuild confirms them to), then the scan that completes the set: returns it, after `g`
 /// handled it with `Err` (retryable).
-async fn complete_failing(s: &Setup, g: &Gate, clock: fn() -> u64, n: u32) -> Value {
+pub(crate) async fn complete_failing(s: &Setup, g: &Gate, clock: fn() -> u64, n: u32) -> Value {
     let (commit, image) = (sha(n), digest(n));
     let healthy = gate(s, clock, &Faults::default(), None).await;
     healthy

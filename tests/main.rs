@@ -17,6 +17,7 @@ mod gate_findings;
 mod gate_recovery;
 mod iam;
 mod known_bad;
+mod once;
 mod policy_live;
 mod rollback;
 mod routing;

@@ -5,136 +5,19 @@
 //! project, an invalid request is answered with every reason and starts nothing, half-done work
 //! is finished by the next event, and sbt-aws's control plane gets its own shapes back.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use eddo::idempotency::now_epoch;
 use eddo::names::TenantId;
 use eddo::publish::OutgoingEvent;
 use eddo_local::codebuild::Plan;
-use eddo_local::fixtures::{self, detail_types as types, event_id, example};
+use eddo_local::fixtures::{self, detail_types as types, example};
 
-use crate::harness::Local;
+use crate::harness::tenants::*;
 use eddo_tenant_onboarding::decide::{Job, State};
-use eddo_tenant_onboarding::store::{Store, Tenant};
-use eddo_tenant_onboarding::{Report, RequestSources, Sbt, Tenants};
-use serde_json::{Value, json};
-
-const PROVISION: &str = "eddo-tenant-provision";
-const PREMIUM: &str = "eddo-tenant-provision-premium";
-const DEPROVISION: &str = "eddo-tenant-deprovision";
-
-struct Setup {
-    local: Local,
-    tenants: Arc<Tenants>,
-    /// Receives the answers to sbt-aws (not eddo's events, so not on the tap).
-    sbt_answers: String,
-}
-
-impl std::ops::Deref for Setup {
-    type Target = Local;
-    fn deref(&self) -> &Local {
-        &self.local
-    }
-}
-
-async fn setup(prefix: &str) -> Setup {
-    let local = Local::start(prefix).await;
-    // tenant-onboarding runs as its execution role.
-    let (sdk, config, policy) = local.as_function("tenant-onboarding").await;
-    let sbt = Sbt::from_env(&crate::harness::function_env(
-        &local.stack,
-        "tenant-onboarding",
-    ))
-    .unwrap();
-    assert!(sbt.is_some(), "the local stack speaks sbt-aws");
-    let env = crate::harness::function_env(&local.stack, "tenant-onboarding");
-    let tenants = Tenants::new(&config, policy, &sdk)
-        .with_sbt(sbt)
-        .with_request_sources(RequestSources::from_env(&env))
-        .with_codebuild(crate::harness::stand_in(&sdk, &local.stack));
-    let sbt_answers = local
-        .stack
-        .route_to_queue(
-            &format!("{prefix}-sbt-answers"),
-            r#"{"source":["sbt.application.plane"]}"#,
-        )
-        .await
-        .unwrap();
-    Setup {
-        local,
-        tenants: Arc::new(tenants),
-        sbt_answers,
-    }
-}
-
-/// eddo's onboarding request for `tenant` in `tier`, with `values`.
-fn onboard(tenant: &str, tier: &str, values: Value) -> Value {
-    fixtures::onboarding(
-        tenant,
-        tier,
-        values,
-        &format!("req-{tenant}-{}", event_id()),
-    )
-}
-
-fn offboard(tenant: &str) -> Value {
-    fixtures::offboarding(tenant, &format!("off-{tenant}-{}", event_id()))
-}
-
-fn basic_values() -> Value {
-    json!({"tenantName": "Acme Corp", "email": "ops@acme.example"})
-}
-
-impl Setup {
-    async fn handle(&self, e: &Value) -> Report {
-        self.tenants.handle(e).await.unwrap()
-    }
-
-    /// Lets the tenant builds finish and hands their completion events, as the template's rule
-    /// delivers them, to the function (each twice: EventBridge delivers at least once).
-    async fn complete_builds(&self) -> usize {
-        let events = self
-            .finished_builds("TenantOnboardingFunctionTenantBuilds")
-            .await;
-        for e in &events {
-            self.handle(e).await;
-            self.handle(e).await;
-        }
-        events.len()
-    }
-
-    async fn published(&self) -> Vec<Value> {
-        self.local.published("eddo.tenants").await
-    }
-
-    /// The answers to sbt-aws on the bus since the last call.
-    async fn answers(&self) -> Vec<Value> {
-        self.stack
-            .drain(&self.sbt_answers, Duration::from_millis(300))
-            .await
-            .unwrap()
-    }
-
-    fn store(&self) -> Store {
-        Store::new(
-            aws_sdk_dynamodb::Client::new(&self.stack.sdk),
-            &self.stack.table,
-            eddo::publish::Publisher::new(
-                aws_sdk_eventbridge::Client::new(&self.stack.sdk),
-                &self.stack.bus,
-                256 * 1024,
-            ),
-        )
-    }
-
-    async fn tenant(&self, id: &str) -> Option<Tenant> {
-        self.store()
-            .get(&TenantId::parse(id).unwrap())
-            .await
-            .unwrap()
-    }
-}
+use eddo_tenant_onboarding::store::Tenant;
+use eddo_tenant_onboarding::{RequestSources, Tenants};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tenant_is_provisioned_once_with_only_its_allowed_outputs() {

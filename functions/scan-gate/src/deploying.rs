@@ -281,6 +281,8 @@ impl Gate {
         d: &DeployFinished,
         event: &Value,
     ) -> Result<Report, Error> {
+        // What was said on the way (a start owed or unrecorded), before the completion.
+        let mut earlier: Vec<String> = Vec::new();
         for _ in 0..FINISH_ATTEMPTS {
             let now = (self.clock)();
             let Some(c) = self.store.get(&d.service, &d.commit).await? else {
@@ -303,14 +305,17 @@ impl Gate {
                 let Some(service) = policy.service(c.service.as_str()) else {
                     return Ok(not_started(d, "its service is not in the policy"));
                 };
-                let result = self.started(service, &c, &lease, &d.build_id).await;
-                self.store.outbox().guard(&lease, result).await?;
+                let build = codebuild::build_id(&d.build_id);
+                let result = self.started(service, &c, &lease, build).await;
+                earlier.extend(self.store.outbox().guard(&lease, result).await?.published);
                 continue;
             }
             if c.owes {
                 // Said first: what a previous invocation owes (the deploy's start, or this).
-                let said = self.finish_owed(&c, now).await?;
+                let mut said = self.finish_owed(&c, now).await?;
                 if c.state != State::Deploying {
+                    earlier.append(&mut said.published);
+                    said.published = earlier;
                     return Ok(said);
                 }
                 if said.published.is_empty() {
@@ -321,6 +326,7 @@ impl Gate {
                         d.build_id
                     )));
                 }
+                earlier.extend(said.published);
                 continue;
             }
             if c.state != State::Deploying {
@@ -403,7 +409,10 @@ impl Gate {
                 continue;
             }
             let outcome = format!("deploy of {} {}: {}", d.service, d.commit.short(), d.status);
-            return self.say(&lease, &owes, &c, &outcome).await;
+            let mut said = self.say(&lease, &owes, &c, &outcome).await?;
+            earlier.append(&mut said.published);
+            said.published = earlier;
+            return Ok(said);
         }
         Err(Error::Aws {
             service: "DynamoDB",

@@ -33,6 +33,9 @@ use crate::{LocalError, aws};
 /// How long CodeBuild remembers an idempotency token.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(5 * 60);
 
+/// How many build ids one ListBuildsForProject page holds, as CodeBuild's.
+const PAGE: usize = 100;
+
 /// The statuses a finished build can have.
 pub const FINAL_STATUSES: [&str; 5] = ["SUCCEEDED", "FAILED", "FAULT", "TIMED_OUT", "STOPPED"];
 
@@ -150,6 +153,9 @@ struct State {
     running: usize,
     /// StartBuild calls per project, including those the idempotency token answered.
     calls: HashMap<String, usize>,
+    /// How far a test or the soak moved the stand-in's clock past the wall clock: the token
+    /// window and build start times run on it.
+    skew: Duration,
 }
 
 struct Inner {
@@ -235,6 +241,12 @@ impl CodeBuild {
             .push_back(plan);
     }
 
+    /// Moves the stand-in's clock on by `by`: tokens used before expire as in CodeBuild, and
+    /// builds started after start later.
+    pub fn advance(&self, by: Duration) {
+        self.inner.lock().skew += by;
+    }
+
     /// How many StartBuild calls `project` received, including the ones its idempotency token
     /// answered with an earlier build: what proves a caller called once, not just that the
     /// token saved it.
@@ -278,7 +290,7 @@ impl CodeBuild {
             *n
         };
         let id = format!("{project}:{uuid}");
-        let now = SystemTime::now();
+        let now = SystemTime::now() + state.skew;
         let build = Build {
             arn: format!("arn:aws:codebuild:{REGION}:{ACCOUNT}:build/{id}"),
             id,
@@ -485,7 +497,7 @@ impl Inner {
             ));
         }
         if let Some(token) = &token {
-            let now = Instant::now();
+            let now = Instant::now() + state.skew;
             state
                 .tokens
                 .retain(|_, (at, _, _)| now.duration_since(*at) < TOKEN_LIFETIME);
@@ -530,14 +542,13 @@ impl Inner {
             initiator: initiator.to_string(),
             status: "IN_PROGRESS".into(),
             plan,
-            start: SystemTime::now(),
+            start: SystemTime::now() + state.skew,
             end: None,
             notes: vec![(Instant::now(), "started".into())],
         };
         if let Some(token) = token {
-            state
-                .tokens
-                .insert(token, (Instant::now(), fingerprint, id.clone()));
+            let at = Instant::now() + state.skew;
+            state.tokens.insert(token, (at, fingerprint, id.clone()));
         }
         state.builds.push(build.clone());
         state.running += 1;
@@ -638,7 +649,7 @@ impl Inner {
     }
 
     /// ListBuildsForProject: the project's build ids, newest first unless `sortOrder` says
-    /// ASCENDING; one page of at most 100.
+    /// ASCENDING; pages of at most 100, the next one named by `nextToken`.
     fn list_for_project(&self, request: &Value, caller: Option<Caller>) -> Result<Value, Refusal> {
         let project = request["projectName"]
             .as_str()
@@ -664,8 +675,19 @@ impl Inner {
         if request["sortOrder"].as_str() != Some("ASCENDING") {
             ids.reverse();
         }
-        ids.truncate(100);
-        Ok(json!({ "ids": ids }))
+        let from: usize = match request["nextToken"].as_str() {
+            None => 0,
+            Some(t) => t
+                .strip_prefix("page-")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| refuse("InvalidInputException", "invalid nextToken"))?,
+        };
+        let page: Vec<&str> = ids.iter().skip(from).take(PAGE).copied().collect();
+        let mut answer = json!({ "ids": page });
+        if from + PAGE < ids.len() {
+            answer["nextToken"] = json!(format!("page-{}", from + PAGE));
+        }
+        Ok(answer)
     }
 }
 

@@ -1,0 +1,322 @@
+//! The holes an adversarial reading found in "once" (issue 29), each shown by the model checker
+//! (`model/`) and proven closed here against moto and the CodeBuild stand-in, by what they
+//! recorded: the stand-in's builds, the bus, the table's raw items.
+//!
+//! - a deploy build that finishes before its start is recorded is recorded, never dropped;
+//! - a required signal failing after an unrecorded start is late: the deploy is not withdrawn;
+//! - a resume past CodeBuild's token window, in a project crowded with other builds, finds its
+//!   build instead of starting a second;
+//! - two deliveries of one completion in the same second say it once;
+//! - a late signal leaves a decided candidate's unsaid decision in the sweep's index;
+//! - a tenant request redelivered after a terminal state changes nothing.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use eddo::idempotency::now_epoch;
+use eddo_local::codebuild::Plan;
+use eddo_local::fixtures::detail_types as types;
+use eddo_tenant_onboarding::decide::State as TenantState;
+use serde_json::json;
+
+use crate::gate_recovery::{LET_GO, complete_failing, gate};
+use crate::harness::Faults;
+use crate::harness::gate::*;
+use crate::harness::tenants;
+
+/// The write that records a deploy's build and its Deployment Started.
+const RECORD_BUILD: &str = "SET build_id";
+
+fn text(item: &std::collections::HashMap<String, AttributeValue>, k: &str) -> Option<String> {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned()
+}
+
+async fn candidate_item(
+    s: &Setup,
+    commit: &str,
+) -> std::collections::HashMap<String, AttributeValue> {
+    crate::harness::table_item(&s.stack, "candidate#hello-world", commit)
+        .await
+        .expect("the candidate's item")
+}
+
+static FAST: AtomicU64 = AtomicU64::new(0);
+
+fn fast() -> u64 {
+    FAST.load(SeqCst)
+}
+
+/// StartBuild applied, recording it failed, and the build failed fast (a bad buildspec): its
+/// completion records the start and the failure, and says both; before, it was answered `Ok`
+/// ("not the candidate's deploy build") and the candidate stayed deploying for good. While the
+/// invocation that started it still holds its lease, the completion is retried, not dropped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_build_finished_before_its_start_was_recorded_is_recorded_and_said() {
+    FAST.store(now_epoch(), SeqCst);
+    let s = setup("once-fast", None).await;
+    // Let go after the failure: the completion may take the record at once.
+    let lost = Faults::default();
+    lost.fail("UpdateItem", RECORD_BUILD, usize::MAX);
+    let failing = gate(&s, fast, &lost, None).await;
+    complete_failing(&s, &failing, fast, 2900).await;
+    let commit = sha(2900);
+    let deploys = s.deploys();
+    assert_eq!(deploys.len(), 1, "StartBuild applied");
+    let decision = text(&candidate_item(&s, &commit).await, "decision").unwrap();
+    assert_eq!(deploys[0].env("EDDO_DECISION_ID"), Some(decision.as_str()));
+
+    let healthy = gate(&s, fast, &Faults::default(), None).await;
+    let done = s.deploy_finished(&commit, "FAULT");
+    let r = healthy.handle(&done).await.unwrap();
+    assert_eq!(
+        r.published,
+        ["Deployment Started", "Deployment Failed"],
+        "{r:?}"
+    );
+    let item = candidate_item(&s, &commit).await;
+    assert_eq!(text(&item, "state").as_deref(), Some("deploy_failed"));
+    assert_eq!(text(&item, "build_id"), Some(deploys[0].id.clone()));
+    assert!(healthy.handle(&done).await.unwrap().published.is_empty());
+    let said = s.published().await;
+    assert_eq!(types(&said), ["Deployment Started", "Deployment Failed"]);
+    assert_eq!(said[0]["detail"]["build_id"], deploys[0].id.as_str());
+
+    // Killed instead (its lease held): the completion is retried until the lease is gone.
+    let killed = Faults::default();
+    killed.fail("UpdateItem", RECORD_BUILD, usize::MAX);
+    killed.fail("UpdateItem", LET_GO, usize::MAX);
+    let failing = gate(&s, fast, &killed, None).await;
+    complete_failing(&s, &failing, fast, 2901).await;
+    let done = s.deploy_finished(&sha(2901), "SUCCEEDED");
+    let err = healthy.handle(&done).await.unwrap_err();
+    assert!(matches!(err, eddo::Error::InProgress(_)), "{err}");
+    FAST.fetch_add(eddo::outbox::DEFAULT_LEASE_SECS, SeqCst);
+    let r = healthy.handle(&done).await.unwrap();
+    assert_eq!(
+        r.published,
+        ["Deployment Started", "Deployment Succeeded"],
+        "{r:?}"
+    );
+    assert_eq!(
+        s.stack.codebuild.calls("eddo-deploy"),
+        2,
+        "one per decision"
+    );
+}
+
+static LATE: AtomicU64 = AtomicU64::new(0);
+
+fn late() -> u64 {
+    LATE.load(SeqCst)
+}
+
+/// StartBuild applied and its record was lost; a required signal fails after the lease: the
+/// deploy runs, so the failure is late, the build is recorded and said, and nothing says
+/// Blocked. Before, the candidate was withdrawn (Deployment Blocked) over the running build.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_after_an_unrecorded_start_is_late_not_a_block() {
+    LATE.store(now_epoch(), SeqCst);
+    let s = setup("once-late", None).await;
+    let lost = Faults::default();
+    lost.fail("UpdateItem", RECORD_BUILD, usize::MAX);
+    let failing = gate(&s, late, &lost, None).await;
+    complete_failing(&s, &failing, late, 2910).await;
+    let commit = sha(2910);
+    assert_eq!(s.deploys().len(), 1);
+
+    LATE.fetch_add(60, SeqCst);
+    let healthy = gate(&s, late, &Faults::default(), None).await;
+    let r = healthy
+        .handle(&s.build("eddo-sast", &commit, "FAILED", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.published,
+        ["Deployment Started", "Late Signal Failed"],
+        "{r:?}"
+    );
+    let said = s.published().await;
+    assert!(!types(&said).contains(&"Deployment Blocked"), "{said:#?}");
+    let item = candidate_item(&s, &commit).await;
+    assert_eq!(text(&item, "state").as_deref(), Some("deploying"));
+    assert_eq!(text(&item, "build_id"), Some(s.deploys()[0].id.clone()));
+    assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 1);
+}
+
+static CROWD: AtomicU64 = AtomicU64::new(0);
+
+fn crowd() -> u64 {
+    CROWD.load(SeqCst)
+}
+
+/// StartBuild applied and its record was lost; then 150 other builds of the shared deploy
+/// project, and six minutes (CodeBuild forgets the token). The next signal finds the decision's
+/// build on the second page and records it: one build. Before, one page was read, the token
+/// was forgotten, and a second build started.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resume_finds_its_build_past_the_token_window_in_a_crowded_project() {
+    CROWD.store(now_epoch(), SeqCst);
+    let s = setup("once-crowd", None).await;
+    let lost = Faults::default();
+    lost.fail("UpdateItem", RECORD_BUILD, usize::MAX);
+    let failing = gate(&s, crowd, &lost, None).await;
+    complete_failing(&s, &failing, crowd, 2920).await;
+    let ours = s.deploys()[0].id.clone();
+    for n in 0..150 {
+        s.stack.codebuild.ran(
+            "eddo-deploy",
+            &format!("other-{n:04}"),
+            &sha(3000 + n),
+            &[("EDDO_SERVICE", "other")],
+            Plan::succeed(),
+        );
+    }
+    s.stack.codebuild.advance(Duration::from_secs(6 * 60));
+    CROWD.fetch_add(6 * 60, SeqCst);
+
+    let healthy = gate(&s, crowd, &Faults::default(), None).await;
+    let r = healthy
+        .handle(&s.build("eddo-sast", &sha(2920), "SUCCEEDED", None))
+        .await
+        .unwrap();
+    assert_eq!(r.published, ["Deployment Started"], "{r:?}");
+    assert_eq!(
+        s.stack.codebuild.calls("eddo-deploy"),
+        1,
+        "found, not started"
+    );
+    let said = s.published().await;
+    assert_eq!(said[0]["detail"]["build_id"], ours.as_str());
+}
+
+static SAME: AtomicU64 = AtomicU64::new(0);
+
+fn same() -> u64 {
+    SAME.load(SeqCst)
+}
+
+/// Two deliveries of one completion, in flight at once in the same second: one says it. Before,
+/// a lease's identity was its second, and both took the other's lease for their own.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_deliveries_of_a_completion_in_one_second_say_it_once() {
+    SAME.store(now_epoch(), SeqCst);
+    let s = setup("once-same", None).await;
+    let healthy = gate(&s, same, &Faults::default(), None).await;
+    let (commit, image) = (sha(2930), digest(2930));
+    healthy
+        .handle(&s.build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
+        .await
+        .unwrap();
+    healthy
+        .handle(&s.build("eddo-sast", &commit, "SUCCEEDED", None))
+        .await
+        .unwrap();
+    let last = s
+        .scanned(&commit, &image, serde_json::from_str(CLEAN).unwrap())
+        .await;
+    healthy.handle(&last).await.unwrap();
+    s.published().await;
+    let done = s.deploy_finished(&commit, "SUCCEEDED");
+    let other = gate(&s, same, &Faults::default(), None).await;
+    for _ in 0..3 {
+        let (a, b) = tokio::join!(healthy.handle(&done), other.handle(&done));
+        a.unwrap();
+        b.unwrap();
+    }
+    assert_eq!(types(&s.published().await), ["Deployment Succeeded"]);
+}
+
+static OWED: AtomicU64 = AtomicU64::new(0);
+
+fn owed() -> u64 {
+    OWED.load(SeqCst)
+}
+
+/// A decision recorded and not said (its invocation died publishing), then a late signal of the
+/// same commit: the candidate stays in the sweep's index of owed work, and the tick after the
+/// lease says it. Before, the late signal filed it under `closed` and nothing said it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_signal_leaves_an_unsaid_decision_to_the_sweep() {
+    OWED.store(now_epoch(), SeqCst);
+    let s = setup("once-owed", None).await;
+    let dying = Faults::default();
+    dying.fail("PutEvents", "Deployment Started", usize::MAX);
+    dying.fail("UpdateItem", LET_GO, usize::MAX);
+    let failing = gate(&s, owed, &dying, None).await;
+    complete_failing(&s, &failing, owed, 2940).await;
+    let commit = sha(2940);
+
+    let healthy = gate(&s, owed, &Faults::default(), None).await;
+    OWED.fetch_add(5, SeqCst);
+    let r = healthy
+        .handle(&s.build("eddo-sast", &commit, "SUCCEEDED", None))
+        .await
+        .unwrap();
+    assert!(r.published.is_empty(), "the lease holds: {r:?}");
+    let item = candidate_item(&s, &commit).await;
+    assert_eq!(text(&item, "open_pk").as_deref(), Some("owed"));
+
+    OWED.fetch_add(eddo::outbox::DEFAULT_LEASE_SECS, SeqCst);
+    let tick = json!({"id": id(), "source": "aws.events", "detail-type": "Scheduled Event", "time": eddo::time::rfc3339(owed()), "detail": {}});
+    let r = healthy.handle(&tick).await.unwrap();
+    assert_eq!(r.published, ["Deployment Started"], "{r:?}");
+    assert_eq!(types(&s.published().await), ["Deployment Started"]);
+    let item = candidate_item(&s, &commit).await;
+    assert_eq!(text(&item, "open_pk"), None, "out of the index once said");
+}
+
+/// A request redelivered (EventBridge's retries, a redrive from the dead-letter queue) after its
+/// tenant reached a terminal state changes nothing: a failed tenant is not provisioned again,
+/// and an old offboarding request does not deprovision the tenant onboarded since. A new request
+/// still does what it asks.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_request_is_acted_on_once_whatever_the_tenant_became() {
+    let s = tenants::setup("once-tenant").await;
+    s.stack
+        .codebuild
+        .plan(tenants::PROVISION, Plan::fail("BUILD"));
+    s.stack
+        .codebuild
+        .plan(tenants::PROVISION, Plan::fail("BUILD"));
+    let request = tenants::onboard("wayne", "basic", tenants::basic_values());
+    s.handle(&request).await;
+    s.complete_builds().await;
+    s.complete_builds().await;
+    assert_eq!(s.tenant("wayne").await.unwrap().state, TenantState::Failed);
+    assert_eq!(
+        s.builds(tenants::PROVISION).len(),
+        2,
+        "the attempt and its retry"
+    );
+    s.published().await;
+
+    // The same request again, hours later: nothing.
+    let r = s.handle(&request).await;
+    assert!(r.published.is_empty(), "{r:?}");
+    assert!(r.outcome.contains("acted on before"), "{r:?}");
+    assert_eq!(s.builds(tenants::PROVISION).len(), 2);
+    assert_eq!(s.tenant("wayne").await.unwrap().state, TenantState::Failed);
+
+    // A new request provisions it again; its offboarding, redelivered after a re-onboarding,
+    // does not deprovision it.
+    s.handle(&tenants::onboard("wayne", "basic", tenants::basic_values()))
+        .await;
+    s.complete_builds().await;
+    let off = tenants::offboard("wayne");
+    s.handle(&off).await;
+    s.complete_builds().await;
+    assert_eq!(
+        s.tenant("wayne").await.unwrap().state,
+        TenantState::Deprovisioned
+    );
+    s.handle(&tenants::onboard("wayne", "basic", tenants::basic_values()))
+        .await;
+    s.complete_builds().await;
+    assert_eq!(s.tenant("wayne").await.unwrap().state, TenantState::Active);
+    let deprovisions = s.builds(tenants::DEPROVISION).len();
+    let r = s.handle(&off).await;
+    assert!(r.outcome.contains("acted on before"), "{r:?}");
+    assert_eq!(s.builds(tenants::DEPROVISION).len(), deprovisions);
+    assert_eq!(s.tenant("wayne").await.unwrap().state, TenantState::Active);
+}
