@@ -313,7 +313,7 @@ async fn candidates_of_a_service_gone_from_the_policy_do_not_stall_the_sweep() {
     let s = setup("gate-stale", None).await;
     let db = aws_sdk_dynamodb::Client::new(&s.stack.sdk);
     let old = now_epoch() - 3600;
-    let stale = eddo_scan_gate::SWEEP_BATCH as u32 + 5;
+    let stale = eddo_scan_gate::SWEEP_PAGE as u32 + 5;
     for n in 0..stale {
         let commit = sha(600 + n);
         db.put_item()

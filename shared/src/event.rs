@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// The version of the detail schemas under `infra/schemas/`. A compatible change bumps the minor
 /// number; consumers match on the major (`"1."` prefix).
-pub const SCHEMA_VERSION: &str = "1.1";
+pub const SCHEMA_VERSION: &str = "1.2";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
@@ -250,7 +250,7 @@ mod tests {
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(
             v,
-            json!({"metadata": {"schema_version": "1.1", "correlation_id": "c-1", "causation_id": "d-1"}, "branch": "main"})
+            json!({"metadata": {"schema_version": SCHEMA_VERSION, "correlation_id": "c-1", "causation_id": "d-1"}, "branch": "main"})
         );
         let back: Envelope<Push> = serde_json::from_value(v).unwrap();
         assert_eq!(back, e);

@@ -3,9 +3,11 @@
 //! A record that guards a side effect (a gate candidate, an alarm change, a rollback, a tenant)
 //! carries two attributes, written by the same conditional write as the decision they serve:
 //!
-//! - `lease_until`: until when the invocation that wrote the decision has the record to itself.
-//!   The lease outlives the function's timeout ([`LEASE_SECS`]), so only dead work is taken over.
-//!   One rule says when it has lapsed: [`leased`], and [`LAPSED`] in conditions.
+//! - `lease_until` and `lease_id`: until when, and under which id, the invocation that wrote
+//!   the decision has the record to itself. The lease lasts the invocation's time left and
+//!   [`LEASE_MARGIN_SECS`] ([`within`], [`lease_secs`]), so only dead work is taken over; its id
+//!   ([`MINE`]) tells two leases of the same second apart. One rule says when it has lapsed:
+//!   [`leased`], and [`LAPSED`] in conditions.
 //! - `outbox`: the events the decision owes, exactly as they will be published. An effect whose
 //!   outcome the events report (a build started) writes them with its outcome; a decision with no
 //!   effect writes them with the decision.
@@ -15,8 +17,10 @@
 //! [`Outbox::guard`] lets go of the lease at once, so Lambda's retry need not wait for it; if it
 //! dies, the lease lapses. Either way a later invocation about the same record [`Outbox::take`]s
 //! the lease (a conditional write, so one does) and finishes the work: the events are published
-//! once, from the record, whoever publishes them. Publishing twice is possible only when an
-//! invocation outlives its lease, which the function's timeout prevents.
+//! from the record, whoever publishes them. They are published at least once: an invocation that
+//! dies or fails after PutEvents and before removing them leaves them to be published again,
+//! identical (each carries its `event_key`); after a publish EventBridge accepted in part, the
+//! record keeps only the entries it did not accept.
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
@@ -61,15 +65,25 @@ pub async fn within<F: Future>(deadline_ms: u64, work: F) -> F::Output {
 /// How long a lease taken now lasts: the invocation's time left and [`LEASE_MARGIN_SECS`];
 /// [`DEFAULT_LEASE_SECS`] outside an invocation.
 pub fn lease_secs() -> u64 {
+    time_left().map_or(DEFAULT_LEASE_SECS, |left| {
+        u64::try_from(left.as_millis())
+            .unwrap_or(u64::MAX)
+            .div_ceil(1000)
+            + LEASE_MARGIN_SECS
+    })
+}
+
+/// The invocation's time left, within [`within`]; `None` outside an invocation.
+pub fn time_left() -> Option<std::time::Duration> {
     DEADLINE_MS
         .try_with(|deadline| {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
                 .unwrap_or_default();
-            deadline.saturating_sub(now).div_ceil(1000) + LEASE_MARGIN_SECS
+            std::time::Duration::from_millis(deadline.saturating_sub(now))
         })
-        .unwrap_or(DEFAULT_LEASE_SECS)
+        .ok()
 }
 
 /// The end of a lease taken at `now`.
@@ -260,8 +274,12 @@ impl Outbox {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let published = self.publisher.publish_until(events, deadline).await?;
-        let ids = serde_json::to_string(&published.event_ids).map_err(Error::Encode)?;
+        let (event_ids, result) = self.publisher.publish_each(events, deadline).await;
+        if let Err(e) = result {
+            self.keep_unsent(lease, events, &event_ids).await;
+            return Err(e);
+        }
+        let ids = serde_json::to_string(&event_ids).map_err(Error::Encode)?;
         let result = self
             .client
             .update_item()
@@ -285,7 +303,48 @@ impl Outbox {
             .await;
         // Not removed: another invocation took the record over and sent it; nothing to undo.
         written(result, "UpdateItem")?;
-        Ok(published.event_ids)
+        Ok(event_ids)
+    }
+
+    /// After a publish EventBridge accepted in part: the record's outbox keeps only the entries
+    /// not accepted (if it is still the one sent), so whoever sends it next publishes those, not
+    /// the accepted ones again. Best effort: if this write fails, the next sender publishes them
+    /// all again, identical, with their `event_key`.
+    async fn keep_unsent(&self, lease: &Lease, events: &[OutgoingEvent], event_ids: &[String]) {
+        let accepted = event_ids.iter().filter(|id| !id.is_empty()).count();
+        if accepted == 0 {
+            return;
+        }
+        let unsent: Vec<OutgoingEvent> = events
+            .iter()
+            .zip(event_ids)
+            .filter(|(_, id)| id.is_empty())
+            .map(|(e, _)| e.clone())
+            .collect();
+        let (Ok(sent), Ok(rest)) = (outbox_value(events), outbox_value(&unsent)) else {
+            return;
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(lease.key.clone()))
+            .update_expression("SET outbox = :rest")
+            .condition_expression("outbox = :sent")
+            .expression_attribute_values(":sent", sent)
+            .expression_attribute_values(":rest", rest)
+            .send()
+            .await;
+        match written(result, "UpdateItem") {
+            Ok(_) => tracing::info!(
+                accepted,
+                left = unsent.len(),
+                "kept the outbox's unsent entries"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not keep the outbox's progress; its accepted entries will be sent again")
+            }
+        }
     }
 
     /// Finishes what a dead invocation left owed on the record at `key`: takes its lapsed lease
@@ -369,6 +428,54 @@ mod tests {
         let past = within(now_ms.saturating_sub(1_000), async { lease_secs() }).await;
         assert_eq!(past, LEASE_MARGIN_SECS);
         assert_eq!(lease_secs(), DEFAULT_LEASE_SECS, "outside an invocation");
+    }
+
+    /// EventBridge accepts the first entry and refuses the second: the record keeps only the
+    /// second, so the next sender does not publish the first again.
+    #[tokio::test]
+    async fn a_partial_publish_leaves_only_the_unsent_entries_owed() {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
+        use aws_sdk_eventbridge::operation::put_events::PutEventsOutput;
+        use aws_sdk_eventbridge::types::PutEventsResultEntry;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        let events = vec![
+            OutgoingEvent::foreign("x.y", "First", &serde_json::json!({"n": 1})).unwrap(),
+            OutgoingEvent::foreign("x.y", "Second", &serde_json::json!({"n": 2})).unwrap(),
+        ];
+        let put = mock!(aws_sdk_eventbridge::Client::put_events).then_output(|| {
+            PutEventsOutput::builder()
+                .failed_entry_count(1)
+                .entries(PutEventsResultEntry::builder().event_id("id-1").build())
+                .entries(
+                    PutEventsResultEntry::builder()
+                        .error_code("ValidationException")
+                        .error_message("refused")
+                        .build(),
+                )
+                .build()
+        });
+        let rest = outbox_value(&events[1..]).unwrap();
+        let sent = outbox_value(&events).unwrap();
+        let kept = mock!(aws_sdk_dynamodb::Client::update_item)
+            .match_requests(move |r| {
+                r.update_expression() == Some("SET outbox = :rest")
+                    && r.expression_attribute_values().is_some_and(|v| {
+                        v.get(":rest") == Some(&rest) && v.get(":sent") == Some(&sent)
+                    })
+            })
+            .then_output(|| UpdateItemOutput::builder().build());
+        let bus = mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put]);
+        let table = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&kept]);
+        let outbox = Outbox::new(table, "t", Publisher::new(bus, "eddo", 256 * 1024));
+        let lease = Lease::new(Item::new(), 100);
+        let err = outbox.send(&lease, &events).await.unwrap_err();
+        assert!(matches!(err, Error::PublishRejected { .. }), "{err}");
+        assert_eq!(put.num_calls(), 1);
+        assert_eq!(
+            kept.num_calls(),
+            1,
+            "the outbox keeps the unsent entry alone"
+        );
     }
 
     #[test]

@@ -56,11 +56,22 @@ pub struct OutgoingEvent {
 }
 
 impl OutgoingEvent {
+    /// The event, its metadata carrying its [`event_key`]: a pure function of what it says, so
+    /// every publication of it (a republication from a record's outbox, an invocation retried
+    /// after its answer was lost) carries the same key, for consumers to deduplicate on.
     pub fn new<D: Serialize>(detail_type: DetailType, detail: &Envelope<D>) -> Result<Self, Error> {
+        let mut value = serde_json::to_value(detail)?;
+        let key = event_key(detail_type.source().as_str(), detail_type.as_str(), &value);
+        if let Some(metadata) = value
+            .get_mut("metadata")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            metadata.insert("event_key".into(), key.into());
+        }
         Ok(OutgoingEvent {
             source: Cow::Borrowed(detail_type.source().as_str()),
             detail_type: Cow::Borrowed(detail_type.as_str()),
-            detail: serde_json::to_string(detail)?,
+            detail: serde_json::to_string(&value)?,
             resources: Vec::new(),
         })
     }
@@ -173,6 +184,51 @@ impl OutgoingEvent {
             .set_resources((!self.resources.is_empty()).then(|| self.resources.clone()))
             .build()
     }
+}
+
+/// The stable key of an eddo event: 32 hex digits of a SHA-256 of its source, detail-type and
+/// detail (keys sorted, `metadata.event_key` left out). Two publications of one event carry the
+/// same key; events that differ in anything (another build, another cause) carry different ones.
+pub fn event_key(source: &str, detail_type: &str, detail: &serde_json::Value) -> String {
+    use sha2::Digest as _;
+    fn canonical(v: &serde_json::Value, top: bool, out: &mut String) {
+        use serde_json::Value;
+        match v {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for k in keys {
+                    if top && k == "metadata" {
+                        let mut m = map[k].clone();
+                        if let Some(o) = m.as_object_mut() {
+                            o.remove("event_key");
+                        }
+                        out.push_str(&format!("{}:", Value::from(k.as_str())));
+                        canonical(&m, false, out);
+                    } else {
+                        out.push_str(&format!("{}:", Value::from(k.as_str())));
+                        canonical(&map[k], false, out);
+                    }
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for i in items {
+                    canonical(i, false, out);
+                    out.push(',');
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut text = format!("{source}\n{detail_type}\n");
+    canonical(detail, true, &mut text);
+    let hash = sha2::Sha256::digest(text.as_bytes());
+    hash[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A PutEvents entry's size as AWS documents it ("Calculating PutEvents event entry size"): 14
@@ -293,6 +349,28 @@ impl Publisher {
         events: &[OutgoingEvent],
         deadline: Option<tokio::time::Instant>,
     ) -> Result<Published, Error> {
+        let (event_ids, result) = self.publish_each(events, deadline).await;
+        result.map(|()| Published { event_ids })
+    }
+
+    /// [`Publisher::publish_until`], saying which entries EventBridge accepted even when others
+    /// failed: their event ids, in order (empty: not accepted), beside the outcome.
+    pub async fn publish_each(
+        &self,
+        events: &[OutgoingEvent],
+        deadline: Option<tokio::time::Instant>,
+    ) -> (Vec<String>, Result<(), Error>) {
+        let mut event_ids = vec![String::new(); events.len()];
+        let result = self.publish_filling(events, deadline, &mut event_ids).await;
+        (event_ids, result)
+    }
+
+    async fn publish_filling(
+        &self,
+        events: &[OutgoingEvent],
+        deadline: Option<tokio::time::Instant>,
+        event_ids: &mut [String],
+    ) -> Result<(), Error> {
         let fitted: Vec<OutgoingEvent>;
         let events = if events.iter().any(|e| e.size() > self.max_entry_bytes) {
             fitted = events
@@ -313,12 +391,11 @@ impl Publisher {
                 });
             }
         }
-        let mut event_ids = vec![String::new(); events.len()];
         for batch in batches(events, self.max_entry_bytes) {
-            self.publish_batch(events, &batch, &mut event_ids, deadline)
+            self.publish_batch(events, &batch, event_ids, deadline)
                 .await?;
         }
-        Ok(Published { event_ids })
+        Ok(())
     }
 
     /// Sends the entries at `indices`, resending the transient failures, and fills `event_ids`.
@@ -495,6 +572,39 @@ pub fn batches(events: &[OutgoingEvent], max_bytes: usize) -> Vec<Vec<usize>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_event_key_is_the_event_s_and_only_its() {
+        use crate::event::DetailType::DeploymentStarted;
+        let started = |build: &str, cause: &str| {
+            OutgoingEvent::enveloped(
+                DeploymentStarted,
+                &serde_json::json!({"service": "api", "build_id": build}),
+                "c-1",
+                cause,
+            )
+            .unwrap()
+        };
+        let key = |e: &OutgoingEvent| {
+            let d: serde_json::Value = serde_json::from_str(&e.detail).unwrap();
+            d["metadata"]["event_key"].as_str().unwrap().to_string()
+        };
+        let a = started("b:1", "e-1");
+        assert_eq!(a, started("b:1", "e-1"), "the same event, byte for byte");
+        assert_eq!(key(&a).len(), 32);
+        assert_ne!(key(&a), key(&started("b:2", "e-1")));
+        assert_ne!(key(&a), key(&started("b:1", "e-2")));
+        // Field order does not change it.
+        let d: serde_json::Value = serde_json::from_str(&a.detail).unwrap();
+        let mut reordered = serde_json::Map::new();
+        for (k, v) in d.as_object().unwrap().iter().rev() {
+            reordered.insert(k.clone(), v.clone());
+        }
+        assert_eq!(
+            event_key(&a.source, &a.detail_type, &reordered.into()),
+            key(&a)
+        );
+    }
+
     use super::*;
     use crate::event::Metadata;
     use aws_sdk_eventbridge::operation::put_events::PutEventsOutput;

@@ -17,6 +17,7 @@ pub mod reported;
 pub mod scan;
 pub mod signal;
 pub mod store;
+mod sweep;
 
 use eddo::idempotency::now_epoch;
 use eddo::names::{CommitSha, ImageDigest};
@@ -35,8 +36,7 @@ use crate::findings::Findings;
 use crate::signal::{BuildState, Incoming, Signal, Subject, read};
 use crate::store::{Parked, Record, Store};
 
-/// Deadlines the sweep handles per tick; the rest wait for the next minute.
-pub const SWEEP_BATCH: i32 = 25;
+pub use sweep::{SWEEP_BUDGET, SWEEP_CONCURRENCY, SWEEP_PAGE, SWEEP_RESERVE};
 
 /// The function's settings: the common ones and where the policy is.
 pub use eddo::config::PolicyConfig as Config;
@@ -528,70 +528,6 @@ impl Gate {
                 Ok(report)
             }
         }
-    }
-
-    /// Times out the candidates past their deadline. "Now" is the later of the clock and the
-    /// schedule's time, so a late retry of a tick sweeps no less.
-    async fn sweep(&self, policy: &Policy, at: Option<u64>) -> Result<Report, Error> {
-        let now = (self.clock)().max(at.unwrap_or(0));
-        let overdue = self.store.overdue(now, SWEEP_BATCH).await?;
-        let mut report = Report {
-            outcome: format!("{} candidate(s) past their deadline", overdue.len()),
-            published: vec![],
-        };
-        for c in overdue {
-            let Some(service) = policy.service(c.service.as_str()) else {
-                // Its service left the policy: nothing decides it any more. Closed, so it no
-                // longer fills the sweep's batch and keeps others from timing out.
-                let why = format!("{} is no longer in the policy", c.service);
-                if self.store.close(&c, &why, now).await? {
-                    warn!(service = %c.service, commit = %c.commit, "closed a candidate whose service left the policy");
-                    report.outcome.push_str(&format!(
-                        "; closed {} {}: {why}",
-                        c.service,
-                        c.commit.short()
-                    ));
-                }
-                continue;
-            };
-            let cause = Evidence {
-                event_id: format!("deadline:{}", c.deadline),
-                source: "eddo.gate".into(),
-                detail_type: "Deadline".into(),
-                sender: String::new(),
-                time: c.deadline,
-                replay: None,
-            };
-            let missing: Vec<String> = c
-                .missing(&service.gate)
-                .iter()
-                .map(|k| format!("{k}: no signal before the deadline {}", rfc3339(c.deadline)))
-                .collect();
-            let r = if missing.is_empty() {
-                // Complete after all (a race with the last signal): decide as usual.
-                self.act(service, c, &SignalKind::Build, &cause, now)
-                    .await?
-            } else {
-                self.conclude(service, &c, State::TimedOut, missing, &cause, now)
-                    .await?
-            };
-            report.published.extend(r.published);
-        }
-        // Decided candidates whose invocation died with their work undone, and no event to come.
-        for c in self.store.owed(now, SWEEP_BATCH).await? {
-            let r = match policy.service(c.service.as_str()) {
-                Some(service) if c.state == State::Deploying && c.build_id.is_none() => {
-                    self.resume_deploy(service, &c, now).await?
-                }
-                _ if c.owes => self.finish_owed(&c, now).await?,
-                _ => {
-                    self.store.settled(&c).await?;
-                    Report::quiet("settled")
-                }
-            };
-            report.published.extend(r.published);
-        }
-        Ok(report)
     }
 }
 

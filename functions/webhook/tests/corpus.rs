@@ -134,10 +134,17 @@ fn branch_push() {
     assert_eq!(out["detail-type"], "Git Push");
     assert_eq!(d["provider"], "github");
     assert_eq!(d["delivery_id"], "d-push");
+    let mut metadata = d["metadata"].clone();
+    let key = metadata
+        .as_object_mut()
+        .unwrap()
+        .remove("event_key")
+        .unwrap();
     assert_eq!(
-        d["metadata"],
-        json!({"schema_version": "1.1", "correlation_id": "d-push", "causation_id": "d-push"})
+        metadata,
+        json!({"schema_version": eddo::event::SCHEMA_VERSION, "correlation_id": "d-push", "causation_id": "d-push"})
     );
+    assert_eq!(key.as_str().unwrap().len(), 32, "{key}");
     assert!(d["branch"].is_string() && d["tag"].is_null(), "{d}");
     assert_eq!(
         d["ref"].as_str().unwrap(),

@@ -304,12 +304,13 @@ export class Eddo extends Construct {
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    // Sparse: only gate candidates still waiting for signals, by deadline.
+    // Sparse: gate candidates still waiting for signals (by deadline) and decided ones whose work
+    // is owed, each list sharded by commit; keys only (the sweep reads each candidate whole).
     table.addGlobalSecondaryIndex({
       indexName: 'open-deadline',
       partitionKey: { name: 'open_pk', type: dynamodb.AttributeType.STRING },
       sortKey: { name: 'open_sk', type: dynamodb.AttributeType.STRING },
-      projectionType: dynamodb.ProjectionType.ALL,
+      projectionType: dynamodb.ProjectionType.KEYS_ONLY,
     });
     return table;
   }

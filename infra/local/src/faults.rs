@@ -29,6 +29,9 @@ pub enum Fault {
     ServerError,
     /// Forwarded and applied upstream, then answered 500: the caller cannot tell it happened.
     LostAnswer,
+    /// PutEvents only: forwarded and every entry applied, then answered 200 with its first
+    /// entry failed (`InternalFailure`): the caller resends an entry the bus already has.
+    EntryAnswerLost,
 }
 
 impl Fault {
@@ -37,6 +40,7 @@ impl Fault {
             Fault::Throttled => "throttled",
             Fault::ServerError => "server error (5xx)",
             Fault::LostAnswer => "answer lost after the request was applied",
+            Fault::EntryAnswerLost => "PutEvents 200 with an applied entry answered failed",
         }
     }
 }
@@ -97,15 +101,17 @@ impl Faults {
         self.lock().rng.f64() < p
     }
 
-    fn pick(&self) -> Option<Fault> {
+    fn pick(&self, put_events: bool) -> Option<Fault> {
         let mut s = self.lock();
         if !s.enabled || s.rng.f64() >= s.rate {
             return None;
         }
-        let fault = match s.rng.u8(..3) {
+        let kinds = if put_events { 4 } else { 3 };
+        let fault = match s.rng.u8(..kinds) {
             0 => Fault::Throttled,
             1 => Fault::ServerError,
-            _ => Fault::LostAnswer,
+            2 => Fault::LostAnswer,
+            _ => Fault::EntryAnswerLost,
         };
         *s.counts.entry(fault.as_str().to_string()).or_default() += 1;
         Some(fault)
@@ -126,7 +132,11 @@ impl FaultRelay {
                 // An error in the protocol the call speaks, as the service would answer it.
                 let cbor = parts.uri.path().starts_with("/service/");
                 let error = |status, code: &str, message: &str| error(cbor, status, code, message);
-                match faults.pick() {
+                let put_events = parts
+                    .headers
+                    .get("x-amz-target")
+                    .is_some_and(|t| t.as_bytes().ends_with(b".PutEvents"));
+                match faults.pick(put_events) {
                     Some(Fault::Throttled) => error(
                         StatusCode::BAD_REQUEST,
                         "ThrottlingException",
@@ -145,6 +155,12 @@ impl FaultRelay {
                             "injected after the request was applied",
                         )
                     }
+                    Some(Fault::EntryAnswerLost) => {
+                        match forward(upstream, &idle, parts, body).await {
+                            Ok(answer) => first_entry_failed(answer).await,
+                            Err(e) => error(StatusCode::BAD_GATEWAY, "InternalFailure", &e),
+                        }
+                    }
                     None => forward(upstream, &idle, parts, body)
                         .await
                         .unwrap_or_else(|e| error(StatusCode::BAD_GATEWAY, "InternalFailure", &e)),
@@ -159,6 +175,27 @@ impl FaultRelay {
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.server.addr())
     }
+}
+
+/// PutEvents' answer with its first entry's result replaced by a transient failure, as if
+/// EventBridge had not accepted it (it had).
+async fn first_entry_failed(answer: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt as _;
+    let (mut parts, body) = answer.into_parts();
+    let Ok(collected) = body.collect().await;
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&collected.to_bytes()) else {
+        return error(false, StatusCode::BAD_GATEWAY, "InternalFailure", "relay");
+    };
+    if let Some(first) = json["Entries"].get_mut(0)
+        && first.get("EventId").is_some()
+    {
+        *first = serde_json::json!({"ErrorCode": "InternalFailure", "ErrorMessage": "injected: the entry was applied"});
+        let failed = json["FailedEntryCount"].as_u64().unwrap_or(0) + 1;
+        json["FailedEntryCount"] = failed.into();
+    }
+    parts.headers.remove("content-length");
+    parts.headers.remove("x-amz-crc32");
+    Response::from_parts(parts, Full::new(Bytes::from(json.to_string())))
 }
 
 /// An AWS error answer: JSON (`__type`, `message`), or for a Smithy RPC v2 CBOR call (CloudWatch)

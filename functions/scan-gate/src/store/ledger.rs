@@ -136,7 +136,7 @@ impl Store {
             .expression_attribute_values(":deadline", n(deadline))
             .expression_attribute_values(":corr", s(correlation_id))
             .expression_attribute_values(":waiting", s(State::Waiting.as_str()))
-            .expression_attribute_values(":open", s("open"))
+            .expression_attribute_values(":open", s(&super::open_pk(commit)))
             .expression_attribute_values(
                 ":open_sk",
                 s(&format!("{deadline:012}#{service}#{commit}")),

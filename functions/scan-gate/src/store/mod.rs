@@ -35,10 +35,41 @@ pub use ledger::{Parked, Record};
 
 pub const OPEN_INDEX: &str = "open-deadline";
 
-/// The index partition of decided candidates whose work (a deploy to start, events to say) is
-/// not done: the sweep finishes what a dead invocation left when no other event comes. Sending
-/// what a candidate owes takes it out.
+/// The index partitions of decided candidates whose work (a deploy to start, events to say) is
+/// not done ([`owed_pk`]): the sweep finishes what a dead invocation left when no other event
+/// comes. Sending what a candidate owes takes it out.
 pub const OWED: &str = "owed";
+
+/// The index partitions of waiting candidates ([`open_pk`]), which the deadline sweep reads.
+pub const OPEN: &str = "open";
+
+/// How many partitions each of the index's lists is spread over, by commit: no one partition
+/// takes every write of a busy platform.
+pub const SHARDS: u8 = 8;
+
+/// The shard of a candidate: its commit's first hex digit, modulo [`SHARDS`].
+pub fn shard_of(commit: &CommitSha) -> u8 {
+    let first = commit.as_str().get(..1).unwrap_or("0");
+    u8::from_str_radix(first, 16).unwrap_or(0) % SHARDS
+}
+
+/// The index partition of a waiting candidate.
+pub fn open_pk(commit: &CommitSha) -> String {
+    format!("{OPEN}#{}", shard_of(commit))
+}
+
+/// The index partition of a decided candidate whose work is not done.
+pub fn owed_pk(commit: &CommitSha) -> String {
+    format!("{OWED}#{}", shard_of(commit))
+}
+
+/// Every partition of a list (`open` or `owed`): its shards, and the unsharded one earlier
+/// versions wrote.
+pub fn partitions(list: &str) -> Vec<String> {
+    std::iter::once(list.to_string())
+        .chain((0..SHARDS).map(|n| format!("{list}#{n}")))
+        .collect()
+}
 
 /// A token only this invocation's decision carries, to tell it from another's: the decision's
 /// id, which its deploy build carries (`EDDO_DECISION_ID`).
@@ -196,7 +227,7 @@ impl Store {
             .expression_attribute_values(":now", n(d.now))
             .expression_attribute_values(":by", s(d.by))
             .expression_attribute_values(":token", s(d.decision))
-            .expression_attribute_values(":owed", s(OWED))
+            .expression_attribute_values(":owed", s(&owed_pk(&c.commit)))
             .expression_attribute_values(":owed_sk", s(&owed_sk(c, d.lease.until)))
             // A decided commit is never decided again, however late a replay comes: TTL skips an
             // item whose expires_at is not a number, and a later signal keeps it (if_not_exists).
@@ -351,7 +382,7 @@ impl Store {
             .expression_attribute_values(":now", n(d.now))
             .expression_attribute_values(":by", s(d.by))
             .expression_attribute_values(":token", s(d.decision))
-            .expression_attribute_values(":owed", s(OWED))
+            .expression_attribute_values(":owed", s(&owed_pk(&c.commit)))
             .expression_attribute_values(":owed_sk", s(&owed_sk(c, d.lease.until)))
             .expression_attribute_values(":attempt", n(u64::from(c.attempt) + 1))
             .expression_attribute_values(":none", s("[]"))
@@ -517,7 +548,7 @@ impl Store {
             .expression_attribute_values(":outbox", outbox::outbox_value(f.owes)?)
             .expression_attribute_values(":lease", n(f.lease.until))
             .expression_attribute_values(":lease_id", s(&f.lease.id))
-            .expression_attribute_values(":owed", s(OWED))
+            .expression_attribute_values(":owed", s(&owed_pk(&c.commit)))
             .expression_attribute_values(":owed_sk", s(&owed_sk(c, f.lease.until)))
             .build()
             .map_err(|e| Error::InvalidEvent(e.to_string()))?;

@@ -3,10 +3,17 @@
 //! decides any more; taking a finished one out of the index.
 
 use eddo::Error;
-use eddo::dynamo::{Item, n, s, written};
+use eddo::dynamo::{Item, attr, n, s, written};
+use eddo::names::{CommitSha, ServiceName};
 
-use super::{OPEN_INDEX, OWED, Store, candidate, key_of};
+use super::{OPEN_INDEX, OWED, Store, key_of};
 use crate::candidate::{Candidate, State};
+
+/// A page of the sweep's index: the candidates' keys (`pk`, `sk`), and where the next page starts.
+pub struct Listed {
+    pub keys: Vec<(String, String)>,
+    pub next: Option<Item>,
+}
 
 impl Store {
     /// Closes a waiting candidate without a decision (its service left the policy), so the
@@ -35,58 +42,55 @@ impl Store {
         written(result, "UpdateItem")
     }
 
-    /// Waiting candidates whose deadline has passed, oldest first (at most `limit`).
-    pub async fn overdue(&self, now: u64, limit: i32) -> Result<Vec<Candidate>, Error> {
+    /// One page of the index partition `partition` (a shard of `open` or `owed`) up to `now`,
+    /// oldest first, from `from` (where the last page ended): the candidates' keys only (the
+    /// index projects nothing else; each is read whole when it is served).
+    pub async fn listed(
+        &self,
+        partition: &str,
+        now: u64,
+        from: Option<Item>,
+        limit: i32,
+    ) -> Result<Listed, Error> {
         let out = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(OPEN_INDEX)
-            .key_condition_expression("open_pk = :open AND open_sk < :until")
-            .expression_attribute_values(":open", s("open"))
+            .key_condition_expression("open_pk = :p AND open_sk < :until")
+            .expression_attribute_values(":p", s(partition))
             .expression_attribute_values(":until", s(&format!("{:012}~", now)))
+            .set_exclusive_start_key(from)
             .limit(limit)
             .send()
             .await
             .map_err(|e| Error::aws("DynamoDB", "Query", e))?;
-        let mut waiting = Vec::new();
-        for c in self.whole(out.items()).await? {
-            if c.state == State::Waiting {
-                waiting.push(c);
-            }
-        }
-        Ok(waiting)
+        Ok(Listed {
+            keys: out
+                .items()
+                .iter()
+                .map(|i| {
+                    (
+                        attr(i, "pk").unwrap_or_default().to_string(),
+                        attr(i, "sk").unwrap_or_default().to_string(),
+                    )
+                })
+                .collect(),
+            next: out.last_evaluated_key,
+        })
     }
 
-    /// The candidates the index listed, each read again whole (its record and its ledger).
-    async fn whole(&self, listed: &[Item]) -> Result<Vec<Candidate>, Error> {
-        let mut out = Vec::with_capacity(listed.len());
-        for item in listed {
-            let c = candidate(item)?;
-            if let Some(c) = self.get(&c.service, &c.commit).await? {
-                out.push(c);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Decided candidates whose work is not done (a deploy to start, events to say) and whose
-    /// lease lapsed before `now`, oldest first (at most `limit`): left by an invocation that
-    /// died with no event about them to come.
-    pub async fn owed(&self, now: u64, limit: i32) -> Result<Vec<Candidate>, Error> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(OPEN_INDEX)
-            .key_condition_expression("open_pk = :owed AND open_sk < :until")
-            .expression_attribute_values(":owed", s(OWED))
-            .expression_attribute_values(":until", s(&format!("{:012}~", now)))
-            .limit(limit)
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB", "Query", e))?;
-        self.whole(out.items()).await
+    /// The candidate an index entry names, read whole (its record and its ledger). `Err` for a
+    /// key or record this version cannot read: reported by the sweep, which serves the rest.
+    pub async fn listed_candidate(&self, pk: &str, sk: &str) -> Result<Option<Candidate>, Error> {
+        let service = pk
+            .strip_prefix("candidate#")
+            .and_then(|s| ServiceName::parse(s).ok())
+            .ok_or_else(|| Error::InvalidEvent(format!("index entry {pk}: not a candidate")))?;
+        let commit = CommitSha::parse(sk).map_err(|why| {
+            Error::InvalidEvent(format!("index entry {pk}/{sk}: the commit {why}"))
+        })?;
+        self.get(&service, &commit).await
     }
 
     /// Takes a candidate whose work is done out of the sweep's index.
@@ -98,7 +102,7 @@ impl Store {
             .set_key(Some(key_of(c)))
             // `closed` is the partition a later signal files it under: none the sweep reads.
             .update_expression("SET closed = :settled REMOVE open_pk")
-            .condition_expression("attribute_not_exists(outbox) AND open_pk = :owed")
+            .condition_expression("attribute_not_exists(outbox) AND begins_with(open_pk, :owed)")
             .expression_attribute_values(":owed", s(OWED))
             .expression_attribute_values(":settled", s("settled"))
             .send()

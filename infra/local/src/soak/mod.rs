@@ -290,9 +290,15 @@ impl Lambda {
         }
     }
 
-    /// Delivers `events` in order, some twice (EventBridge delivers at least once).
+    /// Delivers `events` in order, some twice (EventBridge delivers at least once), and some
+    /// twice at once: two invocations of one event in flight together, in the same second.
     async fn deliver_all(&mut self, events: Vec<Value>) {
         for e in events {
+            if self.faults.chance(0.10) {
+                self.faults.count("concurrent duplicate delivery");
+                self.deliver_concurrently(&e).await;
+                continue;
+            }
             self.deliver(&e).await;
             if self.faults.chance(0.15) {
                 self.faults.count("duplicate delivery");
@@ -301,11 +307,34 @@ impl Lambda {
         }
     }
 
+    /// Two deliveries of `e` whose first invocations run at once; each failed one is retried
+    /// as Lambda retries it.
+    async fn deliver_concurrently(&mut self, e: &Value) {
+        advance(1);
+        self.played.deliveries += 2;
+        self.played.invocations += 2;
+        let (a, b) = tokio::join!(self.handler.handle(e), self.handler.handle(e));
+        for outcome in [a, b] {
+            match outcome {
+                Ok(done) => trace(e, &done),
+                Err(err) => {
+                    trace(e, &format!("FAILED: {err}"));
+                    advance(60);
+                    self.attempts(e, 2, err).await;
+                }
+            }
+        }
+    }
+
     /// One asynchronous delivery as Lambda makes it.
     async fn deliver(&mut self, e: &Value) {
         self.played.deliveries += 1;
-        let mut last = String::new();
-        for _ in 0..3 {
+        self.attempts(e, 3, String::new()).await;
+    }
+
+    /// Up to `n` invocations of `e`, a minute apart, then the dead-letter queue.
+    async fn attempts(&mut self, e: &Value, n: usize, mut last: String) {
+        for _ in 0..n {
             advance(1);
             self.played.invocations += 1;
             let outcome = if self.faults.chance(self.kill_rate) {

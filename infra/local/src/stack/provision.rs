@@ -179,13 +179,14 @@ pub(super) async fn tables(
             .into_iter()
             .flatten()
         {
+            let projection = match g["Projection"]["ProjectionType"].as_str() {
+                Some("KEYS_ONLY") => ProjectionType::KeysOnly,
+                Some("INCLUDE") => ProjectionType::Include,
+                _ => ProjectionType::All,
+            };
             let mut index = GlobalSecondaryIndex::builder()
                 .index_name(g["IndexName"].as_str().unwrap_or_default())
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                );
+                .projection(Projection::builder().projection_type(projection).build());
             for k in g["KeySchema"].as_array().into_iter().flatten() {
                 index = index.key_schema(
                     KeySchemaElement::builder()
