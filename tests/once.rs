@@ -8,7 +8,10 @@
 //!   build instead of starting a second;
 //! - two deliveries of one completion in the same second say it once;
 //! - a late signal leaves a decided candidate's unsaid decision in the sweep's index;
-//! - a tenant request redelivered after a terminal state changes nothing.
+//! - a tenant request redelivered after a terminal state changes nothing;
+//! - the sweep serves every candidate around a poisoned record;
+//! - a rollback build that finishes before its start is recorded is recorded and said;
+//! - a rollback past its hold is not started by a late redrive.
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
@@ -23,7 +26,7 @@ use serde_json::json;
 use crate::gate_recovery::{LET_GO, complete_failing, gate};
 use crate::harness::Faults;
 use crate::harness::gate::*;
-use crate::harness::tenants;
+use crate::harness::{rollback, tenants};
 
 /// The write that records a deploy's build and its Deployment Started.
 const RECORD_BUILD: &str = "SET build_id";
@@ -400,4 +403,100 @@ async fn the_sweep_serves_every_candidate_around_a_poisoned_record() {
     );
     let r = s.handle(&tick()).await;
     assert!(r.published.is_empty(), "{r:?}");
+}
+
+/// A rollback whose StartBuild applied and whose record was lost, and whose build then
+/// finished: its completion records the start and the outcome, and says both. Before, it was
+/// "not started by eddo", the hold stayed until it lapsed and the history never moved.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_build_finished_before_its_start_was_recorded_is_recorded_and_said() {
+    let s = rollback::setup("once-rb-fast", None).await;
+    let now = now_epoch();
+    s.deployed(&sha(2950), &sha(2951), now - 300).await;
+    let failing = failing_rollbacks(&s, "settled").await;
+    let fired = eddo_local::fixtures::alarm("hello-world-5xx", "OK", "ALARM", now - 10);
+    eddo_local::cloudwatch::ran(&s.stack.sdk, &fired)
+        .await
+        .unwrap();
+    assert!(failing.handle(&fired).await.unwrap_err().is_retryable());
+    let builds = s.rollback_builds();
+    assert_eq!(builds.len(), 1, "StartBuild applied");
+    assert!(builds[0].env("EDDO_DECISION_ID").is_some());
+
+    s.stack.codebuild.finish(&builds[0].id, "SUCCEEDED");
+    let done = eddo_local::fixtures::finished(&builds[0], "SUCCEEDED", &id());
+    let r = s.handle(&done).await;
+    assert_eq!(
+        r.published,
+        ["Rollback Started", "Rollback Succeeded"],
+        "{r:?}"
+    );
+    assert!(s.handle(&done).await.published.is_empty());
+    assert_eq!(
+        types(&s.published().await),
+        ["Rollback Started", "Rollback Succeeded"]
+    );
+    assert_eq!(s.history().await.live.unwrap().commit, sha(2950));
+    assert_eq!(s.held_by().await, None);
+}
+
+/// A rollback decided, its StartBuild throttled, and its alarm change redelivered after the
+/// rollback's hold ended: nothing is started over what may have gone live since; the rollback
+/// is said failed, with the reason. Before, the late redrive started it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_past_its_hold_is_not_started_late() {
+    use aws_smithy_mocks::{RuleMode, mock_client};
+    let s = rollback::setup("once-rb-late", None).await;
+    let now = now_epoch();
+    s.deployed(&sha(2960), &sha(2961), now - 300).await;
+    let config = crate::harness::policy_config(&s.stack, "alarm-rollback");
+    let sdk = crate::harness::function_sdk(&s.stack, "alarm-rollback").await;
+    let policy = eddo::policy::load(&sdk, &config.policy_parameter)
+        .await
+        .unwrap();
+    let rule = crate::harness::throttled_start_build();
+    let throttled = eddo_alarm_rollback::Rollbacks::new(&config, policy.clone(), &sdk)
+        .with_codebuild(mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&rule]));
+    let fired = eddo_local::fixtures::alarm("hello-world-5xx", "OK", "ALARM", now - 10);
+    eddo_local::cloudwatch::ran(&s.stack.sdk, &fired)
+        .await
+        .unwrap();
+    assert!(throttled.handle(&fired).await.unwrap_err().is_retryable());
+
+    // The dead-letter queue's redrive, two hours later (the example policy holds for an hour).
+    LATE_REDRIVE.store(now + 2 * 3600, SeqCst);
+    let redrive = eddo_alarm_rollback::Rollbacks::new(&config, policy, &sdk)
+        .with_codebuild(crate::harness::stand_in(&sdk, &s.stack))
+        .with_clock(late_redrive);
+    let r = redrive.handle(&fired).await.unwrap();
+    assert_eq!(r.published, ["Rollback Failed"], "{r:?}");
+    assert!(s.rollback_builds().is_empty(), "nothing started late");
+    let said = s.published().await;
+    assert!(
+        said[0]["detail"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("its hold ended"),
+        "{said:#?}"
+    );
+}
+
+static LATE_REDRIVE: AtomicU64 = AtomicU64::new(0);
+
+fn late_redrive() -> u64 {
+    LATE_REDRIVE.load(SeqCst)
+}
+
+/// alarm-rollback as its role, its DynamoDB calls whose request holds `fragment` failing.
+async fn failing_rollbacks(s: &rollback::Setup, fragment: &str) -> eddo_alarm_rollback::Rollbacks {
+    let config = crate::harness::policy_config(&s.stack, "alarm-rollback");
+    let sdk = crate::harness::function_sdk(&s.stack, "alarm-rollback").await;
+    let policy = eddo::policy::load(&sdk, &config.policy_parameter)
+        .await
+        .unwrap();
+    let lost = Faults::default();
+    lost.fail("TransactWriteItems", fragment, usize::MAX);
+    eddo_alarm_rollback::Rollbacks::new(&config, policy, &sdk)
+        .with_dynamodb(lost.dynamodb(&sdk), &config.common.table_name)
+        .with_codebuild(crate::harness::stand_in(&sdk, &s.stack))
 }

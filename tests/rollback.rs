@@ -6,125 +6,19 @@
 //! Alarm events are the corpus samples with the alarm's name, ARN and times replaced, so every
 //! shape is the real one.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
-use eddo::history::{self, History, VersionKind};
+use eddo::history::VersionKind;
 use eddo::idempotency::now_epoch;
-use eddo::names::ServiceName;
-use eddo::policy::Policy;
-use eddo_alarm_rollback::{Report, Rollbacks};
+use eddo_alarm_rollback::Rollbacks;
 use eddo_local::codebuild::Plan;
 use eddo_local::moto::project_root;
 use serde_json::{Value, json};
 
-use crate::harness::Local;
+use crate::harness::rollback::*;
 use eddo_local::fixtures::{
     SERVICE, alarm, alarm_action as as_action, commit as sha, detail_types as types, sample,
-    version,
 };
-
-struct Setup {
-    local: Local,
-    rollbacks: Arc<Rollbacks>,
-}
-
-impl std::ops::Deref for Setup {
-    type Target = Local;
-    fn deref(&self) -> &Local {
-        &self.local
-    }
-}
-
-async fn setup(prefix: &str, policy: Option<&str>) -> Setup {
-    let local = Local::start(prefix).await;
-    // alarm-rollback runs as its execution role; a policy given here is not put in SSM (its
-    // projects stay unknown to the stand-in).
-    let (sdk, config, loaded) = local.as_function("alarm-rollback").await;
-    let policy = policy.map_or(loaded, |text| Policy::parse(text).unwrap());
-    let rollbacks = Rollbacks::new(&config, policy, &sdk)
-        .with_codebuild(crate::harness::stand_in(&sdk, &local.stack));
-    Setup {
-        local,
-        rollbacks: Arc::new(rollbacks),
-    }
-}
-
-impl Setup {
-    /// `e` arrives after what it reports happened: an alarm state change's alarm is in that
-    /// state in CloudWatch (which alarm-rollback asks before it acts).
-    async fn handle(&self, e: &Value) -> Report {
-        eddo_local::cloudwatch::ran(&self.stack.sdk, e)
-            .await
-            .unwrap();
-        self.rollbacks.handle(e).await.unwrap()
-    }
-
-    /// `commit` went live at `at`, replacing `previous` (the last known good), as the gate
-    /// records a deploy.
-    async fn deployed(&self, previous: &str, commit: &str, at: u64) {
-        let service = ServiceName::parse(SERVICE).unwrap();
-        for v in [
-            version(previous, at - 86_400, VersionKind::Deploy),
-            version(commit, at, VersionKind::Deploy),
-        ] {
-            self.ddb()
-                .transact_write_items()
-                .transact_items(
-                    TransactWriteItem::builder()
-                        .update(history::go_live(&self.stack.table, &service, &v).unwrap())
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-
-    async fn history(&self) -> History {
-        History::read(
-            &self.ddb(),
-            &self.stack.table,
-            &ServiceName::parse(SERVICE).unwrap(),
-        )
-        .await
-        .unwrap()
-    }
-
-    async fn held_by(&self) -> Option<String> {
-        history::held_by(
-            &self.ddb(),
-            &self.stack.table,
-            &ServiceName::parse(SERVICE).unwrap(),
-            now_epoch(),
-        )
-        .await
-        .unwrap()
-    }
-
-    /// alarm-rollback's events on the bus since the last call, each checked against its schema.
-    async fn published(&self) -> Vec<Value> {
-        self.local.published("eddo.rollback").await
-    }
-
-    fn rollback_builds(&self) -> Vec<eddo_local::codebuild::Build> {
-        self.builds("eddo-rollback")
-    }
-
-    /// Lets the rollback builds finish and hands their completion events, as the template's
-    /// rule delivers them, to the function (each twice: EventBridge delivers at least once).
-    async fn complete_builds(&self) {
-        let events = self
-            .finished_builds("AlarmRollbackFunctionRollbackBuilds")
-            .await;
-        assert!(!events.is_empty(), "no rollback build finished");
-        for e in &events {
-            self.handle(e).await;
-            self.handle(e).await;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_alarm_after_a_deployment_rolls_back_once_and_its_success_restores_the_history() {

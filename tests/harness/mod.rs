@@ -5,6 +5,7 @@
 //! benches use too.
 
 pub mod gate;
+pub mod rollback;
 pub mod tenants;
 
 use std::path::PathBuf;

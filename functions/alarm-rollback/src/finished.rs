@@ -39,6 +39,8 @@ impl Rollbacks {
             return Ok(Report::quiet(format!("{} build in progress", b.project)));
         }
         let causation = event["id"].as_str().unwrap_or(&b.build_id).to_string();
+        // What was said on the way (a start the completion found unrecorded), before it.
+        let mut earlier: Vec<String> = Vec::new();
         for _ in 0..DECIDE_ATTEMPTS {
             let now = (self.clock)();
             let (history, record) = self.store.service(&service.name).await?;
@@ -69,7 +71,7 @@ impl Rollbacks {
                 let result = self
                     .start(&origin, service, &known, &detail, &lease, true)
                     .await;
-                self.store.outbox().guard(&lease, result).await?;
+                earlier.extend(self.store.outbox().guard(&lease, result).await?.published);
                 continue;
             }
             if record.build_id.as_deref().map(codebuild::build_id) != Some(b.id()) {
@@ -125,10 +127,13 @@ impl Rollbacks {
                 continue;
             }
             let outcome = format!("rollback of {} {}", service.name, b.status);
-            return self
+            let mut said = self
                 .say(&lease, &owes, &outcome)
                 .instrument(eddo::telemetry::correlation_span(&correlation))
-                .await;
+                .await?;
+            earlier.append(&mut said.published);
+            said.published = earlier;
+            return Ok(said);
         }
         Err(contention(&service.name))
     }
