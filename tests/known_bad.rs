@@ -3,12 +3,13 @@
 
 use crate::harness::gate::*;
 use eddo::history::{Version, VersionKind};
+use eddo::idempotency::now_epoch;
 use eddo::names::ServiceName;
 use serde_json::{Value, json};
 
 /// alarm-rollback's record of a rollback that replaced `bad`, now.
 async fn rolled_back(s: &Setup, bad: &str) {
-    rolled_back_at(s, bad, eddo::idempotency::now_epoch()).await
+    rolled_back_at(s, bad, now_epoch()).await
 }
 
 /// alarm-rollback's record of a rollback that replaced `bad` at `at` (as its rollback build's
@@ -196,8 +197,11 @@ async fn a_known_bad_commit_that_completes_its_signals_is_blocked_saying_why() {
     assert_eq!(s.deploys().len(), 1);
 }
 
+/// A decided candidate is kept for DECIDED_DAYS, longer than any evidence counts: a later signal
+/// keeps its lifetime, it is never decided again, and a signal older than that lifetime replayed
+/// from the archive (which could find the record gone) is refused.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_decided_commit_is_kept_beyond_any_ttl_and_never_decided_again() {
+async fn a_decided_commit_outlives_any_evidence_and_is_never_decided_again() {
     let s = setup("kept", None).await;
     let (c, image) = (sha(700), digest(700));
     s.handle(&s.build("eddo-build", &c, "SUCCEEDED", Some(&image)))
@@ -229,12 +233,29 @@ async fn a_decided_commit_is_kept_beyond_any_ttl_and_never_decided_again() {
     assert!(expires(&s).await.as_n().is_ok());
     complete(&s, &c, &image).await;
     assert_eq!(s.deploys().len(), 1);
-    // Decided: kept (a string, which DynamoDB's TTL skips), and a later signal keeps it so.
+    // Decided: kept DECIDED_DAYS, and a later signal keeps it so.
     let kept = expires(&s).await;
-    assert_eq!(kept.as_s().unwrap(), eddo_scan_gate::store::KEPT);
+    let until: u64 = kept.as_n().unwrap().parse().unwrap();
+    let lifetime = eddo_scan_gate::store::DECIDED_DAYS * 86_400;
+    assert!(until >= now_epoch() + lifetime - 60, "{until}");
     complete(&s, &c, &image).await;
     assert_eq!(expires(&s).await, kept);
     assert_eq!(s.deploys().len(), 1, "never decided again");
+    // Evidence older than the lifetime, replayed from the archive, counts for nothing.
+    let mut old = s.build("eddo-sast", &sha(701), "SUCCEEDED", None);
+    old["time"] = json!(eddo::time::rfc3339(now_epoch() - lifetime - 86_400));
+    old["replay-name"] = json!("a-year-on");
+    let r = s.handle(&old).await;
+    assert_eq!(r.published, ["Signal Rejected"], "{r:?}");
+    let said = s.published().await;
+    let rejected = said.last().unwrap();
+    assert!(
+        rejected["detail"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("older than the 400 days"),
+        "{rejected:#}"
+    );
 }
 
 /// A required signal that fails after the deployment started (ECR rescans the image and finds a

@@ -325,6 +325,19 @@ impl Gate {
             return self.reject(&s.evidence, &why).await;
         }
         let now = (self.clock)();
+        // A decided candidate is kept DECIDED_DAYS: a replay from the bus's archive of evidence
+        // older than that could find its record gone and decide its commit again, so it counts
+        // for nothing. (A delivery is at most a day old: EventBridge's maximum event age.)
+        let oldest = now.saturating_sub(store::DECIDED_DAYS * 86_400);
+        if s.evidence.replay.is_some() && s.evidence.time < oldest {
+            let why = format!(
+                "{}: the event is from {}, older than the {} days eddo keeps a decision: it counts for nothing",
+                s.kind,
+                rfc3339(s.evidence.time),
+                store::DECIDED_DAYS
+            );
+            return self.reject(&s.evidence, &why).await;
+        }
         let service = policy
             .service(s.service.as_str())
             .expect("signals name policy services");

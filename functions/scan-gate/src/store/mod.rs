@@ -84,8 +84,10 @@ fn owed_sk(c: &Candidate, lease_until: u64) -> String {
 /// most a day: the sweep decides it long before).
 pub const CANDIDATE_DAYS: u64 = 90;
 
-/// A decided candidate's `expires_at`: a string, which DynamoDB's TTL never expires.
-pub const KEPT: &str = "kept: decided";
+/// How long a decided candidate is kept after its decision (its `expires_at`, which DynamoDB's
+/// TTL deletes after): evidence older than this is refused, so no event can find the record
+/// gone and decide its commit again.
+pub const DECIDED_DAYS: u64 = 400;
 
 fn candidate_key(service: &ServiceName, commit: &CommitSha) -> (AttributeValue, AttributeValue) {
     (s(&format!("candidate#{service}")), s(commit.as_str()))
@@ -229,9 +231,9 @@ impl Store {
             .expression_attribute_values(":token", s(d.decision))
             .expression_attribute_values(":owed", s(&owed_pk(&c.commit)))
             .expression_attribute_values(":owed_sk", s(&owed_sk(c, d.lease.until)))
-            // A decided commit is never decided again, however late a replay comes: TTL skips an
-            // item whose expires_at is not a number, and a later signal keeps it (if_not_exists).
-            .expression_attribute_values(":kept", s(KEPT))
+            // A decided commit is not decided again: the record outlives any evidence counted
+            // ([`DECIDED_DAYS`]), and a later signal keeps its lifetime (if_not_exists).
+            .expression_attribute_values(":kept", n(d.now + DECIDED_DAYS * 86_400))
             .expression_attribute_values(":waiting", s(State::Waiting.as_str()));
         for (name, value) in d.lease.values() {
             update = update.expression_attribute_values(name, value);
