@@ -4,7 +4,7 @@
 //! said. An invocation still at work (its lease held, as when its process was killed) is left
 //! alone until the lease lapses; a required signal failing in between blocks the deploy instead.
 
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 
 use crate::harness::Faults;
 use eddo::idempotency::now_epoch;
@@ -80,11 +80,7 @@ pub(crate) async fn complete_failing(s: &Setup, g: &Gate, clock: fn() -> u64, n:
     last
 }
 
-static CLOCK: AtomicU64 = AtomicU64::new(0);
-
-fn clock() -> u64 {
-    CLOCK.load(SeqCst)
-}
+test_clock!(CLOCK, clock);
 
 /// A throttled StartBuild leaves the candidate decided without a build and fails the invocation,
 /// which lets go of its lease: Lambda's retry seconds later starts the deployment, once.
@@ -142,11 +138,7 @@ async fn a_deploy_left_unstarted_is_started_once_when_its_lease_is_gone() {
     );
 }
 
-static LOST_CLOCK: AtomicU64 = AtomicU64::new(0);
-
-fn lost_clock() -> u64 {
-    LOST_CLOCK.load(SeqCst)
-}
+test_clock!(LOST_CLOCK, lost_clock);
 
 /// StartBuild succeeded and recording the build failed. The next signal (another event, so
 /// another causation) starts nothing: the deploy's request is the decision's alone, and the
@@ -190,11 +182,7 @@ async fn a_deploy_started_whose_record_was_lost_is_found_not_started_again() {
     assert!(r.published.is_empty(), "{r:?}");
 }
 
-static SAY_CLOCK: AtomicU64 = AtomicU64::new(0);
-
-fn say_clock() -> u64 {
-    SAY_CLOCK.load(SeqCst)
-}
+test_clock!(SAY_CLOCK, say_clock);
 
 /// The build was started and recorded, and the process died before saying so (its PutEvents
 /// failed and its let-go was lost). Another invocation in the meantime says nothing (the lease
@@ -228,11 +216,7 @@ async fn a_decision_not_yet_said_is_said_once_by_whoever_comes_after_its_lease()
     assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 1);
 }
 
-static WINDOW_CLOCK: AtomicU64 = AtomicU64::new(0);
-
-fn window_clock() -> u64 {
-    WINDOW_CLOCK.load(SeqCst)
-}
+test_clock!(WINDOW_CLOCK, window_clock);
 
 /// A required signal that fails while an invocation holds a deploy it has not started (its
 /// process killed) is never lost: it is said at once (the build may be starting), and the

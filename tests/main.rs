@@ -2,6 +2,18 @@
 //! CodeBuild stand-in), one test binary. `harness` starts a stack under a prefix and reads back
 //! what reached the bus and CodeBuild; what the tests send comes from `eddo_local::fixtures`.
 
+/// A clock a test moves, for a function's `with_clock`: `test_clock!(FAST, fast)` makes the
+/// static `FAST` (epoch seconds) and `fn fast() -> u64` reading it.
+macro_rules! test_clock {
+    ($time:ident, $read:ident) => {
+        static $time: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+        fn $read() -> u64 {
+            $time.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    };
+}
+
 mod harness;
 
 mod bench_runner;

@@ -13,7 +13,7 @@
 //! - a rollback build that finishes before its start is recorded is recorded and said;
 //! - a rollback past its hold is not started by a late redrive.
 
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -44,11 +44,7 @@ async fn candidate_item(
         .expect("the candidate's item")
 }
 
-static FAST: AtomicU64 = AtomicU64::new(0);
-
-fn fast() -> u64 {
-    FAST.load(SeqCst)
-}
+test_clock!(FAST, fast);
 
 /// StartBuild applied, recording it failed, and the build failed fast (a bad buildspec): its
 /// completion records the start and the failure, and says both; before, it was answered `Ok`
@@ -108,11 +104,7 @@ async fn a_build_finished_before_its_start_was_recorded_is_recorded_and_said() {
     );
 }
 
-static LATE: AtomicU64 = AtomicU64::new(0);
-
-fn late() -> u64 {
-    LATE.load(SeqCst)
-}
+test_clock!(LATE, late);
 
 /// StartBuild applied and its record was lost; a required signal fails after the lease: the
 /// deploy runs, so the failure is late, the build is recorded and said, and nothing says
@@ -147,11 +139,7 @@ async fn a_failure_after_an_unrecorded_start_is_late_not_a_block() {
     assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 1);
 }
 
-static CROWD: AtomicU64 = AtomicU64::new(0);
-
-fn crowd() -> u64 {
-    CROWD.load(SeqCst)
-}
+test_clock!(CROWD, crowd);
 
 /// StartBuild applied and its record was lost; then 150 other builds of the shared deploy
 /// project, and six minutes (CodeBuild forgets the token). The next signal finds the decision's
@@ -193,11 +181,7 @@ async fn a_resume_finds_its_build_past_the_token_window_in_a_crowded_project() {
     assert_eq!(said[0]["detail"]["build_id"], ours.as_str());
 }
 
-static SAME: AtomicU64 = AtomicU64::new(0);
-
-fn same() -> u64 {
-    SAME.load(SeqCst)
-}
+test_clock!(SAME, same);
 
 /// Two deliveries of one completion, in flight at once in the same second: one says it. Before,
 /// a lease's identity was its second, and both took the other's lease for their own.
@@ -230,11 +214,7 @@ async fn two_deliveries_of_a_completion_in_one_second_say_it_once() {
     assert_eq!(types(&s.published().await), ["Deployment Succeeded"]);
 }
 
-static OWED: AtomicU64 = AtomicU64::new(0);
-
-fn owed() -> u64 {
-    OWED.load(SeqCst)
-}
+test_clock!(OWED, owed);
 
 /// A decision recorded and not said (its invocation died publishing), then a late signal of the
 /// same commit: the candidate stays in the sweep's index of owed work, and the tick after the
@@ -481,11 +461,7 @@ async fn a_rollback_past_its_hold_is_not_started_late() {
     );
 }
 
-static LATE_REDRIVE: AtomicU64 = AtomicU64::new(0);
-
-fn late_redrive() -> u64 {
-    LATE_REDRIVE.load(SeqCst)
-}
+test_clock!(LATE_REDRIVE, late_redrive);
 
 /// alarm-rollback as its role, its DynamoDB calls whose request holds `fragment` failing.
 async fn failing_rollbacks(s: &rollback::Setup, fragment: &str) -> eddo_alarm_rollback::Rollbacks {
