@@ -80,6 +80,23 @@ pub(crate) async fn complete_failing(s: &Setup, g: &Gate, clock: fn() -> u64, n:
     last
 }
 
+/// Candidate `n` completed through a gate at `clock` whose calls fail as `faults` say (each
+/// `(operation, fragment)`, always), which fails the invocation: the faults and the last event.
+pub(crate) async fn fail_through(
+    s: &Setup,
+    clock: fn() -> u64,
+    n: u32,
+    faults: &[(&str, &str)],
+) -> (Faults, Value) {
+    let injected = Faults::default();
+    for (operation, fragment) in faults {
+        injected.fail(operation, fragment, usize::MAX);
+    }
+    let failing = gate(s, clock, &injected, None).await;
+    let last = complete_failing(s, &failing, clock, n).await;
+    (injected, last)
+}
+
 test_clock!(CLOCK, clock);
 
 /// A throttled StartBuild leaves the candidate decided without a build and fails the invocation,
@@ -148,10 +165,7 @@ test_clock!(LOST_CLOCK, lost_clock);
 async fn a_deploy_started_whose_record_was_lost_is_found_not_started_again() {
     LOST_CLOCK.store(now_epoch(), SeqCst);
     let s = setup("gate-lost", None).await;
-    let lost = Faults::default();
-    lost.fail("UpdateItem", "SET build_id", usize::MAX);
-    let failing = gate(&s, lost_clock, &lost, None).await;
-    let last = complete_failing(&s, &failing, lost_clock, 810).await;
+    let (lost, last) = fail_through(&s, lost_clock, 810, &[("UpdateItem", "SET build_id")]).await;
     assert!(lost.hits() >= 1);
     let deploys = s.deploys();
     assert_eq!(deploys.len(), 1, "StartBuild succeeded");
@@ -192,11 +206,13 @@ test_clock!(SAY_CLOCK, say_clock);
 async fn a_decision_not_yet_said_is_said_once_by_whoever_comes_after_its_lease() {
     SAY_CLOCK.store(now_epoch(), SeqCst);
     let s = setup("gate-say", None).await;
-    let dying = Faults::default();
-    dying.fail("PutEvents", "Deployment Started", usize::MAX);
-    dying.fail("UpdateItem", LET_GO, usize::MAX);
-    let failing = gate(&s, say_clock, &dying, None).await;
-    complete_failing(&s, &failing, say_clock, 820).await;
+    let (dying, _) = fail_through(
+        &s,
+        say_clock,
+        820,
+        &[("PutEvents", "Deployment Started"), ("UpdateItem", LET_GO)],
+    )
+    .await;
     assert!(dying.hits() >= 2);
     assert_eq!(s.deploys().len(), 1);
 

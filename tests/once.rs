@@ -23,7 +23,7 @@ use eddo_local::fixtures::detail_types as types;
 use eddo_tenant_onboarding::decide::State as TenantState;
 use serde_json::json;
 
-use crate::gate_recovery::{LET_GO, complete_failing, gate};
+use crate::gate_recovery::{LET_GO, fail_through, gate};
 use crate::harness::Faults;
 use crate::harness::gate::*;
 use crate::harness::{rollback, tenants};
@@ -55,10 +55,7 @@ async fn a_build_finished_before_its_start_was_recorded_is_recorded_and_said() {
     FAST.store(now_epoch(), SeqCst);
     let s = setup("once-fast", None).await;
     // Let go after the failure: the completion may take the record at once.
-    let lost = Faults::default();
-    lost.fail("UpdateItem", RECORD_BUILD, usize::MAX);
-    let failing = gate(&s, fast, &lost, None).await;
-    complete_failing(&s, &failing, fast, 2900).await;
+    fail_through(&s, fast, 2900, &[("UpdateItem", RECORD_BUILD)]).await;
     let commit = sha(2900);
     let deploys = s.deploys();
     assert_eq!(deploys.len(), 1, "StartBuild applied");
@@ -82,11 +79,13 @@ async fn a_build_finished_before_its_start_was_recorded_is_recorded_and_said() {
     assert_eq!(said[0]["detail"]["build_id"], deploys[0].id.as_str());
 
     // Killed instead (its lease held): the completion is retried until the lease is gone.
-    let killed = Faults::default();
-    killed.fail("UpdateItem", RECORD_BUILD, usize::MAX);
-    killed.fail("UpdateItem", LET_GO, usize::MAX);
-    let failing = gate(&s, fast, &killed, None).await;
-    complete_failing(&s, &failing, fast, 2901).await;
+    fail_through(
+        &s,
+        fast,
+        2901,
+        &[("UpdateItem", RECORD_BUILD), ("UpdateItem", LET_GO)],
+    )
+    .await;
     let done = s.deploy_finished(&sha(2901), "SUCCEEDED");
     let err = healthy.handle(&done).await.unwrap_err();
     assert!(matches!(err, eddo::Error::InProgress(_)), "{err}");
@@ -113,10 +112,7 @@ test_clock!(LATE, late);
 async fn a_failure_after_an_unrecorded_start_is_late_not_a_block() {
     LATE.store(now_epoch(), SeqCst);
     let s = setup("once-late", None).await;
-    let lost = Faults::default();
-    lost.fail("UpdateItem", RECORD_BUILD, usize::MAX);
-    let failing = gate(&s, late, &lost, None).await;
-    complete_failing(&s, &failing, late, 2910).await;
+    fail_through(&s, late, 2910, &[("UpdateItem", RECORD_BUILD)]).await;
     let commit = sha(2910);
     assert_eq!(s.deploys().len(), 1);
 
@@ -149,10 +145,7 @@ test_clock!(CROWD, crowd);
 async fn a_resume_finds_its_build_past_the_token_window_in_a_crowded_project() {
     CROWD.store(now_epoch(), SeqCst);
     let s = setup("once-crowd", None).await;
-    let lost = Faults::default();
-    lost.fail("UpdateItem", RECORD_BUILD, usize::MAX);
-    let failing = gate(&s, crowd, &lost, None).await;
-    complete_failing(&s, &failing, crowd, 2920).await;
+    fail_through(&s, crowd, 2920, &[("UpdateItem", RECORD_BUILD)]).await;
     let ours = s.deploys()[0].id.clone();
     for n in 0..150 {
         s.stack.codebuild.ran(
@@ -223,11 +216,13 @@ test_clock!(OWED, owed);
 async fn a_late_signal_leaves_an_unsaid_decision_to_the_sweep() {
     OWED.store(now_epoch(), SeqCst);
     let s = setup("once-owed", None).await;
-    let dying = Faults::default();
-    dying.fail("PutEvents", "Deployment Started", usize::MAX);
-    dying.fail("UpdateItem", LET_GO, usize::MAX);
-    let failing = gate(&s, owed, &dying, None).await;
-    complete_failing(&s, &failing, owed, 2940).await;
+    fail_through(
+        &s,
+        owed,
+        2940,
+        &[("PutEvents", "Deployment Started"), ("UpdateItem", LET_GO)],
+    )
+    .await;
     let commit = sha(2940);
 
     let healthy = gate(&s, owed, &Faults::default(), None).await;
