@@ -147,15 +147,27 @@ struct State {
     plans: HashMap<String, VecDeque<Plan>>,
     builds: Vec<Build>,
     /// token → (when first used, the request without the token, the build).
-    tokens: HashMap<String, (Instant, Value, String)>,
+    tokens: HashMap<String, (SystemTime, Value, String)>,
     numbers: HashMap<String, u64>,
     /// Builds started but not yet finished (their final event not yet sent).
     running: usize,
     /// StartBuild calls per project, including those the idempotency token answered.
     calls: HashMap<String, usize>,
-    /// How far a test or the soak moved the stand-in's clock past the wall clock: the token
-    /// window and build start times run on it.
+    /// How far a test moved the stand-in's clock past the wall clock; or the clock itself
+    /// (epoch seconds), when the soak gives it its own: the token window and build start times
+    /// run on it.
     skew: Duration,
+    clock: Option<fn() -> u64>,
+}
+
+impl State {
+    /// Now, on the stand-in's clock.
+    fn now(&self) -> SystemTime {
+        match self.clock {
+            Some(clock) => SystemTime::UNIX_EPOCH + Duration::from_secs(clock()),
+            None => SystemTime::now() + self.skew,
+        }
+    }
 }
 
 struct Inner {
@@ -247,6 +259,11 @@ impl CodeBuild {
         self.inner.lock().skew += by;
     }
 
+    /// Runs the stand-in on `clock` (epoch seconds), the one a soak moves for everything.
+    pub fn with_clock(&self, clock: fn() -> u64) {
+        self.inner.lock().clock = Some(clock);
+    }
+
     /// How many StartBuild calls `project` received, including the ones its idempotency token
     /// answered with an earlier build: what proves a caller called once, not just that the
     /// token saved it.
@@ -290,7 +307,7 @@ impl CodeBuild {
             *n
         };
         let id = format!("{project}:{uuid}");
-        let now = SystemTime::now() + state.skew;
+        let now = state.now();
         let build = Build {
             arn: format!("arn:aws:codebuild:{REGION}:{ACCOUNT}:build/{id}"),
             id,
@@ -497,10 +514,10 @@ impl Inner {
             ));
         }
         if let Some(token) = &token {
-            let now = Instant::now() + state.skew;
-            state
-                .tokens
-                .retain(|_, (at, _, _)| now.duration_since(*at) < TOKEN_LIFETIME);
+            let now = state.now();
+            state.tokens.retain(|_, (at, _, _)| {
+                now.duration_since(*at).unwrap_or_default() < TOKEN_LIFETIME
+            });
             if let Some((_, earlier, build_id)) = state.tokens.get(token) {
                 if *earlier != fingerprint {
                     return Err(refuse(
@@ -542,12 +559,12 @@ impl Inner {
             initiator: initiator.to_string(),
             status: "IN_PROGRESS".into(),
             plan,
-            start: SystemTime::now() + state.skew,
+            start: state.now(),
             end: None,
             notes: vec![(Instant::now(), "started".into())],
         };
         if let Some(token) = token {
-            let at = Instant::now() + state.skew;
+            let at = state.now();
             state.tokens.insert(token, (at, fingerprint, id.clone()));
         }
         state.builds.push(build.clone());

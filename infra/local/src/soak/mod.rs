@@ -6,7 +6,8 @@
 //! are checked for every candidate ([`gate`]), alarm ([`rollback`]) and tenant ([`tenants`]).
 //!
 //! Each function runs in-process (the library its binary runs), as its execution role, with a
-//! clock the soak moves, so leases lapse and deadlines pass without waiting for them.
+//! clock the soak moves, so leases lapse and deadlines pass without waiting for them; the
+//! CodeBuild stand-in runs on the same clock, so its token window closes as they do.
 
 mod gate;
 mod rollback;
@@ -155,6 +156,9 @@ pub async fn run(opts: SoakOptions) -> Result<SoakReport, LocalError> {
         opts,
     };
     CLOCK.store(now_epoch(), Ordering::SeqCst);
+    // One clock for everything: CodeBuild's five-minute token window and its builds' start
+    // times pass as the functions' leases and Lambda's retries do.
+    stack.codebuild.with_clock(clock);
     let played = vec![
         gate::play(&world).await?,
         rollback::play(&world).await?,
@@ -313,7 +317,11 @@ impl Lambda {
         advance(1);
         self.played.deliveries += 2;
         self.played.invocations += 2;
-        let (a, b) = tokio::join!(self.handler.handle(e), self.handler.handle(e));
+        // Boxed: two whole invocations side by side are too deep for one task's stack.
+        let (a, b) = tokio::join!(
+            Box::pin(self.handler.handle(e)),
+            Box::pin(self.handler.handle(e))
+        );
         for outcome in [a, b] {
             match outcome {
                 Ok(done) => trace(e, &done),
