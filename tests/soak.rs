@@ -1,6 +1,8 @@
 //! The short soak: the gate's, alarm-rollback's and tenant-onboarding's flows under injected
-//! faults (throttling, server errors, answers lost after the request applied, invocations killed
-//! mid-flight, duplicate and reordered deliveries), with a fixed seed so a failure replays with
+//! faults (throttling, server errors, answers lost after the request applied, PutEvents' applied
+//! entries answered failed, invocations killed mid-flight and right after each protocol boundary,
+//! duplicate, concurrent and reordered deliveries, CodeBuild's token window closing on the soak's
+//! clock), with a fixed seed so a failure replays with
 //! `eddo-local soak --seed 7 --flows 16`. Every invariant a user relies on holds for every
 //! candidate, alarm and tenant. The long soak is part of `make bench`.
 
@@ -33,6 +35,11 @@ fn every_function_keeps_its_promises_under_injected_faults() {
         .expect("the soak runs");
     println!("{}", report.table());
     assert!(report.violations().is_empty(), "{}", report.table());
+    assert!(
+        report.faults.keys().any(|k| k.starts_with("killed after")),
+        "an invocation killed right after a protocol boundary: {:?}",
+        report.faults
+    );
     let played: Vec<&str> = report.played.iter().map(|p| p.function).collect();
     assert_eq!(played, ["scan-gate", "alarm-rollback", "tenant-onboarding"]);
     let injected: usize = report.faults.values().sum();
@@ -42,6 +49,7 @@ fn every_function_keeps_its_promises_under_injected_faults() {
         "answer lost after the request was applied",
         "invocation killed mid-flight",
         "duplicate delivery",
+        "concurrent duplicate delivery",
     ] {
         assert!(
             report.faults.contains_key(kind),

@@ -32,6 +32,48 @@ pub enum Fault {
     /// PutEvents only: forwarded and every entry applied, then answered 200 with its first
     /// entry failed (`InternalFailure`): the caller resends an entry the bus already has.
     EntryAnswerLost,
+    /// Forwarded and applied, then never answered: the invocation is killed right after this
+    /// boundary of the protocol (its timeout), holding whatever lease it held.
+    KilledAfter(Boundary),
+}
+
+/// A boundary of the once protocol an invocation can be killed right after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Boundary {
+    /// The decision's conditional write (a gate candidate's, a rollback's claim, a tenant's
+    /// registration with its request's claim).
+    Decision,
+    StartBuild,
+    PutEvents,
+    /// The write that removes a record's sent outbox.
+    MarkedSent,
+}
+
+impl Boundary {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Boundary::Decision => "killed after the decision write",
+            Boundary::StartBuild => "killed after StartBuild",
+            Boundary::PutEvents => "killed after PutEvents",
+            Boundary::MarkedSent => "killed after marking sent",
+        }
+    }
+
+    /// The boundary a request is, read from its operation and body.
+    fn of(target: &str, body: &[u8]) -> Option<Boundary> {
+        let has = |s: &str| body.windows(s.len()).any(|w| w == s.as_bytes());
+        if target.ends_with(".StartBuild") {
+            Some(Boundary::StartBuild)
+        } else if target.ends_with(".PutEvents") {
+            Some(Boundary::PutEvents)
+        } else if has("decision = :") || has("tenant#request#") {
+            Some(Boundary::Decision)
+        } else if has("REMOVE outbox") {
+            Some(Boundary::MarkedSent)
+        } else {
+            None
+        }
+    }
 }
 
 impl Fault {
@@ -41,6 +83,7 @@ impl Fault {
             Fault::ServerError => "server error (5xx)",
             Fault::LostAnswer => "answer lost after the request was applied",
             Fault::EntryAnswerLost => "PutEvents 200 with an applied entry answered failed",
+            Fault::KilledAfter(b) => b.as_str(),
         }
     }
 }
@@ -49,6 +92,8 @@ struct State {
     rng: fastrand::Rng,
     rate: f64,
     enabled: bool,
+    /// Whether a request at a protocol boundary may be the last its invocation makes.
+    boundaries: bool,
     counts: BTreeMap<String, usize>,
 }
 
@@ -63,6 +108,7 @@ impl Faults {
             rng: fastrand::Rng::with_seed(seed),
             rate,
             enabled: true,
+            boundaries: false,
             counts: BTreeMap::new(),
         })))
     }
@@ -74,6 +120,16 @@ impl Faults {
     /// Turns injection on or off (off: the relay forwards everything).
     pub fn enable(&self, on: bool) {
         self.lock().enabled = on;
+    }
+
+    /// Kills invocations right after a boundary of the protocol too ([`Boundary`]): the
+    /// request is applied and never answered, so the caller must bound each invocation's time.
+    pub fn kill_at_boundaries(&self, on: bool) {
+        self.lock().boundaries = on;
+    }
+
+    fn kills_at_boundaries(&self) -> bool {
+        self.lock().boundaries
     }
 
     /// Whether faults are being injected.
@@ -101,17 +157,23 @@ impl Faults {
         self.lock().rng.f64() < p
     }
 
-    fn pick(&self, put_events: bool) -> Option<Fault> {
+    fn pick(&self, put_events: bool, boundary: Option<Boundary>) -> Option<Fault> {
         let mut s = self.lock();
         if !s.enabled || s.rng.f64() >= s.rate {
             return None;
         }
-        let kinds = if put_events { 4 } else { 3 };
-        let fault = match s.rng.u8(..kinds) {
-            0 => Fault::Throttled,
-            1 => Fault::ServerError,
-            2 => Fault::LostAnswer,
-            _ => Fault::EntryAnswerLost,
+        let kinds = match (put_events, boundary) {
+            (_, Some(_)) => 5,
+            (true, None) => 4,
+            (false, None) => 3,
+        };
+        let fault = match (s.rng.u8(..kinds), boundary) {
+            (0, _) => Fault::Throttled,
+            (1, _) => Fault::ServerError,
+            (2, _) => Fault::LostAnswer,
+            (3, _) if put_events => Fault::EntryAnswerLost,
+            (_, Some(b)) => Fault::KilledAfter(b),
+            _ => Fault::LostAnswer,
         };
         *s.counts.entry(fault.as_str().to_string()).or_default() += 1;
         Some(fault)
@@ -132,11 +194,19 @@ impl FaultRelay {
                 // An error in the protocol the call speaks, as the service would answer it.
                 let cbor = parts.uri.path().starts_with("/service/");
                 let error = |status, code: &str, message: &str| error(cbor, status, code, message);
-                let put_events = parts
+                let target = parts
                     .headers
                     .get("x-amz-target")
-                    .is_some_and(|t| t.as_bytes().ends_with(b".PutEvents"));
-                match faults.pick(put_events) {
+                    .and_then(|t| t.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let put_events = target.ends_with(".PutEvents");
+                let boundary = if faults.kills_at_boundaries() {
+                    Boundary::of(&target, &body)
+                } else {
+                    None
+                };
+                match faults.pick(put_events, boundary) {
                     Some(Fault::Throttled) => error(
                         StatusCode::BAD_REQUEST,
                         "ThrottlingException",
@@ -154,6 +224,12 @@ impl FaultRelay {
                             "InternalFailure",
                             "injected after the request was applied",
                         )
+                    }
+                    Some(Fault::KilledAfter(_)) => {
+                        let _applied = forward(upstream, &idle, parts, body).await;
+                        // Never answered: the caller's timeout kills the invocation.
+                        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                        error(StatusCode::GATEWAY_TIMEOUT, "InternalFailure", "killed")
                     }
                     Some(Fault::EntryAnswerLost) => {
                         match forward(upstream, &idle, parts, body).await {

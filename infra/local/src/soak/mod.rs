@@ -138,6 +138,7 @@ pub async fn run(opts: SoakOptions) -> Result<SoakReport, LocalError> {
     let moto = Moto::start()?;
     let stack = Stack::provision(&moto.sdk_config().await, &format!("soak{}", opts.seed)).await?;
     let faults = Faults::new(opts.seed, opts.fault_rate);
+    faults.kill_at_boundaries(true);
     let aws = FaultRelay::start(
         crate::loopback::endpoint_addr(&moto.endpoint())?,
         faults.clone(),
@@ -319,10 +320,17 @@ impl Lambda {
         self.played.invocations += 2;
         // Boxed: two whole invocations side by side are too deep for one task's stack.
         let (a, b) = tokio::join!(
-            Box::pin(self.handler.handle(e)),
-            Box::pin(self.handler.handle(e))
+            Box::pin(tokio::time::timeout(
+                INVOCATION_TIMEOUT,
+                self.handler.handle(e)
+            )),
+            Box::pin(tokio::time::timeout(
+                INVOCATION_TIMEOUT,
+                self.handler.handle(e)
+            ))
         );
         for outcome in [a, b] {
+            let outcome = outcome.unwrap_or_else(|_| Err("the invocation timed out".into()));
             match outcome {
                 Ok(done) => trace(e, &done),
                 Err(err) => {
@@ -350,7 +358,11 @@ impl Lambda {
                 let cut = Duration::from_millis(self.faults.below(40));
                 tokio::time::timeout(cut, self.handler.handle(e)).await.ok()
             } else {
-                Some(self.handler.handle(e).await)
+                // Lambda's timeout: an invocation killed right after a protocol boundary (its
+                // request applied and never answered) ends here.
+                tokio::time::timeout(INVOCATION_TIMEOUT, self.handler.handle(e))
+                    .await
+                    .ok()
             };
             match outcome {
                 Some(Ok(done)) => {
@@ -385,7 +397,9 @@ impl Lambda {
     /// One invocation that meets no fault (the caller turned them off): it must succeed.
     async fn invoke_healthy(&mut self, e: &Value, what: &str) {
         self.played.invocations += 1;
-        let outcome = self.handler.handle(e).await;
+        let outcome = tokio::time::timeout(INVOCATION_TIMEOUT, self.handler.handle(e))
+            .await
+            .unwrap_or_else(|_| Err("the invocation timed out".into()));
         trace(e, &format!("{outcome:?}"));
         if let Err(err) = outcome {
             self.played
@@ -401,6 +415,10 @@ impl Lambda {
         }
     }
 }
+
+/// How long an invocation may run (real time) before the soak ends it as Lambda's timeout would:
+/// longer than any healthy one takes against the local stack.
+const INVOCATION_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The schedule's tick at the soak's clock.
 fn tick() -> Value {
