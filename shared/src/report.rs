@@ -13,6 +13,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// This report, after `earlier`: what the same invocation said on the way to it (a start it
+    /// found owed or unrecorded) comes first in `published`.
+    pub fn after(mut self, mut earlier: Vec<String>) -> Report {
+        earlier.append(&mut self.published);
+        self.published = earlier;
+        self
+    }
+
     /// Nothing published.
     pub fn quiet(outcome: impl Into<String>) -> Report {
         Report {

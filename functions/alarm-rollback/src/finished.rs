@@ -127,13 +127,11 @@ impl Rollbacks {
                 continue;
             }
             let outcome = format!("rollback of {} {}", service.name, b.status);
-            let mut said = self
+            let said = self
                 .say(&lease, &owes, &outcome)
                 .instrument(eddo::telemetry::correlation_span(&correlation))
                 .await?;
-            earlier.append(&mut said.published);
-            said.published = earlier;
-            return Ok(said);
+            return Ok(said.after(earlier));
         }
         Err(contention(&service.name))
     }

@@ -14,7 +14,7 @@ use eddo::publish::OutgoingEvent;
 
 use crate::candidate::{Candidate, Evidence, State};
 use crate::decide::Verdict;
-use crate::store::{Decided, Transition, decision_token, key_of};
+use crate::store::{Decided, Transition, key_of};
 use crate::{Gate, Report};
 
 /// One piece of evidence in a decision event: which signal, which event.
@@ -91,7 +91,7 @@ impl Gate {
         decided.decided_by = cause.event_id.clone();
         let (event, outcome) = self.decision_event(service, &decided)?;
         let owes = [event];
-        let (decision, lease) = (decision_token(), Lease::new(key_of(c), now));
+        let (decision, lease) = (eddo::outbox::unique_id(), Lease::new(key_of(c), now));
         let d = Decided {
             candidate: c,
             to,

@@ -15,7 +15,7 @@ use tracing::warn;
 use crate::candidate::{Candidate, Evidence, State};
 use crate::decide::known_bad;
 use crate::signal::DeployFinished;
-use crate::store::{Decided, Finished, Transition, decision_token, key_of};
+use crate::store::{Decided, Finished, Transition, key_of};
 use crate::{Gate, Report};
 
 impl Gate {
@@ -312,11 +312,9 @@ impl Gate {
             }
             if c.owes {
                 // Said first: what a previous invocation owes (the deploy's start, or this).
-                let mut said = self.finish_owed(&c, now).await?;
+                let said = self.finish_owed(&c, now).await?;
                 if c.state != State::Deploying {
-                    earlier.append(&mut said.published);
-                    said.published = earlier;
-                    return Ok(said);
+                    return Ok(said.after(earlier));
                 }
                 if said.published.is_empty() {
                     // Its start is being said by an invocation still at work: the completion
@@ -409,10 +407,8 @@ impl Gate {
                 continue;
             }
             let outcome = format!("deploy of {} {}: {}", d.service, d.commit.short(), d.status);
-            let mut said = self.say(&lease, &owes, &c, &outcome).await?;
-            earlier.append(&mut said.published);
-            said.published = earlier;
-            return Ok(said);
+            let said = self.say(&lease, &owes, &c, &outcome).await?;
+            return Ok(said.after(earlier));
         }
         Err(Error::Aws {
             service: "DynamoDB",
@@ -461,7 +457,7 @@ pub(crate) struct Decision {
 
 impl Decision {
     fn new(service: &Service, c: &Candidate, cause: &Evidence, now: u64) -> Decision {
-        let id = decision_token();
+        let id = eddo::outbox::unique_id();
         // The build's causation is the event that decides.
         let mut decided = c.clone();
         decided.decided_by = cause.event_id.clone();

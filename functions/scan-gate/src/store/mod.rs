@@ -71,12 +71,6 @@ pub fn partitions(list: &str) -> Vec<String> {
         .collect()
 }
 
-/// A token only this invocation's decision carries, to tell it from another's: the decision's
-/// id, which its deploy build carries (`EDDO_DECISION_ID`).
-pub fn decision_token() -> String {
-    outbox::unique_id()
-}
-
 fn owed_sk(c: &Candidate, lease_until: u64) -> String {
     format!("{lease_until:012}#{}#{}", c.service, c.commit)
 }
@@ -159,7 +153,7 @@ pub struct Decided<'a> {
     pub now: u64,
     /// An approval of the commit passed (a commit a rollback replaced deploys only then).
     pub approved: bool,
-    /// The decision's id ([`decision_token`]).
+    /// The decision's id ([`eddo::outbox::unique_id`]).
     pub decision: &'a str,
     /// The lease its write takes.
     pub lease: &'a Lease,
