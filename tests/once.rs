@@ -11,7 +11,9 @@
 //! - a tenant request redelivered after a terminal state changes nothing;
 //! - the sweep serves every candidate around a poisoned record;
 //! - a rollback build that finishes before its start is recorded is recorded and said;
-//! - a rollback past its hold is not started by a late redrive.
+//! - a rollback past its hold is not started by a late redrive;
+//! - a deploy whose project the policy moved while it ran completes as decided (the soak found
+//!   it first).
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
@@ -140,6 +142,83 @@ async fn a_failure_after_an_unrecorded_start_is_late_not_a_block() {
     assert_eq!(text(&item, "state").as_deref(), Some("deploying"));
     assert_eq!(text(&item, "build_id"), Some(s.deploys()[0].id.clone()));
     assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 1);
+}
+
+test_clock!(MOVED, moved);
+
+/// The project the operator moves the service's deploy to.
+const NEXT_DEPLOY: &str = "eddo-deploy-next";
+
+/// The operator moves the service's deploy to another project while two decided deploys run in
+/// the old one: one recorded, one whose record was lost. Their completions, read under the new
+/// policy, are their decisions' own: recorded and said, each Deployment Started naming the
+/// project its build ran in; the next candidate deploys in the new project. Before (the soak's
+/// policy edits found it), the gate read them as builds of a project no longer in the policy
+/// and dropped them, and the candidates stayed deploying for good.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_whose_project_moved_while_it_ran_completes_as_decided() {
+    MOVED.store(now_epoch(), SeqCst);
+    let more = eddo_local::stack::adding_deploy_project(NEXT_DEPLOY).unwrap();
+    let more: Vec<(&str, &str)> = more.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let s = setup_with("once-moved", None, &more).await;
+    let before = gate(&s, moved, &Faults::default(), None).await;
+    deploy(&s, &before, 2940).await;
+    fail_through(&s, moved, 2941, &[("UpdateItem", RECORD_BUILD)]).await;
+    assert_eq!(s.deploys().len(), 2, "both started in the old project");
+    s.published().await;
+
+    s.stack
+        .put_policy(&eddo_local::stack::local_policy_deploying_to(NEXT_DEPLOY).unwrap())
+        .await
+        .unwrap();
+    let after = gate(&s, moved, &Faults::default(), None).await;
+    let r = after
+        .handle(&s.deploy_finished(&sha(2940), "SUCCEEDED"))
+        .await
+        .unwrap();
+    assert_eq!(r.published, ["Deployment Succeeded"], "{r:?}");
+    let r = after
+        .handle(&s.deploy_finished(&sha(2941), "SUCCEEDED"))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.published,
+        ["Deployment Started", "Deployment Succeeded"],
+        "{r:?}"
+    );
+    let said = s.published().await;
+    let started = said
+        .iter()
+        .find(|e| e["detail-type"] == "Deployment Started")
+        .unwrap();
+    assert_eq!(started["detail"]["project"], "eddo-deploy", "{started:#}");
+    for n in [2940, 2941] {
+        let item = candidate_item(&s, &sha(n)).await;
+        assert_eq!(text(&item, "state").as_deref(), Some("deployed"));
+    }
+
+    // Decided under the new policy: it deploys in the new project.
+    deploy(&s, &after, 2942).await;
+    let said = s.published().await;
+    assert_eq!(said[0]["detail"]["project"], NEXT_DEPLOY, "{said:#?}");
+    assert_eq!(s.stack.codebuild.calls("eddo-deploy"), 2);
+    assert_eq!(s.stack.codebuild.calls(NEXT_DEPLOY), 1);
+}
+
+/// Candidate `n`'s build, SAST and scan, all passing, handled by `g`: it deploys.
+async fn deploy(s: &Setup, g: &eddo_scan_gate::Gate, n: u32) {
+    let (commit, image) = (sha(n), digest(n));
+    g.handle(&s.build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
+        .await
+        .unwrap();
+    g.handle(&s.build("eddo-sast", &commit, "SUCCEEDED", None))
+        .await
+        .unwrap();
+    let scan = s
+        .scanned(&commit, &image, serde_json::from_str(CLEAN).unwrap())
+        .await;
+    let r = g.handle(&scan).await.unwrap();
+    assert_eq!(r.published, ["Deployment Started"], "{r:?}");
 }
 
 test_clock!(CROWD, crowd);

@@ -71,6 +71,8 @@ pub struct Record {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Build {
     pub token: u8,
+    /// The policy version whose deploy project the build runs in (an edit may move it).
+    pub project: u8,
     /// `None` while it runs; `Some(succeeded)` once it finished.
     pub finished: Option<bool>,
 }
@@ -119,8 +121,8 @@ impl Step {
         match self {
             Step::Append => "functions/scan-gate/src/store/ledger.rs::record",
             Step::Act => "functions/scan-gate/src/decide.rs::next",
-            Step::Start => "shared/src/codebuild.rs::start",
-            Step::FindThenStart => "shared/src/codebuild.rs::find_build",
+            Step::Start => "shared/src/codebuild/mod.rs::start",
+            Step::FindThenStart => "shared/src/codebuild/mod.rs::find_build",
             Step::FindThenWithdraw => "functions/scan-gate/src/deploying.rs::withdraw_leased",
             Step::Record(_) => "functions/scan-gate/src/store/mod.rs::set_build",
             Step::Withdraw => "functions/scan-gate/src/store/mod.rs::withdraw",
@@ -212,7 +214,7 @@ pub enum Action {
     WindowCloses,
     /// Other builds of the shared project push the decision's off the first page.
     Crowd,
-    /// The policy is edited (the deploy project's parameters change).
+    /// The policy is edited (the deploy project's parameters change, or it moves).
     EditPolicy,
 }
 

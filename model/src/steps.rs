@@ -31,8 +31,13 @@ impl Once {
         {
             return i as u8;
         }
+        let project = match self.protocol {
+            Protocol::Now => w.record.frozen,
+            Protocol::Before => w.policy,
+        };
         w.builds.push(Build {
             token,
+            project,
             finished: None,
         });
         (w.builds.len() - 1) as u8
@@ -99,6 +104,11 @@ impl Once {
 
     /// A completion of build `b`, on the record as read.
     fn completion(&self, w: &mut World, i: u8, b: u8) {
+        // Whose build it is: its project as the policy in force names it (before), or the
+        // decision it carries, whatever the policy says now (`Policy::build_owner`).
+        if self.protocol == Protocol::Before && w.builds[usize::from(b)].project != w.policy {
+            return Self::end(w, i, true, false);
+        }
         let r = w.record.clone();
         let lapsed = r.lease.is_none();
         if r.build == Some(b) {

@@ -39,7 +39,12 @@ impl Deref for Setup {
 }
 
 pub async fn setup(prefix: &str, policy: Option<&str>) -> Setup {
-    let local = Local::start(prefix).await;
+    setup_with(prefix, policy, &[]).await
+}
+
+/// As [`setup`], with these template parameters overriding the local ones.
+pub async fn setup_with(prefix: &str, policy: Option<&str>, parameters: &[(&str, &str)]) -> Setup {
+    let local = Local::start_with(prefix, parameters).await;
     if let Some(p) = policy {
         local.stack.put_policy(p).await.unwrap();
     }

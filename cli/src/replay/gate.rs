@@ -127,6 +127,7 @@ impl<'p> Sim<'p> {
             lease_id: String::new(),
             decision: String::new(),
             intent: None,
+            decided_policy: None,
             decided_by: String::new(),
             reasons: Vec::new(),
             decided_at: 0,

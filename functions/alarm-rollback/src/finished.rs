@@ -26,7 +26,7 @@ impl Rollbacks {
             Ok(b) => b,
             Err(why) => return self.unreadable(event, why).await,
         };
-        let service = match policy.project(&b.project) {
+        let service = match policy.build_owner(&b) {
             Some((s, ProjectRole::Rollback)) => s,
             _ => {
                 return Ok(Report::quiet(format!(

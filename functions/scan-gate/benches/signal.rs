@@ -73,6 +73,7 @@ fn bench(c: &mut Criterion) {
         lease_id: String::new(),
         decision: String::new(),
         intent: None,
+        decided_policy: None,
         decided_by: String::new(),
         reasons: vec![],
         decided_at: 0,

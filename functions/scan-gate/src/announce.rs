@@ -103,6 +103,7 @@ impl Gate {
             decision: &decision,
             lease: &lease,
             intent: None,
+            policy_version: service.policy_version,
         };
         match self.store.decide(&d).await? {
             Transition::Done => self.say(&lease, &owes, c, outcome).await,
@@ -192,17 +193,28 @@ impl Gate {
             State::TimedOut => (DetailType::DeploymentTimedOut, "deployment timed out"),
             State::Waiting => unreachable!("a waiting candidate has no decision to announce"),
         };
+        // What the decision fixed, whatever the policy says by the time it is said: a deploy
+        // runs in the project its frozen build names, under the version and mode that decided.
+        let mode = match c.state {
+            State::Deploying | State::Deployed | State::DeployFailed => Mode::Enforce,
+            State::Observed => Mode::Observe,
+            _ => service.gate.mode,
+        };
+        let project = match &c.intent {
+            Some(intent) => intent.project(),
+            None => service.projects.deploy.as_str(),
+        };
         let detail = DecisionDetail {
             service: c.service.as_str(),
             commit_sha: c.commit.as_str(),
             image_digest: c.digest.as_ref().map(ImageDigest::as_str),
-            mode: service.gate.mode,
-            policy_version: service.policy_version,
+            mode,
+            policy_version: c.decided_policy.or(service.policy_version),
             project: matches!(
                 detail_type,
                 DetailType::DeploymentStarted | DetailType::DeploymentWouldStart
             )
-            .then_some(service.projects.deploy.as_str()),
+            .then_some(project),
             build_id: c.build_id.as_deref(),
             reasons: c.reasons.clone(),
             missing: if c.state == State::TimedOut {

@@ -120,6 +120,9 @@ pub struct Candidate {
     pub decision: String,
     /// The deploy build the decision froze, if it decided to deploy.
     pub intent: Option<eddo::codebuild::BuildRequest>,
+    /// The version of the policy that decided (none before it was recorded, or for a policy
+    /// given directly).
+    pub decided_policy: Option<i64>,
     /// The id of the event that caused the decision: the deploy build's causation, whoever
     /// starts it.
     pub decided_by: String,

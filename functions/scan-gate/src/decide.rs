@@ -219,6 +219,7 @@ mod tests {
             lease_id: String::new(),
             decision: String::new(),
             intent: None,
+            decided_policy: None,
             decided_by: String::new(),
             reasons: vec![],
             decided_at: if state == State::Waiting { 0 } else { 1100 },

@@ -248,7 +248,7 @@ fn codebuild(policy: &Policy, event: &Value) -> Incoming {
         Err(why) => return Incoming::Rejected(why),
     };
     let project = b.project.as_str();
-    let Some((_, role)) = policy.project(project) else {
+    let Some((_, role)) = policy.build_owner(&b) else {
         return Incoming::Ignored(format!("project {project} is not in the policy"));
     };
     if !b.finished() {
@@ -307,7 +307,7 @@ fn deploy_finished(service: &Service, b: &BuildState, event: &Value) -> Incoming
 pub fn built(policy: &Policy, b: &BuildState, event: &Value) -> Incoming {
     let project = b.project.as_str();
     let build_id = b.build_id.clone();
-    let Some((service, role)) = policy.project(project) else {
+    let Some((service, role)) = policy.build_owner(b) else {
         return Incoming::Ignored(format!("project {project} is not in the policy"));
     };
     let kind = match role {

@@ -303,11 +303,12 @@ impl Tenants {
                 let detail = json!({
                     "tenant_id": record.id,
                     "tier": tier.name,
-                    "project": spec.project,
+                    // What the decision froze, whatever the tier says by now.
+                    "project": request.project(),
                     "build_id": build,
                     "attempt": record.attempt,
                     "max_attempts": tier.retries + 1,
-                    "timeout_minutes": spec.timeout_minutes,
+                    "timeout_minutes": request.timeout_minutes().unwrap_or(spec.timeout_minutes),
                     "previous_attempt": record.last_failure,
                     "registration_id": record.registration_id,
                     "policy_version": tier.policy_version,
@@ -392,7 +393,7 @@ impl Tenants {
                 return Ok(Report::quiet(why));
             }
         };
-        if !policy.tenant_project(&b.project) {
+        if !policy.tenant_build(&b) {
             return Ok(Report::quiet(format!(
                 "{} is not a tenant project in the policy",
                 b.project

@@ -326,6 +326,31 @@ impl Policy {
         self.services.values().find(|s| s.name.as_str() == name)
     }
 
+    /// The service a finished build belongs to, and its role there: its project's, as this
+    /// policy names it; or, for a build eddo started to carry out a decision under an earlier
+    /// version whose project this one no longer names, the service its `EDDO_SERVICE` names in
+    /// the role its decision gave it. Whether it is the decision's own build is for its record
+    /// to say (the build id or decision id recorded), not for this.
+    #[cfg(feature = "codebuild")]
+    pub fn build_owner(&self, b: &crate::codebuild::BuildState) -> Option<(&Service, ProjectRole)> {
+        if let Some(found) = self.project(&b.project) {
+            return Some(found);
+        }
+        let role = match b.decided_kind()? {
+            "deploy" => ProjectRole::Deploy,
+            "rollback" => ProjectRole::Rollback,
+            _ => return None,
+        };
+        Some((self.service(b.env("EDDO_SERVICE")?)?, role))
+    }
+
+    /// Whether a finished build is a tenant build: of a tier's project as this policy names it,
+    /// or started by eddo for a tenant's decision under an earlier version.
+    #[cfg(feature = "codebuild")]
+    pub fn tenant_build(&self, b: &crate::codebuild::BuildState) -> bool {
+        self.tenant_project(&b.project) || b.decided_kind() == Some("tenant")
+    }
+
     /// The service a CodeBuild project belongs to, and its role there.
     pub fn project(&self, project: &str) -> Option<(&Service, ProjectRole)> {
         self.services.values().find_map(|s| {

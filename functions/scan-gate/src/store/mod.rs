@@ -112,6 +112,7 @@ fn candidate(item: &Item) -> Result<Candidate, Error> {
         lease_id: outbox::lease_id_of(item).to_string(),
         decision: attr(item, "decision").unwrap_or_default().to_string(),
         intent: attr(item, "intent").and_then(|j| serde_json::from_str(j).ok()),
+        decided_policy: num(item, "decided_policy").and_then(|v| i64::try_from(v).ok()),
         decided_by: attr(item, "decided_by").unwrap_or_default().to_string(),
         reasons: attr(item, "reasons")
             .and_then(|r| serde_json::from_str(r).ok())
@@ -159,6 +160,9 @@ pub struct Decided<'a> {
     pub lease: &'a Lease,
     /// The build a decision to deploy starts, frozen with it (with the decision's id).
     pub intent: Option<&'a BuildRequest>,
+    /// The version of the policy that decided, which its announcement names whenever it is
+    /// said.
+    pub policy_version: Option<i64>,
 }
 
 /// A deploy build's completion, as written.
@@ -235,6 +239,11 @@ impl Store {
         if !d.owes.is_empty() {
             expr.push_str(", outbox = :outbox");
             update = update.expression_attribute_values(":outbox", outbox::outbox_value(d.owes)?);
+        }
+        if let Some(version) = d.policy_version {
+            expr.push_str(", decided_policy = :policy");
+            update = update
+                .expression_attribute_values(":policy", AttributeValue::N(version.to_string()));
         }
         if let Some(intent) = d.intent {
             expr.push_str(", intent = :intent");

@@ -117,6 +117,33 @@ pub fn local_parameters() -> Result<Vec<(String, String)>, LocalError> {
 /// The policy the local stack runs with: the worked example.
 pub const LOCAL_POLICY: &str = "infra/policy/example.yaml";
 
+/// The deploy project of the local policy's service.
+pub const LOCAL_DEPLOY: &str = "eddo-deploy";
+
+/// The template parameters that let the gate start and hear one more deploy project besides
+/// the local policy's: what an operator deploys before moving a service's deploy to `project`
+/// ([`local_policy_deploying_to`]), with the old project kept while its builds run.
+pub fn adding_deploy_project(project: &str) -> Result<Vec<(String, String)>, LocalError> {
+    Ok(local_parameters()?
+        .into_iter()
+        .filter(|(k, _)| k == "DeployProjectNames" || k == "GateProjectNames")
+        .map(|(k, v)| (k, format!("{v},{project}")))
+        .collect())
+}
+
+/// The local policy's text with its service's deploy moved to `project`.
+pub fn local_policy_deploying_to(project: &str) -> Result<String, LocalError> {
+    let text = std::fs::read_to_string(project_root().join(LOCAL_POLICY))
+        .map_err(|e| LocalError::Setup(format!("{LOCAL_POLICY}: {e}")))?;
+    let from = format!("deploy: {LOCAL_DEPLOY} ");
+    if !text.contains(&from) {
+        return Err(LocalError::Setup(format!(
+            "{LOCAL_POLICY}: no `{from}` to move"
+        )));
+    }
+    Ok(text.replace(&from, &format!("deploy: {project} ")))
+}
+
 /// Writes a policy document to its SSM parameter (functions read it at init).
 pub async fn put_policy(sdk: &SdkConfig, name: &str, text: &str) -> Result<(), LocalError> {
     aws_sdk_ssm::Client::new(sdk)
