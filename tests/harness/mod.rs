@@ -204,17 +204,7 @@ pub async fn table_item(
     pk: &str,
     sk: &str,
 ) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-    use aws_sdk_dynamodb::types::AttributeValue::S;
-    aws_sdk_dynamodb::Client::new(&stack.sdk)
-        .get_item()
-        .table_name(&stack.table)
-        .key("pk", S(pk.into()))
-        .key("sk", S(sk.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
+    stack.item(pk, sk).await.unwrap()
 }
 
 /// The events of `source` on the eddo bus since the last call, each checked against its schema.

@@ -1,18 +1,24 @@
-//! The gate's flows: candidates whose signals arrive shuffled and twice, whose deadline passes
-//! for some, whose deploys finish; then the invariants, for every candidate.
+//! The gate's flows: candidates whose signals arrive shuffled and twice, while an operator
+//! moves the service's deploy to another project and back; whose deadline passes for some,
+//! whose deploys finish; then the invariants, for every candidate, read from the table's own
+//! items, the stand-in's builds and the bus.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use eddo::names::{CommitSha, ServiceName};
+use eddo::policy::live::{Live, Policies};
 use eddo_scan_gate::Gate;
-use eddo_scan_gate::candidate::State;
 use serde_json::{Value, json};
 
 use super::{Handler, Lambda, Played, World, advance, clock, distinct, tick};
 use crate::LocalError;
 use crate::codebuild::Build;
 use crate::fixtures::{finished, image_scan, ran};
+use crate::stack::table::text;
+
+/// The example policy's deploy project, and the one the soak's policy edits move it to and back.
+const DEPLOY: &str = crate::stack::LOCAL_DEPLOY;
+pub(super) const NEXT_DEPLOY: &str = "eddo-deploy-next";
 
 /// What one candidate is meant to meet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +40,10 @@ struct Flow {
 /// Plays the gate's flows and checks the invariants.
 pub(super) async fn play(world: &World<'_>) -> Result<Played, LocalError> {
     let f = world.function("scan-gate").await?;
-    let gate = Gate::new(&f.config, f.policy, &f.sdk)
+    // The policy as the function reads it in AWS: from SSM (through the faults), once per TTL
+    // of the soak's clock, so an edit takes hold mid-flow.
+    let live = Live::new(&f.sdk, &f.config.policy_parameter, f.config.policy_ttl).with_clock(clock);
+    let gate = Gate::new(&f.config, Policies::live(live), &f.sdk)
         .with_codebuild(f.codebuild)
         .with_clock(clock);
     let mut lambda = Lambda::new("scan-gate", Handler::Gate(Box::new(gate)), world);
@@ -61,7 +70,21 @@ pub(super) async fn play(world: &World<'_>) -> Result<Played, LocalError> {
         crate::ecr::ran(&world.stack.sdk, e).await?;
     }
     lambda.shuffle(&mut signals);
-    lambda.deliver_all(signals).await;
+    // A third of the signals, then the operator moves the deploy to another project; a third,
+    // then back; the rest. Decisions made under one policy are resumed, swept and completed
+    // under another.
+    let third = signals.len().div_ceil(3).max(1);
+    for (n, part) in signals.chunks(third).enumerate() {
+        if n > 0 {
+            let project = if n == 1 { NEXT_DEPLOY } else { DEPLOY };
+            world
+                .stack
+                .put_policy(&crate::stack::local_policy_deploying_to(project)?)
+                .await?;
+            world.faults.count("policy edited mid-flow");
+        }
+        lambda.deliver_all(part.to_vec()).await;
+    }
 
     // The deadline passes: the schedule's ticks time out what still waits.
     advance(31 * 60);
@@ -98,17 +121,6 @@ async fn check(
     events: &[Value],
     report: &mut Played,
 ) -> Result<(), LocalError> {
-    let stack = world.stack;
-    let store = eddo_scan_gate::store::Store::new(
-        world.dynamodb(),
-        &stack.table,
-        eddo::publish::Publisher::new(
-            aws_sdk_eventbridge::Client::new(&stack.sdk),
-            &stack.bus,
-            256 * 1024,
-        ),
-    );
-    let service = ServiceName::parse("hello-world").expect("a service name");
     let builds = deploys(world);
     let decisions = [
         "Deployment Started",
@@ -121,6 +133,11 @@ async fn check(
         .iter()
         .map(|(id, _)| id.clone())
         .collect();
+    report.notes.push(format!(
+        "deploy builds: {} in {DEPLOY}, {} in {NEXT_DEPLOY}",
+        builds.iter().filter(|b| b.project == DEPLOY).count(),
+        builds.iter().filter(|b| b.project == NEXT_DEPLOY).count()
+    ));
     for f in flows {
         let v = &mut report.violations;
         let started: Vec<&Build> = builds
@@ -149,39 +166,47 @@ async fn check(
                 said.iter().map(|e| &e["detail-type"]).collect::<Vec<_>>()
             ));
         }
-        let commit = CommitSha::parse(&f.commit).expect("a commit");
-        let Some(c) = store
-            .get(&service, &commit)
-            .await
-            .map_err(|e| LocalError::Setup(e.to_string()))?
+        // The candidate and its ledger as the table holds them.
+        let items = world
+            .stack
+            .items_under("candidate#hello-world", &f.commit)
+            .await?;
+        let Some(record) = items
+            .iter()
+            .find(|i| text(i, "sk") == Some(f.commit.as_str()))
         else {
             v.push(format!("{}: no candidate recorded", f.commit));
             continue;
         };
-        if c.owes {
+        let state = text(record, "state").unwrap_or_default();
+        if record.contains_key("outbox") {
             v.push(format!("{}: events still owed at the end", f.commit));
         }
         // A signal dead-lettered before the deadline reaches the gate only with the redrive,
         // after it: timing out is then the right answer, and said once like any other.
         let late = signal_ids(f).iter().any(|id| dead.contains(id.as_str()));
-        let fate = if late && c.state == State::TimedOut {
+        let fate = if late && state == "timed_out" {
             Fate::TimesOut
         } else {
             f.fate
         };
         let expected = match fate {
-            Fate::Deploys => State::Deployed,
-            Fate::Blocked => State::Blocked,
-            Fate::TimesOut => State::TimedOut,
+            Fate::Deploys => "deployed",
+            Fate::Blocked => "blocked",
+            Fate::TimesOut => "timed_out",
         };
-        if c.state != expected {
+        if state != expected {
             v.push(format!(
-                "{}: ended {} where {fate:?} was due",
-                f.commit,
-                c.state.as_str()
+                "{}: ended {state} where {fate:?} was due",
+                f.commit
             ));
         }
-        let kinds: BTreeSet<&str> = c.kinds().into_iter().map(|k| k.as_str()).collect();
+        // The ledger's entries, each its own item beside the candidate.
+        let kinds: BTreeSet<&str> = items
+            .iter()
+            .filter(|i| text(i, "sk").is_some_and(|sk| sk.contains("#evidence#")))
+            .filter_map(|i| text(i, "kind"))
+            .collect();
         let due: &[&str] = match fate {
             Fate::TimesOut => &["build", "sast"],
             _ => &["build", "sast", "image-scan"],
@@ -221,8 +246,11 @@ async fn check(
     Ok(())
 }
 
+/// Every deploy build, in either project the policy named.
 fn deploys(world: &World<'_>) -> Vec<Build> {
-    world.stack.codebuild.builds_of("eddo-deploy")
+    let mut all = world.stack.codebuild.builds_of(DEPLOY);
+    all.extend(world.stack.codebuild.builds_of(NEXT_DEPLOY));
+    all
 }
 
 /// The event ids of a flow's signals ([`signals_of`]).

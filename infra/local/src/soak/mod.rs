@@ -60,6 +60,8 @@ pub struct Played {
     /// Identical copies of a decision's event (an answer lost after PutEvents applied).
     pub republished: usize,
     pub violations: Vec<String>,
+    /// What else the run shows (the deploy builds in each project the policy named).
+    pub notes: Vec<String>,
 }
 
 /// What a soak did and found.
@@ -115,6 +117,11 @@ impl SoakReport {
                 out.push_str(&format!("| {} | {n} |\n", why.replace('|', "/")));
             }
         }
+        for p in &self.played {
+            for n in &p.notes {
+                out.push_str(&format!("\n{}: {n}", p.function));
+            }
+        }
         for v in self.violations() {
             out.push_str(&format!("\nVIOLATION: {v}"));
         }
@@ -136,7 +143,17 @@ fn advance(secs: u64) {
 /// Plays every function's flows for `opts` and checks the invariants.
 pub async fn run(opts: SoakOptions) -> Result<SoakReport, LocalError> {
     let moto = Moto::start()?;
-    let stack = Stack::provision(&moto.sdk_config().await, &format!("soak{}", opts.seed)).await?;
+    let parameters = crate::stack::adding_deploy_project(gate::NEXT_DEPLOY)?;
+    let parameters: Vec<(&str, &str)> = parameters
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let stack = Stack::provision_with(
+        &moto.sdk_config().await,
+        &format!("soak{}", opts.seed),
+        &parameters,
+    )
+    .await?;
     let faults = Faults::new(opts.seed, opts.fault_rate);
     faults.kill_at_boundaries(true);
     let aws = FaultRelay::start(

@@ -1,12 +1,13 @@
 //! tenant-onboarding's flows: tenants onboarded at once (requests shuffled and twice), whose
 //! provisioning builds succeed, fail once and are retried, or fail every attempt the tier
-//! allows; some offboarded once active. Then the invariants, for every tenant.
+//! allows; some offboarded once active, and some of those onboarded again. Then every request
+//! is delivered once more, after its tenant's terminal state (EventBridge's retries and a DLQ's
+//! redrive come that late), and must change nothing. Then the invariants, for every tenant, read
+//! from the stand-in's builds, the bus and the registry's own items.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use eddo::names::TenantId;
-use eddo_tenant_onboarding::decide::State;
 use eddo_tenant_onboarding::{RequestSources, Sbt, Tenants};
 use serde_json::{Value, json};
 
@@ -14,6 +15,7 @@ use super::{Handler, Lambda, Played, World, advance, clock, distinct};
 use crate::LocalError;
 use crate::codebuild::Build;
 use crate::fixtures::{finished, offboarding, onboarding};
+use crate::stack::table::text;
 
 const PROVISION: &str = "eddo-tenant-provision";
 const DEPROVISION: &str = "eddo-tenant-deprovision";
@@ -31,6 +33,8 @@ enum Fate {
     Failed,
     /// Provisioned, then offboarded.
     Offboarded,
+    /// Provisioned, offboarded, then onboarded again (another request).
+    Returns,
 }
 
 impl Fate {
@@ -43,10 +47,35 @@ impl Fate {
         }
     }
 
+    /// Its provisioning builds: each decision's attempts.
     fn provisioning_builds(self) -> usize {
         match self {
             Fate::Active | Fate::Offboarded => 1,
             Fate::ActiveAfterRetry | Fate::Failed => ATTEMPTS,
+            // One for each onboarding.
+            Fate::Returns => 2,
+        }
+    }
+
+    /// Its provisioning decisions: one per onboarding request.
+    fn provisioned(self) -> usize {
+        match self {
+            Fate::Failed => 0,
+            Fate::Returns => 2,
+            _ => 1,
+        }
+    }
+
+    fn offboarded(self) -> bool {
+        matches!(self, Fate::Offboarded | Fate::Returns)
+    }
+
+    /// The state the registry's item ends in.
+    fn end(self) -> &'static str {
+        match self {
+            Fate::Active | Fate::ActiveAfterRetry | Fate::Returns => "active",
+            Fate::Failed => "failed",
+            Fate::Offboarded => "deprovisioned",
         }
     }
 }
@@ -76,7 +105,8 @@ pub(super) async fn play(world: &World<'_>) -> Result<Played, LocalError> {
             fate: match world.faults.below(10) {
                 0 | 1 => Fate::ActiveAfterRetry,
                 2 => Fate::Failed,
-                3 | 4 => Fate::Offboarded,
+                3 => Fate::Offboarded,
+                4 => Fate::Returns,
                 _ => Fate::Active,
             },
         })
@@ -84,34 +114,62 @@ pub(super) async fn play(world: &World<'_>) -> Result<Played, LocalError> {
     let fate = |tenant: &str| flows.iter().find(|f| f.tenant == tenant).map(|f| f.fate);
 
     // Every tenant's request at once, shuffled, some twice.
-    let mut requests: Vec<Value> = flows
-        .iter()
-        .map(|f| {
-            let values =
-                json!({"tenantName": format!("Tenant {}", f.tenant), "email": "ops@example.com"});
-            onboarding(&f.tenant, "basic", values, &format!("on-{}", f.tenant))
-        })
-        .collect();
-    lambda.shuffle(&mut requests);
-    lambda.deliver_all(requests).await;
-    lambda.redrive().await;
+    let onboard = |f: &Flow, id: &str| {
+        let values =
+            json!({"tenantName": format!("Tenant {}", f.tenant), "email": "ops@example.com"});
+        onboarding(&f.tenant, "basic", values, &format!("{id}-{}", f.tenant))
+    };
+    let requests: Vec<Value> = flows.iter().map(|f| onboard(f, "on")).collect();
     let mut done = BTreeSet::new();
-    complete(world, &mut lambda, &mut done, &fate).await;
-
+    round(world, &mut lambda, &mut done, &fate, requests.clone()).await;
     // The tenants due to leave ask to, once active.
-    let mut leaving: Vec<Value> = flows
+    let leaving: Vec<Value> = flows
         .iter()
-        .filter(|f| f.fate == Fate::Offboarded)
+        .filter(|f| f.fate.offboarded())
         .map(|f| offboarding(&f.tenant, &format!("off-{}", f.tenant)))
         .collect();
-    lambda.shuffle(&mut leaving);
-    lambda.deliver_all(leaving).await;
-    lambda.redrive().await;
-    complete(world, &mut lambda, &mut done, &fate).await;
+    round(world, &mut lambda, &mut done, &fate, leaving.clone()).await;
+    // Some come back: another onboarding request, once they are gone.
+    let returning: Vec<Value> = flows
+        .iter()
+        .filter(|f| f.fate == Fate::Returns)
+        .map(|f| onboard(f, "again"))
+        .collect();
+    round(world, &mut lambda, &mut done, &fate, returning).await;
+    // Every first request once more, after its tenant's terminal state: an old onboarding
+    // must not provision a failed or offboarded tenant again, nor an old offboarding
+    // deprovision one that came back.
+    advance(6 * 3600);
+    world
+        .faults
+        .count("request redelivered after a terminal state");
+    round(
+        world,
+        &mut lambda,
+        &mut done,
+        &fate,
+        [requests, leaving].concat(),
+    )
+    .await;
 
     let events = world.published("eddo.tenants").await?;
     check(world, &flows, &events, &mut lambda.played).await?;
     Ok(lambda.played)
+}
+
+/// `requests` delivered (shuffled, some twice), the dead-lettered ones redriven, then every
+/// build they start completed.
+async fn round(
+    world: &World<'_>,
+    lambda: &mut Lambda,
+    done: &mut BTreeSet<String>,
+    fate: &impl Fn(&str) -> Option<Fate>,
+    mut requests: Vec<Value>,
+) {
+    lambda.shuffle(&mut requests);
+    lambda.deliver_all(requests).await;
+    lambda.redrive().await;
+    complete(world, lambda, done, fate).await;
 }
 
 /// Round after round, the tenant builds started since the last one finish as their tenant's
@@ -158,15 +216,6 @@ async fn check(
     events: &[Value],
     report: &mut Played,
 ) -> Result<(), LocalError> {
-    let store = eddo_tenant_onboarding::store::Store::new(
-        world.dynamodb(),
-        &world.stack.table,
-        eddo::publish::Publisher::new(
-            aws_sdk_eventbridge::Client::new(&world.stack.sdk),
-            &world.stack.bus,
-            256 * 1024,
-        ),
-    );
     let builds = tenant_builds(world);
     for f in flows {
         let v = &mut report.violations;
@@ -174,15 +223,15 @@ async fn check(
             .iter()
             .filter(|b| b.env("EDDO_TENANT_ID") == Some(f.tenant.as_str()))
             .collect();
-        // At most one build per attempt, and the attempts the fate calls for.
+        // At most one build per decision and attempt, and the attempts the fate calls for.
         for (project, due) in [
             (PROVISION, f.fate.provisioning_builds()),
-            (DEPROVISION, usize::from(f.fate == Fate::Offboarded)),
+            (DEPROVISION, usize::from(f.fate.offboarded())),
         ] {
             let started: Vec<&&Build> = mine.iter().filter(|b| b.project == project).collect();
-            let attempts: BTreeSet<&str> = started
+            let attempts: BTreeSet<(&str, &str)> = started
                 .iter()
-                .filter_map(|b| b.env("EDDO_ATTEMPT"))
+                .filter_map(|b| Some((b.env("EDDO_DECISION_ID")?, b.env("EDDO_ATTEMPT")?)))
                 .collect();
             if started.len() != due || attempts.len() != started.len() {
                 v.push(format!(
@@ -201,11 +250,8 @@ async fn check(
                 .filter(|e| e["detail"]["repeated"] != true)
                 .collect()
         };
-        let provisioned = usize::from(matches!(
-            f.fate,
-            Fate::Active | Fate::ActiveAfterRetry | Fate::Offboarded
-        ));
-        let offboarded = usize::from(f.fate == Fate::Offboarded);
+        let provisioned = f.fate.provisioned();
+        let offboarded = usize::from(f.fate.offboarded());
         for (detail_type, due) in [
             ("Tenant Provisioning Started", f.fate.provisioning_builds()),
             ("Tenant Provisioned", provisioned),
@@ -237,27 +283,25 @@ async fn check(
                 }
             }
         }
-        let id = TenantId::parse(&f.tenant).map_err(|e| LocalError::Setup(e.to_string()))?;
-        let Some(t) = store
-            .get(&id)
-            .await
-            .map_err(|e| LocalError::Setup(e.to_string()))?
+        // The registry's item, as the table holds it.
+        let Some(item) = world
+            .stack
+            .item(&format!("tenant#{}", f.tenant), "tenant")
+            .await?
         else {
             v.push(format!("{}: no tenant recorded", f.tenant));
             continue;
         };
-        let expected = match f.fate {
-            Fate::Active | Fate::ActiveAfterRetry => State::Active,
-            Fate::Failed => State::Failed,
-            Fate::Offboarded => State::Deprovisioned,
-        };
-        if t.state != expected {
+        let state = text(&item, "state").unwrap_or_default();
+        if state != f.fate.end() {
             v.push(format!(
-                "{}: ended {:?} where {expected:?} was due ({:?})",
-                f.tenant, t.state, f.fate
+                "{}: ended {state} where {} was due ({:?})",
+                f.tenant,
+                f.fate.end(),
+                f.fate
             ));
         }
-        if !t.pending.is_empty() {
+        if item.contains_key("outbox") {
             v.push(format!("{}: events still owed at the end", f.tenant));
         }
     }

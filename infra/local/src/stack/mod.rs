@@ -26,6 +26,7 @@ use crate::template::{
 use std::sync::Arc;
 
 mod settings;
+pub mod table;
 use settings::add_policy_projects;
 pub use settings::*;
 
