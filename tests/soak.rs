@@ -2,7 +2,8 @@
 //! faults (throttling, server errors, answers lost after the request applied, PutEvents' applied
 //! entries answered failed, invocations killed mid-flight and right after each protocol boundary,
 //! duplicate, concurrent and reordered deliveries, CodeBuild's token window closing on the soak's
-//! clock), with a fixed seed so a failure replays with
+//! clock, policy edits mid-flow, tenant requests redelivered after their terminal state), with a
+//! fixed seed so a failure replays with
 //! `eddo-local soak --seed 7 --flows 16`. Every invariant a user relies on holds for every
 //! candidate, alarm and tenant. The long soak is part of `make bench`.
 
@@ -50,6 +51,8 @@ fn every_function_keeps_its_promises_under_injected_faults() {
         "invocation killed mid-flight",
         "duplicate delivery",
         "concurrent duplicate delivery",
+        "policy edited mid-flow",
+        "request redelivered after a terminal state",
     ] {
         assert!(
             report.faults.contains_key(kind),
