@@ -385,43 +385,52 @@ async fn a_tenant_request_is_acted_on_once_whatever_the_tenant_became() {
     assert_eq!(tenant_state(&s.stack, "wayne").await, "active");
 }
 
-/// How many overdue candidates the sweep test plays (`EDDO_SWEEP_CANDIDATES`; BENCHMARKS.md has
-/// the figures at 10,000).
-fn sweep_candidates() -> u32 {
-    std::env::var("EDDO_SWEEP_CANDIDATES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(150)
+/// How many overdue candidates the sweep test plays (`EDDO_SWEEP_CANDIDATES`), and across how
+/// many services of a generated policy (`EDDO_SWEEP_SERVICES`; BENCHMARKS.md has the figures
+/// at 10,000 over 100).
+fn sweep_size() -> (u32, usize) {
+    let var = |name: &str, default: u32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(default)
+    };
+    (
+        var("EDDO_SWEEP_CANDIDATES", 150),
+        var("EDDO_SWEEP_SERVICES", 3) as usize,
+    )
 }
 
-/// Overdue candidates across every shard, and a poisoned index entry (a commit no version can
-/// read) at the head of the oldest shard: each tick serves what its time allows around it, the
-/// poisoned one is reported and skipped every tick, and every candidate times out, once. Before,
-/// one unreadable record failed the whole tick, every minute.
+/// Overdue candidates across every shard and several services, and a poisoned index entry (a
+/// commit no version can read) at the head of the oldest shard: each tick serves what its time
+/// allows around it, the poisoned one is reported and skipped every tick, and every candidate
+/// times out, once. Before, one unreadable record failed the whole tick, every minute. Each
+/// tick's time and AWS calls are printed (`--nocapture`).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sweep_serves_every_candidate_around_a_poisoned_record() {
     use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    use eddo_local::fixtures::{policy_of_services, service_name};
     let s = setup("once-sweep", None).await;
     let db = aws_sdk_dynamodb::Client::new(&s.stack.sdk);
     let old = now_epoch() - 3600;
-    let count = sweep_candidates();
-    let put = |pk: String, sk: String, open_pk: String, deadline: u64| {
+    let (count, services) = sweep_size();
+    let put = |service: String, sk: String, open_pk: String, deadline: u64| {
         db.put_item()
             .table_name(&s.stack.table)
-            .item("pk", S(pk))
+            .item("pk", S(format!("candidate#{service}")))
             .item("sk", S(sk.clone()))
-            .item("service", S("hello-world".into()))
+            .item("service", S(service.clone()))
             .item("state", S("waiting".into()))
             .item("seq", N("0".into()))
             .item("first_at", N(deadline.to_string()))
             .item("deadline", N(deadline.to_string()))
-            .item("correlation_id", S(format!("hello-world@{sk}")))
+            .item("correlation_id", S(format!("{service}@{sk}")))
             .item("open_pk", S(open_pk))
-            .item("open_sk", S(format!("{deadline:012}#hello-world#{sk}")))
+            .item("open_sk", S(format!("{deadline:012}#{service}#{sk}")))
             .send()
     };
     put(
-        "candidate#hello-world".into(),
+        service_name(0),
         "not-a-commit".into(),
         "open#0".into(),
         old - 60,
@@ -432,23 +441,48 @@ async fn the_sweep_serves_every_candidate_around_a_poisoned_record() {
         let commit = sha(5000 + n);
         let shard =
             eddo_scan_gate::store::shard_of(&eddo::names::CommitSha::parse(&commit).unwrap());
-        put(
-            "candidate#hello-world".into(),
-            commit,
-            format!("open#{shard}"),
-            old + u64::from(n),
-        )
-        .await
-        .unwrap();
+        let service = service_name(n as usize % services);
+        put(service, commit, format!("open#{shard}"), old + u64::from(n))
+            .await
+            .unwrap();
     }
+    // The gate as its role, with the generated policy, its DynamoDB and EventBridge calls
+    // counted.
+    let (sdk, config, _) = s.as_function("scan-gate").await;
+    let policy = eddo::policy::Policy::parse(&policy_of_services(services).unwrap()).unwrap();
+    let calls = crate::harness::Calls::default();
+    let events = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(&sdk)
+            .interceptor(calls.clone())
+            .build(),
+    );
+    let publisher = eddo::publish::Publisher::new(
+        events,
+        &config.common.event_bus_name,
+        config.common.max_entry_bytes,
+    );
+    let gate = eddo_scan_gate::Gate::with_publisher(&config, policy, &sdk, publisher)
+        .with_dynamodb(
+            crate::harness::counted_dynamodb(&sdk, &calls),
+            &config.common.table_name,
+        )
+        .with_codebuild(crate::harness::stand_in(&sdk, &s.stack));
     let tick = || json!({"id": id(), "source": "aws.events", "detail-type": "Scheduled Event", "time": eddo::time::rfc3339(now_epoch()), "detail": {}});
     let mut timed_out = 0;
     let mut ticks = 0;
     while timed_out < count as usize && ticks < 100 {
         let started = std::time::Instant::now();
-        let r = s.handle(&tick()).await;
+        let r = gate.handle(&tick()).await.unwrap();
         ticks += 1;
-        eprintln!("tick {ticks}: {} in {:?}", r.outcome, started.elapsed());
+        let mut by_call = std::collections::BTreeMap::<String, usize>::new();
+        for c in calls.take() {
+            *by_call.entry(c).or_default() += 1;
+        }
+        eprintln!(
+            "tick {ticks}: {} timed out in {:?}; calls {by_call:?}",
+            r.published.len(),
+            started.elapsed()
+        );
         assert!(r.outcome.contains("1 failed, skipped"), "{r:?}");
         assert!(r.outcome.contains("not-a-commit"), "{r:?}");
         timed_out += r.published.len();
@@ -459,7 +493,7 @@ async fn the_sweep_serves_every_candidate_around_a_poisoned_record() {
         said.iter()
             .all(|e| e["detail-type"] == "Deployment Timed Out")
     );
-    let r = s.handle(&tick()).await;
+    let r = gate.handle(&tick()).await.unwrap();
     assert!(r.published.is_empty(), "{r:?}");
 }
 

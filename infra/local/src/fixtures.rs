@@ -262,3 +262,57 @@ pub fn offboarding(tenant: &str, id: &str) -> Value {
     e["detail"]["tenant_id"] = json!(tenant);
     e
 }
+
+/// Service number `n` of [`policy_of_services`].
+pub fn service_name(n: usize) -> String {
+    format!("svc-{n:04}")
+}
+
+/// The local policy with `n` services shaped like its one ([`service_name`]: `svc-0000`, ...),
+/// each with its own repository, projects, image repository and alarms, and its tiers as they
+/// are: a platform's policy, for tests and measures of scale. Comments are kept.
+pub fn policy_of_services(n: usize) -> Result<String, crate::LocalError> {
+    let path = crate::moto::project_root().join(crate::stack::LOCAL_POLICY);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| crate::LocalError::Setup(format!("{}: {e}", path.display())))?;
+    let bad = || crate::LocalError::Setup(format!("{}: no `  {SERVICE}:` service", path.display()));
+    let start = text.find(&format!("\n  {SERVICE}:\n")).ok_or_else(bad)? + 1;
+    // The service's block ends at the next top-level key.
+    let end = text[start..]
+        .match_indices('\n')
+        .map(|(i, _)| start + i + 1)
+        .find(|&i| text[i..].starts_with(|c: char| c.is_ascii_alphabetic()))
+        .ok_or_else(bad)?;
+    let block = &text[start..end];
+    let mut out = String::from(&text[..start]);
+    for i in 0..n {
+        let name = service_name(i);
+        out.push_str(
+            &block
+                .replace("Codertocat/Hello-World", &format!("eddo-example/{name}"))
+                .replace(SERVICE, &name)
+                .replace("eddo-build", &format!("{name}-build"))
+                .replace("eddo-sast", &format!("{name}-sast"))
+                .replace("eddo-deploy", &format!("{name}-deploy"))
+                .replace("eddo-rollback", &format!("{name}-rollback")),
+        );
+    }
+    out.push_str(&text[end..]);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_of_many_services_parses_with_each_its_own() {
+        let text = policy_of_services(3).unwrap();
+        let policy = eddo::policy::Policy::parse(&text).unwrap();
+        assert_eq!(policy.services.len(), 3);
+        let (service, _) = policy.project("svc-0002-deploy").unwrap();
+        assert_eq!(service.name.as_str(), "svc-0002");
+        assert!(policy.service(SERVICE).is_none());
+        assert_eq!(policy.tiers.len(), 2);
+    }
+}
