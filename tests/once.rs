@@ -13,7 +13,9 @@
 //! - a rollback build that finishes before its start is recorded is recorded and said;
 //! - a rollback past its hold is not started by a late redrive;
 //! - a deploy whose project the policy moved while it ran completes as decided (the soak found
-//!   it first).
+//!   it first);
+//! - a rollback's completion owed under a dead invocation's lease is retried until said, not
+//!   answered done (the long soak found it first).
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
@@ -539,6 +541,73 @@ async fn a_rollback_build_finished_before_its_start_was_recorded_is_recorded_and
         .expect("the rollback record");
     let held: u64 = record["held_until"].as_n().unwrap().parse().unwrap();
     assert!(held <= now_epoch(), "no hold left: {held}");
+}
+
+test_clock!(LEASED, leased);
+
+/// A rollback build's completion recorded with its Rollback Succeeded owed, and the invocation
+/// that recorded it dies before PutEvents, holding the record's lease. Its redelivery while the
+/// lease holds is retried (InProgress), and after the lease the event is said, once. Before, the
+/// redelivery was answered "already recorded" and, alarm-rollback having no sweep, the event was
+/// never said (the long soak's seed 1034 found it).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_completion_owed_under_a_dead_lease_is_said_not_dropped() {
+    LEASED.store(now_epoch(), SeqCst);
+    let s = rollback::setup("once-rb-owed", None).await;
+    s.deployed(&sha(2970), &sha(2971), leased() - 300).await;
+    let config = crate::harness::policy_config(&s.stack, "alarm-rollback");
+    let sdk = crate::harness::function_sdk(&s.stack, "alarm-rollback").await;
+    let codebuild = crate::harness::stand_in(&sdk, &s.stack);
+    let rollbacks = async |faults: &Faults| {
+        let policy = eddo::policy::load(&sdk, &config.policy_parameter)
+            .await
+            .unwrap();
+        let events = aws_sdk_eventbridge::Client::from_conf(
+            aws_sdk_eventbridge::config::Builder::from(&sdk)
+                .interceptor(faults.clone())
+                .build(),
+        );
+        eddo_alarm_rollback::Rollbacks::new(&config, policy, &sdk)
+            .with_dynamodb(faults.dynamodb(&sdk), &config.common.table_name)
+            .with_publisher(eddo::publish::Publisher::new(
+                events,
+                &config.common.event_bus_name,
+                config.common.max_entry_bytes,
+            ))
+            .with_codebuild(codebuild.clone())
+            .with_clock(leased)
+    };
+    let healthy = rollbacks(&Faults::default()).await;
+    let fired = eddo_local::fixtures::alarm("hello-world-5xx", "OK", "ALARM", leased() - 10);
+    eddo_local::cloudwatch::ran(&s.stack.sdk, &fired)
+        .await
+        .unwrap();
+    let r = healthy.handle(&fired).await.unwrap();
+    assert_eq!(r.published, ["Rollback Started"], "{r:?}");
+    let build = s.rollback_builds().pop().unwrap();
+    s.stack.codebuild.finish(&build.id, "SUCCEEDED");
+    let done = eddo_local::fixtures::finished(&build, "SUCCEEDED", &id());
+
+    // Recorded, then dead before PutEvents: it never lets go of the lease.
+    let dying = Faults::default();
+    dying.fail("PutEvents", "Rollback Succeeded", usize::MAX);
+    dying.fail("UpdateItem", LET_GO, usize::MAX);
+    assert!(rollbacks(&dying).await.handle(&done).await.is_err());
+    let record = crate::harness::table_item(&s.stack, "service#hello-world", "rollback")
+        .await
+        .unwrap();
+    assert!(record.contains_key("outbox"), "the completion is owed");
+
+    let err = healthy.handle(&done).await.unwrap_err();
+    assert!(matches!(err, eddo::Error::InProgress(_)), "{err}");
+    LEASED.fetch_add(eddo::outbox::DEFAULT_LEASE_SECS + 1, SeqCst);
+    let r = healthy.handle(&done).await.unwrap();
+    assert_eq!(r.published, ["Rollback Succeeded"], "{r:?}");
+    assert!(healthy.handle(&done).await.unwrap().published.is_empty());
+    assert_eq!(
+        types(&s.published().await),
+        ["Rollback Started", "Rollback Succeeded"]
+    );
 }
 
 /// A rollback decided, its StartBuild throttled, and its alarm change redelivered after the

@@ -82,13 +82,20 @@ impl Rollbacks {
                 )));
             }
             if record.finished.as_deref() == Some(b.id()) {
-                if record.owes
-                    && let Some(published) = self
+                if record.owes {
+                    let Some(published) = self
                         .store
                         .outbox()
                         .finish(&record_key(&service.name), now)
                         .await?
-                {
+                    else {
+                        // Said by another invocation that holds the record, or by none if it
+                        // died: retried until it is said, never answered done while unsaid.
+                        return Err(Error::InProgress(format!(
+                            "the completion of rollback build {} is being said by another invocation",
+                            b.id()
+                        )));
+                    };
                     return Ok(Report {
                         outcome: format!("rollback build {}: said what was owed", b.id()),
                         published,

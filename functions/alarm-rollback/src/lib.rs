@@ -123,6 +123,14 @@ impl Rollbacks {
         self
     }
 
+    /// Another publisher (one whose PutEvents fail, in tests), for the events its records owe
+    /// and those it says at once.
+    pub fn with_publisher(mut self, publisher: Publisher) -> Rollbacks {
+        self.store = self.store.publishing(publisher.clone());
+        self.publisher = publisher;
+        self
+    }
+
     /// Handles an alarm state change (either shape) or a rollback project's state change.
     /// `Err` only for what a retry can fix; anything unreadable or unknown is reported with a
     /// `Rollback Skipped` event and answered, so Lambda does not retry it for a day.

@@ -241,6 +241,11 @@ impl Store {
         &self.outbox
     }
 
+    /// The same table through another publisher.
+    pub fn publishing(&self, publisher: Publisher) -> Store {
+        Store::new(self.client.clone(), &self.table, publisher)
+    }
+
     /// The service's history and rollback record: one query, both items.
     pub async fn service(&self, service: &ServiceName) -> Result<(History, RollbackRecord), Error> {
         let out = self
