@@ -31,6 +31,7 @@ mod iam;
 mod known_bad;
 mod once;
 mod policy_live;
+mod quotas;
 mod rollback;
 mod routing;
 mod runtime;

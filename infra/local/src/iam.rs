@@ -510,6 +510,15 @@ pub async fn create_roles(
         }
         names.set_ref(id, policy_name);
     }
+    for r in &roles {
+        let size: usize = r
+            .policies
+            .iter()
+            .map(|(_, doc)| crate::quotas::policy_size(doc))
+            .sum();
+        crate::quotas::ROLE_INLINE_POLICIES
+            .check(format!("role {}'s inline policies", r.logical_id), size)?;
+    }
     Ok(roles)
 }
 

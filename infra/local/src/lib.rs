@@ -15,8 +15,10 @@ pub mod measure;
 pub mod meter;
 pub mod moto;
 pub mod pattern;
+pub mod quotas;
 pub mod routing;
 pub mod runtime;
+pub mod scale;
 pub mod send;
 pub mod soak;
 pub mod stack;
@@ -30,6 +32,9 @@ pub enum LocalError {
     Setup(String),
     #[error("AWS emulator: {0}")]
     Aws(String),
+    /// An AWS quota the deployment breaks ([`quotas`]): AWS would refuse it.
+    #[error("over an AWS quota: {0}")]
+    Quota(String),
 }
 
 /// An AWS SDK failure against the emulator, with the whole error chain.

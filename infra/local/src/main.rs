@@ -28,7 +28,10 @@ const USAGE: &str = "usage: eddo-local <command>
                        per seed (default 20, seed 1, one seed)
                        with faults injected into its AWS calls (default 5%) and invocations killed
                        (default 5%), events duplicated and reordered; prints what was injected and
-                       any broken invariant, and fails if one broke";
+                       any broken invariant, and fails if one broke
+  scale [N...]         for policies of N services (default 1 10 35 110 230 1000): the policy's
+                       size, the largest template parameter, and whether the template provisions
+                       inside AWS's quotas or the quota it breaks first";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -71,6 +74,14 @@ async fn main() -> ExitCode {
             };
             send(std::path::Path::new(file), event).await
         }
+        Some("scale") => match args[1..]
+            .iter()
+            .map(|n| n.parse::<usize>().ok())
+            .collect::<Option<Vec<_>>>()
+        {
+            Some(sizes) => scale(sizes).await,
+            None => return usage(),
+        },
         Some("soak") => match soak_args(&args[1..]) {
             Some((options, seeds)) => soak(options, seeds).await,
             None => return usage(),
@@ -103,6 +114,21 @@ fn soak_args(args: &[String]) -> Option<(eddo_local::soak::SoakOptions, u64)> {
         }
     }
     Some((options, seeds))
+}
+
+/// Measures how far the deployment scales with the policy, and prints the table.
+async fn scale(sizes: Vec<usize>) -> Result<ExitCode, eddo_local::LocalError> {
+    let sizes = if sizes.is_empty() {
+        vec![1, 10, 35, 110, 230, 1000]
+    } else {
+        sizes
+    };
+    let mut rows = Vec::new();
+    for n in sizes {
+        rows.push(eddo_local::scale::measure(n).await?);
+    }
+    println!("{}", eddo_local::scale::table(&rows));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Soaks `seeds` seeds from `options.seed`, printing each one's table.

@@ -115,6 +115,8 @@ pub struct Stack {
     pub roles: Vec<crate::iam::RoleDoc>,
     /// The template's parameters as deployed (the local settings it declares, its defaults).
     pub parameters: BTreeMap<String, String>,
+    /// The resources the template declares, as CloudFormation's quota counts them.
+    pub resources: usize,
 }
 
 impl Stack {
@@ -151,6 +153,10 @@ impl Stack {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
+        for (k, v) in &parameters {
+            let name = k.trim_end_matches('?');
+            crate::quotas::PARAMETER_VALUE.check(format!("parameter {name}"), v.len())?;
+        }
         let parameters: Vec<(&str, &str)> = parameters
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -163,6 +169,8 @@ impl Stack {
         template: &Template,
         prefix: &str,
     ) -> Result<Stack, LocalError> {
+        let resources =
+            crate::quotas::RESOURCES.check("the stack", template.declared_resources())?;
         let template = &template.deployed()?;
         let mut names = Names::new(template, prefix);
         let buses = provision::buses(sdk, template, &mut names, prefix).await?;
@@ -208,6 +216,12 @@ impl Stack {
         });
         // A rule without EventBusName is on the account's default bus, as in AWS.
         let rules = rules(template, &names, &function_arns, "default")?;
+        for r in &rules {
+            crate::quotas::EVENT_PATTERN.check(
+                format!("rule {}'s pattern", r.name),
+                r.pattern.chars().count(),
+            )?;
+        }
         check_invoke_permissions(template, &names, &rules, &functions)?;
         let (routes, projects) = provision::routes(sdk, rules, prefix, &mut skipped).await?;
         let codebuild = Arc::new(CodeBuild::start(sdk, projects, BUILD_DURATION).await?);
@@ -246,6 +260,7 @@ impl Stack {
             senders,
             roles,
             parameters: template.parameters.clone(),
+            resources,
             tap_queue: String::new(),
             matched: BTreeMap::new(),
         };

@@ -73,10 +73,12 @@ pub(super) fn bus_policies(
         policies.entry(arn).or_default().push(statement);
     }
     for (arn, statements) in policies {
-        authority.set_resource_policy(
-            &arn,
-            &json!({"Version": "2012-10-17", "Statement": statements}),
+        let policy = json!({"Version": "2012-10-17", "Statement": statements});
+        crate::quotas::BUS_POLICY.check(
+            format!("the policy of {arn}"),
+            crate::quotas::policy_size(&policy),
         )?;
+        authority.set_resource_policy(&arn, &policy)?;
     }
     Ok(())
 }
@@ -107,6 +109,8 @@ pub(super) async fn parameters(
                 "template: resource {id}, Properties.Type: String or StringList (CloudFormation cannot create a SecureString), not {kind:?}"
             )));
         }
+        crate::quotas::ssm_value(props["Tier"].as_str())
+            .check(format!("parameter {id}'s value"), value.len())?;
         ssm.put_parameter()
             .name(&name)
             .value(value)

@@ -146,6 +146,7 @@ pub fn local_policy_deploying_to(project: &str) -> Result<String, LocalError> {
 
 /// Writes a policy document to its SSM parameter (functions read it at init).
 pub async fn put_policy(sdk: &SdkConfig, name: &str, text: &str) -> Result<(), LocalError> {
+    crate::quotas::ADVANCED_PARAMETER_VALUE.check(format!("the policy in {name}"), text.len())?;
     aws_sdk_ssm::Client::new(sdk)
         .put_parameter()
         .name(name)

@@ -205,6 +205,12 @@ impl Template {
         Ok(out)
     }
 
+    /// How many resources the template declares once transformed, whatever their conditions:
+    /// what CloudFormation's resource quota counts.
+    pub fn declared_resources(&self) -> usize {
+        self.declared.len()
+    }
+
     /// The resources of one type, by logical id.
     pub fn of_type<'a>(
         &'a self,

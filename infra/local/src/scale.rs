@@ -1,0 +1,111 @@
+//! How far one deployment scales with its policy: for policies of N services shaped like the
+//! example's one ([`crate::fixtures::policy_of_services`], comments stripped), the policy's size
+//! against the SSM parameter that holds it, the largest template parameter `eddo policy params`
+//! prints for it, and whether the template provisions with those parameters through the local
+//! stack's quota checks ([`crate::quotas`]), or the quota it breaks first.
+
+use crate::LocalError;
+use crate::moto::Moto;
+use crate::stack::Stack;
+
+/// One policy size, measured.
+#[derive(Debug, Clone)]
+pub struct Scale {
+    pub services: usize,
+    /// The policy's bytes, comments stripped.
+    pub policy_bytes: usize,
+    /// The largest template parameter the policy implies: its name and bytes.
+    pub largest_parameter: (String, usize),
+    /// The template's resources once provisioned, or the quota it broke first.
+    pub provisioned: Result<usize, String>,
+}
+
+/// `text` without its comment lines and trailing comments (the example policy's are all
+/// ` # ...` after a value, or whole lines).
+pub fn without_comments(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(|l| {
+            l.split_once("  #")
+                .map_or(l, |(before, _)| before)
+                .trim_end()
+        })
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Measures a policy of `services` services on an emulator of its own.
+pub async fn measure(services: usize) -> Result<Scale, LocalError> {
+    let text = without_comments(&crate::fixtures::policy_of_services(services)?);
+    let policy =
+        eddo::policy::Policy::parse(&text).map_err(|e| LocalError::Setup(e.to_string()))?;
+    let parameters = eddo::projects::PolicyProjects::of(&policy).template_parameters();
+    let largest = parameters
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.len()))
+        .max_by_key(|(_, n)| *n)
+        .unwrap_or_default();
+    let moto = Moto::start()?;
+    let overrides: Vec<(&str, &str)> = parameters.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let provisioned =
+        match Stack::provision_with(&moto.sdk_config().await, "scale", &overrides).await {
+            Ok(stack) => Ok(stack.resources),
+            Err(LocalError::Quota(why)) => Err(why),
+            Err(other) => return Err(other),
+        };
+    Ok(Scale {
+        services,
+        policy_bytes: text.len(),
+        largest_parameter: largest,
+        provisioned,
+    })
+}
+
+/// The measures as a Markdown table.
+pub fn table(rows: &[Scale]) -> String {
+    let mut out = String::from(
+        "| services | policy (bytes, no comments) | largest parameter | template |\n|---|---|---|---|\n",
+    );
+    for r in rows {
+        let policy = match crate::quotas::ADVANCED_PARAMETER_VALUE.check("", r.policy_bytes) {
+            Ok(n) => format!("{n}"),
+            Err(_) => format!("{} (over SSM's 8,192)", r.policy_bytes),
+        };
+        let (name, bytes) = &r.largest_parameter;
+        let parameter = match crate::quotas::PARAMETER_VALUE.check("", *bytes) {
+            Ok(_) => format!("{name}: {bytes}"),
+            Err(_) => format!("{name}: {bytes} (over 4,096)"),
+        };
+        let template = match &r.provisioned {
+            Ok(n) => format!("provisions ({n} resources)"),
+            Err(why) => format!("refused: {why}"),
+        };
+        out.push_str(&format!(
+            "| {} | {policy} | {parameter} | {} |\n",
+            r.services,
+            template.replace('|', "/")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_are_stripped_and_the_policy_still_reads() {
+        let text = crate::fixtures::policy_of_services(2).unwrap();
+        let bare = without_comments(&text);
+        assert!(!bare.contains('#') || bare.lines().all(|l| !l.trim_start().starts_with('#')));
+        assert!(bare.len() < text.len() / 2);
+        let a = eddo::policy::Policy::parse(&text).unwrap();
+        let b = eddo::policy::Policy::parse(&bare).unwrap();
+        assert_eq!(a.services.len(), b.services.len());
+        assert_eq!(
+            eddo::projects::PolicyProjects::of(&a).template_parameters(),
+            eddo::projects::PolicyProjects::of(&b).template_parameters()
+        );
+    }
+}
