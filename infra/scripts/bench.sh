@@ -8,9 +8,9 @@
 #      loopback: cold starts, warm latency split into eddo's own time and AWS wait, memory
 #      after 10,000 invocations, cost per million events;
 #   3. the arm64 bootstrap and zip sizes, built as `sam build` builds them;
-#   4. the long soak: the gate's, alarm-rollback's and tenant-onboarding's flows under injected
-#      faults, 1,000 flows of each over four seeds (eddo-local soak), its tables in target/bench/soak.md (copied into BENCHMARKS.md by hand:
-#      the invariants' violations must be 0).
+#   4. the long soak (infra/scripts/soak.sh): the gate's, alarm-rollback's and
+#      tenant-onboarding's flows under injected faults, 10,080 flows over 84 seeds, summed in
+#      target/soak/summary.md (copied into BENCHMARKS.md by hand: the violations must be 0).
 #
 # BENCH_PARTS picks parts (default "criterion functions size soak"); BENCH_RUNNER_ARGS passes options
 # to the runner (e.g. "--cold 5 --rounds 2 --per-round 200" for a quick look).
@@ -43,9 +43,7 @@ for part in $parts; do
       "${report[@]}" --functions target/bench/functions.md
       ;;
     soak)
-      cargo build --locked --release -p eddo-local --bin eddo-local
-      target/release/eddo-local soak --seed 101 --seeds 4 --flows 250 --faults 0.1 --kills 0.1 \
-        | tee target/bench/soak.md
+      infra/scripts/soak.sh
       ;;
     size)
       infra/scripts/size.sh
