@@ -120,30 +120,25 @@ pub async fn ledger(
     service: &str,
     commit: &str,
 ) -> Vec<(String, String, bool)> {
-    use aws_sdk_dynamodb::types::AttributeValue::{Bool, S};
-    let out = aws_sdk_dynamodb::Client::new(&stack.sdk)
-        .query()
-        .table_name(&stack.table)
-        .key_condition_expression("pk = :pk AND begins_with(sk, :sk)")
-        .expression_attribute_values(":pk", S(format!("candidate#{service}")))
-        .expression_attribute_values(":sk", S(format!("{commit}#evidence#")))
-        .consistent_read(true)
-        .send()
+    use aws_sdk_dynamodb::types::AttributeValue::Bool;
+    use eddo_local::stack::table::text;
+    let items = stack
+        .items_under(
+            &format!("candidate#{service}"),
+            &format!("{commit}#evidence#"),
+        )
         .await
         .unwrap();
-    let text = |i: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
-                k: &str| {
-        match i.get(k) {
-            Some(S(v)) => v.clone(),
-            other => panic!("{k}: {other:?}"),
-        }
+    let plain = |i: &eddo_local::stack::table::RawItem, k: &str| {
+        text(i, k)
+            .unwrap_or_else(|| panic!("{k}: {:?}", i.get(k)))
+            .to_string()
     };
-    let mut entries: Vec<(String, String, bool)> = out
-        .items()
+    let mut entries: Vec<(String, String, bool)> = items
         .iter()
         .map(|i| {
             let passed = matches!(i.get("passed"), Some(Bool(true)));
-            (text(i, "kind"), text(i, "sender"), passed)
+            (plain(i, "kind"), plain(i, "sender"), passed)
         })
         .collect();
     entries.sort();
