@@ -472,7 +472,7 @@ async fn the_sweep_serves_every_candidate_around_a_poisoned_record() {
     let tick = || json!({"id": id(), "source": "aws.events", "detail-type": "Scheduled Event", "time": eddo::time::rfc3339(now_epoch()), "detail": {}});
     let mut timed_out = 0;
     let mut ticks = 0;
-    while timed_out < count as usize && ticks < 100 {
+    while timed_out < count as usize && ticks < 400 {
         let started = std::time::Instant::now();
         let r = gate.handle(&tick()).await.unwrap();
         ticks += 1;

@@ -93,11 +93,8 @@ pub(super) async fn play(world: &World<'_>) -> Result<Played, LocalError> {
 
     // The deploy builds finish; their completions arrive, some twice.
     world.stack.codebuild.settle(Duration::from_secs(30)).await;
-    let done: Vec<Value> = deploys(world)
-        .iter()
-        .map(|b| finished(b, "SUCCEEDED", &format!("done-{}", b.id)))
-        .collect();
-    lambda.deliver_all(done).await;
+    let mut completed = BTreeSet::new();
+    complete(world, &mut lambda, &mut completed).await;
 
     // The alarm on the dead-letter queue fires; an operator redrives it once AWS is healthy.
     advance(3600);
@@ -108,10 +105,32 @@ pub(super) async fn play(world: &World<'_>) -> Result<Played, LocalError> {
     lambda.invoke_healthy(&tick(), "the last tick").await;
     world.faults.enable(true);
     world.stack.codebuild.settle(Duration::from_secs(30)).await;
+    // A deploy the redrive or the tick started finishes too, and its completion arrives.
+    let late = complete(world, &mut lambda, &mut completed).await;
+    lambda.redrive().await;
+    lambda.played.notes.push(format!(
+        "deploys started after the first completions: {late}"
+    ));
 
     let events = world.published("eddo.gate").await?;
     check(world, &flows, &events, &mut lambda.played).await?;
     Ok(lambda.played)
+}
+
+/// The deploy builds not yet completed finish; their completions arrive (some twice): how many.
+async fn complete(
+    world: &World<'_>,
+    lambda: &mut Lambda,
+    completed: &mut BTreeSet<String>,
+) -> usize {
+    let done: Vec<Value> = deploys(world)
+        .iter()
+        .filter(|b| completed.insert(b.id.clone()))
+        .map(|b| finished(b, "SUCCEEDED", &format!("done-{}", b.id)))
+        .collect();
+    let n = done.len();
+    lambda.deliver_all(done).await;
+    n
 }
 
 /// The invariants, for every candidate.
