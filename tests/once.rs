@@ -35,7 +35,7 @@ use crate::harness::{rollback, tenants};
 const RECORD_BUILD: &str = "SET build_id";
 
 fn text(item: &std::collections::HashMap<String, AttributeValue>, k: &str) -> Option<String> {
-    item.get(k).and_then(|v| v.as_s().ok()).cloned()
+    eddo_local::stack::table::text(item, k).map(str::to_string)
 }
 
 /// A tenant's state as the registry's raw item holds it (read as the administrator).

@@ -78,17 +78,6 @@ pub const STANDARD_PARAMETER_VALUE: Quota = Quota {
     documented: SSM,
 };
 
-/// Every quota the local stack checks.
-pub const ALL: [Quota; 7] = [
-    PARAMETER_VALUE,
-    RESOURCES,
-    ROLE_INLINE_POLICIES,
-    EVENT_PATTERN,
-    BUS_POLICY,
-    STANDARD_PARAMETER_VALUE,
-    ADVANCED_PARAMETER_VALUE,
-];
-
 /// The value quota of an SSM parameter of `tier` (`Standard` unless given).
 pub fn ssm_value(tier: Option<&str>) -> Quota {
     match tier {
@@ -108,9 +97,14 @@ pub struct Exceeded {
 }
 
 impl Quota {
+    /// Whether `size` is within the quota.
+    pub fn allows(self, size: usize) -> bool {
+        size <= self.limit
+    }
+
     /// `Err` when `size` is over the quota.
     pub fn check(self, by: impl Into<String>, size: usize) -> Result<usize, Exceeded> {
-        if size > self.limit {
+        if !self.allows(size) {
             Err(Exceeded {
                 quota: self,
                 by: by.into(),

@@ -68,14 +68,16 @@ pub fn table(rows: &[Scale]) -> String {
         "| services | policy (bytes, no comments) | largest parameter | template |\n|---|---|---|---|\n",
     );
     for r in rows {
-        let policy = match crate::quotas::ADVANCED_PARAMETER_VALUE.check("", r.policy_bytes) {
-            Ok(n) => format!("{n}"),
-            Err(_) => format!("{} (over SSM's 8,192)", r.policy_bytes),
+        let policy = if crate::quotas::ADVANCED_PARAMETER_VALUE.allows(r.policy_bytes) {
+            r.policy_bytes.to_string()
+        } else {
+            format!("{} (over SSM's 8,192)", r.policy_bytes)
         };
         let (name, bytes) = &r.largest_parameter;
-        let parameter = match crate::quotas::PARAMETER_VALUE.check("", *bytes) {
-            Ok(_) => format!("{name}: {bytes}"),
-            Err(_) => format!("{name}: {bytes} (over 4,096)"),
+        let parameter = if crate::quotas::PARAMETER_VALUE.allows(*bytes) {
+            format!("{name}: {bytes}")
+        } else {
+            format!("{name}: {bytes} (over 4,096)")
         };
         let template = match &r.provisioned {
             Ok(n) => format!("provisions ({n} resources)"),
