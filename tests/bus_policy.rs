@@ -7,9 +7,9 @@ use eddo_local::stack::sender_role;
 use serde_json::json;
 
 /// The bus policy of the translated template, statement by statement as EventBridge evaluates
-/// it: each eddo source only from its function's role, no other eddo.* source from anyone, the
-/// tools' signal sources each only from its own listed and tagged role, tenant requests only from
-/// the control plane's, anything else left to identity policies.
+/// it: each eddo source only from its function's role, no other eddo.* source from anyone, any
+/// other source (a tool's signal) only from a role tagged with it, tenant requests only from the
+/// control plane's, sbt-aws's answers left to identity policies.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_bus_policy_lets_each_source_come_only_from_its_sender() {
     let Local { moto: _moto, stack } = Local::start("buspolicy").await;
@@ -39,20 +39,24 @@ async fn the_bus_policy_lets_each_source_come_only_from_its_sender() {
         ),
     ];
     // Which principal may put each source (None: nobody; "*": the bus leaves it to IAM).
-    let expected: [(&str, Option<&str>); 11] = [
+    let expected: [(&str, Option<&str>); 12] = [
         ("eddo.webhook", Some("webhook")),
         ("eddo.gate", Some("gate")),
         ("eddo.rollback", Some("rollback")),
         ("eddo.tenants", Some("tenants")),
         ("eddo.signals", None),
         ("eddo.", None),
-        // Each listed source only from its own sender: the roles are not one pool.
+        // Each signal source only from its own tagged sender: the roles are not one pool.
         ("com.example.semgrep", Some("semgrep")),
         ("com.example.chatops", Some("chatops")),
         ("com.example.trivy", None),
         // A tenant request (which can deprovision a tenant) only from the control plane.
         ("com.example.control-plane", Some("control plane")),
-        ("acme.unlisted", Some("*")),
+        // Any other source is a tool's signal source, whether or not a policy names it: only a
+        // role tagged with it may put it, and none of these is.
+        ("acme.unlisted", None),
+        // sbt-aws's answers (tenant-onboarding's identity policy decides) are not signals.
+        ("sbt.application.plane", Some("*")),
     ];
     let bus = format!(
         "arn:aws:events:us-east-1:123456789012:event-bus/{}",

@@ -30,31 +30,23 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
         "an alarm change seen again (EventBridge and the alarm's own action deliver one change twice)",
     ),
     (
-        "TenantOnboardingFunctionRole start-build-eddo-tenant-deprovision.",
-        "offboarding a tenant",
-    ),
-    (
-        "TenantOnboardingFunctionRole start-build-eddo-tenant-provision-premium.",
-        "a tenant of the premium tier",
-    ),
-    (
-        "ScanGateFunctionRole start-build-eddo-deploy.StartTheDeployProject: codebuild:ListBuildsForProject",
+        "ScanGateFunctionRole ScanGateFunctionRolePolicy0.StartDeployProjects: codebuild:ListBuildsForProject",
         "finding the build an invocation started before its record was lost",
     ),
     (
-        "AlarmRollbackFunctionRole start-build-eddo-rollback.StartTheRollbackProject: codebuild:ListBuildsForProject",
+        "AlarmRollbackFunctionRole AlarmRollbackFunctionRolePolicy0.StartRollbackProjects: codebuild:ListBuildsForProject",
         "finding the build an invocation started before its record was lost",
     ),
     (
-        "AlarmRollbackFunctionRole start-build-eddo-rollback.StartTheRollbackProject: codebuild:BatchGetBuilds",
+        "AlarmRollbackFunctionRole AlarmRollbackFunctionRolePolicy0.StartRollbackProjects: codebuild:BatchGetBuilds",
         "finding the build an invocation started before its record was lost",
     ),
     (
-        "TenantOnboardingFunctionRole start-build-eddo-tenant-provision.StartTheTenantProject: codebuild:ListBuildsForProject",
+        "TenantOnboardingFunctionRole TenantOnboardingFunctionRolePolicy0.StartTenantProjects: codebuild:ListBuildsForProject",
         "finding the build an invocation started before its record was lost",
     ),
     (
-        "TenantOnboardingFunctionRole start-build-eddo-tenant-provision.StartTheTenantProject: codebuild:BatchGetBuilds",
+        "TenantOnboardingFunctionRole TenantOnboardingFunctionRolePolicy0.StartTenantProjects: codebuild:BatchGetBuilds",
         "finding the build an invocation started before its record was lost",
     ),
     (

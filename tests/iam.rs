@@ -156,47 +156,44 @@ fn push_as(
     )
 }
 
-/// A function whose role may not start a project its policy names says so at init, by name, and
-/// the gate names each signal source its policy counts that its rule does not route
-/// (`eddo policy params`, tested in the `eddo` crate, prints the lists that prevent both).
+/// The gate's role starts a project by its `eddo:role` tag, not by a list in the template: a
+/// deploy project the policy names but nobody tagged is refused by IAM (CodeBuild's own
+/// question), and the gate says so once, naming the tag (Deployment Failed, no build); tagged,
+/// the next candidate deploys, with no change to the stack.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_project_the_role_may_not_start_is_named_at_init() {
-    // Deployed with a deploy list that drifted from the policy: the gate names what it cannot start.
-    let Local { moto, stack } = Local::start_with(
-        "iam-drift",
-        &[
-            ("DeployProjectNames", "another-deploy"),
-            ("SignalSources", "com.example.semgrep"),
-        ],
-    )
-    .await;
-    let gate =
-        eddo_local::runtime::LocalFunction::new(stack.spec("scan-gate", &moto.endpoint()).unwrap())
-            .await
-            .unwrap();
-    let tick = serde_json::json!({
-        "version": "0", "id": "tick-1", "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": "2026-12-01T00:00:00Z", "region": "us-east-1",
-        "resources": [], "detail": {}
-    });
-    gate.invoke(&tick).await.unwrap();
-    let logs = gate.logs().join("\n");
+async fn a_deploy_project_reaches_the_gate_by_its_tag() {
+    use crate::harness::gate::{CLEAN, digest, setup, sha};
+    let s = setup("iam-tag", None).await;
+    s.stack.codebuild.untag_project("eddo-deploy", "eddo:role");
+    let deploy = |n: u32| {
+        let s = &s;
+        async move {
+            let (commit, image) = (sha(n), digest(n));
+            s.handle(&s.build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
+                .await;
+            s.handle(&s.build("eddo-sast", &commit, "SUCCEEDED", None))
+                .await;
+            let scan = s
+                .scanned(&commit, &image, serde_json::from_str(CLEAN).unwrap())
+                .await;
+            s.handle(&scan).await
+        }
+    };
+    let r = deploy(3101).await;
+    assert_eq!(r.published, ["Deployment Failed"], "{r:?}");
+    let said = s.published().await;
+    let reason = said[0]["detail"]["reason"].as_str().unwrap_or_default();
     assert!(
-        logs.contains("\"name\":\"eddo-deploy\"")
-            && logs.contains("\"parameter\":\"DeployProjectNames\""),
-        "{logs}"
+        reason.contains("AccessDenied") && reason.contains("tagged eddo:role=deploy"),
+        "{reason}"
     );
-    assert_eq!(logs.matches("may not start").count(), 1, "once: {logs}");
-    for source in ["com.example.chatops", "com.example.trivy"] {
-        assert!(
-            logs.contains(&format!("\"name\":\"{source}\"")),
-            "{source}: {logs}"
-        );
-    }
-    assert_eq!(
-        logs.matches("does not route to the gate").count(),
-        2,
-        "each once: {logs}"
-    );
-    gate.stop().await;
+    assert!(s.deploys().is_empty(), "CodeBuild started nothing");
+
+    // The operator tags the project: the grant reaches it.
+    s.stack
+        .codebuild
+        .tag_project("eddo-deploy", "eddo:role", "deploy");
+    let r = deploy(3102).await;
+    assert_eq!(r.published, ["Deployment Started"], "{r:?}");
+    assert_eq!(s.deploys().len(), 1);
 }

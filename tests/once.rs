@@ -160,9 +160,11 @@ const NEXT_DEPLOY: &str = "eddo-deploy-next";
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deploy_whose_project_moved_while_it_ran_completes_as_decided() {
     MOVED.store(now_epoch(), SeqCst);
-    let more = eddo_local::stack::adding_deploy_project(NEXT_DEPLOY).unwrap();
-    let more: Vec<(&str, &str)> = more.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let s = setup_with("once-moved", None, &more).await;
+    let s = setup_with("once-moved", None, &[]).await;
+    // The operator tags the new project first: the gate's grant reaches it by its tag.
+    s.stack
+        .codebuild
+        .tag_project(NEXT_DEPLOY, eddo::projects::ROLE_TAG, "deploy");
     let before = gate(&s, moved, &Faults::default(), None).await;
     deploy(&s, &before, 2940).await;
     fail_through(&s, moved, 2941, &[("UpdateItem", RECORD_BUILD)]).await;

@@ -6,10 +6,11 @@ use eddo_local::LocalError;
 use eddo_local::moto::Moto;
 use eddo_local::stack::Stack;
 
-/// `n` deploy projects of generated services, comma-separated, as `eddo policy params` lists them.
-fn deploy_projects(n: usize) -> String {
+/// `n` repositories of generated services, comma-separated, as an operator might list them by
+/// hand in `TrackedRepositories`.
+fn repositories(n: usize) -> String {
     (0..n)
-        .map(|i| format!("{}-deploy", eddo_local::fixtures::service_name(i)))
+        .map(|i| format!("eddo-example/{}", eddo_local::fixtures::service_name(i)))
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -33,32 +34,60 @@ fn quota_error((_moto, r): (Moto, Result<Stack, LocalError>)) -> String {
     }
 }
 
-/// A parameter value over CloudFormation's 4,096 bytes, and the scan-gate role's inline policies
-/// over IAM's 10,240 characters (one StartBuild grant per deploy project: 60 of them), are each
-/// refused before anything runs; the template as shipped provisions.
+/// A parameter value over CloudFormation's 4,096 bytes, and an event pattern over EventBridge's
+/// 2,048 characters (the push rule with a hundred repositories named), are each refused before
+/// anything runs; the template as shipped provisions.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deployment_over_an_aws_quota_is_refused_as_aws_refuses_it() {
-    let long = deploy_projects(300);
+    let long = repositories(300);
     assert!(long.len() > 4096);
-    let why = quota_error(provisioned("quota-param", &[("DeployProjectNames", &long)]).await);
+    let why = quota_error(provisioned("quota-param", &[("TrackedRepositories", &long)]).await);
     assert!(
         why.starts_with(&format!(
-            "parameter DeployProjectNames is {} bytes where a CloudFormation parameter value allows 4096",
+            "parameter TrackedRepositories is {} bytes where a CloudFormation parameter value allows 4096",
             long.len()
         )),
         "{why}"
     );
 
-    let sixty = deploy_projects(60);
-    let why = quota_error(provisioned("quota-role", &[("DeployProjectNames", &sixty)]).await);
+    let hundred = repositories(100);
+    let why = quota_error(provisioned("quota-pattern", &[("TrackedRepositories", &hundred)]).await);
     assert!(
-        why.contains("'s inline policies is ")
-            && why.contains("characters where an IAM role's inline policies together allows 10240"),
+        why.contains("'s pattern is ")
+            && why.contains("characters where an EventBridge event pattern allows 2048"),
         "{why}"
     );
 
     let (_moto, ok) = provisioned("quota-ok", &[]).await;
     ok.expect("the shipped template provisions");
+}
+
+/// Nothing in the deployment grows with the policy: with the parameters `eddo policy params`
+/// prints for 1,000 services, the stack provisions through every quota check with the same
+/// resources, the same roles and the same bus policy as for one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_services_deploy_the_same_stack_as_one() {
+    let params = |n: usize| {
+        let text = eddo_local::fixtures::policy_of_services(n).unwrap();
+        let policy = eddo::policy::Policy::parse(&text).unwrap();
+        eddo::projects::PolicyProjects::of(&policy).template_parameters()
+    };
+    let (one, thousand) = (params(1), params(1000));
+    assert_eq!(
+        thousand,
+        [
+            ("TrackedRepositories", String::new()),
+            ("TrackedOwners", "eddo-example".to_string()),
+        ]
+    );
+    let provision = |prefix: &'static str, p: Vec<(&'static str, String)>| async move {
+        let overrides: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (moto, stack) = provisioned(prefix, &overrides).await;
+        (moto, stack.expect("provisions inside every quota"))
+    };
+    let (_a, small) = provision("scale-1", one).await;
+    let (_b, large) = provision("scale-1000", thousand).await;
+    assert_eq!(small.resources, large.resources);
 }
 
 /// The policy parameter holds at most 8 KB (the Advanced tier): a larger policy is refused where

@@ -23,8 +23,8 @@ fn expected(rule: &str) -> BTreeSet<String> {
             "github/push/with-new-branch.payload.json",
             "github/push/with-no-username-committer.payload.json",
         ],
-        // State changes of the policy's projects that finished (the routing run adds the
-        // corpus sample's project to GateProjectNames).
+        // Every finished build: no project list in the pattern (the gate keeps its policy's
+        // projects' in code, so the pattern does not grow with the policy).
         "ScanGateFunctionBuilds" => &["aws/codebuild-build-state-change.json"],
         // Completed ECR and Inspector scans, not Inspector findings or image pushes.
         "ScanGateFunctionScans" => &[
@@ -50,14 +50,14 @@ fn expected(rule: &str) -> BTreeSet<String> {
             "aws/cloudwatch-alarm-state-change-2.json",
             "aws/cloudwatch-alarm-state-change.json",
         ],
-        // Finished builds of the rollback projects (the routing run adds the sample's project).
+        // Every finished build, as for the gate.
         "AlarmRollbackFunctionRollbackBuilds" => &["aws/codebuild-build-state-change.json"],
         // eddo's tenant contract, from any source; sbt-aws's shapes go to their own rule.
         "TenantOnboardingFunctionRequests" => &[
             "examples/tenant-offboarding-requested.json",
             "examples/tenant-onboarding-requested.json",
         ],
-        // Finished builds of the tenant projects (the routing run adds the sample's project).
+        // Every finished build, as for the gate.
         "TenantOnboardingFunctionTenantBuilds" => &["aws/codebuild-build-state-change.json"],
         // sbt-aws's control plane of the current generation (the local stack sets its default
         // source); the legacy generation's rule is not created with the local settings.
@@ -76,19 +76,7 @@ fn expected(rule: &str) -> BTreeSet<String> {
 async fn every_template_rule_receives_exactly_its_corpus_events() {
     let Local { moto: _moto, stack } = Local::start_with(
         "routing",
-        &[
-            (
-                "GateProjectNames",
-                "eddo-build,eddo-sast,eddo-deploy,my-sample-project",
-            ),
-            ("RollbackProjectNames", "eddo-rollback,my-sample-project"),
-            (
-                "TenantProjectNames",
-                "eddo-tenant-provision,eddo-tenant-deprovision,my-sample-project",
-            ),
-            ("TrackedRepositories", "Codertocat/Hello-World"),
-            ("SignalSources", "com.example.semgrep,com.example.chatops"),
-        ],
+        &[("TrackedRepositories", "Codertocat/Hello-World")],
     )
     .await;
     let mut events = corpus_events(&corpus()).unwrap();

@@ -118,12 +118,12 @@ struct World {
     webhook: Arc<LocalFunction>,
     url: FunctionUrl,
     dispatcher: Dispatcher,
-    /// A CI job's role that may put any event on the bus (its identity policy says so), but is
-    /// not one the template lists: what "anyone with PutEvents" means.
+    /// A CI job's role that may put any event on the bus (its identity policy says so), but
+    /// carries no eddo:signal-source tag: what "anyone with PutEvents" means.
     forger: SdkConfig,
-    /// The role SignalSenderRoleArns lists: the IAM path's legitimate sender.
+    /// The role tagged with Semgrep's source: the IAM path's legitimate sender.
     sender: SdkConfig,
-    /// The roles listed and tagged for the chat tool's and Trivy's sources.
+    /// The roles tagged with the chat tool's and Trivy's sources.
     chatops: SdkConfig,
     trivy: SdkConfig,
 }
@@ -384,7 +384,9 @@ async fn only_trusted_evidence_opens_the_gate() {
             "acme.scanner",
             "Signal Reported",
             reported(&c, "sast", json!({})),
-            Outcome::NotRouted,
+            // Any source but eddo's, AWS's and the tenant contracts' is a signal source: only a
+            // role tagged with it may put it, whether or not a policy names it.
+            Outcome::RefusedByTheBus,
         ),
         (
             "the listed sender claims a signed sender's name",

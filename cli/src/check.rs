@@ -80,9 +80,15 @@ pub fn describe(file: &str, policy: &Policy) -> String {
     for t in policy.tiers.values() {
         tier(&mut out, t);
     }
+    let projects = PolicyProjects::of(policy);
     let _ = writeln!(out, "template parameters:");
-    for (k, v) in PolicyProjects::of(policy).template_parameters() {
+    for (k, v) in projects.template_parameters() {
         let _ = writeln!(out, "  {k}={v}");
+    }
+    // What the template's grants reach a project by.
+    let _ = writeln!(out, "project tags:");
+    for (project, role) in projects.project_tags() {
+        let _ = writeln!(out, "  {project} {}={role}", eddo::projects::ROLE_TAG);
     }
     out
 }

@@ -99,11 +99,31 @@ fn params(file: &str, json: bool) -> ExitCode {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     println!("{}", line.join(" "));
-    // What the bus policy asks of each sender's role, on stderr so `$(eddo policy params)` stays
-    // the overrides alone: one source per role, named by its eddo:signal-source tag.
+    // What the grants ask of the account, on stderr so `$(eddo policy params)` stays the
+    // overrides alone: each project tagged with its role, each sender's role with its source.
+    if !projects.tracks_by_name() {
+        eprintln!(
+            "the policy's repositories would not fit the push rule's pattern: pushes to any repository of {} start the build and SAST projects (the gate counts only the policy's)",
+            projects.owners().into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    for (project, roles) in projects.ambiguous() {
+        let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        eprintln!(
+            "project {project} plays {}: one eddo:role tag cannot say both; give each role its own project",
+            roles.join(" and ")
+        );
+    }
+    for (project, role) in projects.project_tags() {
+        eprintln!(
+            "tag project {project} (adding to its tags): aws resourcegroupstaggingapi tag-resources --resource-arn-list arn:aws:codebuild:REGION:ACCOUNT:project/{project} --tags {}={role}",
+            eddo::projects::ROLE_TAG
+        );
+    }
     for source in &projects.signal_sources {
         eprintln!(
-            "tag the role in SignalSenderRoleArns that puts {source}: aws iam tag-role --role-name ROLE --tags Key=eddo:signal-source,Value={source}"
+            "tag the role that puts {source}: aws iam tag-role --role-name ROLE --tags Key={},Value={source}",
+            eddo::projects::SIGNAL_SOURCE_TAG
         );
     }
     // The gate reads the scans of repositories tagged eddo:service only.

@@ -13,20 +13,30 @@ fn eddo(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn the_example_policy_implies_its_project_lists() {
+fn the_example_policy_implies_its_repositories_and_the_tags_its_grants_ask() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/policy/example.yaml");
     let out = eddo(&["policy", "params", example]);
     assert!(out.status.success(), "{out:?}");
+    // Nothing else: the grants reach projects and senders by their tags.
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "GateProjectNames=eddo-build,eddo-deploy,eddo-sast DeployProjectNames=eddo-deploy \
-         RollbackProjectNames=eddo-rollback \
-         TenantProjectNames=eddo-tenant-deprovision,eddo-tenant-provision,eddo-tenant-provision-premium \
-         TrackedRepositories=Codertocat/Hello-World \
-         SignalSources=com.example.chatops,com.example.semgrep,com.example.trivy"
+        "TrackedRepositories=Codertocat/Hello-World TrackedOwners="
     );
-    // Each source's sender role and the tag the bus policy compares with the source.
     let said = String::from_utf8_lossy(&out.stderr);
+    // Each project and the role its eddo:role tag must say, added to its tags.
+    for (project, role) in [
+        ("eddo-build", "build"),
+        ("eddo-sast", "sast"),
+        ("eddo-deploy", "deploy"),
+        ("eddo-rollback", "rollback"),
+        ("eddo-tenant-provision", "tenant"),
+    ] {
+        assert!(
+            said.contains(&format!("project/{project} --tags eddo:role={role}\n")),
+            "{said}"
+        );
+    }
+    // Each source's sender role and the tag the bus policy compares with the source.
     for source in [
         "com.example.chatops",
         "com.example.semgrep",
@@ -41,6 +51,24 @@ fn the_example_policy_implies_its_project_lists() {
     assert!(
         said.contains("repository/hello-world --tags Key=eddo:service,Value=hello-world"),
         "{said}"
+    );
+}
+
+/// A policy of many services: the push rule's repositories go by owner, so the parameters stay
+/// the same size however many services there are.
+#[test]
+fn a_large_policy_tracks_its_repositories_by_owner() {
+    let text = eddo::policy::with_copies_of(&example(), "hello-world", 200).unwrap();
+    let file = Temp::new("large.yaml", &text);
+    let out = eddo(&["policy", "params", file.path()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "TrackedRepositories= TrackedOwners=eddo-example"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pushes to any repository of eddo-example"),
+        "{out:?}"
     );
 }
 
@@ -63,12 +91,18 @@ fn a_missing_or_bad_policy_is_an_error_naming_it() {
 
 /// What the CDK construct reads at synth: every list, as JSON.
 #[test]
-fn the_example_policy_as_json_lists_every_project_by_role() {
+fn the_example_policy_as_json_gives_each_project_its_role() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/policy/example.yaml");
     let out = eddo(&["policy", "params", "--json", example]);
     assert!(out.status.success(), "{out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["DeployProjectNames"], serde_json::json!(["eddo-deploy"]));
+    assert_eq!(
+        v["TrackedRepositories"],
+        serde_json::json!(["Codertocat/Hello-World"])
+    );
+    assert_eq!(v["TrackedOwners"], serde_json::json!([]));
+    assert_eq!(v["ProjectRoles"]["eddo-deploy"], "deploy");
+    assert_eq!(v["ProjectRoles"]["eddo-tenant-provision"], "tenant");
     assert_eq!(v["BuildProjects"], serde_json::json!(["eddo-build"]));
     assert_eq!(v["SastProjects"], serde_json::json!(["eddo-sast"]));
     assert_eq!(v["Branches"], serde_json::json!(["main", "master"]));
@@ -127,7 +161,8 @@ fn check_describes_a_good_policy_and_the_parameters_it_implies() {
         "    sast from CodeBuild project eddo-sast, check CodeQL by github-actions from .github/workflows/codeql.yml, source com.example.semgrep",
         "    at most 0 CRITICAL, 2 HIGH",
         "tier premium: provision eddo-tenant-provision-premium (60 min), deprovision eddo-tenant-deprovision (30 min), 2 retries",
-        "  DeployProjectNames=eddo-deploy",
+        "  TrackedRepositories=Codertocat/Hello-World",
+        "  eddo-deploy eddo:role=deploy",
     ] {
         assert!(said.contains(line), "no line {line:?} in\n{said}");
     }

@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # `sam build` as a user runs it before `sam deploy`: every function of template.yaml built by
 # cargo-lambda for arm64 (BuildMethod: rust-cargolambda, the workspace's release profile) into
-# .aws-sam/, with the template's Fn::ForEach expanded by the SAM CLI (--language-extensions);
-# then `sam validate --lint` on the same template. Prints how long the build took.
+# .aws-sam/; then `sam validate --lint` on the same template. Prints how long the build took.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . infra/scripts/build-tools.sh
 export SAM_CLI_TELEMETRY=0
 start=$(date +%s)
-sam build --language-extensions --template-file template.yaml --build-dir .aws-sam/build
+sam build --template-file template.yaml --build-dir .aws-sam/build
 built=$(( $(date +%s) - start ))
-sam validate --lint --language-extensions --template-file template.yaml
+sam validate --lint --template-file template.yaml
 for f in WebhookFunction ScanGateFunction AlarmRollbackFunction TenantOnboardingFunction; do
   b=".aws-sam/build/$f/bootstrap"
   [ -f "$b" ] || { echo "sam build made no $b" >&2; exit 1; }

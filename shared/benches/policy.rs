@@ -4,8 +4,13 @@
 //! default TTL, by how fast events come to one environment. `make bench` runs it; BENCHMARKS.md
 //! records the figures.
 
+// The one unsafe code in the workspace: a counting global allocator, in this benchmark only, to
+// measure what a parsed policy holds.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_ssm::operation::get_parameter::GetParameterOutput;
@@ -14,6 +19,27 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use criterion::{Criterion, criterion_group, criterion_main};
 use eddo::policy::Policy;
 use eddo::policy::live::{DEFAULT_TTL_SECS, Live, Policies};
+
+/// The heap in use, counted: what a parsed policy holds is the difference it makes.
+struct Counting;
+
+static IN_USE: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        IN_USE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: the same layout, passed on to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        IN_USE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: a pointer the system allocator gave for this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 fn example() -> String {
     std::fs::read_to_string(concat!(
@@ -80,6 +106,38 @@ fn bench(c: &mut Criterion) {
     c.bench_function("policy reload: parse and check example.yaml", |b| {
         b.iter(|| Policy::check(black_box(&text)).unwrap())
     });
+    // A platform's policy: the example's service 1, 100 and 1,000 times over. A reload parses,
+    // checks and indexes it once per version; each event's lookups then go through the index.
+    println!("policy of N services: bytes, heap held once parsed and indexed");
+    for n in [1usize, 100, 1000] {
+        let doc = eddo::policy::with_copies_of(&text, "hello-world", n).unwrap();
+        let before = IN_USE.load(Ordering::Relaxed);
+        let parsed = Policy::check(&doc).unwrap();
+        let held = IN_USE.load(Ordering::Relaxed).saturating_sub(before);
+        println!("  {n} service(s): {} bytes, {held} bytes held", doc.len());
+        let mut group = c.benchmark_group("policy reload of N services");
+        group.sample_size(if n >= 1000 { 10 } else { 50 });
+        group.bench_function(format!("{n}"), |b| {
+            b.iter(|| Policy::check(black_box(&doc)).unwrap())
+        });
+        group.finish();
+        let last = format!("svc-{:04}", n - 1);
+        let project = format!("{last}-deploy");
+        let alarm = format!("{last}-5xx");
+        c.bench_function(
+            &format!("lookups at {n} services: project, repository, alarm"),
+            |b| {
+                b.iter(|| {
+                    let a = parsed.project(black_box(&project)).is_some();
+                    let r = parsed
+                        .repository(black_box("eddo-example/svc-0000"))
+                        .count();
+                    let l = parsed.alarm(black_box(&alarm), None).count();
+                    (a, r, l)
+                })
+            },
+        );
+    }
     let policies = live(&text);
     TENTHS.store(0, Ordering::SeqCst);
     rt.block_on(policies.current()).unwrap();

@@ -132,12 +132,6 @@ pub struct PolicyConfig {
     /// How long a read of the policy is used before the parameter is read again
     /// (`EDDO_POLICY_TTL_SECS`, 1 to 3600 seconds, 60 by default).
     pub policy_ttl: Duration,
-    /// The projects the function's role may start (`EDDO_STARTABLE_PROJECTS`), for the init
-    /// check against the policy; absent where the template gives none.
-    pub startable_projects: Option<String>,
-    /// The signal sources the template routes to the gate (`EDDO_SIGNAL_SOURCES`), for the
-    /// gate's init check against its policy; absent where the template gives none.
-    pub signal_sources: Option<String>,
 }
 
 impl PolicyConfig {
@@ -146,12 +140,6 @@ impl PolicyConfig {
             common: CommonConfig::from_env(env)?,
             policy_parameter: env.required("EDDO_POLICY_PARAMETER")?.to_string(),
             policy_ttl: env.seconds_or("EDDO_POLICY_TTL_SECS", 60, 1, 3600)?,
-            startable_projects: env
-                .optional(crate::projects::STARTABLE_VARIABLE)
-                .map(str::to_string),
-            signal_sources: env
-                .optional(crate::projects::SIGNAL_SOURCES_VARIABLE)
-                .map(str::to_string),
         })
     }
 }

@@ -38,6 +38,13 @@ macro_rules! parsed_name {
             }
         }
 
+        /// Looked up by its text in maps keyed by it (its order and hash are the text's).
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)

@@ -3,7 +3,6 @@
 use eddo::config::{Env, exit_on_error};
 use eddo::event::Source;
 use eddo::policy::live::{Live, Policies};
-use eddo::projects::{PolicyProjects, report_not_startable};
 use eddo_alarm_rollback::{Config, Rollbacks};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -16,17 +15,8 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     eddo::telemetry::init();
     let config = exit_on_error(Config::from_env(&Env::from_process()));
     let sdk = eddo::aws::load().await;
-    // The policy is read at the first event and again once per TTL; each version put in force
-    // is checked against the projects the template lets the function start.
-    let startable = config.startable_projects.clone();
-    let policy =
-        Live::from_config(&config, &sdk, Source::Rollback, "alarm-rollback").on_load(move |p| {
-            report_not_startable(
-                &PolicyProjects::of(p).rollback,
-                startable.as_deref(),
-                "RollbackProjectNames",
-            );
-        });
+    // The policy is read at the first event and again once per TTL.
+    let policy = Live::from_config(&config, &sdk, Source::Rollback, "alarm-rollback");
     let rollbacks = Rollbacks::new(&config, Policies::live(policy), &sdk);
     let rollbacks = &rollbacks;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

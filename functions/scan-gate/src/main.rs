@@ -3,7 +3,6 @@
 use eddo::config::{Env, exit_on_error};
 use eddo::event::Source;
 use eddo::policy::live::{Live, Policies};
-use eddo::projects::{PolicyProjects, report_not_startable, report_unrouted_sources};
 use eddo_scan_gate::{Config, Gate};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -16,20 +15,8 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     eddo::telemetry::init();
     let config = exit_on_error(Config::from_env(&Env::from_process()));
     let sdk = eddo::aws::load().await;
-    // The policy is read at the first event and again once per TTL; each version put in force
-    // is checked against what the template lets the function start and hear.
-    let (startable, sources) = (
-        config.startable_projects.clone(),
-        config.signal_sources.clone(),
-    );
-    let policy = Live::from_config(&config, &sdk, Source::Gate, "scan-gate").on_load(move |p| {
-        report_not_startable(
-            &PolicyProjects::of(p).deploy,
-            startable.as_deref(),
-            "DeployProjectNames",
-        );
-        report_unrouted_sources(p, sources.as_deref());
-    });
+    // The policy is read at the first event and again once per TTL.
+    let policy = Live::from_config(&config, &sdk, Source::Gate, "scan-gate");
     let gate = Gate::new(&config, Policies::live(policy), &sdk);
     let gate = &gate;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

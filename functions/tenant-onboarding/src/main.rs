@@ -3,7 +3,6 @@
 use eddo::config::{Env, exit_on_error};
 use eddo::event::Source;
 use eddo::policy::live::{Live, Policies};
-use eddo::projects::{PolicyProjects, report_not_startable};
 use eddo_tenant_onboarding::{Config, RequestSources, Sbt, Tenants};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -18,17 +17,8 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     let config = exit_on_error(Config::from_env(&env));
     let sbt = exit_on_error(Sbt::from_env(&env));
     let sdk = eddo::aws::load().await;
-    // The policy is read at the first event and again once per TTL; each version put in force
-    // is checked against the projects the template lets the function start.
-    let startable = config.startable_projects.clone();
-    let policy =
-        Live::from_config(&config, &sdk, Source::Tenants, "tenant-onboarding").on_load(move |p| {
-            report_not_startable(
-                &PolicyProjects::of(p).tenant,
-                startable.as_deref(),
-                "TenantProjectNames",
-            );
-        });
+    // The policy is read at the first event and again once per TTL.
+    let policy = Live::from_config(&config, &sdk, Source::Tenants, "tenant-onboarding");
     let tenants = Tenants::new(&config, Policies::live(policy), &sdk)
         .with_sbt(sbt)
         .with_request_sources(RequestSources::from_env(&env));

@@ -7,7 +7,6 @@
  * - eddo:stackName (default Eddo)
  * - eddo:policyFile (default infra/policy/example.yaml)
  * - eddo:buildProject, eddo:sastProject (defaults eddo-build, eddo-sast; "" for none)
- * - eddo:signalSenderRoleArns (comma-separated role ARNs)
  * - eddo:tenantRequestSources (default com.example.control-plane; "" for none),
  *   eddo:tenantRequestSenderRoleArns (comma-separated role ARNs)
  * - eddo:sbtControlPlaneEventSource (default sbt.control.plane; "" for eddo's contract only)
@@ -40,7 +39,6 @@ const eddo = new Eddo(stack, 'Eddo', {
   policyParameterName: setting('policyParameterName', '/eddo/policy'),
   buildProject: optional(setting('buildProject', 'eddo-build')),
   sastProject: optional(setting('sastProject', 'eddo-sast')),
-  signalSenderRoleArns: list(setting('signalSenderRoleArns', '')),
   tenantRequestSources: list(setting('tenantRequestSources', 'com.example.control-plane')),
   tenantRequestSenderRoleArns: list(setting('tenantRequestSenderRoleArns', '')),
   sbt: sbtSource === '' ? undefined : { controlPlaneEventSource: sbtSource, generation: sbtGeneration },

@@ -20,7 +20,7 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import { CheckedPolicy, checkPolicy, eddoCommand, WORKSPACE_MANIFEST } from './policy';
-import { FINISHED, SOURCES, busPolicies, pushInput, tenantRequestPolicy, validateProps } from './wiring';
+import { FINISHED, ROLE_TAG, SOURCES, busPolicies, pushInput, tenantRequestPolicy, validateProps } from './wiring';
 
 /** The log levels eddo's functions log at (Lambda's advanced logging controls). */
 export type LogLevel = 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
@@ -113,12 +113,6 @@ export interface EddoProps {
    * @default every branch the policy's services deploy from
    */
   readonly trackedBranches?: string[];
-  /**
-   * The IAM roles (ARNs) that may put the policy's signal sources on the bus: your scanners' or
-   * CI's roles. Every other principal is denied them by the bus policy.
-   * @default none: nobody may put them (synth warns when the policy names any)
-   */
-  readonly signalSenderRoleArns?: string[];
   /**
    * The event sources your control plane puts eddo's tenant requests from. A request from any
    * other source is no request.
@@ -231,7 +225,6 @@ export class Eddo extends Construct {
     validateProps(props, this.policy);
     this.props = { ...props, manifestPath };
     this.logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
-    const lists = this.policy.lists;
 
     this.eventBus = props.eventBus ?? new events.EventBus(this, 'EventBus', { eventBusName: props.eventBusName ?? 'eddo' });
     new events.CfnArchive(this, 'EventArchive', {
@@ -273,24 +266,24 @@ export class Eddo extends Construct {
     this.tenantOnboardingFunction = this.tenantOnboarding();
     this.pushRule();
 
+    const requestSources = [
+      ...(props.tenantRequestSources ?? []),
+      ...(props.sbt ? [this.sbtControlPlaneSource(props.sbt)] : []),
+    ];
+    // The tenant contracts' sources are not signal sources: their own statement guards them.
+    const answers = props.sbt
+      ? [props.sbt.applicationPlaneEventSource ?? SBT_GENERATIONS[props.sbt.generation ?? 'current'].applicationPlane]
+      : [];
     busPolicies(this, this.eventBus, {
       'eddo.webhook': this.webhookFunction.role!,
       'eddo.gate': this.scanGateFunction.role!,
       'eddo.rollback': this.alarmRollbackFunction.role!,
       'eddo.tenants': this.tenantOnboardingFunction.role!,
-    }, lists.signalSources, props.signalSenderRoleArns ?? []);
-    const requestSources = [
-      ...(props.tenantRequestSources ?? []),
-      ...(props.sbt ? [this.sbtControlPlaneSource(props.sbt)] : []),
-    ];
+    }, [...requestSources, ...answers]);
     tenantRequestPolicy(this, this.eventBus, requestSources, props.tenantRequestSenderRoleArns ?? []);
     if (requestSources.length > 0 && (props.tenantRequestSenderRoleArns ?? []).length === 0) {
       Annotations.of(this).addWarningV2('eddo:no-tenant-request-senders',
         `tenant requests come from ${requestSources.join(', ')} but tenantRequestSenderRoleArns is empty: the bus policy lets nobody put them`);
-    }
-    if (lists.signalSources.length > 0 && (props.signalSenderRoleArns ?? []).length === 0) {
-      Annotations.of(this).addWarningV2('eddo:no-signal-senders',
-        `the policy names signal sources (${lists.signalSources.join(', ')}) but signalSenderRoleArns is empty: the bus policy lets nobody put them`);
     }
   }
 
@@ -418,17 +411,26 @@ export class Eddo extends Construct {
   }
 
   /**
-   * StartBuild on exactly the projects the policy has this function start, and reading their
-   * builds back to find one it started whose record was lost (eddo::codebuild::start).
+   * `actions` on the projects tagged `eddo:role` with one of `roles`: one statement whatever the
+   * policy's size (the function still refuses, in code, a project its policy does not give the
+   * service at hand). CodeBuild gives `aws:ResourceTag` for StartBuild, BatchGetBuilds and
+   * ListBuildsForProject.
    */
-  private starts(f: lambda.Function, sid: string, projects: string[]): void {
-    if (projects.length > 0) {
-      f.addToRolePolicy(new iam.PolicyStatement({
-        sid,
-        actions: ['codebuild:StartBuild', 'codebuild:ListBuildsForProject', 'codebuild:BatchGetBuilds'],
-        resources: projects.map((p) => this.projectArn(p)),
-      }));
-    }
+  private byRole(f: lambda.Function, sid: string, actions: string[], roles: string[]): void {
+    f.addToRolePolicy(new iam.PolicyStatement({
+      sid,
+      actions,
+      resources: [this.projectArn('*')],
+      conditions: { StringEquals: { [`aws:ResourceTag/${ROLE_TAG}`]: roles } },
+    }));
+  }
+
+  /**
+   * StartBuild on the projects tagged with `role`, and reading their builds back to find one it
+   * started whose record was lost (eddo::codebuild::start).
+   */
+  private starts(f: lambda.Function, sid: string, role: string): void {
+    this.byRole(f, sid, ['codebuild:StartBuild', 'codebuild:ListBuildsForProject', 'codebuild:BatchGetBuilds'], [role]);
   }
 
   /** A rule invoking `f` (asynchronously, as EventBridge does). */
@@ -436,15 +438,15 @@ export class Eddo extends Construct {
     new events.Rule(this, id, { eventBus: bus, eventPattern: pattern, targets: [new targets.LambdaFunction(f)] });
   }
 
-  /** Builds of `projects` finishing, on the default bus (where CodeBuild reports). */
-  private builds(id: string, f: lambda.Function, projects: string[]): void {
-    if (projects.length === 0) {
-      return;
-    }
+  /**
+   * Every build finishing, on the default bus (where CodeBuild reports): no project list, so the
+   * pattern does not grow with the policy; the function keeps its policy's projects' in code.
+   */
+  private builds(id: string, f: lambda.Function): void {
     this.rule(id, f, undefined, {
       source: ['aws.codebuild'],
       detailType: ['CodeBuild Build State Change'],
-      detail: { 'project-name': projects, 'build-status': FINISHED },
+      detail: { 'build-status': FINISHED },
     });
   }
 
@@ -479,7 +481,6 @@ export class Eddo extends Construct {
   }
 
   private scanGate(): lambda.Function {
-    const lists = this.policy.lists;
     const f = this.fn('ScanGate', {
       binary: 'scan-gate',
       errorsAlarm: 'The scan gate failed invocations (retried, then dead-lettered).',
@@ -490,8 +491,6 @@ export class Eddo extends Construct {
       asynchronous: true,
       environment: {
         EDDO_POLICY_PARAMETER: this.policyParameter.parameterName,
-        EDDO_STARTABLE_PROJECTS: lists.deployProjects.join(','),
-        EDDO_SIGNAL_SOURCES: lists.signalSources.join(','),
       },
     });
     this.publishes(f, SOURCES.gate);
@@ -521,18 +520,11 @@ export class Eddo extends Construct {
       // ListFindings has no resource-level permissions.
       resources: ['*'],
     }));
-    this.starts(f, 'StartTheDeployProjects', lists.deployProjects);
+    this.starts(f, 'StartDeployProjects', 'deploy');
     // A build's state change counts only as CodeBuild itself describes the build (its status,
     // its exported image, the commit it resolved), since anyone who may put events can write one.
-    if (lists.gateProjects.length > 0) {
-      f.addToRolePolicy(new iam.PolicyStatement({
-        sid: 'ConfirmTheProjectsBuilds',
-        actions: ['codebuild:BatchGetBuilds'],
-        resources: lists.gateProjects.map((p) => this.projectArn(p)),
-      }));
-    }
-
-    this.builds('ScanGateBuilds', f, lists.gateProjects);
+    this.byRole(f, 'ConfirmBuilds', ['codebuild:BatchGetBuilds'], ['build', 'sast']);
+    this.builds('ScanGateBuilds', f);
     this.rule('ScanGateScans', f, undefined, {
       source: ['aws.ecr', 'aws.inspector2'],
       detailType: ['ECR Image Scan', 'Inspector2 Scan'],
@@ -541,10 +533,10 @@ export class Eddo extends Construct {
       source: [SOURCES.webhook],
       detailType: ['Check Run Completed', 'Workflow Run Completed'],
     });
-    // Other tools' signals: signed through the webhook, or from the listed sources (whose
-    // senders the bus policy restricts).
+    // Other tools' signals: signed through the webhook, or put by a role tagged with their
+    // source (the bus policy). Any source: the gate admits each only from a sender its service's
+    // policy names, so the pattern does not grow with the policy.
     this.rule('ScanGateReported', f, this.eventBus, {
-      source: [SOURCES.webhook, ...lists.signalSources],
       detailType: ['Signal Reported', 'Scan Completed', 'Deployment Approval'],
     });
     // Candidates past their deadline time out within a minute, without a human.
@@ -556,7 +548,6 @@ export class Eddo extends Construct {
   }
 
   private alarmRollback(): lambda.Function {
-    const lists = this.policy.lists;
     const f = this.fn('AlarmRollback', {
       binary: 'alarm-rollback',
       errorsAlarm: 'alarm-rollback failed invocations (retried, then dead-lettered).',
@@ -567,7 +558,6 @@ export class Eddo extends Construct {
       asynchronous: true,
       environment: {
         EDDO_POLICY_PARAMETER: this.policyParameter.parameterName,
-        EDDO_STARTABLE_PROJECTS: lists.rollbackProjects.join(','),
       },
     });
     this.publishes(f, SOURCES.rollback);
@@ -582,14 +572,14 @@ export class Eddo extends Construct {
       })],
     }));
     this.readsPolicy(f, 'alarm-rollback');
-    this.starts(f, 'StartTheRollbackProjects', lists.rollbackProjects);
+    this.starts(f, 'StartRollbackProjects', 'rollback');
     // OK never acts, so it never invokes; INSUFFICIENT_DATA acts where a policy says so.
     this.rule('AlarmRollbackAlarms', f, undefined, {
       source: ['aws.cloudwatch'],
       detailType: ['CloudWatch Alarm State Change'],
       detail: { state: { value: ['ALARM', 'INSUFFICIENT_DATA'] } },
     });
-    this.builds('AlarmRollbackBuilds', f, lists.rollbackProjects);
+    this.builds('AlarmRollbackBuilds', f);
     // An alarm's own Lambda action may invoke it directly (any alarm of this account and Region;
     // the policy decides which alarms roll back what).
     f.addPermission('AlarmAction', {
@@ -613,7 +603,6 @@ export class Eddo extends Construct {
   }
 
   private tenantOnboarding(): lambda.Function {
-    const lists = this.policy.lists;
     const sbt = this.props.sbt;
     const generation = sbt?.generation ?? 'current';
     const names = SBT_GENERATIONS[generation];
@@ -632,7 +621,6 @@ export class Eddo extends Construct {
       asynchronous: true,
       environment: {
         EDDO_POLICY_PARAMETER: this.policyParameter.parameterName,
-        EDDO_STARTABLE_PROJECTS: lists.tenantProjects.join(','),
         EDDO_TENANT_REQUEST_SOURCES: (this.props.tenantRequestSources ?? []).join(','),
         EDDO_SBT_CONTROL_PLANE_SOURCE: sbt ? controlPlane : '',
         EDDO_SBT_GENERATION: generation,
@@ -642,7 +630,7 @@ export class Eddo extends Construct {
     this.publishes(f, SOURCES.tenants, ...(sbt ? [answers] : []));
     this.items(f, 'TenantRegistry', ['GetItem', 'PutItem', 'UpdateItem'], ['tenant#*']);
     this.readsPolicy(f, 'tenant-onboarding');
-    this.starts(f, 'StartTheTenantProjects', lists.tenantProjects);
+    this.starts(f, 'StartTenantProjects', 'tenant');
     // eddo's contract, from the control plane's sources only.
     const requestSources = this.props.tenantRequestSources ?? [];
     if (requestSources.length > 0) {
@@ -651,7 +639,7 @@ export class Eddo extends Construct {
         detailType: ['Tenant Onboarding Requested', 'Tenant Offboarding Requested'],
       });
     }
-    this.builds('TenantOnboardingBuilds', f, lists.tenantProjects);
+    this.builds('TenantOnboardingBuilds', f);
     if (sbt) {
       // sbt-aws's control plane: its requests on the eddo bus, answered in its shape.
       new events.Rule(this, 'TenantOnboardingSbtRule', {
@@ -684,8 +672,8 @@ export class Eddo extends Construct {
         projects.push([kind, name]);
       }
     }
-    const repositories = this.policy.lists.repositories;
-    if (projects.length === 0 || repositories.length === 0) {
+    const { repositories, owners } = this.policy.lists;
+    if (projects.length === 0 || (repositories.length === 0 && owners.length === 0)) {
       return;
     }
     const role = new iam.Role(this, 'PushRuleRole', {
@@ -713,7 +701,11 @@ export class Eddo extends Construct {
           branch: p.trackedBranches ?? this.policy.lists.branches,
           // A push that names no commit (the webhook publishes only a checked one) builds nothing.
           commit_sha: [{ exists: true }],
-          repository: { full_name: repositories },
+          // The repositories named or, when the policy's would not fit the pattern's 2,048
+          // characters, any repository of their owners.
+          ...(owners.length === 0
+            ? { repository: { full_name: repositories } }
+            : { repository: { owner: owners } }),
         },
       },
       targets: projects.map(([kind, name]) => new targets.CodeBuildProject(

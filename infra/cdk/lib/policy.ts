@@ -9,16 +9,13 @@ import * as path from 'node:path';
 
 /** What a policy implies for the infrastructure: every list `eddo policy params --json` prints. */
 export interface PolicyLists {
-  /** Every build, SAST and deploy project: the gate hears their builds finish. */
-  readonly gateProjects: string[];
-  /** The deploy projects, which the gate starts. */
-  readonly deployProjects: string[];
-  /** The rollback projects, which alarm-rollback starts and hears. */
-  readonly rollbackProjects: string[];
-  /** The tiers' provisioning and deprovisioning projects, which tenant-onboarding starts. */
-  readonly tenantProjects: string[];
-  /** Every service's repositories: only their pushes start the build and SAST projects. */
+  /**
+   * Every service's repositories, while they fit the push rule's pattern: only their pushes start
+   * the build and SAST projects. Empty when they go by owner.
+   */
   readonly repositories: string[];
+  /** The owners every repository of which starts them, when the repositories would not fit. */
+  readonly owners: string[];
   /** The event sources other tools report gate signals from (`source` senders). */
   readonly signalSources: string[];
   /** The services' build projects. */
@@ -27,6 +24,8 @@ export interface PolicyLists {
   readonly sastProjects: string[];
   /** Every service's branches. */
   readonly branches: string[];
+  /** Each project the policy names and the `eddo:role` tag the grants reach it by. */
+  readonly projectRoles: Record<string, string>;
 }
 
 /** A policy file read and checked: its text (what the stack stores) and what it implies. */
@@ -79,27 +78,31 @@ export function checkPolicy(file: string, command: string[] = eddoCommand()): Ch
   if (run.status !== 0) {
     throw new Error(run.stderr.trim() || `${command.join(' ')} exited with status ${run.status}`);
   }
-  const raw = JSON.parse(run.stdout) as Record<string, string[]>;
+  const raw = JSON.parse(run.stdout) as Record<string, unknown>;
   const list = (name: string): string[] => {
     const v = raw[name];
-    if (!Array.isArray(v)) {
+    if (!Array.isArray(v) || !v.every((i) => typeof i === 'string')) {
       throw new Error(`eddo policy params --json printed no ${name}: is the eddo binary older than this construct?`);
     }
-    return v;
+    return v as string[];
+  };
+  const roles = (v: unknown): Record<string, string> => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+      throw new Error('eddo policy params --json printed no ProjectRoles: is the eddo binary older than this construct?');
+    }
+    return v as Record<string, string>;
   };
   const policy: CheckedPolicy = {
     file: abs,
     text,
     lists: {
-      gateProjects: list('GateProjectNames'),
-      deployProjects: list('DeployProjectNames'),
-      rollbackProjects: list('RollbackProjectNames'),
-      tenantProjects: list('TenantProjectNames'),
       repositories: list('TrackedRepositories'),
+      owners: list('TrackedOwners'),
       signalSources: list('SignalSources'),
       buildProjects: list('BuildProjects'),
       sastProjects: list('SastProjects'),
       branches: list('Branches'),
+      projectRoles: roles(raw.ProjectRoles),
     },
   };
   checked.set(key, policy);

@@ -70,16 +70,18 @@ function deny(scope: Construct, id: string, bus: events.IEventBus, sid: string, 
 
 /**
  * Who may put which source on the bus. Only AWS puts aws.* (on the default bus); these deny every
- * principal but its function's role each eddo source, any other eddo.* source to all, and the
- * tools' signal sources to all but the listed roles. An explicit deny in the bus policy wins over
- * any identity policy in the account.
+ * principal but its function's role each eddo source, and any other eddo.* source to all. Every
+ * other source but the tenant contracts' (`notSignals`, guarded by their own statement) is a
+ * tool's signal source, which only a role tagged eddo:signal-source with that very source may
+ * put: two statements of fixed size, however many tools or services (the bus policy's quota is
+ * 10,240 characters). An explicit deny in the bus policy wins over any identity policy in the
+ * account.
  */
 export function busPolicies(
   scope: Construct,
   bus: events.IEventBus,
   owners: Record<string, iam.IRole>,
-  signalSources: string[],
-  senderRoles: string[],
+  notSignals: string[],
 ): void {
   deny(scope, 'EddoSourcesPolicy', bus, 'OnlyEddoFunctionsPutEddoSources', {
     StringLike: { 'events:source': 'eddo.*' },
@@ -92,25 +94,20 @@ export function busPolicies(
       ArnNotEquals: { 'aws:PrincipalArn': role.roleArn },
     });
   }
-  if (signalSources.length > 0) {
-    // No role listed: nobody may put them.
-    deny(scope, 'SignalSourcesPolicy', bus, 'OnlyListedRolesPutSignalSources', {
-      StringEquals: { 'events:source': signalSources },
-      ...(senderRoles.length > 0 ? { ArnNotEquals: { 'aws:PrincipalArn': senderRoles } } : {}),
-    });
-    // Senders by source: each listed role puts only the source its eddo:signal-source tag names
-    // (two statements of fixed size, however many senders: the bus policy's quota is 10,240
-    // characters): none for a role without the tag, none for a tag naming another source.
-    deny(scope, 'SignalSourceTagPolicy', bus, 'EachSignalSourceOnlyFromItsTaggedRoles', {
-      StringEquals: { 'events:source': signalSources },
-      StringNotEquals: { 'events:source': `\${aws:PrincipalTag/${SIGNAL_SOURCE_TAG}}` },
-    });
-    deny(scope, 'SignalSourceUntaggedPolicy', bus, 'SignalSourcesOnlyFromTaggedRoles', {
-      StringEquals: { 'events:source': signalSources },
-      Null: { [`aws:PrincipalTag/${SIGNAL_SOURCE_TAG}`]: 'true' },
-    });
-  }
+  const signals = { 'events:source': ['eddo.*', 'aws.*'] };
+  deny(scope, 'SignalSourceTagPolicy', bus, 'EachSignalSourceOnlyFromItsTaggedRoles', {
+    StringNotLike: signals,
+    StringNotEquals: { 'events:source': [`\${aws:PrincipalTag/${SIGNAL_SOURCE_TAG}}`, ...notSignals] },
+  });
+  deny(scope, 'SignalSourceUntaggedPolicy', bus, 'SignalSourcesOnlyFromTaggedRoles', {
+    StringNotLike: signals,
+    ...(notSignals.length > 0 ? { StringNotEquals: { 'events:source': notSignals } } : {}),
+    Null: { [`aws:PrincipalTag/${SIGNAL_SOURCE_TAG}`]: 'true' },
+  });
 }
+
+/** The tag a CodeBuild project carries for eddo's grants to reach it: its role. */
+export const ROLE_TAG = 'eddo:role';
 
 /** The tag on a signal sender's role naming the one source it may put. */
 export const SIGNAL_SOURCE_TAG = 'eddo:signal-source';
@@ -158,7 +155,6 @@ export function validateProps(props: EddoProps, policy: CheckedPolicy): void {
   range('maxEntryBytes', props.maxEntryBytes, 1024, 1048576);
   range('webhookReservedConcurrency', props.webhookReservedConcurrency, 0, 1000);
   for (const [prop, arns] of [
-    ['signalSenderRoleArns', props.signalSenderRoleArns],
     ['tenantRequestSenderRoleArns', props.tenantRequestSenderRoleArns],
   ] as const) {
     for (const arn of arns ?? []) {

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { App, Stack } from 'aws-cdk-lib';
-import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -92,16 +92,11 @@ test('a missing policy file fails synth naming it', () => {
   assert.throws(() => stackWith({ policyFile: '/nonexistent/eddo-policy.yaml' }), /\/nonexistent\/eddo-policy.yaml/);
 });
 
-test('the projects the policy names are granted and heard, and nothing else', () => {
+test('the functions reach projects by tag, and only the push rule names any', () => {
   const { granted, heard, pushed } = projects(synth({ buildProject: 'eddo-build', sastProject: 'eddo-sast' }));
-  assert.deepEqual([...granted].sort(), [
-    'eddo-build', 'eddo-deploy', 'eddo-rollback', 'eddo-sast',
-    'eddo-tenant-deprovision', 'eddo-tenant-provision', 'eddo-tenant-provision-premium',
-  ]);
-  assert.deepEqual([...heard].sort(), [
-    'eddo-build', 'eddo-deploy', 'eddo-rollback', 'eddo-sast',
-    'eddo-tenant-deprovision', 'eddo-tenant-provision', 'eddo-tenant-provision-premium',
-  ]);
+  // project/* (with the eddo:role conditions), and the push rule's two projects.
+  assert.deepEqual([...granted].sort(), ['*', 'eddo-build', 'eddo-sast']);
+  assert.deepEqual([...heard], []);
   assert.deepEqual([...pushed].sort(), ['eddo-build', 'eddo-sast']);
 });
 
@@ -118,14 +113,12 @@ test('another policy: its projects, repositories and branches, none of the examp
   ].join('\n'));
   const t = synth({ policyFile: file, buildProject: 'pay-build' });
   const { granted, heard, pushed } = projects(t);
-  assert.deepEqual([...granted].sort(), ['pay-build', 'pay-deploy']);
-  assert.deepEqual([...heard].sort(), ['pay-build', 'pay-deploy']);
+  assert.deepEqual([...granted].sort(), ['*', 'pay-build']);
+  assert.deepEqual([...heard], []);
   assert.deepEqual([...pushed], ['pay-build']);
   t.hasResourceProperties('AWS::Events::Rule', {
     EventPattern: { 'detail-type': ['Git Push'], detail: { branch: ['release'], repository: { full_name: ['acme/payments'] } } },
   });
-  // No rollback or tenant projects: no rule listens for builds of none, no grant starts none.
-  t.resourcePropertiesCountIs('AWS::Events::Rule', { EventPattern: { detail: { 'project-name': Match.anyValue() } } }, 1);
   // The stack deploys this policy, as written.
   t.hasResourceProperties('AWS::SSM::Parameter', { Name: '/eddo/policy', Type: 'String', Value: readFileSync(file, 'utf-8') });
 });
@@ -137,13 +130,13 @@ test('a build project the policy does not name fails synth', () => {
 
 test('out-of-range and malformed props fail synth, each named', () => {
   assert.throws(() => stackWith({ idempotencyHours: 12 }), /idempotencyHours: 12 is not a whole number from 24 to 720/);
-  assert.throws(() => stackWith({ signalSenderRoleArns: ['my-role'] }), /signalSenderRoleArns: my-role is not an IAM role ARN/);
+  assert.throws(() => stackWith({ tenantRequestSenderRoleArns: ['my-role'] }), /tenantRequestSenderRoleArns: my-role is not an IAM role ARN/);
   assert.throws(() => stackWith({ trackedBranches: [] }), /trackedBranches: empty/);
   const big = policyFile(readFileSync(EXAMPLE, 'utf-8') + `# ${'x'.repeat(9000)}\n`);
   assert.throws(() => stackWith({ policyFile: big }), /is \d+ bytes; an SSM parameter holds at most 8192/);
 });
 
-test('the functions get the policy parameter and exactly what their roles may start', () => {
+test('the functions get the policy parameter, and start and read projects by their eddo:role tag', () => {
   const t = synth({ policyParameterName: '/platform/eddo-policy' });
   const [parameter] = Object.keys(t.findResources('AWS::SSM::Parameter'));
   t.resourcePropertiesCountIs('AWS::Lambda::Function', {
@@ -154,10 +147,28 @@ test('the functions get the policy parameter and exactly what their roles may st
     Runtime: 'provided.al2023',
     Environment: { Variables: Match.objectLike({
       EDDO_POLICY_PARAMETER: { Ref: parameter },
-      EDDO_STARTABLE_PROJECTS: 'eddo-deploy',
-      EDDO_SIGNAL_SOURCES: 'com.example.chatops,com.example.semgrep,com.example.trivy',
     }) },
   });
+  // One statement per role, however many projects the policy names.
+  const byTag = (sid: string, actions: string[] | string, roles: string[]) =>
+    t.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({
+        Sid: sid,
+        Action: actions,
+        Resource: Match.objectLike({ 'Fn::Join': ['', Match.arrayWith([':project/*'])] }),
+        Condition: { StringEquals: { 'aws:ResourceTag/eddo:role': roles } },
+      })]) },
+    });
+  const start = ['codebuild:StartBuild', 'codebuild:ListBuildsForProject', 'codebuild:BatchGetBuilds'];
+  byTag('StartDeployProjects', start, ['deploy']);
+  byTag('ConfirmBuilds', 'codebuild:BatchGetBuilds', ['build', 'sast']);
+  byTag('StartRollbackProjects', start, ['rollback']);
+  byTag('StartTenantProjects', start, ['tenant']);
+  // The builds rules name no project: each function keeps its policy's in code.
+  for (const [, rule] of Object.entries(t.findResources('AWS::Events::Rule'))) {
+    const pattern = JSON.stringify((rule as { Properties: { EventPattern?: unknown } }).Properties.EventPattern ?? null);
+    assert.ok(!pattern.includes('project-name'), pattern);
+  }
   t.hasResourceProperties('AWS::SSM::Parameter', { Name: '/platform/eddo-policy', Tier: 'Advanced' });
 });
 
@@ -178,41 +189,28 @@ test('the policy is read through its cache, and each function records only its o
   assert.throws(() => stackWith({ policyCacheSeconds: 0 }), /policyCacheSeconds: 0 is not a whole number of seconds from 1 to 3600/);
 });
 
-test('signal senders: only the listed roles may put the policy\'s sources, and none listed warns', () => {
-  const role = 'arn:aws:iam::123456789012:role/trivy';
-  synth({ signalSenderRoleArns: [role] }).hasResourceProperties('AWS::Events::EventBusPolicy', {
-    StatementId: 'OnlyListedRolesPutSignalSources',
-    Statement: {
-      Effect: 'Deny',
-      Condition: {
-        StringEquals: { 'events:source': ['com.example.chatops', 'com.example.semgrep', 'com.example.trivy'] },
-        ArnNotEquals: { 'aws:PrincipalArn': [role] },
-      },
-    },
-  });
-  // Each source only from the roles tagged with it: a role without the tag, or tagged with
-  // another source, is denied.
-  const sources = ['com.example.chatops', 'com.example.semgrep', 'com.example.trivy'];
-  synth({}).hasResourceProperties('AWS::Events::EventBusPolicy', {
+test('signal senders: any source but eddo\'s, AWS\'s and the tenant contracts\' only from a role tagged with it', () => {
+  const t = synth({ tenantRequestSources: ['com.acme.control-plane'], sbt: {} });
+  const notSignals = ['com.acme.control-plane', 'sbt.control.plane', 'sbt.application.plane'];
+  t.hasResourceProperties('AWS::Events::EventBusPolicy', {
     StatementId: 'EachSignalSourceOnlyFromItsTaggedRoles',
     Statement: { Effect: 'Deny', Condition: {
-      StringEquals: { 'events:source': sources },
-      StringNotEquals: { 'events:source': '${aws:PrincipalTag/eddo:signal-source}' },
+      StringNotLike: { 'events:source': ['eddo.*', 'aws.*'] },
+      StringNotEquals: { 'events:source': ['${aws:PrincipalTag/eddo:signal-source}', ...notSignals] },
     } },
   });
-  synth({}).hasResourceProperties('AWS::Events::EventBusPolicy', {
+  t.hasResourceProperties('AWS::Events::EventBusPolicy', {
     StatementId: 'SignalSourcesOnlyFromTaggedRoles',
     Statement: { Effect: 'Deny', Condition: {
-      StringEquals: { 'events:source': sources },
+      StringNotLike: { 'events:source': ['eddo.*', 'aws.*'] },
+      StringNotEquals: { 'events:source': notSignals },
       Null: { 'aws:PrincipalTag/eddo:signal-source': 'true' },
     } },
   });
-  const none = stackWith({});
-  Annotations.fromStack(none).hasWarning('*', Match.stringLikeRegexp('signalSenderRoleArns is empty'));
-  Template.fromStack(none).hasResourceProperties('AWS::Events::EventBusPolicy', {
-    StatementId: 'OnlyListedRolesPutSignalSources',
-    Statement: { Condition: Match.not(Match.objectLike({ ArnNotEquals: Match.anyValue() })) },
-  });
+  // No statement lists the policy's sources: the bus policy does not grow with it.
+  for (const [, p] of Object.entries(t.findResources('AWS::Events::EventBusPolicy'))) {
+    assert.ok(!JSON.stringify(p).includes('com.example.semgrep'), JSON.stringify(p));
+  }
 });
 
 test('tenant requests: only from the listed sources, put only by the control plane\'s roles', () => {
@@ -323,8 +321,8 @@ test('an existing bus: eddo creates none, and wires, archives and guards the giv
   new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, eventBus: bus, buildProject: 'eddo-build' });
   const t = Template.fromStack(stack);
   t.resourceCountIs('AWS::Events::EventBus', 0);
-  // Each eddo source's, any other eddo.*, the signal sources' listed roles, and their tags (2).
-  t.resourcePropertiesCountIs('AWS::Events::EventBusPolicy', { EventBusName: 'platform-bus' }, 8);
+  // Each eddo source's (4), any other eddo.*, and the signal sources' tags (2).
+  t.resourcePropertiesCountIs('AWS::Events::EventBusPolicy', { EventBusName: 'platform-bus' }, 7);
   t.hasResourceProperties('AWS::Events::Rule', { EventBusName: 'platform-bus', EventPattern: { 'detail-type': ['Git Push'] } });
   t.hasResourceProperties('AWS::Events::Archive', { SourceArn: Match.anyValue() });
   t.hasResourceProperties('AWS::Lambda::Function', {
@@ -332,4 +330,28 @@ test('an existing bus: eddo creates none, and wires, archives and guards the giv
   });
   assert.throws(() => new Eddo(stack, 'Both', { policyFile: EXAMPLE, eventBus: bus, eventBusName: 'x' }),
     /give eventBus \(an existing bus\) or eventBusName \(a new one\), not both/);
+});
+
+test('a policy of many services: the push rule takes its repositories by owner, the grants do not grow', () => {
+  // Twelve services whose repositories' names, joined, pass the 1,024 characters the push rule's
+  // pattern keeps for them (a policy of a thousand needs the policy store of issue 35).
+  const lines = ['version: 1', 'services:'];
+  for (let n = 0; n < 12; n++) {
+    const name = `svc-${String(n).padStart(4, '0')}`;
+    lines.push(
+      `  ${name}:`,
+      `    repositories: [acme/${name}-${'a-very-long-repository-name-'.repeat(3)}x]`,
+      '    branches: [main]',
+      `    projects: {build: ${name}-build, deploy: ${name}-deploy}`,
+      '    gate: {require: [build], deadline_minutes: 30}',
+    );
+  }
+  const t = synth({ policyFile: policyFile(lines.join('\n') + '\n'), buildProject: 'svc-0007-build' });
+  t.hasResourceProperties('AWS::Events::Rule', {
+    EventPattern: { 'detail-type': ['Git Push'], detail: Match.objectLike({ repository: { owner: ['acme'] } }) },
+  });
+  const small = synth({ buildProject: 'eddo-build' });
+  for (const type of ['AWS::IAM::Policy', 'AWS::Events::EventBusPolicy', 'AWS::Events::Rule']) {
+    assert.equal(Object.keys(t.findResources(type)).length, Object.keys(small.findResources(type)).length, type);
+  }
 });

@@ -22,13 +22,10 @@ pub fn local_context() -> Vec<(&'static str, String)> {
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    vec![
-        ("eddo:signalSenderRoleArns", param("SignalSenderRoleArns")),
-        (
-            "eddo:tenantRequestSenderRoleArns",
-            param("TenantRequestSenderRoleArns"),
-        ),
-    ]
+    vec![(
+        "eddo:tenantRequestSenderRoleArns",
+        param("TenantRequestSenderRoleArns"),
+    )]
 }
 
 /// Synthesizes the example app with `context` (CDK context keys and values) and returns its

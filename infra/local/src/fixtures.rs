@@ -275,30 +275,9 @@ pub fn policy_of_services(n: usize) -> Result<String, crate::LocalError> {
     let path = crate::moto::project_root().join(crate::stack::LOCAL_POLICY);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| crate::LocalError::Setup(format!("{}: {e}", path.display())))?;
-    let bad = || crate::LocalError::Setup(format!("{}: no `  {SERVICE}:` service", path.display()));
-    let start = text.find(&format!("\n  {SERVICE}:\n")).ok_or_else(bad)? + 1;
-    // The service's block ends at the next top-level key.
-    let end = text[start..]
-        .match_indices('\n')
-        .map(|(i, _)| start + i + 1)
-        .find(|&i| text[i..].starts_with(|c: char| c.is_ascii_alphabetic()))
-        .ok_or_else(bad)?;
-    let block = &text[start..end];
-    let mut out = String::from(&text[..start]);
-    for i in 0..n {
-        let name = service_name(i);
-        out.push_str(
-            &block
-                .replace("Codertocat/Hello-World", &format!("eddo-example/{name}"))
-                .replace(SERVICE, &name)
-                .replace("eddo-build", &format!("{name}-build"))
-                .replace("eddo-sast", &format!("{name}-sast"))
-                .replace("eddo-deploy", &format!("{name}-deploy"))
-                .replace("eddo-rollback", &format!("{name}-rollback")),
-        );
-    }
-    out.push_str(&text[end..]);
-    Ok(out)
+    eddo::policy::with_copies_of(&text, SERVICE, n).ok_or_else(|| {
+        crate::LocalError::Setup(format!("{}: no `  {SERVICE}:` service", path.display()))
+    })
 }
 
 #[cfg(test)]

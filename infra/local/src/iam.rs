@@ -356,8 +356,8 @@ pub async fn codebuild_role(
 }
 
 /// The role a tool reporting gate signals the IAM way has in the local stack (a scanner's or CI's
-/// CodeBuild role in AWS): it may put any event on `bus`, and the bus policy lets it put the
-/// template's signal sources because `SignalSenderRoleArns` names it.
+/// CodeBuild role in AWS): it may put any event on `bus`, and the bus policy lets it put the one
+/// signal source its `eddo:signal-source` tag names.
 pub async fn signal_sender(
     sdk: &SdkConfig,
     authority: &Authority,
@@ -375,7 +375,7 @@ pub async fn signal_sender(
         .role_name(name)
         .tags(
             aws_sdk_iam::types::Tag::builder()
-                .key("eddo:signal-source")
+                .key(eddo::projects::SIGNAL_SOURCE_TAG)
                 .value(source)
                 .build()
                 .map_err(|e| LocalError::Setup(e.to_string()))?,

@@ -26,6 +26,17 @@ fn object(v: &Value, at: &str) -> Result<(), String> {
         } else {
             format!("{at}.{k}")
         };
+        if k == "$or" {
+            // Alternatives at this level, each a pattern of its own (moto matches each with the
+            // same prefix, as EventBridge does).
+            let alternatives = v.as_array().filter(|a| a.len() >= 2).ok_or_else(|| {
+                format!("{path}: $or takes a list of at least two patterns, got {v}")
+            })?;
+            for a in alternatives {
+                object(a, at)?;
+            }
+            continue;
+        }
         if k.starts_with('$') {
             return Err(format!(
                 "{path}: {k} is not used in eddo's patterns (the local emulator does not route it as AWS does)"
@@ -151,6 +162,7 @@ mod tests {
             r#"{"detail":{"project-name":[{"anything-but":["a","b"]}],"n":[{"numeric":[">",0,"<=",5]}]}}"#,
             r#"{"detail":{"x":[{"exists":true}],"ip":[{"cidr":"10.0.0.0/24"}],"s":[{"suffix":".png"}]}}"#,
             r#"{"detail":{"v":[null, true, 3]}}"#,
+            r#"{"detail":{"$or":[{"r":{"full_name":["a/b"]}},{"r":{"owner":["a"]}}]}}"#,
         ] {
             assert_eq!(check_pattern(p), Ok(()), "{p}");
         }
@@ -192,7 +204,11 @@ mod tests {
                 r#"{"detail":{"ip":[{"cidr":"10.0.0.0/33"}]}}"#,
                 "cidr takes",
             ),
-            (r#"{"$or":[{"a":["b"]}]}"#, "$or is not used"),
+            (
+                r#"{"$or":[{"a":["b"]}]}"#,
+                "$or takes a list of at least two",
+            ),
+            (r#"{"$and":[{"a":["b"]}]}"#, "$and is not used"),
             (
                 r#"{"a":[{"prefix":"x","suffix":"y"}]}"#,
                 "exactly one operator",

@@ -91,7 +91,7 @@ pub fn ssm_value(tier: Option<&str>) -> Quota {
 #[error("{by} is {size} {} where {} allows {} ({})", quota.unit, quota.what, quota.limit, quota.documented)]
 pub struct Exceeded {
     pub quota: Quota,
-    /// What broke it (`parameter GateProjectNames`, `role ScanGateRole`).
+    /// What broke it (`parameter TrackedRepositories`, `role ScanGateRole`).
     pub by: String,
     pub size: usize,
 }

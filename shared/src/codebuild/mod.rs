@@ -6,6 +6,7 @@ mod state;
 
 pub use state::{BuildState, build_id, contradiction, described};
 
+use aws_sdk_codebuild::error::ProvideErrorMetadata;
 use aws_sdk_codebuild::operation::start_build::StartBuildError;
 use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType, SortOrderType};
 
@@ -188,7 +189,20 @@ pub async fn start(
                 e.as_service_error(),
                 Some(StartBuildError::InvalidInputException(_))
             );
-            let err = Error::aws("CodeBuild", "StartBuild", e);
+            let denied = e
+                .as_service_error()
+                .and_then(|s| s.code())
+                .is_some_and(|c| c == "AccessDeniedException");
+            let mut err = Error::aws("CodeBuild", "StartBuild", e);
+            if denied && let Error::Aws { message, .. } = &mut err {
+                // The template grants StartBuild by the project's tag: say which one is missing.
+                message.push_str(&format!(
+                    " (eddo starts only projects tagged {}={}: tag {} so)",
+                    crate::projects::ROLE_TAG,
+                    request.kind,
+                    request.project()
+                ));
+            }
             if token_used
                 && let Some(build) =
                     find_build(client, request.project(), &token, since.unwrap_or(0)).await?

@@ -108,9 +108,6 @@ impl Rejections {
     }
 }
 
-/// A check run on each version put in force.
-type OnLoad = dyn Fn(&Policy) + Send + Sync;
-
 /// The SSM parameter behind a cache.
 pub struct Live {
     ssm: aws_sdk_ssm::Client,
@@ -118,7 +115,6 @@ pub struct Live {
     ttl: u64,
     clock: fn() -> u64,
     rejections: Option<Rejections>,
-    on_load: Option<Box<OnLoad>>,
     state: Mutex<State>,
     reads: AtomicU64,
 }
@@ -151,7 +147,6 @@ impl Live {
             ttl: ttl.as_secs(),
             clock: crate::idempotency::now_epoch,
             rejections: None,
-            on_load: None,
             state: Mutex::new(State::default()),
             reads: AtomicU64::new(0),
         }
@@ -177,13 +172,6 @@ impl Live {
     /// Says each refused version with a `Policy Rejected` event, once per function.
     pub fn reporting(mut self, rejections: Rejections) -> Live {
         self.rejections = Some(rejections);
-        self
-    }
-
-    /// Runs `check` on each version put in force (the functions' checks of the template's
-    /// project and source lists against the policy).
-    pub fn on_load(mut self, check: impl Fn(&Policy) + Send + Sync + 'static) -> Live {
-        self.on_load = Some(Box::new(check));
         self
     }
 
@@ -237,9 +225,6 @@ impl Live {
         }
         match Policy::check(&text) {
             Ok(policy) => {
-                if let Some(check) = &self.on_load {
-                    check(&policy);
-                }
                 let loaded = Arc::new(policy.at_version(Some(version)));
                 info!(
                     parameter = %self.parameter,

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::names::{ProjectName, RepoName, SenderName, ServiceName, TierName};
 use crate::time::Date;
 
+mod index;
 #[cfg(feature = "policy-store")]
 pub mod live;
 mod mistakes;
@@ -168,6 +169,36 @@ pub struct Policy {
     pub tiers: BTreeMap<TierName, Tier>,
     /// The version of the SSM parameter it was read from (none for a policy given directly).
     pub version: Option<i64>,
+    /// Its services by project, repository, image repository and alarm: built once, when it is
+    /// read, so each event's lookups touch only the service at hand.
+    index: index::Index,
+}
+
+/// The policy `text` with its service `service` written `n` times over, as `svc-0000`,
+/// `svc-0001`, ...: each copy with its own repository (`eddo-example/svc-NNNN`), projects and
+/// image repository (every `eddo-` name prefixed with its own), and alarms; the rest (tiers,
+/// comments) as it is. A platform's policy of any size shaped like a real one, for scale tests
+/// and benchmarks. `None` when `text` has no top-level-indented `service`.
+pub fn with_copies_of(text: &str, service: &str, n: usize) -> Option<String> {
+    let start = text.find(&format!("\n  {service}:\n"))? + 1;
+    // The service's block ends at the next top-level key.
+    let end = text[start..]
+        .match_indices('\n')
+        .map(|(i, _)| start + i + 1)
+        .find(|&i| text[i..].starts_with(|c: char| c.is_ascii_alphabetic()))?;
+    let block = &text[start..end];
+    let mut out = String::from(&text[..start]);
+    for i in 0..n {
+        let name = format!("svc-{i:04}");
+        out.push_str(
+            &block
+                .replace("eddo-", &format!("{name}-"))
+                .replace("Codertocat/Hello-World", &format!("eddo-example/{name}"))
+                .replace(service, &name),
+        );
+    }
+    out.push_str(&text[end..]);
+    Some(out)
 }
 
 /// Why a policy document was refused: every mistake in it.
@@ -311,19 +342,31 @@ impl Policy {
         self
     }
 
+    /// A policy of these services and tiers, indexed (what the reader builds once per version).
+    pub(crate) fn indexed(
+        services: BTreeMap<ServiceName, Service>,
+        tiers: BTreeMap<TierName, Tier>,
+    ) -> Policy {
+        let index = index::Index::of(&services, &tiers);
+        Policy {
+            services,
+            tiers,
+            version: None,
+            index,
+        }
+    }
+
     pub fn tier(&self, name: &str) -> Option<&Tier> {
-        self.tiers.values().find(|t| t.name.as_str() == name)
+        self.tiers.get(name)
     }
 
     /// Whether a CodeBuild project provisions or deprovisions tenants.
     pub fn tenant_project(&self, project: &str) -> bool {
-        self.tiers.values().any(|t| {
-            t.provision.project.as_str() == project || t.deprovision.project.as_str() == project
-        })
+        self.index.tenant_project(project)
     }
 
     pub fn service(&self, name: &str) -> Option<&Service> {
-        self.services.values().find(|s| s.name.as_str() == name)
+        self.services.get(name)
     }
 
     /// The service a finished build belongs to, and its role there: its project's, as this
@@ -353,44 +396,23 @@ impl Policy {
 
     /// The service a CodeBuild project belongs to, and its role there.
     pub fn project(&self, project: &str) -> Option<(&Service, ProjectRole)> {
-        self.services.values().find_map(|s| {
-            let p = &s.projects;
-            let is = |n: &Option<ProjectName>| n.as_ref().is_some_and(|n| n.as_str() == project);
-            if is(&p.build) {
-                Some((s, ProjectRole::Build))
-            } else if is(&p.sast) {
-                Some((s, ProjectRole::Sast))
-            } else if p.deploy.as_str() == project {
-                Some((s, ProjectRole::Deploy))
-            } else if is(&p.rollback) {
-                Some((s, ProjectRole::Rollback))
-            } else {
-                None
-            }
-        })
+        let (name, role) = self.index.project(project)?;
+        Some((self.services.get(name)?, *role))
     }
 
-    /// The services whose rollback policy names the alarm (by name or by ARN).
-    pub fn alarm<'a, 'b>(
-        &'a self,
-        name: &'b str,
-        arn: Option<&'b str>,
-    ) -> impl Iterator<Item = &'a Service> + use<'a, 'b> {
-        self.services.values().filter(move |s| {
-            s.rollback.as_ref().is_some_and(|r| {
-                r.alarms.iter().any(|p| match p.strip_prefix("arn:") {
-                    Some(_) => arn.is_some_and(|arn| glob(p, arn)),
-                    None => glob(p, name),
-                })
-            })
-        })
+    /// The services whose rollback policy names the alarm (by name or by ARN), in name order.
+    pub fn alarm<'a>(&'a self, name: &str, arn: Option<&str>) -> impl Iterator<Item = &'a Service> {
+        self.index
+            .alarm(name, arn)
+            .into_iter()
+            .filter_map(|s| self.services.get(s))
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     /// The service whose images go to the ECR repository `name`.
     pub fn image_repository(&self, name: &str) -> Option<&Service> {
-        self.services
-            .values()
-            .find(|s| s.image_repository.as_deref() == Some(name))
+        self.services.get(self.index.image(name)?)
     }
 
     /// Every event source the policy lets another tool report a signal from: the bus must let
@@ -406,12 +428,11 @@ impl Policy {
             .collect()
     }
 
-    /// The services deployed from `repo` (a monorepo may hold several).
+    /// The services deployed from `repo` (a monorepo may hold several), in name order.
     pub fn repository(&self, repo: &str) -> impl Iterator<Item = &Service> {
-        self.services.values().filter(move |s| {
-            s.repositories
-                .iter()
-                .any(|r| r.as_str().eq_ignore_ascii_case(repo))
-        })
+        self.index
+            .repository(repo)
+            .iter()
+            .filter_map(|s| self.services.get(s))
     }
 }

@@ -115,11 +115,7 @@ fn document(value: serde_norway::Value, found: &mut Found) -> Option<Policy> {
             tiers.insert(name, tier);
         }
     }
-    Some(Policy {
-        services,
-        tiers,
-        version: None,
-    })
+    Some(Policy::indexed(services, tiers))
 }
 
 /// One service, checked; `None` when it has a mistake (added to `found`).

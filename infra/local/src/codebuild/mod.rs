@@ -9,7 +9,7 @@
 //! `CodeBuild Build State Change` events (IN_PROGRESS at the start, then the final status) to
 //! the emulator's default bus, where rules route them as in AWS.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -142,8 +142,10 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
 
 #[derive(Default)]
 struct State {
-    /// The projects that exist; StartBuild on any other is ResourceNotFoundException.
-    projects: BTreeSet<String>,
+    /// The projects that exist, with their tags; StartBuild on any other is
+    /// ResourceNotFoundException. IAM sees the tags as `aws:ResourceTag/<key>`, as CodeBuild
+    /// gives them for StartBuild, BatchGetBuilds and ListBuildsForProject.
+    projects: BTreeMap<String, BTreeMap<String, String>>,
     plans: HashMap<String, VecDeque<Plan>>,
     builds: Vec<Build>,
     /// token → (when first used, the request without the token, the build).
@@ -197,7 +199,7 @@ impl CodeBuild {
         let inner = Arc::new(Inner {
             authority,
             state: Mutex::new(State {
-                projects: projects.into_iter().collect(),
+                projects: projects.into_iter().map(|p| (p, BTreeMap::new())).collect(),
                 ..State::default()
             }),
             events: aws_sdk_eventbridge::Client::new(sdk),
@@ -233,9 +235,30 @@ impl CodeBuild {
         format!("http://{}", self.server.addr())
     }
 
-    /// Makes `project` exist.
+    /// Makes `project` exist (untagged, unless it was already there with tags).
     pub fn add_project(&self, project: &str) {
-        self.inner.lock().projects.insert(project.to_string());
+        self.inner
+            .lock()
+            .projects
+            .entry(project.to_string())
+            .or_default();
+    }
+
+    /// Makes `project` exist with the tag `key`=`value` (CreateProject's or TagResource's tags).
+    pub fn tag_project(&self, project: &str, key: &str, value: &str) {
+        self.inner
+            .lock()
+            .projects
+            .entry(project.to_string())
+            .or_default()
+            .insert(key.to_string(), value.to_string());
+    }
+
+    /// Removes the tag `key` from `project` (UntagResource).
+    pub fn untag_project(&self, project: &str, key: &str) {
+        if let Some(tags) = self.inner.lock().projects.get_mut(project) {
+            tags.remove(key);
+        }
     }
 
     /// Makes `project` no longer exist (deleted after a deploy, say).
@@ -453,9 +476,17 @@ impl Inner {
             ));
         };
         let resource = format!("arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{project}");
+        let context: serde_json::Map<String, Value> = self
+            .lock()
+            .projects
+            .get(project)
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (format!("aws:ResourceTag/{k}"), json!([v])))
+            .collect();
         match self
             .authority
-            .authorize(&caller, action, &resource, json!({}))
+            .authorize(&caller, action, &resource, Value::Object(context))
         {
             Ok(d) if d.allowed => Ok(()),
             Ok(d) => Err(refuse("AccessDeniedException", d.message)),
@@ -505,7 +536,7 @@ impl Inner {
         *self.lock().calls.entry(project.clone()).or_default() += 1;
         self.authorize(caller, &project)?;
         let mut state = self.lock();
-        if !state.projects.contains(&project) {
+        if !state.projects.contains_key(&project) {
             return Err(refuse(
                 "ResourceNotFoundException",
                 format!(
@@ -675,7 +706,7 @@ impl Inner {
             .to_string();
         self.authorize_action(caller, "codebuild:ListBuildsForProject", &project)?;
         let state = self.lock();
-        if !state.projects.contains(&project) {
+        if !state.projects.contains_key(&project) {
             return Err(refuse(
                 "ResourceNotFoundException",
                 format!(

@@ -143,17 +143,12 @@ fn advance(secs: u64) {
 /// Plays every function's flows for `opts` and checks the invariants.
 pub async fn run(opts: SoakOptions) -> Result<SoakReport, LocalError> {
     let moto = Moto::start()?;
-    let parameters = crate::stack::adding_deploy_project(gate::NEXT_DEPLOY)?;
-    let parameters: Vec<(&str, &str)> = parameters
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let stack = Stack::provision_with(
-        &moto.sdk_config().await,
-        &format!("soak{}", opts.seed),
-        &parameters,
-    )
-    .await?;
+    let stack = Stack::provision(&moto.sdk_config().await, &format!("soak{}", opts.seed)).await?;
+    // The project the policy edits move the deploy to, tagged as the operator tags it before the
+    // edit: the gate's grant reaches it by its tag, with no change to the stack.
+    stack
+        .codebuild
+        .tag_project(gate::NEXT_DEPLOY, eddo::projects::ROLE_TAG, "deploy");
     let faults = Faults::new(opts.seed, opts.fault_rate);
     faults.kill_at_boundaries(true);
     let aws = FaultRelay::start(

@@ -185,8 +185,11 @@ impl Stack {
         // role trusts lambda.amazonaws.com.
         let (authority, credentials) = provision::sessions(sdk, &functions)?;
         provision::bus_policies(&authority, template, &names)?;
-        // The local sender roles the template lets put sources: named by its parameters, or (a
-        // synthesized CDK template has none) by its bus policies.
+        // The local sender roles: one per signal source of the policy, tagged with it (the bus
+        // policy asks no more of a signal's sender); and the control planes' roles the template
+        // lets put tenant requests, named by its parameters, or (a synthesized CDK template has
+        // none) by its bus policies.
+        let signals = signal_sources()?;
         let named = |role: &str| {
             template
                 .parameters
@@ -201,7 +204,7 @@ impl Stack {
         let bus_arn = format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{bus}");
         for source in sender_sources()? {
             let role = sender_role(&source);
-            if named(&role) {
+            if signals.contains(&source) || named(&role) {
                 let key =
                     crate::iam::signal_sender(sdk, &authority, &role, &source, &bus_arn).await?;
                 senders.insert(source, key);

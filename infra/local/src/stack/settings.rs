@@ -57,19 +57,12 @@ pub fn sender_sources() -> Result<Vec<String>, LocalError> {
     Ok(out)
 }
 
-/// The signal sources of the policy the local stack runs (`SignalSources`).
-fn signal_sources() -> Result<Vec<String>, LocalError> {
+/// The signal sources of the policy the local stack runs: each has a sender role tagged with it.
+pub fn signal_sources() -> Result<Vec<String>, LocalError> {
     let policy = local_policy()?;
     Ok(eddo::projects::PolicyProjects::of(&policy)
-        .template_parameters()
+        .signal_sources
         .into_iter()
-        .filter(|(k, _)| *k == "SignalSources")
-        .flat_map(|(_, v)| {
-            v.split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
         .collect())
 }
 
@@ -98,10 +91,6 @@ pub fn local_parameters() -> Result<Vec<(String, String)>, LocalError> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     out.push((
-        "SignalSenderRoleArns".into(),
-        sender_roles(signal_sources()?),
-    ));
-    out.push((
         "TenantRequestSenderRoleArns".into(),
         sender_roles(CONTROL_PLANE_SOURCES),
     ));
@@ -119,17 +108,6 @@ pub const LOCAL_POLICY: &str = "infra/policy/example.yaml";
 
 /// The deploy project of the local policy's service.
 pub const LOCAL_DEPLOY: &str = "eddo-deploy";
-
-/// The template parameters that let the gate start and hear one more deploy project besides
-/// the local policy's: what an operator deploys before moving a service's deploy to `project`
-/// ([`local_policy_deploying_to`]), with the old project kept while its builds run.
-pub fn adding_deploy_project(project: &str) -> Result<Vec<(String, String)>, LocalError> {
-    Ok(local_parameters()?
-        .into_iter()
-        .filter(|(k, _)| k == "DeployProjectNames" || k == "GateProjectNames")
-        .map(|(k, v)| (k, format!("{v},{project}")))
-        .collect())
-}
 
 /// The local policy's text with its service's deploy moved to `project`.
 pub fn local_policy_deploying_to(project: &str) -> Result<String, LocalError> {
@@ -160,21 +138,12 @@ pub async fn put_policy(sdk: &SdkConfig, name: &str, text: &str) -> Result<(), L
     Ok(())
 }
 
-/// The CodeBuild projects a policy names exist in the stand-in, as they would in the account.
+/// The CodeBuild projects a policy names exist in the stand-in, as they would in the account,
+/// each tagged `eddo:role` with its role (what the template's grants ask of them).
 pub(super) fn add_policy_projects(codebuild: &CodeBuild, text: &str) -> Result<(), LocalError> {
     let policy = eddo::policy::Policy::parse(text).map_err(|e| LocalError::Setup(e.to_string()))?;
-    for s in policy.services.values() {
-        let p = &s.projects;
-        for project in [&p.build, &p.sast, &Some(p.deploy.clone()), &p.rollback]
-            .into_iter()
-            .flatten()
-        {
-            codebuild.add_project(project.as_str());
-        }
-    }
-    for tier in policy.tiers.values() {
-        codebuild.add_project(tier.provision.project.as_str());
-        codebuild.add_project(tier.deprovision.project.as_str());
+    for (project, role) in eddo::projects::PolicyProjects::of(&policy).project_tags() {
+        codebuild.tag_project(project, eddo::projects::ROLE_TAG, role.as_str());
     }
     Ok(())
 }

@@ -1,0 +1,184 @@
+//! The policy indexed once per version: what each event asks of it (which service a project,
+//! repository, image repository or alarm belongs to) answered from a map, not by reading every
+//! service. A policy of a thousand services is read and indexed once per version and TTL; each
+//! decision then touches only the service at hand.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::{ProjectRole, Service, ServiceName, Tier, glob};
+
+/// Lookups over one version's services and tiers. Built by [`Index::of`]; the `Policy` it
+/// belongs to builds it when read and keeps it beside its services.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Index {
+    /// Each project a service names, with its role there.
+    projects: HashMap<String, (ServiceName, ProjectRole)>,
+    /// Each repository (lower case: providers compare names so) and the services deployed
+    /// from it, in name order (a monorepo may hold several).
+    repositories: HashMap<String, Vec<ServiceName>>,
+    /// Each ECR repository and the service whose images go to it.
+    images: HashMap<String, ServiceName>,
+    /// Alarms named exactly (by name, or by ARN), and the services they roll back.
+    alarms: HashMap<String, Vec<ServiceName>>,
+    /// Alarm patterns with a `*`, tried one by one: (pattern, service).
+    alarm_patterns: Vec<(String, ServiceName)>,
+    /// Every tier's provisioning and deprovisioning project.
+    tenant_projects: HashSet<String>,
+}
+
+impl Index {
+    pub fn of(
+        services: &BTreeMap<ServiceName, Service>,
+        tiers: &BTreeMap<super::TierName, Tier>,
+    ) -> Index {
+        let mut index = Index::default();
+        for s in services.values() {
+            let p = &s.projects;
+            for (project, role) in [
+                (p.build.as_ref(), ProjectRole::Build),
+                (p.sast.as_ref(), ProjectRole::Sast),
+                (Some(&p.deploy), ProjectRole::Deploy),
+                (p.rollback.as_ref(), ProjectRole::Rollback),
+            ] {
+                if let Some(project) = project {
+                    // A checked policy gives each project one service and one role; the first
+                    // (in name order) wins, as the scan it replaces found it.
+                    index
+                        .projects
+                        .entry(project.as_str().to_string())
+                        .or_insert_with(|| (s.name.clone(), role));
+                }
+            }
+            for r in &s.repositories {
+                let names = index
+                    .repositories
+                    .entry(r.as_str().to_ascii_lowercase())
+                    .or_default();
+                if !names.contains(&s.name) {
+                    names.push(s.name.clone());
+                }
+            }
+            if let Some(image) = &s.image_repository {
+                index
+                    .images
+                    .entry(image.clone())
+                    .or_insert_with(|| s.name.clone());
+            }
+            for alarm in s.rollback.iter().flat_map(|r| &r.alarms) {
+                if alarm.contains('*') {
+                    index.alarm_patterns.push((alarm.clone(), s.name.clone()));
+                } else {
+                    let names = index.alarms.entry(alarm.clone()).or_default();
+                    if !names.contains(&s.name) {
+                        names.push(s.name.clone());
+                    }
+                }
+            }
+        }
+        for t in tiers.values() {
+            index
+                .tenant_projects
+                .insert(t.provision.project.as_str().to_string());
+            index
+                .tenant_projects
+                .insert(t.deprovision.project.as_str().to_string());
+        }
+        index
+    }
+
+    pub fn project(&self, project: &str) -> Option<&(ServiceName, ProjectRole)> {
+        self.projects.get(project)
+    }
+
+    pub fn repository(&self, repo: &str) -> &[ServiceName] {
+        self.repositories
+            .get(&repo.to_ascii_lowercase())
+            .map_or(&[], Vec::as_slice)
+    }
+
+    pub fn image(&self, repository: &str) -> Option<&ServiceName> {
+        self.images.get(repository)
+    }
+
+    pub fn tenant_project(&self, project: &str) -> bool {
+        self.tenant_projects.contains(project)
+    }
+
+    /// The services an alarm rolls back, by its name or its ARN (an `arn:` pattern matches the
+    /// ARN, any other the name), each once, in name order.
+    pub fn alarm(&self, name: &str, arn: Option<&str>) -> Vec<&ServiceName> {
+        let mut out: Vec<&ServiceName> = Vec::new();
+        let exact = [Some(name), arn]
+            .into_iter()
+            .flatten()
+            .flat_map(|key| self.alarms.get(key).into_iter().flatten());
+        let patterns = self
+            .alarm_patterns
+            .iter()
+            .filter(|(p, _)| match p.strip_prefix("arn:") {
+                Some(_) => arn.is_some_and(|arn| glob(p, arn)),
+                None => glob(p, name),
+            })
+            .map(|(_, s)| s);
+        for s in exact.chain(patterns) {
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::Policy;
+
+    fn services(n: usize) -> Policy {
+        let example = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/policy/example.yaml"),
+        )
+        .unwrap();
+        Policy::parse(&crate::policy::with_copies_of(&example, "hello-world", n).unwrap()).unwrap()
+    }
+
+    /// Each lookup answers what reading every service answers, at 1,000 services.
+    #[test]
+    fn the_index_answers_as_a_scan_of_every_service() {
+        let p = services(1000);
+        for i in [0, 1, 499, 999] {
+            let name = format!("svc-{i:04}");
+            let (s, role) = p.project(&format!("{name}-deploy")).unwrap();
+            assert_eq!(
+                (s.name.as_str(), role),
+                (name.as_str(), super::ProjectRole::Deploy)
+            );
+            // Repositories compare without case, as providers do.
+            let by_repo: Vec<&str> = p
+                .repository(&format!("EDDO-Example/{name}"))
+                .map(|s| s.name.as_str())
+                .collect();
+            assert_eq!(by_repo, [name.as_str()]);
+            assert_eq!(
+                p.image_repository(&name).map(|s| s.name.as_str()),
+                Some(name.as_str())
+            );
+            // By name, and by an ARN pattern.
+            let by_name: Vec<&str> = p
+                .alarm(&format!("{name}-5xx"), None)
+                .map(|s| s.name.as_str())
+                .collect();
+            assert_eq!(by_name, [name.as_str()]);
+            let arn = format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}-latency");
+            let by_arn: Vec<&str> = p
+                .alarm(&format!("{name}-latency"), Some(&arn))
+                .map(|s| s.name.as_str())
+                .collect();
+            assert_eq!(by_arn, [name.as_str()]);
+        }
+        assert!(p.project("nobody's").is_none());
+        assert_eq!(p.repository("acme/nobody").count(), 0);
+        assert!(p.tenant_project("eddo-tenant-provision"));
+        assert!(!p.tenant_project("svc-0000-deploy"));
+    }
+}
