@@ -20,8 +20,12 @@ pub struct Index {
     images: HashMap<String, ServiceName>,
     /// Alarms named exactly (by name, or by ARN), and the services they roll back.
     alarms: HashMap<String, Vec<ServiceName>>,
-    /// Alarm patterns with a `*`, tried one by one: (pattern, service).
-    alarm_patterns: Vec<(String, ServiceName)>,
+    /// Alarm name patterns with a `*`, by their literal start (before the first `*`): only those
+    /// whose start the alarm's name begins with are tried.
+    name_patterns: HashMap<String, Vec<(String, ServiceName)>>,
+    /// ARN patterns with a `*`, by the literal start of the alarm name in them (after
+    /// `:alarm:`): only those whose start the ARN's alarm name begins with are tried.
+    arn_patterns: HashMap<String, Vec<(String, ServiceName)>>,
     /// Every tier's provisioning and deprovisioning project.
     tenant_projects: HashSet<String>,
 }
@@ -66,7 +70,15 @@ impl Index {
             }
             for alarm in s.rollback.iter().flat_map(|r| &r.alarms) {
                 if alarm.contains('*') {
-                    index.alarm_patterns.push((alarm.clone(), s.name.clone()));
+                    let (patterns, start) = match alarm.strip_prefix("arn:") {
+                        Some(_) => (&mut index.arn_patterns, alarm_name(alarm).unwrap_or("")),
+                        None => (&mut index.name_patterns, alarm.as_str()),
+                    };
+                    let start = start.split('*').next().unwrap_or_default();
+                    patterns
+                        .entry(start.to_string())
+                        .or_default()
+                        .push((alarm.clone(), s.name.clone()));
                 } else {
                     let names = index.alarms.entry(alarm.clone()).or_default();
                     if !names.contains(&s.name) {
@@ -112,14 +124,15 @@ impl Index {
             .into_iter()
             .flatten()
             .flat_map(|key| self.alarms.get(key).into_iter().flatten());
-        let patterns = self
-            .alarm_patterns
-            .iter()
-            .filter(|(p, _)| match p.strip_prefix("arn:") {
-                Some(_) => arn.is_some_and(|arn| glob(p, arn)),
-                None => glob(p, name),
-            })
-            .map(|(_, s)| s);
+        let by_name = tried(&self.name_patterns, Some(name))
+            .into_iter()
+            .filter(|(p, _)| glob(p, name));
+        let by_arn = arn.into_iter().flat_map(|arn| {
+            tried(&self.arn_patterns, alarm_name(arn))
+                .into_iter()
+                .filter(move |(p, _)| glob(p, arn))
+        });
+        let patterns = by_name.chain(by_arn).map(|(_, s)| s);
         for s in exact.chain(patterns) {
             if !out.contains(&s) {
                 out.push(s);
@@ -127,6 +140,29 @@ impl Index {
         }
         out.sort();
         out
+    }
+}
+
+/// The alarm name in an alarm ARN (or ARN pattern): what follows its one `:alarm:`. `None` when
+/// it has none or several (a name holding `:alarm:`), where a `*` could reach across it.
+fn alarm_name(arn: &str) -> Option<&str> {
+    let (_, name) = arn.split_once(":alarm:")?;
+    (!name.contains(":alarm:")).then_some(name)
+}
+
+/// The patterns of `patterns` to try for an alarm name: those keyed by a start of `name`; every
+/// one when the name is unknown (no name, or an ARN whose name cannot be told).
+fn tried<'a>(
+    patterns: &'a HashMap<String, Vec<(String, ServiceName)>>,
+    name: Option<&str>,
+) -> Vec<&'a (String, ServiceName)> {
+    match name {
+        Some(name) => (0..=name.len())
+            .filter(|&i| name.is_char_boundary(i))
+            .filter_map(|i| patterns.get(&name[..i]))
+            .flatten()
+            .collect(),
+        None => patterns.values().flatten().collect(),
     }
 }
 
@@ -175,6 +211,41 @@ mod tests {
                 .map(|s| s.name.as_str())
                 .collect();
             assert_eq!(by_arn, [name.as_str()]);
+        }
+        // Alarms, tricky ones included, answered as trying every service's every pattern does.
+        let scan = |name: &str, arn: Option<&str>| -> Vec<String> {
+            p.services
+                .values()
+                .filter(|s| {
+                    s.rollback.as_ref().is_some_and(|r| {
+                        r.alarms.iter().any(|a| match a.strip_prefix("arn:") {
+                            Some(_) => arn.is_some_and(|arn| crate::policy::glob(a, arn)),
+                            None => crate::policy::glob(a, name),
+                        })
+                    })
+                })
+                .map(|s| s.name.to_string())
+                .collect()
+        };
+        for (name, arn) in [
+            ("svc-0042-5xx", None),
+            (
+                "svc-0042-latency",
+                Some("arn:aws:cloudwatch:eu-west-1:1:alarm:svc-0042-latency"),
+            ),
+            (
+                "other",
+                Some("arn:aws:cloudwatch:eu-west-1:1:alarm:svc-0042-x"),
+            ),
+            (
+                "svc-0042-x:alarm:svc-0007-y",
+                Some("arn:aws:cloudwatch:r:1:alarm:svc-0042-x:alarm:svc-0007-y"),
+            ),
+            ("", Some("arn:aws:cloudwatch:r:1:alarm:")),
+            ("svc-00", None),
+        ] {
+            let indexed: Vec<String> = p.alarm(name, arn).map(|s| s.name.to_string()).collect();
+            assert_eq!(indexed, scan(name, arn), "{name} {arn:?}");
         }
         assert!(p.project("nobody's").is_none());
         assert_eq!(p.repository("acme/nobody").count(), 0);
