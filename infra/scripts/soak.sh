@@ -4,8 +4,9 @@
 # seed is its own `eddo-local soak` process with its own moto (the soak's clock is one per
 # process), SOAK_JOBS at once (default 8: the soak mostly waits on Lambda's simulated timeouts and
 # the SDK's backoff). 40 flows a seed keeps each seed's simulated time near the gate's 30-minute
-# deadline, as one platform's afternoon would be. Each seed's tables go to target/soak/, and
-# infra/scripts/soak_sum.py sums them; exit 1 on any violation.
+# deadline, as one platform's afternoon would be. Each seed's tables go to target/soak/, with its
+# trace (every invocation's outcome at the soak's clock: what a violation is read against) in
+# seed-N.err; infra/scripts/soak_sum.py sums them; exit 1 on any violation.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seeds=${SOAK_SEEDS:-84}
@@ -14,5 +15,5 @@ out=target/soak
 rm -rf "$out" && mkdir -p "$out"
 cargo build --locked --release -p eddo-local --bin eddo-local
 seq "$first" $((first + seeds - 1)) | xargs -P "${SOAK_JOBS:-8}" -I{} sh -c \
-  "target/release/eddo-local soak --seed {} --seeds 1 --flows ${SOAK_FLOWS:-40} --faults 0.1 --kills 0.1 > $out/seed-{}.log 2> $out/seed-{}.err || true"
+  "EDDO_SOAK_TRACE=1 target/release/eddo-local soak --seed {} --seeds 1 --flows ${SOAK_FLOWS:-40} --faults 0.1 --kills 0.1 > $out/seed-{}.log 2> $out/seed-{}.err || true"
 python3 infra/scripts/soak_sum.py "$out" | tee "$out/summary.md"

@@ -416,7 +416,7 @@ impl Lambda {
         if let Err(err) = outcome {
             self.played
                 .violations
-                .push(format!("{what} {} failed: {err}", e["id"]));
+                .push(format!("{what} {} failed at {}: {err}", e["id"], clock()));
         }
     }
 
