@@ -25,10 +25,11 @@ const USAGE: &str = "usage:
       template parameters it implies (exit 0); under GitHub Actions, each mistake is also an
       annotation on the file
   eddo policy params [--json] FILE
-      the template parameters the policy implies (GateProjectNames, DeployProjectNames,
-      RollbackProjectNames, TenantProjectNames, TrackedRepositories, SignalSources), for
-      sam deploy --parameter-overrides; with --json, every list as a JSON object (with
-      BuildProjects, SastProjects and Branches), as the CDK construct reads it at synth
+      the template parameters the policy implies (TrackedRepositories, or TrackedOwners once
+      the repositories would not fit the push rule's pattern), for sam deploy
+      --parameter-overrides, and on stderr the tags its projects and senders need; with
+      --json, every list as a JSON object (with BuildProjects, SastProjects, Branches,
+      SignalSources and ProjectRoles), as the CDK construct reads it at synth
   eddo policy diff OLD NEW
       what changes from OLD to NEW, in words; exit 0 when nothing does, 1 when something does
   eddo policy replay --policy NEW [--current OLD] EVENTS

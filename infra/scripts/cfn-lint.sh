@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # cfn-lint on what CloudFormation runs: the source templates, and template.yaml after its
-# transforms (Fn::ForEach, then AWS's SAM translator: infra/local/translate.py) for the parameter
-# choices a user has: the defaults (every project list empty), one project of each kind, and
-# several per list with builds and scans on push, sbt-aws (current) on, no reserved concurrency and
-# a customer-managed KMS key, and sbt-aws's legacy generation with its own answer source.
+# transform (AWS's SAM translator: infra/local/translate.py) for the parameter choices a user has:
+# the defaults, repositories tracked by name, builds and scans on push with repositories tracked
+# by owner, sbt-aws (current) on, no reserved concurrency and a customer-managed KMS key, and
+# sbt-aws's legacy generation with its own answer source.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 venv=${VENV:-.venv}
@@ -20,23 +20,18 @@ translate() {
     "$out/translated.out" "$out/$name.json"
 }
 translate defaults
-translate one-each GateProjectNames=app-build DeployProjectNames=app-deploy \
-  RollbackProjectNames=app-rollback TenantProjectNames=app-tenant
+translate by-name BuildProjectName=app-build TrackedRepositories=acme/app,acme/api
 translate several BuildProjectName=app-build SastProjectName=app-sast TrackedBranches=main,release \
-  GateProjectNames=app-build,app-sast,app-deploy,api-deploy DeployProjectNames=app-deploy,api-deploy \
-  RollbackProjectNames=app-rollback,api-rollback TenantProjectNames=tenant-up,tenant-down \
-  SbtControlPlaneEventSource=sbt.control.plane WebhookReservedConcurrency=0 \
+  TrackedOwners=acme,acme/platform SbtControlPlaneEventSource=sbt.control.plane WebhookReservedConcurrency=0 \
   KmsKeyArn=arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab
-translate sbt-legacy TenantProjectNames=tenant-up SbtGeneration=legacy \
+translate sbt-legacy SbtGeneration=legacy \
   SbtControlPlaneEventSource=controlPlaneEventSource SbtApplicationPlaneEventSource=acme.app.plane
 
-# Two warnings are what the expansion itself leaves: the list parameters Fn::ForEach consumed
-# are no longer referenced (W2001), and a grant's Fn::Sub of an empty project name has no
-# variable left (W1020). Every other warning and every error fails.
-"$venv/bin/cfn-lint" --ignore-checks W2001 W1020 -- "$out"/*.json
+# Every warning and every error fails.
+"$venv/bin/cfn-lint" -- "$out"/*.json
 choices=$(ls "$out"/*.json | wc -l)
 # The linter must catch what CloudFormation refuses in a translated template: a function in
-# Fn::Join's delimiter (what template.yaml had before its grants moved to Fn::ForEach).
+# Fn::Join's delimiter (what template.yaml once had, before its grants moved to Fn::ForEach).
 cat >"$out/refused.yaml" <<'YAML'
 Resources:
   Queue:
@@ -53,15 +48,15 @@ if "$venv/bin/cfn-lint" "$out/refused.json" >"$out/refused.lint" 2>&1 || ! grep 
   exit 1
 fi
 # The CDK app's template (infra/cdk, compiled by make setup), as cdk synth writes it, with the
-# example policy: as the local stack runs it (signal senders listed, sbt-aws on) and with every
-# optional part off. Functions are not bundled: the template is the same either way but for the
+# example policy: as the local stack runs it (a tenant request sender listed, sbt-aws on) and
+# with every optional part off. Functions are not bundled: the template is the same either way but for the
 # assets' hashes.
 cdk_synth() {
   local name=$1 context=$2
   CDK_OUTDIR="$out/cdk-$name" CDK_CONTEXT_JSON="$context" node infra/cdk/dist/bin/eddo.js
   cp "$out/cdk-$name/Eddo.template.json" "$out/cdk-$name.json"
 }
-cdk_synth local '{"aws:cdk:bundling-stacks":[],"eddo:signalSenderRoleArns":"arn:aws:iam::123456789012:role/eddo-local-signal-sender"}'
+cdk_synth local '{"aws:cdk:bundling-stacks":[],"eddo:tenantRequestSenderRoleArns":"arn:aws:iam::123456789012:role/eddo-local-control-plane"}'
 cdk_synth minimal '{"aws:cdk:bundling-stacks":[],"eddo:buildProject":"","eddo:sastProject":"","eddo:sbtControlPlaneEventSource":""}'
 # W3005: every CDK function DependsOn its role as well as naming it (aws-cdk-lib's own choice,
 # harmless). Every other warning and every error fails.

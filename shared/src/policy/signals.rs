@@ -86,7 +86,7 @@ pub enum Sender {
     /// A tool that signs a Standard Webhooks delivery to the webhook's `/signals/<name>` route
     /// with its own key; the webhook republishes it naming the verified sender.
     Signed(SenderName),
-    /// An event source that the bus lets only the roles of `SignalSenderRoleArns` put.
+    /// An event source that the bus lets only a role tagged `eddo:signal-source` with it put.
     Source(String),
 }
 
