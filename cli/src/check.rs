@@ -87,7 +87,7 @@ pub fn describe(file: &str, policy: &Policy) -> String {
     }
     // What the template's grants reach a project by.
     let _ = writeln!(out, "project tags:");
-    for (project, role) in projects.project_tags() {
+    for (project, role) in &projects.roles {
         let _ = writeln!(out, "  {project} {}={role}", eddo::projects::ROLE_TAG);
     }
     out

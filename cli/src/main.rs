@@ -108,14 +108,7 @@ fn params(file: &str, json: bool) -> ExitCode {
             projects.owners().into_iter().collect::<Vec<_>>().join(", ")
         );
     }
-    for (project, roles) in projects.ambiguous() {
-        let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-        eprintln!(
-            "project {project} plays {}: one eddo:role tag cannot say both; give each role its own project",
-            roles.join(" and ")
-        );
-    }
-    for (project, role) in projects.project_tags() {
+    for (project, role) in &projects.roles {
         eprintln!(
             "tag project {project} (adding to its tags): aws resourcegroupstaggingapi tag-resources --resource-arn-list arn:aws:codebuild:REGION:ACCOUNT:project/{project} --tags {}={role}",
             eddo::projects::ROLE_TAG

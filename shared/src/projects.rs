@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::policy::Policy;
+use crate::policy::{Policy, ProjectRole};
 
 /// The tag a CodeBuild project carries for eddo's grants to reach it: its [`ProjectRole`].
 pub const ROLE_TAG: &str = "eddo:role";
@@ -24,44 +24,16 @@ pub const SIGNAL_SOURCE_TAG: &str = "eddo:signal-source";
 /// EventBridge's 2,048 characters, branches and the rest of the pattern included.
 pub const TRACKED_REPOSITORIES_MAX: usize = 1024;
 
-/// What eddo does with a project, as its `eddo:role` tag says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ProjectRole {
-    /// A service's build: the gate reads its builds (BatchGetBuilds).
-    Build,
-    /// A service's static analysis: the gate reads its builds.
-    Sast,
-    /// A service's deploy: the gate starts it.
-    Deploy,
-    /// A service's rollback: alarm-rollback starts it.
-    Rollback,
-    /// A tier's provisioning or deprovisioning: tenant-onboarding starts it.
-    Tenant,
-}
-
-impl ProjectRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProjectRole::Build => "build",
-            ProjectRole::Sast => "sast",
-            ProjectRole::Deploy => "deploy",
-            ProjectRole::Rollback => "rollback",
-            ProjectRole::Tenant => "tenant",
-        }
-    }
-}
-
-impl std::fmt::Display for ProjectRole {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The `eddo:role` of a tier's provisioning and deprovisioning projects, which tenant-onboarding
+/// starts (a service's projects carry their [`ProjectRole`]'s).
+pub const TENANT_ROLE: &str = "tenant";
 
 /// What a policy names, by what eddo does with it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PolicyProjects {
-    /// Each project the policy names, with the roles it plays (one, in a policy that checks).
-    pub roles: BTreeMap<String, BTreeSet<ProjectRole>>,
+    /// Each project the policy names, and the role its `eddo:role` tag must say (one per
+    /// project: the policy check refuses a project named twice).
+    pub roles: BTreeMap<String, &'static str>,
     /// Every service's repositories: their pushes start the build and SAST projects.
     pub repositories: BTreeSet<String>,
     /// The event sources the policy lets other tools report signals from: each sender's role is
@@ -74,33 +46,20 @@ pub struct PolicyProjects {
 impl PolicyProjects {
     pub fn of(policy: &Policy) -> PolicyProjects {
         let mut out = PolicyProjects::default();
-        let mut add = |project: &str, role: ProjectRole| {
-            out.roles
-                .entry(project.to_string())
-                .or_default()
-                .insert(role);
-        };
         for s in policy.services.values() {
-            let p = &s.projects;
-            if let Some(b) = &p.build {
-                add(b.as_str(), ProjectRole::Build);
+            for (project, role) in s.projects.each() {
+                out.roles
+                    .insert(project.as_str().to_string(), role.as_str());
             }
-            if let Some(b) = &p.sast {
-                add(b.as_str(), ProjectRole::Sast);
-            }
-            add(p.deploy.as_str(), ProjectRole::Deploy);
-            if let Some(r) = &p.rollback {
-                add(r.as_str(), ProjectRole::Rollback);
-            }
-        }
-        for tier in policy.tiers.values() {
-            add(tier.provision.project.as_str(), ProjectRole::Tenant);
-            add(tier.deprovision.project.as_str(), ProjectRole::Tenant);
-        }
-        for s in policy.services.values() {
             out.branches.extend(s.branches.iter().cloned());
             out.repositories
                 .extend(s.repositories.iter().map(|r| r.as_str().to_string()));
+        }
+        for tier in policy.tiers.values() {
+            for job in [&tier.provision, &tier.deprovision] {
+                out.roles
+                    .insert(job.project.as_str().to_string(), TENANT_ROLE);
+            }
         }
         out.signal_sources = policy
             .signal_sources()
@@ -110,21 +69,12 @@ impl PolicyProjects {
         out
     }
 
-    /// The projects playing `role`.
-    pub fn with_role(&self, role: ProjectRole) -> BTreeSet<&str> {
+    /// The projects whose `eddo:role` is `role`.
+    pub fn with_role(&self, role: &str) -> Vec<&str> {
         self.roles
             .iter()
-            .filter(|(_, roles)| roles.contains(&role))
+            .filter(|(_, r)| **r == role)
             .map(|(p, _)| p.as_str())
-            .collect()
-    }
-
-    /// The projects a policy names in more than one role: one `eddo:role` tag cannot say both.
-    pub fn ambiguous(&self) -> Vec<(&str, Vec<ProjectRole>)> {
-        self.roles
-            .iter()
-            .filter(|(_, roles)| roles.len() > 1)
-            .map(|(p, roles)| (p.as_str(), roles.iter().copied().collect()))
             .collect()
     }
 
@@ -160,16 +110,6 @@ impl PolicyProjects {
         }
     }
 
-    /// What the account must carry for the grants to reach what the policy names, as commands:
-    /// each project's `eddo:role` tag. (The senders' and image repositories' tags are the
-    /// caller's to say: they name roles and ARNs the policy does not hold.)
-    pub fn project_tags(&self) -> Vec<(&str, ProjectRole)> {
-        self.roles
-            .iter()
-            .filter_map(|(p, roles)| roles.iter().next().map(|r| (p.as_str(), *r)))
-            .collect()
-    }
-
     /// Every list as JSON, for tools that build infrastructure from the policy (the CDK
     /// construct reads it at synth): the template parameters by name, then `BuildProjects`,
     /// `SastProjects`, `Branches`, `SignalSources`, and `ProjectRoles` (project to role).
@@ -180,17 +120,12 @@ impl PolicyProjects {
             let items: Vec<&str> = value.split(',').filter(|s| !s.is_empty()).collect();
             out.insert(name.into(), serde_json::json!(items));
         }
-        let names = |role| serde_json::json!(self.with_role(role));
+        let names = |role: ProjectRole| serde_json::json!(self.with_role(role.as_str()));
         out.insert("BuildProjects".into(), names(ProjectRole::Build));
         out.insert("SastProjects".into(), names(ProjectRole::Sast));
         out.insert("Branches".into(), list(&self.branches));
         out.insert("SignalSources".into(), list(&self.signal_sources));
-        let roles: serde_json::Map<String, serde_json::Value> = self
-            .project_tags()
-            .into_iter()
-            .map(|(p, r)| (p.to_string(), serde_json::json!(r.as_str())))
-            .collect();
-        out.insert("ProjectRoles".into(), serde_json::Value::Object(roles));
+        out.insert("ProjectRoles".into(), serde_json::json!(self.roles));
         serde_json::Value::Object(out)
     }
 }
@@ -214,11 +149,7 @@ mod tests {
     #[test]
     fn the_example_policy_tags_each_project_with_its_role() {
         let p = PolicyProjects::of(&example());
-        let tags: Vec<(&str, &str)> = p
-            .project_tags()
-            .into_iter()
-            .map(|(p, r)| (p, r.as_str()))
-            .collect();
+        let tags: Vec<(&str, &str)> = p.roles.iter().map(|(p, r)| (p.as_str(), *r)).collect();
         assert_eq!(
             tags,
             [
@@ -231,7 +162,6 @@ mod tests {
                 ("eddo-tenant-provision-premium", "tenant"),
             ]
         );
-        assert!(p.ambiguous().is_empty());
         assert_eq!(
             p.template_parameters(),
             [
@@ -256,19 +186,6 @@ mod tests {
                 ("TrackedRepositories", String::new()),
                 ("TrackedOwners", "acme,acme/platform,globex".to_string()),
             ]
-        );
-    }
-
-    #[test]
-    fn a_project_in_two_roles_is_ambiguous() {
-        let mut p = PolicyProjects::default();
-        p.roles
-            .entry("shared".into())
-            .or_default()
-            .extend([ProjectRole::Build, ProjectRole::Deploy]);
-        assert_eq!(
-            p.ambiguous(),
-            [("shared", vec![ProjectRole::Build, ProjectRole::Deploy])]
         );
     }
 }

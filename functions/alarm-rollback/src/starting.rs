@@ -3,7 +3,7 @@
 
 use eddo::codebuild::{self, StartError};
 use eddo::outbox::Lease;
-use eddo::policy::Service;
+use eddo::policy::{ProjectRole, Service};
 use eddo::publish::OutgoingEvent;
 use eddo::time::rfc3339;
 use eddo::{DetailType, Error};
@@ -188,20 +188,22 @@ pub(crate) fn rollback_request(
         .rollback
         .as_ref()
         .expect("the policy requires a rollback project with a rollback section");
-    Ok(codebuild::BuildRequest::new("rollback", project.as_str())
-        .var("EDDO_SERVICE", service.name.as_str())
-        .var("EDDO_COMMIT_SHA", &target.commit)
-        .var("EDDO_REPLACED_COMMIT_SHA", &replacing.commit)
-        .var(
-            "EDDO_ALARM_NAME",
-            record.alarm.as_deref().unwrap_or_default(),
-        )
-        .var(
-            "EDDO_CORRELATION_ID",
-            record.correlation_id.as_deref().unwrap_or_default(),
-        )
-        .var("EDDO_CAUSATION_ID", causation)
-        .var_opt("EDDO_IMAGE_DIGEST", target.digest.as_deref())
-        .var_opt("EDDO_REPLACED_IMAGE_DIGEST", replacing.digest.as_deref())
-        .timeout(Some(rollback.hold_minutes)))
+    Ok(
+        codebuild::BuildRequest::new(ProjectRole::Rollback.as_str(), project.as_str())
+            .var("EDDO_SERVICE", service.name.as_str())
+            .var("EDDO_COMMIT_SHA", &target.commit)
+            .var("EDDO_REPLACED_COMMIT_SHA", &replacing.commit)
+            .var(
+                "EDDO_ALARM_NAME",
+                record.alarm.as_deref().unwrap_or_default(),
+            )
+            .var(
+                "EDDO_CORRELATION_ID",
+                record.correlation_id.as_deref().unwrap_or_default(),
+            )
+            .var("EDDO_CAUSATION_ID", causation)
+            .var_opt("EDDO_IMAGE_DIGEST", target.digest.as_deref())
+            .var_opt("EDDO_REPLACED_IMAGE_DIGEST", replacing.digest.as_deref())
+            .timeout(Some(rollback.hold_minutes)),
+    )
 }

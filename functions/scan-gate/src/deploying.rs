@@ -6,7 +6,7 @@ use eddo::codebuild::{self, Attempt, BuildRequest, StartError};
 use eddo::history::{Version, VersionKind};
 use eddo::names::ImageDigest;
 use eddo::outbox::Lease;
-use eddo::policy::{Policy, Service};
+use eddo::policy::{Policy, ProjectRole, Service};
 use eddo::publish::OutgoingEvent;
 use eddo::{DetailType, Error};
 use serde_json::{Value, json};
@@ -503,16 +503,19 @@ fn intent_of(service: &Service, c: &Candidate) -> BuildRequest {
 /// and the event that decided it), so every attempt to start it sends the same request with the
 /// same token, and a deploy again after a rollback (another decision) is another.
 pub fn deploy_request(service: &Service, c: &Candidate) -> BuildRequest {
-    BuildRequest::new("deploy", service.projects.deploy.as_str())
-        .var("EDDO_SERVICE", c.service.as_str())
-        .var("EDDO_COMMIT_SHA", c.commit.as_str())
-        .var("EDDO_CORRELATION_ID", &c.correlation_id)
-        .var_opt(
-            "EDDO_CAUSATION_ID",
-            Some(c.decided_by.as_str()).filter(|b| !b.is_empty()),
-        )
-        .var_opt(
-            "EDDO_IMAGE_DIGEST",
-            c.digest.as_ref().map(ImageDigest::as_str),
-        )
+    BuildRequest::new(
+        ProjectRole::Deploy.as_str(),
+        service.projects.deploy.as_str(),
+    )
+    .var("EDDO_SERVICE", c.service.as_str())
+    .var("EDDO_COMMIT_SHA", c.commit.as_str())
+    .var("EDDO_CORRELATION_ID", &c.correlation_id)
+    .var_opt(
+        "EDDO_CAUSATION_ID",
+        Some(c.decided_by.as_str()).filter(|b| !b.is_empty()),
+    )
+    .var_opt(
+        "EDDO_IMAGE_DIGEST",
+        c.digest.as_ref().map(ImageDigest::as_str),
+    )
 }

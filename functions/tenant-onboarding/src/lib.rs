@@ -723,14 +723,15 @@ fn freeze(t: &mut Tenant, tier: &Tier, now: u64) {
 /// (the tenant, its job and attempt, the request's values and the event that asked).
 fn build_request(record: &Tenant, tier: &Tier) -> codebuild::BuildRequest {
     let spec = job_spec(tier, record.job);
-    let mut request = codebuild::BuildRequest::new("tenant", spec.project.as_str())
-        .var("EDDO_TENANT_ACTION", record.job.as_str())
-        .var("EDDO_TENANT_ID", record.id.as_str())
-        .var("EDDO_TENANT_TIER", tier.name.as_str())
-        .var("EDDO_ATTEMPT", &record.attempt.to_string())
-        .var("EDDO_CORRELATION_ID", &record.correlation_id)
-        .var("EDDO_CAUSATION_ID", &record.causation_id)
-        .timeout(Some(spec.timeout_minutes));
+    let mut request =
+        codebuild::BuildRequest::new(eddo::projects::TENANT_ROLE, spec.project.as_str())
+            .var("EDDO_TENANT_ACTION", record.job.as_str())
+            .var("EDDO_TENANT_ID", record.id.as_str())
+            .var("EDDO_TENANT_TIER", tier.name.as_str())
+            .var("EDDO_ATTEMPT", &record.attempt.to_string())
+            .var("EDDO_CORRELATION_ID", &record.correlation_id)
+            .var("EDDO_CAUSATION_ID", &record.causation_id)
+            .timeout(Some(spec.timeout_minutes));
     for (k, v) in &record.values {
         request = request.var(k, v);
     }

@@ -202,7 +202,10 @@ pub async fn route(
                 // The bus refuses a source nobody may put with these settings (the legacy
                 // control plane's, when the stack speaks the current sbt-aws): no rule can
                 // receive it, which the expectations say.
-                Err(e) if format!("{e:?}").contains("explicit deny in a resource-based policy") => {
+                Err(e)
+                    if aws_sdk_eventbridge::error::ProvideErrorMetadata::code(&e)
+                        == Some("AccessDeniedException") =>
+                {
                     continue;
                 }
                 Err(e) => return Err(aws("PutEvents", e)),

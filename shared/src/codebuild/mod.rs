@@ -39,7 +39,8 @@ const FIND_MARGIN_SECS: i64 = 300;
 /// request with the same token, whatever the policy or the record says by then.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BuildRequest {
-    /// What the build does for eddo (`deploy`, `rollback`, `tenant`): the token's prefix.
+    /// What the build does for eddo: its project's `eddo:role` (`deploy`, `rollback`, `tenant`),
+    /// and the token's prefix.
     kind: String,
     project: String,
     variables: Vec<(String, String)>,

@@ -37,21 +37,13 @@ impl Index {
     ) -> Index {
         let mut index = Index::default();
         for s in services.values() {
-            let p = &s.projects;
-            for (project, role) in [
-                (p.build.as_ref(), ProjectRole::Build),
-                (p.sast.as_ref(), ProjectRole::Sast),
-                (Some(&p.deploy), ProjectRole::Deploy),
-                (p.rollback.as_ref(), ProjectRole::Rollback),
-            ] {
-                if let Some(project) = project {
-                    // A checked policy gives each project one service and one role; the first
-                    // (in name order) wins, as the scan it replaces found it.
-                    index
-                        .projects
-                        .entry(project.as_str().to_string())
-                        .or_insert_with(|| (s.name.clone(), role));
-                }
+            for (project, role) in s.projects.each() {
+                // A checked policy gives each project one service and one role; the first (in
+                // name order) wins, as the scan it replaces found it.
+                index
+                    .projects
+                    .entry(project.as_str().to_string())
+                    .or_insert_with(|| (s.name.clone(), role));
             }
             for r in &s.repositories {
                 let names = index

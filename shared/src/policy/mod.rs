@@ -138,13 +138,39 @@ pub struct Projects {
     pub rollback: Option<ProjectName>,
 }
 
+impl Projects {
+    /// Each project the service names, with its role there.
+    pub fn each(&self) -> impl Iterator<Item = (&ProjectName, ProjectRole)> {
+        [
+            (self.build.as_ref(), ProjectRole::Build),
+            (self.sast.as_ref(), ProjectRole::Sast),
+            (Some(&self.deploy), ProjectRole::Deploy),
+            (self.rollback.as_ref(), ProjectRole::Rollback),
+        ]
+        .into_iter()
+        .filter_map(|(p, role)| p.map(|p| (p, role)))
+    }
+}
+
 /// What a CodeBuild project is to its service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ProjectRole {
     Build,
     Sast,
     Deploy,
     Rollback,
+}
+
+impl ProjectRole {
+    /// The role as the project's `eddo:role` tag says it (and `eddo policy params` prints it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectRole::Build => "build",
+            ProjectRole::Sast => "sast",
+            ProjectRole::Deploy => "deploy",
+            ProjectRole::Rollback => "rollback",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -406,8 +432,6 @@ impl Policy {
             .alarm(name, arn)
             .into_iter()
             .filter_map(|s| self.services.get(s))
-            .collect::<Vec<_>>()
-            .into_iter()
     }
 
     /// The service whose images go to the ECR repository `name`.

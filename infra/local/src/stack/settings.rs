@@ -142,8 +142,8 @@ pub async fn put_policy(sdk: &SdkConfig, name: &str, text: &str) -> Result<(), L
 /// each tagged `eddo:role` with its role (what the template's grants ask of them).
 pub(super) fn add_policy_projects(codebuild: &CodeBuild, text: &str) -> Result<(), LocalError> {
     let policy = eddo::policy::Policy::parse(text).map_err(|e| LocalError::Setup(e.to_string()))?;
-    for (project, role) in eddo::projects::PolicyProjects::of(&policy).project_tags() {
-        codebuild.tag_project(project, eddo::projects::ROLE_TAG, role.as_str());
+    for (project, role) in eddo::projects::PolicyProjects::of(&policy).roles {
+        codebuild.tag_project(&project, eddo::projects::ROLE_TAG, role);
     }
     Ok(())
 }
