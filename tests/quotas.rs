@@ -63,8 +63,9 @@ async fn a_deployment_over_an_aws_quota_is_refused_as_aws_refuses_it() {
 }
 
 /// Nothing in the deployment grows with the policy: with the parameters `eddo policy params`
-/// prints for 1,000 services, the stack provisions through every quota check with the same
-/// resources, the same roles and the same bus policy as for one.
+/// prints for 1,000 services, the stack provisions through every quota check with as many
+/// resources as for one, and every role's inline policies the same, as the emulator's IAM holds
+/// them.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_services_deploy_the_same_stack_as_one() {
     let params = |n: usize| {
@@ -85,9 +86,13 @@ async fn a_thousand_services_deploy_the_same_stack_as_one() {
         let (moto, stack) = provisioned(prefix, &overrides).await;
         (moto, stack.expect("provisions inside every quota"))
     };
-    let (_a, small) = provision("scale-1", one).await;
-    let (_b, large) = provision("scale-1000", thousand).await;
+    // The same prefix on two emulators: the names (and the ARNs in the grants) are the same.
+    let (_a, small) = provision("scale", one).await;
+    let (_b, large) = provision("scale", thousand).await;
     assert_eq!(small.resources, large.resources);
+    let (small, large) = (grants(&small).await, grants(&large).await);
+    assert!(small.len() >= 4, "{small:?}");
+    assert_eq!(small, large);
 }
 
 /// The policy parameter holds at most 8 KB (the Advanced tier): a larger policy is refused where
@@ -108,4 +113,37 @@ async fn a_policy_over_the_parameter_s_size_is_refused() {
         )),
         "{why}"
     );
+}
+
+/// Every inline policy of every role of `stack`, as the emulator's IAM holds it (GetRolePolicy),
+/// by role and policy name; the webhook secret's random ARN suffix masked.
+async fn grants(stack: &Stack) -> Vec<(String, String, String)> {
+    let iam = aws_sdk_iam::Client::new(&stack.sdk);
+    let mut out = Vec::new();
+    for role in &stack.roles {
+        let names = iam
+            .list_role_policies()
+            .role_name(&role.name)
+            .send()
+            .await
+            .unwrap();
+        for policy in names.policy_names() {
+            let doc = iam
+                .get_role_policy()
+                .role_name(&role.name)
+                .policy_name(policy)
+                .send()
+                .await
+                .unwrap();
+            // Secrets Manager gives each secret's ARN a random suffix, in AWS as here.
+            let doc = doc.policy_document();
+            let doc = match doc.split_once("WebhookSecret-") {
+                Some((before, after)) => format!("{before}WebhookSecret-??????{}", &after[6..]),
+                None => doc.to_string(),
+            };
+            out.push((role.name.clone(), policy.clone(), doc));
+        }
+    }
+    out.sort();
+    out
 }
