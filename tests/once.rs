@@ -545,6 +545,66 @@ async fn a_rollback_build_finished_before_its_start_was_recorded_is_recorded_and
     assert!(held <= now_epoch(), "no hold left: {held}");
 }
 
+/// alarm-rollback's settle (the rollback's build recorded with the Rollback Started it owes,
+/// one transaction) applies and its answer is lost: the SDK sends it again and the copy fails
+/// its condition. The invocation reads the change back, finds it settled under its own lease,
+/// and says Rollback Started itself. Before, it answered "recorded by another invocation" and
+/// left the event owed under its own live lease: the other shape of the alarm change, delivered
+/// next, answered "in progress", and with no delivery after that the rollback was never said
+/// (the long soak's run 3, seed 2012, in its redrive).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_whose_recorded_start_lost_its_answer_says_it_itself() {
+    use eddo_local::faults::{Fault, FaultRelay, Faults as Relayed};
+    let s = rollback::setup("once-rb-lost", None).await;
+    let now = now_epoch();
+    s.deployed(&sha(2980), &sha(2981), now - 300).await;
+    let config = crate::harness::policy_config(&s.stack, "alarm-rollback");
+    let sdk = crate::harness::function_sdk(&s.stack, "alarm-rollback").await;
+    let policy = eddo::policy::load(&sdk, &config.policy_parameter)
+        .await
+        .unwrap();
+    // DynamoDB through a relay that applies the settle and answers it 500.
+    let faults = Relayed::new(1, 0.0);
+    faults.script("SET outbox = :outbox, settled = :t", Fault::LostAnswer);
+    let moto = eddo_local::loopback::endpoint_addr(sdk.endpoint_url().unwrap()).unwrap();
+    let relay = FaultRelay::start(moto, faults.clone()).await.unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .endpoint_url(relay.endpoint())
+            .build(),
+    );
+    let rollbacks = eddo_alarm_rollback::Rollbacks::new(&config, policy, &sdk)
+        .with_dynamodb(dynamodb, &config.common.table_name)
+        .with_codebuild(crate::harness::stand_in(&sdk, &s.stack));
+    let fired = eddo_local::fixtures::alarm("hello-world-5xx", "OK", "ALARM", now - 10);
+    eddo_local::cloudwatch::ran(&s.stack.sdk, &fired)
+        .await
+        .unwrap();
+    let r = rollbacks.handle(&fired).await.unwrap();
+    assert_eq!(
+        faults
+            .counts()
+            .get("answer lost after the request was applied"),
+        Some(&1),
+        "the settle's answer was lost"
+    );
+    assert_eq!(r.published, ["Rollback Started"], "{r:?}");
+    assert_eq!(s.rollback_builds().len(), 1, "one build");
+    assert_eq!(types(&s.published().await), ["Rollback Started"]);
+    // The change's own item: settled, nothing left owed.
+    let (pk, sk) = (
+        format!("alarm#{}", fired["resources"][0].as_str().unwrap()),
+        format!("{}#ALARM", now - 10),
+    );
+    let change = crate::harness::table_item(&s.stack, &pk, &sk)
+        .await
+        .expect("the alarm change's record");
+    assert!(
+        change.contains_key("settled") && !change.contains_key("outbox"),
+        "{change:?}"
+    );
+}
+
 test_clock!(LEASED, leased);
 
 /// A rollback build's completion recorded with its Rollback Succeeded owed, and the invocation

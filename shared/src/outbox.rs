@@ -139,6 +139,18 @@ pub struct Outbox {
     index: Option<&'static str>,
 }
 
+/// Whose a conditional write that failed its condition was ([`Outbox::written_under`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// This invocation's own, applied, its answer lost: carry on as if it had answered.
+    Mine,
+    /// Another invocation's, and the record still owes events: not done until they are said,
+    /// so the caller answers "in progress" and its delivery is retried, never "done".
+    Owed,
+    /// Another invocation's, with nothing left owed.
+    Theirs,
+}
+
 /// An id no other decision or lease carries (128 random bits, hex).
 pub fn unique_id() -> String {
     format!("{:032x}", fastrand::u128(..))
@@ -345,6 +357,24 @@ impl Outbox {
                 tracing::warn!(error = %e, "could not keep the outbox's progress; its accepted entries will be sent again")
             }
         }
+    }
+
+    /// Whose a conditional write under `lease` turned out to be, once it answered "condition
+    /// failed": read from the table (strongly consistent), not guessed. A write whose answer was
+    /// lost after it applied is sent again by the SDK, and the copy fails the condition the
+    /// first met; the record, still under this lease and showing the write (`applied`), says
+    /// it was this invocation's own. Anything else was another invocation's.
+    pub async fn written_under(
+        &self,
+        lease: &Lease,
+        applied: impl Fn(&Item) -> bool,
+    ) -> Result<Written, Error> {
+        let item = crate::dynamo::get(&self.client, &self.table, lease.key.clone()).await?;
+        Ok(match item {
+            Some(item) if lease.holds(&item) && applied(&item) => Written::Mine,
+            Some(item) if item.contains_key(OUTBOX) => Written::Owed,
+            _ => Written::Theirs,
+        })
     }
 
     /// Finishes what a dead invocation left owed on the record at `key`: takes its lapsed lease

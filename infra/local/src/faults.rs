@@ -94,6 +94,8 @@ struct State {
     enabled: bool,
     /// Whether a request at a protocol boundary may be the last its invocation makes.
     boundaries: bool,
+    /// Faults for the next request whose body holds a fragment, one each, whatever the rate.
+    scripted: Vec<(Vec<u8>, Fault)>,
     counts: BTreeMap<String, usize>,
 }
 
@@ -109,6 +111,7 @@ impl Faults {
             rate,
             enabled: true,
             boundaries: false,
+            scripted: Vec::new(),
             counts: BTreeMap::new(),
         })))
     }
@@ -130,6 +133,14 @@ impl Faults {
 
     fn kills_at_boundaries(&self) -> bool {
         self.lock().boundaries
+    }
+
+    /// Gives `fault` to the next request whose body holds `fragment` (once), whatever the rate
+    /// and even with injection off: a test's one fault at one step of the protocol.
+    pub fn script(&self, fragment: &str, fault: Fault) {
+        self.lock()
+            .scripted
+            .push((fragment.as_bytes().to_vec(), fault));
     }
 
     /// Whether faults are being injected.
@@ -157,8 +168,14 @@ impl Faults {
         self.lock().rng.f64() < p
     }
 
-    fn pick(&self, put_events: bool, boundary: Option<Boundary>) -> Option<Fault> {
+    fn pick(&self, put_events: bool, boundary: Option<Boundary>, body: &[u8]) -> Option<Fault> {
         let mut s = self.lock();
+        let holds = |f: &[u8]| body.windows(f.len().max(1)).any(|w| w == f);
+        if let Some(i) = s.scripted.iter().position(|(f, _)| holds(f)) {
+            let (_, fault) = s.scripted.remove(i);
+            *s.counts.entry(fault.as_str().to_string()).or_default() += 1;
+            return Some(fault);
+        }
         if !s.enabled || s.rng.f64() >= s.rate {
             return None;
         }
@@ -206,7 +223,7 @@ impl FaultRelay {
                 } else {
                     None
                 };
-                match faults.pick(put_events, boundary) {
+                match faults.pick(put_events, boundary, &body) {
                     Some(Fault::Throttled) => error(
                         StatusCode::BAD_REQUEST,
                         "ThrottlingException",

@@ -520,12 +520,12 @@ impl Store {
         if written(result, "UpdateItem")? {
             return Ok(true);
         }
-        let current = get(&self.client, &self.table, lease.key.clone()).await?;
-        Ok(current
-            .as_ref()
-            .map(candidate)
-            .transpose()?
-            .is_some_and(|r| r.lease_id == lease.id && applied(&r)))
+        // Another invocation's start says itself, and the sweep finishes it if that one died.
+        let mine = self
+            .outbox
+            .written_under(lease, |item| candidate(item).is_ok_and(|r| applied(&r)))
+            .await?;
+        Ok(mine == outbox::Written::Mine)
     }
 
     /// The deploy build `build_id` of a deploying candidate finished: `to` (`Deployed` or
