@@ -523,9 +523,7 @@ async fn aws_round_trips_per_signal() {
             .build(),
     );
     let config = crate::harness::policy_config(&s.stack, "scan-gate");
-    let policy = eddo::policy::load(sdk, &config.policy_parameter)
-        .await
-        .unwrap();
+    let policy = eddo::policy::load(sdk, &config.policy).await.unwrap();
     let gate = Gate::with_publisher(
         &config,
         policy,

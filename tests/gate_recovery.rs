@@ -26,9 +26,7 @@ pub(crate) async fn gate(
 ) -> Gate {
     let config = crate::harness::policy_config(&s.stack, "scan-gate");
     let sdk = &crate::harness::function_sdk(&s.stack, "scan-gate").await;
-    let policy = eddo::policy::load(sdk, &config.policy_parameter)
-        .await
-        .unwrap();
+    let policy = eddo::policy::load(sdk, &config.policy).await.unwrap();
     let events = aws_sdk_eventbridge::Client::from_conf(
         aws_sdk_eventbridge::config::Builder::from(sdk)
             .interceptor(faults.clone())

@@ -416,7 +416,9 @@ async fn the_sweep_serves_every_candidate_around_a_poisoned_record() {
     use eddo_local::fixtures::{policy_of_services, service_name};
     let s = setup("once-sweep", None).await;
     let db = aws_sdk_dynamodb::Client::new(&s.stack.sdk);
-    let old = now_epoch() - 3600;
+    // Every candidate overdue from the start, the oldest first (one second apart): a sweep of
+    // any size is measured on what is owed, not on deadlines still to come.
+    let old = now_epoch() - 3600 - u64::from(sweep_size().0);
     let (count, services) = sweep_size();
     let put = |service: String, sk: String, open_pk: String, deadline: u64| {
         db.put_item()
@@ -560,9 +562,7 @@ async fn a_rollback_whose_recorded_start_lost_its_answer_says_it_itself() {
     s.deployed(&sha(2980), &sha(2981), now - 300).await;
     let config = crate::harness::policy_config(&s.stack, "alarm-rollback");
     let sdk = crate::harness::function_sdk(&s.stack, "alarm-rollback").await;
-    let policy = eddo::policy::load(&sdk, &config.policy_parameter)
-        .await
-        .unwrap();
+    let policy = eddo::policy::load(&sdk, &config.policy).await.unwrap();
     // DynamoDB through a relay that applies the settle and answers it 500.
     let faults = Relayed::new(1, 0.0);
     faults.script("SET outbox = :outbox, settled = :t", Fault::LostAnswer);
@@ -621,9 +621,7 @@ async fn a_rollback_completion_owed_under_a_dead_lease_is_said_not_dropped() {
     let sdk = crate::harness::function_sdk(&s.stack, "alarm-rollback").await;
     let codebuild = crate::harness::stand_in(&sdk, &s.stack);
     let rollbacks = async |faults: &Faults| {
-        let policy = eddo::policy::load(&sdk, &config.policy_parameter)
-            .await
-            .unwrap();
+        let policy = eddo::policy::load(&sdk, &config.policy).await.unwrap();
         let events = aws_sdk_eventbridge::Client::from_conf(
             aws_sdk_eventbridge::config::Builder::from(&sdk)
                 .interceptor(faults.clone())
@@ -683,9 +681,7 @@ async fn a_rollback_past_its_hold_is_not_started_late() {
     s.deployed(&sha(2960), &sha(2961), now - 300).await;
     let config = crate::harness::policy_config(&s.stack, "alarm-rollback");
     let sdk = crate::harness::function_sdk(&s.stack, "alarm-rollback").await;
-    let policy = eddo::policy::load(&sdk, &config.policy_parameter)
-        .await
-        .unwrap();
+    let policy = eddo::policy::load(&sdk, &config.policy).await.unwrap();
     let rule = crate::harness::throttled_start_build();
     let throttled = eddo_alarm_rollback::Rollbacks::new(&config, policy.clone(), &sdk)
         .with_codebuild(mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&rule]));
@@ -719,9 +715,7 @@ test_clock!(LATE_REDRIVE, late_redrive);
 async fn failing_rollbacks(s: &rollback::Setup, fragment: &str) -> eddo_alarm_rollback::Rollbacks {
     let config = crate::harness::policy_config(&s.stack, "alarm-rollback");
     let sdk = crate::harness::function_sdk(&s.stack, "alarm-rollback").await;
-    let policy = eddo::policy::load(&sdk, &config.policy_parameter)
-        .await
-        .unwrap();
+    let policy = eddo::policy::load(&sdk, &config.policy).await.unwrap();
     let lost = Faults::default();
     lost.fail("TransactWriteItems", fragment, usize::MAX);
     eddo_alarm_rollback::Rollbacks::new(&config, policy, &sdk)

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use eddo::idempotency::now_epoch;
 use eddo::policy::live::{DEFAULT_TTL_SECS, Live, Policies};
+use eddo::policy::{PolicyStore, PolicyVersion};
 use eddo_local::fixtures::alarm;
 use eddo_local::moto::project_root;
 use eddo_local::runtime::{LocalFunction, Outcome};
@@ -278,7 +279,12 @@ async fn at_the_default_ttl_a_thousand_events_read_the_parameter_once_a_minute()
     let local = Local::start("policy-reads").await;
     let sdk = crate::harness::function_sdk(&local.stack, "scan-gate").await;
     let name = local.stack.policy_parameter.clone().unwrap();
-    let live = Live::new(&sdk, &name, Duration::from_secs(DEFAULT_TTL_SECS)).with_clock(clock);
+    let live = Live::new(
+        &sdk,
+        &PolicyStore::Parameter(name),
+        Duration::from_secs(DEFAULT_TTL_SECS),
+    )
+    .with_clock(clock);
     let policies = Policies::live(live);
     assert!(
         policies.in_force().is_none(),
@@ -297,11 +303,189 @@ async fn at_the_default_ttl_a_thousand_events_read_the_parameter_once_a_minute()
                 .await
                 .unwrap();
         }
-        versions.push(policies.current().await.unwrap().version.unwrap());
+        versions.push(policies.current().await.unwrap().version.clone().unwrap());
     }
     assert_eq!(policies.reads(), 2, "at 0 s and at 60 s");
     // The change at 50 s is in force from the read at 60 s, not before.
-    assert_eq!(versions[599], 1);
-    assert_eq!(versions[600], 2);
-    assert_eq!(versions[999], 2);
+    assert_eq!(versions[599], PolicyVersion::Parameter(1));
+    assert_eq!(versions[600], PolicyVersion::Parameter(2));
+    assert_eq!(versions[999], PolicyVersion::Parameter(2));
+}
+
+/// The policy's object in the tests that keep it in S3: in a bucket of each test's own.
+fn object_in(bucket: &str) -> String {
+    format!("s3://{bucket}/eddo/policy.yaml")
+}
+
+/// The object's latest version id, as S3 gives it.
+async fn object_version(local: &Local, bucket: &str) -> String {
+    aws_sdk_s3::Client::new(&local.moto.sdk_config().await)
+        .head_object()
+        .bucket(bucket)
+        .key("eddo/policy.yaml")
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .expect("a versioned bucket")
+        .to_string()
+}
+
+/// The real alarm-rollback binary reading its policy from an S3 object (`PolicyObject`), as
+/// its role: each decision names the object version that made it (S3's version id, a string),
+/// a new version is in force within the TTL, and a bad one is refused, said once with where it
+/// is, while the last good one decides.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_in_s3_decides_and_each_decision_names_the_object_version() {
+    let bucket = "policy-s3-flow";
+    let local = Local::start_with(
+        "policy-s3",
+        &[
+            ("PolicyObject", &object_in(bucket)),
+            ("PolicyCacheSeconds", &TTL.to_string()),
+        ],
+    )
+    .await;
+    let spec = local
+        .stack
+        .spec("alarm-rollback", &local.moto.endpoint())
+        .unwrap();
+    let env = |name: &str| spec.env.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+    assert_eq!(env("EDDO_POLICY_OBJECT"), Some(&object_in(bucket)));
+    assert_eq!(env("EDDO_POLICY_PARAMETER"), None, "one store, not two");
+    let function = LocalFunction::new(spec).await.unwrap();
+
+    let first = object_version(&local, bucket).await;
+    let skipped = alarm_change(&function, &local, 1).await.unwrap();
+    assert_eq!(skipped["detail"]["policy_version"], first.as_str());
+
+    let changed = example().replacen("bake_minutes: 60", "bake_minutes: 90", 1);
+    local.stack.put_policy(&changed).await.unwrap();
+    let second = object_version(&local, bucket).await;
+    assert_ne!(second, first);
+    tokio::time::sleep(Duration::from_secs(TTL + 1)).await;
+    let skipped = alarm_change(&function, &local, 2).await.unwrap();
+    assert_eq!(skipped["detail"]["policy_version"], second.as_str());
+
+    local.stack.put_policy(&mistaken()).await.unwrap();
+    let bad = object_version(&local, bucket).await;
+    tokio::time::sleep(Duration::from_secs(TTL + 1)).await;
+    let event = alarm("hello-world-5xx", "OK", "ALARM", now_epoch() + 3);
+    eddo_local::cloudwatch::ran(&local.stack.sdk, &event)
+        .await
+        .unwrap();
+    function.invoke(&event).await.unwrap();
+    let events = local.published("eddo.rollback").await;
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["Policy Rejected", "Rollback Skipped"],
+        "{events:#?}"
+    );
+    let rejected = &events[0]["detail"];
+    assert_eq!(rejected["parameter"], object_in(bucket));
+    assert_eq!(rejected["version"], bad.as_str());
+    assert_eq!(rejected["in_force"], second.as_str());
+    assert_eq!(rejected["mistakes"].as_array().unwrap().len(), 2);
+    assert_eq!(events[1]["detail"]["policy_version"], second.as_str());
+
+    // Still bad after the TTL: the last good one decides, and the refusal is not said again.
+    tokio::time::sleep(Duration::from_secs(TTL + 1)).await;
+    let skipped = alarm_change(&function, &local, 4).await.unwrap();
+    assert_eq!(skipped["detail"]["policy_version"], second.as_str());
+    function.stop().await;
+}
+
+/// Each S3 answer's HTTP status, as the SDK received it.
+#[derive(Debug, Clone, Default)]
+struct Statuses(std::sync::Arc<std::sync::Mutex<Vec<u16>>>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for Statuses {
+    fn name(&self) -> &'static str {
+        "Statuses"
+    }
+
+    fn read_after_transmit(
+        &self,
+        ctx: &aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(ctx.response().status().as_u16());
+        Ok(())
+    }
+}
+
+/// The cache over S3 with the gate's role: the first read gets the object, each read after the
+/// TTL with nothing changed is a 304 (no body, no parse) and keeps the same policy, a new
+/// version is read whole. An object in a bucket without versioning is refused: no decision could
+/// name the document that made it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unchanged_object_costs_a_304_and_an_unversioned_one_is_refused() {
+    let bucket = "policy-s3-reads";
+    let local = Local::start_with("policy-s3-reads", &[("PolicyObject", &object_in(bucket))]).await;
+    let sdk = crate::harness::function_sdk(&local.stack, "scan-gate").await;
+    let statuses = Statuses::default();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .interceptor(statuses.clone())
+            .build(),
+    );
+    let store = PolicyStore::parse(&object_in(bucket)).unwrap();
+    let policies = Policies::live(
+        Live::new(&sdk, &store, Duration::from_secs(DEFAULT_TTL_SECS))
+            .with_s3(s3)
+            .with_clock(clock),
+    );
+    let mut read = Vec::new();
+    for _ in 0..3 {
+        read.push(policies.current().await.unwrap());
+        CLOCK.fetch_add(DEFAULT_TTL_SECS, Ordering::SeqCst);
+    }
+    assert_eq!(*statuses.0.lock().unwrap(), [200, 304, 304]);
+    assert!(
+        read.iter().all(|p| std::sync::Arc::ptr_eq(p, &read[0])),
+        "the policy read first, not parsed again"
+    );
+    let first = PolicyVersion::Object(object_version(&local, bucket).await);
+    assert_eq!(read[0].version, Some(first.clone()));
+
+    let changed = example().replacen("bake_minutes: 60", "bake_minutes: 75", 1);
+    local.stack.put_policy(&changed).await.unwrap();
+    let now = policies.current().await.unwrap();
+    assert_eq!(statuses.0.lock().unwrap().last(), Some(&200));
+    let second = PolicyVersion::Object(object_version(&local, bucket).await);
+    assert_ne!(second, first);
+    assert_eq!(now.version, Some(second));
+
+    // A bucket without versioning (read as the emulator's administrator: the gate's role reads
+    // only its own object).
+    let admin = local.moto.sdk_config().await;
+    let plain = aws_sdk_s3::Client::new(&admin);
+    plain
+        .create_bucket()
+        .bucket("policy-s3-plain")
+        .send()
+        .await
+        .unwrap();
+    plain
+        .put_object()
+        .bucket("policy-s3-plain")
+        .key("eddo/policy.yaml")
+        .body(example().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let unversioned = PolicyStore::parse(&object_in("policy-s3-plain")).unwrap();
+    let err = eddo::policy::load(&admin, &unversioned).await.unwrap_err();
+    assert_eq!(
+        err,
+        "no policy in force: s3://policy-s3-plain/eddo/policy.yaml has no version id: turn on versioning for bucket policy-s3-plain, so each decision names the policy version that made it"
+    );
 }

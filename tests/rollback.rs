@@ -349,9 +349,7 @@ async fn the_gate_holds_deployments_while_a_rollback_runs() {
     let held = s.held_by().await.expect("held");
     let config = crate::harness::policy_config(&s.stack, "scan-gate");
     let gate_sdk = crate::harness::function_sdk(&s.stack, "scan-gate").await;
-    let policy = eddo::policy::load(&gate_sdk, &config.policy_parameter)
-        .await
-        .unwrap();
+    let policy = eddo::policy::load(&gate_sdk, &config.policy).await.unwrap();
     let gate = eddo_scan_gate::Gate::new(&config, policy, &gate_sdk)
         .with_codebuild(crate::harness::stand_in(&gate_sdk, &s.stack));
     let commit = sha(62);
@@ -404,9 +402,7 @@ async fn a_throttled_start_is_retried_and_rolls_back_once() {
     let throttled = crate::harness::throttled_start_build();
     let config = crate::harness::policy_config(&s.stack, "alarm-rollback");
     let sdk = crate::harness::function_sdk(&s.stack, "alarm-rollback").await;
-    let policy = eddo::policy::load(&sdk, &config.policy_parameter)
-        .await
-        .unwrap();
+    let policy = eddo::policy::load(&sdk, &config.policy).await.unwrap();
     let failing = Rollbacks::new(&config, policy, &sdk).with_codebuild(mock_client!(
         aws_sdk_codebuild,
         RuleMode::MatchAny,
@@ -501,9 +497,7 @@ async fn a_rollback_started_whose_record_was_lost_is_found_not_started_again() {
     s.deployed(&sha(90), &sha(91), now - 300).await;
     let config = crate::harness::policy_config(&s.stack, "alarm-rollback");
     let sdk = crate::harness::function_sdk(&s.stack, "alarm-rollback").await;
-    let policy = eddo::policy::load(&sdk, &config.policy_parameter)
-        .await
-        .unwrap();
+    let policy = eddo::policy::load(&sdk, &config.policy).await.unwrap();
     let lost = crate::harness::Faults::default();
     lost.fail("TransactWriteItems", "settled", usize::MAX);
     let failing = Rollbacks::new(&config, policy, &sdk)
@@ -546,9 +540,7 @@ async fn aws_round_trips_per_alarm() {
     let calls = crate::harness::Calls::default();
     let sdk = &crate::harness::function_sdk(&s.stack, "alarm-rollback").await;
     let config = crate::harness::policy_config(&s.stack, "alarm-rollback");
-    let policy = eddo::policy::load(sdk, &config.policy_parameter)
-        .await
-        .unwrap();
+    let policy = eddo::policy::load(sdk, &config.policy).await.unwrap();
     let rollbacks = Rollbacks::new(&config, policy, sdk)
         .with_dynamodb(
             crate::harness::counted_dynamodb(sdk, &calls),

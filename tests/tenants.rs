@@ -434,7 +434,7 @@ async fn a_request_finishes_what_a_dead_invocation_left_then_does_its_own_work()
     let now = now_epoch();
     // wayne went active, but the invocation died before saying so.
     let detail = json!({
-        "metadata": {"schema_version": "1.2", "correlation_id": "tenant:wayne", "causation_id": "build-event-1", "event_key": "0123456789abcdef0123456789abcdef"},
+        "metadata": {"schema_version": "1.3", "correlation_id": "tenant:wayne", "causation_id": "build-event-1", "event_key": "0123456789abcdef0123456789abcdef"},
         "tenant_id": "wayne", "tier": "basic", "build_id": format!("{PROVISION}:1"), "attempt": 1,
         "outputs": {"TENANT_URL": "https://wayne.app.example"}, "registration_id": null, "repeated": false
     });
@@ -493,7 +493,7 @@ async fn a_completion_says_what_its_start_left_unsaid_first() {
     let now = now_epoch();
     let build = format!("{PROVISION}:unsaid");
     let detail = json!({
-        "metadata": {"schema_version": "1.2", "correlation_id": "tenant:oscorp", "causation_id": "build-event-1", "event_key": "fedcba9876543210fedcba9876543210"},
+        "metadata": {"schema_version": "1.3", "correlation_id": "tenant:oscorp", "causation_id": "build-event-1", "event_key": "fedcba9876543210fedcba9876543210"},
         "tenant_id": "oscorp", "tier": "basic", "project": PROVISION, "build_id": build,
         "attempt": 2, "max_attempts": 2, "timeout_minutes": 30, "registration_id": null
     });
@@ -662,9 +662,7 @@ async fn each_event_costs_few_aws_calls() {
     let calls = crate::harness::Calls::default();
     let sdk = &crate::harness::function_sdk(&s.stack, "tenant-onboarding").await;
     let config = crate::harness::policy_config(&s.stack, "tenant-onboarding");
-    let policy = eddo::policy::load(sdk, &config.policy_parameter)
-        .await
-        .unwrap();
+    let policy = eddo::policy::load(sdk, &config.policy).await.unwrap();
     let env = crate::harness::function_env(&s.stack, "tenant-onboarding");
     let tenants = Tenants::new(&config, policy, sdk)
         .with_request_sources(RequestSources::from_env(&env))

@@ -2,8 +2,8 @@
 # cfn-lint on what CloudFormation runs: the source templates, and template.yaml after its
 # transform (AWS's SAM translator: infra/local/translate.py) for the parameter choices a user has:
 # the defaults, repositories tracked by name, builds and scans on push with repositories tracked
-# by owner, sbt-aws (current) on, no reserved concurrency and a customer-managed KMS key, and
-# sbt-aws's legacy generation with its own answer source.
+# by owner, sbt-aws (current) on, no reserved concurrency, a customer-managed KMS key and the
+# policy in S3, and sbt-aws's legacy generation with its own answer source.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 venv=${VENV:-.venv}
@@ -23,7 +23,8 @@ translate defaults
 translate by-name BuildProjectName=app-build TrackedRepositories=acme/app,acme/api
 translate several BuildProjectName=app-build SastProjectName=app-sast TrackedBranches=main,release \
   TrackedOwners=acme,acme/platform SbtControlPlaneEventSource=sbt.control.plane WebhookReservedConcurrency=0 \
-  KmsKeyArn=arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab
+  KmsKeyArn=arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab \
+  PolicyObject=s3://acme-platform-eddo/policy/eddo.yaml
 translate sbt-legacy SbtGeneration=legacy \
   SbtControlPlaneEventSource=controlPlaneEventSource SbtApplicationPlaneEventSource=acme.app.plane
 

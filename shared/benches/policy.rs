@@ -73,9 +73,13 @@ fn live(text: &str) -> Policies {
         .behavior_version(aws_config::BehaviorVersion::latest())
         .build();
     Policies::live(
-        Live::new(&sdk, "/eddo/policy", Duration::from_secs(DEFAULT_TTL_SECS))
-            .with_ssm(ssm)
-            .with_clock(clock),
+        Live::new(
+            &sdk,
+            &eddo::policy::PolicyStore::Parameter("/eddo/policy".into()),
+            Duration::from_secs(DEFAULT_TTL_SECS),
+        )
+        .with_ssm(ssm)
+        .with_clock(clock),
     )
 }
 

@@ -123,12 +123,14 @@ impl CommonConfig {
     }
 }
 
-/// What a function driven by the policy needs: the common settings and the SSM parameter that
-/// holds the policy document.
+/// What a function driven by the policy needs: the common settings and where the policy
+/// document is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyConfig {
     pub common: CommonConfig,
-    pub policy_parameter: String,
+    /// The SSM parameter (`EDDO_POLICY_PARAMETER`) or the S3 object (`EDDO_POLICY_OBJECT`,
+    /// `s3://bucket/key`) holding the policy: exactly one is set.
+    pub policy: crate::policy::PolicyStore,
     /// How long a read of the policy is used before the parameter is read again
     /// (`EDDO_POLICY_TTL_SECS`, 1 to 3600 seconds, 60 by default).
     pub policy_ttl: Duration,
@@ -138,9 +140,42 @@ impl PolicyConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(PolicyConfig {
             common: CommonConfig::from_env(env)?,
-            policy_parameter: env.required("EDDO_POLICY_PARAMETER")?.to_string(),
+            policy: policy_store(env)?,
             policy_ttl: env.seconds_or("EDDO_POLICY_TTL_SECS", 60, 1, 3600)?,
         })
+    }
+}
+
+/// Where the policy is kept: the parameter or the object the template set, never both.
+fn policy_store(env: &Env) -> Result<crate::policy::PolicyStore, ConfigError> {
+    use crate::policy::PolicyStore;
+    match (
+        env.optional("EDDO_POLICY_PARAMETER"),
+        env.optional("EDDO_POLICY_OBJECT"),
+    ) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            "EDDO_POLICY_OBJECT",
+            "is set with EDDO_POLICY_PARAMETER; the policy is kept in one of them",
+        )),
+        (None, Some(object)) => match PolicyStore::parse(object) {
+            Ok(store @ PolicyStore::Object { .. }) => Ok(store),
+            Ok(_) => Err(ConfigError::new(
+                "EDDO_POLICY_OBJECT",
+                "is not s3://bucket/key",
+            )),
+            Err(why) => Err(ConfigError::new("EDDO_POLICY_OBJECT", why)),
+        },
+        (Some(name), None) if !name.starts_with("s3://") => {
+            Ok(PolicyStore::Parameter(name.to_string()))
+        }
+        (Some(_), None) => Err(ConfigError::new(
+            "EDDO_POLICY_PARAMETER",
+            "names an S3 object; set EDDO_POLICY_OBJECT for that",
+        )),
+        (None, None) => Err(ConfigError::new(
+            "EDDO_POLICY_PARAMETER",
+            "is not set, nor EDDO_POLICY_OBJECT (the template sets one)",
+        )),
     }
 }
 
@@ -169,6 +204,38 @@ mod tests {
             ("EDDO_EVENT_BUS_NAME", "eddo"),
             ("EDDO_TABLE_NAME", "eddo-state"),
         ]
+    }
+
+    #[test]
+    fn the_policy_is_kept_in_a_parameter_or_an_object_never_both() {
+        use crate::policy::PolicyStore;
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = base();
+            pairs.extend_from_slice(extra);
+            PolicyConfig::from_env(&Env::from_pairs(pairs)).map(|c| c.policy)
+        };
+        assert_eq!(
+            with(&[("EDDO_POLICY_PARAMETER", "/eddo/policy")]),
+            Ok(PolicyStore::Parameter("/eddo/policy".into()))
+        );
+        assert_eq!(
+            with(&[("EDDO_POLICY_OBJECT", "s3://acme-eddo/eddo/policy.yaml")]),
+            Ok(PolicyStore::Object {
+                bucket: "acme-eddo".into(),
+                key: "eddo/policy.yaml".into()
+            })
+        );
+        for bad in [
+            vec![],
+            vec![
+                ("EDDO_POLICY_PARAMETER", "/eddo/policy"),
+                ("EDDO_POLICY_OBJECT", "s3://acme-eddo/eddo/policy.yaml"),
+            ],
+            vec![("EDDO_POLICY_OBJECT", "acme-eddo/eddo/policy.yaml")],
+            vec![("EDDO_POLICY_PARAMETER", "s3://acme-eddo/eddo/policy.yaml")],
+        ] {
+            assert!(with(&bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

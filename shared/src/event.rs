@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// The version of the detail schemas under `infra/schemas/`. A compatible change bumps the minor
 /// number; consumers match on the major (`"1."` prefix).
-pub const SCHEMA_VERSION: &str = "1.2";
+pub const SCHEMA_VERSION: &str = "1.3";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {

@@ -52,7 +52,7 @@ impl Local {
     ) {
         let sdk = function_sdk(&self.stack, binary).await;
         let config = policy_config(&self.stack, binary);
-        let policy = eddo::policy::load(&sdk, &config.policy_parameter)
+        let policy = eddo::policy::load(&sdk, &config.policy)
             .await
             .unwrap_or_else(|e| panic!("{binary}'s policy: {e}"));
         (sdk, config, policy)

@@ -392,7 +392,7 @@ impl Rollbacks {
             "reasons": reasons.iter().map(Skip::to_string).collect::<Vec<_>>(),
             "codes": reasons.iter().map(Skip::code).collect::<Vec<_>>(),
             "mode": service.and_then(|s| s.rollback.as_ref()).map(|r| r.mode),
-            "policy_version": service.and_then(|s| s.policy_version),
+            "policy_version": service.and_then(|s| s.policy_version.as_ref()),
         });
         info!(alarm = %alarm.name, reason = first, "rollback skipped");
         let owes = [OutgoingEvent::enveloped(

@@ -3,7 +3,7 @@
 //! timed out or observed.
 
 use eddo::names::ImageDigest;
-use eddo::policy::{Mode, Service, SignalKind};
+use eddo::policy::{Mode, PolicyVersion, Service, SignalKind};
 use eddo::time::rfc3339;
 use eddo::{DetailType, Error};
 use serde::Serialize;
@@ -59,7 +59,7 @@ struct DecisionDetail<'a> {
     mode: Mode,
     /// The version of the policy parameter that decided it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    policy_version: Option<i64>,
+    policy_version: Option<PolicyVersion>,
     #[serde(skip_serializing_if = "Option::is_none")]
     project: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,7 +103,7 @@ impl Gate {
             decision: &decision,
             lease: &lease,
             intent: None,
-            policy_version: service.policy_version,
+            policy_version: service.policy_version.clone(),
         };
         match self.store.decide(&d).await? {
             Transition::Done => self.say(&lease, &owes, c, outcome).await,
@@ -209,7 +209,10 @@ impl Gate {
             commit_sha: c.commit.as_str(),
             image_digest: c.digest.as_ref().map(ImageDigest::as_str),
             mode,
-            policy_version: c.decided_policy.or(service.policy_version),
+            policy_version: c
+                .decided_policy
+                .clone()
+                .or_else(|| service.policy_version.clone()),
             project: matches!(
                 detail_type,
                 DetailType::DeploymentStarted | DetailType::DeploymentWouldStart

@@ -122,7 +122,7 @@ pub struct Candidate {
     pub intent: Option<eddo::codebuild::BuildRequest>,
     /// The version of the policy that decided (none before it was recorded, or for a policy
     /// given directly).
-    pub decided_policy: Option<i64>,
+    pub decided_policy: Option<eddo::policy::PolicyVersion>,
     /// The id of the event that caused the decision: the deploy build's causation, whoever
     /// starts it.
     pub decided_by: String,

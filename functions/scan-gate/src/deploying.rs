@@ -486,7 +486,7 @@ impl Decision {
             decision: &self.id,
             lease: &self.lease,
             intent: Some(&self.intent),
-            policy_version: service.policy_version,
+            policy_version: service.policy_version.clone(),
         }
     }
 }

@@ -1,5 +1,9 @@
 //! Wiring only: tracing, config, SDK clients and the policy's cache once, then the runtime loop.
 
+// The runtime loop around the handler carries its future's type: every SDK call in it (CodeBuild,
+// DynamoDB, EventBridge, SSM, S3, Secrets Manager) nests, past rustc's default depth of 128.
+#![recursion_limit = "256"]
+
 use eddo::config::{Env, exit_on_error};
 use eddo::event::Source;
 use eddo::policy::live::{Live, Policies};

@@ -245,9 +245,13 @@ async fn up(port: u16) -> Result<(), eddo_local::LocalError> {
     println!("moto (AWS emulator)  {}", moto.endpoint());
     println!("CodeBuild stand-in   {}", stack.codebuild.endpoint());
     println!("event bus            {} (AWS events: default)", stack.bus);
-    if let Some(p) = &stack.policy_parameter {
+    if let Some(store) = &stack.policy {
+        let kind = match store {
+            eddo::policy::PolicyStore::Parameter(_) => "SSM",
+            eddo::policy::PolicyStore::Object { .. } => "S3",
+        };
         println!(
-            "policy               SSM {p} ({})",
+            "policy               {kind} {store} ({})",
             eddo_local::stack::LOCAL_POLICY
         );
     }

@@ -19,6 +19,7 @@ mod mistakes;
 mod read;
 mod rollback;
 mod signals;
+mod store;
 mod tenants;
 #[cfg(test)]
 mod tests;
@@ -33,6 +34,7 @@ use tenants::{TenantsDoc, tier};
 #[cfg(feature = "policy-store")]
 pub use live::load;
 pub use mistakes::Mistake;
+pub use store::{MAX_OBJECT_BYTES, PolicyStore, PolicyVersion};
 
 /// Finding severities, as ECR and Inspector name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -184,17 +186,18 @@ pub struct Service {
     pub image_repository: Option<String>,
     pub gate: Gate,
     pub rollback: Option<Rollback>,
-    /// The version of the SSM parameter this definition was read from, for the decisions made
-    /// by it to name (`policy_version`); none for a policy given directly.
-    pub policy_version: Option<i64>,
+    /// The version of the policy's store (SSM parameter or S3 object) this definition was read
+    /// from, for the decisions made by it to name (`policy_version`); none for a policy given
+    /// directly.
+    pub policy_version: Option<PolicyVersion>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub services: BTreeMap<ServiceName, Service>,
     pub tiers: BTreeMap<TierName, Tier>,
-    /// The version of the SSM parameter it was read from (none for a policy given directly).
-    pub version: Option<i64>,
+    /// The version of its store it was read from (none for a policy given directly).
+    pub version: Option<PolicyVersion>,
     /// Its services by project, repository, image repository and alarm: built once, when it is
     /// read, so each event's lookups touch only the service at hand.
     index: index::Index,
@@ -356,15 +359,15 @@ impl Policy {
         read::read(text)
     }
 
-    /// The policy as read from `version` of its parameter: every service and tier says so.
-    pub fn at_version(mut self, version: Option<i64>) -> Policy {
-        self.version = version;
+    /// The policy as read from `version` of its store: every service and tier says so.
+    pub fn at_version(mut self, version: Option<PolicyVersion>) -> Policy {
         for s in self.services.values_mut() {
-            s.policy_version = version;
+            s.policy_version.clone_from(&version);
         }
         for t in self.tiers.values_mut() {
-            t.policy_version = version;
+            t.policy_version.clone_from(&version);
         }
+        self.version = version;
         self
     }
 

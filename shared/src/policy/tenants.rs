@@ -49,7 +49,7 @@ pub struct Tier {
     /// The exported build variables `Tenant Provisioned` may carry; nothing else leaves the build.
     pub outputs: Vec<String>,
     /// The version of the SSM parameter this tier was read from ([`super::Service::policy_version`]).
-    pub policy_version: Option<i64>,
+    pub policy_version: Option<PolicyVersion>,
 }
 
 #[derive(Deserialize)]

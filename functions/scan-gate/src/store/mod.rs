@@ -112,7 +112,9 @@ fn candidate(item: &Item) -> Result<Candidate, Error> {
         lease_id: outbox::lease_id_of(item).to_string(),
         decision: attr(item, "decision").unwrap_or_default().to_string(),
         intent: attr(item, "intent").and_then(|j| serde_json::from_str(j).ok()),
-        decided_policy: num(item, "decided_policy").and_then(|v| i64::try_from(v).ok()),
+        decided_policy: item
+            .get("decided_policy")
+            .and_then(eddo::policy::PolicyVersion::from_attribute),
         decided_by: attr(item, "decided_by").unwrap_or_default().to_string(),
         reasons: attr(item, "reasons")
             .and_then(|r| serde_json::from_str(r).ok())
@@ -162,7 +164,7 @@ pub struct Decided<'a> {
     pub intent: Option<&'a BuildRequest>,
     /// The version of the policy that decided, which its announcement names whenever it is
     /// said.
-    pub policy_version: Option<i64>,
+    pub policy_version: Option<eddo::policy::PolicyVersion>,
 }
 
 /// A deploy build's completion, as written.
@@ -240,10 +242,9 @@ impl Store {
             expr.push_str(", outbox = :outbox");
             update = update.expression_attribute_values(":outbox", outbox::outbox_value(d.owes)?);
         }
-        if let Some(version) = d.policy_version {
+        if let Some(version) = &d.policy_version {
             expr.push_str(", decided_policy = :policy");
-            update = update
-                .expression_attribute_values(":policy", AttributeValue::N(version.to_string()));
+            update = update.expression_attribute_values(":policy", version.attribute());
         }
         if let Some(intent) = d.intent {
             expr.push_str(", intent = :intent");

@@ -42,7 +42,7 @@ pub(super) async fn play(world: &World<'_>) -> Result<Played, LocalError> {
     let f = world.function("scan-gate").await?;
     // The policy as the function reads it in AWS: from SSM (through the faults), once per TTL
     // of the soak's clock, so an edit takes hold mid-flow.
-    let live = Live::new(&f.sdk, &f.config.policy_parameter, f.config.policy_ttl).with_clock(clock);
+    let live = Live::new(&f.sdk, &f.config.policy, f.config.policy_ttl).with_clock(clock);
     let gate = Gate::new(&f.config, Policies::live(live), &f.sdk)
         .with_codebuild(f.codebuild)
         .with_clock(clock);

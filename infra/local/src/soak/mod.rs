@@ -214,7 +214,7 @@ impl World<'_> {
         let config = eddo::config::PolicyConfig::from_env(&env)
             .map_err(|e| LocalError::Setup(e.to_string()))?;
         let role = self.stack.function_sdk(binary).await?;
-        let policy = eddo::policy::load(&role, &config.policy_parameter)
+        let policy = eddo::policy::load(&role, &config.policy)
             .await
             .map_err(|e| LocalError::Setup(e.to_string()))?;
         let sdk = role.to_builder().endpoint_url(&self.aws).build();

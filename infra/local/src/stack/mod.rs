@@ -93,8 +93,11 @@ pub struct Stack {
     /// its own SQS queue.
     pub routes: Vec<RouteDef>,
     /// The SSM parameter holding the policy (`PolicyParameterName`), which the local stack
-    /// fills with `infra/policy/example.yaml`.
+    /// fills with `infra/policy/example.yaml`; none when the policy is in S3.
     pub policy_parameter: Option<String>,
+    /// Where the functions read the policy: the SSM parameter, or the S3 object
+    /// (`PolicyObject`) in a versioned bucket the local stack creates.
+    pub policy: Option<eddo::policy::PolicyStore>,
     /// The CodeBuild stand-in, which knows every project the template's rules target.
     pub codebuild: Arc<CodeBuild>,
     /// The template's first queue: where failed asynchronous deliveries land.
@@ -211,12 +214,23 @@ impl Stack {
             }
         }
         // Where the functions read the policy.
-        let policy_parameter = functions.iter().find_map(|f| {
-            f.env
-                .iter()
-                .find(|(k, _)| k == "EDDO_POLICY_PARAMETER")
-                .map(|(_, v)| v.clone())
-        });
+        let env_of = |name: &str| {
+            functions.iter().find_map(|f| {
+                f.env
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            })
+        };
+        let policy_parameter = env_of("EDDO_POLICY_PARAMETER");
+        let policy = match (&policy_parameter, env_of("EDDO_POLICY_OBJECT")) {
+            (_, Some(object)) => Some(
+                eddo::policy::PolicyStore::parse(&object)
+                    .map_err(|e| LocalError::Setup(format!("EDDO_POLICY_OBJECT {e}")))?,
+            ),
+            (Some(name), None) => Some(eddo::policy::PolicyStore::Parameter(name.clone())),
+            (None, None) => None,
+        };
         // A rule without EventBusName is on the account's default bus, as in AWS.
         let rules = rules(template, &names, &function_arns, "default")?;
         for r in &rules {
@@ -228,15 +242,23 @@ impl Stack {
         check_invoke_permissions(template, &names, &rules, &functions)?;
         let (routes, projects) = provision::routes(sdk, rules, prefix, &mut skipped).await?;
         let codebuild = Arc::new(CodeBuild::start(sdk, projects, BUILD_DURATION).await?);
-        if let Some(name) = &policy_parameter {
+        if let Some(store) = &policy {
             // A template that creates the parameter deploys its own policy (the CDK construct's,
-            // read at synth); otherwise the operator puts it, and the local stack puts its own.
-            let text = match declared_parameters.get(name) {
+            // read at synth); otherwise the operator puts it, and the local stack puts its own
+            // (into a versioned bucket it creates, for an object).
+            let declared = match store {
+                eddo::policy::PolicyStore::Parameter(name) => declared_parameters.get(name),
+                eddo::policy::PolicyStore::Object { .. } => None,
+            };
+            let text = match declared {
                 Some(text) => text.clone(),
                 None => {
                     let text = std::fs::read_to_string(project_root().join(LOCAL_POLICY))
                         .map_err(|e| LocalError::Setup(format!("{LOCAL_POLICY}: {e}")))?;
-                    put_policy(sdk, name, &text).await?;
+                    if let eddo::policy::PolicyStore::Object { bucket, .. } = store {
+                        versioned_bucket(sdk, bucket).await?;
+                    }
+                    put_policy_in(sdk, store, &text).await?;
                     text
                 }
             };
@@ -256,6 +278,7 @@ impl Stack {
             skipped,
             routes,
             policy_parameter,
+            policy,
             codebuild,
             dead_letter_queue: queues.into_iter().next(),
             authority,
@@ -315,12 +338,13 @@ impl Stack {
 
     /// Replaces the policy (functions read it when they start), and makes its projects exist.
     pub async fn put_policy(&self, text: &str) -> Result<(), LocalError> {
-        let name = self.policy_parameter.as_deref().ok_or_else(|| {
-            LocalError::Setup("the template has no PolicyParameterName parameter".into())
-        })?;
+        let store = self
+            .policy
+            .as_ref()
+            .ok_or_else(|| LocalError::Setup("the template says no place for the policy".into()))?;
         // A bad policy is stored as it is: the functions must refuse it themselves.
         let _ = add_policy_projects(&self.codebuild, text);
-        put_policy(&self.sdk, name, text).await
+        put_policy_in(&self.sdk, store, text).await
     }
 
     /// A dispatcher for every route: functions from `running` (by logical id), CodeBuild

@@ -122,6 +122,59 @@ pub fn local_policy_deploying_to(project: &str) -> Result<String, LocalError> {
     Ok(text.replace(&from, &format!("deploy: {project} ")))
 }
 
+/// Writes a policy document where the functions read it: its SSM parameter, or its S3 object
+/// (a new version of it).
+pub async fn put_policy_in(
+    sdk: &SdkConfig,
+    store: &eddo::policy::PolicyStore,
+    text: &str,
+) -> Result<(), LocalError> {
+    match store {
+        eddo::policy::PolicyStore::Parameter(name) => put_policy(sdk, name, text).await,
+        eddo::policy::PolicyStore::Object { bucket, key } => {
+            if text.len() as i64 > eddo::policy::MAX_OBJECT_BYTES {
+                return Err(LocalError::Setup(format!(
+                    "the policy in s3://{bucket}/{key} is {} bytes, past the {} eddo reads",
+                    text.len(),
+                    eddo::policy::MAX_OBJECT_BYTES
+                )));
+            }
+            aws_sdk_s3::Client::new(sdk)
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(text.as_bytes().to_vec().into())
+                .content_type("application/yaml")
+                .send()
+                .await
+                .map_err(|e| aws("PutObject", e))?;
+            Ok(())
+        }
+    }
+}
+
+/// A bucket with versioning on, as the template asks of the policy's (created if missing).
+pub async fn versioned_bucket(sdk: &SdkConfig, bucket: &str) -> Result<(), LocalError> {
+    let s3 = aws_sdk_s3::Client::new(sdk);
+    if let Err(e) = s3.create_bucket().bucket(bucket).send().await {
+        let code = e.as_service_error().and_then(|se| se.meta().code());
+        if code != Some("BucketAlreadyOwnedByYou") {
+            return Err(aws("CreateBucket", e));
+        }
+    }
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| aws("PutBucketVersioning", e))?;
+    Ok(())
+}
+
 /// Writes a policy document to its SSM parameter (functions read it at init).
 pub async fn put_policy(sdk: &SdkConfig, name: &str, text: &str) -> Result<(), LocalError> {
     crate::quotas::ADVANCED_PARAMETER_VALUE.check(format!("the policy in {name}"), text.len())?;
