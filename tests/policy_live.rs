@@ -464,6 +464,11 @@ async fn an_unchanged_object_costs_a_304_and_an_unversioned_one_is_refused() {
     assert_ne!(second, first);
     assert_eq!(now.version, Some(second));
 
+    // The webhook's role has no grant on the object: S3 refuses it, as IAM would.
+    let webhook = crate::harness::function_sdk(&local.stack, "webhook").await;
+    let refused = eddo::policy::load(&webhook, &store).await.unwrap_err();
+    assert!(refused.contains("AccessDenied"), "{refused}");
+
     // A bucket without versioning (read as the emulator's administrator: the gate's role reads
     // only its own object).
     let admin = local.moto.sdk_config().await;

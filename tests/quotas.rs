@@ -95,6 +95,84 @@ async fn a_thousand_services_deploy_the_same_stack_as_one() {
     assert_eq!(small, large);
 }
 
+/// A platform's policy end to end: 1,000 services in a versioned S3 object (4.3 MB, past any SSM
+/// parameter), the stack deployed with the parameters `eddo policy params` prints for it, and
+/// the gate, as its role, reading it from S3. Service 999's build, SAST and image scan start its
+/// own deploy project once, and its decision names the object's version id.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_service_policy_in_s3_deploys_service_999_once() {
+    use crate::harness::gate::{CLEAN, digest, id, setup_with, sha};
+    let text = eddo_local::fixtures::policy_of_services(1000).unwrap();
+    assert!(text.len() > 4_000_000, "{}", text.len());
+    let policy = eddo::policy::Policy::parse(&text).unwrap();
+    let mut overrides = eddo::projects::PolicyProjects::of(&policy).template_parameters();
+    overrides.push(("PolicyObject", "s3://scale-policy/eddo/policy.yaml".into()));
+    let overrides: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = setup_with("scale-s3", Some(&text), &overrides).await;
+
+    let service = eddo_local::fixtures::service_name(999);
+    let (commit, image) = (sha(999), digest(999));
+    let ran = |project: String, image: Option<&str>| {
+        let mut plan = eddo_local::codebuild::Plan::succeed();
+        if let Some(i) = image {
+            plan = plan.exporting("IMAGE_DIGEST", i);
+        }
+        let event = id();
+        let b = s.stack.codebuild.ran(
+            &project,
+            &event,
+            &commit,
+            &[
+                ("EDDO_REPOSITORY", &format!("eddo-example/{service}")),
+                ("EDDO_BRANCH", "main"),
+            ],
+            plan,
+        );
+        eddo_local::fixtures::state_of(&b, &event)
+    };
+    let mut scan = eddo_local::fixtures::image_scan(
+        &commit,
+        &image,
+        serde_json::from_str(CLEAN).unwrap(),
+        &id(),
+    );
+    scan["detail"]["repository-name"] = service.clone().into();
+    let events = [
+        ran(format!("{service}-build"), Some(&image)),
+        ran(format!("{service}-sast"), None),
+        scan,
+    ];
+    for e in events.iter().chain(&events) {
+        s.arrives(e).await;
+    }
+    let deploys = s.builds(&format!("{service}-deploy"));
+    assert_eq!(deploys.len(), 1, "{deploys:#?}");
+    assert_eq!(deploys[0].env("EDDO_SERVICE"), Some(service.as_str()));
+    assert!(
+        s.deploys().is_empty(),
+        "nothing in the example's own project"
+    );
+    let version = aws_sdk_s3::Client::new(&s.moto.sdk_config().await)
+        .head_object()
+        .bucket("scale-policy")
+        .key("eddo/policy.yaml")
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_string();
+    let started: Vec<serde_json::Value> = s
+        .published()
+        .await
+        .into_iter()
+        .filter(|e| e["detail-type"] == "Deployment Started")
+        .collect();
+    assert_eq!(started.len(), 1, "{started:#?}");
+    assert_eq!(started[0]["detail"]["service"], service.as_str());
+    assert_eq!(started[0]["detail"]["policy_version"], version.as_str());
+}
+
 /// The policy parameter holds at most 8 KB (the Advanced tier): a larger policy is refused where
 /// SSM would refuse it.
 #[tokio::test(flavor = "multi_thread")]
