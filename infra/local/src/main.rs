@@ -31,7 +31,9 @@ const USAGE: &str = "usage: eddo-local <command>
                        any broken invariant, and fails if one broke
   scale [N...]         for policies of N services (default 1 10 35 110 230 1000): the policy's
                        size, the largest template parameter, and whether the template provisions
-                       inside AWS's quotas or the quota it breaks first";
+                       inside AWS's quotas or the quota it breaks first; then, with each policy in
+                       S3, the gate's and alarm-rollback's init and first response (7 cold starts
+                       each; run it with --release for figures that mean something)";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -116,7 +118,10 @@ fn soak_args(args: &[String]) -> Option<(eddo_local::soak::SoakOptions, u64)> {
     Some((options, seeds))
 }
 
-/// Measures how far the deployment scales with the policy, and prints the table.
+/// Cold starts per function and policy size in `eddo-local scale`'s first-response table.
+const FIRST_RESPONSE_COLD_STARTS: usize = 7;
+
+/// Measures how far the deployment scales with the policy, and prints the tables.
 async fn scale(sizes: Vec<usize>) -> Result<ExitCode, eddo_local::LocalError> {
     let sizes = if sizes.is_empty() {
         vec![1, 10, 35, 110, 230, 1000]
@@ -124,10 +129,16 @@ async fn scale(sizes: Vec<usize>) -> Result<ExitCode, eddo_local::LocalError> {
         sizes
     };
     let mut rows = Vec::new();
-    for n in sizes {
+    for &n in &sizes {
         rows.push(eddo_local::scale::measure(n).await?);
     }
     println!("{}", eddo_local::scale::table(&rows));
+    // The first responses, all sizes in one run, each with its policy in S3.
+    let mut first = Vec::new();
+    for &n in &sizes {
+        first.push(eddo_local::scale::first_response(n, FIRST_RESPONSE_COLD_STARTS).await?);
+    }
+    println!("{}", eddo_local::scale::first_response_table(&first));
     Ok(ExitCode::SUCCESS)
 }
 
