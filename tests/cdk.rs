@@ -550,3 +550,78 @@ async fn the_demo_plays_on_the_cdk_stack() {
         ]
     );
 }
+
+/// The CDK stack with a platform's policy: 1,000 generated services (4.3 MB, past any SSM
+/// parameter) are kept as a file asset in the bootstrap's versioned bucket, published as `cdk
+/// deploy` publishes it; the stack provisions through every quota check of the local stack, the
+/// gate reads the object as its role, service 999's signals start its own deploy project once,
+/// and the decision names the object's version id.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_service_policy_deploys_with_the_cdk_stack_from_s3() {
+    use crate::harness::{Local, gate::Setup};
+    let text = eddo_local::fixtures::policy_of_services(1000).unwrap();
+    let dir = std::env::temp_dir().join(format!("eddo-cdk-scale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("policy.yaml");
+    std::fs::write(&file, &text).unwrap();
+    let mut context = local_context();
+    context.extend([
+        ("eddo:policyFile", file.display().to_string()),
+        // The example app's push projects are the example policy's; this one names none of them.
+        ("eddo:buildProject", String::new()),
+        ("eddo:sastProject", String::new()),
+    ]);
+    let synthesized = eddo_local::cdk::synth_with_assets(&context).expect("cdk synth");
+    let _ = std::fs::remove_dir_all(&dir);
+    // The policy, and the template itself (`cdk deploy` uploads it too); no function bundle.
+    let policies: Vec<_> = synthesized
+        .files
+        .iter()
+        .filter(|f| f.key.ends_with(".yaml"))
+        .collect();
+    assert_eq!(
+        policies.len(),
+        1,
+        "{:?}",
+        synthesized.files.iter().map(|f| &f.key).collect::<Vec<_>>()
+    );
+    assert!(
+        synthesized
+            .files
+            .iter()
+            .all(|f| f.key.ends_with(".yaml") || f.key.ends_with(".json"))
+    );
+    let policy = policies[0].clone();
+    assert_eq!(policy.bytes, text.as_bytes());
+    let local = Local::start_template("cdk-scale", &synthesized.template, &synthesized.files).await;
+    assert_eq!(
+        local.stack.policy,
+        Some(eddo::policy::PolicyStore::Object {
+            bucket: policy.bucket.clone(),
+            key: policy.key.clone()
+        })
+    );
+    let s = Setup::on(local).await;
+    let service = eddo_local::fixtures::service_name(999);
+    s.generated_service_flow(&service, 999).await;
+    let deploys = s.builds(&format!("{service}-deploy"));
+    assert_eq!(deploys.len(), 1, "{deploys:#?}");
+    let version = aws_sdk_s3::Client::new(&s.moto.sdk_config().await)
+        .head_object()
+        .bucket(&policy.bucket)
+        .key(&policy.key)
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_string();
+    let started: Vec<Value> = s
+        .published()
+        .await
+        .into_iter()
+        .filter(|e| e["detail-type"] == "Deployment Started")
+        .collect();
+    assert_eq!(started.len(), 1, "{started:#?}");
+    assert_eq!(started[0]["detail"]["policy_version"], version.as_str());
+}

@@ -101,7 +101,7 @@ async fn a_thousand_services_deploy_the_same_stack_as_one() {
 /// own deploy project once, and its decision names the object's version id.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_service_policy_in_s3_deploys_service_999_once() {
-    use crate::harness::gate::{CLEAN, digest, id, setup_with, sha};
+    use crate::harness::gate::setup_with;
     let text = eddo_local::fixtures::policy_of_services(1000).unwrap();
     assert!(text.len() > 4_000_000, "{}", text.len());
     let policy = eddo::policy::Policy::parse(&text).unwrap();
@@ -111,40 +111,7 @@ async fn a_thousand_service_policy_in_s3_deploys_service_999_once() {
     let s = setup_with("scale-s3", Some(&text), &overrides).await;
 
     let service = eddo_local::fixtures::service_name(999);
-    let (commit, image) = (sha(999), digest(999));
-    let ran = |project: String, image: Option<&str>| {
-        let mut plan = eddo_local::codebuild::Plan::succeed();
-        if let Some(i) = image {
-            plan = plan.exporting("IMAGE_DIGEST", i);
-        }
-        let event = id();
-        let b = s.stack.codebuild.ran(
-            &project,
-            &event,
-            &commit,
-            &[
-                ("EDDO_REPOSITORY", &format!("eddo-example/{service}")),
-                ("EDDO_BRANCH", "main"),
-            ],
-            plan,
-        );
-        eddo_local::fixtures::state_of(&b, &event)
-    };
-    let mut scan = eddo_local::fixtures::image_scan(
-        &commit,
-        &image,
-        serde_json::from_str(CLEAN).unwrap(),
-        &id(),
-    );
-    scan["detail"]["repository-name"] = service.clone().into();
-    let events = [
-        ran(format!("{service}-build"), Some(&image)),
-        ran(format!("{service}-sast"), None),
-        scan,
-    ];
-    for e in events.iter().chain(&events) {
-        s.arrives(e).await;
-    }
+    s.generated_service_flow(&service, 999).await;
     let deploys = s.builds(&format!("{service}-deploy"));
     assert_eq!(deploys.len(), 1, "{deploys:#?}");
     assert_eq!(deploys[0].env("EDDO_SERVICE"), Some(service.as_str()));

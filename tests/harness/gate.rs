@@ -48,12 +48,55 @@ pub async fn setup_with(prefix: &str, policy: Option<&str>, parameters: &[(&str,
     if let Some(p) = policy {
         local.stack.put_policy(p).await.unwrap();
     }
-    // The gate runs as its execution role.
-    let (sdk, config, policy) = local.as_function("scan-gate").await;
-    let gate = Gate::new(&config, policy, &sdk).with_codebuild(super::stand_in(&sdk, &local.stack));
-    Setup {
-        local,
-        gate: Arc::new(gate),
+    Setup::on(local).await
+}
+
+impl Setup {
+    /// The gate of a stack already provisioned, as its execution role, with the policy it reads.
+    pub async fn on(local: Local) -> Setup {
+        let (sdk, config, policy) = local.as_function("scan-gate").await;
+        let gate =
+            Gate::new(&config, policy, &sdk).with_codebuild(super::stand_in(&sdk, &local.stack));
+        Setup {
+            local,
+            gate: Arc::new(gate),
+        }
+    }
+
+    /// Service `service` of a generated policy ([`eddo_local::fixtures::policy_of_services`])
+    /// built, scanned by its SAST project and by ECR, each signal delivered twice: the flow a
+    /// push to its repository makes. Returns the commit.
+    pub async fn generated_service_flow(&self, service: &str, n: u32) -> String {
+        let (commit, image) = (sha(n), digest(n));
+        let ran = |project: String, image: Option<&str>| {
+            let mut plan = eddo_local::codebuild::Plan::succeed();
+            if let Some(i) = image {
+                plan = plan.exporting("IMAGE_DIGEST", i);
+            }
+            let event = id();
+            let b = self.stack.codebuild.ran(
+                &project,
+                &event,
+                &commit,
+                &[
+                    ("EDDO_REPOSITORY", &format!("eddo-example/{service}")),
+                    ("EDDO_BRANCH", "main"),
+                ],
+                plan,
+            );
+            eddo_local::fixtures::state_of(&b, &event)
+        };
+        let mut scanned = scan(&commit, &image, serde_json::from_str(CLEAN).unwrap());
+        scanned["detail"]["repository-name"] = service.into();
+        let events = [
+            ran(format!("{service}-build"), Some(&image)),
+            ran(format!("{service}-sast"), None),
+            scanned,
+        ];
+        for e in events.iter().chain(&events) {
+            self.arrives(e).await;
+        }
+        commit
     }
 }
 

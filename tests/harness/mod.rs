@@ -40,6 +40,24 @@ impl Local {
         Local { moto, stack }
     }
 
+    /// Starts moto and provisions `template` (the CDK app's, say) under `prefix`, its file
+    /// assets published first as `cdk deploy` publishes them.
+    pub async fn start_template(
+        prefix: &str,
+        template: &str,
+        files: &[eddo_local::cdk::FileAsset],
+    ) -> Local {
+        let moto = Moto::start().expect("moto server (run `make setup`)");
+        let sdk = moto.sdk_config().await;
+        eddo_local::cdk::publish(&sdk, files)
+            .await
+            .unwrap_or_else(|e| panic!("publishing {prefix}'s assets: {e}"));
+        let stack = Stack::provision_template(&sdk, prefix, template, &[])
+            .await
+            .unwrap_or_else(|e| panic!("provisioning {prefix}: {e}"));
+        Local { moto, stack }
+    }
+
     /// The template's function built from `binary`, as it runs in AWS: its execution role's
     /// SDK configuration, its settings and the policy it loads from SSM.
     pub async fn as_function(

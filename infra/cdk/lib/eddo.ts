@@ -14,6 +14,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
@@ -34,6 +35,9 @@ export type LogLevel = 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
 export type SbtGeneration = 'current' | 'legacy';
 
 /** sbt-aws's own names for each generation: its detail-types' prefix and default sources. */
+/** The largest value of an SSM Advanced parameter: a policy past it is kept in S3. */
+const SSM_ADVANCED_BYTES = 8192;
+
 export const SBT_GENERATIONS: Record<SbtGeneration, { prefix: string; controlPlane: string; applicationPlane: string }> = {
   current: { prefix: 'sbt_aws_', controlPlane: 'sbt.control.plane', applicationPlane: 'sbt.application.plane' },
   legacy: { prefix: '', controlPlane: 'controlPlaneEventSource', applicationPlane: 'applicationPlaneEventSource' },
@@ -62,8 +66,10 @@ export interface SbtOptions {
 export interface EddoProps {
   /**
    * The policy file (YAML, see infra/policy/example.yaml). Read and checked at synth with eddo's
-   * own parser: a mistake fails synth with the message the functions would log. The stack stores
-   * it in the SSM parameter `policyParameterName`, so it deploys with the stack.
+   * own parser: a mistake fails synth with the message the functions would log. It deploys with
+   * the stack: in the SSM parameter `policyParameterName` when it fits one (8 KB), else as a file
+   * asset (an object of the bootstrap's versioned asset bucket), which the functions read with a
+   * conditional GET and whose version id each decision names.
    */
   readonly policyFile: string;
   /**
@@ -94,10 +100,15 @@ export interface EddoProps {
    */
   readonly archiveRetention?: Duration;
   /**
-   * The SSM parameter the stack creates to hold the policy.
+   * The SSM parameter the stack creates to hold the policy, when it is kept in SSM.
    * @default '/eddo/policy'
    */
   readonly policyParameterName?: string;
+  /**
+   * Keep the policy in S3 (a file asset) even when it fits an SSM parameter.
+   * @default only when the policy is over SSM's 8 KB
+   */
+  readonly policyInS3?: boolean;
   /**
    * The CodeBuild project a push to a tracked branch starts as the build: one of the policy's
    * build projects. None: no build on push.
@@ -204,7 +215,10 @@ export class Eddo extends Construct {
   public readonly table: dynamodb.Table;
   public readonly webhookSecret: secretsmanager.Secret;
   public readonly deadLetterQueue: sqs.Queue;
-  public readonly policyParameter: ssm.StringParameter;
+  /** The SSM parameter holding the policy; none when it is kept in S3. */
+  public readonly policyParameter?: ssm.StringParameter;
+  /** The policy's object in S3 (a file asset); none when it is kept in SSM. */
+  public readonly policyObject?: s3assets.Asset;
   public readonly webhookFunction: lambda.Function;
   public readonly webhookUrl: lambda.FunctionUrl;
   public readonly scanGateFunction: lambda.Function;
@@ -252,12 +266,18 @@ export class Eddo extends Construct {
     });
     this.alarm('DeadLetterQueueAlarm', 'An eddo event could not be delivered and waits in the dead-letter queue.',
       this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: Duration.minutes(5) }));
-    this.policyParameter = new ssm.StringParameter(this, 'PolicyParameter', {
-      parameterName: props.policyParameterName ?? '/eddo/policy',
-      description: `eddo policy, from ${path.basename(this.policy.file)} at synth`,
-      stringValue: this.policy.text,
-      tier: Buffer.byteLength(this.policy.text) > 4096 ? ssm.ParameterTier.ADVANCED : ssm.ParameterTier.STANDARD,
-    });
+    // SSM while it fits a parameter (nothing to set up), else S3 (any size the functions read).
+    const bytes = Buffer.byteLength(this.policy.text);
+    if (props.policyInS3 || bytes > SSM_ADVANCED_BYTES) {
+      this.policyObject = new s3assets.Asset(this, 'PolicyObject', { path: this.policy.file });
+    } else {
+      this.policyParameter = new ssm.StringParameter(this, 'PolicyParameter', {
+        parameterName: props.policyParameterName ?? '/eddo/policy',
+        description: `eddo policy, from ${path.basename(this.policy.file)} at synth`,
+        stringValue: this.policy.text,
+        tier: bytes > 4096 ? ssm.ParameterTier.ADVANCED : ssm.ParameterTier.STANDARD,
+      });
+    }
 
     this.webhookFunction = this.webhook();
     this.webhookUrl = this.webhookFunction.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
@@ -397,12 +417,23 @@ export class Eddo extends Construct {
       throw new Error(`policyCacheSeconds: ${ttl} is not a whole number of seconds from 1 to 3600`);
     }
     f.addEnvironment('EDDO_POLICY_TTL_SECS', String(ttl));
-    f.addToRolePolicy(new iam.PolicyStatement({
-      sid: 'ReadThePolicy',
-      actions: ['ssm:GetParameter'],
-      resources: [this.policyParameter.parameterArn],
-    }));
-    this.decrypts(f, 'DecryptThePolicy', 'ssm');
+    if (this.policyObject) {
+      const object = this.policyObject;
+      f.addEnvironment('EDDO_POLICY_OBJECT', `s3://${object.s3BucketName}/${object.s3ObjectKey}`);
+      f.addToRolePolicy(new iam.PolicyStatement({
+        sid: 'ReadThePolicy',
+        actions: ['s3:GetObject'],
+        resources: [object.bucket.arnForObjects(object.s3ObjectKey)],
+      }));
+    } else if (this.policyParameter) {
+      f.addEnvironment('EDDO_POLICY_PARAMETER', this.policyParameter.parameterName);
+      f.addToRolePolicy(new iam.PolicyStatement({
+        sid: 'ReadThePolicy',
+        actions: ['ssm:GetParameter'],
+        resources: [this.policyParameter.parameterArn],
+      }));
+      this.decrypts(f, 'DecryptThePolicy', 'ssm');
+    }
     this.items(f, 'PolicyRejections', ['GetItem', 'PutItem', 'UpdateItem'], [`idem#policy-rejected#${binary}#*`]);
   }
 
@@ -489,9 +520,7 @@ export class Eddo extends Construct {
         'blocks or times it out otherwise, with every reason.',
       timeout: Duration.seconds(30),
       asynchronous: true,
-      environment: {
-        EDDO_POLICY_PARAMETER: this.policyParameter.parameterName,
-      },
+      environment: {},
     });
     this.publishes(f, SOURCES.gate);
     // Its candidates and images, and the services' history and rollback holds.
@@ -556,9 +585,7 @@ export class Eddo extends Construct {
         'through its rollback project; says why, or why not.',
       timeout: Duration.seconds(30),
       asynchronous: true,
-      environment: {
-        EDDO_POLICY_PARAMETER: this.policyParameter.parameterName,
-      },
+      environment: {},
     });
     this.publishes(f, SOURCES.rollback);
     this.items(f, 'HistoryRollbacksAndAlarmChanges', ['GetItem', 'PutItem', 'UpdateItem', 'Query'], ['service#*', 'alarm#*']);
@@ -620,7 +647,6 @@ export class Eddo extends Construct {
       timeout: Duration.seconds(30),
       asynchronous: true,
       environment: {
-        EDDO_POLICY_PARAMETER: this.policyParameter.parameterName,
         EDDO_TENANT_REQUEST_SOURCES: (this.props.tenantRequestSources ?? []).join(','),
         EDDO_SBT_CONTROL_PLANE_SOURCE: sbt ? controlPlane : '',
         EDDO_SBT_GENERATION: generation,

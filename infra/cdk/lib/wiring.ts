@@ -10,6 +10,9 @@ import { Construct } from 'constructs';
 import type { EddoProps } from './eddo';
 import type { CheckedPolicy } from './policy';
 
+/** The largest policy the functions read (eddo::policy::MAX_OBJECT_BYTES, 32 MiB). */
+const MAX_OBJECT_BYTES = 32 * 1024 * 1024;
+
 /** The source each function publishes as. */
 export const SOURCES = {
   webhook: 'eddo.webhook',
@@ -186,10 +189,11 @@ export function validateProps(props: EddoProps, policy: CheckedPolicy): void {
       errors.push(`${prop}: ${JSON.stringify(value)} is not an event source (1 to 256 of A-Z a-z 0-9 . _ -)`);
     }
   }
-  // SSM's limit for an Advanced parameter: the stack could not store a larger policy.
+  // The most the functions read from S3 (eddo::policy::MAX_OBJECT_BYTES); past SSM's 8 KB the
+  // policy is kept there.
   const size = Buffer.byteLength(policy.text);
-  if (size > 8192) {
-    errors.push(`policyFile: ${policy.file} is ${size} bytes; an SSM parameter holds at most 8192 (Advanced tier)`);
+  if (size > MAX_OBJECT_BYTES) {
+    errors.push(`policyFile: ${policy.file} is ${size} bytes; the functions read at most ${MAX_OBJECT_BYTES}`);
   }
   if (props.eventBus && props.eventBusName) {
     errors.push('eventBusName: give eventBus (an existing bus) or eventBusName (a new one), not both');

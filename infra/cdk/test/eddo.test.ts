@@ -132,8 +132,35 @@ test('out-of-range and malformed props fail synth, each named', () => {
   assert.throws(() => stackWith({ idempotencyHours: 12 }), /idempotencyHours: 12 is not a whole number from 24 to 720/);
   assert.throws(() => stackWith({ tenantRequestSenderRoleArns: ['my-role'] }), /tenantRequestSenderRoleArns: my-role is not an IAM role ARN/);
   assert.throws(() => stackWith({ trackedBranches: [] }), /trackedBranches: empty/);
+});
+
+test('a policy past SSM\'s 8 KB is kept in S3: read from its object, granted on that object alone', () => {
   const big = policyFile(readFileSync(EXAMPLE, 'utf-8') + `# ${'x'.repeat(9000)}\n`);
-  assert.throws(() => stackWith({ policyFile: big }), /is \d+ bytes; an SSM parameter holds at most 8192/);
+  const stack = stackWith({ policyFile: big });
+  const t = Template.fromStack(stack);
+  t.resourceCountIs('AWS::SSM::Parameter', 0);
+  const functions = Object.values(t.findResources('AWS::Lambda::Function'))
+    .map((f) => (f as { Properties: { Environment: { Variables: Record<string, unknown> } } }).Properties.Environment.Variables);
+  const readers = functions.filter((v) => v.EDDO_POLICY_OBJECT !== undefined);
+  assert.equal(readers.length, 3, 'the gate, alarm-rollback and tenant-onboarding');
+  for (const v of readers) {
+    assert.equal(v.EDDO_POLICY_PARAMETER, undefined, 'one store, not two');
+    const [object] = flatten(v.EDDO_POLICY_OBJECT);
+    assert.match(object, /^s3:\/\/\$\{\}\/[0-9a-f]{64}\.yaml$/, object);
+  }
+  // s3:GetObject on that object, nothing more of the bucket.
+  const statements = Object.values(t.findResources('AWS::IAM::Policy'))
+    .flatMap((p) => (p as { Properties: { PolicyDocument: { Statement: { Sid?: string; Action: unknown; Resource: unknown }[] } } })
+      .Properties.PolicyDocument.Statement)
+    .filter((s) => s.Sid === 'ReadThePolicy');
+  assert.equal(statements.length, 3);
+  for (const s of statements) {
+    assert.equal(s.Action, 's3:GetObject');
+    assert.match(flatten(s.Resource)[0], /^arn:\$\{\}:s3:::\$\{\}\/[0-9a-f]{64}\.yaml$/);
+  }
+  // A small policy stays in SSM unless asked.
+  synth().resourceCountIs('AWS::SSM::Parameter', 1);
+  synth({ policyInS3: true }).resourceCountIs('AWS::SSM::Parameter', 0);
 });
 
 test('the functions get the policy parameter, and start and read projects by their eddo:role tag', () => {

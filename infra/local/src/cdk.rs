@@ -28,9 +28,97 @@ pub fn local_context() -> Vec<(&'static str, String)> {
     )]
 }
 
+/// A file asset of the synthesized app (the policy, when the construct keeps it in S3), as
+/// `cdk deploy` publishes it: its bytes, to this bucket and key of the bootstrap's.
+#[derive(Debug, Clone)]
+pub struct FileAsset {
+    pub bucket: String,
+    pub key: String,
+    pub bytes: Vec<u8>,
+}
+
+/// What `cdk synth` wrote: the stack's template (JSON text) and its file assets.
+#[derive(Debug, Clone)]
+pub struct Synthesized {
+    pub template: String,
+    pub files: Vec<FileAsset>,
+}
+
 /// Synthesizes the example app with `context` (CDK context keys and values) and returns its
 /// stack's template (JSON text). A mistake in the policy fails here with eddo's message.
 pub fn synth(context: &[(&str, String)]) -> Result<String, LocalError> {
+    synth_with_assets(context).map(|s| s.template)
+}
+
+/// Publishes `files` as `cdk deploy` does, into the bootstrap's asset bucket (created here,
+/// versioned as `cdk bootstrap` creates it).
+pub async fn publish(sdk: &aws_config::SdkConfig, files: &[FileAsset]) -> Result<(), LocalError> {
+    for f in files {
+        crate::stack::versioned_bucket(sdk, &f.bucket).await?;
+        aws_sdk_s3::Client::new(sdk)
+            .put_object()
+            .bucket(&f.bucket)
+            .key(&f.key)
+            .body(f.bytes.clone().into())
+            .send()
+            .await
+            .map_err(|e| crate::aws("PutObject", e))?;
+    }
+    Ok(())
+}
+
+/// The file assets `cdk synth` listed in `out` (`{STACK}.assets.json`), their bucket names
+/// resolved for the local account and region; the functions' bundles are not among them
+/// (bundling is skipped).
+fn file_assets(out: &std::path::Path) -> Result<Vec<FileAsset>, LocalError> {
+    let manifest = out.join(format!("{STACK}.assets.json"));
+    let Ok(text) = std::fs::read_to_string(&manifest) else {
+        return Ok(Vec::new());
+    };
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| LocalError::Setup(format!("{}: {e}", manifest.display())))?;
+    let mut files = Vec::new();
+    for asset in json["files"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+    {
+        let (Some(path), Some("file")) = (
+            asset["source"]["path"].as_str(),
+            asset["source"]["packaging"].as_str(),
+        ) else {
+            continue;
+        };
+        let source = out.join(path);
+        if !source.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&source)
+            .map_err(|e| LocalError::Setup(format!("{}: {e}", source.display())))?;
+        for d in asset["destinations"]
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            let (Some(bucket), Some(key)) = (d["bucketName"].as_str(), d["objectKey"].as_str())
+            else {
+                continue;
+            };
+            files.push(FileAsset {
+                bucket: bucket
+                    .replace("${AWS::AccountId}", crate::template::ACCOUNT)
+                    .replace("${AWS::Region}", crate::template::REGION)
+                    .replace("${AWS::Partition}", "aws"),
+                key: key.to_string(),
+                bytes: bytes.clone(),
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// [`synth`], with the file assets to publish before the stack is provisioned.
+pub fn synth_with_assets(context: &[(&str, String)]) -> Result<Synthesized, LocalError> {
     let app = project_root().join("infra/cdk/dist/bin/eddo.js");
     if !app.is_file() {
         return Err(LocalError::Setup(format!(
@@ -60,6 +148,12 @@ pub fn synth(context: &[(&str, String)]) -> Result<String, LocalError> {
     let result = if run.status.success() {
         std::fs::read_to_string(out.join(format!("{STACK}.template.json")))
             .map_err(|e| LocalError::Setup(format!("cdk synth wrote no {STACK} template: {e}")))
+            .and_then(|template| {
+                Ok(Synthesized {
+                    template,
+                    files: file_assets(&out)?,
+                })
+            })
     } else {
         Err(LocalError::Setup(format!(
             "cdk synth failed: {}",

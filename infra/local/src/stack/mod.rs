@@ -250,8 +250,16 @@ impl Stack {
                 eddo::policy::PolicyStore::Parameter(name) => declared_parameters.get(name),
                 eddo::policy::PolicyStore::Object { .. } => None,
             };
-            let text = match declared {
-                Some(text) => text.clone(),
+            // An object already there is the template's own (the CDK construct's asset,
+            // published before the stack as `cdk deploy` does).
+            let published = match store {
+                eddo::policy::PolicyStore::Object { bucket, key } => {
+                    object_text(sdk, bucket, key).await
+                }
+                eddo::policy::PolicyStore::Parameter(_) => None,
+            };
+            let text = match declared.cloned().or(published) {
+                Some(text) => text,
                 None => {
                     let text = std::fs::read_to_string(project_root().join(LOCAL_POLICY))
                         .map_err(|e| LocalError::Setup(format!("{LOCAL_POLICY}: {e}")))?;

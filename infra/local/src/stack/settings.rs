@@ -153,6 +153,19 @@ pub async fn put_policy_in(
     }
 }
 
+/// The text of an S3 object, if it is there.
+pub async fn object_text(sdk: &SdkConfig, bucket: &str, key: &str) -> Option<String> {
+    let out = aws_sdk_s3::Client::new(sdk)
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .ok()?;
+    let bytes = out.body.collect().await.ok()?.into_bytes();
+    String::from_utf8(bytes.to_vec()).ok()
+}
+
 /// A bucket with versioning on, as the template asks of the policy's (created if missing).
 pub async fn versioned_bucket(sdk: &SdkConfig, bucket: &str) -> Result<(), LocalError> {
     let s3 = aws_sdk_s3::Client::new(sdk);
