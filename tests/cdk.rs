@@ -604,24 +604,7 @@ async fn a_thousand_service_policy_deploys_with_the_cdk_stack_from_s3() {
     let s = Setup::on(local).await;
     let service = eddo_local::fixtures::service_name(999);
     s.generated_service_flow(&service, 999).await;
-    let deploys = s.builds(&format!("{service}-deploy"));
-    assert_eq!(deploys.len(), 1, "{deploys:#?}");
-    let version = aws_sdk_s3::Client::new(&s.moto.sdk_config().await)
-        .head_object()
-        .bucket(&policy.bucket)
-        .key(&policy.key)
-        .send()
-        .await
-        .unwrap()
-        .version_id()
-        .unwrap()
-        .to_string();
-    let started: Vec<Value> = s
-        .published()
-        .await
-        .into_iter()
-        .filter(|e| e["detail-type"] == "Deployment Started")
-        .collect();
-    assert_eq!(started.len(), 1, "{started:#?}");
-    assert_eq!(started[0]["detail"]["policy_version"], version.as_str());
+    let started = s.deployed_once(&service).await;
+    let version = s.object_version(&policy.bucket, &policy.key).await;
+    assert_eq!(started["policy_version"], version.as_str());
 }

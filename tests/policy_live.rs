@@ -68,6 +68,27 @@ async fn alarm_change(function: &LocalFunction, local: &Local, n: u64) -> Option
     events.into_iter().next()
 }
 
+/// An alarm change after a bad version was put: the function says the version is refused and
+/// decides by the last good one; both events.
+async fn refused_then_skipped(function: &LocalFunction, local: &Local) -> Vec<Value> {
+    let event = alarm("hello-world-5xx", "OK", "ALARM", now_epoch() + 3);
+    eddo_local::cloudwatch::ran(&local.stack.sdk, &event)
+        .await
+        .unwrap();
+    function.invoke(&event).await.unwrap();
+    let events = local.published("eddo.rollback").await;
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["Policy Rejected", "Rollback Skipped"],
+        "{events:#?}"
+    );
+    events
+}
+
 fn policy_version(skipped: &Option<Value>) -> i64 {
     skipped.as_ref().expect("a Rollback Skipped event")["detail"]["policy_version"]
         .as_i64()
@@ -142,21 +163,7 @@ async fn a_warm_function_takes_a_new_policy_within_its_ttl_and_keeps_the_last_go
     local.stack.put_policy(&mistaken()).await.unwrap();
     let bad = first + 2;
     tokio::time::sleep(Duration::from_secs(TTL + 1)).await;
-    let event = alarm("hello-world-5xx", "OK", "ALARM", now_epoch() + 3);
-    eddo_local::cloudwatch::ran(&local.stack.sdk, &event)
-        .await
-        .unwrap();
-    function.invoke(&event).await.unwrap();
-    let events = local.published("eddo.rollback").await;
-    let types: Vec<&str> = events
-        .iter()
-        .map(|e| e["detail-type"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        types,
-        ["Policy Rejected", "Rollback Skipped"],
-        "{events:#?}"
-    );
+    let events = refused_then_skipped(&function, &local).await;
     assert_eq!(events[1]["detail"]["policy_version"], first + 1);
     let rejected = &events[0]["detail"];
     assert_eq!(rejected["version"], bad);
@@ -317,18 +324,9 @@ fn object_in(bucket: &str) -> String {
     format!("s3://{bucket}/eddo/policy.yaml")
 }
 
-/// The object's latest version id, as S3 gives it.
+/// The policy object's latest version id, as S3 gives it.
 async fn object_version(local: &Local, bucket: &str) -> String {
-    aws_sdk_s3::Client::new(&local.moto.sdk_config().await)
-        .head_object()
-        .bucket(bucket)
-        .key("eddo/policy.yaml")
-        .send()
-        .await
-        .unwrap()
-        .version_id()
-        .expect("a versioned bucket")
-        .to_string()
+    local.object_version(bucket, "eddo/policy.yaml").await
 }
 
 /// The real alarm-rollback binary reading its policy from an S3 object (`PolicyObject`), as
@@ -370,21 +368,7 @@ async fn a_policy_in_s3_decides_and_each_decision_names_the_object_version() {
     local.stack.put_policy(&mistaken()).await.unwrap();
     let bad = object_version(&local, bucket).await;
     tokio::time::sleep(Duration::from_secs(TTL + 1)).await;
-    let event = alarm("hello-world-5xx", "OK", "ALARM", now_epoch() + 3);
-    eddo_local::cloudwatch::ran(&local.stack.sdk, &event)
-        .await
-        .unwrap();
-    function.invoke(&event).await.unwrap();
-    let events = local.published("eddo.rollback").await;
-    let types: Vec<&str> = events
-        .iter()
-        .map(|e| e["detail-type"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        types,
-        ["Policy Rejected", "Rollback Skipped"],
-        "{events:#?}"
-    );
+    let events = refused_then_skipped(&function, &local).await;
     let rejected = &events[0]["detail"];
     assert_eq!(rejected["parameter"], object_in(bucket));
     assert_eq!(rejected["version"], bad.as_str());

@@ -112,32 +112,13 @@ async fn a_thousand_service_policy_in_s3_deploys_service_999_once() {
 
     let service = eddo_local::fixtures::service_name(999);
     s.generated_service_flow(&service, 999).await;
-    let deploys = s.builds(&format!("{service}-deploy"));
-    assert_eq!(deploys.len(), 1, "{deploys:#?}");
-    assert_eq!(deploys[0].env("EDDO_SERVICE"), Some(service.as_str()));
     assert!(
         s.deploys().is_empty(),
         "nothing in the example's own project"
     );
-    let version = aws_sdk_s3::Client::new(&s.moto.sdk_config().await)
-        .head_object()
-        .bucket("scale-policy")
-        .key("eddo/policy.yaml")
-        .send()
-        .await
-        .unwrap()
-        .version_id()
-        .unwrap()
-        .to_string();
-    let started: Vec<serde_json::Value> = s
-        .published()
-        .await
-        .into_iter()
-        .filter(|e| e["detail-type"] == "Deployment Started")
-        .collect();
-    assert_eq!(started.len(), 1, "{started:#?}");
-    assert_eq!(started[0]["detail"]["service"], service.as_str());
-    assert_eq!(started[0]["detail"]["policy_version"], version.as_str());
+    let started = s.deployed_once(&service).await;
+    let version = s.object_version("scale-policy", "eddo/policy.yaml").await;
+    assert_eq!(started["policy_version"], version.as_str());
 }
 
 /// The policy parameter holds at most 8 KB (the Advanced tier): a larger policy is refused where

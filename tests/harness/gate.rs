@@ -98,6 +98,23 @@ impl Setup {
         }
         commit
     }
+
+    /// The one deploy build of `service` (in its own `{service}-deploy` project) and the one
+    /// `Deployment Started` on the bus that says it; its detail.
+    pub async fn deployed_once(&self, service: &str) -> Value {
+        let deploys = self.builds(&format!("{service}-deploy"));
+        assert_eq!(deploys.len(), 1, "{deploys:#?}");
+        assert_eq!(deploys[0].env("EDDO_SERVICE"), Some(service));
+        let started: Vec<Value> = self
+            .published()
+            .await
+            .into_iter()
+            .filter(|e| e["detail-type"] == "Deployment Started")
+            .collect();
+        assert_eq!(started.len(), 1, "{started:#?}");
+        assert_eq!(started[0]["detail"]["service"], service);
+        started[0]["detail"].clone()
+    }
 }
 
 impl Setup {

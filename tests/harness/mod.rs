@@ -58,6 +58,20 @@ impl Local {
         Local { moto, stack }
     }
 
+    /// The latest version id of an S3 object, as S3 gives it (a versioned bucket's).
+    pub async fn object_version(&self, bucket: &str, key: &str) -> String {
+        aws_sdk_s3::Client::new(&self.moto.sdk_config().await)
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("s3://{bucket}/{key}: {e}"))
+            .version_id()
+            .expect("a versioned bucket")
+            .to_string()
+    }
+
     /// The template's function built from `binary`, as it runs in AWS: its execution role's
     /// SDK configuration, its settings and the policy it loads from SSM.
     pub async fn as_function(
