@@ -371,7 +371,7 @@ impl Live {
         held: Option<&PolicyVersion>,
         mistakes: &[Mistake],
     ) -> Result<(), Error> {
-        let location = self.store.location();
+        let location = self.store.to_string();
         let id = format!("{}#{location}#{version}", r.function);
         let correlation = format!("policy:{location}:{version}");
         let detail = Envelope {
@@ -489,9 +489,9 @@ async fn read_object(
 
 /// A service's answer in its words (`ParameterNotFound`, `NoSuchKey`, `AccessDenied`,
 /// `ThrottlingException`); a timeout or a failed connection as the SDK tells it.
-fn in_its_words<E, R>(e: &aws_sdk_ssm::error::SdkError<E, R>) -> String
+fn in_its_words<E, R>(e: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
 where
-    E: aws_sdk_ssm::error::ProvideErrorMetadata + std::error::Error + 'static,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
     match e.as_service_error() {
@@ -500,7 +500,7 @@ where
             se.meta().code().unwrap_or("error"),
             se.meta().message().unwrap_or_default()
         ),
-        None => aws_sdk_ssm::error::DisplayErrorContext(e).to_string(),
+        None => aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
     }
 }
 

@@ -76,11 +76,6 @@ impl PolicyStore {
             _ => Err(format!("{location} is not s3://bucket/key")),
         }
     }
-
-    /// The store as a person reads it, in logs and in `Policy Rejected`.
-    pub fn location(&self) -> String {
-        self.to_string()
-    }
 }
 
 impl fmt::Display for PolicyStore {
