@@ -112,10 +112,6 @@ async fn a_thousand_service_policy_in_s3_deploys_service_999_once() {
 
     let service = eddo_local::fixtures::service_name(999);
     s.generated_service_flow(&service, 999).await;
-    assert!(
-        s.deploys().is_empty(),
-        "nothing in the example's own project"
-    );
     let started = s.deployed_once(&service).await;
     let version = s.object_version("scale-policy", "eddo/policy.yaml").await;
     assert_eq!(started["policy_version"], version.as_str());
