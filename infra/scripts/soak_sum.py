@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Sums the tables of many `eddo-local soak` runs (one file per seed) into one: flows by
 function, faults by kind and boundary, dead-lettered and identical republications, the deploy
-builds in each project the policy named, and every violation with its seed. Exit 1 if any."""
+builds in each project the policy named, and every violation with its seed. Exit 1 if any, or
+if any run did not end (a run that did not report proved nothing), or if there was none."""
 
 import collections
 import pathlib
@@ -16,11 +17,12 @@ DEPLOYS = re.compile(r"(\d+) in (\S+), (\d+) in (\S+)$")
 def main(folder: str) -> int:
     flows, dead, copies = collections.Counter(), collections.Counter(), collections.Counter()
     faults, deploys = collections.Counter(), collections.Counter()
-    violations, seeds = [], 0
+    violations, seeds, unfinished = [], 0, []
     for path in sorted(pathlib.Path(folder).glob("seed-*.log")):
         text = path.read_text()
         if "| fault | injected |" not in text:
             print(f"{path.name}: no report (the run did not end)", file=sys.stderr)
+            unfinished.append(path.stem)
             continue
         seeds += 1
         for m in ROW.finditer(text):
@@ -49,7 +51,9 @@ def main(folder: str) -> int:
     print(f"\nviolations: {len(violations)}")
     for v in violations:
         print(v)
-    return 1 if violations else 0
+    if unfinished:
+        print(f"unfinished: {len(unfinished)} ({', '.join(unfinished)}): see their .err")
+    return 1 if violations or unfinished or seeds == 0 else 0
 
 
 if __name__ == "__main__":
