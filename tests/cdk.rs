@@ -73,7 +73,7 @@ const INTENDED: &[(&str, &str)] = &[
         "the CDK's inline X-Ray grant",
     ),
     (
-        "dead-letter queue policy: sam only {\"Action\":\"sqs:SendMessage\",\"Condition\":{\"ArnLike\":{\"aws:SourceArn\":\"arn:aws:events:us-east-1:123456789012:rule/eddo-bus/*\"}},\"Effect\":\"Allow\",\"Principal\":{\"Service\":\"events.amazonaws.com\"},\"Resource\":\"dlq-Arn\"}",
+        "dead-letter queue policy: sam only {\"Action\":\"sqs:SendMessage\",\"Condition\":{\"ArnLike\":{\"aws:SourceArn\":\"arn:aws:events:us-east-1:123456789012:rule/bus/*\"}},\"Effect\":\"Allow\",\"Principal\":{\"Service\":\"events.amazonaws.com\"},\"Resource\":\"dlq-Arn\"}",
         "SAM's queue policy lets any rule of the eddo bus dead-letter; the CDK lets exactly the two rules with a dead-letter queue (below), which is tighter",
     ),
     (
@@ -104,8 +104,17 @@ fn sam() -> Template {
     deployed(&std::fs::read_to_string(path).unwrap())
 }
 
+/// The CDK app with the local stack's settings, and the parameter named as the SAM stack's is
+/// (each derives its own otherwise).
 fn cdk() -> Template {
-    deployed(&synth(&local_context()).expect("cdk synth"))
+    let parameters = local_template_parameters("eddo").unwrap();
+    let (_, name) = parameters
+        .iter()
+        .find(|(k, _)| k == "PolicyParameterName?")
+        .unwrap();
+    let mut context = local_context();
+    context.push(("eddo:policyParameterName", name.clone()));
+    deployed(&synth(&context).expect("cdk synth"))
 }
 
 /// The function built from each binary, by logical id.

@@ -3,6 +3,7 @@
 //! `CodeBuild Build State Change` events on the default bus in the shape consumers parse.
 
 use crate::harness::Local;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::codebuild::CodeBuildEvent;
@@ -15,7 +16,7 @@ use serde_json::Value;
 const STATE_CHANGES: &str =
     r#"{"source": ["aws.codebuild"], "detail-type": ["CodeBuild Build State Change"]}"#;
 
-async fn setup(prefix: &str) -> (Moto, Stack, aws_sdk_codebuild::Client, String) {
+async fn setup(prefix: &str) -> (Arc<Moto>, Stack, aws_sdk_codebuild::Client, String) {
     let Local { moto, stack } = Local::start(prefix).await;
     let conf = aws_sdk_codebuild::config::Builder::from(&stack.sdk)
         .endpoint_url(stack.codebuild.endpoint())

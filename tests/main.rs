@@ -28,6 +28,7 @@ mod gate;
 mod gate_findings;
 mod gate_recovery;
 mod iam;
+mod instances;
 mod known_bad;
 mod once;
 mod policy_live;

@@ -2,6 +2,7 @@
 //! owed events) in DynamoDB, and publishing to EventBridge through rules.
 
 use crate::harness::Local;
+use std::sync::Arc;
 use std::time::Duration;
 
 use eddo::event::{DetailType, Envelope, Metadata};
@@ -12,7 +13,7 @@ use eddo_local::moto::Moto;
 use eddo_local::stack::Stack;
 use serde_json::json;
 
-async fn setup(prefix: &str) -> (Moto, Stack) {
+async fn setup(prefix: &str) -> (Arc<Moto>, Stack) {
     let Local { moto, stack } = Local::start(prefix).await;
     (moto, stack)
 }

@@ -112,7 +112,7 @@ fn workflow_run(commit: &str, path: &str, trigger: &str, branch: Option<&str>) -
 const CODEQL: &str = ".github/workflows/codeql.yml";
 
 struct World {
-    _moto: Moto,
+    _moto: Arc<Moto>,
     stack: Stack,
     gate: Arc<LocalFunction>,
     webhook: Arc<LocalFunction>,

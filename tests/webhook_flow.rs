@@ -3,6 +3,7 @@
 //! losing the delivery.
 
 use crate::harness::Local;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::harness::function_sdk;
@@ -19,7 +20,7 @@ use eddo_local::stack::{LOCAL_GITHUB_SECRET, LOCAL_GITLAB_TOKEN, LOCAL_STANDARD_
 use eddo_webhook::{Config, Webhook};
 use serde_json::{Value, json};
 
-async fn setup(prefix: &str, extra: &[(&str, &str)]) -> (Moto, Stack, Config) {
+async fn setup(prefix: &str, extra: &[(&str, &str)]) -> (Arc<Moto>, Stack, Config) {
     let Local { moto, stack } = Local::start(prefix).await;
     let mut env = stack.webhook_env();
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -146,7 +147,7 @@ async fn a_push_to_an_untracked_branch_is_published_but_not_routed_to_the_build(
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_deliveries_of_one_id_publish_once() {
     let (_moto, stack, config) = setup("concurrent", &[]).await;
-    let webhook = std::sync::Arc::new(Webhook::new(config, &function_sdk(&stack, "webhook").await));
+    let webhook = Arc::new(Webhook::new(config, &function_sdk(&stack, "webhook").await));
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let w = webhook.clone();
@@ -458,7 +459,7 @@ async fn a_standard_webhook_is_forwarded_raw_once_per_webhook_id() {
 
 /// Collects what the JSON subscriber writes.
 #[derive(Clone, Default)]
-struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl std::io::Write for Capture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -156,8 +156,13 @@ impl Setup {
     /// The state change of the latest deploy build the gate started for `commit`, ending
     /// `status`: the corpus event with that build's id and environment.
     pub fn deploy_finished(&self, commit: &str, status: &str) -> Value {
+        self.deploy_finished_in("eddo-deploy", commit, status)
+    }
+
+    /// As [`Setup::deploy_finished`], for a deploy build in `project`.
+    pub fn deploy_finished_in(&self, project: &str, commit: &str, status: &str) -> Value {
         let b = self
-            .deploys()
+            .builds(project)
             .into_iter()
             .rev()
             .find(|b| b.env("EDDO_COMMIT_SHA") == Some(commit))

@@ -21,7 +21,8 @@ use serde_json::Value;
 /// destructure it (`let Local { moto, stack } = Local::start("x").await;`) or keep it in their
 /// function's setup.
 pub struct Local {
-    pub moto: Moto,
+    /// Shared by the stacks of one account ([`Local::beside`]).
+    pub moto: Arc<Moto>,
     pub stack: Stack,
 }
 
@@ -37,7 +38,43 @@ impl Local {
         let stack = Stack::provision_with(&moto.sdk_config().await, prefix, parameters)
             .await
             .unwrap_or_else(|e| panic!("provisioning {prefix}: {e}"));
-        Local { moto, stack }
+        Local {
+            moto: Arc::new(moto),
+            stack,
+        }
+    }
+
+    /// Another stack of template.yaml in the same account and Region (the same emulator), under
+    /// `prefix` (its stack name), with these parameters overriding the local ones.
+    pub async fn beside(&self, prefix: &str, parameters: &[(&str, &str)]) -> Local {
+        let stack = Stack::provision_with(&self.moto.sdk_config().await, prefix, parameters)
+            .await
+            .unwrap_or_else(|e| panic!("provisioning {prefix}: {e}"));
+        Local {
+            moto: self.moto.clone(),
+            stack,
+        }
+    }
+
+    /// Another stack of `template` (the CDK app's, say) in the same account and Region, its
+    /// file assets published first.
+    pub async fn beside_template(
+        &self,
+        prefix: &str,
+        template: &str,
+        files: &[eddo_local::cdk::FileAsset],
+    ) -> Local {
+        let sdk = self.moto.sdk_config().await;
+        eddo_local::cdk::publish(&sdk, files)
+            .await
+            .unwrap_or_else(|e| panic!("publishing {prefix}'s assets: {e}"));
+        let stack = Stack::provision_template(&sdk, prefix, template, &[])
+            .await
+            .unwrap_or_else(|e| panic!("provisioning {prefix}: {e}"));
+        Local {
+            moto: self.moto.clone(),
+            stack,
+        }
     }
 
     /// Starts moto and provisions `template` (the CDK app's, say) under `prefix`, its file
@@ -55,7 +92,10 @@ impl Local {
         let stack = Stack::provision_template(&sdk, prefix, template, &[])
             .await
             .unwrap_or_else(|e| panic!("provisioning {prefix}: {e}"));
-        Local { moto, stack }
+        Local {
+            moto: Arc::new(moto),
+            stack,
+        }
     }
 
     /// The latest version id of an S3 object, as S3 gives it (a versioned bucket's).

@@ -11,7 +11,7 @@
  *   eddo:tenantRequestSenderRoleArns (comma-separated role ARNs)
  * - eddo:sbtControlPlaneEventSource (default sbt.control.plane; "" for eddo's contract only)
  * - eddo:sbtGeneration (default current; legacy for an sbt-aws app that has not upgraded)
- * - eddo:eventBusName, eddo:policyParameterName
+ * - eddo:eventBusName, eddo:policyParameterName (defaults derived from the stack's name)
  */
 import * as path from 'node:path';
 import { App, CfnOutput, Stack } from 'aws-cdk-lib';
@@ -35,8 +35,8 @@ if (sbtGeneration !== 'current' && sbtGeneration !== 'legacy') {
 }
 const eddo = new Eddo(stack, 'Eddo', {
   policyFile: path.resolve(setting('policyFile', path.join(__dirname, '..', '..', '..', 'policy', 'example.yaml'))),
-  eventBusName: setting('eventBusName', 'eddo'),
-  policyParameterName: setting('policyParameterName', '/eddo/policy'),
+  eventBusName: optional(setting('eventBusName', '')),
+  policyParameterName: optional(setting('policyParameterName', '')),
   buildProject: optional(setting('buildProject', 'eddo-build')),
   sastProject: optional(setting('sastProject', 'eddo-sast')),
   tenantRequestSources: list(setting('tenantRequestSources', 'com.example.control-plane')),
@@ -51,10 +51,14 @@ const outputs: Record<string, [string, string | undefined]> = {
   StandardWebhooksUrl: [`${eddo.webhookUrl.url}standard`, 'URL for any Standard Webhooks sender.'],
   WebhookSecretArn: [eddo.webhookSecret.secretArn, 'Put the provider secrets here (JSON keys github, gitlab, gitlab_signing, standard_webhooks, senders).'],
   EventBusArn: [eddo.eventBus.eventBusArn, undefined],
+  EventBusName: [eddo.eventBus.eventBusName, undefined],
   StateTableName: [eddo.table.tableName, undefined],
   DeadLetterQueueUrl: [eddo.deadLetterQueue.queueUrl, undefined],
   AlarmRollbackFunctionArn: [eddo.alarmRollbackFunction.functionArn, 'Add it as an alarm\'s Lambda action to invoke alarm-rollback directly.'],
 };
+if (eddo.policyParameter) {
+  outputs.PolicyParameterName = [eddo.policyParameter.parameterName, 'The SSM parameter the functions read the policy from (the stack owns it).'];
+}
 for (const [name, [value, description]] of Object.entries(outputs)) {
   new CfnOutput(stack, name, { value, description });
 }

@@ -4,7 +4,7 @@
  * rule filter and grant comes from the policy itself.
  */
 import * as path from 'node:path';
-import { Annotations, ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, Duration, Names, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -85,12 +85,14 @@ export interface EddoProps {
   readonly eddoCommand?: string[];
   /**
    * The name of the bus eddo creates. Ignored when `eventBus` is given.
-   * @default 'eddo'
+   * @default derived from the stack and this construct's id (`Staging-Eddo-1A2B3C4D`), so that
+   * two instances (staging and prod) live in one account and Region
    */
   readonly eventBusName?: string;
   /**
    * An existing bus to use instead of creating one. The construct adds its archive, rules and
-   * bus policy statements to it.
+   * bus policy statements (their ids its own) to it. One eddo per bus: its statements keep each
+   * eddo source to this instance's functions.
    * @default a new bus named `eventBusName`
    */
   readonly eventBus?: events.IEventBus;
@@ -101,7 +103,7 @@ export interface EddoProps {
   readonly archiveRetention?: Duration;
   /**
    * The SSM parameter the stack creates to hold the policy, when it is kept in SSM.
-   * @default '/eddo/policy'
+   * @default derived from the stack and this construct's id (`/Staging-Eddo-1A2B3C4D/policy`)
    */
   readonly policyParameterName?: string;
   /**
@@ -196,6 +198,22 @@ export interface EddoProps {
   readonly kmsKey?: kms.IKey;
 }
 
+/** The buses given to an instance of eddo, per app, and by which. */
+const CLAIMED = new WeakMap<object, Map<string, string>>();
+
+/** Fails synth when `bus` already carries another instance of eddo in this app. */
+function claimBus(scope: Construct, bus: events.IEventBus): void {
+  const app = scope.node.root;
+  const claimed = CLAIMED.get(app) ?? new Map<string, string>();
+  CLAIMED.set(app, claimed);
+  const other = claimed.get(bus.eventBusName);
+  if (other !== undefined) {
+    throw new Error(`Eddo: eventBus: ${scope.node.path} and ${other} are given the same bus; one eddo per bus ` +
+      '(its bus policy keeps each eddo source to one function): give each its own bus, or none');
+  }
+  claimed.set(bus.eventBusName, scope.node.path);
+}
+
 /** A function of eddo, as the construct builds it. */
 interface FunctionSpec {
   readonly binary: string;
@@ -240,7 +258,9 @@ export class Eddo extends Construct {
     this.props = { ...props, manifestPath };
     this.logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
 
-    this.eventBus = props.eventBus ?? new events.EventBus(this, 'EventBus', { eventBusName: props.eventBusName ?? 'eddo' });
+    // Every name the user does not give is this instance's own: two instances never share one.
+    const unique = Names.uniqueResourceName(this, { maxLength: 200, separator: '-' });
+    this.eventBus = props.eventBus ?? new events.EventBus(this, 'EventBus', { eventBusName: props.eventBusName ?? unique });
     new events.CfnArchive(this, 'EventArchive', {
       description: 'Every event on the eddo bus, for audit and replay.',
       sourceArn: this.eventBus.eventBusArn,
@@ -272,7 +292,7 @@ export class Eddo extends Construct {
       this.policyObject = new s3assets.Asset(this, 'PolicyObject', { path: this.policy.file });
     } else {
       this.policyParameter = new ssm.StringParameter(this, 'PolicyParameter', {
-        parameterName: props.policyParameterName ?? '/eddo/policy',
+        parameterName: props.policyParameterName ?? `/${unique}/policy`,
         description: `eddo policy, from ${path.basename(this.policy.file)} at synth`,
         stringValue: this.policy.text,
         tier: bytes > 4096 ? ssm.ParameterTier.ADVANCED : ssm.ParameterTier.STANDARD,
@@ -294,13 +314,20 @@ export class Eddo extends Construct {
     const answers = props.sbt
       ? [props.sbt.applicationPlaneEventSource ?? SBT_GENERATIONS[props.sbt.generation ?? 'current'].applicationPlane]
       : [];
-    busPolicies(this, this.eventBus, {
+    // A bus of its own: its statement ids are unique on it. A bus given: this instance's own ids,
+    // beside whatever else the bus's policy holds; but one eddo per bus, since its statements
+    // keep each eddo source to one instance's function.
+    if (props.eventBus) {
+      claimBus(this, props.eventBus);
+    }
+    const sidSuffix = props.eventBus ? `-${this.node.addr.slice(0, 8)}` : '';
+    busPolicies(this, this.eventBus, sidSuffix, {
       'eddo.webhook': this.webhookFunction.role!,
       'eddo.gate': this.scanGateFunction.role!,
       'eddo.rollback': this.alarmRollbackFunction.role!,
       'eddo.tenants': this.tenantOnboardingFunction.role!,
     }, [...requestSources, ...answers]);
-    tenantRequestPolicy(this, this.eventBus, requestSources, props.tenantRequestSenderRoleArns ?? []);
+    tenantRequestPolicy(this, this.eventBus, sidSuffix, requestSources, props.tenantRequestSenderRoleArns ?? []);
     if (requestSources.length > 0 && (props.tenantRequestSenderRoleArns ?? []).length === 0) {
       Annotations.of(this).addWarningV2('eddo:no-tenant-request-senders',
         `tenant requests come from ${requestSources.join(', ')} but tenantRequestSenderRoleArns is empty: the bus policy lets nobody put them`);

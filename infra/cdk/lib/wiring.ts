@@ -78,31 +78,32 @@ function deny(scope: Construct, id: string, bus: events.IEventBus, sid: string, 
  * tool's signal source, which only a role tagged eddo:signal-source with that very source may
  * put: two statements of fixed size, however many tools or services (the bus policy's quota is
  * 10,240 characters). An explicit deny in the bus policy wins over any identity policy in the
- * account.
+ * account. Each statement id ends with `sidSuffix` (unique to the instance on a shared bus).
  */
 export function busPolicies(
   scope: Construct,
   bus: events.IEventBus,
+  sidSuffix: string,
   owners: Record<string, iam.IRole>,
   notSignals: string[],
 ): void {
-  deny(scope, 'EddoSourcesPolicy', bus, 'OnlyEddoFunctionsPutEddoSources', {
+  deny(scope, 'EddoSourcesPolicy', bus, `OnlyEddoFunctionsPutEddoSources${sidSuffix}`, {
     StringLike: { 'events:source': 'eddo.*' },
     StringNotEquals: { 'events:source': Object.keys(owners) },
   });
   for (const [source, role] of Object.entries(owners)) {
     const [id, sid] = OWNER_STATEMENTS[source];
-    deny(scope, id, bus, sid, {
+    deny(scope, id, bus, `${sid}${sidSuffix}`, {
       StringEquals: { 'events:source': source },
       ArnNotEquals: { 'aws:PrincipalArn': role.roleArn },
     });
   }
   const signals = { 'events:source': ['eddo.*', 'aws.*'] };
-  deny(scope, 'SignalSourceTagPolicy', bus, 'EachSignalSourceOnlyFromItsTaggedRoles', {
+  deny(scope, 'SignalSourceTagPolicy', bus, `EachSignalSourceOnlyFromItsTaggedRoles${sidSuffix}`, {
     StringNotLike: signals,
     StringNotEquals: { 'events:source': [`\${aws:PrincipalTag/${SIGNAL_SOURCE_TAG}}`, ...notSignals] },
   });
-  deny(scope, 'SignalSourceUntaggedPolicy', bus, 'SignalSourcesOnlyFromTaggedRoles', {
+  deny(scope, 'SignalSourceUntaggedPolicy', bus, `SignalSourcesOnlyFromTaggedRoles${sidSuffix}`, {
     StringNotLike: signals,
     ...(notSignals.length > 0 ? { StringNotEquals: { 'events:source': notSignals } } : {}),
     Null: { [`aws:PrincipalTag/${SIGNAL_SOURCE_TAG}`]: 'true' },
@@ -122,11 +123,12 @@ export const SIGNAL_SOURCE_TAG = 'eddo:signal-source';
 export function tenantRequestPolicy(
   scope: Construct,
   bus: events.IEventBus,
+  sidSuffix: string,
   sources: string[],
   senderRoles: string[],
 ): void {
   if (sources.length > 0) {
-    deny(scope, 'TenantRequestSourcesPolicy', bus, 'OnlyTheControlPlanePutsTenantRequests', {
+    deny(scope, 'TenantRequestSourcesPolicy', bus, `OnlyTheControlPlanePutsTenantRequests${sidSuffix}`, {
       StringEquals: { 'events:source': sources },
       ...(senderRoles.length > 0 ? { ArnNotEquals: { 'aws:PrincipalArn': senderRoles } } : {}),
     });

@@ -120,7 +120,7 @@ test('another policy: its projects, repositories and branches, none of the examp
     EventPattern: { 'detail-type': ['Git Push'], detail: { branch: ['release'], repository: { full_name: ['acme/payments'] } } },
   });
   // The stack deploys this policy, as written.
-  t.hasResourceProperties('AWS::SSM::Parameter', { Name: '/eddo/policy', Type: 'String', Value: readFileSync(file, 'utf-8') });
+  t.hasResourceProperties('AWS::SSM::Parameter', { Name: Match.stringLikeRegexp('^/Test-Eddo-[0-9A-F]{8}/policy$'), Type: 'String', Value: readFileSync(file, 'utf-8') });
 });
 
 test('a build project the policy does not name fails synth', () => {
@@ -357,6 +357,40 @@ test('an existing bus: eddo creates none, and wires, archives and guards the giv
   });
   assert.throws(() => new Eddo(stack, 'Both', { policyFile: EXAMPLE, eventBus: bus, eventBusName: 'x' }),
     /give eventBus \(an existing bus\) or eventBusName \(a new one\), not both/);
+});
+
+test('two instances in one account (staging and prod): no name and no statement id in common', () => {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const names = (t: Template): string[] => [
+    ...Object.values(t.findResources('AWS::Events::EventBus')).map((r) => String(r.Properties.Name)),
+    ...Object.values(t.findResources('AWS::SSM::Parameter')).map((r) => String(r.Properties.Name)),
+  ];
+  const stacks = ['Staging', 'Prod'].map((name) => {
+    const stack = new Stack(app, name);
+    new Eddo(stack, 'Eddo', { policyFile: EXAMPLE });
+    return stack;
+  });
+  // A bus given: statement ids of the instance's own, beside the bus's other statements. One eddo
+  // per bus (each eddo source kept to one function).
+  const shared = new Stack(app, 'Shared');
+  const bus = events.EventBus.fromEventBusName(shared, 'Bus', 'platform-bus');
+  new Eddo(shared, 'Staging', { policyFile: EXAMPLE, eventBus: bus });
+  assert.throws(() => new Eddo(shared, 'Prod', { policyFile: EXAMPLE, eventBus: bus }),
+    /Shared\/Prod and Shared\/Staging are given the same bus; one eddo per bus/);
+  const [staging, prod] = stacks.map((s) => Template.fromStack(s));
+  assert.deepEqual(names(staging).length, 2);
+  assert.deepEqual(names(staging).filter((n) => names(prod).includes(n)), []);
+  // Functions are told their own bus and their own parameter.
+  for (const [t, stage] of [[staging, 'Staging'], [prod, 'Prod']] as const) {
+    t.allResourcesProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ EDDO_EVENT_BUS_NAME: { Ref: Match.stringLikeRegexp('^EddoEventBus') } }) },
+    });
+    assert.ok(names(t).every((n) => n.includes(`${stage}-Eddo-`)), names(t).join(', '));
+  }
+  const sids = Object.values(Template.fromStack(shared).findResources('AWS::Events::EventBusPolicy'))
+    .map((r) => String(r.Properties.StatementId));
+  assert.equal(sids.length, 7);
+  assert.ok(sids.every((s) => /^[A-Za-z]+-[0-9a-f]{8}$/.test(s) && s.length <= 64), sids.join(', '));
 });
 
 test('a policy of many services: the push rule takes its repositories by owner, the grants do not grow', () => {

@@ -145,9 +145,14 @@ pub fn synth_with_assets(context: &[(&str, String)]) -> Result<Synthesized, Loca
     let run = cmd
         .output()
         .map_err(|e| LocalError::Setup(format!("could not run node (Node.js 20 or later): {e}")))?;
+    // The stack the app names, as `eddo:stackName` says (bin/eddo.ts).
+    let stack = context
+        .iter()
+        .find(|(k, _)| *k == "eddo:stackName")
+        .map_or(STACK, |(_, v)| v.as_str());
     let result = if run.status.success() {
-        std::fs::read_to_string(out.join(format!("{STACK}.template.json")))
-            .map_err(|e| LocalError::Setup(format!("cdk synth wrote no {STACK} template: {e}")))
+        std::fs::read_to_string(out.join(format!("{stack}.template.json")))
+            .map_err(|e| LocalError::Setup(format!("cdk synth wrote no {stack} template: {e}")))
             .and_then(|template| {
                 Ok(Synthesized {
                     template,
