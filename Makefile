@@ -3,12 +3,14 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CARGO ?= cargo
+# The jsii tools warn at length on Node.js 20 (past its end of life), which they still run on.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 CDK := infra/cdk
 # The policy is checked at synth by the workspace's eddo binary (built by the targets that synth).
 EDDO_CLI := $(CURDIR)/target/debug/eddo
 
-.PHONY: help setup demo up test lint cfn-lint unit cdk-test bench size measure sam-build cdk-synth eddo-cli
+.PHONY: help setup demo up test lint cfn-lint unit cdk-test cdk-package bench size measure sam-build cdk-synth eddo-cli
 
 help:
 	@echo "make demo   run eddo locally: moto on loopback and the scripted scenario"
@@ -19,6 +21,7 @@ help:
 	@echo "make size   stripped arm64 bootstrap and zip sizes of the four functions"
 	@echo "make sam-build  sam build (arm64, cargo-lambda) into .aws-sam/ and sam validate --lint, as a deploy does"
 	@echo "make measure  the bench runner alone: cold start, warm latency, memory, cost per function"
+	@echo "make cdk-package  the construct library as published: npm tarball and Python wheel (jsii-pacmak)"
 	@echo "make cdk-synth  cdk synth of the CDK app (infra/cdk): the functions built for arm64 by cargo-lambda, as cdk deploy does"
 
 # The virtualenv with moto, cfn-lint and AWS's SAM translator; rebuilt when the requirements change.
@@ -32,8 +35,10 @@ $(CDK)/node_modules/.installed: $(CDK)/package-lock.json
 	cd $(CDK) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(CDK)/dist/.built: $(CDK)/node_modules/.installed $(CDK)/tsconfig.json $(wildcard $(CDK)/bin/*.ts $(CDK)/lib/*.ts $(CDK)/test/*.ts)
-	cd $(CDK) && npx tsc -p .
+# jsii compiles the construct library (lib/, checked to be usable from every jsii language) and
+# writes its assembly (.jsii); tsc compiles it with the example app and the tests.
+$(CDK)/dist/.built: $(CDK)/node_modules/.installed $(CDK)/tsconfig.json $(CDK)/tsconfig.jsii.json $(CDK)/package.json $(wildcard $(CDK)/bin/*.ts $(CDK)/lib/*.ts $(CDK)/test/*.ts)
+	cd $(CDK) && npx jsii && npx tsc -p .
 	touch $@
 
 setup: $(VENV)/.installed $(CDK)/dist/.built
@@ -76,6 +81,11 @@ bench: setup
 
 size: setup
 	infra/scripts/size.sh
+
+# The construct library as it is published: the npm tarball and the Python wheel (jsii-pacmak),
+# into infra/cdk/dist/packages, each checked to hold the library and nothing else.
+cdk-package: setup
+	infra/scripts/cdk-package.sh
 
 # What a user runs before sam deploy, with the SAM CLI and cargo-lambda from PyPI (.venv-sam).
 sam-build:

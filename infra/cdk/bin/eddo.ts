@@ -15,7 +15,7 @@
  */
 import * as path from 'node:path';
 import { App, CfnOutput, Stack } from 'aws-cdk-lib';
-import { Eddo } from '../lib/eddo';
+import { Eddo, SbtGeneration } from '../lib/eddo';
 
 const app = new App();
 const setting = (name: string, fallback: string): string => {
@@ -41,7 +41,10 @@ const eddo = new Eddo(stack, 'Eddo', {
   sastProject: optional(setting('sastProject', 'eddo-sast')),
   tenantRequestSources: list(setting('tenantRequestSources', 'com.example.control-plane')),
   tenantRequestSenderRoleArns: list(setting('tenantRequestSenderRoleArns', '')),
-  sbt: sbtSource === '' ? undefined : { controlPlaneEventSource: sbtSource, generation: sbtGeneration },
+  sbt: sbtSource === '' ? undefined : {
+    controlPlaneEventSource: sbtSource,
+    generation: sbtGeneration === 'legacy' ? SbtGeneration.LEGACY : SbtGeneration.CURRENT,
+  },
 });
 
 const outputs: Record<string, [string, string | undefined]> = {

@@ -20,11 +20,18 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
-import { CheckedPolicy, checkPolicy, eddoCommand, WORKSPACE_MANIFEST } from './policy';
+import { CheckedPolicy, EddoPolicy, WORKSPACE_MANIFEST } from './policy';
 import { FINISHED, ROLE_TAG, SOURCES, busPolicies, pushInput, tenantRequestPolicy, validateProps } from './wiring';
 
 /** The log levels eddo's functions log at (Lambda's advanced logging controls). */
-export type LogLevel = 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
+export enum LogLevel {
+  TRACE = 'TRACE',
+  DEBUG = 'DEBUG',
+  INFO = 'INFO',
+  WARN = 'WARN',
+  ERROR = 'ERROR',
+  FATAL = 'FATAL',
+}
 
 /**
  * Which sbt-aws contract its control plane speaks: `current` (sbt-aws's EventManager with
@@ -32,22 +39,27 @@ export type LogLevel = 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
  * `sbt.application.plane`) or `legacy` (the DetailType enum before it: bare detail-types, sources
  * `controlPlaneEventSource` and `applicationPlaneEventSource`).
  */
-export type SbtGeneration = 'current' | 'legacy';
+export enum SbtGeneration {
+  /** sbt-aws's EventManager with EventDefinitions. */
+  CURRENT = 'current',
+  /** The DetailType enum before it. */
+  LEGACY = 'legacy',
+}
 
-/** sbt-aws's own names for each generation: its detail-types' prefix and default sources. */
 /** The largest value of an SSM Advanced parameter: a policy past it is kept in S3. */
 const SSM_ADVANCED_BYTES = 8192;
 
-export const SBT_GENERATIONS: Record<SbtGeneration, { prefix: string; controlPlane: string; applicationPlane: string }> = {
-  current: { prefix: 'sbt_aws_', controlPlane: 'sbt.control.plane', applicationPlane: 'sbt.application.plane' },
-  legacy: { prefix: '', controlPlane: 'controlPlaneEventSource', applicationPlane: 'applicationPlaneEventSource' },
+/** sbt-aws's own names for each generation: its detail-types' prefix and default sources. */
+const SBT_GENERATIONS: Record<SbtGeneration, { prefix: string; controlPlane: string; applicationPlane: string }> = {
+  [SbtGeneration.CURRENT]: { prefix: 'sbt_aws_', controlPlane: 'sbt.control.plane', applicationPlane: 'sbt.application.plane' },
+  [SbtGeneration.LEGACY]: { prefix: '', controlPlane: 'controlPlaneEventSource', applicationPlane: 'applicationPlaneEventSource' },
 };
 
 /** sbt-aws's control plane, speaking to tenant-onboarding on the eddo bus. */
 export interface SbtOptions {
   /**
    * The sbt-aws contract the control plane speaks.
-   * @default 'current'
+   * @default SbtGeneration.CURRENT
    */
   readonly generation?: SbtGeneration;
   /**
@@ -148,7 +160,10 @@ export interface EddoProps {
    * @default logs.RetentionDays.ONE_MONTH
    */
   readonly logRetention?: logs.RetentionDays;
-  /** @default 'INFO' */
+  /**
+   * The functions' application log level.
+   * @default LogLevel.INFO
+   */
   readonly logLevel?: LogLevel;
   /**
    * Actions of every alarm the construct creates (the dead-letter queue's, each function's
@@ -253,7 +268,7 @@ export class Eddo extends Construct {
   constructor(scope: Construct, id: string, props: EddoProps) {
     super(scope, id);
     const manifestPath = props.manifestPath ?? WORKSPACE_MANIFEST;
-    this.policy = checkPolicy(props.policyFile, props.eddoCommand ?? eddoCommand(manifestPath));
+    this.policy = EddoPolicy.check(props.policyFile, props.eddoCommand ?? EddoPolicy.command(manifestPath));
     validateProps(props, this.policy);
     this.props = { ...props, manifestPath };
     this.logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
@@ -312,7 +327,7 @@ export class Eddo extends Construct {
     ];
     // The tenant contracts' sources are not signal sources: their own statement guards them.
     const answers = props.sbt
-      ? [props.sbt.applicationPlaneEventSource ?? SBT_GENERATIONS[props.sbt.generation ?? 'current'].applicationPlane]
+      ? [props.sbt.applicationPlaneEventSource ?? SBT_GENERATIONS[props.sbt.generation ?? SbtGeneration.CURRENT].applicationPlane]
       : [];
     // A bus of its own: its statement ids are unique on it. A bus given: this instance's own ids,
     // beside whatever else the bus's policy holds; but one eddo per bus, since its statements
@@ -371,7 +386,7 @@ export class Eddo extends Construct {
       timeout: spec.timeout,
       tracing: lambda.Tracing.ACTIVE,
       loggingFormat: lambda.LoggingFormat.JSON,
-      applicationLogLevelV2: lambda.ApplicationLogLevel[this.props.logLevel ?? 'INFO'],
+      applicationLogLevelV2: lambda.ApplicationLogLevel[this.props.logLevel ?? LogLevel.INFO],
       systemLogLevelV2: lambda.SystemLogLevel.WARN,
       logGroup,
       reservedConcurrentExecutions: spec.reservedConcurrency,
@@ -649,7 +664,7 @@ export class Eddo extends Construct {
 
   /** The source of sbt-aws's control-plane requests. */
   private sbtControlPlaneSource(sbt: SbtOptions): string {
-    const names = SBT_GENERATIONS[sbt.generation ?? 'current'];
+    const names = SBT_GENERATIONS[sbt.generation ?? SbtGeneration.CURRENT];
     if (names === undefined) {
       throw new Error(`sbt.generation: ${String(sbt.generation)} is not current or legacy`);
     }
@@ -658,7 +673,7 @@ export class Eddo extends Construct {
 
   private tenantOnboarding(): lambda.Function {
     const sbt = this.props.sbt;
-    const generation = sbt?.generation ?? 'current';
+    const generation = sbt?.generation ?? SbtGeneration.CURRENT;
     const names = SBT_GENERATIONS[generation];
     if (names === undefined) {
       throw new Error(`sbt.generation: ${String(generation)} is not current or legacy`);

@@ -1,2 +1,2 @@
-export { Eddo, EddoProps, LogLevel, SbtOptions } from './eddo';
-export { CheckedPolicy, PolicyLists, checkPolicy, eddoCommand } from './policy';
+export { Eddo, EddoProps, LogLevel, SbtGeneration, SbtOptions } from './eddo';
+export { CheckedPolicy, EddoPolicy, PolicyLists } from './policy';

@@ -25,7 +25,7 @@ export interface PolicyLists {
   /** Every service's branches. */
   readonly branches: string[];
   /** Each project the policy names and the `eddo:role` tag the grants reach it by. */
-  readonly projectRoles: Record<string, string>;
+  readonly projectRoles: { [project: string]: string };
 }
 
 /** A policy file read and checked: its text (what the stack stores) and what it implies. */
@@ -42,7 +42,7 @@ export const WORKSPACE_MANIFEST = path.resolve(__dirname, '..', '..', '..', '..'
  * The command that runs `eddo` (its arguments follow): `EDDO_CLI` if set (a built binary), else
  * `cargo run` of the workspace's `eddo` binary, which builds it on first use.
  */
-export function eddoCommand(manifestPath: string = WORKSPACE_MANIFEST): string[] {
+function eddoCommand(manifestPath: string = WORKSPACE_MANIFEST): string[] {
   const cli = process.env.EDDO_CLI;
   if (cli) {
     return [cli];
@@ -57,7 +57,7 @@ const checked = new Map<string, CheckedPolicy>();
  * eddo's own (`FILE:LINE:COLUMN: services.x.gate...: ...`, every mistake) when the file is missing or not a valid
  * policy. Each file is read once per synth.
  */
-export function checkPolicy(file: string, command: string[] = eddoCommand()): CheckedPolicy {
+function checkPolicy(file: string, command: string[] = eddoCommand()): CheckedPolicy {
   const abs = path.resolve(file);
   let text: string;
   try {
@@ -107,4 +107,31 @@ export function checkPolicy(file: string, command: string[] = eddoCommand()): Ch
   };
   checked.set(key, policy);
   return policy;
+}
+
+/** eddo's policy at synth: read and checked by eddo's own parser. */
+export class EddoPolicy {
+  /**
+   * Reads and checks the policy at `file` with eddo's parser. Throws an Error whose message is
+   * eddo's own (`FILE:LINE:COLUMN: services.x.gate...: ...`, every mistake) when the file is
+   * missing or not a valid policy. Each file is read once per synth.
+   *
+   * @param file the policy file (YAML)
+   * @param command the command that runs eddo's CLI (its arguments follow); default `EddoPolicy.command()`
+   */
+  public static check(file: string, command?: string[]): CheckedPolicy {
+    return checkPolicy(file, command ?? eddoCommand());
+  }
+
+  /**
+   * The command that runs `eddo` (its arguments follow): `EDDO_CLI` if set (a built binary),
+   * else `cargo run` of the workspace's `eddo` binary, which builds it on first use.
+   *
+   * @param manifestPath the workspace's Cargo.toml; default the workspace this package ships in
+   */
+  public static command(manifestPath?: string): string[] {
+    return eddoCommand(manifestPath ?? WORKSPACE_MANIFEST);
+  }
+
+  private constructor() {}
 }

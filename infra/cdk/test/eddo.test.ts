@@ -17,8 +17,8 @@ import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
-import { Eddo, EddoProps } from '../lib/eddo';
-import { eddoCommand } from '../lib/policy';
+import { Eddo, EddoProps, SbtGeneration } from '../lib/eddo';
+import { EddoPolicy } from '../lib/policy';
 
 const EXAMPLE = path.resolve(__dirname, '..', '..', '..', 'policy', 'example.yaml');
 
@@ -80,7 +80,7 @@ function projects(t: Template): { granted: Set<string>; heard: Set<string>; push
 
 test('a policy with a mistake fails synth with the message eddo gives for it', () => {
   const bad = policyFile('version: 1\nservices:\n  payments:\n    repositories: [acme/payments]\n    branches: [main]\n    projects: {deploy: pay-deploy}\n    gate: {require: [build], deadline_minutes: 30, sast_checks: [CodeQL]}\n');
-  const [program, ...args] = eddoCommand();
+  const [program, ...args] = EddoPolicy.command();
   const cli = spawnSync(program, [...args, 'policy', 'params', bad], { encoding: 'utf-8' });
   assert.notEqual(cli.status, 0, 'eddo refuses the policy');
   const message = cli.stderr.trim();
@@ -320,7 +320,7 @@ test('sbt-aws: a rule for its control plane only when asked for, in its generati
   });
 
   // Legacy, with an overridden answer source.
-  const l = synth({ sbt: { generation: 'legacy', applicationPlaneEventSource: 'acme.app.plane' } });
+  const l = synth({ sbt: { generation: SbtGeneration.LEGACY, applicationPlaneEventSource: 'acme.app.plane' } });
   l.hasResourceProperties('AWS::Events::Rule', { EventPattern: { source: ['controlPlaneEventSource'], ...legacy } });
   l.hasResourceProperties('AWS::Lambda::Function', {
     Environment: { Variables: Match.objectLike({
