@@ -74,7 +74,7 @@ const INTENDED: &[(&str, &str)] = &[
     ),
     (
         "dead-letter queue policy: sam only {\"Action\":\"sqs:SendMessage\",\"Condition\":{\"ArnLike\":{\"aws:SourceArn\":\"arn:aws:events:us-east-1:123456789012:rule/bus/*\"}},\"Effect\":\"Allow\",\"Principal\":{\"Service\":\"events.amazonaws.com\"},\"Resource\":\"dlq-Arn\"}",
-        "SAM's queue policy lets any rule of the eddo bus dead-letter; the CDK lets exactly the two rules with a dead-letter queue (below), which is tighter",
+        "SAM's queue policy lets any rule of the eddo bus dead-letter (its push and sbt-aws rules, whose names SAM does not expose, among them); the CDK lets exactly the rules with a dead-letter queue (below), which is tighter",
     ),
     (
         "dead-letter queue policy: cdk only {\"Action\":\"sqs:SendMessage\",\"Condition\":{\"ArnEquals\":{\"aws:SourceArn\":\"rule:codebuild:Git Push-Arn\"}},\"Effect\":\"Allow\",\"Principal\":{\"Service\":\"events.amazonaws.com\"},\"Resource\":\"dlq-Arn\"}",
@@ -83,6 +83,54 @@ const INTENDED: &[(&str, &str)] = &[
     (
         "dead-letter queue policy: cdk only {\"Action\":\"sqs:SendMessage\",\"Condition\":{\"ArnEquals\":{\"aws:SourceArn\":\"rule:tenant-onboarding:sbt_aws_onboardingRequest,sbt_aws_offboardingRequest-Arn\"}},\"Effect\":\"Allow\",\"Principal\":{\"Service\":\"events.amazonaws.com\"},\"Resource\":\"dlq-Arn\"}",
         "the sbt-aws rule's target dead-letters here",
+    ),
+    (
+        "role role:alarm-rollback: managed sam only arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        "SAM attaches AWSLambdaBasicExecutionRole to each role it makes, whose logs grant is on every log group of the account; the CDK grants each function its own log group alone (below), as cdk-nag asks (AwsSolutions-IAM4)",
+    ),
+    (
+        "role role:alarm-rollback: grants cdk only Allow logs:CreateLogStream on logs:alarm-rollback-Arn",
+        "the CDK's grant of the function's own log group, in place of SAM's managed policy",
+    ),
+    (
+        "role role:alarm-rollback: grants cdk only Allow logs:PutLogEvents on logs:alarm-rollback-Arn",
+        "the CDK's grant of the function's own log group",
+    ),
+    (
+        "role role:scan-gate: managed sam only arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        "as for alarm-rollback",
+    ),
+    (
+        "role role:scan-gate: grants cdk only Allow logs:CreateLogStream on logs:scan-gate-Arn",
+        "the CDK's grant of the function's own log group, in place of SAM's managed policy",
+    ),
+    (
+        "role role:scan-gate: grants cdk only Allow logs:PutLogEvents on logs:scan-gate-Arn",
+        "the CDK's grant of the function's own log group",
+    ),
+    (
+        "role role:tenant-onboarding: managed sam only arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        "as for alarm-rollback",
+    ),
+    (
+        "role role:tenant-onboarding: grants cdk only Allow logs:CreateLogStream on logs:tenant-onboarding-Arn",
+        "the CDK's grant of the function's own log group, in place of SAM's managed policy",
+    ),
+    (
+        "role role:tenant-onboarding: grants cdk only Allow logs:PutLogEvents on logs:tenant-onboarding-Arn",
+        "the CDK's grant of the function's own log group",
+    ),
+    (
+        "role role:webhook: managed sam only arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        "as for alarm-rollback",
+    ),
+    (
+        "role role:webhook: grants cdk only Allow logs:CreateLogStream on logs:webhook-Arn",
+        "the CDK's grant of the function's own log group, in place of SAM's managed policy",
+    ),
+    (
+        "role role:webhook: grants cdk only Allow logs:PutLogEvents on logs:webhook-Arn",
+        "the CDK's grant of the function's own log group",
     ),
 ];
 
@@ -394,10 +442,23 @@ fn facts(t: &Template) -> BTreeMap<String, Value> {
                 {
                     let mut g = g.clone();
                     g.as_object_mut().unwrap().remove("Sid");
-                    out.insert(
-                        format!("dead-letter queue policy: {}", sorted(g)),
-                        json!(true),
-                    );
+                    // One statement listing rules says what one statement per rule says.
+                    let sources = &mut g["Condition"]["ArnEquals"]["aws:SourceArn"];
+                    let each: Vec<Value> = match sources.take() {
+                        Value::Array(arns) => arns,
+                        one => vec![one],
+                    };
+                    for arn in each {
+                        if !arn.is_null() {
+                            g["Condition"]["ArnEquals"]["aws:SourceArn"] = arn;
+                        } else if let Some(c) = g["Condition"].as_object_mut() {
+                            c.remove("ArnEquals");
+                        }
+                        out.insert(
+                            format!("dead-letter queue policy: {}", sorted(g.clone())),
+                            json!(true),
+                        );
+                    }
                 }
             }
             "AWS::IAM::Role" => {

@@ -21,7 +21,7 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import { CheckedPolicy, EddoPolicy, WORKSPACE_MANIFEST } from './policy';
-import { FINISHED, ROLE_TAG, SOURCES, busPolicies, pushInput, tenantRequestPolicy, validateProps } from './wiring';
+import { FINISHED, ROLE_TAG, SOURCES, Suppression, busPolicies, pushInput, suppress, tenantRequestPolicy, validateProps } from './wiring';
 
 /** The log levels eddo's functions log at (Lambda's advanced logging controls). */
 export enum LogLevel {
@@ -262,6 +262,9 @@ export class Eddo extends Construct {
   /** Every alarm the construct creates. */
   public readonly alarms: cloudwatch.Alarm[] = [];
 
+  /** Each function's role, by its binary. */
+  private readonly roles = new Map<string, iam.Role>();
+
   private readonly props: EddoProps;
   private readonly logRetention: logs.RetentionDays;
 
@@ -282,7 +285,7 @@ export class Eddo extends Construct {
       retentionDays: (props.archiveRetention ?? Duration.days(90)).toDays(),
     });
     this.table = this.stateTable();
-    this.webhookSecret = new secretsmanager.Secret(this, 'WebhookSecret', {
+    const webhookSecret = new secretsmanager.Secret(this, 'WebhookSecret', {
       description:
         'eddo webhook secrets, a JSON object: github (X-Hub-Signature-256 secret), gitlab (X-Gitlab-Token), ' +
         'gitlab_signing and standard_webhooks (whsec_ signing secrets), senders.<name> (signal senders). ' +
@@ -295,10 +298,17 @@ export class Eddo extends Construct {
         excludePunctuation: true,
       },
     });
+    suppress(webhookSecret, [['AwsSolutions-SMG4',
+      'The values are shared with GitHub, GitLab and signal senders, which a rotation function cannot update: they are ' +
+      'rotated by hand, the previous version still accepted for previousSecretGraceHours (README, "Configuration").']]);
+    this.webhookSecret = webhookSecret;
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       retentionPeriod: Duration.days(14),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
     });
+    suppress(this.deadLetterQueue, [['Serverless-SQSRedrivePolicy',
+      'This is the dead-letter queue: what lands here is redriven by hand once its cause is fixed (README, "What happens when AWS fails").']]);
     this.alarm('DeadLetterQueueAlarm', 'An eddo event could not be delivered and waits in the dead-letter queue.',
       this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: Duration.minutes(5) }));
     // SSM while it fits a parameter (nothing to set up), else S3 (any size the functions read).
@@ -343,9 +353,46 @@ export class Eddo extends Construct {
       'eddo.tenants': this.tenantOnboardingFunction.role!,
     }, [...requestSources, ...answers]);
     tenantRequestPolicy(this, this.eventBus, sidSuffix, requestSources, props.tenantRequestSenderRoleArns ?? []);
+    this.suppressWildcards();
     if (requestSources.length > 0 && (props.tenantRequestSenderRoleArns ?? []).length === 0) {
       Annotations.of(this).addWarningV2('eddo:no-tenant-request-senders',
         `tenant requests come from ${requestSources.join(', ')} but tenantRequestSenderRoleArns is empty: the bus policy lets nobody put them`);
+    }
+  }
+
+  /**
+   * The wildcards of each function's grants, each with why (cdk-nag's AwsSolutions-IAM5): only
+   * actions without resource-level permissions, and resources narrowed by a tag condition so
+   * that the grant does not grow with the policy.
+   */
+  private suppressWildcards(): void {
+    // As cdk-nag renders them: arn:<AWS::Partition>:codebuild:<AWS::Region>:<AWS::AccountId>:...
+    const arn = (service: string, resource: string) => `^Resource::arn:.+:${service}:.+:${resource}$`;
+    const xray: Suppression = ['AwsSolutions-IAM5',
+      'X-Ray\'s PutTraceSegments and PutTelemetryRecords (Tracing: Active) have no resource-level permissions.', ['^Resource::\\*$']];
+    const projects = (role: string): Suppression => ['AwsSolutions-IAM5',
+      `Projects only as tagged eddo:role=${role} (aws:ResourceTag): one statement however many projects the policy names; ` +
+      'the function still refuses, in code, a project its policy does not give the service at hand.', [arn('codebuild', 'project/\\*')]];
+    const wildcards: Record<string, Suppression[]> = {
+      'webhook': [xray],
+      'scan-gate': [
+        ['AwsSolutions-IAM5', 'X-Ray\'s PutTraceSegments and PutTelemetryRecords, and Inspector\'s ListFindings (confirming a scan), ' +
+          'have no resource-level permissions.', ['^Resource::\\*$']],
+        ['AwsSolutions-IAM5', 'DescribeImageScanFindings only on repositories tagged eddo:service (aws:ResourceTag); which ' +
+          'service\'s image a scan is, the policy decides in code.', [arn('ecr', 'repository/\\*')]],
+        ['AwsSolutions-IAM5', 'Deploy projects (eddo:role=deploy) to start, build and SAST projects (eddo:role=build|sast) to ' +
+          'confirm builds, by tag (aws:ResourceTag): one statement however many projects the policy names.', [arn('codebuild', 'project/\\*')]],
+      ],
+      'alarm-rollback': [xray, projects('rollback'),
+        ['AwsSolutions-IAM5', 'DescribeAlarms and ListTagsForResource to confirm an alarm\'s state and its eddo:service tag; ' +
+          'which alarms roll back what, the policy decides in code.', [arn('cloudwatch', 'alarm:\\*')]]],
+      'tenant-onboarding': [xray, projects('tenant')],
+    };
+    for (const [binary, rules] of Object.entries(wildcards)) {
+      const policy = this.roles.get(binary)?.node.tryFindChild('DefaultPolicy');
+      if (policy) {
+        suppress(policy, rules);
+      }
     }
   }
 
@@ -376,7 +423,19 @@ export class Eddo extends Construct {
       retention: this.logRetention,
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    // Its own role: its own log group, and what each function grants below (no managed policy,
+    // whose logs grant is on every log group of the account).
+    const role = new iam.Role(this, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `eddo ${spec.binary}: its own logs, and exactly what it calls`,
+    });
+    role.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid: 'WriteItsOwnLogs',
+      actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      resources: [logGroup.logGroupArn],
+    }));
     const f = new RustFunction(this, `${id}Function`, {
+      role,
       manifestPath: this.props.manifestPath,
       binaryName: spec.binary,
       architecture: lambda.Architecture.ARM_64,
@@ -402,6 +461,13 @@ export class Eddo extends Construct {
     });
     // The binary it runs, for tools that read the template (the local stack).
     (f.node.defaultChild as lambda.CfnFunction).addMetadata('eddo:binary', spec.binary);
+    suppress(spec.asynchronous ? f.node.findChild('EventInvokeConfig') : f, spec.asynchronous
+      ? [['Serverless-LambdaAsyncFailureDestination',
+        'A failed asynchronous invocation goes to the dead-letter queue (DeadLetterConfig) after two retries, at most 6 hours old: ' +
+        'the same queue as every rule target\'s, one place to watch and redrive.']]
+      : [['Serverless-LambdaDLQ',
+        'Invoked synchronously by its function URL: a failure is the HTTP answer, and the provider redelivers.']]);
+    this.roles.set(spec.binary, role);
     this.alarm(`${id}ErrorsAlarm`, spec.errorsAlarm, f.metricErrors({ statistic: 'Sum', period: Duration.minutes(5) }));
     return f;
   }
@@ -506,9 +572,17 @@ export class Eddo extends Construct {
     this.byRole(f, sid, ['codebuild:StartBuild', 'codebuild:ListBuildsForProject', 'codebuild:BatchGetBuilds'], [role]);
   }
 
+  /**
+   * `f` as a rule's target: an event EventBridge could not deliver (a throttled or refused
+   * invoke, after its retries) goes to the dead-letter queue.
+   */
+  private target(f: lambda.Function): targets.LambdaFunction {
+    return new targets.LambdaFunction(f, { deadLetterQueue: this.deadLetterQueue });
+  }
+
   /** A rule invoking `f` (asynchronously, as EventBridge does). */
   private rule(id: string, f: lambda.Function, bus: events.IEventBus | undefined, pattern: events.EventPattern): void {
-    new events.Rule(this, id, { eventBus: bus, eventPattern: pattern, targets: [new targets.LambdaFunction(f)] });
+    new events.Rule(this, id, { eventBus: bus, eventPattern: pattern, targets: [this.target(f)] });
   }
 
   /**
@@ -613,7 +687,7 @@ export class Eddo extends Construct {
     // Candidates past their deadline time out within a minute, without a human.
     new events.Rule(this, 'ScanGateDeadline', {
       schedule: events.Schedule.rate(Duration.minutes(1)),
-      targets: [new targets.LambdaFunction(f)],
+      targets: [this.target(f)],
     });
     return f;
   }

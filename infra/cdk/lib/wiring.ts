@@ -3,10 +3,10 @@
  * source to its owner, the push rule's StartBuild input, and the checks of the props against the
  * policy.
  */
-import { Token } from 'aws-cdk-lib';
+import { CfnResource, Token } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { Construct } from 'constructs';
+import { Construct, IConstruct } from 'constructs';
 import type { EddoProps } from './eddo';
 import type { CheckedPolicy } from './policy';
 
@@ -203,4 +203,30 @@ export function validateProps(props: EddoProps, policy: CheckedPolicy): void {
   if (errors.length > 0) {
     throw new Error(`Eddo: ${errors.join('; ')}`);
   }
+}
+
+/**
+ * A cdk-nag rule suppressed on one resource: the rule, why, and (for a rule that names what it
+ * found, as AwsSolutions-IAM5 names each wildcard) the findings it covers, as regular expressions.
+ */
+export type Suppression = [rule: string, reason: string, findings?: string[]];
+
+/**
+ * Suppresses `rules` on `construct`'s own resource (its default child), each with its reason, as
+ * cdk-nag reads suppressions from a resource's metadata: no dependency on cdk-nag, and nothing
+ * suppressed by path or for the whole stack.
+ */
+export function suppress(construct: IConstruct, rules: Suppression[]): void {
+  const resource = (construct.node.defaultChild ?? construct) as CfnResource;
+  const known = (resource.getMetadata('cdk_nag') as { rules_to_suppress?: unknown[] } | undefined)?.rules_to_suppress ?? [];
+  resource.addMetadata('cdk_nag', {
+    rules_to_suppress: [
+      ...known,
+      ...rules.map(([id, reason, findings]) => ({
+        id,
+        reason,
+        ...(findings ? { applies_to: findings.map((f) => ({ regex: `/${f}/` })) } : {}),
+      })),
+    ],
+  });
 }

@@ -11,8 +11,9 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { App, Stack } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { App, Aspects, Stack } from 'aws-cdk-lib';
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -414,5 +415,35 @@ test('a policy of many services: the push rule takes its repositories by owner, 
   const small = synth({ buildProject: 'eddo-build' });
   for (const type of ['AWS::IAM::Policy', 'AWS::Events::EventBusPolicy', 'AWS::Events::Rule']) {
     assert.equal(Object.keys(t.findResources(type)).length, Object.keys(small.findResources(type)).length, type);
+  }
+});
+
+test('cdk-nag: the AwsSolutions and Serverless packs pass, each suppression on its resource with its reason', () => {
+  for (const props of [
+    { buildProject: 'eddo-build', sastProject: 'eddo-sast', tenantRequestSources: ['com.example.cp'], sbt: {} },
+    { policyInS3: true, webhookReservedConcurrency: 0 },
+  ] as Partial<EddoProps>[]) {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new Stack(app, 'Nag');
+    const key = new kms.Key(stack, 'Key', { enableKeyRotation: true });
+    new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, kmsKey: key, ...props });
+    Aspects.of(app).add(new AwsSolutionsChecks());
+    Aspects.of(app).add(new ServerlessChecks());
+    app.synth();
+    const findings = [
+      ...Annotations.fromStack(stack).findError('*', Match.stringLikeRegexp('^(AwsSolutions|Serverless)-')),
+      ...Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('^(AwsSolutions|Serverless)-')),
+    ].map((m) => `${m.id}: ${String(m.entry.data).split(':')[0]}`);
+    assert.deepEqual(findings, [], JSON.stringify(props));
+    // Every suppression names its rule, says why in a sentence, and sits on one resource.
+    const template = Template.fromStack(stack).toJSON() as { Metadata?: unknown; Resources: Record<string, { Metadata?: Record<string, unknown> }> };
+    assert.equal(JSON.stringify(template.Metadata ?? {}).includes('cdk_nag'), false);
+    const suppressions = Object.values(template.Resources)
+      .flatMap((r) => ((r.Metadata?.cdk_nag as { rules_to_suppress?: Array<{ id: string; reason: string }> })?.rules_to_suppress ?? []));
+    assert.ok(suppressions.length >= 10, `${suppressions.length} suppressions`);
+    for (const s of suppressions) {
+      assert.match(s.id, /^(AwsSolutions|Serverless)-[A-Za-z0-9]+$/);
+      assert.ok(s.reason.length >= 60 && s.reason.endsWith('.'), `${s.id}: ${s.reason}`);
+    }
   }
 });
