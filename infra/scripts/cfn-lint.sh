@@ -11,6 +11,8 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 "$venv/bin/cfn-lint" template.yaml infra/buildspecs/tenant-stack.yaml
+# What `sam publish` puts in the Serverless Application Repository.
+"$venv/bin/python" infra/scripts/sar-check.py
 
 translate() {
   local name=$1
