@@ -17,6 +17,7 @@ use eddo::projects::PolicyProjects;
 
 mod check;
 mod diff;
+#[cfg(feature = "replay")]
 mod replay;
 
 const USAGE: &str = "usage:
@@ -47,10 +48,16 @@ fn main() -> ExitCode {
         ["policy", "params", file] => params(file, false),
         ["policy", "params", "--json", file] => params(file, true),
         ["policy", "diff", old, new] => diff::run(old, new),
+        #[cfg(feature = "replay")]
         ["policy", "replay", rest @ ..] => match replay::Args::parse(rest) {
             Some(args) => replay::run(&args),
             None => usage(),
         },
+        #[cfg(not(feature = "replay"))]
+        ["policy", "replay", ..] => {
+            eprintln!("this eddo is the policy's checker alone: replay needs the full eddo CLI");
+            ExitCode::from(2)
+        }
         ["--help" | "-h" | "help"] => {
             println!("{USAGE}");
             ExitCode::SUCCESS

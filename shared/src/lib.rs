@@ -11,28 +11,44 @@
 //! - `codebuild` (feature): starting builds and reading their state changes;
 //! - [`config`], [`telemetry`], [`error`], [`aws`], [`report`]: init, logs, failures, SDK
 //!   clients, what an invocation did.
+//!
+//! Without the `aws` feature (on by default) the crate is the policy alone: its parser, every
+//! mistake located, and what it implies ([`projects`]), for the checker that runs where no AWS
+//! SDK does (the CDK construct's, compiled to WebAssembly).
 
+#[cfg(feature = "aws")]
 pub mod aws;
 #[cfg(feature = "codebuild")]
 pub mod codebuild;
+#[cfg(feature = "aws")]
 pub mod config;
 #[cfg(any(test, feature = "corpus"))]
 pub mod corpus;
+#[cfg(feature = "aws")]
 pub mod dynamo;
+#[cfg(feature = "aws")]
 pub mod error;
 pub mod event;
 pub mod git;
+#[cfg(feature = "aws")]
 pub mod history;
+#[cfg(feature = "aws")]
 pub mod idempotency;
 pub mod names;
+#[cfg(feature = "aws")]
 pub mod outbox;
 pub mod policy;
 pub mod projects;
+#[cfg(feature = "aws")]
 pub mod publish;
+#[cfg(feature = "aws")]
 pub mod report;
+#[cfg(feature = "aws")]
 pub mod telemetry;
 pub mod time;
 
+#[cfg(feature = "aws")]
 pub use error::{Error, Retry};
 pub use event::{DetailType, Envelope, Metadata, Source};
+#[cfg(feature = "aws")]
 pub use report::Report;

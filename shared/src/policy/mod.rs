@@ -14,6 +14,7 @@ use crate::time::Date;
 
 mod index;
 #[cfg(feature = "policy-store")]
+#[cfg(feature = "aws")]
 pub mod live;
 mod mistakes;
 mod read;
@@ -32,6 +33,7 @@ pub use tenants::{InputKind, RESERVED_INPUTS, TenantInput, TenantJob, Tier};
 use tenants::{TenantsDoc, tier};
 
 #[cfg(feature = "policy-store")]
+#[cfg(feature = "aws")]
 pub use live::load;
 pub use mistakes::Mistake;
 pub use store::{MAX_OBJECT_BYTES, PolicyStore, PolicyVersion};

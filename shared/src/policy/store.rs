@@ -12,6 +12,7 @@
 
 use std::fmt;
 
+#[cfg(feature = "aws")]
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,7 @@ pub enum PolicyVersion {
     Object(String),
 }
 
+#[cfg(feature = "aws")]
 impl PolicyVersion {
     /// As a DynamoDB attribute: a number for SSM's, a string for S3's.
     pub fn attribute(&self) -> AttributeValue {
@@ -127,6 +129,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "aws")]
     fn each_store_s_version_keeps_its_own_json_and_attribute_type() {
         let ssm = PolicyVersion::Parameter(7);
         let s3 = PolicyVersion::Object("3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY".into());
