@@ -10,7 +10,7 @@ CDK := infra/cdk
 # The policy is checked at synth by the workspace's eddo binary (built by the targets that synth).
 EDDO_CLI := $(CURDIR)/target/debug/eddo
 
-.PHONY: help setup demo up test lint cfn-lint unit cdk-test cdk-package bench size measure sam-build cdk-synth eddo-cli
+.PHONY: help setup demo up test lint cfn-lint unit cdk-test cdk-package cdk-consumer bench size measure sam-build cdk-synth eddo-cli
 
 help:
 	@echo "make demo   run eddo locally: moto on loopback and the scripted scenario"
@@ -21,7 +21,9 @@ help:
 	@echo "make size   stripped arm64 bootstrap and zip sizes of the four functions"
 	@echo "make sam-build  sam build (arm64, cargo-lambda) into .aws-sam/ and sam validate --lint, as a deploy does"
 	@echo "make measure  the bench runner alone: cold start, warm latency, memory, cost per function"
-	@echo "make cdk-package  the construct library as published: npm tarball and Python wheel (jsii-pacmak)"
+	@echo "make cdk-package  the construct library as published: npm tarball and Python wheel (jsii-pacmak),"
+	@echo "            with the arm64 functions (run make sam-build first) and the WebAssembly policy checker"
+	@echo "make cdk-consumer  TypeScript and Python apps of the packed construct, without cargo: same template, demo"
 	@echo "make cdk-synth  cdk synth of the CDK app (infra/cdk): the functions built for arm64 by cargo-lambda, as cdk deploy does"
 
 # The virtualenv with moto, cfn-lint and AWS's SAM translator; rebuilt when the requirements change.
@@ -86,6 +88,11 @@ size: setup
 # into infra/cdk/dist/packages, each checked to hold the library and nothing else.
 cdk-package: setup
 	infra/scripts/cdk-package.sh
+
+# The packed construct as a user gets it: TypeScript and Python apps in a fresh folder, without
+# cargo, synthesize the same template from it; cfn-lint and the demo on that template.
+cdk-consumer: cdk-package
+	VENV=$(VENV) infra/scripts/cdk-consumer.sh
 
 # What a user runs before sam deploy, with the SAM CLI and cargo-lambda from PyPI (.venv-sam).
 sam-build:

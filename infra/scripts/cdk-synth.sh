@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 export CDK_DISABLE_CLI_TELEMETRY=true
 cd infra/cdk
 start=$(date +%s)
-npx cdk synth --quiet --no-notices --no-version-reporting
+npx cdk synth --quiet --no-notices --no-version-reporting -c eddo:functionsFrom=source
 took=$(( $(date +%s) - start ))
 template=cdk.out/Eddo.template.json
 assets=$(node -e '

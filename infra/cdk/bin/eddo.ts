@@ -12,10 +12,13 @@
  * - eddo:sbtControlPlaneEventSource (default sbt.control.plane; "" for eddo's contract only)
  * - eddo:sbtGeneration (default current; legacy for an sbt-aws app that has not upgraded)
  * - eddo:eventBusName, eddo:policyParameterName (defaults derived from the stack's name)
+ * - eddo:functionsFrom (prebuilt or source; default the construct's: prebuilt when the package
+ *   carries the functions)
  */
 import * as path from 'node:path';
 import { App, CfnOutput, Stack } from 'aws-cdk-lib';
-import { Eddo, SbtGeneration } from '../lib/eddo';
+// By the package's name, as your app imports it (here, the package itself: its exports map).
+import { Eddo, FunctionsFrom, SbtGeneration } from '@eddo-dev/cdk';
 
 const app = new App();
 const setting = (name: string, fallback: string): string => {
@@ -33,7 +36,12 @@ const sbtGeneration = setting('sbtGeneration', 'current');
 if (sbtGeneration !== 'current' && sbtGeneration !== 'legacy') {
   throw new Error(`eddo:sbtGeneration: ${sbtGeneration} is not current or legacy`);
 }
+const functionsFrom = setting('functionsFrom', '');
+if (!['', 'prebuilt', 'source'].includes(functionsFrom)) {
+  throw new Error(`eddo:functionsFrom: ${functionsFrom} is not prebuilt or source`);
+}
 const eddo = new Eddo(stack, 'Eddo', {
+  functionsFrom: functionsFrom === '' ? undefined : functionsFrom === 'prebuilt' ? FunctionsFrom.PREBUILT : FunctionsFrom.SOURCE,
   policyFile: path.resolve(setting('policyFile', path.join(__dirname, '..', '..', '..', 'policy', 'example.yaml'))),
   eventBusName: optional(setting('eventBusName', '')),
   policyParameterName: optional(setting('policyParameterName', '')),

@@ -21,6 +21,7 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import { CheckedPolicy, EddoPolicy, WORKSPACE_MANIFEST } from './policy';
+import { Prebuilt } from './prebuilt';
 import { FINISHED, ROLE_TAG, SOURCES, Suppression, busPolicies, pushInput, suppress, tenantRequestPolicy, validateProps } from './wiring';
 
 /** The log levels eddo's functions log at (Lambda's advanced logging controls). */
@@ -74,6 +75,14 @@ export interface SbtOptions {
   readonly applicationPlaneEventSource?: string;
 }
 
+/** Where the functions' code comes from. */
+export enum FunctionsFrom {
+  /** The arm64 bootstraps the package carries, checked against its manifest. */
+  PREBUILT = 'prebuilt',
+  /** Built at synth from the workspace (`manifestPath`) by cargo-lambda (cargo-lambda-cdk's RustFunction). */
+  SOURCE = 'source',
+}
+
 /** Properties of the `Eddo` construct. */
 export interface EddoProps {
   /**
@@ -85,11 +94,18 @@ export interface EddoProps {
    */
   readonly policyFile: string;
   /**
-   * The workspace's Cargo.toml: the functions are built from its binaries (cargo-lambda, arm64,
-   * the release profile), and the policy is checked by its `eddo` binary.
-   * @default the workspace this construct ships in
+   * A workspace's Cargo.toml: with `FunctionsFrom.SOURCE` the functions are built from its
+   * binaries (cargo-lambda, arm64, the release profile), and the policy is checked by its `eddo`.
+   * @default the workspace this construct ships in (a checkout of eddo)
    */
   readonly manifestPath?: string;
+  /**
+   * Where the functions' code comes from: the arm64 bootstraps this package carries (built by
+   * cargo-lambda from the release the package is; neither Rust nor Docker needed at synth), or
+   * the workspace at `manifestPath`, built at synth by cargo-lambda.
+   * @default FunctionsFrom.PREBUILT when the package carries them and no `manifestPath` is given, else FunctionsFrom.SOURCE
+   */
+  readonly functionsFrom?: FunctionsFrom;
   /**
    * The command that runs eddo's CLI (its arguments follow).
    * @default `EDDO_CLI` if set, else `cargo run -p eddo-cli --bin eddo --` in the workspace
@@ -259,6 +275,8 @@ export class Eddo extends Construct {
   public readonly tenantOnboardingFunction: lambda.Function;
   /** The policy as read at synth. */
   public readonly policy: CheckedPolicy;
+  /** Where the functions' code came from. */
+  public readonly functionsFrom: FunctionsFrom;
   /** Every alarm the construct creates. */
   public readonly alarms: cloudwatch.Alarm[] = [];
 
@@ -266,12 +284,15 @@ export class Eddo extends Construct {
   private readonly roles = new Map<string, iam.Role>();
 
   private readonly props: EddoProps;
+  private readonly prebuilt?: Prebuilt;
   private readonly logRetention: logs.RetentionDays;
 
   constructor(scope: Construct, id: string, props: EddoProps) {
     super(scope, id);
     const manifestPath = props.manifestPath ?? WORKSPACE_MANIFEST;
-    this.policy = EddoPolicy.check(props.policyFile, props.eddoCommand ?? EddoPolicy.command(manifestPath));
+    this.policy = EddoPolicy.check(props.policyFile, props.eddoCommand ?? EddoPolicy.command(props.manifestPath));
+    this.functionsFrom = props.functionsFrom ?? (props.manifestPath === undefined && Prebuilt.carried() ? FunctionsFrom.PREBUILT : FunctionsFrom.SOURCE);
+    this.prebuilt = this.functionsFrom === FunctionsFrom.PREBUILT ? Prebuilt.load() : undefined;
     validateProps(props, this.policy);
     this.props = { ...props, manifestPath };
     this.logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
@@ -434,12 +455,9 @@ export class Eddo extends Construct {
       actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
       resources: [logGroup.logGroupArn],
     }));
-    const f = new RustFunction(this, `${id}Function`, {
+    const common: lambda.FunctionOptions = {
       role,
-      manifestPath: this.props.manifestPath,
-      binaryName: spec.binary,
       architecture: lambda.Architecture.ARM_64,
-      bundling: { architecture: lambda.Architecture.ARM_64 },
       description: spec.description,
       memorySize: 128,
       timeout: spec.timeout,
@@ -458,7 +476,21 @@ export class Eddo extends Construct {
       ...(spec.asynchronous
         ? { deadLetterQueue: this.deadLetterQueue, retryAttempts: 2, maxEventAge: Duration.hours(6) }
         : {}),
-    });
+    };
+    // The package's arm64 bootstrap, or one cargo-lambda builds from the workspace at synth.
+    const f = this.prebuilt
+      ? new lambda.Function(this, `${id}Function`, {
+        ...common,
+        code: lambda.Code.fromAsset(this.prebuilt.code(spec.binary)),
+        handler: 'bootstrap',
+        runtime: lambda.Runtime.PROVIDED_AL2023,
+      })
+      : new RustFunction(this, `${id}Function`, {
+        ...common,
+        manifestPath: this.props.manifestPath,
+        binaryName: spec.binary,
+        bundling: { architecture: lambda.Architecture.ARM_64 },
+      });
     // The binary it runs, for tools that read the template (the local stack).
     (f.node.defaultChild as lambda.CfnFunction).addMetadata('eddo:binary', spec.binary);
     suppress(spec.asynchronous ? f.node.findChild('EventInvokeConfig') : f, spec.asynchronous

@@ -1,2 +1,2 @@
-export { Eddo, EddoProps, LogLevel, SbtGeneration, SbtOptions } from './eddo';
+export { Eddo, EddoProps, FunctionsFrom, LogLevel, SbtGeneration, SbtOptions } from './eddo';
 export { CheckedPolicy, EddoPolicy, PolicyLists } from './policy';

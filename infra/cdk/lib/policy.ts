@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { hasPackagedChecker, packagedCheckerCommand } from './checker';
 
 /** What a policy implies for the infrastructure: every list `eddo policy params --json` prints. */
 export interface PolicyLists {
@@ -39,15 +40,19 @@ export interface CheckedPolicy {
 export const WORKSPACE_MANIFEST = path.resolve(__dirname, '..', '..', '..', '..', 'Cargo.toml');
 
 /**
- * The command that runs `eddo` (its arguments follow): `EDDO_CLI` if set (a built binary), else
- * `cargo run` of the workspace's `eddo` binary, which builds it on first use.
+ * The command that runs `eddo` (its arguments follow): `EDDO_CLI` if set (a built binary); else,
+ * unless a workspace is named, the checker this package carries (eddo's CLI as WebAssembly, run
+ * by Node.js); else `cargo run` of the workspace's `eddo` binary, which builds it on first use.
  */
-function eddoCommand(manifestPath: string = WORKSPACE_MANIFEST): string[] {
+function eddoCommand(manifestPath?: string): string[] {
   const cli = process.env.EDDO_CLI;
   if (cli) {
     return [cli];
   }
-  return ['cargo', 'run', '--quiet', '--locked', '--manifest-path', manifestPath, '-p', 'eddo-cli', '--bin', 'eddo', '--'];
+  if (manifestPath === undefined && hasPackagedChecker()) {
+    return packagedCheckerCommand();
+  }
+  return ['cargo', 'run', '--quiet', '--locked', '--manifest-path', manifestPath ?? WORKSPACE_MANIFEST, '-p', 'eddo-cli', '--bin', 'eddo', '--'];
 }
 
 const checked = new Map<string, CheckedPolicy>();
@@ -73,7 +78,7 @@ function checkPolicy(file: string, command: string[] = eddoCommand()): CheckedPo
   const [program, ...args] = command;
   const run = spawnSync(program, [...args, 'policy', 'params', '--json', abs], { encoding: 'utf-8' });
   if (run.error) {
-    throw new Error(`could not run ${command.join(' ')} to check the policy (build the workspace, or set EDDO_CLI): ${run.error.message}`);
+    throw new Error(`could not run ${command.join(' ')} to check the policy (a package without its checker: build the workspace, or set EDDO_CLI): ${run.error.message}`);
   }
   if (run.status !== 0) {
     throw new Error(run.stderr.trim() || `${command.join(' ')} exited with status ${run.status}`);
@@ -124,13 +129,14 @@ export class EddoPolicy {
   }
 
   /**
-   * The command that runs `eddo` (its arguments follow): `EDDO_CLI` if set (a built binary),
-   * else `cargo run` of the workspace's `eddo` binary, which builds it on first use.
+   * The command that runs `eddo` (its arguments follow): `EDDO_CLI` if set (a built binary);
+   * else, unless `manifestPath` is given, the checker this package carries (eddo's CLI compiled
+   * to WebAssembly, run by Node.js: no cargo needed); else `cargo run` of the workspace's `eddo`.
    *
-   * @param manifestPath the workspace's Cargo.toml; default the workspace this package ships in
+   * @param manifestPath a workspace's Cargo.toml, to check with its own `eddo`
    */
   public static command(manifestPath?: string): string[] {
-    return eddoCommand(manifestPath ?? WORKSPACE_MANIFEST);
+    return eddoCommand(manifestPath);
   }
 
   private constructor() {}

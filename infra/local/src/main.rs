@@ -5,8 +5,12 @@ use std::sync::Arc;
 
 const USAGE: &str = "usage: eddo-local <command>
 
-  demo [--cdk]         start moto and the webhook function, play the scripted scenario, print the
-                       timeline; --cdk: on the stack the CDK app (infra/cdk) synthesizes
+  demo [--cdk | --template FILE]
+                       start moto and the webhook function, play the scripted scenario, print the
+                       timeline; --cdk: on the stack the CDK app (infra/cdk) synthesizes;
+                       --template: on FILE (a template synthesized elsewhere: your own app's)
+  cdk-context          the CDK context (JSON) the local stack synthesizes a CDK app with: for your
+                       own app of the construct, to play `demo --template` on its template
   up [--port N]        start moto, the CodeBuild stand-in and the webhook function URL (default
                        port 9000), deliver what the rules route, print each step; until Ctrl-C
   send FILE [--event NAME]
@@ -39,18 +43,32 @@ const USAGE: &str = "usage: eddo-local <command>
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("demo") if args.len() > 2 || args.get(1).is_some_and(|a| a != "--cdk") => {
-            return usage();
-        }
-        Some("demo") => eddo_local::demo::run(args.get(1).is_some())
-            .await
-            .map(|ok| {
+        Some("demo") => {
+            let from = match &args[1..] {
+                [] => eddo_local::demo::From::Sam,
+                [cdk] if cdk == "--cdk" => eddo_local::demo::From::Cdk,
+                [flag, file] if flag == "--template" => {
+                    eddo_local::demo::From::Template(file.into())
+                }
+                _ => return usage(),
+            };
+            eddo_local::demo::run(from).await.map(|ok| {
                 if ok {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::FAILURE
                 }
-            }),
+            })
+        }
+        Some("cdk-context") if args.len() == 1 => {
+            let context: serde_json::Map<String, serde_json::Value> =
+                eddo_local::cdk::local_context()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+                    .collect();
+            println!("{}", serde_json::Value::Object(context));
+            Ok(ExitCode::SUCCESS)
+        }
         Some("up") => {
             let port = match args.get(1).map(String::as_str) {
                 Some("--port") => args.get(2).and_then(|p| p.parse().ok()),

@@ -298,15 +298,17 @@ pub(crate) struct Scene<'a> {
     who: String,
 }
 
-/// Plays the scenario on `template.yaml`, or with `cdk` on the CDK app's template, printing the
+/// Plays the scenario on the template `from` names (template.yaml, the CDK app's, a file), printing the
 /// timeline; `Ok(true)` when every expected step happened.
-pub async fn run(cdk: bool) -> Result<bool, LocalError> {
-    let template = if cdk {
-        crate::cdk::synth(&crate::cdk::local_context())?
-    } else {
-        let path = crate::moto::project_root().join("template.yaml");
-        std::fs::read_to_string(&path)
-            .map_err(|e| LocalError::Setup(format!("{}: {e}", path.display())))?
+pub async fn run(from: From) -> Result<bool, LocalError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .map_err(|e| LocalError::Setup(format!("{}: {e}", path.display())))
+    };
+    let template = match from {
+        From::Cdk => crate::cdk::synth(&crate::cdk::local_context())?,
+        From::Sam => read(&crate::moto::project_root().join("template.yaml"))?,
+        From::Template(path) => read(&path)?,
     };
     let played = play(&template, true, false).await?;
     let path = crate::moto::project_root().join(EVENTS_FILE);
@@ -319,6 +321,17 @@ pub async fn run(cdk: bool) -> Result<bool, LocalError> {
         played.events.len()
     );
     Ok(played.passed())
+}
+
+/// The template the demo plays on.
+#[derive(Debug, Clone)]
+pub enum From {
+    /// template.yaml (SAM).
+    Sam,
+    /// What the CDK app of infra/cdk synthesizes, with the local settings.
+    Cdk,
+    /// A template synthesized elsewhere (a consumer's app of the packaged construct).
+    Template(PathBuf),
 }
 
 /// Plays the scenario on the stack `template` declares (with the local stack's parameters),

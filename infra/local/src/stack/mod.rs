@@ -181,8 +181,9 @@ impl Stack {
         let secrets = provision::secrets(sdk, template, &mut names, prefix).await?;
         let queues = provision::queues(sdk, template, &mut names, prefix).await?;
         let declared_parameters = provision::parameters(sdk, template, &mut names, prefix).await?;
-        let roles = crate::iam::create_roles(sdk, template, &mut names, prefix).await?;
+        // Names before roles: a role's policy names what it grants on (its function's log group).
         let (function_arns, mut skipped) = provision::names(template, &mut names, prefix)?;
+        let roles = crate::iam::create_roles(sdk, template, &mut names, prefix).await?;
         let functions = functions(template, &names)?;
         // Lambda runs each function with a session of its execution role, and only where the
         // role trusts lambda.amazonaws.com.
