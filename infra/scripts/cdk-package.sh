@@ -17,7 +17,10 @@ mkdir -p "$assets/functions"
 
 # The sources the functions and the checker are built from, and their digest.
 sources=(Cargo.toml Cargo.lock rust-toolchain.toml shared functions cli)
-newest=$(git ls-files -z -- "${sources[@]}" | xargs -0 stat -c %Y | sort -n | tail -1)
+# What a function's binary is built from (cargo rebuilds it when one of these is newer, so a
+# bootstrap older than one of them is not this checkout's).
+newest=$(git ls-files -z -- Cargo.toml Cargo.lock shared/Cargo.toml shared/src 'functions/*/Cargo.toml' 'functions/*/src/*' |
+  xargs -0 stat -c %Y | sort -n | tail -1)
 for binary in webhook scan-gate alarm-rollback tenant-onboarding; do
   b="$target/lambda/$binary/bootstrap"
   [ -f "$b" ] || { echo "cdk-package: no $b: build the functions first (make sam-build)" >&2; exit 1; }
