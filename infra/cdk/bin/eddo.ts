@@ -11,12 +11,14 @@
  *   eddo:tenantRequestSenderRoleArns (comma-separated role ARNs)
  * - eddo:sbtControlPlaneEventSource (default sbt.control.plane; "" for eddo's contract only)
  * - eddo:sbtGeneration (default current; legacy for an sbt-aws app that has not upgraded)
- * - eddo:eventBusName, eddo:policyParameterName (defaults derived from the stack's name)
+ * - eddo:eventBusName, eddo:policyParameterName (defaults derived from the stack's name),
+ *   eddo:policyParameterTier (Standard or Advanced; default Advanced)
  * - eddo:functionsFrom (prebuilt or source; default the construct's: prebuilt when the package
  *   carries the functions)
  */
 import * as path from 'node:path';
 import { App, CfnOutput, Stack } from 'aws-cdk-lib';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
 // By the package's name, as your app imports it (here, the package itself: its exports map).
 import { Eddo, FunctionsFrom, SbtGeneration } from '@eddo-dev/cdk';
 
@@ -45,6 +47,8 @@ const eddo = new Eddo(stack, 'Eddo', {
   policyFile: path.resolve(setting('policyFile', path.join(__dirname, '..', '..', '..', 'policy', 'example.yaml'))),
   eventBusName: optional(setting('eventBusName', '')),
   policyParameterName: optional(setting('policyParameterName', '')),
+  // The example policy is 6 KB: past a Standard parameter.
+  policyParameterTier: setting('policyParameterTier', 'Advanced') === 'Standard' ? ssm.ParameterTier.STANDARD : ssm.ParameterTier.ADVANCED,
   buildProject: optional(setting('buildProject', 'eddo-build')),
   sastProject: optional(setting('sastProject', 'eddo-sast')),
   tenantRequestSources: list(setting('tenantRequestSources', 'com.example.control-plane')),

@@ -5,6 +5,7 @@ so that it synthesizes the same template (infra/scripts/cdk-consumer.sh compares
 import os
 
 import aws_cdk as cdk
+from aws_cdk import aws_ssm as ssm
 from eddo_cdk import Eddo, FunctionsFrom, SbtGeneration, SbtOptions
 
 app = cdk.App()
@@ -42,6 +43,10 @@ eddo = Eddo(
     policy_file=os.path.abspath(setting("policyFile", "policy/eddo.yaml")),
     event_bus_name=optional(setting("eventBusName", "")),
     policy_parameter_name=optional(setting("policyParameterName", "")),
+    # The example policy is 6 KB: past a Standard parameter.
+    policy_parameter_tier=ssm.ParameterTier.STANDARD
+    if setting("policyParameterTier", "Advanced") == "Standard"
+    else ssm.ParameterTier.ADVANCED,
     build_project=optional(setting("buildProject", "eddo-build")),
     sast_project=optional(setting("sastProject", "eddo-sast")),
     tenant_request_sources=listed(setting("tenantRequestSources", "com.example.control-plane")),

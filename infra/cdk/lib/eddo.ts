@@ -140,6 +140,14 @@ export interface EddoProps {
    */
   readonly policyInS3?: boolean;
   /**
+   * The tier of the policy's SSM parameter. Never chosen by the policy's size: SSM refuses to
+   * take an Advanced parameter back to Standard, so a policy that once grew past 4 KB would
+   * fail a later deploy. A policy past the tier's limit (Standard 4 KB, Advanced 8 KB) fails
+   * synth naming the fix; past 8 KB it is kept in S3 whatever the tier.
+   * @default ssm.ParameterTier.STANDARD
+   */
+  readonly policyParameterTier?: ssm.ParameterTier;
+  /**
    * The CodeBuild project a push to a tracked branch starts as the build: one of the policy's
    * build projects. None: no build on push.
    */
@@ -337,11 +345,16 @@ export class Eddo extends Construct {
     if (props.policyInS3 || bytes > SSM_ADVANCED_BYTES) {
       this.policyObject = new s3assets.Asset(this, 'PolicyObject', { path: this.policy.file });
     } else {
+      const tier = props.policyParameterTier ?? ssm.ParameterTier.STANDARD;
+      if (tier === ssm.ParameterTier.STANDARD && bytes > 4096) {
+        throw new Error(`Eddo: policyFile: ${this.policy.file} is ${bytes} bytes, past a Standard parameter's 4096: ` +
+          'set policyParameterTier: ParameterTier.ADVANCED (up to 8 KB; SSM cannot take it back to Standard) or policyInS3: true');
+      }
       this.policyParameter = new ssm.StringParameter(this, 'PolicyParameter', {
         parameterName: props.policyParameterName ?? `/${unique}/policy`,
         description: `eddo policy, from ${path.basename(this.policy.file)} at synth`,
         stringValue: this.policy.text,
-        tier: bytes > 4096 ? ssm.ParameterTier.ADVANCED : ssm.ParameterTier.STANDARD,
+        tier,
       });
     }
 

@@ -18,6 +18,7 @@ import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Eddo, EddoProps, SbtGeneration } from '../lib/eddo';
 import { EddoPolicy } from '../lib/policy';
 
@@ -26,7 +27,7 @@ const EXAMPLE = path.resolve(__dirname, '..', '..', '..', 'policy', 'example.yam
 function stackWith(props: Partial<EddoProps>): Stack {
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
   const stack = new Stack(app, 'Test');
-  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, ...props });
+  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, ...props });
   return stack;
 }
 
@@ -276,7 +277,7 @@ test('a customer-managed key: decrypt through Secrets Manager and SSM only', () 
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
   const stack = new Stack(app, 'Keyed');
   const key = kms.Key.fromKeyArn(stack, 'Key', 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab');
-  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, kmsKey: key });
+  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, kmsKey: key });
   const t = Template.fromStack(stack);
   t.hasResourceProperties('AWS::SecretsManager::Secret', { KmsKeyId: key.keyArn });
   t.hasResourceProperties('AWS::IAM::Policy', {
@@ -335,7 +336,7 @@ test('alarms: five, each with the given actions; logs kept as long as asked', ()
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
   const stack = new Stack(app, 'Alarmed');
   const topic = new sns.Topic(stack, 'Pager');
-  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, alarmActions: [new cloudwatchActions.SnsAction(topic)], logRetention: 7 });
+  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, alarmActions: [new cloudwatchActions.SnsAction(topic)], logRetention: 7 });
   const t = Template.fromStack(stack);
   t.resourceCountIs('AWS::CloudWatch::Alarm', 5);
   t.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { AlarmActions: [{ Ref: Match.stringLikeRegexp('Pager') }] }, 5);
@@ -346,7 +347,7 @@ test('an existing bus: eddo creates none, and wires, archives and guards the giv
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
   const stack = new Stack(app, 'Shared');
   const bus = events.EventBus.fromEventBusName(stack, 'Bus', 'platform-bus');
-  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, eventBus: bus, buildProject: 'eddo-build' });
+  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, eventBus: bus, buildProject: 'eddo-build' });
   const t = Template.fromStack(stack);
   t.resourceCountIs('AWS::Events::EventBus', 0);
   // Each eddo source's (4), any other eddo.*, and the signal sources' tags (2).
@@ -356,7 +357,7 @@ test('an existing bus: eddo creates none, and wires, archives and guards the giv
   t.hasResourceProperties('AWS::Lambda::Function', {
     Environment: { Variables: Match.objectLike({ EDDO_EVENT_BUS_NAME: 'platform-bus' }) },
   });
-  assert.throws(() => new Eddo(stack, 'Both', { policyFile: EXAMPLE, eventBus: bus, eventBusName: 'x' }),
+  assert.throws(() => new Eddo(stack, 'Both', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, eventBus: bus, eventBusName: 'x' }),
     /give eventBus \(an existing bus\) or eventBusName \(a new one\), not both/);
 });
 
@@ -368,15 +369,15 @@ test('two instances in one account (staging and prod): no name and no statement 
   ];
   const stacks = ['Staging', 'Prod'].map((name) => {
     const stack = new Stack(app, name);
-    new Eddo(stack, 'Eddo', { policyFile: EXAMPLE });
+    new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED });
     return stack;
   });
   // A bus given: statement ids of the instance's own, beside the bus's other statements. One eddo
   // per bus (each eddo source kept to one function).
   const shared = new Stack(app, 'Shared');
   const bus = events.EventBus.fromEventBusName(shared, 'Bus', 'platform-bus');
-  new Eddo(shared, 'Staging', { policyFile: EXAMPLE, eventBus: bus });
-  assert.throws(() => new Eddo(shared, 'Prod', { policyFile: EXAMPLE, eventBus: bus }),
+  new Eddo(shared, 'Staging', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, eventBus: bus });
+  assert.throws(() => new Eddo(shared, 'Prod', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, eventBus: bus }),
     /Shared\/Prod and Shared\/Staging are given the same bus; one eddo per bus/);
   const [staging, prod] = stacks.map((s) => Template.fromStack(s));
   assert.deepEqual(names(staging).length, 2);
@@ -426,7 +427,7 @@ test('cdk-nag: the AwsSolutions and Serverless packs pass, each suppression on i
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     const stack = new Stack(app, 'Nag');
     const key = new kms.Key(stack, 'Key', { enableKeyRotation: true });
-    new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, kmsKey: key, ...props });
+    new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, kmsKey: key, ...props });
     Aspects.of(app).add(new AwsSolutionsChecks());
     Aspects.of(app).add(new ServerlessChecks());
     app.synth();
@@ -446,4 +447,15 @@ test('cdk-nag: the AwsSolutions and Serverless packs pass, each suppression on i
       assert.ok(s.reason.length >= 60 && s.reason.endsWith('.'), `${s.id}: ${s.reason}`);
     }
   }
+});
+
+test('the parameter\'s tier is a prop, never the policy\'s size: past it, synth says what to set', () => {
+  const small = policyFile(['version: 1', 'services:', '  payments:', '    repositories: [acme/payments]',
+    '    branches: [main]', '    projects: {build: pay-build, deploy: pay-deploy}', '    gate: {require: [build], deadline_minutes: 30}', ''].join('\n'));
+  synth({ policyFile: small, policyParameterTier: undefined }).hasResourceProperties('AWS::SSM::Parameter', { Tier: 'Standard' });
+  assert.throws(() => synth({ policyParameterTier: undefined }),
+    /example\.yaml is 6115 bytes, past a Standard parameter's 4096: set policyParameterTier: ParameterTier\.ADVANCED/);
+  synth({}).hasResourceProperties('AWS::SSM::Parameter', { Tier: 'Advanced' });
+  // A small policy in an Advanced parameter stays Advanced: SSM cannot take it back.
+  synth({ policyFile: small }).hasResourceProperties('AWS::SSM::Parameter', { Tier: 'Advanced' });
 });
