@@ -4,14 +4,13 @@
  * rule filter and grant comes from the policy itself.
  */
 import * as path from 'node:path';
-import { Annotations, ArnFormat, Duration, Names, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, Duration, Names, RemovalPolicy, Stack, Tags, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
@@ -22,30 +21,8 @@ import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import { CheckedPolicy, EddoPolicy, WORKSPACE_MANIFEST } from './policy';
 import { Prebuilt } from './prebuilt';
-import { FINISHED, ROLE_TAG, SOURCES, Suppression, busPolicies, pushInput, suppress, tenantRequestPolicy, validateProps } from './wiring';
-
-/** The log levels eddo's functions log at (Lambda's advanced logging controls). */
-export enum LogLevel {
-  TRACE = 'TRACE',
-  DEBUG = 'DEBUG',
-  INFO = 'INFO',
-  WARN = 'WARN',
-  ERROR = 'ERROR',
-  FATAL = 'FATAL',
-}
-
-/**
- * Which sbt-aws contract its control plane speaks: `current` (sbt-aws's EventManager with
- * EventDefinitions: `sbt_aws_`-prefixed detail-types, sources `sbt.control.plane` and
- * `sbt.application.plane`) or `legacy` (the DetailType enum before it: bare detail-types, sources
- * `controlPlaneEventSource` and `applicationPlaneEventSource`).
- */
-export enum SbtGeneration {
-  /** sbt-aws's EventManager with EventDefinitions. */
-  CURRENT = 'current',
-  /** The DetailType enum before it. */
-  LEGACY = 'legacy',
-}
+import { EddoProps, FunctionOverrides, FunctionsFrom, LogLevel, SbtGeneration, SbtOptions } from './props';
+import { FINISHED, ROLE_TAG, SIGNAL_SOURCE_TAG, SOURCES, Suppression, busPolicies, pushInput, suppress, tenantRequestPolicy, validateProps } from './wiring';
 
 /** The largest value of an SSM Advanced parameter: a policy past it is kept in S3. */
 const SSM_ADVANCED_BYTES = 8192;
@@ -55,187 +32,6 @@ const SBT_GENERATIONS: Record<SbtGeneration, { prefix: string; controlPlane: str
   [SbtGeneration.CURRENT]: { prefix: 'sbt_aws_', controlPlane: 'sbt.control.plane', applicationPlane: 'sbt.application.plane' },
   [SbtGeneration.LEGACY]: { prefix: '', controlPlane: 'controlPlaneEventSource', applicationPlane: 'applicationPlaneEventSource' },
 };
-
-/** sbt-aws's control plane, speaking to tenant-onboarding on the eddo bus. */
-export interface SbtOptions {
-  /**
-   * The sbt-aws contract the control plane speaks.
-   * @default SbtGeneration.CURRENT
-   */
-  readonly generation?: SbtGeneration;
-  /**
-   * The source of the control plane's onboarding and offboarding requests.
-   * @default the generation's: 'sbt.control.plane' (current), 'controlPlaneEventSource' (legacy)
-   */
-  readonly controlPlaneEventSource?: string;
-  /**
-   * The source of eddo's answers (provisionSuccess, provisionFailure, ...).
-   * @default the generation's: 'sbt.application.plane' (current), 'applicationPlaneEventSource' (legacy)
-   */
-  readonly applicationPlaneEventSource?: string;
-}
-
-/** Where the functions' code comes from. */
-export enum FunctionsFrom {
-  /** The arm64 bootstraps the package carries, checked against its manifest. */
-  PREBUILT = 'prebuilt',
-  /** Built at synth from the workspace (`manifestPath`) by cargo-lambda (cargo-lambda-cdk's RustFunction). */
-  SOURCE = 'source',
-}
-
-/** Properties of the `Eddo` construct. */
-export interface EddoProps {
-  /**
-   * The policy file (YAML, see infra/policy/example.yaml). Read and checked at synth with eddo's
-   * own parser: a mistake fails synth with the message the functions would log. It deploys with
-   * the stack: in the SSM parameter `policyParameterName` when it fits one (8 KB), else as a file
-   * asset (an object of the bootstrap's versioned asset bucket), which the functions read with a
-   * conditional GET and whose version id each decision names.
-   */
-  readonly policyFile: string;
-  /**
-   * A workspace's Cargo.toml: with `FunctionsFrom.SOURCE` the functions are built from its
-   * binaries (cargo-lambda, arm64, the release profile), and the policy is checked by its `eddo`.
-   * @default the workspace this construct ships in (a checkout of eddo)
-   */
-  readonly manifestPath?: string;
-  /**
-   * Where the functions' code comes from: the arm64 bootstraps this package carries (built by
-   * cargo-lambda from the release the package is; neither Rust nor Docker needed at synth), or
-   * the workspace at `manifestPath`, built at synth by cargo-lambda.
-   * @default FunctionsFrom.PREBUILT when the package carries them and no `manifestPath` is given, else FunctionsFrom.SOURCE
-   */
-  readonly functionsFrom?: FunctionsFrom;
-  /**
-   * The command that runs eddo's CLI (its arguments follow).
-   * @default `EDDO_CLI` if set, else `cargo run -p eddo-cli --bin eddo --` in the workspace
-   */
-  readonly eddoCommand?: string[];
-  /**
-   * The name of the bus eddo creates. Ignored when `eventBus` is given.
-   * @default derived from the stack and this construct's id (`Staging-Eddo-1A2B3C4D`), so that
-   * two instances (staging and prod) live in one account and Region
-   */
-  readonly eventBusName?: string;
-  /**
-   * An existing bus to use instead of creating one. The construct adds its archive, rules and
-   * bus policy statements (their ids its own) to it. One eddo per bus: its statements keep each
-   * eddo source to this instance's functions.
-   * @default a new bus named `eventBusName`
-   */
-  readonly eventBus?: events.IEventBus;
-  /**
-   * How long the bus archive keeps events for replay; zero keeps them forever.
-   * @default Duration.days(90)
-   */
-  readonly archiveRetention?: Duration;
-  /**
-   * The SSM parameter the stack creates to hold the policy, when it is kept in SSM.
-   * @default derived from the stack and this construct's id (`/Staging-Eddo-1A2B3C4D/policy`)
-   */
-  readonly policyParameterName?: string;
-  /**
-   * Keep the policy in S3 (a file asset) even when it fits an SSM parameter.
-   * @default only when the policy is over SSM's 8 KB
-   */
-  readonly policyInS3?: boolean;
-  /**
-   * The tier of the policy's SSM parameter. Never chosen by the policy's size: SSM refuses to
-   * take an Advanced parameter back to Standard, so a policy that once grew past 4 KB would
-   * fail a later deploy. A policy past the tier's limit (Standard 4 KB, Advanced 8 KB) fails
-   * synth naming the fix; past 8 KB it is kept in S3 whatever the tier.
-   * @default ssm.ParameterTier.STANDARD
-   */
-  readonly policyParameterTier?: ssm.ParameterTier;
-  /**
-   * The CodeBuild project a push to a tracked branch starts as the build: one of the policy's
-   * build projects. None: no build on push.
-   */
-  readonly buildProject?: string;
-  /**
-   * The CodeBuild project a push to a tracked branch starts as the static analysis: one of the
-   * policy's SAST projects. None: no scan on push.
-   */
-  readonly sastProject?: string;
-  /**
-   * Branches whose pushes start the build and SAST projects.
-   * @default every branch the policy's services deploy from
-   */
-  readonly trackedBranches?: string[];
-  /**
-   * The event sources your control plane puts eddo's tenant requests from. A request from any
-   * other source is no request.
-   * @default none: eddo's tenant contract is off (sbt-aws's, when `sbt` is set, is not)
-   */
-  readonly tenantRequestSources?: string[];
-  /**
-   * The IAM roles (ARNs) of your control plane: the only principals that may put
-   * `tenantRequestSources` and sbt-aws's control-plane source on the bus.
-   * @default none: nobody may put them (synth warns when there are any)
-   */
-  readonly tenantRequestSenderRoleArns?: string[];
-  /**
-   * sbt-aws's control plane on the eddo bus.
-   * @default eddo's own tenant contract only
-   */
-  readonly sbt?: SbtOptions;
-  /**
-   * Where each function's logs go and for how long.
-   * @default logs.RetentionDays.ONE_MONTH
-   */
-  readonly logRetention?: logs.RetentionDays;
-  /**
-   * The functions' application log level.
-   * @default LogLevel.INFO
-   */
-  readonly logLevel?: LogLevel;
-  /**
-   * Actions of every alarm the construct creates (the dead-letter queue's, each function's
-   * errors): an SNS topic, say.
-   * @default no actions
-   */
-  readonly alarmActions?: cloudwatch.IAlarmAction[];
-  /**
-   * How long a delivery id is remembered, 24 to 720 hours (GitHub allows redelivery for 3 days).
-   * @default 72
-   */
-  readonly idempotencyHours?: number;
-  /**
-   * How long after a rotation of the webhook secret the previous version is still accepted,
-   * in hours (0 to 720). After it, only the current one: revoking a leaked value takes one
-   * rotation.
-   * @default 24
-   */
-  readonly previousSecretGraceHours?: number;
-  /**
-   * PutEvents entry size limit eddo checks before each call, 1024 to 1048576.
-   * @default 262144
-   */
-  readonly maxEntryBytes?: number;
-  /**
-   * How long each function uses a read of the policy before reading the parameter again, 1 to
-   * 3600 seconds: a change is in force everywhere within this long.
-   * @default 60
-   */
-  readonly policyCacheSeconds?: number;
-  /**
-   * Events without a normalised form still published raw ("Git Provider Event"):
-   * provider:event patterns, * for any event.
-   * @default ['standard_webhooks:*']
-   */
-  readonly webhookForward?: string[];
-  /**
-   * Concurrency reserved for, and the most allowed to, the webhook function; 0 reserves none.
-   * @default 20
-   */
-  readonly webhookReservedConcurrency?: number;
-  /**
-   * A customer-managed key for the webhook secret; the functions get kms:Decrypt on it through
-   * Secrets Manager and SSM only.
-   * @default AWS managed keys
-   */
-  readonly kmsKey?: kms.IKey;
-}
 
 /** The buses given to an instance of eddo, per app, and by which. */
 const CLAIMED = new WeakMap<object, Map<string, string>>();
@@ -287,6 +83,10 @@ export class Eddo extends Construct {
   public readonly functionsFrom: FunctionsFrom;
   /** Every alarm the construct creates. */
   public readonly alarms: cloudwatch.Alarm[] = [];
+  /** Every rule the construct creates (on the eddo bus and on the default bus). */
+  public readonly rules: events.Rule[] = [];
+  /** The bus's archive, for replay. */
+  public readonly archive: events.CfnArchive;
 
   /** Each function's role, by its binary. */
   private readonly roles = new Map<string, iam.Role>();
@@ -308,7 +108,7 @@ export class Eddo extends Construct {
     // Every name the user does not give is this instance's own: two instances never share one.
     const unique = Names.uniqueResourceName(this, { maxLength: 200, separator: '-' });
     this.eventBus = props.eventBus ?? new events.EventBus(this, 'EventBus', { eventBusName: props.eventBusName ?? unique });
-    new events.CfnArchive(this, 'EventArchive', {
+    this.archive = new events.CfnArchive(this, 'EventArchive', {
       description: 'Every event on the eddo bus, for audit and replay.',
       sourceArn: this.eventBus.eventBusArn,
       retentionDays: (props.archiveRetention ?? Duration.days(90)).toDays(),
@@ -395,6 +195,52 @@ export class Eddo extends Construct {
   }
 
   /**
+   * Lets `role` report gate signals as `source` (a tool of yours: a scanner, a test runner): tags
+   * it `eddo:signal-source=source`, which the bus policy asks of whoever puts that source, and
+   * grants it PutEvents on the eddo bus for that source alone. A service's policy must still name
+   * the sender for the gate to admit its signals.
+   */
+  public grantPutSignal(role: iam.Role, source: string): iam.Grant {
+    if (!Token.isUnresolved(source) && (!/^[A-Za-z0-9._-]{1,256}$/.test(source) || source.startsWith('aws.') || source.startsWith('eddo.'))) {
+      throw new Error(`Eddo.grantPutSignal: ${JSON.stringify(source)} is not an event source of yours`);
+    }
+    Tags.of(role).add(SIGNAL_SOURCE_TAG, source);
+    return iam.Grant.addToPrincipal({
+      grantee: role,
+      actions: ['events:PutEvents'],
+      resourceArns: [this.eventBus.eventBusArn],
+      conditions: { StringEquals: { 'events:source': source } },
+    });
+  }
+
+  /**
+   * A rule on the eddo bus for every decision eddo says (the gate's deployments, alarm-rollback's
+   * rollbacks, tenant-onboarding's provisioning: their sources), with `options`' target,
+   * description and further pattern.
+   */
+  public onDecision(id: string, options: events.OnEventOptions = {}): events.Rule {
+    const rule = new events.Rule(this, id, {
+      eventBus: this.eventBus,
+      description: options.description,
+      ruleName: options.ruleName,
+      eventPattern: {
+        ...options.eventPattern,
+        source: [SOURCES.gate, SOURCES.rollback, SOURCES.tenants],
+      },
+    });
+    if (options.target) {
+      rule.addTarget(options.target);
+    }
+    return rule;
+  }
+
+  /** A rule of the construct's own, kept in `rules`. */
+  private keep(rule: events.Rule): events.Rule {
+    this.rules.push(rule);
+    return rule;
+  }
+
+  /**
    * The wildcards of each function's grants, each with why (cdk-nag's AwsSolutions-IAM5): only
    * actions without resource-level permissions, and resources narrowed by a tag condition so
    * that the grant does not grow with the policy.
@@ -438,7 +284,7 @@ export class Eddo extends Construct {
       timeToLiveAttribute: 'expires_at',
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
-      removalPolicy: RemovalPolicy.RETAIN,
+      removalPolicy: this.props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
     // Sparse: gate candidates still waiting for signals (by deadline) and decided ones whose work
     // is owed, each list sharded by commit; keys only (the sweep reads each candidate whole).
@@ -468,13 +314,21 @@ export class Eddo extends Construct {
       actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
       resources: [logGroup.logGroupArn],
     }));
+    const o: FunctionOverrides = this.props.functions?.[spec.binary] ?? {};
+    const architecture = o.architecture ?? lambda.Architecture.ARM_64;
+    if (this.prebuilt && architecture !== lambda.Architecture.ARM_64) {
+      throw new Error(`Eddo: functions.${spec.binary}.architecture: the package's functions are arm64; build from source (FunctionsFrom.SOURCE) for another`);
+    }
     const common: lambda.FunctionOptions = {
       role,
-      architecture: lambda.Architecture.ARM_64,
+      architecture,
       description: spec.description,
-      memorySize: 128,
-      timeout: spec.timeout,
-      tracing: lambda.Tracing.ACTIVE,
+      memorySize: o.memorySize ?? 128,
+      timeout: o.timeout ?? spec.timeout,
+      tracing: o.tracing ?? lambda.Tracing.ACTIVE,
+      vpc: o.vpc,
+      vpcSubnets: o.vpcSubnets,
+      securityGroups: o.securityGroups,
       loggingFormat: lambda.LoggingFormat.JSON,
       applicationLogLevelV2: lambda.ApplicationLogLevel[this.props.logLevel ?? LogLevel.INFO],
       systemLogLevelV2: lambda.SystemLogLevel.WARN,
@@ -502,7 +356,7 @@ export class Eddo extends Construct {
         ...common,
         manifestPath: this.props.manifestPath,
         binaryName: spec.binary,
-        bundling: { architecture: lambda.Architecture.ARM_64 },
+        bundling: { architecture, ...o.bundling },
       });
     // The binary it runs, for tools that read the template (the local stack).
     (f.node.defaultChild as lambda.CfnFunction).addMetadata('eddo:binary', spec.binary);
@@ -565,8 +419,8 @@ export class Eddo extends Construct {
 
   /** Reads the policy through its cache, and says a refused version once (Policy Rejected). */
   private readsPolicy(f: lambda.Function, binary: string): void {
-    const ttl = this.props.policyCacheSeconds ?? 60;
-    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 3600) {
+    const ttl = this.props.policyCache?.toSeconds() ?? this.props.policyCacheSeconds ?? 60;
+    if (!Token.isUnresolved(ttl) && (!Number.isInteger(ttl) || ttl < 1 || ttl > 3600)) {
       throw new Error(`policyCacheSeconds: ${ttl} is not a whole number of seconds from 1 to 3600`);
     }
     f.addEnvironment('EDDO_POLICY_TTL_SECS', String(ttl));
@@ -627,7 +481,7 @@ export class Eddo extends Construct {
 
   /** A rule invoking `f` (asynchronously, as EventBridge does). */
   private rule(id: string, f: lambda.Function, bus: events.IEventBus | undefined, pattern: events.EventPattern): void {
-    new events.Rule(this, id, { eventBus: bus, eventPattern: pattern, targets: [this.target(f)] });
+    this.keep(new events.Rule(this, id, { eventBus: bus, eventPattern: pattern, targets: [this.target(f)] }));
   }
 
   /**
@@ -730,10 +584,10 @@ export class Eddo extends Construct {
       detailType: ['Signal Reported', 'Scan Completed', 'Deployment Approval'],
     });
     // Candidates past their deadline time out within a minute, without a human.
-    new events.Rule(this, 'ScanGateDeadline', {
+    this.keep(new events.Rule(this, 'ScanGateDeadline', {
       schedule: events.Schedule.rate(Duration.minutes(1)),
       targets: [this.target(f)],
-    });
+    }));
     return f;
   }
 
@@ -829,7 +683,7 @@ export class Eddo extends Construct {
     this.builds('TenantOnboardingBuilds', f);
     if (sbt) {
       // sbt-aws's control plane: its requests on the eddo bus, answered in its shape.
-      new events.Rule(this, 'TenantOnboardingSbtRule', {
+      this.keep(new events.Rule(this, 'TenantOnboardingSbtRule', {
         description: 'sbt-aws onboarding and offboarding requests to tenant-onboarding.',
         eventBus: this.eventBus,
         eventPattern: {
@@ -841,7 +695,7 @@ export class Eddo extends Construct {
           maxEventAge: Duration.hours(24),
           retryAttempts: 185,
         })],
-      });
+      }));
     }
     return f;
   }
@@ -878,7 +732,7 @@ export class Eddo extends Construct {
         },
       }),
     });
-    new events.Rule(this, 'PushRule', {
+    this.keep(new events.Rule(this, 'PushRule', {
       description: 'A push to a tracked branch starts the build and SAST projects on its commit.',
       eventBus: this.eventBus,
       eventPattern: {
@@ -903,6 +757,6 @@ export class Eddo extends Construct {
           retryAttempts: 20,
           event: pushInput(kind),
         })),
-    });
+    }));
   }
 }

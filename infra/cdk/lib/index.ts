@@ -1,2 +1,3 @@
-export { Eddo, EddoProps, FunctionsFrom, LogLevel, SbtGeneration, SbtOptions } from './eddo';
+export { Eddo } from './eddo';
+export { EddoProps, FunctionOverrides, FunctionsFrom, LogLevel, SbtGeneration, SbtOptions, SourceBundling } from './props';
 export { CheckedPolicy, EddoPolicy, PolicyLists } from './policy';

@@ -7,7 +7,7 @@ import { CfnResource, Token } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct, IConstruct } from 'constructs';
-import type { EddoProps } from './eddo';
+import type { EddoProps } from './props';
 import type { CheckedPolicy } from './policy';
 
 /** The largest policy the functions read (eddo::policy::MAX_OBJECT_BYTES, 32 MiB). */
@@ -159,6 +159,16 @@ export function validateProps(props: EddoProps, policy: CheckedPolicy): void {
   range('previousSecretGraceHours', props.previousSecretGraceHours, 0, 720);
   range('maxEntryBytes', props.maxEntryBytes, 1024, 1048576);
   range('webhookReservedConcurrency', props.webhookReservedConcurrency, 0, 1000);
+  const binaries = ['webhook', 'scan-gate', 'alarm-rollback', 'tenant-onboarding'];
+  for (const [binary, o] of Object.entries(props.functions ?? {})) {
+    if (!binaries.includes(binary)) {
+      errors.push(`functions: ${binary} is none of eddo's functions (${binaries.join(', ')})`);
+    }
+    range(`functions.${binary}.memorySize`, o.memorySize, 128, 10240);
+  }
+  if (props.policyCache !== undefined && props.policyCacheSeconds !== undefined) {
+    errors.push('policyCache: give it or policyCacheSeconds, not both');
+  }
   for (const [prop, arns] of [
     ['tenantRequestSenderRoleArns', props.tenantRequestSenderRoleArns],
   ] as const) {

@@ -11,16 +11,19 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { App, Aspects, Stack } from 'aws-cdk-lib';
+import { App, Aspects, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
+import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
-import { Eddo, EddoProps, SbtGeneration } from '../lib/eddo';
-import { EddoPolicy } from '../lib/policy';
+import { Eddo, EddoProps, SbtGeneration } from '../lib';
+import { EddoPolicy } from '../lib';
 
 const EXAMPLE = path.resolve(__dirname, '..', '..', '..', 'policy', 'example.yaml');
 
@@ -458,4 +461,49 @@ test('the parameter\'s tier is a prop, never the policy\'s size: past it, synth 
   synth({}).hasResourceProperties('AWS::SSM::Parameter', { Tier: 'Advanced' });
   // A small policy in an Advanced parameter stays Advanced: SSM cannot take it back.
   synth({ policyFile: small }).hasResourceProperties('AWS::SSM::Parameter', { Tier: 'Advanced' });
+});
+
+test('escape hatches: per-function overrides, the table\'s removal policy, the cache as a Duration, the rules and archive', () => {
+  const stack = stackWith({
+    functions: { 'scan-gate': { memorySize: 256, timeout: Duration.seconds(60), tracing: lambda.Tracing.PASS_THROUGH } },
+    removalPolicy: RemovalPolicy.DESTROY,
+    policyCache: Duration.minutes(5),
+  });
+  const eddo = stack.node.findChild('Eddo') as Eddo;
+  const t = Template.fromStack(stack);
+  t.hasResourceProperties('AWS::Lambda::Function', {
+    MemorySize: 256, Timeout: 60, TracingConfig: { Mode: 'PassThrough' },
+    Environment: { Variables: Match.objectLike({ EDDO_POLICY_TTL_SECS: '300' }) },
+  });
+  // The others keep theirs.
+  t.resourcePropertiesCountIs('AWS::Lambda::Function', { MemorySize: 128, TracingConfig: { Mode: 'Active' } }, 3);
+  t.hasResource('AWS::DynamoDB::Table', { DeletionPolicy: 'Delete' });
+  assert.equal(eddo.rules.length, Object.keys(t.findResources('AWS::Events::Rule')).length);
+  assert.ok(eddo.archive.sourceArn);
+  assert.throws(() => synth({ functions: { gate: { memorySize: 256 } } }), /functions: gate is none of eddo's functions/);
+  assert.throws(() => synth({ policyCache: Duration.hours(2) }), /7200 is not a whole number of seconds from 1 to 3600/);
+});
+
+test('grantPutSignal tags the role with its source and lets it put that source alone; onDecision hears every decision', () => {
+  const stack = stackWith({});
+  const eddo = stack.node.findChild('Eddo') as Eddo;
+  const scanner = new iam.Role(stack, 'Scanner', { assumedBy: new iam.ServicePrincipal('codebuild.amazonaws.com') });
+  eddo.grantPutSignal(scanner, 'com.acme.scanner');
+  const topic = new sns.Topic(stack, 'Decisions');
+  eddo.onDecision('ToChat', { target: new eventsTargets.SnsTopic(topic), eventPattern: { detailType: ['Deployment Blocked'] } });
+  const t = Template.fromStack(stack);
+  t.hasResourceProperties('AWS::IAM::Role', {
+    Tags: Match.arrayWith([{ Key: 'eddo:signal-source', Value: 'com.acme.scanner' }]),
+  });
+  t.hasResourceProperties('AWS::IAM::Policy', {
+    Roles: [{ Ref: Match.stringLikeRegexp('^Scanner') }],
+    PolicyDocument: { Statement: [Match.objectLike({
+      Action: 'events:PutEvents', Condition: { StringEquals: { 'events:source': 'com.acme.scanner' } },
+    })] },
+  });
+  t.hasResourceProperties('AWS::Events::Rule', {
+    EventPattern: { 'detail-type': ['Deployment Blocked'], source: ['eddo.gate', 'eddo.rollback', 'eddo.tenants'] },
+    Targets: [Match.objectLike({ Arn: { Ref: Match.stringLikeRegexp('^Decisions') } })],
+  });
+  assert.throws(() => eddo.grantPutSignal(scanner, 'eddo.gate'), /is not an event source of yours/);
 });
