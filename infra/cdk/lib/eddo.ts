@@ -22,7 +22,8 @@ import { Construct } from 'constructs';
 import { CheckedPolicy, EddoPolicy, WORKSPACE_MANIFEST } from './policy';
 import { Prebuilt } from './prebuilt';
 import { EddoProps, FunctionOverrides, FunctionsFrom, LogLevel, SbtGeneration, SbtOptions } from './props';
-import { FINISHED, ROLE_TAG, SIGNAL_SOURCE_TAG, SOURCES, Suppression, busPolicies, pushInput, suppress, tenantRequestPolicy, validateProps } from './wiring';
+import { ASYNC_FAILURES, DLQ_REDRIVE, SECRET_ROTATION, SYNCHRONOUS, WILDCARDS, suppress } from './nag';
+import { FINISHED, ROLE_TAG, SIGNAL_SOURCE_TAG, SOURCES, busPolicies, claimBus, pushInput, tenantRequestPolicy, validateProps } from './wiring';
 
 /** The largest value of an SSM Advanced parameter: a policy past it is kept in S3. */
 const SSM_ADVANCED_BYTES = 8192;
@@ -32,22 +33,6 @@ const SBT_GENERATIONS: Record<SbtGeneration, { prefix: string; controlPlane: str
   [SbtGeneration.CURRENT]: { prefix: 'sbt_aws_', controlPlane: 'sbt.control.plane', applicationPlane: 'sbt.application.plane' },
   [SbtGeneration.LEGACY]: { prefix: '', controlPlane: 'controlPlaneEventSource', applicationPlane: 'applicationPlaneEventSource' },
 };
-
-/** The buses given to an instance of eddo, per app, and by which. */
-const CLAIMED = new WeakMap<object, Map<string, string>>();
-
-/** Fails synth when `bus` already carries another instance of eddo in this app. */
-function claimBus(scope: Construct, bus: events.IEventBus): void {
-  const app = scope.node.root;
-  const claimed = CLAIMED.get(app) ?? new Map<string, string>();
-  CLAIMED.set(app, claimed);
-  const other = claimed.get(bus.eventBusName);
-  if (other !== undefined) {
-    throw new Error(`Eddo: eventBus: ${scope.node.path} and ${other} are given the same bus; one eddo per bus ` +
-      '(its bus policy keeps each eddo source to one function): give each its own bus, or none');
-  }
-  claimed.set(bus.eventBusName, scope.node.path);
-}
 
 /** A function of eddo, as the construct builds it. */
 interface FunctionSpec {
@@ -127,17 +112,14 @@ export class Eddo extends Construct {
         excludePunctuation: true,
       },
     });
-    suppress(webhookSecret, [['AwsSolutions-SMG4',
-      'The values are shared with GitHub, GitLab and signal senders, which a rotation function cannot update: they are ' +
-      'rotated by hand, the previous version still accepted for previousSecretGraceHours (README, "Configuration").']]);
+    suppress(webhookSecret, [SECRET_ROTATION]);
     this.webhookSecret = webhookSecret;
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       retentionPeriod: Duration.days(14),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
     });
-    suppress(this.deadLetterQueue, [['Serverless-SQSRedrivePolicy',
-      'This is the dead-letter queue: what lands here is redriven by hand once its cause is fixed (README, "What happens when AWS fails").']]);
+    suppress(this.deadLetterQueue, [DLQ_REDRIVE]);
     this.alarm('DeadLetterQueueAlarm', 'An eddo event could not be delivered and waits in the dead-letter queue.',
       this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: Duration.minutes(5) }));
     // SSM while it fits a parameter (nothing to set up), else S3 (any size the functions read).
@@ -246,29 +228,7 @@ export class Eddo extends Construct {
    * that the grant does not grow with the policy.
    */
   private suppressWildcards(): void {
-    // As cdk-nag renders them: arn:<AWS::Partition>:codebuild:<AWS::Region>:<AWS::AccountId>:...
-    const arn = (service: string, resource: string) => `^Resource::arn:.+:${service}:.+:${resource}$`;
-    const xray: Suppression = ['AwsSolutions-IAM5',
-      'X-Ray\'s PutTraceSegments and PutTelemetryRecords (Tracing: Active) have no resource-level permissions.', ['^Resource::\\*$']];
-    const projects = (role: string): Suppression => ['AwsSolutions-IAM5',
-      `Projects only as tagged eddo:role=${role} (aws:ResourceTag): one statement however many projects the policy names; ` +
-      'the function still refuses, in code, a project its policy does not give the service at hand.', [arn('codebuild', 'project/\\*')]];
-    const wildcards: Record<string, Suppression[]> = {
-      'webhook': [xray],
-      'scan-gate': [
-        ['AwsSolutions-IAM5', 'X-Ray\'s PutTraceSegments and PutTelemetryRecords, and Inspector\'s ListFindings (confirming a scan), ' +
-          'have no resource-level permissions.', ['^Resource::\\*$']],
-        ['AwsSolutions-IAM5', 'DescribeImageScanFindings only on repositories tagged eddo:service (aws:ResourceTag); which ' +
-          'service\'s image a scan is, the policy decides in code.', [arn('ecr', 'repository/\\*')]],
-        ['AwsSolutions-IAM5', 'Deploy projects (eddo:role=deploy) to start, build and SAST projects (eddo:role=build|sast) to ' +
-          'confirm builds, by tag (aws:ResourceTag): one statement however many projects the policy names.', [arn('codebuild', 'project/\\*')]],
-      ],
-      'alarm-rollback': [xray, projects('rollback'),
-        ['AwsSolutions-IAM5', 'DescribeAlarms and ListTagsForResource to confirm an alarm\'s state and its eddo:service tag; ' +
-          'which alarms roll back what, the policy decides in code.', [arn('cloudwatch', 'alarm:\\*')]]],
-      'tenant-onboarding': [xray, projects('tenant')],
-    };
-    for (const [binary, rules] of Object.entries(wildcards)) {
+    for (const [binary, rules] of Object.entries(WILDCARDS)) {
       const policy = this.roles.get(binary)?.node.tryFindChild('DefaultPolicy');
       if (policy) {
         suppress(policy, rules);
@@ -360,12 +320,7 @@ export class Eddo extends Construct {
       });
     // The binary it runs, for tools that read the template (the local stack).
     (f.node.defaultChild as lambda.CfnFunction).addMetadata('eddo:binary', spec.binary);
-    suppress(spec.asynchronous ? f.node.findChild('EventInvokeConfig') : f, spec.asynchronous
-      ? [['Serverless-LambdaAsyncFailureDestination',
-        'A failed asynchronous invocation goes to the dead-letter queue (DeadLetterConfig) after two retries, at most 6 hours old: ' +
-        'the same queue as every rule target\'s, one place to watch and redrive.']]
-      : [['Serverless-LambdaDLQ',
-        'Invoked synchronously by its function URL: a failure is the HTTP answer, and the provider redelivers.']]);
+    suppress(spec.asynchronous ? f.node.findChild('EventInvokeConfig') : f, [spec.asynchronous ? ASYNC_FAILURES : SYNCHRONOUS]);
     this.roles.set(spec.binary, role);
     this.alarm(`${id}ErrorsAlarm`, spec.errorsAlarm, f.metricErrors({ statistic: 'Sum', period: Duration.minutes(5) }));
     return f;

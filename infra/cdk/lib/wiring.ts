@@ -3,10 +3,10 @@
  * source to its owner, the push rule's StartBuild input, and the checks of the props against the
  * policy.
  */
-import { CfnResource, Token } from 'aws-cdk-lib';
+import { Token } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { Construct, IConstruct } from 'constructs';
+import { Construct } from 'constructs';
 import type { EddoProps } from './props';
 import type { CheckedPolicy } from './policy';
 
@@ -215,28 +215,19 @@ export function validateProps(props: EddoProps, policy: CheckedPolicy): void {
   }
 }
 
-/**
- * A cdk-nag rule suppressed on one resource: the rule, why, and (for a rule that names what it
- * found, as AwsSolutions-IAM5 names each wildcard) the findings it covers, as regular expressions.
- */
-export type Suppression = [rule: string, reason: string, findings?: string[]];
 
-/**
- * Suppresses `rules` on `construct`'s own resource (its default child), each with its reason, as
- * cdk-nag reads suppressions from a resource's metadata: no dependency on cdk-nag, and nothing
- * suppressed by path or for the whole stack.
- */
-export function suppress(construct: IConstruct, rules: Suppression[]): void {
-  const resource = (construct.node.defaultChild ?? construct) as CfnResource;
-  const known = (resource.getMetadata('cdk_nag') as { rules_to_suppress?: unknown[] } | undefined)?.rules_to_suppress ?? [];
-  resource.addMetadata('cdk_nag', {
-    rules_to_suppress: [
-      ...known,
-      ...rules.map(([id, reason, findings]) => ({
-        id,
-        reason,
-        ...(findings ? { applies_to: findings.map((f) => ({ regex: `/${f}/` })) } : {}),
-      })),
-    ],
-  });
+/** The buses given to an instance of eddo, per app, and by which. */
+const CLAIMED = new WeakMap<object, Map<string, string>>();
+
+/** Fails synth when `bus` already carries another instance of eddo in this app. */
+export function claimBus(scope: Construct, bus: events.IEventBus): void {
+  const app = scope.node.root;
+  const claimed = CLAIMED.get(app) ?? new Map<string, string>();
+  CLAIMED.set(app, claimed);
+  const other = claimed.get(bus.eventBusName);
+  if (other !== undefined) {
+    throw new Error(`Eddo: eventBus: ${scope.node.path} and ${other} are given the same bus; one eddo per bus ` +
+      '(its bus policy keeps each eddo source to one function): give each its own bus, or none');
+  }
+  claimed.set(bus.eventBusName, scope.node.path);
 }
