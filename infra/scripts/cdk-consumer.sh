@@ -44,12 +44,14 @@ node -e '
 # 2. TypeScript.
 context=$(cargo run --quiet --locked -p eddo-local --bin eddo-local -- cdk-context |
   node -e '
-    const c = JSON.parse(require("fs").readFileSync(0));
+    // A user app as `cdk init` makes it: the current recommended feature flags (the example
+    // app'"'"'s cdk.json), with the local stack'"'"'s settings.
+    const c = { ...require(process.argv[2]).context, ...JSON.parse(require("fs").readFileSync(0)) };
     c["eddo:policyFile"] = process.argv[1];
     // As the CDK CLI runs an app: each asset named in the template (what the check below reads).
     c["aws:cdk:enable-asset-metadata"] = true;
     console.log(JSON.stringify(c))' \
-    "$root/infra/policy/example.yaml")
+    "$root/infra/policy/example.yaml" "$root/infra/cdk/cdk.json")
 ts=$work/ts
 mkdir -p "$ts"
 cp infra/cdk/consumer/package.json infra/cdk/consumer/package-lock.json infra/cdk/consumer/tsconfig.json "$ts/"

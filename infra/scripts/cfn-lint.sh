@@ -56,6 +56,8 @@ fi
 # assets' hashes.
 cdk_synth() {
   local name=$1 context=$2
+  # As the CDK CLI runs the app: cdk.json's feature flags under the given context.
+  context=$(node -e 'console.log(JSON.stringify({ ...require("./infra/cdk/cdk.json").context, ...JSON.parse(process.argv[1]) }))' "$context")
   CDK_OUTDIR="$out/cdk-$name" CDK_CONTEXT_JSON="$context" node infra/cdk/dist/bin/eddo.js
   cp "$out/cdk-$name/Eddo.template.json" "$out/cdk-$name.json"
 }

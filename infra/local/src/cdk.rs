@@ -127,7 +127,13 @@ pub fn synth_with_assets(context: &[(&str, String)]) -> Result<Synthesized, Loca
         )));
     }
     let out = tempdir()?;
-    let mut ctx = serde_json::Map::new();
+    // As the CDK CLI runs the app: cdk.json's context (its feature flags) first.
+    let cdk_json = project_root().join("infra/cdk/cdk.json");
+    let mut ctx = std::fs::read_to_string(&cdk_json)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|v| v.get("context").and_then(|c| c.as_object()).cloned())
+        .unwrap_or_default();
     // No stack is bundled: no cargo-lambda build at synth.
     ctx.insert("aws:cdk:bundling-stacks".into(), serde_json::json!([]));
     for (k, v) in context {
