@@ -26,6 +26,40 @@ pub struct Local {
     pub stack: Stack,
 }
 
+/// An account (its emulator) before or beside a stack: where stacks are provisioned.
+struct Empty(Arc<Moto>);
+
+impl Empty {
+    async fn beside(self, prefix: &str, parameters: &[(&str, &str)]) -> Local {
+        let stack = Stack::provision_with(&self.0.sdk_config().await, prefix, parameters)
+            .await
+            .unwrap_or_else(|e| panic!("provisioning {prefix}: {e}"));
+        Local {
+            moto: self.0,
+            stack,
+        }
+    }
+
+    async fn beside_template(
+        self,
+        prefix: &str,
+        template: &str,
+        files: &[eddo_local::cdk::FileAsset],
+    ) -> Local {
+        let sdk = self.0.sdk_config().await;
+        eddo_local::cdk::publish(&sdk, files)
+            .await
+            .unwrap_or_else(|e| panic!("publishing {prefix}'s assets: {e}"));
+        let stack = Stack::provision_template(&sdk, prefix, template, &[])
+            .await
+            .unwrap_or_else(|e| panic!("provisioning {prefix}: {e}"));
+        Local {
+            moto: self.0,
+            stack,
+        }
+    }
+}
+
 impl Local {
     /// Starts moto and provisions the template under `prefix`, as `make demo` does.
     pub async fn start(prefix: &str) -> Local {
@@ -34,26 +68,32 @@ impl Local {
 
     /// As [`Local::start`], with these template parameters overriding the local ones.
     pub async fn start_with(prefix: &str, parameters: &[(&str, &str)]) -> Local {
-        let moto = Moto::start().expect("moto server (run `make setup`)");
-        let stack = Stack::provision_with(&moto.sdk_config().await, prefix, parameters)
+        Local::account().beside(prefix, parameters).await
+    }
+
+    /// Starts moto and provisions `template` (the CDK app's, say) under `prefix`, its file
+    /// assets published first as `cdk deploy` publishes them.
+    pub async fn start_template(
+        prefix: &str,
+        template: &str,
+        files: &[eddo_local::cdk::FileAsset],
+    ) -> Local {
+        Local::account()
+            .beside_template(prefix, template, files)
             .await
-            .unwrap_or_else(|e| panic!("provisioning {prefix}: {e}"));
-        Local {
-            moto: Arc::new(moto),
-            stack,
-        }
+    }
+
+    /// A fresh account: moto on loopback, nothing provisioned yet.
+    fn account() -> Empty {
+        Empty(Arc::new(
+            Moto::start().expect("moto server (run `make setup`)"),
+        ))
     }
 
     /// Another stack of template.yaml in the same account and Region (the same emulator), under
     /// `prefix` (its stack name), with these parameters overriding the local ones.
     pub async fn beside(&self, prefix: &str, parameters: &[(&str, &str)]) -> Local {
-        let stack = Stack::provision_with(&self.moto.sdk_config().await, prefix, parameters)
-            .await
-            .unwrap_or_else(|e| panic!("provisioning {prefix}: {e}"));
-        Local {
-            moto: self.moto.clone(),
-            stack,
-        }
+        Empty(self.moto.clone()).beside(prefix, parameters).await
     }
 
     /// Another stack of `template` (the CDK app's, say) in the same account and Region, its
@@ -64,38 +104,9 @@ impl Local {
         template: &str,
         files: &[eddo_local::cdk::FileAsset],
     ) -> Local {
-        let sdk = self.moto.sdk_config().await;
-        eddo_local::cdk::publish(&sdk, files)
+        Empty(self.moto.clone())
+            .beside_template(prefix, template, files)
             .await
-            .unwrap_or_else(|e| panic!("publishing {prefix}'s assets: {e}"));
-        let stack = Stack::provision_template(&sdk, prefix, template, &[])
-            .await
-            .unwrap_or_else(|e| panic!("provisioning {prefix}: {e}"));
-        Local {
-            moto: self.moto.clone(),
-            stack,
-        }
-    }
-
-    /// Starts moto and provisions `template` (the CDK app's, say) under `prefix`, its file
-    /// assets published first as `cdk deploy` publishes them.
-    pub async fn start_template(
-        prefix: &str,
-        template: &str,
-        files: &[eddo_local::cdk::FileAsset],
-    ) -> Local {
-        let moto = Moto::start().expect("moto server (run `make setup`)");
-        let sdk = moto.sdk_config().await;
-        eddo_local::cdk::publish(&sdk, files)
-            .await
-            .unwrap_or_else(|e| panic!("publishing {prefix}'s assets: {e}"));
-        let stack = Stack::provision_template(&sdk, prefix, template, &[])
-            .await
-            .unwrap_or_else(|e| panic!("provisioning {prefix}: {e}"));
-        Local {
-            moto: Arc::new(moto),
-            stack,
-        }
     }
 
     /// The latest version id of an S3 object, as S3 gives it (a versioned bucket's).
