@@ -10,11 +10,12 @@ CDK := infra/cdk
 # The policy is checked at synth by the workspace's eddo binary (built by the targets that synth).
 EDDO_CLI := $(CURDIR)/target/debug/eddo
 
-.PHONY: help setup demo up test lint cfn-lint unit cdk-test cdk-package cdk-consumer bench size measure sam-build cdk-synth eddo-cli
+.PHONY: help setup demo up test lint docs docs-check cfn-lint unit cdk-test cdk-package cdk-consumer bench size measure sam-build cdk-synth eddo-cli
 
 help:
 	@echo "make demo   run eddo locally: moto on loopback and the scripted scenario"
 	@echo "make test   the whole test suite: fmt, clippy, cfn-lint, unit, corpus and moto tests"
+	@echo "make docs   the book (docs/, mdBook) into docs/book/, every link checked"
 	@echo "make bench  every figure in BENCHMARKS.md, measured here and written into it (criterion,"
 	@echo "            the bench runner on the local runtime, arm64 sizes); about 30 minutes"
 	@echo "make up     moto and the webhook function URL on 127.0.0.1:9000, until Ctrl-C"
@@ -76,7 +77,16 @@ unit: setup
 cdk-test: setup eddo-cli
 	cd $(CDK) && EDDO_CLI=$(EDDO_CLI) node --test dist/test/
 
-test: lint cfn-lint cdk-test unit
+# Every link of the README and the book resolves (files and headings), every chapter is in it.
+docs-check:
+	python3 infra/scripts/docs-check.py
+
+# The book (docs/, mdBook, installed from crates.io on first use) into docs/book/, its links checked.
+docs: docs-check
+	@command -v mdbook >/dev/null || $(CARGO) install --locked --quiet mdbook --version "^0.4" --no-default-features --features search
+	mdbook build docs
+
+test: lint docs-check cfn-lint cdk-test unit
 
 bench: setup
 	infra/scripts/bench.sh

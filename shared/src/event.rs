@@ -59,7 +59,7 @@ impl Source {
 }
 
 /// Every event eddo emits. Each has a JSON Schema under `infra/schemas/` and a row in the
-/// README's event catalog; a test keeps the three in step.
+/// book's event catalog (docs/src/event-catalog.md); a test keeps the three in step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DetailType {
     GitPush,

@@ -1,4 +1,4 @@
-//! The event catalog, its JSON Schemas under `infra/schemas/` and the README's catalog table stay
+//! The event catalog, its JSON Schemas under `infra/schemas/` and the book's catalog table (docs/src/event-catalog.md) stay
 //! in step, and every event the corpus produces validates against its schema.
 
 mod common;
@@ -23,7 +23,7 @@ fn validator(dt: DetailType) -> jsonschema::Validator {
 
 #[test]
 fn every_detail_type_has_a_schema_and_a_readme_row() {
-    let readme = read(&root().join("README.md"));
+    let readme = read(&root().join("docs/src/event-catalog.md"));
     for dt in DetailType::ALL {
         let _ = validator(*dt);
         let sources: Vec<String> = dt
@@ -34,11 +34,11 @@ fn every_detail_type_has_a_schema_and_a_readme_row() {
         let row = format!("| {} | `{}` |", sources.join(", "), dt.as_str());
         assert!(
             readme.contains(&row),
-            "README's event catalog has no row starting {row}"
+            "the event catalog (docs/src/event-catalog.md) has no row starting {row}"
         );
         assert!(
             readme.contains(&format!("infra/schemas/{}", dt.schema_file())),
-            "README does not link {}",
+            "the event catalog does not link {}",
             dt.schema_file()
         );
     }

@@ -35,11 +35,11 @@ export function suppress(construct: IConstruct, rules: Suppression[]): void {
 /** The webhook secret's rotation. */
 export const SECRET_ROTATION: Suppression = ['AwsSolutions-SMG4',
   'The values are shared with GitHub, GitLab and signal senders, which a rotation function cannot update: they are ' +
-  'rotated by hand, the previous version still accepted for previousSecretGraceHours (README, "Configuration").'];
+  'rotated by hand, the previous version still accepted for previousSecretGraceHours (docs/src/configuration.md).'];
 
 /** The dead-letter queue's own redrive. */
 export const DLQ_REDRIVE: Suppression = ['Serverless-SQSRedrivePolicy',
-  'This is the dead-letter queue: what lands here is redriven by hand once its cause is fixed (README, "What happens when AWS fails").'];
+  'This is the dead-letter queue: what lands here is redriven by hand once its cause is fixed (docs/src/failures.md).'];
 
 /** An asynchronous function's failures: its dead-letter queue, not a destination. */
 export const ASYNC_FAILURES: Suppression = ['Serverless-LambdaAsyncFailureDestination',
