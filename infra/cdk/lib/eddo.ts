@@ -168,9 +168,10 @@ export class Eddo extends Construct {
       'eddo.rollback': this.alarmRollbackFunction.role!,
       'eddo.tenants': this.tenantOnboardingFunction.role!,
     }, [...requestSources, ...answers]);
-    tenantRequestPolicy(this, this.eventBus, sidSuffix, requestSources, props.tenantRequestSenderRoleArns ?? []);
+    const senders = [...(props.tenantRequestSenderRoleArns ?? []), ...(props.tenantRequestSenders ?? []).map((r) => r.roleArn)];
+    tenantRequestPolicy(this, this.eventBus, sidSuffix, requestSources, senders);
     this.suppressWildcards();
-    if (requestSources.length > 0 && (props.tenantRequestSenderRoleArns ?? []).length === 0) {
+    if (requestSources.length > 0 && senders.length === 0) {
       Annotations.of(this).addWarningV2('eddo:no-tenant-request-senders',
         `tenant requests come from ${requestSources.join(', ')} but tenantRequestSenderRoleArns is empty: the bus policy lets nobody put them`);
     }

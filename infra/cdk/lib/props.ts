@@ -5,6 +5,7 @@ import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -151,6 +152,12 @@ export interface EddoProps {
    * @default none: nobody may put them (synth warns when there are any)
    */
   readonly tenantRequestSenderRoleArns?: string[];
+  /**
+   * The control plane's roles, as roles (of this app or imported): added to
+   * `tenantRequestSenderRoleArns`.
+   * @default none
+   */
+  readonly tenantRequestSenders?: iam.IRole[];
   /**
    * sbt-aws's control plane on the eddo bus.
    * @default eddo's own tenant contract only

@@ -274,6 +274,18 @@ test('tenant requests: only from the listed sources, put only by the control pla
     .map((r) => JSON.stringify((r as { Properties: { EventPattern?: unknown } }).Properties.EventPattern ?? null));
   assert.ok(patterns.every((p) => !p.includes('Tenant Onboarding Requested')), patterns.join('\n'));
   assert.throws(() => stackWith({ tenantRequestSources: ['eddo.tenants'] }), /tenantRequestSources: "eddo.tenants" is not an event source of yours/);
+  // A role of the app is named by its ARN beside the ARNs given.
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new Stack(app, 'Roles');
+  const cp = new iam.Role(stack, 'ControlPlane', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+  new Eddo(stack, 'Eddo', {
+    policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED,
+    tenantRequestSources: ['com.acme.control-plane'], tenantRequestSenderRoleArns: [role], tenantRequestSenders: [cp],
+  });
+  Template.fromStack(stack).hasResourceProperties('AWS::Events::EventBusPolicy', {
+    StatementId: 'OnlyTheControlPlanePutsTenantRequests',
+    Statement: { Condition: { ArnNotEquals: { 'aws:PrincipalArn': [role, { 'Fn::GetAtt': [Match.stringLikeRegexp('^ControlPlane'), 'Arn'] }] } } },
+  });
 });
 
 test('a customer-managed key: decrypt through Secrets Manager and SSM only', () => {
