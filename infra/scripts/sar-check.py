@@ -2,7 +2,9 @@
 """Checks template.yaml's AWS::ServerlessRepo::Application metadata as `sam publish` and the
 Serverless Application Repository would: every field SAR requires, within its limits, the files it
 uploads present, and the semantic version the workspace's (Cargo.toml), so a release publishes the
-code it names. Exit 1 naming each mistake."""
+code it names. Exit 1 naming each mistake. It also says what the repository refuses that the
+template holds (the webhook's function URL, today): the metadata can be right and the template
+still not publishable (docs/src/deploying-sam.md)."""
 
 import pathlib
 import re
@@ -47,6 +49,11 @@ def main() -> int:
         mistakes.append(f"SemanticVersion {app.get('SemanticVersion')} is not the workspace's ({version[1] if version else 'none'})")
     for m in mistakes:
         print(f"sar-check: template.yaml: {m}", file=sys.stderr)
+    refused = [name for name, r in template.get("Resources", {}).items()
+               if r.get("Type") == "AWS::Lambda::Url" or "FunctionUrlConfig" in r.get("Properties", {})]
+    if refused:
+        print(f"sar-check: metadata {'has mistakes' if mistakes else 'valid'}; not publishable as it is: the "
+              f"repository refuses function URLs ({', '.join(refused)}; docs/src/deploying-sam.md)")
     return 1 if mistakes else 0
 
 
