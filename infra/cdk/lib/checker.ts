@@ -7,9 +7,10 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
+import { ASSETS } from './prebuilt';
 
-/** Where the package carries the module (assets/eddo.wasm, beside dist/). */
-export const PACKAGED_CHECKER = path.resolve(__dirname, '..', '..', 'assets', 'eddo.wasm');
+/** Where the package carries the module. */
+export const PACKAGED_CHECKER = path.join(ASSETS, 'eddo.wasm');
 
 /** Whether this package carries the checker. */
 export function hasPackagedChecker(): boolean {
@@ -46,8 +47,15 @@ export function runChecker(args: string[], wasm: string = PACKAGED_CHECKER): num
   return wasi.start(instance);
 }
 
+/**
+ * `eddo`'s arguments with its file arguments made absolute (for the preopens): after the two
+ * command words (`policy params`), every argument naming a file. The command words stay as they
+ * are, whatever the folder holds (an app keeps its policy in `policy/`).
+ */
+export function checkerArgs(argv: string[]): string[] {
+  return argv.map((a, i) => (i >= 2 && !a.startsWith('-') && existsSync(a) && statSync(a).isFile() ? path.resolve(a) : a));
+}
+
 if (require.main === module) {
-  // File arguments as the CLI takes them, made absolute for the preopens.
-  const args = process.argv.slice(2).map((a) => (a.startsWith('-') || !existsSync(a) ? a : path.resolve(a)));
-  process.exitCode = runChecker(args);
+  process.exitCode = runChecker(checkerArgs(process.argv.slice(2)));
 }

@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 
-/** Where the package carries them (assets/, beside dist/). */
-const ASSETS = path.resolve(__dirname, '..', '..', 'assets');
+/** Where the package carries its functions and its checker (assets/, beside dist/). */
+export const ASSETS = path.resolve(__dirname, '..', '..', 'assets');
 const MANIFEST = path.join(ASSETS, 'manifest.json');
 
 /** What the package's manifest says of its prebuilt functions. */

@@ -6,7 +6,7 @@
  * eddo binary.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { strict as assert } from 'node:assert';
@@ -24,6 +24,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Eddo, EddoProps, SbtGeneration } from '../lib';
 import { EddoPolicy } from '../lib';
+import { checkerArgs } from '../lib/checker';
 
 const EXAMPLE = path.resolve(__dirname, '..', '..', '..', 'policy', 'example.yaml');
 
@@ -218,7 +219,7 @@ test('the policy is read through its cache, and each function records only its o
       })]) },
     });
   }
-  assert.throws(() => stackWith({ policyCacheSeconds: 0 }), /policyCacheSeconds: 0 is not a whole number of seconds from 1 to 3600/);
+  assert.throws(() => stackWith({ policyCacheSeconds: 0 }), /policyCacheSeconds: 0 is not a whole number from 1 to 3600/);
 });
 
 test('signal senders: any source but eddo\'s, AWS\'s and the tenant contracts\' only from a role tagged with it', () => {
@@ -493,7 +494,7 @@ test('escape hatches: per-function overrides, the table\'s removal policy, the c
   assert.equal(eddo.rules.length, Object.keys(t.findResources('AWS::Events::Rule')).length);
   assert.ok(eddo.archive.sourceArn);
   assert.throws(() => synth({ functions: { gate: { memorySize: 256 } } }), /functions: gate is none of eddo's functions/);
-  assert.throws(() => synth({ policyCache: Duration.hours(2) }), /7200 is not a whole number of seconds from 1 to 3600/);
+  assert.throws(() => synth({ policyCache: Duration.hours(2) }), /policyCache \(seconds\): 7200 is not a whole number from 1 to 3600/);
 });
 
 test('grantPutSignal tags the role with its source and lets it put that source alone; onDecision hears every decision', () => {
@@ -518,4 +519,21 @@ test('grantPutSignal tags the role with its source and lets it put that source a
     Targets: [Match.objectLike({ Arn: { Ref: Match.stringLikeRegexp('^Decisions') } })],
   });
   assert.throws(() => eddo.grantPutSignal(scanner, 'eddo.gate'), /is not an event source of yours/);
+});
+
+test('the packaged checker\'s arguments: files made absolute, the command words kept whatever the folder holds', () => {
+  // An app keeps its policy in policy/, as the README shows: `policy` is still the command word.
+  const app = mkdtempSync(path.join(tmpdir(), 'eddo-app-'));
+  mkdirSync(path.join(app, 'policy'));
+  writeFileSync(path.join(app, 'policy', 'eddo.yaml'), 'version: 1\n');
+  const cwd = process.cwd();
+  process.chdir(app);
+  try {
+    assert.deepEqual(checkerArgs(['policy', 'params', '--json', 'policy/eddo.yaml']),
+      ['policy', 'params', '--json', path.join(realpathSync(app), 'policy', 'eddo.yaml')]);
+    assert.deepEqual(checkerArgs(['policy', 'diff', 'policy/eddo.yaml', 'missing.yaml']),
+      ['policy', 'diff', path.join(realpathSync(app), 'policy', 'eddo.yaml'), 'missing.yaml']);
+  } finally {
+    process.chdir(cwd);
+  }
 });
