@@ -23,7 +23,7 @@ import { CheckedPolicy, EddoPolicy, WORKSPACE_MANIFEST } from './policy';
 import { Prebuilt } from './prebuilt';
 import { EddoProps, FunctionOverrides, FunctionsFrom, LogLevel, SbtGeneration, SbtOptions } from './props';
 import { ASYNC_FAILURES, DLQ_REDRIVE, SECRET_ROTATION, SYNCHRONOUS, WILDCARDS, suppress } from './nag';
-import { FINISHED, ROLE_TAG, SIGNAL_SOURCE_TAG, SOURCES, busPolicies, claimBus, pushInput, tenantRequestPolicy, validateProps } from './wiring';
+import { FINISHED, ROLE_TAG, SIGNAL_SOURCE_TAG, SOURCES, busPolicies, claimBus, isOwnSource, policyCacheSeconds, pushInput, tenantRequestPolicy, validateProps } from './wiring';
 
 /** The largest value of an SSM Advanced parameter: a policy past it is kept in S3. */
 const SSM_ADVANCED_BYTES = 8192;
@@ -72,9 +72,6 @@ export class Eddo extends Construct {
   public readonly rules: events.Rule[] = [];
   /** The bus's archive, for replay. */
   public readonly archive: events.CfnArchive;
-
-  /** Each function's role, by its binary. */
-  private readonly roles = new Map<string, iam.Role>();
 
   private readonly props: EddoProps;
   private readonly prebuilt?: Prebuilt;
@@ -170,10 +167,9 @@ export class Eddo extends Construct {
     }, [...requestSources, ...answers]);
     const senders = [...(props.tenantRequestSenderRoleArns ?? []), ...(props.tenantRequestSenders ?? []).map((r) => r.roleArn)];
     tenantRequestPolicy(this, this.eventBus, sidSuffix, requestSources, senders);
-    this.suppressWildcards();
     if (requestSources.length > 0 && senders.length === 0) {
       Annotations.of(this).addWarningV2('eddo:no-tenant-request-senders',
-        `tenant requests come from ${requestSources.join(', ')} but tenantRequestSenderRoleArns is empty: the bus policy lets nobody put them`);
+        `tenant requests come from ${requestSources.join(', ')} but no sender is given (tenantRequestSenderRoleArns, tenantRequestSenders): the bus policy lets nobody put them`);
     }
   }
 
@@ -184,7 +180,7 @@ export class Eddo extends Construct {
    * the sender for the gate to admit its signals.
    */
   public grantPutSignal(role: iam.Role, source: string): iam.Grant {
-    if (!Token.isUnresolved(source) && (!/^[A-Za-z0-9._-]{1,256}$/.test(source) || source.startsWith('aws.') || source.startsWith('eddo.'))) {
+    if (!Token.isUnresolved(source) && !isOwnSource(source)) {
       throw new Error(`Eddo.grantPutSignal: ${JSON.stringify(source)} is not an event source of yours`);
     }
     Tags.of(role).add(SIGNAL_SOURCE_TAG, source);
@@ -221,20 +217,6 @@ export class Eddo extends Construct {
   private keep(rule: events.Rule): events.Rule {
     this.rules.push(rule);
     return rule;
-  }
-
-  /**
-   * The wildcards of each function's grants, each with why (cdk-nag's AwsSolutions-IAM5): only
-   * actions without resource-level permissions, and resources narrowed by a tag condition so
-   * that the grant does not grow with the policy.
-   */
-  private suppressWildcards(): void {
-    for (const [binary, rules] of Object.entries(WILDCARDS)) {
-      const policy = this.roles.get(binary)?.node.tryFindChild('DefaultPolicy');
-      if (policy) {
-        suppress(policy, rules);
-      }
-    }
   }
 
   private stateTable(): dynamodb.Table {
@@ -275,6 +257,9 @@ export class Eddo extends Construct {
       actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
       resources: [logGroup.logGroupArn],
     }));
+    // Its policy, made by the statement above, carries the reasons of the wildcards each function's
+    // grants below hold (cdk-nag's AwsSolutions-IAM5).
+    suppress(role.node.findChild('DefaultPolicy'), WILDCARDS[spec.binary] ?? []);
     const o: FunctionOverrides = this.props.functions?.[spec.binary] ?? {};
     const architecture = o.architecture ?? lambda.Architecture.ARM_64;
     if (this.prebuilt && architecture !== lambda.Architecture.ARM_64) {
@@ -322,7 +307,6 @@ export class Eddo extends Construct {
     // The binary it runs, for tools that read the template (the local stack).
     (f.node.defaultChild as lambda.CfnFunction).addMetadata('eddo:binary', spec.binary);
     suppress(spec.asynchronous ? f.node.findChild('EventInvokeConfig') : f, [spec.asynchronous ? ASYNC_FAILURES : SYNCHRONOUS]);
-    this.roles.set(spec.binary, role);
     this.alarm(`${id}ErrorsAlarm`, spec.errorsAlarm, f.metricErrors({ statistic: 'Sum', period: Duration.minutes(5) }));
     return f;
   }
@@ -375,11 +359,9 @@ export class Eddo extends Construct {
 
   /** Reads the policy through its cache, and says a refused version once (Policy Rejected). */
   private readsPolicy(f: lambda.Function, binary: string): void {
-    const ttl = this.props.policyCache?.toSeconds() ?? this.props.policyCacheSeconds ?? 60;
-    if (!Token.isUnresolved(ttl) && (!Number.isInteger(ttl) || ttl < 1 || ttl > 3600)) {
-      throw new Error(`policyCacheSeconds: ${ttl} is not a whole number of seconds from 1 to 3600`);
-    }
-    f.addEnvironment('EDDO_POLICY_TTL_SECS', String(ttl));
+    // Checked with the other props (validateProps).
+    const ttl = policyCacheSeconds(this.props);
+    f.addEnvironment('EDDO_POLICY_TTL_SECS', Token.isUnresolved(ttl) ? Token.asString(ttl) : String(ttl));
     if (this.policyObject) {
       const object = this.policyObject;
       f.addEnvironment('EDDO_POLICY_OBJECT', `s3://${object.s3BucketName}/${object.s3ObjectKey}`);

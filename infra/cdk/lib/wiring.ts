@@ -137,6 +137,16 @@ export function tenantRequestPolicy(
 
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::[0-9]{12}:role\/[A-Za-z0-9+=,.@_/-]{1,512}$/;
 const SOURCE = /^[A-Za-z0-9._-]{1,256}$/;
+
+/** An event source of the user's own: well formed, and neither AWS's nor eddo's. */
+export function isOwnSource(s: string): boolean {
+  return SOURCE.test(s) && !s.startsWith('aws.') && !s.startsWith('eddo.');
+}
+
+/** The policy cache's period in seconds, from `policyCache` or `policyCacheSeconds`. */
+export function policyCacheSeconds(props: EddoProps): number {
+  return props.policyCache?.toSeconds() ?? props.policyCacheSeconds ?? 60;
+}
 const BRANCH = /^[^\s~^:?*[\\]+$/;
 
 /** The props checked against each other and the policy; each mistake is an Error naming it. */
@@ -169,6 +179,7 @@ export function validateProps(props: EddoProps, policy: CheckedPolicy): void {
   if (props.policyCache !== undefined && props.policyCacheSeconds !== undefined) {
     errors.push('policyCache: give it or policyCacheSeconds, not both');
   }
+  range(props.policyCache ? 'policyCache (seconds)' : 'policyCacheSeconds', policyCacheSeconds(props), 1, 3600);
   for (const [prop, arns] of [
     ['tenantRequestSenderRoleArns', props.tenantRequestSenderRoleArns],
   ] as const) {
@@ -179,7 +190,7 @@ export function validateProps(props: EddoProps, policy: CheckedPolicy): void {
     }
   }
   for (const s of props.tenantRequestSources ?? []) {
-    if (!SOURCE.test(s) || s.startsWith('aws.') || s.startsWith('eddo.')) {
+    if (!isOwnSource(s)) {
       errors.push(`tenantRequestSources: ${JSON.stringify(s)} is not an event source of yours`);
     }
   }
