@@ -91,18 +91,40 @@ async fn apart(staging: Local, prod: Local) {
         policy_text(&prod).await,
         "each reads its own policy"
     );
+    // Each function reaches its own instance's policy, table and bus (what the emulator's IAM
+    // allows at all), and none of the other's.
     for (me, other) in [(&staging, &prod), (&prod, &staging)] {
         for binary in ["scan-gate", "alarm-rollback", "tenant-onboarding"] {
             let sdk = function_sdk(&me.stack, binary).await;
-            let refused = reaches(&sdk, other).await;
             assert_eq!(
-                refused,
+                reaches(&sdk, binary, me).await,
+                ["policy", "table", "bus"].map(|what| format!("{what}: allowed")),
+                "{}'s {binary} reaching its own",
+                me.stack.bus
+            );
+            assert_eq!(
+                reaches(&sdk, binary, other).await,
                 ["policy", "table", "bus"].map(|what| format!("{what}: denied")),
                 "{}'s {binary} reaching {}'s",
                 me.stack.bus,
                 other.stack.bus
             );
         }
+    }
+    // Each bus carried its own three checks, and only those.
+    for local in [&staging, &prod] {
+        let checks = local
+            .stack
+            .drain(&local.stack.tap_queue, Duration::from_secs(2))
+            .await
+            .unwrap();
+        let mut sources: Vec<&str> = checks.iter().filter_map(|e| e["source"].as_str()).collect();
+        sources.sort_unstable();
+        assert_eq!(
+            sources,
+            ["eddo.gate", "eddo.rollback", "eddo.tenants"],
+            "{checks:#?}"
+        );
     }
 
     let service = service_name(0);
@@ -152,9 +174,16 @@ async fn policy_text(local: &Local) -> String {
     }
 }
 
-/// What `sdk` (a function's role) may do to `other`'s policy, table and bus, as the emulator's
-/// IAM answers: "<what>: denied" or "<what>: allowed".
-async fn reaches(sdk: &SdkConfig, other: &Local) -> Vec<String> {
+/// What `sdk` (the role of the function built from `binary`) may do to `other`'s policy, table
+/// and bus, as the emulator's IAM answers: "<what>: denied" or "<what>: allowed". Each call is one
+/// the function makes on its own stack (an item under its own keys, an event of its own source),
+/// so only the stack it names can make the answer a denial.
+async fn reaches(sdk: &SdkConfig, binary: &str, other: &Local) -> Vec<String> {
+    let (source, pk, sk) = match binary {
+        "scan-gate" => ("eddo.gate", "service#svc-0000", "history"),
+        "alarm-rollback" => ("eddo.rollback", "service#svc-0000", "history"),
+        _ => ("eddo.tenants", "tenant#t-0000", "tenant"),
+    };
     let policy = match other.stack.policy.as_ref().unwrap() {
         PolicyStore::Parameter(name) => aws_sdk_ssm::Client::new(sdk)
             .get_parameter()
@@ -175,23 +204,17 @@ async fn reaches(sdk: &SdkConfig, other: &Local) -> Vec<String> {
     let table = aws_sdk_dynamodb::Client::new(sdk)
         .get_item()
         .table_name(&other.stack.table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("service#svc-0000".into()),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("history".into()),
-        )
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk.into()))
         .send()
         .await
         .map(|_| ())
         .map_err(|e| format!("{:?}", e.into_service_error()));
     let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
         .event_bus_name(&other.stack.bus)
-        .source("eddo.gate")
-        .detail_type("Deployment Started")
-        .detail(json!({"service": "svc-0000"}).to_string())
+        .source(source)
+        .detail_type("Instance Check")
+        .detail(json!({"check": binary}).to_string())
         .build();
     let bus = match aws_sdk_eventbridge::Client::new(sdk)
         .put_events()

@@ -31,31 +31,38 @@ ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 # 1. What the package carries is this checkout's.
 mkdir -p "$work/unpacked" && tar xzf "$tarball" -C "$work/unpacked"
-sources=(Cargo.toml Cargo.lock rust-toolchain.toml shared functions cli)
 node -e '
+  const path = require("path"), fs = require("fs"), { createHash } = require("crypto");
   const m = require(process.argv[1]);
   const [commit, source] = process.argv.slice(2);
   if (m.commit !== commit || m.source !== source) {
     console.error(`cdk-consumer: the package was built from ${m.commit} (${m.source}), not this checkout ${commit} (${source})`);
     process.exit(1);
+  }
+  const wasm = path.join(path.dirname(process.argv[1]), "eddo.wasm");
+  if (createHash("sha256").update(fs.readFileSync(wasm)).digest("hex") !== m.checker) {
+    console.error("cdk-consumer: the package'"'"'s checker is not the one its manifest names");
+    process.exit(1);
   }' "$work/unpacked/package/assets/manifest.json" "$(git rev-parse HEAD)" \
-  "$(git ls-files -s -- "${sources[@]}" | sha256sum | cut -d' ' -f1)"
+  "$(infra/scripts/source-digest.sh)"
 
 # 2. TypeScript.
 context=$(cargo run --quiet --locked -p eddo-local --bin eddo-local -- cdk-context |
   node -e '
     // A user app as `cdk init` makes it: the current recommended feature flags (the example
     // app'"'"'s cdk.json), with the local stack'"'"'s settings.
-    const c = { ...require(process.argv[2]).context, ...JSON.parse(require("fs").readFileSync(0)) };
-    c["eddo:policyFile"] = process.argv[1];
+    const c = { ...require(process.argv[1]).context, ...JSON.parse(require("fs").readFileSync(0)) };
+    c["eddo:policyFile"] = "policy/eddo.yaml";
     // As the CDK CLI runs an app: each asset named in the template (what the check below reads).
     c["aws:cdk:enable-asset-metadata"] = true;
     console.log(JSON.stringify(c))' \
-    "$root/infra/policy/example.yaml" "$root/infra/cdk/cdk.json")
+    "$root/infra/cdk/cdk.json")
 ts=$work/ts
 mkdir -p "$ts"
 cp infra/cdk/consumer/package.json infra/cdk/consumer/package-lock.json infra/cdk/consumer/tsconfig.json "$ts/"
 cp infra/cdk/bin/eddo.ts "$ts/app.ts"
+# The policy where the README puts it, named relative to the app (the folder holds policy/).
+mkdir -p "$ts/policy" && cp infra/policy/example.yaml "$ts/policy/eddo.yaml"
 (
   cd "$ts"
   npm ci --no-audit --no-fund --loglevel=error
@@ -97,6 +104,7 @@ grep -q "bad.yaml:5:5: services.x.nope: unknown field" "$work/bad.err" || {
 
 # 3. Python.
 py=$work/py
+mkdir -p "$py/policy" && cp infra/policy/example.yaml "$py/policy/eddo.yaml"
 python3 -m venv "$py/.venv"
 "$py/.venv/bin/pip" install --quiet --disable-pip-version-check -r infra/cdk/consumer/requirements.txt "$wheel"
 start=$(date +%s%N)

@@ -15,8 +15,6 @@ assets=infra/cdk/assets
 rm -rf "$assets" infra/cdk/dist/packages
 mkdir -p "$assets/functions"
 
-# The sources the functions and the checker are built from, and their digest.
-sources=(Cargo.toml Cargo.lock rust-toolchain.toml shared functions cli)
 # What a function's binary is built from (cargo rebuilds it when one of these is newer, so a
 # bootstrap older than one of them is not this checkout's).
 newest=$(git ls-files -z -- Cargo.toml Cargo.lock shared/Cargo.toml shared/src 'functions/*/Cargo.toml' 'functions/*/src/*' |
@@ -37,8 +35,8 @@ rustup target add wasm32-wasip1 >/dev/null 2>&1 || true
 cargo build --quiet --locked --release -p eddo-cli --bin eddo --no-default-features --target wasm32-wasip1
 cp "$target/wasm32-wasip1/release/eddo.wasm" "$assets/eddo.wasm"
 
-digest=$(git ls-files -s -- "${sources[@]}" | sha256sum | cut -d' ' -f1)
-dirty=$(git status --porcelain -- "${sources[@]}" | wc -l)
+digest=$(infra/scripts/source-digest.sh)
+dirty=$(git status --porcelain -- Cargo.toml Cargo.lock rust-toolchain.toml shared functions cli | wc -l)
 node -e '
   const [assets, commit, source, dirty, version] = process.argv.slice(1);
   const { createHash } = require("node:crypto");
