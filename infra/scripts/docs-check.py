@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Checks every link of the README, the book (docs/src) and the construct's README: a file it
 names exists (relative to the page), an anchor it names is a heading of that page (as GitHub and
-mdBook make them), and every chapter is in the book's SUMMARY.md. Exit 1 naming each broken one."""
+mdBook make them), and every chapter is in the book's SUMMARY.md. A book page names a file outside
+the book by its repository URL (REPO/blob/main/PATH: a relative one works on GitHub but not in the
+built HTML), and that file must exist here. Exit 1 naming each broken one."""
 
 import pathlib
 import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+REPO = "https://github.com/eddo-dev/eddo/"
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```.*?^```", re.M | re.S)
 
@@ -31,11 +34,20 @@ def main() -> int:
     broken = []
     for page in pages:
         text = FENCE.sub("", page.read_text())
+        in_book = page.parent == ROOT / "docs/src"
         for target in LINK.findall(text):
+            if target.startswith(REPO):
+                m = re.match(r"(?:blob|tree)/main/([^#]+)", target[len(REPO):])
+                if not m or not (ROOT / m[1]).exists():
+                    broken.append(f"{page.relative_to(ROOT)}: {target}: no such file in the repository")
+                continue
             if re.match(r"^[a-z]+://", target) or target.startswith("mailto:"):
                 continue
             path, _, anchor = target.partition("#")
             dest = (page.parent / path).resolve() if path else page
+            if in_book and path and not dest.is_relative_to(ROOT / "docs/src"):
+                broken.append(f"{page.relative_to(ROOT)}: {target}: outside the book; link {REPO}blob/main/...")
+                continue
             if not dest.exists():
                 broken.append(f"{page.relative_to(ROOT)}: {target}: no such file")
             elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
