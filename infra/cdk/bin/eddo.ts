@@ -18,6 +18,7 @@
  */
 import * as path from 'node:path';
 import { App, CfnOutput, Stack } from 'aws-cdk-lib';
+import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 // By the package's name, as your app imports it (here, the package itself: its exports map).
 import { Eddo, FunctionsFrom, SbtGeneration } from '@eddo-dev/cdk';
@@ -33,6 +34,9 @@ const optional = (v: string): string | undefined => (v === '' ? undefined : v);
 const stack = new Stack(app, setting('stackName', 'Eddo'), {
   description: 'eddo: event-driven delivery operations on Amazon EventBridge (CDK).',
 });
+/** The project of that name (made elsewhere), or none for "". */
+const project = (id: string, name: string): codebuild.IProject | undefined =>
+  name === '' ? undefined : codebuild.Project.fromProjectName(stack, `${id}Project`, name);
 const sbtSource = setting('sbtControlPlaneEventSource', 'sbt.control.plane');
 const sbtGeneration = setting('sbtGeneration', 'current');
 if (sbtGeneration !== 'current' && sbtGeneration !== 'legacy') {
@@ -49,8 +53,8 @@ const eddo = new Eddo(stack, 'Eddo', {
   policyParameterName: optional(setting('policyParameterName', '')),
   // The example policy is 6 KB: past a Standard parameter.
   policyParameterTier: setting('policyParameterTier', 'Advanced') === 'Standard' ? ssm.ParameterTier.STANDARD : ssm.ParameterTier.ADVANCED,
-  buildProject: optional(setting('buildProject', 'eddo-build')),
-  sastProject: optional(setting('sastProject', 'eddo-sast')),
+  buildProject: project('Build', setting('buildProject', 'eddo-build')),
+  sastProject: project('Sast', setting('sastProject', 'eddo-sast')),
   tenantRequestSources: list(setting('tenantRequestSources', 'com.example.control-plane')),
   tenantRequestSenderRoleArns: list(setting('tenantRequestSenderRoleArns', '')),
   sbt: sbtSource === '' ? undefined : {

@@ -5,6 +5,7 @@ so that it synthesizes the same template (infra/scripts/cdk-consumer.sh compares
 import os
 
 import aws_cdk as cdk
+from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_ssm as ssm
 from eddo_cdk import Eddo, FunctionsFrom, SbtGeneration, SbtOptions
 
@@ -22,6 +23,11 @@ def listed(value: str) -> list[str]:
 
 def optional(value: str) -> str | None:
     return None if value == "" else value
+
+
+def project(id: str, name: str) -> codebuild.IProject | None:
+    """The project of that name (made elsewhere), or none for ""."""
+    return None if name == "" else codebuild.Project.from_project_name(stack, f"{id}Project", name)
 
 
 stack = cdk.Stack(
@@ -47,8 +53,8 @@ eddo = Eddo(
     policy_parameter_tier=ssm.ParameterTier.STANDARD
     if setting("policyParameterTier", "Advanced") == "Standard"
     else ssm.ParameterTier.ADVANCED,
-    build_project=optional(setting("buildProject", "eddo-build")),
-    sast_project=optional(setting("sastProject", "eddo-sast")),
+    build_project=project("Build", setting("buildProject", "eddo-build")),
+    sast_project=project("Sast", setting("sastProject", "eddo-sast")),
     tenant_request_sources=listed(setting("tenantRequestSources", "com.example.control-plane")),
     tenant_request_sender_role_arns=listed(setting("tenantRequestSenderRoleArns", "")),
     sbt=None

@@ -6,7 +6,6 @@
 import * as path from 'node:path';
 import { Annotations, ArnFormat, Duration, Names, RemovalPolicy, Stack, Tags, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -20,10 +19,12 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import { CheckedPolicy, EddoPolicy, WORKSPACE_MANIFEST } from './policy';
+import { Grants } from './grants';
+import { pushRule } from './push';
 import { Prebuilt } from './prebuilt';
 import { EddoProps, FunctionOverrides, FunctionsFrom, LogLevel, SbtGeneration, SbtOptions } from './props';
 import { ASYNC_FAILURES, DLQ_REDRIVE, SECRET_ROTATION, SYNCHRONOUS, WILDCARDS, suppress } from './nag';
-import { FINISHED, ROLE_TAG, SIGNAL_SOURCE_TAG, SOURCES, busPolicies, claimBus, isOwnSource, policyCacheSeconds, pushInput, tenantRequestPolicy, validateProps } from './wiring';
+import { FINISHED, SIGNAL_SOURCE_TAG, SOURCES, busPolicies, claimBus, isOwnSource, policyCacheSeconds, tenantRequestPolicy, validateProps } from './wiring';
 
 /** The largest value of an SSM Advanced parameter: a policy past it is kept in S3. */
 const SSM_ADVANCED_BYTES = 8192;
@@ -76,6 +77,7 @@ export class Eddo extends Construct {
   private readonly props: EddoProps;
   private readonly prebuilt?: Prebuilt;
   private readonly logRetention: logs.RetentionDays;
+  private readonly grants: Grants;
 
   constructor(scope: Construct, id: string, props: EddoProps) {
     super(scope, id);
@@ -137,12 +139,31 @@ export class Eddo extends Construct {
       });
     }
 
+    this.grants = new Grants(Stack.of(this), {
+      eventBus: this.eventBus,
+      table: this.table,
+      kmsKey: props.kmsKey,
+      policyParameter: this.policyParameter,
+      policyObject: this.policyObject,
+      // Checked with the other props (validateProps).
+      policyCacheSeconds: policyCacheSeconds(props),
+    });
     this.webhookFunction = this.webhook();
     this.webhookUrl = this.webhookFunction.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
     this.scanGateFunction = this.scanGate();
     this.alarmRollbackFunction = this.alarmRollback();
     this.tenantOnboardingFunction = this.tenantOnboarding();
-    this.pushRule();
+    const push = pushRule(this, {
+      eventBus: this.eventBus,
+      deadLetterQueue: this.deadLetterQueue,
+      projects: [['build', props.buildProject], ['sast', props.sastProject]],
+      branches: props.trackedBranches ?? this.policy.lists.branches,
+      repositories: this.policy.lists.repositories,
+      owners: this.policy.lists.owners,
+    });
+    if (push) {
+      this.keep(push);
+    }
 
     const requestSources = [
       ...(props.tenantRequestSources ?? []),
@@ -326,89 +347,6 @@ export class Eddo extends Construct {
     this.alarms.push(alarm);
   }
 
-  /** Its own source only: no function can speak as another. */
-  private publishes(f: lambda.Function, ...sources: string[]): void {
-    f.addToRolePolicy(new iam.PolicyStatement({
-      sid: 'PublishToTheEddoBus',
-      actions: ['events:PutEvents'],
-      resources: [this.eventBus.eventBusArn],
-      conditions: { StringEquals: { 'events:source': sources } },
-    }));
-  }
-
-  private items(f: lambda.Function, sid: string, actions: string[], leadingKeys: string[]): void {
-    f.addToRolePolicy(new iam.PolicyStatement({
-      sid,
-      actions: actions.map((a) => `dynamodb:${a}`),
-      resources: [this.table.tableArn],
-      conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': leadingKeys } },
-    }));
-  }
-
-  /** kms:Decrypt on the customer-managed key, through `service` only. */
-  private decrypts(f: lambda.Function, sid: string, service: string): void {
-    if (this.props.kmsKey) {
-      f.addToRolePolicy(new iam.PolicyStatement({
-        sid,
-        actions: ['kms:Decrypt'],
-        resources: [this.props.kmsKey.keyArn],
-        conditions: { StringEquals: { 'kms:ViaService': `${service}.${Stack.of(this).region}.amazonaws.com` } },
-      }));
-    }
-  }
-
-  /** Reads the policy through its cache, and says a refused version once (Policy Rejected). */
-  private readsPolicy(f: lambda.Function, binary: string): void {
-    // Checked with the other props (validateProps).
-    const ttl = policyCacheSeconds(this.props);
-    f.addEnvironment('EDDO_POLICY_TTL_SECS', Token.isUnresolved(ttl) ? Token.asString(ttl) : String(ttl));
-    if (this.policyObject) {
-      const object = this.policyObject;
-      f.addEnvironment('EDDO_POLICY_OBJECT', `s3://${object.s3BucketName}/${object.s3ObjectKey}`);
-      f.addToRolePolicy(new iam.PolicyStatement({
-        sid: 'ReadThePolicy',
-        actions: ['s3:GetObject'],
-        resources: [object.bucket.arnForObjects(object.s3ObjectKey)],
-      }));
-    } else if (this.policyParameter) {
-      f.addEnvironment('EDDO_POLICY_PARAMETER', this.policyParameter.parameterName);
-      f.addToRolePolicy(new iam.PolicyStatement({
-        sid: 'ReadThePolicy',
-        actions: ['ssm:GetParameter'],
-        resources: [this.policyParameter.parameterArn],
-      }));
-      this.decrypts(f, 'DecryptThePolicy', 'ssm');
-    }
-    this.items(f, 'PolicyRejections', ['GetItem', 'PutItem', 'UpdateItem'], [`idem#policy-rejected#${binary}#*`]);
-  }
-
-  private projectArn(project: string): string {
-    return Stack.of(this).formatArn({ service: 'codebuild', resource: 'project', resourceName: project });
-  }
-
-  /**
-   * `actions` on the projects tagged `eddo:role` with one of `roles`: one statement whatever the
-   * policy's size (the function still refuses, in code, a project its policy does not give the
-   * service at hand). CodeBuild gives `aws:ResourceTag` for StartBuild, BatchGetBuilds and
-   * ListBuildsForProject.
-   */
-  private byRole(f: lambda.Function, sid: string, actions: string[], roles: string[]): void {
-    f.addToRolePolicy(new iam.PolicyStatement({
-      sid,
-      actions,
-      resources: [this.projectArn('*')],
-      conditions: { StringEquals: { [`aws:ResourceTag/${ROLE_TAG}`]: roles } },
-    }));
-  }
-
-  /**
-   * StartBuild on the projects tagged with `role`, and reading their builds back to find one it
-   * started whose record was lost (eddo::codebuild::start).
-   */
-  private starts(f: lambda.Function, sid: string, role: string): void {
-    this.byRole(f, sid, ['codebuild:StartBuild', 'codebuild:ListBuildsForProject', 'codebuild:BatchGetBuilds'], [role]);
-  }
-
   /**
    * `f` as a rule's target: an event EventBridge could not deliver (a throttled or refused
    * invoke, after its retries) goes to the dead-letter queue.
@@ -452,15 +390,15 @@ export class Eddo extends Construct {
         EDDO_PREVIOUS_SECRET_GRACE_HOURS: String(p.previousSecretGraceHours ?? 24),
       },
     });
-    this.publishes(f, SOURCES.webhook);
+    this.grants.publishes(f, SOURCES.webhook);
     f.addToRolePolicy(new iam.PolicyStatement({
       sid: 'ReadTheWebhookSecret',
       actions: ['secretsmanager:GetSecretValue'],
       resources: [this.webhookSecret.secretArn],
     }));
-    this.decrypts(f, 'DecryptTheWebhookSecret', 'secretsmanager');
+    this.grants.decrypts(f, 'DecryptTheWebhookSecret', 'secretsmanager');
     // The internet-facing function reaches only its own delivery records.
-    this.items(f, 'IdempotencyRecords', ['GetItem', 'PutItem', 'UpdateItem'], ['idem#webhook#*']);
+    this.grants.items(f, 'IdempotencyRecords', ['GetItem', 'PutItem', 'UpdateItem'], ['idem#webhook#*']);
     return f;
   }
 
@@ -475,19 +413,19 @@ export class Eddo extends Construct {
       asynchronous: true,
       environment: {},
     });
-    this.publishes(f, SOURCES.gate);
+    this.grants.publishes(f, SOURCES.gate);
     // Its candidates and images, and the services' history and rollback holds.
-    this.items(f, 'CandidatesAndHistory', ['GetItem', 'UpdateItem', 'ConditionCheckItem', 'Query'],
+    this.grants.items(f, 'CandidatesAndHistory', ['GetItem', 'UpdateItem', 'ConditionCheckItem', 'Query'],
       ['candidate#*', 'digest#*', 'service#*']);
     // The evidence ledger: each admitted signal put once beside its candidate (or its image,
     // before a build reports it), never updated.
-    this.items(f, 'EvidenceLedger', ['PutItem'], ['candidate#*', 'digest#*']);
+    this.grants.items(f, 'EvidenceLedger', ['PutItem'], ['candidate#*', 'digest#*']);
     f.addToRolePolicy(new iam.PolicyStatement({
       sid: 'DeadlineSweep',
       actions: ['dynamodb:Query'],
       resources: [`${this.table.tableArn}/index/open-deadline`],
     }));
-    this.readsPolicy(f, 'scan-gate');
+    this.grants.readsPolicy(f, 'scan-gate');
     // An ECR scan counts only as ECR itself accounts for it (the same call reads its findings
     // for exceptions), and only in repositories tagged eddo:service.
     f.addToRolePolicy(new iam.PolicyStatement({
@@ -502,10 +440,10 @@ export class Eddo extends Construct {
       // ListFindings has no resource-level permissions.
       resources: ['*'],
     }));
-    this.starts(f, 'StartDeployProjects', 'deploy');
+    this.grants.starts(f, 'StartDeployProjects', 'deploy');
     // A build's state change counts only as CodeBuild itself describes the build (its status,
     // its exported image, the commit it resolved), since anyone who may put events can write one.
-    this.byRole(f, 'ConfirmBuilds', ['codebuild:BatchGetBuilds'], ['build', 'sast']);
+    this.grants.byRole(f, 'ConfirmBuilds', ['codebuild:BatchGetBuilds'], ['build', 'sast']);
     this.builds('ScanGateBuilds', f);
     this.rule('ScanGateScans', f, undefined, {
       source: ['aws.ecr', 'aws.inspector2'],
@@ -540,8 +478,8 @@ export class Eddo extends Construct {
       asynchronous: true,
       environment: {},
     });
-    this.publishes(f, SOURCES.rollback);
-    this.items(f, 'HistoryRollbacksAndAlarmChanges', ['GetItem', 'PutItem', 'UpdateItem', 'Query'], ['service#*', 'alarm#*']);
+    this.grants.publishes(f, SOURCES.rollback);
+    this.grants.items(f, 'HistoryRollbacksAndAlarmChanges', ['GetItem', 'PutItem', 'UpdateItem', 'Query'], ['service#*', 'alarm#*']);
     // A state change starts a rollback only as CloudWatch itself shows the alarm (its state; its
     // eddo:service tag where the event's chose the service).
     f.addToRolePolicy(new iam.PolicyStatement({
@@ -551,8 +489,8 @@ export class Eddo extends Construct {
         service: 'cloudwatch', resource: 'alarm', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME,
       })],
     }));
-    this.readsPolicy(f, 'alarm-rollback');
-    this.starts(f, 'StartRollbackProjects', 'rollback');
+    this.grants.readsPolicy(f, 'alarm-rollback');
+    this.grants.starts(f, 'StartRollbackProjects', 'rollback');
     // OK never acts, so it never invokes; INSUFFICIENT_DATA acts where a policy says so.
     this.rule('AlarmRollbackAlarms', f, undefined, {
       source: ['aws.cloudwatch'],
@@ -606,10 +544,10 @@ export class Eddo extends Construct {
         EDDO_SBT_APPLICATION_PLANE_SOURCE: answers,
       },
     });
-    this.publishes(f, SOURCES.tenants, ...(sbt ? [answers] : []));
-    this.items(f, 'TenantRegistry', ['GetItem', 'PutItem', 'UpdateItem'], ['tenant#*']);
-    this.readsPolicy(f, 'tenant-onboarding');
-    this.starts(f, 'StartTenantProjects', 'tenant');
+    this.grants.publishes(f, SOURCES.tenants, ...(sbt ? [answers] : []));
+    this.grants.items(f, 'TenantRegistry', ['GetItem', 'PutItem', 'UpdateItem'], ['tenant#*']);
+    this.grants.readsPolicy(f, 'tenant-onboarding');
+    this.grants.starts(f, 'StartTenantProjects', 'tenant');
     // eddo's contract, from the control plane's sources only.
     const requestSources = this.props.tenantRequestSources ?? [];
     if (requestSources.length > 0) {
@@ -636,65 +574,5 @@ export class Eddo extends Construct {
       }));
     }
     return f;
-  }
-
-  /**
-   * A push to a tracked branch of a tracked repository starts the build and the SAST scan of its
-   * commit: CodeBuild targets, no function in between. The StartBuild parameters come from
-   * eddo's own Git Push event: the commit is a checked 40-hex SHA, the branch a tracked one.
-   */
-  private pushRule(): void {
-    const p = this.props;
-    const projects: Array<[string, string]> = [];
-    for (const [kind, name] of [['build', p.buildProject], ['sast', p.sastProject]]) {
-      if (kind && name) {
-        projects.push([kind, name]);
-      }
-    }
-    const { repositories, owners } = this.policy.lists;
-    if (projects.length === 0 || (repositories.length === 0 && owners.length === 0)) {
-      return;
-    }
-    const role = new iam.Role(this, 'PushRuleRole', {
-      description: 'Lets the push rule start exactly the build and SAST projects.',
-      // EventBridge acting for a rule on eddo's bus only (the push rule is the one that names
-      // this role), not for any rule of the account.
-      assumedBy: new iam.ServicePrincipal('events.amazonaws.com', {
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': Stack.of(this).account },
-          ArnLike: {
-            'aws:SourceArn': Stack.of(this).formatArn({
-              service: 'events', resource: 'rule', resourceName: `${this.eventBus.eventBusName}/*`,
-            }),
-          },
-        },
-      }),
-    });
-    this.keep(new events.Rule(this, 'PushRule', {
-      description: 'A push to a tracked branch starts the build and SAST projects on its commit.',
-      eventBus: this.eventBus,
-      eventPattern: {
-        source: [SOURCES.webhook],
-        detailType: ['Git Push'],
-        detail: {
-          branch: p.trackedBranches ?? this.policy.lists.branches,
-          // A push that names no commit (the webhook publishes only a checked one) builds nothing.
-          commit_sha: [{ exists: true }],
-          // The repositories named or, when the policy's would not fit the pattern's 2,048
-          // characters, any repository of their owners.
-          ...(owners.length === 0
-            ? { repository: { full_name: repositories } }
-            : { repository: { owner: owners } }),
-        },
-      },
-      targets: projects.map(([kind, name]) => new targets.CodeBuildProject(
-        codebuild.Project.fromProjectArn(this, `Project${name}`, this.projectArn(name)), {
-          eventRole: role,
-          deadLetterQueue: this.deadLetterQueue,
-          maxEventAge: Duration.hours(1),
-          retryAttempts: 20,
-          event: pushInput(kind),
-        })),
-    }));
   }
 }

@@ -3,6 +3,7 @@
  */
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -127,14 +128,16 @@ export interface EddoProps {
   readonly policyParameterTier?: ssm.ParameterTier;
   /**
    * The CodeBuild project a push to a tracked branch starts as the build: one of the policy's
-   * build projects. None: no build on push.
+   * build projects (`codebuild.Project.fromProjectName(this, 'Build', 'eddo-build')`, or a
+   * Project of yours given that `projectName`). Its name must be known at synth, so it can be
+   * checked against the policy. None: no build on push.
    */
-  readonly buildProject?: string;
+  readonly buildProject?: codebuild.IProject;
   /**
    * The CodeBuild project a push to a tracked branch starts as the static analysis: one of the
-   * policy's SAST projects. None: no scan on push.
+   * policy's SAST projects, its name known at synth as for `buildProject`. None: no scan on push.
    */
-  readonly sastProject?: string;
+  readonly sastProject?: codebuild.IProject;
   /**
    * Branches whose pushes start the build and SAST projects.
    * @default every branch the policy's services deploy from

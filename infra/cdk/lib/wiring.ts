@@ -4,6 +4,7 @@
  * policy.
  */
 import { Token } from 'aws-cdk-lib';
+import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
@@ -23,31 +24,6 @@ export const SOURCES = {
 
 /** The build statuses that end a build. */
 export const FINISHED = ['SUCCEEDED', 'FAILED', 'FAULT', 'TIMED_OUT', 'STOPPED'];
-
-const field = (p: string) => events.EventField.fromPath(p);
-const variable = (name: string, value: string) => ({ name, value, type: 'PLAINTEXT' });
-
-/**
- * StartBuild's parameters from eddo's Git Push event for the `kind` (build or sast) target: the
- * source version is the commit, and the build gets the commit, repository, branch, correlation
- * id and the delivery that caused it. Every parameter comes from the delivery and so does the
- * idempotency token: a push the webhook published twice (an answer lost after PutEvents applied)
- * starts one build.
- */
-export function pushInput(kind: string): events.RuleTargetInput {
-  const delivery = field('$.detail.metadata.causation_id');
-  return events.RuleTargetInput.fromObject({
-    sourceVersion: field('$.detail.commit_sha'),
-    idempotencyToken: `eddo-push-${kind}-${delivery}`,
-    environmentVariablesOverride: [
-      variable('EDDO_COMMIT_SHA', field('$.detail.commit_sha')),
-      variable('EDDO_REPOSITORY', field('$.detail.repository.full_name')),
-      variable('EDDO_BRANCH', field('$.detail.branch')),
-      variable('EDDO_CORRELATION_ID', field('$.detail.metadata.correlation_id')),
-      variable('EDDO_CAUSATION_ID', delivery),
-    ],
-  });
-}
 
 /** The construct id and statement id of the deny that keeps `source` to its function's role. */
 const OWNER_STATEMENTS: Record<string, [string, string]> = {
@@ -147,14 +123,29 @@ export function isOwnSource(s: string): boolean {
 export function policyCacheSeconds(props: EddoProps): number {
   return props.policyCache?.toSeconds() ?? props.policyCacheSeconds ?? 60;
 }
+/**
+ * A project's name as synth knows it: an imported project's, or the `projectName` given to one
+ * made in the app (whose `projectName` attribute is a reference); none when CloudFormation names it.
+ */
+function nameAtSynth(project: codebuild.IProject): string | undefined {
+  if (!Token.isUnresolved(project.projectName)) {
+    return project.projectName;
+  }
+  const cfn = project.node.defaultChild;
+  return cfn instanceof codebuild.CfnProject && cfn.name !== undefined && !Token.isUnresolved(cfn.name) ? cfn.name : undefined;
+}
+
 const BRANCH = /^[^\s~^:?*[\\]+$/;
 
 /** The props checked against each other and the policy; each mistake is an Error naming it. */
 export function validateProps(props: EddoProps, policy: CheckedPolicy): void {
   const errors: string[] = [];
   const lists = policy.lists;
-  const member = (prop: string, value: string | undefined, allowed: string[], what: string) => {
-    if (value !== undefined && !allowed.includes(value)) {
+  const member = (prop: string, project: codebuild.IProject | undefined, allowed: string[], what: string) => {
+    const value = project === undefined ? undefined : nameAtSynth(project);
+    if (project !== undefined && value === undefined) {
+      errors.push(`${prop}: its name is not known at synth (a Project made without projectName?): give it the name ${policy.file} builds with (${allowed.join(', ') || 'none'})`);
+    } else if (value !== undefined && !allowed.includes(value)) {
       errors.push(`${prop}: ${value} is no service's ${what} project in ${policy.file} (${allowed.join(', ') || 'none'}): the gate would never hear its builds`);
     }
   };

@@ -17,6 +17,7 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
+import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -28,14 +29,24 @@ import { checkerArgs } from '../lib/checker';
 
 const EXAMPLE = path.resolve(__dirname, '..', '..', '..', 'policy', 'example.yaml');
 
-function stackWith(props: Partial<EddoProps>): Stack {
+/** Props as the tests write them: the push rule's projects by name (imported into the stack). */
+type TestProps = Omit<Partial<EddoProps>, 'buildProject' | 'sastProject'> & { buildProject?: string; sastProject?: string };
+
+function stackWith({ buildProject, sastProject, ...props }: TestProps): Stack {
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
   const stack = new Stack(app, 'Test');
-  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, ...props });
+  const named = (id: string, name?: string) => (name === undefined ? undefined : codebuild.Project.fromProjectName(stack, id, name));
+  new Eddo(stack, 'Eddo', {
+    policyFile: EXAMPLE,
+    policyParameterTier: ssm.ParameterTier.ADVANCED,
+    buildProject: named('Build', buildProject),
+    sastProject: named('Sast', sastProject),
+    ...props,
+  });
   return stack;
 }
 
-function synth(props: Partial<EddoProps> = {}): Template {
+function synth(props: TestProps = {}): Template {
   return Template.fromStack(stackWith(props));
 }
 
@@ -132,6 +143,22 @@ test('another policy: its projects, repositories and branches, none of the examp
 test('a build project the policy does not name fails synth', () => {
   assert.throws(() => stackWith({ buildProject: 'someone-elses-build' }),
     /buildProject: someone-elses-build is no service's build project in .*example.yaml \(eddo-build\)/);
+});
+
+test('a project of the app: its own name goes in the push rule; one named only at deploy fails synth', () => {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new Stack(app, 'Own');
+  const source = codebuild.Source.gitHub({ owner: 'eddo-dev', repo: 'eddo' });
+  const build = new codebuild.Project(stack, 'Build', { projectName: 'eddo-build', source });
+  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, buildProject: build });
+  Template.fromStack(stack).hasResourceProperties('AWS::Events::Rule', {
+    EventPattern: Match.objectLike({ 'detail-type': ['Git Push'] }),
+    Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [stack.getLogicalId(build.node.defaultChild as codebuild.CfnProject), 'Arn'] } })],
+  });
+  const other = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Unnamed');
+  const unnamed = new codebuild.Project(other, 'Build', { source });
+  assert.throws(() => new Eddo(other, 'Eddo', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, buildProject: unnamed }),
+    /buildProject: its name is not known at synth .*\(eddo-build\)/);
 });
 
 test('out-of-range and malformed props fail synth, each named', () => {
@@ -363,7 +390,10 @@ test('an existing bus: eddo creates none, and wires, archives and guards the giv
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
   const stack = new Stack(app, 'Shared');
   const bus = events.EventBus.fromEventBusName(stack, 'Bus', 'platform-bus');
-  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, eventBus: bus, buildProject: 'eddo-build' });
+  new Eddo(stack, 'Eddo', {
+    policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, eventBus: bus,
+    buildProject: codebuild.Project.fromProjectName(stack, 'Build', 'eddo-build'),
+  });
   const t = Template.fromStack(stack);
   t.resourceCountIs('AWS::Events::EventBus', 0);
   // Each eddo source's (4), any other eddo.*, and the signal sources' tags (2).
@@ -436,14 +466,18 @@ test('a policy of many services: the push rule takes its repositories by owner, 
 });
 
 test('cdk-nag: the AwsSolutions and Serverless packs pass, each suppression on its resource with its reason', () => {
-  for (const props of [
-    { buildProject: 'eddo-build', sastProject: 'eddo-sast', tenantRequestSources: ['com.example.cp'], sbt: {} },
-    { policyInS3: true, webhookReservedConcurrency: 0 },
-  ] as Partial<EddoProps>[]) {
+  for (const [pushed, props] of [
+    [true, { tenantRequestSources: ['com.example.cp'], sbt: {} }],
+    [false, { policyInS3: true, webhookReservedConcurrency: 0 }],
+  ] as Array<[boolean, Partial<EddoProps>]>) {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     const stack = new Stack(app, 'Nag');
     const key = new kms.Key(stack, 'Key', { enableKeyRotation: true });
-    new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, kmsKey: key, ...props });
+    const projects = pushed ? {
+      buildProject: codebuild.Project.fromProjectName(stack, 'Build', 'eddo-build'),
+      sastProject: codebuild.Project.fromProjectName(stack, 'Sast', 'eddo-sast'),
+    } : {};
+    new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, kmsKey: key, ...projects, ...props });
     Aspects.of(app).add(new AwsSolutionsChecks());
     Aspects.of(app).add(new ServerlessChecks());
     app.synth();
