@@ -2,17 +2,23 @@
 """Checks template.yaml's AWS::ServerlessRepo::Application metadata as `sam publish` and the
 Serverless Application Repository would: every field SAR requires, within its limits, the files it
 uploads present, and the semantic version the workspace's (Cargo.toml), so a release publishes the
-code it names. Exit 1 naming each mistake. It also says what the repository refuses that the
-template holds (the webhook's function URL, today): the metadata can be right and the template
-still not publishable (docs/src/deploying-sam.md)."""
+code it names. Exit 1 naming each mistake. It then says what stands between the template and the
+repository, from the template as CloudFormation runs it (infra/local/translate.py): the types the
+repository refuses (the webhook's function URL; aws/serverless-application-model#3402), and the
+types its last published list (infra/sar/supported-resources.txt) does not hold, unconfirmed
+rather than refused (docs/src/deploying-sam.md)."""
 
+import json
 import pathlib
 import re
+import subprocess
 import sys
 
 from cfnlint.decode import decode
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# What the repository refuses though CloudFormation takes it (aws/serverless-application-model#3402).
+REFUSED = {"AWS::Lambda::Url"}
 
 
 def main() -> int:
@@ -49,11 +55,21 @@ def main() -> int:
         mistakes.append(f"SemanticVersion {app.get('SemanticVersion')} is not the workspace's ({version[1] if version else 'none'})")
     for m in mistakes:
         print(f"sar-check: template.yaml: {m}", file=sys.stderr)
-    refused = [name for name, r in template.get("Resources", {}).items()
-               if r.get("Type") == "AWS::Lambda::Url" or "FunctionUrlConfig" in r.get("Properties", {})]
+    translated = subprocess.run([sys.executable, str(ROOT / "infra/local/translate.py"), str(ROOT / "template.yaml")],
+                                capture_output=True, text=True)
+    if translated.returncode != 0:
+        print(f"sar-check: template.yaml does not translate: {translated.stderr.strip()}", file=sys.stderr)
+        return 1
+    types = sorted({r["Type"] for r in json.loads(translated.stdout)["template"]["Resources"].values()})
+    listed = {line.strip() for line in (ROOT / "infra/sar/supported-resources.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    refused = [t for t in types if t in REFUSED]
+    unlisted = [t for t in types if t not in listed and t not in REFUSED]
+    print(f"sar-check: metadata {'has mistakes' if mistakes else 'valid'}; {len(types)} resource types after the transform")
     if refused:
-        print(f"sar-check: metadata {'has mistakes' if mistakes else 'valid'}; not publishable as it is: the "
-              f"repository refuses function URLs ({', '.join(refused)}; docs/src/deploying-sam.md)")
+        print(f"sar-check: refused by the repository: {', '.join(refused)}: not publishable as it is")
+    if unlisted:
+        print(f"sar-check: not on its last published list (unconfirmed): {', '.join(unlisted)}")
     return 1 if mistakes else 0
 
 
