@@ -19,6 +19,7 @@ mod harness;
 mod bench_runner;
 mod build_on_push;
 mod bus_policy;
+mod cdevents;
 mod cdk;
 mod codebuild;
 mod demo;

@@ -71,6 +71,7 @@ pub enum DetailType {
     WorkflowRunCompleted,
     GitProviderEvent,
     SignalReported,
+    CdEventReceived,
     DeploymentStarted,
     DeploymentWouldStart,
     DeploymentBlocked,
@@ -106,6 +107,7 @@ impl DetailType {
         DetailType::WorkflowRunCompleted,
         DetailType::GitProviderEvent,
         DetailType::SignalReported,
+        DetailType::CdEventReceived,
         DetailType::DeploymentStarted,
         DetailType::DeploymentWouldStart,
         DetailType::DeploymentBlocked,
@@ -142,6 +144,7 @@ impl DetailType {
             DetailType::WorkflowRunCompleted => "Workflow Run Completed",
             DetailType::GitProviderEvent => "Git Provider Event",
             DetailType::SignalReported => "Signal Reported",
+            DetailType::CdEventReceived => "CDEvent Received",
             DetailType::DeploymentStarted => "Deployment Started",
             DetailType::DeploymentWouldStart => "Deployment Would Start",
             DetailType::DeploymentBlocked => "Deployment Blocked",
@@ -185,7 +188,8 @@ impl DetailType {
             | DetailType::CheckSuiteCompleted
             | DetailType::WorkflowRunCompleted
             | DetailType::GitProviderEvent
-            | DetailType::SignalReported => &[Source::Webhook],
+            | DetailType::SignalReported
+            | DetailType::CdEventReceived => &[Source::Webhook],
             DetailType::DeploymentStarted
             | DetailType::DeploymentWouldStart
             | DetailType::DeploymentBlocked

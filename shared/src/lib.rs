@@ -18,6 +18,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod cdevents;
 #[cfg(feature = "codebuild")]
 pub mod codebuild;
 #[cfg(feature = "aws")]

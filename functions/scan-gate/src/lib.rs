@@ -10,6 +10,7 @@
 
 mod announce;
 pub mod candidate;
+pub mod cdevent;
 pub mod decide;
 mod deploying;
 pub mod findings;

@@ -220,6 +220,7 @@ pub fn read(policy: &Policy, event: &Value) -> Incoming {
         ("aws.ecr", "ECR Image Scan") => ecr_scan(policy, event),
         ("aws.inspector2", "Inspector2 Scan") => inspector_scan(policy, event),
         ("eddo.webhook", "Check Run Completed" | "Workflow Run Completed") => check(policy, event),
+        (_, "CDEvent Received") => crate::cdevent::read(policy, event),
         (_, "Signal Reported" | "Scan Completed" | "Deployment Approval") => {
             crate::reported::read(policy, event)
         }

@@ -1,11 +1,14 @@
 //! The webhook receiver: a Lambda function URL that accepts signed deliveries from GitHub, GitLab
 //! and any Standard Webhooks sender, and publishes each, normalised, to the eddo bus exactly once.
 //!
-//! Routes: `POST /github`, `POST /gitlab`, `POST /standard`. Answers: 202 published, duplicate or
+//! Routes: `POST /github`, `POST /gitlab`, `POST /standard`, `POST /signals/<sender>`,
+//! `POST /cdevents/<sender>` (CloudEvents: [`cdevents`]). Answers: 202 published, duplicate or
 //! ignored; 200 ping; 400 malformed; 401 bad or missing signature; 404 unknown route; 405 not a
-//! POST; 409 the same delivery is being processed now; 413 too large; 5xx when the bus or AWS
+//! POST; 409 the same delivery is being processed now; 413 too large; 422 a CDEvent eddo does not
+//! take; 5xx when the bus or AWS
 //! fails, so the sender records a failed delivery and can redeliver.
 
+pub mod cdevents;
 mod config;
 pub mod normalise;
 pub mod secrets;
@@ -116,7 +119,7 @@ pub fn precheck(
     let provider = route(path(req)).ok_or_else(|| {
         Reply::error(
             404,
-            "no such route: use /github, /gitlab, /standard or /signals/<sender>",
+            "no such route: use /github, /gitlab, /standard, /signals/<sender> or /cdevents/<sender>",
         )
     })?;
     Ok((provider, body(req, max_body_bytes)?))
@@ -459,6 +462,21 @@ impl Webhook {
             let span = eddo::telemetry::correlation_span(&signal.delivery_id);
             return self.publish_signal(signal, deadline).instrument(span).await;
         }
+        if let Some(sender) = cdevents::route(path(&req)) {
+            let sender = sender.inspect_err(refused)?;
+            let body = body(&req, self.config.max_body_bytes).inspect_err(refused)?;
+            let secrets = self.secrets().await?;
+            let delivery = cdevents::accept(
+                sender,
+                &req.headers,
+                &body,
+                &secrets,
+                &self.config,
+                now_epoch(),
+            )
+            .inspect_err(refused)?;
+            return self.publish_cdevents(delivery, deadline).await;
+        }
         let (provider, body) = precheck(&req, self.config.max_body_bytes).inspect_err(refused)?;
         let secrets = self.secrets().await?;
         let accepted = accept(
@@ -494,6 +512,48 @@ impl Webhook {
             tracing::info!(%sender, %event_id, "signal published");
         }
         Ok(reply)
+    }
+
+    /// Publishes each CDEvent of a delivery once (per sender, source and id), in order: the
+    /// answer lists each; a failure answers the whole delivery with it, and the sender's retry
+    /// finds what was published already a duplicate.
+    async fn publish_cdevents(
+        &self,
+        delivery: cdevents::Delivery,
+        deadline: tokio::time::Instant,
+    ) -> Result<Reply, Reply> {
+        let sender = delivery.sender;
+        let mut answers = Vec::with_capacity(delivery.events.len());
+        for received in &delivery.events {
+            let span = eddo::telemetry::correlation_span(
+                received.chain_id.as_deref().unwrap_or(&received.id),
+            );
+            let entry = cdevents::outgoing(&sender, received, self.publisher.max_entry_bytes())?;
+            let key = IdempotencyKey::new("webhook#cdevents", &cdevents::dedupe(&sender, received));
+            let (reply, event_id) = self
+                .publish_once(
+                    &key,
+                    &received.id,
+                    &entry,
+                    DetailType::CdEventReceived,
+                    deadline,
+                )
+                .instrument(span)
+                .await?;
+            if let Some(event_id) = &event_id {
+                tracing::info!(%sender, cdevent_type = %received.ty, %event_id, "CDEvent published");
+            }
+            answers.push(json!({
+                "id": received.id,
+                "type": received.ty,
+                "status": reply.body["status"],
+                "event_id": reply.body["event_id"],
+            }));
+        }
+        Ok(Reply::new(
+            202,
+            json!({"status": "accepted", "sender": sender.as_str(), "events": answers}),
+        ))
     }
 
     async fn secrets(&self) -> Result<std::sync::Arc<SecretSet>, Reply> {

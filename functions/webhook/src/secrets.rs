@@ -30,6 +30,9 @@ pub struct WebhookSecrets {
     /// One Standard Webhooks key per signal sender (`/signals/<name>`), by name.
     #[serde(default)]
     pub senders: std::collections::BTreeMap<String, String>,
+    /// One bearer token per CDEvents sender that cannot sign (`/cdevents/<name>`), by name.
+    #[serde(default)]
+    pub tokens: std::collections::BTreeMap<String, String>,
 }
 
 // Never print secret values, not even in a debug log.
@@ -42,6 +45,7 @@ impl std::fmt::Debug for WebhookSecrets {
             .field("gitlab_signing", &set(&self.gitlab_signing))
             .field("standard_webhooks", &set(&self.standard_webhooks))
             .field("senders", &self.senders.keys().collect::<Vec<_>>())
+            .field("tokens", &self.tokens.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -68,6 +72,16 @@ impl SecretSet {
         self.versions
             .iter()
             .filter_map(|v| v.senders.get(name))
+            .filter(|s| !s.is_empty())
+            .map(String::as_bytes)
+            .collect()
+    }
+
+    /// The bearer tokens of CDEvents sender `name` across versions (current, then previous).
+    pub fn token(&self, name: &str) -> Vec<&[u8]> {
+        self.versions
+            .iter()
+            .filter_map(|v| v.tokens.get(name))
             .filter(|s| !s.is_empty())
             .map(String::as_bytes)
             .collect()

@@ -449,9 +449,11 @@ export class Eddo extends Construct {
       source: ['aws.ecr', 'aws.inspector2'],
       detailType: ['ECR Image Scan', 'Inspector2 Scan'],
     });
+    // What the webhook verified for the gate: completed GitHub checks, and CDEvents from the
+    // senders it authenticated (/cdevents/<sender>).
     this.rule('ScanGateChecks', f, this.eventBus, {
       source: [SOURCES.webhook],
-      detailType: ['Check Run Completed', 'Workflow Run Completed'],
+      detailType: ['Check Run Completed', 'Workflow Run Completed', 'CDEvent Received'],
     });
     // Other tools' signals: signed through the webhook, or put by a role tagged with their
     // source (the bus policy). Any source: the gate admits each only from a sender its service's

@@ -88,6 +88,12 @@ pub enum Sender {
     Signed(SenderName),
     /// An event source that the bus lets only a role tagged `eddo:signal-source` with it put.
     Source(String),
+    /// A CDEvent of this type (`subject.predicate`, any version eddo takes) that a tool
+    /// delivered to the webhook's `/cdevents/<sender>` route with its own key or token.
+    CdEvent {
+        predicate: &'static str,
+        sender: SenderName,
+    },
 }
 
 impl std::fmt::Display for Sender {
@@ -98,6 +104,13 @@ impl std::fmt::Display for Sender {
             Sender::Check(rule) => rule.fmt(f),
             Sender::Signed(n) => write!(f, "signed sender {n}"),
             Sender::Source(s) => write!(f, "source {s}"),
+            Sender::CdEvent { predicate, sender } => {
+                write!(
+                    f,
+                    "CDEvent {}{predicate} from {sender}",
+                    crate::cdevents::PREFIX
+                )
+            }
         }
     }
 }
@@ -188,6 +201,9 @@ pub(super) struct SenderDoc {
     sender: Option<SenderName>,
     #[serde(default)]
     source: Option<String>,
+    /// A CDEvents type, `dev.cdevents.testsuiterun.finished`, with `sender`.
+    #[serde(default)]
+    cdevents: Option<String>,
 }
 
 /// An event source another tool may be let to put: not AWS's, not eddo's own.
@@ -215,6 +231,26 @@ pub(super) fn sender(kind: &SignalKind, d: SenderDoc) -> Result<Sender, String> 
         return Err(
             "app_id, workflow, event and any_workflow pin a check: name it (check: CodeQL)".into(),
         );
+    }
+    if let Some(ty) = d.cdevents {
+        if d.check.is_some() || d.app.is_some() || d.source.is_some() {
+            return Err(
+                "a CDEvents sender is {cdevents, sender}: the type and the tool that delivers it"
+                    .into(),
+            );
+        }
+        let predicate = crate::cdevents::policy_type(&ty)?;
+        let Some(sender) = d.sender else {
+            return Err(format!(
+                "cdevents: {ty} names its sender (sender: tekton), the tool whose key or token /cdevents/<sender> checks"
+            ));
+        };
+        if matches!(kind, SignalKind::Build | SignalKind::ImageScan) {
+            return Err(format!(
+                "{kind} comes from AWS's own record (the build project, ECR or Inspector), not a CDEvent"
+            ));
+        }
+        return Ok(Sender::CdEvent { predicate, sender });
     }
     let sender = match (d.check, d.app, d.sender, d.source) {
         (Some(name), Some(app), None, None)
@@ -253,7 +289,9 @@ pub(super) fn sender(kind: &SignalKind, d: SenderDoc) -> Result<Sender, String> 
             Sender::Source(source)
         }
         _ => {
-            return Err("a sender is one of {check, app}, {sender} or {source}".into());
+            return Err(
+                "a sender is one of {check, app}, {sender}, {source} or {cdevents, sender}".into(),
+            );
         }
     };
     if *kind == SignalKind::Build {

@@ -90,10 +90,17 @@ fn each_mistake_is_named_where_it_is() {
 fn senders_are_named_per_signal_and_the_proven_ones_come_with_the_projects() {
     let text = GOOD.replace(
             "      deadline_minutes: 30",
-            "      deadline_minutes: 30\n      senders:\n        sast: [{check: CodeQL, app: github-actions, workflow: .github/workflows/codeql.yml, event: push}]\n        contract: [{sender: contract-check}, {source: com.acme.ci}, {check: pact, app: pactflow, app_id: 4242}]",
+            "      deadline_minutes: 30\n      senders:\n        sast: [{check: CodeQL, app: github-actions, workflow: .github/workflows/codeql.yml, event: push}]\n        contract: [{sender: contract-check}, {source: com.acme.ci}, {check: pact, app: pactflow, app_id: 4242}]\n        test: [{cdevents: dev.cdevents.testsuiterun.finished, sender: tekton}]",
         );
     let p = Policy::parse(&text).unwrap();
     let g = &p.service("payments").unwrap().gate;
+    assert_eq!(
+        g.senders(&SignalKind::parse("test").unwrap()),
+        &[Sender::CdEvent {
+            predicate: "testsuiterun.finished",
+            sender: SenderName::parse("tekton").unwrap(),
+        }]
+    );
     let sast = g.senders(&SignalKind::Sast);
     assert_eq!(
         sast,
@@ -202,6 +209,26 @@ fn senders_are_named_per_signal_and_the_proven_ones_come_with_the_projects() {
         (
             "sast: [{source: com.acme.ci, workflow: x.yml}]",
             "pin a check",
+        ),
+        (
+            "test: [{cdevents: dev.cdevents.testsuiterun.finished}]",
+            "names its sender",
+        ),
+        (
+            "test: [{cdevents: dev.cdevents.testsuiterun.finished.0.3.0, sender: tekton}]",
+            "without its version",
+        ),
+        (
+            "test: [{cdevents: dev.cdevents.pipelinerun.finished, sender: tekton}]",
+            "not a CDEvents type eddo takes",
+        ),
+        (
+            "image-scan: [{cdevents: dev.cdevents.artifact.signed, sender: tekton}]",
+            "not a CDEvent",
+        ),
+        (
+            "test: [{cdevents: dev.cdevents.testsuiterun.finished, sender: tekton, source: x}]",
+            "{cdevents, sender}",
         ),
     ] {
         let text = GOOD.replace(

@@ -67,6 +67,12 @@ pub fn config(extra: &[(&str, &str)]) -> Config {
 /// The `chatops` signal sender's key (a Standard Webhooks secret).
 pub const CHATOPS_KEY: &str = "whsec_Y2hhdG9wcy1zZW5kZXIta2V5LWZvci10ZXN0cw==";
 
+/// The `tekton` CDEvents sender's key (a Standard Webhooks secret).
+pub const TEKTON_KEY: &str = "whsec_dGVrdG9uLWNkZXZlbnRzLXNlbmRlci1rZXk=";
+
+/// The `jenkins` CDEvents sender's bearer token (it cannot sign).
+pub const JENKINS_TOKEN: &str = "jenkins-cdevents-token-0123456789abcdef";
+
 pub fn secrets() -> SecretSet {
     SecretSet {
         versions: vec![WebhookSecrets {
@@ -74,7 +80,12 @@ pub fn secrets() -> SecretSet {
             gitlab: Some(GITLAB_TOKEN.into()),
             gitlab_signing: None,
             standard_webhooks: Some(STANDARD_SECRET.into()),
-            senders: [("chatops".to_string(), CHATOPS_KEY.to_string())].into(),
+            senders: [
+                ("chatops".to_string(), CHATOPS_KEY.to_string()),
+                ("tekton".to_string(), TEKTON_KEY.to_string()),
+            ]
+            .into(),
+            tokens: [("jenkins".to_string(), JENKINS_TOKEN.to_string())].into(),
         }],
     }
 }

@@ -253,7 +253,8 @@ pub(super) async fn secrets(
             "github": LOCAL_GITHUB_SECRET,
             "gitlab": LOCAL_GITLAB_TOKEN,
             "standard_webhooks": LOCAL_STANDARD_SECRET,
-            "senders": {"chatops": LOCAL_CHATOPS_KEY},
+            "senders": {"chatops": LOCAL_CHATOPS_KEY, "tekton": LOCAL_TEKTON_KEY},
+            "tokens": {"jenkins": LOCAL_JENKINS_TOKEN},
         });
         let out = sm
             .create_secret()

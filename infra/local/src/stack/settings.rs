@@ -15,6 +15,12 @@ pub const LOCAL_STANDARD_SECRET: &str = "whsec_ZWRkby1sb2NhbC1zdGFuZGFyZC1zZWNyZ
 /// The local `chatops` signal sender's key (`senders.chatops`): it signs approvals to
 /// `/signals/chatops`, as the example policy names it.
 pub const LOCAL_CHATOPS_KEY: &str = "whsec_ZWRkby1sb2NhbC1jaGF0b3BzLWtleQ==";
+/// The local `tekton` CDEvents sender's key (`senders.tekton`): it signs CDEvents to
+/// `/cdevents/tekton`.
+pub const LOCAL_TEKTON_KEY: &str = "whsec_ZWRkby1sb2NhbC10ZWt0b24ta2V5";
+/// The local `jenkins` CDEvents sender's bearer token (`tokens.jenkins`): a tool that cannot sign
+/// sends it to `/cdevents/jenkins`.
+pub const LOCAL_JENKINS_TOKEN: &str = "eddo-local-jenkins-cdevents-token-0123456789";
 
 /// The settings of the local stack (as `sam deploy --parameter-overrides` would set them): every
 /// optional part of the template switched on, so the local stack runs all of it. The corpus's
