@@ -190,44 +190,75 @@ impl OutgoingEvent {
 /// detail (keys sorted, `metadata.event_key` left out). Two publications of one event carry the
 /// same key; events that differ in anything (another build, another cause) carry different ones.
 pub fn event_key(source: &str, detail_type: &str, detail: &serde_json::Value) -> String {
+    use serde_json::Value;
     use sha2::Digest as _;
-    fn canonical(v: &serde_json::Value, top: bool, out: &mut String) {
-        use serde_json::Value;
-        match v {
-            Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                out.push('{');
-                for k in keys {
-                    if top && k == "metadata" {
-                        let mut m = map[k].clone();
-                        if let Some(o) = m.as_object_mut() {
-                            o.remove("event_key");
-                        }
-                        out.push_str(&format!("{}:", Value::from(k.as_str())));
-                        canonical(&m, false, out);
-                    } else {
-                        out.push_str(&format!("{}:", Value::from(k.as_str())));
-                        canonical(&map[k], false, out);
-                    }
-                    out.push(',');
-                }
-                out.push('}');
-            }
-            Value::Array(items) => {
-                out.push('[');
-                for i in items {
-                    canonical(i, false, out);
-                    out.push(',');
-                }
-                out.push(']');
-            }
-            other => out.push_str(&other.to_string()),
+    /// The canonical text goes straight into the hash: no copy of a large detail is built.
+    struct Hashing(sha2::Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
-    let mut text = format!("{source}\n{detail_type}\n");
-    canonical(detail, true, &mut text);
-    let hash = sha2::Sha256::digest(text.as_bytes());
+    impl Hashing {
+        fn put(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+        /// A key or a scalar as JSON writes it (serde_json's own escaping).
+        fn json<T: Serialize + ?Sized>(&mut self, v: &T) {
+            serde_json::to_writer(&mut *self, v).expect("hashing does not fail");
+        }
+    }
+    // Keys sorted, each entry followed by ',' (the form the first keys were made with).
+    fn canonical(v: &Value, skip: Option<&str>, out: &mut Hashing) {
+        match v {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> =
+                    map.keys().filter(|k| Some(k.as_str()) != skip).collect();
+                keys.sort();
+                out.put(b"{");
+                for k in keys {
+                    out.json(k);
+                    out.put(b":");
+                    canonical(&map[k], None, out);
+                    out.put(b",");
+                }
+                out.put(b"}");
+            }
+            Value::Array(items) => {
+                out.put(b"[");
+                for i in items {
+                    canonical(i, None, out);
+                    out.put(b",");
+                }
+                out.put(b"]");
+            }
+            other => out.json(other),
+        }
+    }
+    let mut hash = Hashing(sha2::Sha256::new());
+    hash.put(format!("{source}\n{detail_type}\n").as_bytes());
+    match detail {
+        // The top level: `metadata` without its `event_key`.
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            hash.put(b"{");
+            for k in keys {
+                hash.json(k);
+                hash.put(b":");
+                let skip = (k == "metadata").then_some("event_key");
+                canonical(&map[k], skip, &mut hash);
+                hash.put(b",");
+            }
+            hash.put(b"}");
+        }
+        other => canonical(other, None, &mut hash),
+    }
+    let hash = hash.0.finalize();
     hash[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -898,5 +929,25 @@ mod tests {
         assert_eq!(out.event_ids.len(), 23);
         assert!(out.event_ids.iter().all(|id| id.starts_with("id-")));
         assert_eq!(rule.num_calls(), 3);
+    }
+}
+
+#[cfg(test)]
+mod event_key_pinned {
+    use super::event_key;
+    use serde_json::json;
+
+    /// Keys already published stay what they were: a consumer deduplicating on them sees one
+    /// event across a deployment that changed how the key is computed.
+    #[test]
+    fn the_key_of_a_known_event_is_the_one_it_always_had() {
+        let detail = json!({
+            "metadata": {"schema_version": "1.0", "correlation_id": "c-1", "causation_id": "d-1", "event_key": "ignored"},
+            "service": "hello-world", "commit_sha": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+            "evidence": [{"signal": "build", "passed": true, "summary": "quote \" and \u{e9} and \n"}],
+            "nested": {"z": 1, "a": [null, 2.5, false, {"y": "x", "b": {}}]},
+        });
+        let key = event_key("eddo.gate", "Deployment Started", &detail);
+        assert_eq!(key, "60824d0b472f17e5af0c92ed45d22636");
     }
 }

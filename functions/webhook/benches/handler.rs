@@ -34,6 +34,56 @@ fn handle_offline(req: &LambdaFunctionUrlRequest, secrets: &SecretSet, cfg: &Con
     put.detail().map(str::len).unwrap_or(0)
 }
 
+const TEKTON_KEY: &str = "whsec_dGVrdG9uLWNkZXZlbnRzLXNlbmRlci1rZXk=";
+
+/// The spec's 0.5.1 test run (cdevents/spec conformance), naming the image it tested.
+fn cdevent() -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/cdevents/0.5.1-testsuiterun_finished.json");
+    let mut e: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    e["customData"] =
+        serde_json::json!({"artifactId": format!("pkg:oci/app@sha256:{}", "a".repeat(64))});
+    e
+}
+
+/// A delivery to `/cdevents/tekton` signed with tekton's key.
+fn signed_cdevent(headers: &[(&str, String)], body: &str) -> LambdaFunctionUrlRequest {
+    let sig = eddo_webhook::signature::standard_signature(TEKTON_KEY, "msg_1", 0, body.as_bytes())
+        .unwrap();
+    let mut all: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.extend([
+        ("webhook-id", "msg_1"),
+        ("webhook-timestamp", "0"),
+        ("webhook-signature", sig.as_str()),
+    ]);
+    eddo_local::fixtures::delivery("/cdevents/tekton", &all, body)
+}
+
+/// Everything the handler does for a CDEvents delivery between receiving it and calling AWS.
+fn cdevents_offline(req: &LambdaFunctionUrlRequest, secrets: &SecretSet, cfg: &Config) -> usize {
+    let sender = eddo_webhook::cdevents::route("/cdevents/tekton")
+        .unwrap()
+        .unwrap();
+    let body = eddo_webhook::body(req, cfg.max_body_bytes).unwrap();
+    let delivery =
+        eddo_webhook::cdevents::accept(sender, &req.headers, &body, secrets, cfg, 0).unwrap();
+    delivery
+        .events
+        .iter()
+        .map(|e| {
+            let entry =
+                eddo_webhook::cdevents::outgoing(&delivery.sender, e, cfg.common.max_entry_bytes)
+                    .unwrap();
+            entry
+                .to_entry(&cfg.common.event_bus_name)
+                .detail()
+                .map(str::len)
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
 fn benches(c: &mut Criterion) {
     let cfg = Config::from_env(&Env::from_pairs([
         ("EDDO_EVENT_BUS_NAME", "eddo"),
@@ -74,6 +124,59 @@ fn benches(c: &mut Criterion) {
         "webhook/generic 31 KB raw forward: verify + normalise + entry",
         |b| b.iter(|| handle_offline(black_box(&big_req), &secrets, &cfg)),
     );
+
+    // A CDEvent (the spec's 0.5.1 test run, naming its image), signed by its sender, in each
+    // content mode, and a batch of ten: authenticate + read with the SDKs + entry, per event.
+    let tekton = SecretSet {
+        versions: vec![WebhookSecrets {
+            senders: [("tekton".to_string(), TEKTON_KEY.to_string())].into(),
+            ..Default::default()
+        }],
+    };
+    let run = cdevent();
+    let ctx = &run["context"];
+    let structured = serde_json::json!({"specversion": "1.0", "id": ctx["id"], "source": ctx["source"],
+        "type": ctx["type"], "datacontenttype": "application/json", "data": run});
+    let binary_headers = [
+        ("content-type", "application/json".to_string()),
+        ("ce-specversion", "1.0".to_string()),
+        ("ce-id", ctx["id"].as_str().unwrap().to_string()),
+        ("ce-source", ctx["source"].as_str().unwrap().to_string()),
+        ("ce-type", ctx["type"].as_str().unwrap().to_string()),
+    ];
+    let batch: Vec<serde_json::Value> = (0..10)
+        .map(|i| {
+            let mut e = structured.clone();
+            e["id"] = serde_json::json!(format!("run-{i}"));
+            e["data"]["context"]["id"] = serde_json::json!(format!("run-{i}"));
+            e
+        })
+        .collect();
+    for (name, headers, body) in [
+        (
+            "webhook/cdevent structured: authenticate + read + entry",
+            vec![("content-type", "application/cloudevents+json".to_string())],
+            structured.to_string(),
+        ),
+        (
+            "webhook/cdevent binary: authenticate + read + entry",
+            binary_headers.to_vec(),
+            run.to_string(),
+        ),
+        (
+            "webhook/cdevents batch of 10: authenticate + read + entries",
+            vec![(
+                "content-type",
+                "application/cloudevents-batch+json".to_string(),
+            )],
+            serde_json::Value::Array(batch).to_string(),
+        ),
+    ] {
+        let req = signed_cdevent(&headers, &body);
+        c.bench_function(name, |b| {
+            b.iter(|| cdevents_offline(black_box(&req), &tekton, &cfg))
+        });
+    }
 
     let sig = eddo_webhook::signature::github_signature(SECRET.as_bytes(), push.as_bytes());
     c.bench_function("signature/github hmac-sha256 8.8 KB", |b| {
