@@ -240,16 +240,10 @@ pub fn outgoing(
         metadata: Metadata::new(correlation, received.id.clone()),
         detail,
     };
-    let entry = OutgoingEvent::new(DetailType::CdEventReceived, &envelope)
-        .map_err(|e| Reply::error(400, e.to_string()))?;
-    if entry.size() > max_entry_bytes {
-        return Err(Reply::error(
-            413,
-            format!(
-                "the CDEvent is {} bytes, over the {max_entry_bytes}-byte limit",
-                entry.size()
-            ),
-        ));
-    }
-    Ok(entry)
+    crate::entry(
+        DetailType::CdEventReceived,
+        &envelope,
+        "CDEvent",
+        max_entry_bytes,
+    )
 }

@@ -123,6 +123,27 @@ pub fn body(req: &LambdaFunctionUrlRequest, max_body_bytes: usize) -> Result<Vec
     Ok(bytes)
 }
 
+/// A sender's event as its PutEvents entry (`what` names it in the 413), within the entry limit.
+pub(crate) fn entry<D: serde::Serialize>(
+    detail_type: DetailType,
+    envelope: &eddo::Envelope<D>,
+    what: &str,
+    max_entry_bytes: usize,
+) -> Result<OutgoingEvent, Reply> {
+    let entry =
+        OutgoingEvent::new(detail_type, envelope).map_err(|e| Reply::error(400, e.to_string()))?;
+    if entry.size() > max_entry_bytes {
+        return Err(Reply::error(
+            413,
+            format!(
+                "the {what} is {} bytes, over the {max_entry_bytes}-byte limit",
+                entry.size()
+            ),
+        ));
+    }
+    Ok(entry)
+}
+
 /// The request's path, as the function URL gives it.
 pub(crate) fn path(req: &LambdaFunctionUrlRequest) -> &str {
     req.raw_path
@@ -213,36 +234,26 @@ impl Webhook {
         let refused = |r: &Reply| {
             tracing::warn!(status = r.status, reason = %r.body["error"], "delivery refused");
         };
-        if let Some(sender) = signals::route(path(&req)) {
+        // A sender's own route: signed signals, or CDEvents.
+        let p = path(&req);
+        let senders = signals::route(p)
+            .map(|s| (false, s))
+            .or_else(|| cdevents::route(p).map(|s| (true, s)));
+        if let Some((is_cdevents, sender)) = senders {
             let sender = sender.inspect_err(refused)?;
             let body = body(&req, self.config.max_body_bytes).inspect_err(refused)?;
             let secrets = self.secrets().await?;
-            let signal = signals::accept(
-                sender,
-                &req.headers,
-                &body,
-                &secrets,
-                &self.config,
-                now_epoch(),
-            )
-            .inspect_err(refused)?;
+            let (headers, now) = (&req.headers, now_epoch());
+            if is_cdevents {
+                let delivery =
+                    cdevents::accept(sender, headers, &body, &secrets, &self.config, now)
+                        .inspect_err(refused)?;
+                return self.publish_cdevents(delivery, deadline).await;
+            }
+            let signal = signals::accept(sender, headers, &body, &secrets, &self.config, now)
+                .inspect_err(refused)?;
             let span = eddo::telemetry::correlation_span(&signal.delivery_id);
             return self.publish_signal(signal, deadline).instrument(span).await;
-        }
-        if let Some(sender) = cdevents::route(path(&req)) {
-            let sender = sender.inspect_err(refused)?;
-            let body = body(&req, self.config.max_body_bytes).inspect_err(refused)?;
-            let secrets = self.secrets().await?;
-            let delivery = cdevents::accept(
-                sender,
-                &req.headers,
-                &body,
-                &secrets,
-                &self.config,
-                now_epoch(),
-            )
-            .inspect_err(refused)?;
-            return self.publish_cdevents(delivery, deadline).await;
         }
         let (provider, body) = precheck(&req, self.config.max_body_bytes).inspect_err(refused)?;
         let secrets = self.secrets().await?;

@@ -67,21 +67,24 @@ impl SecretSet {
             .collect()
     }
 
-    /// The keys of signal sender `name` across versions (current, then previous).
+    /// The keys of sender `name` (signals, CDEvents) across versions (current, then previous).
     pub fn sender(&self, name: &str) -> Vec<&[u8]> {
-        self.versions
-            .iter()
-            .filter_map(|v| v.senders.get(name))
-            .filter(|s| !s.is_empty())
-            .map(String::as_bytes)
-            .collect()
+        self.named(|v| &v.senders, name)
     }
 
     /// The bearer tokens of CDEvents sender `name` across versions (current, then previous).
     pub fn token(&self, name: &str) -> Vec<&[u8]> {
+        self.named(|v| &v.tokens, name)
+    }
+
+    fn named(
+        &self,
+        map: fn(&WebhookSecrets) -> &std::collections::BTreeMap<String, String>,
+        name: &str,
+    ) -> Vec<&[u8]> {
         self.versions
             .iter()
-            .filter_map(|v| v.tokens.get(name))
+            .filter_map(|v| map(v).get(name))
             .filter(|s| !s.is_empty())
             .map(String::as_bytes)
             .collect()

@@ -122,16 +122,10 @@ pub fn outgoing(signal: Signal, max_entry_bytes: usize) -> Result<OutgoingEvent,
         metadata: Metadata::new(signal.delivery_id.clone(), signal.delivery_id),
         detail,
     };
-    let entry = OutgoingEvent::new(DetailType::SignalReported, &envelope)
-        .map_err(|e| Reply::error(400, e.to_string()))?;
-    if entry.size() > max_entry_bytes {
-        return Err(Reply::error(
-            413,
-            format!(
-                "the signal is {} bytes, over the {max_entry_bytes}-byte limit",
-                entry.size()
-            ),
-        ));
-    }
-    Ok(entry)
+    crate::entry(
+        DetailType::SignalReported,
+        &envelope,
+        "signal",
+        max_entry_bytes,
+    )
 }

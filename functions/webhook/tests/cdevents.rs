@@ -250,34 +250,21 @@ fn a_type_eddo_does_not_take_is_a_422_naming_those_it_does() {
     assert_eq!(err.status, 422);
     // The spec's own examples name no image eddo can match (a Go module, no test subject):
     // read by the SDK, then refused with what to send.
-    let err = deliver(
-        "tekton",
-        Proof::Key(TEKTON_KEY),
-        structured(&example("0.5.1", "artifact_signed")),
-    )
-    .unwrap_err();
-    assert_eq!(err.status, 422);
-    assert!(
-        err.body["error"]
-            .as_str()
-            .unwrap()
-            .contains("OCI image purl"),
-        "{}",
-        err.body
-    );
-    let err = deliver(
-        "tekton",
-        Proof::Key(TEKTON_KEY),
-        binary(&example("0.4.1", "testsuiterun_finished")),
-    )
-    .unwrap_err();
-    assert_eq!(err.status, 422);
-    assert!(
-        err.body["error"]
-            .as_str()
-            .unwrap()
-            .contains("customData.commit")
-    );
+    for (http, says) in [
+        (
+            structured(&example("0.5.1", "artifact_signed")),
+            "OCI image purl",
+        ),
+        (
+            binary(&example("0.4.1", "testsuiterun_finished")),
+            "customData.commit",
+        ),
+    ] {
+        let err = deliver("tekton", Proof::Key(TEKTON_KEY), http).unwrap_err();
+        assert_eq!(err.status, 422);
+        let why = err.body["error"].as_str().unwrap();
+        assert!(why.contains(says), "{why}");
+    }
 }
 
 #[test]
