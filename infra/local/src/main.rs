@@ -252,7 +252,8 @@ fn usage() -> ExitCode {
 async fn up(port: u16) -> Result<(), eddo_local::LocalError> {
     use eddo_local::runtime::LocalFunction;
     use eddo_local::stack::{
-        LOCAL_GITHUB_SECRET, LOCAL_GITLAB_TOKEN, LOCAL_STANDARD_SECRET, Stack, local_parameters,
+        LOCAL_GITHUB_SECRET, LOCAL_GITLAB_TOKEN, LOCAL_JENKINS_TOKEN, LOCAL_STANDARD_SECRET,
+        LOCAL_TEKTON_KEY, Stack, local_parameters,
     };
     use eddo_local::timeline::{Timeline, Watch};
     let moto = eddo_local::moto::Moto::start()?;
@@ -290,6 +291,10 @@ async fn up(port: u16) -> Result<(), eddo_local::LocalError> {
     );
     println!(
         "local secrets        github={LOCAL_GITHUB_SECRET} gitlab={LOCAL_GITLAB_TOKEN} standard_webhooks={LOCAL_STANDARD_SECRET}"
+    );
+    println!(
+        "CDEvents senders     {0}cdevents/tekton (key {LOCAL_TEKTON_KEY})  {0}cdevents/jenkins (Bearer {LOCAL_JENKINS_TOKEN})",
+        url.url()
     );
     println!(
         "parameters           {}",
