@@ -186,4 +186,25 @@ async fn a_tekton_test_run_is_the_test_signal_its_policy_requires_once_and_from_
     );
     assert_eq!(status, 401);
     assert!(received(&s).await.is_empty());
+
+    // A batch whose second event is past the bus's entry limit is refused whole (413): its
+    // first is not published either, so the sender's retry is never of half a batch.
+    let fits = test_run("tr-4", &third_image, "success");
+    let mut too_big = test_run("tr-5", &third_image, "success");
+    too_big["customData"]["notes"] = json!("x".repeat(300 * 1024));
+    let ce = |e: &Value| serde_json::from_str::<Value>(&cloud_event(e)).unwrap();
+    let batch = Value::Array(vec![ce(&fits), ce(&too_big)]).to_string();
+    let headers = [
+        ("content-type", "application/cloudevents-batch+json"),
+        ("authorization", &format!("Bearer {LOCAL_JENKINS_TOKEN}")),
+    ];
+    let (status, answer) = answered(
+        w.handle(delivery("/cdevents/jenkins", &headers, &batch))
+            .await,
+    );
+    assert_eq!(status, 413, "{answer}");
+    assert!(
+        received(&s).await.is_empty(),
+        "nothing of the batch published"
+    );
 }

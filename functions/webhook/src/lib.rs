@@ -301,18 +301,25 @@ impl Webhook {
         deadline: tokio::time::Instant,
     ) -> Result<Reply, Reply> {
         let sender = delivery.sender;
-        let mut answers = Vec::with_capacity(delivery.events.len());
-        for received in &delivery.events {
+        // Every event's entry first: one the bus would refuse refuses the delivery before any
+        // event of it is published, so the sender's retry is not a retry of half a batch.
+        let max = self.publisher.max_entry_bytes();
+        let entries = delivery
+            .events
+            .iter()
+            .map(|received| cdevents::outgoing(&sender, received, max).map(|e| (received, e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut answers = Vec::with_capacity(entries.len());
+        for (received, entry) in &entries {
             let span = eddo::telemetry::correlation_span(
                 received.chain_id.as_deref().unwrap_or(&received.id),
             );
-            let entry = cdevents::outgoing(&sender, received, self.publisher.max_entry_bytes())?;
             let key = IdempotencyKey::new("webhook#cdevents", &cdevents::dedupe(&sender, received));
             let (reply, event_id) = self
                 .publish_once(
                     &key,
                     &received.id,
-                    &entry,
+                    entry,
                     DetailType::CdEventReceived,
                     deadline,
                 )
