@@ -203,61 +203,55 @@ pub fn event_key(source: &str, detail_type: &str, detail: &serde_json::Value) ->
             Ok(())
         }
     }
-    impl Hashing {
-        fn put(&mut self, bytes: &[u8]) {
-            self.0.update(bytes);
-        }
-        /// A key or a scalar as JSON writes it (serde_json's own escaping).
-        fn json<T: Serialize + ?Sized>(&mut self, v: &T) {
-            serde_json::to_writer(&mut *self, v).expect("hashing does not fail");
-        }
+    /// Where a value sits: the detail, its `metadata` (whose `event_key` is left out), or below.
+    #[derive(PartialEq)]
+    enum At {
+        Top,
+        Metadata,
+        Inner,
     }
-    // Keys sorted, each entry followed by ',' (the form the first keys were made with).
-    fn canonical(v: &Value, skip: Option<&str>, out: &mut Hashing) {
+    // Keys sorted, each entry followed by ',' (the form the first keys were made with); keys and
+    // scalars as serde_json writes them.
+    fn json<T: Serialize + ?Sized>(out: &mut Hashing, v: &T) {
+        serde_json::to_writer(out, v).expect("hashing does not fail");
+    }
+    fn canonical(v: &Value, at: At, out: &mut Hashing) {
         match v {
             Value::Object(map) => {
-                let mut keys: Vec<&String> =
-                    map.keys().filter(|k| Some(k.as_str()) != skip).collect();
+                let mut keys: Vec<&String> = map
+                    .keys()
+                    .filter(|k| !(at == At::Metadata && *k == "event_key"))
+                    .collect();
                 keys.sort();
-                out.put(b"{");
+                out.0.update(b"{");
                 for k in keys {
-                    out.json(k);
-                    out.put(b":");
-                    canonical(&map[k], None, out);
-                    out.put(b",");
+                    json(out, k);
+                    out.0.update(b":");
+                    let below = if at == At::Top && k == "metadata" {
+                        At::Metadata
+                    } else {
+                        At::Inner
+                    };
+                    canonical(&map[k], below, out);
+                    out.0.update(b",");
                 }
-                out.put(b"}");
+                out.0.update(b"}");
             }
             Value::Array(items) => {
-                out.put(b"[");
+                out.0.update(b"[");
                 for i in items {
-                    canonical(i, None, out);
-                    out.put(b",");
+                    canonical(i, At::Inner, out);
+                    out.0.update(b",");
                 }
-                out.put(b"]");
+                out.0.update(b"]");
             }
-            other => out.json(other),
+            other => json(out, other),
         }
     }
     let mut hash = Hashing(sha2::Sha256::new());
-    hash.put(format!("{source}\n{detail_type}\n").as_bytes());
-    match detail {
-        // The top level: `metadata` without its `event_key`.
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            hash.put(b"{");
-            for k in keys {
-                hash.json(k);
-                hash.put(b":");
-                let skip = (k == "metadata").then_some("event_key");
-                canonical(&map[k], skip, &mut hash);
-                hash.put(b",");
-            }
-            hash.put(b"}");
-        }
-        other => canonical(other, None, &mut hash),
-    }
+    hash.0
+        .update(format!("{source}\n{detail_type}\n").as_bytes());
+    canonical(detail, At::Top, &mut hash);
     let hash = hash.0.finalize();
     hash[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -930,12 +924,6 @@ mod tests {
         assert!(out.event_ids.iter().all(|id| id.starts_with("id-")));
         assert_eq!(rule.num_calls(), 3);
     }
-}
-
-#[cfg(test)]
-mod event_key_pinned {
-    use super::event_key;
-    use serde_json::json;
 
     /// Keys already published stay what they were: a consumer deduplicating on them sees one
     /// event across a deployment that changed how the key is computed.
