@@ -143,9 +143,7 @@ async fn no_pass_erases_a_failure() {
 /// the scanner's own later result replaces its earlier one and the release deploys, once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_senders_own_rerun_counts_only_where_the_policy_says() {
-    let example =
-        std::fs::read_to_string(eddo_local::moto::project_root().join("infra/policy/example.yaml"))
-            .unwrap();
+    let example = crate::harness::example_policy();
     let reruns = example.replacen(
         "      deadline_minutes: 30",
         "      deadline_minutes: 30\n      reruns: [image-scan]",

@@ -399,10 +399,7 @@ async fn a_rollback_in_progress_holds_the_services_deployments() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_service_is_rejected_once_and_observe_mode_starts_nothing() {
-    let policy =
-        std::fs::read_to_string(eddo_local::moto::project_root().join("infra/policy/example.yaml"))
-            .unwrap()
-            .replacen("mode: enforce", "mode: observe", 1); // the gate's, not the rollback's
+    let policy = crate::harness::example_policy().replacen("mode: enforce", "mode: observe", 1); // the gate's, not the rollback's
     let s = setup("gate-observe", Some(&policy)).await;
     let mut e: Value = serde_json::from_str(
         &std::fs::read_to_string(
@@ -454,9 +451,7 @@ async fn a_bad_policy_fails_the_real_gates_events_as_retryable_and_is_said_once(
     let sdk = moto.sdk_config().await;
     let stack = Stack::provision(&sdk, "gate-init").await.unwrap();
     let bad =
-        std::fs::read_to_string(eddo_local::moto::project_root().join("infra/policy/example.yaml"))
-            .unwrap()
-            .replace("deadline_minutes: 30", "deadline_minutes: 0");
+        crate::harness::example_policy().replace("deadline_minutes: 30", "deadline_minutes: 0");
     stack.put_policy(&bad).await.unwrap();
     let f = LocalFunction::new(stack.spec("scan-gate", &moto.endpoint()).unwrap())
         .await

@@ -225,6 +225,12 @@ impl Calls {
     }
 }
 
+/// The example policy's text (the local stack's), for a test to vary.
+pub fn example_policy() -> String {
+    std::fs::read_to_string(eddo_local::moto::project_root().join(eddo_local::stack::LOCAL_POLICY))
+        .unwrap()
+}
+
 /// The environment a function of the template gets in the local stack.
 pub fn function_env(stack: &Stack, binary: &str) -> eddo::config::Env {
     let env = &stack.function(binary).unwrap_or_else(|e| panic!("{e}")).env;

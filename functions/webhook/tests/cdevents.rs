@@ -148,7 +148,10 @@ fn every_type_in_every_spec_version_in_both_modes_is_published_naming_its_sender
                     assert_eq!(published["context"][field], sent["context"][field], "{at}");
                 }
                 assert_eq!(published["subject"]["id"], sent["subject"]["id"], "{at}");
-                assert_eq!(published["subject"]["content"], sent["subject"]["content"], "{at}");
+                assert_eq!(
+                    published["subject"]["content"], sent["subject"]["content"],
+                    "{at}"
+                );
                 assert_eq!(published["customData"], sent["customData"], "{at}");
             }
         }
