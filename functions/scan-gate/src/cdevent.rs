@@ -10,7 +10,7 @@ use eddo::names::SenderName;
 use eddo::policy::{Policy, Sender};
 use serde_json::Value;
 
-use crate::decide::Verdict;
+use crate::reported::outcome;
 use crate::signal::{Incoming, Reading, Signal, Subject, evidence};
 
 /// Reads a `CDEvent Received` into the signals its policy gives it.
@@ -53,15 +53,13 @@ pub fn read(policy: &Policy, event: &Value) -> Incoming {
             if !senders.contains(&from) {
                 continue;
             }
-            let verdict = if cdevent.passed {
-                Verdict::Passed {
-                    summary: format!("{sender}: {}", cdevent.summary),
-                }
-            } else {
-                Verdict::Failed {
-                    reasons: vec![format!("{kind}: {sender}: {}", cdevent.summary)],
-                }
-            };
+            let verdict = outcome(
+                kind,
+                cdevent.passed,
+                sender.as_str(),
+                Some(&cdevent.summary),
+                "",
+            );
             signals.push(Signal {
                 kind: kind.clone(),
                 service: service.name.clone(),

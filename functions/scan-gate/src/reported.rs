@@ -254,7 +254,8 @@ pub fn read(policy: &Policy, event: &Value) -> Incoming {
     }])
 }
 
-fn outcome(
+/// A reported pass or fail as the gate's verdict, in the words its decisions say.
+pub(crate) fn outcome(
     kind: &SignalKind,
     passed: bool,
     by: &str,

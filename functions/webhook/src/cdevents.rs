@@ -31,8 +31,7 @@ const MIN_TOKEN_BYTES: usize = 32;
 
 /// The sender a path names, if it is a CDEvents route: `Err` for a malformed name.
 pub fn route(path: &str) -> Option<Result<SenderName, Reply>> {
-    let name = path.trim_end_matches('/').strip_prefix(ROUTE)?;
-    Some(SenderName::parse(name).map_err(|_| Reply::error(404, "no such sender route")))
+    crate::sender_route(path, ROUTE)
 }
 
 /// A CDEvent eddo takes, read and checked, ready to publish.

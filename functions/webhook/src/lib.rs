@@ -123,6 +123,18 @@ pub fn body(req: &LambdaFunctionUrlRequest, max_body_bytes: usize) -> Result<Vec
     Ok(bytes)
 }
 
+/// The sender a path names under a sender's route prefix (`/signals/`, `/cdevents/`), if it is
+/// one: `Err` (404) for a malformed name.
+pub(crate) fn sender_route(
+    path: &str,
+    prefix: &str,
+) -> Option<Result<eddo::names::SenderName, Reply>> {
+    let name = path.trim_end_matches('/').strip_prefix(prefix)?;
+    Some(
+        eddo::names::SenderName::parse(name).map_err(|_| Reply::error(404, "no such sender route")),
+    )
+}
+
 /// A sender's event as its PutEvents entry (`what` names it in the 413), within the entry limit.
 pub(crate) fn entry<D: serde::Serialize>(
     detail_type: DetailType,

@@ -36,8 +36,7 @@ const FIELDS: [&str; 9] = [
 
 /// The sender a path names, if it is a signals route: `Err` for a malformed name.
 pub fn route(path: &str) -> Option<Result<SenderName, Reply>> {
-    let name = path.trim_end_matches('/').strip_prefix(ROUTE)?;
-    Some(SenderName::parse(name).map_err(|_| Reply::error(404, "no such sender route")))
+    crate::sender_route(path, ROUTE)
 }
 
 /// A verified signal, ready to publish.

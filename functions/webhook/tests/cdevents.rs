@@ -31,7 +31,8 @@ fn example(spec: &str, ty: &str) -> Value {
 }
 
 /// An example as a tool of the user's sends it: naming an OCI image (by its digest) or, for a
-/// test run, the commit it tested (`customData`, spec 0.4 on; a 0.3.0 test run names its image).
+/// test run, what it tested in `customData` (the commit; the image for a 0.3.0 one, so both are
+/// read).
 fn as_sent(spec: &str, ty: &str) -> Value {
     let mut e = example(spec, ty);
     let image = format!("pkg:oci/hello-world@sha256%3A{DIGEST}");

@@ -83,10 +83,6 @@ export class Grants {
     this.items(f, 'PolicyRejections', ['GetItem', 'PutItem', 'UpdateItem'], [`idem#policy-rejected#${binary}#*`]);
   }
 
-  public projectArn(project: string): string {
-    return this.stack.formatArn({ service: 'codebuild', resource: 'project', resourceName: project });
-  }
-
   /**
    * `actions` on the projects tagged `eddo:role` with one of `roles`: one statement whatever the
    * policy's size (the function still refuses, in code, a project its policy does not give the
@@ -97,7 +93,7 @@ export class Grants {
     f.addToRolePolicy(new iam.PolicyStatement({
       sid,
       actions,
-      resources: [this.projectArn('*')],
+      resources: [this.stack.formatArn({ service: 'codebuild', resource: 'project', resourceName: '*' })],
       conditions: { StringEquals: { [`aws:ResourceTag/${ROLE_TAG}`]: roles } },
     }));
   }
