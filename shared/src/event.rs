@@ -72,6 +72,7 @@ pub enum DetailType {
     GitProviderEvent,
     SignalReported,
     CdEventReceived,
+    AlertReceived,
     DeploymentStarted,
     DeploymentWouldStart,
     DeploymentBlocked,
@@ -108,6 +109,7 @@ impl DetailType {
         DetailType::GitProviderEvent,
         DetailType::SignalReported,
         DetailType::CdEventReceived,
+        DetailType::AlertReceived,
         DetailType::DeploymentStarted,
         DetailType::DeploymentWouldStart,
         DetailType::DeploymentBlocked,
@@ -145,6 +147,7 @@ impl DetailType {
             DetailType::GitProviderEvent => "Git Provider Event",
             DetailType::SignalReported => "Signal Reported",
             DetailType::CdEventReceived => "CDEvent Received",
+            DetailType::AlertReceived => "Alert Received",
             DetailType::DeploymentStarted => "Deployment Started",
             DetailType::DeploymentWouldStart => "Deployment Would Start",
             DetailType::DeploymentBlocked => "Deployment Blocked",
@@ -189,7 +192,8 @@ impl DetailType {
             | DetailType::WorkflowRunCompleted
             | DetailType::GitProviderEvent
             | DetailType::SignalReported
-            | DetailType::CdEventReceived => &[Source::Webhook],
+            | DetailType::CdEventReceived
+            | DetailType::AlertReceived => &[Source::Webhook],
             DetailType::DeploymentStarted
             | DetailType::DeploymentWouldStart
             | DetailType::DeploymentBlocked

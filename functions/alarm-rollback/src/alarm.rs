@@ -1,7 +1,9 @@
 //! An alarm's state change, from either of the shapes CloudWatch sends it in: the EventBridge
 //! `CloudWatch Alarm State Change` event (`detail`) and the direct Lambda alarm action
-//! (`alarmData`), for metric and composite alarms. Small typed structs of our own:
-//! `aws_lambda_events` has none for the EventBridge shape.
+//! (`alarmData`), for metric and composite alarms; or a Prometheus Alertmanager or Grafana alert
+//! the webhook received from an authenticated sender (`Alert Received`): firing is ALARM from its
+//! start, resolved is OK from its end. Small typed structs of our own: `aws_lambda_events` has
+//! none for the EventBridge shape.
 
 use std::collections::BTreeMap;
 
@@ -59,6 +61,16 @@ pub enum Shape {
     EventBridge,
     /// The payload of the alarm's own Lambda action.
     Action,
+    /// An Alertmanager or Grafana alert, through the webhook (`Alert Received`).
+    Alert,
+}
+
+/// Where an alert came from and what it carries: its sender proved itself to the webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertOrigin {
+    pub sender: String,
+    pub fingerprint: String,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// An alarm's state change, whichever way it came.
@@ -77,6 +89,8 @@ pub struct AlarmChange {
     pub tags: BTreeMap<String, String>,
     /// The EventBridge event id; the direct action has none.
     pub event_id: Option<String>,
+    /// The alert's sender and labels, for an alert.
+    pub alert: Option<AlertOrigin>,
 }
 
 // The common part of `detail` and `alarmData`.
@@ -98,6 +112,9 @@ struct Data {
 impl AlarmChange {
     /// Reads an alarm state change in either shape; `Err` says why it is not one.
     pub fn read(event: &Value) -> Result<AlarmChange, String> {
+        if event["detail-type"] == "Alert Received" {
+            return Self::alert(event);
+        }
         let (shape, data) = if event.get("detail").is_some_and(Value::is_object) {
             (Shape::EventBridge, &event["detail"])
         } else if event.get("alarmData").is_some_and(Value::is_object) {
@@ -139,12 +156,67 @@ impl AlarmChange {
             muted,
             tags: d.tags.as_ref().map(tags).unwrap_or_default(),
             event_id: event["id"].as_str().map(str::to_string),
+            alert: None,
         })
     }
 
-    /// What names this alarm across both shapes: its ARN, or its name without one.
-    pub fn identity(&self) -> &str {
-        self.arn.as_deref().unwrap_or(&self.name)
+    /// An `Alert Received` as a state change: only the webhook may put it (`eddo.webhook`, the
+    /// bus policy), after it authenticated the sender.
+    fn alert(event: &Value) -> Result<AlarmChange, String> {
+        if event["source"] != "eddo.webhook" {
+            return Err("Alert Received comes from the webhook only (source eddo.webhook)".into());
+        }
+        let d: AlertDetail = AlertDetail::deserialize(&event["detail"])
+            .map_err(|e| format!("not an Alert Received: {e}"))?;
+        let (value, timestamp, previous) = match d.status.as_str() {
+            "firing" => (AlarmState::Alarm, d.starts_at, None),
+            "resolved" => (
+                AlarmState::Ok,
+                d.ends_at.ok_or("a resolved alert without its end")?,
+                Some(AlarmState::Alarm),
+            ),
+            other => return Err(format!("alert status {other:?}")),
+        };
+        let state = |value, timestamp: String| StateValue {
+            value,
+            reason: String::new(),
+            timestamp,
+            actions_suppressed_by: None,
+            actions_suppressed_reason: None,
+        };
+        // What people read: the alert's name and its sender.
+        let name = match d.labels.get("alertname") {
+            Some(alertname) => format!("{alertname} ({})", d.sender),
+            None => format!("{} ({})", d.fingerprint, d.sender),
+        };
+        Ok(AlarmChange {
+            name,
+            arn: None,
+            shape: Shape::Alert,
+            composite: false,
+            state: StateValue {
+                reason: d.summary.unwrap_or_default(),
+                ..state(value, timestamp.clone())
+            },
+            previous: previous.map(|p| state(p, timestamp)),
+            muted: None,
+            tags: BTreeMap::new(),
+            event_id: event["id"].as_str().map(str::to_string),
+            alert: Some(AlertOrigin {
+                sender: d.sender,
+                fingerprint: d.fingerprint,
+                labels: d.labels,
+            }),
+        })
+    }
+
+    /// What names this alarm across both shapes: its ARN, or its name without one; an alert's
+    /// sender and fingerprint.
+    pub fn identity(&self) -> String {
+        match &self.alert {
+            Some(a) => format!("alertmanager:{}:{}", a.sender, a.fingerprint),
+            None => self.arn.clone().unwrap_or_else(|| self.name.clone()),
+        }
     }
 
     /// What names this state change: the same change delivered by EventBridge and by the alarm
@@ -157,6 +229,21 @@ impl AlarmChange {
             .unwrap_or_else(|| self.state.timestamp.replace(char::is_whitespace, ""));
         format!("{at}#{}", self.state.value.as_str())
     }
+}
+
+// `Alert Received`'s detail, as infra/schemas/alert-received.schema.json has it.
+#[derive(Deserialize)]
+struct AlertDetail {
+    sender: String,
+    fingerprint: String,
+    status: String,
+    starts_at: String,
+    #[serde(default)]
+    ends_at: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    summary: Option<String>,
 }
 
 /// Tags as `{"key": "value"}` or as a list of `{"Key"|"key", "Value"|"value"}`.

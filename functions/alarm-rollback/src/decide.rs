@@ -28,6 +28,11 @@ pub enum Skip {
     UnknownAlarm {
         alarm: String,
     },
+    /// An alert no service's `rollback.alerts` takes.
+    UnmatchedAlert {
+        alert: String,
+        sender: String,
+    },
     UnknownService {
         service: String,
     },
@@ -86,7 +91,7 @@ impl Skip {
         match self {
             Skip::Unreadable { .. } => "unreadable",
             Skip::NotConfirmed { .. } => "not-confirmed",
-            Skip::UnknownAlarm { .. } => "unknown-alarm",
+            Skip::UnknownAlarm { .. } | Skip::UnmatchedAlert { .. } => "unknown-alarm",
             Skip::UnknownService { .. } => "unknown-service",
             Skip::Ambiguous { .. } => "ambiguous",
             Skip::NoRollbackPolicy { .. } => "no-rollback-policy",
@@ -118,13 +123,17 @@ impl std::fmt::Display for Skip {
                 f,
                 "alarm {alarm} is not tagged {SERVICE_TAG} and no service's rollback.alarms names it"
             ),
+            Skip::UnmatchedAlert { alert, sender } => write!(
+                f,
+                "alert {alert} matches no service's rollback.alerts for sender {sender}"
+            ),
             Skip::UnknownService { service } => write!(
                 f,
                 "the alarm is tagged {SERVICE_TAG}={service}, which the policy does not name"
             ),
             Skip::Ambiguous { alarm, services } => write!(
                 f,
-                "alarm {alarm} is named by the rollback.alarms of {}; name it in one service only",
+                "alarm {alarm} is named by the rollback sections of {}; name it in one service only",
                 services.join(" and ")
             ),
             Skip::NoRollbackPolicy { service } => {
@@ -211,8 +220,23 @@ pub enum Trigger<'p> {
     Skip(Option<&'p Service>, Skip),
 }
 
-/// Which service the alarm is about: its `eddo:service` tag, else the policy's alarm patterns.
+/// Which service the alarm is about: its `eddo:service` tag, else the policy's alarm patterns;
+/// for an alert, the services whose `rollback.alerts` take its sender and labels.
 pub fn service_of<'p>(policy: &'p Policy, alarm: &AlarmChange) -> Result<&'p Service, Skip> {
+    if let Some(a) = &alarm.alert {
+        let found = policy.alert(&a.sender, &a.labels);
+        return match found.as_slice() {
+            [one] => Ok(one),
+            [] => Err(Skip::UnmatchedAlert {
+                alert: alarm.name.clone(),
+                sender: a.sender.clone(),
+            }),
+            many => Err(Skip::Ambiguous {
+                alarm: alarm.name.clone(),
+                services: many.iter().map(|s| s.name.to_string()).collect(),
+            }),
+        };
+    }
     if let Some(tagged) = alarm.tags.get(SERVICE_TAG) {
         return policy.service(tagged).ok_or_else(|| Skip::UnknownService {
             service: tagged.clone(),
@@ -399,6 +423,7 @@ mod tests {
     fn policy() -> Rollback {
         Rollback {
             alarms: vec![],
+            alerts: vec![],
             bake_minutes: 60,
             cooldown_minutes: 30,
             max_rollbacks: 3,

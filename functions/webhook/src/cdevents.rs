@@ -26,9 +26,6 @@ pub const ROUTE: &str = "/cdevents/";
 /// sender's window.
 pub const MAX_BATCH: usize = 10;
 
-/// A bearer token shorter than this is no token: it could be guessed.
-const MIN_TOKEN_BYTES: usize = 32;
-
 /// The sender a path names, if it is a CDEvents route: `Err` for a malformed name.
 pub fn route(path: &str) -> Option<Result<SenderName, Reply>> {
     crate::sender_route(path, ROUTE)
@@ -107,33 +104,18 @@ fn authenticate(
                 refused()
             });
     }
-    let Some(given) = header(headers, "authorization").and_then(|v| {
-        v.split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-    }) else {
+    let Some(given) = crate::bearer(headers) else {
         tracing::warn!(%sender, "CDEvents delivery with neither signature nor bearer token");
         return Err(refused());
     };
-    let tokens: Vec<&[u8]> = secrets
-        .token(sender.as_str())
-        .into_iter()
-        .filter(|t| t.len() >= MIN_TOKEN_BYTES)
-        .collect();
-    if tokens.is_empty() {
-        tracing::warn!(%sender, "no usable token for this CDEvents sender: delivery refused");
-        return Err(refused());
-    }
-    // Compared as digests, in constant time: neither the token's bytes nor its length leak.
-    if tokens
-        .iter()
-        .any(|t| signature::same_secret(t, given.as_bytes()))
-    {
-        Ok(())
-    } else {
-        tracing::warn!(%sender, "CDEvents bearer token rejected");
-        Err(refused())
-    }
+    signature::verify_token(&secrets.token(sender.as_str()), given).map_err(|e| {
+        if e == SignatureError::NoSecret {
+            tracing::warn!(%sender, "no usable token for this CDEvents sender: delivery refused");
+        } else {
+            tracing::warn!(%sender, "CDEvents bearer token rejected");
+        }
+        refused()
+    })
 }
 
 /// The CloudEvents of a delivery: a batch (`application/cloudevents-batch+json`), or one event in

@@ -2,12 +2,14 @@
 //! and any Standard Webhooks sender, and publishes each, normalised, to the eddo bus exactly once.
 //!
 //! Routes: `POST /github`, `POST /gitlab`, `POST /standard`, `POST /signals/<sender>`,
-//! `POST /cdevents/<sender>` (CloudEvents: [`cdevents`]). Answers: 202 published, duplicate or
+//! `POST /cdevents/<sender>` (CloudEvents: [`cdevents`]), `POST /alertmanager/<sender>`
+//! (Prometheus Alertmanager and Grafana alerts: [`alertmanager`]). Answers: 202 published, duplicate or
 //! ignored; 200 ping; 400 malformed; 401 bad or missing signature; 404 unknown route; 405 not a
 //! POST; 409 the same delivery is being processed now; 413 too large; 422 a CDEvent eddo does not
-//! take; 5xx when the bus or AWS
+//! take, or an alert payload version it does not read; 5xx when the bus or AWS
 //! fails, so the sender records a failed delivery and can redeliver.
 
+pub mod alertmanager;
 pub mod cdevents;
 mod config;
 pub mod normalise;
@@ -77,6 +79,15 @@ pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    header(headers, "authorization").and_then(|v| {
+        v.split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+    })
 }
 
 /// The Standard Webhooks headers of a request (GitLab's signing token uses them too).
@@ -164,6 +175,25 @@ pub(crate) fn path(req: &LambdaFunctionUrlRequest) -> &str {
         .unwrap_or("/")
 }
 
+/// A sender's own route.
+#[derive(Clone, Copy)]
+enum Route {
+    Signals,
+    CdEvents,
+    Alerts,
+}
+
+/// One event of a delivery that holds several, ready to publish once.
+struct Each {
+    key: IdempotencyKey,
+    /// What the answer and the logs name it by.
+    id: String,
+    correlation: String,
+    entry: OutgoingEvent,
+    /// What the answer says of it, besides its status and event id.
+    answer: serde_json::Value,
+}
+
 /// How long a sender waits for the answer: GitHub gives up after 10 s.
 pub const SENDER_WINDOW: Duration = Duration::from_secs(10);
 
@@ -246,26 +276,37 @@ impl Webhook {
         let refused = |r: &Reply| {
             tracing::warn!(status = r.status, reason = %r.body["error"], "delivery refused");
         };
-        // A sender's own route: signed signals, or CDEvents.
+        // A sender's own route: signed signals, CDEvents, or alerts.
         let p = path(&req);
         let senders = signals::route(p)
-            .map(|s| (false, s))
-            .or_else(|| cdevents::route(p).map(|s| (true, s)));
-        if let Some((is_cdevents, sender)) = senders {
+            .map(|s| (Route::Signals, s))
+            .or_else(|| cdevents::route(p).map(|s| (Route::CdEvents, s)))
+            .or_else(|| alertmanager::route(p).map(|s| (Route::Alerts, s)));
+        if let Some((route, sender)) = senders {
             let sender = sender.inspect_err(refused)?;
             let body = body(&req, self.config.max_body_bytes).inspect_err(refused)?;
             let secrets = self.secrets().await?;
             let (headers, now) = (&req.headers, now_epoch());
-            if is_cdevents {
-                let delivery =
-                    cdevents::accept(sender, headers, &body, &secrets, &self.config, now)
+            return match route {
+                Route::CdEvents => {
+                    let delivery =
+                        cdevents::accept(sender, headers, &body, &secrets, &self.config, now)
+                            .inspect_err(refused)?;
+                    self.publish_cdevents(delivery, deadline).await
+                }
+                Route::Alerts => {
+                    let notification = alertmanager::accept(sender, headers, &body, &secrets)
                         .inspect_err(refused)?;
-                return self.publish_cdevents(delivery, deadline).await;
-            }
-            let signal = signals::accept(sender, headers, &body, &secrets, &self.config, now)
-                .inspect_err(refused)?;
-            let span = eddo::telemetry::correlation_span(&signal.delivery_id);
-            return self.publish_signal(signal, deadline).instrument(span).await;
+                    self.publish_alerts(notification, deadline).await
+                }
+                Route::Signals => {
+                    let signal =
+                        signals::accept(sender, headers, &body, &secrets, &self.config, now)
+                            .inspect_err(refused)?;
+                    let span = eddo::telemetry::correlation_span(&signal.delivery_id);
+                    self.publish_signal(signal, deadline).instrument(span).await
+                }
+            };
         }
         let (provider, body) = precheck(&req, self.config.max_body_bytes).inspect_err(refused)?;
         let secrets = self.secrets().await?;
@@ -304,53 +345,102 @@ impl Webhook {
         Ok(reply)
     }
 
-    /// Publishes each CDEvent of a delivery once (per sender, source and id), in order: the
-    /// answer lists each; a failure answers the whole delivery with it, and the sender's retry
-    /// finds what was published already a duplicate.
+    /// Publishes each CDEvent of a delivery once (per sender, source and id).
     async fn publish_cdevents(
         &self,
         delivery: cdevents::Delivery,
         deadline: tokio::time::Instant,
     ) -> Result<Reply, Reply> {
         let sender = delivery.sender;
-        // Every event's entry first: one the bus would refuse refuses the delivery before any
-        // event of it is published, so the sender's retry is not a retry of half a batch.
         let max = self.publisher.max_entry_bytes();
-        let entries = delivery
+        let each = delivery
             .events
             .iter()
-            .map(|received| cdevents::outgoing(&sender, received, max).map(|e| (received, e)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut answers = Vec::with_capacity(entries.len());
-        for (received, entry) in &entries {
-            let span = eddo::telemetry::correlation_span(
-                received.chain_id.as_deref().unwrap_or(&received.id),
-            );
-            let key = IdempotencyKey::new("webhook#cdevents", &cdevents::dedupe(&sender, received));
-            let (reply, event_id) = self
-                .publish_once(
-                    &key,
-                    &received.id,
-                    entry,
-                    DetailType::CdEventReceived,
-                    deadline,
-                )
-                .instrument(span)
-                .await?;
-            if let Some(event_id) = &event_id {
-                tracing::info!(%sender, cdevent_type = %received.ty, %event_id, "CDEvent published");
-            }
-            answers.push(json!({
-                "id": received.id,
-                "type": received.ty,
-                "status": reply.body["status"],
-                "event_id": reply.body["event_id"],
-            }));
-        }
+            .map(|received| {
+                Ok(Each {
+                    key: IdempotencyKey::new(
+                        "webhook#cdevents",
+                        &cdevents::dedupe(&sender, received),
+                    ),
+                    id: received.id.clone(),
+                    correlation: received.chain_id.clone().unwrap_or(received.id.clone()),
+                    entry: cdevents::outgoing(&sender, received, max)?,
+                    answer: json!({"id": received.id, "type": received.ty}),
+                })
+            })
+            .collect::<Result<Vec<_>, Reply>>()?;
+        let answers = self
+            .publish_each(DetailType::CdEventReceived, each, deadline)
+            .await?;
         Ok(Reply::new(
             202,
             json!({"status": "accepted", "sender": sender.as_str(), "events": answers}),
         ))
+    }
+
+    /// Publishes each alert of a notification once (per sender, fingerprint, status and start).
+    async fn publish_alerts(
+        &self,
+        notification: alertmanager::Notification,
+        deadline: tokio::time::Instant,
+    ) -> Result<Reply, Reply> {
+        let max = self.publisher.max_entry_bytes();
+        let sender = &notification.sender;
+        if notification.truncated_alerts > 0 {
+            tracing::warn!(%sender, truncated = notification.truncated_alerts, "the sender left alerts of this group out (max_alerts)");
+        }
+        let each = notification
+            .alerts
+            .iter()
+            .map(|alert| {
+                Ok(Each {
+                    key: IdempotencyKey::new(
+                        "webhook#alertmanager",
+                        &alertmanager::dedupe(sender, alert),
+                    ),
+                    id: alert.fingerprint.clone(),
+                    correlation: alertmanager::identity(sender, alert),
+                    entry: alertmanager::outgoing(&notification, alert, max)?,
+                    answer: json!({"fingerprint": alert.fingerprint, "alert_status": alert.status.as_str()}),
+                })
+            })
+            .collect::<Result<Vec<_>, Reply>>()?;
+        let answers = self
+            .publish_each(DetailType::AlertReceived, each, deadline)
+            .await?;
+        Ok(Reply::new(
+            202,
+            json!({"status": "accepted", "sender": sender.as_str(), "alerts": answers}),
+        ))
+    }
+
+    /// Publishes each event of a delivery that holds several (a CDEvents batch, an alert group)
+    /// once under its own key, in order. Every entry was built before this is called: one the
+    /// bus would refuse refused the delivery before any of it was published, so the sender's
+    /// retry is not a retry of half a delivery. A failure answers the whole delivery with it, and
+    /// the retry finds what was published already a duplicate. The answers, one per event.
+    async fn publish_each(
+        &self,
+        detail_type: DetailType,
+        each: Vec<Each>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<serde_json::Value>, Reply> {
+        let mut answers = Vec::with_capacity(each.len());
+        for one in each {
+            let span = eddo::telemetry::correlation_span(&one.correlation);
+            let (reply, event_id) = self
+                .publish_once(&one.key, &one.id, &one.entry, detail_type, deadline)
+                .instrument(span)
+                .await?;
+            if let Some(event_id) = &event_id {
+                tracing::info!(detail_type = detail_type.as_str(), %event_id, "published");
+            }
+            let mut answer = one.answer;
+            answer["status"] = reply.body["status"].clone();
+            answer["event_id"] = reply.body["event_id"].clone();
+            answers.push(answer);
+        }
+        Ok(answers)
     }
 
     async fn secrets(&self) -> Result<std::sync::Arc<SecretSet>, Reply> {

@@ -80,6 +80,28 @@ pub fn verify_gitlab_token(secrets: &[&[u8]], token: Option<&str>) -> Result<(),
     }
 }
 
+/// A token shorter than this is no token: it could be guessed.
+pub const MIN_TOKEN_BYTES: usize = 32;
+
+/// A sender's token (a CDEvents bearer token, an Alertmanager's basic-auth password or bearer
+/// token): one of `tokens` of at least [`MIN_TOKEN_BYTES`], compared as digests in constant time,
+/// so neither a token's bytes nor its length leak.
+pub fn verify_token(tokens: &[&[u8]], given: &str) -> Result<(), SignatureError> {
+    let usable: Vec<&[u8]> = tokens
+        .iter()
+        .copied()
+        .filter(|t| t.len() >= MIN_TOKEN_BYTES)
+        .collect();
+    if usable.is_empty() {
+        return Err(SignatureError::NoSecret);
+    }
+    if usable.iter().any(|t| same_secret(t, given.as_bytes())) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
 /// The Standard Webhooks headers of one delivery.
 #[derive(Debug, Clone, Copy)]
 pub struct StandardHeaders<'a> {

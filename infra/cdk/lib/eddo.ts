@@ -499,6 +499,12 @@ export class Eddo extends Construct {
       detailType: ['CloudWatch Alarm State Change'],
       detail: { state: { value: ['ALARM', 'INSUFFICIENT_DATA'] } },
     });
+    // Prometheus Alertmanager and Grafana alerts the webhook authenticated; resolved never acts.
+    this.rule('AlarmRollbackAlerts', f, this.eventBus, {
+      source: ['eddo.webhook'],
+      detailType: ['Alert Received'],
+      detail: { status: ['firing'] },
+    });
     this.builds('AlarmRollbackBuilds', f);
     // An alarm's own Lambda action may invoke it directly (any alarm of this account and Region;
     // the policy decides which alarms roll back what).

@@ -252,8 +252,8 @@ fn usage() -> ExitCode {
 async fn up(port: u16) -> Result<(), eddo_local::LocalError> {
     use eddo_local::runtime::LocalFunction;
     use eddo_local::stack::{
-        LOCAL_GITHUB_SECRET, LOCAL_GITLAB_TOKEN, LOCAL_JENKINS_TOKEN, LOCAL_STANDARD_SECRET,
-        LOCAL_TEKTON_KEY, Stack, local_parameters,
+        LOCAL_GITHUB_SECRET, LOCAL_GITLAB_TOKEN, LOCAL_JENKINS_TOKEN, LOCAL_PROMETHEUS_TOKEN,
+        LOCAL_STANDARD_SECRET, LOCAL_TEKTON_KEY, Stack, local_parameters,
     };
     use eddo_local::timeline::{Timeline, Watch};
     let moto = eddo_local::moto::Moto::start()?;
@@ -294,6 +294,10 @@ async fn up(port: u16) -> Result<(), eddo_local::LocalError> {
     );
     println!(
         "CDEvents senders     {0}cdevents/tekton (key {LOCAL_TEKTON_KEY})  {0}cdevents/jenkins (Bearer {LOCAL_JENKINS_TOKEN})",
+        url.url()
+    );
+    println!(
+        "alert senders        {0}alertmanager/prometheus (basic auth prometheus:{LOCAL_PROMETHEUS_TOKEN}, or Bearer)",
         url.url()
     );
     println!(

@@ -26,6 +26,8 @@ pub struct Index {
     /// ARN patterns with a `*`, by the literal start of the alarm name in them (after
     /// `:alarm:`): only those whose start the ARN's alarm name begins with are tried.
     arn_patterns: HashMap<String, Vec<(String, ServiceName)>>,
+    /// Each alert sender, and the services whose `rollback.alerts` name it (in name order).
+    alert_senders: HashMap<String, Vec<ServiceName>>,
     /// Every tier's provisioning and deprovisioning project.
     tenant_projects: HashSet<String>,
 }
@@ -59,6 +61,15 @@ impl Index {
                     .images
                     .entry(image.clone())
                     .or_insert_with(|| s.name.clone());
+            }
+            for a in s.rollback.iter().flat_map(|r| &r.alerts) {
+                let names = index
+                    .alert_senders
+                    .entry(a.sender.as_str().to_string())
+                    .or_default();
+                if !names.contains(&s.name) {
+                    names.push(s.name.clone());
+                }
             }
             for alarm in s.rollback.iter().flat_map(|r| &r.alarms) {
                 if alarm.contains('*') {
@@ -102,6 +113,11 @@ impl Index {
 
     pub fn image(&self, repository: &str) -> Option<&ServiceName> {
         self.images.get(repository)
+    }
+
+    /// The services whose `rollback.alerts` name `sender`, in name order.
+    pub fn alert_sender(&self, sender: &str) -> &[ServiceName] {
+        self.alert_senders.get(sender).map_or(&[], Vec::as_slice)
     }
 
     pub fn tenant_project(&self, project: &str) -> bool {

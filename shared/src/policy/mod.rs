@@ -25,7 +25,7 @@ mod tenants;
 #[cfg(test)]
 mod tests;
 
-pub use rollback::{Rollback, RollbackMode};
+pub use rollback::{AlertMatch, Rollback, RollbackMode};
 use rollback::{RollbackDoc, rollback};
 pub use signals::{CheckRule, CheckSeen, Sender, SignalKind};
 use signals::{SenderDoc, sender};
@@ -437,6 +437,22 @@ impl Policy {
             .alarm(name, arn)
             .into_iter()
             .filter_map(|s| self.services.get(s))
+    }
+
+    /// The services whose `rollback.alerts` take an alert of `sender` with `labels`, in name
+    /// order: only the services naming that sender are tried.
+    pub fn alert(&self, sender: &str, labels: &BTreeMap<String, String>) -> Vec<&Service> {
+        self.index
+            .alert_sender(sender)
+            .iter()
+            .filter_map(|s| self.services.get(s))
+            .filter(|s| {
+                s.rollback
+                    .iter()
+                    .flat_map(|r| &r.alerts)
+                    .any(|a| a.matches(sender, labels))
+            })
+            .collect()
     }
 
     /// The service whose images go to the ECR repository `name`.

@@ -17,6 +17,9 @@ pub struct Rollback {
     /// Alarms that roll it back, besides those tagged `eddo:service`: names, or ARNs (starting
     /// `arn:`), `*` matching any run of characters.
     pub alarms: Vec<String>,
+    /// Prometheus Alertmanager or Grafana alerts that roll it back: those of a sender whose
+    /// labels include every label of one of these (`/alertmanager/<sender>`).
+    pub alerts: Vec<AlertMatch>,
     /// How long after a deployment goes live an alarm still rolls it back.
     pub bake_minutes: u32,
     /// The least time between two automatic rollbacks of the service.
@@ -31,11 +34,41 @@ pub struct Rollback {
     pub mode: RollbackMode,
 }
 
+/// The alerts of one sender that name a service: every label here, with this value.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertMatch {
+    pub sender: SenderName,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl AlertMatch {
+    /// Whether an alert from `sender` with `labels` is one of these.
+    pub fn matches(&self, sender: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.sender.as_str() == sender
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| labels.get(k).is_some_and(|l| l == v))
+    }
+}
+
+/// A Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+fn label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RollbackDoc {
     #[serde(default)]
     alarms: Vec<String>,
+    #[serde(default)]
+    alerts: Vec<AlertMatch>,
     bake_minutes: u32,
     #[serde(default = "default_cooldown")]
     cooldown_minutes: u32,
@@ -89,6 +122,7 @@ pub(super) fn rollback(r: RollbackDoc, bad: &mut dyn FnMut(String, String)) -> O
         // CodeBuild's longest build is 8 hours.
         hold_minutes: range("hold_minutes", r.hold_minutes, 5, 480, "minutes"),
         alarms: r.alarms,
+        alerts: r.alerts,
         on_insufficient_data: r.on_insufficient_data,
         mode: r.mode,
     };
@@ -99,6 +133,25 @@ pub(super) fn rollback(r: RollbackDoc, bad: &mut dyn FnMut(String, String)) -> O
                 format!("rollback.alarms[{i}]"),
                 "an alarm name or ARN pattern, 1 to 1600 characters".into(),
             );
+        }
+    }
+    for (i, a) in rollback.alerts.iter().enumerate() {
+        // No labels would take every alert of the sender, whatever it is about.
+        if a.labels.is_empty() {
+            ok = false;
+            bad(
+                format!("rollback.alerts[{i}].labels"),
+                "at least one label (service, job, namespace...) that says the alert is this service's".into(),
+            );
+        }
+        for (k, v) in &a.labels {
+            if !label_name(k) || v.is_empty() {
+                ok = false;
+                bad(
+                    format!("rollback.alerts[{i}].labels.{k}"),
+                    "a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*) with a value".into(),
+                );
+            }
         }
     }
     ok.then_some(rollback)

@@ -73,6 +73,12 @@ pub const TEKTON_KEY: &str = "whsec_dGVrdG9uLWNkZXZlbnRzLXNlbmRlci1rZXk=";
 /// The `jenkins` CDEvents sender's bearer token (it cannot sign).
 pub const JENKINS_TOKEN: &str = "jenkins-cdevents-token-0123456789abcdef";
 
+/// The `prometheus` alert sender's token (its Alertmanager's basic-auth password).
+pub const PROMETHEUS_TOKEN: &str = "prometheus-alertmanager-token-0123456789";
+
+/// The `grafana` alert sender's token (its contact point's bearer token).
+pub const GRAFANA_TOKEN: &str = "grafana-alerting-contact-point-token-012";
+
 pub fn secrets() -> SecretSet {
     SecretSet {
         versions: vec![WebhookSecrets {
@@ -85,7 +91,12 @@ pub fn secrets() -> SecretSet {
                 ("tekton".to_string(), TEKTON_KEY.to_string()),
             ]
             .into(),
-            tokens: [("jenkins".to_string(), JENKINS_TOKEN.to_string())].into(),
+            tokens: [
+                ("jenkins".to_string(), JENKINS_TOKEN.to_string()),
+                ("prometheus".to_string(), PROMETHEUS_TOKEN.to_string()),
+                ("grafana".to_string(), GRAFANA_TOKEN.to_string()),
+            ]
+            .into(),
         }],
     }
 }

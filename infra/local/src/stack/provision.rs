@@ -254,7 +254,7 @@ pub(super) async fn secrets(
             "gitlab": LOCAL_GITLAB_TOKEN,
             "standard_webhooks": LOCAL_STANDARD_SECRET,
             "senders": {"chatops": LOCAL_CHATOPS_KEY, "tekton": LOCAL_TEKTON_KEY},
-            "tokens": {"jenkins": LOCAL_JENKINS_TOKEN},
+            "tokens": {"jenkins": LOCAL_JENKINS_TOKEN, "prometheus": LOCAL_PROMETHEUS_TOKEN},
         });
         let out = sm
             .create_secret()

@@ -22,6 +22,10 @@ pub const LOCAL_TEKTON_KEY: &str = "whsec_ZWRkby1sb2NhbC10ZWt0b24ta2V5";
 /// sends it to `/cdevents/jenkins`.
 pub const LOCAL_JENKINS_TOKEN: &str = "eddo-local-jenkins-cdevents-token-0123456789";
 
+/// The local `prometheus` alert sender's token (its Alertmanager's basic-auth password, or a
+/// bearer token).
+pub const LOCAL_PROMETHEUS_TOKEN: &str = "eddo-local-prometheus-alertmanager-token-0123";
+
 /// The settings of the local stack (as `sam deploy --parameter-overrides` would set them): every
 /// optional part of the template switched on, so the local stack runs all of it. The corpus's
 /// pushes are to `master`; a current sbt-aws's default control-plane source, so it speaks both
