@@ -16,6 +16,7 @@ macro_rules! test_clock {
 
 mod harness;
 
+mod alerts;
 mod bench_runner;
 mod build_on_push;
 mod bus_policy;

@@ -50,6 +50,8 @@ fn expected(rule: &str) -> BTreeSet<String> {
             "aws/cloudwatch-alarm-state-change-2.json",
             "aws/cloudwatch-alarm-state-change.json",
         ],
+        // Alerts the webhook authenticated, firing only: a resolved one never acts.
+        "AlarmRollbackFunctionAlerts" => &["examples/alert-received.json"],
         // Every finished build, as for the gate.
         "AlarmRollbackFunctionRollbackBuilds" => &["aws/codebuild-build-state-change.json"],
         // eddo's tenant contract, from any source; sbt-aws's shapes go to their own rule.

@@ -378,6 +378,53 @@ mod tests {
         }
     }
 
+    fn example(name: &str) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../infra/examples/events")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn an_alert_is_alarm_while_it_fires_and_ok_from_its_end() {
+        let firing = AlarmChange::read(&example("alert-received.json")).unwrap();
+        assert_eq!(firing.shape, Shape::Alert);
+        assert_eq!(firing.name, "HighErrorRate (prometheus)");
+        assert_eq!(
+            firing.identity(),
+            "alertmanager:prometheus:4d1a4b2f0c3e9a71"
+        );
+        assert_eq!(firing.state.value, AlarmState::Alarm);
+        assert_eq!(
+            firing.state.at(),
+            eddo::time::parse_rfc3339("2026-12-07T12:03:21Z")
+        );
+        assert_eq!(firing.state.reason, "hello-world answers 5xx");
+        assert_eq!(firing.previous, None);
+        let origin = firing.alert.as_ref().unwrap();
+        assert_eq!(origin.sender, "prometheus");
+        assert_eq!(origin.labels["job"], "hello-world");
+
+        let resolved = AlarmChange::read(&example("alert-received-resolved.json")).unwrap();
+        assert_eq!(resolved.identity(), firing.identity());
+        assert_eq!(resolved.state.value, AlarmState::Ok);
+        assert_eq!(
+            resolved.state.at(),
+            eddo::time::parse_rfc3339("2026-12-07T12:21:06Z")
+        );
+        assert_ne!(resolved.change(), firing.change());
+        assert_eq!(resolved.previous.unwrap().value, AlarmState::Alarm);
+
+        // Only the webhook says what an alert is.
+        let mut forged = example("alert-received.json");
+        forged["source"] = json!("com.example.alerts");
+        let err = AlarmChange::read(&forged).unwrap_err();
+        assert!(err.contains("webhook only"), "{err}");
+        let mut bad = example("alert-received.json");
+        bad["detail"]["status"] = json!("pending");
+        assert!(AlarmChange::read(&bad).is_err());
+    }
+
     #[test]
     fn both_shapes_of_one_change_have_one_key() {
         let bridge = AlarmChange::read(&corpus("cloudwatch-alarm-state-change.json")).unwrap();

@@ -233,3 +233,25 @@ fn what_eddo_cannot_read_is_answered_with_why() {
     assert_eq!(send(&body).status, 400);
     assert_eq!(send(&json!({"text": "hi"})).status, 400);
 }
+
+#[test]
+fn the_example_events_are_what_the_webhook_publishes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/examples/events");
+    for (fixture_name, example) in [
+        ("alertmanager-v4-firing.json", "alert-received.json"),
+        (
+            "alertmanager-v4-resolved.json",
+            "alert-received-resolved.json",
+        ),
+    ] {
+        let n = notify(
+            "prometheus",
+            Auth::Bearer(PROMETHEUS_TOKEN),
+            &fixture(fixture_name),
+        )
+        .unwrap();
+        let example: Value = serde_json::from_str(&read(&root.join(example))).unwrap();
+        assert_eq!(example["detail-type"], "Alert Received");
+        assert_eq!(published(&n)[0], example["detail"], "{fixture_name}");
+    }
+}

@@ -309,6 +309,71 @@ fn a_rollback_section_has_defaults_and_maps_alarms() {
 }
 
 #[test]
+fn alerts_map_to_the_services_whose_labels_they_all_carry_from_their_sender() {
+    let two = format!(
+        "{WITH_ROLLBACK}      alerts: [{{sender: prometheus, labels: {{job: payments, severity: page}}}}]\n{}",
+        WITH_ROLLBACK
+            .replace("version: 1\nservices:\n", "")
+            .replace("payments", "billing")
+            .replace(
+                "      bake_minutes: 60\n",
+                "      bake_minutes: 60\n      alerts: [{sender: prometheus, labels: {namespace: billing}}, {sender: grafana, labels: {app: billing}}]\n",
+            )
+    );
+    let p = Policy::parse(&two).unwrap();
+    let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let names = |sender: &str, l: &BTreeMap<String, String>| -> Vec<String> {
+        p.alert(sender, l)
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect()
+    };
+    let page = labels(&[
+        ("job", "payments"),
+        ("severity", "page"),
+        ("instance", "a:80"),
+    ]);
+    assert_eq!(names("prometheus", &page), ["payments"]);
+    // Every label of the match, with its value; from its own sender only.
+    assert!(names("prometheus", &labels(&[("job", "payments")])).is_empty());
+    assert!(names("grafana", &page).is_empty());
+    assert_eq!(
+        names("grafana", &labels(&[("app", "billing")])),
+        ["billing"]
+    );
+    // An alert two services' matches take names both (alarm-rollback calls it ambiguous).
+    let both = labels(&[
+        ("job", "payments"),
+        ("severity", "page"),
+        ("namespace", "billing"),
+    ]);
+    assert_eq!(names("prometheus", &both), ["billing", "payments"]);
+
+    for (alerts, says) in [
+        (
+            "[{sender: prometheus, labels: {}}]",
+            "rollback.alerts[0].labels: at least one label",
+        ),
+        (
+            "[{sender: prometheus, labels: {job-name: x}}]",
+            "a Prometheus label name",
+        ),
+        ("[{sender: Prometheus, labels: {job: x}}]", "alerts"),
+        ("[{sender: prometheus}]", "missing field `labels`"),
+    ] {
+        let err = Policy::parse(&format!("{WITH_ROLLBACK}      alerts: {alerts}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{alerts}: {err}");
+    }
+}
+
+#[test]
 fn rollback_mistakes_are_named() {
     for (change, says) in [
         (

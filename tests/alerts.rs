@@ -1,0 +1,215 @@
+//! Prometheus Alertmanager alerts as alarms, end to end on the local stack: Alertmanager's
+//! notification (as its code writes it) goes through `/alertmanager/prometheus` (the webhook as
+//! its role) to the bus; the template's rule hands what fires to alarm-rollback (as its role),
+//! which rolls the release back once and says so. Read back: what the webhook answered, the
+//! bus's events, what the rule delivered and the builds CodeBuild started.
+
+use base64::Engine;
+use eddo::idempotency::now_epoch;
+use eddo::time::rfc3339;
+use eddo_local::fixtures::{commit as sha, delivery, detail_types as types};
+use eddo_local::moto::project_root;
+use eddo_local::stack::LOCAL_PROMETHEUS_TOKEN;
+use eddo_webhook::{Config, Webhook};
+use serde_json::{Value, json};
+
+use crate::harness::rollback::*;
+use crate::harness::{function_env, function_sdk};
+
+/// The rule that hands alerts to alarm-rollback.
+const RULE: &str = "AlarmRollbackFunctionAlerts";
+
+/// Alertmanager's notification `name`, its alerts starting at `starts` (and the resolved ones
+/// ending at `ends`) epoch seconds.
+fn notification(name: &str, starts: &[u64], ends: u64) -> Value {
+    let path = project_root()
+        .join("functions/webhook/tests/fixtures/alertmanager")
+        .join(name);
+    let mut n: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for (alert, at) in n["alerts"].as_array_mut().unwrap().iter_mut().zip(starts) {
+        alert["startsAt"] = json!(rfc3339(*at));
+        if alert["status"] == "resolved" {
+            alert["endsAt"] = json!(rfc3339(ends));
+        }
+    }
+    n
+}
+
+async fn webhook(s: &Setup) -> Webhook {
+    let config = Config::from_env(&function_env(&s.stack, "webhook")).unwrap();
+    Webhook::new(config, &function_sdk(&s.stack, "webhook").await)
+}
+
+/// Posts `body` to `/alertmanager/prometheus` with `authorization`: the status and answer.
+async fn notify(w: &Webhook, authorization: &str, body: &Value) -> (u16, Value) {
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", authorization),
+    ];
+    let resp = w
+        .handle(delivery(
+            "/alertmanager/prometheus",
+            &headers,
+            &body.to_string(),
+        ))
+        .await;
+    (
+        resp.status_code as u16,
+        serde_json::from_str(resp.body.as_deref().unwrap_or("null")).unwrap(),
+    )
+}
+
+/// Alertmanager's `basic_auth`: the sender's name and its token.
+fn basic() -> String {
+    let pair = format!("prometheus:{LOCAL_PROMETHEUS_TOKEN}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+fn statuses(answer: &Value) -> Vec<&str> {
+    answer["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect()
+}
+
+/// What the template's rule delivered to alarm-rollback since the last look.
+async fn delivered(s: &Setup) -> Vec<Value> {
+    s.stack
+        .drain(&s.stack.matched[RULE], std::time::Duration::from_secs(2))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_firing_alertmanager_group_rolls_the_release_back_once_and_its_resolution_does_nothing() {
+    let s = setup("alerts", None).await;
+    let w = webhook(&s).await;
+    let now = now_epoch();
+    let (good, bad) = (sha(31), sha(32));
+    s.deployed(&good, &bad, now - 600).await;
+
+    // Without the sender's token: refused, nothing on the bus.
+    let firing = notification("alertmanager-v4-firing.json", &[now - 60, now - 45], 0);
+    let (status, _) = notify(
+        &w,
+        "Bearer not-prometheus-s-token-0123456789abcdef",
+        &firing,
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(s.local.published("eddo.webhook").await.is_empty());
+
+    // The group fires (basic auth, as Alertmanager's basic_auth sends it), then Alertmanager
+    // repeats it (a bearer token this time): each alert is published once.
+    let (status, answer) = notify(&w, &basic(), &firing).await;
+    assert_eq!(
+        (status, statuses(&answer)),
+        (202, vec!["published"; 2]),
+        "{answer}"
+    );
+    let bearer = format!("Bearer {LOCAL_PROMETHEUS_TOKEN}");
+    let (status, answer) = notify(&w, &bearer, &firing).await;
+    assert_eq!(
+        (status, statuses(&answer)),
+        (202, vec!["duplicate"; 2]),
+        "{answer}"
+    );
+    let received = s.local.published("eddo.webhook").await;
+    assert_eq!(types(&received), ["Alert Received"; 2]);
+    assert!(
+        received
+            .iter()
+            .all(|e| e["detail"]["sender"] == "prometheus")
+    );
+
+    // The template's rule delivers both to alarm-rollback (each twice: at least once). The
+    // first rolls back to the last known-good version; the second finds it in progress.
+    let alerts = delivered(&s).await;
+    assert_eq!(alerts.len(), 2);
+    for e in &alerts {
+        s.handle(e).await;
+        s.handle(e).await;
+    }
+    let builds = s.rollback_builds();
+    assert_eq!(builds.len(), 1, "one rollback");
+    assert_eq!(builds[0].env("EDDO_COMMIT_SHA"), Some(good.as_str()));
+    assert_eq!(
+        builds[0].env("EDDO_REPLACED_COMMIT_SHA"),
+        Some(bad.as_str())
+    );
+    assert_eq!(
+        builds[0].env("EDDO_ALARM_NAME"),
+        Some("HighErrorRate (prometheus)")
+    );
+    let said = s.published().await;
+    assert_eq!(types(&said), ["Rollback Started", "Rollback Skipped"]);
+    let started = &said[0]["detail"]["alarm"];
+    assert_eq!(started["state"], "ALARM");
+    assert_eq!(
+        started["alert"],
+        json!({"sender": "prometheus", "fingerprint": "4d1a4b2f0c3e9a71"})
+    );
+    assert_eq!(said[1]["detail"]["reason"], "in-progress");
+
+    // The first alert resolves: published (its new state), never delivered to alarm-rollback,
+    // and nothing to do had it been.
+    let resolved = notification("alertmanager-v4-resolved.json", &[now - 60], now - 5);
+    let (status, answer) = notify(&w, &basic(), &resolved).await;
+    assert_eq!(
+        (status, statuses(&answer)),
+        (202, vec!["published"]),
+        "{answer}"
+    );
+    let received = s.local.published("eddo.webhook").await;
+    assert_eq!(received[0]["detail"]["status"], "resolved");
+    assert!(delivered(&s).await.is_empty(), "resolved never invokes");
+    s.handle(&received[0]).await;
+    assert!(s.published().await.is_empty());
+    assert_eq!(s.rollback_builds().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_no_service_claims_or_not_from_the_webhook_is_reported_and_starts_nothing() {
+    let s = setup("alerts-no", None).await;
+    let w = webhook(&s).await;
+    let now = now_epoch();
+    s.deployed(&sha(41), &sha(42), now - 600).await;
+
+    // Another job's alert: the policy's rollback.alerts take job hello-world with severity page.
+    let mut other = notification("alertmanager-v4-firing.json", &[now - 60, now - 45], 0);
+    other["alerts"][0]["labels"]["job"] = json!("payments");
+    other["alerts"][1]["labels"]["severity"] = json!("ticket");
+    let (status, _) = notify(&w, &basic(), &other).await;
+    assert_eq!(status, 202);
+    let alerts = delivered(&s).await;
+    assert_eq!(alerts.len(), 2);
+    for e in &alerts {
+        s.handle(e).await;
+    }
+    let said = s.published().await;
+    assert_eq!(types(&said), ["Rollback Skipped"; 2]);
+    for e in &said {
+        assert_eq!(e["detail"]["reason"], "unknown-alarm");
+        let why = e["detail"]["reasons"][0].as_str().unwrap();
+        assert!(
+            why.contains("matches no service's rollback.alerts for sender prometheus"),
+            "{why}"
+        );
+    }
+
+    // The same alert put by anyone but the webhook is no alert: reported, never acted on.
+    let mut forged = alerts[0].clone();
+    forged["source"] = json!("com.example.alerts");
+    forged["id"] = json!("forged-1");
+    forged["detail"]["labels"]["job"] = json!("hello-world");
+    s.handle(&forged).await;
+    let said = s.published().await;
+    assert_eq!(types(&said), ["Rollback Skipped"]);
+    assert_eq!(said[0]["detail"]["reason"], "unreadable");
+    assert!(s.rollback_builds().is_empty());
+}
