@@ -84,6 +84,30 @@ fn cdevents_offline(req: &LambdaFunctionUrlRequest, secrets: &SecretSet, cfg: &C
         .sum()
 }
 
+const PROMETHEUS_TOKEN: &str = "prometheus-alertmanager-token-0123456789";
+
+/// Everything the handler does for an alert notification between receiving it and calling AWS:
+/// authenticate, read, and one entry per alert.
+fn alerts_offline(req: &LambdaFunctionUrlRequest, secrets: &SecretSet, cfg: &Config) -> usize {
+    use eddo_webhook::alertmanager;
+    let sender = alertmanager::route("/alertmanager/prometheus")
+        .unwrap()
+        .unwrap();
+    let body = eddo_webhook::body(req, cfg.max_body_bytes).unwrap();
+    let n = alertmanager::accept(sender, &req.headers, &body, secrets).unwrap();
+    n.alerts
+        .iter()
+        .map(|a| {
+            let entry = alertmanager::outgoing(&n, a, cfg.common.max_entry_bytes).unwrap();
+            entry
+                .to_entry(&cfg.common.event_bus_name)
+                .detail()
+                .map(str::len)
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
 fn benches(c: &mut Criterion) {
     let cfg = Config::from_env(&Env::from_pairs([
         ("EDDO_EVENT_BUS_NAME", "eddo"),
@@ -175,6 +199,53 @@ fn benches(c: &mut Criterion) {
         let req = signed_cdevent(&headers, &body);
         c.bench_function(name, |b| {
             b.iter(|| cdevents_offline(black_box(&req), &tekton, &cfg))
+        });
+    }
+
+    // Alertmanager's notification of a group of two firing alerts (as its code writes it), with
+    // basic auth; Grafana's of one, with a bearer token.
+    let prometheus = SecretSet {
+        versions: vec![WebhookSecrets {
+            tokens: [("prometheus".to_string(), PROMETHEUS_TOKEN.to_string())].into(),
+            ..Default::default()
+        }],
+    };
+    let fixture = |name: &str| {
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/alertmanager")
+                .join(name),
+        )
+        .unwrap()
+    };
+    use base64::Engine;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("prometheus:{PROMETHEUS_TOKEN}"))
+    );
+    let bearer = format!("Bearer {PROMETHEUS_TOKEN}");
+    for (name, auth, body) in [
+        (
+            "webhook/alertmanager group of 2: authenticate + read + entries",
+            &basic,
+            fixture("alertmanager-v4-firing.json"),
+        ),
+        (
+            "webhook/grafana alert: authenticate + read + entry",
+            &bearer,
+            fixture("grafana-v1-firing.json"),
+        ),
+    ] {
+        let req = eddo_local::fixtures::delivery(
+            "/alertmanager/prometheus",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", auth),
+            ],
+            &body,
+        );
+        c.bench_function(name, |b| {
+            b.iter(|| alerts_offline(black_box(&req), &prometheus, &cfg))
         });
     }
 
