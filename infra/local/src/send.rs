@@ -79,6 +79,30 @@ pub async fn post_signal(
     .map_err(|e| LocalError::Setup(format!("the webhook URL {addr} did not answer: {e}")))
 }
 
+/// POSTs an alert notification to the webhook URL at `addr` as an Alertmanager configured with
+/// `basic_auth` (username `sender`, password its `token`) does: `(status, body)`.
+pub async fn post_alerts(
+    addr: SocketAddr,
+    sender: &str,
+    token: &str,
+    notification: &Value,
+) -> Result<(u16, String), LocalError> {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{sender}:{token}"));
+    let headers = [
+        ("content-type", "application/json".to_string()),
+        ("authorization", format!("Basic {basic}")),
+    ];
+    let (path, body) = (format!("/alertmanager/{sender}"), notification.to_string());
+    tokio::task::spawn_blocking(move || {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        post(addr, &path, &headers, body.as_bytes())
+    })
+    .await
+    .map_err(|e| LocalError::Setup(e.to_string()))?
+    .map_err(|e| LocalError::Setup(format!("the webhook URL {addr} did not answer: {e}")))
+}
+
 /// Where a running `eddo-local up` serves: written by `up`, read by `send`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoints {

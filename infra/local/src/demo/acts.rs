@@ -263,22 +263,23 @@ async fn release_3(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
     Ok(())
 }
 
-/// Release 1 hurts production: its alarm rolls it back to release 0 once; a second alarm
-/// inside the cooldown is skipped with its reasons.
+/// Release 1 hurts production: Prometheus's alert, through its Alertmanager, rolls it back to
+/// release 0 once; CloudWatch's alarm inside the cooldown is skipped with its reasons.
 pub(super) async fn rollback(s: &mut Scene<'_>) -> Result<(), LocalError> {
     let stack = s.stack;
     let cb = &stack.codebuild;
     let (watch, t) = (&mut s.watch, &mut s.t);
-    // Release 1 hurts production: its 5xx alarm fires while it bakes. Rolled back to release 0,
-    // once; a second alarm inside the cooldown is skipped, with its reasons.
-    println!("\n-- release 1 hurts production: hello-world-5xx goes into ALARM while it bakes --");
+    // Release 1 hurts production: Prometheus's error-rate alert fires while it bakes, and its
+    // Alertmanager tells eddo. Rolled back to release 0, once; CloudWatch's 5xx alarm following
+    // it inside the cooldown is skipped, with its reasons.
+    println!("\n-- release 1 hurts production: Prometheus's HighErrorRate fires while it bakes --");
     cb.plan("eddo-rollback", Plan::succeed());
-    let fired = alarm_fires(stack).await?;
+    let (status, answer) = alert_fires(s.url).await?;
     t.step(
-        true,
-        "hello-world-5xx went into ALARM",
-        "aws.cloudwatch",
-        format!("event {fired}"),
+        status == 202 && answer["alerts"][0]["status"] == "published",
+        "HighErrorRate fired: Alertmanager's notification accepted",
+        "/alertmanager/prometheus",
+        format!("HTTP {status}, {}", answer["alerts"][0]["status"]),
     );
     let restored = watch
         .until(stack, t, Duration::from_secs(30), |w, _| {
@@ -291,7 +292,8 @@ pub(super) async fn rollback(s: &mut Scene<'_>) -> Result<(), LocalError> {
         started.len() == 1
             && rollbacks.len() == 1
             && rollbacks[0].env("EDDO_COMMIT_SHA") == Some(RELEASE_0)
-            && rollbacks[0].env("EDDO_REPLACED_COMMIT_SHA") == Some(PUSHED),
+            && rollbacks[0].env("EDDO_REPLACED_COMMIT_SHA") == Some(PUSHED)
+            && rollbacks[0].env("EDDO_ALARM_NAME") == Some("HighErrorRate (prometheus)"),
         "rolled back to release 0, once",
         "alarm-rollback",
         format!(
@@ -311,20 +313,10 @@ pub(super) async fn rollback(s: &mut Scene<'_>) -> Result<(), LocalError> {
         "alarm-rollback",
         format!("live {} ({})", live["commit"], live["kind"]),
     );
-    // CloudWatch evaluates an alarm at most every 10 seconds and knows a state change by its
-    // second: the next change is at least in the next second.
-    let into_second = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .subsec_millis();
-    tokio::time::sleep(Duration::from_millis(u64::from(
-        1_010 - into_second.min(1_000),
-    )))
-    .await;
     let again = alarm_fires(stack).await?;
     t.step(
         true,
-        "hello-world-5xx went into ALARM again",
+        "hello-world-5xx went into ALARM",
         "aws.cloudwatch",
         format!("event {again}"),
     );
@@ -344,7 +336,7 @@ pub(super) async fn rollback(s: &mut Scene<'_>) -> Result<(), LocalError> {
                 .as_array()
                 .is_some_and(|c| c.iter().any(|c| c == "cooldown"))
             && stack.codebuild.calls("eddo-rollback") == 1,
-        "second alarm inside the cooldown skipped",
+        "CloudWatch's alarm inside the cooldown skipped",
         "alarm-rollback",
         format!("reasons {codes}"),
     );

@@ -3,7 +3,7 @@
 //! bus, routed by the template's push rule to the build and SAST projects (the CodeBuild
 //! stand-in), whose builds finish as the scenario planned and report on the default bus; then the
 //! same delivery redelivered and published no second time, and a forged one refused; then the
-//! gate's releases, an alarm's rollback, and a SaaS control plane onboarding three tenants (one
+//! gate's releases, a Prometheus alert's rollback (and a CloudWatch alarm's skipped), and a SaaS control plane onboarding three tenants (one
 //! at once, one after a retry, one invalid) and a current sbt-aws control plane registering a
 //! fourth. Each step prints one timeline line; the run succeeds only if every expected step
 //! happened. The play's events are written to `target/demo/events.jsonl` for `eddo policy replay`.
@@ -185,6 +185,32 @@ async fn alarm_fires(stack: &Stack) -> Result<String, LocalError> {
         &v["detail"],
     )
     .await
+}
+
+/// Prometheus's `HighErrorRate` alert for hello-world firing now, sent by its Alertmanager to
+/// `/alertmanager/prometheus` with its token (Alertmanager's notification as its code writes it,
+/// the test fixture's first alert): `(status, answer)`.
+async fn alert_fires(url: std::net::SocketAddr) -> Result<(u16, Value), LocalError> {
+    let path = crate::moto::project_root()
+        .join("functions/webhook/tests/fixtures/alertmanager/alertmanager-v4-firing.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| LocalError::Setup(format!("{}: {e}", path.display())))?;
+    let mut n: Value =
+        serde_json::from_str(&text).map_err(|e| LocalError::Setup(format!("alert: {e}")))?;
+    let first = n["alerts"][0].clone();
+    n["alerts"] = Value::Array(vec![first]);
+    n["alerts"][0]["startsAt"] = eddo::time::rfc3339(eddo::idempotency::now_epoch()).into();
+    let (status, text) = crate::send::post_alerts(
+        url,
+        "prometheus",
+        crate::stack::LOCAL_PROMETHEUS_TOKEN,
+        &n,
+    )
+    .await?;
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
 }
 
 /// The version that was live before the scenario (release 0), as the gate would have recorded
@@ -419,7 +445,7 @@ pub async fn play(
     let dead = watch.deliveries.iter().filter(|d| d.dead_lettered).count();
     t.step(
         dead == 0
-            && watch.count("eddo.webhook", None) == 3
+            && watch.count("eddo.webhook", None) == 4
             && stack.codebuild.calls("eddo-deploy") == 1,
         "in all",
         "",
