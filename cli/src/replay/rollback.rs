@@ -68,8 +68,11 @@ impl<'p> Sim<'p> {
             }
             _ => {}
         }
-        let is_alarm =
-            detail_type == "CloudWatch Alarm State Change" || event.get("alarmData").is_some();
+        // CloudWatch's two shapes, and the alerts the webhook received.
+        let is_alarm = matches!(
+            detail_type,
+            "CloudWatch Alarm State Change" | "Alert Received"
+        ) || event.get("alarmData").is_some();
         if !is_alarm {
             return;
         }

@@ -200,13 +200,9 @@ async fn alert_fires(url: std::net::SocketAddr) -> Result<(u16, Value), LocalErr
     let first = n["alerts"][0].clone();
     n["alerts"] = Value::Array(vec![first]);
     n["alerts"][0]["startsAt"] = eddo::time::rfc3339(eddo::idempotency::now_epoch()).into();
-    let (status, text) = crate::send::post_alerts(
-        url,
-        "prometheus",
-        crate::stack::LOCAL_PROMETHEUS_TOKEN,
-        &n,
-    )
-    .await?;
+    let (status, text) =
+        crate::send::post_alerts(url, "prometheus", crate::stack::LOCAL_PROMETHEUS_TOKEN, &n)
+            .await?;
     Ok((
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
