@@ -170,8 +170,9 @@ fn service(out: &mut String, s: &Service) {
             join(
                 r.alarms
                     .iter()
-                    .map(String::as_str)
-                    .chain(["alarms tagged eddo:service"])
+                    .cloned()
+                    .chain(r.alerts.iter().map(ToString::to_string))
+                    .chain(["alarms tagged eddo:service".to_string()])
             ),
             r.bake_minutes,
             r.cooldown_minutes,

@@ -206,6 +206,7 @@ fn rollback(out: &mut Vec<String>, n: &str, a: &Rollback, b: &Rollback) {
     };
     field(out, n, "rollback mode", mode(a), mode(b));
     members(out, n, "rollback alarm", &a.alarms, &b.alarms);
+    members(out, n, "rollback alert match", &a.alerts, &b.alerts);
     field(
         out,
         n,

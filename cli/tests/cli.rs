@@ -228,7 +228,8 @@ fn diff_says_what_changes_in_words() {
     let text = example()
         .replacen("max_findings: {CRITICAL: 0, HIGH: 2}", "max_findings: {CRITICAL: 1, HIGH: 2}", 1)
         .replacen("        - id: CVE-2023-0001\n          reason: Accepted for the Q3 release only.\n          expires: \"2026-09-30\"\n", "", 1)
-        .replacen("bake_minutes: 60", "bake_minutes: 30", 1);
+        .replacen("bake_minutes: 60", "bake_minutes: 30", 1)
+        .replacen("severity: page}", "severity: critical}", 1);
     let new = Temp::new("new.yaml", &text);
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/policy/example.yaml");
     let out = eddo(&["policy", "diff", example, new.path()]);
@@ -237,6 +238,8 @@ fn diff_says_what_changes_in_words() {
         String::from_utf8_lossy(&out.stdout),
         "hello-world: CRITICAL threshold 0 -> 1\n\
          hello-world: exception CVE-2023-0001 removed\n\
+         hello-world: rollback alert match prometheus alerts with job=hello-world, severity=page removed\n\
+         hello-world: rollback alert match prometheus alerts with job=hello-world, severity=critical added\n\
          hello-world: bake window (minutes) 60 -> 30\n"
     );
     let out = eddo(&["policy", "diff", example, example]);

@@ -60,6 +60,15 @@ fn signed_cdevent(headers: &[(&str, String)], body: &str) -> LambdaFunctionUrlRe
     eddo_local::fixtures::delivery("/cdevents/tekton", &all, body)
 }
 
+/// The size of an event's PutEvents entry detail, as the handler builds it.
+fn detail_len(entry: &eddo::publish::OutgoingEvent, cfg: &Config) -> usize {
+    entry
+        .to_entry(&cfg.common.event_bus_name)
+        .detail()
+        .map(str::len)
+        .unwrap_or(0)
+}
+
 /// Everything the handler does for a CDEvents delivery between receiving it and calling AWS.
 fn cdevents_offline(req: &LambdaFunctionUrlRequest, secrets: &SecretSet, cfg: &Config) -> usize {
     let sender = eddo_webhook::cdevents::route("/cdevents/tekton")
@@ -72,14 +81,11 @@ fn cdevents_offline(req: &LambdaFunctionUrlRequest, secrets: &SecretSet, cfg: &C
         .events
         .iter()
         .map(|e| {
-            let entry =
-                eddo_webhook::cdevents::outgoing(&delivery.sender, e, cfg.common.max_entry_bytes)
-                    .unwrap();
-            entry
-                .to_entry(&cfg.common.event_bus_name)
-                .detail()
-                .map(str::len)
-                .unwrap_or(0)
+            detail_len(
+                &eddo_webhook::cdevents::outgoing(&delivery.sender, e, cfg.common.max_entry_bytes)
+                    .unwrap(),
+                cfg,
+            )
         })
         .sum()
 }
@@ -98,12 +104,10 @@ fn alerts_offline(req: &LambdaFunctionUrlRequest, secrets: &SecretSet, cfg: &Con
     n.alerts
         .iter()
         .map(|a| {
-            let entry = alertmanager::outgoing(&n, a, cfg.common.max_entry_bytes).unwrap();
-            entry
-                .to_entry(&cfg.common.event_bus_name)
-                .detail()
-                .map(str::len)
-                .unwrap_or(0)
+            detail_len(
+                &alertmanager::outgoing(&n, a, cfg.common.max_entry_bytes).unwrap(),
+                cfg,
+            )
         })
         .sum()
 }

@@ -40,9 +40,19 @@ pub async fn post_github(
     body: String,
 ) -> Result<(u16, String), LocalError> {
     let headers = github_headers(secret, event, delivery_id, body.as_bytes());
+    post_off_thread(addr, "/github".into(), headers, body).await
+}
+
+/// POSTs `body` with `headers` to `path` at `addr` on a blocking thread: `(status, body)`.
+async fn post_off_thread(
+    addr: SocketAddr,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+) -> Result<(u16, String), LocalError> {
     tokio::task::spawn_blocking(move || {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        post(addr, "/github", &headers, body.as_bytes())
+        post(addr, &path, &headers, body.as_bytes())
     })
     .await
     .map_err(|e| LocalError::Setup(e.to_string()))?
@@ -70,13 +80,7 @@ pub async fn post_signal(
         ("webhook-signature", signature),
     ];
     let path = format!("/signals/{sender}");
-    tokio::task::spawn_blocking(move || {
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        post(addr, &path, &headers, body.as_bytes())
-    })
-    .await
-    .map_err(|e| LocalError::Setup(e.to_string()))?
-    .map_err(|e| LocalError::Setup(format!("the webhook URL {addr} did not answer: {e}")))
+    post_off_thread(addr, path, headers.to_vec(), body).await
 }
 
 /// POSTs an alert notification to the webhook URL at `addr` as an Alertmanager configured with
@@ -94,13 +98,7 @@ pub async fn post_alerts(
         ("authorization", format!("Basic {basic}")),
     ];
     let (path, body) = (format!("/alertmanager/{sender}"), notification.to_string());
-    tokio::task::spawn_blocking(move || {
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        post(addr, &path, &headers, body.as_bytes())
-    })
-    .await
-    .map_err(|e| LocalError::Setup(e.to_string()))?
-    .map_err(|e| LocalError::Setup(format!("the webhook URL {addr} did not answer: {e}")))
+    post_off_thread(addr, path, headers.to_vec(), body).await
 }
 
 /// Where a running `eddo-local up` serves: written by `up`, read by `send`.

@@ -35,7 +35,7 @@ pub struct Rollback {
 }
 
 /// The alerts of one sender that name a service: every label here, with this value.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertMatch {
     pub sender: SenderName,
@@ -50,6 +50,18 @@ impl AlertMatch {
                 .labels
                 .iter()
                 .all(|(k, v)| labels.get(k).is_some_and(|l| l == v))
+    }
+}
+
+/// `prometheus alerts with job=hello-world, severity=page`: for people.
+impl std::fmt::Display for AlertMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        write!(f, "{} alerts with {}", self.sender, labels.join(", "))
     }
 }
 
