@@ -18,6 +18,14 @@ pub const CONSUMED: [(&str, [&str; 3]); 5] = [
     ("artifact.published", ["0.1.1", "0.2.0", "0.3.0"]),
 ];
 
+/// The CDEvents eddo takes as alarms (an incident a monitoring tool detected or resolved), each
+/// with its type versions in spec 0.3.0, 0.4.1 and 0.5.1: published as `Alert Received`, for
+/// alarm-rollback, not as gate signals.
+pub const INCIDENTS: [(&str, [&str; 3]); 2] = [
+    ("incident.detected", ["0.1.0", "0.2.0", "0.3.0"]),
+    ("incident.resolved", ["0.1.0", "0.2.0", "0.3.0"]),
+];
+
 /// The prefix of every CDEvents type.
 pub const PREFIX: &str = "dev.cdevents.";
 
@@ -25,6 +33,7 @@ pub const PREFIX: &str = "dev.cdevents.";
 pub fn supported() -> String {
     CONSUMED
         .iter()
+        .chain(&INCIDENTS)
         .map(|(t, v)| format!("{t} ({})", v.join(", ")))
         .collect::<Vec<_>>()
         .join(", ")
@@ -46,11 +55,16 @@ pub fn policy_type(s: &str) -> Result<&'static str, String> {
         })
 }
 
-/// A full type, `dev.cdevents.testsuiterun.finished.0.3.0`: its `subject.predicate`, if eddo
-/// takes that type in that version.
-pub fn consumed_type(ty: &str) -> Result<&'static str, String> {
-    let rest = ty.strip_prefix(PREFIX).unwrap_or_default();
-    CONSUMED
+/// A full type, `dev.cdevents.incident.detected.0.3.0`: its `subject.predicate`, if it is an
+/// incident type eddo takes in that version.
+pub fn incident_type(ty: &str) -> Option<&'static str> {
+    of_type(&INCIDENTS, ty)
+}
+
+/// The `subject.predicate` of a full type among `types`, in one of its versions.
+fn of_type(types: &[(&'static str, [&str; 3])], ty: &str) -> Option<&'static str> {
+    let rest = ty.strip_prefix(PREFIX)?;
+    types
         .iter()
         .find(|(t, versions)| {
             rest.strip_prefix(t)
@@ -58,13 +72,18 @@ pub fn consumed_type(ty: &str) -> Result<&'static str, String> {
                 .is_some_and(|v| versions.contains(&v))
         })
         .map(|(t, _)| *t)
-        .ok_or_else(|| {
-            format!(
-                "CDEvents type {:?} is not one eddo takes: {}",
-                ty.chars().take(100).collect::<String>(),
-                supported()
-            )
-        })
+}
+
+/// A full type, `dev.cdevents.testsuiterun.finished.0.3.0`: its `subject.predicate`, if eddo
+/// takes that type in that version as a gate signal.
+pub fn consumed_type(ty: &str) -> Result<&'static str, String> {
+    of_type(&CONSUMED, ty).ok_or_else(|| {
+        format!(
+            "CDEvents type {:?} is not one eddo takes: {}",
+            ty.chars().take(100).collect::<String>(),
+            supported()
+        )
+    })
 }
 
 /// What a consumed CDEvent says to the gate.

@@ -214,7 +214,7 @@ impl AlarmChange {
     /// sender and fingerprint.
     pub fn identity(&self) -> String {
         match &self.alert {
-            Some(a) => format!("alertmanager:{}:{}", a.sender, a.fingerprint),
+            Some(a) => format!("alert:{}:{}", a.sender, a.fingerprint),
             None => self.arn.clone().unwrap_or_else(|| self.name.clone()),
         }
     }
@@ -390,10 +390,7 @@ mod tests {
         let firing = AlarmChange::read(&example("alert-received.json")).unwrap();
         assert_eq!(firing.shape, Shape::Alert);
         assert_eq!(firing.name, "HighErrorRate (prometheus)");
-        assert_eq!(
-            firing.identity(),
-            "alertmanager:prometheus:4d1a4b2f0c3e9a71"
-        );
+        assert_eq!(firing.identity(), "alert:prometheus:4d1a4b2f0c3e9a71");
         assert_eq!(firing.state.value, AlarmState::Alarm);
         assert_eq!(
             firing.state.at(),

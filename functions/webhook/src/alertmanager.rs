@@ -49,6 +49,8 @@ pub enum Kind {
     Alertmanager,
     /// Grafana alerting's webhook contact point, version 1.
     Grafana,
+    /// A CDEvents `incident.detected` or `incident.resolved` (`/cdevents/<sender>`).
+    CdEvents,
 }
 
 impl Kind {
@@ -56,6 +58,7 @@ impl Kind {
         match self {
             Kind::Alertmanager => "alertmanager",
             Kind::Grafana => "grafana",
+            Kind::CdEvents => "cdevents",
         }
     }
 }
@@ -274,6 +277,19 @@ fn read(a: AlertDoc) -> Result<Alert, String> {
     })
 }
 
+/// The context of a CDEvents incident published as an alert: its sender, nothing of a group.
+pub fn incident(sender: &SenderName) -> Notification {
+    Notification {
+        sender: sender.clone(),
+        kind: Kind::CdEvents,
+        receiver: None,
+        group_key: None,
+        external_url: None,
+        truncated_alerts: 0,
+        alerts: Vec::new(),
+    }
+}
+
 /// The key an alert's state is published once under: its sender, fingerprint, status and start
 /// (a group's repeat has all four; the same alert firing again starts anew).
 pub fn dedupe(sender: &SenderName, alert: &Alert) -> String {
@@ -289,7 +305,7 @@ pub fn dedupe(sender: &SenderName, alert: &Alert) -> String {
 
 /// What names the alert across its notifications (alarm-rollback's alarm identity).
 pub fn identity(sender: &SenderName, alert: &Alert) -> String {
-    format!("alertmanager:{sender}:{}", alert.fingerprint)
+    format!("alert:{sender}:{}", alert.fingerprint)
 }
 
 /// The `Alert Received` event for one alert of a verified notification.

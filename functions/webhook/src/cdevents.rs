@@ -43,6 +43,9 @@ pub struct Received {
     pub chain_id: Option<String>,
     /// The CDEvent as the SDK reads and writes it.
     pub cdevent: Value,
+    /// An incident (`incident.detected`, `incident.resolved`), as the alert it is: published as
+    /// `Alert Received` for alarm-rollback, not as a gate signal.
+    pub incident: Option<crate::alertmanager::Alert>,
 }
 
 /// A verified delivery: its sender and its events, in the order sent.
@@ -152,7 +155,10 @@ fn read(event: cloudevents::Event) -> Result<Received, (u16, String)> {
         event.source().to_string(),
     );
     let unprocessable = |why: String| (422, why);
-    eddo::cdevents::consumed_type(&ce_type).map_err(unprocessable)?;
+    let incident = eddo::cdevents::incident_type(&ce_type);
+    if incident.is_none() {
+        eddo::cdevents::consumed_type(&ce_type).map_err(unprocessable)?;
+    }
     let cdevent = CDEvent::try_from(event)
         .map_err(|e| (400, format!("not a CDEvent of type {ce_type}: {e}")))?;
     // The CloudEvent's attributes are the CDEvent's context (a binary event's ce- headers are
@@ -182,9 +188,15 @@ fn read(event: cloudevents::Event) -> Result<Received, (u16, String)> {
             "a CDEvent's id is at most 200 characters, its source 1024".into(),
         ));
     }
-    // What the gate will read, read now: a test run that names nothing it tested is answered
-    // here, to the sender, not found later on the bus.
-    eddo::cdevents::read(&cdevent).map_err(unprocessable)?;
+    let incident = match incident {
+        Some(predicate) => Some(incident_alert(predicate, &cdevent).map_err(unprocessable)?),
+        None => {
+            // What the gate will read, read now: a test run that names nothing it tested is
+            // answered here, to the sender, not found later on the bus.
+            eddo::cdevents::read(&cdevent).map_err(unprocessable)?;
+            None
+        }
+    };
     let chain_id = cdevent["context"]["chainId"].as_str().map(str::to_string);
     Ok(Received {
         ty,
@@ -192,6 +204,47 @@ fn read(event: cloudevents::Event) -> Result<Received, (u16, String)> {
         id,
         chain_id,
         cdevent,
+        incident,
+    })
+}
+
+/// An incident as an alert: its identity the CloudEvent source and the incident's subject id
+/// (the same incident detected and resolved), its labels the service and environment it names,
+/// firing when detected and resolved when resolved, at the event's time.
+fn incident_alert(predicate: &str, cdevent: &Value) -> Result<crate::alertmanager::Alert, String> {
+    use crate::alertmanager::{Alert, Status};
+    use sha2::Digest;
+    let subject = &cdevent["subject"];
+    let content = &subject["content"];
+    let at = cdevent["context"]["timestamp"]
+        .as_str()
+        .and_then(eddo::time::parse_timestamp)
+        .ok_or("the incident's context.timestamp is not a time")?;
+    let mut hash = sha2::Sha256::new();
+    hash.update(cdevent["context"]["source"].as_str().unwrap_or_default());
+    hash.update([0]);
+    hash.update(subject["id"].as_str().unwrap_or_default());
+    let mut labels = std::collections::BTreeMap::new();
+    for (label, field) in [("environment", "environment"), ("service", "service")] {
+        if let Some(id) = content[field]["id"].as_str() {
+            labels.insert(label.to_string(), id.to_string());
+        }
+    }
+    let resolved = predicate == "incident.resolved";
+    Ok(Alert {
+        fingerprint: hex::encode(&hash.finalize()[..16]),
+        status: if resolved {
+            Status::Resolved
+        } else {
+            Status::Firing
+        },
+        starts_at: at,
+        ends_at: resolved.then_some(at),
+        labels,
+        summary: content["description"]
+            .as_str()
+            .map(|d| d.chars().take(1024).collect()),
+        generator_url: None,
     })
 }
 

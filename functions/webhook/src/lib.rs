@@ -189,6 +189,7 @@ struct Each {
     /// What the answer and the logs name it by.
     id: String,
     correlation: String,
+    detail_type: DetailType,
     entry: OutgoingEvent,
     /// What the answer says of it, besides its status and event id.
     answer: serde_json::Value,
@@ -357,21 +358,33 @@ impl Webhook {
             .events
             .iter()
             .map(|received| {
+                let (detail_type, entry, correlation) = match &received.incident {
+                    // An incident is an alert: the alarm alarm-rollback reads.
+                    Some(alert) => (
+                        DetailType::AlertReceived,
+                        alertmanager::outgoing(&alertmanager::incident(&sender), alert, max)?,
+                        alertmanager::identity(&sender, alert),
+                    ),
+                    None => (
+                        DetailType::CdEventReceived,
+                        cdevents::outgoing(&sender, received, max)?,
+                        received.chain_id.clone().unwrap_or(received.id.clone()),
+                    ),
+                };
                 Ok(Each {
                     key: IdempotencyKey::new(
                         "webhook#cdevents",
                         &cdevents::dedupe(&sender, received),
                     ),
                     id: received.id.clone(),
-                    correlation: received.chain_id.clone().unwrap_or(received.id.clone()),
-                    entry: cdevents::outgoing(&sender, received, max)?,
+                    correlation,
+                    detail_type,
+                    entry,
                     answer: json!({"id": received.id, "type": received.ty}),
                 })
             })
             .collect::<Result<Vec<_>, Reply>>()?;
-        let answers = self
-            .publish_each(DetailType::CdEventReceived, each, deadline)
-            .await?;
+        let answers = self.publish_each(each, deadline).await?;
         Ok(Reply::new(
             202,
             json!({"status": "accepted", "sender": sender.as_str(), "events": answers}),
@@ -400,14 +413,13 @@ impl Webhook {
                     ),
                     id: alert.fingerprint.clone(),
                     correlation: alertmanager::identity(sender, alert),
+                    detail_type: DetailType::AlertReceived,
                     entry: alertmanager::outgoing(&notification, alert, max)?,
                     answer: json!({"fingerprint": alert.fingerprint, "alert_status": alert.status.as_str()}),
                 })
             })
             .collect::<Result<Vec<_>, Reply>>()?;
-        let answers = self
-            .publish_each(DetailType::AlertReceived, each, deadline)
-            .await?;
+        let answers = self.publish_each(each, deadline).await?;
         Ok(Reply::new(
             202,
             json!({"status": "accepted", "sender": sender.as_str(), "alerts": answers}),
@@ -421,7 +433,6 @@ impl Webhook {
     /// the retry finds what was published already a duplicate. The answers, one per event.
     async fn publish_each(
         &self,
-        detail_type: DetailType,
         each: Vec<Each>,
         deadline: tokio::time::Instant,
     ) -> Result<Vec<serde_json::Value>, Reply> {
@@ -429,11 +440,11 @@ impl Webhook {
         for one in each {
             let span = eddo::telemetry::correlation_span(&one.correlation);
             let (reply, event_id) = self
-                .publish_once(&one.key, &one.id, &one.entry, detail_type, deadline)
+                .publish_once(&one.key, &one.id, &one.entry, one.detail_type, deadline)
                 .instrument(span)
                 .await?;
             if let Some(event_id) = &event_id {
-                tracing::info!(detail_type = detail_type.as_str(), %event_id, "published");
+                tracing::info!(detail_type = one.detail_type.as_str(), %event_id, "published");
             }
             let mut answer = one.answer;
             answer["status"] = reply.body["status"].clone();

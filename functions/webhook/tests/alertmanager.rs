@@ -105,7 +105,7 @@ fn an_alertmanager_group_is_one_event_per_alert_and_its_repeat_the_same_keys() {
     assert_eq!(d["group_key"], firing["groupKey"]);
     assert_eq!(
         d["metadata"]["correlation_id"],
-        "alertmanager:prometheus:4d1a4b2f0c3e9a71"
+        "alert:prometheus:4d1a4b2f0c3e9a71"
     );
     assert_eq!(details[1]["fingerprint"], "9b0c77e15a2d4f38");
 

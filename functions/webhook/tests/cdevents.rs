@@ -310,3 +310,60 @@ fn a_malformed_event_is_a_400_and_binary_headers_must_be_its_context() {
         400
     );
 }
+
+/// The contract of what an incident is published as.
+fn alert_schema() -> jsonschema::Validator {
+    let schema: Value = serde_json::from_str(&read(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../infra/schemas/alert-received.schema.json"),
+    ))
+    .unwrap();
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+#[test]
+fn an_incident_in_every_spec_version_and_mode_is_an_alert_of_its_service_and_environment() {
+    let schema = alert_schema();
+    for spec in SPECS {
+        let mut fingerprints = std::collections::BTreeSet::new();
+        for (ty, status) in [
+            ("incident_detected", "firing"),
+            ("incident_resolved", "resolved"),
+        ] {
+            let mut sent = example(spec, ty);
+            // Each event its own id, as a sender gives it (the spec's examples share one).
+            sent["context"]["id"] = json!(format!("{ty}-1"));
+            for (mode, http) in [("binary", binary(&sent)), ("structured", structured(&sent))] {
+                let at = format!("{spec} {ty} {mode}");
+                let delivery = deliver("jenkins", Proof::Token(JENKINS_TOKEN), http)
+                    .unwrap_or_else(|r| panic!("{at}: {} {}", r.status, r.body));
+                let received = &delivery.events[0];
+                let alert = received.incident.as_ref().expect("an incident is an alert");
+                let entry = eddo_webhook::alertmanager::outgoing(
+                    &eddo_webhook::alertmanager::incident(&delivery.sender),
+                    alert,
+                    256 * 1024,
+                )
+                .unwrap();
+                assert_eq!(entry.detail_type, "Alert Received", "{at}");
+                let d: Value = serde_json::from_str(&entry.detail).unwrap();
+                assert!(schema.is_valid(&d), "{at}: {d}");
+                assert_eq!(
+                    (&d["sender"], &d["kind"], &d["status"]),
+                    (&json!("jenkins"), &json!("cdevents"), &json!(status)),
+                    "{at}"
+                );
+                assert_eq!(
+                    d["labels"],
+                    json!({"service": "myApp", "environment": "prod1"}),
+                    "{at}"
+                );
+                assert_eq!(d["starts_at"], "2022-11-11T13:52:20Z", "{at}");
+                assert!(d["summary"].as_str().unwrap().starts_with("Response time"));
+                fingerprints.insert(d["fingerprint"].as_str().unwrap().to_string());
+            }
+        }
+        // Detected and resolved are one incident (its source and subject id): one alarm.
+        assert_eq!(fingerprints.len(), 1, "{spec}: {fingerprints:?}");
+    }
+}
