@@ -14,7 +14,8 @@ use eddo_webhook::{Config, Webhook};
 use serde_json::{Value, json};
 
 use crate::harness::rollback::*;
-use crate::harness::{function_env, function_sdk};
+use crate::harness::{example_policy, function_env, function_sdk};
+use eddo_local::stack::LOCAL_JENKINS_TOKEN;
 
 /// The rule that hands alerts to alarm-rollback.
 const RULE: &str = "AlarmRollbackFunctionAlerts";
@@ -212,4 +213,89 @@ async fn an_alert_no_service_claims_or_not_from_the_webhook_is_reported_and_star
     assert_eq!(types(&said), ["Rollback Skipped"]);
     assert_eq!(said[0]["detail"]["reason"], "unreadable");
     assert!(s.rollback_builds().is_empty());
+}
+
+/// The example policy, hello-world's rollback also taking jenkins's incidents about it in prod.
+fn with_incidents() -> String {
+    let example = example_policy();
+    let policy = example.replacen(
+        "        - {sender: prometheus, labels: {job: hello-world, severity: page}}\n",
+        "        - {sender: prometheus, labels: {job: hello-world, severity: page}}\n        - {sender: jenkins, labels: {service: hello-world, environment: prod}}\n",
+        1,
+    );
+    assert_ne!(policy, example);
+    policy
+}
+
+/// A CDEvents incident about hello-world in prod (spec 0.5.1), as a monitoring tool reports it.
+fn incident(id: &str, predicate: &str, at: u64) -> Value {
+    let (ty, description) = match predicate {
+        "detected" => ("dev.cdevents.incident.detected.0.3.0", "p99 over 2 s"),
+        _ => ("dev.cdevents.incident.resolved.0.3.0", "p99 back under 2 s"),
+    };
+    json!({
+        "context": {"specversion": "0.5.1", "id": id, "source": "/monitoring/prod",
+            "type": ty, "timestamp": rfc3339(at)},
+        "subject": {"id": "incident-7", "source": "/monitoring/prod",
+            "content": {"description": description, "environment": {"id": "prod"},
+                "service": {"id": "hello-world"}}},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cdevents_incident_rolls_the_release_back_and_its_resolution_does_nothing() {
+    let s = setup("incidents", Some(&with_incidents())).await;
+    let w = webhook(&s).await;
+    let now = now_epoch();
+    let (good, bad) = (sha(51), sha(52));
+    s.deployed(&good, &bad, now - 600).await;
+
+    // jenkins reports the incident with its bearer token, in binary content mode, twice.
+    let post = |event: Value| {
+        let w = &w;
+        async move {
+            let bearer = format!("Bearer {LOCAL_JENKINS_TOKEN}");
+            let ctx = &event["context"];
+            let headers = [
+                ("content-type", "application/json"),
+                ("authorization", bearer.as_str()),
+                ("ce-specversion", "1.0"),
+                ("ce-id", ctx["id"].as_str().unwrap()),
+                ("ce-source", ctx["source"].as_str().unwrap()),
+                ("ce-type", ctx["type"].as_str().unwrap()),
+            ];
+            let resp = w
+                .handle(delivery("/cdevents/jenkins", &headers, &event.to_string()))
+                .await;
+            let answer: Value =
+                serde_json::from_str(resp.body.as_deref().unwrap_or("null")).unwrap();
+            (resp.status_code as u16, answer["events"][0]["status"].clone())
+        }
+    };
+    let detected = incident("inc-7-detected", "detected", now - 30);
+    assert_eq!(post(detected.clone()).await, (202, json!("published")));
+    assert_eq!(post(detected).await, (202, json!("duplicate")));
+    let received = s.local.published("eddo.webhook").await;
+    assert_eq!(types(&received), ["Alert Received"]);
+    assert_eq!(received[0]["detail"]["kind"], "cdevents");
+
+    let alerts = delivered(&s).await;
+    assert_eq!(alerts.len(), 1);
+    s.handle(&alerts[0]).await;
+    s.handle(&alerts[0]).await;
+    let builds = s.rollback_builds();
+    assert_eq!(builds.len(), 1, "one rollback");
+    assert_eq!(builds[0].env("EDDO_COMMIT_SHA"), Some(good.as_str()));
+    assert_eq!(types(&s.published().await), ["Rollback Started"]);
+
+    // Resolved: published as the incident's new state, never delivered to alarm-rollback.
+    let resolved = incident("inc-7-resolved", "resolved", now - 5);
+    assert_eq!(post(resolved).await, (202, json!("published")));
+    let received = s.local.published("eddo.webhook").await;
+    assert_eq!(
+        (&received[0]["detail"]["status"], &received[0]["detail"]["fingerprint"]),
+        (&json!("resolved"), &alerts[0]["detail"]["fingerprint"])
+    );
+    assert!(delivered(&s).await.is_empty());
+    assert_eq!(s.rollback_builds().len(), 1);
 }
