@@ -101,7 +101,7 @@ export class Eddo extends Construct {
     const webhookSecret = new secretsmanager.Secret(this, 'WebhookSecret', {
       description:
         'eddo webhook secrets, a JSON object: github (X-Hub-Signature-256 secret), gitlab (X-Gitlab-Token), ' +
-        'gitlab_signing and standard_webhooks (whsec_ signing secrets), senders.<name> (signal and CDEvents senders\' keys), tokens.<name> (CDEvents senders\' bearer tokens). ' +
+        'gitlab_signing and standard_webhooks (whsec_ signing secrets), senders.<name> (signal and CDEvents senders\' keys), tokens.<name> (CDEvents and alert senders\' tokens). ' +
         'A provider without a value refuses every delivery.',
       encryptionKey: props.kmsKey,
       generateSecretString: {
