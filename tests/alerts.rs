@@ -269,7 +269,10 @@ async fn a_cdevents_incident_rolls_the_release_back_and_its_resolution_does_noth
                 .await;
             let answer: Value =
                 serde_json::from_str(resp.body.as_deref().unwrap_or("null")).unwrap();
-            (resp.status_code as u16, answer["events"][0]["status"].clone())
+            (
+                resp.status_code as u16,
+                answer["events"][0]["status"].clone(),
+            )
         }
     };
     let detected = incident("inc-7-detected", "detected", now - 30);
@@ -293,7 +296,10 @@ async fn a_cdevents_incident_rolls_the_release_back_and_its_resolution_does_noth
     assert_eq!(post(resolved).await, (202, json!("published")));
     let received = s.local.published("eddo.webhook").await;
     assert_eq!(
-        (&received[0]["detail"]["status"], &received[0]["detail"]["fingerprint"]),
+        (
+            &received[0]["detail"]["status"],
+            &received[0]["detail"]["fingerprint"]
+        ),
         (&json!("resolved"), &alerts[0]["detail"]["fingerprint"])
     );
     assert!(delivered(&s).await.is_empty());
