@@ -12,6 +12,7 @@
 pub mod alertmanager;
 pub mod cdevents;
 mod config;
+mod each;
 pub mod normalise;
 mod providers;
 pub mod secrets;
@@ -183,18 +184,6 @@ enum Route {
     Alerts,
 }
 
-/// One event of a delivery that holds several, ready to publish once.
-struct Each {
-    key: IdempotencyKey,
-    /// What the answer and the logs name it by.
-    id: String,
-    correlation: String,
-    detail_type: DetailType,
-    entry: OutgoingEvent,
-    /// What the answer says of it, besides its status and event id.
-    answer: serde_json::Value,
-}
-
 /// How long a sender waits for the answer: GitHub gives up after 10 s.
 pub const SENDER_WINDOW: Duration = Duration::from_secs(10);
 
@@ -344,114 +333,6 @@ impl Webhook {
             tracing::info!(%sender, %event_id, "signal published");
         }
         Ok(reply)
-    }
-
-    /// Publishes each CDEvent of a delivery once (per sender, source and id).
-    async fn publish_cdevents(
-        &self,
-        delivery: cdevents::Delivery,
-        deadline: tokio::time::Instant,
-    ) -> Result<Reply, Reply> {
-        let sender = delivery.sender;
-        let max = self.publisher.max_entry_bytes();
-        let each = delivery
-            .events
-            .iter()
-            .map(|received| {
-                let (detail_type, entry, correlation) = match &received.incident {
-                    // An incident is an alert: the alarm alarm-rollback reads.
-                    Some(alert) => (
-                        DetailType::AlertReceived,
-                        alertmanager::outgoing(&alertmanager::incident(&sender), alert, max)?,
-                        alertmanager::identity(&sender, alert),
-                    ),
-                    None => (
-                        DetailType::CdEventReceived,
-                        cdevents::outgoing(&sender, received, max)?,
-                        received.chain_id.clone().unwrap_or(received.id.clone()),
-                    ),
-                };
-                Ok(Each {
-                    key: IdempotencyKey::new(
-                        "webhook#cdevents",
-                        &cdevents::dedupe(&sender, received),
-                    ),
-                    id: received.id.clone(),
-                    correlation,
-                    detail_type,
-                    entry,
-                    answer: json!({"id": received.id, "type": received.ty}),
-                })
-            })
-            .collect::<Result<Vec<_>, Reply>>()?;
-        let answers = self.publish_each(each, deadline).await?;
-        Ok(Reply::new(
-            202,
-            json!({"status": "accepted", "sender": sender.as_str(), "events": answers}),
-        ))
-    }
-
-    /// Publishes each alert of a notification once (per sender, fingerprint, status and start).
-    async fn publish_alerts(
-        &self,
-        notification: alertmanager::Notification,
-        deadline: tokio::time::Instant,
-    ) -> Result<Reply, Reply> {
-        let max = self.publisher.max_entry_bytes();
-        let sender = &notification.sender;
-        if notification.truncated_alerts > 0 {
-            tracing::warn!(%sender, truncated = notification.truncated_alerts, "the sender left alerts of this group out (max_alerts)");
-        }
-        let each = notification
-            .alerts
-            .iter()
-            .map(|alert| {
-                Ok(Each {
-                    key: IdempotencyKey::new(
-                        "webhook#alertmanager",
-                        &alertmanager::dedupe(sender, alert),
-                    ),
-                    id: alert.fingerprint.clone(),
-                    correlation: alertmanager::identity(sender, alert),
-                    detail_type: DetailType::AlertReceived,
-                    entry: alertmanager::outgoing(&notification, alert, max)?,
-                    answer: json!({"fingerprint": alert.fingerprint, "alert_status": alert.status.as_str()}),
-                })
-            })
-            .collect::<Result<Vec<_>, Reply>>()?;
-        let answers = self.publish_each(each, deadline).await?;
-        Ok(Reply::new(
-            202,
-            json!({"status": "accepted", "sender": sender.as_str(), "alerts": answers}),
-        ))
-    }
-
-    /// Publishes each event of a delivery that holds several (a CDEvents batch, an alert group)
-    /// once under its own key, in order. Every entry was built before this is called: one the
-    /// bus would refuse refused the delivery before any of it was published, so the sender's
-    /// retry is not a retry of half a delivery. A failure answers the whole delivery with it, and
-    /// the retry finds what was published already a duplicate. The answers, one per event.
-    async fn publish_each(
-        &self,
-        each: Vec<Each>,
-        deadline: tokio::time::Instant,
-    ) -> Result<Vec<serde_json::Value>, Reply> {
-        let mut answers = Vec::with_capacity(each.len());
-        for one in each {
-            let span = eddo::telemetry::correlation_span(&one.correlation);
-            let (reply, event_id) = self
-                .publish_once(&one.key, &one.id, &one.entry, one.detail_type, deadline)
-                .instrument(span)
-                .await?;
-            if let Some(event_id) = &event_id {
-                tracing::info!(detail_type = one.detail_type.as_str(), %event_id, "published");
-            }
-            let mut answer = one.answer;
-            answer["status"] = reply.body["status"].clone();
-            answer["event_id"] = reply.body["event_id"].clone();
-            answers.push(answer);
-        }
-        Ok(answers)
     }
 
     async fn secrets(&self) -> Result<std::sync::Arc<SecretSet>, Reply> {
