@@ -45,18 +45,9 @@ fn notify(sender: &str, auth: Auth<'_>, body: &Value) -> Result<Notification, Re
     alertmanager::accept(sender, &req.headers, body.as_bytes(), &secrets())
 }
 
-fn schema() -> jsonschema::Validator {
-    let schema: Value = serde_json::from_str(&read(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../infra/schemas/alert-received.schema.json"),
-    ))
-    .unwrap();
-    jsonschema::validator_for(&schema).unwrap()
-}
-
 /// The `Alert Received` details of a notification, each checked against the contract.
 fn published(n: &Notification) -> Vec<Value> {
-    let schema = schema();
+    let schema = schema("alert-received");
     n.alerts
         .iter()
         .map(|a| {

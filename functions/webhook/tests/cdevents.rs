@@ -107,18 +107,9 @@ fn deliver(
     )
 }
 
-fn schema() -> jsonschema::Validator {
-    let schema: Value = serde_json::from_str(&read(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../infra/schemas/cdevent-received.schema.json"),
-    ))
-    .unwrap();
-    jsonschema::validator_for(&schema).unwrap()
-}
-
 #[test]
 fn every_type_in_every_spec_version_in_both_modes_is_published_naming_its_sender() {
-    let schema = schema();
+    let schema = schema("cdevent-received");
     for spec in SPECS {
         for ty in TYPES {
             let sent = as_sent(spec, ty);
@@ -311,19 +302,9 @@ fn a_malformed_event_is_a_400_and_binary_headers_must_be_its_context() {
     );
 }
 
-/// The contract of what an incident is published as.
-fn alert_schema() -> jsonschema::Validator {
-    let schema: Value = serde_json::from_str(&read(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../infra/schemas/alert-received.schema.json"),
-    ))
-    .unwrap();
-    jsonschema::validator_for(&schema).unwrap()
-}
-
 #[test]
 fn an_incident_in_every_spec_version_and_mode_is_an_alert_of_its_service_and_environment() {
-    let schema = alert_schema();
+    let schema = schema("alert-received");
     for spec in SPECS {
         let mut fingerprints = std::collections::BTreeSet::new();
         for (ty, status) in [

@@ -141,3 +141,12 @@ pub fn github_request(event: &str, delivery: &str, body: &str) -> LambdaFunction
         body,
     )
 }
+
+/// The JSON Schema `infra/schemas/<name>.schema.json`, compiled.
+pub fn schema(name: &str) -> jsonschema::Validator {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../infra/schemas")
+        .join(format!("{name}.schema.json"));
+    let schema: serde_json::Value = serde_json::from_str(&read(&path)).unwrap();
+    jsonschema::validator_for(&schema).unwrap()
+}
