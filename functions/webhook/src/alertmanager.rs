@@ -24,8 +24,7 @@ use serde::Deserialize;
 use serde_json::{Map, json};
 
 use crate::secrets::SecretSet;
-use crate::signature::{self, SignatureError};
-use crate::{Reply, header};
+use crate::{Reply, header, senders};
 
 /// The route prefix; the rest of the path is the sender's name.
 pub const ROUTE: &str = "/alertmanager/";
@@ -39,7 +38,7 @@ const MAX_SUMMARY_CHARS: usize = 1024;
 
 /// The sender a path names, if it is an Alertmanager route: `Err` for a malformed name.
 pub fn route(path: &str) -> Option<Result<SenderName, Reply>> {
-    crate::sender_route(path, ROUTE)
+    senders::route(path, ROUTE)
 }
 
 /// Who wrote the notification.
@@ -203,27 +202,19 @@ fn authenticate(
     headers: &HeaderMap,
     secrets: &SecretSet,
 ) -> Result<(), Reply> {
-    let refused = || Reply::error(401, "the sender could not be authenticated");
-    let token = match (crate::bearer(headers), basic(headers)) {
+    let token = match (senders::bearer(headers), basic(headers)) {
         (Some(token), _) => token.to_string(),
         (None, Some((user, password))) if user == sender.as_str() => password,
         (None, Some(_)) => {
             tracing::warn!(%sender, "basic auth with another username than the sender's name");
-            return Err(refused());
+            return Err(senders::unauthenticated());
         }
         (None, None) => {
             tracing::warn!(%sender, "alert notification with neither basic auth nor bearer token");
-            return Err(refused());
+            return Err(senders::unauthenticated());
         }
     };
-    signature::verify_token(&secrets.token(sender.as_str()), &token).map_err(|e| {
-        if e == SignatureError::NoSecret {
-            tracing::warn!(%sender, "no usable token for this alert sender: notification refused");
-        } else {
-            tracing::warn!(%sender, "alert sender's token rejected");
-        }
-        refused()
-    })
+    senders::token(sender, secrets, &token, ROUTE)
 }
 
 /// The username and password of an `Authorization: Basic` header.
@@ -293,14 +284,14 @@ pub fn incident(sender: &SenderName) -> Notification {
 /// The key an alert's state is published once under: its sender, fingerprint, status and start
 /// (a group's repeat has all four; the same alert firing again starts anew).
 pub fn dedupe(sender: &SenderName, alert: &Alert) -> String {
-    use sha2::Digest;
-    let mut hash = sha2::Sha256::new();
-    hash.update(alert.fingerprint.as_bytes());
-    hash.update([0]);
-    hash.update(alert.status.as_str());
-    hash.update([0]);
-    hash.update(alert.starts_at.to_be_bytes());
-    format!("{sender}#sha256:{}", hex::encode(hash.finalize()))
+    senders::once_key(
+        sender,
+        &[
+            alert.fingerprint.as_bytes(),
+            alert.status.as_str().as_bytes(),
+            &alert.starts_at.to_be_bytes(),
+        ],
+    )
 }
 
 /// What names the alert across its notifications (alarm-rollback's alarm identity).

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use crate::secrets::SecretSet;
 use crate::signature::{self, SignatureError};
-use crate::{Config, Reply, header, standard_headers};
+use crate::{Config, Reply, header, senders, standard_headers};
 
 /// The route prefix; the rest of the path is the sender's name.
 pub const ROUTE: &str = "/cdevents/";
@@ -28,7 +28,7 @@ pub const MAX_BATCH: usize = 10;
 
 /// The sender a path names, if it is a CDEvents route: `Err` for a malformed name.
 pub fn route(path: &str) -> Option<Result<SenderName, Reply>> {
-    crate::sender_route(path, ROUTE)
+    senders::route(path, ROUTE)
 }
 
 /// A CDEvent eddo takes, read and checked, ready to publish.
@@ -93,7 +93,6 @@ fn authenticate(
     config: &Config,
     now: u64,
 ) -> Result<(), Reply> {
-    let refused = || Reply::error(401, "the sender could not be authenticated");
     let standard = standard_headers(headers);
     if standard.signature.is_some() {
         let keys = secrets.sender(sender.as_str());
@@ -104,21 +103,14 @@ fn authenticate(
                 } else {
                     tracing::warn!(%sender, reason = %e, "CDEvents signature rejected");
                 }
-                refused()
+                senders::unauthenticated()
             });
     }
-    let Some(given) = crate::bearer(headers) else {
+    let Some(given) = senders::bearer(headers) else {
         tracing::warn!(%sender, "CDEvents delivery with neither signature nor bearer token");
-        return Err(refused());
+        return Err(senders::unauthenticated());
     };
-    signature::verify_token(&secrets.token(sender.as_str()), given).map_err(|e| {
-        if e == SignatureError::NoSecret {
-            tracing::warn!(%sender, "no usable token for this CDEvents sender: delivery refused");
-        } else {
-            tracing::warn!(%sender, "CDEvents bearer token rejected");
-        }
-        refused()
-    })
+    senders::token(sender, secrets, given, ROUTE)
 }
 
 /// The CloudEvents of a delivery: a batch (`application/cloudevents-batch+json`), or one event in
@@ -213,17 +205,19 @@ fn read(event: cloudevents::Event) -> Result<Received, (u16, String)> {
 /// firing when detected and resolved when resolved, at the event's time.
 fn incident_alert(predicate: &str, cdevent: &Value) -> Result<crate::alertmanager::Alert, String> {
     use crate::alertmanager::{Alert, Status};
-    use sha2::Digest;
     let subject = &cdevent["subject"];
     let content = &subject["content"];
     let at = cdevent["context"]["timestamp"]
         .as_str()
         .and_then(eddo::time::parse_timestamp)
         .ok_or("the incident's context.timestamp is not a time")?;
-    let mut hash = sha2::Sha256::new();
-    hash.update(cdevent["context"]["source"].as_str().unwrap_or_default());
-    hash.update([0]);
-    hash.update(subject["id"].as_str().unwrap_or_default());
+    let incident = senders::digest(&[
+        cdevent["context"]["source"]
+            .as_str()
+            .unwrap_or_default()
+            .as_bytes(),
+        subject["id"].as_str().unwrap_or_default().as_bytes(),
+    ]);
     let mut labels = std::collections::BTreeMap::new();
     for (label, field) in [("environment", "environment"), ("service", "service")] {
         if let Some(id) = content[field]["id"].as_str() {
@@ -232,7 +226,7 @@ fn incident_alert(predicate: &str, cdevent: &Value) -> Result<crate::alertmanage
     }
     let resolved = predicate == "incident.resolved";
     Ok(Alert {
-        fingerprint: hex::encode(&hash.finalize()[..16]),
+        fingerprint: hex::encode(&incident[..16]),
         status: if resolved {
             Status::Resolved
         } else {
@@ -251,12 +245,10 @@ fn incident_alert(predicate: &str, cdevent: &Value) -> Result<crate::alertmanage
 /// The key a CDEvent is published once under: its sender, source and id (a digest: a source is
 /// a URI of any length).
 pub fn dedupe(sender: &SenderName, received: &Received) -> String {
-    use sha2::Digest;
-    let mut hash = sha2::Sha256::new();
-    hash.update(received.source.as_bytes());
-    hash.update([0]);
-    hash.update(received.id.as_bytes());
-    format!("{sender}#sha256:{}", hex::encode(hash.finalize()))
+    senders::once_key(
+        sender,
+        &[received.source.as_bytes(), received.id.as_bytes()],
+    )
 }
 
 /// The `CDEvent Received` event for a verified CDEvent.

@@ -16,6 +16,7 @@ mod each;
 pub mod normalise;
 mod providers;
 pub mod secrets;
+mod senders;
 pub mod signals;
 pub mod signature;
 
@@ -82,15 +83,6 @@ pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .filter(|v| !v.is_empty())
 }
 
-/// The token of an `Authorization: Bearer <token>` header.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    header(headers, "authorization").and_then(|v| {
-        v.split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-    })
-}
-
 /// The Standard Webhooks headers of a request (GitLab's signing token uses them too).
 pub(crate) fn standard_headers(headers: &HeaderMap) -> StandardHeaders<'_> {
     StandardHeaders {
@@ -133,18 +125,6 @@ pub fn body(req: &LambdaFunctionUrlRequest, max_body_bytes: usize) -> Result<Vec
         ));
     }
     Ok(bytes)
-}
-
-/// The sender a path names under a sender's route prefix (`/signals/`, `/cdevents/`), if it is
-/// one: `Err` (404) for a malformed name.
-pub(crate) fn sender_route(
-    path: &str,
-    prefix: &str,
-) -> Option<Result<eddo::names::SenderName, Reply>> {
-    let name = path.trim_end_matches('/').strip_prefix(prefix)?;
-    Some(
-        eddo::names::SenderName::parse(name).map_err(|_| Reply::error(404, "no such sender route")),
-    )
 }
 
 /// A sender's event as its PutEvents entry (`what` names it in the 413), within the entry limit.

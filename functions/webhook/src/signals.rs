@@ -36,7 +36,7 @@ const FIELDS: [&str; 9] = [
 
 /// The sender a path names, if it is a signals route: `Err` for a malformed name.
 pub fn route(path: &str) -> Option<Result<SenderName, Reply>> {
-    crate::sender_route(path, ROUTE)
+    crate::senders::route(path, ROUTE)
 }
 
 /// A verified signal, ready to publish.
