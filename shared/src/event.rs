@@ -30,6 +30,12 @@ impl Metadata {
     }
 }
 
+/// What names an alert (`Alert Received`) across its notifications and states: its sender and
+/// fingerprint. The webhook's correlation id for it, and alarm-rollback's alarm identity.
+pub fn alert_identity(sender: &str, fingerprint: &str) -> String {
+    format!("alert:{sender}:{fingerprint}")
+}
+
 /// An eddo event's detail: the shared metadata beside the event's own fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope<D> {

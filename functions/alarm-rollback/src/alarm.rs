@@ -214,7 +214,7 @@ impl AlarmChange {
     /// sender and fingerprint.
     pub fn identity(&self) -> String {
         match &self.alert {
-            Some(a) => format!("alert:{}:{}", a.sender, a.fingerprint),
+            Some(a) => eddo::event::alert_identity(&a.sender, &a.fingerprint),
             None => self.arn.clone().unwrap_or_else(|| self.name.clone()),
         }
     }

@@ -27,31 +27,31 @@ pub enum Trigger<'p> {
 /// Which service the alarm is about: its `eddo:service` tag, else the policy's alarm patterns;
 /// for an alert, the services whose `rollback.alerts` take its sender and labels.
 pub fn service_of<'p>(policy: &'p Policy, alarm: &AlarmChange) -> Result<&'p Service, Skip> {
-    if let Some(a) = &alarm.alert {
-        let found = policy.alert(&a.sender, &a.labels);
-        return match found.as_slice() {
-            [one] => Ok(one),
-            [] => Err(Skip::UnmatchedAlert {
+    let (found, none) = match &alarm.alert {
+        Some(a) => (
+            policy.alert(&a.sender, &a.labels),
+            Skip::UnmatchedAlert {
                 alert: alarm.name.clone(),
                 sender: a.sender.clone(),
-            }),
-            many => Err(Skip::Ambiguous {
-                alarm: alarm.name.clone(),
-                services: many.iter().map(|s| s.name.to_string()).collect(),
-            }),
-        };
-    }
-    if let Some(tagged) = alarm.tags.get(SERVICE_TAG) {
-        return policy.service(tagged).ok_or_else(|| Skip::UnknownService {
-            service: tagged.clone(),
-        });
-    }
-    let found: Vec<&Service> = policy.alarm(&alarm.name, alarm.arn.as_deref()).collect();
+            },
+        ),
+        None => {
+            if let Some(tagged) = alarm.tags.get(SERVICE_TAG) {
+                return policy.service(tagged).ok_or_else(|| Skip::UnknownService {
+                    service: tagged.clone(),
+                });
+            }
+            (
+                policy.alarm(&alarm.name, alarm.arn.as_deref()).collect(),
+                Skip::UnknownAlarm {
+                    alarm: alarm.name.clone(),
+                },
+            )
+        }
+    };
     match found.as_slice() {
         [one] => Ok(one),
-        [] => Err(Skip::UnknownAlarm {
-            alarm: alarm.name.clone(),
-        }),
+        [] => Err(none),
         many => Err(Skip::Ambiguous {
             alarm: alarm.name.clone(),
             services: many.iter().map(|s| s.name.to_string()).collect(),

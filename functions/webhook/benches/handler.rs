@@ -105,7 +105,7 @@ fn alerts_offline(req: &LambdaFunctionUrlRequest, secrets: &SecretSet, cfg: &Con
         .iter()
         .map(|a| {
             detail_len(
-                &alertmanager::outgoing(&n, a, cfg.common.max_entry_bytes).unwrap(),
+                &alertmanager::outgoing(&n.group, a, cfg.common.max_entry_bytes).unwrap(),
                 cfg,
             )
         })

@@ -92,15 +92,22 @@ pub struct Alert {
     pub generator_url: Option<String>,
 }
 
-/// A verified notification: its sender and its alerts, in the order sent.
+/// Where a verified notification's alerts come from: the sender, and what the notification says
+/// of the group they were sent in.
 #[derive(Debug)]
-pub struct Notification {
+pub struct Group {
     pub sender: SenderName,
     pub kind: Kind,
     pub receiver: Option<String>,
     pub group_key: Option<String>,
     pub external_url: Option<String>,
     pub truncated_alerts: u64,
+}
+
+/// A verified notification: its group and its alerts, in the order sent.
+#[derive(Debug)]
+pub struct Notification {
+    pub group: Group,
     pub alerts: Vec<Alert>,
 }
 
@@ -185,12 +192,14 @@ pub fn accept(
         .map(|(i, a)| read(a).map_err(|why| Reply::error(400, format!("alert {i}: {why}"))))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Notification {
-        sender,
-        kind,
-        receiver: message.receiver,
-        group_key: message.group_key,
-        external_url: message.external_url,
-        truncated_alerts: message.truncated_alerts,
+        group: Group {
+            sender,
+            kind,
+            receiver: message.receiver,
+            group_key: message.group_key,
+            external_url: message.external_url,
+            truncated_alerts: message.truncated_alerts,
+        },
         alerts,
     })
 }
@@ -268,16 +277,15 @@ fn read(a: AlertDoc) -> Result<Alert, String> {
     })
 }
 
-/// The context of a CDEvents incident published as an alert: its sender, nothing of a group.
-pub fn incident(sender: &SenderName) -> Notification {
-    Notification {
+/// Where a CDEvents incident published as an alert comes from: its sender, in no group.
+pub fn incident(sender: &SenderName) -> Group {
+    Group {
         sender: sender.clone(),
         kind: Kind::CdEvents,
         receiver: None,
         group_key: None,
         external_url: None,
         truncated_alerts: 0,
-        alerts: Vec::new(),
     }
 }
 
@@ -296,15 +304,11 @@ pub fn dedupe(sender: &SenderName, alert: &Alert) -> String {
 
 /// What names the alert across its notifications (alarm-rollback's alarm identity).
 pub fn identity(sender: &SenderName, alert: &Alert) -> String {
-    format!("alert:{sender}:{}", alert.fingerprint)
+    eddo::event::alert_identity(sender.as_str(), &alert.fingerprint)
 }
 
-/// The `Alert Received` event for one alert of a verified notification.
-pub fn outgoing(
-    n: &Notification,
-    alert: &Alert,
-    max_entry_bytes: usize,
-) -> Result<OutgoingEvent, Reply> {
+/// The `Alert Received` event for one alert of a verified notification's `n` group.
+pub fn outgoing(n: &Group, alert: &Alert, max_entry_bytes: usize) -> Result<OutgoingEvent, Reply> {
     let mut detail = Map::new();
     detail.insert("sender".into(), json!(n.sender.as_str()));
     detail.insert("kind".into(), json!(n.kind.as_str()));

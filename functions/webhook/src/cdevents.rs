@@ -48,6 +48,13 @@ pub struct Received {
     pub incident: Option<crate::alertmanager::Alert>,
 }
 
+impl Received {
+    /// The change it belongs to: the sender's chain, else the event itself.
+    pub fn correlation(&self) -> &str {
+        self.chain_id.as_deref().unwrap_or(&self.id)
+    }
+}
+
 /// A verified delivery: its sender and its events, in the order sent.
 #[derive(Debug)]
 pub struct Delivery {
@@ -261,9 +268,8 @@ pub fn outgoing(
     detail.insert("sender".into(), json!(sender.as_str()));
     detail.insert("type".into(), json!(received.ty));
     detail.insert("cdevent".into(), received.cdevent.clone());
-    let correlation = received.chain_id.clone().unwrap_or(received.id.clone());
     let envelope = Envelope {
-        metadata: Metadata::new(correlation, received.id.clone()),
+        metadata: Metadata::new(received.correlation(), received.id.clone()),
         detail,
     };
     crate::entry(

@@ -44,7 +44,7 @@ impl Webhook {
                     None => (
                         DetailType::CdEventReceived,
                         cdevents::outgoing(&sender, received, max)?,
-                        received.chain_id.clone().unwrap_or(received.id.clone()),
+                        received.correlation().to_string(),
                     ),
                 };
                 Ok(Each {
@@ -74,9 +74,10 @@ impl Webhook {
         deadline: tokio::time::Instant,
     ) -> Result<Reply, Reply> {
         let max = self.publisher.max_entry_bytes();
-        let sender = &notification.sender;
-        if notification.truncated_alerts > 0 {
-            tracing::warn!(%sender, truncated = notification.truncated_alerts, "the sender left alerts of this group out (max_alerts)");
+        let group = &notification.group;
+        let sender = &group.sender;
+        if group.truncated_alerts > 0 {
+            tracing::warn!(%sender, truncated = group.truncated_alerts, "the sender left alerts of this group out (max_alerts)");
         }
         let each = notification
             .alerts
@@ -90,7 +91,7 @@ impl Webhook {
                     id: alert.fingerprint.clone(),
                     correlation: alertmanager::identity(sender, alert),
                     detail_type: DetailType::AlertReceived,
-                    entry: alertmanager::outgoing(&notification, alert, max)?,
+                    entry: alertmanager::outgoing(group, alert, max)?,
                     answer: json!({"fingerprint": alert.fingerprint, "alert_status": alert.status.as_str()}),
                 })
             })

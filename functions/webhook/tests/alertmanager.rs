@@ -51,7 +51,7 @@ fn published(n: &Notification) -> Vec<Value> {
     n.alerts
         .iter()
         .map(|a| {
-            let entry = alertmanager::outgoing(n, a, 256 * 1024).unwrap();
+            let entry = alertmanager::outgoing(&n.group, a, 256 * 1024).unwrap();
             assert_eq!(entry.detail_type, "Alert Received");
             let detail: Value = serde_json::from_str(&entry.detail).unwrap();
             assert!(schema.is_valid(&detail), "{detail}");
@@ -63,7 +63,7 @@ fn published(n: &Notification) -> Vec<Value> {
 fn keys(n: &Notification) -> Vec<String> {
     n.alerts
         .iter()
-        .map(|a| alertmanager::dedupe(&n.sender, a))
+        .map(|a| alertmanager::dedupe(&n.group.sender, a))
         .collect()
 }
 
@@ -76,7 +76,7 @@ fn an_alertmanager_group_is_one_event_per_alert_and_its_repeat_the_same_keys() {
         &firing,
     )
     .unwrap();
-    assert_eq!(n.kind, alertmanager::Kind::Alertmanager);
+    assert_eq!(n.group.kind, alertmanager::Kind::Alertmanager);
     let details = published(&n);
     assert_eq!(details.len(), 2, "one event per alert of the group");
     let d = &details[0];
@@ -135,7 +135,7 @@ fn a_grafana_notification_reads_with_its_bearer_token() {
         &fixture("grafana-v1-firing.json"),
     )
     .unwrap();
-    assert_eq!(n.kind, alertmanager::Kind::Grafana);
+    assert_eq!(n.group.kind, alertmanager::Kind::Grafana);
     let d = &published(&n)[0];
     assert_eq!(
         (&d["sender"], &d["kind"]),
