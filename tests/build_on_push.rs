@@ -147,6 +147,7 @@ async fn a_refused_start_build_is_dead_lettered_at_once() {
             rule: push.rule.clone(),
             queue_url: push.queue_url.clone(),
             schedule: None,
+            input_path: None,
             target: Target::CodeBuild {
                 project: "eddo-build".into(),
                 role: push.role.clone().expect("the push rule's role"),

@@ -78,6 +78,7 @@ async fn rule_targets_are_invoked_and_failures_dead_lettered_after_three_attempt
             rule: stack.routes[0].rule.clone(),
             queue_url: stack.routes[0].queue_url.clone(),
             schedule: None,
+            input_path: None,
             target: Target::Function {
                 function,
                 attempts: ATTEMPTS,

@@ -21,6 +21,7 @@ mod bench_runner;
 mod build_on_push;
 mod bus_policy;
 mod cdevents;
+mod cdevents_out;
 mod cdk;
 mod codebuild;
 mod demo;

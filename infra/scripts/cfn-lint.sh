@@ -29,6 +29,7 @@ translate several BuildProjectName=app-build SastProjectName=app-sast TrackedBra
   PolicyObject=s3://acme-platform-eddo/policy/eddo.yaml
 translate sbt-legacy SbtGeneration=legacy \
   SbtControlPlaneEventSource=controlPlaneEventSource SbtApplicationPlaneEventSource=acme.app.plane
+translate cdevents CDEventsSinkUrl=https://events.example.com/cdevents CDEventsSinkToken=not-a-real-token
 
 # Every warning and every error fails.
 "$venv/bin/cfn-lint" -- "$out"/*.json

@@ -101,6 +101,9 @@ pub struct CommonConfig {
     pub event_bus_name: String,
     pub table_name: String,
     pub max_entry_bytes: usize,
+    /// Whether decisions are also said as CDEvents (`EDDO_CDEVENTS`: `on` or `off`, the
+    /// default): the template turns it on when a CDEvents sink is named, or asked for.
+    pub cdevents: bool,
 }
 
 impl CommonConfig {
@@ -119,6 +122,16 @@ impl CommonConfig {
             event_bus_name: env.required("EDDO_EVENT_BUS_NAME")?.to_string(),
             table_name: env.required("EDDO_TABLE_NAME")?.to_string(),
             max_entry_bytes,
+            cdevents: match env.optional("EDDO_CDEVENTS") {
+                None | Some("off") => false,
+                Some("on") => true,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "EDDO_CDEVENTS",
+                        format!("{other:?} is neither on nor off"),
+                    ));
+                }
+            },
         })
     }
 }

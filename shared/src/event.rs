@@ -101,6 +101,7 @@ pub enum DetailType {
     TenantDeprovisioned,
     TenantDeprovisioningFailed,
     PolicyRejected,
+    CdEvent,
 }
 
 impl DetailType {
@@ -138,6 +139,7 @@ impl DetailType {
         DetailType::TenantDeprovisioned,
         DetailType::TenantDeprovisioningFailed,
         DetailType::PolicyRejected,
+        DetailType::CdEvent,
     ];
 
     /// The `detail-type`, in AWS's Title Case style.
@@ -176,6 +178,7 @@ impl DetailType {
             DetailType::TenantDeprovisioned => "Tenant Deprovisioned",
             DetailType::TenantDeprovisioningFailed => "Tenant Deprovisioning Failed",
             DetailType::PolicyRejected => "Policy Rejected",
+            DetailType::CdEvent => "CDEvent",
         }
     }
 
@@ -222,6 +225,8 @@ impl DetailType {
             | DetailType::TenantDeprovisioned
             | DetailType::TenantDeprovisioningFailed => &[Source::Tenants],
             DetailType::PolicyRejected => &[Source::Gate, Source::Rollback, Source::Tenants],
+            // A decision's CDEvent (`cdevents::emit`), said by the component that decided.
+            DetailType::CdEvent => &[Source::Gate, Source::Rollback],
         }
     }
 

@@ -324,6 +324,7 @@ pub struct Publisher {
     bus: String,
     max_entry_bytes: usize,
     backoff: Backoff,
+    cdevents: bool,
 }
 
 impl Publisher {
@@ -337,6 +338,7 @@ impl Publisher {
             bus: bus.into(),
             max_entry_bytes,
             backoff: Backoff::default(),
+            cdevents: false,
         }
     }
 
@@ -347,6 +349,19 @@ impl Publisher {
             &common.event_bus_name,
             common.max_entry_bytes,
         )
+        .saying_cdevents(common.cdevents)
+    }
+
+    /// A publisher whose functions say their decisions as CDEvents too (`cdevents::emit`), or
+    /// not.
+    pub fn saying_cdevents(mut self, on: bool) -> Self {
+        self.cdevents = on;
+        self
+    }
+
+    /// Whether decisions are said as CDEvents too.
+    pub fn says_cdevents(&self) -> bool {
+        self.cdevents
     }
 
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
@@ -356,6 +371,11 @@ impl Publisher {
 
     pub fn max_entry_bytes(&self) -> usize {
         self.max_entry_bytes
+    }
+
+    /// The bus it publishes to.
+    pub fn bus(&self) -> &str {
+        &self.bus
     }
 
     /// Publishes every event or says which were not published and why.

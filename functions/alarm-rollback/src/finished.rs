@@ -1,6 +1,7 @@
 //! A rollback build's completion: the hold released, the history moved on success, and the
 //! outcome said, once; the completion and the events that say it are one write.
 
+use eddo::cdevents::emit::{Producer, with_cdevents};
 use eddo::codebuild::{self, BuildState};
 use eddo::history::{Version, VersionKind};
 use eddo::outbox::Lease;
@@ -113,12 +114,9 @@ impl Rollbacks {
             let live = b.succeeded().then(|| restored(&record, &b, now)).flatten();
             let (detail_type, detail) =
                 completion(&record, &b, &history, live.as_ref(), &service.name);
-            let owes = [OutgoingEvent::enveloped(
-                detail_type,
-                &detail,
-                &correlation,
-                &causation,
-            )?];
+            let said = OutgoingEvent::enveloped(detail_type, &detail, &correlation, &causation)?;
+            let producer = Producer::of(&self.publisher, service.image_repository.as_deref());
+            let owes = with_cdevents([said], producer.as_ref(), now)?;
             let lease = Lease::new(record_key(&service.name), now);
             let finish = Finish {
                 service: &service.name,

@@ -1,6 +1,7 @@
 //! Starting a rollback: the build of the decision, once, recorded with the event that says it
 //! started (or that its project refused it), then said.
 
+use eddo::cdevents::emit::{Producer, with_cdevents};
 use eddo::codebuild::{self, StartError};
 use eddo::outbox::Lease;
 use eddo::policy::{ProjectRole, Service};
@@ -74,12 +75,15 @@ impl Rollbacks {
         let mut started = detail.clone();
         started["build_id"] = json!(build);
         started["held_until"] = json!(rfc3339(record.held_until));
-        let owes = [OutgoingEvent::enveloped(
+        let said = OutgoingEvent::enveloped(
             DetailType::RollbackStarted,
             &started,
             &correlation,
             &causation,
-        )?];
+        )?;
+        // An alarm rolled the service back: an incident, for the tools that follow them.
+        let producer = Producer::of(&self.publisher, service.image_repository.as_deref());
+        let owes = with_cdevents([said], producer.as_ref(), (self.clock)())?;
         if !self
             .store
             .set_build(&service.name, rev, &build, lease, &owes)

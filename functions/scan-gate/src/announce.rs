@@ -89,8 +89,7 @@ impl Gate {
         decided.state = to;
         decided.reasons = reasons.clone();
         decided.decided_by = cause.event_id.clone();
-        let (event, outcome) = self.decision_event(service, &decided)?;
-        let owes = [event];
+        let (owes, outcome) = self.decision_events(service, &decided)?;
         let (decision, lease) = (eddo::outbox::unique_id(), Lease::new(key_of(c), now));
         let d = Decided {
             candidate: c,
@@ -174,13 +173,14 @@ impl Gate {
         }
     }
 
-    /// The event that says a decided candidate's decision, with its outcome for the report; its
+    /// The events that say a decided candidate's decision (its eddo event, and the CDEvent that
+    /// announces it where CDEvents has a word for it), with its outcome for the report; their
     /// causation is the event that decided it.
-    pub(crate) fn decision_event(
+    pub(crate) fn decision_events(
         &self,
         service: &Service,
         c: &Candidate,
-    ) -> Result<(OutgoingEvent, &'static str), Error> {
+    ) -> Result<(Vec<OutgoingEvent>, &'static str), Error> {
         let (detail_type, outcome) = match c.state {
             State::Deploying | State::Deployed | State::DeployFailed => {
                 (DetailType::DeploymentStarted, "deployment started")
@@ -230,6 +230,18 @@ impl Gate {
         };
         let event =
             OutgoingEvent::enveloped(detail_type, &detail, &c.correlation_id, &c.decided_by)?;
-        Ok((event, outcome))
+        let images = service.image_repository.as_deref();
+        Ok((self.with_cdevents(images, event)?, outcome))
+    }
+
+    /// `event` and the CDEvent that announces it, if it has one (`eddo::cdevents::emit`), for
+    /// a service whose images go to `images`.
+    pub(crate) fn with_cdevents(
+        &self,
+        images: Option<&str>,
+        event: OutgoingEvent,
+    ) -> Result<Vec<OutgoingEvent>, Error> {
+        let producer = eddo::cdevents::emit::Producer::of(&self.publisher, images);
+        eddo::cdevents::emit::with_cdevents([event], producer.as_ref(), (self.clock)())
     }
 }

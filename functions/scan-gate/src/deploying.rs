@@ -207,8 +207,7 @@ impl Gate {
     ) -> Result<Report, Error> {
         let mut c = c.clone();
         c.build_id = Some(build.to_string());
-        let (event, outcome) = self.decision_event(service, &c)?;
-        let owes = [event];
+        let (owes, outcome) = self.decision_events(service, &c)?;
         if !self.store.set_build(lease, build, &owes).await? {
             return Ok(Report::quiet(format!(
                 "build {build} was recorded by another invocation"
@@ -261,8 +260,7 @@ impl Gate {
         let mut blocked = c.clone();
         blocked.state = State::Blocked;
         blocked.reasons = reasons.clone();
-        let (event, outcome) = self.decision_event(service, &blocked)?;
-        let owes = [event];
+        let (owes, outcome) = self.decision_events(service, &blocked)?;
         if !self.store.withdraw(lease, &reasons, &owes).await? {
             return Ok(Withdrawn::Busy);
         }
@@ -380,12 +378,16 @@ impl Gate {
                     }),
                 ),
             };
-            let owes = [OutgoingEvent::enveloped(
+            let said = OutgoingEvent::enveloped(
                 detail_type,
                 &detail,
                 &c.correlation_id,
                 &d.evidence.event_id,
-            )?];
+            )?;
+            let images = policy
+                .service(c.service.as_str())
+                .and_then(|s| s.image_repository.as_deref());
+            let owes = self.with_cdevents(images, said)?;
             let lease = Lease::new(key_of(&c), now);
             let finished = Finished {
                 candidate: &c,

@@ -20,6 +20,7 @@ pub mod routing;
 pub mod runtime;
 pub mod scale;
 pub mod send;
+pub mod sink;
 pub mod soak;
 pub mod stack;
 pub mod template;

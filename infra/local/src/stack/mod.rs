@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use crate::codebuild::CodeBuild;
 use crate::pattern::check_pattern;
 mod provision;
+pub use provision::ApiDestinationDef;
 
 use crate::template::{
     ACCOUNT, FunctionDef, Names, REGION, RuleDef, TargetKind, Template, functions, rules,
@@ -51,6 +52,10 @@ pub struct RouteDef {
     pub queue_url: String,
     /// The role EventBridge assumes to reach the target (`RoleArn`; a CodeBuild target needs one).
     pub role: Option<String>,
+    /// Its retries, dead-letter queue and headers, as the template sets them.
+    pub delivery: crate::template::Delivery,
+    /// The URL of its dead-letter queue, if it has one.
+    pub dead_letter_url: Option<String>,
 }
 
 impl RouteDef {
@@ -102,6 +107,8 @@ pub struct Stack {
     pub codebuild: Arc<CodeBuild>,
     /// The template's first queue: where failed asynchronous deliveries land.
     pub dead_letter_queue: Option<String>,
+    /// The template's API destinations, by ARN: what EventBridge delivers to outside AWS.
+    pub api_destinations: BTreeMap<String, ApiDestinationDef>,
     /// Receives every eddo event (local rule `TAP_PATTERN`).
     pub tap_queue: String,
     /// For each rule of the template, a queue that receives every event the rule matches, as
@@ -183,6 +190,8 @@ impl Stack {
         let declared_parameters = provision::parameters(sdk, template, &mut names, prefix).await?;
         // Names before roles: a role's policy names what it grants on (its function's log group).
         let (function_arns, mut skipped) = provision::names(template, &mut names, prefix)?;
+        let api_destinations =
+            provision::api_destinations(sdk, template, &mut names, prefix).await?;
         let roles = crate::iam::create_roles(sdk, template, &mut names, prefix).await?;
         let functions = functions(template, &names)?;
         // Lambda runs each function with a session of its execution role, and only where the
@@ -290,6 +299,7 @@ impl Stack {
             policy,
             codebuild,
             dead_letter_queue: queues.into_iter().next(),
+            api_destinations,
             authority,
             credentials,
             senders,
@@ -380,6 +390,20 @@ impl Stack {
                     rule_arn: r.arn(),
                     stand_in: self.codebuild.clone(),
                 },
+                TargetKind::ApiDestination(arn) => Target::ApiDestination {
+                    destination: self.api_destinations.get(arn).cloned().ok_or_else(|| {
+                        LocalError::Setup(format!(
+                            "rule {} targets {arn}, which the template does not declare",
+                            r.rule
+                        ))
+                    })?,
+                    headers: r.delivery.headers.clone(),
+                    role: r.role.clone().unwrap_or_default(),
+                    rule_arn: r.arn(),
+                    authority: self.authority.clone(),
+                    attempts: r.delivery.retries + 1,
+                    dead_letter: r.dead_letter_url.clone(),
+                },
                 TargetKind::Other(_) => continue,
             };
             routes.push(Route {
@@ -387,6 +411,7 @@ impl Stack {
                 queue_url: r.queue_url.clone(),
                 schedule: r.schedule.clone(),
                 target,
+                input_path: r.delivery.input_path.clone(),
             });
         }
         Ok(Dispatcher::new(

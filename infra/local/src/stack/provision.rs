@@ -318,6 +318,8 @@ pub(super) fn names(
         "AWS::SQS::Queue",
         "AWS::Lambda::Function",
         "AWS::Events::Rule",
+        "AWS::Events::Connection",
+        "AWS::Events::ApiDestination",
         "AWS::IAM::Role",
         "AWS::IAM::RolePolicy",
         "AWS::IAM::Policy",
@@ -388,6 +390,8 @@ pub(super) async fn routes(
                     target: target.kind.clone(),
                     queue_url: String::new(),
                     role: target.role.clone(),
+                    delivery: target.delivery.clone(),
+                    dead_letter_url: None,
                 });
             }
             continue;
@@ -406,8 +410,14 @@ pub(super) async fn routes(
                         rule.name, target.id
                     )));
                 }
+                TargetKind::ApiDestination(_) if target.role.is_none() => {
+                    return Err(LocalError::Setup(format!(
+                        "template: rule {} target {}: EventBridge invokes an API destination only as a role (RoleArn)",
+                        rule.name, target.id
+                    )));
+                }
                 TargetKind::CodeBuild(project) => projects.push(project.clone()),
-                TargetKind::Function(_) => {}
+                TargetKind::Function(_) | TargetKind::ApiDestination(_) => {}
             }
             let queue = format!("{prefix}-{}-{}", rule.name, target.id);
             let queue: String = queue
@@ -440,8 +450,165 @@ pub(super) async fn routes(
                 target: target.kind.clone(),
                 queue_url,
                 role: target.role.clone(),
+                delivery: target.delivery.clone(),
+                dead_letter_url: dead_letter_url(sdk, target.delivery.dead_letter.as_deref())
+                    .await?,
             });
         }
     }
     Ok((routes, projects))
+}
+
+/// An API destination as EventBridge keeps it: where it sends, how, and the header its
+/// connection authorizes with (EventBridge holds the connection's secret; so does the local
+/// stack).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiDestinationDef {
+    pub arn: String,
+    pub endpoint: String,
+    pub method: String,
+    /// The connection's `API_KEY` header, or `Authorization: Basic ...` for `BASIC`.
+    pub authorization: (String, String),
+}
+
+/// Every `AWS::Events::Connection` and `AWS::Events::ApiDestination`: created on the emulator
+/// (which checks their properties), named for `Ref` and `Fn::GetAtt`; by the destination's ARN.
+pub(super) async fn api_destinations(
+    sdk: &SdkConfig,
+    template: &Template,
+    names: &mut Names,
+    prefix: &str,
+) -> Result<BTreeMap<String, ApiDestinationDef>, LocalError> {
+    use aws_sdk_eventbridge::types::{
+        ApiDestinationHttpMethod, ConnectionAuthorizationType,
+        CreateConnectionApiKeyAuthRequestParameters, CreateConnectionAuthRequestParameters,
+        CreateConnectionBasicAuthRequestParameters,
+    };
+    let eb = aws_sdk_eventbridge::Client::new(sdk);
+    let mut authorizations = HashMap::new();
+    for (id, r) in template.of_type("AWS::Events::Connection") {
+        let kind = property(names, id, r, "AuthorizationType")?;
+        let auth = property(names, id, r, "AuthParameters")?;
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let (params, header) = match kind.as_str() {
+            Some("API_KEY") => {
+                let key = &auth["ApiKeyAuthParameters"];
+                let (name, value) = (text(&key["ApiKeyName"]), text(&key["ApiKeyValue"]));
+                let p = CreateConnectionApiKeyAuthRequestParameters::builder()
+                    .api_key_name(&name)
+                    .api_key_value(&value)
+                    .build()
+                    .map_err(|e| LocalError::Setup(format!("connection {id}: {e}")))?;
+                (
+                    CreateConnectionAuthRequestParameters::builder()
+                        .api_key_auth_parameters(p)
+                        .build(),
+                    (name, value),
+                )
+            }
+            Some("BASIC") => {
+                use base64::Engine as _;
+                let basic = &auth["BasicAuthParameters"];
+                let (user, password) = (text(&basic["Username"]), text(&basic["Password"]));
+                let p = CreateConnectionBasicAuthRequestParameters::builder()
+                    .username(&user)
+                    .password(&password)
+                    .build()
+                    .map_err(|e| LocalError::Setup(format!("connection {id}: {e}")))?;
+                let encoded =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                (
+                    CreateConnectionAuthRequestParameters::builder()
+                        .basic_auth_parameters(p)
+                        .build(),
+                    ("Authorization".to_string(), format!("Basic {encoded}")),
+                )
+            }
+            other => {
+                return Err(LocalError::Setup(format!(
+                    "connection {id}: the local stack delivers with API_KEY or BASIC authorization, not {other:?}"
+                )));
+            }
+        };
+        let name = format!("{prefix}-{id}");
+        let out = eb
+            .create_connection()
+            .name(&name)
+            .authorization_type(ConnectionAuthorizationType::from(
+                kind.as_str().unwrap_or_default(),
+            ))
+            .auth_parameters(params)
+            .send()
+            .await
+            .map_err(|e| aws("CreateConnection", e))?;
+        let arn = out.connection_arn().unwrap_or_default().to_string();
+        names.set_ref(id, &name);
+        names.set_attr(id, "Arn", &arn);
+        names.set_attr(id, "ArnForPolicy", &arn);
+        names.set_attr(
+            id,
+            "SecretArn",
+            format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:events!connection/{name}"),
+        );
+        authorizations.insert(arn, header);
+    }
+    let mut out = BTreeMap::new();
+    for (id, r) in template.of_type("AWS::Events::ApiDestination") {
+        let connection = property(names, id, r, "ConnectionArn")?;
+        let endpoint = property(names, id, r, "InvocationEndpoint")?;
+        let method = property(names, id, r, "HttpMethod")?;
+        let (Some(connection), Some(endpoint), Some(method)) =
+            (connection.as_str(), endpoint.as_str(), method.as_str())
+        else {
+            return Err(LocalError::Setup(format!(
+                "API destination {id} needs ConnectionArn, InvocationEndpoint and HttpMethod"
+            )));
+        };
+        let authorization = authorizations.get(connection).cloned().ok_or_else(|| {
+            LocalError::Setup(format!(
+                "API destination {id}: no connection of the template is {connection}"
+            ))
+        })?;
+        let name = format!("{prefix}-{id}");
+        let created = eb
+            .create_api_destination()
+            .name(&name)
+            .connection_arn(connection)
+            .invocation_endpoint(endpoint)
+            .http_method(ApiDestinationHttpMethod::from(method))
+            .send()
+            .await
+            .map_err(|e| aws("CreateApiDestination", e))?;
+        let arn = created
+            .api_destination_arn()
+            .unwrap_or_default()
+            .to_string();
+        names.set_ref(id, &name);
+        names.set_attr(id, "Arn", &arn);
+        names.set_attr(id, "ArnForPolicy", &arn);
+        out.insert(
+            arn.clone(),
+            ApiDestinationDef {
+                arn,
+                endpoint: endpoint.to_string(),
+                method: method.to_string(),
+                authorization,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The URL of the queue a target's `DeadLetterConfig` names by ARN, if it names one.
+async fn dead_letter_url(sdk: &SdkConfig, arn: Option<&str>) -> Result<Option<String>, LocalError> {
+    let Some(name) = arn.and_then(|a| a.rsplit(':').next()) else {
+        return Ok(None);
+    };
+    let out = aws_sdk_sqs::Client::new(sdk)
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| aws("GetQueueUrl", e))?;
+    Ok(out.queue_url().map(str::to_string))
 }

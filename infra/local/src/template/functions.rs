@@ -121,6 +121,8 @@ pub(super) fn attributes(kind: &str) -> Option<&'static [&'static str]> {
         "AWS::Events::EventBus" => &["Arn", "Name", "Policy"],
         "AWS::Events::Archive" => &["Arn"],
         "AWS::Events::Rule" => &["Arn"],
+        "AWS::Events::Connection" => &["Arn", "ArnForPolicy", "SecretArn"],
+        "AWS::Events::ApiDestination" => &["Arn", "ArnForPolicy"],
         "AWS::DynamoDB::Table" => &["Arn", "StreamArn"],
         "AWS::SecretsManager::Secret" => &["Id"],
         "AWS::SQS::Queue" => &["Arn", "QueueName", "QueueUrl"],

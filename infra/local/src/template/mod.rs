@@ -332,6 +332,9 @@ pub enum TargetKind {
     /// A CodeBuild project, by name: the stand-in starts a build with the target's input as the
     /// StartBuild parameters, as EventBridge does.
     CodeBuild(String),
+    /// An API destination, by ARN: the local stack POSTs the target's input to its endpoint
+    /// (on loopback) with its connection's authorization, as EventBridge does.
+    ApiDestination(String),
     /// Anything else (a queue, another bus, ...), by ARN: not served locally.
     Other(String),
 }
@@ -342,6 +345,9 @@ impl TargetKind {
         match self {
             TargetKind::Function(f) => f.clone(),
             TargetKind::CodeBuild(p) => format!("CodeBuild {p}"),
+            TargetKind::ApiDestination(arn) => {
+                format!("API destination {}", arn.rsplit(':').next().unwrap_or(arn))
+            }
             TargetKind::Other(arn) => arn.clone(),
         }
     }
@@ -357,6 +363,45 @@ pub struct TargetDef {
     pub input: serde_json::Map<String, Json>,
     /// The role EventBridge assumes to reach the target (`RoleArn`), if any.
     pub role: Option<String>,
+    /// What EventBridge does when the target fails: how often it retries, where it puts what it
+    /// gave up on; and, for an API destination, the headers the target adds.
+    pub delivery: Delivery,
+}
+
+/// A target's `RetryPolicy`, `DeadLetterConfig` and `HttpParameters.HeaderParameters`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Delivery {
+    /// `MaximumRetryAttempts` (EventBridge's default: 185).
+    pub retries: u32,
+    /// The dead-letter queue's ARN, if the target has one.
+    pub dead_letter: Option<String>,
+    pub headers: Vec<(String, String)>,
+    /// `InputPath` (`$.detail`, say): the part of the event the target gets. moto routes the
+    /// whole event and leaves it to the dispatcher.
+    pub input_path: Option<String>,
+}
+
+/// EventBridge's retries when a target sets no `RetryPolicy`.
+pub const DEFAULT_RETRIES: u32 = 185;
+
+impl Delivery {
+    fn of(target: &Json) -> Delivery {
+        Delivery {
+            retries: target["RetryPolicy"]["MaximumRetryAttempts"]
+                .as_u64()
+                .map_or(DEFAULT_RETRIES, |n| n as u32),
+            dead_letter: target["DeadLetterConfig"]["Arn"]
+                .as_str()
+                .map(str::to_string),
+            headers: target["HttpParameters"]["HeaderParameters"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect(),
+            input_path: target["InputPath"].as_str().map(str::to_string),
+        }
+    }
 }
 
 /// An EventBridge rule of the template and its targets.
@@ -389,6 +434,9 @@ fn target_kind(arn: &str, function_arns: &HashMap<String, String>) -> TargetKind
     match arn.split(':').collect::<Vec<_>>()[..] {
         ["arn", _, "codebuild", _, _, resource] if resource.starts_with("project/") => {
             TargetKind::CodeBuild(resource.trim_start_matches("project/").to_string())
+        }
+        ["arn", _, "events", _, _, resource] if resource.starts_with("api-destination/") => {
+            TargetKind::ApiDestination(arn.to_string())
         }
         _ => TargetKind::Other(arn.to_string()),
     }
@@ -433,6 +481,7 @@ pub fn rules(
                 kind: target_kind(arn, function_arns),
                 input,
                 role: t["RoleArn"].as_str().map(str::to_string),
+                delivery: Delivery::of(t),
             });
         }
         out.push(RuleDef {
