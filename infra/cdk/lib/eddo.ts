@@ -164,6 +164,9 @@ export class Eddo extends Construct {
     if (push) {
       this.keep(push);
     }
+    if (props.cdevents?.sink) {
+      this.keep(this.cdeventsRule(props.cdevents.sink));
+    }
 
     const requestSources = [
       ...(props.tenantRequestSources ?? []),
@@ -232,6 +235,26 @@ export class Eddo extends Construct {
       rule.addTarget(options.target);
     }
     return rule;
+  }
+
+  /**
+   * The rule that delivers eddo's CDEvents to `sink`: the body is the CloudEvent itself
+   * (`$.detail`), in structured content mode; EventBridge retries for a day, then the
+   * dead-letter queue. No function in between.
+   */
+  private cdeventsRule(sink: events.IApiDestination): events.Rule {
+    return new events.Rule(this, 'CDEventsRule', {
+      description: 'eddo\'s decisions as CDEvents (structured-mode CloudEvents) to the sink.',
+      eventBus: this.eventBus,
+      eventPattern: { source: [SOURCES.gate, SOURCES.rollback], detailType: ['CDEvent'] },
+      targets: [new targets.ApiDestination(sink, {
+        event: events.RuleTargetInput.fromEventPath('$.detail'),
+        headerParameters: { 'Content-Type': 'application/cloudevents+json; charset=utf-8' },
+        deadLetterQueue: this.deadLetterQueue,
+        retryAttempts: 185,
+        maxEventAge: Duration.hours(24),
+      })],
+    });
   }
 
   /** A rule of the construct's own, kept in `rules`. */
@@ -305,6 +328,7 @@ export class Eddo extends Construct {
         EDDO_EVENT_BUS_NAME: this.eventBus.eventBusName,
         EDDO_TABLE_NAME: this.table.tableName,
         EDDO_MAX_ENTRY_BYTES: String(this.props.maxEntryBytes ?? 262144),
+        EDDO_CDEVENTS: this.props.cdevents?.sink !== undefined || this.props.cdevents?.onBus === true ? 'on' : 'off',
         ...spec.environment,
       },
       ...(spec.asynchronous

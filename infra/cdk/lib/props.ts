@@ -35,6 +35,29 @@ export enum SbtGeneration {
   LEGACY = 'legacy',
 }
 
+/**
+ * eddo's decisions as CDEvents (spec 0.4.1) in structured-mode CloudEvents: `service.deployed`
+ * or `service.upgraded` (Deployment Succeeded), `service.rolledback` (Rollback Succeeded),
+ * `incident.detected` (Rollback Started) and eddo's `dev.cdeventsx.eddo-deployment.blocked` and
+ * `.timedout`, each put on the bus as a `CDEvent` event beside the decision.
+ */
+export interface CDEventsOptions {
+  /**
+   * The sink (a CDEvents broker, a Tekton or Keptn event listener), as an API destination whose
+   * connection carries its authorization (`events.Authorization.apiKey('Authorization',
+   * SecretValue.secretsManager(...))`, say): a rule sends it each CDEvent as the request body,
+   * `Content-Type: application/cloudevents+json`, with EventBridge's retries (24 hours) and
+   * then the dead-letter queue.
+   * @default none: the CDEvents stay on the bus (with `onBus`)
+   */
+  readonly sink?: events.IApiDestination;
+  /**
+   * Put the CDEvents on the bus even without a sink, for rules of your own.
+   * @default false
+   */
+  readonly onBus?: boolean;
+}
+
 /** sbt-aws's control plane, speaking to tenant-onboarding on the eddo bus. */
 export interface SbtOptions {
   /**
@@ -166,6 +189,11 @@ export interface EddoProps {
    * @default eddo's own tenant contract only
    */
   readonly sbt?: SbtOptions;
+  /**
+   * eddo's decisions as CDEvents, on the bus and to a sink.
+   * @default none: no CDEvents are said
+   */
+  readonly cdevents?: CDEventsOptions;
   /**
    * Where each function's logs go and for how long.
    * @default logs.RetentionDays.ONE_MONTH

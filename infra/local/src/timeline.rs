@@ -242,6 +242,15 @@ impl Watch {
 /// A short description of an event, naming what a person looks for.
 pub fn describe_event(e: &Value) -> String {
     let d = &e["detail"];
+    if d["specversion"] == "1.0" {
+        // A CDEvent, in its CloudEvent.
+        return format!(
+            "{} {} (chainId {})",
+            d["type"].as_str().unwrap_or("-"),
+            d["subject"].as_str().unwrap_or("-"),
+            d["data"]["context"]["chainId"].as_str().unwrap_or("-")
+        );
+    }
     let short = |v: &Value| {
         v.as_str()
             .map(|s| s.chars().take(7).collect::<String>())

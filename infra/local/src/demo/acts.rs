@@ -136,7 +136,58 @@ async fn release_1(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
             stack.codebuild.calls("eddo-deploy")
         ),
     );
+    cdevent_reaches_the_sink(stack, watch, t, s.sink).await
+}
 
+/// The deploy, said as a CDEvent (`service.upgraded`: release 0 was live), reaches the CloudEvents sink through the template's API
+/// destination (when the template names a sink).
+async fn cdevent_reaches_the_sink(
+    stack: &Stack,
+    watch: &mut Watch,
+    t: &mut Timeline,
+    sink: &crate::sink::Sink,
+) -> Result<(), LocalError> {
+    if !stack
+        .routes
+        .iter()
+        .any(|r| matches!(r.target, crate::template::TargetKind::ApiDestination(_)))
+    {
+        t.step(true, "no CloudEvents sink in this template", "", "");
+        return Ok(());
+    }
+    // Release 0 was live before: release 1 upgrades the service.
+    let deployed = |r: &crate::sink::Received| {
+        r.json()["type"] == "dev.cdevents.service.upgraded.0.2.0"
+            && r.json()["data"]["customData"]["commit_sha"] == PUSHED
+    };
+    let arrived = watch
+        .until(stack, t, Duration::from_secs(10), |_, _| {
+            sink.received().iter().any(deployed)
+        })
+        .await?;
+    let received = sink.received();
+    let got = received.iter().find(|r| deployed(r));
+    t.step(
+        arrived
+            && got.is_some_and(|r| {
+                r.header("content-type") == Some("application/cloudevents+json; charset=utf-8")
+                    && r.header("authorization")
+                        == Some(format!("Bearer {}", crate::sink::LOCAL_SINK_TOKEN).as_str())
+            }),
+        "the CloudEvents sink received service.upgraded",
+        "API destination",
+        match got {
+            Some(r) => format!(
+                "{} {} (chainId {}), with the connection's token",
+                r.json()["type"].as_str().unwrap_or_default(),
+                r.json()["subject"].as_str().unwrap_or_default(),
+                r.json()["data"]["context"]["chainId"]
+                    .as_str()
+                    .unwrap_or_default()
+            ),
+            None => format!("{} request(s), none of them it", received.len()),
+        },
+    );
     Ok(())
 }
 

@@ -318,6 +318,8 @@ pub(crate) struct Scene<'a> {
     url: std::net::SocketAddr,
     /// The webhook function's logical id.
     who: String,
+    /// The CloudEvents sink eddo's CDEvents go to, if the template takes one.
+    sink: &'a crate::sink::Sink,
 }
 
 /// Plays the scenario on the template `from` names (template.yaml, the CDK app's, a file), printing the
@@ -369,7 +371,15 @@ pub async fn play(
     let moto = Moto::start()?;
     t.step(true, "moto server started", "", moto.endpoint());
     let sdk = moto.sdk_config().await;
-    let stack = Stack::provision_template(&sdk, "eddo", template, &[]).await?;
+    // Where eddo's CDEvents go, when the template takes a sink (template.yaml does).
+    let sink = crate::sink::Sink::start(&[]).await?;
+    let sink_parameters = sink.parameters();
+    let optional: Vec<(String, &str)> = sink_parameters
+        .iter()
+        .map(|(k, v)| (format!("{k}?"), v.as_str()))
+        .collect();
+    let optional: Vec<(&str, &str)> = optional.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let stack = Stack::provision_template(&sdk, "eddo", template, &optional).await?;
     t.step(
         true,
         "provisioned from the template",
@@ -428,6 +438,7 @@ pub async fn play(
         t,
         url: url.addr(),
         who: webhook.name().to_string(),
+        sink: &sink,
     };
     acts::releases(&mut scene).await?;
     acts::rollback(&mut scene).await?;
