@@ -87,7 +87,8 @@ async fn delivered(s: &Setup) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_firing_alertmanager_group_rolls_the_release_back_once_and_its_resolution_does_nothing() {
+async fn a_firing_alertmanager_group_rolls_the_release_back_once_and_its_resolution_ends_the_incident()
+ {
     let s = setup("alerts", None).await;
     let w = webhook(&s).await;
     let now = now_epoch();
@@ -157,8 +158,19 @@ async fn a_firing_alertmanager_group_rolls_the_release_back_once_and_its_resolut
     );
     assert_eq!(said[1]["detail"]["reason"], "in-progress");
 
-    // The first alert resolves: published (its new state), never delivered to alarm-rollback,
-    // and nothing to do had it been.
+    // The second alert resolves first: it rolled nothing back, so it ends nothing.
+    let mut other = notification("alertmanager-v4-resolved.json", &[now - 45], now - 10);
+    other["alerts"][0]["fingerprint"] = firing["alerts"][1]["fingerprint"].clone();
+    other["alerts"][0]["labels"] = firing["alerts"][1]["labels"].clone();
+    let (status, _) = notify(&w, &basic(), &other).await;
+    assert_eq!(status, 202);
+    let first = delivered(&s).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["detail"]["status"], "resolved");
+    assert!(s.handle(&first[0]).await.published.is_empty());
+
+    // The alert that rolled the release back resolves: the rule delivers it, and alarm-rollback
+    // says the incident is over (with the rollback's correlation), and starts nothing.
     let resolved = notification("alertmanager-v4-resolved.json", &[now - 60], now - 5);
     let (status, answer) = notify(&w, &basic(), &resolved).await;
     assert_eq!(
@@ -166,11 +178,20 @@ async fn a_firing_alertmanager_group_rolls_the_release_back_once_and_its_resolut
         (202, vec!["published"]),
         "{answer}"
     );
-    let received = s.local.published("eddo.webhook").await;
-    assert_eq!(received[0]["detail"]["status"], "resolved");
-    assert!(delivered(&s).await.is_empty(), "resolved never invokes");
-    s.handle(&received[0]).await;
-    assert!(s.published().await.is_empty());
+    let resolution = delivered(&s).await;
+    assert_eq!(resolution.len(), 1, "{resolution:#?}");
+    assert_eq!(resolution[0]["detail"]["status"], "resolved");
+    s.handle(&resolution[0]).await;
+    let said = s.published().await;
+    assert_eq!(types(&said), ["Alarm Recovered"]);
+    let recovered = &said[0]["detail"];
+    assert_eq!(recovered["alarm"]["state"], "OK");
+    assert_eq!(recovered["restored"]["commit"], good.as_str());
+    assert_eq!(recovered["replaced"]["commit"], bad.as_str());
+    assert_eq!(
+        recovered["rollback_build_id"],
+        s.rollback_builds()[0].id.as_str()
+    );
     assert_eq!(s.rollback_builds().len(), 1);
 }
 
@@ -243,7 +264,7 @@ fn incident(id: &str, predicate: &str, at: u64) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_cdevents_incident_rolls_the_release_back_and_its_resolution_does_nothing() {
+async fn a_cdevents_incident_rolls_the_release_back_and_its_resolution_ends_it() {
     let s = setup("incidents", Some(&with_incidents())).await;
     let w = webhook(&s).await;
     let now = now_epoch();
@@ -291,7 +312,8 @@ async fn a_cdevents_incident_rolls_the_release_back_and_its_resolution_does_noth
     assert_eq!(builds[0].env("EDDO_COMMIT_SHA"), Some(good.as_str()));
     assert_eq!(types(&s.published().await), ["Rollback Started"]);
 
-    // Resolved: published as the incident's new state, never delivered to alarm-rollback.
+    // Resolved: published as the incident's new state, delivered to alarm-rollback, which says
+    // the incident that rolled the release back is over, and starts nothing.
     let resolved = incident("inc-7-resolved", "resolved", now - 5);
     assert_eq!(post(resolved).await, (202, json!("published")));
     let received = s.local.published("eddo.webhook").await;
@@ -302,6 +324,11 @@ async fn a_cdevents_incident_rolls_the_release_back_and_its_resolution_does_noth
         ),
         (&json!("resolved"), &alerts[0]["detail"]["fingerprint"])
     );
-    assert!(delivered(&s).await.is_empty());
+    let resolution = delivered(&s).await;
+    assert_eq!(resolution.len(), 1);
+    s.handle(&resolution[0]).await;
+    let said = s.published().await;
+    assert_eq!(types(&said), ["Alarm Recovered"]);
+    assert_eq!(said[0]["detail"]["restored"]["commit"], good.as_str());
     assert_eq!(s.rollback_builds().len(), 1);
 }

@@ -14,37 +14,10 @@ use serde_json::{Value, json};
 /// The example policy, its gate requiring a `test` signal that only tekton's
 /// `testsuiterun.finished` CDEvents give.
 fn policy() -> String {
-    let example = example_policy();
-    let policy = example
-        .replacen("require: [build, image-scan, sast]", "require: [build, test]", 1)
-        .replacen(
-            "      senders:\n",
-            "      senders:\n        test:\n          - {cdevents: dev.cdevents.testsuiterun.finished, sender: tekton}\n",
-            1,
-        );
-    assert!(policy.contains("require: [build, test]") && policy.contains("sender: tekton}"));
-    policy
+    eddo_local::fixtures::requiring_tekton_tests(&example_policy(), "build, test")
 }
 
-/// A test run as Tekton reports it (spec 0.5.1), about the image it tested.
-fn test_run(id: &str, image: &str, outcome: &str) -> Value {
-    json!({
-        "context": {"specversion": "0.5.1", "id": id, "source": "/tekton/pipelines/hello-world",
-            "type": "dev.cdevents.testsuiterun.finished.0.3.0", "timestamp": "2026-12-07T10:00:00Z",
-            "chainId": format!("chain-{id}")},
-        "subject": {"id": format!("run-{id}"), "source": "/tekton/pipelines/hello-world",
-            "content": {"outcome": outcome, "environment": {"id": "ci"},
-                "testSuite": {"id": "contract", "name": "contract tests"}}},
-        "customData": {"artifactId": format!("pkg:oci/hello-world@{image}")},
-    })
-}
-
-/// A structured-mode CloudEvent of `cdevent`.
-fn cloud_event(cdevent: &Value) -> Value {
-    let ctx = &cdevent["context"];
-    json!({"specversion": "1.0", "id": ctx["id"], "source": ctx["source"], "type": ctx["type"],
-        "datacontenttype": "application/json", "data": cdevent})
-}
+use eddo_local::fixtures::{cloud_event, tekton_test_run as test_run};
 
 async fn webhook(s: &Setup) -> Webhook {
     let config = Config::from_env(&function_env(&s.stack, "webhook")).unwrap();

@@ -138,6 +138,15 @@ fn every_cdevent_eddo_emits_is_valid_under_the_spec() {
             "dev.cdevents.service.rolledback.0.2.0",
         ),
         (
+            DetailType::AlarmRecovered,
+            json!({"service": "hello-world", "alarm": {"name": "hello-world-5xx", "arn": null,
+                   "state": "OK", "previous_state": "ALARM", "changed_at": "2026-12-07T10:20:00Z"},
+                   "rollback_build_id": "eddo-rollback:1", "rolled_back_at": "2026-12-07T10:05:00Z",
+                   "restored": version, "replaced": {"commit": commit, "digest": image,
+                   "build_id": "eddo-deploy:1", "at": "2026-12-07T09:00:00Z"}}),
+            "dev.cdevents.incident.resolved.0.2.0",
+        ),
+        (
             DetailType::DeploymentBlocked,
             json!({"service": "hello-world", "commit_sha": commit, "image_digest": image,
                    "mode": "enforce", "reasons": ["sast: 3 findings"],

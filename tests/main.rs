@@ -36,6 +36,7 @@ mod known_bad;
 mod once;
 mod policy_live;
 mod quotas;
+mod recovery;
 mod rollback;
 mod routing;
 mod runtime;

@@ -50,8 +50,15 @@ fn expected(rule: &str) -> BTreeSet<String> {
             "aws/cloudwatch-alarm-state-change-2.json",
             "aws/cloudwatch-alarm-state-change.json",
         ],
-        // Alerts the webhook authenticated, firing only: a resolved one never acts.
-        "AlarmRollbackFunctionAlerts" => &["examples/alert-received.json"],
+        // An alarm back to OK from ALARM (the example is the corpus sample's alarm recovering);
+        // the corpus's changes into ALARM do not match.
+        "AlarmRollbackFunctionRecoveries" => &["examples/cloudwatch-alarm-recovered.json"],
+        // Alerts the webhook authenticated, firing (may roll back) and resolved (may end the
+        // incident).
+        "AlarmRollbackFunctionAlerts" => &[
+            "examples/alert-received-resolved.json",
+            "examples/alert-received.json",
+        ],
         // Every finished build, as for the gate.
         "AlarmRollbackFunctionRollbackBuilds" => &["aws/codebuild-build-state-change.json"],
         // eddo's tenant contract, from any source; sbt-aws's shapes go to their own rule.

@@ -92,6 +92,7 @@ pub enum DetailType {
     RollbackSkipped,
     RollbackSucceeded,
     RollbackFailed,
+    AlarmRecovered,
     TenantOnboardingRejected,
     TenantProvisioningStarted,
     TenantProvisioned,
@@ -130,6 +131,7 @@ impl DetailType {
         DetailType::RollbackSkipped,
         DetailType::RollbackSucceeded,
         DetailType::RollbackFailed,
+        DetailType::AlarmRecovered,
         DetailType::TenantOnboardingRejected,
         DetailType::TenantProvisioningStarted,
         DetailType::TenantProvisioned,
@@ -169,6 +171,7 @@ impl DetailType {
             DetailType::RollbackSkipped => "Rollback Skipped",
             DetailType::RollbackSucceeded => "Rollback Succeeded",
             DetailType::RollbackFailed => "Rollback Failed",
+            DetailType::AlarmRecovered => "Alarm Recovered",
             DetailType::TenantOnboardingRejected => "Tenant Onboarding Rejected",
             DetailType::TenantProvisioningStarted => "Tenant Provisioning Started",
             DetailType::TenantProvisioned => "Tenant Provisioned",
@@ -215,7 +218,8 @@ impl DetailType {
             | DetailType::RollbackWouldStart
             | DetailType::RollbackSkipped
             | DetailType::RollbackSucceeded
-            | DetailType::RollbackFailed => &[Source::Rollback],
+            | DetailType::RollbackFailed
+            | DetailType::AlarmRecovered => &[Source::Rollback],
             DetailType::TenantOnboardingRejected
             | DetailType::TenantProvisioningStarted
             | DetailType::TenantProvisioned

@@ -11,6 +11,7 @@ pub mod alarm;
 mod confirm;
 pub mod decide;
 mod finished;
+mod recovered;
 pub mod skip;
 mod starting;
 pub mod store;
@@ -161,6 +162,9 @@ impl Rollbacks {
             Ok(a) => a,
             Err(why) => return self.unreadable(event, why).await,
         };
+        if alarm.state.value == alarm::AlarmState::Ok {
+            return self.recovered(policy, &alarm).await;
+        }
         match trigger(policy, &alarm) {
             Trigger::Quiet(why) => {
                 info!(alarm = %alarm.name, reason = %why, "nothing to do");

@@ -517,17 +517,24 @@ export class Eddo extends Construct {
     }));
     this.grants.readsPolicy(f, 'alarm-rollback');
     this.grants.starts(f, 'StartRollbackProjects', 'rollback');
-    // OK never acts, so it never invokes; INSUFFICIENT_DATA acts where a policy says so.
+    // INSUFFICIENT_DATA acts where a policy says so; OK is the recoveries rule's.
     this.rule('AlarmRollbackAlarms', f, undefined, {
       source: ['aws.cloudwatch'],
       detailType: ['CloudWatch Alarm State Change'],
       detail: { state: { value: ['ALARM', 'INSUFFICIENT_DATA'] } },
     });
-    // Prometheus Alertmanager and Grafana alerts the webhook authenticated; resolved never acts.
+    // An alarm back to OK from ALARM: the incident over, if it rolled its service back.
+    this.rule('AlarmRollbackRecoveries', f, undefined, {
+      source: ['aws.cloudwatch'],
+      detailType: ['CloudWatch Alarm State Change'],
+      detail: { state: { value: ['OK'] }, previousState: { value: ['ALARM'] } },
+    });
+    // Prometheus Alertmanager and Grafana alerts the webhook authenticated: firing may roll
+    // back, resolved may end the incident.
     this.rule('AlarmRollbackAlerts', f, this.eventBus, {
       source: ['eddo.webhook'],
       detailType: ['Alert Received'],
-      detail: { status: ['firing'] },
+      detail: { status: ['firing', 'resolved'] },
     });
     this.builds('AlarmRollbackBuilds', f);
     // An alarm's own Lambda action may invoke it directly (any alarm of this account and Region;

@@ -280,6 +280,49 @@ pub fn policy_of_services(n: usize) -> Result<String, crate::LocalError> {
     })
 }
 
+/// `policy` (the example's text) with hello-world's gate also requiring a `test` signal that
+/// only tekton's `testsuiterun.finished` CDEvents give: what the demo runs, and the CDEvents
+/// tests start from.
+pub fn requiring_tekton_tests(policy: &str, require: &str) -> String {
+    let out = policy
+        .replacen(
+            "require: [build, image-scan, sast]",
+            &format!("require: [{require}]"),
+            1,
+        )
+        .replacen(
+            "      senders:\n",
+            "      senders:\n        test:\n          - {cdevents: dev.cdevents.testsuiterun.finished, sender: tekton}\n",
+            1,
+        );
+    assert!(
+        out.contains(&format!("require: [{require}]")) && out.contains("sender: tekton}"),
+        "the example policy no longer reads as this expects"
+    );
+    out
+}
+
+/// A test suite run as Tekton reports it (spec 0.5.1), about the image (`sha256:...`) it tested,
+/// as a CDEvent.
+pub fn tekton_test_run(id: &str, image: &str, outcome: &str) -> Value {
+    json!({
+        "context": {"specversion": "0.5.1", "id": id, "source": "/tekton/pipelines/hello-world",
+            "type": "dev.cdevents.testsuiterun.finished.0.3.0", "timestamp": "2026-12-07T10:00:00Z",
+            "chainId": format!("chain-{id}")},
+        "subject": {"id": format!("run-{id}"), "source": "/tekton/pipelines/hello-world",
+            "content": {"outcome": outcome, "environment": {"id": "ci"},
+                "testSuite": {"id": "contract", "name": "contract tests"}}},
+        "customData": {"artifactId": format!("pkg:oci/hello-world@{image}")},
+    })
+}
+
+/// `cdevent` in a structured-mode CloudEvent.
+pub fn cloud_event(cdevent: &Value) -> Value {
+    let ctx = &cdevent["context"];
+    json!({"specversion": "1.0", "id": ctx["id"], "source": ctx["source"], "type": ctx["type"],
+        "datacontenttype": "application/json", "data": cdevent})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -83,6 +83,28 @@ pub async fn post_signal(
     post_off_thread(addr, path, headers.to_vec(), body).await
 }
 
+/// POSTs a structured-mode CloudEvent to the webhook URL at `addr` as CDEvents sender `sender`
+/// signing with its Standard Webhooks `key` does (delivery `id`): `(status, body)`.
+pub async fn post_cdevent(
+    addr: SocketAddr,
+    sender: &str,
+    key: &str,
+    id: &str,
+    cloud_event: &Value,
+) -> Result<(u16, String), LocalError> {
+    let now = eddo::idempotency::now_epoch();
+    let body = cloud_event.to_string();
+    let signature = eddo_webhook::signature::standard_signature(key, id, now, body.as_bytes())
+        .ok_or_else(|| LocalError::Setup(format!("{sender}: not a Standard Webhooks key")))?;
+    let headers = [
+        ("content-type", "application/cloudevents+json".to_string()),
+        ("webhook-id", id.to_string()),
+        ("webhook-timestamp", now.to_string()),
+        ("webhook-signature", signature),
+    ];
+    post_off_thread(addr, format!("/cdevents/{sender}"), headers.to_vec(), body).await
+}
+
 /// POSTs an alert notification to the webhook URL at `addr` as an Alertmanager configured with
 /// `basic_auth` (username `sender`, password its `token`) does: `(status, body)`.
 pub async fn post_alerts(

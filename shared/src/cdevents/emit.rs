@@ -12,6 +12,7 @@
 //! | Deployment Succeeded, replacing a version | `dev.cdevents.service.upgraded.0.2.0` |
 //! | Rollback Succeeded | `dev.cdevents.service.rolledback.0.2.0` |
 //! | Rollback Started (an alarm rolled the service back) | `dev.cdevents.incident.detected.0.2.0` |
+//! | Alarm Recovered (that alarm is OK again) | `dev.cdevents.incident.resolved.0.2.0` |
 //! | Deployment Blocked | `dev.cdeventsx.eddo-deployment.blocked.0.1.0` |
 //! | Deployment Timed Out | `dev.cdeventsx.eddo-deployment.timedout.0.1.0` |
 //!
@@ -302,6 +303,42 @@ fn subject_of(
             }));
             Some((
                 "dev.cdevents.incident.detected.0.2.0",
+                subject,
+                Some(custom),
+            ))
+        }
+        DetailType::AlarmRecovered => {
+            let alarm = &d["alarm"];
+            let name = alarm["name"].as_str().filter(|n| !n.is_empty())?;
+            let restored = &d["restored"];
+            let mut content = json!({
+                "description": format!(
+                    "{name} is OK: {service} recovered after its rollback{}",
+                    restored["commit"]
+                        .as_str()
+                        .map(|c| format!(" to {}", &c[..c.len().min(12)]))
+                        .unwrap_or_default()
+                ),
+                "environment": producer.environment(),
+                "service": {"id": service, "source": producer.source()},
+            });
+            if let Some(commit) = restored["commit"].as_str() {
+                content["artifactId"] =
+                    json!(producer.artifact(&service, commit, restored["digest"].as_str()));
+            }
+            let subject = json!({
+                "id": name,
+                "source": producer.source(),
+                "type": "incident",
+                "content": content,
+            });
+            let custom = custom_data(json!({
+                "alarm": alarm,
+                "rollback_build_id": d["rollback_build_id"],
+                "rolled_back_at": d["rolled_back_at"],
+            }));
+            Some((
+                "dev.cdevents.incident.resolved.0.2.0",
                 subject,
                 Some(custom),
             ))

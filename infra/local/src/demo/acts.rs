@@ -44,7 +44,17 @@ async fn release_1(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
         ),
     );
 
-    // Release 1: the corpus push. Build and scan pass, the image scan is clean: deployed.
+    // The demo's policy: the example's, hello-world's gate also waiting for Tekton's tests.
+    stack.put_policy(&demo_policy()?).await?;
+    t.step(
+        true,
+        "the policy: hello-world also requires a test run from Tekton",
+        "SSM",
+        "the example policy, plus test: [{cdevents: dev.cdevents.testsuiterun.finished, sender: tekton}]",
+    );
+
+    // Release 1: the corpus push. Build and scan pass, the image scan is clean, Tekton's tests
+    // pass: deployed.
     println!("\n-- release 1: {} passes every signal --", &PUSHED[..7]);
     cb.plan(
         "eddo-build",
@@ -116,6 +126,22 @@ async fn release_1(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
         "ECR scanned the pushed image",
         "aws.ecr",
         format!("event {scan}"),
+    );
+    // Tekton ran the contract tests against the image and reports it as CDEvents do, signed.
+    let run = crate::fixtures::tekton_test_run("tekton-run-1", &image_of(PUSHED), "success");
+    let (status, answer) = crate::send::post_cdevent(
+        s.url,
+        "tekton",
+        crate::stack::LOCAL_TEKTON_KEY,
+        "tekton-delivery-1",
+        &crate::fixtures::cloud_event(&run),
+    )
+    .await?;
+    t.step(
+        status == 202 && answer.contains("published"),
+        "Tekton's testsuiterun.finished delivered (signed)",
+        &who,
+        format!("HTTP {status} {answer}"),
     );
     let deployed = watch
         .until(stack, t, Duration::from_secs(30), |w, _| {
@@ -305,7 +331,7 @@ async fn release_3(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
         .map(|e| e["detail"]["missing"].clone())
         .unwrap_or_default();
     t.step(
-        timed_out && missing == serde_json::json!(["image-scan", "sast"]),
+        timed_out && missing == serde_json::json!(["image-scan", "sast", "test"]),
         "release 3 timed out",
         "scan-gate",
         format!("missing {missing}"),

@@ -303,6 +303,21 @@ pub struct Played {
 /// Where `make demo` writes the play's events (JSON lines), for `eddo policy replay`.
 pub const EVENTS_FILE: &str = "target/demo/events.jsonl";
 
+/// Where `make demo` writes the policy it ran, beside its events.
+pub const POLICY_FILE: &str = "target/demo/policy.yaml";
+
+/// The policy the demo runs: the example's, hello-world's gate also requiring a `test` signal
+/// from Tekton's `testsuiterun.finished` CDEvents.
+pub fn demo_policy() -> Result<String, LocalError> {
+    let text =
+        std::fs::read_to_string(crate::moto::project_root().join(crate::stack::LOCAL_POLICY))
+            .map_err(|e| LocalError::Setup(format!("{}: {e}", crate::stack::LOCAL_POLICY)))?;
+    Ok(crate::fixtures::requiring_tekton_tests(
+        &text,
+        "build, image-scan, sast, test",
+    ))
+}
+
 impl Played {
     pub fn passed(&self) -> bool {
         self.timeline.failures() == 0
@@ -339,9 +354,15 @@ pub async fn run(from: From) -> Result<bool, LocalError> {
     let lines: Vec<String> = played.events.iter().map(Value::to_string).collect();
     std::fs::create_dir_all(path.parent().expect("a file in a folder"))
         .and_then(|()| std::fs::write(&path, lines.join("\n") + "\n"))
+        .and_then(|()| {
+            std::fs::write(
+                crate::moto::project_root().join(POLICY_FILE),
+                demo_policy().unwrap_or_default(),
+            )
+        })
         .map_err(|e| LocalError::Setup(format!("{}: {e}", path.display())))?;
     println!(
-        "\nthe play's {} events are in {EVENTS_FILE}; what would a policy change have decided?\n  eddo policy replay --policy NEW.yaml --current infra/policy/example.yaml {EVENTS_FILE}",
+        "\nthe play's {} events are in {EVENTS_FILE}, its policy in {POLICY_FILE}; what would a policy change have decided?\n  eddo policy replay --policy NEW.yaml --current {POLICY_FILE} {EVENTS_FILE}",
         played.events.len()
     );
     Ok(played.passed())
@@ -452,7 +473,7 @@ pub async fn play(
     let dead = watch.deliveries.iter().filter(|d| d.dead_lettered).count();
     t.step(
         dead == 0
-            && watch.count("eddo.webhook", None) == 4
+            && watch.count("eddo.webhook", None) == 5
             && stack.codebuild.calls("eddo-deploy") == 1,
         "in all",
         "",
