@@ -179,18 +179,24 @@ fn every_cdevent_eddo_emits_is_valid_under_the_spec() {
     }
 }
 
+/// What the CDEvents rule's target did with each event waiting for it: there is one.
+async fn to_sink(s: &Setup) -> Vec<eddo_local::dispatch::Delivery> {
+    let delivered = s
+        .stack
+        .dispatcher(&[])
+        .unwrap()
+        .pump(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let to_sink: Vec<_> = delivered.into_iter().filter(|d| d.rule == RULE).collect();
+    assert_eq!(to_sink.len(), 1, "{to_sink:#?}");
+    to_sink
+}
+
 /// The example policy's hello-world, built, scanned and deployed: the gate's two decisions.
 async fn deploy(s: &Setup, n: u32) -> String {
-    let (commit, image) = (sha(n), digest(n));
-    s.handle(&s.build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
-        .await;
-    s.handle(&s.build("eddo-sast", &commit, "SUCCEEDED", None))
-        .await;
-    s.handle(
-        &s.scanned(&commit, &image, serde_json::from_str(CLEAN).unwrap())
-            .await,
-    )
-    .await;
+    let commit = sha(n);
+    s.passes(&commit, &digest(n)).await;
     let done = s.deploy_finished(&commit, "SUCCEEDED");
     s.handle(&done).await;
     s.handle(&done).await; // redelivered: said once
@@ -221,15 +227,7 @@ async fn a_deploy_reaches_the_sink_as_a_cloudevent_retried_through_its_errors() 
         .collect();
     assert_eq!(cdevents.len(), 1, "one deploy, one CDEvent: {types:?}");
 
-    let delivered = s
-        .stack
-        .dispatcher(&[])
-        .unwrap()
-        .pump(Duration::from_secs(5))
-        .await
-        .unwrap();
-    let to_sink: Vec<_> = delivered.iter().filter(|d| d.rule == RULE).collect();
-    assert_eq!(to_sink.len(), 1, "{delivered:#?}");
+    let to_sink = to_sink(&s).await;
     assert_eq!(to_sink[0].attempts, 3, "{:?}", to_sink[0]);
     assert!(to_sink[0].handled.succeeded() && !to_sink[0].dead_lettered);
 
@@ -295,15 +293,7 @@ async fn a_refused_cdevent_is_dead_lettered_at_once() {
         "{said:#?}"
     );
 
-    let delivered = s
-        .stack
-        .dispatcher(&[])
-        .unwrap()
-        .pump(Duration::from_secs(5))
-        .await
-        .unwrap();
-    let to_sink: Vec<_> = delivered.iter().filter(|d| d.rule == RULE).collect();
-    assert_eq!(to_sink.len(), 1, "{delivered:#?}");
+    let to_sink = to_sink(&s).await;
     assert_eq!(to_sink[0].attempts, 1);
     assert!(to_sink[0].dead_lettered);
     assert_eq!(sink.received().len(), 1);

@@ -172,6 +172,19 @@ impl Setup {
         finished(&b, status)
     }
 
+    /// `commit` built (exporting `image`), its SAST passed and ECR's scan of the image within
+    /// the thresholds: every signal the example policy requires, each handled once.
+    pub async fn passes(&self, commit: &str, image: &str) {
+        self.handle(&self.build("eddo-build", commit, "SUCCEEDED", Some(image)))
+            .await;
+        self.handle(&self.build("eddo-sast", commit, "SUCCEEDED", None))
+            .await;
+        let scan = self
+            .scanned(commit, image, serde_json::from_str(CLEAN).unwrap())
+            .await;
+        self.handle(&scan).await;
+    }
+
     pub fn deploys(&self) -> Vec<eddo_local::codebuild::Build> {
         self.builds("eddo-deploy")
     }

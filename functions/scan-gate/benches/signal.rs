@@ -107,6 +107,34 @@ fn bench(c: &mut Criterion) {
         b.iter(|| handle(black_box(&policy), black_box(&contract), &empty))
     });
     g.finish();
+
+    // A decision's events: its own (Deployment Succeeded, as the gate says it), and with the
+    // CDEvent that announces it where the deployment says CDEvents.
+    let succeeded = json!({"service": "hello-world", "commit_sha": COMMIT, "image_digest": image,
+        "build_id": "eddo-deploy:bench", "live": {"commit": COMMIT, "build_id": "eddo-deploy:bench",
+        "at": 1_800_000_000, "kind": "deploy"}, "last_known_good": {"commit": COMMIT,
+        "build_id": "eddo-deploy:0", "at": 1_700_000_000, "kind": "deploy"}});
+    let said = || {
+        eddo::publish::OutgoingEvent::enveloped(
+            eddo::DetailType::DeploymentSucceeded,
+            black_box(&succeeded),
+            "bench-correlation",
+            "bench-cause",
+        )
+        .unwrap()
+    };
+    let producer = eddo::cdevents::emit::Producer {
+        deployment: "eddo",
+        image_repository: Some("hello-world"),
+    };
+    let mut g = c.benchmark_group("scan-gate decision");
+    g.bench_function("Deployment Succeeded", |b| b.iter(said));
+    g.bench_function("Deployment Succeeded and its CDEvent", |b| {
+        b.iter(|| {
+            eddo::cdevents::emit::with_cdevents([said()], Some(&producer), 1_800_000_000).unwrap()
+        })
+    });
+    g.finish();
     c.bench_function("policy parse (example, at init)", |b| {
         b.iter(|| Policy::parse(black_box(&text)).unwrap())
     });

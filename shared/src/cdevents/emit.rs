@@ -203,6 +203,36 @@ pub fn custom_schema_name(ty: &str) -> String {
     format!("{subject}-{predicate}")
 }
 
+/// `<before><commit, 12 characters>`, or nothing without a commit.
+fn short(commit: &Value, before: &str) -> String {
+    commit
+        .as_str()
+        .map(|c| format!("{before}{}", &c[..c.len().min(12)]))
+        .unwrap_or_default()
+}
+
+/// The subject of an incident CDEvent: the alarm `name` (a detection and its resolution share
+/// it), in the deployment's environment, about `service` and the version (`{commit, digest}`)
+/// it is about, if any.
+fn incident(
+    producer: &Producer<'_>,
+    service: &str,
+    name: &str,
+    description: String,
+    version: &Value,
+) -> Value {
+    let mut content = json!({
+        "description": description,
+        "environment": producer.environment(),
+        "service": {"id": service, "source": producer.source()},
+    });
+    if let Some(commit) = version["commit"].as_str() {
+        content["artifactId"] =
+            json!(producer.artifact(service, commit, version["digest"].as_str()));
+    }
+    json!({"id": name, "source": producer.source(), "type": "incident", "content": content})
+}
+
 /// The type, subject and custom data of the CDEvent announcing an eddo event of `detail_type`.
 fn subject_of(
     detail_type: DetailType,
@@ -273,29 +303,11 @@ fn subject_of(
         DetailType::RollbackStarted => {
             let alarm = &d["alarm"];
             let name = alarm["name"].as_str().filter(|n| !n.is_empty())?;
-            let replacing = &d["replacing"];
-            let mut content = json!({
-                "description": format!(
-                    "{name} is {}: eddo rolls {service} back{}",
-                    alarm["state"].as_str().unwrap_or("ALARM"),
-                    replacing["commit"]
-                        .as_str()
-                        .map(|c| format!(" from {}", &c[..c.len().min(12)]))
-                        .unwrap_or_default()
-                ),
-                "environment": producer.environment(),
-                "service": {"id": service, "source": producer.source()},
-            });
-            if let Some(commit) = replacing["commit"].as_str() {
-                content["artifactId"] =
-                    json!(producer.artifact(&service, commit, replacing["digest"].as_str()));
-            }
-            let subject = json!({
-                "id": name,
-                "source": producer.source(),
-                "type": "incident",
-                "content": content,
-            });
+            let description = format!(
+                "{name} is {}: eddo rolls {service} back{}",
+                alarm["state"].as_str().unwrap_or("ALARM"),
+                short(&d["replacing"]["commit"], " from ")
+            );
             let custom = custom_data(json!({
                 "alarm": alarm,
                 "rollback_build_id": d["build_id"],
@@ -303,35 +315,17 @@ fn subject_of(
             }));
             Some((
                 "dev.cdevents.incident.detected.0.2.0",
-                subject,
+                incident(producer, &service, name, description, &d["replacing"]),
                 Some(custom),
             ))
         }
         DetailType::AlarmRecovered => {
             let alarm = &d["alarm"];
             let name = alarm["name"].as_str().filter(|n| !n.is_empty())?;
-            let restored = &d["restored"];
-            let mut content = json!({
-                "description": format!(
-                    "{name} is OK: {service} recovered after its rollback{}",
-                    restored["commit"]
-                        .as_str()
-                        .map(|c| format!(" to {}", &c[..c.len().min(12)]))
-                        .unwrap_or_default()
-                ),
-                "environment": producer.environment(),
-                "service": {"id": service, "source": producer.source()},
-            });
-            if let Some(commit) = restored["commit"].as_str() {
-                content["artifactId"] =
-                    json!(producer.artifact(&service, commit, restored["digest"].as_str()));
-            }
-            let subject = json!({
-                "id": name,
-                "source": producer.source(),
-                "type": "incident",
-                "content": content,
-            });
+            let description = format!(
+                "{name} is OK: {service} recovered after its rollback{}",
+                short(&d["restored"]["commit"], " to ")
+            );
             let custom = custom_data(json!({
                 "alarm": alarm,
                 "rollback_build_id": d["rollback_build_id"],
@@ -339,7 +333,7 @@ fn subject_of(
             }));
             Some((
                 "dev.cdevents.incident.resolved.0.2.0",
-                subject,
+                incident(producer, &service, name, description, &d["restored"]),
                 Some(custom),
             ))
         }

@@ -318,6 +318,14 @@ fn the_translation_refuses_what_cloudformation_refuses() {
     assert!(e.contains("['NoSuchParameter'] do not exist"), "{e}");
     let e = err(&text, &[("BuildProjectName", "has space")]);
     assert!(e.contains("does not match AllowedPattern"), "{e}");
+    // A CDEvents sink over plain HTTP (EventBridge takes HTTPS only), or without its token.
+    let e = err(&text, &[("CDEventsSinkUrl", "http://events.example.com/")]);
+    assert!(e.contains("does not match AllowedPattern"), "{e}");
+    let e = err(
+        &text,
+        &[("CDEventsSinkUrl", "https://events.example.com/cdevents")],
+    );
+    assert!(e.contains("CDEventsSinkUrl needs CDEventsSinkToken"), "{e}");
     let foreach = "Parameters: {L: {Type: CommaDelimitedList, Default: a}}\nResources:\n  Fn::ForEach::Q:\n    - X\n    - !Ref L\n    - Q${X}:\n        Type: AWS::SQS::Queue\n";
     let e = err(foreach, &[]);
     assert!(
