@@ -20,6 +20,7 @@ import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import { CheckedPolicy, EddoPolicy, WORKSPACE_MANIFEST } from './policy';
 import { Grants } from './grants';
+import { cdeventsRule } from './cdevents';
 import { pushRule } from './push';
 import { Prebuilt } from './prebuilt';
 import { EddoProps, FunctionOverrides, FunctionsFrom, LogLevel, SbtGeneration, SbtOptions } from './props';
@@ -165,7 +166,7 @@ export class Eddo extends Construct {
       this.keep(push);
     }
     if (props.cdevents?.sink) {
-      this.keep(this.cdeventsRule(props.cdevents.sink));
+      this.keep(cdeventsRule(this, { eventBus: this.eventBus, deadLetterQueue: this.deadLetterQueue, sink: props.cdevents.sink }));
     }
 
     const requestSources = [
@@ -235,26 +236,6 @@ export class Eddo extends Construct {
       rule.addTarget(options.target);
     }
     return rule;
-  }
-
-  /**
-   * The rule that delivers eddo's CDEvents to `sink`: the body is the CloudEvent itself
-   * (`$.detail`), in structured content mode; EventBridge retries for a day, then the
-   * dead-letter queue. No function in between.
-   */
-  private cdeventsRule(sink: events.IApiDestination): events.Rule {
-    return new events.Rule(this, 'CDEventsRule', {
-      description: 'eddo\'s decisions as CDEvents (structured-mode CloudEvents) to the sink.',
-      eventBus: this.eventBus,
-      eventPattern: { source: [SOURCES.gate, SOURCES.rollback], detailType: ['CDEvent'] },
-      targets: [new targets.ApiDestination(sink, {
-        event: events.RuleTargetInput.fromEventPath('$.detail'),
-        headerParameters: { 'Content-Type': 'application/cloudevents+json; charset=utf-8' },
-        deadLetterQueue: this.deadLetterQueue,
-        retryAttempts: 185,
-        maxEventAge: Duration.hours(24),
-      })],
-    });
   }
 
   /** A rule of the construct's own, kept in `rules`. */

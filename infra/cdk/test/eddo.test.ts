@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { App, Aspects, Duration, RemovalPolicy, SecretValue, Stack } from 'aws-cdk-lib';
+import { App, Aspects, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -571,41 +571,4 @@ test('the packaged checker\'s arguments: files made absolute, the command words 
   } finally {
     process.chdir(cwd);
   }
-});
-
-test('CDEvents: said only when asked; a sink gets them through its API destination, retried, then the DLQ', () => {
-  const off = synth({});
-  off.resourceCountIs('AWS::Events::ApiDestination', 0);
-  off.hasResourceProperties('AWS::Lambda::Function', {
-    Environment: { Variables: Match.objectLike({ EDDO_CDEVENTS: 'off' }) },
-  });
-  synth({ cdevents: { onBus: true } }).hasResourceProperties('AWS::Lambda::Function', {
-    Environment: { Variables: Match.objectLike({ EDDO_CDEVENTS: 'on' }) },
-  });
-
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-  const stack = new Stack(app, 'Sink');
-  const connection = new events.Connection(stack, 'Connection', {
-    authorization: events.Authorization.apiKey('Authorization', SecretValue.unsafePlainText('Bearer not-a-real-token')),
-  });
-  const sink = new events.ApiDestination(stack, 'Sink', { connection, endpoint: 'https://events.example.com/cdevents' });
-  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, cdevents: { sink } });
-  const t = Template.fromStack(stack);
-  t.hasResourceProperties('AWS::Lambda::Function', {
-    Environment: { Variables: Match.objectLike({ EDDO_CDEVENTS: 'on' }) },
-  });
-  t.hasResourceProperties('AWS::Events::Rule', {
-    EventPattern: { 'source': ['eddo.gate', 'eddo.rollback'], 'detail-type': ['CDEvent'] },
-    Targets: [Match.objectLike({
-      Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^Sink'), 'Arn'] },
-      InputPath: '$.detail',
-      HttpParameters: { HeaderParameters: { 'Content-Type': 'application/cloudevents+json; charset=utf-8' } },
-      DeadLetterConfig: { Arn: Match.anyValue() },
-      RetryPolicy: { MaximumEventAgeInSeconds: 86400, MaximumRetryAttempts: 185 },
-      RoleArn: Match.anyValue(),
-    })],
-  });
-  t.hasResourceProperties('AWS::IAM::Policy', {
-    PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: 'events:InvokeApiDestination' })]) },
-  });
 });
