@@ -71,16 +71,10 @@ pub async fn post_signal(
     let now = eddo::idempotency::now_epoch();
     let body = serde_json::json!({"type": "signal.reported", "timestamp": eddo::time::rfc3339(now), "data": data})
         .to_string();
-    let signature = eddo_webhook::signature::standard_signature(key, id, now, body.as_bytes())
-        .ok_or_else(|| LocalError::Setup(format!("{sender}: not a Standard Webhooks key")))?;
-    let headers = [
-        ("content-type", "application/json".to_string()),
-        ("webhook-id", id.to_string()),
-        ("webhook-timestamp", now.to_string()),
-        ("webhook-signature", signature),
-    ];
-    let path = format!("/signals/{sender}");
-    post_off_thread(addr, path, headers.to_vec(), body).await
+    let signed = Signed { sender, key, id };
+    signed
+        .post(addr, "/signals", "application/json", now, body)
+        .await
 }
 
 /// POSTs a structured-mode CloudEvent to the webhook URL at `addr` as CDEvents sender `sender`
@@ -93,16 +87,44 @@ pub async fn post_cdevent(
     cloud_event: &Value,
 ) -> Result<(u16, String), LocalError> {
     let now = eddo::idempotency::now_epoch();
+    let signed = Signed { sender, key, id };
     let body = cloud_event.to_string();
-    let signature = eddo_webhook::signature::standard_signature(key, id, now, body.as_bytes())
-        .ok_or_else(|| LocalError::Setup(format!("{sender}: not a Standard Webhooks key")))?;
-    let headers = [
-        ("content-type", "application/cloudevents+json".to_string()),
-        ("webhook-id", id.to_string()),
-        ("webhook-timestamp", now.to_string()),
-        ("webhook-signature", signature),
-    ];
-    post_off_thread(addr, format!("/cdevents/{sender}"), headers.to_vec(), body).await
+    signed
+        .post(addr, "/cdevents", "application/cloudevents+json", now, body)
+        .await
+}
+
+/// A Standard Webhooks sender: its name, its key and the delivery's id.
+struct Signed<'a> {
+    sender: &'a str,
+    key: &'a str,
+    id: &'a str,
+}
+
+impl Signed<'_> {
+    /// POSTs `body` to `<route>/<sender>`, signed at `now`.
+    async fn post(
+        &self,
+        addr: SocketAddr,
+        route: &str,
+        content_type: &str,
+        now: u64,
+        body: String,
+    ) -> Result<(u16, String), LocalError> {
+        let signature =
+            eddo_webhook::signature::standard_signature(self.key, self.id, now, body.as_bytes())
+                .ok_or_else(|| {
+                    LocalError::Setup(format!("{}: not a Standard Webhooks key", self.sender))
+                })?;
+        let headers = [
+            ("content-type", content_type.to_string()),
+            ("webhook-id", self.id.to_string()),
+            ("webhook-timestamp", now.to_string()),
+            ("webhook-signature", signature),
+        ];
+        let path = format!("{route}/{}", self.sender);
+        post_off_thread(addr, path, headers.to_vec(), body).await
+    }
 }
 
 /// POSTs an alert notification to the webhook URL at `addr` as an Alertmanager configured with
