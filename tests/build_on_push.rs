@@ -148,6 +148,7 @@ async fn a_refused_start_build_is_dead_lettered_at_once() {
             queue_url: push.queue_url.clone(),
             schedule: None,
             input_path: None,
+            dead_letter: stack.dead_letter_queue.clone(),
             target: Target::CodeBuild {
                 project: "eddo-build".into(),
                 role: push.role.clone().expect("the push rule's role"),
@@ -155,7 +156,6 @@ async fn a_refused_start_build_is_dead_lettered_at_once() {
                 stand_in: stack.codebuild.clone(),
             },
         }],
-        stack.dead_letter_queue.clone(),
     );
     let body =
         std::fs::read_to_string(corpus().join("github/push/with-new-branch.payload.json")).unwrap();

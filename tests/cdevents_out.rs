@@ -13,6 +13,7 @@ use eddo::event::{Envelope, Metadata};
 use eddo::publish::OutgoingEvent;
 use eddo_local::moto::project_root;
 use eddo_local::sink::{LOCAL_SINK_TOKEN, Sink};
+use eddo_local::stack::Stack;
 use serde_json::{Value, json};
 
 use crate::harness::gate::*;
@@ -179,17 +180,32 @@ fn every_cdevent_eddo_emits_is_valid_under_the_spec() {
     }
 }
 
-/// What the CDEvents rule's target did with each event waiting for it: there is one.
-async fn to_sink(s: &Setup) -> Vec<eddo_local::dispatch::Delivery> {
-    let delivered = s
-        .stack
+/// A CloudEvents sink on loopback answering `answers` in turn (then 202), and the template
+/// parameters that send eddo's CDEvents to it.
+async fn start_sink(answers: &[u16]) -> (Sink, Vec<(String, String)>) {
+    let sink = Sink::start(answers).await.unwrap();
+    let parameters = sink.parameters();
+    (sink, parameters)
+}
+
+/// Parameters as the harness takes them.
+fn pairs(parameters: &[(String, String)]) -> Vec<(&str, &str)> {
+    parameters
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// What the CDEvents rule's target did with each event waiting for it: there are `n`.
+async fn delivered_to_sink(stack: &Stack, n: usize) -> Vec<eddo_local::dispatch::Delivery> {
+    let delivered = stack
         .dispatcher(&[])
         .unwrap()
         .pump(Duration::from_secs(5))
         .await
         .unwrap();
     let to_sink: Vec<_> = delivered.into_iter().filter(|d| d.rule == RULE).collect();
-    assert_eq!(to_sink.len(), 1, "{to_sink:#?}");
+    assert_eq!(to_sink.len(), n, "{to_sink:#?}");
     to_sink
 }
 
@@ -207,13 +223,8 @@ async fn deploy(s: &Setup, n: u32) -> String {
 /// token, after the sink's two 503s (EventBridge retries them), once however often it was said.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_reaches_the_sink_as_a_cloudevent_retried_through_its_errors() {
-    let sink = Sink::start(&[503, 503]).await.unwrap();
-    let parameters = sink.parameters();
-    let parameters: Vec<(&str, &str)> = parameters
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let s = setup_with("cdeo", None, &parameters).await;
+    let (sink, parameters) = start_sink(&[503, 503]).await;
+    let s = setup_with("cdeo", None, &pairs(&parameters)).await;
     let commit = deploy(&s, 4101).await;
 
     let said = s.published().await;
@@ -227,7 +238,7 @@ async fn a_deploy_reaches_the_sink_as_a_cloudevent_retried_through_its_errors() 
         .collect();
     assert_eq!(cdevents.len(), 1, "one deploy, one CDEvent: {types:?}");
 
-    let to_sink = to_sink(&s).await;
+    let to_sink = delivered_to_sink(&s.stack, 1).await;
     assert_eq!(to_sink[0].attempts, 3, "{:?}", to_sink[0]);
     assert!(to_sink[0].handled.succeeded() && !to_sink[0].dead_lettered);
 
@@ -274,13 +285,8 @@ async fn a_deploy_reaches_the_sink_as_a_cloudevent_retried_through_its_errors() 
 /// event waits in the dead-letter queue; a blocked candidate is said in eddo's custom type.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_cdevent_is_dead_lettered_at_once() {
-    let sink = Sink::start(&[400]).await.unwrap();
-    let parameters = sink.parameters();
-    let parameters: Vec<(&str, &str)> = parameters
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let s = setup_with("cdedl", None, &parameters).await;
+    let (sink, parameters) = start_sink(&[400]).await;
+    let s = setup_with("cdedl", None, &pairs(&parameters)).await;
     let (commit, image) = (sha(4102), digest(4102));
     s.handle(&s.build("eddo-build", &commit, "SUCCEEDED", Some(&image)))
         .await;
@@ -293,7 +299,7 @@ async fn a_refused_cdevent_is_dead_lettered_at_once() {
         "{said:#?}"
     );
 
-    let to_sink = to_sink(&s).await;
+    let to_sink = delivered_to_sink(&s.stack, 1).await;
     assert_eq!(to_sink[0].attempts, 1);
     assert!(to_sink[0].dead_lettered);
     assert_eq!(sink.received().len(), 1);
@@ -328,4 +334,70 @@ async fn without_a_sink_no_cdevent_is_said() {
             .any(|e| e["detail-type"] == "Deployment Succeeded")
     );
     assert!(!s.stack.routes.iter().any(|r| r.rule == RULE));
+}
+
+/// alarm-rollback's decisions reach the sink too, as an incident's life: detected when the alarm
+/// rolls the release back, the service rolled back to the last known-good image, the incident
+/// resolved when the alarm recovers; one chain, the detection and resolution one incident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_reaches_the_sink_as_an_incident_and_its_resolution() {
+    use eddo_local::fixtures::alarm;
+    let (sink, parameters) = start_sink(&[]).await;
+    let s = crate::harness::rollback::setup_with("cderb", &pairs(&parameters)).await;
+    let now = eddo::idempotency::now_epoch();
+    let (good, bad) = (sha(4104), sha(4105));
+    s.deployed(&good, &bad, now - 600).await;
+    s.handle(&alarm("hello-world-5xx", "OK", "ALARM", now - 60))
+        .await;
+    s.complete_builds().await;
+    s.handle(&alarm("hello-world-5xx", "ALARM", "OK", now - 5))
+        .await;
+    let said = s.published().await;
+    let types: Vec<&str> = said
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "Rollback Started",
+            "CDEvent",
+            "Rollback Succeeded",
+            "CDEvent",
+            "Alarm Recovered",
+            "CDEvent"
+        ]
+    );
+
+    let to_sink = delivered_to_sink(&s.stack, 3).await;
+    assert!(to_sink.iter().all(|d| d.handled.succeeded()));
+    let received: Vec<Value> = sink.received().iter().map(|r| r.json()).collect();
+    received.iter().for_each(assert_conforms);
+    let ty = |ce: &Value| ce["type"].as_str().unwrap().to_string();
+    let mut types: Vec<String> = received.iter().map(ty).collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "dev.cdevents.incident.detected.0.2.0",
+            "dev.cdevents.incident.resolved.0.2.0",
+            "dev.cdevents.service.rolledback.0.2.0",
+        ]
+    );
+    let of = |t: &str| received.iter().find(|ce| ce["type"] == t).unwrap();
+    let (detected, rolled, resolved) = (
+        of("dev.cdevents.incident.detected.0.2.0"),
+        of("dev.cdevents.service.rolledback.0.2.0"),
+        of("dev.cdevents.incident.resolved.0.2.0"),
+    );
+    assert_eq!(detected["subject"], "hello-world-5xx");
+    assert_eq!(resolved["subject"], detected["subject"], "one incident");
+    let chain = &detected["data"]["context"]["chainId"];
+    assert_eq!(&rolled["data"]["context"]["chainId"], chain);
+    assert_eq!(&resolved["data"]["context"]["chainId"], chain);
+    assert_eq!(rolled["data"]["customData"]["commit_sha"], good.as_str());
+    assert_eq!(
+        detected["data"]["customData"]["eddo"]["detail_type"],
+        "Rollback Started"
+    );
 }

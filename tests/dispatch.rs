@@ -79,12 +79,12 @@ async fn rule_targets_are_invoked_and_failures_dead_lettered_after_three_attempt
             queue_url: stack.routes[0].queue_url.clone(),
             schedule: None,
             input_path: None,
+            dead_letter: stack.dead_letter_queue.clone(),
             target: Target::Function {
                 function,
                 attempts: ATTEMPTS,
             },
         }],
-        stack.dead_letter_queue.clone(),
     );
 
     let eb = aws_sdk_eventbridge::Client::new(&sdk);

@@ -27,7 +27,16 @@ impl std::ops::Deref for Setup {
 }
 
 pub async fn setup(prefix: &str, policy: Option<&str>) -> Setup {
-    let local = Local::start(prefix).await;
+    setup_on(Local::start(prefix).await, policy).await
+}
+
+/// As [`setup`] with the example policy, with these template parameters overriding the local
+/// ones.
+pub async fn setup_with(prefix: &str, parameters: &[(&str, &str)]) -> Setup {
+    setup_on(Local::start_with(prefix, parameters).await, None).await
+}
+
+async fn setup_on(local: Local, policy: Option<&str>) -> Setup {
     // alarm-rollback runs as its execution role; a policy given here is not put in SSM (its
     // projects stay unknown to the stand-in).
     let (sdk, config, loaded) = local.as_function("alarm-rollback").await;

@@ -41,7 +41,7 @@ pub enum Target {
         stand_in: Arc<CodeBuild>,
     },
     /// Invoked as the target's role, EventBridge acting for the rule `rule_arn`: `attempts` in
-    /// all, then the target's dead-letter queue (none: dropped, as EventBridge drops it).
+    /// all, then the route's dead-letter queue.
     ApiDestination {
         destination: ApiDestinationDef,
         headers: Vec<(String, String)>,
@@ -49,7 +49,6 @@ pub enum Target {
         rule_arn: String,
         authority: Authority,
         attempts: u32,
-        dead_letter: Option<String>,
     },
 }
 
@@ -75,6 +74,8 @@ pub struct Route {
     pub target: Target,
     /// The target's `InputPath`, applied here (moto routes the whole event).
     pub input_path: Option<String>,
+    /// Where an event the target failed goes (none: dropped, as EventBridge drops it).
+    pub dead_letter: Option<String>,
 }
 
 /// What the target did with an event.
@@ -148,19 +149,13 @@ impl Delivery {
 pub struct Dispatcher {
     sqs: aws_sdk_sqs::Client,
     routes: Vec<Route>,
-    dead_letter_queue: Option<String>,
 }
 
 impl Dispatcher {
-    pub fn new(
-        sdk: &aws_config::SdkConfig,
-        routes: Vec<Route>,
-        dead_letter_queue: Option<String>,
-    ) -> Self {
+    pub fn new(sdk: &aws_config::SdkConfig, routes: Vec<Route>) -> Self {
         Dispatcher {
             sqs: aws_sdk_sqs::Client::new(sdk),
             routes,
-            dead_letter_queue,
         }
     }
 
@@ -292,10 +287,7 @@ impl Dispatcher {
                 }
             }
         };
-        let dead_letter = match &route.target {
-            Target::ApiDestination { dead_letter, .. } => dead_letter.as_ref(),
-            _ => self.dead_letter_queue.as_ref(),
-        };
+        let dead_letter = route.dead_letter.as_ref();
         let failed = !handled.succeeded();
         if failed && let Some(dlq) = dead_letter {
             let record = json!({

@@ -17,8 +17,8 @@
 //! | Deployment Timed Out | `dev.cdeventsx.eddo-deployment.timedout.0.1.0` |
 //!
 //! Every one carries the change's correlation id as `chainId`, a `PATH` link from the event that
-//! caused it (eddo's `causation_id`) and, for the gate's decisions, a `RELATION` link to each
-//! piece of evidence. Its id is the eddo event's `event_key`: every publication of one decision
+//! caused it (eddo's `causation_id`) and, for a blocked or timed-out candidate (the decisions
+//! that list their evidence), a `RELATION` link to each piece of evidence. Its id is the eddo event's `event_key`: every publication of one decision
 //! carries the same id, for the sink to deduplicate on.
 //!
 //! Spec 0.4.1 is the version the CD Foundation's SDKs read most widely (Go, Java, Python and
@@ -167,10 +167,7 @@ pub fn cdevent_of(
         context["schemaUri"] = json!(schema);
     }
     let subject_id = subject["id"].clone();
-    let mut data = json!({"context": context, "subject": subject});
-    if let Some(custom) = custom {
-        data["customData"] = custom;
-    }
+    let data = json!({"context": context, "subject": subject, "customData": custom});
     let cloudevent = json!({
         "specversion": "1.0",
         "id": id,
@@ -238,7 +235,7 @@ fn subject_of(
     detail_type: DetailType,
     d: &Value,
     producer: &Producer<'_>,
-) -> Option<(&'static str, Value, Option<Value>)> {
+) -> Option<(&'static str, Value, Value)> {
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let service = text(&d["service"]);
     let service_subject = |artifact: String| {
@@ -278,7 +275,7 @@ fn subject_of(
                 "build_id": d["build_id"],
                 "replaced": d["last_known_good"]["commit"],
             }));
-            Some((ty, service_subject(artifact), Some(custom)))
+            Some((ty, service_subject(artifact), custom))
         }
         DetailType::RollbackSucceeded => {
             let restored = &d["restored"];
@@ -297,7 +294,7 @@ fn subject_of(
             Some((
                 "dev.cdevents.service.rolledback.0.2.0",
                 service_subject(artifact),
-                Some(custom),
+                custom,
             ))
         }
         DetailType::RollbackStarted => {
@@ -316,7 +313,7 @@ fn subject_of(
             Some((
                 "dev.cdevents.incident.detected.0.2.0",
                 incident(producer, &service, name, description, &d["replacing"]),
-                Some(custom),
+                custom,
             ))
         }
         DetailType::AlarmRecovered => {
@@ -334,7 +331,7 @@ fn subject_of(
             Some((
                 "dev.cdevents.incident.resolved.0.2.0",
                 incident(producer, &service, name, description, &d["restored"]),
-                Some(custom),
+                custom,
             ))
         }
         DetailType::DeploymentBlocked | DetailType::DeploymentTimedOut => {
@@ -362,7 +359,7 @@ fn subject_of(
                 "type": "eddo-deployment",
                 "content": content,
             });
-            Some((ty, subject, Some(custom_data(json!({})))))
+            Some((ty, subject, custom_data(json!({}))))
         }
         _ => None,
     }

@@ -352,14 +352,10 @@ pub async fn run(from: From) -> Result<bool, LocalError> {
     let played = play(&template, true, false).await?;
     let path = crate::moto::project_root().join(EVENTS_FILE);
     let lines: Vec<String> = played.events.iter().map(Value::to_string).collect();
+    let policy = demo_policy()?;
     std::fs::create_dir_all(path.parent().expect("a file in a folder"))
         .and_then(|()| std::fs::write(&path, lines.join("\n") + "\n"))
-        .and_then(|()| {
-            std::fs::write(
-                crate::moto::project_root().join(POLICY_FILE),
-                demo_policy().unwrap_or_default(),
-            )
-        })
+        .and_then(|()| std::fs::write(crate::moto::project_root().join(POLICY_FILE), policy))
         .map_err(|e| LocalError::Setup(format!("{}: {e}", path.display())))?;
     println!(
         "\nthe play's {} events are in {EVENTS_FILE}, its policy in {POLICY_FILE}; what would a policy change have decided?\n  eddo policy replay --policy NEW.yaml --current {POLICY_FILE} {EVENTS_FILE}",

@@ -56,7 +56,7 @@ pub struct RouteDef {
     /// The role EventBridge assumes to reach the target (`RoleArn`; a CodeBuild target needs one).
     pub role: Option<String>,
     /// Its retries, dead-letter queue and headers, as the template sets them.
-    pub delivery: crate::template::Delivery,
+    pub options: crate::template::TargetOptions,
     /// The URL of its dead-letter queue, if it has one.
     pub dead_letter_url: Option<String>,
 }
@@ -400,12 +400,11 @@ impl Stack {
                             r.rule
                         ))
                     })?,
-                    headers: r.delivery.headers.clone(),
+                    headers: r.options.headers.clone(),
                     role: r.role.clone().unwrap_or_default(),
                     rule_arn: r.arn(),
                     authority: self.authority.clone(),
-                    attempts: r.delivery.retries + 1,
-                    dead_letter: r.dead_letter_url.clone(),
+                    attempts: r.options.retries + 1,
                 },
                 TargetKind::Other(_) => continue,
             };
@@ -414,14 +413,16 @@ impl Stack {
                 queue_url: r.queue_url.clone(),
                 schedule: r.schedule.clone(),
                 target,
-                input_path: r.delivery.input_path.clone(),
+                input_path: r.options.input_path.clone(),
+                // A function's failures go to its own asynchronous dead-letter queue (the
+                // template's queue), a rule target's to the one the target names.
+                dead_letter: match &r.target {
+                    TargetKind::ApiDestination(_) => r.dead_letter_url.clone(),
+                    _ => self.dead_letter_queue.clone(),
+                },
             });
         }
-        Ok(Dispatcher::new(
-            &self.sdk,
-            routes,
-            self.dead_letter_queue.clone(),
-        ))
+        Ok(Dispatcher::new(&self.sdk, routes))
     }
 
     /// The function of the template built from `binary`.

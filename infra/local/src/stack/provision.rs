@@ -390,7 +390,7 @@ pub(super) async fn routes(
                     target: target.kind.clone(),
                     queue_url: String::new(),
                     role: target.role.clone(),
-                    delivery: target.delivery.clone(),
+                    options: target.options.clone(),
                     dead_letter_url: None,
                 });
             }
@@ -450,8 +450,8 @@ pub(super) async fn routes(
                 target: target.kind.clone(),
                 queue_url,
                 role: target.role.clone(),
-                delivery: target.delivery.clone(),
-                dead_letter_url: dead_letter_url(sdk, target.delivery.dead_letter.as_deref())
+                options: target.options.clone(),
+                dead_letter_url: dead_letter_url(sdk, target.options.dead_letter.as_deref())
                     .await?,
             });
         }

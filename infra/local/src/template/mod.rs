@@ -363,14 +363,16 @@ pub struct TargetDef {
     pub input: serde_json::Map<String, Json>,
     /// The role EventBridge assumes to reach the target (`RoleArn`), if any.
     pub role: Option<String>,
-    /// What EventBridge does when the target fails: how often it retries, where it puts what it
-    /// gave up on; and, for an API destination, the headers the target adds.
-    pub delivery: Delivery,
+    /// What EventBridge does with the target's events beyond routing them: the part it sends
+    /// (`InputPath`), how often it retries, where it puts what it gave up on, and, for an API
+    /// destination, the headers it adds.
+    pub options: TargetOptions,
 }
 
-/// A target's `RetryPolicy`, `DeadLetterConfig` and `HttpParameters.HeaderParameters`.
+/// A target's `InputPath`, `RetryPolicy`, `DeadLetterConfig` and
+/// `HttpParameters.HeaderParameters`.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Delivery {
+pub struct TargetOptions {
     /// `MaximumRetryAttempts` (EventBridge's default: 185).
     pub retries: u32,
     /// The dead-letter queue's ARN, if the target has one.
@@ -384,9 +386,9 @@ pub struct Delivery {
 /// EventBridge's retries when a target sets no `RetryPolicy`.
 pub const DEFAULT_RETRIES: u32 = 185;
 
-impl Delivery {
-    fn of(target: &Json) -> Delivery {
-        Delivery {
+impl TargetOptions {
+    fn of(target: &Json) -> TargetOptions {
+        TargetOptions {
             retries: target["RetryPolicy"]["MaximumRetryAttempts"]
                 .as_u64()
                 .map_or(DEFAULT_RETRIES, |n| n as u32),
@@ -481,7 +483,7 @@ pub fn rules(
                 kind: target_kind(arn, function_arns),
                 input,
                 role: t["RoleArn"].as_str().map(str::to_string),
-                delivery: Delivery::of(t),
+                options: TargetOptions::of(t),
             });
         }
         out.push(RuleDef {
