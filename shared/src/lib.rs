@@ -9,6 +9,7 @@
 //! - [`names`], [`policy`], [`time`]: parsed names, the policy document, calendar days;
 //! - [`projects`]: the CodeBuild projects a policy names, per template parameter;
 //! - `codebuild` (feature): starting builds and reading their state changes;
+//! - `github` (feature): a GitHub App's calls (its JWT, installation tokens, check runs);
 //! - [`config`], [`telemetry`], [`error`], [`aws`], [`report`]: init, logs, failures, SDK
 //!   clients, what an invocation did.
 //!
@@ -31,6 +32,8 @@ pub mod dynamo;
 pub mod error;
 pub mod event;
 pub mod git;
+#[cfg(feature = "github")]
+pub mod github;
 #[cfg(feature = "aws")]
 pub mod history;
 #[cfg(feature = "aws")]
