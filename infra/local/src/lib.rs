@@ -9,6 +9,7 @@ pub mod dispatch;
 pub mod ecr;
 pub mod faults;
 pub mod fixtures;
+pub mod github;
 pub mod iam;
 pub mod loopback;
 pub mod measure;
