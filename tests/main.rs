@@ -23,6 +23,7 @@ mod bus_policy;
 mod cdevents;
 mod cdevents_out;
 mod cdk;
+mod checks;
 mod codebuild;
 mod demo;
 mod dispatch;

@@ -11,6 +11,7 @@
 mod announce;
 pub mod candidate;
 pub mod cdevent;
+pub mod checks;
 pub mod decide;
 mod deploying;
 pub mod findings;
@@ -54,6 +55,8 @@ pub struct Gate {
     codebuild: aws_sdk_codebuild::Client,
     publisher: Publisher,
     findings: Findings,
+    /// eddo's GitHub App, when the template gives it a key: the check runs' author.
+    github: Option<eddo::github::App>,
     clock: fn() -> u64,
 }
 
@@ -83,8 +86,16 @@ impl Gate {
             codebuild: aws_sdk_codebuild::Client::new(sdk),
             publisher,
             findings: Findings::new(sdk),
+            github: None,
             clock: now_epoch,
         }
+    }
+
+    /// eddo's GitHub App: each candidate of a service whose policy names `checks.github` gets
+    /// a check run on its commit.
+    pub fn with_github(mut self, app: Option<eddo::github::App>) -> Gate {
+        self.github = app;
+        self
     }
 
     /// Another DynamoDB client (one that counts its calls, in tests).
@@ -156,7 +167,13 @@ impl Gate {
                 })
             }
             Incoming::Rejected(why) => self.reject(&evidence_of(event), &why).await,
-            Incoming::DeployFinished(d) => self.deploy_finished(policy, &d, event).await,
+            Incoming::DeployFinished(d) => {
+                let report = self.deploy_finished(policy, &d, event).await?;
+                if let Some(service) = policy.service(d.service.as_str()) {
+                    self.show(service, &d.commit).await;
+                }
+                Ok(report)
+            }
             Incoming::Signals(signals) => {
                 let mut report = Report {
                     outcome: String::new(),
@@ -410,9 +427,12 @@ impl Gate {
             }
         }
         let span = eddo::telemetry::correlation_span(&candidate.correlation_id);
-        self.act(service, candidate, &s.kind, &s.evidence, now)
-            .instrument(span)
-            .await
+        let report = self
+            .act(service, candidate, &s.kind, &s.evidence, now)
+            .instrument(span.clone())
+            .await?;
+        self.show(service, &commit).instrument(span).await;
+        Ok(report)
     }
 
     /// Performs what [`next`] says the candidate's state calls for.

@@ -43,6 +43,8 @@ enum List {
     Open,
     /// Decided candidates whose work is not done.
     Owed,
+    /// Check runs GitHub does not yet show as their candidates are.
+    Checks,
 }
 
 /// What one tick did.
@@ -103,6 +105,12 @@ impl Gate {
         for (list, name) in [(List::Open, OPEN), (List::Owed, OWED)] {
             for partition in store::partitions(name) {
                 self.sweep_partition(policy, list, &partition, now, until, &mut tally)
+                    .await;
+            }
+        }
+        if self.github.is_some() {
+            for partition in store::checks::check_partitions() {
+                self.sweep_partition(policy, List::Checks, &partition, now, until, &mut tally)
                     .await;
             }
         }
@@ -182,14 +190,22 @@ impl Gate {
         sk: &str,
         now: u64,
     ) -> Result<Option<Report>, Error> {
+        if list == List::Checks {
+            let synced = self.serve_check(policy, pk, sk, now).await?;
+            return Ok(Some(Report::quiet(format!("check run: {synced:?}"))));
+        }
         let Some(c) = self.store.listed_candidate(pk, sk).await? else {
             return Ok(None);
         };
-        match list {
-            List::Open if c.state == State::Waiting => self.overdue(policy, c, now).await.map(Some),
-            List::Open => Ok(None),
-            List::Owed => self.owed(policy, c, now).await.map(Some),
+        let report = match list {
+            List::Open if c.state == State::Waiting => self.overdue(policy, c.clone(), now).await?,
+            List::Owed => self.owed(policy, c.clone(), now).await?,
+            List::Open | List::Checks => return Ok(None),
+        };
+        if let Some(service) = policy.service(c.service.as_str()) {
+            self.show(service, &c.commit).await;
         }
+        Ok(Some(report))
     }
 
     /// A waiting candidate past its deadline: timed out with what is missing, or decided as

@@ -91,12 +91,13 @@ impl AppKey {
             .ok_or_else(|| {
                 Failure::config("the GitHub App secret names neither app_id nor client_id")
             })?;
-        let key = jsonwebtoken::EncodingKey::from_rsa_pem(secret.private_key.as_bytes())
-            .map_err(|e| {
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(secret.private_key.as_bytes()).map_err(
+            |e| {
                 Failure::config(format!(
                     "the GitHub App secret's private_key is not an RSA key in PEM: {e}"
                 ))
-            })?;
+            },
+        )?;
         Ok(AppKey { issuer, key })
     }
 
@@ -222,7 +223,9 @@ impl Credentials {
                     retryable,
                 )
             })?;
-        let key = Arc::new(AppKey::from_secret(out.secret_string().unwrap_or_default())?);
+        let key = Arc::new(AppKey::from_secret(
+            out.secret_string().unwrap_or_default(),
+        )?);
         *held = Some((key.clone(), now));
         Ok(key)
     }

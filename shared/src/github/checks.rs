@@ -54,7 +54,8 @@ pub fn fit(s: &str) -> String {
     if s.chars().count() <= MAX_OUTPUT_CHARS {
         return s.to_string();
     }
-    let note = "\n\n… (cut to GitHub's limit of 65,535 characters; the events on the eddo bus say it all)";
+    let note =
+        "\n\n… (cut to GitHub's limit of 65,535 characters; the events on the eddo bus say it all)";
     let keep = MAX_OUTPUT_CHARS - note.chars().count();
     let mut out: String = s.chars().take(keep).collect();
     out.push_str(note);
@@ -206,7 +207,10 @@ mod tests {
         let long = "x".repeat(MAX_OUTPUT_CHARS + 10);
         let o = Output::new("t".into(), &long, Some(&long));
         assert_eq!(o.summary.chars().count(), MAX_OUTPUT_CHARS);
-        assert!(o.summary.ends_with("the events on the eddo bus say it all)"));
+        assert!(
+            o.summary
+                .ends_with("the events on the eddo bus say it all)")
+        );
         assert_eq!(o.text.unwrap().chars().count(), MAX_OUTPUT_CHARS);
         let short = Output::new("t".into(), "fine", None);
         assert_eq!(short.summary, "fine");

@@ -90,7 +90,11 @@ impl Failure {
             status: Some(status),
             message,
             retryable: limited || status >= 500 || status == 408,
-            retry_after: if limited { retry_after.or(Some(60)) } else { None },
+            retry_after: if limited {
+                retry_after.or(Some(60))
+            } else {
+                None
+            },
         }
     }
 }
@@ -210,7 +214,12 @@ impl Transport {
             return Ok((status, bytes));
         }
         let message = message(path, &bytes);
-        Err(Failure::of_answer(status, &parts.headers, message, self.now()))
+        Err(Failure::of_answer(
+            status,
+            &parts.headers,
+            message,
+            self.now(),
+        ))
     }
 
     /// [`Transport::call`], its successful answer read as `T` (a 422 is a failure here).

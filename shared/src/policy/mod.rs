@@ -188,10 +188,20 @@ pub struct Service {
     pub image_repository: Option<String>,
     pub gate: Gate,
     pub rollback: Option<Rollback>,
+    /// Where the gate shows itself to the people who pushed the commit.
+    pub checks: Checks,
     /// The version of the policy's store (SSM parameter or S3 object) this definition was read
     /// from, for the decisions made by it to name (`policy_version`); none for a policy given
     /// directly.
     pub policy_version: Option<PolicyVersion>,
+}
+
+/// Where a service's gate shows each candidate: a check run `eddo gate` on its commit in a GitHub
+/// repository (by the App the template's `GitHubAppSecret` holds the key of).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checks {
+    /// One of the service's repositories, on GitHub.
+    pub github: Option<RepoName>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,6 +290,15 @@ struct ServiceDoc {
     gate: GateDoc,
     #[serde(default)]
     rollback: Option<RollbackDoc>,
+    #[serde(default)]
+    checks: Option<ChecksDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChecksDoc {
+    #[serde(default)]
+    github: Option<RepoName>,
 }
 
 #[derive(Deserialize)]

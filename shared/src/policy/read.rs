@@ -281,6 +281,19 @@ fn service(
             format!("{repo} is already the image repository of service {other}"),
         );
     }
+    let checks = Checks {
+        github: s.checks.and_then(|c| c.github),
+    };
+    if let Some(repo) = &checks.github
+        && !s.repositories.contains(repo)
+    {
+        bad(
+            "checks.github",
+            format!(
+                "{repo} is not one of the service's repositories; its check runs go on its commits"
+            ),
+        );
+    }
     if found.len() > before {
         return None;
     }
@@ -305,6 +318,7 @@ fn service(
             reruns: g.reruns,
         },
         rollback,
+        checks,
         policy_version: None,
     })
 }

@@ -28,6 +28,7 @@ use eddo::publish::{OutgoingEvent, Publisher};
 
 use crate::candidate::{Candidate, State};
 
+pub mod checks;
 mod ledger;
 mod sweep;
 

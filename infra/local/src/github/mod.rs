@@ -165,7 +165,42 @@ impl GitHub {
         json!({"client_id": LOCAL_CLIENT_ID, "private_key": self.private_pem}).to_string()
     }
 
-    /// The next calls meet `faults`, one each, in order.
+    /// The template parameters that turn the App mode on, against this stand-in.
+    pub fn parameters(&self) -> Vec<(String, String)> {
+        vec![
+            ("GitHubApp".into(), "on".into()),
+            ("GitHubApiUrl".into(), self.url()),
+        ]
+    }
+
+    /// Puts the App's id and key into the secret the stack's gate reads (`GitHubAppSecret`), as
+    /// the operator does after deploying.
+    pub async fn install(&self, stack: &crate::stack::Stack) -> Result<(), LocalError> {
+        let gate = stack.function("scan-gate")?;
+        let secret = gate
+            .env
+            .iter()
+            .find(|(k, _)| k == "EDDO_GITHUB_APP_SECRET")
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| {
+                LocalError::Setup("the stack's gate has no GitHub App (GitHubApp=on)".into())
+            })?;
+        aws_sdk_secretsmanager::Client::new(&stack.sdk)
+            .put_secret_value()
+            .secret_id(secret)
+            .secret_string(self.app_secret())
+            .send()
+            .await
+            .map_err(|e| crate::aws("PutSecretValue", e))?;
+        Ok(())
+    }
+
+    /// Judges times by `clock` from now on (a test's, moved past a token's expiry).
+    pub fn set_clock(&self, clock: fn() -> u64) {
+        self.lock().clock = clock;
+    }
+
+    /// The next check run calls meet `faults`, one each, in order.
     pub fn fail_next(&self, faults: &[Fault]) {
         self.lock().faults.extend(faults.iter().copied());
     }
@@ -227,7 +262,12 @@ impl State {
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default()
             .to_string();
-        let fault = self.faults.pop_front();
+        // Faults are met by the check run calls (the App's own token calls go through).
+        let fault = if path.contains("/check-runs") {
+            self.faults.pop_front()
+        } else {
+            None
+        };
         let (kind, answer) = match fault {
             Some(Fault::Status(status)) => ("none", refused(status, "Server Error")),
             Some(Fault::RateLimited { retry_after }) => (
@@ -315,13 +355,22 @@ impl State {
             claims["exp"].as_u64().unwrap_or(0),
         );
         if iat > now + 60 {
-            return refused(401, "'Issued at' claim ('iat') must be an Integer representing a time in the past.");
+            return refused(
+                401,
+                "'Issued at' claim ('iat') must be an Integer representing a time in the past.",
+            );
         }
         if exp <= now {
-            return refused(401, "'Expiration time' claim ('exp') is too far in the past.");
+            return refused(
+                401,
+                "'Expiration time' claim ('exp') is too far in the past.",
+            );
         }
         if exp > now + 600 {
-            return refused(401, "'Expiration time' claim ('exp') is too far in the future.");
+            return refused(
+                401,
+                "'Expiration time' claim ('exp') is too far in the future.",
+            );
         }
         then(self)
     }

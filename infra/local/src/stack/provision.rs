@@ -248,7 +248,11 @@ pub(super) async fn secrets(
 ) -> Result<Vec<String>, LocalError> {
     let sm = aws_sdk_secretsmanager::Client::new(sdk);
     let mut secrets = Vec::new();
-    for (id, _) in template.of_type("AWS::SecretsManager::Secret") {
+    for (id, r) in template.of_type("AWS::SecretsManager::Secret") {
+        // A secret the template gives a value (the GitHub App's, "{}" until its key is put)
+        // starts with it; a generated one holds the local development secrets.
+        let given = r.properties["SecretString"].as_str().map(str::to_string);
+        let generated = given.is_none();
         let local = json!({
             "github": LOCAL_GITHUB_SECRET,
             "gitlab": LOCAL_GITLAB_TOKEN,
@@ -259,15 +263,17 @@ pub(super) async fn secrets(
         let out = sm
             .create_secret()
             .name(format!("{prefix}-{id}"))
-            .secret_string(local.to_string())
+            .secret_string(given.unwrap_or_else(|| local.to_string()))
             .send()
             .await
             .map_err(|e| aws("CreateSecret", e))?;
         let arn = out.arn().unwrap_or_default().to_string();
         names.set_ref(id, &arn);
-        secrets.push(arn);
+        secrets.push((!generated, arn));
     }
-    Ok(secrets)
+    // The generated one (the webhook secret) first.
+    secrets.sort_by_key(|(given, _)| *given);
+    Ok(secrets.into_iter().map(|(_, arn)| arn).collect())
 }
 
 /// Every `AWS::SQS::Queue`.
