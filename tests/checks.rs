@@ -368,3 +368,105 @@ async fn the_stand_in_refuses_what_github_refuses() {
         .count();
     assert_eq!(issued, 2, "a new token after the refusal: {statuses:#?}");
 }
+
+test_clock!(COST_CLOCK, cost_clock);
+
+/// What the App mode costs a candidate, side by side in one run on one stack: the same flow
+/// (build, SAST, ECR scan, the deploy build's completion) through the gate without and with it.
+/// The calls are asserted (one GitHub call per visible change; four table calls per change);
+/// the times are printed for BENCHMARKS.md, never asserted.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_check_runs_cost_a_candidate() {
+    use eddo_local::meter::{Calls, Relay};
+    use std::time::{Duration, Instant};
+    COST_CLOCK.store(eddo::idempotency::now_epoch(), SeqCst);
+    let (s, github) = with_app("checks-cost", cost_clock).await;
+    let (sdk, config, policy) = s.local.as_function("scan-gate").await;
+    let calls = Calls::default();
+    let upstream = eddo_local::loopback::endpoint_addr(sdk.endpoint_url().unwrap()).unwrap();
+    let relay = Relay::start(upstream, calls.clone()).await.unwrap();
+    let metered = sdk.to_builder().endpoint_url(relay.endpoint()).build();
+    let app = eddo::github::App::from_env(&function_env(&s.stack, "scan-gate"), &sdk, cost_clock)
+        .unwrap();
+    let gate = |github: Option<eddo::github::App>| {
+        Gate::new(&config, policy.clone(), &metered)
+            .with_codebuild(stand_in(&sdk, &s.stack))
+            .with_github(github)
+            .with_clock(cost_clock)
+    };
+    const N: u32 = 10;
+    let mut rows = Vec::new();
+    for (mode, gate, base) in [("off", gate(None), 300), ("on", gate(app), 400)] {
+        let (mut aws, mut waited, mut wall, mut calls_on_github) =
+            (0usize, Duration::ZERO, Vec::new(), 0usize);
+        // One candidate first, not counted: the App's key, installation and token are read once
+        // per warm function.
+        for n in base..=base + N {
+            let (commit, image) = (sha(n), digest(n));
+            let scan = s
+                .scanned(&commit, &image, serde_json::from_str(CLEAN).unwrap())
+                .await;
+            let events = [
+                s.build("eddo-build", &commit, "SUCCEEDED", Some(&image)),
+                s.build("eddo-sast", &commit, "SUCCEEDED", None),
+                scan,
+            ];
+            let before = github.calls().len();
+            calls.take();
+            let handle = async |e: &Value| {
+                let at = Instant::now();
+                gate.handle(e).await.unwrap();
+                (at.elapsed(), calls.take())
+            };
+            let mut spent = Vec::new();
+            for e in &events {
+                spent.push(handle(e).await);
+            }
+            let finished = s.deploy_finished(&commit, "SUCCEEDED");
+            spent.push(handle(&finished).await);
+            if n == base {
+                continue;
+            }
+            for (took, w) in spent {
+                wall.push(took);
+                aws += w.operations.len();
+                waited += w.busy;
+            }
+            calls_on_github += github.calls().len() - before;
+        }
+        wall.sort();
+        let total: Duration = wall.iter().sum();
+        rows.push((
+            mode,
+            aws,
+            calls_on_github,
+            wall[wall.len() / 2],
+            total,
+            waited,
+        ));
+    }
+    println!(
+        "| App mode | AWS calls per candidate | GitHub calls per candidate | median per event | eddo's own and GitHub's time per candidate |"
+    );
+    println!("|---|---|---|---|---|");
+    for (mode, aws, on_github, median, total, waited) in &rows {
+        println!(
+            "| {mode} | {:.1} | {:.1} | {:.1} ms | {:.1} ms |",
+            *aws as f64 / f64::from(N),
+            *on_github as f64 / f64::from(N),
+            median.as_secs_f64() * 1000.0,
+            (total.saturating_sub(*waited)).as_secs_f64() * 1000.0 / f64::from(N)
+        );
+    }
+    let (off, on) = (&rows[0], &rows[1]);
+    assert_eq!(off.2, 0, "no GitHub call without the App");
+    // Created at the build, updated at the SAST, at the decision and at the deploy's end.
+    assert_eq!(on.2 as u32, 4 * N, "one GitHub call per visible change");
+    // Each change: the count, the lease, the candidate read again, the shown mark; the first
+    // also its intent to create.
+    assert_eq!(
+        (on.1 - off.1) as u32,
+        (4 * 4 + 1) * N,
+        "DynamoDB calls the App mode adds per candidate"
+    );
+}

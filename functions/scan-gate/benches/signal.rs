@@ -134,6 +134,18 @@ fn bench(c: &mut Criterion) {
             eddo::cdevents::emit::with_cdevents([said()], Some(&producer), 1_800_000_000).unwrap()
         })
     });
+    // The check run of a candidate that just decided to deploy: rendered whole and hashed (what
+    // the App mode adds in CPU per change, beside its calls).
+    let mut deploying = two_passed.clone();
+    deploying.state = State::Deploying;
+    deploying.build_id = Some("eddo-deploy:bench".into());
+    let service = policy.service("hello-world").unwrap();
+    g.bench_function("its check run (render and hash)", |b| {
+        b.iter(|| {
+            let run = eddo_scan_gate::checks::check_run(black_box(&deploying), &service.gate);
+            eddo_scan_gate::checks::hash_of(&run)
+        })
+    });
     g.finish();
     c.bench_function("policy parse (example, at init)", |b| {
         b.iter(|| Policy::parse(black_box(&text)).unwrap())

@@ -4,7 +4,7 @@
  * rule filter and grant comes from the policy itself.
  */
 import * as path from 'node:path';
-import { Annotations, ArnFormat, Duration, Names, RemovalPolicy, Stack, Tags, Token } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, Duration, Names, RemovalPolicy, SecretValue, Stack, Tags, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -54,6 +54,8 @@ export class Eddo extends Construct {
   public readonly eventBus: events.IEventBus;
   public readonly table: dynamodb.Table;
   public readonly webhookSecret: secretsmanager.Secret;
+  /** Where the GitHub App's id and key go (with `githubApp`). */
+  public readonly githubAppSecret?: secretsmanager.Secret;
   public readonly deadLetterQueue: sqs.Queue;
   /** The SSM parameter holding the policy; none when it is kept in S3. */
   public readonly policyParameter?: ssm.StringParameter;
@@ -114,6 +116,17 @@ export class Eddo extends Construct {
     });
     suppress(webhookSecret, [SECRET_ROTATION]);
     this.webhookSecret = webhookSecret;
+    if (props.githubApp) {
+      this.githubAppSecret = new secretsmanager.Secret(this, 'GitHubAppSecret', {
+        description:
+          'eddo\'s GitHub App, a JSON object: app_id (or client_id) and private_key (the PEM GitHub gave you). ' +
+          'Read by the gate at its first check run and again every 5 minutes.',
+        encryptionKey: props.kmsKey,
+        // Not a secret: the operator puts the App's key in after deploying.
+        secretStringValue: SecretValue.unsafePlainText('{}'),
+      });
+      suppress(this.githubAppSecret, [SECRET_ROTATION]);
+    }
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       retentionPeriod: Duration.days(14),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
@@ -416,12 +429,25 @@ export class Eddo extends Construct {
         'blocks or times it out otherwise, with every reason.',
       timeout: Duration.seconds(30),
       asynchronous: true,
-      environment: {},
+      environment: this.githubAppSecret
+        ? {
+          EDDO_GITHUB_APP_SECRET: this.githubAppSecret.secretArn,
+          EDDO_GITHUB_API: this.props.githubApp?.apiUrl ?? 'https://api.github.com',
+        }
+        : {},
     });
     this.grants.publishes(f, SOURCES.gate);
-    // Its candidates and images, and the services' history and rollback holds.
+    // Its candidates and images, their check runs, and the services' history and rollback holds.
     this.grants.items(f, 'CandidatesAndHistory', ['GetItem', 'UpdateItem', 'ConditionCheckItem', 'Query'],
-      ['candidate#*', 'digest#*', 'service#*']);
+      ['candidate#*', 'digest#*', 'service#*', 'check#*']);
+    if (this.githubAppSecret) {
+      f.addToRolePolicy(new iam.PolicyStatement({
+        sid: 'ReadTheGitHubAppKey',
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [this.githubAppSecret.secretArn],
+      }));
+      this.grants.decrypts(f, 'DecryptTheGitHubAppKey', 'secretsmanager');
+    }
     // The evidence ledger: each admitted signal put once beside its candidate (or its image,
     // before a build reports it), never updated.
     this.grants.items(f, 'EvidenceLedger', ['PutItem'], ['candidate#*', 'digest#*']);

@@ -58,6 +58,19 @@ export interface CDEventsOptions {
   readonly onBus?: boolean;
 }
 
+/**
+ * eddo's GitHub App: the gate writes a check run `eddo gate` on each candidate's commit, in the
+ * repository its service's policy names (`checks.github`). The construct creates the secret
+ * (`githubAppSecret`) into which you put the App's `app_id` (or `client_id`) and `private_key`.
+ */
+export interface GitHubAppOptions {
+  /**
+   * GitHub's REST API: `https://<host>/api/v3` for GitHub Enterprise Server.
+   * @default https://api.github.com
+   */
+  readonly apiUrl?: string;
+}
+
 /** sbt-aws's control plane, speaking to tenant-onboarding on the eddo bus. */
 export interface SbtOptions {
   /**
@@ -194,6 +207,11 @@ export interface EddoProps {
    * @default none: no CDEvents are said
    */
   readonly cdevents?: CDEventsOptions;
+  /**
+   * Check runs on each candidate's commit, as your GitHub App.
+   * @default none: the gate writes nothing to GitHub
+   */
+  readonly githubApp?: GitHubAppOptions;
   /**
    * Where each function's logs go and for how long.
    * @default logs.RetentionDays.ONE_MONTH

@@ -31,6 +31,14 @@ fn a_good_policy_parses_into_lookups() {
         "payments"
     );
     assert_eq!(p.repository("ACME/Payments").count(), 1);
+    assert_eq!(s.checks.github, None, "no check runs unless asked for");
+    let shown = GOOD.replace(
+        "    image_repository: payments\n",
+        "    image_repository: payments\n    checks: {github: acme/payments}\n",
+    );
+    let p = Policy::parse(&shown).unwrap();
+    let github = p.service("payments").unwrap().checks.github.as_ref();
+    assert_eq!(github.map(RepoName::as_str), Some("acme/payments"));
 }
 
 #[test]
@@ -56,6 +64,13 @@ fn each_mistake_is_named_where_it_is() {
         (
             ("    image_repository: payments\n", ""),
             "services.payments.image_repository",
+        ),
+        (
+            (
+                "    image_repository: payments\n",
+                "    image_repository: payments\n    checks: {github: acme/billing}\n",
+            ),
+            "services.payments.checks.github: acme/billing is not one of the service's repositories",
         ),
         (
             ("deadline_minutes: 30", "deadline_minutes: 0"),

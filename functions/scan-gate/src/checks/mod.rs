@@ -191,7 +191,7 @@ impl Gate {
 }
 
 /// What an update sends, as a short hash: the same check run hashes the same.
-fn hash_of(run: &eddo::github::CheckRun) -> String {
+pub fn hash_of(run: &eddo::github::CheckRun) -> String {
     use sha2::Digest as _;
     let json = serde_json::to_vec(run).expect("a check run is JSON");
     hex::encode(&sha2::Sha256::digest(&json)[..16])

@@ -162,7 +162,8 @@ async fn release_1(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
             stack.codebuild.calls("eddo-deploy")
         ),
     );
-    cdevent_reaches_the_sink(stack, watch, t, s.sink).await
+    cdevent_reaches_the_sink(stack, watch, t, s.sink).await?;
+    github::check_run_shows(s, PUSHED, "completed/success", "Deployed").await
 }
 
 /// The deploy, said as a CDEvent (`service.upgraded`: release 0 was live), reaches the CloudEvents sink through the template's API
@@ -264,8 +265,7 @@ async fn release_2(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
         "scan-gate",
         reason.clone(),
     );
-
-    Ok(())
+    github::check_run_shows(s, SECOND, "completed/failure", "Blocked: 1 reason(s)").await
 }
 
 /// Release 3: the scan never comes: timed out when the deadline passes.

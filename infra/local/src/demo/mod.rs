@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 mod acts;
+mod github;
 
 use crate::LocalError;
 use crate::codebuild::Plan;
@@ -335,6 +336,8 @@ pub(crate) struct Scene<'a> {
     who: String,
     /// The CloudEvents sink eddo's CDEvents go to, if the template takes one.
     sink: &'a crate::sink::Sink,
+    /// The GitHub stand-in the gate's check runs go to, if the template has the App mode.
+    github: Option<&'a crate::github::GitHub>,
 }
 
 /// Plays the scenario on the template `from` names (template.yaml, the CDK app's, a file), printing the
@@ -390,7 +393,13 @@ pub async fn play(
     let sdk = moto.sdk_config().await;
     // Where eddo's CDEvents go, when the template takes a sink (template.yaml does).
     let sink = crate::sink::Sink::start(&[]).await?;
-    let sink_parameters = sink.parameters();
+    // Where the gate's check runs go, when the template has the GitHub App mode.
+    let github = crate::github::GitHub::start(eddo::idempotency::now_epoch).await?;
+    let sink_parameters: Vec<(String, String)> = sink
+        .parameters()
+        .into_iter()
+        .chain(github.parameters())
+        .collect();
     let optional: Vec<(String, &str)> = sink_parameters
         .iter()
         .map(|(k, v)| (format!("{k}?"), v.as_str()))
@@ -428,6 +437,19 @@ pub async fn play(
             .join(", "),
     );
     t.step(true, "not emulated", "", stack.skipped.join(", "));
+    // The operator puts the App's key into the secret the stack made for it.
+    let app = stack
+        .function("scan-gate")
+        .is_ok_and(|f| f.env.iter().any(|(k, _)| k == "EDDO_GITHUB_APP_SECRET"));
+    if app {
+        github.install(&stack).await?;
+        t.step(
+            true,
+            "the GitHub App's key put in its secret",
+            "",
+            github.url(),
+        );
+    }
 
     let mut functions = Vec::new();
     for binary in [
@@ -456,6 +478,7 @@ pub async fn play(
         url: url.addr(),
         who: webhook.name().to_string(),
         sink: &sink,
+        github: app.then_some(&github),
     };
     acts::releases(&mut scene).await?;
     acts::rollback(&mut scene).await?;

@@ -1,0 +1,46 @@
+/**
+ * The construct's GitHub App mode, checked with aws-cdk-lib/assertions: off by default (no
+ * secret, nothing in the gate's environment); on, a secret for the App's key that only the gate
+ * may read, and the gate pointed at it and at the API.
+ */
+import * as path from 'node:path';
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { App, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
+import { Eddo, EddoProps } from '../lib';
+
+const EXAMPLE = path.resolve(__dirname, '..', '..', '..', 'policy', 'example.yaml');
+
+function synth(props: Partial<EddoProps> = {}): Template {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new Stack(app, 'Test');
+  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, ...props });
+  return Template.fromStack(stack);
+}
+
+test('GitHub App: off by default; on, a secret for its key that the gate alone reads', () => {
+  const off = synth({});
+  off.resourceCountIs('AWS::SecretsManager::Secret', 1);
+  const gateEnv = (t: Template) =>
+    Object.values(t.findResources('AWS::Lambda::Function'))
+      .map((f) => f.Properties.Environment.Variables)
+      .filter((v) => v.EDDO_POLICY_PARAMETER !== undefined && 'EDDO_GITHUB_API' in v);
+  assert.equal(gateEnv(off).length, 0);
+
+  const on = synth({ githubApp: { apiUrl: 'https://ghe.example.com/api/v3' } });
+  on.resourceCountIs('AWS::SecretsManager::Secret', 2);
+  on.hasResourceProperties('AWS::Lambda::Function', {
+    Environment: {
+      Variables: Match.objectLike({
+        EDDO_GITHUB_APP_SECRET: { Ref: Match.stringLikeRegexp('GitHubAppSecret') },
+        EDDO_GITHUB_API: 'https://ghe.example.com/api/v3',
+      }),
+    },
+  });
+  const readers = Object.values(on.findResources('AWS::IAM::Policy')).filter((p) =>
+    JSON.stringify(p.Properties.PolicyDocument).includes('ReadTheGitHubAppKey'));
+  assert.equal(readers.length, 1, 'one role reads the App key');
+  assert.match(JSON.stringify(readers[0].Properties.Roles), /ScanGate/);
+});
