@@ -306,7 +306,7 @@ async fn the_stand_in_refuses_what_github_refuses() {
     GITHUB_CLOCK.store(start, SeqCst);
     let github = GitHub::start(github_clock).await.unwrap();
     let other = GitHub::start(github_clock).await.unwrap();
-    let transport = Transport::new(&github.url(), strict_clock).unwrap();
+    let transport = Transport::github(&github.url(), strict_clock).unwrap();
     let key = |secret: String| KeySource::Given(Arc::new(AppKey::from_secret(&secret).unwrap()));
     let run = CheckRun {
         name: "eddo gate".into(),

@@ -44,6 +44,7 @@ mod runtime;
 mod sbt;
 mod soak;
 mod state_and_bus;
+mod statuses;
 mod tenants;
 mod trust;
 mod webhook_flow;

@@ -30,7 +30,8 @@ translate several BuildProjectName=app-build SastProjectName=app-sast TrackedBra
 translate sbt-legacy SbtGeneration=legacy \
   SbtControlPlaneEventSource=controlPlaneEventSource SbtApplicationPlaneEventSource=acme.app.plane
 translate cdevents CDEventsSinkUrl=https://events.example.com/cdevents CDEventsSinkToken=not-a-real-token
-translate github-app GitHubApp=on GitHubApiUrl=https://ghe.example.com/api/v3 \
+translate forges GitHubApp=on GitHubApiUrl=https://ghe.example.com/api/v3 \
+  GitLabStatuses=on GitLabApiUrl=https://gitlab.example.com/api/v4 \
   KmsKeyArn=arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab
 
 # Every warning and every error fails.

@@ -9,7 +9,8 @@
 //! - [`names`], [`policy`], [`time`]: parsed names, the policy document, calendar days;
 //! - [`projects`]: the CodeBuild projects a policy names, per template parameter;
 //! - `codebuild` (feature): starting builds and reading their state changes;
-//! - `github` (feature): a GitHub App's calls (its JWT, installation tokens, check runs);
+//! - `forges` (feature): where developers look: a GitHub App's check runs (its JWT,
+//!   installation tokens) and GitLab's commit statuses, over one HTTPS client ([`forge`]);
 //! - [`config`], [`telemetry`], [`error`], [`aws`], [`report`]: init, logs, failures, SDK
 //!   clients, what an invocation did.
 //!
@@ -31,9 +32,13 @@ pub mod dynamo;
 #[cfg(feature = "aws")]
 pub mod error;
 pub mod event;
+#[cfg(feature = "forges")]
+pub mod forge;
 pub mod git;
-#[cfg(feature = "github")]
+#[cfg(feature = "forges")]
 pub mod github;
+#[cfg(feature = "forges")]
+pub mod gitlab;
 #[cfg(feature = "aws")]
 pub mod history;
 #[cfg(feature = "aws")]

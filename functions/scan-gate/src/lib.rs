@@ -57,6 +57,8 @@ pub struct Gate {
     findings: Findings,
     /// eddo's GitHub App, when the template gives it a key: the check runs' author.
     github: Option<eddo::github::App>,
+    /// eddo's GitLab token, when the template gives one: the commit statuses' author.
+    gitlab: Option<eddo::gitlab::GitLab>,
     clock: fn() -> u64,
 }
 
@@ -87,6 +89,7 @@ impl Gate {
             publisher,
             findings: Findings::new(sdk),
             github: None,
+            gitlab: None,
             clock: now_epoch,
         }
     }
@@ -95,6 +98,13 @@ impl Gate {
     /// a check run on its commit.
     pub fn with_github(mut self, app: Option<eddo::github::App>) -> Gate {
         self.github = app;
+        self
+    }
+
+    /// eddo's GitLab token: each candidate of a service whose policy names `checks.gitlab` gets
+    /// a commit status on its commit.
+    pub fn with_gitlab(mut self, gitlab: Option<eddo::gitlab::GitLab>) -> Gate {
+        self.gitlab = gitlab;
         self
     }
 

@@ -20,15 +20,15 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     let env = Env::from_process();
     let config = exit_on_error(Config::from_env(&env));
     let sdk = eddo::aws::load().await;
-    // Its key is read at the first check run, not here.
-    let github = exit_on_error(eddo::github::App::from_env(
-        &env,
-        &sdk,
-        eddo::idempotency::now_epoch,
-    ));
+    // Their key and token are read at the first check run or status, not here.
+    let clock = eddo::idempotency::now_epoch;
+    let github = exit_on_error(eddo::github::App::from_env(&env, &sdk, clock));
+    let gitlab = exit_on_error(eddo::gitlab::GitLab::from_env(&env, &sdk, clock));
     // The policy is read at the first event and again once per TTL.
     let policy = Live::from_config(&config, &sdk, Source::Gate, "scan-gate");
-    let gate = Gate::new(&config, Policies::live(policy), &sdk).with_github(github);
+    let gate = Gate::new(&config, Policies::live(policy), &sdk)
+        .with_github(github)
+        .with_gitlab(gitlab);
     let gate = &gate;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // Every lease taken lasts as long as this invocation can still act.

@@ -43,7 +43,7 @@ enum List {
     Open,
     /// Decided candidates whose work is not done.
     Owed,
-    /// Check runs GitHub does not yet show as their candidates are.
+    /// Check runs and commit statuses the forges do not yet show as their candidates are.
     Checks,
 }
 
@@ -108,7 +108,7 @@ impl Gate {
                     .await;
             }
         }
-        if self.github.is_some() {
+        if self.shows_anywhere() {
             for partition in store::checks::check_partitions() {
                 self.sweep_partition(policy, List::Checks, &partition, now, until, &mut tally)
                     .await;

@@ -56,6 +56,8 @@ export class Eddo extends Construct {
   public readonly webhookSecret: secretsmanager.Secret;
   /** Where the GitHub App's id and key go (with `githubApp`). */
   public readonly githubAppSecret?: secretsmanager.Secret;
+  /** Where the GitLab access token goes (with `gitlabStatuses`). */
+  public readonly gitlabTokenSecret?: secretsmanager.Secret;
   public readonly deadLetterQueue: sqs.Queue;
   /** The SSM parameter holding the policy; none when it is kept in S3. */
   public readonly policyParameter?: ssm.StringParameter;
@@ -126,6 +128,17 @@ export class Eddo extends Construct {
         secretStringValue: SecretValue.unsafePlainText('{}'),
       });
       suppress(this.githubAppSecret, [SECRET_ROTATION]);
+    }
+    if (props.gitlabStatuses) {
+      this.gitlabTokenSecret = new secretsmanager.Secret(this, 'GitLabTokenSecret', {
+        description:
+          'eddo\'s GitLab access token, a JSON object: token (a project or group access token, scope api, role Developer). ' +
+          'Read by the gate at its first commit status and again every 5 minutes, and at once when GitLab refuses it.',
+        encryptionKey: props.kmsKey,
+        // Not a secret: the operator puts the token in after deploying.
+        secretStringValue: SecretValue.unsafePlainText('{}'),
+      });
+      suppress(this.gitlabTokenSecret, [SECRET_ROTATION]);
     }
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       retentionPeriod: Duration.days(14),
@@ -429,17 +442,26 @@ export class Eddo extends Construct {
         'blocks or times it out otherwise, with every reason.',
       timeout: Duration.seconds(30),
       asynchronous: true,
-      environment: this.githubAppSecret
-        ? {
-          EDDO_GITHUB_APP_SECRET: this.githubAppSecret.secretArn,
-          EDDO_GITHUB_API: this.props.githubApp?.apiUrl ?? 'https://api.github.com',
-        }
-        : {},
+      environment: {
+        ...(this.githubAppSecret
+          ? {
+            EDDO_GITHUB_APP_SECRET: this.githubAppSecret.secretArn,
+            EDDO_GITHUB_API: this.props.githubApp?.apiUrl ?? 'https://api.github.com',
+          }
+          : {}),
+        ...(this.gitlabTokenSecret
+          ? {
+            EDDO_GITLAB_TOKEN_SECRET: this.gitlabTokenSecret.secretArn,
+            EDDO_GITLAB_API: this.props.gitlabStatuses?.apiUrl ?? 'https://gitlab.com/api/v4',
+          }
+          : {}),
+      },
     });
     this.grants.publishes(f, SOURCES.gate);
-    // Its candidates and images, their check runs, and the services' history and rollback holds.
+    // Its candidates and images, their check runs and statuses, and the services' history and
+    // rollback holds.
     this.grants.items(f, 'CandidatesAndHistory', ['GetItem', 'UpdateItem', 'ConditionCheckItem', 'Query'],
-      ['candidate#*', 'digest#*', 'service#*', 'check#*']);
+      ['candidate#*', 'digest#*', 'service#*', 'check#*', 'status#*']);
     if (this.githubAppSecret) {
       f.addToRolePolicy(new iam.PolicyStatement({
         sid: 'ReadTheGitHubAppKey',
@@ -447,6 +469,14 @@ export class Eddo extends Construct {
         resources: [this.githubAppSecret.secretArn],
       }));
       this.grants.decrypts(f, 'DecryptTheGitHubAppKey', 'secretsmanager');
+    }
+    if (this.gitlabTokenSecret) {
+      f.addToRolePolicy(new iam.PolicyStatement({
+        sid: 'ReadTheGitLabToken',
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [this.gitlabTokenSecret.secretArn],
+      }));
+      this.grants.decrypts(f, 'DecryptTheGitLabToken', 'secretsmanager');
     }
     // The evidence ledger: each admitted signal put once beside its candidate (or its image,
     // before a build reports it), never updated.

@@ -71,6 +71,20 @@ export interface GitHubAppOptions {
   readonly apiUrl?: string;
 }
 
+/**
+ * eddo's GitLab token: the gate sets a commit status `eddo/gate` on each candidate's commit, in
+ * the project its service's policy names (`checks.gitlab`). The construct creates the secret
+ * (`gitlabTokenSecret`) into which you put `{"token": "..."}` (a project or group access token,
+ * scope `api`).
+ */
+export interface GitLabStatusesOptions {
+  /**
+   * GitLab's REST API: `https://<host>/api/v4` for a self-managed GitLab.
+   * @default https://gitlab.com/api/v4
+   */
+  readonly apiUrl?: string;
+}
+
 /** sbt-aws's control plane, speaking to tenant-onboarding on the eddo bus. */
 export interface SbtOptions {
   /**
@@ -212,6 +226,11 @@ export interface EddoProps {
    * @default none: the gate writes nothing to GitHub
    */
   readonly githubApp?: GitHubAppOptions;
+  /**
+   * Commit statuses on each candidate's commit in GitLab.
+   * @default none: the gate writes nothing to GitLab
+   */
+  readonly gitlabStatuses?: GitLabStatusesOptions;
   /**
    * Where each function's logs go and for how long.
    * @default logs.RetentionDays.ONE_MONTH

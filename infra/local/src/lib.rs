@@ -10,6 +10,7 @@ pub mod ecr;
 pub mod faults;
 pub mod fixtures;
 pub mod github;
+pub mod gitlab;
 pub mod iam;
 pub mod loopback;
 pub mod measure;

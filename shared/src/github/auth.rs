@@ -1,7 +1,8 @@
 //! A GitHub App's identity: its private key signs a short JWT (RS256), which GitHub exchanges for
 //! an installation token (an hour's access to the repositories of one installation). The key and
-//! the App's id come from Secrets Manager, read again after [`KEY_TTL_SECS`], so a rotated key
-//! (GitHub lets an App hold two at once) is in use within minutes, as the webhook secret is.
+//! the App's id come from Secrets Manager, read again after
+//! [`SECRET_TTL_SECS`](crate::forge::SECRET_TTL_SECS), so a rotated key (GitHub lets an App hold
+//! two at once) is in use within minutes, as the webhook secret is.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::{Failure, Transport};
+use crate::forge::Forge;
 
 /// How long a JWT lasts: GitHub refuses one over 10 minutes.
 pub const JWT_SECS: u64 = 9 * 60;
@@ -20,10 +22,6 @@ pub const JWT_SKEW_SECS: u64 = 60;
 /// An installation token is used until this long before it expires, then exchanged anew: a call
 /// begun with it must not meet its expiry on the way.
 pub const TOKEN_MARGIN_SECS: u64 = 5 * 60;
-
-/// How long the App's key is used before Secrets Manager is asked again (a rotation is in use
-/// this long after it).
-pub const KEY_TTL_SECS: u64 = 5 * 60;
 
 /// The App's credentials as its secret holds them: `{"app_id": "123", "private_key": "-----BEGIN
 /// RSA PRIVATE KEY-----..."}`, or `client_id` (GitHub's newer issuer) in place of `app_id`.
@@ -79,23 +77,30 @@ impl AppKey {
     /// The App from its secret's JSON: a clear error (never the key) when it is not one.
     pub fn from_secret(json: &str) -> Result<AppKey, Failure> {
         let secret: AppSecret = serde_json::from_str(json).map_err(|e| {
-            Failure::config(format!(
-                "the GitHub App secret is not {{\"app_id\", \"private_key\"}} JSON: {}",
-                e.classify_name()
-            ))
+            Failure::config(
+                Forge::GitHub,
+                format!(
+                    "the GitHub App secret is not {{\"app_id\", \"private_key\"}} JSON: {}",
+                    e.classify_name()
+                ),
+            )
         })?;
         let issuer = secret
             .client_id
             .filter(|c| !c.is_empty())
             .or(secret.app_id.filter(|a| !a.is_empty()))
             .ok_or_else(|| {
-                Failure::config("the GitHub App secret names neither app_id nor client_id")
+                Failure::config(
+                    Forge::GitHub,
+                    "the GitHub App secret names neither app_id nor client_id",
+                )
             })?;
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(secret.private_key.as_bytes()).map_err(
             |e| {
-                Failure::config(format!(
-                    "the GitHub App secret's private_key is not an RSA key in PEM: {e}"
-                ))
+                Failure::config(
+                    Forge::GitHub,
+                    format!("the GitHub App secret's private_key is not an RSA key in PEM: {e}"),
+                )
             },
         )?;
         Ok(AppKey { issuer, key })
@@ -113,7 +118,12 @@ impl AppKey {
             &claims,
             &self.key,
         )
-        .map_err(|e| Failure::config(format!("could not sign the GitHub App's JWT: {e}")))
+        .map_err(|e| {
+            Failure::config(
+                Forge::GitHub,
+                format!("could not sign the GitHub App's JWT: {e}"),
+            )
+        })
     }
 }
 
@@ -156,20 +166,26 @@ impl Token {
 }
 
 /// Where the App's key comes from: Secrets Manager (in AWS), or a key given directly (tests).
-#[derive(Clone)]
 pub enum KeySource {
-    Secret {
-        client: aws_sdk_secretsmanager::Client,
-        secret_id: String,
-    },
+    Secret(crate::forge::CachedSecret<AppKey>),
     Given(Arc<AppKey>),
+}
+
+impl KeySource {
+    /// The App's key in the secret `secret_id`.
+    pub fn secret(client: aws_sdk_secretsmanager::Client, secret_id: &str) -> KeySource {
+        KeySource::Secret(crate::forge::CachedSecret::new(
+            Forge::GitHub,
+            client,
+            secret_id,
+        ))
+    }
 }
 
 /// The App's key and installation tokens, each kept while it is good: shared by every call a
 /// warm function makes.
 pub struct Credentials {
     source: KeySource,
-    key: Mutex<Option<(Arc<AppKey>, u64)>>,
     tokens: Mutex<HashMap<u64, Token>>,
     installations: Mutex<HashMap<String, u64>>,
 }
@@ -189,45 +205,16 @@ impl Credentials {
     pub fn new(source: KeySource) -> Credentials {
         Credentials {
             source,
-            key: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
             installations: Mutex::new(HashMap::new()),
         }
     }
 
     async fn key(&self, now: u64) -> Result<Arc<AppKey>, Failure> {
-        let (client, secret_id) = match &self.source {
-            KeySource::Given(key) => return Ok(key.clone()),
-            KeySource::Secret { client, secret_id } => (client, secret_id),
-        };
-        let mut held = self.key.lock().await;
-        if let Some((key, read_at)) = held.as_ref()
-            && now < read_at + KEY_TTL_SECS
-        {
-            return Ok(key.clone());
+        match &self.source {
+            KeySource::Given(key) => Ok(key.clone()),
+            KeySource::Secret(secret) => secret.get(now, false, AppKey::from_secret).await,
         }
-        let out = client
-            .get_secret_value()
-            .secret_id(secret_id)
-            .send()
-            .await
-            .map_err(|e| {
-                let retryable = !matches!(
-                    e.as_service_error(),
-                    Some(
-                        aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError::ResourceNotFoundException(_)
-                    )
-                );
-                Failure::secret(
-                    aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
-                    retryable,
-                )
-            })?;
-        let key = Arc::new(AppKey::from_secret(
-            out.secret_string().unwrap_or_default(),
-        )?);
-        *held = Some((key.clone(), now));
-        Ok(key)
     }
 
     /// The installation of the App on `repo` (`owner/name`), asked once per repository.
@@ -279,7 +266,10 @@ impl Credentials {
             )
             .await?;
         let expires_at = crate::time::parse_rfc3339(&issued.expires_at).ok_or_else(|| {
-            Failure::answer("an installation token's expires_at is not a timestamp")
+            Failure::answer(
+                Forge::GitHub,
+                "an installation token's expires_at is not a timestamp",
+            )
         })?;
         let token = Token {
             value: issued.token.into(),

@@ -111,8 +111,7 @@ impl App {
                 &body,
             )
             .await?;
-        let created: Created = serde_json::from_slice(&bytes)
-            .map_err(|e| Failure::answer(format!("a created check run eddo cannot read: {e}")))?;
+        let created: Created = self.transport.read("a created check run", &bytes)?;
         Ok(created.id)
     }
 
@@ -146,7 +145,7 @@ impl App {
         name: &str,
         external_id: &str,
     ) -> Result<Option<u64>, Failure> {
-        let name: String = form_encode(name);
+        let name: String = crate::forge::encode(name);
         let (_, bytes) = self
             .call(
                 repo,
@@ -157,8 +156,7 @@ impl App {
                 None,
             )
             .await?;
-        let listed: Listed = serde_json::from_slice(&bytes)
-            .map_err(|e| Failure::answer(format!("a list of check runs eddo cannot read: {e}")))?;
+        let listed: Listed = self.transport.read("a list of check runs", &bytes)?;
         Ok(listed
             .check_runs
             .into_iter()
@@ -166,7 +164,7 @@ impl App {
             .map(|r| r.id))
     }
 
-    /// [`App::call`] with a body, a 422 (the request refused as invalid) a failure of its own.
+    /// [`App::call`] with a body.
     async fn call_ok(
         &self,
         repo: &str,
@@ -174,28 +172,8 @@ impl App {
         path: &str,
         body: &serde_json::Value,
     ) -> Result<(u16, bytes::Bytes), Failure> {
-        let (status, bytes) = self.call(repo, method, path, Some(body)).await?;
-        if status == 422 {
-            return Err(Failure {
-                status: Some(422),
-                message: super::message(path, &bytes),
-                retryable: false,
-                retry_after: None,
-            });
-        }
-        Ok((status, bytes))
+        self.call(repo, method, path, Some(body)).await
     }
-}
-
-fn form_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -214,10 +192,5 @@ mod tests {
         assert_eq!(o.text.unwrap().chars().count(), MAX_OUTPUT_CHARS);
         let short = Output::new("t".into(), "fine", None);
         assert_eq!(short.summary, "fine");
-    }
-
-    #[test]
-    fn a_check_name_is_encoded_for_the_query() {
-        assert_eq!(form_encode("eddo gate"), "eddo%20gate");
     }
 }

@@ -197,11 +197,14 @@ pub struct Service {
 }
 
 /// Where a service's gate shows each candidate: a check run `eddo gate` on its commit in a GitHub
-/// repository (by the App the template's `GitHubAppSecret` holds the key of).
+/// repository (by the App the template's `GitHubAppSecret` holds the key of), a commit status
+/// `eddo/gate` in a GitLab project (by the token `GitLabTokenSecret` holds).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Checks {
     /// One of the service's repositories, on GitHub.
     pub github: Option<RepoName>,
+    /// One of the service's repositories, on GitLab (its path: `group/subgroup/project`).
+    pub gitlab: Option<RepoName>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,6 +302,8 @@ struct ServiceDoc {
 struct ChecksDoc {
     #[serde(default)]
     github: Option<RepoName>,
+    #[serde(default)]
+    gitlab: Option<RepoName>,
 }
 
 #[derive(Deserialize)]

@@ -281,18 +281,24 @@ fn service(
             format!("{repo} is already the image repository of service {other}"),
         );
     }
-    let checks = Checks {
-        github: s.checks.and_then(|c| c.github),
-    };
-    if let Some(repo) = &checks.github
-        && !s.repositories.contains(repo)
-    {
-        bad(
-            "checks.github",
-            format!(
-                "{repo} is not one of the service's repositories; its check runs go on its commits"
-            ),
-        );
+    let checks = s
+        .checks
+        .map(|c| Checks {
+            github: c.github,
+            gitlab: c.gitlab,
+        })
+        .unwrap_or_default();
+    for (field, repo) in [("github", &checks.github), ("gitlab", &checks.gitlab)] {
+        if let Some(repo) = repo
+            && !s.repositories.contains(repo)
+        {
+            bad(
+                &format!("checks.{field}"),
+                format!(
+                    "{repo} is not one of the service's repositories; the gate shows itself on its commits"
+                ),
+            );
+        }
     }
     if found.len() > before {
         return None;

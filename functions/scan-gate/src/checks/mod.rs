@@ -1,104 +1,135 @@
-//! The gate where developers look: a check run `eddo gate` on each candidate's commit, in the
-//! GitHub repository its service's policy names (`checks.github`), by eddo's GitHub App.
+//! The gate where developers look: a check run `eddo gate` on each candidate's commit in the
+//! GitHub repository its service's policy names (`checks.github`), by eddo's GitHub App; a commit
+//! status `eddo/gate` in the GitLab project it names (`checks.gitlab`), by eddo's GitLab token.
 //!
-//! The check run is an effect like any other, and never holds up a decision: the decision is
-//! written and said first; then the record beside the candidate ([`crate::store::checks`]) is
-//! told how far the candidate has come, and whoever holds its lease brings GitHub up to the
-//! candidate as it then is, read again. GitHub down or rate-limited leaves the record owed, in the
-//! sweep's index from when GitHub said to try again; the next tick finishes it. Every update
-//! sends the whole check run, so a lost or repeated one leaves GitHub right.
+//! Each is an effect like any other, and never holds up a decision: the decision is written and
+//! said first; then the record beside the candidate ([`crate::store::checks`]) counts the change,
+//! and whoever holds its lease brings the forge up to the candidate as it then is, read again.
+//! The forge down or rate-limited leaves the record owed, in the sweep's index from when the forge
+//! said to try again; the next tick finishes it. Every update sends the whole state, so a lost or
+//! repeated one leaves the forge right.
 
 mod render;
 
-pub use render::{NAME, check_run};
+pub use render::{NAME, STATUS_NAME, check_run, commit_status};
 
 use eddo::Error;
-use eddo::github::{App, Failure};
+use eddo::forge::Failure;
+use eddo::github::App;
+use eddo::gitlab::GitLab;
 use eddo::names::CommitSha;
 use eddo::outbox::Lease;
 use eddo::policy::Service;
 use tracing::{info, warn};
 
 use crate::Gate;
-use crate::store::checks::{Owed, check_key};
+use crate::store::checks::{Owed, Surface, check_key};
 
-/// How often one invocation brings a check run up again when the candidate moves meanwhile.
+/// How often one invocation brings a forge up again when the candidate moves meanwhile.
 const ROUNDS: usize = 3;
 
-/// How long an update GitHub refused as invalid, or one the App may not make, waits before it
+/// How long an update the forge refused as invalid, or one eddo may not make, waits before it
 /// is tried again (a permission granted, a policy fixed).
 const REFUSED_SECS: u64 = 3600;
 
-/// How long an update waits after GitHub was down, when GitHub did not say.
+/// How long an update waits after the forge was down, when it did not say.
 const DOWN_SECS: u64 = 60;
 
 /// What one sync did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Synced {
-    /// The App mode is off, or the service shows no check runs.
+    /// The forge's mode is off, or the service is not shown there.
     Off,
     /// Another invocation has it, or nothing is owed.
     NotMine,
-    /// GitHub shows the candidate as it is.
+    /// The forge shows the candidate as it is (`id`: the check run's; 0 for a status).
     Shown { id: u64 },
-    /// GitHub could not be brought up to date: the sweep tries again from `not_before`.
+    /// The forge could not be brought up to date: the sweep tries again from `not_before`.
     Later { not_before: u64, why: String },
 }
 
+/// Where one surface of a service is, and the client that writes there.
+enum Target<'a> {
+    GitHub(&'a App, &'a str),
+    GitLab(&'a GitLab, &'a str),
+}
+
 impl Gate {
-    /// Brings the check run of `service`'s `commit` up to the candidate, after a change of it
-    /// was written: never fails the invocation, which has done its work.
-    pub(crate) async fn show(&self, service: &Service, commit: &CommitSha) {
-        let (Some(_), Some(repo)) = (&self.github, &service.checks.github) else {
-            return;
-        };
-        let now = (self.clock)();
-        let result = async {
-            self.store
-                .want_check(&service.name, commit, repo.as_str(), now)
-                .await?;
-            self.sync_check(service, commit, now).await
-        }
-        .await;
-        if let Err(e) = result {
-            warn!(service = %service.name, commit = %commit.short(), error = %e, "the check run is left to the sweep");
+    /// The surfaces `service` is shown on, as this deployment can write them.
+    fn target<'a>(&'a self, surface: Surface, service: &'a Service) -> Option<Target<'a>> {
+        match surface {
+            Surface::GitHub => Some(Target::GitHub(
+                self.github.as_ref()?,
+                service.checks.github.as_ref()?.as_str(),
+            )),
+            Surface::GitLab => Some(Target::GitLab(
+                self.gitlab.as_ref()?,
+                service.checks.gitlab.as_ref()?.as_str(),
+            )),
         }
     }
 
-    /// Closes the gap between what GitHub shows and the candidate, if the record owes an update
-    /// and no other invocation is at it.
+    /// Whether any surface is written by this deployment.
+    pub(crate) fn shows_anywhere(&self) -> bool {
+        self.github.is_some() || self.gitlab.is_some()
+    }
+
+    /// Brings what shows `service`'s `commit` up to the candidate, after a change of it was
+    /// written: never fails the invocation, which has done its work.
+    pub(crate) async fn show(&self, service: &Service, commit: &CommitSha) {
+        for surface in [Surface::GitHub, Surface::GitLab] {
+            let Some(target) = self.target(surface, service) else {
+                continue;
+            };
+            let repo = match target {
+                Target::GitHub(_, repo) | Target::GitLab(_, repo) => repo,
+            };
+            let now = (self.clock)();
+            let result = async {
+                self.store
+                    .want_check(surface, &service.name, commit, repo, now)
+                    .await?;
+                self.sync_check(surface, service, commit, now).await
+            }
+            .await;
+            if let Err(e) = result {
+                warn!(service = %service.name, commit = %commit.short(), ?surface, error = %e, "left to the sweep");
+            }
+        }
+    }
+
+    /// Closes the gap between what `surface` shows and the candidate, if the record owes an
+    /// update and no other invocation is at it.
     pub(crate) async fn sync_check(
         &self,
+        surface: Surface,
         service: &Service,
         commit: &CommitSha,
         now: u64,
     ) -> Result<Synced, Error> {
-        let (Some(app), Some(repo)) = (&self.github, &service.checks.github) else {
+        let Some(target) = self.target(surface, service) else {
             return Ok(Synced::Off);
         };
         let Some((lease, owed)) = self
             .store
-            .take_check(&check_key(&service.name, commit), now)
+            .take_check(&check_key(surface, &service.name, commit), now)
             .await?
         else {
             return Ok(Synced::NotMine);
         };
-        let result = self
-            .bring_up(app, repo.as_str(), service, commit, &lease, owed)
-            .await;
-        match result {
+        match self.bring_up(&target, service, commit, &lease, owed).await {
             Ok(synced) => Ok(synced),
             Err(Halt::Store(e)) => self.store.outbox().guard(&lease, Err(e)).await,
-            Err(Halt::GitHub(f)) => {
+            Err(Halt::Forge(f)) => {
                 let wait =
                     f.retry_after
                         .unwrap_or(if f.retryable { DOWN_SECS } else { REFUSED_SECS });
                 let not_before = now + wait.max(1);
                 let why = f.to_string();
                 if f.retryable {
-                    info!(service = %service.name, commit = %commit.short(), error = %why, not_before, "GitHub did not take the check run; tried again");
+                    info!(service = %service.name, commit = %commit.short(), error = %why, not_before, "the forge did not take the update; tried again");
                 } else {
-                    warn!(service = %service.name, commit = %commit.short(), error = %why, "GitHub refused the check run; tried again in an hour");
+                    warn!(service = %service.name, commit = %commit.short(), error = %why, "the forge refused the update; tried again in an hour");
                 }
                 self.store
                     .later_check(&lease, &service.name, commit, not_before, &why)
@@ -110,8 +141,7 @@ impl Gate {
 
     async fn bring_up(
         &self,
-        app: &App,
-        repo: &str,
+        target: &Target<'_>,
         service: &Service,
         commit: &CommitSha,
         lease: &Lease,
@@ -120,21 +150,36 @@ impl Gate {
         for _ in 0..ROUNDS {
             let Some(c) = self.store.get(&service.name, commit).await? else {
                 return Err(Halt::Store(Error::InvalidEvent(format!(
-                    "a check run is owed for {} {}, which has no candidate",
+                    "an update is owed for {} {}, which has no candidate",
                     service.name,
                     commit.short()
                 ))));
             };
-            let run = check_run(&c, &service.gate);
-            let hash = hash_of(&run);
-            let id = match owed.id {
-                // GitHub shows just this already: nothing to send.
-                Some(id) if hash == owed.shown_hash => id,
-                Some(id) => {
-                    app.update_check_run(repo, id, &run).await?;
-                    id
+            let (id, hash) = match target {
+                Target::GitHub(app, repo) => {
+                    let run = check_run(&c, &service.gate);
+                    let hash = hash_of(&run);
+                    let id = match owed.id {
+                        // GitHub shows just this already: nothing to send.
+                        Some(id) if hash == owed.shown_hash => id,
+                        Some(id) => {
+                            app.update_check_run(repo, id, &run).await?;
+                            id
+                        }
+                        None => self.create(app, repo, lease, &owed, &run).await?,
+                    };
+                    (id, hash)
                 }
-                None => self.create(app, repo, lease, &owed, &run).await?,
+                Target::GitLab(gitlab, project) => {
+                    let status = commit_status(&c, &service.gate);
+                    let hash = hash_of(&status);
+                    if hash != owed.shown_hash {
+                        gitlab
+                            .set_status(project, c.commit.as_str(), &status)
+                            .await?;
+                    }
+                    (0, hash)
+                }
             };
             match self.store.shown_check(lease, &owed, id, &hash).await? {
                 None => return Ok(Synced::Shown { id }),
@@ -168,7 +213,7 @@ impl Gate {
         Ok(app.create_check_run(repo, run).await?)
     }
 
-    /// Serves a check run entry of the sweep's index; one no longer shown leaves the index.
+    /// Serves an entry of the sweep's list of updates owed; one no longer shown leaves the list.
     pub(crate) async fn serve_check(
         &self,
         policy: &eddo::policy::Policy,
@@ -176,31 +221,31 @@ impl Gate {
         sk: &str,
         now: u64,
     ) -> Result<Synced, Error> {
-        let (service, commit) = crate::store::Store::listed_check(pk, sk)?;
+        let (surface, service, commit) = crate::store::Store::listed_check(pk, sk)?;
         let synced = match policy.service(service.as_str()) {
-            Some(service) => self.sync_check(service, &commit, now).await?,
+            Some(service) => self.sync_check(surface, service, &commit, now).await?,
             None => Synced::Off,
         };
         if synced == Synced::Off {
             self.store
-                .forget_check(check_key(&service, &commit))
+                .forget_check(check_key(surface, &service, &commit))
                 .await?;
         }
         Ok(synced)
     }
 }
 
-/// What an update sends, as a short hash: the same check run hashes the same.
-pub fn hash_of(run: &eddo::github::CheckRun) -> String {
+/// What an update sends, as a short hash: the same state hashes the same.
+pub fn hash_of(sent: &impl serde::Serialize) -> String {
     use sha2::Digest as _;
-    let json = serde_json::to_vec(run).expect("a check run is JSON");
+    let json = serde_json::to_vec(sent).expect("an update is JSON");
     hex::encode(&sha2::Sha256::digest(&json)[..16])
 }
 
 /// Why a sync stopped.
 enum Halt {
     Store(Error),
-    GitHub(Failure),
+    Forge(Failure),
 }
 
 impl From<Error> for Halt {
@@ -211,6 +256,6 @@ impl From<Error> for Halt {
 
 impl From<Failure> for Halt {
     fn from(f: Failure) -> Halt {
-        Halt::GitHub(f)
+        Halt::Forge(f)
     }
 }

@@ -1,7 +1,9 @@
-//! A candidate as its check run shows it: a pure function of the candidate and its service's
-//! gate, so the same state always shows the same way, whoever brings GitHub up to date.
+//! A candidate as its check run (GitHub) and its commit status (GitLab) show it: pure functions
+//! of the candidate and its service's gate, so the same state always shows the same way, whoever
+//! brings the forge up to date. The status is the check run said in one line.
 
 use eddo::github::{CheckRun, Conclusion, Output, Status};
+use eddo::gitlab::{CommitStatus, State as StatusState};
 use eddo::policy::{Gate, SignalKind};
 use eddo::time::rfc3339;
 
@@ -10,6 +12,31 @@ use crate::decide::Verdict;
 
 /// The check run's name on every commit.
 pub const NAME: &str = "eddo gate";
+
+/// The commit status's name on every commit.
+pub const STATUS_NAME: &str = "eddo/gate";
+
+/// The candidate's commit status: the check run's state, and its title with the reasons.
+pub fn commit_status(c: &Candidate, gate: &Gate) -> CommitStatus {
+    let run = check_run(c, gate);
+    let state = match (run.status, run.conclusion) {
+        (Status::Completed, Some(Conclusion::Success | Conclusion::Neutral)) => {
+            StatusState::Success
+        }
+        (Status::Completed, Some(Conclusion::Cancelled | Conclusion::Skipped)) => {
+            StatusState::Canceled
+        }
+        (Status::Completed, _) => StatusState::Failed,
+        _ => StatusState::Running,
+    };
+    let description = match c.state {
+        State::Blocked | State::TimedOut => {
+            format!("{}: {}", run.output.title, c.reasons.join("; "))
+        }
+        _ => run.output.title,
+    };
+    CommitStatus::new(state, STATUS_NAME, &description)
+}
 
 /// The candidate's check run: where it stands, why, and every piece of evidence.
 pub fn check_run(c: &Candidate, gate: &Gate) -> CheckRun {

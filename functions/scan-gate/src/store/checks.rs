@@ -1,5 +1,5 @@
-//! What a candidate's check run owes, beside the candidate: `pk = check#<service>`, `sk =
-//! <commit>`. The check run is brought to the candidate's state, never told a sequence of
+//! What a candidate's check run (GitHub) or commit status (GitLab) owes, beside the candidate:
+//! `pk = check#<service>` or `status#<service>`, `sk = <commit>`. It is brought to the candidate's state, never told a sequence of
 //! changes: `wanted` counts the times the candidate changed (each counted after the change is
 //! written), `shown` the count GitHub was last brought up to, and one invocation at a time (the
 //! outbox's lease) closes the gap from the candidate as it is read after the count; `shown_hash`
@@ -33,9 +33,30 @@ pub fn check_partitions() -> Vec<String> {
     (0..SHARDS).map(|n| format!("{CHECKS}#{n}")).collect()
 }
 
-/// The key of the check run record of `service`'s `commit`.
-pub fn check_key(service: &ServiceName, commit: &CommitSha) -> Item {
-    key(s(&format!("check#{service}")), s(commit.as_str()))
+/// Where a candidate is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// A check run on the commit, by eddo's GitHub App.
+    GitHub,
+    /// A commit status on the commit, by eddo's GitLab token.
+    GitLab,
+}
+
+impl Surface {
+    const fn prefix(self) -> &'static str {
+        match self {
+            Surface::GitHub => "check#",
+            Surface::GitLab => "status#",
+        }
+    }
+}
+
+/// The key of the record of `service`'s `commit` on `surface`.
+pub fn check_key(surface: Surface, service: &ServiceName, commit: &CommitSha) -> Item {
+    key(
+        s(&format!("{}{service}", surface.prefix())),
+        s(commit.as_str()),
+    )
 }
 
 /// A check run record, as read under its lease.
@@ -63,10 +84,11 @@ impl Owed {
 }
 
 impl Store {
-    /// Counts a change of `service`'s `commit` (written before): its check run on `repo` owes
-    /// an update that shows it.
+    /// Counts a change of `service`'s `commit` (written before): what shows it on `surface`
+    /// (in `repo`) owes an update.
     pub async fn want_check(
         &self,
+        surface: Surface,
         service: &ServiceName,
         commit: &CommitSha,
         repo: &str,
@@ -75,7 +97,7 @@ impl Store {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(check_key(service, commit)))
+            .set_key(Some(check_key(surface, service, commit)))
             .update_expression(
                 "ADD wanted :one SET repo = :repo, open_pk = :pk, open_sk = if_not_exists(open_sk, :sk), expires_at = :kept",
             )
@@ -219,14 +241,16 @@ impl Store {
         }
     }
 
-    /// The service and commit a check run index entry names.
-    pub fn listed_check(pk: &str, sk: &str) -> Result<(ServiceName, CommitSha), Error> {
-        let service = pk
-            .strip_prefix("check#")
-            .and_then(|s| ServiceName::parse(s).ok())
+    /// The surface, service and commit an index entry of the list names.
+    pub fn listed_check(pk: &str, sk: &str) -> Result<(Surface, ServiceName, CommitSha), Error> {
+        let (surface, service) = [Surface::GitHub, Surface::GitLab]
+            .into_iter()
+            .find_map(|f| pk.strip_prefix(f.prefix()).map(|s| (f, s)))
             .ok_or_else(|| Error::InvalidEvent(format!("index entry {pk}: not a check run")))?;
+        let service = ServiceName::parse(service)
+            .map_err(|_| Error::InvalidEvent(format!("index entry {pk}: not a service")))?;
         let commit = CommitSha::parse(sk)
             .map_err(|why| Error::InvalidEvent(format!("index entry {pk}/{sk}: {why}")))?;
-        Ok((service, commit))
+        Ok((surface, service, commit))
     }
 }
