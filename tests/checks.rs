@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering::SeqCst;
 
 use eddo_local::github::{Fault, GitHub};
 use eddo_scan_gate::Gate;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::harness::gate::*;
 use crate::harness::{Local, function_env, stand_in};
@@ -20,12 +20,7 @@ const REPO: &str = "Codertocat/Hello-World";
 /// The gate as the template runs it with `GitHubApp=on`, against the stand-in, by `clock`.
 async fn with_app(prefix: &str, clock: fn() -> u64) -> (Setup, GitHub) {
     let github = GitHub::start(clock).await.unwrap();
-    let parameters = github.parameters();
-    let parameters: Vec<(&str, &str)> = parameters
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let local = Local::start_with(prefix, &parameters).await;
+    let local = Local::start_with(prefix, &pairs(&github.parameters())).await;
     github.install(&local.stack).await.unwrap();
     let (sdk, config, policy) = local.as_function("scan-gate").await;
     let app =
@@ -42,11 +37,6 @@ async fn with_app(prefix: &str, clock: fn() -> u64) -> (Setup, GitHub) {
         },
         github,
     )
-}
-
-fn tick(at: u64) -> Value {
-    json!({"id": id(), "source": "aws.events", "detail-type": "Scheduled Event",
-        "time": eddo::time::rfc3339(at), "detail": {}})
 }
 
 /// The one check run on `commit`, as GitHub shows it.

@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering::SeqCst;
 
 use eddo_local::gitlab::{Fault, GitLab};
 use eddo_scan_gate::Gate;
-use serde_json::{Value, json};
 
 use crate::harness::gate::*;
 use crate::harness::{Local, function_env, stand_in};
@@ -21,12 +20,7 @@ const PROJECT: &str = "Codertocat/Hello-World";
 /// with the example policy showing the service on GitLab.
 async fn with_gitlab(prefix: &str, clock: fn() -> u64) -> (Setup, GitLab) {
     let gitlab = GitLab::start().await.unwrap();
-    let parameters = gitlab.parameters();
-    let parameters: Vec<(&str, &str)> = parameters
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let local = Local::start_with(prefix, &parameters).await;
+    let local = Local::start_with(prefix, &pairs(&gitlab.parameters())).await;
     let policy = crate::harness::example_policy().replace(
         "      github: Codertocat/Hello-World\n",
         "      gitlab: Codertocat/Hello-World\n",
@@ -54,11 +48,6 @@ async fn with_gitlab(prefix: &str, clock: fn() -> u64) -> (Setup, GitLab) {
         },
         gitlab,
     )
-}
-
-fn tick(at: u64) -> Value {
-    json!({"id": id(), "source": "aws.events", "detail-type": "Scheduled Event",
-        "time": eddo::time::rfc3339(at), "detail": {}})
 }
 
 /// The commit's current `eddo/gate` status (state, description), and how many there were.

@@ -21,6 +21,20 @@ pub fn scan(commit: &str, image: &str, counts: Value) -> Value {
     eddo_local::fixtures::image_scan(commit, image, counts, &id())
 }
 
+/// The minute's schedule event at `at` (epoch seconds): the deadline sweep's tick.
+pub fn tick(at: u64) -> Value {
+    serde_json::json!({"id": id(), "source": "aws.events", "detail-type": "Scheduled Event",
+        "time": eddo::time::rfc3339(at), "detail": {}})
+}
+
+/// Template parameters as `Local::start_with` takes them.
+pub fn pairs(parameters: &[(String, String)]) -> Vec<(&str, &str)> {
+    parameters
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
 /// The state change of `b` (a build the stand-in started) ending `status`.
 pub fn finished(b: &eddo_local::codebuild::Build, status: &str) -> Value {
     eddo_local::fixtures::finished(b, status, &id())

@@ -9,13 +9,10 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http::Response;
-use http_body_util::Full;
 use serde_json::{Value, json};
 
 use crate::LocalError;
-use crate::loopback::Server;
+use crate::loopback::{Answer, Server, refused};
 
 /// The project access token the local stack's GitLab secret holds.
 pub const LOCAL_GITLAB_ACCESS_TOKEN: &str = "glpat-eddo-local-0123456789abcdef";
@@ -66,32 +63,14 @@ pub struct GitLab {
     state: Arc<Mutex<State>>,
 }
 
-type Answer = (u16, Value, Vec<(&'static str, String)>);
-
 impl GitLab {
     pub async fn start() -> Result<GitLab, LocalError> {
         let state = Arc::new(Mutex::new(State {
             token: LOCAL_GITLAB_ACCESS_TOKEN.into(),
             ..State::default()
         }));
-        let shared = state.clone();
-        let server = Server::serve("the GitLab stand-in", 0, move |parts, body, _| {
-            let state = shared.clone();
-            async move {
-                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-                let (status, answer, headers) = s.answer(&parts, &body);
-                let mut response = Response::builder()
-                    .status(status)
-                    .header("content-type", "application/json");
-                for (k, v) in headers {
-                    response = response.header(k, v);
-                }
-                response
-                    .body(Full::new(Bytes::from(answer.to_string())))
-                    .unwrap_or_default()
-            }
-        })
-        .await?;
+        let server =
+            Server::serve_json("the GitLab stand-in", state.clone(), State::answer).await?;
         Ok(GitLab { server, state })
     }
 
@@ -116,23 +95,8 @@ impl GitLab {
     /// Puts the token into the secret the stack's gate reads (`GitLabTokenSecret`), as the
     /// operator does after deploying.
     pub async fn install(&self, stack: &crate::stack::Stack) -> Result<(), LocalError> {
-        let gate = stack.function("scan-gate")?;
-        let secret = gate
-            .env
-            .iter()
-            .find(|(k, _)| k == "EDDO_GITLAB_TOKEN_SECRET")
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| {
-                LocalError::Setup("the stack's gate has no GitLab token (GitLabStatuses=on)".into())
-            })?;
-        aws_sdk_secretsmanager::Client::new(&stack.sdk)
-            .put_secret_value()
-            .secret_id(secret)
-            .secret_string(self.token_secret())
-            .send()
+        crate::loopback::put_gate_secret(stack, "EDDO_GITLAB_TOKEN_SECRET", &self.token_secret())
             .await
-            .map_err(|e| crate::aws("PutSecretValue", e))?;
-        Ok(())
     }
 
     /// GitLab takes `token` from now on (the old one is revoked: a rotation).
@@ -162,10 +126,6 @@ impl GitLab {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-fn refused(status: u16, message: &str) -> Answer {
-    (status, json!({"message": message}), vec![])
 }
 
 impl State {

@@ -64,6 +64,64 @@ impl Server {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+
+    /// A stand-in of a JSON API (GitHub's, GitLab's): each request answered by `answer` over
+    /// the stand-in's `state`, as a status, a JSON body and headers.
+    pub async fn serve_json<S: Send + 'static>(
+        what: &str,
+        state: Arc<std::sync::Mutex<S>>,
+        answer: fn(&mut S, &http::request::Parts, &[u8]) -> Answer,
+    ) -> Result<Server, LocalError> {
+        Server::serve(what, 0, move |parts, body, _| {
+            let state = state.clone();
+            async move {
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                let (status, json, headers) = answer(&mut s, &parts, &body);
+                let mut response = Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json");
+                for (k, v) in headers {
+                    response = response.header(k, v);
+                }
+                response
+                    .body(Full::new(Bytes::from(json.to_string())))
+                    .unwrap_or_default()
+            }
+        })
+        .await
+    }
+}
+
+/// A JSON API stand-in's answer: its status, its body, its headers.
+pub type Answer = (u16, serde_json::Value, Vec<(&'static str, String)>);
+
+/// A JSON API stand-in's refusal: `status` with GitLab's and GitHub's `{"message": ...}`.
+pub fn refused(status: u16, message: &str) -> Answer {
+    (status, serde_json::json!({"message": message}), vec![])
+}
+
+/// Puts `value` into the secret the stack's gate names in its variable `variable`, as the
+/// operator does after deploying (the GitHub App's key, the GitLab token).
+pub async fn put_gate_secret(
+    stack: &crate::stack::Stack,
+    variable: &str,
+    value: &str,
+) -> Result<(), LocalError> {
+    let gate = stack.function("scan-gate")?;
+    let secret = gate
+        .env
+        .iter()
+        .find(|(k, _)| k == variable)
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| LocalError::Setup(format!("the stack's gate has no {variable}")))?;
+    aws_sdk_secretsmanager::Client::new(&stack.sdk)
+        .put_secret_value()
+        .secret_id(secret)
+        .secret_string(value)
+        .send()
+        .await
+        .map_err(|e| crate::aws("PutSecretValue", e))?;
+    Ok(())
 }
 
 impl Drop for Server {

@@ -12,13 +12,10 @@ mod shape;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http::Response;
-use http_body_util::Full;
 use serde_json::{Value, json};
 
 use crate::LocalError;
-use crate::loopback::Server;
+use crate::loopback::{Answer, Server, refused};
 
 /// The App's client id, as the local stack's App secret names it.
 pub const LOCAL_CLIENT_ID: &str = "Iv23liEddoLocalApp01";
@@ -106,8 +103,6 @@ pub struct GitHub {
     private_pem: String,
 }
 
-type Answer = (u16, Value, Vec<(&'static str, String)>);
-
 impl GitHub {
     /// Starts the stand-in on a free loopback port, judging times by `clock` (epoch seconds).
     pub async fn start(clock: fn() -> u64) -> Result<GitHub, LocalError> {
@@ -130,24 +125,8 @@ impl GitHub {
             faults: VecDeque::new(),
             next_id: 4_000_000_001,
         }));
-        let shared = state.clone();
-        let server = Server::serve("the GitHub stand-in", 0, move |parts, body, _| {
-            let state = shared.clone();
-            async move {
-                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-                let (status, answer, headers) = s.answer(&parts, &body);
-                let mut response = Response::builder()
-                    .status(status)
-                    .header("content-type", "application/json");
-                for (k, v) in headers {
-                    response = response.header(k, v);
-                }
-                response
-                    .body(Full::new(Bytes::from(answer.to_string())))
-                    .unwrap_or_default()
-            }
-        })
-        .await?;
+        let server =
+            Server::serve_json("the GitHub stand-in", state.clone(), State::answer).await?;
         Ok(GitHub {
             server,
             state,
@@ -176,23 +155,7 @@ impl GitHub {
     /// Puts the App's id and key into the secret the stack's gate reads (`GitHubAppSecret`), as
     /// the operator does after deploying.
     pub async fn install(&self, stack: &crate::stack::Stack) -> Result<(), LocalError> {
-        let gate = stack.function("scan-gate")?;
-        let secret = gate
-            .env
-            .iter()
-            .find(|(k, _)| k == "EDDO_GITHUB_APP_SECRET")
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| {
-                LocalError::Setup("the stack's gate has no GitHub App (GitHubApp=on)".into())
-            })?;
-        aws_sdk_secretsmanager::Client::new(&stack.sdk)
-            .put_secret_value()
-            .secret_id(secret)
-            .secret_string(self.app_secret())
-            .send()
-            .await
-            .map_err(|e| crate::aws("PutSecretValue", e))?;
-        Ok(())
+        crate::loopback::put_gate_secret(stack, "EDDO_GITHUB_APP_SECRET", &self.app_secret()).await
     }
 
     /// Judges times by `clock` from now on (a test's, moved past a token's expiry).
@@ -236,14 +199,6 @@ fn pem(label: &str, der: &[u8]) -> String {
     format!(
         "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
         lines.join("\n")
-    )
-}
-
-fn refused(status: u16, message: &str) -> Answer {
-    (
-        status,
-        json!({"message": message, "documentation_url": "https://docs.github.com/rest"}),
-        vec![],
     )
 }
 
