@@ -460,3 +460,60 @@ async fn what_check_runs_cost_a_candidate() {
         "DynamoDB calls the App mode adds per candidate"
     );
 }
+
+test_clock!(ROLLBACK_CLOCK, rollback_clock);
+
+/// A rollback build that replaced a deployed release (as CodeBuild ran and describes it) appears
+/// on that release's check run; a rollback event CodeBuild does not know changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rollback_that_replaced_a_release_appears_on_its_check_run() {
+    ROLLBACK_CLOCK.store(eddo::idempotency::now_epoch(), SeqCst);
+    let (s, github) = with_app("checks-rollback", rollback_clock).await;
+    let (commit, image) = (sha(8), digest(8));
+    s.passes(&commit, &image).await;
+    s.handle(&s.deploy_finished(&commit, "SUCCEEDED")).await;
+    assert_eq!(title(&the_check_run(&github, &commit)), "Deployed");
+    // A rollback event of a build CodeBuild never ran: not confirmed, nothing shown.
+    let event = id();
+    let real = s.stack.codebuild.ran(
+        "eddo-rollback",
+        &event,
+        &sha(7),
+        &[
+            ("EDDO_SERVICE", "hello-world"),
+            ("EDDO_COMMIT_SHA", &sha(7)),
+            ("EDDO_REPLACED_COMMIT_SHA", &commit),
+            ("EDDO_ALARM_NAME", "hello-world-5xx"),
+        ],
+        eddo_local::codebuild::Plan::succeed(),
+    );
+    let mut forged = eddo_local::fixtures::state_of(&real, &id());
+    let forged_id = format!("eddo-rollback:{}", id());
+    forged["detail"]["build-id"] =
+        format!("arn:aws:codebuild:us-east-1:123456789012:build/{forged_id}").into();
+    let report = s.handle(&forged).await;
+    assert!(
+        report.outcome.contains("not confirmed by CodeBuild"),
+        "{report:?}"
+    );
+    assert_eq!(title(&the_check_run(&github, &commit)), "Deployed");
+    // alarm-rollback's real rollback build of the service: the release's check run says so.
+    s.handle(&eddo_local::fixtures::state_of(&real, &event))
+        .await;
+    let run = the_check_run(&github, &commit);
+    assert_eq!(title(&run), "Deployed, then rolled back");
+    assert_eq!(
+        run.conclusion.as_deref(),
+        Some("success"),
+        "the gate's decision stands"
+    );
+    let summary = run.output["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!(
+            "Then rolled back to {} after alarm hello-world-5xx by build `{}`.",
+            &sha(7)[..7],
+            real.id
+        )),
+        "{summary}"
+    );
+}

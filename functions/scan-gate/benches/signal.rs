@@ -142,7 +142,7 @@ fn bench(c: &mut Criterion) {
     let service = policy.service("hello-world").unwrap();
     g.bench_function("its check run (render and hash)", |b| {
         b.iter(|| {
-            let run = eddo_scan_gate::checks::check_run(black_box(&deploying), &service.gate);
+            let run = eddo_scan_gate::checks::check_run(black_box(&deploying), &service.gate, None);
             eddo_scan_gate::checks::hash_of(&run)
         })
     });

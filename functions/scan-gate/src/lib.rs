@@ -12,6 +12,7 @@ mod announce;
 pub mod candidate;
 pub mod cdevent;
 pub mod checks;
+mod confirm;
 pub mod decide;
 mod deploying;
 pub mod findings;
@@ -35,7 +36,7 @@ use crate::candidate::{Candidate, Evidence, Recorded, State};
 use crate::decide::{Again, Listing, Next, Verdict, needs_findings, next};
 use crate::deploying::Withdrawn;
 use crate::findings::Findings;
-use crate::signal::{BuildState, Incoming, Signal, Subject, read};
+use crate::signal::{Incoming, Signal, Subject, read};
 use crate::store::{Parked, Record, Store};
 
 pub use sweep::{SWEEP_BUDGET, SWEEP_CONCURRENCY, SWEEP_PAGE, SWEEP_RESERVE};
@@ -169,6 +170,7 @@ impl Gate {
                 .await
             }
             Incoming::Tick { at } => self.sweep(policy, at).await,
+            Incoming::RolledBack(r) => self.rolled_back(policy, &r).await,
             Incoming::Ignored(why) => {
                 info!(reason = %why, "ignored");
                 Ok(Report {
@@ -197,38 +199,6 @@ impl Gate {
                 Ok(report)
             }
         }
-    }
-
-    /// A build's state change as CodeBuild itself describes the build (`BatchGetBuilds`): an
-    /// event is a notification, and anyone who may put events on the default bus or invoke
-    /// the gate can write one. A build CodeBuild does not know, or describes otherwise, is
-    /// rejected and changes nothing.
-    async fn confirm(
-        &self,
-        policy: &Policy,
-        claimed: &BuildState,
-        event: &Value,
-    ) -> Result<Incoming, Error> {
-        let id = claimed.id();
-        let confirmed = match eddo::codebuild::described(&self.codebuild, id).await {
-            Ok(Some(b)) => b,
-            Ok(None) => {
-                return Ok(Incoming::Rejected(format!(
-                    "not confirmed by CodeBuild: it knows no build {id}"
-                )));
-            }
-            Err(e) if e.is_retryable() => return Err(e),
-            // Refused (the role may not read that project's builds): not confirmed.
-            Err(e) => {
-                return Ok(Incoming::Rejected(format!(
-                    "not confirmed by CodeBuild: {e}"
-                )));
-            }
-        };
-        Ok(match eddo::codebuild::contradiction(claimed, &confirmed) {
-            Some(why) => Incoming::Rejected(format!("not confirmed by CodeBuild: {why}")),
-            None => signal::built(policy, &confirmed, event),
-        })
     }
 
     /// Reports a signal that changes nothing: malformed, untrusted, or about another image.

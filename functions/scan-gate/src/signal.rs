@@ -155,6 +155,8 @@ pub enum Incoming {
     /// CodeBuild itself describes it ([`built`], after `BatchGetBuilds`).
     Confirm(Box<BuildState>),
     DeployFinished(Box<DeployFinished>),
+    /// A rollback build of a service's rollback project succeeded (confirmed by CodeBuild).
+    RolledBack(Box<RolledBack>),
     /// The scheduled sweep for candidates past their deadline, with the event's time.
     Tick {
         at: Option<u64>,
@@ -259,8 +261,60 @@ fn codebuild(policy: &Policy, event: &Value) -> Incoming {
         ProjectRole::Build | ProjectRole::Sast | ProjectRole::Deploy => {
             Incoming::Confirm(Box::new(b))
         }
-        ProjectRole::Rollback => Incoming::Ignored(format!("{project} is a rollback project")),
+        // What it replaced is shown where developers look (once CodeBuild confirms it).
+        ProjectRole::Rollback if b.succeeded() => Incoming::Confirm(Box::new(b)),
+        ProjectRole::Rollback => Incoming::Ignored(format!(
+            "{project} build {}: a rollback that did not succeed replaced nothing",
+            b.build_id
+        )),
     }
+}
+
+/// A rollback build that succeeded, as CodeBuild describes it: the release it replaced, for the
+/// check run and status that showed that release.
+fn rolled_back(service: &Service, b: &BuildState) -> Incoming {
+    let project = b.project.as_str();
+    if !b.succeeded() {
+        return Incoming::Ignored(format!(
+            "{project} build {}: a rollback that did not succeed replaced nothing",
+            b.build_id
+        ));
+    }
+    let replaced = match b.env("EDDO_REPLACED_COMMIT_SHA").map(CommitSha::parse) {
+        Some(Ok(c)) => c,
+        Some(Err(why)) => {
+            return Incoming::Rejected(format!(
+                "{project} build {}: the commit it replaced {why}",
+                b.build_id
+            ));
+        }
+        None => {
+            return Incoming::Ignored(format!(
+                "{project} build {} names no commit it replaced",
+                b.build_id
+            ));
+        }
+    };
+    Incoming::RolledBack(Box::new(RolledBack {
+        service: service.name.clone(),
+        replaced,
+        replacement: crate::checks::Replacement {
+            build_id: eddo::codebuild::build_id(&b.build_id).to_string(),
+            to: b
+                .env("EDDO_COMMIT_SHA")
+                .or(b.source_version.as_deref())
+                .map(str::to_string),
+            alarm: b.env("EDDO_ALARM_NAME").map(str::to_string),
+        },
+    }))
+}
+
+/// A release a rollback replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolledBack {
+    pub service: ServiceName,
+    pub replaced: CommitSha,
+    pub replacement: crate::checks::Replacement,
 }
 
 /// A deploy project's build finished: the gate's own deploy, which it knows by its build id.
@@ -315,9 +369,7 @@ pub fn built(policy: &Policy, b: &BuildState, event: &Value) -> Incoming {
         ProjectRole::Build => SignalKind::Build,
         ProjectRole::Sast => SignalKind::Sast,
         ProjectRole::Deploy => return deploy_finished(service, b, event),
-        ProjectRole::Rollback => {
-            return Incoming::Ignored(format!("{project} is a rollback project"));
-        }
+        ProjectRole::Rollback => return rolled_back(service, b),
     };
     let commit = match b.resolved_commit.as_deref().map(CommitSha::parse) {
         Some(Ok(c)) => c,

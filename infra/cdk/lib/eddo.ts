@@ -504,7 +504,7 @@ export class Eddo extends Construct {
     this.grants.starts(f, 'StartDeployProjects', 'deploy');
     // A build's state change counts only as CodeBuild itself describes the build (its status,
     // its exported image, the commit it resolved), since anyone who may put events can write one.
-    this.grants.byRole(f, 'ConfirmBuilds', ['codebuild:BatchGetBuilds'], ['build', 'sast']);
+    this.grants.byRole(f, 'ConfirmBuilds', ['codebuild:BatchGetBuilds'], ['build', 'sast', 'rollback']);
     this.builds('ScanGateBuilds', f);
     this.rule('ScanGateScans', f, undefined, {
       source: ['aws.ecr', 'aws.inspector2'],

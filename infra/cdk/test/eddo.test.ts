@@ -221,7 +221,7 @@ test('the functions get the policy parameter, and start and read projects by the
     });
   const start = ['codebuild:StartBuild', 'codebuild:ListBuildsForProject', 'codebuild:BatchGetBuilds'];
   byTag('StartDeployProjects', start, ['deploy']);
-  byTag('ConfirmBuilds', 'codebuild:BatchGetBuilds', ['build', 'sast']);
+  byTag('ConfirmBuilds', 'codebuild:BatchGetBuilds', ['build', 'sast', 'rollback']);
   byTag('StartRollbackProjects', start, ['rollback']);
   byTag('StartTenantProjects', start, ['tenant']);
   // The builds rules name no project: each function keeps its policy's in code.

@@ -11,7 +11,7 @@
 
 mod render;
 
-pub use render::{NAME, STATUS_NAME, check_run, commit_status};
+pub use render::{NAME, Replacement, STATUS_NAME, check_run, commit_status};
 
 use eddo::Error;
 use eddo::forge::Failure;
@@ -157,7 +157,7 @@ impl Gate {
             };
             let (id, hash) = match target {
                 Target::GitHub(app, repo) => {
-                    let run = check_run(&c, &service.gate);
+                    let run = check_run(&c, &service.gate, owed.replaced.as_ref());
                     let hash = hash_of(&run);
                     let id = match owed.id {
                         // GitHub shows just this already: nothing to send.
@@ -171,7 +171,7 @@ impl Gate {
                     (id, hash)
                 }
                 Target::GitLab(gitlab, project) => {
-                    let status = commit_status(&c, &service.gate);
+                    let status = commit_status(&c, &service.gate, owed.replaced.as_ref());
                     let hash = hash_of(&status);
                     if hash != owed.shown_hash {
                         gitlab
@@ -211,6 +211,41 @@ impl Gate {
         }
         self.store.creating_check(lease).await?;
         Ok(app.create_check_run(repo, run).await?)
+    }
+
+    /// A rollback replaced `r.replaced`: what showed that release shows its rollback too.
+    pub(crate) async fn rolled_back(
+        &self,
+        policy: &eddo::policy::Policy,
+        r: &crate::signal::RolledBack,
+    ) -> Result<crate::Report, Error> {
+        let Some(service) = policy.service(r.service.as_str()) else {
+            return Ok(crate::Report::quiet("its service left the policy"));
+        };
+        let mut noted = 0;
+        for surface in [Surface::GitHub, Surface::GitLab] {
+            if self.target(surface, service).is_some()
+                && self
+                    .store
+                    .note_replacement(surface, &service.name, &r.replaced, &r.replacement)
+                    .await?
+            {
+                noted += 1;
+            }
+        }
+        if noted == 0 {
+            return Ok(crate::Report::quiet(format!(
+                "rollback of {} {}: nothing shows that release",
+                r.service,
+                r.replaced.short()
+            )));
+        }
+        self.show(service, &r.replaced).await;
+        Ok(crate::Report::quiet(format!(
+            "rollback of {} {} shown where the release was",
+            r.service,
+            r.replaced.short()
+        )))
     }
 
     /// Serves an entry of the sweep's list of updates owed; one no longer shown leaves the list.

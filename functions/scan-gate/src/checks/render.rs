@@ -16,9 +16,38 @@ pub const NAME: &str = "eddo gate";
 /// The commit status's name on every commit.
 pub const STATUS_NAME: &str = "eddo/gate";
 
+/// The rollback that replaced a deployed release, as its confirmed build says.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Replacement {
+    pub build_id: String,
+    /// The commit it went back to.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// The alarm that rolled it back.
+    #[serde(default)]
+    pub alarm: Option<String>,
+}
+
+impl Replacement {
+    fn said(&self) -> String {
+        format!(
+            "rolled back{}{} by build `{}`",
+            self.to
+                .as_deref()
+                .map(|c| format!(" to {}", &c[..c.len().min(7)]))
+                .unwrap_or_default(),
+            self.alarm
+                .as_deref()
+                .map(|a| format!(" after alarm {a}"))
+                .unwrap_or_default(),
+            self.build_id
+        )
+    }
+}
+
 /// The candidate's commit status: the check run's state, and its title with the reasons.
-pub fn commit_status(c: &Candidate, gate: &Gate) -> CommitStatus {
-    let run = check_run(c, gate);
+pub fn commit_status(c: &Candidate, gate: &Gate, replaced: Option<&Replacement>) -> CommitStatus {
+    let run = check_run(c, gate, replaced);
     let state = match (run.status, run.conclusion) {
         (Status::Completed, Some(Conclusion::Success | Conclusion::Neutral)) => {
             StatusState::Success
@@ -38,8 +67,9 @@ pub fn commit_status(c: &Candidate, gate: &Gate) -> CommitStatus {
     CommitStatus::new(state, STATUS_NAME, &description)
 }
 
-/// The candidate's check run: where it stands, why, and every piece of evidence.
-pub fn check_run(c: &Candidate, gate: &Gate) -> CheckRun {
+/// The candidate's check run: where it stands, why, and every piece of evidence; and the
+/// rollback that later replaced it, if one did.
+pub fn check_run(c: &Candidate, gate: &Gate, replaced: Option<&Replacement>) -> CheckRun {
     let short = c.commit.short();
     let (status, conclusion, title, summary) = match c.state {
         State::Waiting => {
@@ -123,6 +153,13 @@ pub fn check_run(c: &Candidate, gate: &Gate) -> CheckRun {
                 ),
             )
         }
+    };
+    let (title, summary) = match replaced {
+        Some(r) => (
+            format!("{title}, then rolled back"),
+            format!("{summary}\n\nThen {}.", r.said()),
+        ),
+        None => (title, summary),
     };
     CheckRun {
         name: NAME.to_string(),

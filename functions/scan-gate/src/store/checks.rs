@@ -70,6 +70,8 @@ pub struct Owed {
     pub wanted: u64,
     /// What the last update sent (its hash).
     pub shown_hash: String,
+    /// The rollback that replaced the release, once one did.
+    pub replaced: Option<crate::checks::Replacement>,
 }
 
 impl Owed {
@@ -79,6 +81,7 @@ impl Owed {
             creating: item.contains_key("creating"),
             wanted: num(item, "wanted").unwrap_or_default(),
             shown_hash: attr(item, "shown_hash").unwrap_or_default().to_string(),
+            replaced: attr(item, "replaced").and_then(|j| serde_json::from_str(j).ok()),
         }
     }
 }
@@ -110,6 +113,31 @@ impl Store {
             .await
             .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
         Ok(())
+    }
+
+    /// Notes on the record of `service`'s `commit` on `surface` the rollback that replaced the
+    /// release; `false` when there is no record (nothing showed that commit).
+    pub async fn note_replacement(
+        &self,
+        surface: Surface,
+        service: &ServiceName,
+        commit: &CommitSha,
+        replacement: &crate::checks::Replacement,
+    ) -> Result<bool, Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(check_key(surface, service, commit)))
+            .update_expression("SET replaced = :r")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(
+                ":r",
+                s(&serde_json::to_string(replacement).map_err(Error::Encode)?),
+            )
+            .send()
+            .await;
+        written(result, "UpdateItem")
     }
 
     /// Takes the check run record of `key` if it owes an update due at `now` and no invocation
