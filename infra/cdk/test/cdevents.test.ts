@@ -3,22 +3,13 @@
  * with a sink, delivered by a rule to the app's API destination (the CloudEvent as the body,
  * EventBridge's retries, the dead-letter queue), no function in between.
  */
-import * as path from 'node:path';
 import { test } from 'node:test';
 import { App, SecretValue, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
-import { Eddo, EddoProps } from '../lib';
-
-const EXAMPLE = path.resolve(__dirname, '..', '..', '..', 'policy', 'example.yaml');
-
-function synth(props: Partial<EddoProps> = {}): Template {
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-  const stack = new Stack(app, 'Test');
-  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, ...props });
-  return Template.fromStack(stack);
-}
+import { Eddo } from '../lib';
+import { EXAMPLE, synth } from './synth';
 
 test('CDEvents: said only when asked; a sink gets them through its API destination, retried, then the DLQ', () => {
   const off = synth({});

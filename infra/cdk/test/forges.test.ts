@@ -3,22 +3,10 @@
  * by default (no secret, nothing in the gate's environment); on, a secret for the App's key or
  * the token that only the gate may read, and the gate pointed at it and at the API.
  */
-import * as path from 'node:path';
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import * as ssm from 'aws-cdk-lib/aws-ssm';
-import { Eddo, EddoProps } from '../lib';
-
-const EXAMPLE = path.resolve(__dirname, '..', '..', '..', 'policy', 'example.yaml');
-
-function synth(props: Partial<EddoProps> = {}): Template {
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-  const stack = new Stack(app, 'Test');
-  new Eddo(stack, 'Eddo', { policyFile: EXAMPLE, policyParameterTier: ssm.ParameterTier.ADVANCED, ...props });
-  return Template.fromStack(stack);
-}
+import { synth } from './synth';
 
 test('GitHub App: off by default; on, a secret for its key that the gate alone reads', () => {
   const off = synth({});
