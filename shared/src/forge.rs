@@ -357,6 +357,26 @@ impl<T> CachedSecret<T> {
     }
 }
 
+/// Where a forge is and which secret reaches it, from the function's settings: the secret's
+/// variable (its ARN or name) and the API's (default `default_api`). `None` when the secret's
+/// variable is unset: the forge is off.
+pub fn from_env(
+    env: &crate::config::Env,
+    forge: Forge,
+    secret_variable: &str,
+    api_variable: &str,
+    default_api: &str,
+    clock: fn() -> u64,
+) -> Result<Option<(Transport, String)>, crate::config::ConfigError> {
+    let Some(secret_id) = env.optional(secret_variable) else {
+        return Ok(None);
+    };
+    let base = env.optional(api_variable).unwrap_or(default_api);
+    let transport = Transport::new(forge, base, clock)
+        .map_err(|why| crate::config::ConfigError::new(api_variable, why))?;
+    Ok(Some((transport, secret_id.to_string())))
+}
+
 /// `s` as one path segment or query value: every byte but the unreserved ones percent-encoded.
 pub fn encode(s: &str) -> String {
     s.bytes()

@@ -100,20 +100,24 @@ impl GitLab {
         sdk: &aws_config::SdkConfig,
         clock: fn() -> u64,
     ) -> Result<Option<GitLab>, crate::config::ConfigError> {
-        let Some(secret_id) = env.optional("EDDO_GITLAB_TOKEN_SECRET") else {
-            return Ok(None);
-        };
-        let base = env.optional("EDDO_GITLAB_API").unwrap_or(API);
-        let transport = Transport::gitlab(base, clock)
-            .map_err(|why| crate::config::ConfigError::new("EDDO_GITLAB_API", why))?;
-        Ok(Some(GitLab::new(
-            transport,
-            TokenSource::Secret(CachedSecret::new(
-                Forge::GitLab,
-                aws_sdk_secretsmanager::Client::new(sdk),
-                secret_id,
-            )),
-        )))
+        let forge = crate::forge::from_env(
+            env,
+            Forge::GitLab,
+            "EDDO_GITLAB_TOKEN_SECRET",
+            "EDDO_GITLAB_API",
+            API,
+            clock,
+        )?;
+        Ok(forge.map(|(transport, secret_id)| {
+            GitLab::new(
+                transport,
+                TokenSource::Secret(CachedSecret::new(
+                    Forge::GitLab,
+                    aws_sdk_secretsmanager::Client::new(sdk),
+                    secret_id,
+                )),
+            )
+        }))
     }
 
     async fn token(&self, fresh: bool) -> Result<Arc<str>, Failure> {

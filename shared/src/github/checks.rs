@@ -104,11 +104,11 @@ impl App {
     pub async fn create_check_run(&self, repo: &str, run: &CheckRun) -> Result<u64, Failure> {
         let body = serde_json::to_value(run).expect("a check run is JSON");
         let (_, bytes) = self
-            .call_ok(
+            .call(
                 repo,
                 http::Method::POST,
                 &format!("/repos/{repo}/check-runs"),
-                &body,
+                Some(&body),
             )
             .await?;
         let created: Created = self.transport.read("a created check run", &bytes)?;
@@ -126,11 +126,11 @@ impl App {
         if let Some(o) = body.as_object_mut() {
             o.remove("head_sha");
         }
-        self.call_ok(
+        self.call(
             repo,
             http::Method::PATCH,
             &format!("/repos/{repo}/check-runs/{id}"),
-            &body,
+            Some(&body),
         )
         .await
         .map(|_| ())
@@ -162,17 +162,6 @@ impl App {
             .into_iter()
             .find(|r| r.external_id.as_deref() == Some(external_id))
             .map(|r| r.id))
-    }
-
-    /// [`App::call`] with a body.
-    async fn call_ok(
-        &self,
-        repo: &str,
-        method: http::Method,
-        path: &str,
-        body: &serde_json::Value,
-    ) -> Result<(u16, bytes::Bytes), Failure> {
-        self.call(repo, method, path, Some(body)).await
     }
 }
 

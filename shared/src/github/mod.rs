@@ -37,16 +37,20 @@ impl App {
         sdk: &aws_config::SdkConfig,
         clock: fn() -> u64,
     ) -> Result<Option<App>, crate::config::ConfigError> {
-        let Some(secret_id) = env.optional("EDDO_GITHUB_APP_SECRET") else {
-            return Ok(None);
-        };
-        let base = env.optional("EDDO_GITHUB_API").unwrap_or(API);
-        let transport = Transport::github(base, clock)
-            .map_err(|why| crate::config::ConfigError::new("EDDO_GITHUB_API", why))?;
-        Ok(Some(App::new(
-            transport,
-            KeySource::secret(aws_sdk_secretsmanager::Client::new(sdk), secret_id),
-        )))
+        let forge = crate::forge::from_env(
+            env,
+            crate::forge::Forge::GitHub,
+            "EDDO_GITHUB_APP_SECRET",
+            "EDDO_GITHUB_API",
+            API,
+            clock,
+        )?;
+        Ok(forge.map(|(transport, secret_id)| {
+            App::new(
+                transport,
+                KeySource::secret(aws_sdk_secretsmanager::Client::new(sdk), &secret_id),
+            )
+        }))
     }
 
     /// A call on `repo` as its installation: the token held or a new one; a token GitHub

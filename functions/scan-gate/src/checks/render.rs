@@ -34,7 +34,7 @@ impl Replacement {
             "rolled back{}{} by build `{}`",
             self.to
                 .as_deref()
-                .map(|c| format!(" to {}", &c[..c.len().min(7)]))
+                .map(|c| format!(" to {}", c.chars().take(7).collect::<String>()))
                 .unwrap_or_default(),
             self.alarm
                 .as_deref()

@@ -158,11 +158,6 @@ impl GitHub {
         crate::loopback::put_gate_secret(stack, "EDDO_GITHUB_APP_SECRET", &self.app_secret()).await
     }
 
-    /// Judges times by `clock` from now on (a test's, moved past a token's expiry).
-    pub fn set_clock(&self, clock: fn() -> u64) {
-        self.lock().clock = clock;
-    }
-
     /// The next check run calls meet `faults`, one each, in order.
     pub fn fail_next(&self, faults: &[Fault]) {
         self.lock().faults.extend(faults.iter().copied());
