@@ -75,6 +75,7 @@ pub enum DetailType {
     CheckRunCompleted,
     CheckSuiteCompleted,
     WorkflowRunCompleted,
+    DeploymentProtectionRule,
     GitProviderEvent,
     SignalReported,
     CdEventReceived,
@@ -114,6 +115,7 @@ impl DetailType {
         DetailType::CheckRunCompleted,
         DetailType::CheckSuiteCompleted,
         DetailType::WorkflowRunCompleted,
+        DetailType::DeploymentProtectionRule,
         DetailType::GitProviderEvent,
         DetailType::SignalReported,
         DetailType::CdEventReceived,
@@ -154,6 +156,7 @@ impl DetailType {
             DetailType::CheckRunCompleted => "Check Run Completed",
             DetailType::CheckSuiteCompleted => "Check Suite Completed",
             DetailType::WorkflowRunCompleted => "Workflow Run Completed",
+            DetailType::DeploymentProtectionRule => "Deployment Protection Rule",
             DetailType::GitProviderEvent => "Git Provider Event",
             DetailType::SignalReported => "Signal Reported",
             DetailType::CdEventReceived => "CDEvent Received",
@@ -202,6 +205,7 @@ impl DetailType {
             | DetailType::CheckRunCompleted
             | DetailType::CheckSuiteCompleted
             | DetailType::WorkflowRunCompleted
+            | DetailType::DeploymentProtectionRule
             | DetailType::GitProviderEvent
             | DetailType::SignalReported
             | DetailType::CdEventReceived

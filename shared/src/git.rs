@@ -50,6 +50,8 @@ pub struct GitEvent {
     pub release: Option<Release>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<Check>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protection_rule: Option<ProtectionRule>,
     /// The provider's payload as it arrived, on `Git Provider Event` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<Box<RawValue>>,
@@ -137,6 +139,21 @@ pub struct Check {
     pub workflow_path: Option<String>,
     /// The event that triggered a workflow run (`push`, `pull_request`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
+}
+
+/// A GitHub Actions job waiting on an environment whose custom deployment protection rule is
+/// eddo's App: answered by `POST /repos/{repository}/actions/runs/{run_id}/deployment_protection_rule`.
+/// Only the run id is taken from the delivery's callback URL (checked to name the delivery's own
+/// repository); the host the answer goes to is the deployment's own GitHub API, never the
+/// payload's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtectionRule {
+    /// The environment the job waits on (`production`).
+    pub environment: String,
+    /// The workflow run the job belongs to.
+    pub run_id: u64,
+    /// The event that triggered the workflow run (`push`, `workflow_dispatch`, ...).
     pub trigger: Option<String>,
 }
 

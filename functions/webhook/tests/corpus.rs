@@ -364,3 +364,118 @@ fn a_raw_payload_over_the_limit_is_left_out_and_said() {
     assert!(out["detail"]["raw_omitted"]["raw_bytes"].as_u64().unwrap() > 4096);
     assert!(out["detail"]["repository"]["full_name"].is_string());
 }
+
+/// A `deployment_protection_rule` delivery as GitHub sends it. GitHub publishes no example of
+/// one (neither its docs nor octokit/webhooks), so it is assembled from real parts: the
+/// `deployment`, `repository`, `sender` and `installation` of the corpus's real `deployment`
+/// delivery, and the fields octokit/webhooks' schema for the event adds
+/// (`payload-schemas/api.github.com/deployment_protection_rule/requested.schema.json` at
+/// 7d7f38b2ae8f16b2bb8ef1c481583d2f63e38717: action, environment, event,
+/// deployment_callback_url), with no field that schema does not allow.
+fn protection_rule(callback: &str) -> String {
+    let real: Value =
+        serde_json::from_str(&body("deployment/with-installation.payload.json")).unwrap();
+    let delivery = json!({
+        "action": "requested",
+        "environment": "production",
+        "event": "push",
+        "deployment_callback_url": callback,
+        "deployment": real["deployment"],
+        "pull_requests": [],
+        "repository": real["repository"],
+        "sender": real["sender"],
+        "installation": real["installation"],
+    });
+    let allowed = [
+        "action",
+        "environment",
+        "event",
+        "deployment_callback_url",
+        "deployment",
+        "pull_requests",
+        "repository",
+        "sender",
+        "installation",
+        "organization",
+    ];
+    assert!(
+        delivery
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| allowed.contains(&k.as_str()))
+    );
+    delivery.to_string()
+}
+
+#[test]
+fn a_deployment_protection_rule_names_its_environment_run_and_commit() {
+    let cfg = config(&[]);
+    let url = "https://api.github.com/repos/Codertocat/Hello-World/actions/runs/30433642/deployment_protection_rule";
+    let out = run(
+        &cfg,
+        "deployment_protection_rule",
+        "d",
+        &protection_rule(url),
+    );
+    assert_eq!(out["status"], 202, "{out}");
+    assert_eq!(out["detail-type"], "Deployment Protection Rule");
+    assert_eq!(
+        out["detail"]["commit_sha"],
+        "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"
+    );
+    assert_eq!(
+        out["detail"]["repository"]["full_name"],
+        "Codertocat/Hello-World"
+    );
+    assert_eq!(
+        out["detail"]["protection_rule"],
+        json!({"environment": "production", "run_id": 30433642, "trigger": "push"})
+    );
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../infra/schemas/deployment-protection-rule.schema.json");
+    let schema: Value = serde_json::from_str(&read(&schema)).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&out["detail"])
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    // The repository by id, as GitHub's own routes name it: the same run.
+    let by_id = "https://api.github.com/repositories/186853002/actions/runs/30433642/deployment_protection_rule";
+    let out = run(
+        &cfg,
+        "deployment_protection_rule",
+        "d",
+        &protection_rule(by_id),
+    );
+    assert_eq!(
+        out["detail"]["protection_rule"]["run_id"], 30433642,
+        "{out}"
+    );
+
+    // A callback naming another repository (or none) is not this delivery's to answer: a clear
+    // 400, nothing published.
+    for wrong in [
+        "https://api.github.com/repos/someone/else/actions/runs/30433642/deployment_protection_rule",
+        "https://api.github.com/repositories/1/actions/runs/30433642/deployment_protection_rule",
+        "https://api.github.com/repos/Codertocat/Hello-World/actions/runs/0/deployment_protection_rule",
+        "https://api.github.com/repos/Codertocat/Hello-World/pulls/1",
+        "not a url",
+    ] {
+        let out = run(
+            &cfg,
+            "deployment_protection_rule",
+            "d",
+            &protection_rule(wrong),
+        );
+        assert_eq!(out["status"], 400, "{wrong}: {out}");
+        assert!(
+            out["error"]
+                .as_str()
+                .unwrap()
+                .contains("deployment_callback_url"),
+            "{out}"
+        );
+    }
+}
