@@ -81,6 +81,7 @@ pub enum DetailType {
     CdEventReceived,
     AlertReceived,
     DeploymentStarted,
+    DeploymentApproved,
     DeploymentWouldStart,
     DeploymentBlocked,
     DeploymentTimedOut,
@@ -121,6 +122,7 @@ impl DetailType {
         DetailType::CdEventReceived,
         DetailType::AlertReceived,
         DetailType::DeploymentStarted,
+        DetailType::DeploymentApproved,
         DetailType::DeploymentWouldStart,
         DetailType::DeploymentBlocked,
         DetailType::DeploymentTimedOut,
@@ -162,6 +164,7 @@ impl DetailType {
             DetailType::CdEventReceived => "CDEvent Received",
             DetailType::AlertReceived => "Alert Received",
             DetailType::DeploymentStarted => "Deployment Started",
+            DetailType::DeploymentApproved => "Deployment Approved",
             DetailType::DeploymentWouldStart => "Deployment Would Start",
             DetailType::DeploymentBlocked => "Deployment Blocked",
             DetailType::DeploymentTimedOut => "Deployment Timed Out",
@@ -211,6 +214,7 @@ impl DetailType {
             | DetailType::CdEventReceived
             | DetailType::AlertReceived => &[Source::Webhook],
             DetailType::DeploymentStarted
+            | DetailType::DeploymentApproved
             | DetailType::DeploymentWouldStart
             | DetailType::DeploymentBlocked
             | DetailType::DeploymentTimedOut

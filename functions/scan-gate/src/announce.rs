@@ -64,6 +64,10 @@ struct DecisionDetail<'a> {
     project: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     build_id: Option<&'a str>,
+    /// The environment whose waiting jobs the decision approves, for a service that deploys by
+    /// GitHub environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    github_environment: Option<GitHubEnvironment<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     reasons: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -71,6 +75,12 @@ struct DecisionDetail<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     deadline: Option<String>,
     evidence: Vec<EvidenceItem>,
+}
+
+#[derive(Serialize)]
+struct GitHubEnvironment<'a> {
+    repository: &'a str,
+    environment: &'a str,
 }
 
 impl Gate {
@@ -185,6 +195,10 @@ impl Gate {
             State::Deploying | State::Deployed | State::DeployFailed => {
                 (DetailType::DeploymentStarted, "deployment started")
             }
+            State::Approved => (
+                DetailType::DeploymentApproved,
+                "deployment approved: the GitHub environment's waiting jobs deploy it",
+            ),
             State::Observed => (
                 DetailType::DeploymentWouldStart,
                 "observe-only: deployment would start",
@@ -196,13 +210,15 @@ impl Gate {
         // What the decision fixed, whatever the policy says by the time it is said: a deploy
         // runs in the project its frozen build names, under the version and mode that decided.
         let mode = match c.state {
-            State::Deploying | State::Deployed | State::DeployFailed => Mode::Enforce,
+            State::Deploying | State::Deployed | State::DeployFailed | State::Approved => {
+                Mode::Enforce
+            }
             State::Observed => Mode::Observe,
             _ => service.gate.mode,
         };
         let project = match &c.intent {
-            Some(intent) => intent.project(),
-            None => service.projects.deploy.as_str(),
+            Some(intent) => Some(intent.project()),
+            None => service.projects.deploy.as_ref().map(|p| p.as_str()),
         };
         let detail = DecisionDetail {
             service: c.service.as_str(),
@@ -217,7 +233,18 @@ impl Gate {
                 detail_type,
                 DetailType::DeploymentStarted | DetailType::DeploymentWouldStart
             )
-            .then_some(project),
+            .then_some(project)
+            .flatten(),
+            github_environment: match (c.state, service.deploys_by.environment()) {
+                (
+                    State::Approved | State::Deploying | State::Deployed | State::DeployFailed,
+                    Some(environment),
+                ) => service.checks.github.as_ref().map(|r| GitHubEnvironment {
+                    repository: r.as_str(),
+                    environment,
+                }),
+                _ => None,
+            },
             build_id: c.build_id.as_deref(),
             reasons: c.reasons.clone(),
             missing: if c.state == State::TimedOut {

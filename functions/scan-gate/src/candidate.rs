@@ -57,6 +57,9 @@ pub enum State {
     TimedOut,
     /// Observe-only mode: decided, nothing started.
     Observed,
+    /// Decided to deploy a service that deploys by GitHub environment only: the jobs waiting on
+    /// its environment are approved; no project is started.
+    Approved,
 }
 
 impl State {
@@ -69,6 +72,7 @@ impl State {
             State::Blocked => "blocked",
             State::TimedOut => "timed_out",
             State::Observed => "observed",
+            State::Approved => "approved",
         }
     }
 
@@ -80,6 +84,7 @@ impl State {
             "blocked" => State::Blocked,
             "timed_out" => State::TimedOut,
             "observed" => State::Observed,
+            "approved" => State::Approved,
             _ => State::Waiting,
         }
     }
@@ -88,7 +93,11 @@ impl State {
     pub const fn deploys(self) -> bool {
         matches!(
             self,
-            State::Deploying | State::Deployed | State::DeployFailed | State::Observed
+            State::Deploying
+                | State::Deployed
+                | State::DeployFailed
+                | State::Observed
+                | State::Approved
         )
     }
 }

@@ -28,7 +28,7 @@ impl Gate {
         cause: &Evidence,
         now: u64,
     ) -> Result<Report, Error> {
-        let made = Decision::new(service, c, cause, now);
+        let made = Decision::new(self, service, c, cause, now)?;
         let decided = self
             .store
             .decide(&made.decided(service, c, cause, now))
@@ -44,7 +44,15 @@ impl Gate {
         cause: &Evidence,
         now: u64,
     ) -> Result<Report, Error> {
-        let made = Decision::new(service, c, cause, now);
+        if !service.deploys_by.codebuild() {
+            // The approval after a rollback is the commit's; the environment's next run asks
+            // again, and is answered by this decision's successor only through the deploy project.
+            return Ok(Report::quiet(format!(
+                "{} deploys by GitHub environment only: a rollback's replaced commit is not approved again",
+                c.service
+            )));
+        }
+        let made = Decision::new(self, service, c, cause, now)?;
         let decided = self
             .store
             .redeploy(&made.decided(service, c, cause, now))
@@ -68,6 +76,9 @@ impl Gate {
         now: u64,
     ) -> Result<Report, Error> {
         match decided {
+            Transition::Done if made.to == State::Approved => {
+                self.say(&made.lease, &made.owes, c, made.outcome).await
+            }
             Transition::Done => {
                 let mut c = c.clone();
                 if c.state != State::Waiting {
@@ -79,7 +90,7 @@ impl Gate {
                 c.decided_at = now;
                 c.decided_by = cause.event_id.clone();
                 c.decision = made.id;
-                c.intent = Some(made.intent);
+                c.intent = made.intent;
                 c.lease_id = made.lease.id.clone();
                 self.start_deploy(service, &c, &made.lease, Attempt::First)
                     .await
@@ -164,7 +175,7 @@ impl Gate {
         lease: &Lease,
         attempt: Attempt,
     ) -> Result<Report, Error> {
-        let request = intent_of(service, c);
+        let request = intent_of(service, c)?;
         match codebuild::start(&self.codebuild, &request, attempt).await {
             Ok(build) => self.started(service, c, lease, &build).await,
             Err(StartError::Retryable(err)) => Err(err),
@@ -240,7 +251,7 @@ impl Gate {
         reasons: Vec<String>,
         lease: &Lease,
     ) -> Result<Withdrawn, Error> {
-        let request = intent_of(service, c);
+        let request = intent_of(service, c)?;
         let found = codebuild::find_build(
             &self.codebuild,
             request.project(),
@@ -449,25 +460,55 @@ pub(crate) enum Withdrawn {
     Busy,
 }
 
-/// A decision to deploy as it is made, before it is written: its id, the lease its write takes
-/// and the build it freezes.
+/// A decision to deploy as it is made, before it is written: its id, the lease its write takes,
+/// and what it fixes: the build it freezes, or (a service that deploys by GitHub environment
+/// only) the approval, said in the same write.
 pub(crate) struct Decision {
     id: String,
     lease: Lease,
-    intent: BuildRequest,
+    to: State,
+    intent: Option<BuildRequest>,
+    owes: Vec<OutgoingEvent>,
+    outcome: &'static str,
 }
 
 impl Decision {
-    fn new(service: &Service, c: &Candidate, cause: &Evidence, now: u64) -> Decision {
+    fn new(
+        gate: &Gate,
+        service: &Service,
+        c: &Candidate,
+        cause: &Evidence,
+        now: u64,
+    ) -> Result<Decision, Error> {
         let id = eddo::outbox::unique_id();
         // The build's causation is the event that decides.
         let mut decided = c.clone();
         decided.decided_by = cause.event_id.clone();
-        Decision {
-            intent: deploy_request(service, &decided).decided(&id),
-            lease: Lease::new(key_of(c), now),
-            id,
+        let lease = Lease::new(key_of(c), now);
+        if service.deploys_by.codebuild() {
+            let intent = deploy_request(service, &decided)
+                .ok_or_else(|| no_project(service))?
+                .decided(&id);
+            return Ok(Decision {
+                id,
+                lease,
+                to: State::Deploying,
+                intent: Some(intent),
+                owes: vec![],
+                outcome: "deployment started",
+            });
         }
+        decided.state = State::Approved;
+        decided.reasons = vec![];
+        let (owes, outcome) = gate.decision_events(service, &decided)?;
+        Ok(Decision {
+            id,
+            lease,
+            to: State::Approved,
+            intent: None,
+            owes,
+            outcome,
+        })
     }
 
     fn decided<'a>(
@@ -479,45 +520,53 @@ impl Decision {
     ) -> Decided<'a> {
         Decided {
             candidate: c,
-            to: State::Deploying,
+            to: self.to,
             reasons: &[],
             by: &cause.event_id,
-            owes: &[],
+            owes: &self.owes,
             now,
             approved: c.approved(&service.gate),
             decision: &self.id,
             lease: &self.lease,
-            intent: Some(&self.intent),
+            intent: self.intent.as_ref(),
             policy_version: service.policy_version.clone(),
         }
     }
 }
 
+fn no_project(service: &Service) -> Error {
+    Error::InvalidEvent(format!(
+        "{} has no deploy project to start (it deploys by GitHub environment)",
+        service.name
+    ))
+}
+
 /// The build a deploying candidate's decision froze; for a candidate decided before decisions
 /// froze it, the request made from the candidate as recorded.
-fn intent_of(service: &Service, c: &Candidate) -> BuildRequest {
-    c.intent
-        .clone()
-        .unwrap_or_else(|| deploy_request(service, c))
+fn intent_of(service: &Service, c: &Candidate) -> Result<BuildRequest, Error> {
+    match &c.intent {
+        Some(intent) => Ok(intent.clone()),
+        None => deploy_request(service, c).ok_or_else(|| no_project(service)),
+    }
 }
 
 /// The deploy build of a candidate: a pure function of the decision (the candidate as decided,
 /// and the event that decided it), so every attempt to start it sends the same request with the
-/// same token, and a deploy again after a rollback (another decision) is another.
-pub fn deploy_request(service: &Service, c: &Candidate) -> BuildRequest {
-    BuildRequest::new(
-        ProjectRole::Deploy.as_str(),
-        service.projects.deploy.as_str(),
-    )
-    .var("EDDO_SERVICE", c.service.as_str())
-    .var("EDDO_COMMIT_SHA", c.commit.as_str())
-    .var("EDDO_CORRELATION_ID", &c.correlation_id)
-    .var_opt(
-        "EDDO_CAUSATION_ID",
-        Some(c.decided_by.as_str()).filter(|b| !b.is_empty()),
-    )
-    .var_opt(
-        "EDDO_IMAGE_DIGEST",
-        c.digest.as_ref().map(ImageDigest::as_str),
-    )
+/// same token, and a deploy again after a rollback (another decision) is another. `None` for a
+/// service with no deploy project (it deploys by GitHub environment only).
+pub fn deploy_request(service: &Service, c: &Candidate) -> Option<BuildRequest> {
+    let project = service.projects.deploy.as_ref()?;
+    let request = BuildRequest::new(ProjectRole::Deploy.as_str(), project.as_str())
+        .var("EDDO_SERVICE", c.service.as_str())
+        .var("EDDO_COMMIT_SHA", c.commit.as_str())
+        .var("EDDO_CORRELATION_ID", &c.correlation_id)
+        .var_opt(
+            "EDDO_CAUSATION_ID",
+            Some(c.decided_by.as_str()).filter(|b| !b.is_empty()),
+        )
+        .var_opt(
+            "EDDO_IMAGE_DIGEST",
+            c.digest.as_ref().map(ImageDigest::as_str),
+        );
+    Some(request)
 }

@@ -17,6 +17,7 @@ pub mod decide;
 mod deploying;
 pub mod findings;
 pub mod reported;
+pub mod rules;
 pub mod scan;
 pub mod signal;
 pub mod store;
@@ -171,6 +172,7 @@ impl Gate {
             }
             Incoming::Tick { at } => self.sweep(policy, at).await,
             Incoming::RolledBack(r) => self.rolled_back(policy, &r).await,
+            Incoming::ProtectionRule(asked) => self.protection_rule(policy, &asked).await,
             Incoming::Ignored(why) => {
                 info!(reason = %why, "ignored");
                 Ok(Report {

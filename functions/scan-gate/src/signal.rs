@@ -157,6 +157,8 @@ pub enum Incoming {
     DeployFinished(Box<DeployFinished>),
     /// A rollback build of a service's rollback project succeeded (confirmed by CodeBuild).
     RolledBack(Box<RolledBack>),
+    /// A GitHub Actions job waits on a service's environment for eddo's answer.
+    ProtectionRule(Box<crate::store::rules::Asked>),
     /// The scheduled sweep for candidates past their deadline, with the event's time.
     Tick {
         at: Option<u64>,
@@ -222,6 +224,7 @@ pub fn read(policy: &Policy, event: &Value) -> Incoming {
         ("aws.ecr", "ECR Image Scan") => ecr_scan(policy, event),
         ("aws.inspector2", "Inspector2 Scan") => inspector_scan(policy, event),
         ("eddo.webhook", "Check Run Completed" | "Workflow Run Completed") => check(policy, event),
+        ("eddo.webhook", "Deployment Protection Rule") => protection_rule(policy, event),
         (_, "CDEvent Received") => crate::cdevent::read(policy, event),
         (_, "Signal Reported" | "Scan Completed" | "Deployment Approval") => {
             crate::reported::read(policy, event)
@@ -677,4 +680,44 @@ fn check(policy: &Policy, event: &Value) -> Incoming {
         ));
     }
     Incoming::Signals(signals)
+}
+
+/// A protection rule's delivery: the service whose environment it is (in the repository its
+/// `checks.github` names).
+fn protection_rule(policy: &Policy, event: &Value) -> Incoming {
+    let e: GitEvent = match GitEvent::deserialize(&event["detail"]) {
+        Ok(e) => e,
+        Err(err) => return Incoming::Rejected(format!("not an eddo protection rule event: {err}")),
+    };
+    let (Some(repo), Some(rule), Some(sha)) = (
+        e.repository.as_ref(),
+        e.protection_rule.as_ref(),
+        e.commit_sha.as_deref(),
+    ) else {
+        return Incoming::Rejected(
+            "a protection rule event without repository, rule or commit".into(),
+        );
+    };
+    let commit = match CommitSha::parse(sha) {
+        Ok(c) => c,
+        Err(why) => return Incoming::Rejected(format!("protection rule: {why}")),
+    };
+    let Some(service) = policy.repository(&repo.full_name).find(|s| {
+        s.deploys_by.environment() == Some(rule.environment.as_str())
+            && s.checks.github.as_ref().map(|r| r.as_str()) == Some(repo.full_name.as_str())
+    }) else {
+        return Incoming::Rejected(format!(
+            "no service in the policy deploys by environment {:?} of {}: its jobs wait for an answer eddo cannot give (add github_environment to the service, or remove eddo's rule from the environment)",
+            rule.environment, repo.full_name
+        ));
+    };
+    Incoming::ProtectionRule(Box::new(crate::store::rules::Asked {
+        service: service.name.clone(),
+        commit,
+        run_id: rule.run_id,
+        repo: repo.full_name.clone(),
+        environment: rule.environment.clone(),
+        // Set by the gate's clock when it records the rule.
+        deadline: 0,
+    }))
 }

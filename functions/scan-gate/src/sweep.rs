@@ -43,7 +43,8 @@ enum List {
     Open,
     /// Decided candidates whose work is not done.
     Owed,
-    /// Check runs and commit statuses the forges do not yet show as their candidates are.
+    /// Check runs and commit statuses the forges do not yet show as their candidates are, and
+    /// protection rules not yet answered.
     Checks,
 }
 
@@ -190,6 +191,12 @@ impl Gate {
         sk: &str,
         now: u64,
     ) -> Result<Option<Report>, Error> {
+        if list == List::Checks && pk.starts_with(store::rules::PREFIX) {
+            let answered = self.serve_rule(policy, pk, sk, now).await?;
+            return Ok(Some(Report::quiet(format!(
+                "protection rule: {answered:?}"
+            ))));
+        }
         if list == List::Checks {
             let synced = self.serve_check(policy, pk, sk, now).await?;
             return Ok(Some(Report::quiet(format!("check run: {synced:?}"))));

@@ -1,8 +1,9 @@
 //! GitHub's REST API as a GitHub App uses it: [`auth`] (the App's JWT and installation tokens),
-//! [`checks`] (check runs), over [`crate::forge`]'s client.
+//! [`checks`] (check runs), [`deployments`] (custom deployment protection rules), over [`crate::forge`]'s client.
 
 pub mod auth;
 pub mod checks;
+pub mod deployments;
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use bytes::Bytes;
 pub use crate::forge::{Failure, Transport};
 pub use auth::{AppKey, Credentials, KeySource};
 pub use checks::{CheckRun, Conclusion, Output, Status};
+pub use deployments::{Review, ReviewState};
 
 /// GitHub's API, unless the template names another (GitHub Enterprise Server, the stand-in).
 pub const API: &str = "https://api.github.com";

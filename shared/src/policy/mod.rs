@@ -138,7 +138,8 @@ impl Gate {
 pub struct Projects {
     pub build: Option<ProjectName>,
     pub sast: Option<ProjectName>,
-    pub deploy: ProjectName,
+    /// Started by the gate to deploy: none for a service that deploys by GitHub environment only.
+    pub deploy: Option<ProjectName>,
     pub rollback: Option<ProjectName>,
 }
 
@@ -148,7 +149,7 @@ impl Projects {
         [
             (self.build.as_ref(), ProjectRole::Build),
             (self.sast.as_ref(), ProjectRole::Sast),
-            (Some(&self.deploy), ProjectRole::Deploy),
+            (self.deploy.as_ref(), ProjectRole::Deploy),
             (self.rollback.as_ref(), ProjectRole::Rollback),
         ]
         .into_iter()
@@ -190,6 +191,9 @@ pub struct Service {
     pub rollback: Option<Rollback>,
     /// Where the gate shows itself to the people who pushed the commit.
     pub checks: Checks,
+    /// How a decision to deploy reaches the service: the deploy project, a GitHub environment's
+    /// waiting jobs, or both.
+    pub deploys_by: DeploysBy,
     /// The version of the policy's store (SSM parameter or S3 object) this definition was read
     /// from, for the decisions made by it to name (`policy_version`); none for a policy given
     /// directly.
@@ -205,6 +209,37 @@ pub struct Checks {
     pub github: Option<RepoName>,
     /// One of the service's repositories, on GitLab (its path: `group/subgroup/project`).
     pub gitlab: Option<RepoName>,
+}
+
+/// How the gate deploys a service it decided to deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DeploysBy {
+    /// It starts the service's deploy project (`projects.deploy`).
+    #[default]
+    CodeBuild,
+    /// It approves the GitHub Actions jobs waiting on `environment` in the repository
+    /// `checks.github` names (a custom deployment protection rule that is eddo's App); it
+    /// starts no project.
+    GitHubEnvironment { environment: String },
+    /// Both: the deploy project, and the environment's waiting jobs.
+    Both { environment: String },
+}
+
+impl DeploysBy {
+    /// Whether a decision to deploy starts the deploy project.
+    pub fn codebuild(&self) -> bool {
+        !matches!(self, DeploysBy::GitHubEnvironment { .. })
+    }
+
+    /// The GitHub environment whose waiting jobs a decision answers, if any.
+    pub fn environment(&self) -> Option<&str> {
+        match self {
+            DeploysBy::CodeBuild => None,
+            DeploysBy::GitHubEnvironment { environment } | DeploysBy::Both { environment } => {
+                Some(environment)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,6 +330,19 @@ struct ServiceDoc {
     rollback: Option<RollbackDoc>,
     #[serde(default)]
     checks: Option<ChecksDoc>,
+    #[serde(default)]
+    deploys_by: DeploysByDoc,
+    #[serde(default)]
+    github_environment: Option<String>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum DeploysByDoc {
+    #[default]
+    Codebuild,
+    GithubEnvironment,
+    Both,
 }
 
 #[derive(Deserialize)]
@@ -313,7 +361,8 @@ struct ProjectsDoc {
     build: Option<ProjectName>,
     #[serde(default)]
     sast: Option<ProjectName>,
-    deploy: ProjectName,
+    #[serde(default)]
+    deploy: Option<ProjectName>,
     #[serde(default)]
     rollback: Option<ProjectName>,
 }

@@ -51,6 +51,7 @@ pub(super) fn read(text: &str) -> Result<Policy, Vec<Mistake>> {
 struct Claimed {
     projects: BTreeMap<ProjectName, ServiceName>,
     images: BTreeMap<String, ServiceName>,
+    environments: BTreeMap<(RepoName, String), ServiceName>,
 }
 
 fn document(value: serde_norway::Value, found: &mut Found) -> Option<Policy> {
@@ -234,7 +235,7 @@ fn service(
     for (role, project) in [
         ("build", &p.build),
         ("sast", &p.sast),
-        ("deploy", &Some(p.deploy.clone())),
+        ("deploy", &p.deploy),
         ("rollback", &p.rollback),
     ] {
         if let Some(project) = project
@@ -300,6 +301,28 @@ fn service(
             );
         }
     }
+    let deploys_by = deploys_by(
+        s.deploys_by,
+        s.github_environment,
+        p.deploy.as_ref(),
+        checks.github.as_ref(),
+        &mut |f, why| bad(f, why),
+    );
+    if let (
+        Some(DeploysBy::GitHubEnvironment { environment } | DeploysBy::Both { environment }),
+        Some(repo),
+    ) = (&deploys_by, &checks.github)
+        && let Some(other) = claimed
+            .environments
+            .insert((repo.clone(), environment.clone()), name.clone())
+    {
+        bad(
+            "github_environment",
+            format!(
+                "environment {environment} of {repo} is already deployed by service {other}: GitHub takes one answer from eddo's App"
+            ),
+        );
+    }
     if found.len() > before {
         return None;
     }
@@ -325,6 +348,59 @@ fn service(
         },
         rollback,
         checks,
+        deploys_by: deploys_by?,
         policy_version: None,
+    })
+}
+
+/// How the service deploys, with what each way needs: the deploy project for CodeBuild, an
+/// environment in the repository `checks.github` names for a GitHub environment.
+fn deploys_by(
+    by: DeploysByDoc,
+    environment: Option<String>,
+    deploy: Option<&ProjectName>,
+    github: Option<&RepoName>,
+    bad: &mut dyn FnMut(&str, String),
+) -> Option<DeploysBy> {
+    let codebuild = by != DeploysByDoc::GithubEnvironment;
+    match (codebuild, deploy) {
+        (true, None) => bad(
+            "projects.deploy",
+            "the gate deploys by starting this project: name it (or say deploys_by: github-environment)".into(),
+        ),
+        (false, Some(p)) => bad(
+            "projects.deploy",
+            format!("{p} would never be started: deploys_by github-environment starts no project (say both to start it too)"),
+        ),
+        _ => {}
+    }
+    if by == DeploysByDoc::Codebuild {
+        if environment.is_some() {
+            bad(
+                "github_environment",
+                "only a service that deploys_by github-environment (or both) answers an environment's protection rule".into(),
+            );
+        }
+        return Some(DeploysBy::CodeBuild);
+    }
+    if github.is_none() {
+        bad(
+            "checks.github",
+            "a service deployed by GitHub environment names the repository whose environment it is here".into(),
+        );
+    }
+    let Some(environment) =
+        environment.filter(|e| !e.trim().is_empty() && e.chars().count() <= 255)
+    else {
+        bad(
+            "github_environment",
+            "name the GitHub environment (at most 255 characters) whose jobs the gate approves"
+                .into(),
+        );
+        return None;
+    };
+    Some(match by {
+        DeploysByDoc::Both => DeploysBy::Both { environment },
+        _ => DeploysBy::GitHubEnvironment { environment },
     })
 }

@@ -595,3 +595,75 @@ fn a_github_actions_security_check_from_any_workflow_is_the_policys_explicit_wor
     };
     assert!(g.check_sender(&SignalKind::Sast, &seen).is_some());
 }
+
+#[test]
+fn a_service_deploys_by_codebuild_a_github_environment_or_both() {
+    let p = Policy::parse(GOOD).unwrap();
+    assert_eq!(
+        p.service("payments").unwrap().deploys_by,
+        DeploysBy::CodeBuild
+    );
+    let with = |by: &str, deploy: bool| {
+        let mut text = GOOD.replace(
+            "    image_repository: payments\n",
+            &format!(
+                "    image_repository: payments\n    checks: {{github: acme/payments}}\n    deploys_by: {by}\n    github_environment: production\n"
+            ),
+        );
+        if !deploy {
+            text = text.replace(", deploy: payments-deploy", "");
+        }
+        text
+    };
+    let env = Policy::parse(&with("github-environment", false)).unwrap();
+    let s = env.service("payments").unwrap();
+    assert_eq!(
+        s.deploys_by,
+        DeploysBy::GitHubEnvironment {
+            environment: "production".into()
+        }
+    );
+    assert!(!s.deploys_by.codebuild());
+    assert_eq!(s.projects.deploy, None);
+    let both = Policy::parse(&with("both", true)).unwrap();
+    let s = both.service("payments").unwrap();
+    assert!(s.deploys_by.codebuild());
+    assert_eq!(s.deploys_by.environment(), Some("production"));
+
+    for (text, says) in [
+        (
+            with("github-environment", true),
+            "projects.deploy: payments-deploy would never be started",
+        ),
+        (
+            with("both", false),
+            "projects.deploy: the gate deploys by starting this project",
+        ),
+        (
+            with("both", true).replace("    checks: {github: acme/payments}\n", ""),
+            "checks.github: a service deployed by GitHub environment names the repository",
+        ),
+        (
+            with("both", true).replace("    github_environment: production\n", ""),
+            "github_environment: name the GitHub environment",
+        ),
+        (
+            with("codebuild", true),
+            "github_environment: only a service that deploys_by github-environment",
+        ),
+        (with("github", true), "unknown variant `github`"),
+    ] {
+        let err = Policy::parse(&text).unwrap_err().to_string();
+        assert!(err.contains(says), "{says}: {err}");
+    }
+    // One environment, one service: GitHub takes one answer from the App.
+    let twice = format!(
+        "{}\n  billing:\n    repositories: [acme/payments]\n    branches: [main]\n    projects: {{build: billing-build}}\n    image_repository: billing\n    checks: {{github: acme/payments}}\n    deploys_by: github-environment\n    github_environment: production\n    gate: {{require: [build], deadline_minutes: 5}}\n",
+        with("github-environment", false).trim_end()
+    );
+    let err = Policy::parse(&twice).unwrap_err().to_string();
+    assert!(
+        err.contains("environment production of acme/payments is already deployed by service"),
+        "{err}"
+    );
+}

@@ -96,6 +96,7 @@ impl Gate {
                 warn!(service = %service.name, commit = %commit.short(), ?surface, error = %e, "left to the sweep");
             }
         }
+        self.answer_rules(service, commit).await;
     }
 
     /// Closes the gap between what `surface` shows and the candidate, if the record owes an

@@ -86,8 +86,17 @@ pub fn check_run(c: &Candidate, gate: &Gate, replaced: Option<&Replacement>) -> 
                 ),
             )
         }
-        State::Deploying | State::Deployed | State::DeployFailed | State::Observed => {
+        State::Deploying
+        | State::Deployed
+        | State::DeployFailed
+        | State::Observed
+        | State::Approved => {
             let (conclusion, title, outcome) = match (c.state, c.build_id.as_deref()) {
+                (State::Approved, _) => (
+                    Conclusion::Success,
+                    "Approved for its GitHub environment".to_string(),
+                    "The jobs waiting on its environment are approved; they deploy it.".to_string(),
+                ),
                 (State::Observed, _) => (
                     Conclusion::Neutral,
                     "Would deploy (observe mode)".to_string(),

@@ -240,7 +240,7 @@ impl Store {
     }
 
     /// An update of the record under `lease`, only while it holds; the record as it then is.
-    async fn under(
+    pub(super) async fn under(
         &self,
         lease: &Lease,
         expression: &str,

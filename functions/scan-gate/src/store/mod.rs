@@ -30,6 +30,7 @@ use crate::candidate::{Candidate, State};
 
 pub mod checks;
 mod ledger;
+pub mod rules;
 mod sweep;
 
 pub use ledger::{Parked, Record};
@@ -266,7 +267,9 @@ impl Store {
     pub async fn decide(&self, d: &Decided<'_>) -> Result<Transition, Error> {
         let (c, to, token) = (d.candidate, d.to, d.decision);
         let update = self.decide_update(d)?;
-        if to != State::Deploying {
+        // Approving a GitHub environment deploys as surely as starting a build: both hold to
+        // the same guards.
+        if !matches!(to, State::Deploying | State::Approved) {
             let u = update;
             let result = self
                 .client
