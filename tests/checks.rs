@@ -13,30 +13,12 @@ use eddo_scan_gate::Gate;
 use serde_json::Value;
 
 use crate::harness::gate::*;
-use crate::harness::{Local, function_env, stand_in};
+use crate::harness::{function_env, stand_in};
 
 const REPO: &str = "Codertocat/Hello-World";
 
-/// The gate as the template runs it with `GitHubApp=on`, against the stand-in, by `clock`.
 async fn with_app(prefix: &str, clock: fn() -> u64) -> (Setup, GitHub) {
-    let github = GitHub::start(clock).await.unwrap();
-    let local = Local::start_with(prefix, &pairs(&github.parameters())).await;
-    github.install(&local.stack).await.unwrap();
-    let (sdk, config, policy) = local.as_function("scan-gate").await;
-    let app =
-        eddo::github::App::from_env(&function_env(&local.stack, "scan-gate"), &sdk, clock).unwrap();
-    assert!(app.is_some(), "the template turns the App mode on");
-    let gate = Gate::new(&config, policy, &sdk)
-        .with_codebuild(stand_in(&sdk, &local.stack))
-        .with_github(app)
-        .with_clock(clock);
-    (
-        Setup {
-            local,
-            gate: Arc::new(gate),
-        },
-        github,
-    )
+    Setup::with_app(prefix, clock, None).await
 }
 
 /// The one check run on `commit`, as GitHub shows it.

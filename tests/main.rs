@@ -40,6 +40,7 @@ mod quotas;
 mod recovery;
 mod rollback;
 mod routing;
+mod rules;
 mod runtime;
 mod sbt;
 mod soak;

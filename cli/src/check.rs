@@ -117,9 +117,21 @@ fn service(out: &mut String, s: &Service) {
         "  projects: build {}, sast {}, deploy {}, rollback {}",
         p.build.as_ref().map_or("none", |x| x.as_str()),
         p.sast.as_ref().map_or("none", |x| x.as_str()),
-        p.deploy.as_str(),
+        p.deploy.as_ref().map_or("none", |x| x.as_str()),
         p.rollback.as_ref().map_or("none", |x| x.as_str())
     );
+    if let Some(environment) = s.deploys_by.environment() {
+        let _ = writeln!(
+            out,
+            "  deploys {}by GitHub environment {environment} of {}",
+            if s.deploys_by.codebuild() {
+                "by its deploy project and "
+            } else {
+                ""
+            },
+            s.checks.github.as_ref().map_or("?", |r| r.as_str())
+        );
+    }
     if let Some(image) = &s.image_repository {
         let _ = writeln!(out, "  images: ECR repository {image}");
     }

@@ -100,7 +100,20 @@ fn service(out: &mut Vec<String>, a: &Service, b: &Service) {
         or_none(p.sast.as_ref()),
         or_none(q.sast.as_ref()),
     );
-    field(out, n, "deploy project", &p.deploy, &q.deploy);
+    field(
+        out,
+        n,
+        "deploy project",
+        or_none(p.deploy.as_ref()),
+        or_none(q.deploy.as_ref()),
+    );
+    field(
+        out,
+        n,
+        "GitHub environment",
+        or_none(a.deploys_by.environment()),
+        or_none(b.deploys_by.environment()),
+    );
     field(
         out,
         n,

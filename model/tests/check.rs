@@ -95,8 +95,9 @@ fn every_candidate_state_and_next_step_of_the_code_is_in_the_model() {
             State::Deployed => Some(St::Deployed),
             State::DeployFailed => Some(St::DeployFailed),
             State::Blocked => Some(St::Blocked),
-            // Decided with no effect: nothing to start, said like Blocked.
-            State::TimedOut | State::Observed => None,
+            // Decided with no effect: nothing to start, said like Blocked. (An approved
+            // environment's answers are each rule's own effect, under the rule's record.)
+            State::TimedOut | State::Observed | State::Approved => None,
         }
     }
     fn step(n: &Next) -> Option<Step> {

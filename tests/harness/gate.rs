@@ -66,6 +66,40 @@ pub async fn setup_with(prefix: &str, policy: Option<&str>, parameters: &[(&str,
 }
 
 impl Setup {
+    /// The gate as the template runs it with `GitHubApp=on`, against a GitHub stand-in started
+    /// by `clock`, with `policy` (the example's when none).
+    pub async fn with_app(
+        prefix: &str,
+        clock: fn() -> u64,
+        policy: Option<&str>,
+    ) -> (Setup, eddo_local::github::GitHub) {
+        let github = eddo_local::github::GitHub::start(clock).await.unwrap();
+        let local = Local::start_with(prefix, &pairs(&github.parameters())).await;
+        github.install(&local.stack).await.unwrap();
+        if let Some(p) = policy {
+            local.stack.put_policy(p).await.unwrap();
+        }
+        let (sdk, config, policy) = local.as_function("scan-gate").await;
+        let app = eddo::github::App::from_env(
+            &super::function_env(&local.stack, "scan-gate"),
+            &sdk,
+            clock,
+        )
+        .unwrap();
+        assert!(app.is_some(), "the template turns the App mode on");
+        let gate = Gate::new(&config, policy, &sdk)
+            .with_codebuild(super::stand_in(&sdk, &local.stack))
+            .with_github(app)
+            .with_clock(clock);
+        (
+            Setup {
+                local,
+                gate: Arc::new(gate),
+            },
+            github,
+        )
+    }
+
     /// The gate of a stack already provisioned, as its execution role, with the policy it reads.
     pub async fn on(local: Local) -> Setup {
         let (sdk, config, policy) = local.as_function("scan-gate").await;
@@ -235,4 +269,28 @@ pub async fn ledger(
         .collect();
     entries.sort();
     entries
+}
+
+/// The `Deployment Protection Rule` event the webhook publishes for GitHub's delivery
+/// [`eddo_local::fixtures::protection_rule`] (normalised by the webhook's own code), as
+/// EventBridge hands it to the gate.
+pub fn protection_rule(commit: &str, run_id: u64, environment: &str, at: u64) -> Value {
+    use eddo_webhook::normalise::{Forward, Normalised, github};
+    let body = eddo_local::fixtures::protection_rule(commit, run_id, environment);
+    let delivery = id();
+    let Normalised::Publish(detail_type, event) = github(
+        "deployment_protection_rule",
+        &delivery,
+        &body,
+        &Forward::default(),
+    )
+    .unwrap() else {
+        panic!("a protection rule is published")
+    };
+    let entry = eddo_webhook::outgoing(detail_type, *event, 256 * 1024).unwrap();
+    serde_json::json!({
+        "id": id(), "source": entry.source, "detail-type": entry.detail_type,
+        "time": eddo::time::rfc3339(at),
+        "detail": serde_json::from_str::<Value>(&entry.detail).unwrap(),
+    })
 }

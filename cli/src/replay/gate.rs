@@ -189,6 +189,10 @@ impl<'p> Sim<'p> {
                     what: "deploy".into(),
                     why: vec![],
                 },
+                State::Approved => Decided {
+                    what: "approve its GitHub environment".into(),
+                    why: vec![],
+                },
                 State::Observed => Decided {
                     what: "would deploy (observe)".into(),
                     why: vec![],

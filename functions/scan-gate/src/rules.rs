@@ -140,14 +140,7 @@ impl Gate {
                         Ok(review) => self.store.freeze_rule(&lease, &review).await?,
                         Err(not_before) => {
                             self.store
-                                .later_rule(
-                                    &lease,
-                                    &service.name,
-                                    commit,
-                                    run_id,
-                                    not_before,
-                                    "waiting for the decision",
-                                )
+                                .wait_rule(&lease, &service.name, commit, run_id, not_before)
                                 .await?;
                             return Ok(Answered::Waiting { not_before });
                         }

@@ -323,6 +323,34 @@ pub fn cloud_event(cdevent: &Value) -> Value {
         "datacontenttype": "application/json", "data": cdevent})
 }
 
+/// A `deployment_protection_rule` delivery (action `requested`): workflow run `run_id` of the
+/// corpus's repository waits on `environment` to deploy `commit`. GitHub publishes no example
+/// of one, so it is assembled from the corpus's real `deployment` delivery (its `deployment`,
+/// with `commit` as its sha, `repository`, `sender` and `installation`) and the fields
+/// octokit/webhooks' schema of the event adds (`payload-schemas/api.github.com/
+/// deployment_protection_rule/requested.schema.json` at 7d7f38b2ae8f16b2bb8ef1c481583d2f63e38717).
+pub fn protection_rule(commit: &str, run_id: u64, environment: &str) -> String {
+    let real = eddo::corpus::json("github/deployment/with-installation.payload.json");
+    let mut deployment = real["deployment"].clone();
+    deployment["sha"] = json!(commit);
+    deployment["environment"] = json!(environment);
+    let repo = real["repository"]["full_name"].as_str().unwrap_or_default();
+    json!({
+        "action": "requested",
+        "environment": environment,
+        "event": "push",
+        "deployment_callback_url": format!(
+            "https://api.github.com/repos/{repo}/actions/runs/{run_id}/deployment_protection_rule"
+        ),
+        "deployment": deployment,
+        "pull_requests": [],
+        "repository": real["repository"],
+        "sender": real["sender"],
+        "installation": real["installation"],
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

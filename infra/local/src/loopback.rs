@@ -77,15 +77,18 @@ impl Server {
             async move {
                 let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
                 let (status, json, headers) = answer(&mut s, &parts, &body);
-                let mut response = Response::builder()
-                    .status(status)
-                    .header("content-type", "application/json");
+                let mut response = Response::builder().status(status);
+                // 204 No Content has no body, and says no type.
+                let body = if status == 204 {
+                    Bytes::new()
+                } else {
+                    response = response.header("content-type", "application/json");
+                    Bytes::from(json.to_string())
+                };
                 for (k, v) in headers {
                     response = response.header(k, v);
                 }
-                response
-                    .body(Full::new(Bytes::from(json.to_string())))
-                    .unwrap_or_default()
+                response.body(Full::new(body)).unwrap_or_default()
             }
         })
         .await

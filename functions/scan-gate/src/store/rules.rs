@@ -69,30 +69,27 @@ impl Store {
     pub async fn ask_rule(&self, a: &Asked, now: u64) -> Result<bool, Error> {
         let result = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(
-                rule_key(&a.service, &a.commit, a.run_id)
-                    .into_iter()
-                    .chain([
-                        ("repo".to_string(), s(&a.repo)),
-                        ("environment".to_string(), s(&a.environment)),
-                        ("run_id".to_string(), n(a.run_id)),
-                        ("deadline".to_string(), n(a.deadline)),
-                        ("asked_at".to_string(), n(now)),
-                        ("open_pk".to_string(), s(&checks_pk(&a.commit))),
-                        (
-                            "open_sk".to_string(),
-                            s(&rules_sk(now, &a.service, &a.commit, a.run_id)),
-                        ),
-                        ("expires_at".to_string(), n(now + DECIDED_DAYS * 86_400)),
-                    ])
-                    .collect(),
-            ))
+            .set_key(Some(rule_key(&a.service, &a.commit, a.run_id)))
+            .update_expression(
+                "SET repo = :repo, environment = :env, run_id = :run, deadline = :deadline, asked_at = :now, open_pk = :pk, open_sk = :sk, expires_at = :kept",
+            )
             .condition_expression("attribute_not_exists(pk)")
+            .expression_attribute_values(":repo", s(&a.repo))
+            .expression_attribute_values(":env", s(&a.environment))
+            .expression_attribute_values(":run", n(a.run_id))
+            .expression_attribute_values(":deadline", n(a.deadline))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":pk", s(&checks_pk(&a.commit)))
+            .expression_attribute_values(
+                ":sk",
+                s(&rules_sk(now, &a.service, &a.commit, a.run_id)),
+            )
+            .expression_attribute_values(":kept", n(now + DECIDED_DAYS * 86_400))
             .send()
             .await;
-        written(result, "PutItem")
+        written(result, "UpdateItem")
     }
 
     /// The workflow runs still owed an answer for `service`'s `commit`.
@@ -160,8 +157,29 @@ impl Store {
         .map(|_| ())
     }
 
-    /// Not answered now (no decision yet, or GitHub did not take it): tried again from
-    /// `not_before`, the lease given back.
+    /// No decision yet: listed for the sweep at `due` (the deadline), and answered sooner by
+    /// the decision, which is not held back; the lease given back.
+    pub async fn wait_rule(
+        &self,
+        lease: &Lease,
+        service: &ServiceName,
+        commit: &CommitSha,
+        run_id: u64,
+        due: u64,
+    ) -> Result<(), Error> {
+        self.under(
+            lease,
+            "SET open_sk = :sk, lease_until = :zero REMOVE lease_id, not_before",
+            &[
+                (":sk", s(&rules_sk(due, service, commit, run_id))),
+                (":zero", n(0)),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// GitHub did not take the answer: tried again from `not_before`, the lease given back.
     pub async fn later_rule(
         &self,
         lease: &Lease,

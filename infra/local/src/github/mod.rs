@@ -75,6 +75,20 @@ impl CheckRun {
     }
 }
 
+/// A workflow run whose jobs wait on environments with eddo's protection rule, as GitHub keeps
+/// it: `waiting` until every environment it waits on is answered, then `in_progress` (all
+/// approved) or `completed` (one rejected).
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub id: u64,
+    pub repo: String,
+    pub status: String,
+    /// The environments still waiting for the App's answer.
+    pub pending: Vec<String>,
+    /// Every answer GitHub took, in order: (environment, state, comment).
+    pub reviews: Vec<(String, String, String)>,
+}
+
 /// What the next calls meet instead of an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -91,8 +105,10 @@ struct State {
     public: jsonwebtoken::DecodingKey,
     tokens: HashMap<String, (u64, u64)>,
     check_runs: BTreeMap<u64, CheckRun>,
+    runs: BTreeMap<u64, Run>,
     calls: Vec<Call>,
     faults: VecDeque<Fault>,
+    review_faults: VecDeque<Fault>,
     next_id: u64,
 }
 
@@ -121,8 +137,10 @@ impl GitHub {
             public,
             tokens: HashMap::new(),
             check_runs: BTreeMap::new(),
+            runs: BTreeMap::new(),
             calls: Vec::new(),
             faults: VecDeque::new(),
+            review_faults: VecDeque::new(),
             next_id: 4_000_000_001,
         }));
         let server =
@@ -158,9 +176,42 @@ impl GitHub {
         crate::loopback::put_gate_secret(stack, "EDDO_GITHUB_APP_SECRET", &self.app_secret()).await
     }
 
+    /// Workflow run `id` of `repo` waits on `environment` for the App's answer, as when GitHub
+    /// sends the `deployment_protection_rule` delivery.
+    pub fn wait_on(&self, repo: &str, id: u64, environment: &str) {
+        let mut state = self.lock();
+        let run = state.runs.entry(id).or_insert_with(|| Run {
+            id,
+            repo: repo.to_string(),
+            status: "waiting".into(),
+            pending: vec![],
+            reviews: vec![],
+        });
+        run.status = "waiting".into();
+        run.pending.push(environment.to_string());
+    }
+
+    /// Workflow run `id` as GitHub has it.
+    pub fn run(&self, id: u64) -> Option<Run> {
+        self.lock().runs.get(&id).cloned()
+    }
+
+    /// Workflow run `id` is cancelled (its jobs no longer wait).
+    pub fn cancel(&self, id: u64) {
+        if let Some(run) = self.lock().runs.get_mut(&id) {
+            run.status = "completed".into();
+            run.pending.clear();
+        }
+    }
+
     /// The next check run calls meet `faults`, one each, in order.
     pub fn fail_next(&self, faults: &[Fault]) {
         self.lock().faults.extend(faults.iter().copied());
+    }
+
+    /// The next answers to protection rules meet `faults`, one each, in order.
+    pub fn fail_next_reviews(&self, faults: &[Fault]) {
+        self.lock().review_faults.extend(faults.iter().copied());
     }
 
     /// Every call so far, in order.
@@ -212,9 +263,12 @@ impl State {
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default()
             .to_string();
-        // Faults are met by the check run calls (the App's own token calls go through).
+        // Faults are met by the check run calls and the answers to protection rules, each
+        // from its own queue (the App's own token calls go through).
         let fault = if path.contains("/check-runs") {
             self.faults.pop_front()
+        } else if path.ends_with("/deployment_protection_rule") {
+            self.review_faults.pop_front()
         } else {
             None
         };
@@ -283,7 +337,67 @@ impl State {
                     self.with_token(auth, |s| s.list(&repo, sha, query)),
                 )
             }
+            ("POST", ["repos", owner, repo, "actions", "runs", id, "deployment_protection_rule"]) => {
+                let repo = format!("{owner}/{repo}");
+                ("token", self.with_token(auth, |s| s.review(&repo, id, body)))
+            }
+            ("GET", ["repos", owner, repo, "actions", "runs", id]) => {
+                let repo = format!("{owner}/{repo}");
+                ("token", self.with_token(auth, |s| s.run_of(&repo, id)))
+            }
             _ => ("none", refused(404, "Not Found")),
+        }
+    }
+
+    /// GitHub takes one answer per environment a run waits on; one for an environment that no
+    /// longer waits (answered, or the run moved on) is refused. (GitHub does not publish that
+    /// refusal's status; the stand-in answers 422, as GitHub does for a state change it will
+    /// not make, and eddo relies only on it being a refusal.)
+    fn review(&mut self, repo: &str, id: &str, body: &Value) -> Answer {
+        if let Err(why) = shape::review_protection_rule(body) {
+            return refused(422, &why);
+        }
+        let Some(run) = id
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| self.runs.get_mut(&id))
+            .filter(|r| r.repo == repo)
+        else {
+            return refused(404, "Not Found");
+        };
+        let environment = body["environment_name"].as_str().unwrap_or_default();
+        let Some(at) = run.pending.iter().position(|e| e == environment) else {
+            return refused(
+                422,
+                "No pending custom deployment protection rule for this environment",
+            );
+        };
+        run.pending.remove(at);
+        let state = body["state"].as_str().unwrap_or("approved").to_string();
+        let comment = body["comment"].as_str().unwrap_or_default().to_string();
+        if state == "rejected" {
+            run.status = "completed".into();
+            run.pending.clear();
+        } else if run.pending.is_empty() {
+            run.status = "in_progress".into();
+        }
+        run.reviews.push((environment.to_string(), state, comment));
+        (204, Value::Null, vec![])
+    }
+
+    fn run_of(&self, repo: &str, id: &str) -> Answer {
+        match id
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| self.runs.get(&id))
+            .filter(|r| r.repo == repo)
+        {
+            Some(run) => (
+                200,
+                json!({"id": run.id, "status": run.status, "conclusion": if run.status == "completed" { json!("failure") } else { Value::Null }}),
+                vec![],
+            ),
+            None => refused(404, "Not Found"),
         }
     }
 

@@ -27,6 +27,26 @@ static UPDATE: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
     ))
 });
 
+static REVIEW: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
+    validator(include_str!(
+        "../../../schemas/contracts/github/actions-review-custom-gates-for-run.request.schema.json"
+    ))
+});
+
+/// `POST /repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule`
+/// (actions/review-custom-gates-for-run).
+pub fn review_protection_rule(body: &Value) -> Result<(), String> {
+    let errors: Vec<String> = REVIEW
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("Invalid request. {}", errors.join("; ")))
+    }
+}
+
 fn judged(v: &jsonschema::Validator, body: &Value) -> Result<(), String> {
     let errors: Vec<String> = v
         .iter_errors(body)
@@ -76,5 +96,17 @@ mod tests {
             "path": "a", "start_line": i, "end_line": i, "annotation_level": "notice", "message": "m"
         })).collect::<Vec<_>>()}});
         assert!(update_check_run(&many).is_err(), "over 50 annotations");
+    }
+
+    #[test]
+    fn a_review_names_its_environment_and_a_state_or_comment() {
+        let ok = json!({"environment_name": "production", "state": "approved", "comment": "ok"});
+        assert!(review_protection_rule(&ok).is_ok());
+        assert!(review_protection_rule(&json!({"environment_name": "p", "comment": "c"})).is_ok());
+        assert!(review_protection_rule(&json!({"environment_name": "p"})).is_err());
+        assert!(
+            review_protection_rule(&json!({"environment_name": "p", "state": "maybe"})).is_err()
+        );
+        assert!(review_protection_rule(&json!({"state": "approved", "comment": "c"})).is_err());
     }
 }
