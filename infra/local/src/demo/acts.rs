@@ -10,19 +10,18 @@ pub(super) async fn releases(s: &mut Scene<'_>) -> Result<(), LocalError> {
     let path = corpus().join("github/push/with-new-branch.payload.json");
     let body = std::fs::read_to_string(&path)
         .map_err(|e| LocalError::Setup(format!("{}: {e}", path.display())))?;
+    setting(s).await?;
+    github::job_waits(s, PUSHED).await?;
     release_1(s, &body).await?;
     release_2(s, &body).await?;
     release_3(s, &body).await
 }
 
-/// Release 1: the corpus push. Build and scan pass, the image scan is clean: deployed once.
-async fn release_1(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
+/// Before release 1: a ping, release 0's history, and the demo's policy.
+async fn setting(s: &mut Scene<'_>) -> Result<(), LocalError> {
     let stack = s.stack;
-    let cb = &stack.codebuild;
-    let (watch, t) = (&mut s.watch, &mut s.t);
+    let t = &mut s.t;
     let who = s.who.clone();
-    let delivery = "0b9c2a4e-7f3d-11ef-8a5d-eddo00000001";
-
     let (status, _) = deliver(
         s.url,
         LOCAL_GITHUB_SECRET,
@@ -48,10 +47,20 @@ async fn release_1(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
     stack.put_policy(&demo_policy()?).await?;
     t.step(
         true,
-        "the policy: hello-world also requires a test run from Tekton",
+        "the policy: hello-world also requires a test run from Tekton, and deploys by GitHub environment too",
         "SSM",
-        "the example policy, plus test: [{cdevents: dev.cdevents.testsuiterun.finished, sender: tekton}]",
+        "the example policy, plus test: [{cdevents: dev.cdevents.testsuiterun.finished, sender: tekton}], deploys_by: both (its deploy project, and its GitHub Actions deploy job waiting on production)",
     );
+    Ok(())
+}
+
+/// Release 1: the corpus push. Build and scan pass, the image scan is clean: deployed once.
+async fn release_1(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
+    let stack = s.stack;
+    let cb = &stack.codebuild;
+    let (watch, t) = (&mut s.watch, &mut s.t);
+    let who = s.who.clone();
+    let delivery = "0b9c2a4e-7f3d-11ef-8a5d-eddo00000001";
 
     // Release 1: the corpus push. Build and scan pass, the image scan is clean, Tekton's tests
     // pass: deployed.
@@ -163,7 +172,8 @@ async fn release_1(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
         ),
     );
     cdevent_reaches_the_sink(stack, watch, t, s.sink).await?;
-    github::check_run_shows(s, PUSHED, "completed/success", "Deployed").await
+    github::check_run_shows(s, PUSHED, "completed/success", "Deployed").await?;
+    github::job_answered(s, "approved").await
 }
 
 /// The deploy, said as a CDEvent (`service.upgraded`: release 0 was live), reaches the CloudEvents sink through the template's API

@@ -313,9 +313,22 @@ pub fn demo_policy() -> Result<String, LocalError> {
     let text =
         std::fs::read_to_string(crate::moto::project_root().join(crate::stack::LOCAL_POLICY))
             .map_err(|e| LocalError::Setup(format!("{}: {e}", crate::stack::LOCAL_POLICY)))?;
-    Ok(crate::fixtures::requiring_tekton_tests(
-        &text,
-        "build, image-scan, sast, test",
+    let text = crate::fixtures::requiring_tekton_tests(&text, "build, image-scan, sast, test");
+    // Its deploy job on GitHub Actions waits on the environment production for eddo's answer,
+    // as the deploy project waits for eddo to start it.
+    let checks = "    checks:\n      github: Codertocat/Hello-World\n";
+    if !text.contains(checks) {
+        return Err(LocalError::Setup(
+            "the example policy no longer shows hello-world on GitHub".into(),
+        ));
+    }
+    Ok(text.replacen(
+        checks,
+        &format!(
+            "{checks}    deploys_by: both\n    github_environment: {}\n",
+            github::ENVIRONMENT
+        ),
+        1,
     ))
 }
 
@@ -483,6 +496,8 @@ pub async fn play(
     acts::releases(&mut scene).await?;
     acts::rollback(&mut scene).await?;
     acts::tenants(&mut scene).await?;
+    // The protection rule's delivery, when the template has the App mode.
+    let webhook_events = 5 + usize::from(scene.github.is_some());
     let Scene {
         mut watch, mut t, ..
     } = scene;
@@ -492,7 +507,7 @@ pub async fn play(
     let dead = watch.deliveries.iter().filter(|d| d.dead_lettered).count();
     t.step(
         dead == 0
-            && watch.count("eddo.webhook", None) == 5
+            && watch.count("eddo.webhook", None) == webhook_events
             && stack.codebuild.calls("eddo-deploy") == 1,
         "in all",
         "",
