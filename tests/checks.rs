@@ -360,7 +360,8 @@ async fn what_check_runs_cost_a_candidate() {
     let metered = sdk.to_builder().endpoint_url(relay.endpoint()).build();
     let app = eddo::github::App::from_env(&function_env(&s.stack, "scan-gate"), &sdk, cost_clock)
         .unwrap();
-    let gate = |github: Option<eddo::github::App>| {
+    let both = eddo::policy::Policy::parse(&deployed_by("both")).unwrap();
+    let gate = |github: Option<eddo::github::App>, policy: &eddo::policy::Policy| {
         Gate::new(&config, policy.clone(), &metered)
             .with_codebuild(stand_in(&sdk, &s.stack))
             .with_github(github)
@@ -368,7 +369,17 @@ async fn what_check_runs_cost_a_candidate() {
     };
     const N: u32 = 10;
     let mut rows = Vec::new();
-    for (mode, gate, base) in [("off", gate(None), 300), ("on", gate(app), 400)] {
+    let modes = [
+        ("off", gate(None, &policy), 300, false),
+        ("on", gate(app.clone(), &policy), 400, false),
+        (
+            "on, a job waiting on the environment",
+            gate(app, &both),
+            500,
+            true,
+        ),
+    ];
+    for (mode, gate, base, rule) in modes {
         let (mut aws, mut waited, mut wall, mut calls_on_github) =
             (0usize, Duration::ZERO, Vec::new(), 0usize);
         // One candidate first, not counted: the App's key, installation and token are read once
@@ -391,6 +402,11 @@ async fn what_check_runs_cost_a_candidate() {
                 (at.elapsed(), calls.take())
             };
             let mut spent = Vec::new();
+            if rule {
+                github.wait_on(REPO, u64::from(n), ENV);
+                let asked = protection_rule(&commit, u64::from(n), ENV, cost_clock());
+                spent.push(handle(&asked).await);
+            }
             for e in &events {
                 spent.push(handle(e).await);
             }
@@ -430,7 +446,7 @@ async fn what_check_runs_cost_a_candidate() {
             (total.saturating_sub(*waited)).as_secs_f64() * 1000.0 / f64::from(N)
         );
     }
-    let (off, on) = (&rows[0], &rows[1]);
+    let (off, on, ruled) = (&rows[0], &rows[1], &rows[2]);
     assert_eq!(off.2, 0, "no GitHub call without the App");
     // Created at the build, updated at the SAST, at the decision and at the deploy's end.
     assert_eq!(on.2 as u32, 4 * N, "one GitHub call per visible change");
@@ -440,6 +456,21 @@ async fn what_check_runs_cost_a_candidate() {
         (on.1 - off.1) as u32,
         (4 * 4 + 1) * N,
         "DynamoDB calls the App mode adds per candidate"
+    );
+    // One answer per job waiting, at the decision.
+    assert_eq!(
+        ruled.2 as u32,
+        5 * N,
+        "the check run's four, and one answer"
+    );
+    // The rule recorded, taken, its candidate read (none yet) and let wait; nothing while the
+    // candidate waits; at the decision, the rules owed looked up, the rule taken, its candidate
+    // read and whether a rollback replaced it, the answer frozen and marked taken; after the
+    // decision (the deploy's end), the look-up finds none owed.
+    assert_eq!(
+        (ruled.1 - on.1) as u32,
+        (4 + 6 + 1) * N,
+        "DynamoDB calls a job waiting on the environment adds per candidate"
     );
 }
 

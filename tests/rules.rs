@@ -11,32 +11,9 @@ use std::sync::atomic::Ordering::SeqCst;
 use eddo_local::github::{Fault, GitHub};
 use serde_json::Value;
 
-use crate::harness::example_policy;
 use crate::harness::gate::*;
 
 const REPO: &str = "Codertocat/Hello-World";
-const ENV: &str = "production";
-
-/// The example policy, its service deployed `by` (both, or github-environment with no deploy
-/// project) on the environment `production`.
-fn deployed_by(by: &str) -> String {
-    let mut policy = example_policy().replace(
-        "    checks:\n      github: Codertocat/Hello-World\n",
-        &format!(
-            "    checks:\n      github: Codertocat/Hello-World\n    deploys_by: {by}\n    github_environment: {ENV}\n"
-        ),
-    );
-    if by == "github-environment" {
-        let line = policy
-            .lines()
-            .find(|l| l.trim_start().starts_with("deploy: eddo-deploy"))
-            .unwrap()
-            .to_string();
-        policy = policy.replace(&format!("{line}\n"), "");
-    }
-    assert!(policy.contains("github_environment"), "the example changed");
-    policy
-}
 
 /// Every answer GitHub took for `run`: (environment, state, comment).
 fn reviews(github: &GitHub, run: u64) -> Vec<(String, String, String)> {

@@ -294,3 +294,27 @@ pub fn protection_rule(commit: &str, run_id: u64, environment: &str, at: u64) ->
         "detail": serde_json::from_str::<Value>(&entry.detail).unwrap(),
     })
 }
+
+/// The environment [`deployed_by`] names.
+pub const ENV: &str = "production";
+
+/// The example policy, its service deployed `by` (both, or github-environment with no deploy
+/// project) on the environment `production`.
+pub fn deployed_by(by: &str) -> String {
+    let mut policy = super::example_policy().replace(
+        "    checks:\n      github: Codertocat/Hello-World\n",
+        &format!(
+            "    checks:\n      github: Codertocat/Hello-World\n    deploys_by: {by}\n    github_environment: {ENV}\n"
+        ),
+    );
+    if by == "github-environment" {
+        let line = policy
+            .lines()
+            .find(|l| l.trim_start().starts_with("deploy: eddo-deploy"))
+            .unwrap()
+            .to_string();
+        policy = policy.replace(&format!("{line}\n"), "");
+    }
+    assert!(policy.contains("github_environment"), "the example changed");
+    policy
+}

@@ -42,8 +42,9 @@ pub enum Synced {
     Off,
     /// Another invocation has it, or nothing is owed.
     NotMine,
-    /// The forge shows the candidate as it is (`id`: the check run's; 0 for a status).
-    Shown { id: u64 },
+    /// The forge shows the candidate as it is (`id`: the check run's; 0 for a status), and
+    /// whether it still waits for evidence.
+    Shown { id: u64, waiting: bool },
     /// The forge could not be brought up to date: the sweep tries again from `not_before`.
     Later { not_before: u64, why: String },
 }
@@ -77,6 +78,9 @@ impl Gate {
     /// Brings what shows `service`'s `commit` up to the candidate, after a change of it was
     /// written: never fails the invocation, which has done its work.
     pub(crate) async fn show(&self, service: &Service, commit: &CommitSha) {
+        // Whether the candidate still waits, as a sync just read it: its protection rules are
+        // answered only once it does not (unknown: looked for).
+        let mut waiting = None;
         for surface in [Surface::GitHub, Surface::GitLab] {
             let Some(target) = self.target(surface, service) else {
                 continue;
@@ -92,11 +96,17 @@ impl Gate {
                 self.sync_check(surface, service, commit, now).await
             }
             .await;
-            if let Err(e) = result {
-                warn!(service = %service.name, commit = %commit.short(), ?surface, error = %e, "left to the sweep");
+            match result {
+                Ok(Synced::Shown { waiting: w, .. }) => waiting = Some(w),
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(service = %service.name, commit = %commit.short(), ?surface, error = %e, "left to the sweep");
+                }
             }
         }
-        self.answer_rules(service, commit).await;
+        if waiting != Some(true) {
+            self.answer_rules(service, commit).await;
+        }
     }
 
     /// Closes the gap between what `surface` shows and the candidate, if the record owes an
@@ -183,7 +193,12 @@ impl Gate {
                 }
             };
             match self.store.shown_check(lease, &owed, id, &hash).await? {
-                None => return Ok(Synced::Shown { id }),
+                None => {
+                    return Ok(Synced::Shown {
+                        id,
+                        waiting: c.state == crate::candidate::State::Waiting,
+                    });
+                }
                 Some(now) => owed = now,
             }
         }
