@@ -302,10 +302,8 @@ pub const ENV: &str = "production";
 /// project) on the environment `production`.
 pub fn deployed_by(by: &str) -> String {
     let mut policy = super::example_policy().replace(
-        "    checks:\n      github: Codertocat/Hello-World\n",
-        &format!(
-            "    checks:\n      github: Codertocat/Hello-World\n    deploys_by: {by}\n    github_environment: {ENV}\n"
-        ),
+        "    deploys_by: codebuild\n",
+        &format!("    deploys_by: {by}\n    github_environment: {ENV}\n"),
     );
     if by == "github-environment" {
         let line = policy

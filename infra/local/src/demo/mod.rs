@@ -316,16 +316,16 @@ pub fn demo_policy() -> Result<String, LocalError> {
     let text = crate::fixtures::requiring_tekton_tests(&text, "build, image-scan, sast, test");
     // Its deploy job on GitHub Actions waits on the environment production for eddo's answer,
     // as the deploy project waits for eddo to start it.
-    let checks = "    checks:\n      github: Codertocat/Hello-World\n";
-    if !text.contains(checks) {
+    let codebuild = "    deploys_by: codebuild\n";
+    if !text.contains(codebuild) {
         return Err(LocalError::Setup(
-            "the example policy no longer shows hello-world on GitHub".into(),
+            "the example policy no longer says how hello-world deploys".into(),
         ));
     }
     Ok(text.replacen(
-        checks,
+        codebuild,
         &format!(
-            "{checks}    deploys_by: both\n    github_environment: {}\n",
+            "    deploys_by: both\n    github_environment: {}\n",
             github::ENVIRONMENT
         ),
         1,
