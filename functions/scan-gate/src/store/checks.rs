@@ -225,12 +225,30 @@ impl Store {
         not_before: u64,
         why: &str,
     ) -> Result<(), Error> {
+        self.later(
+            lease,
+            &checks_sk(not_before, service, commit),
+            not_before,
+            why,
+        )
+        .await
+    }
+
+    /// The forge did not take what the record under `lease` owes: listed at `sk` for the sweep,
+    /// not tried before `not_before`, the lease given back.
+    pub(super) async fn later(
+        &self,
+        lease: &Lease,
+        sk: &str,
+        not_before: u64,
+        why: &str,
+    ) -> Result<(), Error> {
         self.under(
             lease,
             "SET not_before = :nb, open_sk = :sk, last_error = :why, lease_until = :zero REMOVE lease_id",
             &[
                 (":nb", n(not_before)),
-                (":sk", s(&checks_sk(not_before, service, commit))),
+                (":sk", s(sk)),
                 (":why", s(why)),
                 (":zero", n(0)),
             ],

@@ -189,18 +189,8 @@ impl Store {
         not_before: u64,
         why: &str,
     ) -> Result<(), Error> {
-        self.under(
-            lease,
-            "SET not_before = :nb, open_sk = :sk, last_error = :why, lease_until = :zero REMOVE lease_id",
-            &[
-                (":nb", n(not_before)),
-                (":sk", s(&rules_sk(not_before, service, commit, run_id))),
-                (":why", s(why)),
-                (":zero", n(0)),
-            ],
-        )
-        .await
-        .map(|_| ())
+        let sk = rules_sk(not_before, service, commit, run_id);
+        self.later(lease, &sk, not_before, why).await
     }
 
     /// The service, commit and run an index entry of a rule names.
