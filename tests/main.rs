@@ -34,6 +34,7 @@ mod gate_recovery;
 mod iam;
 mod instances;
 mod known_bad;
+mod metrics;
 mod once;
 mod policy_live;
 mod quotas;

@@ -43,6 +43,8 @@ pub mod gitlab;
 pub mod history;
 #[cfg(feature = "aws")]
 pub mod idempotency;
+#[cfg(feature = "aws")]
+pub mod metrics;
 pub mod names;
 #[cfg(feature = "aws")]
 pub mod outbox;

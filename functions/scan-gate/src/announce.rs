@@ -115,7 +115,10 @@ impl Gate {
             policy_version: service.policy_version.clone(),
         };
         match self.store.decide(&d).await? {
-            Transition::Done => self.say(&lease, &owes, c, outcome).await,
+            Transition::Done => {
+                self.measure_decision(service, c, to, now);
+                self.say(&lease, &owes, c, outcome).await
+            }
             Transition::Stale => self.decide_again(service, c, cause, now).await,
             _ => Ok(Report::quiet("another invocation decided this candidate")),
         }

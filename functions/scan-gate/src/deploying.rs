@@ -77,9 +77,11 @@ impl Gate {
     ) -> Result<Report, Error> {
         match decided {
             Transition::Done if made.to == State::Approved => {
+                self.measure_decision(service, c, State::Approved, now);
                 self.say(&made.lease, &made.owes, c, made.outcome).await
             }
             Transition::Done => {
+                self.measure_decision(service, c, State::Deploying, now);
                 let mut c = c.clone();
                 if c.state != State::Waiting {
                     c.attempt += 1;
@@ -418,6 +420,9 @@ impl Gate {
             {
                 // Recorded meanwhile, or the history moved since it was read: look again.
                 continue;
+            }
+            if d.succeeded {
+                self.measure_deployed(&c, now);
             }
             let outcome = format!("deploy of {} {}: {}", d.service, d.commit.short(), d.status);
             let said = self.say(&lease, &owes, &c, &outcome).await?;

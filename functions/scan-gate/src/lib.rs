@@ -16,6 +16,7 @@ mod confirm;
 pub mod decide;
 mod deploying;
 pub mod findings;
+pub mod measure;
 pub mod reported;
 pub mod rules;
 pub mod scan;
