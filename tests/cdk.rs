@@ -678,3 +678,48 @@ async fn a_thousand_service_policy_deploys_with_the_cdk_stack_from_s3() {
     let version = s.object_version(&policy.bucket, &policy.key).await;
     assert_eq!(started["policy_version"], version.as_str());
 }
+
+/// The dashboard's body on `t`, with its Fn::Sub placeholders as written.
+fn dashboard(t: &Template) -> Value {
+    let boards: Vec<_> = t.of_type("AWS::CloudWatch::Dashboard").collect();
+    assert_eq!(boards.len(), 1, "one dashboard");
+    let body = &boards[0].1.properties["DashboardBody"]["Fn::Sub"][0];
+    serde_json::from_str(body.as_str().expect("a body for Fn::Sub")).expect("a JSON body")
+}
+
+/// Both stacks hold the same dashboard, and it graphs every metric the functions emit, by the
+/// metric's own dimensions (a metric with no widget fails here).
+#[test]
+fn both_stacks_have_one_dashboard_with_a_widget_for_every_metric() {
+    let (sam, cdk) = (dashboard(&sam()), dashboard(&cdk()));
+    assert_eq!(
+        sam, cdk,
+        "template.yaml and infra/cdk/lib/dashboard.ts differ"
+    );
+    let expressions: Vec<String> = sam["widgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| {
+            w["properties"]["metrics"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|row| row.as_array().cloned().unwrap_or_default())
+        .filter_map(|m| m["expression"].as_str().map(str::to_string))
+        .collect();
+    for metric in eddo::metrics::Metric::ALL {
+        let search = format!(
+            "SEARCH('{{{},{}}} MetricName=\"{}\"'",
+            eddo::metrics::NAMESPACE,
+            metric.dimensions().join(","),
+            metric.name()
+        );
+        assert!(
+            expressions.iter().any(|e| e.starts_with(&search)),
+            "{} has no widget ({search}...): {expressions:#?}",
+            metric.name()
+        );
+    }
+}

@@ -4,7 +4,7 @@
  * rule filter and grant comes from the policy itself.
  */
 import * as path from 'node:path';
-import { Annotations, ArnFormat, Duration, Names, RemovalPolicy, SecretValue, Stack, Tags, Token } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, Duration, Fn, Names, RemovalPolicy, SecretValue, Stack, Tags, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -21,6 +21,7 @@ import { Construct } from 'constructs';
 import { CheckedPolicy, EddoPolicy, WORKSPACE_MANIFEST } from './policy';
 import { Grants } from './grants';
 import { cdeventsRule } from './cdevents';
+import { DASHBOARD_BODY } from './dashboard';
 import { pushRule } from './push';
 import { Prebuilt } from './prebuilt';
 import { EddoProps, FunctionOverrides, FunctionsFrom, LogLevel, SbtGeneration, SbtOptions } from './props';
@@ -74,6 +75,8 @@ export class Eddo extends Construct {
   public readonly functionsFrom: FunctionsFrom;
   /** Every alarm the construct creates. */
   public readonly alarms: cloudwatch.Alarm[] = [];
+  /** The gate's metrics and the functions' health, as template.yaml's Dashboard. */
+  public readonly dashboard: cloudwatch.CfnDashboard;
   /** Every rule the construct creates (on the eddo bus and on the default bus). */
   public readonly rules: events.Rule[] = [];
   /** The bus's archive, for replay. */
@@ -180,6 +183,15 @@ export class Eddo extends Construct {
     this.scanGateFunction = this.scanGate();
     this.alarmRollbackFunction = this.alarmRollback();
     this.tenantOnboardingFunction = this.tenantOnboarding();
+    this.dashboard = new cloudwatch.CfnDashboard(this, 'Dashboard', {
+      dashboardBody: Fn.sub(DASHBOARD_BODY, {
+        WebhookFunction: this.webhookFunction.functionName,
+        ScanGateFunction: this.scanGateFunction.functionName,
+        AlarmRollbackFunction: this.alarmRollbackFunction.functionName,
+        TenantOnboardingFunction: this.tenantOnboardingFunction.functionName,
+        DeadLetterQueueName: this.deadLetterQueue.queueName,
+      }),
+    });
     const push = pushRule(this, {
       eventBus: this.eventBus,
       deadLetterQueue: this.deadLetterQueue,

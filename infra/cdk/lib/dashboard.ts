@@ -1,0 +1,19 @@
+// The dashboard's body, as template.yaml's Dashboard has it (tests/cdk.rs keeps the two the
+// same, and fails when a metric the functions emit has no widget): the gate's metrics (the
+// `eddo` namespace, found by SEARCH expressions, so it does not grow with the policy) and the
+// functions' health. The \${...} are Fn::Sub's: the functions' names, the dead-letter queue's
+// name and the Region.
+
+/** The body, for `Fn.sub` with WebhookFunction, ScanGateFunction, AlarmRollbackFunction,
+ * TenantOnboardingFunction and DeadLetterQueueName. */
+export const DASHBOARD_BODY = `{"widgets": [
+  {"type": "text", "x": 0, "y": 0, "width": 24, "height": 2, "properties": {"markdown": "## eddo\\nThe gate's decisions and deployments per service (metrics in the \`eddo\` namespace, from the functions' embedded metric format lines), and the functions' own health. Definitions: docs/src/performance.md#metrics."}},
+  {"type": "metric", "x": 0, "y": 2, "width": 12, "height": 6, "properties": {"title": "Decisions by service and outcome (daily)", "region": "\${AWS::Region}", "view": "timeSeries", "stacked": false, "metrics": [[{"expression": "SEARCH('{eddo,Service,Outcome} MetricName=\\"Decisions\\"', 'Sum', 86400)", "id": "decisions", "label": ""}]], "period": 86400}},
+  {"type": "metric", "x": 12, "y": 2, "width": 12, "height": 6, "properties": {"title": "Deployments by service (daily)", "region": "\${AWS::Region}", "view": "timeSeries", "stacked": false, "metrics": [[{"expression": "SEARCH('{eddo,Service} MetricName=\\"Deployments\\"', 'Sum', 86400)", "id": "deployments", "label": ""}]], "period": 86400}},
+  {"type": "metric", "x": 0, "y": 8, "width": 12, "height": 6, "properties": {"title": "Time from first evidence to decision (p90, seconds)", "region": "\${AWS::Region}", "view": "timeSeries", "stacked": false, "metrics": [[{"expression": "SEARCH('{eddo,Service} MetricName=\\"TimeToDecision\\"', 'p90', 3600)", "id": "timetodecision", "label": ""}]], "period": 3600, "yAxis": {"left": {"label": "seconds", "showUnits": false}}}},
+  {"type": "metric", "x": 12, "y": 8, "width": 12, "height": 6, "properties": {"title": "Wait for each required signal (p90, seconds)", "region": "\${AWS::Region}", "view": "timeSeries", "stacked": false, "metrics": [[{"expression": "SEARCH('{eddo,Service,Kind} MetricName=\\"SignalWait\\"', 'p90', 3600)", "id": "signalwait", "label": ""}]], "period": 3600, "yAxis": {"left": {"label": "seconds", "showUnits": false}}}},
+  {"type": "metric", "x": 0, "y": 14, "width": 12, "height": 6, "properties": {"title": "Function errors", "region": "\${AWS::Region}", "view": "timeSeries", "stacked": false, "metrics": [["AWS/Lambda", "Errors", "FunctionName", "\${WebhookFunction}"], ["AWS/Lambda", "Errors", "FunctionName", "\${ScanGateFunction}"], ["AWS/Lambda", "Errors", "FunctionName", "\${AlarmRollbackFunction}"], ["AWS/Lambda", "Errors", "FunctionName", "\${TenantOnboardingFunction}"]], "stat": "Sum", "period": 300}},
+  {"type": "metric", "x": 12, "y": 14, "width": 12, "height": 6, "properties": {"title": "Function duration (p90, ms)", "region": "\${AWS::Region}", "view": "timeSeries", "stacked": false, "metrics": [["AWS/Lambda", "Duration", "FunctionName", "\${WebhookFunction}"], ["AWS/Lambda", "Duration", "FunctionName", "\${ScanGateFunction}"], ["AWS/Lambda", "Duration", "FunctionName", "\${AlarmRollbackFunction}"], ["AWS/Lambda", "Duration", "FunctionName", "\${TenantOnboardingFunction}"]], "stat": "p90", "period": 300}},
+  {"type": "metric", "x": 0, "y": 20, "width": 12, "height": 6, "properties": {"title": "Dead-letter queue: events waiting", "region": "\${AWS::Region}", "view": "timeSeries", "stacked": false, "metrics": [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "\${DeadLetterQueueName}"]], "stat": "Maximum", "period": 300}}
+]}
+`;
