@@ -80,10 +80,15 @@ async fn each_decision_and_deployment_is_measured_once_with_known_values() {
         gate: Arc::new(gate),
     };
 
-    // Deployed: the build at 0 s, SAST at 60 s, the image scan at 150 s decides (deploy);
-    // the deploy build succeeds at 400 s. So: one decision "deploy"; time to decision 150 s;
-    // waits build 0, sast 60, image-scan 150; one deployment.
+    // Deployed: committed an hour before the start and pushed; the build at 0 s, SAST at 60 s,
+    // the image scan at 150 s decides (deploy); the deploy build succeeds at 400 s. So: one
+    // decision "deploy"; time to decision 150 s; waits build 0, sast 60, image-scan 150; one
+    // deployment, whose lead time is 3,600 + 400 = 4,000 s.
     let (good, image) = (sha(1), digest(1));
+    let push = pushed(&good, start - 3600, start);
+    s.handle(&push).await;
+    // A push delivered again keeps the first time.
+    s.handle(&pushed(&good, start - 60, start)).await;
     s.handle(&s.build("eddo-build", &good, "SUCCEEDED", Some(&image)))
         .await;
     METRICS_CLOCK.store(start + 60, SeqCst);
@@ -108,14 +113,25 @@ async fn each_decision_and_deployment_is_measured_once_with_known_values() {
     assert_eq!(value(&docs, "SignalWait", "Kind", "sast"), [60.0]);
     assert_eq!(value(&docs, "SignalWait", "Kind", "image-scan"), [150.0]);
     assert_eq!(value(&docs, "Deployments", "Service", "hello-world"), [1.0]);
-    assert_eq!(docs.len(), 6, "{docs:#?}");
+    assert_eq!(value(&docs, "LeadTime", "Service", "hello-world"), [4000.0]);
+    assert_eq!(docs.len(), 7, "{docs:#?}");
+    // A scan of its image finds a critical vulnerability at 500 s, within the bake window of
+    // the decision: the deployed change failed (a late signal).
+    METRICS_CLOCK.store(start + 500, SeqCst);
+    let late = s
+        .scanned(&good, &image, serde_json::json!({"CRITICAL": 1}))
+        .await;
+    s.handle(&late).await;
+    let docs = documents(&good);
+    assert_eq!(value(&docs, "ChangeFailures", "Cause", "late_signal"), [1.0]);
+    assert_eq!(docs.len(), 8, "{docs:#?}");
 
-    // Blocked: the build at 400 s, its SAST fails at 430 s. One decision "block" after 30 s;
+    // Blocked: the build at 500 s, its SAST fails at 530 s. One decision "block" after 30 s;
     // only build and sast arrived; no deployment.
     let bad = sha(2);
     s.handle(&s.build("eddo-build", &bad, "SUCCEEDED", Some(&digest(2))))
         .await;
-    METRICS_CLOCK.store(start + 430, SeqCst);
+    METRICS_CLOCK.store(start + 530, SeqCst);
     s.handle(&s.build("eddo-sast", &bad, "FAILED", None)).await;
     let docs = documents(&bad);
     assert_eq!(value(&docs, "Decisions", "Outcome", "block"), [1.0]);
@@ -126,6 +142,7 @@ async fn each_decision_and_deployment_is_measured_once_with_known_values() {
     assert_eq!(value(&docs, "SignalWait", "Kind", "sast"), [30.0]);
     assert!(value(&docs, "SignalWait", "Kind", "image-scan").is_empty());
     assert!(value(&docs, "Deployments", "Service", "hello-world").is_empty());
+    assert!(value(&docs, "LeadTime", "Service", "hello-world").is_empty());
 
     // Every metric the gate emitted is one the catalog names, with its unit and dimensions.
     for line in eddo::metrics::captured() {
@@ -143,4 +160,31 @@ async fn each_decision_and_deployment_is_measured_once_with_known_values() {
         );
         assert_eq!(directive["Namespace"], "eddo");
     }
+}
+
+/// A rollback: an alarm at −60 s rolls back the release deployed at −600 s (a rollback by that
+/// alarm, and the release a failed change); the alarm recovers at −20 s (time to restore: 40 s).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_and_its_recovery_are_measured() {
+    use crate::harness::rollback::setup;
+    use eddo_local::fixtures::alarm;
+    eddo::metrics::capture();
+    let s = setup("metrics-rollback", None).await;
+    let now = eddo::idempotency::now_epoch();
+    let (good, bad) = (sha(71), sha(72));
+    s.deployed(&good, &bad, now - 600).await;
+    let fired = alarm("hello-world-5xx", "OK", "ALARM", now - 60);
+    s.handle(&fired).await;
+    // Redelivered: one rollback, measured once.
+    s.handle(&fired).await;
+    s.handle(&alarm("hello-world-5xx", "ALARM", "OK", now - 20))
+        .await;
+    let docs = documents(&bad);
+    assert_eq!(value(&docs, "Rollbacks", "Alarm", "hello-world-5xx"), [1.0]);
+    assert_eq!(value(&docs, "ChangeFailures", "Cause", "rollback"), [1.0]);
+    assert_eq!(
+        value(&docs, "TimeToRestore", "Service", "hello-world"),
+        [40.0]
+    );
+    assert_eq!(docs.len(), 3, "{docs:#?}");
 }

@@ -81,6 +81,10 @@ pub struct Push {
     /// The head commit's message, at most 1,024 characters.
     pub head_commit_message: Option<String>,
     pub compare_url: Option<String>,
+    /// When the head commit was made, as the provider says it (RFC 3339): where lead time for
+    /// changes starts.
+    #[serde(default)]
+    pub head_commit_time: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

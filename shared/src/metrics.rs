@@ -51,6 +51,18 @@ pub enum Metric {
     SignalWait,
     /// One per deploy build the gate started that succeeded.
     Deployments,
+    /// From the commit (its time, as the push said it) to its deploy build's success: DORA's
+    /// lead time for changes.
+    LeadTime,
+    /// One per deployed change that failed, by cause: `rollback` (an alarm rolled it back) or
+    /// `late_signal` (a required signal failed after its deployment started, within the
+    /// service's bake window).
+    ChangeFailures,
+    /// One per rollback started, by the alarm that started it.
+    Rollbacks,
+    /// From the alarm change that rolled a service back to that alarm's recovery: DORA's time
+    /// to restore service.
+    TimeToRestore,
 }
 
 impl Metric {
@@ -59,6 +71,10 @@ impl Metric {
         Metric::TimeToDecision,
         Metric::SignalWait,
         Metric::Deployments,
+        Metric::LeadTime,
+        Metric::ChangeFailures,
+        Metric::Rollbacks,
+        Metric::TimeToRestore,
     ];
 
     /// Its name in CloudWatch.
@@ -68,13 +84,23 @@ impl Metric {
             Metric::TimeToDecision => "TimeToDecision",
             Metric::SignalWait => "SignalWait",
             Metric::Deployments => "Deployments",
+            Metric::LeadTime => "LeadTime",
+            Metric::ChangeFailures => "ChangeFailures",
+            Metric::Rollbacks => "Rollbacks",
+            Metric::TimeToRestore => "TimeToRestore",
         }
     }
 
     pub const fn unit(self) -> Unit {
         match self {
-            Metric::Decisions | Metric::Deployments => Unit::Count,
-            Metric::TimeToDecision | Metric::SignalWait => Unit::Seconds,
+            Metric::Decisions
+            | Metric::Deployments
+            | Metric::ChangeFailures
+            | Metric::Rollbacks => Unit::Count,
+            Metric::TimeToDecision
+            | Metric::SignalWait
+            | Metric::LeadTime
+            | Metric::TimeToRestore => Unit::Seconds,
         }
     }
 
@@ -83,7 +109,12 @@ impl Metric {
         match self {
             Metric::Decisions => &["Service", "Outcome"],
             Metric::SignalWait => &["Service", "Kind"],
-            Metric::TimeToDecision | Metric::Deployments => &["Service"],
+            Metric::ChangeFailures => &["Service", "Cause"],
+            Metric::Rollbacks => &["Service", "Alarm"],
+            Metric::TimeToDecision
+            | Metric::Deployments
+            | Metric::LeadTime
+            | Metric::TimeToRestore => &["Service"],
         }
     }
 }

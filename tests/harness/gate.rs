@@ -316,3 +316,25 @@ pub fn deployed_by(by: &str) -> String {
     assert!(policy.contains("github_environment"), "the example changed");
     policy
 }
+
+/// The `Git Push` event the webhook publishes for the corpus's push to master, its head commit
+/// `commit` made at `committed_at` (normalised by the webhook's own code), as EventBridge hands
+/// it to the gate at `at`.
+pub fn pushed(commit: &str, committed_at: u64, at: u64) -> Value {
+    use eddo_webhook::normalise::{Forward, Normalised, github};
+    let mut body: Value = eddo::corpus::json("github/push/with-new-branch.payload.json");
+    body["after"] = commit.into();
+    body["head_commit"]["id"] = commit.into();
+    body["head_commit"]["timestamp"] = eddo::time::rfc3339(committed_at).into();
+    let Normalised::Publish(detail_type, event) =
+        github("push", &id(), &body.to_string(), &Forward::default()).unwrap()
+    else {
+        panic!("a push is published")
+    };
+    let entry = eddo_webhook::outgoing(detail_type, *event, 256 * 1024).unwrap();
+    serde_json::json!({
+        "id": id(), "source": entry.source, "detail-type": entry.detail_type,
+        "time": eddo::time::rfc3339(at),
+        "detail": serde_json::from_str::<Value>(&entry.detail).unwrap(),
+    })
+}

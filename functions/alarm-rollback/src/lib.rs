@@ -11,6 +11,7 @@ pub mod alarm;
 mod confirm;
 pub mod decide;
 mod finished;
+pub mod measure;
 mod recovered;
 pub mod skip;
 mod starting;

@@ -95,6 +95,15 @@ impl Rollbacks {
         let at = alarm.state.at().unwrap_or_else(|| (self.clock)());
         let events = with_cdevents([said], producer.as_ref(), at)?;
         self.publisher.publish(&events).await?;
+        eddo::metrics::emit(
+            &[crate::measure::restored(
+                service.name.as_str(),
+                fired,
+                at,
+                record.replacing.as_ref().map(|v| v.commit.as_str()),
+            )],
+            at,
+        );
         info!(alarm = %alarm.name, service = %service.name, "alarm recovered");
         Ok(Report {
             outcome: format!(

@@ -93,6 +93,14 @@ impl Rollbacks {
                 "rollback build {build} was recorded by another invocation"
             )));
         }
+        eddo::metrics::emit(
+            &crate::measure::rolled_back(
+                service.name.as_str(),
+                origin.alarm,
+                record.replacing.as_ref().map(|v| v.commit.as_str()),
+            ),
+            (self.clock)(),
+        );
         info!(service = %service.name, build = %build, "rollback started");
         self.say(lease, &owes, "rollback started").await
     }

@@ -422,7 +422,7 @@ impl Gate {
                 continue;
             }
             if d.succeeded {
-                self.measure_deployed(&c, now);
+                self.measure_deployed(&c, now).await;
             }
             let outcome = format!("deploy of {} {}: {}", d.service, d.commit.short(), d.status);
             let said = self.say(&lease, &owes, &c, &outcome).await?;

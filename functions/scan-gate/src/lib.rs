@@ -174,6 +174,17 @@ impl Gate {
             Incoming::Tick { at } => self.sweep(policy, at).await,
             Incoming::RolledBack(r) => self.rolled_back(policy, &r).await,
             Incoming::ProtectionRule(asked) => self.protection_rule(policy, &asked).await,
+            Incoming::Pushed(pushed) => {
+                for p in &pushed {
+                    self.store
+                        .pushed(&p.service, &p.commit, p.committed_at, (self.clock)())
+                        .await?;
+                }
+                Ok(Report::quiet(format!(
+                    "commit time recorded for {} service(s)",
+                    pushed.len()
+                )))
+            }
             Incoming::Ignored(why) => {
                 info!(reason = %why, "ignored");
                 Ok(Report {
@@ -522,6 +533,7 @@ impl Gate {
                     self.store
                         .mark_known_bad(&c.service, &c.commit, now, &cause.event_id)
                         .await?;
+                    self.measure_late_failure(service, &c, now);
                     let detail = json!({
                         "service": c.service,
                         "commit_sha": c.commit,

@@ -159,6 +159,9 @@ pub enum Incoming {
     RolledBack(Box<RolledBack>),
     /// A GitHub Actions job waits on a service's environment for eddo's answer.
     ProtectionRule(Box<crate::store::rules::Asked>),
+    /// A push of commits to branches services deploy from: when each commit was made, where
+    /// its lead time starts.
+    Pushed(Vec<Pushed>),
     /// The scheduled sweep for candidates past their deadline, with the event's time.
     Tick {
         at: Option<u64>,
@@ -225,6 +228,7 @@ pub fn read(policy: &Policy, event: &Value) -> Incoming {
         ("aws.inspector2", "Inspector2 Scan") => inspector_scan(policy, event),
         ("eddo.webhook", "Check Run Completed" | "Workflow Run Completed") => check(policy, event),
         ("eddo.webhook", "Deployment Protection Rule") => protection_rule(policy, event),
+        ("eddo.webhook", "Git Push") => pushed(policy, event),
         (_, "CDEvent Received") => crate::cdevent::read(policy, event),
         (_, "Signal Reported" | "Scan Completed" | "Deployment Approval") => {
             crate::reported::read(policy, event)
@@ -720,4 +724,55 @@ fn protection_rule(policy: &Policy, event: &Value) -> Incoming {
         // Set by the gate's clock when it records the rule.
         deadline: 0,
     }))
+}
+
+/// A commit pushed to a branch a service deploys from, and when it was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    pub service: ServiceName,
+    pub commit: CommitSha,
+    pub committed_at: u64,
+}
+
+/// A push: for each service of its repository that deploys from its branch, when its head
+/// commit was made (as the provider said it). A push that says no time is nothing to record.
+fn pushed(policy: &Policy, event: &Value) -> Incoming {
+    let e: GitEvent = match GitEvent::deserialize(&event["detail"]) {
+        Ok(e) => e,
+        Err(err) => return Incoming::Rejected(format!("not an eddo push event: {err}")),
+    };
+    let (Some(repo), Some(branch), Some(sha)) = (
+        e.repository.as_ref(),
+        e.branch.as_ref(),
+        e.commit_sha.as_deref(),
+    ) else {
+        return Incoming::Ignored("a push of no branch or commit".into());
+    };
+    let Some(committed_at) = e
+        .push
+        .as_ref()
+        .and_then(|p| p.head_commit_time.as_deref())
+        .and_then(eddo::time::parse_timestamp)
+    else {
+        return Incoming::Ignored("a push that says no commit time".into());
+    };
+    let Ok(commit) = CommitSha::parse(sha) else {
+        return Incoming::Rejected(format!("push: {sha:?} is not a commit"));
+    };
+    let pushed: Vec<Pushed> = policy
+        .repository(&repo.full_name)
+        .filter(|s| s.branches.contains(branch))
+        .map(|s| Pushed {
+            service: s.name.clone(),
+            commit: commit.clone(),
+            committed_at,
+        })
+        .collect();
+    if pushed.is_empty() {
+        return Incoming::Ignored(format!(
+            "no service deploys {} from {branch}",
+            repo.full_name
+        ));
+    }
+    Incoming::Pushed(pushed)
 }

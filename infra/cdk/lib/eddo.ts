@@ -473,7 +473,7 @@ export class Eddo extends Construct {
     // Its candidates and images, their check runs and statuses, and the services' history and
     // rollback holds.
     this.grants.items(f, 'CandidatesAndHistory', ['GetItem', 'UpdateItem', 'ConditionCheckItem', 'Query'],
-      ['candidate#*', 'digest#*', 'service#*', 'check#*', 'status#*', 'rule#*']);
+      ['candidate#*', 'digest#*', 'service#*', 'check#*', 'status#*', 'rule#*', 'pushed#*']);
     if (this.githubAppSecret) {
       f.addToRolePolicy(new iam.PolicyStatement({
         sid: 'ReadTheGitHubAppKey',
@@ -526,7 +526,7 @@ export class Eddo extends Construct {
     // senders it authenticated (/cdevents/<sender>).
     this.rule('ScanGateChecks', f, this.eventBus, {
       source: [SOURCES.webhook],
-      detailType: ['Check Run Completed', 'Workflow Run Completed', 'Deployment Protection Rule', 'CDEvent Received'],
+      detailType: ['Git Push', 'Check Run Completed', 'Workflow Run Completed', 'Deployment Protection Rule', 'CDEvent Received'],
     });
     // Other tools' signals: signed through the webhook, or put by a role tagged with their
     // source (the bus policy). Any source: the gate admits each only from a sender its service's

@@ -30,6 +30,7 @@ use crate::candidate::{Candidate, State};
 
 pub mod checks;
 mod ledger;
+pub mod pushed;
 pub mod rules;
 mod sweep;
 

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::{
-    Forward, Normalised, PayloadError, TEXT_LIMIT, base, generic, parse, real_sha, set_ref,
+    Forward, Normalised, PayloadError, TEXT_LIMIT, base, commit_time, generic, parse, real_sha,
+    set_ref,
 };
 
 #[derive(Deserialize)]
@@ -80,6 +81,7 @@ struct GhPush {
 #[derive(Deserialize)]
 struct GhCommit {
     message: Option<String>,
+    timestamp: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -276,6 +278,10 @@ pub fn github(
                 created: push.created,
                 forced: push.forced,
                 commit_count: push.commits.len() as u64,
+                head_commit_time: push
+                    .head_commit
+                    .as_ref()
+                    .and_then(|c| commit_time(c.timestamp.as_deref())),
                 head_commit_message: push
                     .head_commit
                     .and_then(|c| c.message)

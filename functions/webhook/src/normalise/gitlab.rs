@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 use super::github::completed;
 use super::{
-    Forward, Normalised, PayloadError, TEXT_LIMIT, ZERO_SHA, base, generic, parse, real_sha,
-    set_ref,
+    Forward, Normalised, PayloadError, TEXT_LIMIT, ZERO_SHA, base, commit_time, generic, parse,
+    real_sha, set_ref,
 };
 
 #[derive(Deserialize)]
@@ -66,6 +66,7 @@ struct GlPush {
 struct GlCommit {
     id: String,
     message: Option<String>,
+    timestamp: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -135,11 +136,9 @@ pub fn gitlab(
             let after = real_sha(push.after.as_deref());
             let before = real_sha(push.before.as_deref());
             let head = push.checkout_sha.clone().or(after.clone());
-            let head_message = push
-                .commits
-                .iter()
-                .find(|c| Some(&c.id) == head.as_ref())
-                .and_then(|c| c.message.as_deref());
+            let head_commit = push.commits.iter().find(|c| Some(&c.id) == head.as_ref());
+            let head_message = head_commit.and_then(|c| c.message.as_deref());
+            let head_time = head_commit.and_then(|c| commit_time(c.timestamp.as_deref()));
             let mut e = base(
                 p,
                 delivery_id,
@@ -173,6 +172,7 @@ pub fn gitlab(
                     .unwrap_or(push.commits.len() as u64),
                 head_commit_message: head_message.map(|m| truncate(m, TEXT_LIMIT)),
                 compare_url: None,
+                head_commit_time: head_time,
             });
             Ok(Normalised::Publish(detail_type, Box::new(e)))
         }

@@ -134,6 +134,13 @@ pub(super) fn base(
     }
 }
 
+/// A commit's time as the provider gave it, if it is one (RFC 3339, with its offset): kept as
+/// given, so the event says what the provider said.
+pub(super) fn commit_time(t: Option<&str>) -> Option<String> {
+    t.filter(|t| eddo::time::parse_timestamp(t).is_some())
+        .map(str::to_string)
+}
+
 /// Sets `ref` and, by its prefix, `branch` or `tag`.
 pub(super) fn set_ref(e: &mut GitEvent, git_ref: &str) {
     e.git_ref = Some(git_ref.to_string());
