@@ -123,7 +123,10 @@ async fn each_decision_and_deployment_is_measured_once_with_known_values() {
         .await;
     s.handle(&late).await;
     let docs = documents(&good);
-    assert_eq!(value(&docs, "ChangeFailures", "Cause", "late_signal"), [1.0]);
+    assert_eq!(
+        value(&docs, "ChangeFailures", "Cause", "late_signal"),
+        [1.0]
+    );
     assert_eq!(docs.len(), 8, "{docs:#?}");
 
     // Blocked: the build at 500 s, its SAST fails at 530 s. One decision "block" after 30 s;

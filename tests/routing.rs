@@ -32,7 +32,11 @@ fn expected(rule: &str) -> BTreeSet<String> {
             "aws/ecr-image-scan.json",
             "aws/inspector2-scan.json",
         ],
+        // Pushes (for when each commit was made: every one, the gate keeps those of its
+        // services' branches), completed checks and workflow runs.
         "ScanGateFunctionChecks" => &[
+            "github/push/with-new-branch.payload.json",
+            "github/push/with-no-username-committer.payload.json",
             "github/check_run/completed.1.payload.json",
             "github/check_run/completed.payload.json",
             "github/check_run/completed.with-organization.payload.json",

@@ -124,7 +124,10 @@ async fn release_1(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
             w.count("aws.codebuild", Some("SUCCEEDED")) >= 2
                 && w.deliveries
                     .iter()
-                    .filter(|d| d.target == "ScanGateFunction")
+                    .filter(|d| {
+                        d.target == "ScanGateFunction"
+                            && d.detail_type == "CodeBuild Build State Change"
+                    })
                     .count()
                     >= 2
         })
@@ -294,10 +297,13 @@ async fn release_3(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
         "eddo-sast",
         Plan::succeed().lasting(Duration::from_secs(3600)),
     );
+    // The build's completion reaching the gate (the push reaches it too, for its commit time).
     let to_gate = |w: &Watch| {
         w.deliveries
             .iter()
-            .filter(|d| d.target == "ScanGateFunction")
+            .filter(|d| {
+                d.target == "ScanGateFunction" && d.detail_type == "CodeBuild Build State Change"
+            })
             .count()
     };
     let before = to_gate(watch);
