@@ -146,6 +146,21 @@ fn bench(c: &mut Criterion) {
             eddo_scan_gate::checks::hash_of(&run)
         })
     });
+    // Its metrics (what measuring adds per decision, beside one line on standard output each):
+    // the points and their embedded-metric-format documents.
+    g.bench_function("its metrics (points and EMF documents)", |b| {
+        b.iter(|| {
+            eddo_scan_gate::measure::decision(
+                service,
+                black_box(&two_passed),
+                State::Deploying,
+                1_800_000_150,
+            )
+            .iter()
+            .map(|p| p.document(1_800_000_150_000).unwrap().len())
+            .sum::<usize>()
+        })
+    });
     g.finish();
     c.bench_function("policy parse (example, at init)", |b| {
         b.iter(|| Policy::parse(black_box(&text)).unwrap())
