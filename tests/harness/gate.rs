@@ -275,19 +275,20 @@ pub async fn ledger(
 /// [`eddo_local::fixtures::protection_rule`] (normalised by the webhook's own code), as
 /// EventBridge hands it to the gate.
 pub fn protection_rule(commit: &str, run_id: u64, environment: &str, at: u64) -> Value {
-    use eddo_webhook::normalise::{Forward, Normalised, github};
     let body = eddo_local::fixtures::protection_rule(commit, run_id, environment);
-    let delivery = id();
-    let Normalised::Publish(detail_type, event) = github(
-        "deployment_protection_rule",
-        &delivery,
-        &body,
-        &Forward::default(),
-    )
-    .unwrap() else {
-        panic!("a protection rule is published")
+    from_the_webhook("deployment_protection_rule", &body, at)
+}
+
+/// What the webhook publishes for GitHub's `event` delivery `body` (normalised by its own code),
+/// as EventBridge hands it on at `at`.
+fn from_the_webhook(event: &str, body: &str, at: u64) -> Value {
+    use eddo_webhook::normalise::{Forward, Normalised, github};
+    let Normalised::Publish(detail_type, e) =
+        github(event, &id(), body, &Forward::default()).unwrap()
+    else {
+        panic!("a {event} delivery is published")
     };
-    let entry = eddo_webhook::outgoing(detail_type, *event, 256 * 1024).unwrap();
+    let entry = eddo_webhook::outgoing(detail_type, *e, 256 * 1024).unwrap();
     serde_json::json!({
         "id": id(), "source": entry.source, "detail-type": entry.detail_type,
         "time": eddo::time::rfc3339(at),
@@ -321,20 +322,9 @@ pub fn deployed_by(by: &str) -> String {
 /// `commit` made at `committed_at` (normalised by the webhook's own code), as EventBridge hands
 /// it to the gate at `at`.
 pub fn pushed(commit: &str, committed_at: u64, at: u64) -> Value {
-    use eddo_webhook::normalise::{Forward, Normalised, github};
     let mut body: Value = eddo::corpus::json("github/push/with-new-branch.payload.json");
     body["after"] = commit.into();
     body["head_commit"]["id"] = commit.into();
     body["head_commit"]["timestamp"] = eddo::time::rfc3339(committed_at).into();
-    let Normalised::Publish(detail_type, event) =
-        github("push", &id(), &body.to_string(), &Forward::default()).unwrap()
-    else {
-        panic!("a push is published")
-    };
-    let entry = eddo_webhook::outgoing(detail_type, *event, 256 * 1024).unwrap();
-    serde_json::json!({
-        "id": id(), "source": entry.source, "detail-type": entry.detail_type,
-        "time": eddo::time::rfc3339(at),
-        "detail": serde_json::from_str::<Value>(&entry.detail).unwrap(),
-    })
+    from_the_webhook("push", &body.to_string(), at)
 }
