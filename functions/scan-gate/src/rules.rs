@@ -21,12 +21,6 @@ use crate::decide::known_bad;
 use crate::store::rules::{Asked, Owed, rule_key};
 use crate::{Gate, Report};
 
-/// How long a rule waits after GitHub was down, when it did not say.
-const DOWN_SECS: u64 = 60;
-
-/// How long a rule waits after GitHub refused the answer and the run still waits.
-const REFUSED_SECS: u64 = 3600;
-
 /// What one attempt to answer a rule did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answered {
@@ -195,12 +189,7 @@ impl Gate {
                 settled,
             });
         }
-        let wait = failure.retry_after.unwrap_or(if failure.retryable {
-            DOWN_SECS
-        } else {
-            REFUSED_SECS
-        });
-        let not_before = now + wait.max(1);
+        let not_before = crate::checks::retry_at(&failure, now);
         let why = failure.to_string();
         warn!(service = %service.name, commit = %commit.short(), run_id, error = %why, not_before, "GitHub did not take the answer; tried again");
         self.store

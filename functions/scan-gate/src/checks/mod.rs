@@ -132,10 +132,7 @@ impl Gate {
             Ok(synced) => Ok(synced),
             Err(Halt::Store(e)) => self.store.outbox().guard(&lease, Err(e)).await,
             Err(Halt::Forge(f)) => {
-                let wait =
-                    f.retry_after
-                        .unwrap_or(if f.retryable { DOWN_SECS } else { REFUSED_SECS });
-                let not_before = now + wait.max(1);
+                let not_before = retry_at(&f, now);
                 let why = f.to_string();
                 if f.retryable {
                     info!(service = %service.name, commit = %commit.short(), error = %why, not_before, "the forge did not take the update; tried again");
@@ -284,6 +281,15 @@ impl Gate {
         }
         Ok(synced)
     }
+}
+
+/// When an effect the forge did not take is tried again: when the forge said (`retry-after`,
+/// the rate limit's reset), else a minute after it was down, an hour after it refused.
+pub(crate) fn retry_at(f: &Failure, now: u64) -> u64 {
+    let wait = f
+        .retry_after
+        .unwrap_or(if f.retryable { DOWN_SECS } else { REFUSED_SECS });
+    now + wait.max(1)
 }
 
 /// What an update sends, as a short hash: the same state hashes the same.
