@@ -17,6 +17,17 @@ pub(super) async fn releases(s: &mut Scene<'_>) -> Result<(), LocalError> {
     release_3(s, &body).await
 }
 
+/// How many builds' completions reached the gate (a push reaches it too, for its commit time,
+/// and is not one).
+fn builds_to_gate(w: &Watch) -> usize {
+    w.deliveries
+        .iter()
+        .filter(|d| {
+            d.target == "ScanGateFunction" && d.detail_type == "CodeBuild Build State Change"
+        })
+        .count()
+}
+
 /// Before release 1: a ping, release 0's history, and the demo's policy.
 async fn setting(s: &mut Scene<'_>) -> Result<(), LocalError> {
     let stack = s.stack;
@@ -121,15 +132,7 @@ async fn release_1(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
     // Both builds report to the gate; then ECR scans the pushed image.
     watch
         .until(stack, t, Duration::from_secs(30), |w, _| {
-            w.count("aws.codebuild", Some("SUCCEEDED")) >= 2
-                && w.deliveries
-                    .iter()
-                    .filter(|d| {
-                        d.target == "ScanGateFunction"
-                            && d.detail_type == "CodeBuild Build State Change"
-                    })
-                    .count()
-                    >= 2
+            w.count("aws.codebuild", Some("SUCCEEDED")) >= 2 && builds_to_gate(w) >= 2
         })
         .await?;
     let scan = ecr_scan(stack, PUSHED).await?;
@@ -297,16 +300,7 @@ async fn release_3(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
         "eddo-sast",
         Plan::succeed().lasting(Duration::from_secs(3600)),
     );
-    // The build's completion reaching the gate (the push reaches it too, for its commit time).
-    let to_gate = |w: &Watch| {
-        w.deliveries
-            .iter()
-            .filter(|d| {
-                d.target == "ScanGateFunction" && d.detail_type == "CodeBuild Build State Change"
-            })
-            .count()
-    };
-    let before = to_gate(watch);
+    let before = builds_to_gate(watch);
     let (status, _) = deliver(
         s.url,
         LOCAL_GITHUB_SECRET,
@@ -323,7 +317,7 @@ async fn release_3(s: &mut Scene<'_>, body: &str) -> Result<(), LocalError> {
     );
     watch
         .until(stack, t, Duration::from_secs(30), |w, _| {
-            to_gate(w) > before
+            builds_to_gate(w) > before
         })
         .await?;
     let later = eddo::idempotency::now_epoch() + 31 * 60;
